@@ -1,0 +1,578 @@
+//! The dispatcher: each INSERT becomes exactly one of dispatched, rejected or failed.
+
+use super::record::{read_record, InsertRecord, StreamInput};
+use crate::domain::{
+    build_offer, parse_pending_row, resolve_catalog, Assignment, CatalogEntry, ReasonCode,
+    Rejection,
+};
+use crate::error::StoreError;
+use crate::ports::{CatalogReader, DispatchStore, PendingRef, RejectedRow, RowCopy, WriteOutcome};
+use chrono::{DateTime, Utc};
+use futures::stream::{self, StreamExt};
+use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+/// Namespace of the ids derived from stream records (offer and rejection ids).
+const RECORD_NAMESPACE: Uuid = Uuid::from_u128(0x6f1d_2c4e_8b3a_4f0e_9d57_1a2b_3c4d_5e6f);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DispatchSettings {
+    pub concurrency: usize,
+    pub deadline_margin: Duration,
+    pub retention: chrono::Duration,
+}
+
+/// What happened to one record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Dispatched {
+        personalized_offer_id: Uuid,
+        pending_row_kept: bool,
+    },
+    Rejected {
+        code: ReasonCode,
+        rejection_id: Uuid,
+        pending_row_kept: bool,
+    },
+    /// A redelivery of a record whose result is already stored.
+    Duplicate {
+        id: Uuid,
+        rejected: Option<ReasonCode>,
+    },
+    /// Transient: reported in `batchItemFailures` so that Lambda retries it.
+    Failed {
+        error: String,
+    },
+    Ignored {
+        reason: String,
+    },
+}
+
+impl Outcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Dispatched { .. } => "dispatched",
+            Outcome::Rejected { .. } => "rejected",
+            Outcome::Duplicate { .. } => "duplicate",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Ignored { .. } => "ignored",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordReport {
+    pub event_id: Option<String>,
+    pub sequence_number: Option<String>,
+    pub user_id: Option<String>,
+    pub sort_key: Option<String>,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchReport {
+    pub records: Vec<RecordReport>,
+    /// Distinct catalog ids this batch needed.
+    pub catalog_ids: usize,
+}
+
+impl BatchReport {
+    /// Sequence numbers to report in `batchItemFailures`.
+    pub fn failed_sequence_numbers(&self) -> Vec<String> {
+        self.records
+            .iter()
+            .filter(|record| matches!(record.outcome, Outcome::Failed { .. }))
+            .filter_map(|record| record.sequence_number.clone())
+            .collect()
+    }
+
+    pub fn count(&self, name: &str) -> usize {
+        self.records
+            .iter()
+            .filter(|record| record.outcome.name() == name)
+            .count()
+    }
+}
+
+/// What the dispatcher will do with one INSERT once the catalog is known.
+enum Plan {
+    Dispatch(Box<crate::domain::PersonalizedOffer>),
+    Reject(Rejection),
+    Fail(String),
+}
+
+pub struct Dispatcher<S, C> {
+    store: S,
+    catalog: C,
+    settings: DispatchSettings,
+}
+
+impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
+    pub fn new(store: S, catalog: C, settings: DispatchSettings) -> Self {
+        Self {
+            store,
+            catalog,
+            settings,
+        }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    pub fn catalog(&self) -> &C {
+        &self.catalog
+    }
+
+    /// Handles the records of one stream batch. Records of different keys run
+    /// concurrently; records of the same key run in stream order, and after a
+    /// failure the key's later records fail too, so that they are retried in order.
+    pub async fn dispatch_batch(
+        &self,
+        records: Vec<Value>,
+        deadline: Option<Instant>,
+    ) -> BatchReport {
+        let started = Instant::now();
+        let now = Utc::now();
+        let inputs: Vec<StreamInput> = records.into_iter().map(read_record).collect();
+        let mut reports: Vec<Option<RecordReport>> = vec![None; inputs.len()];
+
+        let mut assignments: Vec<(usize, &InsertRecord, Result<Assignment, Rejection>)> =
+            Vec::new();
+        for (index, input) in inputs.iter().enumerate() {
+            match input {
+                StreamInput::Insert(insert) => {
+                    assignments.push((index, insert, parse_insert(insert, now)))
+                }
+                StreamInput::Ignored {
+                    event_id,
+                    sequence_number,
+                    event_name,
+                } => {
+                    reports[index] = Some(RecordReport {
+                        event_id: event_id.clone(),
+                        sequence_number: sequence_number.clone(),
+                        user_id: None,
+                        sort_key: None,
+                        outcome: Outcome::Ignored {
+                            reason: ignored_reason(event_name),
+                        },
+                    });
+                }
+                StreamInput::Unusable {
+                    event_id,
+                    sequence_number,
+                    error,
+                } => {
+                    // Without keys nothing can be written; retrying lets the
+                    // failure reach the on-failure destination instead of vanishing.
+                    let outcome = match sequence_number {
+                        Some(_) => Outcome::Failed {
+                            error: error.clone(),
+                        },
+                        None => Outcome::Ignored {
+                            reason: format!("unreadable record without sequence number: {error}"),
+                        },
+                    };
+                    reports[index] = Some(RecordReport {
+                        event_id: event_id.clone(),
+                        sequence_number: sequence_number.clone(),
+                        user_id: None,
+                        sort_key: None,
+                        outcome,
+                    });
+                }
+            }
+        }
+
+        let (catalog, catalog_ids) = self.load_catalog(&assignments, deadline).await;
+        let plans: Vec<(usize, &InsertRecord, Plan)> = assignments
+            .into_iter()
+            .map(|(index, insert, parsed)| {
+                let plan = match (parsed, &catalog) {
+                    (Err(rejection), _) => Plan::Reject(rejection),
+                    (Ok(_), Err(error)) => Plan::Fail(format!("catalog read failed: {error}")),
+                    (Ok(assignment), Ok(catalog)) => {
+                        match resolve_catalog(&assignment, |id| catalog.get(id)).and_then(
+                            |(config, template)| {
+                                build_offer(
+                                    &assignment,
+                                    config,
+                                    template,
+                                    record_uuid(insert),
+                                    now,
+                                    self.settings.retention,
+                                )
+                            },
+                        ) {
+                            Ok(offer) => Plan::Dispatch(Box::new(offer)),
+                            Err(rejection) => Plan::Reject(rejection),
+                        }
+                    }
+                };
+                (index, insert, plan)
+            })
+            .collect();
+
+        // Group by pending-row key, keeping stream order inside each group.
+        let mut groups: Vec<Vec<(usize, &InsertRecord, Plan)>> = Vec::new();
+        let mut group_of_key: HashMap<(&str, &str), usize> = HashMap::new();
+        for planned in plans {
+            let key = (planned.1.user_id.as_str(), planned.1.sort_key.as_str());
+            let group = *group_of_key.entry(key).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[group].push(planned);
+        }
+
+        let results: Vec<Vec<(usize, RecordReport)>> = stream::iter(groups)
+            .map(|group| self.run_group(group, now, deadline))
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        for (index, report) in results.into_iter().flatten() {
+            reports[index] = Some(report);
+        }
+
+        let report = BatchReport {
+            records: reports.into_iter().flatten().collect(),
+            catalog_ids,
+        };
+        for record in &report.records {
+            log_record(record);
+        }
+        tracing::info!(
+            records = report.records.len(),
+            dispatched = report.count("dispatched"),
+            rejected = report.count("rejected"),
+            duplicates = report.count("duplicate"),
+            failed = report.count("failed"),
+            ignored = report.count("ignored"),
+            catalog_ids = report.catalog_ids,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "batch done"
+        );
+        report
+    }
+
+    /// Fetches every config offer and template the batch needs: the distinct
+    /// ids together, then the config offers' default templates not yet known.
+    async fn load_catalog(
+        &self,
+        assignments: &[(usize, &InsertRecord, Result<Assignment, Rejection>)],
+        deadline: Option<Instant>,
+    ) -> (Result<HashMap<String, CatalogEntry>, StoreError>, usize) {
+        let mut wanted: Vec<String> = Vec::new();
+        let mut seen = HashSet::new();
+        for assignment in assignments
+            .iter()
+            .filter_map(|(_, _, parsed)| parsed.as_ref().ok())
+        {
+            for id in std::iter::once(&assignment.offer_id).chain(assignment.template_id.as_ref()) {
+                if seen.insert(id.clone()) {
+                    wanted.push(id.clone());
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return (Ok(HashMap::new()), 0);
+        }
+        let mut entries = match self
+            .with_deadline(deadline, self.catalog.fetch_entries(&wanted))
+            .await
+        {
+            Ok(entries) => entries,
+            Err(error) => return (Err(error), wanted.len()),
+        };
+        let default_templates: Vec<String> = entries
+            .values()
+            .filter_map(|entry| match entry {
+                CatalogEntry::ConfigOffer(config) => config.template_id.clone(),
+                _ => None,
+            })
+            .filter(|id| seen.insert(id.clone()))
+            .collect();
+        if !default_templates.is_empty() {
+            match self
+                .with_deadline(deadline, self.catalog.fetch_entries(&default_templates))
+                .await
+            {
+                Ok(more) => entries.extend(more),
+                Err(error) => return (Err(error), seen.len()),
+            }
+        }
+        (Ok(entries), seen.len())
+    }
+
+    async fn run_group(
+        &self,
+        group: Vec<(usize, &InsertRecord, Plan)>,
+        now: DateTime<Utc>,
+        deadline: Option<Instant>,
+    ) -> Vec<(usize, RecordReport)> {
+        let mut reports = Vec::with_capacity(group.len());
+        let mut earlier_failure = false;
+        for (index, insert, plan) in group {
+            let outcome = if earlier_failure {
+                Outcome::Failed {
+                    error: "an earlier record of the same key failed".into(),
+                }
+            } else if deadline
+                .is_some_and(|deadline| Instant::now() + self.settings.deadline_margin >= deadline)
+            {
+                Outcome::Failed {
+                    error: "not started: too close to the invocation deadline".into(),
+                }
+            } else {
+                self.apply(insert, plan, now, deadline).await
+            };
+            earlier_failure |= matches!(outcome, Outcome::Failed { .. });
+            reports.push((
+                index,
+                RecordReport {
+                    event_id: Some(insert.event_id.clone()),
+                    sequence_number: Some(insert.sequence_number.clone()),
+                    user_id: Some(insert.user_id.clone()),
+                    sort_key: Some(insert.sort_key.clone()),
+                    outcome,
+                },
+            ));
+        }
+        reports
+    }
+
+    async fn apply(
+        &self,
+        insert: &InsertRecord,
+        plan: Plan,
+        now: DateTime<Utc>,
+        deadline: Option<Instant>,
+    ) -> Outcome {
+        let pending = PendingRef {
+            user_id: insert.user_id.clone(),
+            sort_key: insert.sort_key.clone(),
+            row: insert.row.clone(),
+        };
+        match plan {
+            Plan::Fail(error) => Outcome::Failed { error },
+            Plan::Dispatch(offer) => {
+                let id = offer.personalized_offer_id;
+                match self
+                    .with_deadline(deadline, self.store.dispatch_offer(&offer, &pending))
+                    .await
+                {
+                    Ok(WriteOutcome::Written) => Outcome::Dispatched {
+                        personalized_offer_id: id,
+                        pending_row_kept: false,
+                    },
+                    Ok(WriteOutcome::WrittenPendingRowKept) => Outcome::Dispatched {
+                        personalized_offer_id: id,
+                        pending_row_kept: true,
+                    },
+                    Ok(WriteOutcome::AlreadyWritten) => Outcome::Duplicate { id, rejected: None },
+                    Err(error) => Outcome::Failed {
+                        error: format!("{} ({})", error, error.kind()),
+                    },
+                }
+            }
+            Plan::Reject(rejection) => {
+                let rejected = RejectedRow {
+                    rejection_id: record_uuid(insert),
+                    code: rejection.code,
+                    message: rejection.message,
+                    rejected_at: now,
+                    event_id: insert.event_id.clone(),
+                    sequence_number: insert.sequence_number.clone(),
+                };
+                let id = rejected.rejection_id;
+                match self
+                    .with_deadline(deadline, self.store.reject_row(&rejected, &pending))
+                    .await
+                {
+                    Ok(WriteOutcome::Written) => Outcome::Rejected {
+                        code: rejected.code,
+                        rejection_id: id,
+                        pending_row_kept: false,
+                    },
+                    Ok(WriteOutcome::WrittenPendingRowKept) => Outcome::Rejected {
+                        code: rejected.code,
+                        rejection_id: id,
+                        pending_row_kept: true,
+                    },
+                    Ok(WriteOutcome::AlreadyWritten) => Outcome::Duplicate {
+                        id,
+                        rejected: Some(rejected.code),
+                    },
+                    Err(error) => Outcome::Failed {
+                        error: format!("{} ({})", error, error.kind()),
+                    },
+                }
+            }
+        }
+    }
+
+    /// Abandons a store call that would run past the deadline; the record is
+    /// then reported failed (its write, if it lands anyway, makes the retry a no-op).
+    async fn with_deadline<T>(
+        &self,
+        deadline: Option<Instant>,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match deadline {
+            None => call.await,
+            Some(deadline) => {
+                let cutoff = deadline
+                    .checked_sub(self.settings.deadline_margin / 2)
+                    .unwrap_or(deadline);
+                tokio::time::timeout_at(cutoff, call)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(StoreError::Timeout(
+                            "abandoned at the invocation deadline".into(),
+                        ))
+                    })
+            }
+        }
+    }
+}
+
+fn parse_insert(insert: &InsertRecord, now: DateTime<Utc>) -> Result<Assignment, Rejection> {
+    if let Some(problem) = &insert.unreadable {
+        return Err(Rejection::new(
+            ReasonCode::InvalidRow,
+            format!("stream record image is unreadable: {problem}"),
+        ));
+    }
+    let RowCopy::Image(image) = &insert.row else {
+        return Err(Rejection::new(
+            ReasonCode::InvalidRow,
+            "stream record has no image",
+        ));
+    };
+    let row: Map<String, Value> = serde_dynamo::from_item(image.clone()).map_err(|err| {
+        Rejection::new(
+            ReasonCode::InvalidRow,
+            format!("row attributes cannot be read: {err}"),
+        )
+    })?;
+    parse_pending_row(&row, now)
+}
+
+fn ignored_reason(event_name: &str) -> String {
+    match event_name {
+        "REMOVE" => "remove".into(),
+        "MODIFY" => "modify".into(),
+        // DynamoDB Local names TTL deletions so.
+        "UNKNOWN_TO_SDK_VERSION" => "ttl_remove".into(),
+        "" => "no_event_name".into(),
+        other => format!("unknown_event_name:{other}"),
+    }
+}
+
+/// The id of a record's offer or rejection: the same for every delivery of
+/// one stream record, different for every insert (even of the same key).
+pub fn record_uuid(insert: &InsertRecord) -> Uuid {
+    let mut name = String::new();
+    for part in [
+        &insert.event_id,
+        &insert.sequence_number,
+        &insert.user_id,
+        &insert.sort_key,
+    ] {
+        name.push_str(part);
+        name.push('\u{1f}');
+    }
+    match &insert.row {
+        RowCopy::Image(image) => {
+            let json = serde_json::to_value(image).unwrap_or(Value::Null);
+            write_canonical(&json, &mut name);
+        }
+        RowCopy::Unreadable(text) => name.push_str(text),
+    }
+    Uuid::new_v5(&RECORD_NAMESPACE, name.as_bytes())
+}
+
+/// JSON with object keys sorted, so that equal images give equal text.
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(members) => {
+            let mut keys: Vec<&String> = members.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (position, key) in keys.into_iter().enumerate() {
+                if position > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::from(key.as_str()).to_string());
+                out.push(':');
+                write_canonical(&members[key], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (position, item) in items.iter().enumerate() {
+                if position > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+fn log_record(record: &RecordReport) {
+    let event_id = record.event_id.as_deref().unwrap_or_default();
+    let user_id = record.user_id.as_deref().unwrap_or_default();
+    let sort_key = record.sort_key.as_deref().unwrap_or_default();
+    let sequence_number = record.sequence_number.as_deref().unwrap_or_default();
+    let outcome = record.outcome.name();
+    match &record.outcome {
+        Outcome::Dispatched {
+            personalized_offer_id,
+            pending_row_kept,
+        } => {
+            if *pending_row_kept {
+                tracing::warn!(event_id, sequence_number, user_id, sort_key, outcome, personalized_offer_id = %personalized_offer_id,
+                    "offer dispatched; a newer pending row with the same key was left in place");
+            } else {
+                tracing::info!(event_id, sequence_number, user_id, sort_key, outcome, personalized_offer_id = %personalized_offer_id, "offer dispatched");
+            }
+        }
+        Outcome::Rejected {
+            code, rejection_id, ..
+        } => {
+            tracing::info!(event_id, sequence_number, user_id, sort_key, outcome, reason_code = code.as_str(), rejection_id = %rejection_id, "row rejected");
+        }
+        Outcome::Duplicate { id, rejected } => {
+            tracing::info!(event_id, sequence_number, user_id, sort_key, outcome, personalized_offer_id = %id,
+                reason_code = rejected.map(|code| code.as_str()).unwrap_or_default(), "record already handled");
+        }
+        Outcome::Failed { error } => {
+            tracing::warn!(
+                event_id,
+                sequence_number,
+                user_id,
+                sort_key,
+                outcome,
+                error = error.as_str(),
+                "record failed; reported for retry"
+            );
+        }
+        Outcome::Ignored { reason } => {
+            tracing::debug!(
+                event_id,
+                sequence_number,
+                outcome,
+                reason = reason.as_str(),
+                "record ignored"
+            );
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Frequency challenges: "visit N times" goals, each with conditions, and a reward.
+
+use crate::domain::rejection::{ReasonCode, Rejection};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// The most goals a challenge may have: keeps items far below DynamoDB's 400 KB.
+pub const MAX_GOALS: usize = 100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChallengeType {
+    Frequency,
+}
+
+/// One goal: the conditions a visit must meet to count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Goal {
+    pub condition: Map<String, Value>,
+}
+
+/// A challenge as stored on the personalized offer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Challenge {
+    #[serde(rename = "type")]
+    pub challenge_type: ChallengeType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    /// The reward object as authored; it always has a `value`.
+    pub reward: Map<String, Value>,
+    /// Goals by name (`visit1`, `visit2`, ...).
+    pub goals: BTreeMap<String, Goal>,
+}
+
+/// The challenge attributes of a pending row, as raw text.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ChallengeFields<'a> {
+    pub challenge_type: Option<&'a str>,
+    pub challenge_status: Option<&'a str>,
+    pub frequency: Option<&'a str>,
+    pub task_id: Option<&'a str>,
+}
+
+impl ChallengeFields<'_> {
+    fn is_empty(&self) -> bool {
+        self.challenge_type.is_none() && self.challenge_status.is_none() && self.frequency.is_none()
+    }
+}
+
+/// Validates a row's challenge attributes; `None` when the row has no challenge.
+pub fn parse_challenge(
+    fields: ChallengeFields<'_>,
+    offer_id: &str,
+) -> Result<Option<Challenge>, Rejection> {
+    if fields.is_empty() {
+        return Ok(None);
+    }
+    let invalid = |message: String| Rejection::new(ReasonCode::InvalidChallenge, message);
+    let challenge_type = match fields.challenge_type {
+        Some("frequency") => ChallengeType::Frequency,
+        Some(other) => {
+            return Err(invalid(format!(
+                "unknown challengeType {other:?}; known: \"frequency\""
+            )))
+        }
+        None => {
+            return Err(invalid(
+                "challengeStatus or frequency given without challengeType".into(),
+            ))
+        }
+    };
+    let status = fields
+        .challenge_status
+        .ok_or_else(|| invalid("challengeStatus is required with a challenge".into()))?;
+    let (reward, goals) = parse_challenge_status(status)?;
+
+    match fields.frequency {
+        None => {
+            return Err(invalid(
+                "frequency is required with a frequency challenge".into(),
+            ))
+        }
+        Some(frequency) if frequency != offer_id => {
+            return Err(Rejection::new(
+                ReasonCode::FrequencyMismatch,
+                format!("frequency {frequency:?} does not equal offerId {offer_id:?}"),
+            ))
+        }
+        Some(_) => {}
+    }
+
+    Ok(Some(Challenge {
+        challenge_type,
+        task_id: fields.task_id.map(str::to_owned),
+        reward,
+        goals,
+    }))
+}
+
+/// Parses the `challengeStatus` JSON string: `{"reward": {"value": ..}, "goals": {name: {"condition": {..}}}}`.
+pub fn parse_challenge_status(
+    status: &str,
+) -> Result<(Map<String, Value>, BTreeMap<String, Goal>), Rejection> {
+    let invalid = |message: String| Rejection::new(ReasonCode::InvalidChallenge, message);
+    let document: Value = serde_json::from_str(status)
+        .map_err(|err| invalid(format!("challengeStatus is not valid JSON: {err}")))?;
+    let Value::Object(mut document) = document else {
+        return Err(invalid("challengeStatus must be a JSON object".into()));
+    };
+
+    let reward = match document.remove("reward") {
+        Some(Value::Object(reward)) => reward,
+        Some(_) => return Err(invalid("challengeStatus.reward must be an object".into())),
+        None => return Err(invalid("challengeStatus.reward is required".into())),
+    };
+    match reward.get("value") {
+        Some(Value::String(text)) if !text.trim().is_empty() => {}
+        Some(Value::Number(_)) => {}
+        _ => {
+            return Err(invalid(
+                "challengeStatus.reward.value must be a non-empty string or a number".into(),
+            ))
+        }
+    }
+
+    let goals = match document.remove("goals") {
+        Some(Value::Object(goals)) => goals,
+        Some(_) => return Err(invalid("challengeStatus.goals must be an object".into())),
+        None => return Err(invalid("challengeStatus.goals is required".into())),
+    };
+    if goals.is_empty() {
+        return Err(invalid("challengeStatus.goals has no goal".into()));
+    }
+    if goals.len() > MAX_GOALS {
+        return Err(invalid(format!(
+            "challengeStatus.goals has {} goals; at most {MAX_GOALS}",
+            goals.len()
+        )));
+    }
+    let mut parsed = BTreeMap::new();
+    for (name, goal) in goals {
+        if name.trim().is_empty() {
+            return Err(invalid(
+                "challengeStatus.goals has a goal without a name".into(),
+            ));
+        }
+        let condition = match goal {
+            Value::Object(mut goal) => match goal.remove("condition") {
+                Some(Value::Object(condition)) => condition,
+                _ => return Err(invalid(format!("goal {name:?} needs a condition object"))),
+            },
+            _ => return Err(invalid(format!("goal {name:?} must be an object"))),
+        };
+        parsed.insert(name, Goal { condition });
+    }
+    Ok((reward, parsed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED_STATUS: &str = "{\"reward\": {\"value\": \"100\"},\"goals\": {\"visit1\": {\"condition\": {\"total_cost\": \"1\"}},\"visit2\": {\"condition\": {\"total_cost\": \"1\"}}}}";
+    const OFFER: &str = "290fb746-9850-4994-b7d7-5630046792e1";
+
+    fn fields(
+        status: Option<&'static str>,
+        frequency: Option<&'static str>,
+    ) -> ChallengeFields<'static> {
+        ChallengeFields {
+            challenge_type: Some("frequency"),
+            challenge_status: status,
+            frequency,
+            task_id: Some("task-1"),
+        }
+    }
+
+    #[test]
+    fn seed_challenge_becomes_structured() {
+        let challenge = parse_challenge(fields(Some(SEED_STATUS), Some(OFFER)), OFFER)
+            .expect("valid")
+            .expect("has a challenge");
+        assert_eq!(challenge.goals.len(), 2);
+        assert_eq!(challenge.goals["visit1"].condition["total_cost"], "1");
+        assert_eq!(challenge.reward["value"], "100");
+        assert_eq!(challenge.task_id.as_deref(), Some("task-1"));
+    }
+
+    #[test]
+    fn no_challenge_attributes_means_no_challenge() {
+        assert_eq!(parse_challenge(ChallengeFields::default(), OFFER), Ok(None));
+    }
+
+    #[test]
+    fn frequency_must_equal_offer_id() {
+        let err = parse_challenge(fields(Some(SEED_STATUS), Some("other")), OFFER).unwrap_err();
+        assert_eq!(err.code, ReasonCode::FrequencyMismatch);
+    }
+
+    #[test]
+    fn broken_challenges_are_invalid_challenge() {
+        let cases: [(ChallengeFields<'static>, &str); 8] = [
+            (fields(None, Some(OFFER)), "status missing"),
+            (fields(Some("{not json"), Some(OFFER)), "not json"),
+            (fields(Some("[]"), Some(OFFER)), "not an object"),
+            (
+                fields(
+                    Some("{\"goals\": {\"v\": {\"condition\": {}}}}"),
+                    Some(OFFER),
+                ),
+                "no reward",
+            ),
+            (
+                fields(
+                    Some("{\"reward\": {\"value\": \"1\"}, \"goals\": {}}"),
+                    Some(OFFER),
+                ),
+                "no goals",
+            ),
+            (
+                fields(
+                    Some("{\"reward\": {\"value\": \"1\"}, \"goals\": {\"v\": 3}}"),
+                    Some(OFFER),
+                ),
+                "goal not object",
+            ),
+            (fields(Some(SEED_STATUS), None), "frequency missing"),
+            (
+                ChallengeFields {
+                    challenge_type: Some("streak"),
+                    ..fields(Some(SEED_STATUS), Some(OFFER))
+                },
+                "unknown type",
+            ),
+        ];
+        for (input, case) in cases {
+            let err = parse_challenge(input, OFFER).expect_err(case);
+            assert_eq!(
+                err.code,
+                ReasonCode::InvalidChallenge,
+                "{case}: {}",
+                err.message
+            );
+        }
+    }
+}

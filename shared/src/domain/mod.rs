@@ -1,0 +1,18 @@
+//! Domain types and pure functions: parse, validate, merge. No AWS here.
+
+pub mod assignment;
+pub mod catalog;
+pub mod challenge;
+pub mod dates;
+pub mod offer;
+pub mod rejection;
+pub mod rules;
+
+pub use assignment::{parse_pending_row, Assignment, AssignmentSource};
+pub use catalog::{CatalogEntry, ConfigOffer, OfferTemplate, RuleDeclaration, RuleType};
+pub use challenge::Challenge;
+pub use offer::{
+    build_offer, resolve_catalog, AuditEntry, OfferSource, OfferStatus, PersonalizedOffer,
+};
+pub use rejection::{ReasonCode, Rejection};
+pub use rules::Rules;

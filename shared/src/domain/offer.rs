@@ -1,0 +1,435 @@
+//! The personalized offer: one user's own copy of a config offer.
+
+use crate::domain::assignment::{Assignment, AssignmentSource};
+use crate::domain::catalog::{CatalogEntry, ConfigOffer, OfferTemplate};
+use crate::domain::challenge::Challenge;
+use crate::domain::dates::rfc3339;
+use crate::domain::rejection::{ReasonCode, Rejection};
+use crate::domain::rules::{merge_rules, Rules};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OfferSource {
+    Campaign,
+    Support,
+}
+
+/// Computed at read time, never stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OfferStatus {
+    Scheduled,
+    Active,
+    Expired,
+    Revoked,
+}
+
+/// One entry of an offer's audit trail: who did what, when and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub action: String,
+    pub by: String,
+    #[serde(with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The stored personalized offer record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonalizedOffer {
+    pub personalized_offer_id: Uuid,
+    pub user_id: String,
+    /// The config offer's id.
+    pub offer_id: String,
+    pub template_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<String>,
+    pub rules: Rules,
+    #[serde(with = "rfc3339")]
+    pub start_date: DateTime<Utc>,
+    #[serde(with = "rfc3339")]
+    pub expiry_date: DateTime<Utc>,
+    pub rank: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<Challenge>,
+    pub source: OfferSource,
+    /// The pending row's sort key, for offers that came from one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(with = "rfc3339")]
+    pub created_at: DateTime<Utc>,
+    /// Epoch seconds after which DynamoDB may delete the record.
+    pub ttl: i64,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rfc3339::option"
+    )]
+    pub revoked_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit: Vec<AuditEntry>,
+}
+
+impl PersonalizedOffer {
+    pub fn status(&self, now: DateTime<Utc>) -> OfferStatus {
+        if self.revoked_at.is_some() {
+            OfferStatus::Revoked
+        } else if now >= self.expiry_date {
+            OfferStatus::Expired
+        } else if now < self.start_date {
+            OfferStatus::Scheduled
+        } else {
+            OfferStatus::Active
+        }
+    }
+
+    /// The app's path to this offer.
+    pub fn url(&self) -> String {
+        format!("/rewards/offers/{}", self.personalized_offer_id)
+    }
+}
+
+/// The config offer and template an assignment uses, checked against each other.
+pub fn resolve_catalog<'a>(
+    assignment: &Assignment,
+    lookup: impl Fn(&str) -> Option<&'a CatalogEntry>,
+) -> Result<(&'a ConfigOffer, &'a OfferTemplate), Rejection> {
+    let config = match lookup(&assignment.offer_id) {
+        Some(CatalogEntry::ConfigOffer(config)) => config,
+        Some(CatalogEntry::OfferTemplate(_)) => {
+            return Err(Rejection::new(
+                ReasonCode::UnknownOffer,
+                format!(
+                    "{} is an offer template, not a config offer",
+                    assignment.offer_id
+                ),
+            ))
+        }
+        Some(CatalogEntry::Malformed { problem, .. }) => {
+            return Err(Rejection::new(
+                ReasonCode::UnknownOffer,
+                format!("{}: {problem}", assignment.offer_id),
+            ))
+        }
+        None => {
+            return Err(Rejection::new(
+                ReasonCode::UnknownOffer,
+                format!("no config offer {} in the catalog", assignment.offer_id),
+            ))
+        }
+    };
+    let template_id = assignment
+        .template_id
+        .as_deref()
+        .or(config.template_id.as_deref())
+        .ok_or_else(|| {
+            Rejection::new(
+                ReasonCode::MissingTemplate,
+                format!(
+                    "neither the assignment nor config offer {} names a template",
+                    config.id
+                ),
+            )
+        })?;
+    let template = match lookup(template_id) {
+        Some(CatalogEntry::OfferTemplate(template)) => template,
+        Some(CatalogEntry::ConfigOffer(_)) => {
+            return Err(Rejection::new(
+                ReasonCode::UnknownTemplate,
+                format!("{template_id} is a config offer, not an offer template"),
+            ))
+        }
+        Some(CatalogEntry::Malformed { problem, .. }) => {
+            return Err(Rejection::new(
+                ReasonCode::UnknownTemplate,
+                format!("{template_id}: {problem}"),
+            ))
+        }
+        None => {
+            return Err(Rejection::new(
+                ReasonCode::UnknownTemplate,
+                format!("no offer template {template_id} in the catalog"),
+            ))
+        }
+    };
+    if template.config_offer_id != config.id {
+        return Err(Rejection::new(
+            ReasonCode::TemplateMismatch,
+            format!(
+                "template {} is linked to config offer {}, not {}",
+                template.id, template.config_offer_id, config.id
+            ),
+        ));
+    }
+    Ok((config, template))
+}
+
+/// Builds the offer record of a valid assignment: the one code path for the
+/// dispatcher and the support tool.
+pub fn build_offer(
+    assignment: &Assignment,
+    config: &ConfigOffer,
+    template: &OfferTemplate,
+    personalized_offer_id: Uuid,
+    now: DateTime<Utc>,
+    retention: Duration,
+) -> Result<PersonalizedOffer, Rejection> {
+    let rules = merge_rules(config, template, &assignment.rules)?;
+    let (source, sort_key, task_id, assigned_by, reason, audit) = match &assignment.source {
+        AssignmentSource::Campaign { sort_key, task_id } => (
+            OfferSource::Campaign,
+            Some(sort_key.clone()),
+            task_id.clone(),
+            None,
+            None,
+            Vec::new(),
+        ),
+        AssignmentSource::Support { agent, reason } => (
+            OfferSource::Support,
+            None,
+            None,
+            Some(agent.clone()),
+            Some(reason.clone()),
+            vec![AuditEntry {
+                action: "assigned".into(),
+                by: agent.clone(),
+                at: now,
+                reason: Some(reason.clone()),
+            }],
+        ),
+    };
+    Ok(PersonalizedOffer {
+        personalized_offer_id,
+        user_id: assignment.user_id.clone(),
+        offer_id: config.id.clone(),
+        template_id: template.id.clone(),
+        campaign_id: assignment.campaign_id.clone(),
+        rules,
+        start_date: assignment.start_date,
+        expiry_date: assignment.expiry_date,
+        rank: assignment.rank,
+        challenge: assignment.challenge.clone(),
+        source,
+        sort_key,
+        task_id,
+        assigned_by,
+        reason,
+        created_at: now,
+        ttl: (assignment.expiry_date + retention).timestamp(),
+        revoked_at: None,
+        revoked_by: None,
+        audit,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::catalog::{RuleDeclaration, RuleType};
+    use crate::domain::dates::parse_timestamp;
+    use serde_json::json;
+    use std::collections::{BTreeMap, HashMap};
+
+    fn at(text: &str) -> DateTime<Utc> {
+        parse_timestamp(text).expect("valid")
+    }
+
+    fn catalog() -> HashMap<String, CatalogEntry> {
+        let entries = [
+            CatalogEntry::ConfigOffer(ConfigOffer {
+                id: "co-1".into(),
+                name: "Free fries".into(),
+                description: Some("Any size".into()),
+                image_url: None,
+                template_id: Some("tpl-1".into()),
+                rules: BTreeMap::from([
+                    ("minimumSpend".into(), json!(5)),
+                    ("redemptionLimit".into(), json!(1)),
+                ]),
+            }),
+            CatalogEntry::ConfigOffer(ConfigOffer {
+                id: "co-2".into(),
+                name: "No template".into(),
+                description: None,
+                image_url: None,
+                template_id: None,
+                rules: BTreeMap::new(),
+            }),
+            CatalogEntry::OfferTemplate(OfferTemplate {
+                id: "tpl-1".into(),
+                config_offer_id: "co-1".into(),
+                name: None,
+                rules: vec![RuleDeclaration {
+                    name: "minimumSpend".into(),
+                    rule_type: RuleType::Number,
+                }],
+            }),
+            CatalogEntry::OfferTemplate(OfferTemplate {
+                id: "tpl-other".into(),
+                config_offer_id: "co-9".into(),
+                name: None,
+                rules: vec![],
+            }),
+        ];
+        entries
+            .into_iter()
+            .map(|entry| (entry.id().to_owned(), entry))
+            .collect()
+    }
+
+    fn assignment(offer_id: &str, template_id: Option<&str>) -> Assignment {
+        Assignment {
+            user_id: "user-1".into(),
+            offer_id: offer_id.into(),
+            template_id: template_id.map(Into::into),
+            campaign_id: Some("camp-1".into()),
+            start_date: at("2024-01-01T00:00:00Z"),
+            expiry_date: at("2024-12-31T00:00:00Z"),
+            rank: 2,
+            rules: BTreeMap::from([("minimumSpend".into(), json!(9))]),
+            challenge: None,
+            source: AssignmentSource::Campaign {
+                sort_key: "camp-1+co-1".into(),
+                task_id: None,
+            },
+        }
+    }
+
+    fn resolve_code(assignment: &Assignment) -> ReasonCode {
+        let catalog = catalog();
+        resolve_catalog(assignment, |id| catalog.get(id))
+            .expect_err("rejected")
+            .code
+    }
+
+    #[test]
+    fn builds_offer_with_both_ids_and_merged_rules() {
+        let catalog = catalog();
+        let assignment = assignment("co-1", None);
+        let (config, template) =
+            resolve_catalog(&assignment, |id| catalog.get(id)).expect("resolves");
+        let id = Uuid::new_v4();
+        let now = at("2024-02-01T00:00:00Z");
+        let offer =
+            build_offer(&assignment, config, template, id, now, Duration::days(30)).expect("valid");
+        assert_eq!(offer.personalized_offer_id, id);
+        assert_eq!(
+            (offer.offer_id.as_str(), offer.template_id.as_str()),
+            ("co-1", "tpl-1")
+        );
+        assert_eq!(offer.rules["minimumSpend"], json!(9));
+        assert_eq!(offer.rules["redemptionLimit"], json!(1));
+        assert_eq!(offer.ttl, at("2025-01-30T00:00:00Z").timestamp());
+        assert_eq!(offer.url(), format!("/rewards/offers/{id}"));
+        assert_eq!(offer.status(now), OfferStatus::Active);
+    }
+
+    #[test]
+    fn row_template_wins_over_config_template() {
+        let catalog = catalog();
+        let err = resolve_catalog(&assignment("co-1", Some("tpl-other")), |id| catalog.get(id))
+            .unwrap_err();
+        assert_eq!(err.code, ReasonCode::TemplateMismatch);
+    }
+
+    #[test]
+    fn catalog_problems_have_their_codes() {
+        assert_eq!(
+            resolve_code(&assignment("co-404", None)),
+            ReasonCode::UnknownOffer
+        );
+        assert_eq!(
+            resolve_code(&assignment("tpl-1", None)),
+            ReasonCode::UnknownOffer
+        );
+        assert_eq!(
+            resolve_code(&assignment("co-2", None)),
+            ReasonCode::MissingTemplate
+        );
+        assert_eq!(
+            resolve_code(&assignment("co-1", Some("tpl-404"))),
+            ReasonCode::UnknownTemplate
+        );
+        assert_eq!(
+            resolve_code(&assignment("co-1", Some("co-2"))),
+            ReasonCode::UnknownTemplate
+        );
+        assert_eq!(
+            resolve_code(&assignment("co-1", Some("tpl-other"))),
+            ReasonCode::TemplateMismatch
+        );
+    }
+
+    #[test]
+    fn status_follows_dates_and_revocation() {
+        let catalog = catalog();
+        let assignment = assignment("co-1", None);
+        let (config, template) =
+            resolve_catalog(&assignment, |id| catalog.get(id)).expect("resolves");
+        let mut offer = build_offer(
+            &assignment,
+            config,
+            template,
+            Uuid::new_v4(),
+            at("2023-12-01T00:00:00Z"),
+            Duration::days(1),
+        )
+        .expect("valid");
+        assert_eq!(
+            offer.status(at("2023-12-31T23:59:59Z")),
+            OfferStatus::Scheduled
+        );
+        assert_eq!(
+            offer.status(at("2024-01-01T00:00:00Z")),
+            OfferStatus::Active
+        );
+        assert_eq!(
+            offer.status(at("2024-12-31T00:00:00Z")),
+            OfferStatus::Expired
+        );
+        offer.revoked_at = Some(at("2024-03-01T00:00:00Z"));
+        assert_eq!(
+            offer.status(at("2024-03-02T00:00:00Z")),
+            OfferStatus::Revoked
+        );
+    }
+
+    #[test]
+    fn offer_round_trips_through_json_with_utc_dates() {
+        let catalog = catalog();
+        let assignment = assignment("co-1", None);
+        let (config, template) =
+            resolve_catalog(&assignment, |id| catalog.get(id)).expect("resolves");
+        let offer = build_offer(
+            &assignment,
+            config,
+            template,
+            Uuid::new_v4(),
+            at("2024-02-01T00:00:00Z"),
+            Duration::days(1),
+        )
+        .expect("valid");
+        let json = serde_json::to_value(&offer).expect("serializes");
+        assert_eq!(json["startDate"], "2024-01-01T00:00:00Z");
+        assert_eq!(
+            json["personalizedOfferId"],
+            offer.personalized_offer_id.to_string()
+        );
+        let back: PersonalizedOffer = serde_json::from_value(json).expect("deserializes");
+        assert_eq!(back, offer);
+    }
+}

@@ -1,0 +1,79 @@
+//! Why a pending row or an assignment can never become an offer.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The contract's reason codes (offers-contract.md, section 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonCode {
+    InvalidRow,
+    InvalidDates,
+    Expired,
+    UnknownOffer,
+    MissingTemplate,
+    UnknownTemplate,
+    TemplateMismatch,
+    MissingRule,
+    UnknownRule,
+    InvalidRuleValue,
+    InvalidChallenge,
+    FrequencyMismatch,
+}
+
+impl ReasonCode {
+    pub const ALL: [ReasonCode; 12] = [
+        ReasonCode::InvalidRow,
+        ReasonCode::InvalidDates,
+        ReasonCode::Expired,
+        ReasonCode::UnknownOffer,
+        ReasonCode::MissingTemplate,
+        ReasonCode::UnknownTemplate,
+        ReasonCode::TemplateMismatch,
+        ReasonCode::MissingRule,
+        ReasonCode::UnknownRule,
+        ReasonCode::InvalidRuleValue,
+        ReasonCode::InvalidChallenge,
+        ReasonCode::FrequencyMismatch,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::InvalidRow => "invalid_row",
+            ReasonCode::InvalidDates => "invalid_dates",
+            ReasonCode::Expired => "expired",
+            ReasonCode::UnknownOffer => "unknown_offer",
+            ReasonCode::MissingTemplate => "missing_template",
+            ReasonCode::UnknownTemplate => "unknown_template",
+            ReasonCode::TemplateMismatch => "template_mismatch",
+            ReasonCode::MissingRule => "missing_rule",
+            ReasonCode::UnknownRule => "unknown_rule",
+            ReasonCode::InvalidRuleValue => "invalid_rule_value",
+            ReasonCode::InvalidChallenge => "invalid_challenge",
+            ReasonCode::FrequencyMismatch => "frequency_mismatch",
+        }
+    }
+}
+
+impl fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A permanent refusal: the code for machines, the message for people.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct Rejection {
+    pub code: ReasonCode,
+    pub message: String,
+}
+
+impl Rejection {
+    pub fn new(code: ReasonCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Errors of the storage side, classified for the edges: retry or give up.
+
+/// A failure talking to the store. Every variant but `Corrupt` and `Refused`
+/// is transient: the same request may succeed later.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store is throttling requests: {0}")]
+    Throttled(String),
+    #[error("the store did not answer in time: {0}")]
+    Timeout(String),
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the store refused the request: {0}")]
+    Refused(String),
+    #[error("a stored item is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Whether retrying later can help.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Throttled(_) | StoreError::Timeout(_) | StoreError::Unavailable(_)
+        )
+    }
+
+    /// A stable, short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Throttled(_) => "throttled",
+            StoreError::Timeout(_) => "timeout",
+            StoreError::Unavailable(_) => "unavailable",
+            StoreError::Refused(_) => "refused",
+            StoreError::Corrupt(_) => "corrupt",
+        }
+    }
+}
+
+/// A configuration problem found at init.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name}={value:?} is invalid: expected {expected}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}

@@ -1,0 +1,10 @@
+//! Personalized offers: the domain (no AWS), its ports, and the DynamoDB adapter.
+
+pub mod catalog_cache;
+pub mod config;
+pub mod dispatch;
+pub mod domain;
+pub mod dynamo;
+pub mod error;
+pub mod ports;
+pub mod telemetry;
