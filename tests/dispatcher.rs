@@ -1,1 +1,387 @@
+//! offerDispatcher end to end on DynamoDB Local: rows put with the SDK as a
+//! campaign tool would, the pending table's real stream handed to the handler.
 
+use offers_integration_tests::*;
+use serde_json::{json, Map, Value};
+use std::collections::HashSet;
+
+fn by_sort_key<'a>(items: &'a [Map<String, Value>], sort_key: &str) -> Vec<&'a Map<String, Value>> {
+    items
+        .iter()
+        .filter(|item| item["sortKey"] == sort_key)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_rows_become_offers_or_rejections_and_leave_the_pending_table() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    let expiry = future_date(60);
+    let challenge_row = seed_challenge_row(&expiry);
+    let mut plain_row = fries_row("user-a", "camp-1+co-fries");
+    plain_row["startDate"] = json!("2024-01-01T00:00:00Z");
+    let mut expired_row = seed_challenge_row("2025-09-20T17:37:37+0000");
+    expired_row["sortKey"] = json!("expired-seed");
+    for row in [&challenge_row, &plain_row, &expired_row] {
+        bed.put(PENDING, row.clone()).await;
+    }
+
+    let dispatcher = bed.dispatcher(&[]);
+    let records = bed.stream().await.read_new().await.expect("stream");
+    assert_eq!(inserts(&records).len(), 3);
+    let failures = invoke(&dispatcher, &records).await;
+    assert!(failures.is_empty(), "no failures: {failures:?}");
+
+    assert!(
+        bed.scan(PENDING).await.is_empty(),
+        "every pending row deleted"
+    );
+    let offers = bed.scan(OFFERS).await;
+    assert_eq!(offers.len(), 2);
+
+    let challenge_offer = by_sort_key(
+        &offers,
+        challenge_row["sortKey"].as_str().unwrap_or_default(),
+    )[0];
+    uuid::Uuid::parse_str(
+        challenge_offer["personalizedOfferId"]
+            .as_str()
+            .unwrap_or_default(),
+    )
+    .expect("UUID id");
+    assert_eq!(challenge_offer["userId"], SEED_USER);
+    assert_eq!(challenge_offer["offerId"], SEED_OFFER);
+    assert_eq!(challenge_offer["templateId"], "tpl-visits");
+    assert_eq!(
+        challenge_offer["startDate"], "2023-10-20T17:37:37Z",
+        "RFC 3339 UTC"
+    );
+    assert_eq!(challenge_offer["rank"], 12);
+    let challenge = &challenge_offer["challenge"];
+    assert_eq!(challenge["type"], "frequency");
+    assert_eq!(challenge["reward"]["value"], "100");
+    assert_eq!(challenge["goals"]["visit2"]["condition"]["total_cost"], "1");
+    assert_eq!(challenge["taskId"], "e2dd4cb3-9b0f-479c-8e1b-e42234f27314");
+    assert!(
+        challenge_offer["ttl"].as_i64().unwrap_or_default() > future_epoch(60),
+        "ttl after expiry"
+    );
+    assert!(challenge_offer.contains_key("createdAt"));
+
+    let plain_offer = by_sort_key(&offers, "camp-1+co-fries")[0];
+    assert_eq!(plain_offer["campaignId"], "camp-1");
+    assert_eq!(plain_offer["templateId"], "tpl-fries");
+    assert_eq!(
+        plain_offer["rules"]["minimumSpend"], 7.5,
+        "template rule overrides config"
+    );
+    assert_eq!(
+        plain_offer["rules"]["redemptionLimit"], 1,
+        "config rule kept"
+    );
+    assert!(plain_offer.get("challenge").is_none());
+
+    let rejected = bed.scan(REJECTED).await;
+    assert_eq!(rejected.len(), 1);
+    let rejection = &rejected[0];
+    assert_eq!(rejection["reasonCode"], "expired");
+    assert!(rejection["reasonMessage"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("2025-09-20"));
+    for (name, value) in expired_row.as_object().expect("row") {
+        assert_eq!(
+            &rejection[name], value,
+            "rejected row keeps {name} as it was"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_reason_code_is_stored_with_its_row() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    bed.put(CATALOG, json!({"id": "co-strict", "kind": "configOffer", "name": "Strict", "templateId": "tpl-strict", "rules": {}}))
+        .await;
+    bed.put(
+        CATALOG,
+        json!({"id": "tpl-strict", "kind": "offerTemplate", "configOfferId": "co-strict",
+               "rules": [{"name": "limit", "type": "integer"}]}),
+    )
+    .await;
+
+    let base = |sort_key: &str| fries_row("user-codes", sort_key);
+    let mut cases: Vec<(&str, Value)> = Vec::new();
+    let mut row = base("invalid_row");
+    row.as_object_mut().map(|r| r.remove("offerId"));
+    cases.push(("invalid_row", row));
+    let mut row = base("invalid_dates");
+    row["expiryDate"] = json!("2023-12-31T00:00:00+00:00");
+    cases.push(("invalid_dates", row));
+    let mut row = base("expired");
+    row["expiryDate"] = json!("2025-01-01T00:00:00Z");
+    cases.push(("expired", row));
+    let mut row = base("unknown_offer");
+    row["offerId"] = json!("co-nope");
+    cases.push(("unknown_offer", row));
+    let mut row = base("missing_template");
+    row["offerId"] = json!("co-untemplated");
+    row.as_object_mut().map(|r| r.remove("rules"));
+    cases.push(("missing_template", row));
+    let mut row = base("unknown_template");
+    row["templateId"] = json!("tpl-nope");
+    cases.push(("unknown_template", row));
+    let mut row = base("template_mismatch");
+    row["templateId"] = json!("tpl-coffee");
+    cases.push(("template_mismatch", row));
+    let mut row = base("missing_rule");
+    row.as_object_mut().map(|r| r.remove("rules"));
+    cases.push(("missing_rule", row));
+    let mut row = base("unknown_rule");
+    row["rules"] = json!({"minimumSpend": 3, "colour": "red"});
+    cases.push(("unknown_rule", row));
+    let mut row = base("invalid_rule_value");
+    row["offerId"] = json!("co-strict");
+    row["rules"] = json!({"limit": 2.5});
+    cases.push(("invalid_rule_value", row));
+    let mut row = seed_challenge_row(&future_date(10));
+    row["userId"] = json!("user-codes");
+    row["sortKey"] = json!("invalid_challenge");
+    row["challengeStatus"] = json!("{\"goals\": {}}");
+    cases.push(("invalid_challenge", row));
+    let mut row = seed_challenge_row(&future_date(10));
+    row["userId"] = json!("user-codes");
+    row["sortKey"] = json!("frequency_mismatch");
+    row["frequency"] = json!("something-else");
+    cases.push(("frequency_mismatch", row));
+
+    for (_, row) in &cases {
+        bed.put(PENDING, row.clone()).await;
+    }
+    let records = bed.stream().await.read_new().await.expect("stream");
+    let failures = invoke(&bed.dispatcher(&[]), &records).await;
+    assert!(failures.is_empty(), "{failures:?}");
+
+    assert!(bed.scan(OFFERS).await.is_empty());
+    assert!(bed.scan(PENDING).await.is_empty());
+    let rejected = bed.scan(REJECTED).await;
+    assert_eq!(rejected.len(), cases.len());
+    for (code, row) in &cases {
+        let stored = by_sort_key(&rejected, code);
+        assert_eq!(stored.len(), 1, "{code}");
+        assert_eq!(
+            stored[0]["reasonCode"], *code,
+            "{}",
+            stored[0]["reasonMessage"]
+        );
+        for (name, value) in row.as_object().expect("row") {
+            assert_eq!(&stored[0][name], value, "{code}: {name} kept as it was");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_batch_yields_no_second_offer_and_reads_the_catalog_once() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    for index in 0..40 {
+        let mut row = fries_row(&format!("user-{}", index % 7), &format!("camp-1+{index}"));
+        if index % 2 == 0 {
+            row["offerId"] = json!("co-coffee");
+            row.as_object_mut().map(|r| r.remove("rules"));
+        }
+        bed.put(PENDING, row).await;
+    }
+    let records = bed.stream().await.read_new().await.expect("stream");
+    let dispatcher = bed.dispatcher(&[]);
+    assert!(invoke(&dispatcher, &records).await.is_empty());
+    let first: HashSet<Value> = bed
+        .scan(OFFERS)
+        .await
+        .into_iter()
+        .map(|o| o["personalizedOfferId"].clone())
+        .collect();
+    assert_eq!(first.len(), 40);
+    // co-fries, tpl-fries, co-coffee, tpl-coffee: each read once.
+    assert_eq!(dispatcher.store().catalog_items_read(), 4);
+
+    assert!(
+        invoke(&dispatcher, &records).await.is_empty(),
+        "replay reports no failure"
+    );
+    let second: HashSet<Value> = bed
+        .scan(OFFERS)
+        .await
+        .into_iter()
+        .map(|o| o["personalizedOfferId"].clone())
+        .collect();
+    assert_eq!(first, second, "same offers, none added");
+    assert_eq!(
+        dispatcher.store().catalog_items_read(),
+        4,
+        "catalog served from the warm cache"
+    );
+
+    // A fresh process (cold cache) replaying the batch adds nothing either.
+    assert!(invoke(&bed.dispatcher(&[]), &records).await.is_empty());
+    assert_eq!(bed.scan(OFFERS).await.len(), 40);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_concurrent_invocations_of_one_batch_yield_one_offer_per_row() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    for index in 0..30 {
+        bed.put(
+            PENDING,
+            fries_row(&format!("user-{}", index % 5), &format!("c+{index}")),
+        )
+        .await;
+    }
+    let mut bad = fries_row("user-bad", "bad");
+    bad["offerId"] = json!("co-nope");
+    bed.put(PENDING, bad).await;
+    let records = bed.stream().await.read_new().await.expect("stream");
+    let dispatchers: Vec<_> = (0..10).map(|_| bed.dispatcher(&[])).collect();
+    let results = futures::future::join_all(
+        dispatchers
+            .iter()
+            .map(|dispatcher| invoke(dispatcher, &records)),
+    )
+    .await;
+    for failures in results {
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+    let offers = bed.scan(OFFERS).await;
+    assert_eq!(offers.len(), 30);
+    let keys: HashSet<Value> = offers.iter().map(|o| o["sortKey"].clone()).collect();
+    assert_eq!(keys.len(), 30, "one offer per row");
+    assert_eq!(bed.scan(REJECTED).await.len(), 1, "one rejection");
+    assert!(bed.scan(PENDING).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_replay_never_consumes_a_newer_row_of_the_same_key() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    let row = fries_row("user-r", "camp-1+co-fries");
+    bed.put(PENDING, row.clone()).await;
+    let mut stream = bed.stream().await;
+    let first_batch = stream.read_new().await.expect("stream");
+    let dispatcher = bed.dispatcher(&[]);
+    assert!(invoke(&dispatcher, &first_batch).await.is_empty());
+    assert_eq!(bed.scan(OFFERS).await.len(), 1);
+
+    // The same row inserted again after dispatch: a new assignment.
+    bed.put(PENDING, row.clone()).await;
+    assert!(
+        invoke(&dispatcher, &first_batch).await.is_empty(),
+        "stale replay"
+    );
+    assert_eq!(
+        bed.scan(PENDING).await.len(),
+        1,
+        "the newer row is still pending"
+    );
+    assert_eq!(bed.scan(OFFERS).await.len(), 1, "the replay made no offer");
+
+    let second_batch = stream.read_new().await.expect("stream");
+    assert_eq!(
+        inserts(&second_batch).len(),
+        1,
+        "our own delete is a REMOVE, plus the new INSERT"
+    );
+    assert!(invoke(&dispatcher, &second_batch).await.is_empty());
+    assert!(bed.scan(PENDING).await.is_empty());
+    let offers = bed.scan(OFFERS).await;
+    assert_eq!(offers.len(), 2, "the re-insert is a second offer");
+    assert_ne!(
+        offers[0]["personalizedOfferId"],
+        offers[1]["personalizedOfferId"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_replaced_before_its_insert_is_handled_keeps_the_newer_row() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    let row = fries_row("user-m", "camp-1+co-fries");
+    bed.put(PENDING, row.clone()).await;
+    let mut newer = row.clone();
+    newer["rank"] = json!(99);
+    bed.put(PENDING, newer).await; // a MODIFY: filtered out on AWS
+    let records = bed.stream().await.read_new().await.expect("stream");
+    assert!(invoke(&bed.dispatcher(&[]), &records).await.is_empty());
+    assert_eq!(
+        bed.scan(OFFERS).await.len(),
+        1,
+        "the INSERT was a real assignment"
+    );
+    let pending = bed.scan(PENDING).await;
+    assert_eq!(pending.len(), 1, "the newer write is not deleted");
+    assert_eq!(pending[0]["rank"], 99);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removes_modifies_and_unreadable_records_never_fail_the_batch() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    bed.put(PENDING, fries_row("user-x", "good-1")).await;
+    bed.put(PENDING, fries_row("user-x", "gone")).await;
+    bed.delete_pending("user-x", "gone").await;
+    let mut records = bed.stream().await.read_new().await.expect("stream");
+    assert!(records.iter().any(|r| r["eventName"] == "REMOVE"));
+
+    // A record whose image is broken but whose keys are readable: rejected.
+    let mut broken = records[0].clone();
+    broken["eventID"] = json!("broken-1");
+    broken["dynamodb"]["SequenceNumber"] = json!("999999000001");
+    broken["dynamodb"]["Keys"] = json!({"userId": {"S": "user-x"}, "sortKey": {"S": "broken"}});
+    broken["dynamodb"]["NewImage"] =
+        json!({"userId": {"S": "user-x"}, "sortKey": {"S": "broken"}, "offerId": {"WAT": 1}});
+    // A record without keys: reported as failed, by its sequence number.
+    let mut keyless = records[0].clone();
+    keyless["eventID"] = json!("keyless-1");
+    keyless["dynamodb"]["SequenceNumber"] = json!("999999000002");
+    keyless["dynamodb"]["Keys"] = json!({});
+    keyless["dynamodb"]["NewImage"] = json!({"offerId": {"S": "co-fries"}});
+    // A TTL deletion as DynamoDB Local writes it.
+    let mut ttl_removal = records[0].clone();
+    ttl_removal["eventName"] = json!("UNKNOWN_TO_SDK_VERSION");
+    records.extend([broken, keyless, ttl_removal, json!("not a record")]);
+
+    let failures = invoke(&bed.dispatcher(&[]), &records).await;
+    assert_eq!(failures, vec!["999999000002".to_string()]);
+    let offers = bed.scan(OFFERS).await;
+    let dispatched: HashSet<&str> = offers
+        .iter()
+        .filter_map(|o| o["sortKey"].as_str())
+        .collect();
+    // An INSERT is an assignment even when its row was deleted before dispatch.
+    assert_eq!(dispatched, HashSet::from(["good-1", "gone"]));
+    let rejected = bed.scan(REJECTED).await;
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0]["reasonCode"], "invalid_row");
+    assert!(rejected[0]["unreadableRow"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("WAT"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_left_without_time_are_reported_failed_and_nothing_is_written() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    for index in 0..5 {
+        bed.put(PENDING, fries_row("user-d", &format!("d{index}")))
+            .await;
+    }
+    let records = bed.stream().await.read_new().await.expect("stream");
+    let mut context = lambda_runtime::Context::default();
+    // One second left, with the template's margin of three: nothing may start.
+    context.deadline = (chrono::Utc::now().timestamp_millis() + 1_000) as u64;
+    let failures = invoke_with(&bed.dispatcher(&[]), &records, context).await;
+    assert_eq!(failures.len(), 5);
+    assert!(bed.scan(OFFERS).await.is_empty());
+    assert_eq!(bed.scan(PENDING).await.len(), 5);
+}

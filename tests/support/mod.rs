@@ -1,1 +1,258 @@
+//! Test bed for the end-to-end tests: the real DynamoDB Local, tables from
+//! template.yaml, rows written with the SDK, the stream read as Lambda would.
 
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use lambda_runtime::{Context, LambdaEvent};
+use offer_dispatcher::{build_dispatcher, handler};
+use offers_local::streams::lambda_event;
+use offers_local::{
+    local_sdk_config, DynamoDbLocal, SamTemplate, StartOptions, StreamReader, TableSet,
+};
+use offers_shared::config::{DispatcherConfig, Env};
+use offers_shared::dynamo::dynamodb_client;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+pub const PENDING: &str = "PendingPersonalizedOffersTable";
+pub const OFFERS: &str = "LoyaltyOffersTable";
+pub const CATALOG: &str = "OfferCatalogTable";
+pub const REJECTED: &str = "RejectedPersonalizedOffersTable";
+pub const DISPATCHER: &str = "OfferDispatcherFunction";
+
+/// One DynamoDB Local per test binary, started on first use. It fails loudly
+/// when it cannot start: no test skips itself.
+pub fn shared_dynamodb() -> &'static DynamoDbLocal {
+    static LOCAL: OnceLock<DynamoDbLocal> = OnceLock::new();
+    LOCAL.get_or_init(|| {
+        DynamoDbLocal::start(StartOptions::default()).unwrap_or_else(|err| panic!("{err}"))
+    })
+}
+
+/// Tables of one test, named with a prefix of their own on a DynamoDB Local.
+pub struct TestBed {
+    pub sdk: SdkConfig,
+    pub client: Client,
+    pub template: SamTemplate,
+    pub tables: TableSet,
+}
+
+impl TestBed {
+    /// A test bed on the shared DynamoDB Local.
+    pub async fn new() -> Self {
+        Self::on(&shared_dynamodb().endpoint()).await
+    }
+
+    /// A test bed on the DynamoDB Local at `endpoint`.
+    pub async fn on(endpoint: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        offers_shared::telemetry::init_json_logging();
+        let sdk = local_sdk_config(endpoint).await;
+        let client = Client::new(&sdk);
+        let template = SamTemplate::project().expect("template.yaml loads");
+        let prefix = format!(
+            "t{}-{}-",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let tables = template
+            .create_tables(&client, &prefix)
+            .await
+            .expect("tables from template.yaml");
+        Self {
+            sdk,
+            client,
+            template,
+            tables,
+        }
+    }
+
+    pub fn table(&self, logical_id: &str) -> &str {
+        self.tables.name(logical_id)
+    }
+
+    /// The environment template.yaml gives `function`, with `overrides` on top.
+    pub fn environment(
+        &self,
+        function: &str,
+        overrides: &[(&str, &str)],
+    ) -> HashMap<String, String> {
+        let mut environment = self
+            .template
+            .function_environment(function, &self.tables)
+            .expect("function environment");
+        environment.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        environment
+    }
+
+    pub fn dispatcher_config(&self, overrides: &[(&str, &str)]) -> DispatcherConfig {
+        let environment = self.environment(DISPATCHER, overrides);
+        Env(move |name: &str| environment.get(name).cloned())
+            .dispatcher()
+            .expect("dispatcher config")
+    }
+
+    /// The dispatcher exactly as main.rs wires it, configured from template.yaml.
+    pub fn dispatcher(&self, overrides: &[(&str, &str)]) -> offer_dispatcher::DynamoDispatcher {
+        let config = self.dispatcher_config(overrides);
+        build_dispatcher(dynamodb_client(&self.sdk, &config.sdk), &config)
+    }
+
+    pub async fn put(&self, logical_id: &str, item: Value) {
+        let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(item).expect("item");
+        self.client
+            .put_item()
+            .table_name(self.table(logical_id))
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("put item");
+    }
+
+    pub async fn delete_pending(&self, user_id: &str, sort_key: &str) {
+        self.client
+            .delete_item()
+            .table_name(self.table(PENDING))
+            .key("userId", AttributeValue::S(user_id.into()))
+            .key("sortKey", AttributeValue::S(sort_key.into()))
+            .send()
+            .await
+            .expect("delete pending");
+    }
+
+    /// Every item of a table, as plain JSON.
+    pub async fn scan(&self, logical_id: &str) -> Vec<Map<String, Value>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(self.table(logical_id))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            for item in page.items() {
+                items.push(serde_dynamo::from_item(item.clone()).expect("item as JSON"));
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        items
+    }
+
+    pub async fn stream(&self) -> StreamReader {
+        StreamReader::open(&self.sdk, &self.client, self.table(PENDING))
+            .await
+            .expect("pending stream")
+    }
+
+    pub async fn load_sample_catalog(&self) {
+        for item in sample_catalog() {
+            self.put(CATALOG, item).await;
+        }
+    }
+}
+
+/// Calls the handler the way Lambda does, with a default context.
+pub async fn invoke(
+    dispatcher: &offer_dispatcher::DynamoDispatcher,
+    records: &[Value],
+) -> Vec<String> {
+    invoke_with(dispatcher, records, Context::default()).await
+}
+
+/// Returns the sequence numbers reported in `batchItemFailures`.
+pub async fn invoke_with(
+    dispatcher: &offer_dispatcher::DynamoDispatcher,
+    records: &[Value],
+    context: Context,
+) -> Vec<String> {
+    let response = handler::handle(dispatcher, LambdaEvent::new(lambda_event(records), context))
+        .await
+        .expect("handler");
+    response
+        .batch_item_failures
+        .into_iter()
+        .filter_map(|failure| failure.item_identifier)
+        .collect()
+}
+
+pub const SEED_OFFER: &str = "290fb746-9850-4994-b7d7-5630046792e1";
+pub const SEED_USER: &str = "us-east-1:192991f1-ede8-47bf-89e1-3942d4ab8aaa";
+pub const SEED_STATUS: &str = "{\"reward\": {\"value\": \"100\"},\"goals\": {\"visit1\": {\"condition\": {\"total_cost\": \"1\"}},\"visit2\": {\"condition\": {\"total_cost\": \"1\"}}}}";
+
+/// Config offers and templates used by the tests (and the local stack's sample).
+pub fn sample_catalog() -> Vec<Value> {
+    vec![
+        json!({"id": "co-fries", "kind": "configOffer", "name": "Free fries", "description": "Any size, any day",
+               "imageUrl": "https://images.example/fries.png", "templateId": "tpl-fries",
+               "rules": {"minimumSpend": 5, "serviceModes": ["pickup"], "redemptionLimit": 1}}),
+        json!({"id": "tpl-fries", "kind": "offerTemplate", "configOfferId": "co-fries", "name": "Fries template",
+               "rules": [{"name": "minimumSpend", "type": "number"}]}),
+        json!({"id": "co-coffee", "kind": "configOffer", "name": "Coffee on us", "templateId": "tpl-coffee", "rules": {}}),
+        json!({"id": "tpl-coffee", "kind": "offerTemplate", "configOfferId": "co-coffee", "rules": []}),
+        json!({"id": "co-untemplated", "kind": "configOffer", "name": "No template", "rules": {}}),
+        json!({"id": SEED_OFFER, "kind": "configOffer", "name": "Visit twice", "templateId": "tpl-visits", "rules": {}}),
+        json!({"id": "tpl-visits", "kind": "offerTemplate", "configOfferId": SEED_OFFER, "rules": []}),
+    ]
+}
+
+/// A valid pending row for `co-fries`, as a campaign tool writes it.
+pub fn fries_row(user_id: &str, sort_key: &str) -> Value {
+    json!({
+        "userId": user_id,
+        "sortKey": sort_key,
+        "offerId": "co-fries",
+        "campaignId": "camp-1",
+        "ttl": future_epoch(30),
+        "startDate": "2024-01-01T00:00:00+0000",
+        "expiryDate": future_date(30),
+        "rank": 1,
+        "rules": {"minimumSpend": 7.5}
+    })
+}
+
+/// The contract's challenge example with its expiry moved into the future.
+pub fn seed_challenge_row(expiry: &str) -> Value {
+    json!({
+        "userId": SEED_USER,
+        "sortKey": "e2dd4cb3-9b0f-479c-8e1b-e42234f27314+d2dd9cb3-9b0f-479c-8e1b-e40046f57170",
+        "challengeStatus": SEED_STATUS,
+        "challengeType": "frequency",
+        "expiryDate": expiry,
+        "frequency": SEED_OFFER,
+        "offerId": SEED_OFFER,
+        "rank": 12,
+        "startDate": "2023-10-20T17:37:37+0000",
+        "taskId": "e2dd4cb3-9b0f-479c-8e1b-e42234f27314"
+    })
+}
+
+pub fn future_date(days: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::days(days))
+        .format("%Y-%m-%dT%H:%M:%S+0000")
+        .to_string()
+}
+
+pub fn future_epoch(days: i64) -> i64 {
+    (chrono::Utc::now() + chrono::Duration::days(days)).timestamp()
+}
+
+pub fn inserts(records: &[Value]) -> Vec<Value> {
+    records
+        .iter()
+        .filter(|record| record["eventName"] == "INSERT")
+        .cloned()
+        .collect()
+}

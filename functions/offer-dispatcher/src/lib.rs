@@ -1,0 +1,29 @@
+//! offerDispatcher: the Lambda on the pendingPersonalizedOffers stream.
+
+pub mod handler;
+
+use offers_shared::catalog_cache::CachedCatalog;
+use offers_shared::config::DispatcherConfig;
+use offers_shared::dispatch::{DispatchSettings, Dispatcher};
+use offers_shared::dynamo::DynamoStore;
+
+/// The dispatcher as deployed: DynamoDB behind a warm-process catalog cache.
+pub type DynamoDispatcher = Dispatcher<DynamoStore, CachedCatalog<DynamoStore>>;
+
+/// Wires the dispatcher from its configuration and one DynamoDB client.
+pub fn build_dispatcher(
+    client: aws_sdk_dynamodb::Client,
+    config: &DispatcherConfig,
+) -> DynamoDispatcher {
+    let store = DynamoStore::new(client, config.tables.clone());
+    let catalog = CachedCatalog::new(store.clone(), config.catalog_cache_ttl);
+    Dispatcher::new(
+        store,
+        catalog,
+        DispatchSettings {
+            concurrency: config.concurrency,
+            deadline_margin: config.deadline_margin,
+            retention: config.retention,
+        },
+    )
+}

@@ -1,0 +1,333 @@
+//! template.yaml is the one source of truth for tables and function settings:
+//! the local stack and the tests create tables and environments from it.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    LocalSecondaryIndex, Projection, ProjectionType, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TimeToLiveSpecification,
+};
+use aws_sdk_dynamodb::Client;
+use serde_yaml::{Mapping, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read the template: {0}")]
+    Read(#[from] std::io::Error),
+    #[error("the template is not valid YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("template: {0}")]
+    Shape(String),
+    #[error("creating table {table}: {detail}")]
+    Create { table: String, detail: String },
+}
+
+fn shape(message: impl Into<String>) -> TemplateError {
+    TemplateError::Shape(message.into())
+}
+
+/// Physical table names by logical id, as created for one stack or test.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableSet {
+    pub names: BTreeMap<String, String>,
+}
+
+impl TableSet {
+    pub fn name(&self, logical_id: &str) -> &str {
+        self.names
+            .get(logical_id)
+            .map(String::as_str)
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SamTemplate {
+    root: Mapping,
+}
+
+impl SamTemplate {
+    pub fn load(path: &Path) -> Result<Self, TemplateError> {
+        let text = std::fs::read_to_string(path)?;
+        Self::parse(&text)
+    }
+
+    /// The project's template.yaml.
+    pub fn project() -> Result<Self, TemplateError> {
+        Self::load(&crate::workspace_root().join("template.yaml"))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        match serde_yaml::from_str(text)? {
+            Value::Mapping(root) => Ok(Self { root }),
+            _ => Err(shape("the top level is not a mapping")),
+        }
+    }
+
+    pub fn resources(&self) -> Result<&Mapping, TemplateError> {
+        self.root
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .ok_or_else(|| shape("no Resources"))
+    }
+
+    pub fn resource(&self, logical_id: &str) -> Result<&Value, TemplateError> {
+        self.resources()?
+            .get(logical_id)
+            .ok_or_else(|| shape(format!("no resource {logical_id}")))
+    }
+
+    /// A resource's `Properties`.
+    pub fn properties(&self, logical_id: &str) -> Result<&Value, TemplateError> {
+        self.resource(logical_id)?
+            .get("Properties")
+            .ok_or_else(|| shape(format!("{logical_id} has no Properties")))
+    }
+
+    /// `Globals.Function`, if any.
+    pub fn function_globals(&self) -> Option<&Value> {
+        self.root
+            .get("Globals")
+            .and_then(|globals| globals.get("Function"))
+    }
+
+    pub fn logical_ids_of_type(&self, resource_type: &str) -> Result<Vec<String>, TemplateError> {
+        Ok(self
+            .resources()?
+            .iter()
+            .filter(|(_, resource)| {
+                resource.get("Type").and_then(Value::as_str) == Some(resource_type)
+            })
+            .filter_map(|(id, _)| id.as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// A function's environment (Globals merged under its own), with `!Ref`s
+    /// of tables resolved to `tables` and of parameters to their defaults.
+    pub fn function_environment(
+        &self,
+        function_id: &str,
+        tables: &TableSet,
+    ) -> Result<HashMap<String, String>, TemplateError> {
+        let variables = |function: Option<&Value>| {
+            function
+                .and_then(|f| f.get("Environment"))
+                .and_then(|e| e.get("Variables"))
+                .and_then(Value::as_mapping)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let mut merged = variables(self.function_globals());
+        merged.extend(variables(Some(self.properties(function_id)?)));
+        let mut environment = HashMap::new();
+        for (name, value) in merged {
+            let name = name
+                .as_str()
+                .ok_or_else(|| shape("a variable name is not text"))?
+                .to_owned();
+            environment.insert(name, self.resolve(&value, tables)?);
+        }
+        Ok(environment)
+    }
+
+    fn resolve(&self, value: &Value, tables: &TableSet) -> Result<String, TemplateError> {
+        match value {
+            Value::String(text) => Ok(text.clone()),
+            Value::Number(number) => Ok(number.to_string()),
+            Value::Bool(flag) => Ok(flag.to_string()),
+            Value::Tagged(tagged) if tagged.tag == "!Ref" => {
+                let target = tagged
+                    .value
+                    .as_str()
+                    .ok_or_else(|| shape("!Ref of a non-name"))?;
+                if let Some(name) = tables.names.get(target) {
+                    return Ok(name.clone());
+                }
+                self.root
+                    .get("Parameters")
+                    .and_then(|parameters| parameters.get(target))
+                    .and_then(|parameter| parameter.get("Default"))
+                    .map(|default| self.resolve(default, tables))
+                    .unwrap_or_else(|| Err(shape(format!("cannot resolve !Ref {target} locally"))))
+            }
+            other => Err(shape(format!("cannot resolve {other:?} locally"))),
+        }
+    }
+
+    /// Creates every `AWS::DynamoDB::Table` of the template, named
+    /// `<prefix><LogicalId>`, with its keys, indexes, stream and TTL. Tables
+    /// that already exist are kept as they are (data persists between runs).
+    pub async fn create_tables(
+        &self,
+        client: &Client,
+        prefix: &str,
+    ) -> Result<TableSet, TemplateError> {
+        let mut tables = TableSet::default();
+        for logical_id in self.logical_ids_of_type("AWS::DynamoDB::Table")? {
+            let name = format!("{prefix}{logical_id}");
+            let properties = self.properties(&logical_id)?;
+            let create_error = |detail: String| TemplateError::Create {
+                table: name.clone(),
+                detail,
+            };
+            let request = client
+                .create_table()
+                .table_name(&name)
+                .billing_mode(BillingMode::PayPerRequest)
+                .set_attribute_definitions(Some(attribute_definitions(properties)?))
+                .set_key_schema(Some(key_schema(properties.get("KeySchema"))?))
+                .set_global_secondary_indexes(global_indexes(properties)?)
+                .set_local_secondary_indexes(local_indexes(properties)?)
+                .set_stream_specification(stream_specification(properties)?);
+            match request.send().await {
+                Ok(_) => {}
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+                Err(err) => {
+                    return Err(create_error(
+                        aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+                    ))
+                }
+            }
+            if let Some(ttl) = properties.get("TimeToLiveSpecification") {
+                let enabled = ttl.get("Enabled").and_then(Value::as_bool).unwrap_or(false);
+                let attribute = ttl
+                    .get("AttributeName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("ttl");
+                if enabled {
+                    let specification = TimeToLiveSpecification::builder()
+                        .enabled(true)
+                        .attribute_name(attribute)
+                        .build()
+                        .map_err(|err| create_error(err.to_string()))?;
+                    // Errors when TTL is already on (a table kept from an earlier run): fine.
+                    let _ = client
+                        .update_time_to_live()
+                        .table_name(&name)
+                        .time_to_live_specification(specification)
+                        .send()
+                        .await;
+                }
+            }
+            tables.names.insert(logical_id, name);
+        }
+        Ok(tables)
+    }
+}
+
+fn text<'a>(value: &'a Value, key: &str) -> Result<&'a str, TemplateError> {
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .ok_or_else(|| shape(format!("{key} missing")))
+}
+
+fn list<'a>(value: Option<&'a Value>, what: &str) -> Result<&'a Vec<Value>, TemplateError> {
+    value
+        .and_then(Value::as_sequence)
+        .ok_or_else(|| shape(format!("{what} is not a list")))
+}
+
+fn attribute_definitions(properties: &Value) -> Result<Vec<AttributeDefinition>, TemplateError> {
+    list(
+        properties.get("AttributeDefinitions"),
+        "AttributeDefinitions",
+    )?
+    .iter()
+    .map(|definition| {
+        AttributeDefinition::builder()
+            .attribute_name(text(definition, "AttributeName")?)
+            .attribute_type(ScalarAttributeType::from(text(
+                definition,
+                "AttributeType",
+            )?))
+            .build()
+            .map_err(|err| shape(err.to_string()))
+    })
+    .collect()
+}
+
+fn key_schema(schema: Option<&Value>) -> Result<Vec<KeySchemaElement>, TemplateError> {
+    list(schema, "KeySchema")?
+        .iter()
+        .map(|element| {
+            KeySchemaElement::builder()
+                .attribute_name(text(element, "AttributeName")?)
+                .key_type(KeyType::from(text(element, "KeyType")?))
+                .build()
+                .map_err(|err| shape(err.to_string()))
+        })
+        .collect()
+}
+
+fn projection(index: &Value) -> Result<Projection, TemplateError> {
+    let projection = index
+        .get("Projection")
+        .ok_or_else(|| shape("index without Projection"))?;
+    let non_key = projection
+        .get("NonKeyAttributes")
+        .and_then(Value::as_sequence)
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        });
+    Ok(Projection::builder()
+        .projection_type(ProjectionType::from(text(projection, "ProjectionType")?))
+        .set_non_key_attributes(non_key)
+        .build())
+}
+
+fn global_indexes(properties: &Value) -> Result<Option<Vec<GlobalSecondaryIndex>>, TemplateError> {
+    let Some(indexes) = properties.get("GlobalSecondaryIndexes") else {
+        return Ok(None);
+    };
+    list(Some(indexes), "GlobalSecondaryIndexes")?
+        .iter()
+        .map(|index| {
+            GlobalSecondaryIndex::builder()
+                .index_name(text(index, "IndexName")?)
+                .set_key_schema(Some(key_schema(index.get("KeySchema"))?))
+                .projection(projection(index)?)
+                .build()
+                .map_err(|err| shape(err.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn local_indexes(properties: &Value) -> Result<Option<Vec<LocalSecondaryIndex>>, TemplateError> {
+    let Some(indexes) = properties.get("LocalSecondaryIndexes") else {
+        return Ok(None);
+    };
+    list(Some(indexes), "LocalSecondaryIndexes")?
+        .iter()
+        .map(|index| {
+            LocalSecondaryIndex::builder()
+                .index_name(text(index, "IndexName")?)
+                .set_key_schema(Some(key_schema(index.get("KeySchema"))?))
+                .projection(projection(index)?)
+                .build()
+                .map_err(|err| shape(err.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+fn stream_specification(properties: &Value) -> Result<Option<StreamSpecification>, TemplateError> {
+    let Some(stream) = properties.get("StreamSpecification") else {
+        return Ok(None);
+    };
+    StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::from(text(stream, "StreamViewType")?))
+        .build()
+        .map(Some)
+        .map_err(|err| shape(err.to_string()))
+}
