@@ -45,3 +45,6 @@ impl DynamoStore {
         self.catalog_items_read.load(Ordering::Relaxed)
     }
 }
+
+#[cfg(test)]
+mod fault_tests;
