@@ -385,3 +385,26 @@ async fn records_left_without_time_are_reported_failed_and_nothing_is_written() 
     assert!(bed.scan(OFFERS).await.is_empty());
     assert_eq!(bed.scan(PENDING).await.len(), 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_events_dispatch_as_documented() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    let event = read_json("events/dispatcher-mixed-batch.json");
+    let records = event["Records"].as_array().cloned().unwrap_or_default();
+    assert!(invoke(&bed.dispatcher(&[]), &records).await.is_empty());
+    let offers = bed.scan(OFFERS).await;
+    let offered: HashSet<&str> = offers
+        .iter()
+        .filter_map(|o| o["offerId"].as_str())
+        .collect();
+    assert_eq!(offered, HashSet::from(["co-fries", SEED_OFFER]));
+    let mut codes: Vec<String> = bed
+        .scan(REJECTED)
+        .await
+        .iter()
+        .map(|r| r["reasonCode"].to_string())
+        .collect();
+    codes.sort();
+    assert_eq!(codes, vec!["\"expired\"", "\"invalid_row\""]);
+}

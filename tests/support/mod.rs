@@ -192,20 +192,23 @@ pub const SEED_OFFER: &str = "290fb746-9850-4994-b7d7-5630046792e1";
 pub const SEED_USER: &str = "us-east-1:192991f1-ede8-47bf-89e1-3942d4ab8aaa";
 pub const SEED_STATUS: &str = "{\"reward\": {\"value\": \"100\"},\"goals\": {\"visit1\": {\"condition\": {\"total_cost\": \"1\"}},\"visit2\": {\"condition\": {\"total_cost\": \"1\"}}}}";
 
-/// Config offers and templates used by the tests (and the local stack's sample).
+/// The sample catalog of events/sample-catalog.json, plus a config offer
+/// without a template for the `missing_template` case.
 pub fn sample_catalog() -> Vec<Value> {
-    vec![
-        json!({"id": "co-fries", "kind": "configOffer", "name": "Free fries", "description": "Any size, any day",
-               "imageUrl": "https://images.example/fries.png", "templateId": "tpl-fries",
-               "rules": {"minimumSpend": 5, "serviceModes": ["pickup"], "redemptionLimit": 1}}),
-        json!({"id": "tpl-fries", "kind": "offerTemplate", "configOfferId": "co-fries", "name": "Fries template",
-               "rules": [{"name": "minimumSpend", "type": "number"}]}),
-        json!({"id": "co-coffee", "kind": "configOffer", "name": "Coffee on us", "templateId": "tpl-coffee", "rules": {}}),
-        json!({"id": "tpl-coffee", "kind": "offerTemplate", "configOfferId": "co-coffee", "rules": []}),
+    let mut catalog: Vec<Value> =
+        serde_json::from_value(read_json("events/sample-catalog.json")).expect("catalog list");
+    catalog.push(
         json!({"id": "co-untemplated", "kind": "configOffer", "name": "No template", "rules": {}}),
-        json!({"id": SEED_OFFER, "kind": "configOffer", "name": "Visit twice", "templateId": "tpl-visits", "rules": {}}),
-        json!({"id": "tpl-visits", "kind": "offerTemplate", "configOfferId": SEED_OFFER, "rules": []}),
-    ]
+    );
+    catalog
+}
+
+/// A JSON file of the workspace, e.g. a sample event.
+pub fn read_json(relative: &str) -> Value {
+    let path = offers_local::workspace_root().join(relative);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
 }
 
 /// A valid pending row for `co-fries`, as a campaign tool writes it.

@@ -74,7 +74,7 @@ pub fn parse_challenge(
     let status = fields
         .challenge_status
         .ok_or_else(|| invalid("challengeStatus is required with a challenge".into()))?;
-    let (reward, goals) = parse_challenge_status(status)?;
+    let ChallengeStatus { reward, goals } = parse_challenge_status(status)?;
 
     match fields.frequency {
         None => {
@@ -99,10 +99,15 @@ pub fn parse_challenge(
     }))
 }
 
+/// The parts of a `challengeStatus` document.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChallengeStatus {
+    pub reward: Map<String, Value>,
+    pub goals: BTreeMap<String, Goal>,
+}
+
 /// Parses the `challengeStatus` JSON string: `{"reward": {"value": ..}, "goals": {name: {"condition": {..}}}}`.
-pub fn parse_challenge_status(
-    status: &str,
-) -> Result<(Map<String, Value>, BTreeMap<String, Goal>), Rejection> {
+pub fn parse_challenge_status(status: &str) -> Result<ChallengeStatus, Rejection> {
     let invalid = |message: String| Rejection::new(ReasonCode::InvalidChallenge, message);
     let document: Value = serde_json::from_str(status)
         .map_err(|err| invalid(format!("challengeStatus is not valid JSON: {err}")))?;
@@ -155,7 +160,10 @@ pub fn parse_challenge_status(
         };
         parsed.insert(name, Goal { condition });
     }
-    Ok((reward, parsed))
+    Ok(ChallengeStatus {
+        reward,
+        goals: parsed,
+    })
 }
 
 #[cfg(test)]

