@@ -182,3 +182,90 @@ mod tests {
         ));
     }
 }
+
+/// The offer lookup's configuration: it reads the loyalty offers and the
+/// catalog only, so it is given no other table name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupConfig {
+    pub loyalty_offers_table: String,
+    pub catalog_table: String,
+    pub sdk: SdkSettings,
+    /// How long a config offer's name, description and image stay cached in
+    /// a warm process.
+    pub catalog_cache_ttl: Duration,
+}
+
+impl LookupConfig {
+    /// Table names for `DynamoStore`: the tables the lookup never touches are
+    /// left empty, so that any use of them fails instead of reaching a table.
+    pub fn tables(&self) -> TableNames {
+        TableNames {
+            pending: String::new(),
+            loyalty_offers: self.loyalty_offers_table.clone(),
+            catalog: self.catalog_table.clone(),
+            rejected: String::new(),
+        }
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    pub fn lookup(&self) -> Result<LookupConfig, ConfigError> {
+        Ok(LookupConfig {
+            loyalty_offers_table: self.required("LOYALTY_OFFERS_TABLE_NAME")?,
+            catalog_table: self.required("OFFER_CATALOG_TABLE_NAME")?,
+            sdk: self.sdk()?,
+            catalog_cache_ttl: self.catalog_cache_ttl()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Env(move |name: &str| map.get(name).cloned())
+    }
+
+    #[test]
+    fn lookup_needs_only_its_two_tables() {
+        let config = env(&[
+            ("LOYALTY_OFFERS_TABLE_NAME", "o"),
+            ("OFFER_CATALOG_TABLE_NAME", "c"),
+            ("CATALOG_CACHE_TTL_SECONDS", "30"),
+            ("DYNAMODB_MAX_ATTEMPTS", "2"),
+        ])
+        .lookup()
+        .expect("valid");
+        assert_eq!(config.tables().loyalty_offers, "o");
+        assert_eq!(config.tables().catalog, "c");
+        assert_eq!(config.tables().pending, "");
+        assert_eq!(config.catalog_cache_ttl, Duration::from_secs(30));
+        assert_eq!(config.sdk.max_attempts, 2);
+    }
+
+    #[test]
+    fn lookup_fails_at_init_without_a_table_or_with_bad_numbers() {
+        assert_eq!(
+            env(&[("LOYALTY_OFFERS_TABLE_NAME", "o")]).lookup(),
+            Err(ConfigError::Missing("OFFER_CATALOG_TABLE_NAME"))
+        );
+        assert!(matches!(
+            env(&[
+                ("LOYALTY_OFFERS_TABLE_NAME", "o"),
+                ("OFFER_CATALOG_TABLE_NAME", "c"),
+                ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "fast"),
+            ])
+            .lookup(),
+            Err(ConfigError::Invalid {
+                name: "DYNAMODB_ATTEMPT_TIMEOUT_MS",
+                ..
+            })
+        ));
+    }
+}

@@ -6,5 +6,6 @@ pub mod dispatch;
 pub mod domain;
 pub mod dynamo;
 pub mod error;
+pub mod http;
 pub mod ports;
 pub mod telemetry;

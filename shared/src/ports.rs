@@ -69,3 +69,50 @@ pub trait CatalogReader: Send + Sync {
         ids: &[String],
     ) -> impl Future<Output = Result<HashMap<String, CatalogEntry>, StoreError>> + Send;
 }
+
+/// A place in one user's list of offers, in the order of the index being
+/// read: the index's sort key and the offer's id. It carries no user id: the
+/// user always comes from the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPosition {
+    pub index_key: String,
+    pub personalized_offer_id: Uuid,
+}
+
+/// One page of a user's list of offers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageRequest {
+    /// At most this many offers (at least 1).
+    pub limit: usize,
+    /// Start after this position (from the previous page's `next`).
+    pub after: Option<ListPosition>,
+    /// The time that decides which offers have expired.
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OfferPage {
+    pub offers: Vec<PersonalizedOffer>,
+    /// Where the next page starts; `None` when no more offers remain.
+    pub next: Option<ListPosition>,
+}
+
+/// The app's reads of a user's own offers. Every read is scoped to
+/// `user_id` by key: another user's offer is never read at all.
+pub trait OfferReader: Send + Sync {
+    /// The user's offer with this id, whatever its status; `None` when the
+    /// user has no such offer.
+    fn get_offer(
+        &self,
+        user_id: &str,
+        personalized_offer_id: Uuid,
+    ) -> impl Future<Output = Result<Option<PersonalizedOffer>, StoreError>> + Send;
+
+    /// The user's offers that are neither expired nor revoked at `page.now`,
+    /// by rank, then start date, then id.
+    fn list_offers(
+        &self,
+        user_id: &str,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<OfferPage, StoreError>> + Send;
+}

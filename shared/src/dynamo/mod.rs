@@ -5,6 +5,7 @@ mod client;
 mod dispatch;
 mod errors;
 mod items;
+mod offers;
 
 pub use client::dynamodb_client;
 pub use errors::classify;

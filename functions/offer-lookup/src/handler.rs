@@ -1,0 +1,543 @@
+//! The HTTP handler: API Gateway v2 request in, JSON response out.
+//!
+//! - `GET /rewards/offers/{personalizedOfferId}`: one of the caller's offers,
+//!   whatever its status.
+//! - `GET /rewards/offers[?limit=N][&cursor=C]`: the caller's offers that are
+//!   neither expired nor revoked, by rank, then start date, then id.
+//!
+//! Checks run in this order: route (404, 405), caller (401), input (400),
+//! and only then the store.
+
+use chrono::Utc;
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Error, Request, Response};
+use offers_shared::http::{
+    caller, decode_cursor, encode_cursor, int_param, offer_views, parse_uuid, path_segments,
+    query_param, raw_path, respond, ApiError, Caller, OfferView,
+};
+use offers_shared::ports::{CatalogReader, OfferReader, PageRequest};
+use serde::Serialize;
+use std::time::Instant;
+
+/// Page size when the request gives no `limit`.
+pub const DEFAULT_LIMIT: usize = 50;
+/// The largest `limit` accepted.
+pub const MAX_LIMIT: usize = 100;
+
+/// The lookup's dependencies: the offers and the catalog (for names and images).
+pub struct Lookup<R, C> {
+    offers: R,
+    catalog: C,
+}
+
+impl<R: OfferReader, C: CatalogReader> Lookup<R, C> {
+    pub fn new(offers: R, catalog: C) -> Self {
+        Self { offers, catalog }
+    }
+
+    pub fn offers(&self) -> &R {
+        &self.offers
+    }
+
+    pub fn catalog(&self) -> &C {
+        &self.catalog
+    }
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    List,
+    /// The id exactly as in the path, not yet validated.
+    Get(&'a str),
+}
+
+const ALLOWED: &[&str] = &["GET"];
+
+/// The route of a method and raw path: 404 for an unknown path, 405 for a
+/// known path with another method than GET.
+pub fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
+    let route = match path_segments(path).as_slice() {
+        ["rewards", "offers"] => Route::List,
+        ["rewards", "offers", id] if !id.is_empty() => Route::Get(id),
+        _ => return Err(ApiError::no_route()),
+    };
+    if method != Method::GET {
+        return Err(ApiError::MethodNotAllowed { allow: ALLOWED });
+    }
+    Ok(route)
+}
+
+/// The list's body: a page of offers and, when more remain, the cursor of the next.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferList {
+    pub offers: Vec<OfferView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Answer {
+    One(Box<OfferView>),
+    Page(OfferList),
+}
+
+/// Handles one request. Every failure is an error response, so this never
+/// returns `Err` (the runtime would turn that into a bare 500).
+pub async fn handle<R: OfferReader, C: CatalogReader>(
+    lookup: &Lookup<R, C>,
+    request: Request,
+) -> Result<Response<Body>, Error> {
+    let started = Instant::now();
+    let response = respond(answer(lookup, &request).await);
+    tracing::debug!(
+        method = %request.method(),
+        status = response.status().as_u16(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    Ok(response)
+}
+
+async fn answer<R: OfferReader, C: CatalogReader>(
+    lookup: &Lookup<R, C>,
+    request: &Request,
+) -> Result<(StatusCode, Answer), ApiError> {
+    let route = route(request.method(), raw_path(request))?;
+    let caller = caller(request)?;
+    match route {
+        Route::Get(id) => get_offer(lookup, &caller, id)
+            .await
+            .map(|view| (StatusCode::OK, Answer::One(Box::new(view)))),
+        Route::List => list_offers(lookup, &caller, request)
+            .await
+            .map(|page| (StatusCode::OK, Answer::Page(page))),
+    }
+}
+
+/// Missing and someone else's are the same 404: the read is keyed by the
+/// caller, so another user's offer is never even read.
+fn not_found() -> ApiError {
+    ApiError::NotFound("no such offer".into())
+}
+
+async fn get_offer<R: OfferReader, C: CatalogReader>(
+    lookup: &Lookup<R, C>,
+    caller: &Caller,
+    id: &str,
+) -> Result<OfferView, ApiError> {
+    let id = parse_uuid(id, "personalizedOfferId")?;
+    let offer = lookup
+        .offers
+        .get_offer(&caller.user_id, id)
+        .await?
+        .ok_or_else(not_found)?;
+    offer_views(&lookup.catalog, std::slice::from_ref(&offer), Utc::now())
+        .await?
+        .pop()
+        .ok_or_else(not_found)
+}
+
+async fn list_offers<R: OfferReader, C: CatalogReader>(
+    lookup: &Lookup<R, C>,
+    caller: &Caller,
+    request: &Request,
+) -> Result<OfferList, ApiError> {
+    let limit = int_param(request, "limit", 1..=MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
+    let after = query_param(request, "cursor")
+        .map(decode_cursor)
+        .transpose()?;
+    let now = Utc::now();
+    let page = lookup
+        .offers
+        .list_offers(&caller.user_id, &PageRequest { limit, after, now })
+        .await?;
+    Ok(OfferList {
+        offers: offer_views(&lookup.catalog, &page.offers, now).await?,
+        next_cursor: page.next.as_ref().map(encode_cursor),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+    use offers_shared::domain::{CatalogEntry, ConfigOffer, OfferSource, PersonalizedOffer};
+    use offers_shared::error::StoreError;
+    use offers_shared::ports::{ListPosition, OfferPage};
+    use serde_json::{json, Value};
+    use std::collections::{BTreeMap, HashMap};
+    use std::sync::Mutex;
+    use uuid::Uuid;
+
+    const ID: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+
+    /// Offers by owner; records every read it is asked for.
+    #[derive(Default)]
+    struct FakeOffers {
+        offers: Vec<PersonalizedOffer>,
+        fail: Option<StoreError>,
+        reads: Mutex<Vec<String>>,
+    }
+
+    impl OfferReader for FakeOffers {
+        async fn get_offer(
+            &self,
+            user_id: &str,
+            id: Uuid,
+        ) -> Result<Option<PersonalizedOffer>, StoreError> {
+            self.reads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!("get {user_id} {id}"));
+            if let Some(err) = &self.fail {
+                return Err(err.clone());
+            }
+            Ok(self
+                .offers
+                .iter()
+                .find(|o| o.user_id == user_id && o.personalized_offer_id == id)
+                .cloned())
+        }
+
+        async fn list_offers(
+            &self,
+            user_id: &str,
+            page: &PageRequest,
+        ) -> Result<OfferPage, StoreError> {
+            self.reads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!(
+                    "list {user_id} {} {:?}",
+                    page.limit,
+                    page.after.as_ref().map(|p| p.personalized_offer_id)
+                ));
+            if let Some(err) = &self.fail {
+                return Err(err.clone());
+            }
+            let mine: Vec<PersonalizedOffer> = self
+                .offers
+                .iter()
+                .filter(|o| o.user_id == user_id)
+                .cloned()
+                .collect();
+            let next = (mine.len() > page.limit).then(|| ListPosition {
+                index_key: format!("k#{}", mine[page.limit - 1].personalized_offer_id),
+                personalized_offer_id: mine[page.limit - 1].personalized_offer_id,
+            });
+            Ok(OfferPage {
+                offers: mine.into_iter().take(page.limit).collect(),
+                next,
+            })
+        }
+    }
+
+    struct FakeCatalog;
+
+    impl CatalogReader for FakeCatalog {
+        async fn fetch_entries(
+            &self,
+            ids: &[String],
+        ) -> Result<HashMap<String, CatalogEntry>, StoreError> {
+            Ok(ids
+                .iter()
+                .filter(|id| id.as_str() == "co-1")
+                .map(|id| {
+                    (
+                        id.clone(),
+                        CatalogEntry::ConfigOffer(ConfigOffer {
+                            id: id.clone(),
+                            name: "Free fries".into(),
+                            description: None,
+                            image_url: None,
+                            template_id: None,
+                            rules: BTreeMap::new(),
+                        }),
+                    )
+                })
+                .collect())
+        }
+    }
+
+    fn offer(user_id: &str, id: &str) -> PersonalizedOffer {
+        let now = Utc::now();
+        PersonalizedOffer {
+            personalized_offer_id: Uuid::parse_str(id).unwrap_or_else(|_| Uuid::new_v4()),
+            user_id: user_id.into(),
+            offer_id: "co-1".into(),
+            template_id: "tpl-1".into(),
+            campaign_id: Some("camp-1".into()),
+            rules: BTreeMap::new(),
+            start_date: now - Duration::days(1),
+            expiry_date: now + Duration::days(1),
+            rank: 1,
+            challenge: None,
+            source: OfferSource::Campaign,
+            sort_key: None,
+            task_id: None,
+            assigned_by: None,
+            reason: None,
+            created_at: now,
+            ttl: 0,
+            revoked_at: None,
+            revoked_by: None,
+            audit: Vec::new(),
+        }
+    }
+
+    fn lookup(offers: FakeOffers) -> Lookup<FakeOffers, FakeCatalog> {
+        Lookup::new(offers, FakeCatalog)
+    }
+
+    fn event(method: &str, path: &str, query: &str, sub: Option<&str>) -> Request {
+        let mut event = json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": query,
+            "headers": {"x-user-id": "intruder"},
+            "requestContext": {"http": {"method": method, "path": path}, "stage": "$default",
+                               "requestId": "r-1"},
+            "isBase64Encoded": false
+        });
+        if let Some(sub) = sub {
+            event["requestContext"]["authorizer"] = json!({"jwt": {"claims": {"sub": sub}}});
+        }
+        lambda_http::request::from_str(&event.to_string()).expect("event")
+    }
+
+    async fn call(lookup: &Lookup<FakeOffers, FakeCatalog>, request: Request) -> (u16, Value) {
+        let response = handle(lookup, request).await.expect("never Err");
+        let body = match response.body() {
+            Body::Text(text) => serde_json::from_str(text).expect("JSON"),
+            other => panic!("body {other:?}"),
+        };
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert_eq!(response.headers()["cache-control"], "private, no-store");
+        (response.status().as_u16(), body)
+    }
+
+    fn reads(lookup: &Lookup<FakeOffers, FakeCatalog>) -> Vec<String> {
+        lookup
+            .offers()
+            .reads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    #[test]
+    fn routes() {
+        let get = Method::GET;
+        assert_eq!(route(&get, "/rewards/offers"), Ok(Route::List));
+        assert_eq!(
+            route(&get, &format!("/rewards/offers/{ID}")),
+            Ok(Route::Get(ID))
+        );
+        assert_eq!(route(&get, "/rewards/offers/x"), Ok(Route::Get("x")));
+        for path in [
+            "/",
+            "/rewards",
+            "/rewards/offer",
+            "/rewards/offers/a/b",
+            "/rewards/offers/",
+            "/dev/rewards/offers",
+            "//rewards/offers",
+        ] {
+            assert_eq!(
+                route(&get, path).map_err(|e| e.status().as_u16()),
+                Err(404),
+                "{path}"
+            );
+        }
+        for method in [
+            Method::POST,
+            Method::PUT,
+            Method::DELETE,
+            Method::PATCH,
+            Method::HEAD,
+        ] {
+            assert_eq!(
+                route(&method, "/rewards/offers").map_err(|e| e.status().as_u16()),
+                Err(405)
+            );
+            assert_eq!(
+                route(&method, "/nowhere").map_err(|e| e.status().as_u16()),
+                Err(404)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn owner_gets_the_offer_and_others_the_same_404_as_missing() {
+        let lookup = lookup(FakeOffers {
+            offers: vec![offer("owner", ID)],
+            ..Default::default()
+        });
+        let (status, body) = call(
+            &lookup,
+            event("GET", &format!("/rewards/offers/{ID}"), "", Some("owner")),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["personalizedOfferId"], ID);
+        assert_eq!(body["name"], "Free fries");
+        assert_eq!(body["status"], "active");
+
+        let other = call(
+            &lookup,
+            event("GET", &format!("/rewards/offers/{ID}"), "", Some("other")),
+        )
+        .await;
+        let missing_id = Uuid::new_v4();
+        let missing = call(
+            &lookup,
+            event(
+                "GET",
+                &format!("/rewards/offers/{missing_id}"),
+                "",
+                Some("owner"),
+            ),
+        )
+        .await;
+        assert_eq!(other.0, 404);
+        assert_eq!(other, missing);
+        assert_eq!(other.1["error"]["code"], "not_found");
+        assert_eq!(
+            reads(&lookup)[1],
+            format!("get other {ID}"),
+            "read under the caller's key"
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_ids_limits_and_cursors_are_400_before_any_read() {
+        let lookup = lookup(FakeOffers::default());
+        for (path, query, code) in [
+            ("/rewards/offers/not-a-uuid", "", "invalid_id"),
+            (
+                "/rewards/offers/0f8fad5bd9cb469fa16570867728950e",
+                "",
+                "invalid_id",
+            ),
+            ("/rewards/offers", "limit=0", "invalid_limit"),
+            ("/rewards/offers", "limit=101", "invalid_limit"),
+            ("/rewards/offers", "limit=abc", "invalid_limit"),
+            ("/rewards/offers", "cursor=garbage!", "invalid_cursor"),
+            ("/rewards/offers", "cursor=", "invalid_cursor"),
+        ] {
+            let (status, body) = call(&lookup, event("GET", path, query, Some("owner"))).await;
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (400, Some(code)),
+                "{path}?{query}"
+            );
+        }
+        assert!(reads(&lookup).is_empty(), "no read for a bad request");
+    }
+
+    #[tokio::test]
+    async fn no_caller_is_401_and_a_user_id_elsewhere_is_ignored() {
+        let lookup = lookup(FakeOffers::default());
+        for path in ["/rewards/offers", "/rewards/offers/not-a-uuid"] {
+            let (status, body) = call(&lookup, event("GET", path, "userId=owner", None)).await;
+            assert_eq!(status, 401);
+            assert_eq!(body["error"]["code"], "unauthorized");
+        }
+        assert!(reads(&lookup).is_empty());
+        call(
+            &lookup,
+            event(
+                "GET",
+                "/rewards/offers",
+                "userId=intruder&user_id=x",
+                Some("owner"),
+            ),
+        )
+        .await;
+        assert_eq!(
+            reads(&lookup),
+            vec![format!("list owner {DEFAULT_LIMIT} None")]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_list_pages_with_a_cursor() {
+        let lookup = lookup(FakeOffers {
+            offers: (0..3)
+                .map(|_| offer("owner", "new"))
+                .chain([offer("other", "new")])
+                .collect(),
+            ..Default::default()
+        });
+        let (status, body) = call(
+            &lookup,
+            event("GET", "/rewards/offers", "limit=2", Some("owner")),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(body["offers"].as_array().map(Vec::len), Some(2));
+        let cursor = body["nextCursor"].as_str().expect("cursor").to_owned();
+        let (status, _) = call(
+            &lookup,
+            event(
+                "GET",
+                "/rewards/offers",
+                &format!("cursor={cursor}"),
+                Some("owner"),
+            ),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let second = &reads(&lookup)[1];
+        assert!(second.starts_with("list owner 50 Some("), "{second}");
+
+        let (_, body) = call(&lookup, event("GET", "/rewards/offers", "", Some("other"))).await;
+        assert_eq!(body["offers"].as_array().map(Vec::len), Some(1));
+        assert!(
+            body.get("nextCursor").is_none(),
+            "no cursor on the last page"
+        );
+    }
+
+    #[tokio::test]
+    async fn store_failures_are_503_when_transient_else_500() {
+        for (fail, status, code) in [
+            (
+                StoreError::Throttled("t".into()),
+                503,
+                "service_unavailable",
+            ),
+            (StoreError::Corrupt("c".into()), 500, "internal_error"),
+        ] {
+            let lookup = lookup(FakeOffers {
+                fail: Some(fail),
+                ..Default::default()
+            });
+            for path in [
+                format!("/rewards/offers/{ID}"),
+                "/rewards/offers".to_owned(),
+            ] {
+                let (got, body) = call(&lookup, event("GET", &path, "", Some("owner"))).await;
+                assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn wrong_method_and_unknown_route() {
+        let lookup = lookup(FakeOffers::default());
+        let (status, body) =
+            call(&lookup, event("POST", "/rewards/offers", "", Some("owner"))).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (405, Some("method_not_allowed"))
+        );
+        let (status, body) = call(&lookup, event("GET", "/rewards", "", Some("owner"))).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("not_found"))
+        );
+        assert!(reads(&lookup).is_empty());
+    }
+}

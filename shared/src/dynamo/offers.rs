@@ -1,0 +1,354 @@
+//! The app's reads of the loyalty offers table, always keyed by the caller.
+
+use super::items::{offer_from_item, rank_key, RANK_INDEX};
+use super::{classify, DynamoStore};
+use crate::domain::{OfferStatus, PersonalizedOffer};
+use crate::error::StoreError;
+use crate::ports::{ListPosition, OfferPage, OfferReader, PageRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Duration, Utc};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Each Query asks for at least this many items. Expired and revoked offers
+/// (kept until their TTL) are dropped by the filter after they count toward
+/// `Limit`, so asking for only what is still wanted would cost round trips.
+const MIN_QUERY_LIMIT: usize = 25;
+
+/// Keeps what may still be current: items whose `expiryDate` is after the
+/// cutoff. The stored dates are RFC 3339 UTC text, whole seconds or with a
+/// fraction; a cutoff one second before `now`, in whole seconds, never drops
+/// a current offer whatever its fraction (`.` sorts before `Z`). The exact
+/// check is `PersonalizedOffer::status` on what comes back.
+fn expiry_cutoff(now: DateTime<Utc>) -> String {
+    (now - Duration::seconds(1))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn text(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+/// The primary key plus the byRank sort key: where a Query on the index
+/// resumes. The user is the caller, never taken from the position.
+fn start_key(user_id: &str, position: &ListPosition) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("userId".to_owned(), text(user_id)),
+        (
+            "personalizedOfferId".to_owned(),
+            text(position.personalized_offer_id.to_string()),
+        ),
+        ("rankKey".to_owned(), text(position.index_key.clone())),
+    ])
+}
+
+fn is_current(offer: &PersonalizedOffer, now: DateTime<Utc>) -> bool {
+    matches!(
+        offer.status(now),
+        OfferStatus::Active | OfferStatus::Scheduled
+    )
+}
+
+impl OfferReader for DynamoStore {
+    async fn get_offer(
+        &self,
+        user_id: &str,
+        personalized_offer_id: Uuid,
+    ) -> Result<Option<PersonalizedOffer>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.loyalty_offers)
+            .key("userId", text(user_id))
+            .key(
+                "personalizedOfferId",
+                text(personalized_offer_id.to_string()),
+            )
+            .send()
+            .await
+            .map_err(|err| classify(&err))?;
+        match output.item {
+            None => Ok(None),
+            Some(item) => {
+                let offer = offer_from_item(item)?;
+                if offer.user_id != user_id || offer.personalized_offer_id != personalized_offer_id
+                {
+                    return Err(StoreError::Corrupt(format!(
+                        "item under key {personalized_offer_id} holds another offer"
+                    )));
+                }
+                Ok(Some(offer))
+            }
+        }
+    }
+
+    async fn list_offers(
+        &self,
+        user_id: &str,
+        page: &PageRequest,
+    ) -> Result<OfferPage, StoreError> {
+        let limit = page.limit.max(1);
+        let cutoff = expiry_cutoff(page.now);
+        let mut start = page
+            .after
+            .as_ref()
+            .map(|position| start_key(user_id, position));
+        // One more than asked for tells whether more remain.
+        let mut found: Vec<(PersonalizedOffer, String)> = Vec::with_capacity(limit + 1);
+        loop {
+            let wanted = limit + 1 - found.len();
+            let output = self
+                .client
+                .query()
+                .table_name(&self.tables.loyalty_offers)
+                .index_name(RANK_INDEX)
+                .key_condition_expression("userId = :user")
+                .filter_expression("attribute_not_exists(revokedAt) AND expiryDate > :cutoff")
+                .expression_attribute_values(":user", text(user_id))
+                .expression_attribute_values(":cutoff", text(cutoff.clone()))
+                .limit(i32::try_from(wanted.max(MIN_QUERY_LIMIT)).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|err| classify(&err))?;
+            for item in output.items.unwrap_or_default() {
+                let stored_key = match item.get("rankKey") {
+                    Some(AttributeValue::S(key)) => Some(key.clone()),
+                    _ => None,
+                };
+                match offer_from_item(item) {
+                    Ok(offer) if is_current(&offer, page.now) => {
+                        let key = stored_key.unwrap_or_else(|| rank_key(&offer));
+                        found.push((offer, key));
+                    }
+                    Ok(_) => {}
+                    // One bad item must not hide the user's other offers.
+                    Err(err) => tracing::error!(error = %err, "offer item skipped"),
+                }
+                if found.len() > limit {
+                    break;
+                }
+            }
+            if found.len() > limit {
+                found.truncate(limit);
+                let next = found.last().map(|(offer, key)| ListPosition {
+                    index_key: key.clone(),
+                    personalized_offer_id: offer.personalized_offer_id,
+                });
+                return Ok(OfferPage {
+                    offers: found.into_iter().map(|(offer, _)| offer).collect(),
+                    next,
+                });
+            }
+            match output.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => {
+                    return Ok(OfferPage {
+                        offers: found.into_iter().map(|(offer, _)| offer).collect(),
+                        next: None,
+                    })
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TableNames;
+    use crate::domain::dates::{format_timestamp, parse_timestamp};
+    use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
+    use aws_sdk_dynamodb::operation::query::QueryOutput;
+    use aws_sdk_dynamodb::Client;
+    use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+    use serde_json::json;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        parse_timestamp(text).expect("timestamp")
+    }
+
+    fn store(rules: &[&Rule]) -> DynamoStore {
+        let client: Client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, rules, |config| {
+            config.retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        });
+        DynamoStore::new(
+            client,
+            TableNames {
+                pending: String::new(),
+                loyalty_offers: "offers".into(),
+                catalog: "catalog".into(),
+                rejected: String::new(),
+            },
+        )
+    }
+
+    fn offer_item(
+        user_id: &str,
+        id: Uuid,
+        rank: i64,
+        expiry: &str,
+    ) -> HashMap<String, AttributeValue> {
+        let offer = json!({
+            "personalizedOfferId": id, "userId": user_id, "offerId": "co-1", "templateId": "tpl-1",
+            "rules": {}, "startDate": "2024-01-01T00:00:00Z", "expiryDate": expiry, "rank": rank,
+            "source": "campaign", "createdAt": "2024-01-01T00:00:00Z", "ttl": 0
+        });
+        let offer: PersonalizedOffer = serde_json::from_value(offer).expect("offer");
+        super::super::offer_to_item(&offer).expect("item")
+    }
+
+    #[test]
+    fn the_cutoff_never_drops_a_current_offer() {
+        let now = at("2030-05-05T10:00:00.400Z");
+        let cutoff = expiry_cutoff(now);
+        assert_eq!(cutoff, "2030-05-05T09:59:59Z");
+        for expiry in [
+            "2030-05-05T10:00:00.500Z",
+            "2030-05-05T10:00:01Z",
+            "2031-01-01T00:00:00Z",
+        ] {
+            assert!(format_timestamp(at(expiry)) > cutoff, "{expiry} kept");
+        }
+        for expiry in [
+            "2030-05-05T09:59:59Z",
+            "2030-05-05T09:59:58.999Z",
+            "2029-01-01T00:00:00Z",
+        ] {
+            assert!(format_timestamp(at(expiry)) <= cutoff, "{expiry} filtered");
+        }
+    }
+
+    #[tokio::test]
+    async fn get_reads_one_key_of_the_caller() {
+        let id = Uuid::new_v4();
+        let get = mock!(Client::get_item)
+            .match_requests(move |request| {
+                request.table_name() == Some("offers")
+                    && request.key().map(HashMap::len) == Some(2)
+                    && request.key().and_then(|key| key.get("userId")) == Some(&text("caller"))
+                    && request.key().and_then(|key| key.get("personalizedOfferId"))
+                        == Some(&text(id.to_string()))
+            })
+            .then_output(move || {
+                GetItemOutput::builder()
+                    .set_item(Some(offer_item("caller", id, 1, "2099-01-01T00:00:00Z")))
+                    .build()
+            });
+        let store = store(&[&get]);
+        let offer = store
+            .get_offer("caller", id)
+            .await
+            .expect("ok")
+            .expect("found");
+        assert_eq!(offer.personalized_offer_id, id);
+        assert_eq!(get.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_list_page_resumes_in_the_callers_partition_whatever_the_cursor() {
+        let now = at("2030-01-01T00:00:00Z");
+        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+        let items: Vec<_> = ids
+            .iter()
+            .enumerate()
+            .map(|(rank, id)| offer_item("caller", *id, rank as i64, "2099-01-01T00:00:00Z"))
+            .collect();
+        let query = mock!(Client::query)
+            .match_requests(|request| {
+                let values = request.expression_attribute_values();
+                request.index_name() == Some(RANK_INDEX)
+                    && values.and_then(|v| v.get(":user")) == Some(&text("caller"))
+                    && request
+                        .exclusive_start_key()
+                        .and_then(|key| key.get("userId"))
+                        == Some(&text("caller"))
+            })
+            .then_output(move || {
+                QueryOutput::builder()
+                    .set_items(Some(items.clone()))
+                    .build()
+            });
+        let store = store(&[&query]);
+        let after = ListPosition {
+            index_key: format!("1000000000#2024-01-01T00:00:00Z#{}", ids[0]),
+            personalized_offer_id: ids[0],
+        };
+        let page = store
+            .list_offers(
+                "caller",
+                &PageRequest {
+                    limit: 2,
+                    after: Some(after),
+                    now,
+                },
+            )
+            .await
+            .expect("page");
+        assert_eq!(
+            query.num_calls(),
+            1,
+            "one query: three items for a limit of two"
+        );
+        let got: Vec<Uuid> = page
+            .offers
+            .iter()
+            .map(|o| o.personalized_offer_id)
+            .collect();
+        assert_eq!(got, ids[..2]);
+        let next = page.next.expect("more remain");
+        assert_eq!(next.personalized_offer_id, ids[1]);
+        assert!(next.index_key.ends_with(&ids[1].to_string()));
+    }
+
+    #[tokio::test]
+    async fn expired_items_are_dropped_and_pages_followed_to_the_end() {
+        let now = at("2030-01-01T00:00:00Z");
+        let live = Uuid::new_v4();
+        let first = mock!(Client::query)
+            .match_requests(|request| request.exclusive_start_key().is_none())
+            .then_output(|| {
+                QueryOutput::builder()
+                    .set_items(Some(vec![offer_item(
+                        "caller",
+                        Uuid::new_v4(),
+                        1,
+                        "2030-01-01T00:00:00Z",
+                    )]))
+                    .set_last_evaluated_key(Some(HashMap::from([(
+                        "userId".to_owned(),
+                        text("caller"),
+                    )])))
+                    .build()
+            });
+        let second = mock!(Client::query)
+            .match_requests(|request| request.exclusive_start_key().is_some())
+            .then_output(move || {
+                QueryOutput::builder()
+                    .set_items(Some(vec![offer_item(
+                        "caller",
+                        live,
+                        2,
+                        "2030-01-01T00:00:00.001Z",
+                    )]))
+                    .build()
+            });
+        let store = store(&[&first, &second]);
+        let page = store
+            .list_offers(
+                "caller",
+                &PageRequest {
+                    limit: 5,
+                    after: None,
+                    now,
+                },
+            )
+            .await
+            .expect("page");
+        assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+        assert_eq!(page.offers.len(), 1);
+        assert_eq!(page.offers[0].personalized_offer_id, live);
+        assert_eq!(page.next, None);
+    }
+}

@@ -1,0 +1,17 @@
+//! HTTP plumbing shared by the API functions (API Gateway HTTP API, payload
+//! 2.0): the caller's identity, typed errors, JSON responses, list cursors and
+//! the offer JSON.
+
+mod cursor;
+mod error;
+mod identity;
+mod request;
+mod response;
+mod view;
+
+pub use cursor::{decode_cursor, encode_cursor};
+pub use error::ApiError;
+pub use identity::{caller, caller_from_context, Caller, Claims, IdentitySource};
+pub use request::{int_param, parse_uuid, path_segments, query_param, raw_path};
+pub use response::{error_response, json_response, respond, JSON, NO_STORE};
+pub use view::{config_offer, offer_views, OfferView};
