@@ -259,3 +259,137 @@ pub fn inserts(records: &[Value]) -> Vec<Value> {
         .cloned()
         .collect()
 }
+
+// ------------------------------------------------------------ offer lookup --
+pub const LOOKUP: &str = "OfferLookupFunction";
+
+impl TestBed {
+    pub fn lookup_config(&self, overrides: &[(&str, &str)]) -> offers_shared::config::LookupConfig {
+        let environment = self.environment(LOOKUP, overrides);
+        Env(move |name: &str| environment.get(name).cloned())
+            .lookup()
+            .expect("lookup config")
+    }
+
+    /// The lookup exactly as its main.rs wires it, configured from template.yaml.
+    pub fn lookup(&self, overrides: &[(&str, &str)]) -> offer_lookup::DynamoLookup {
+        let config = self.lookup_config(overrides);
+        offer_lookup::build_lookup(dynamodb_client(&self.sdk, &config.sdk), &config)
+    }
+
+    /// Puts pending rows and hands what the stream shows to the dispatcher;
+    /// returns the `personalizedOfferId` of each row's offer, by sort key.
+    pub async fn dispatch_rows(
+        &self,
+        stream: &mut StreamReader,
+        rows: &[Value],
+    ) -> HashMap<String, String> {
+        for row in rows {
+            self.put(PENDING, row.clone()).await;
+        }
+        let records = stream.read_new().await.expect("stream");
+        let failures = invoke(&self.dispatcher(&[]), &records).await;
+        assert!(failures.is_empty(), "dispatch failures: {failures:?}");
+        let wanted: Vec<&str> = rows
+            .iter()
+            .filter_map(|row| row["sortKey"].as_str())
+            .collect();
+        let ids: HashMap<String, String> = self
+            .scan(OFFERS)
+            .await
+            .into_iter()
+            .filter_map(|offer| {
+                let sort_key = offer.get("sortKey")?.as_str()?.to_owned();
+                let id = offer.get("personalizedOfferId")?.as_str()?.to_owned();
+                wanted
+                    .contains(&sort_key.as_str())
+                    .then_some((sort_key, id))
+            })
+            .collect();
+        assert_eq!(ids.len(), rows.len(), "one offer per row");
+        ids
+    }
+}
+
+/// Who an API Gateway v2 test event says is calling.
+#[derive(Debug, Clone, Copy)]
+pub enum Identity<'a> {
+    Nobody,
+    /// JWT authorizer with this `sub`.
+    Jwt(&'a str),
+    /// IAM authorizer with this Cognito identity id.
+    Iam(&'a str),
+    /// Both: the Cognito identity id and a JWT `sub`.
+    IamAndJwt(&'a str, &'a str),
+}
+
+/// An API Gateway HTTP API (payload 2.0) event, as the function receives it.
+pub fn api_event(method: &str, path: &str, query: &str, identity: Identity<'_>) -> Value {
+    let jwt = |sub: &str| {
+        json!({"claims": {"sub": sub, "iss": "https://cognito-idp.us-east-1.amazonaws.com/example",
+                                             "aud": "example-client-id", "token_use": "id"}, "scopes": null})
+    };
+    let iam = |identity_id: &str| {
+        json!({"cognitoIdentity": {"amr": ["authenticated"], "identityId": identity_id,
+                                                             "identityPoolId": "us-east-1:00000000-0000-0000-0000-000000000000"}})
+    };
+    let authorizer = match identity {
+        Identity::Nobody => Value::Null,
+        Identity::Jwt(sub) => json!({"jwt": jwt(sub)}),
+        Identity::Iam(identity_id) => json!({"iam": iam(identity_id)}),
+        Identity::IamAndJwt(identity_id, sub) => json!({"iam": iam(identity_id), "jwt": jwt(sub)}),
+    };
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": {"accept": "application/json", "host": "api.example.test"},
+        "requestContext": {
+            "accountId": "000000000000", "apiId": "example", "domainName": "api.example.test",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1",
+                     "userAgent": "test"},
+            "requestId": "test-request", "routeKey": "$default", "stage": "$default",
+            "time": "01/Jan/2026:00:00:00 +0000", "timeEpoch": 1767225600000i64
+        },
+        "isBase64Encoded": false
+    });
+    if !authorizer.is_null() {
+        event["requestContext"]["authorizer"] = authorizer;
+    }
+    event
+}
+
+/// A response of the lookup: status, the headers that matter, the JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
+    pub body: Value,
+}
+
+/// Calls the lookup handler with an API Gateway v2 event given as JSON.
+pub async fn call_lookup(lookup: &offer_lookup::DynamoLookup, event: &Value) -> ApiResponse {
+    let request = lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event");
+    let response = offer_lookup::handler::handle(lookup, request)
+        .await
+        .expect("the handler answers every request");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let body = match response.body() {
+        lambda_http::Body::Text(text) => serde_json::from_str(text).expect("JSON body"),
+        other => panic!("unexpected body {other:?}"),
+    };
+    ApiResponse {
+        status: response.status().as_u16(),
+        content_type: header("content-type"),
+        cache_control: header("cache-control"),
+        body,
+    }
+}
