@@ -16,5 +16,8 @@ cargo fmt --all -- --check
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "cargo build (the function binaries the end-to-end tests run)"
+cargo build --workspace --bins --locked
+
 step "cargo test (unit and end-to-end on DynamoDB Local)"
 cargo test --workspace --locked

@@ -2,10 +2,12 @@
 //! template.yaml, and the tables' real streams read as Lambda events.
 
 pub mod dynamodb_local;
+pub mod runtime_api;
 pub mod streams;
 pub mod template;
 
 pub use dynamodb_local::{DynamoDbLocal, LocalError, StartOptions};
+pub use runtime_api::{Answer, RuntimeApi};
 pub use streams::StreamReader;
 pub use template::{SamTemplate, TableSet};
 

@@ -4,12 +4,14 @@
 //! the floor is the same number of bare transactions of the same shape (put
 //! offer + delete pending row) at the same concurrency. Each side gets a fresh
 //! DynamoDB Local and an uncounted warm-up round (its JVM settles on the first
-//! workload it serves). Run: `cargo bench -p offers-integration-tests --bench dispatch`.
+//! workload it serves). The release binary is also run through a local
+//! Runtime API for its peak RSS. Run: `bash scripts/bench.sh`.
 
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use futures::stream::{self, StreamExt};
 use offers_integration_tests::*;
-use offers_local::{DynamoDbLocal, StartOptions};
+use offers_local::streams::lambda_event;
+use offers_local::{Answer, DynamoDbLocal, RuntimeApi, StartOptions};
 use offers_shared::domain::PersonalizedOffer;
 use offers_shared::dynamo::offer_to_item;
 use serde_json::Value;
@@ -22,29 +24,56 @@ const WARM_UP_ROWS: usize = 300;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let (handler_time, catalog_report, peak_rss_kib, concurrency) = measure_handler().await;
-    let floor_time = measure_floor(concurrency).await;
+    let local = DynamoDbLocal::start(StartOptions::default()).unwrap_or_else(|err| panic!("{err}"));
+    let handler = measure_handler(&local).await;
+    let binary = measure_binary(&local).await;
+    drop(local);
+    let floor_time = measure_floor(handler.concurrency).await;
 
-    let rows_per_second = ROWS as f64 / handler_time.as_secs_f64();
-    let floor_per_second = ROWS as f64 / floor_time.as_secs_f64();
+    let per_second = |time: Duration| ROWS as f64 / time.as_secs_f64();
     println!(
-        "dispatch bench: {ROWS} rows in {} batches of {BATCH}, concurrency {concurrency}",
-        ROWS / BATCH
+        "dispatch bench: {ROWS} rows in {} batches of {BATCH}, concurrency {}",
+        ROWS / BATCH,
+        handler.concurrency
     );
     println!(
-        "  handler:   {rows_per_second:>8.0} rows/s  ({:.2} s)",
-        handler_time.as_secs_f64()
+        "  handler (in process):  {:>6.0} rows/s  ({:.2} s)",
+        per_second(handler.time),
+        handler.time.as_secs_f64()
     );
-    println!("  floor:     {floor_per_second:>8.0} txn/s   ({:.2} s, bare TransactWriteItems put+delete)", floor_time.as_secs_f64());
     println!(
-        "  ratio:     {:>8.3}  (handler time / floor time; target <= 1.15)",
-        handler_time.as_secs_f64() / floor_time.as_secs_f64()
+        "  release binary:        {:>6.0} rows/s  ({:.2} s, through a local Runtime API)",
+        per_second(binary.time),
+        binary.time.as_secs_f64()
     );
-    println!("  catalog:   {catalog_report}");
+    println!("  floor:                 {:>6.0} txn/s   ({:.2} s, bare TransactWriteItems put offer + delete pending)", per_second(floor_time), floor_time.as_secs_f64());
     println!(
-        "  peak RSS:  {:>8.1} MiB of the bench process after the handler phase (target <= 40)",
-        peak_rss_kib as f64 / 1024.0
+        "  ratio handler/floor:   {:>6.3}  (target <= 1.15)",
+        handler.time.as_secs_f64() / floor_time.as_secs_f64()
     );
+    println!(
+        "  ratio binary/floor:    {:>6.3}",
+        binary.time.as_secs_f64() / floor_time.as_secs_f64()
+    );
+    println!("  catalog reads:         cold batch {} items for {} distinct ids; warm batches at most {} (target: <= distinct ids)",
+        handler.cold_reads, handler.cold_distinct_ids, handler.warm_reads_max);
+    println!(
+        "  peak RSS of the binary: {:>5.1} MiB (VmHWM after {ROWS} rows; target <= 40)",
+        binary.peak_rss_kib as f64 / 1024.0
+    );
+}
+
+struct HandlerRun {
+    time: Duration,
+    concurrency: usize,
+    cold_reads: u64,
+    cold_distinct_ids: usize,
+    warm_reads_max: u64,
+}
+
+struct BinaryRun {
+    time: Duration,
+    peak_rss_kib: u64,
 }
 
 /// Rows for one batch-sized run, spread over users and two config offers.
@@ -64,8 +93,7 @@ async fn put_rows(bed: &TestBed, prefix: &str, count: usize) {
         .await;
 }
 
-async fn measure_handler() -> (Duration, String, u64, usize) {
-    let local = DynamoDbLocal::start(StartOptions::default()).unwrap_or_else(|err| panic!("{err}"));
+async fn measure_handler(local: &DynamoDbLocal) -> HandlerRun {
     let bed = TestBed::on(&local.endpoint()).await;
     bed.load_sample_catalog().await;
     let dispatcher = bed.dispatcher(&[]);
@@ -74,35 +102,73 @@ async fn measure_handler() -> (Duration, String, u64, usize) {
 
     put_rows(&bed, "warm", WARM_UP_ROWS).await;
     let warm_up = stream.read_new().await.expect("stream");
-    for batch in warm_up.chunks(BATCH) {
+    let mut cold_reads = 0;
+    for (index, batch) in warm_up.chunks(BATCH).enumerate() {
         assert!(invoke(&dispatcher, batch).await.is_empty());
+        if index == 0 {
+            cold_reads = dispatcher.store().catalog_items_read();
+        }
     }
+    let cold_distinct_ids = distinct_catalog_ids(&warm_up[..BATCH.min(warm_up.len())]);
     stream.read_new().await.expect("stream"); // our own deletes (REMOVE), not counted
 
     put_rows(&bed, "run", ROWS).await;
     let records: Vec<Value> = inserts(&stream.read_new().await.expect("stream"));
     assert_eq!(records.len(), ROWS);
-    let reads_before = dispatcher.store().catalog_items_read();
-    let mut most_reads_in_a_batch = 0;
-    let mut most_distinct_ids = 0;
+    let mut warm_reads_max = 0;
     let started = Instant::now();
     for batch in records.chunks(BATCH) {
         let before = dispatcher.store().catalog_items_read();
         let failures = invoke(&dispatcher, batch).await;
         assert!(failures.is_empty(), "{failures:?}");
-        most_reads_in_a_batch =
-            most_reads_in_a_batch.max(dispatcher.store().catalog_items_read() - before);
-        most_distinct_ids = most_distinct_ids.max(distinct_catalog_ids(batch));
+        warm_reads_max = warm_reads_max.max(dispatcher.store().catalog_items_read() - before);
     }
-    let elapsed = started.elapsed();
-    let peak_rss = peak_rss_kib();
-    let offers = bed.scan(OFFERS).await.len();
-    assert_eq!(offers, ROWS + WARM_UP_ROWS, "every row dispatched once");
-    let catalog = format!(
-        "{} items read in the measured batches; at most {most_reads_in_a_batch} in one batch of at most {most_distinct_ids} distinct ids (target: reads <= distinct ids)",
-        dispatcher.store().catalog_items_read() - reads_before
+    let time = started.elapsed();
+    assert_eq!(
+        bed.scan(OFFERS).await.len(),
+        ROWS + WARM_UP_ROWS,
+        "every row dispatched once"
     );
-    (elapsed, catalog, peak_rss, concurrency)
+    HandlerRun {
+        time,
+        concurrency,
+        cold_reads,
+        cold_distinct_ids,
+        warm_reads_max,
+    }
+}
+
+/// The release binary, through a local Runtime API, on fresh tables.
+async fn measure_binary(local: &DynamoDbLocal) -> BinaryRun {
+    let bed = TestBed::on(&local.endpoint()).await;
+    bed.load_sample_catalog().await;
+    put_rows(&bed, "bin", ROWS).await;
+    let records: Vec<Value> = inserts(&bed.stream().await.read_new().await.expect("stream"));
+    let runtime = RuntimeApi::start().await.expect("runtime api");
+    let mut function = spawn_function(
+        &function_binary("offer-dispatcher"),
+        &bed.environment("OfferDispatcherFunction", &[]),
+        &local.endpoint(),
+        &runtime,
+    );
+    let started = Instant::now();
+    for batch in records.chunks(BATCH) {
+        let answer = runtime
+            .invoke(lambda_event(batch), Duration::from_secs(60))
+            .await;
+        assert_eq!(
+            answer,
+            Ok(Answer::Response(
+                serde_json::json!({"batchItemFailures": []})
+            ))
+        );
+    }
+    let time = started.elapsed();
+    let peak_rss_kib = peak_rss_kib(function.id());
+    let _ = function.kill();
+    let _ = function.wait();
+    assert_eq!(bed.scan(OFFERS).await.len(), ROWS);
+    BinaryRun { time, peak_rss_kib }
 }
 
 /// Config offer and template ids a batch refers to (its rows name the config
@@ -204,18 +270,4 @@ async fn bare_transactions(
             })
             .await;
     }
-}
-
-/// The process's peak resident set (VmHWM), in KiB.
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|line| line.starts_with("VmHWM:"))
-                .and_then(|line| line.split_whitespace().nth(1))
-                .and_then(|kib| kib.parse().ok())
-        })
-        .unwrap_or(0)
 }

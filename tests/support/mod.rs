@@ -393,3 +393,69 @@ pub async fn call_lookup(lookup: &offer_lookup::DynamoLookup, event: &Value) -> 
         body,
     }
 }
+
+/// A built function binary of this workspace (`target/<profile>/<name>`), next
+/// to the running test or bench. `scripts/test.sh` builds them first.
+pub fn function_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target profile dir");
+    let binary = profile_dir.join(name);
+    assert!(
+        binary.is_file(),
+        "{} is not built: run `cargo build --workspace --bins` (scripts/test.sh does) first",
+        binary.display()
+    );
+    binary
+}
+
+/// Starts a function binary the way Lambda does: the environment template.yaml
+/// gives it, the standard AWS settings pointing at `endpoint`, and
+/// `AWS_LAMBDA_RUNTIME_API` pointing at `runtime`.
+pub fn spawn_function(
+    binary: &std::path::Path,
+    environment: &HashMap<String, String>,
+    endpoint: &str,
+    runtime: &offers_local::RuntimeApi,
+) -> std::process::Child {
+    std::process::Command::new(binary)
+        .env_clear()
+        .envs(environment)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
+        .env(
+            "AWS_LAMBDA_FUNCTION_NAME",
+            binary
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("function"),
+        )
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_LEVEL", "WARN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn function binary")
+}
+
+/// The peak resident set (VmHWM) of a process, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
+}
