@@ -598,3 +598,106 @@ async fn the_sample_events_answer_as_documented() {
         "nothing after the user's only offer"
     );
 }
+
+/// The API Gateway v2 response the binary sent: status, headers, JSON body.
+fn http_answer(answer: Result<offers_local::Answer, String>) -> (u64, Value, Value) {
+    match answer {
+        Ok(offers_local::Answer::Response(response)) => {
+            let body = response["body"]
+                .as_str()
+                .and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or(Value::Null);
+            (
+                response["statusCode"].as_u64().unwrap_or_default(),
+                response["headers"].clone(),
+                body,
+            )
+        }
+        other => panic!("not an HTTP response: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lookup_binary_answers_through_the_runtime_api() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    let event = read_json("events/dispatcher-mixed-batch.json");
+    let records = event["Records"].as_array().cloned().unwrap_or_default();
+    assert!(invoke(&bed.dispatcher(&[]), &records).await.is_empty());
+
+    let runtime = offers_local::RuntimeApi::start()
+        .await
+        .expect("runtime api");
+    let mut function = spawn_function(
+        &function_binary("offer-lookup"),
+        &bed.environment(LOOKUP, &[]),
+        &shared_dynamodb().endpoint(),
+        &runtime,
+    );
+    let timeout = std::time::Duration::from_secs(10);
+    let owner = runtime
+        .invoke(read_json("events/lookup-get-owner.json"), timeout)
+        .await;
+    let other = runtime
+        .invoke(read_json("events/lookup-get-other-user.json"), timeout)
+        .await;
+    let nobody = runtime
+        .invoke(read_json("events/lookup-get-no-caller.json"), timeout)
+        .await;
+    let listed = runtime
+        .invoke(read_json("events/lookup-list.json"), timeout)
+        .await;
+    let _ = function.kill();
+    let _ = function.wait();
+
+    let (status, headers, body) = http_answer(owner);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["cache-control"], "private, no-store");
+    assert_eq!(body["offerId"], SEED_OFFER);
+    assert_eq!(body["status"], "active");
+    let (status, _, body) = http_answer(other);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    assert_eq!(http_answer(nobody).0, 401);
+    let (status, _, body) = http_answer(listed);
+    assert_eq!(status, 200);
+    assert_eq!(body["offers"][0]["offerId"], "co-fries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lookup_binary_stops_at_init_without_its_table_names() {
+    let bed = TestBed::new().await;
+    let runtime = offers_local::RuntimeApi::start()
+        .await
+        .expect("runtime api");
+    let mut environment = bed.environment(LOOKUP, &[]);
+    assert!(
+        !environment.contains_key("PENDING_TABLE_NAME"),
+        "no table it does not read"
+    );
+    environment.remove("OFFER_CATALOG_TABLE_NAME");
+    let mut function = spawn_function(
+        &function_binary("offer-lookup"),
+        &environment,
+        &shared_dynamodb().endpoint(),
+        &runtime,
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let status = function.wait();
+        let mut stderr = String::new();
+        if let Some(mut pipe) = function.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+        }
+        (status, stderr)
+    });
+    let (status, stderr) = tokio::time::timeout(std::time::Duration::from_secs(20), status)
+        .await
+        .expect("exits promptly")
+        .expect("join");
+    assert!(!status.expect("status").success());
+    assert!(stderr.contains("OFFER_CATALOG_TABLE_NAME"), "{stderr}");
+    assert!(runtime.first_poll().is_none(), "it never asked for work");
+}
