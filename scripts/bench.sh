@@ -10,5 +10,9 @@ install_dynamodb_local
 
 step "release build of the functions"
 cargo build --release --locked --workspace --bins
+# Per-record INFO logs would dominate the output; the functions log at WARN here too.
+export RUST_LOG="${RUST_LOG:-warn}"
 step "dispatch benchmark"
 cargo bench --locked -p offers-integration-tests --bench dispatch
+step "lookup benchmark"
+cargo bench --locked -p offers-integration-tests --bench lookup

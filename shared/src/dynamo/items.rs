@@ -1,5 +1,4 @@
 use crate::domain::assignment::MAX_ABS_RANK;
-use crate::domain::dates::format_timestamp;
 use crate::domain::PersonalizedOffer;
 use crate::error::StoreError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -33,7 +32,7 @@ pub fn rank_key(offer: &PersonalizedOffer) -> String {
     format!(
         "{:010}#{}#{}",
         offer.rank + MAX_ABS_RANK,
-        format_timestamp(offer.start_date),
+        sortable_timestamp(offer.start_date),
         offer.personalized_offer_id
     )
 }
@@ -41,7 +40,38 @@ pub fn rank_key(offer: &PersonalizedOffer) -> String {
 pub fn created_key(offer: &PersonalizedOffer) -> String {
     format!(
         "{}#{}",
-        format_timestamp(offer.created_at),
+        sortable_timestamp(offer.created_at),
         offer.personalized_offer_id
     )
+}
+
+/// Fixed-width UTC text (nanoseconds always written), so that text order is
+/// time order: `…37Z` and `…37.25Z` would sort the wrong way round.
+fn sortable_timestamp(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::dates::parse_timestamp;
+
+    #[test]
+    fn index_keys_sort_as_text_in_time_order() {
+        let times = [
+            "2024-01-01T00:00:37Z",
+            "2024-01-01T00:00:37.25Z",
+            "2024-01-01T00:00:37.3Z",
+            "2024-01-01T00:00:38Z",
+        ];
+        let keys: Vec<String> = times
+            .iter()
+            .filter_map(|t| parse_timestamp(t))
+            .map(sortable_timestamp)
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert_eq!(keys[1], "2024-01-01T00:00:37.250000000Z");
+    }
 }
