@@ -1,5 +1,6 @@
 //! Personalized offers: the domain (no AWS), its ports, and the DynamoDB adapter.
 
+pub mod assign;
 pub mod catalog_cache;
 pub mod config;
 pub mod dispatch;

@@ -1,16 +1,14 @@
 //! The dispatcher: each INSERT becomes exactly one of dispatched, rejected or failed.
 
 use super::record::{read_record, InsertRecord, StreamInput};
-use crate::domain::{
-    build_offer, parse_pending_row, resolve_catalog, Assignment, CatalogEntry, ReasonCode,
-    Rejection,
-};
+use crate::assign::load_catalog;
+use crate::domain::{parse_pending_row, Assignment, ReasonCode, Rejection};
 use crate::error::StoreError;
 use crate::ports::{CatalogReader, DispatchStore, PendingRef, RejectedRow, RowCopy, WriteOutcome};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use serde_json::{Map, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -94,6 +92,25 @@ impl BatchReport {
             .iter()
             .filter(|record| record.outcome.name() == name)
             .count()
+    }
+}
+
+/// The invocation deadline and the time kept in hand before it.
+#[derive(Debug, Clone, Copy)]
+struct Deadline {
+    at: Instant,
+    margin: Duration,
+}
+
+impl Deadline {
+    /// The configured margin, but never more than a fifth of the time the
+    /// invocation has: a function given a short timeout still does its work.
+    fn new(at: Instant, configured_margin: Duration) -> Self {
+        let budget = at.saturating_duration_since(Instant::now());
+        Self {
+            at,
+            margin: configured_margin.min(budget / 5),
+        }
     }
 }
 
@@ -188,30 +205,29 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
             }
         }
 
-        let (catalog, catalog_ids) = self.load_catalog(&assignments, deadline).await;
+        let deadline = deadline.map(|at| Deadline::new(at, self.settings.deadline_margin));
+        let valid = assignments
+            .iter()
+            .filter_map(|(_, _, parsed)| parsed.as_ref().ok());
+        let catalog = self
+            .with_deadline(deadline, load_catalog(&self.catalog, valid))
+            .await;
+        let catalog_ids = catalog.as_ref().map_or(0, |catalog| catalog.ids_requested);
         let plans: Vec<(usize, &InsertRecord, Plan)> = assignments
             .into_iter()
             .map(|(index, insert, parsed)| {
                 let plan = match (parsed, &catalog) {
                     (Err(rejection), _) => Plan::Reject(rejection),
                     (Ok(_), Err(error)) => Plan::Fail(format!("catalog read failed: {error}")),
-                    (Ok(assignment), Ok(catalog)) => {
-                        match resolve_catalog(&assignment, |id| catalog.get(id)).and_then(
-                            |(config, template)| {
-                                build_offer(
-                                    &assignment,
-                                    config,
-                                    template,
-                                    record_uuid(insert),
-                                    now,
-                                    self.settings.retention,
-                                )
-                            },
-                        ) {
-                            Ok(offer) => Plan::Dispatch(Box::new(offer)),
-                            Err(rejection) => Plan::Reject(rejection),
-                        }
-                    }
+                    (Ok(assignment), Ok(catalog)) => match catalog.offer_for(
+                        &assignment,
+                        record_uuid(insert),
+                        now,
+                        self.settings.retention,
+                    ) {
+                        Ok(offer) => Plan::Dispatch(Box::new(offer)),
+                        Err(rejection) => Plan::Reject(rejection),
+                    },
                 };
                 (index, insert, plan)
             })
@@ -259,60 +275,11 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
         report
     }
 
-    /// Fetches every config offer and template the batch needs: the distinct
-    /// ids together, then the config offers' default templates not yet known.
-    async fn load_catalog(
-        &self,
-        assignments: &[(usize, &InsertRecord, Result<Assignment, Rejection>)],
-        deadline: Option<Instant>,
-    ) -> (Result<HashMap<String, CatalogEntry>, StoreError>, usize) {
-        let mut wanted: Vec<String> = Vec::new();
-        let mut seen = HashSet::new();
-        for assignment in assignments
-            .iter()
-            .filter_map(|(_, _, parsed)| parsed.as_ref().ok())
-        {
-            for id in std::iter::once(&assignment.offer_id).chain(assignment.template_id.as_ref()) {
-                if seen.insert(id.clone()) {
-                    wanted.push(id.clone());
-                }
-            }
-        }
-        if wanted.is_empty() {
-            return (Ok(HashMap::new()), 0);
-        }
-        let mut entries = match self
-            .with_deadline(deadline, self.catalog.fetch_entries(&wanted))
-            .await
-        {
-            Ok(entries) => entries,
-            Err(error) => return (Err(error), wanted.len()),
-        };
-        let default_templates: Vec<String> = entries
-            .values()
-            .filter_map(|entry| match entry {
-                CatalogEntry::ConfigOffer(config) => config.template_id.clone(),
-                _ => None,
-            })
-            .filter(|id| seen.insert(id.clone()))
-            .collect();
-        if !default_templates.is_empty() {
-            match self
-                .with_deadline(deadline, self.catalog.fetch_entries(&default_templates))
-                .await
-            {
-                Ok(more) => entries.extend(more),
-                Err(error) => return (Err(error), seen.len()),
-            }
-        }
-        (Ok(entries), seen.len())
-    }
-
     async fn run_group(
         &self,
         group: Vec<(usize, &InsertRecord, Plan)>,
         now: DateTime<Utc>,
-        deadline: Option<Instant>,
+        deadline: Option<Deadline>,
     ) -> Vec<(usize, RecordReport)> {
         let mut reports = Vec::with_capacity(group.len());
         let mut earlier_failure = false;
@@ -322,7 +289,7 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
                     error: "an earlier record of the same key failed".into(),
                 }
             } else if deadline
-                .is_some_and(|deadline| Instant::now() + self.settings.deadline_margin >= deadline)
+                .is_some_and(|deadline| Instant::now() + deadline.margin >= deadline.at)
             {
                 Outcome::Failed {
                     error: "not started: too close to the invocation deadline".into(),
@@ -350,7 +317,7 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
         insert: &InsertRecord,
         plan: Plan,
         now: DateTime<Utc>,
-        deadline: Option<Instant>,
+        deadline: Option<Deadline>,
     ) -> Outcome {
         let pending = PendingRef {
             user_id: insert.user_id.clone(),
@@ -419,15 +386,16 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
     /// then reported failed (its write, if it lands anyway, makes the retry a no-op).
     async fn with_deadline<T>(
         &self,
-        deadline: Option<Instant>,
+        deadline: Option<Deadline>,
         call: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         match deadline {
             None => call.await,
             Some(deadline) => {
                 let cutoff = deadline
-                    .checked_sub(self.settings.deadline_margin / 2)
-                    .unwrap_or(deadline);
+                    .at
+                    .checked_sub(deadline.margin / 2)
+                    .unwrap_or(deadline.at);
                 tokio::time::timeout_at(cutoff, call)
                     .await
                     .unwrap_or_else(|_| {
@@ -489,42 +457,11 @@ pub fn record_uuid(insert: &InsertRecord) -> Uuid {
     match &insert.row {
         RowCopy::Image(image) => {
             let json = serde_json::to_value(image).unwrap_or(Value::Null);
-            write_canonical(&json, &mut name);
+            crate::domain::canonical::write_canonical(&json, &mut name);
         }
         RowCopy::Unreadable(text) => name.push_str(text),
     }
     Uuid::new_v5(&RECORD_NAMESPACE, name.as_bytes())
-}
-
-/// JSON with object keys sorted, so that equal images give equal text.
-fn write_canonical(value: &Value, out: &mut String) {
-    match value {
-        Value::Object(members) => {
-            let mut keys: Vec<&String> = members.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (position, key) in keys.into_iter().enumerate() {
-                if position > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::from(key.as_str()).to_string());
-                out.push(':');
-                write_canonical(&members[key], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (position, item) in items.iter().enumerate() {
-                if position > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        scalar => out.push_str(&scalar.to_string()),
-    }
 }
 
 fn log_record(record: &RecordReport) {

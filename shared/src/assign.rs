@@ -1,0 +1,79 @@
+//! From an assignment to an offer: the one path that the dispatcher (pending
+//! rows) and the support tool (agents' requests) share, so that both validate
+//! and merge exactly alike.
+
+use crate::domain::Rejection;
+use crate::domain::{build_offer, resolve_catalog, Assignment, CatalogEntry, PersonalizedOffer};
+use crate::error::StoreError;
+use crate::ports::CatalogReader;
+use chrono::{DateTime, Duration, Utc};
+use std::collections::{HashMap, HashSet};
+use uuid::Uuid;
+
+/// The catalog entries a set of assignments needs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CatalogSlice {
+    pub entries: HashMap<String, CatalogEntry>,
+    /// Distinct ids asked for (config offers, named templates, default templates).
+    pub ids_requested: usize,
+}
+
+impl CatalogSlice {
+    /// The offer record of `assignment`: config offer and template resolved
+    /// and checked against each other, rules merged. A rejection carries the
+    /// contract's reason code.
+    pub fn offer_for(
+        &self,
+        assignment: &Assignment,
+        personalized_offer_id: Uuid,
+        now: DateTime<Utc>,
+        retention: Duration,
+    ) -> Result<PersonalizedOffer, Rejection> {
+        let (config, template) = resolve_catalog(assignment, |id| self.entries.get(id))?;
+        build_offer(
+            assignment,
+            config,
+            template,
+            personalized_offer_id,
+            now,
+            retention,
+        )
+    }
+}
+
+/// Fetches every config offer and template the assignments need: the
+/// distinct ids together, then the config offers' default templates not yet
+/// known. Two reads at most, whatever the number of assignments.
+pub async fn load_catalog<'a, C: CatalogReader>(
+    catalog: &C,
+    assignments: impl IntoIterator<Item = &'a Assignment>,
+) -> Result<CatalogSlice, StoreError> {
+    let mut wanted: Vec<String> = Vec::new();
+    let mut seen = HashSet::new();
+    for assignment in assignments {
+        for id in std::iter::once(&assignment.offer_id).chain(assignment.template_id.as_ref()) {
+            if seen.insert(id.clone()) {
+                wanted.push(id.clone());
+            }
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(CatalogSlice::default());
+    }
+    let mut entries = catalog.fetch_entries(&wanted).await?;
+    let default_templates: Vec<String> = entries
+        .values()
+        .filter_map(|entry| match entry {
+            CatalogEntry::ConfigOffer(config) => config.template_id.clone(),
+            _ => None,
+        })
+        .filter(|id| seen.insert(id.clone()))
+        .collect();
+    if !default_templates.is_empty() {
+        entries.extend(catalog.fetch_entries(&default_templates).await?);
+    }
+    Ok(CatalogSlice {
+        entries,
+        ids_requested: seen.len(),
+    })
+}
