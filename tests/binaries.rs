@@ -5,7 +5,6 @@ use offers_integration_tests::*;
 use offers_local::streams::lambda_event;
 use offers_local::{Answer, RuntimeApi};
 use serde_json::json;
-use std::io::Read;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,25 +48,14 @@ async fn a_missing_table_variable_stops_the_function_at_init() {
     let runtime = RuntimeApi::start().await.expect("runtime api");
     let mut environment = bed.environment(DISPATCHER, &[]);
     environment.remove("REJECTED_TABLE_NAME");
-    let mut function = spawn_function(
+    let (status, stderr) = exit_at_init(
         &function_binary("offer-dispatcher"),
         &environment,
         &shared_dynamodb().endpoint(),
         &runtime,
-    );
-    let status = tokio::task::spawn_blocking(move || {
-        let status = function.wait();
-        let mut stderr = String::new();
-        if let Some(mut pipe) = function.stderr.take() {
-            let _ = pipe.read_to_string(&mut stderr);
-        }
-        (status, stderr)
-    });
-    let (status, stderr) = tokio::time::timeout(Duration::from_secs(20), status)
-        .await
-        .expect("exits promptly")
-        .expect("join");
-    assert!(!status.expect("status").success());
+    )
+    .await;
+    assert!(!status.success());
     assert!(stderr.contains("REJECTED_TABLE_NAME"), "{stderr}");
     assert!(runtime.first_poll().is_none(), "it never asked for work");
 }

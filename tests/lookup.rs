@@ -599,24 +599,6 @@ async fn the_sample_events_answer_as_documented() {
     );
 }
 
-/// The API Gateway v2 response the binary sent: status, headers, JSON body.
-fn http_answer(answer: Result<offers_local::Answer, String>) -> (u64, Value, Value) {
-    match answer {
-        Ok(offers_local::Answer::Response(response)) => {
-            let body = response["body"]
-                .as_str()
-                .and_then(|text| serde_json::from_str(text).ok())
-                .unwrap_or(Value::Null);
-            (
-                response["statusCode"].as_u64().unwrap_or_default(),
-                response["headers"].clone(),
-                body,
-            )
-        }
-        other => panic!("not an HTTP response: {other:?}"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lookup_binary_answers_through_the_runtime_api() {
     let bed = TestBed::new().await;
@@ -679,25 +661,14 @@ async fn the_lookup_binary_stops_at_init_without_its_table_names() {
         "no table it does not read"
     );
     environment.remove("OFFER_CATALOG_TABLE_NAME");
-    let mut function = spawn_function(
+    let (status, stderr) = exit_at_init(
         &function_binary("offer-lookup"),
         &environment,
         &shared_dynamodb().endpoint(),
         &runtime,
-    );
-    let status = tokio::task::spawn_blocking(move || {
-        let status = function.wait();
-        let mut stderr = String::new();
-        if let Some(mut pipe) = function.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
-        }
-        (status, stderr)
-    });
-    let (status, stderr) = tokio::time::timeout(std::time::Duration::from_secs(20), status)
-        .await
-        .expect("exits promptly")
-        .expect("join");
-    assert!(!status.expect("status").success());
+    )
+    .await;
+    assert!(!status.success());
     assert!(stderr.contains("OFFER_CATALOG_TABLE_NAME"), "{stderr}");
     assert!(runtime.first_poll().is_none(), "it never asked for work");
 }

@@ -127,12 +127,14 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
                 2_000,
                 0..=60_000,
             )?),
-            retention: chrono::Duration::days(self.number_or(
-                "OFFER_RETENTION_DAYS",
-                90,
-                0..=3_650,
-            )? as i64),
+            retention: self.retention()?,
         })
+    }
+
+    /// How long an offer record is kept after it expires (`OFFER_RETENTION_DAYS`).
+    pub fn retention(&self) -> Result<chrono::Duration, ConfigError> {
+        self.number_or("OFFER_RETENTION_DAYS", 90, 0..=3_650)
+            .map(|days| chrono::Duration::days(days as i64))
     }
 }
 
@@ -141,7 +143,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+    pub(super) fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -183,6 +185,18 @@ mod tests {
     }
 }
 
+/// The tables of an API function: the loyalty offers and the catalog. The
+/// others are left empty, so that any use of them fails instead of reaching
+/// a table.
+fn api_tables(loyalty_offers: &str, catalog: &str) -> TableNames {
+    TableNames {
+        pending: String::new(),
+        loyalty_offers: loyalty_offers.to_owned(),
+        catalog: catalog.to_owned(),
+        rejected: String::new(),
+    }
+}
+
 /// The offer lookup's configuration: it reads the loyalty offers and the
 /// catalog only, so it is given no other table name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,15 +210,9 @@ pub struct LookupConfig {
 }
 
 impl LookupConfig {
-    /// Table names for `DynamoStore`: the tables the lookup never touches are
-    /// left empty, so that any use of them fails instead of reaching a table.
+    /// Table names for `DynamoStore`.
     pub fn tables(&self) -> TableNames {
-        TableNames {
-            pending: String::new(),
-            loyalty_offers: self.loyalty_offers_table.clone(),
-            catalog: self.catalog_table.clone(),
-            rejected: String::new(),
-        }
+        api_tables(&self.loyalty_offers_table, &self.catalog_table)
     }
 }
 
@@ -221,16 +229,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 
 #[cfg(test)]
 mod lookup_tests {
+    use super::tests::env;
     use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Env(move |name: &str| map.get(name).cloned())
-    }
 
     #[test]
     fn lookup_needs_only_its_two_tables() {
@@ -264,6 +264,72 @@ mod lookup_tests {
             .lookup(),
             Err(ConfigError::Invalid {
                 name: "DYNAMODB_ATTEMPT_TIMEOUT_MS",
+                ..
+            })
+        ));
+    }
+}
+
+/// The support tool's configuration: the loyalty offers and the catalog only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SupportConfig {
+    pub loyalty_offers_table: String,
+    pub catalog_table: String,
+    pub sdk: SdkSettings,
+    pub catalog_cache_ttl: Duration,
+    /// How long an offer record is kept after it expires (its `ttl`).
+    pub retention: chrono::Duration,
+}
+
+impl SupportConfig {
+    /// Table names for `DynamoStore`.
+    pub fn tables(&self) -> TableNames {
+        api_tables(&self.loyalty_offers_table, &self.catalog_table)
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    pub fn support(&self) -> Result<SupportConfig, ConfigError> {
+        Ok(SupportConfig {
+            loyalty_offers_table: self.required("LOYALTY_OFFERS_TABLE_NAME")?,
+            catalog_table: self.required("OFFER_CATALOG_TABLE_NAME")?,
+            sdk: self.sdk()?,
+            catalog_cache_ttl: self.catalog_cache_ttl()?,
+            retention: self.retention()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod support_tests {
+    use super::tests::env;
+    use super::*;
+
+    #[test]
+    fn support_needs_its_two_tables_and_reads_retention() {
+        let config = env(&[
+            ("LOYALTY_OFFERS_TABLE_NAME", "o"),
+            ("OFFER_CATALOG_TABLE_NAME", "c"),
+            ("OFFER_RETENTION_DAYS", "30"),
+        ])
+        .support()
+        .expect("valid");
+        assert_eq!(config.tables().loyalty_offers, "o");
+        assert_eq!(config.tables().rejected, "");
+        assert_eq!(config.retention, chrono::Duration::days(30));
+        assert_eq!(
+            env(&[("OFFER_CATALOG_TABLE_NAME", "c")]).support(),
+            Err(ConfigError::Missing("LOYALTY_OFFERS_TABLE_NAME"))
+        );
+        assert!(matches!(
+            env(&[
+                ("LOYALTY_OFFERS_TABLE_NAME", "o"),
+                ("OFFER_CATALOG_TABLE_NAME", "c"),
+                ("OFFER_RETENTION_DAYS", "forever"),
+            ])
+            .support(),
+            Err(ConfigError::Invalid {
+                name: "OFFER_RETENTION_DAYS",
                 ..
             })
         ));

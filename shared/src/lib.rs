@@ -9,4 +9,5 @@ pub mod dynamo;
 pub mod error;
 pub mod http;
 pub mod ports;
+pub mod support;
 pub mod telemetry;

@@ -116,3 +116,62 @@ pub trait OfferReader: Send + Sync {
         page: &PageRequest,
     ) -> impl Future<Output = Result<OfferPage, StoreError>> + Send;
 }
+
+/// The result of creating an offer under an id that may already be taken.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CreateOutcome {
+    Created,
+    /// An offer with this id is already stored (a retry of an idempotent
+    /// request): that offer, as stored. Nothing was written.
+    AlreadyExists(Box<PersonalizedOffer>),
+}
+
+/// Who revoked an offer, when, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revocation {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RevokeOutcome {
+    Revoked(Box<PersonalizedOffer>),
+    /// It had been revoked before: nothing changed.
+    AlreadyRevoked(Box<PersonalizedOffer>),
+    /// The user has no offer with this id.
+    NotFound,
+}
+
+/// The support tool's reads and writes: any status, always within one user.
+pub trait SupportStore: Send + Sync {
+    /// Writes `offer` unless its id is taken.
+    fn create_offer(
+        &self,
+        offer: &PersonalizedOffer,
+    ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
+
+    /// The user's offer with this id, read strongly consistently.
+    fn find_offer(
+        &self,
+        user_id: &str,
+        personalized_offer_id: Uuid,
+    ) -> impl Future<Output = Result<Option<PersonalizedOffer>, StoreError>> + Send;
+
+    /// Marks the user's offer revoked and adds the revocation to its audit
+    /// trail. An offer already revoked is left as it is: the first
+    /// revocation stands.
+    fn revoke_offer(
+        &self,
+        user_id: &str,
+        personalized_offer_id: Uuid,
+        revocation: &Revocation,
+    ) -> impl Future<Output = Result<RevokeOutcome, StoreError>> + Send;
+
+    /// The user's offers of any status, newest first (by `createdAt`, then id).
+    fn list_all_offers(
+        &self,
+        user_id: &str,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<OfferPage, StoreError>> + Send;
+}

@@ -360,21 +360,42 @@ pub fn api_event(method: &str, path: &str, query: &str, identity: Identity<'_>) 
     event
 }
 
-/// A response of the lookup: status, the headers that matter, the JSON body.
+/// A response of an API function: status, the headers that matter, the JSON body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiResponse {
     pub status: u16,
     pub content_type: Option<String>,
     pub cache_control: Option<String>,
+    /// The support API's `Idempotent-Replayed` header.
+    pub idempotent_replayed: Option<String>,
     pub body: Value,
+}
+
+/// An API Gateway v2 event given as JSON, as the request the function gets.
+pub fn api_request(event: &Value) -> lambda_http::Request {
+    lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event")
 }
 
 /// Calls the lookup handler with an API Gateway v2 event given as JSON.
 pub async fn call_lookup(lookup: &offer_lookup::DynamoLookup, event: &Value) -> ApiResponse {
-    let request = lambda_http::request::from_str(&event.to_string()).expect("API Gateway v2 event");
-    let response = offer_lookup::handler::handle(lookup, request)
+    let response = offer_lookup::handler::handle(lookup, api_request(event))
         .await
         .expect("the handler answers every request");
+    api_response(&response)
+}
+
+/// Calls the support handler with an API Gateway v2 event given as JSON.
+pub async fn call_support(
+    support: &support_assignment::DynamoSupport,
+    event: &Value,
+) -> ApiResponse {
+    let response = support_assignment::handler::handle(support, api_request(event))
+        .await
+        .expect("the handler answers every request");
+    api_response(&response)
+}
+
+fn api_response(response: &lambda_http::Response<lambda_http::Body>) -> ApiResponse {
     let header = |name: &str| {
         response
             .headers()
@@ -390,8 +411,68 @@ pub async fn call_lookup(lookup: &offer_lookup::DynamoLookup, event: &Value) -> 
         status: response.status().as_u16(),
         content_type: header("content-type"),
         cache_control: header("cache-control"),
+        idempotent_replayed: header("idempotent-replayed"),
         body,
     }
+}
+
+// ------------------------------------------------------ support assignment --
+pub const SUPPORT: &str = "SupportAssignmentFunction";
+
+impl TestBed {
+    pub fn support_config(
+        &self,
+        overrides: &[(&str, &str)],
+    ) -> offers_shared::config::SupportConfig {
+        let environment = self.environment(SUPPORT, overrides);
+        Env(move |name: &str| environment.get(name).cloned())
+            .support()
+            .expect("support config")
+    }
+
+    /// The support service exactly as its main.rs wires it, configured from template.yaml.
+    pub fn support(&self, overrides: &[(&str, &str)]) -> support_assignment::DynamoSupport {
+        let config = self.support_config(overrides);
+        support_assignment::build_support(dynamodb_client(&self.sdk, &config.sdk), &config)
+    }
+}
+
+/// Who calls the support API.
+#[derive(Debug, Clone, Copy)]
+pub enum Agent<'a> {
+    Nobody,
+    /// A JWT with this `sub` and `cognito:groups` as API Gateway renders a
+    /// list claim: `[support]`.
+    Support(&'a str),
+    /// A JWT with this `sub` and this exact `cognito:groups` claim text.
+    WithGroups(&'a str, &'a str),
+}
+
+/// An API Gateway v2 event of the support API.
+pub fn support_event(method: &str, path: &str, query: &str, agent: Agent<'_>) -> Value {
+    let (identity, groups) = match agent {
+        Agent::Nobody => (Identity::Nobody, None),
+        Agent::Support(sub) => (Identity::Jwt(sub), Some("[support]")),
+        Agent::WithGroups(sub, groups) => (Identity::Jwt(sub), Some(groups)),
+    };
+    let mut event = api_event(method, path, query, identity);
+    if let Some(groups) = groups {
+        event["requestContext"]["authorizer"]["jwt"]["claims"]["cognito:groups"] = json!(groups);
+    }
+    event
+}
+
+/// The event with `body` as its JSON body.
+pub fn with_body(mut event: Value, body: &Value) -> Value {
+    event["body"] = json!(body.to_string());
+    event["headers"]["content-type"] = json!("application/json");
+    event
+}
+
+/// The event with one more header.
+pub fn with_header(mut event: Value, name: &str, value: &str) -> Value {
+    event["headers"][name] = json!(value);
+    event
 }
 
 /// A built function binary of this workspace (`target/<profile>/<name>`), next
@@ -458,4 +539,46 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
                 .and_then(|kib| kib.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// Starts a function binary that must stop at init (a bad configuration) and
+/// waits, at most 20 s, for it to exit: its exit status and what it wrote to stderr.
+pub async fn exit_at_init(
+    binary: &std::path::Path,
+    environment: &HashMap<String, String>,
+    endpoint: &str,
+    runtime: &offers_local::RuntimeApi,
+) -> (std::process::ExitStatus, String) {
+    let mut function = spawn_function(binary, environment, endpoint, runtime);
+    let exited = tokio::task::spawn_blocking(move || {
+        let status = function.wait().expect("wait for the function");
+        let mut stderr = String::new();
+        if let Some(mut pipe) = function.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+        }
+        (status, stderr)
+    });
+    tokio::time::timeout(std::time::Duration::from_secs(20), exited)
+        .await
+        .expect("exits promptly")
+        .expect("join")
+}
+
+/// The API Gateway v2 response a binary sent through the Runtime API:
+/// status, headers, JSON body.
+pub fn http_answer(answer: Result<offers_local::Answer, String>) -> (u64, Value, Value) {
+    match answer {
+        Ok(offers_local::Answer::Response(response)) => {
+            let body = response["body"]
+                .as_str()
+                .and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or(Value::Null);
+            (
+                response["statusCode"].as_u64().unwrap_or_default(),
+                response["headers"].clone(),
+                body,
+            )
+        }
+        other => panic!("not an HTTP response: {other:?}"),
+    }
 }

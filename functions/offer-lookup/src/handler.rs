@@ -12,8 +12,8 @@ use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use offers_shared::http::{
-    caller, decode_cursor, encode_cursor, int_param, offer_views, parse_uuid, path_segments,
-    query_param, raw_path, respond, ApiError, Caller, OfferView,
+    caller, decode_cursor, encode_cursor, int_param, log_request, offer_views, parse_uuid,
+    path_segments, query_param, raw_path, respond, ApiError, Caller, OfferView,
 };
 use offers_shared::ports::{CatalogReader, OfferReader, PageRequest};
 use serde::Serialize;
@@ -92,12 +92,7 @@ pub async fn handle<R: OfferReader, C: CatalogReader>(
 ) -> Result<Response<Body>, Error> {
     let started = Instant::now();
     let response = respond(answer(lookup, &request).await);
-    tracing::debug!(
-        method = %request.method(),
-        status = response.status().as_u16(),
-        elapsed_us = started.elapsed().as_micros() as u64,
-        "request"
-    );
+    log_request(&request, &response, started);
     Ok(response)
 }
 
@@ -285,6 +280,7 @@ mod tests {
             revoked_at: None,
             revoked_by: None,
             audit: Vec::new(),
+            idempotency: None,
         }
     }
 

@@ -48,56 +48,167 @@ pub fn parse_pending_row(
     row: &Map<String, Value>,
     now: DateTime<Utc>,
 ) -> Result<Assignment, Rejection> {
-    let fields = RowFields(row);
-    let user_id = fields.required_string("userId")?;
-    let sort_key = fields.required_string("sortKey")?;
-    let offer_id = fields.required_string("offerId")?;
-    let campaign_id = fields.optional_string("campaignId")?;
-    let task_id = fields.optional_string("taskId")?;
-    let template_id = fields.optional_string("templateId")?;
-    let challenge_type = fields.optional_string("challengeType")?;
-    let challenge_status = fields.optional_string("challengeStatus")?;
-    let frequency = fields.optional_string("frequency")?;
-    let start_text = fields.required_string("startDate")?;
-    let expiry_text = fields.required_string("expiryDate")?;
+    let row_fields = RowFields(row);
+    let user_id = row_fields.required_string("userId")?;
+    let sort_key = row_fields.required_string("sortKey")?;
+    let fields = AssignmentFields::read(row, true)?;
+    let challenge_status = row_fields.optional_string("challengeStatus")?;
     if let Some(ttl) = row.get("ttl") {
         if !ttl.is_number() {
             return Err(invalid_row("ttl must be a number (epoch seconds)"));
         }
     }
-    let rank = parse_rank(row.get("rank"))?;
-    let rules = match row.get("rules") {
-        None | Some(Value::Null) => Rules::new(),
-        Some(Value::Object(rules)) => rules.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        Some(_) => return Err(invalid_row("rules must be a map of rule name to value")),
+    let source = AssignmentSource::Campaign {
+        sort_key: sort_key.to_owned(),
+        task_id: fields.task_id.map(str::to_owned),
     };
+    fields.assemble(user_id, challenge_status, source, now)
+}
 
-    let (start_date, expiry_date) = parse_validity(Some(start_text), expiry_text, now)?;
-    let challenge = parse_challenge(
-        ChallengeFields {
-            challenge_type,
-            challenge_status,
-            frequency,
-            task_id,
-        },
-        offer_id,
-    )?;
+/// The fields a support tool request body may carry: the contract's, plus
+/// the challenge attributes of a pending row so that agents can assign
+/// challenge offers too.
+pub const SUPPORT_REQUEST_FIELDS: [&str; 12] = [
+    "offerId",
+    "templateId",
+    "campaignId",
+    "startDate",
+    "expiryDate",
+    "rank",
+    "rules",
+    "reason",
+    "challengeType",
+    "challengeStatus",
+    "frequency",
+    "taskId",
+];
 
-    Ok(Assignment {
-        user_id: user_id.to_owned(),
-        offer_id: offer_id.to_owned(),
-        template_id: template_id.map(str::to_owned),
-        campaign_id: campaign_id.map(str::to_owned),
-        start_date,
-        expiry_date,
-        rank,
-        rules,
-        challenge,
-        source: AssignmentSource::Campaign {
-            sort_key: sort_key.to_owned(),
-            task_id: task_id.map(str::to_owned),
-        },
-    })
+/// The longest `reason` a support agent may give, in characters.
+pub const MAX_REASON_CHARS: usize = 2_000;
+
+/// Reads a support agent's request (the JSON body of
+/// `POST /support/users/{userId}/offers`) into an assignment for `user_id`.
+///
+/// The checks and their order are those of a pending row: shape
+/// (`invalid_row`, which here includes a missing `reason` or an unknown
+/// field), dates (`invalid_dates`, `expired`; a missing `startDate` means
+/// now), then the challenge. Catalog checks come later, as for a row.
+pub fn parse_support_request(
+    user_id: &str,
+    body: &Map<String, Value>,
+    agent: &str,
+    now: DateTime<Utc>,
+) -> Result<Assignment, Rejection> {
+    if let Some(unknown) = body
+        .keys()
+        .find(|name| !SUPPORT_REQUEST_FIELDS.contains(&name.as_str()))
+    {
+        return Err(invalid_row(format!(
+            "unknown field {unknown:?}; accepted: {}",
+            SUPPORT_REQUEST_FIELDS.join(", ")
+        )));
+    }
+    let fields = AssignmentFields::read(body, false)?;
+    // An agent may send the challenge as JSON or, like a campaign tool, as text.
+    let challenge_status = match body.get("challengeStatus") {
+        Some(status @ Value::Object(_)) => Some(status.to_string()),
+        _ => RowFields(body)
+            .optional_string("challengeStatus")?
+            .map(str::to_owned),
+    };
+    let reason = RowFields(body).required_string("reason")?;
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(invalid_row(format!(
+            "reason is longer than {MAX_REASON_CHARS} characters"
+        )));
+    }
+    let source = AssignmentSource::Support {
+        agent: agent.to_owned(),
+        reason: reason.trim().to_owned(),
+    };
+    fields.assemble(user_id, challenge_status.as_deref(), source, now)
+}
+
+/// What rows and support requests have in common, read but not yet checked
+/// against each other (dates) or parsed (challenge).
+struct AssignmentFields<'a> {
+    offer_id: &'a str,
+    template_id: Option<&'a str>,
+    campaign_id: Option<&'a str>,
+    task_id: Option<&'a str>,
+    challenge_type: Option<&'a str>,
+    frequency: Option<&'a str>,
+    start: Option<&'a str>,
+    expiry: &'a str,
+    rank: i64,
+    rules: Rules,
+}
+
+impl<'a> AssignmentFields<'a> {
+    /// Reads the fields' shapes (`invalid_row`); a row must give `startDate`.
+    fn read(map: &'a Map<String, Value>, start_required: bool) -> Result<Self, Rejection> {
+        let fields = RowFields(map);
+        Ok(Self {
+            offer_id: fields.required_string("offerId")?,
+            campaign_id: fields.optional_string("campaignId")?,
+            task_id: fields.optional_string("taskId")?,
+            template_id: fields.optional_string("templateId")?,
+            challenge_type: fields.optional_string("challengeType")?,
+            frequency: fields.optional_string("frequency")?,
+            start: if start_required {
+                Some(fields.required_string("startDate")?)
+            } else {
+                fields.optional_string("startDate")?
+            },
+            expiry: fields.required_string("expiryDate")?,
+            rank: parse_rank(map.get("rank"))?,
+            rules: parse_rules(map.get("rules"))?,
+        })
+    }
+
+    /// Checks the dates, then the challenge, and makes the assignment.
+    fn assemble(
+        self,
+        user_id: &str,
+        challenge_status: Option<&str>,
+        source: AssignmentSource,
+        now: DateTime<Utc>,
+    ) -> Result<Assignment, Rejection> {
+        let (start_date, expiry_date) = parse_validity(self.start, self.expiry, now)?;
+        let challenge = parse_challenge(
+            ChallengeFields {
+                challenge_type: self.challenge_type,
+                challenge_status,
+                frequency: self.frequency,
+                task_id: self.task_id,
+            },
+            self.offer_id,
+        )?;
+        Ok(Assignment {
+            user_id: user_id.to_owned(),
+            offer_id: self.offer_id.to_owned(),
+            template_id: self.template_id.map(str::to_owned),
+            campaign_id: self.campaign_id.map(str::to_owned),
+            start_date,
+            expiry_date,
+            rank: self.rank,
+            rules: self.rules,
+            challenge,
+            source,
+        })
+    }
+}
+
+/// Assignment-time rule values: a map of rule name to value; absent means none.
+fn parse_rules(value: Option<&Value>) -> Result<Rules, Rejection> {
+    match value {
+        None | Some(Value::Null) => Ok(Rules::new()),
+        Some(Value::Object(rules)) => Ok(rules
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect()),
+        Some(_) => Err(invalid_row("rules must be a map of rule name to value")),
+    }
 }
 
 /// Validates an offer's validity window; a missing start means `now`.
@@ -121,7 +232,9 @@ pub fn parse_validity(
             format!("expiryDate {expiry:?} is not an ISO-8601 timestamp with offset"),
         )
     })?;
-    if expiry_date <= start_date {
+    // With no start given the start is now, and an expiry before it has
+    // simply passed: that is `expired`, below.
+    if start.is_some() && expiry_date <= start_date {
         return Err(Rejection::new(
             ReasonCode::InvalidDates,
             "expiryDate must be after startDate",
@@ -340,6 +453,126 @@ mod tests {
         let assignment = parse_pending_row(&case, now()).expect("valid");
         assert_eq!(assignment.rank, 0);
         assert_eq!(assignment.rules["minimumSpend"], json!(7));
+    }
+
+    fn support_body(value: Value) -> Map<String, Value> {
+        row(value)
+    }
+
+    fn plain_support_body() -> Value {
+        json!({
+            "offerId": "co-1",
+            "expiryDate": "2025-09-20T17:37:37Z",
+            "rules": {"minimumSpend": 3},
+            "reason": "  goodwill after a missing order  "
+        })
+    }
+
+    #[test]
+    fn a_support_request_becomes_an_assignment_starting_now() {
+        let assignment = parse_support_request(
+            "user-9",
+            &support_body(plain_support_body()),
+            "agent-1",
+            now(),
+        )
+        .expect("valid");
+        assert_eq!(assignment.user_id, "user-9");
+        assert_eq!(assignment.start_date, now());
+        assert_eq!(assignment.rank, 0);
+        assert_eq!(assignment.rules["minimumSpend"], json!(3));
+        assert_eq!(
+            assignment.source,
+            AssignmentSource::Support {
+                agent: "agent-1".into(),
+                reason: "goodwill after a missing order".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_support_request_is_checked_like_a_row() {
+        let cases = [
+            (
+                without(plain_support_body(), "reason"),
+                ReasonCode::InvalidRow,
+            ),
+            (
+                with(plain_support_body(), "reason", json!("   ")),
+                ReasonCode::InvalidRow,
+            ),
+            (
+                with(
+                    plain_support_body(),
+                    "reason",
+                    json!("x".repeat(MAX_REASON_CHARS + 1)),
+                ),
+                ReasonCode::InvalidRow,
+            ),
+            (
+                without(plain_support_body(), "offerId"),
+                ReasonCode::InvalidRow,
+            ),
+            (
+                with(plain_support_body(), "userId", json!("someone-else")),
+                ReasonCode::InvalidRow,
+            ),
+            (
+                with(plain_support_body(), "rank", json!(0.5)),
+                ReasonCode::InvalidRow,
+            ),
+            (
+                with(plain_support_body(), "startDate", json!("tomorrow")),
+                ReasonCode::InvalidDates,
+            ),
+            (
+                with(
+                    plain_support_body(),
+                    "expiryDate",
+                    json!("2024-05-31T00:00:00Z"),
+                ),
+                ReasonCode::Expired,
+            ),
+            (
+                with(plain_support_body(), "challengeType", json!("frequency")),
+                ReasonCode::InvalidChallenge,
+            ),
+        ];
+        for (index, (body, code)) in cases.iter().enumerate() {
+            let err = parse_support_request("user-9", body, "agent-1", now()).expect_err("invalid");
+            assert_eq!(err.code, *code, "case {index}: {}", err.message);
+        }
+    }
+
+    #[test]
+    fn a_past_expiry_without_a_start_is_expired() {
+        assert_eq!(
+            parse_validity(None, "2024-05-01T00:00:00Z", now()).map_err(|r| r.code),
+            Err(ReasonCode::Expired)
+        );
+        assert_eq!(
+            parse_validity(Some("2024-07-01T00:00:00Z"), "2024-06-15T00:00:00Z", now())
+                .map_err(|r| r.code),
+            Err(ReasonCode::InvalidDates)
+        );
+    }
+
+    #[test]
+    fn a_support_request_may_carry_a_challenge_as_json() {
+        let mut body = plain_support_body();
+        body["offerId"] = json!("290fb746-9850-4994-b7d7-5630046792e1");
+        body["challengeType"] = json!("frequency");
+        body["frequency"] = json!("290fb746-9850-4994-b7d7-5630046792e1");
+        body["challengeStatus"] = json!({"reward": {"value": "100"},
+            "goals": {"visit1": {"condition": {"total_cost": "1"}}}});
+        let assignment =
+            parse_support_request("user-9", &support_body(body.clone()), "agent-1", now())
+                .expect("valid");
+        assert_eq!(assignment.challenge.expect("challenge").goals.len(), 1);
+        body["frequency"] = json!("another-offer");
+        let err = parse_support_request("user-9", &support_body(body), "agent-1", now())
+            .expect_err("mismatch");
+        assert_eq!(err.code, ReasonCode::FrequencyMismatch);
     }
 
     #[test]

@@ -9,11 +9,12 @@ pub mod offer;
 pub mod rejection;
 pub mod rules;
 
-pub use assignment::{parse_pending_row, Assignment, AssignmentSource};
+pub use assignment::{parse_pending_row, parse_support_request, Assignment, AssignmentSource};
 pub use catalog::{CatalogEntry, ConfigOffer, OfferTemplate, RuleDeclaration, RuleType};
 pub use challenge::Challenge;
 pub use offer::{
-    build_offer, resolve_catalog, AuditEntry, OfferSource, OfferStatus, PersonalizedOffer,
+    build_offer, resolve_catalog, AuditEntry, IdempotencyStamp, OfferSource, OfferStatus,
+    PersonalizedOffer,
 };
 pub use rejection::{ReasonCode, Rejection};
 pub use rules::Rules;

@@ -39,6 +39,16 @@ pub struct AuditEntry {
     pub reason: Option<String>,
 }
 
+/// The `Idempotency-Key` a support request came with, and the fingerprint
+/// of that request: a retry with the same key and body gets this offer back,
+/// the same key with another body is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdempotencyStamp {
+    pub key: String,
+    pub fingerprint: String,
+}
+
 /// The stored personalized offer record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -82,6 +92,8 @@ pub struct PersonalizedOffer {
     pub revoked_by: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub audit: Vec<AuditEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency: Option<IdempotencyStamp>,
 }
 
 impl PersonalizedOffer {
@@ -233,6 +245,7 @@ pub fn build_offer(
         revoked_at: None,
         revoked_by: None,
         audit,
+        idempotency: None,
     })
 }
 

@@ -6,6 +6,7 @@ mod dispatch;
 mod errors;
 mod items;
 mod offers;
+mod support;
 
 pub use client::dynamodb_client;
 pub use errors::classify;

@@ -26,21 +26,41 @@ fn expiry_cutoff(now: DateTime<Utc>) -> String {
         .to_string()
 }
 
-fn text(value: impl Into<String>) -> AttributeValue {
+pub(super) fn text(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-/// The primary key plus the byRank sort key: where a Query on the index
-/// resumes. The user is the caller, never taken from the position.
-fn start_key(user_id: &str, position: &ListPosition) -> HashMap<String, AttributeValue> {
+/// The primary key plus the index's sort key (`index_key_name`): where a
+/// Query on that index resumes. The user is the caller, never taken from
+/// the position.
+pub(super) fn start_key(
+    user_id: &str,
+    index_key_name: &str,
+    position: &ListPosition,
+) -> HashMap<String, AttributeValue> {
     HashMap::from([
         ("userId".to_owned(), text(user_id)),
         (
             "personalizedOfferId".to_owned(),
             text(position.personalized_offer_id.to_string()),
         ),
-        ("rankKey".to_owned(), text(position.index_key.clone())),
+        (index_key_name.to_owned(), text(position.index_key.clone())),
     ])
+}
+
+/// The offer of a loyalty-table item that must be `user_id`'s `id`.
+pub(super) fn owned_offer(
+    item: HashMap<String, AttributeValue>,
+    user_id: &str,
+    personalized_offer_id: Uuid,
+) -> Result<PersonalizedOffer, StoreError> {
+    let offer = offer_from_item(item)?;
+    if offer.user_id != user_id || offer.personalized_offer_id != personalized_offer_id {
+        return Err(StoreError::Corrupt(format!(
+            "item under key {personalized_offer_id} holds another offer"
+        )));
+    }
+    Ok(offer)
 }
 
 fn is_current(offer: &PersonalizedOffer, now: DateTime<Utc>) -> bool {
@@ -50,11 +70,13 @@ fn is_current(offer: &PersonalizedOffer, now: DateTime<Utc>) -> bool {
     )
 }
 
-impl OfferReader for DynamoStore {
-    async fn get_offer(
+impl DynamoStore {
+    /// One GetItem on the user's own key.
+    pub(super) async fn read_offer(
         &self,
         user_id: &str,
         personalized_offer_id: Uuid,
+        consistent: bool,
     ) -> Result<Option<PersonalizedOffer>, StoreError> {
         let output = self
             .client
@@ -65,22 +87,24 @@ impl OfferReader for DynamoStore {
                 "personalizedOfferId",
                 text(personalized_offer_id.to_string()),
             )
+            .consistent_read(consistent)
             .send()
             .await
             .map_err(|err| classify(&err))?;
-        match output.item {
-            None => Ok(None),
-            Some(item) => {
-                let offer = offer_from_item(item)?;
-                if offer.user_id != user_id || offer.personalized_offer_id != personalized_offer_id
-                {
-                    return Err(StoreError::Corrupt(format!(
-                        "item under key {personalized_offer_id} holds another offer"
-                    )));
-                }
-                Ok(Some(offer))
-            }
-        }
+        output
+            .item
+            .map(|item| owned_offer(item, user_id, personalized_offer_id))
+            .transpose()
+    }
+}
+
+impl OfferReader for DynamoStore {
+    async fn get_offer(
+        &self,
+        user_id: &str,
+        personalized_offer_id: Uuid,
+    ) -> Result<Option<PersonalizedOffer>, StoreError> {
+        self.read_offer(user_id, personalized_offer_id, false).await
     }
 
     async fn list_offers(
@@ -88,38 +112,91 @@ impl OfferReader for DynamoStore {
         user_id: &str,
         page: &PageRequest,
     ) -> Result<OfferPage, StoreError> {
+        let now = page.now;
+        self.query_page(
+            user_id,
+            page,
+            IndexQuery {
+                index: RANK_INDEX,
+                key_name: "rankKey",
+                key_of: rank_key,
+                newest_first: false,
+                // Expired and revoked offers stay until their TTL: skip them.
+                filter: Some((
+                    "attribute_not_exists(revokedAt) AND expiryDate > :cutoff",
+                    text(expiry_cutoff(now)),
+                )),
+            },
+            |offer| is_current(offer, now),
+        )
+        .await
+    }
+}
+
+/// How to read one user's list from an index of the loyalty offers table.
+pub(super) struct IndexQuery {
+    pub index: &'static str,
+    /// The index's sort key attribute, and how it is computed from an offer.
+    pub key_name: &'static str,
+    pub key_of: fn(&PersonalizedOffer) -> String,
+    pub newest_first: bool,
+    /// A filter expression and the value of its `:cutoff`.
+    pub filter: Option<(&'static str, AttributeValue)>,
+}
+
+impl DynamoStore {
+    /// One page of `user_id`'s offers from an index, resuming after
+    /// `page.after`, keeping the offers `keep` accepts. Follows DynamoDB's
+    /// pages until the page is full or the index ends.
+    pub(super) async fn query_page(
+        &self,
+        user_id: &str,
+        page: &PageRequest,
+        query: IndexQuery,
+        keep: impl Fn(&PersonalizedOffer) -> bool,
+    ) -> Result<OfferPage, StoreError> {
         let limit = page.limit.max(1);
-        let cutoff = expiry_cutoff(page.now);
         let mut start = page
             .after
             .as_ref()
-            .map(|position| start_key(user_id, position));
+            .map(|position| start_key(user_id, query.key_name, position));
         // One more than asked for tells whether more remain.
         let mut found: Vec<(PersonalizedOffer, String)> = Vec::with_capacity(limit + 1);
         loop {
             let wanted = limit + 1 - found.len();
+            let mut values = HashMap::from([(":user".to_owned(), text(user_id))]);
+            let filter = query.filter.as_ref().map(|(expression, cutoff)| {
+                values.insert(":cutoff".to_owned(), cutoff.clone());
+                *expression
+            });
+            // Filtered-out items count toward Limit: ask for more then.
+            let asked = if filter.is_some() {
+                wanted.max(MIN_QUERY_LIMIT)
+            } else {
+                wanted
+            };
             let output = self
                 .client
                 .query()
                 .table_name(&self.tables.loyalty_offers)
-                .index_name(RANK_INDEX)
+                .index_name(query.index)
                 .key_condition_expression("userId = :user")
-                .filter_expression("attribute_not_exists(revokedAt) AND expiryDate > :cutoff")
-                .expression_attribute_values(":user", text(user_id))
-                .expression_attribute_values(":cutoff", text(cutoff.clone()))
-                .limit(i32::try_from(wanted.max(MIN_QUERY_LIMIT)).unwrap_or(i32::MAX))
+                .set_filter_expression(filter.map(str::to_owned))
+                .set_expression_attribute_values(Some(values))
+                .scan_index_forward(!query.newest_first)
+                .limit(i32::try_from(asked).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .map_err(|err| classify(&err))?;
             for item in output.items.unwrap_or_default() {
-                let stored_key = match item.get("rankKey") {
+                let stored_key = match item.get(query.key_name) {
                     Some(AttributeValue::S(key)) => Some(key.clone()),
                     _ => None,
                 };
                 match offer_from_item(item) {
-                    Ok(offer) if is_current(&offer, page.now) => {
-                        let key = stored_key.unwrap_or_else(|| rank_key(&offer));
+                    Ok(offer) if keep(&offer) => {
+                        let key = stored_key.unwrap_or_else(|| (query.key_of)(&offer));
                         found.push((offer, key));
                     }
                     Ok(_) => {}

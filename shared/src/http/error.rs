@@ -1,6 +1,7 @@
 //! The API's errors: each has an HTTP status, a stable code and a short message.
 
 use crate::error::StoreError;
+use crate::support::SupportError;
 use lambda_http::http::StatusCode;
 
 /// An error an API function answers with, as `{ "error": { "code", "message" } }`.
@@ -24,6 +25,10 @@ pub enum ApiError {
     /// 405: the path exists but not with this method.
     #[error("method not allowed; allowed: {}", allow.join(", "))]
     MethodNotAllowed { allow: &'static [&'static str] },
+    /// 409: the request conflicts with an earlier one (an `Idempotency-Key`
+    /// reused with another body).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
     /// 422: well-formed input that cannot be accepted, with a domain reason code.
     #[error("{message}")]
     Unprocessable { code: String, message: String },
@@ -55,6 +60,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -69,6 +75,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Conflict { code, .. } => code,
             ApiError::Unprocessable { code, .. } => code,
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
@@ -101,6 +108,23 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// A rejection is 422 with its reason code, a reused idempotency key 409.
+impl From<SupportError> for ApiError {
+    fn from(err: SupportError) -> Self {
+        match err {
+            SupportError::Rejected(rejection) => ApiError::Unprocessable {
+                code: rejection.code.as_str().to_owned(),
+                message: rejection.message,
+            },
+            SupportError::IdempotencyConflict => ApiError::Conflict {
+                code: "idempotency_conflict",
+                message: err.to_string(),
+            },
+            SupportError::Store(err) => err.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +140,14 @@ mod tests {
                 ApiError::MethodNotAllowed { allow: &["GET"] },
                 405,
                 "method_not_allowed",
+            ),
+            (
+                ApiError::Conflict {
+                    code: "idempotency_conflict",
+                    message: "m".into(),
+                },
+                409,
+                "idempotency_conflict",
             ),
             (
                 ApiError::Unprocessable {

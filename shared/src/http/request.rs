@@ -23,6 +23,15 @@ pub fn path_segments(path: &str) -> Vec<&str> {
     }
 }
 
+/// A path segment with its percent-encoding undone (`us-east-1%3Aabc` is
+/// `us-east-1:abc`); `None` when it does not decode to UTF-8 text.
+pub fn decode_segment(segment: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
+        .map(|text| text.into_owned())
+}
+
 /// The first value of a query parameter, decoded.
 pub fn query_param<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request
@@ -91,6 +100,16 @@ mod tests {
         );
         assert!(path_segments("/").is_empty());
         assert!(path_segments("").is_empty());
+    }
+
+    #[test]
+    fn segments_are_percent_decoded() {
+        assert_eq!(
+            decode_segment("us-east-1%3A192991f1-ede8").as_deref(),
+            Some("us-east-1:192991f1-ede8")
+        );
+        assert_eq!(decode_segment("plain").as_deref(), Some("plain"));
+        assert_eq!(decode_segment("%FF%FE"), None);
     }
 
     #[test]

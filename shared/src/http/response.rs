@@ -3,9 +3,10 @@
 use super::error::ApiError;
 use lambda_http::http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Response};
+use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde_json::json;
+use std::time::Instant;
 
 pub const JSON: &str = "application/json";
 /// Offers are per user: no shared cache may keep them, and no client either.
@@ -58,6 +59,17 @@ pub fn respond<T: Serialize>(result: Result<(StatusCode, T), ApiError>) -> Respo
         Ok((status, value)) => json_response(status, &value),
         Err(error) => error_response(&error),
     }
+}
+
+/// Logs an answered request at debug level: method, status and time taken
+/// (never the body: it may hold a user's data).
+pub fn log_request(request: &Request, response: &Response<Body>, started: Instant) {
+    tracing::debug!(
+        method = %request.method(),
+        status = response.status().as_u16(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
 }
 
 fn with_headers(status: StatusCode, body: String) -> Response<Body> {

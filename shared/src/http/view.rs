@@ -62,6 +62,24 @@ impl OfferView {
     }
 }
 
+/// The fields of the app's offer JSON (contract section 5), in order.
+pub const OFFER_VIEW_FIELDS: [&str; 14] = [
+    "personalizedOfferId",
+    "offerId",
+    "templateId",
+    "campaignId",
+    "name",
+    "description",
+    "imageUrl",
+    "rules",
+    "startDate",
+    "expiryDate",
+    "rank",
+    "status",
+    "challenge",
+    "url",
+];
+
 /// The config offer of `id`, if the catalog still has it as a config offer.
 pub fn config_offer<'a>(
     entries: &'a HashMap<String, CatalogEntry>,
@@ -125,6 +143,7 @@ mod tests {
             revoked_at: None,
             revoked_by: None,
             audit: Vec::new(),
+            idempotency: None,
         }
     }
 
@@ -138,23 +157,6 @@ mod tests {
             rules: BTreeMap::new(),
         }
     }
-
-    const FIELDS: [&str; 14] = [
-        "personalizedOfferId",
-        "offerId",
-        "templateId",
-        "campaignId",
-        "name",
-        "description",
-        "imageUrl",
-        "rules",
-        "startDate",
-        "expiryDate",
-        "rank",
-        "status",
-        "challenge",
-        "url",
-    ];
 
     #[test]
     fn has_exactly_the_contract_fields() {
@@ -172,7 +174,7 @@ mod tests {
             .map(String::as_str)
             .collect();
         keys.sort();
-        let mut expected = FIELDS.to_vec();
+        let mut expected = OFFER_VIEW_FIELDS.to_vec();
         expected.sort();
         assert_eq!(keys, expected);
         assert_eq!(json["status"], "active");
@@ -212,6 +214,9 @@ mod tests {
         .expect("json");
         assert_eq!(json["assignedBy"], "agent-1");
         assert_eq!(json["status"], "expired");
-        assert_eq!(json.as_object().map(|o| o.len()), Some(FIELDS.len() + 1));
+        assert_eq!(
+            json.as_object().map(|o| o.len()),
+            Some(OFFER_VIEW_FIELDS.len() + 1)
+        );
     }
 }

@@ -1,0 +1,148 @@
+//! The support tool's writes, and its reads of offers of any status.
+
+use super::items::{created_key, offer_to_item, CREATED_INDEX};
+use super::offers::{owned_offer, text, IndexQuery};
+use super::{classify, DynamoStore};
+use crate::domain::dates::format_timestamp;
+use crate::domain::{AuditEntry, PersonalizedOffer};
+use crate::error::StoreError;
+use crate::ports::{
+    CreateOutcome, OfferPage, PageRequest, Revocation, RevokeOutcome, SupportStore,
+};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use uuid::Uuid;
+
+impl SupportStore for DynamoStore {
+    async fn create_offer(&self, offer: &PersonalizedOffer) -> Result<CreateOutcome, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.loyalty_offers)
+            .set_item(Some(offer_to_item(offer)?))
+            .condition_expression("attribute_not_exists(personalizedOfferId)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(CreateOutcome::Created),
+            Err(err) => err,
+        };
+        let Some(PutItemError::ConditionalCheckFailedException(failed)) = err.as_service_error()
+        else {
+            return Err(classify(&err));
+        };
+        let (user_id, id) = (&offer.user_id, offer.personalized_offer_id);
+        let existing = match failed.item() {
+            Some(item) => Some(owned_offer(item.clone(), user_id, id)?),
+            None => self.read_offer(user_id, id, true).await?,
+        };
+        match existing {
+            Some(existing) => Ok(CreateOutcome::AlreadyExists(Box::new(existing))),
+            // Taken a moment ago, gone now (its TTL): let the caller retry.
+            None => Err(StoreError::Unavailable(format!(
+                "offer {id} was there and is gone; retry"
+            ))),
+        }
+    }
+
+    async fn find_offer(
+        &self,
+        user_id: &str,
+        personalized_offer_id: Uuid,
+    ) -> Result<Option<PersonalizedOffer>, StoreError> {
+        self.read_offer(user_id, personalized_offer_id, true).await
+    }
+
+    async fn revoke_offer(
+        &self,
+        user_id: &str,
+        personalized_offer_id: Uuid,
+        revocation: &Revocation,
+    ) -> Result<RevokeOutcome, StoreError> {
+        let entry = AuditEntry {
+            action: "revoked".into(),
+            by: revocation.by.clone(),
+            at: revocation.at,
+            reason: revocation.reason.clone(),
+        };
+        let entry = serde_dynamo::to_attribute_value(&entry)
+            .map_err(|err| StoreError::Refused(format!("audit entry not serializable: {err}")))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.tables.loyalty_offers)
+            .key("userId", text(user_id))
+            .key(
+                "personalizedOfferId",
+                text(personalized_offer_id.to_string()),
+            )
+            // The first revocation stands: a second changes nothing.
+            .condition_expression(
+                "attribute_exists(personalizedOfferId) AND attribute_not_exists(revokedAt)",
+            )
+            .update_expression(
+                "SET revokedAt = :at, revokedBy = :by, \
+                 audit = list_append(if_not_exists(audit, :none), :entry)",
+            )
+            .expression_attribute_values(":at", text(format_timestamp(revocation.at)))
+            .expression_attribute_values(":by", text(revocation.by.clone()))
+            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+            .expression_attribute_values(":entry", AttributeValue::L(vec![entry]))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match result {
+            Ok(output) => {
+                let item = output.attributes.unwrap_or_default();
+                let offer = owned_offer(item, user_id, personalized_offer_id)?;
+                return Ok(RevokeOutcome::Revoked(Box::new(offer)));
+            }
+            Err(err) => err,
+        };
+        let Some(UpdateItemError::ConditionalCheckFailedException(failed)) = err.as_service_error()
+        else {
+            return Err(classify(&err));
+        };
+        let current = match failed.item() {
+            Some(item) => Some(owned_offer(item.clone(), user_id, personalized_offer_id)?),
+            None => {
+                self.read_offer(user_id, personalized_offer_id, true)
+                    .await?
+            }
+        };
+        match current {
+            None => Ok(RevokeOutcome::NotFound),
+            Some(offer) if offer.revoked_at.is_some() => {
+                Ok(RevokeOutcome::AlreadyRevoked(Box::new(offer)))
+            }
+            // Neither missing nor revoked, yet the condition failed: it
+            // changed under us; a retry sees it as it is now.
+            Some(_) => Err(StoreError::Unavailable(format!(
+                "offer {personalized_offer_id} changed during revocation; retry"
+            ))),
+        }
+    }
+
+    async fn list_all_offers(
+        &self,
+        user_id: &str,
+        page: &PageRequest,
+    ) -> Result<OfferPage, StoreError> {
+        self.query_page(
+            user_id,
+            page,
+            IndexQuery {
+                index: CREATED_INDEX,
+                key_name: "createdKey",
+                key_of: created_key,
+                newest_first: true,
+                filter: None,
+            },
+            |_| true,
+        )
+        .await
+    }
+}
