@@ -131,7 +131,7 @@ impl DynamoStore {
 
 /// Cancellation reason codes in item order. DynamoDB also spells them in the
 /// message (`[ConditionalCheckFailed, None]`), used when the list is absent.
-fn cancellation_codes(
+pub fn cancellation_codes(
     cancelled: &aws_sdk_dynamodb::types::error::TransactionCanceledException,
 ) -> Vec<String> {
     let listed: Vec<String> = cancelled

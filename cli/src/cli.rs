@@ -1,0 +1,308 @@
+//! The command line, as clap reads it. Every command and subcommand has `--help`.
+
+use crate::input::RowFormat;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use offers_shared::domain::ReasonCode;
+use std::path::PathBuf;
+
+const AFTER_HELP: &str = "\
+Tables: with --local, offers-local-<LogicalId> on DynamoDB Local. Otherwise
+PENDING_TABLE_NAME, LOYALTY_OFFERS_TABLE_NAME, OFFER_CATALOG_TABLE_NAME and
+REJECTED_TABLE_NAME (the stack outputs), else --table-prefix P for P<LogicalId>.
+
+Exit codes: 0 ok, 1 invalid input, 2 command-line usage (or a table name
+missing), 3 AWS/service failure (or rows left unwritten). See docs/cli.md.";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "offers",
+    version,
+    about = "Personalized offers: assign pending rows, load the catalog, retry rejections, status",
+    after_help = AFTER_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// Parses the process's arguments; exits as clap does (2) on misuse.
+    pub fn parse_checked() -> Self {
+        let cli = Self::parse();
+        if let Err(err) = cli.check() {
+            err.exit();
+        }
+        cli
+    }
+
+    /// What clap does not check for global options given after the
+    /// subcommand: `--local` fixes region, credentials and table names.
+    pub fn check(&self) -> Result<(), clap::Error> {
+        let connection = &self.connection;
+        let conflicting = [
+            ("--region", connection.region.is_some()),
+            ("--profile", connection.profile.is_some()),
+            ("--table-prefix", connection.table_prefix.is_some()),
+        ];
+        match conflicting.iter().find(|(_, given)| *given) {
+            Some((option, _)) if connection.local => Err(Self::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!("--local cannot be used with {option}: the local stack fixes region, credentials and table names"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Where the tables are. Without `--local`, the standard AWS configuration
+/// (environment, profiles, AWS_ENDPOINT_URL, AWS_REGION, AWS_PROFILE) applies.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConnectionArgs {
+    /// The local stack: DynamoDB Local at http://127.0.0.1:8000 (or --endpoint-url),
+    /// region us-east-1, fake credentials, tables offers-local-<LogicalId>
+    #[arg(long, global = true)]
+    pub local: bool,
+
+    /// DynamoDB endpoint, as the AWS CLI's --endpoint-url (wins over AWS_ENDPOINT_URL)
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// AWS region (wins over AWS_REGION and the profile's)
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// AWS profile of ~/.aws/config (wins over AWS_PROFILE)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Tables are named <P><LogicalId> (dev- gives dev-PendingPersonalizedOffersTable, ...);
+    /// the *_TABLE_NAME variables win over it
+    #[arg(long, global = true, value_name = "P")]
+    pub table_prefix: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bulk-insert pending rows (JSON Lines or CSV) into the pending table
+    ///
+    /// Pass 1 checks every row as the dispatcher does (shape, dates, expired,
+    /// challenge; not the catalog) and finds keys used twice: if any row is
+    /// invalid, all problems are listed by line and nothing is written, unless
+    /// --skip-invalid. Pass 2 writes the valid rows with BatchWriteItem, 25 a
+    /// call, retrying throttled ones with backoff. The file is streamed, never
+    /// loaded whole.
+    Assign(AssignArgs),
+    /// The catalog of config offers and offer templates
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Pending rows the dispatcher rejected
+    #[command(subcommand)]
+    Rejections(RejectionsCommand),
+    /// Counts of pending rows, offers, rejections and failures (scans every table)
+    ///
+    /// Scans the pending, offers and rejected tables (Select COUNT, or a
+    /// projection of the one counted attribute): it reads every item, so it
+    /// takes time and read capacity on large tables.
+    Status(StatusArgs),
+    /// Stream batches the dispatcher gave up on (local stack only)
+    #[command(subcommand)]
+    Failures(FailuresCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct AssignArgs {
+    /// The rows: JSON Lines (.jsonl, .ndjson) or CSV (.csv) with a header row
+    pub file: PathBuf,
+
+    /// The file's format (default: from its extension)
+    #[arg(long, value_enum)]
+    pub format: Option<RowFormat>,
+
+    /// Validate and report; write nothing (no AWS access needed)
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Write the valid rows and report the invalid ones, instead of writing nothing
+    #[arg(long)]
+    pub skip_invalid: bool,
+
+    /// BatchWriteItem calls (25 rows each) in flight at once
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Validate config offers and templates (links included), then write them all
+    ///
+    /// Every item is checked first: known kind and rule types, unique ids, each
+    /// template's configOfferId a config offer and each config offer's
+    /// templateId a template linked back to it, in the file or the catalog
+    /// table. Nothing is written if any item has a problem: all are listed.
+    Load(CatalogLoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CatalogLoadArgs {
+    /// A JSON array of catalog items (as events/sample-catalog.json) or JSON Lines
+    pub file: PathBuf,
+
+    /// Validate (reading the catalog table for links) and report; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RejectionsCommand {
+    /// List rejected rows (Query with --user, else Scan)
+    List(RejectionsListArgs),
+    /// Re-insert rejected rows into the pending table once their problem is fixed
+    ///
+    /// Each match is one transaction: put the original row into the pending
+    /// table unless a row of its key is there, and delete the rejection. Rows
+    /// still invalid on their own (e.g. expired), or stored unreadable, are
+    /// skipped and reported. A filter or --all is required.
+    Retry(RejectionsRetryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RejectionFilterArgs {
+    /// Only this reason code (invalid_row, invalid_dates, expired, unknown_offer,
+    /// missing_template, unknown_template, template_mismatch, missing_rule,
+    /// unknown_rule, invalid_rule_value, invalid_challenge, frequency_mismatch)
+    #[arg(long, value_name = "CODE", value_parser = parse_reason_code)]
+    pub reason: Option<ReasonCode>,
+
+    /// Only this user's rejections
+    #[arg(long = "user", value_name = "USER_ID")]
+    pub user_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectionsListArgs {
+    #[command(flatten)]
+    pub filter: RejectionFilterArgs,
+
+    /// At most N rejections
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
+
+    /// JSON Lines: each stored item, attribute names as stored
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RejectionsRetryArgs {
+    #[command(flatten)]
+    pub filter: RejectionFilterArgs,
+
+    /// Only these rejections (repeatable)
+    #[arg(long = "id", value_name = "REJECTION_ID")]
+    pub ids: Vec<String>,
+
+    /// Retry every rejection (required when no filter is given)
+    #[arg(long, conflicts_with_all = ["reason", "user_id", "ids"])]
+    pub all: bool,
+
+    /// Report what would be retried or skipped; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One JSON object instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FailuresCommand {
+    /// The local on-failure records (against AWS they are in the SQS queue OfferDispatcherFailureQueue)
+    List(FailuresListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FailuresListArgs {
+    /// JSON Lines: each stored record
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_reason_code(text: &str) -> Result<ReasonCode, String> {
+    ReasonCode::ALL
+        .into_iter()
+        .find(|code| code.as_str() == text)
+        .ok_or_else(|| {
+            let known: Vec<&str> = ReasonCode::ALL.iter().map(|code| code.as_str()).collect();
+            format!("unknown reason code; one of: {}", known.join(", "))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_go_anywhere_and_local_excludes_aws_options() {
+        let cli = Cli::try_parse_from([
+            "offers",
+            "assign",
+            "rows.jsonl",
+            "--table-prefix",
+            "dev-",
+            "--region",
+            "eu-west-1",
+        ])
+        .expect("valid");
+        assert_eq!(cli.connection.table_prefix.as_deref(), Some("dev-"));
+        assert_eq!(cli.connection.region.as_deref(), Some("eu-west-1"));
+        let cli = Cli::try_parse_from(["offers", "--local", "status", "--table-prefix", "x"])
+            .expect("parsed");
+        let err = cli.check().expect_err("conflict");
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--table-prefix"), "{err}");
+        let cli = Cli::try_parse_from([
+            "offers",
+            "status",
+            "--local",
+            "--endpoint-url",
+            "http://127.0.0.1:8001",
+        ])
+        .expect("parsed");
+        assert!(cli.check().is_ok(), "--local may move to another port");
+    }
+
+    #[test]
+    fn reason_codes_are_checked_by_the_parser() {
+        let cli = Cli::try_parse_from(["offers", "rejections", "list", "--reason", "expired"])
+            .expect("valid");
+        match cli.command {
+            Command::Rejections(RejectionsCommand::List(args)) => {
+                assert_eq!(args.filter.reason, Some(ReasonCode::Expired))
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        let err = Cli::try_parse_from(["offers", "rejections", "list", "--reason", "late"])
+            .expect_err("unknown code");
+        assert!(err.to_string().contains("unknown_offer"), "{err}");
+    }
+
+    #[test]
+    fn retry_all_excludes_filters_and_concurrency_is_bounded() {
+        assert!(
+            Cli::try_parse_from(["offers", "rejections", "retry", "--all", "--user", "u"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["offers", "assign", "f.csv", "--concurrency", "0"]).is_err());
+        assert!(Cli::try_parse_from(["offers", "assign", "f.csv", "--concurrency", "64"]).is_ok());
+    }
+}

@@ -1,0 +1,7 @@
+//! One module per command.
+
+pub mod assign;
+pub mod catalog;
+pub mod failures;
+pub mod rejections;
+pub mod status;

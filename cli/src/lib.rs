@@ -1,0 +1,43 @@
+//! offers: the command line of campaign tools and operators.
+//!
+//! `main.rs` parses the arguments and maps the result to an exit code; each
+//! command is in `commands`, on top of the readers (`input`), the checks
+//! (`validate`, `catalog_check`) and the batch writer (`writer`).
+
+pub mod aws;
+pub mod catalog_check;
+pub mod cli;
+pub mod commands;
+pub mod duplicates;
+pub mod error;
+pub mod input;
+pub mod output;
+pub mod progress;
+pub mod scan;
+pub mod validate;
+pub mod writer;
+
+use crate::aws::Connection;
+use crate::cli::{CatalogCommand, Cli, Command, FailuresCommand, RejectionsCommand};
+use crate::error::CliError;
+
+/// Runs the command the arguments name.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let connection = Connection::new(cli.connection);
+    match cli.command {
+        Command::Assign(args) => commands::assign::run(args, &connection).await,
+        Command::Catalog(CatalogCommand::Load(args)) => {
+            commands::catalog::load(args, &connection).await
+        }
+        Command::Rejections(RejectionsCommand::List(args)) => {
+            commands::rejections::list(args, &connection).await
+        }
+        Command::Rejections(RejectionsCommand::Retry(args)) => {
+            commands::rejections::retry(args, &connection).await
+        }
+        Command::Status(args) => commands::status::run(args, &connection).await,
+        Command::Failures(FailuresCommand::List(args)) => {
+            commands::failures::list(args, &connection).await
+        }
+    }
+}

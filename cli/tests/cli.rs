@@ -1,0 +1,720 @@
+//! The built `offers` binary against the real DynamoDB Local: tables from
+//! template.yaml (the test bed's own prefix), rows read back with the SDK.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use offers_integration_tests::*;
+use offers_shared::config::{LOCAL_ON_FAILURE_TABLE, LOCAL_TABLE_PREFIX};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// What a run of the binary gave.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `offers` with the standard AWS settings pointing at DynamoDB Local,
+/// none of the caller's AWS or table variables, and fake keys.
+fn run_offers(args: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_offers"));
+    for variable in [
+        "PENDING_TABLE_NAME",
+        "LOYALTY_OFFERS_TABLE_NAME",
+        "OFFER_CATALOG_TABLE_NAME",
+        "REJECTED_TABLE_NAME",
+        "AWS_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+    ] {
+        command.env_remove(variable);
+    }
+    let output = command
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "fake")
+        .env("AWS_SECRET_ACCESS_KEY", "fake")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("run offers");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// `offers --endpoint-url <DynamoDB Local> --region us-east-1 --table-prefix <the bed's> ARGS`.
+fn offers(bed: &TestBed, args: &[&str]) -> Run {
+    let prefix = bed
+        .table(PENDING)
+        .strip_suffix(PENDING)
+        .expect("the bed's tables are <prefix><LogicalId>")
+        .to_owned();
+    let endpoint = shared_dynamodb().endpoint();
+    let mut all = vec![
+        "--endpoint-url",
+        endpoint.as_str(),
+        "--region",
+        "us-east-1",
+        "--table-prefix",
+        prefix.as_str(),
+    ];
+    all.extend_from_slice(args);
+    run_offers(&all)
+}
+
+/// A file of this test run's own.
+fn write_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("offers-cli-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write file");
+    path
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 temp path")
+}
+
+fn jsonl(rows: &[Value]) -> String {
+    rows.iter().map(|row| format!("{row}\n")).collect()
+}
+
+/// Every item of a table with its DynamoDB types.
+async fn raw_items(bed: &TestBed, logical_id: &str) -> Vec<Item> {
+    let page = bed
+        .client
+        .scan()
+        .table_name(bed.table(logical_id))
+        .send()
+        .await
+        .expect("scan");
+    assert!(page.last_evaluated_key().is_none(), "one page in tests");
+    page.items().to_vec()
+}
+
+fn pending_item(items: &[Item], sort_key: &str) -> Item {
+    items
+        .iter()
+        .find(|item| item.get("sortKey") == Some(&AttributeValue::S(sort_key.to_owned())))
+        .cloned()
+        .unwrap_or_else(|| panic!("no pending row {sort_key} in {items:?}"))
+}
+
+fn as_item(value: Value) -> Item {
+    serde_dynamo::to_item(value).expect("item")
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jsonl_file_is_assigned_with_the_contract_types() {
+    let bed = TestBed::new().await;
+    let plain = fries_row("user-a", "camp-1+co-fries");
+    let challenge = seed_challenge_row(&future_date(60));
+    let file = write_file("assign.jsonl", &jsonl(&[plain.clone(), challenge.clone()]));
+
+    let run = offers(&bed, &["assign", path_str(&file)]);
+
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("rows read 2, valid 2, invalid 0, written 2"),
+        "{run:?}"
+    );
+    let items = raw_items(&bed, PENDING).await;
+    assert_eq!(items.len(), 2);
+    let written = pending_item(&items, "camp-1+co-fries");
+    assert_eq!(written, as_item(plain), "exactly the row given");
+    assert!(matches!(written["rank"], AttributeValue::N(_)));
+    assert!(matches!(written["ttl"], AttributeValue::N(_)));
+    assert!(matches!(written["rules"], AttributeValue::M(_)));
+    let sort_key = challenge["sortKey"].as_str().unwrap_or_default().to_owned();
+    let written = pending_item(&items, &sort_key);
+    assert_eq!(
+        written["challengeStatus"],
+        AttributeValue::S(SEED_STATUS.to_owned()),
+        "the challenge stays JSON text"
+    );
+    assert_eq!(written, as_item(challenge));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_csv_file_is_assigned_with_typed_cells_and_empty_cells_absent() {
+    let bed = TestBed::new().await;
+    let expiry = future_date(30);
+    let csv = format!(
+        "userId,sortKey,offerId,campaignId,ttl,startDate,expiryDate,rank,rules,challengeType,challengeStatus,frequency,taskId\n\
+         user-c,camp-2+co-fries,co-fries,camp-2,1900000000,2024-01-01T00:00:00Z,{expiry},3,\"{{\"\"minimumSpend\"\": 4.5}}\",,,,\n\
+         {SEED_USER},task-1+x,{SEED_OFFER},,,2024-01-01T00:00:00+00:00,{expiry},12,,frequency,\"{status}\",{SEED_OFFER},task-1\n",
+        status = SEED_STATUS.replace('"', "\"\"")
+    );
+    let file = write_file("assign.csv", &csv);
+
+    let run = offers(&bed, &["assign", path_str(&file)]);
+
+    assert_eq!(run.code, 0, "{run:?}");
+    let items = raw_items(&bed, PENDING).await;
+    assert_eq!(items.len(), 2);
+    assert_eq!(
+        pending_item(&items, "camp-2+co-fries"),
+        as_item(json!({
+            "userId": "user-c", "sortKey": "camp-2+co-fries", "offerId": "co-fries",
+            "campaignId": "camp-2", "ttl": 1_900_000_000, "startDate": "2024-01-01T00:00:00Z",
+            "expiryDate": expiry, "rank": 3, "rules": {"minimumSpend": 4.5}
+        }))
+    );
+    let challenge = pending_item(&items, "task-1+x");
+    assert_eq!(
+        challenge,
+        as_item(json!({
+            "userId": SEED_USER, "sortKey": "task-1+x", "offerId": SEED_OFFER,
+            "startDate": "2024-01-01T00:00:00+00:00", "expiryDate": expiry, "rank": 12,
+            "challengeType": "frequency", "challengeStatus": SEED_STATUS,
+            "frequency": SEED_OFFER, "taskId": "task-1"
+        }))
+    );
+    assert_eq!(challenge["rank"], AttributeValue::N("12".into()));
+}
+
+fn file_with_invalid_rows() -> String {
+    let mut backwards = fries_row("user-b", "camp+backwards");
+    backwards["expiryDate"] = json!("2023-01-01T00:00:00Z");
+    let mut no_offer = fries_row("user-b", "camp+no-offer");
+    no_offer.as_object_mut().map(|row| row.remove("offerId"));
+    let mut duplicate = fries_row("user-b", "camp+first");
+    duplicate["rank"] = json!(9);
+    [
+        fries_row("user-b", "camp+first").to_string(),
+        backwards.to_string(),
+        String::new(),
+        no_offer.to_string(),
+        "{\"userId\": ".to_owned(),
+        duplicate.to_string(),
+        fries_row("user-b", "camp+second").to_string(),
+    ]
+    .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_rows_are_refused_by_line_and_nothing_is_written() {
+    let bed = TestBed::new().await;
+    let file = write_file("invalid.jsonl", &file_with_invalid_rows());
+
+    let run = offers(&bed, &["assign", path_str(&file)]);
+
+    assert_eq!(run.code, 1, "{run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "line 2: invalid_dates: expiryDate must be after startDate"
+    );
+    assert_eq!(lines[1], "line 4: invalid_row: offerId is required");
+    assert!(
+        lines[2].starts_with("line 5: invalid_row: not valid JSON"),
+        "{run:?}"
+    );
+    assert_eq!(
+        lines[3],
+        "line 6: duplicate_key: the same userId and sortKey as line 1 (one would overwrite the other)"
+    );
+    assert!(lines[4].starts_with("rows read 6, valid 2, invalid 4, written 0"));
+    assert!(run.stderr.contains("4 invalid rows"), "{run:?}");
+    assert!(raw_items(&bed, PENDING).await.is_empty(), "nothing written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_invalid_writes_the_valid_rows_and_the_first_of_a_duplicated_key() {
+    let bed = TestBed::new().await;
+    let file = write_file("skip.jsonl", &file_with_invalid_rows());
+
+    let run = offers(&bed, &["assign", "--skip-invalid", path_str(&file)]);
+
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("line 6: duplicate_key"), "{run:?}");
+    assert!(run.stdout.contains("written 2"), "{run:?}");
+    let items = raw_items(&bed, PENDING).await;
+    assert_eq!(items.len(), 2);
+    assert_eq!(
+        pending_item(&items, "camp+first")["rank"],
+        AttributeValue::N("1".into()),
+        "the first row of the key, not the duplicate"
+    );
+    pending_item(&items, "camp+second");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_validates_and_writes_nothing() {
+    let bed = TestBed::new().await;
+    let rows: Vec<Value> = (0..60)
+        .map(|index| fries_row("user-d", &format!("camp+{index}")))
+        .collect();
+    let file = write_file("dry.jsonl", &jsonl(&rows));
+
+    let run = offers(&bed, &["assign", "--dry-run", path_str(&file)]);
+
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("rows read 60, valid 60, invalid 0, written 0"),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("dry run: nothing written"));
+    assert!(raw_items(&bed, PENDING).await.is_empty());
+
+    // The same file for real: three chunks of at most 25.
+    let run = offers(&bed, &["assign", "--concurrency", "2", path_str(&file)]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(raw_items(&bed, PENDING).await.len(), 60);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_tables_and_names_fail_with_their_exit_codes() {
+    let file = write_file("one.jsonl", &jsonl(&[fries_row("user-e", "camp+1")]));
+    let run = run_offers(&["assign", path_str(&file)]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.contains("PENDING_TABLE_NAME"), "{run:?}");
+
+    let endpoint = shared_dynamodb().endpoint();
+    let run = run_offers(&[
+        "--endpoint-url",
+        &endpoint,
+        "--region",
+        "us-east-1",
+        "--table-prefix",
+        "no-such-stack-",
+        "assign",
+        path_str(&file),
+    ]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(run.stdout.contains("not written (1 rows)"), "{run:?}");
+    assert!(run.stdout.contains("\n  lines 1\n"), "{run:?}");
+    assert!(run.stdout.contains("ResourceNotFoundException"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("writing stopped: the valid rows after line 1 not attempted"),
+        "{run:?}"
+    );
+    assert!(
+        run.stderr.contains("writing stopped, 1 rows not written"),
+        "{run:?}"
+    );
+}
+
+fn catalog_of_new_offer() -> Value {
+    json!([
+        {"id": "co-new", "kind": "configOffer", "name": "New offer", "templateId": "tpl-new",
+         "rules": {"minimumSpend": 3, "serviceModes": ["pickup", "delivery"]}},
+        {"id": "tpl-new", "kind": "offerTemplate", "configOfferId": "co-new", "name": "New",
+         "rules": [{"name": "minimumSpend", "type": "number"}]},
+        {"id": "tpl-fries-2", "kind": "offerTemplate", "configOfferId": "co-fries", "rules": []}
+    ])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_load_writes_items_linked_in_the_file_or_the_table() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    let file = write_file("catalog.json", &catalog_of_new_offer().to_string());
+
+    let dry = offers(&bed, &["catalog", "load", "--dry-run", path_str(&file)]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(dry.stdout.contains("3 items valid"), "{dry:?}");
+    let before = bed.scan(CATALOG).await.len();
+
+    let run = offers(&bed, &["catalog", "load", path_str(&file)]);
+
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("written 3 of 3 items"), "{run:?}");
+    let catalog = bed.scan(CATALOG).await;
+    assert_eq!(catalog.len(), before + 3);
+    let stored = catalog
+        .iter()
+        .find(|item| item["id"] == "co-new")
+        .expect("co-new stored");
+    assert_eq!(
+        Value::Object(stored.clone()),
+        catalog_of_new_offer()[0],
+        "stored as given"
+    );
+    let raw = raw_items(&bed, CATALOG).await;
+    let template = raw
+        .iter()
+        .find(|item| item.get("id") == Some(&AttributeValue::S("tpl-new".into())))
+        .expect("tpl-new stored");
+    assert!(matches!(template["rules"], AttributeValue::L(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalog_with_broken_links_is_refused_whole() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    let lines = [
+        json!({"id": "tpl-orphan", "kind": "offerTemplate", "configOfferId": "co-missing", "rules": []}),
+        json!({"id": "co-ok", "kind": "configOffer", "name": "Fine", "rules": {}}),
+        json!({"id": "tpl-bad", "kind": "offerTemplate", "configOfferId": "co-ok",
+               "rules": [{"name": "x", "type": "colour"}]}),
+        json!({"id": "co-pointing", "kind": "configOffer", "name": "Wrong link", "templateId": "tpl-fries"}),
+    ];
+    let file = write_file("broken.jsonl", &jsonl(&lines));
+    let before = bed.scan(CATALOG).await.len();
+
+    let run = offers(&bed, &["catalog", "load", path_str(&file)]);
+
+    assert_eq!(run.code, 1, "{run:?}");
+    let problems: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(problems.len(), 3, "{run:?}");
+    assert_eq!(
+        problems[0],
+        "line 1 (tpl-orphan): configOfferId co-missing is not a config offer in the file or the catalog table"
+    );
+    assert!(problems[1].starts_with("line 3 (tpl-bad): offer template is malformed"));
+    assert_eq!(
+        problems[2],
+        "line 4 (co-pointing): templateId tpl-fries is linked to config offer co-fries, not to this one"
+    );
+    assert!(run.stderr.contains("nothing written"), "{run:?}");
+    assert_eq!(bed.scan(CATALOG).await.len(), before, "nothing written");
+}
+
+fn new_offer_row(sort_key: &str, rank: i64) -> Value {
+    json!({
+        "userId": "user-r", "sortKey": sort_key, "offerId": "co-new", "campaignId": "camp-r",
+        "startDate": "2024-01-01T00:00:00Z", "expiryDate": future_date(30), "rank": rank,
+        "rules": {"minimumSpend": 6}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_is_listed_and_retried_once_the_catalog_is_fixed() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    let mut stream = bed.stream().await;
+    let row = new_offer_row("camp-r+co-new", 1);
+    let other = new_offer_row("camp-r+co-new-2", 2);
+    bed.put(PENDING, row.clone()).await;
+    bed.put(PENDING, other.clone()).await;
+    let records = stream.read_new().await.expect("stream");
+    assert!(invoke(&bed.dispatcher(&[]), &records).await.is_empty());
+    assert_eq!(bed.scan(REJECTED).await.len(), 2, "unknown_offer twice");
+
+    let listed = offers(
+        &bed,
+        &["rejections", "list", "--reason", "unknown_offer", "--json"],
+    );
+    assert_eq!(listed.code, 0, "{listed:?}");
+    let listed: Vec<Value> = listed
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON line"))
+        .collect();
+    assert_eq!(listed.len(), 2);
+    assert!(listed
+        .iter()
+        .all(|rejection| rejection["reasonCode"] == "unknown_offer"
+            && rejection["offerId"] == "co-new"
+            && rejection["rules"]["minimumSpend"] == 6));
+    let human = offers(
+        &bed,
+        &["rejections", "list", "--user", "user-r", "--limit", "1"],
+    );
+    assert_eq!(human.code, 0, "{human:?}");
+    let lines: Vec<&str> = human.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{human:?}");
+    assert!(lines[0].contains("unknown_offer  userId=user-r sortKey=camp-r+co-new"));
+    assert_eq!(lines[1], "1 rejections");
+    let none = offers(&bed, &["rejections", "list", "--reason", "expired"]);
+    assert_eq!(none.stdout, "0 rejections\n");
+
+    let bare = offers(&bed, &["rejections", "retry"]);
+    assert_eq!(bare.code, 1, "a bare retry is refused: {bare:?}");
+    assert!(bare.stderr.contains("--all"));
+
+    // A newer pending row of the second key arrives meanwhile: never clobbered.
+    let newer = new_offer_row("camp-r+co-new-2", 7);
+    bed.put(PENDING, newer.clone()).await;
+    let catalog = write_file("fix.json", &catalog_of_new_offer().to_string());
+    assert_eq!(
+        offers(&bed, &["catalog", "load", path_str(&catalog)]).code,
+        0
+    );
+
+    let dry = offers(
+        &bed,
+        &[
+            "rejections",
+            "retry",
+            "--reason",
+            "unknown_offer",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(dry.stdout.contains("would retry 2"), "{dry:?}");
+    assert_eq!(
+        bed.scan(REJECTED).await.len(),
+        2,
+        "a dry run writes nothing"
+    );
+
+    let run = offers(&bed, &["rejections", "retry", "--reason", "unknown_offer"]);
+
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("retried      userId=user-r sortKey=camp-r+co-new rejectionId="),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout.contains("a pending row with this key exists"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("retried 1, skipped 1 (pending row exists 1), failed 0"),
+        "{run:?}"
+    );
+    let pending = raw_items(&bed, PENDING).await;
+    assert_eq!(
+        pending_item(&pending, "camp-r+co-new"),
+        as_item(row),
+        "the original row, without the rejection's attributes"
+    );
+    assert_eq!(
+        pending_item(&pending, "camp-r+co-new-2"),
+        as_item(newer),
+        "the newer row kept"
+    );
+    let rejected = bed.scan(REJECTED).await;
+    assert_eq!(rejected.len(), 1, "the retried rejection is gone");
+    assert_eq!(rejected[0]["sortKey"], "camp-r+co-new-2");
+
+    // The dispatcher sees the row again and, the catalog fixed, makes the offer.
+    let records = stream.read_new().await.expect("stream");
+    assert!(invoke(&bed.dispatcher(&[]), &records).await.is_empty());
+    let offers_made = bed.scan(OFFERS).await;
+    assert!(
+        offers_made
+            .iter()
+            .any(|offer| offer["sortKey"] == "camp-r+co-new" && offer["templateId"] == "tpl-new"),
+        "{offers_made:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_and_expired_rejections_are_reported_not_retried() {
+    let bed = TestBed::new().await;
+    bed.put(
+        REJECTED,
+        json!({"userId": "user-u", "rejectionId": "r-raw", "sortKey": "k-raw",
+               "reasonCode": "invalid_row", "reasonMessage": "the image is not DynamoDB JSON",
+               "rejectedAt": "2024-06-01T00:00:00Z", "sourceEventId": "e-1",
+               "sourceSequenceNumber": "1", "unreadableRow": "{\"userId\": {\"Q\": 1}}"}),
+    )
+    .await;
+    let mut expired = new_offer_row("k-old", 1);
+    expired["expiryDate"] = json!("2024-02-01T00:00:00Z");
+    let expired = object(expired);
+    let mut rejection = expired.clone();
+    for (name, value) in [
+        ("rejectionId", "r-old"),
+        ("reasonCode", "unknown_offer"),
+        ("reasonMessage", "co-new is not in the catalog"),
+        ("rejectedAt", "2024-01-15T00:00:00Z"),
+        ("sourceEventId", "e-2"),
+        ("sourceSequenceNumber", "2"),
+    ] {
+        rejection.insert(name.into(), json!(value));
+    }
+    rejection.insert("userId".into(), json!("user-u"));
+    bed.put(REJECTED, Value::Object(rejection)).await;
+
+    let run = offers(&bed, &["rejections", "retry", "--user", "user-u"]);
+
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run
+        .stdout
+        .contains("sortKey=k-raw rejectionId=r-raw: stored unreadable"));
+    assert!(
+        run.stdout
+            .contains("sortKey=k-old rejectionId=r-old: still invalid: expired:"),
+        "{run:?}"
+    );
+    assert!(run
+        .stdout
+        .contains("retried 0, skipped 2 (still invalid 1, unreadable 1), failed 0"));
+    assert!(bed.scan(PENDING).await.is_empty());
+    assert_eq!(bed.scan(REJECTED).await.len(), 2);
+
+    let run = offers(&bed, &["rejections", "retry", "--id", "r-raw"]);
+    assert!(run.stdout.contains("skipped 1 (unreadable 1)"), "{run:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_counts_every_table() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    let mut stream = bed.stream().await;
+    let ids = bed
+        .dispatch_rows(
+            &mut stream,
+            &[fries_row("user-s", "camp+1"), fries_row("user-s", "camp+2")],
+        )
+        .await;
+    let mut support_offer = bed
+        .scan(OFFERS)
+        .await
+        .into_iter()
+        .find(|offer| offer["personalizedOfferId"] == ids["camp+1"])
+        .expect("offer");
+    support_offer.insert("personalizedOfferId".into(), json!(uuid_like(9)));
+    support_offer.insert("source".into(), json!("support"));
+    support_offer.insert("revokedAt".into(), json!("2024-06-01T00:00:00Z"));
+    bed.put(OFFERS, Value::Object(support_offer)).await;
+    bed.put(PENDING, fries_row("user-s", "camp+pending")).await;
+    for (id, reason) in [
+        ("r1", "expired"),
+        ("r2", "expired"),
+        ("r3", "unknown_offer"),
+    ] {
+        bed.put(
+            REJECTED,
+            json!({"userId": "user-s", "rejectionId": id, "reasonCode": reason}),
+        )
+        .await;
+    }
+
+    let run = offers(&bed, &["status", "--json"]);
+
+    assert_eq!(run.code, 0, "{run:?}");
+    let status: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(
+        status,
+        json!({
+            "pendingRows": 1,
+            "offers": {"total": 3, "bySource": {"campaign": 2, "support": 1}, "revoked": 1},
+            "rejectedRows": {"total": 3, "byReason": {"expired": 2, "unknown_offer": 1}},
+            "failures": {"where": "sqsQueue", "queue": "OfferDispatcherFailureQueue"}
+        })
+    );
+    let text = offers(&bed, &["status"]);
+    assert!(
+        text.stdout
+            .contains("offers          3 (campaign 2, support 1), revoked 1"),
+        "{text:?}"
+    );
+}
+
+fn uuid_like(n: u8) -> String {
+    format!("00000000-0000-4000-8000-0000000000{n:02}")
+}
+
+/// The only test that uses the local stack's fixed names on this DynamoDB Local.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_mode_uses_the_local_stack_and_its_failure_table() {
+    let bed = TestBed::new().await;
+    let template = offers_local::SamTemplate::project().expect("template");
+    template
+        .create_tables(&bed.client, LOCAL_TABLE_PREFIX)
+        .await
+        .expect("local tables");
+    let endpoint = shared_dynamodb().endpoint();
+    let local = |args: &[&str]| {
+        let mut all = vec!["--local", "--endpoint-url", endpoint.as_str()];
+        all.extend_from_slice(args);
+        run_offers(&all)
+    };
+
+    let missing = local(&["failures", "list"]);
+    assert_eq!(missing.code, 0, "{missing:?}");
+    assert!(missing.stdout.contains("does not exist"), "{missing:?}");
+
+    let created = bed
+        .client
+        .create_table()
+        .table_name(LOCAL_ON_FAILURE_TABLE)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("definition"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .send()
+        .await;
+    if let Err(err) = created {
+        assert!(
+            err.as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()),
+            "{err:?}"
+        );
+    }
+    let record = json!({
+        "id": "f-1", "timestamp": "2024-06-01T00:00:00Z", "condition": "RetryAttemptsExhausted",
+        "batchSize": 3, "message": "{\"DDBStreamBatchInfo\": {}}",
+        "records": "[{\"sequenceNumber\":\"100\",\"userId\":\"u1\",\"sortKey\":\"a\"}]"
+    });
+    bed.client
+        .put_item()
+        .table_name(LOCAL_ON_FAILURE_TABLE)
+        .set_item(Some(as_item(record.clone())))
+        .send()
+        .await
+        .expect("failure record");
+    bed.client
+        .put_item()
+        .table_name(format!("{LOCAL_TABLE_PREFIX}{PENDING}"))
+        .set_item(Some(as_item(fries_row("user-l", "camp+local"))))
+        .send()
+        .await
+        .expect("pending row");
+
+    let status = local(&["status", "--json"]);
+    assert_eq!(status.code, 0, "{status:?}");
+    let status: Value = serde_json::from_str(&status.stdout).expect("JSON");
+    assert_eq!(status["pendingRows"], 1);
+    assert_eq!(
+        status["failures"],
+        json!({"where": "localTable", "table": LOCAL_ON_FAILURE_TABLE, "batches": 1, "records": 3})
+    );
+
+    let listed = local(&["failures", "list"]);
+    assert_eq!(listed.code, 0, "{listed:?}");
+    assert_eq!(
+        listed.stdout,
+        "2024-06-01T00:00:00Z  RetryAttemptsExhausted  batchSize=3  id=f-1\n    sequenceNumber=100 userId=u1 sortKey=a\n1 failed batches\n"
+    );
+    let json_lines = local(&["failures", "list", "--json"]);
+    let parsed: Value = serde_json::from_str(json_lines.stdout.trim()).expect("JSON line");
+    assert_eq!(parsed, record);
+
+    let aws = offers(&bed, &["failures", "list"]);
+    assert_eq!(aws.code, 1, "{aws:?}");
+    assert!(aws.stderr.contains("SQS queue OfferDispatcherFailureQueue"));
+
+    let conflict = run_offers(&["--local", "status", "--table-prefix", "x"]);
+    assert_eq!(conflict.code, 2, "{conflict:?}");
+}
