@@ -63,6 +63,11 @@ impl DynamoDbLocal {
         self.port
     }
 
+    /// The Java process's id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
@@ -165,19 +170,33 @@ impl Drop for DynamoDbLocal {
     }
 }
 
-/// The parent-death signal fires when the spawning *thread* ends, so the child
-/// is spawned from a thread that lives as long as the process.
-fn spawn_from_lasting_thread(mut command: Command) -> std::io::Result<Child> {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("dynamodb-local-parent".into())
-        .spawn(move || {
-            let _ = sender.send(command.spawn());
-            loop {
-                std::thread::park();
-            }
-        })?;
-    receiver
+/// The parent-death signal fires when the spawning *thread* ends, so every
+/// child is spawned by one thread that lives as long as the process.
+pub(crate) fn spawn_from_lasting_thread(command: Command) -> std::io::Result<Child> {
+    type Job = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: std::sync::OnceLock<std::sync::Mutex<mpsc::Sender<Job>>> =
+        std::sync::OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let started = std::thread::Builder::new()
+            .name("child-spawner".into())
+            .spawn(move || {
+                for (mut command, reply) in queue {
+                    let _ = reply.send(command.spawn());
+                }
+            });
+        if let Err(err) = started {
+            tracing::error!(error = %err, "spawner thread not started");
+        }
+        std::sync::Mutex::new(jobs)
+    });
+    let (reply, answer) = mpsc::channel();
+    spawner
+        .lock()
+        .map_err(|_| std::io::Error::other("spawner poisoned"))?
+        .send((command, reply))
+        .map_err(|_| std::io::Error::other("spawner thread is gone"))?;
+    answer
         .recv()
         .map_err(|err| std::io::Error::other(err.to_string()))?
 }

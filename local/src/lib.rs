@@ -2,7 +2,11 @@
 //! template.yaml, and the tables' real streams read as Lambda events.
 
 pub mod dynamodb_local;
+pub mod event_source;
+pub mod functions;
+pub mod gateway;
 pub mod runtime_api;
+pub mod stack;
 pub mod streams;
 pub mod template;
 

@@ -1,15 +1,17 @@
 //! Reads a table's real stream from DynamoDB Local and shapes its records as
 //! Lambda receives them from an event source mapping.
 
-use aws_sdk_dynamodbstreams::types::{AttributeValue, Record, ShardIteratorType};
+use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_dynamodbstreams::Client;
 use aws_smithy_types::error::display::DisplayErrorContext;
-use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, HashMap};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
 /// Follows every shard of one stream from its start, returning each record once.
 pub struct StreamReader {
     client: Client,
+    /// DynamoDB Local's endpoint, for the JSON GetRecords.
+    endpoint: String,
     stream_arn: String,
     /// Next iterator by shard id; `None` once a closed shard is read to its end.
     iterators: BTreeMap<String, Option<String>>,
@@ -33,8 +35,13 @@ impl StreamReader {
             .and_then(|table| table.latest_stream_arn())
             .ok_or_else(|| format!("table {table} has no stream"))?
             .to_owned();
+        let endpoint = sdk_config
+            .endpoint_url()
+            .ok_or("the stream reader needs DynamoDB Local's endpoint")?
+            .to_owned();
         Ok(Self {
             client: Client::new(sdk_config),
+            endpoint,
             stream_arn,
             iterators: BTreeMap::new(),
         })
@@ -47,21 +54,8 @@ impl StreamReader {
     /// Every record written since the last call, in shard order, as Lambda event records.
     pub async fn read_new(&mut self) -> Result<Vec<Value>, String> {
         let error = |err: &dyn std::fmt::Display| err.to_string();
-        let described = self
-            .client
-            .describe_stream()
-            .stream_arn(&self.stream_arn)
-            .send()
-            .await
-            .map_err(|err| error(&DisplayErrorContext(err)))?;
-        for shard in described
-            .stream_description()
-            .map(|d| d.shards())
-            .unwrap_or_default()
-        {
-            let Some(shard_id) = shard.shard_id() else {
-                continue;
-            };
+        for shard_id in shard_ids(&self.client, &self.stream_arn).await? {
+            let shard_id = shard_id.as_str();
             if !self.iterators.contains_key(shard_id) {
                 let iterator = self
                     .client
@@ -82,21 +76,15 @@ impl StreamReader {
         for iterator in self.iterators.values_mut() {
             // The open shard always hands back a next iterator: stop on an empty page.
             while let Some(current) = iterator.clone() {
-                let page = self
-                    .client
-                    .get_records()
-                    .shard_iterator(current)
-                    .send()
-                    .await
-                    .map_err(|err| error(&DisplayErrorContext(err)))?;
-                *iterator = page.next_shard_iterator().map(str::to_owned);
-                if page.records().is_empty() {
+                let page = get_records(&self.endpoint, &current, 1000).await?;
+                *iterator = page.next_iterator;
+                if page.records.is_empty() {
                     break;
                 }
                 records.extend(
-                    page.records()
-                        .iter()
-                        .map(|record| lambda_record(record, &self.stream_arn)),
+                    page.records
+                        .into_iter()
+                        .map(|record| lambda_record_from_wire(record, &self.stream_arn)),
                 );
             }
         }
@@ -104,80 +92,153 @@ impl StreamReader {
     }
 }
 
+/// The ids of a stream's shards, oldest first.
+pub async fn shard_ids(client: &Client, stream_arn: &str) -> Result<Vec<String>, String> {
+    let described = client
+        .describe_stream()
+        .stream_arn(stream_arn)
+        .send()
+        .await
+        .map_err(|err| DisplayErrorContext(err).to_string())?;
+    Ok(described
+        .stream_description()
+        .map(|d| d.shards())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|shard| shard.shard_id().map(str::to_owned))
+        .collect())
+}
+
 /// A Lambda event for a DynamoDB stream, carrying `records`.
 pub fn lambda_event(records: &[Value]) -> Value {
     json!({ "Records": records })
 }
 
-/// One stream record in the shape of Lambda's DynamoDB event.
-pub fn lambda_record(record: &Record, stream_arn: &str) -> Value {
-    let mut change = Map::new();
-    if let Some(stream) = record.dynamodb() {
-        if let Some(at) = stream.approximate_creation_date_time() {
-            change.insert("ApproximateCreationDateTime".into(), json!(at.secs()));
-        }
-        for (name, image) in [
-            ("Keys", stream.keys()),
-            ("NewImage", stream.new_image()),
-            ("OldImage", stream.old_image()),
-        ] {
-            if let Some(image) = image {
-                change.insert(name.into(), item_json(image));
+/// One page of GetRecords, read as JSON from DynamoDB Local.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordsPage {
+    /// The records in DynamoDB Streams' wire JSON, empty maps normalised.
+    pub records: Vec<Value>,
+    pub next_iterator: Option<String>,
+}
+
+/// GetRecords on DynamoDB Local, read as plain JSON rather than through the
+/// SDK: DynamoDB Local writes an empty map attribute as a bare `{}` instead
+/// of `{"M": {}}`, which the SDK's parser rejects, failing the whole page and
+/// stalling the shard. Such values are normalised here, as AWS would send
+/// them. (DynamoDB Local does not check signatures; this never goes to AWS.)
+pub async fn get_records(
+    endpoint: &str,
+    shard_iterator: &str,
+    limit: u32,
+) -> Result<RecordsPage, String> {
+    let authority = endpoint
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let stream = tokio::net::TcpStream::connect(&authority)
+        .await
+        .map_err(|err| format!("{endpoint}: {err}"))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|err| err.to_string())?;
+    tokio::spawn(connection);
+    let body = json!({"ShardIterator": shard_iterator, "Limit": limit}).to_string();
+    let request = hyper::Request::post("/")
+        .header("host", &authority)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amz-target", "DynamoDBStreams_20120810.GetRecords")
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=local/20240101/us-east-1/dynamodb/aws4_request, \
+             SignedHeaders=host, Signature=0",
+        )
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .map_err(|err| err.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|err| err.to_string())?;
+    let status = response.status();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .map_err(|err| err.to_string())?
+        .to_bytes();
+    let mut page: Value = serde_json::from_slice(&body)
+        .map_err(|err| format!("GetRecords answered {status} with no JSON: {err}"))?;
+    if !status.is_success() {
+        return Err(format!(
+            "GetRecords: {} {}",
+            page["__type"].as_str().unwrap_or_default(),
+            page["message"].as_str().unwrap_or_default()
+        ));
+    }
+    let mut records = match page.get_mut("Records").map(Value::take) {
+        Some(Value::Array(records)) => records,
+        _ => Vec::new(),
+    };
+    for record in &mut records {
+        for image in ["Keys", "NewImage", "OldImage"] {
+            if let Some(Value::Object(attributes)) = record["dynamodb"].get_mut(image) {
+                attributes.values_mut().for_each(normalise_attribute);
             }
         }
-        if let Some(sequence) = stream.sequence_number() {
-            change.insert("SequenceNumber".into(), json!(sequence));
-        }
-        if let Some(size) = stream.size_bytes() {
-            change.insert("SizeBytes".into(), json!(size));
-        }
-        if let Some(view) = stream.stream_view_type() {
-            change.insert("StreamViewType".into(), json!(view.as_str()));
-        }
     }
-    let mut event = json!({
-        "eventID": record.event_id(),
-        "eventName": record.event_name().map(|name| name.as_str()),
-        "eventVersion": record.event_version(),
-        "eventSource": record.event_source().unwrap_or("aws:dynamodb"),
-        "awsRegion": record.aws_region(),
-        "dynamodb": change,
-        "eventSourceARN": stream_arn,
-    });
-    if let Some(identity) = record.user_identity() {
-        event["userIdentity"] =
-            json!({"type": identity.r#type(), "principalId": identity.principal_id()});
-    }
-    event
+    Ok(RecordsPage {
+        records,
+        next_iterator: page["NextShardIterator"].as_str().map(str::to_owned),
+    })
 }
 
-pub fn item_json(item: &HashMap<String, AttributeValue>) -> Value {
-    Value::Object(
-        item.iter()
-            .map(|(name, value)| (name.clone(), attribute_json(value)))
-            .collect(),
-    )
-}
-
-/// An attribute in DynamoDB's JSON wire format (`{"S": ...}`, `{"N": ...}`, ...).
-pub fn attribute_json(value: &AttributeValue) -> Value {
-    use base64::Engine as _;
-    let encode = |blob: &aws_smithy_types::Blob| {
-        base64::engine::general_purpose::STANDARD.encode(blob.as_ref())
-    };
+/// A bare `{}` attribute is an empty map; maps and lists are walked.
+fn normalise_attribute(value: &mut Value) {
     match value {
-        AttributeValue::S(text) => json!({ "S": text }),
-        AttributeValue::N(number) => json!({ "N": number }),
-        AttributeValue::Bool(flag) => json!({ "BOOL": flag }),
-        AttributeValue::Null(flag) => json!({ "NULL": flag }),
-        AttributeValue::B(blob) => json!({ "B": encode(blob) }),
-        AttributeValue::Ss(texts) => json!({ "SS": texts }),
-        AttributeValue::Ns(numbers) => json!({ "NS": numbers }),
-        AttributeValue::Bs(blobs) => json!({ "BS": blobs.iter().map(encode).collect::<Vec<_>>() }),
-        AttributeValue::M(members) => json!({ "M": item_json(members) }),
-        AttributeValue::L(items) => {
-            json!({ "L": items.iter().map(attribute_json).collect::<Vec<_>>() })
+        Value::Object(members) if members.is_empty() => *value = json!({"M": {}}),
+        Value::Object(members) => {
+            if let Some(Value::Object(map)) = members.get_mut("M") {
+                map.values_mut().for_each(normalise_attribute);
+            }
+            if let Some(Value::Array(list)) = members.get_mut("L") {
+                list.iter_mut().for_each(normalise_attribute);
+            }
         }
-        _ => json!({ "NULL": true }),
+        _ => {}
+    }
+}
+
+/// A wire-JSON stream record as Lambda's event carries it: the same fields,
+/// plus `eventSourceARN`.
+pub fn lambda_record_from_wire(mut record: Value, stream_arn: &str) -> Value {
+    record["eventSourceARN"] = json!(stream_arn);
+    if record.get("eventSource").is_none() {
+        record["eventSource"] = json!("aws:dynamodb");
+    }
+    record
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+
+    #[test]
+    fn bare_empty_maps_become_maps_at_every_depth() {
+        let mut value = json!({"M": {"rules": {}, "list": {"L": [{}, {"S": "x"}]}}});
+        normalise_attribute(&mut value);
+        assert_eq!(
+            value,
+            json!({"M": {"rules": {"M": {}}, "list": {"L": [{"M": {}}, {"S": "x"}]}}})
+        );
+        let mut empty = json!({});
+        normalise_attribute(&mut empty);
+        assert_eq!(empty, json!({"M": {}}));
+    }
+
+    #[test]
+    fn a_wire_record_gets_its_stream_arn() {
+        let record =
+            lambda_record_from_wire(json!({"eventID": "1", "eventName": "INSERT"}), "arn:s");
+        assert_eq!(record["eventSourceARN"], "arn:s");
+        assert_eq!(record["eventSource"], "aws:dynamodb");
     }
 }

@@ -331,3 +331,265 @@ fn stream_specification(properties: &Value) -> Result<Option<StreamSpecification
         .map(Some)
         .map_err(|err| shape(err.to_string()))
 }
+
+/// The settings of a function's `DynamoDB` event (its event source mapping).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamMappingSettings {
+    /// The table whose stream it reads (the logical id in `!GetAtt X.StreamArn`).
+    pub table: String,
+    pub batch_size: usize,
+    pub batching_window: std::time::Duration,
+    /// Retries of a failing batch before it goes to the on-failure destination.
+    pub maximum_retry_attempts: u32,
+    /// Records older than this go to the on-failure destination unprocessed.
+    pub maximum_record_age: std::time::Duration,
+    pub bisect_batch_on_function_error: bool,
+    pub report_batch_item_failures: bool,
+    /// Event names that pass the filter (`{"eventName": [...]}`); `None`: all pass.
+    pub event_names: Option<Vec<String>>,
+}
+
+/// One route of an `HttpApi` event: method, path (with `{parameters}`), and
+/// the function behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRoute {
+    pub api: String,
+    pub method: String,
+    pub path: String,
+    pub function: String,
+}
+
+impl SamTemplate {
+    /// The logical ids of the `AWS::Serverless::Function`s.
+    pub fn function_ids(&self) -> Result<Vec<String>, TemplateError> {
+        self.logical_ids_of_type("AWS::Serverless::Function")
+    }
+
+    /// The binary cargo-lambda builds for a function (`Metadata.BuildProperties.Binary`).
+    pub fn function_binary(&self, function_id: &str) -> Result<String, TemplateError> {
+        self.resource(function_id)?
+            .get("Metadata")
+            .and_then(|metadata| metadata.get("BuildProperties"))
+            .and_then(|build| build.get("Binary"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| shape(format!("{function_id} names no Binary")))
+    }
+
+    /// A function's timeout: its own `Timeout`, else `Globals.Function.Timeout`, else 3 s.
+    pub fn function_timeout(
+        &self,
+        function_id: &str,
+    ) -> Result<std::time::Duration, TemplateError> {
+        let own = self.properties(function_id)?.get("Timeout");
+        let global = self.function_globals().and_then(|g| g.get("Timeout"));
+        let seconds = match own.or(global) {
+            Some(value) => self.number(value)?,
+            None => 3,
+        };
+        Ok(std::time::Duration::from_secs(seconds))
+    }
+
+    fn events(&self, function_id: &str) -> Result<Vec<(&Value, &Value)>, TemplateError> {
+        Ok(self
+            .properties(function_id)?
+            .get("Events")
+            .and_then(Value::as_mapping)
+            .map(|events| {
+                events
+                    .values()
+                    .filter_map(|event| Some((event.get("Type")?, event.get("Properties")?)))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// The settings of the function's `DynamoDB` event, with parameters at
+    /// their defaults. Fails on a filter pattern the local stack cannot apply.
+    pub fn stream_mapping(
+        &self,
+        function_id: &str,
+    ) -> Result<StreamMappingSettings, TemplateError> {
+        let (_, event) = self
+            .events(function_id)?
+            .into_iter()
+            .find(|(kind, _)| kind.as_str() == Some("DynamoDB"))
+            .ok_or_else(|| shape(format!("{function_id} has no DynamoDB event")))?;
+        let table = match event.get("Stream") {
+            Some(Value::Tagged(tagged)) if tagged.tag == "!GetAtt" => tagged
+                .value
+                .as_str()
+                .and_then(|target| target.strip_suffix(".StreamArn"))
+                .map(str::to_owned),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            shape(format!(
+                "{function_id}: Stream is not !GetAtt <Table>.StreamArn"
+            ))
+        })?;
+        let number = |name: &str, default: u64| match event.get(name) {
+            Some(value) => self.number(value),
+            None => Ok(default),
+        };
+        let flag = |name: &str| event.get(name).and_then(Value::as_bool).unwrap_or(false);
+        let report_batch_item_failures = event
+            .get("FunctionResponseTypes")
+            .and_then(Value::as_sequence)
+            .is_some_and(|types| {
+                types
+                    .iter()
+                    .any(|kind| kind.as_str() == Some("ReportBatchItemFailures"))
+            });
+        let mut event_names: Option<Vec<String>> = None;
+        let patterns = event
+            .get("FilterCriteria")
+            .and_then(|criteria| criteria.get("Filters"))
+            .and_then(Value::as_sequence)
+            .cloned()
+            .unwrap_or_default();
+        for filter in patterns {
+            let pattern = filter
+                .get("Pattern")
+                .and_then(Value::as_str)
+                .ok_or_else(|| shape("a filter without a Pattern"))?;
+            let names = event_name_pattern(pattern)?;
+            event_names.get_or_insert_with(Vec::new).extend(names);
+        }
+        // AWS: -1 (or absent) is "retry until the record expires"; finite here.
+        let retries = number("MaximumRetryAttempts", 10_000)?;
+        Ok(StreamMappingSettings {
+            table,
+            batch_size: number("BatchSize", 100)? as usize,
+            batching_window: std::time::Duration::from_secs(number(
+                "MaximumBatchingWindowInSeconds",
+                0,
+            )?),
+            maximum_retry_attempts: u32::try_from(retries).unwrap_or(u32::MAX),
+            maximum_record_age: std::time::Duration::from_secs(number(
+                "MaximumRecordAgeInSeconds",
+                604_800,
+            )?),
+            bisect_batch_on_function_error: flag("BisectBatchOnFunctionError"),
+            report_batch_item_failures,
+            event_names,
+        })
+    }
+
+    /// Every route of every `HttpApi` event.
+    pub fn http_routes(&self) -> Result<Vec<HttpRoute>, TemplateError> {
+        let mut routes = Vec::new();
+        for function in self.function_ids()? {
+            for (kind, event) in self.events(&function)? {
+                if kind.as_str() != Some("HttpApi") {
+                    continue;
+                }
+                let text = |name: &str| event.get(name).and_then(Value::as_str);
+                let api = match event.get("ApiId") {
+                    Some(Value::Tagged(tagged)) if tagged.tag == "!Ref" => {
+                        tagged.value.as_str().map(str::to_owned)
+                    }
+                    _ => None,
+                };
+                routes.push(HttpRoute {
+                    api: api.unwrap_or_else(|| "ServerlessHttpApi".into()),
+                    method: text("Method").unwrap_or("ANY").to_uppercase(),
+                    path: text("Path")
+                        .ok_or_else(|| shape(format!("{function}: an HttpApi event without Path")))?
+                        .to_owned(),
+                    function: function.clone(),
+                });
+            }
+        }
+        Ok(routes)
+    }
+
+    /// A number, or a `!Ref` of a parameter with a numeric default.
+    fn number(&self, value: &Value) -> Result<u64, TemplateError> {
+        let text = self.resolve(value, &TableSet::default())?;
+        text.trim()
+            .parse()
+            .map_err(|_| shape(format!("{text:?} is not a whole number")))
+    }
+}
+
+/// The event names of a filter pattern `{"eventName": ["INSERT", ...]}`: the
+/// only shape of pattern the local stack applies.
+fn event_name_pattern(pattern: &str) -> Result<Vec<String>, TemplateError> {
+    let unsupported = || shape(format!("filter pattern {pattern} is not supported locally"));
+    let parsed: serde_json::Value = serde_json::from_str(pattern).map_err(|_| unsupported())?;
+    let object = parsed.as_object().ok_or_else(unsupported)?;
+    if object.len() != 1 {
+        return Err(unsupported());
+    }
+    object
+        .get("eventName")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(unsupported)?
+        .iter()
+        .map(|name| name.as_str().map(str::to_owned).ok_or_else(unsupported))
+        .collect()
+}
+
+#[cfg(test)]
+mod function_tests {
+    use super::*;
+
+    #[test]
+    fn the_dispatchers_mapping_comes_from_the_template() {
+        let template = SamTemplate::project().expect("template.yaml");
+        let mapping = template
+            .stream_mapping("OfferDispatcherFunction")
+            .expect("mapping");
+        assert_eq!(mapping.table, "PendingPersonalizedOffersTable");
+        assert_eq!(mapping.batch_size, 100);
+        assert_eq!(mapping.batching_window, std::time::Duration::from_secs(1));
+        assert_eq!(mapping.maximum_retry_attempts, 10);
+        assert_eq!(
+            mapping.maximum_record_age,
+            std::time::Duration::from_secs(21_600)
+        );
+        assert!(mapping.bisect_batch_on_function_error);
+        assert!(mapping.report_batch_item_failures);
+        assert_eq!(mapping.event_names, Some(vec!["INSERT".to_owned()]));
+    }
+
+    #[test]
+    fn routes_binaries_and_timeouts_come_from_the_template() {
+        let template = SamTemplate::project().expect("template.yaml");
+        let routes = template.http_routes().expect("routes");
+        assert!(routes.contains(&HttpRoute {
+            api: "OffersHttpApi".into(),
+            method: "GET".into(),
+            path: "/rewards/offers/{personalizedOfferId}".into(),
+            function: "OfferLookupFunction".into(),
+        }));
+        assert!(
+            routes
+                .iter()
+                .any(|route| route.method == "DELETE"
+                    && route.function == "SupportAssignmentFunction")
+        );
+        assert_eq!(
+            template
+                .function_binary("OfferLookupFunction")
+                .ok()
+                .as_deref(),
+            Some("offer-lookup")
+        );
+        assert_eq!(
+            template.function_timeout("OfferDispatcherFunction").ok(),
+            Some(std::time::Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn only_event_name_patterns_are_applied() {
+        assert_eq!(
+            event_name_pattern(r#"{"eventName": ["INSERT", "MODIFY"]}"#).ok(),
+            Some(vec!["INSERT".to_owned(), "MODIFY".to_owned()])
+        );
+        assert!(event_name_pattern(r#"{"dynamodb": {"Keys": {}}}"#).is_err());
+        assert!(event_name_pattern("not json").is_err());
+    }
+}

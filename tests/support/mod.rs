@@ -502,25 +502,21 @@ pub fn spawn_function(
     endpoint: &str,
     runtime: &offers_local::RuntimeApi,
 ) -> std::process::Child {
+    let mut variables = environment.clone();
+    variables.insert("AWS_LAMBDA_LOG_LEVEL".into(), "WARN".into());
+    let name = binary
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("function");
     std::process::Command::new(binary)
         .env_clear()
-        .envs(environment)
+        .envs(offers_local::functions::lambda_environment(
+            &variables,
+            name,
+            endpoint,
+            &runtime.address(),
+        ))
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "local")
-        .env("AWS_SECRET_ACCESS_KEY", "local")
-        .env("AWS_LAMBDA_RUNTIME_API", runtime.address())
-        .env(
-            "AWS_LAMBDA_FUNCTION_NAME",
-            binary
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("function"),
-        )
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_LOG_LEVEL", "WARN")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()

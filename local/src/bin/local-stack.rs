@@ -1,46 +1,65 @@
-//! Runs the system's storage locally: DynamoDB Local (persistent under
-//! `.local/data` unless `--fresh`), every table of template.yaml, the sample
-//! catalog; prints the environment the functions need, and stops cleanly on Ctrl-C.
+//! The whole system on this machine (`bash scripts/local.sh` builds and runs
+//! it): DynamoDB Local, the tables of template.yaml, the sample catalog, the
+//! three functions run as Lambda runs them, the dispatcher on the pending
+//! table's stream, the HTTP APIs on localhost. Ctrl-C stops everything.
 
-use offers_local::{local_sdk_config, workspace_root, DynamoDbLocal, SamTemplate, StartOptions};
-use std::collections::HashMap;
+use offers_local::stack::{start, RunningStack, StackOptions};
+use offers_local::workspace_root;
+use offers_shared::config::LOCAL_DYNAMODB_ENDPOINT;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-const TABLE_PREFIX: &str = "offers-local-";
-const FUNCTIONS: [&str; 1] = ["OfferDispatcherFunction"];
+const USAGE: &str = "usage: local-stack [--port PORT] [--http-port PORT] [--data-dir DIR] [--fresh]
+                   [--api-instances N] [--bin-dir DIR]
 
-struct Options {
-    port: u16,
-    fresh: bool,
-}
+  --port PORT         DynamoDB Local's port (default 8000)
+  --http-port PORT    the HTTP APIs' port (default 3000)
+  --data-dir DIR      DynamoDB Local's data, stream checkpoints, logs (default .local/data)
+  --fresh             start from empty tables (data persists between runs otherwise)
+  --api-instances N   processes per API function (default 2)
+  --bin-dir DIR       where the built function binaries are (default: beside this one)";
 
-fn options() -> Result<Options, String> {
-    let mut options = Options {
-        port: 8000,
+fn options() -> Result<StackOptions, String> {
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(PathBuf::from))
+        .unwrap_or_default();
+    let mut options = StackOptions {
+        dynamodb_port: 8000,
+        http_port: 3000,
+        data_dir: workspace_root().join(".local").join("data"),
         fresh: false,
+        bin_dir: exe_dir,
+        api_instances: 2,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
-            "--port" => {
-                options.port = args
-                    .next()
-                    .and_then(|port| port.parse().ok())
-                    .ok_or("--port takes a port number")?;
-            }
+            "--port" => options.dynamodb_port = number(&value("--port")?)?,
+            "--http-port" => options.http_port = number(&value("--http-port")?)?,
+            "--data-dir" => options.data_dir = PathBuf::from(value("--data-dir")?),
+            "--bin-dir" => options.bin_dir = PathBuf::from(value("--bin-dir")?),
+            "--api-instances" => options.api_instances = number(&value("--api-instances")?)?,
             "--fresh" => options.fresh = true,
             "-h" | "--help" => {
-                println!("usage: local-stack [--port PORT] [--fresh]\n\n  --port PORT  DynamoDB Local's port (default 8000)\n  --fresh      start from empty tables (data persists between runs otherwise)");
+                println!("{USAGE}");
                 std::process::exit(0);
             }
-            other => return Err(format!("unknown argument {other}; see --help")),
+            other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }
     }
     Ok(options)
 }
 
+fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not a valid number"))
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    offers_shared::telemetry::init_json_logging();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -52,75 +71,74 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), String> {
     let options = options()?;
-    let data = workspace_root().join(".local").join("data");
-    if options.fresh {
-        let _ = std::fs::remove_dir_all(&data);
-    }
-    let mut local = DynamoDbLocal::start(StartOptions {
-        port: Some(options.port),
-        db_path: Some(data.clone()),
-    })
-    .map_err(|err| err.to_string())?;
-    let endpoint = local.endpoint();
-    let sdk = local_sdk_config(&endpoint).await;
-    let client = aws_sdk_dynamodb::Client::new(&sdk);
-    let template = SamTemplate::project().map_err(|err| err.to_string())?;
-    let tables = template
-        .create_tables(&client, TABLE_PREFIX)
-        .await
-        .map_err(|err| err.to_string())?;
-    let catalog = load_sample_catalog(&client, tables.name("OfferCatalogTable")).await?;
-
-    println!("DynamoDB Local: {endpoint} (data in {})", data.display());
-    for (logical_id, name) in &tables.names {
-        println!("  {logical_id:<34} {name}");
-    }
-    println!("sample catalog: {catalog} items from events/sample-catalog.json\n");
-    println!("environment for the functions:");
-    let mut environment: HashMap<String, String> = HashMap::new();
-    for function in FUNCTIONS {
-        environment.extend(
-            template
-                .function_environment(function, &tables)
-                .map_err(|err| err.to_string())?,
-        );
-    }
-    let mut names: Vec<_> = environment.keys().cloned().collect();
-    names.sort();
-    println!("  export AWS_ENDPOINT_URL={endpoint} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local");
-    for name in names {
-        println!("  export {name}={}", environment[&name]);
-    }
-    println!("\nCtrl-C stops DynamoDB Local.");
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|err| err.to_string())?;
-    local.stop().map_err(|err| err.to_string())?;
-    println!("stopped");
+    println!("starting the local stack...");
+    let stack = start(&options).await?;
+    print_banner(&stack, &options);
+    wait_for_stop_signal().await?;
+    println!("stopping...");
+    stack.stop().await?;
+    println!("local stack stopped");
     Ok(())
 }
 
-async fn load_sample_catalog(
-    client: &aws_sdk_dynamodb::Client,
-    table: &str,
-) -> Result<usize, String> {
-    let path = workspace_root().join("events").join("sample-catalog.json");
-    let text =
-        std::fs::read_to_string(&path).map_err(|err| format!("{}: {err}", path.display()))?;
-    let items: Vec<serde_json::Value> =
-        serde_json::from_str(&text).map_err(|err| format!("{}: {err}", path.display()))?;
-    for item in &items {
-        let item: HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
-            serde_dynamo::to_item(item).map_err(|err| err.to_string())?;
-        client
-            .put_item()
-            .table_name(table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|err| {
-                aws_smithy_types::error::display::DisplayErrorContext(err).to_string()
-            })?;
+async fn wait_for_stop_signal() -> Result<(), String> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|err| err.to_string())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
     }
-    Ok(items.len())
+    Ok(())
+}
+
+fn print_banner(stack: &RunningStack, options: &StackOptions) {
+    let endpoint = stack.dynamodb_endpoint();
+    let http = format!("http://{}", stack.http_address);
+    let logs = RunningStack::logs_dir(&options.data_dir);
+    let cli = if endpoint == LOCAL_DYNAMODB_ENDPOINT {
+        "target/debug/offers --local".to_owned()
+    } else {
+        format!("target/debug/offers --local --endpoint-url {endpoint}")
+    };
+    let mut functions: Vec<&str> = stack
+        .functions
+        .iter()
+        .map(|f| f.logical_id.as_str())
+        .collect();
+    functions.sort();
+    println!(
+        "
+local stack ready
+  DynamoDB Local  {endpoint}  (data in {data}; --fresh starts empty)
+  HTTP APIs       {http}  (the headers x-local-user and x-local-groups stand in for the JWT)
+  functions       {functions}
+  sample catalog  {catalog}
+  logs            {logs}/*.log
+  pids            {pids}
+
+Try it from another terminal:
+  {cli} assign events/sample-assignments.jsonl
+  {cli} status
+  curl -s -H 'x-local-user: user-1' {http}/rewards/offers
+  curl -s -X POST -H 'x-local-user: agent-1' -H 'x-local-groups: support' \\
+       {http}/support/users/user-1/offers \\
+       -d '{{\"offerId\":\"co-coffee\",\"expiryDate\":\"2099-01-01T00:00:00Z\",\"reason\":\"trying it\"}}'
+  curl -s -H 'x-local-user: agent-1' -H 'x-local-groups: support' {http}/support/users/user-1/offers
+
+Ctrl-C stops everything.",
+        data = options.data_dir.display(),
+        functions = functions.join(", "),
+        catalog = if stack.catalog_items_loaded > 0 {
+            format!("{} items loaded from events/sample-catalog.json", stack.catalog_items_loaded)
+        } else {
+            "kept as it was".to_owned()
+        },
+        logs = logs.display(),
+        pids = stack
+            .pids()
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
 }

@@ -1,0 +1,330 @@
+//! The whole system on one machine: DynamoDB Local with every table of
+//! template.yaml, the built function binaries run as Lambda runs them, the
+//! dispatcher fed by the pending table's real stream through a local event
+//! source mapping, and the HTTP APIs on localhost.
+
+use crate::event_source::{Checkpoints, FailedBatch, OnFailure, StreamMapping};
+use crate::functions::{FunctionSpec, LocalFunction};
+use crate::gateway::Gateway;
+use crate::{local_sdk_config, workspace_root, DynamoDbLocal, SamTemplate, StartOptions, TableSet};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use aws_smithy_types::error::display::DisplayErrorContext;
+use offers_shared::config::{LOCAL_ON_FAILURE_TABLE, LOCAL_TABLE_PREFIX};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub dynamodb_port: u16,
+    pub http_port: u16,
+    /// DynamoDB Local's data, the stream checkpoints and the function logs.
+    pub data_dir: PathBuf,
+    /// Start from empty tables.
+    pub fresh: bool,
+    /// Where the function binaries are (`target/<profile>`).
+    pub bin_dir: PathBuf,
+    /// Processes per API function (invocations served at once).
+    pub api_instances: usize,
+}
+
+/// A running stack. `stop` ends every process it started.
+pub struct RunningStack {
+    dynamodb: DynamoDbLocal,
+    pub tables: TableSet,
+    pub http_address: SocketAddr,
+    pub functions: Vec<Arc<LocalFunction>>,
+    pub catalog_items_loaded: usize,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningStack {
+    pub fn dynamodb_endpoint(&self) -> String {
+        self.dynamodb.endpoint()
+    }
+
+    pub fn logs_dir(data_dir: &std::path::Path) -> PathBuf {
+        data_dir.join("logs")
+    }
+
+    /// Every process of the stack: DynamoDB Local and the function instances.
+    pub fn pids(&self) -> Vec<u32> {
+        self.dynamodb
+            .pid()
+            .into_iter()
+            .chain(self.functions.iter().flat_map(|f| f.pids()))
+            .collect()
+    }
+
+    /// Stops the mapping (after the batch in hand), the gateway, the
+    /// functions, then DynamoDB Local (gracefully, so its data is kept).
+    pub async fn stop(mut self) -> Result<(), String> {
+        let _ = self.stop.send(true);
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+        for function in &self.functions {
+            function.stopped().await;
+        }
+        self.dynamodb.stop().map_err(|err| err.to_string())
+    }
+}
+
+/// Starts everything and returns once every function has finished its init.
+pub async fn start(options: &StackOptions) -> Result<RunningStack, String> {
+    let fail = |what: &str, err: &dyn std::fmt::Display| format!("{what}: {err}");
+    if options.fresh {
+        let _ = std::fs::remove_dir_all(&options.data_dir);
+    }
+    let logs = RunningStack::logs_dir(&options.data_dir);
+    std::fs::create_dir_all(&logs).map_err(|err| fail("data folder", &err))?;
+    let dynamodb = DynamoDbLocal::start(StartOptions {
+        port: Some(options.dynamodb_port),
+        db_path: Some(options.data_dir.join("dynamodb")),
+    })
+    .map_err(|err| fail("DynamoDB Local", &err))?;
+    let endpoint = dynamodb.endpoint();
+    let sdk = local_sdk_config(&endpoint).await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let template = SamTemplate::project().map_err(|err| fail("template.yaml", &err))?;
+    let tables = template
+        .create_tables(&client, LOCAL_TABLE_PREFIX)
+        .await
+        .map_err(|err| fail("tables", &err))?;
+    create_on_failure_table(&client).await?;
+    let catalog_items_loaded =
+        load_sample_catalog_if_empty(&client, tables.name("OfferCatalogTable")).await?;
+
+    let (stop, stopped) = watch::channel(false);
+    let mut functions: HashMap<String, Arc<LocalFunction>> = HashMap::new();
+    let mapped: Vec<String> = template
+        .function_ids()
+        .map_err(|err| fail("template.yaml", &err))?;
+    for logical_id in &mapped {
+        let binary = template
+            .function_binary(logical_id)
+            .map_err(|err| fail("template.yaml", &err))?;
+        let has_stream = template.stream_mapping(logical_id).is_ok();
+        let spec = FunctionSpec {
+            logical_id: logical_id.clone(),
+            binary: options.bin_dir.join(&binary),
+            variables: template
+                .function_environment(logical_id, &tables)
+                .map_err(|err| fail("template.yaml", &err))?,
+            endpoint: endpoint.clone(),
+            timeout: template
+                .function_timeout(logical_id)
+                .map_err(|err| fail("template.yaml", &err))?,
+            // One poller per shard, as ParallelizationFactor 1 has it.
+            instances: if has_stream { 1 } else { options.api_instances },
+            log_file: Some(logs.join(format!("{binary}.log"))),
+        };
+        let function = LocalFunction::start(spec, stopped.clone())
+            .await
+            .map_err(|err| fail(logical_id, &err))?;
+        functions.insert(logical_id.clone(), Arc::new(function));
+    }
+    for function in functions.values() {
+        if !function.ready(Duration::from_secs(30)).await {
+            let _ = stop.send(true);
+            return Err(format!(
+                "{} did not start: see its log in {}",
+                function.logical_id,
+                logs.display()
+            ));
+        }
+    }
+
+    let mut tasks = Vec::new();
+    for logical_id in &mapped {
+        let Ok(settings) = template.stream_mapping(logical_id) else {
+            continue;
+        };
+        let table = tables.name(&settings.table).to_owned();
+        let stream_arn = client
+            .describe_table()
+            .table_name(&table)
+            .send()
+            .await
+            .map_err(|err| fail("stream", &DisplayErrorContext(err)))?
+            .table()
+            .and_then(|t| t.latest_stream_arn())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("{table} has no stream"))?;
+        let Some(function) = functions.get(logical_id).cloned() else {
+            continue;
+        };
+        let mapping = StreamMapping {
+            settings,
+            function_name: logical_id.clone(),
+            invoker: SharedFunction(function),
+            on_failure: FailureTable {
+                client: client.clone(),
+            },
+            streams: aws_sdk_dynamodbstreams::Client::new(&sdk),
+            endpoint: endpoint.clone(),
+            stream_arn,
+            checkpoints: Checkpoints::file(
+                options
+                    .data_dir
+                    .join(format!("{logical_id}.checkpoints.json")),
+            ),
+            idle_pause: Duration::from_millis(200),
+        };
+        tasks.push(tokio::spawn(mapping.run(stopped.clone())));
+    }
+
+    let routes = template
+        .http_routes()
+        .map_err(|err| fail("template.yaml", &err))?;
+    let gateway_functions = functions
+        .iter()
+        .map(|(id, function)| (id.clone(), Arc::new(SharedFunction(function.clone()))))
+        .collect();
+    let gateway = Arc::new(Gateway::new(routes, gateway_functions)?);
+    let http_address = SocketAddr::from(([127, 0, 0, 1], options.http_port));
+    // Bind now, so that a port in use is an error at start, not later.
+    let probe = std::net::TcpListener::bind(http_address).map_err(|err| fail("HTTP port", &err))?;
+    drop(probe);
+    let gateway_stop = stopped.clone();
+    tasks.push(tokio::spawn(async move {
+        if let Err(err) = gateway.serve(http_address, gateway_stop).await {
+            tracing::error!(error = %err, "the HTTP gateway stopped");
+        }
+    }));
+
+    Ok(RunningStack {
+        dynamodb,
+        tables,
+        http_address,
+        functions: functions.into_values().collect(),
+        catalog_items_loaded,
+        stop,
+        tasks,
+    })
+}
+
+/// A function shared by the mapping and the gateway.
+struct SharedFunction(Arc<LocalFunction>);
+
+impl crate::event_source::Invoke for SharedFunction {
+    async fn invoke(&self, event: Value) -> Result<Value, String> {
+        self.0.invoke(event).await
+    }
+}
+
+/// The local stand-in for the on-failure SQS queue (see `LOCAL_ON_FAILURE_TABLE`).
+struct FailureTable {
+    client: aws_sdk_dynamodb::Client,
+}
+
+impl OnFailure for FailureTable {
+    async fn send(&self, failed: &FailedBatch, message: Value) -> Result<(), String> {
+        let records: Vec<Value> = failed
+            .records
+            .iter()
+            .map(|record| {
+                json!({
+                    "sequenceNumber": record["dynamodb"]["SequenceNumber"],
+                    "userId": record["dynamodb"]["Keys"]["userId"]["S"],
+                    "sortKey": record["dynamodb"]["Keys"]["sortKey"]["S"],
+                })
+            })
+            .collect();
+        let text = |value: String| AttributeValue::S(value);
+        self.client
+            .put_item()
+            .table_name(LOCAL_ON_FAILURE_TABLE)
+            .item("id", text(uuid::Uuid::new_v4().to_string()))
+            .item(
+                "timestamp",
+                text(message["timestamp"].as_str().unwrap_or_default().to_owned()),
+            )
+            .item("condition", text(failed.condition.as_str().to_owned()))
+            .item(
+                "batchSize",
+                AttributeValue::N(failed.records.len().to_string()),
+            )
+            .item("message", text(message.to_string()))
+            .item("records", text(Value::from(records).to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|err| DisplayErrorContext(err).to_string())
+    }
+}
+
+async fn create_on_failure_table(client: &aws_sdk_dynamodb::Client) -> Result<(), String> {
+    let definition = AttributeDefinition::builder()
+        .attribute_name("id")
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(|err| err.to_string())?;
+    let key = KeySchemaElement::builder()
+        .attribute_name("id")
+        .key_type(KeyType::Hash)
+        .build()
+        .map_err(|err| err.to_string())?;
+    match client
+        .create_table()
+        .table_name(LOCAL_ON_FAILURE_TABLE)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(definition)
+        .key_schema(key)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            Ok(())
+        }
+        Err(err) => Err(format!("on-failure table: {}", DisplayErrorContext(err))),
+    }
+}
+
+/// Loads events/sample-catalog.json into an empty catalog; a catalog that
+/// has items (the operator's) is left alone. Returns the items loaded.
+async fn load_sample_catalog_if_empty(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<usize, String> {
+    let scanned = client
+        .scan()
+        .table_name(table)
+        .limit(1)
+        .send()
+        .await
+        .map_err(|err| DisplayErrorContext(err).to_string())?;
+    if scanned.count() > 0 {
+        return Ok(0);
+    }
+    let path = workspace_root().join("events").join("sample-catalog.json");
+    let text =
+        std::fs::read_to_string(&path).map_err(|err| format!("{}: {err}", path.display()))?;
+    let items: Vec<Value> =
+        serde_json::from_str(&text).map_err(|err| format!("{}: {err}", path.display()))?;
+    for item in &items {
+        let item: HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(item).map_err(|err| err.to_string())?;
+        client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|err| DisplayErrorContext(err).to_string())?;
+    }
+    Ok(items.len())
+}

@@ -1,0 +1,294 @@
+//! The local stack end to end, as a newcomer runs it: the `local-stack`
+//! binary started on free ports, 500 rows assigned with the `offers` CLI
+//! (some invalid), the dispatcher fed by the real stream, offers fetched over
+//! HTTP as their owners, and nothing left running after Ctrl-C.
+
+use offers_integration_tests::*;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const USERS: usize = 50;
+const VALID_PER_USER: usize = 9;
+const UNKNOWN_OFFER_ROWS: usize = 25;
+const INVALID_DATE_ROWS: usize = 25;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// The stack's process, its banner and the pids it started.
+struct Stack {
+    child: Child,
+    banner: Vec<String>,
+    pids: Vec<u32>,
+    dynamodb: String,
+    http_port: u16,
+}
+
+impl Stack {
+    /// Starts `local-stack` and waits (at most 120 s) for its "ready" banner.
+    fn start(data_dir: &std::path::Path) -> Stack {
+        let (dynamodb_port, http_port) = (free_port(), free_port());
+        let mut child = Command::new(function_binary("local-stack"))
+            .args(["--port", &dynamodb_port.to_string()])
+            .args(["--http-port", &http_port.to_string()])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--fresh")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("local-stack starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (lines, banner_lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let started = Instant::now();
+        let mut banner = Vec::new();
+        loop {
+            let left = Duration::from_secs(120).saturating_sub(started.elapsed());
+            match banner_lines.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.starts_with("Ctrl-C stops everything");
+                    banner.push(line);
+                    if done {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("no ready banner in time; got {banner:#?}");
+                }
+            }
+        }
+        assert!(
+            banner.iter().any(|l| l == "local stack ready"),
+            "{banner:#?}"
+        );
+        let pids: Vec<u32> = banner
+            .iter()
+            .find_map(|line| line.trim().strip_prefix("pids"))
+            .map(|pids| {
+                pids.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Keep draining stdout so the stack never blocks on a full pipe.
+        std::thread::spawn(move || while banner_lines.recv().is_ok() {});
+        Stack {
+            child,
+            banner,
+            pids,
+            dynamodb: format!("http://127.0.0.1:{dynamodb_port}"),
+            http_port,
+        }
+    }
+
+    /// `offers --local --endpoint-url <this stack> ARGS`: exit code and stdout.
+    fn offers(&self, args: &[&str]) -> (i32, String) {
+        let output = Command::new(function_binary("offers"))
+            .args(["--local", "--endpoint-url", &self.dynamodb])
+            .args(args)
+            .output()
+            .expect("offers runs");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    }
+
+    /// A GET over HTTP with the local identity header: status and JSON body.
+    fn get(&self, path: &str, user: &str) -> (u16, Value) {
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", self.http_port)).expect("HTTP API answers");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nx-local-user: {user}\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).expect("request sent");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response read");
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    /// Ctrl-C, as a person would press it; waits at most 60 s for the exit.
+    fn interrupt(&mut self) -> Option<std::process::ExitStatus> {
+        // SAFETY: kill(2) on the pid of a child we own and have not reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+}
+
+/// A failing test still stops the stack and what it started.
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) && self.interrupt().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie has exited; it only waits for its parent to read its status.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            !stat
+                .split(") ")
+                .nth(1)
+                .is_some_and(|rest| rest.starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+fn rows_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut lines = Vec::new();
+    let expiry = future_date(30);
+    for user in 0..USERS {
+        for n in 0..VALID_PER_USER {
+            let (offer, rules) = if n % 2 == 0 {
+                ("co-fries", json!({"minimumSpend": n + 1}))
+            } else {
+                ("co-coffee", json!({}))
+            };
+            lines.push(json!({"userId": format!("stack-user-{user}"), "sortKey": format!("camp-{n}+{offer}"),
+                "offerId": offer, "campaignId": format!("camp-{n}"), "startDate": "2026-01-01T00:00:00Z",
+                "expiryDate": expiry, "rank": n, "rules": rules, "ttl": future_epoch(60)}));
+        }
+    }
+    // The dispatcher rejects these: the catalog has no such config offer.
+    for n in 0..UNKNOWN_OFFER_ROWS {
+        lines.push(
+            json!({"userId": format!("stack-user-{n}"), "sortKey": format!("camp-x+co-missing-{n}"),
+            "offerId": "co-missing", "startDate": "2026-01-01T00:00:00Z", "expiryDate": expiry}),
+        );
+    }
+    // The CLI refuses these before writing: the expiry is before the start.
+    for n in 0..INVALID_DATE_ROWS {
+        lines.push(json!({"userId": format!("stack-user-{n}"), "sortKey": format!("camp-y+co-coffee-{n}"),
+            "offerId": "co-coffee", "startDate": "2026-06-01T00:00:00Z", "expiryDate": "2026-01-01T00:00:00Z"}));
+    }
+    assert_eq!(lines.len(), 500);
+    let path = dir.join("rows.jsonl");
+    let text: Vec<String> = lines.iter().map(Value::to_string).collect();
+    std::fs::write(&path, text.join("\n") + "\n").expect("rows file");
+    path
+}
+
+fn count(status: &Value, path: &[&str]) -> u64 {
+    path.iter()
+        .fold(status, |value, key| &value[*key])
+        .as_u64()
+        .unwrap_or(u64::MAX)
+}
+
+#[test]
+fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
+    let dir = std::env::temp_dir().join(format!("offers-stack-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let stack = Stack::start(&dir.join("data"));
+    assert!(
+        stack.pids.len() >= 4,
+        "DynamoDB Local and the functions: {:?}",
+        stack.banner
+    );
+
+    // Without --skip-invalid, one bad row stops the whole file.
+    let rows = rows_file(&dir);
+    let rows = rows.to_string_lossy();
+    let (code, output) = stack.offers(&["assign", &rows]);
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("invalid_dates"), "{output}");
+    let (code, output) = stack.offers(&["assign", &rows, "--skip-invalid"]);
+    assert_eq!(code, 0, "{output}");
+
+    // The stream mapping dispatches everything written: none stays pending.
+    let started = Instant::now();
+    let status = loop {
+        let (code, output) = stack.offers(&["status", "--json"]);
+        assert_eq!(code, 0, "{output}");
+        let status: Value = serde_json::from_str(&output).unwrap_or(Value::Null);
+        let done = count(&status, &["pendingRows"]) == 0
+            && count(&status, &["rejectedRows", "total"]) == UNKNOWN_OFFER_ROWS as u64;
+        if done {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "still pending: {output}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        count(&status, &["offers", "bySource", "campaign"]),
+        (USERS * VALID_PER_USER) as u64,
+        "{status}"
+    );
+    assert_eq!(
+        count(&status, &["rejectedRows", "byReason", "unknown_offer"]),
+        UNKNOWN_OFFER_ROWS as u64
+    );
+    assert_eq!(count(&status, &["failures", "records"]), 0, "{status}");
+
+    // Every owner sees their offers over HTTP, in rank order; nobody else does.
+    for user in [0, 17, 49] {
+        let owner = format!("stack-user-{user}");
+        let (status, body) = stack.get("/rewards/offers?limit=100", &owner);
+        assert_eq!(status, 200, "{body}");
+        let offers = body["offers"].as_array().cloned().unwrap_or_default();
+        assert_eq!(offers.len(), VALID_PER_USER, "{body}");
+        let ranks: Vec<i64> = offers.iter().filter_map(|o| o["rank"].as_i64()).collect();
+        assert_eq!(ranks, (0..VALID_PER_USER as i64).collect::<Vec<_>>());
+        let url = offers[0]["url"].as_str().unwrap_or_default().to_owned();
+        let (status, offer) = stack.get(&url, &owner);
+        assert_eq!((status, offer["status"].as_str()), (200, Some("active")));
+        let (status, _) = stack.get(&url, "someone-else");
+        assert_eq!(status, 404);
+    }
+    assert_eq!(
+        stack.get("/rewards/offers", "").0,
+        401,
+        "no identity: the authorizer's 401"
+    );
+
+    // Ctrl-C stops the stack and everything it started.
+    let mut stack = stack;
+    let pids = stack.pids.clone();
+    let status = stack.interrupt().expect("the stack stops within 60 s");
+    assert!(status.success(), "{status}");
+    std::thread::sleep(Duration::from_millis(500));
+    let left: Vec<u32> = pids.into_iter().filter(|pid| alive(*pid)).collect();
+    assert!(left.is_empty(), "still running: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
