@@ -8,7 +8,7 @@ ensure_java
 ensure_node
 install_dynamodb_local
 
-step "release build of the functions"
+step "release build of the functions, the CLI and the local stack"
 cargo build --release --locked --workspace --bins
 # Per-record INFO logs would dominate the output; the functions log at WARN here too.
 export RUST_LOG="${RUST_LOG:-warn}"
@@ -16,3 +16,7 @@ step "dispatch benchmark"
 cargo bench --locked -p offers-integration-tests --bench dispatch
 step "lookup benchmark"
 cargo bench --locked -p offers-integration-tests --bench lookup
+step "local stack benchmark (offers assign vs bare BatchWriteItem; insert to visible over HTTP)"
+cargo bench --locked -p offers-integration-tests --bench stack
+step "CLI memory benchmark (offers assign --dry-run on 100k and 1M rows)"
+cargo bench --locked -p offers-cli --bench assign_memory

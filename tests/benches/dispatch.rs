@@ -2,20 +2,22 @@
 //!
 //! 2,000 pending rows, as 20 stream batches of 100, go through the handler;
 //! the floor is the same number of bare transactions of the same shape (put
-//! offer + delete pending row) at the same concurrency. Each side gets a fresh
+//! offer + delete pending row, with the dispatcher's own conditions: put if
+//! absent, delete only the row as the stream saw it) at the same concurrency. Each side gets a fresh
 //! DynamoDB Local and an uncounted warm-up round (its JVM settles on the first
 //! workload it serves). The release binary is also run through a local
 //! Runtime API for its peak RSS. Run: `bash scripts/bench.sh`.
 
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use futures::stream::{self, StreamExt};
 use offers_integration_tests::*;
 use offers_local::streams::lambda_event;
 use offers_local::{Answer, DynamoDbLocal, RuntimeApi, StartOptions};
 use offers_shared::domain::PersonalizedOffer;
-use offers_shared::dynamo::offer_to_item;
+use offers_shared::dynamo::{offer_to_item, pending_delete};
+use offers_shared::ports::{PendingRef, RowCopy};
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 const ROWS: usize = 2_000;
@@ -75,19 +77,27 @@ struct BinaryRun {
 }
 
 /// Rows for one batch-sized run, spread over users and two config offers.
-async fn put_rows(bed: &TestBed, prefix: &str, count: usize) {
-    stream::iter(0..count)
-        .for_each_concurrent(16, |index| async move {
+/// The pending rows of a run: two in three for `co-fries`, the rest
+/// `co-coffee`. Built once, so the floor deletes exactly the rows it put.
+fn bench_rows(prefix: &str, count: usize) -> Vec<Value> {
+    (0..count)
+        .map(|index| {
             let mut row = fries_row(
                 &format!("user-{}", index % 97),
                 &format!("{prefix}+{index}"),
             );
-            if index % 3 == 0 {
+            if index.is_multiple_of(3) {
                 row["offerId"] = Value::from("co-coffee");
                 row.as_object_mut().map(|row| row.remove("rules"));
             }
-            bed.put(PENDING, row).await;
+            row
         })
+        .collect()
+}
+
+async fn put_rows(bed: &TestBed, rows: &[Value]) {
+    stream::iter(rows)
+        .for_each_concurrent(16, |row| bed.put(PENDING, row.clone()))
         .await;
 }
 
@@ -98,7 +108,7 @@ async fn measure_handler(local: &DynamoDbLocal) -> HandlerRun {
     let concurrency = bed.dispatcher_config(&[]).concurrency;
     let mut stream = bed.stream().await;
 
-    put_rows(&bed, "warm", WARM_UP_ROWS).await;
+    put_rows(&bed, &bench_rows("warm", WARM_UP_ROWS)).await;
     let warm_up = stream.read_new().await.expect("stream");
     let mut cold_reads = 0;
     for (index, batch) in warm_up.chunks(BATCH).enumerate() {
@@ -110,7 +120,7 @@ async fn measure_handler(local: &DynamoDbLocal) -> HandlerRun {
     let cold_distinct_ids = distinct_catalog_ids(&warm_up[..BATCH.min(warm_up.len())]);
     stream.read_new().await.expect("stream"); // our own deletes (REMOVE), not counted
 
-    put_rows(&bed, "run", ROWS).await;
+    put_rows(&bed, &bench_rows("run", ROWS)).await;
     let records: Vec<Value> = inserts(&stream.read_new().await.expect("stream"));
     assert_eq!(records.len(), ROWS);
     let mut warm_reads_max = 0;
@@ -147,9 +157,9 @@ async fn measure_binary(local: &DynamoDbLocal) -> BinaryRun {
     let bed = TestBed::on(&local.endpoint()).await;
     bed.load_sample_catalog().await;
     let mut stream = bed.stream().await;
-    put_rows(&bed, "warm", WARM_UP_ROWS).await;
+    put_rows(&bed, &bench_rows("warm", WARM_UP_ROWS)).await;
     let warm_up = stream.read_new().await.expect("stream");
-    put_rows(&bed, "bin", ROWS).await;
+    put_rows(&bed, &bench_rows("bin", ROWS)).await;
     let records: Vec<Value> = inserts(&stream.read_new().await.expect("stream"));
     let runtime = RuntimeApi::start().await.expect("runtime api");
     let mut function = spawn_function(
@@ -206,11 +216,13 @@ async fn measure_floor(concurrency: usize) -> Duration {
     bed.load_sample_catalog().await;
     let template_offer = sample_offer(&bed).await;
 
-    put_rows(&bed, "warm", WARM_UP_ROWS).await;
-    bare_transactions(&bed, &template_offer, "warm", WARM_UP_ROWS, concurrency).await;
-    put_rows(&bed, "run", ROWS).await;
+    let warm_up = bench_rows("warm", WARM_UP_ROWS);
+    put_rows(&bed, &warm_up).await;
+    bare_transactions(&bed, &template_offer, &warm_up, concurrency).await;
+    let rows = bench_rows("run", ROWS);
+    put_rows(&bed, &rows).await;
     let started = Instant::now();
-    bare_transactions(&bed, &template_offer, "run", ROWS, concurrency).await;
+    bare_transactions(&bed, &template_offer, &rows, concurrency).await;
     let elapsed = started.elapsed();
     assert!(
         bed.scan(PENDING).await.is_empty(),
@@ -241,44 +253,30 @@ async fn sample_offer(bed: &TestBed) -> PersonalizedOffer {
 async fn bare_transactions(
     bed: &TestBed,
     model: &PersonalizedOffer,
-    prefix: &str,
-    count: usize,
+    rows: &[Value],
     concurrency: usize,
 ) {
-    let batches: Vec<Vec<usize>> = (0..count)
-        .collect::<Vec<_>>()
-        .chunks(BATCH)
-        .map(<[usize]>::to_vec)
-        .collect();
-    for batch in batches {
+    for batch in rows.chunks(BATCH) {
         stream::iter(batch)
-            .for_each_concurrent(concurrency, |index| async move {
+            .for_each_concurrent(concurrency, |row| async move {
+                let text = |name: &str| row[name].as_str().unwrap_or_default().to_owned();
                 let mut offer = model.clone();
                 offer.personalized_offer_id = uuid::Uuid::new_v4();
-                offer.user_id = format!("user-{}", index % 97);
-                offer.sort_key = Some(format!("{prefix}+{index}"));
+                offer.user_id = text("userId");
+                offer.sort_key = Some(text("sortKey"));
                 let put = Put::builder()
                     .table_name(bed.table(OFFERS))
                     .set_item(Some(offer_to_item(&offer).expect("item")))
                     .condition_expression("attribute_not_exists(personalizedOfferId)")
                     .build()
                     .expect("put");
-                let key = HashMap::from([
-                    (
-                        "userId".to_owned(),
-                        AttributeValue::S(offer.user_id.clone()),
-                    ),
-                    (
-                        "sortKey".to_owned(),
-                        AttributeValue::S(format!("{prefix}+{index}")),
-                    ),
-                ]);
-                let delete = Delete::builder()
-                    .table_name(bed.table(PENDING))
-                    .set_key(Some(key))
-                    .condition_expression("attribute_exists(userId)")
-                    .build()
-                    .expect("delete");
+                // The dispatcher's own delete: only the row as the stream saw it.
+                let pending = PendingRef {
+                    user_id: text("userId"),
+                    sort_key: text("sortKey"),
+                    row: RowCopy::Image(serde_dynamo::to_item(row).expect("row image")),
+                };
+                let delete = pending_delete(bed.table(PENDING), &pending).expect("delete");
                 bed.client
                     .transact_write_items()
                     .transact_items(TransactWriteItem::builder().put(put).build())

@@ -168,7 +168,7 @@ fn pending_key(pending: &PendingRef) -> HashMap<String, AttributeValue> {
 /// Deletes the pending row unless a newer write of the same key replaced it.
 /// A row already gone (deleted by an operator, or by its TTL) does not stop
 /// the dispatch: every INSERT is an assignment (contract section 4).
-fn pending_delete(table: &str, pending: &PendingRef) -> Result<Delete, StoreError> {
+pub fn pending_delete(table: &str, pending: &PendingRef) -> Result<Delete, StoreError> {
     let mut delete = Delete::builder()
         .table_name(table)
         .set_key(Some(pending_key(pending)));
