@@ -20,7 +20,11 @@ use aws_sdk_dynamodb::config::Credentials;
 
 /// The workspace root (where template.yaml lives), fixed at build time.
 pub fn workspace_root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    let crate_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| crate_dir.join(".."))
 }
 
 /// SDK configuration for DynamoDB Local: its endpoint, a fixed region and fake keys.
