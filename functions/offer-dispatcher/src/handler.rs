@@ -1,8 +1,10 @@
 //! The Lambda handler: raw stream event in, partial batch response out.
 
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
 use offers_shared::dispatch::Dispatcher;
+use offers_shared::metrics::dispatch_metrics;
 use offers_shared::ports::{CatalogReader, DispatchStore};
 use serde_json::Value;
 use std::time::{Duration, SystemTime};
@@ -30,6 +32,9 @@ pub async fn handle<S: DispatchStore, C: CatalogReader>(
     let report = dispatcher
         .dispatch_batch(records, invocation_deadline(context.deadline))
         .await;
+    // Metrics as an EMF line of its own on stdout: CloudWatch and Datadog read it from the logs.
+    let metrics = dispatch_metrics(&report, &context.env_config.function_name, Utc::now());
+    println!("{metrics}");
 
     let mut response = DynamoDbEventResponse::default();
     for sequence_number in report.failed_sequence_numbers() {

@@ -67,6 +67,8 @@ pub struct RecordReport {
     pub sequence_number: Option<String>,
     pub user_id: Option<String>,
     pub sort_key: Option<String>,
+    /// When the record was written to the stream (INSERTs only).
+    pub created_at: Option<DateTime<Utc>>,
     pub outcome: Outcome,
 }
 
@@ -174,6 +176,7 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
                         sequence_number: sequence_number.clone(),
                         user_id: None,
                         sort_key: None,
+                        created_at: None,
                         outcome: Outcome::Ignored {
                             reason: ignored_reason(event_name),
                         },
@@ -199,6 +202,7 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
                         sequence_number: sequence_number.clone(),
                         user_id: None,
                         sort_key: None,
+                        created_at: None,
                         outcome,
                     });
                 }
@@ -305,6 +309,7 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
                     sequence_number: Some(insert.sequence_number.clone()),
                     user_id: Some(insert.user_id.clone()),
                     sort_key: Some(insert.sort_key.clone()),
+                    created_at: insert.created_at,
                     outcome,
                 },
             ));

@@ -1,0 +1,155 @@
+//! Metrics as CloudWatch Embedded Metric Format (EMF): one JSON log line per
+//! batch that CloudWatch Logs turns into metrics, and that Datadog reads from
+//! the same logs. No metrics API call on the hot path, nothing to fail.
+
+use crate::dispatch::{BatchReport, RecordReport};
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
+
+/// The CloudWatch namespace of the system's own metrics.
+pub const NAMESPACE: &str = "PersonalizedOffers";
+/// EMF takes at most 100 values of one metric in one line.
+const MAX_VALUES: usize = 100;
+
+/// The dispatcher's metrics for one batch, dimensioned by function name:
+/// `Dispatched`, `Rejected`, `Duplicates`, `Failed`, `Ignored` (counts) and
+/// `DispatchLag` (milliseconds from each INSERT's stream write to now, one
+/// value per record, so that CloudWatch can give percentiles).
+pub fn dispatch_metrics(report: &BatchReport, function_name: &str, now: DateTime<Utc>) -> Value {
+    let lags: Vec<i64> = report
+        .records
+        .iter()
+        .filter_map(|record: &RecordReport| record.created_at)
+        .map(|created| (now - created).num_milliseconds().max(0))
+        .take(MAX_VALUES)
+        .collect();
+    let mut metrics = vec![
+        ("Dispatched", "Count", json!(report.count("dispatched"))),
+        ("Rejected", "Count", json!(report.count("rejected"))),
+        ("Duplicates", "Count", json!(report.count("duplicate"))),
+        ("Failed", "Count", json!(report.count("failed"))),
+        ("Ignored", "Count", json!(report.count("ignored"))),
+    ];
+    // A declared metric must have a value: no INSERT, no lag.
+    if !lags.is_empty() {
+        metrics.push(("DispatchLag", "Milliseconds", json!(lags)));
+    }
+    let mut line = Map::new();
+    line.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": now.timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["FunctionName"]],
+                "Metrics": metrics.iter()
+                    .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
+                    .collect::<Vec<_>>(),
+            }],
+        }),
+    );
+    line.insert("FunctionName".into(), json!(function_name));
+    for (name, _, value) in metrics {
+        line.insert(name.into(), value);
+    }
+    Value::Object(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::Outcome;
+    use crate::domain::dates::parse_timestamp;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        parse_timestamp(text).expect("timestamp")
+    }
+
+    fn record(outcome: Outcome, created_at: Option<&str>) -> RecordReport {
+        RecordReport {
+            event_id: None,
+            sequence_number: None,
+            user_id: None,
+            sort_key: None,
+            created_at: created_at.map(at),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn a_batch_becomes_one_emf_line() {
+        let report = BatchReport {
+            records: vec![
+                record(
+                    Outcome::Dispatched {
+                        personalized_offer_id: uuid::Uuid::nil(),
+                        pending_row_kept: false,
+                    },
+                    Some("2026-01-01T00:00:00Z"),
+                ),
+                record(
+                    Outcome::Failed { error: "t".into() },
+                    Some("2026-01-01T00:00:01.5Z"),
+                ),
+                record(
+                    Outcome::Ignored {
+                        reason: "modify".into(),
+                    },
+                    None,
+                ),
+            ],
+            catalog_ids: 0,
+        };
+        let line = dispatch_metrics(&report, "dispatcher", at("2026-01-01T00:00:02Z"));
+        let declared = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(declared["Namespace"], NAMESPACE);
+        assert_eq!(declared["Dimensions"], json!([["FunctionName"]]));
+        let names: Vec<&str> = declared["Metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|metric| metric["Name"].as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Dispatched",
+                "Rejected",
+                "Duplicates",
+                "Failed",
+                "Ignored",
+                "DispatchLag"
+            ]
+        );
+        // Every declared metric has its value at the top level, as EMF requires.
+        for name in names {
+            assert!(line.get(name).is_some(), "{name}");
+        }
+        assert_eq!(line["Dispatched"], 1);
+        assert_eq!(line["Failed"], 1);
+        assert_eq!(line["Ignored"], 1);
+        assert_eq!(line["DispatchLag"], json!([2000, 500]));
+        assert_eq!(line["FunctionName"], "dispatcher");
+        assert_eq!(
+            line["_aws"]["Timestamp"],
+            at("2026-01-01T00:00:02Z").timestamp_millis()
+        );
+    }
+
+    #[test]
+    fn without_inserts_no_lag_is_declared() {
+        let report = BatchReport {
+            records: vec![record(
+                Outcome::Ignored {
+                    reason: "modify".into(),
+                },
+                None,
+            )],
+            catalog_ids: 0,
+        };
+        let line = dispatch_metrics(&report, "f", Utc::now());
+        assert!(line.get("DispatchLag").is_none());
+        let declared = line["_aws"]["CloudWatchMetrics"][0]["Metrics"].to_string();
+        assert!(!declared.contains("DispatchLag"));
+    }
+}
