@@ -20,3 +20,5 @@ step "local stack benchmark (offers assign vs bare BatchWriteItem; insert to vis
 cargo bench --locked -p offers-integration-tests --bench stack
 step "CLI memory benchmark (offers assign --dry-run on 100k and 1M rows)"
 cargo bench --locked -p offers-cli --bench assign_memory
+step "init time of each function (exec to first Runtime API poll) and binary sizes"
+cargo bench --locked -p offers-integration-tests --bench init

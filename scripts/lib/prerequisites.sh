@@ -49,11 +49,11 @@ install_dynamodb_local() {
 }
 
 # The Python-distributed tools, pinned, in a git-ignored virtualenv:
-# PYTHON_LINT_TOOLS for the template checks (sam validate --lint, cfn-lint),
+# PYTHON_LINT_TOOLS for the checks (sam validate --lint, cfn-lint, schemathesis),
 # PYTHON_BUILD_TOOLS for sam build's rust-cargolambda builder (cargo-lambda
 # and zig cross-compile for arm64). `ensure_python_tools lint|build`.
 PYTHON_TOOLS_VENV="$PWD/.local/venv"
-PYTHON_LINT_TOOLS=(aws-sam-cli==1.170.0 cfn-lint==1.58.0)
+PYTHON_LINT_TOOLS=(aws-sam-cli==1.170.0 cfn-lint==1.58.0 schemathesis==4.32.5)
 PYTHON_BUILD_TOOLS=(cargo-lambda==1.9.2 ziglang==0.17.1)
 
 ensure_python_tools() {

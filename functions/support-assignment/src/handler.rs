@@ -455,4 +455,45 @@ mod tests {
             Ok(None)
         );
     }
+
+    proptest::proptest! {
+        /// Fuzzing the request side: whatever arrives, routing, the agent
+        /// check and the parsing of body, key and reason answer or refuse
+        /// with an API error, never a panic, and bad input is never a 5xx.
+        #[test]
+        fn any_request_is_parsed_or_refused(
+            method in "(GET|POST|PUT|DELETE|PATCH)",
+            path in proptest::prop_oneof![
+                "/support/users/([A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-F]{2}){0,20}/offers(/[A-Za-z0-9._~%-]{0,40})?",
+                "(/([A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-F]{2}){0,12}){0,5}",
+            ],
+            body in proptest::prop_oneof![".{0,200}", "\\{\"reason\": ?.{0,30}\\}"],
+            groups in "[ -~]{0,30}",
+            key in "[ -~]{0,300}",
+        ) {
+            let claims = json!({"sub": "agent", "cognito:groups": groups});
+            let Ok(request) = std::panic::catch_unwind(|| {
+                request(Some(claims.clone()), Some(&body), json!({"idempotency-key": key}))
+            }) else {
+                // A header value the event format itself refuses never reaches us.
+                return Ok(());
+            };
+            let client_error = |error: ApiError| error.status().is_client_error();
+            if let Err(error) = route(&Method::from_bytes(method.as_bytes()).unwrap_or(Method::GET), &path) {
+                proptest::prop_assert!(client_error(error));
+            }
+            if let Err(error) = agent(&request) {
+                proptest::prop_assert!(client_error(error));
+            }
+            if let Err(error) = json_body(&request) {
+                proptest::prop_assert!(client_error(error));
+            }
+            if let Err(error) = idempotency_key(&request) {
+                proptest::prop_assert!(client_error(error));
+            }
+            if let Err(error) = revocation_reason(&request) {
+                proptest::prop_assert!(client_error(error));
+            }
+        }
+    }
 }

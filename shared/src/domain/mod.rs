@@ -6,6 +6,8 @@ pub mod catalog;
 pub mod challenge;
 pub mod dates;
 pub mod offer;
+#[cfg(test)]
+mod properties;
 pub mod rejection;
 pub mod rules;
 
