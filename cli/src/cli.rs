@@ -2,6 +2,7 @@
 
 use crate::input::RowFormat;
 use clap::{Args, CommandFactory, Parser, Subcommand};
+use offers_shared::domain::rejection::UnknownReasonCode;
 use offers_shared::domain::ReasonCode;
 use std::path::PathBuf;
 
@@ -234,13 +235,8 @@ pub struct FailuresListArgs {
 }
 
 fn parse_reason_code(text: &str) -> Result<ReasonCode, String> {
-    ReasonCode::ALL
-        .into_iter()
-        .find(|code| code.as_str() == text)
-        .ok_or_else(|| {
-            let known: Vec<&str> = ReasonCode::ALL.iter().map(|code| code.as_str()).collect();
-            format!("unknown reason code; one of: {}", known.join(", "))
-        })
+    text.parse()
+        .map_err(|err: UnknownReasonCode| err.to_string())
 }
 
 #[cfg(test)]

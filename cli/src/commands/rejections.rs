@@ -13,20 +13,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use offers_shared::domain::{parse_pending_row, Rejection};
+pub use offers_shared::dynamo::{REJECTION_ATTRIBUTES, UNREADABLE_ROW};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
-
-/// What the dispatcher adds to the row (shared/src/dynamo/dispatch.rs, `rejected_item`).
-pub const REJECTION_ATTRIBUTES: [&str; 6] = [
-    "rejectionId",
-    "reasonCode",
-    "reasonMessage",
-    "rejectedAt",
-    "sourceEventId",
-    "sourceSequenceNumber",
-];
-/// Holds the raw stream image of a row that could not be read as attributes.
-pub const UNREADABLE_ROW: &str = "unreadableRow";
 
 pub async fn list(args: RejectionsListArgs, connection: &Connection) -> Result<(), CliError> {
     let table = connection.table_names().name(Table::Rejected)?.to_owned();

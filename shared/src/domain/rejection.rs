@@ -55,6 +55,22 @@ impl ReasonCode {
     }
 }
 
+/// A reason code this system does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown reason code {0:?}; one of: invalid_row, invalid_dates, expired, unknown_offer, missing_template, unknown_template, template_mismatch, missing_rule, unknown_rule, invalid_rule_value, invalid_challenge, frequency_mismatch")]
+pub struct UnknownReasonCode(pub String);
+
+impl std::str::FromStr for ReasonCode {
+    type Err = UnknownReasonCode;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        ReasonCode::ALL
+            .into_iter()
+            .find(|code| code.as_str() == text)
+            .ok_or_else(|| UnknownReasonCode(text.to_owned()))
+    }
+}
+
 impl fmt::Display for ReasonCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -75,5 +91,21 @@ impl Rejection {
             code,
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_reads_back_from_its_name() {
+        for code in ReasonCode::ALL {
+            assert_eq!(code.as_str().parse::<ReasonCode>(), Ok(code));
+            assert_eq!(code.to_string(), code.as_str());
+        }
+        let unknown = "not_a_code".parse::<ReasonCode>().unwrap_err();
+        assert_eq!(unknown, UnknownReasonCode("not_a_code".into()));
+        assert!(unknown.to_string().contains("frequency_mismatch"));
     }
 }

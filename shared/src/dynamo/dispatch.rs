@@ -205,40 +205,41 @@ pub fn pending_delete(table: &str, pending: &PendingRef) -> Result<Delete, Store
         .map_err(|err| StoreError::Refused(err.to_string()))
 }
 
+/// What a rejected item holds besides the row's own attributes, in the
+/// order `rejected_item` writes them (the CLI reads and strips the same).
+pub const REJECTION_ATTRIBUTES: [&str; 6] = [
+    "rejectionId",
+    "reasonCode",
+    "reasonMessage",
+    "rejectedAt",
+    "sourceEventId",
+    "sourceSequenceNumber",
+];
+/// Holds the raw stream image of a row that could not be read as attributes.
+pub const UNREADABLE_ROW: &str = "unreadableRow";
+
 /// The rejected row: its attributes as they were, plus why and when.
 fn rejected_item(rejection: &RejectedRow, pending: &PendingRef) -> HashMap<String, AttributeValue> {
     let mut item: HashMap<String, AttributeValue> = match &pending.row {
         RowCopy::Image(image) => image.clone().into(),
         RowCopy::Unreadable(text) => {
-            HashMap::from([("unreadableRow".to_owned(), AttributeValue::S(text.clone()))])
+            HashMap::from([(UNREADABLE_ROW.to_owned(), AttributeValue::S(text.clone()))])
         }
     };
     item.extend(pending_key(pending));
-    item.extend([
-        (
-            "rejectionId".to_owned(),
-            AttributeValue::S(rejection.rejection_id.to_string()),
-        ),
-        (
-            "reasonCode".to_owned(),
-            AttributeValue::S(rejection.code.as_str().to_owned()),
-        ),
-        (
-            "reasonMessage".to_owned(),
-            AttributeValue::S(rejection.message.clone()),
-        ),
-        (
-            "rejectedAt".to_owned(),
-            AttributeValue::S(format_timestamp(rejection.rejected_at)),
-        ),
-        (
-            "sourceEventId".to_owned(),
-            AttributeValue::S(rejection.event_id.clone()),
-        ),
-        (
-            "sourceSequenceNumber".to_owned(),
-            AttributeValue::S(rejection.sequence_number.clone()),
-        ),
-    ]);
+    let values = [
+        rejection.rejection_id.to_string(),
+        rejection.code.as_str().to_owned(),
+        rejection.message.clone(),
+        format_timestamp(rejection.rejected_at),
+        rejection.event_id.clone(),
+        rejection.sequence_number.clone(),
+    ];
+    item.extend(
+        REJECTION_ATTRIBUTES
+            .iter()
+            .zip(values)
+            .map(|(name, value)| ((*name).to_owned(), AttributeValue::S(value))),
+    );
     item
 }

@@ -9,7 +9,7 @@ mod offers;
 mod support;
 
 pub use client::dynamodb_client;
-pub use dispatch::{cancellation_codes, pending_delete};
+pub use dispatch::{cancellation_codes, pending_delete, REJECTION_ATTRIBUTES, UNREADABLE_ROW};
 pub use errors::classify;
 pub use items::{offer_from_item, offer_to_item, CREATED_INDEX, RANK_INDEX};
 
