@@ -313,7 +313,7 @@ impl<I: Invoke, F: OnFailure> StreamMapping<I, F> {
     /// Runs until `stop` turns true; the batch in hand is finished first.
     pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut shards: BTreeMap<String, ShardCursor> = BTreeMap::new();
-        while !*stop.borrow() {
+        while !crate::functions::stopping(&stop) {
             let progressed = match self.poll(&mut shards).await {
                 Ok(progressed) => progressed,
                 Err(error) => {

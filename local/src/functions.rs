@@ -157,7 +157,7 @@ async fn supervise(
     pids: Arc<Mutex<Vec<u32>>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    while !*stop.borrow() {
+    while !stopping(&stop) {
         let mut child = match spawn(&spec, &environment) {
             Ok(child) => child,
             Err(err) => {
@@ -182,7 +182,7 @@ async fn supervise(
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 _ = stop.changed() => {}
             }
-            if *stop.borrow() {
+            if stopping(&stop) {
                 terminate(&mut child).await;
                 break None;
             }
@@ -198,6 +198,11 @@ async fn supervise(
             }
         }
     }
+}
+
+/// Told to stop, or the stack that would tell it is gone.
+pub(crate) fn stopping(stop: &watch::Receiver<bool>) -> bool {
+    *stop.borrow() || stop.has_changed().is_err()
 }
 
 fn spawn(spec: &FunctionSpec, environment: &HashMap<String, String>) -> std::io::Result<Child> {
@@ -240,4 +245,31 @@ async fn terminate(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stop_signal_or_a_vanished_stack_both_mean_stop() {
+        let (sender, receiver) = watch::channel(false);
+        assert!(!stopping(&receiver));
+        sender.send(true).expect("send");
+        assert!(stopping(&receiver));
+        let (sender, receiver) = watch::channel(false);
+        drop(sender);
+        assert!(stopping(&receiver), "no one left to say stop: stop");
+    }
+
+    #[test]
+    fn the_lambda_environment_points_at_the_runtime_api_and_endpoint() {
+        let variables = HashMap::from([("TABLE".to_owned(), "t".to_owned())]);
+        let environment = lambda_environment(&variables, "F", "http://127.0.0.1:1", "127.0.0.1:2");
+        assert_eq!(environment["TABLE"], "t");
+        assert_eq!(environment["AWS_LAMBDA_RUNTIME_API"], "127.0.0.1:2");
+        assert_eq!(environment["AWS_ENDPOINT_URL"], "http://127.0.0.1:1");
+        assert_eq!(environment["AWS_LAMBDA_FUNCTION_NAME"], "F");
+        assert_eq!(environment["AWS_LAMBDA_LOG_LEVEL"], "INFO");
+    }
 }
