@@ -111,6 +111,9 @@ pub enum Command {
     /// Stream batches the dispatcher gave up on (local stack only)
     #[command(subcommand)]
     Failures(FailuresCommand),
+    /// Rows of the pending table
+    #[command(subcommand)]
+    Pending(PendingCommand),
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +235,36 @@ pub struct FailuresListArgs {
     /// JSON Lines: each stored record
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PendingCommand {
+    /// Make pending rows new INSERTs (delete, put back) so that the dispatcher handles them again
+    Redrive(PendingRedriveArgs),
+}
+
+/// Only for rows whose stream records Lambda has given up on: the ones in the
+/// on-failure destination (SQS OfferDispatcherFailureQueue; locally
+/// `offers --local failures list`). A record that is still being retried must
+/// not be redriven: it and the new INSERT would make two offers. See
+/// docs/runbook.md.
+#[derive(Debug, Args)]
+pub struct PendingRedriveArgs {
+    /// Only this user's pending rows
+    #[arg(long = "user", value_name = "USER_ID")]
+    pub user_id: Option<String>,
+
+    /// Only these sort keys of --user's rows (repeatable)
+    #[arg(long = "sort-key", value_name = "SORT_KEY", requires = "user_id")]
+    pub sort_keys: Vec<String>,
+
+    /// Every pending row (required when --user is not given)
+    #[arg(long, conflicts_with_all = ["user_id", "sort_keys"])]
+    pub all: bool,
+
+    /// List the rows that would be redriven; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 fn parse_reason_code(text: &str) -> Result<ReasonCode, String> {

@@ -18,7 +18,9 @@ pub mod validate;
 pub mod writer;
 
 use crate::aws::Connection;
-use crate::cli::{CatalogCommand, Cli, Command, FailuresCommand, RejectionsCommand};
+use crate::cli::{
+    CatalogCommand, Cli, Command, FailuresCommand, PendingCommand, RejectionsCommand,
+};
 use crate::error::CliError;
 
 /// Runs the command the arguments name.
@@ -38,6 +40,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Status(args) => commands::status::run(args, &connection).await,
         Command::Failures(FailuresCommand::List(args)) => {
             commands::failures::list(args, &connection).await
+        }
+        Command::Pending(PendingCommand::Redrive(args)) => {
+            commands::pending::redrive(args, &connection).await
         }
     }
 }

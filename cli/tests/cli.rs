@@ -718,3 +718,89 @@ async fn local_mode_uses_the_local_stack_and_its_failure_table() {
     let conflict = run_offers(&["--local", "status", "--table-prefix", "x"]);
     assert_eq!(conflict.code, 2, "{conflict:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redriven_row_is_a_new_insert_and_becomes_one_offer() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    let mut stream = bed.stream().await;
+    // Three rows whose INSERTs are never delivered: as if their records had
+    // exhausted their retries and gone to the on-failure destination.
+    for (user, sort_key) in [
+        ("redrive-user", "camp+1"),
+        ("redrive-user", "camp+2"),
+        ("other-user", "camp+1"),
+    ] {
+        bed.put(PENDING, fries_row(user, sort_key)).await;
+    }
+    assert_eq!(inserts(&stream.read_new().await.expect("stream")).len(), 3);
+    let before = bed.scan(PENDING).await;
+
+    let bare = offers(&bed, &["pending", "redrive"]);
+    assert_eq!(bare.code, 1, "{bare:?}");
+    let dry = offers(
+        &bed,
+        &["pending", "redrive", "--user", "redrive-user", "--dry-run"],
+    );
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(
+        dry.stdout.contains("2 pending rows would be redriven"),
+        "{dry:?}"
+    );
+    assert!(
+        stream.read_new().await.expect("stream").is_empty(),
+        "a dry run changes nothing"
+    );
+
+    let run = offers(
+        &bed,
+        &[
+            "pending",
+            "redrive",
+            "--user",
+            "redrive-user",
+            "--sort-key",
+            "camp+1",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("redriven 1, already gone 0, replaced meanwhile 0"),
+        "{run:?}"
+    );
+    let records = stream.read_new().await.expect("stream");
+    let events: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["eventName"].as_str().unwrap_or_default(),
+                r["dynamodb"]["Keys"]["sortKey"]["S"]
+                    .as_str()
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(events, [("REMOVE", "camp+1"), ("INSERT", "camp+1")]);
+    let mut after = bed.scan(PENDING).await;
+    let mut before = before;
+    let key = |row: &Map<String, Value>| (row["userId"].to_string(), row["sortKey"].to_string());
+    after.sort_by_key(key);
+    before.sort_by_key(key);
+    assert_eq!(after, before, "the row is back exactly as it was");
+
+    // Its new INSERT is dispatched like any other: one offer, row gone.
+    assert!(invoke(&bed.dispatcher(&[]), &records).await.is_empty());
+    let offers_made: Vec<_> = bed
+        .scan(OFFERS)
+        .await
+        .into_iter()
+        .filter(|offer| offer["userId"] == "redrive-user")
+        .collect();
+    assert_eq!(offers_made.len(), 1);
+    assert_eq!(bed.scan(PENDING).await.len(), 2);
+
+    // A row already gone is left alone.
+    let gone = offers(&bed, &["pending", "redrive", "--user", "nobody"]);
+    assert!(gone.stdout.contains("redriven 0"), "{gone:?}");
+}

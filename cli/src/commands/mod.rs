@@ -3,5 +3,6 @@
 pub mod assign;
 pub mod catalog;
 pub mod failures;
+pub mod pending;
 pub mod rejections;
 pub mod status;
