@@ -121,6 +121,7 @@ where
         StoreError::Throttled(_) => StoreError::Throttled(detail),
         StoreError::Timeout(_) => StoreError::Timeout(detail),
         StoreError::Unavailable(_) => StoreError::Unavailable(detail),
+        StoreError::Conflict(_) => StoreError::Conflict(detail),
         StoreError::Refused(_) => StoreError::Refused(detail),
         StoreError::Corrupt(_) => StoreError::Corrupt(detail),
     }

@@ -90,11 +90,24 @@ impl DynamoDbLocal {
         Ok(())
     }
 
-    /// Starts it again on the same port, with the same data folder.
-    pub fn restart(&mut self) -> Result<(), LocalError> {
-        self.stop()?;
-        let jar_dir = install()?;
-        self.spawn(&jar_dir)
+    /// Freezes the process (SIGSTOP): it still accepts connections but answers
+    /// nothing, like a store that stopped responding. Unlike stopping it, this
+    /// keeps every write it acknowledged (a SIGTERM in the middle of a request
+    /// can lose an acknowledged transaction, see docs/testing.md).
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a frozen process go on (SIGCONT); requests it had queued then run.
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        if let Some(child) = &self.child {
+            // SAFETY: kill(2) on the pid of a child we own and have not reaped.
+            unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        }
     }
 
     fn spawn(&mut self, jar_dir: &Path) -> Result<(), LocalError> {

@@ -10,6 +10,9 @@ pub enum StoreError {
     Timeout(String),
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// Another request was changing the same item; affects that item only.
+    #[error("the item was being changed concurrently: {0}")]
+    Conflict(String),
     #[error("the store refused the request: {0}")]
     Refused(String),
     #[error("a stored item is corrupt: {0}")]
@@ -21,8 +24,18 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            StoreError::Throttled(_) | StoreError::Timeout(_) | StoreError::Unavailable(_)
+            StoreError::Throttled(_)
+                | StoreError::Timeout(_)
+                | StoreError::Unavailable(_)
+                | StoreError::Conflict(_)
         )
+    }
+
+    /// Whether the store as a whole looks down (no answer, or a server
+    /// error), as opposed to one item or partition having trouble
+    /// (a conflict, a throttled hot key).
+    pub fn is_outage(&self) -> bool {
+        matches!(self, StoreError::Timeout(_) | StoreError::Unavailable(_))
     }
 
     /// A stable, short name for logs and metrics.
@@ -31,6 +44,7 @@ impl StoreError {
             StoreError::Throttled(_) => "throttled",
             StoreError::Timeout(_) => "timeout",
             StoreError::Unavailable(_) => "unavailable",
+            StoreError::Conflict(_) => "conflict",
             StoreError::Refused(_) => "refused",
             StoreError::Corrupt(_) => "corrupt",
         }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -149,6 +150,12 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
     /// Handles the records of one stream batch. Records of different keys run
     /// concurrently; records of the same key run in stream order, and after a
     /// failure the key's later records fail too, so that they are retried in order.
+    ///
+    /// Once a write finds the store down (no answer, a server error), no new
+    /// write starts: the records not yet started are reported failed at once.
+    /// Lambda retries from the lowest failed sequence number anyway, so this
+    /// loses nothing, and an outage costs one timeout per concurrent write
+    /// instead of one per record, without piling load on a struggling table.
     pub async fn dispatch_batch(
         &self,
         records: Vec<Value>,
@@ -249,8 +256,9 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
             groups[group].push(planned);
         }
 
+        let store_down = AtomicBool::new(false);
         let results: Vec<Vec<(usize, RecordReport)>> = stream::iter(groups)
-            .map(|group| self.run_group(group, now, deadline))
+            .map(|group| self.run_group(group, now, deadline, &store_down))
             .buffer_unordered(self.settings.concurrency.max(1))
             .collect()
             .await;
@@ -273,6 +281,7 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
             failed = report.count("failed"),
             ignored = report.count("ignored"),
             catalog_ids = report.catalog_ids,
+            store_down = store_down.load(Ordering::Relaxed),
             duration_ms = started.elapsed().as_millis() as u64,
             "batch done"
         );
@@ -284,6 +293,7 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
         group: Vec<(usize, &InsertRecord, Plan)>,
         now: DateTime<Utc>,
         deadline: Option<Deadline>,
+        store_down: &AtomicBool,
     ) -> Vec<(usize, RecordReport)> {
         let mut reports = Vec::with_capacity(group.len());
         let mut earlier_failure = false;
@@ -292,6 +302,10 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
                 Outcome::Failed {
                     error: "an earlier record of the same key failed".into(),
                 }
+            } else if store_down.load(Ordering::Relaxed) {
+                Outcome::Failed {
+                    error: "not started: the store was found down earlier in this batch".into(),
+                }
             } else if deadline
                 .is_some_and(|deadline| Instant::now() + deadline.margin >= deadline.at)
             {
@@ -299,7 +313,7 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
                     error: "not started: too close to the invocation deadline".into(),
                 }
             } else {
-                self.apply(insert, plan, now, deadline).await
+                self.apply(insert, plan, now, deadline, store_down).await
             };
             earlier_failure |= matches!(outcome, Outcome::Failed { .. });
             reports.push((
@@ -323,7 +337,16 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
         plan: Plan,
         now: DateTime<Utc>,
         deadline: Option<Deadline>,
+        store_down: &AtomicBool,
     ) -> Outcome {
+        let failed = |error: StoreError| {
+            if error.is_outage() {
+                store_down.store(true, Ordering::Relaxed);
+            }
+            Outcome::Failed {
+                error: format!("{} ({})", error, error.kind()),
+            }
+        };
         let pending = PendingRef {
             user_id: insert.user_id.clone(),
             sort_key: insert.sort_key.clone(),
@@ -346,9 +369,7 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
                         pending_row_kept: true,
                     },
                     Ok(WriteOutcome::AlreadyWritten) => Outcome::Duplicate { id, rejected: None },
-                    Err(error) => Outcome::Failed {
-                        error: format!("{} ({})", error, error.kind()),
-                    },
+                    Err(error) => failed(error),
                 }
             }
             Plan::Reject(rejection) => {
@@ -379,9 +400,7 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
                         id,
                         rejected: Some(rejected.code),
                     },
-                    Err(error) => Outcome::Failed {
-                        error: format!("{} ({})", error, error.kind()),
-                    },
+                    Err(error) => failed(error),
                 }
             }
         }

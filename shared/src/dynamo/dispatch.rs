@@ -97,6 +97,9 @@ impl DynamoStore {
                     "transaction cancelled: {reasons:?}"
                 )))
             }
+            _ if reasons.iter().any(|code| code == "TransactionConflict") => Err(
+                StoreError::Conflict(format!("transaction cancelled: {reasons:?}")),
+            ),
             _ => Err(StoreError::Unavailable(format!(
                 "transaction cancelled: {reasons:?}"
             ))),

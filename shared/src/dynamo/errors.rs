@@ -8,14 +8,14 @@ const THROTTLING_CODES: [&str; 3] = [
     "ProvisionedThroughputExceededException",
     "RequestLimitExceeded",
 ];
-const TRANSIENT_CODES: [&str; 4] = [
-    "InternalServerError",
-    "ServiceUnavailable",
+const TRANSIENT_CODES: [&str; 2] = ["InternalServerError", "ServiceUnavailable"];
+/// Service error codes that mean "this item is busy, try again".
+const CONFLICT_CODES: [&str; 2] = [
     "TransactionConflictException",
     "TransactionInProgressException",
 ];
 
-/// Maps an SDK error to retry (throttled, timeout, unavailable) or give up (refused).
+/// Maps an SDK error to retry (throttled, timeout, unavailable, conflict) or give up (refused).
 pub fn classify<E, R>(err: &SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -32,6 +32,8 @@ where
             let code = service.err().code().unwrap_or_default();
             if THROTTLING_CODES.contains(&code) {
                 StoreError::Throttled(detail)
+            } else if CONFLICT_CODES.contains(&code) {
+                StoreError::Conflict(detail)
             } else if TRANSIENT_CODES.contains(&code) || code.is_empty() {
                 StoreError::Unavailable(detail)
             } else {

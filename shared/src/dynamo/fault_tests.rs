@@ -151,10 +151,46 @@ async fn conflicts_are_transient_and_a_failed_condition_on_the_offer_is_a_duplic
         .dispatch_batch(vec![record("1", "a"), record("2", "b")], None)
         .await;
     assert_eq!(report.failed_sequence_numbers(), vec!["1"]);
-    assert!(matches!(
-        report.records[1].outcome,
-        Outcome::Duplicate { rejected: None, .. }
-    ));
+    assert!(
+        matches!(&report.records[0].outcome, Outcome::Failed { error } if error.contains("(conflict)"))
+    );
+    assert!(
+        matches!(
+            report.records[1].outcome,
+            Outcome::Duplicate { rejected: None, .. }
+        ),
+        "a conflict on one item does not stop the others"
+    );
+}
+
+#[tokio::test]
+async fn once_the_store_is_found_down_no_new_write_starts_and_every_record_is_retried() {
+    let catalog = mock!(Client::batch_get_item).then_output(catalog_output);
+    let down =
+        mock!(Client::transact_write_items).then_error(|| service_error("InternalServerError"));
+    let dispatcher = dispatcher(client(&[&catalog, &down]));
+    let records: Vec<serde_json::Value> = (1..=20)
+        .map(|n| record(&n.to_string(), &format!("key-{n}")))
+        .collect();
+    let report = dispatcher.dispatch_batch(records, None).await;
+    assert_eq!(
+        report.failed_sequence_numbers().len(),
+        20,
+        "every record is retried"
+    );
+    assert!(
+        down.num_calls() <= 4,
+        "at most the writes already under way (concurrency 4) reach the store, not {}",
+        down.num_calls()
+    );
+    let not_started = report
+        .records
+        .iter()
+        .filter(|record| {
+            matches!(&record.outcome, Outcome::Failed { error } if error.contains("found down"))
+        })
+        .count();
+    assert_eq!(not_started, 20 - down.num_calls());
 }
 
 #[tokio::test]
@@ -200,5 +236,13 @@ fn sdk_errors_are_classified_for_retry() {
     assert!(matches!(error, StoreError::Refused(_)) && !error.is_transient());
     let internal: SdkError<TransactWriteItemsError, ()> =
         SdkError::service_error(service_error("InternalServerError"), ());
-    assert!(classify(&internal).is_transient());
+    assert!(classify(&internal).is_transient() && classify(&internal).is_outage());
+    let conflict: SdkError<TransactWriteItemsError, ()> =
+        SdkError::service_error(service_error("TransactionConflictException"), ());
+    let error = classify(&conflict);
+    assert!(matches!(error, StoreError::Conflict(_)) && error.is_transient() && !error.is_outage());
+    assert!(
+        !classify(&throttled).is_outage(),
+        "a hot key is not an outage"
+    );
 }

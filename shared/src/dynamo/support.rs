@@ -120,7 +120,7 @@ impl SupportStore for DynamoStore {
             }
             // Neither missing nor revoked, yet the condition failed: it
             // changed under us; a retry sees it as it is now.
-            Some(_) => Err(StoreError::Unavailable(format!(
+            Some(_) => Err(StoreError::Conflict(format!(
                 "offer {personalized_offer_id} changed during revocation; retry"
             ))),
         }

@@ -1,6 +1,8 @@
-//! DynamoDB Local stopped in the middle of a batch: the records it could not
-//! finish are reported failed, nothing is half written, and Lambda's retry
-//! (from the lowest failed sequence number) dispatches every row exactly once.
+//! DynamoDB Local stops answering in the middle of a batch: the records it
+//! could not finish are reported failed, no new write starts once the outage
+//! is seen, nothing is half written, and Lambda's retry (from the lowest
+//! failed sequence number) dispatches every row exactly once, including the
+//! rows whose write timed out on the client but landed on the server.
 
 use offer_dispatcher::handler;
 use offers_integration_tests::*;
@@ -15,15 +17,29 @@ use offers_shared::ports::{DispatchStore, PendingRef, RejectedRow, WriteOutcome}
 use serde_json::Value;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 const ROWS: usize = 300;
+const CONCURRENCY: usize = 4;
 
-/// The real DynamoDB adapter, counting the writes it finished.
+/// The real DynamoDB adapter, counting the writes it finished and the ones
+/// that failed.
 struct CountingStore {
     inner: DynamoStore,
     written: Arc<AtomicUsize>,
+    failed: Arc<AtomicUsize>,
+}
+
+impl CountingStore {
+    fn count<T>(&self, result: &Result<T, StoreError>) {
+        let counter = if result.is_ok() {
+            &self.written
+        } else {
+            &self.failed
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 impl DispatchStore for CountingStore {
@@ -33,9 +49,7 @@ impl DispatchStore for CountingStore {
         pending: &PendingRef,
     ) -> Result<WriteOutcome, StoreError> {
         let result = self.inner.dispatch_offer(offer, pending).await;
-        if result.is_ok() {
-            self.written.fetch_add(1, Ordering::SeqCst);
-        }
+        self.count(&result);
         result
     }
 
@@ -44,21 +58,22 @@ impl DispatchStore for CountingStore {
         rejection: &RejectedRow,
         pending: &PendingRef,
     ) -> Result<WriteOutcome, StoreError> {
-        self.inner.reject_row(rejection, pending).await
+        let result = self.inner.reject_row(rejection, pending).await;
+        self.count(&result);
+        result
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dynamodb_stopping_mid_batch_loses_nothing_and_the_retry_dispatches_each_row_once() {
-    let data = std::env::temp_dir().join(format!("offers-restart-{}", std::process::id()));
-    let local = DynamoDbLocal::start(StartOptions {
-        port: None,
-        db_path: Some(data.clone()),
-    })
-    .unwrap_or_else(|err| panic!("{err}"));
-    let endpoint = local.endpoint();
-    let local = Arc::new(Mutex::new(local));
-    let bed = TestBed::on(&endpoint).await;
+async fn dynamodb_stopping_to_answer_mid_batch_loses_nothing_and_the_retry_dispatches_each_row_once(
+) {
+    // Frozen, not killed: a DynamoDB Local stopped in the middle of a request
+    // can lose a transaction it already acknowledged (AWS never does), which
+    // would be a fault of the test bed, not of the code under test.
+    let local = Arc::new(
+        DynamoDbLocal::start(StartOptions::default()).unwrap_or_else(|err| panic!("{err}")),
+    );
+    let bed = TestBed::on(&local.endpoint()).await;
     bed.load_sample_catalog().await;
     for index in 0..ROWS {
         bed.put(
@@ -76,17 +91,19 @@ async fn dynamodb_stopping_mid_batch_loses_nothing_and_the_retry_dispatches_each
         ("DYNAMODB_OPERATION_TIMEOUT_MS", "1200"),
         ("DYNAMODB_CONNECT_TIMEOUT_MS", "200"),
         ("DYNAMODB_MAX_ATTEMPTS", "2"),
-        ("DISPATCH_CONCURRENCY", "4"),
+        ("DISPATCH_CONCURRENCY", &CONCURRENCY.to_string()),
     ]);
     let store = DynamoStore::new(
         dynamodb_client(&bed.sdk, &config.sdk),
         config.tables.clone(),
     );
     let written = Arc::new(AtomicUsize::new(0));
+    let failed_writes = Arc::new(AtomicUsize::new(0));
     let dispatcher = Dispatcher::new(
         CountingStore {
             inner: store.clone(),
             written: written.clone(),
+            failed: failed_writes.clone(),
         },
         CachedCatalog::new(store, config.catalog_cache_ttl),
         DispatchSettings {
@@ -96,15 +113,13 @@ async fn dynamodb_stopping_mid_batch_loses_nothing_and_the_retry_dispatches_each
         },
     );
 
-    let stopper = {
+    let freezer = {
         let (local, written) = (local.clone(), written.clone());
         tokio::spawn(async move {
             while written.load(Ordering::SeqCst) < 40 {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            tokio::task::spawn_blocking(move || local.lock().map(|mut local| local.stop()).ok())
-                .await
-                .ok();
+            local.freeze();
         })
     };
     let event = lambda_runtime::LambdaEvent::new(
@@ -113,8 +128,9 @@ async fn dynamodb_stopping_mid_batch_loses_nothing_and_the_retry_dispatches_each
     );
     let response = handler::handle(&dispatcher, event)
         .await
-        .expect("handler answers even when DynamoDB is down");
-    stopper.await.expect("stopper");
+        .expect("handler answers even when DynamoDB does not");
+    freezer.await.expect("freezer");
+    local.thaw();
     let failed: Vec<String> = response
         .batch_item_failures
         .into_iter()
@@ -126,27 +142,31 @@ async fn dynamodb_stopping_mid_batch_loses_nothing_and_the_retry_dispatches_each
         (40..ROWS).contains(&done),
         "stopped mid-batch after {done} writes"
     );
-
-    local
-        .lock()
-        .expect("lock")
-        .restart()
-        .unwrap_or_else(|err| panic!("{err}"));
+    assert_eq!(
+        done + failed.len(),
+        ROWS,
+        "each record is written or reported failed"
+    );
+    let failed_writes = failed_writes.load(Ordering::SeqCst);
+    assert!(
+        failed_writes <= 2 * CONCURRENCY,
+        "once the outage is seen no new write starts: {failed_writes} writes failed"
+    );
 
     // Nothing half written: every row is either an offer (and no longer
-    // pending) or still pending (and no offer), never both or neither.
-    let offered: HashSet<String> = sort_keys(bed.scan(OFFERS).await);
-    let pending: HashSet<String> = sort_keys(bed.scan(PENDING).await);
+    // pending) or still pending (and no offer), never both or neither. The
+    // writes DynamoDB Local queued while frozen (their clients gave up) run
+    // now, so wait until that settles.
+    let (offered, pending) = settled(&bed).await;
     assert!(
         offered.is_disjoint(&pending),
         "a row is both offered and pending"
     );
     assert_eq!(offered.len() + pending.len(), ROWS, "a row vanished");
-    assert!(offered.len() >= 40);
+    assert!(offered.len() >= done);
 
     // Lambda retries from the lowest failed sequence number onward, until
-    // nothing fails (a restarted DynamoDB Local is slow at first: the first
-    // retries may time out again, as they may on AWS).
+    // nothing fails.
     let mut failed = failed;
     let retrying = bed.dispatcher(&[]);
     for _attempt in 0..5 {
@@ -175,9 +195,25 @@ async fn dynamodb_stopping_mid_batch_loses_nothing_and_the_retry_dispatches_each
         ROWS,
         "one offer per row, no duplicate; missing {missing:?}, pending {still_pending:?}"
     );
-    assert_eq!(sort_keys(offers).len(), ROWS);
-    assert!(bed.scan(PENDING).await.is_empty());
-    let _ = std::fs::remove_dir_all(data);
+    assert_eq!(offered_now.len(), ROWS);
+    assert!(still_pending.is_empty());
+}
+
+/// The offered and the pending sort keys once two scans in a row agree.
+async fn settled(bed: &TestBed) -> (HashSet<String>, HashSet<String>) {
+    let give_up = Instant::now() + Duration::from_secs(30);
+    let mut last = (HashSet::new(), HashSet::new());
+    loop {
+        let now = (
+            sort_keys(bed.scan(OFFERS).await),
+            sort_keys(bed.scan(PENDING).await),
+        );
+        if now == last || Instant::now() > give_up {
+            return now;
+        }
+        last = now;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn sort_keys(items: Vec<serde_json::Map<String, Value>>) -> HashSet<String> {
