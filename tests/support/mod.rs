@@ -639,9 +639,13 @@ impl LocalStack {
                         break;
                     }
                 }
-                Err(_) => {
+                Err(mpsc::RecvTimeoutError::Timeout) => {
                     let _ = child.kill();
                     panic!("no ready banner in time; got {banner:#?}");
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait();
+                    panic!("local-stack ended ({status:?}) before it was ready; got {banner:#?}");
                 }
             }
         }
