@@ -283,6 +283,69 @@ async fn every_reason_code_is_a_422_and_nothing_is_written() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_beyond_dynamodbs_limits_is_a_422_with_a_short_message() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    let support = bed.support(&[]);
+    let mut deep = json!(1);
+    for _ in 0..40 {
+        deep = json!([deep]);
+    }
+    let challenge = |status: Value| {
+        json!({
+            "offerId": SEED_OFFER,
+            "expiryDate": future_date(10),
+            "reason": "missed visit credited",
+            "challengeType": "frequency",
+            "challengeStatus": status,
+            "frequency": SEED_OFFER,
+        })
+    };
+    let mut far = fries(json!(5));
+    far["expiryDate"] = json!("+10000-01-01T00:00:00Z");
+    let mut long_id = fries(json!(5));
+    long_id["offerId"] = json!("o".repeat(3_000));
+    let cases = [
+        (long_id, "invalid_row"),
+        (far, "invalid_dates"),
+        (fries(json!(1e300)), "invalid_row"),
+        (
+            challenge(json!({"reward": {"value": "1"}, "goals": {"v": {"condition": {"x": deep}}}})),
+            "invalid_row",
+        ),
+        (
+            challenge(json!({"reward": {"value": "1"}, "goals": {"v": {"condition": {"total_cost": 1e300}}}})),
+            "invalid_row",
+        ),
+        (
+            challenge(json!(format!(
+                "{{\"reward\": {{\"value\": \"1\"}}, \"goals\": {{\"v\": {{\"condition\": {{\"x\": {}1{}}}}}}}}}",
+                "[".repeat(20),
+                "]".repeat(20)
+            ))),
+            "invalid_challenge",
+        ),
+    ];
+    for (body, code) in &cases {
+        let response = call_support(&support, &assign_event(USER, body)).await;
+        assert_eq!(
+            (response.status, response.body["error"]["code"].as_str()),
+            (422, Some(*code)),
+            "{:?}",
+            response.body
+        );
+        let message = response.body["error"]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(!message.is_empty() && message.len() < 1_200, "{message}");
+    }
+    let long_user = "u".repeat(2_049);
+    let response = call_support(&support, &assign_event(&long_user, &fries(json!(5)))).await;
+    assert_eq!(response.status, 422, "{:?}", response.body);
+    assert!(bed.scan(OFFERS).await.is_empty(), "nothing written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_members_of_the_support_group_may_call() {
     let bed = TestBed::new().await;
     bed.load_sample_catalog().await;

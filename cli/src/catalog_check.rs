@@ -4,6 +4,7 @@
 //! the catalog table.
 
 use crate::input::{CatalogInput, Position};
+use offers_shared::domain::limits::{item_problem, key_problem, MAX_ID_BYTES};
 use offers_shared::domain::CatalogEntry;
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -70,6 +71,15 @@ pub fn check_items(inputs: Vec<CatalogInput>) -> (Vec<Accepted>, Vec<CatalogProb
                 continue;
             }
         };
+        // Checked before any write: DynamoDB would refuse the whole batch.
+        if let Some(message) = key_problem("id", &id, MAX_ID_BYTES) {
+            problems.push(problem(None, message));
+            continue;
+        }
+        if let Some(message) = item_problem(&item) {
+            problems.push(problem(Some(&id), message));
+            continue;
+        }
         if let Some(first) = first_position.get(&id) {
             problems.push(problem(Some(&id), format!("the same id as {first}")));
             continue;
@@ -216,11 +226,28 @@ mod tests {
         ]));
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         assert_eq!(lines.len(), 5, "{lines:?}");
-        assert!(lines[0].starts_with("item 1 (x): catalog item has unknown kind banner"));
+        assert!(lines[0].starts_with("item 1 (x): catalog item has unknown kind \"banner\""));
         assert!(lines[1].starts_with("item 2 (tpl-1): offer template is malformed"));
         assert_eq!(lines[2], "item 3: id must be a non-empty string");
         assert_eq!(lines[3], "item 4: an item must be a JSON object");
         assert_eq!(lines[4], "item 6 (co-1): the same id as item 5");
+        assert_eq!(accepted.len(), 1);
+    }
+
+    #[test]
+    fn items_dynamodb_would_refuse_are_problems_before_any_write() {
+        let (accepted, problems) = checked(json!([
+            {"id": "i".repeat(1_025), "kind": "configOffer", "name": "Long id"},
+            {"id": "co-big", "kind": "configOffer", "name": "Big", "rules": {"x": 1e300}},
+            {"id": "co-deep", "kind": "configOffer", "name": "Deep", "description": "d".repeat(410_000)},
+            {"id": "co-ok", "kind": "configOffer", "name": "Fine"}
+        ]));
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines[0].contains("id is 1025 bytes"), "{}", lines[0]);
+        assert!(lines[0].len() < 200, "the id is quoted, not repeated");
+        assert!(lines[1].contains("1e+300"), "{}", lines[1]);
+        assert!(lines[2].contains("DynamoDB stores at most"), "{}", lines[2]);
         assert_eq!(accepted.len(), 1);
     }
 

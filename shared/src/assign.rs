@@ -60,7 +60,7 @@ pub async fn load_catalog<'a, C: CatalogReader>(
     if wanted.is_empty() {
         return Ok(CatalogSlice::default());
     }
-    let mut entries = catalog.fetch_entries(&wanted).await?;
+    let mut entries = fetch_each_refusal_alone(catalog, &wanted).await?;
     let default_templates: Vec<String> = entries
         .values()
         .filter_map(|entry| match entry {
@@ -70,10 +70,41 @@ pub async fn load_catalog<'a, C: CatalogReader>(
         .filter(|id| seen.insert(id.clone()))
         .collect();
     if !default_templates.is_empty() {
-        entries.extend(catalog.fetch_entries(&default_templates).await?);
+        entries.extend(fetch_each_refusal_alone(catalog, &default_templates).await?);
     }
     Ok(CatalogSlice {
         entries,
         ids_requested: seen.len(),
     })
+}
+
+/// Reads `ids` together. Validation keeps every id a valid key, but should
+/// the store still refuse the read (a permanent error), each id is read on
+/// its own so that the refusal concerns only the rows that need that id:
+/// it becomes a malformed entry, which rejects them with the store's words.
+/// A transient error fails the whole read: retrying can help every row.
+async fn fetch_each_refusal_alone<C: CatalogReader>(
+    catalog: &C,
+    ids: &[String],
+) -> Result<HashMap<String, CatalogEntry>, StoreError> {
+    match catalog.fetch_entries(ids).await {
+        Err(error) if !error.is_transient() && ids.len() > 1 => {
+            let mut entries = HashMap::with_capacity(ids.len());
+            for id in ids {
+                match catalog.fetch_entries(std::slice::from_ref(id)).await {
+                    Ok(found) => entries.extend(found),
+                    Err(error) if !error.is_transient() => {
+                        entries.insert(id.clone(), CatalogEntry::unreadable(id, error));
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+            Ok(entries)
+        }
+        Err(error) if !error.is_transient() => Ok(ids
+            .iter()
+            .map(|id| (id.clone(), CatalogEntry::unreadable(id, &error)))
+            .collect()),
+        other => other,
+    }
 }

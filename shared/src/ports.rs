@@ -45,6 +45,10 @@ pub enum WriteOutcome {
     WrittenPendingRowKept,
     /// An earlier delivery of the same record already wrote it: nothing done.
     AlreadyWritten,
+    /// An earlier delivery of the same record ended the other way (an offer
+    /// where this one would reject, or the reverse): nothing done, since a
+    /// record has exactly one outcome.
+    OtherOutcomeWritten,
 }
 
 /// The dispatcher's writes: each one atomic with the delete of its pending row.

@@ -96,12 +96,21 @@ impl<S: SupportStore, C: CatalogReader> SupportService<S, C> {
         let outcome = match result {
             Ok(mut offer) => {
                 offer.idempotency = stamp.clone();
-                match self.store.create_offer(&offer).await? {
-                    CreateOutcome::Created => Ok(Assigned {
+                match self.store.create_offer(&offer).await {
+                    Ok(CreateOutcome::Created) => Ok(Assigned {
                         offer,
                         replayed: false,
                     }),
-                    CreateOutcome::AlreadyExists(existing) => replay(*existing, stamp.as_ref()),
+                    Ok(CreateOutcome::AlreadyExists(existing)) => replay(*existing, stamp.as_ref()),
+                    // DynamoDB will never store it: the agent gets a 422 with
+                    // its words, like any other input that cannot be accepted.
+                    Err(StoreError::Refused(detail)) => {
+                        Err(SupportError::Rejected(Rejection::new(
+                            ReasonCode::InvalidRow,
+                            format!("DynamoDB refused the offer: {detail}"),
+                        )))
+                    }
+                    Err(error) => Err(error.into()),
                 }
             }
             Err(SupportError::Rejected(rejection)) => {

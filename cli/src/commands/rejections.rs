@@ -9,11 +9,11 @@ use crate::scan::text;
 use crate::writer::{Backoff, Item};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use offers_shared::domain::{parse_pending_row, Rejection};
-pub use offers_shared::dynamo::{REJECTION_ATTRIBUTES, UNREADABLE_ROW};
+pub use offers_shared::dynamo::{DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, UNREADABLE_ROW};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
 
@@ -78,8 +78,12 @@ pub async fn retry(args: RejectionsRetryArgs, connection: &Connection) -> Result
         ));
     }
     let names = connection.table_names();
-    let rejected_table = names.name(Table::Rejected)?.to_owned();
-    let pending_table = names.name(Table::Pending)?.to_owned();
+    let tables = RetryTables {
+        pending: names.name(Table::Pending)?.to_owned(),
+        rejected: names.name(Table::Rejected)?.to_owned(),
+        offers: names.name(Table::LoyaltyOffers)?.to_owned(),
+    };
+    let rejected_table = tables.rejected.clone();
     let client = connection.client().await?;
     let now = Utc::now();
     let mut tally = Tally::default();
@@ -89,7 +93,7 @@ pub async fn retry(args: RejectionsRetryArgs, connection: &Connection) -> Result
             let outcome = match original_row(&item, now) {
                 Err(skip) => Outcome::Skipped(skip),
                 Ok(_) if args.dry_run => Outcome::WouldRetry,
-                Ok(row) => reinsert(&client, &pending_table, &rejected_table, row, &item).await,
+                Ok(row) => reinsert(&client, &tables, row, &item).await,
             };
             say(outcome.line(&item))?;
             tally.add(&outcome);
@@ -116,6 +120,12 @@ pub enum Skip {
     PendingRowExists,
     /// Someone retried or removed it meanwhile.
     RejectionGone,
+    /// The same stream record also made an offer (a rejection stored before
+    /// the dispatcher kept one outcome per record): retrying would make a
+    /// second offer.
+    AlreadyDispatched,
+    /// Stored without some of its attributes (it was too large to keep whole).
+    Incomplete,
 }
 
 impl Skip {
@@ -125,6 +135,8 @@ impl Skip {
             Skip::StillInvalid(_) => "still invalid",
             Skip::PendingRowExists => "pending row exists",
             Skip::RejectionGone => "already gone",
+            Skip::AlreadyDispatched => "already dispatched",
+            Skip::Incomplete => "incomplete",
         }
     }
 }
@@ -161,6 +173,13 @@ impl Outcome {
             Outcome::Skipped(Skip::RejectionGone) => {
                 format!("skipped      {row}: the rejection is gone (retried or removed meanwhile)")
             }
+            Outcome::Skipped(Skip::AlreadyDispatched) => format!(
+                "skipped      {row}: its stream record also made an offer (id {}); not retried",
+                field("rejectionId")
+            ),
+            Outcome::Skipped(Skip::Incomplete) => format!(
+                "skipped      {row}: stored without {DROPPED_ATTRIBUTES} (too large to keep whole); re-insert it by hand"
+            ),
             Outcome::Failed(error) => format!("failed       {row}: {error}"),
         }
     }
@@ -172,6 +191,9 @@ impl Outcome {
 pub fn original_row(item: &Item, now: DateTime<Utc>) -> Result<Item, Skip> {
     if item.contains_key(UNREADABLE_ROW) {
         return Err(Skip::Unreadable);
+    }
+    if item.contains_key(DROPPED_ATTRIBUTES) {
+        return Err(Skip::Incomplete);
     }
     let mut row = item.clone();
     for attribute in REJECTION_ATTRIBUTES {
@@ -189,15 +211,18 @@ pub fn original_row(item: &Item, now: DateTime<Utc>) -> Result<Item, Skip> {
 
 const CONDITIONAL_CHECK_FAILED: &str = "ConditionalCheckFailed";
 
+/// The tables a retry touches.
+struct RetryTables {
+    pending: String,
+    rejected: String,
+    offers: String,
+}
+
 /// Puts the row back into the pending table unless a row of its key is
-/// there, and deletes the rejection, in one transaction.
-async fn reinsert(
-    client: &Client,
-    pending_table: &str,
-    rejected_table: &str,
-    row: Item,
-    rejection: &Item,
-) -> Outcome {
+/// there, and deletes the rejection, in one transaction, on the condition
+/// that the rejection's stream record made no offer (the dispatcher gives
+/// both the same id): a record has one outcome, and a retry may not add one.
+async fn reinsert(client: &Client, tables: &RetryTables, row: Item, rejection: &Item) -> Outcome {
     let key = |name: &str| {
         rejection
             .get(name)
@@ -205,19 +230,27 @@ async fn reinsert(
             .unwrap_or(AttributeValue::Null(true))
     };
     let put = Put::builder()
-        .table_name(pending_table)
+        .table_name(&tables.pending)
         .set_item(Some(row))
         .condition_expression("attribute_not_exists(userId)")
         .build();
     let delete = Delete::builder()
-        .table_name(rejected_table)
+        .table_name(&tables.rejected)
         .key("userId", key("userId"))
         .key("rejectionId", key("rejectionId"))
         .condition_expression("attribute_exists(rejectionId)")
         .build();
-    let (put, delete) = match (put, delete) {
-        (Ok(put), Ok(delete)) => (put, delete),
-        (Err(err), _) | (_, Err(err)) => return Outcome::Failed(err.to_string()),
+    let no_offer = ConditionCheck::builder()
+        .table_name(&tables.offers)
+        .key("userId", key("userId"))
+        .key("personalizedOfferId", key("rejectionId"))
+        .condition_expression("attribute_not_exists(personalizedOfferId)")
+        .build();
+    let (put, delete, no_offer) = match (put, delete, no_offer) {
+        (Ok(put), Ok(delete), Ok(no_offer)) => (put, delete, no_offer),
+        (Err(err), _, _) | (_, Err(err), _) | (_, _, Err(err)) => {
+            return Outcome::Failed(err.to_string())
+        }
     };
     let backoff = Backoff::default();
     let mut rng = fastrand::Rng::new();
@@ -230,6 +263,11 @@ async fn reinsert(
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(put.clone()).build())
             .transact_items(TransactWriteItem::builder().delete(delete.clone()).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(no_offer.clone())
+                    .build(),
+            )
             .send()
             .await;
         let err = match result {
@@ -237,11 +275,16 @@ async fn reinsert(
             Err(err) => err,
         };
         let codes = cancellation_codes(&err);
-        if codes.first().map(String::as_str) == Some(CONDITIONAL_CHECK_FAILED) {
-            return Outcome::Skipped(Skip::PendingRowExists);
-        }
-        if codes.get(1).map(String::as_str) == Some(CONDITIONAL_CHECK_FAILED) {
+        let failed_condition =
+            |index: usize| codes.get(index).map(String::as_str) == Some(CONDITIONAL_CHECK_FAILED);
+        if failed_condition(1) {
             return Outcome::Skipped(Skip::RejectionGone);
+        }
+        if failed_condition(2) {
+            return Outcome::Skipped(Skip::AlreadyDispatched);
+        }
+        if failed_condition(0) {
+            return Outcome::Skipped(Skip::PendingRowExists);
         }
         let error = store_error(&err);
         // A cancelled transaction is `Refused` to `classify`; its reasons tell

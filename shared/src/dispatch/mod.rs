@@ -4,4 +4,4 @@ pub mod record;
 pub mod service;
 
 pub use record::{read_record, InsertRecord, StreamInput};
-pub use service::{BatchReport, DispatchSettings, Dispatcher, Outcome, RecordReport};
+pub use service::{BatchReport, DispatchSettings, Dispatcher, Earlier, Outcome, RecordReport};

@@ -36,10 +36,11 @@ pub enum Outcome {
         rejection_id: Uuid,
         pending_row_kept: bool,
     },
-    /// A redelivery of a record whose result is already stored.
+    /// A redelivery of a record whose result is already stored: `earlier`
+    /// is that result, whatever this delivery would have decided.
     Duplicate {
         id: Uuid,
-        rejected: Option<ReasonCode>,
+        earlier: Earlier,
     },
     /// Transient: reported in `batchItemFailures` so that Lambda retries it.
     Failed {
@@ -48,6 +49,22 @@ pub enum Outcome {
     Ignored {
         reason: String,
     },
+}
+
+/// The outcome an earlier delivery of a record stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Earlier {
+    Dispatched,
+    Rejected,
+}
+
+impl Earlier {
+    pub fn name(self) -> &'static str {
+        match self {
+            Earlier::Dispatched => "dispatched",
+            Earlier::Rejected => "rejected",
+        }
+    }
 }
 
 impl Outcome {
@@ -221,7 +238,10 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
             .iter()
             .filter_map(|(_, _, parsed)| parsed.as_ref().ok());
         let catalog = self
-            .with_deadline(deadline, load_catalog(&self.catalog, valid))
+            // Boxed: nested in the batch's future, the catalog read (with its
+            // per-id fallback and the SDK call) is deeper than the compiler's
+            // layout limit allows.
+            .with_deadline(deadline, Box::pin(load_catalog(&self.catalog, valid)))
             .await;
         let catalog_ids = catalog.as_ref().map_or(0, |catalog| catalog.ids_requested);
         let plans: Vec<(usize, &InsertRecord, Plan)> = assignments
@@ -339,14 +359,6 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
         deadline: Option<Deadline>,
         store_down: &AtomicBool,
     ) -> Outcome {
-        let failed = |error: StoreError| {
-            if error.is_outage() {
-                store_down.store(true, Ordering::Relaxed);
-            }
-            Outcome::Failed {
-                error: format!("{} ({})", error, error.kind()),
-            }
-        };
         let pending = PendingRef {
             user_id: insert.user_id.clone(),
             sort_key: insert.sort_key.clone(),
@@ -368,41 +380,75 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
                         personalized_offer_id: id,
                         pending_row_kept: true,
                     },
-                    Ok(WriteOutcome::AlreadyWritten) => Outcome::Duplicate { id, rejected: None },
-                    Err(error) => failed(error),
+                    Ok(WriteOutcome::AlreadyWritten) => Outcome::Duplicate {
+                        id,
+                        earlier: Earlier::Dispatched,
+                    },
+                    Ok(WriteOutcome::OtherOutcomeWritten) => Outcome::Duplicate {
+                        id,
+                        earlier: Earlier::Rejected,
+                    },
+                    // DynamoDB will never store this offer: the row is
+                    // rejected with its words, not retried.
+                    Err(StoreError::Refused(detail)) => {
+                        let rejection = Rejection::new(
+                            ReasonCode::InvalidRow,
+                            format!("DynamoDB refused the offer: {detail}"),
+                        );
+                        self.reject(insert, &pending, rejection, now, deadline, store_down)
+                            .await
+                    }
+                    Err(error) => failed(error, store_down),
                 }
             }
             Plan::Reject(rejection) => {
-                let rejected = RejectedRow {
-                    rejection_id: record_uuid(insert),
-                    code: rejection.code,
-                    message: rejection.message,
-                    rejected_at: now,
-                    event_id: insert.event_id.clone(),
-                    sequence_number: insert.sequence_number.clone(),
-                };
-                let id = rejected.rejection_id;
-                match self
-                    .with_deadline(deadline, self.store.reject_row(&rejected, &pending))
+                self.reject(insert, &pending, rejection, now, deadline, store_down)
                     .await
-                {
-                    Ok(WriteOutcome::Written) => Outcome::Rejected {
-                        code: rejected.code,
-                        rejection_id: id,
-                        pending_row_kept: false,
-                    },
-                    Ok(WriteOutcome::WrittenPendingRowKept) => Outcome::Rejected {
-                        code: rejected.code,
-                        rejection_id: id,
-                        pending_row_kept: true,
-                    },
-                    Ok(WriteOutcome::AlreadyWritten) => Outcome::Duplicate {
-                        id,
-                        rejected: Some(rejected.code),
-                    },
-                    Err(error) => failed(error),
-                }
             }
+        }
+    }
+
+    async fn reject(
+        &self,
+        insert: &InsertRecord,
+        pending: &PendingRef,
+        rejection: Rejection,
+        now: DateTime<Utc>,
+        deadline: Option<Deadline>,
+        store_down: &AtomicBool,
+    ) -> Outcome {
+        let rejected = RejectedRow {
+            rejection_id: record_uuid(insert),
+            code: rejection.code,
+            message: rejection.message,
+            rejected_at: now,
+            event_id: insert.event_id.clone(),
+            sequence_number: insert.sequence_number.clone(),
+        };
+        let id = rejected.rejection_id;
+        match self
+            .with_deadline(deadline, self.store.reject_row(&rejected, pending))
+            .await
+        {
+            Ok(WriteOutcome::Written) => Outcome::Rejected {
+                code: rejected.code,
+                rejection_id: id,
+                pending_row_kept: false,
+            },
+            Ok(WriteOutcome::WrittenPendingRowKept) => Outcome::Rejected {
+                code: rejected.code,
+                rejection_id: id,
+                pending_row_kept: true,
+            },
+            Ok(WriteOutcome::AlreadyWritten) => Outcome::Duplicate {
+                id,
+                earlier: Earlier::Rejected,
+            },
+            Ok(WriteOutcome::OtherOutcomeWritten) => Outcome::Duplicate {
+                id,
+                earlier: Earlier::Dispatched,
+            },
+            Err(error) => failed(error, store_down),
         }
     }
 
@@ -429,6 +475,17 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
                     })
             }
         }
+    }
+}
+
+/// A store error that ends a record as failed (to be retried); an outage
+/// also stops the batch from starting new writes.
+fn failed(error: StoreError, store_down: &AtomicBool) -> Outcome {
+    if error.is_outage() {
+        store_down.store(true, Ordering::Relaxed);
+    }
+    Outcome::Failed {
+        error: format!("{} ({})", error, error.kind()),
     }
 }
 
@@ -511,9 +568,9 @@ fn log_record(record: &RecordReport) {
         } => {
             tracing::info!(event_id, sequence_number, user_id, sort_key, outcome, reason_code = code.as_str(), rejection_id = %rejection_id, "row rejected");
         }
-        Outcome::Duplicate { id, rejected } => {
-            tracing::info!(event_id, sequence_number, user_id, sort_key, outcome, personalized_offer_id = %id,
-                reason_code = rejected.map(|code| code.as_str()).unwrap_or_default(), "record already handled");
+        Outcome::Duplicate { id, earlier } => {
+            tracing::info!(event_id, sequence_number, user_id, sort_key, outcome, record_id = %id,
+                earlier_outcome = earlier.name(), "record already handled");
         }
         Outcome::Failed { error } => {
             tracing::warn!(

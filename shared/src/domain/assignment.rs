@@ -3,6 +3,10 @@
 
 use crate::domain::challenge::{parse_challenge, Challenge, ChallengeFields};
 use crate::domain::dates::parse_timestamp;
+use crate::domain::limits::{
+    item_problem, key_problem, quote, MAX_ID_BYTES, MAX_PARTITION_KEY_BYTES, MAX_ROW_ATTRIBUTES,
+    MAX_SORT_KEY_BYTES,
+};
 use crate::domain::rejection::{ReasonCode, Rejection};
 use crate::domain::rules::Rules;
 use chrono::{DateTime, Utc};
@@ -49,8 +53,9 @@ pub fn parse_pending_row(
     now: DateTime<Utc>,
 ) -> Result<Assignment, Rejection> {
     let row_fields = RowFields(row);
-    let user_id = row_fields.required_string("userId")?;
-    let sort_key = row_fields.required_string("sortKey")?;
+    let user_id = row_fields.required_key("userId", MAX_PARTITION_KEY_BYTES)?;
+    let sort_key = row_fields.required_key("sortKey", MAX_SORT_KEY_BYTES)?;
+    check_storable(row, "the row")?;
     let fields = AssignmentFields::read(row, true)?;
     let challenge_status = row_fields.optional_string("challengeStatus")?;
     if let Some(ttl) = row.get("ttl") {
@@ -104,10 +109,15 @@ pub fn parse_support_request(
         .find(|name| !SUPPORT_REQUEST_FIELDS.contains(&name.as_str()))
     {
         return Err(invalid_row(format!(
-            "unknown field {unknown:?}; accepted: {}",
+            "unknown field {}; accepted: {}",
+            quote(unknown),
             SUPPORT_REQUEST_FIELDS.join(", ")
         )));
     }
+    if let Some(problem) = key_problem("userId", user_id, MAX_PARTITION_KEY_BYTES) {
+        return Err(invalid_row(problem));
+    }
+    check_storable(body, "the request")?;
     let fields = AssignmentFields::read(body, false)?;
     // An agent may send the challenge as JSON or, like a campaign tool, as text.
     let challenge_status = match body.get("challengeStatus") {
@@ -149,12 +159,12 @@ impl<'a> AssignmentFields<'a> {
     fn read(map: &'a Map<String, Value>, start_required: bool) -> Result<Self, Rejection> {
         let fields = RowFields(map);
         Ok(Self {
-            offer_id: fields.required_string("offerId")?,
-            campaign_id: fields.optional_string("campaignId")?,
-            task_id: fields.optional_string("taskId")?,
-            template_id: fields.optional_string("templateId")?,
-            challenge_type: fields.optional_string("challengeType")?,
-            frequency: fields.optional_string("frequency")?,
+            offer_id: fields.required_key("offerId", MAX_ID_BYTES)?,
+            campaign_id: fields.optional_key("campaignId")?,
+            task_id: fields.optional_key("taskId")?,
+            template_id: fields.optional_key("templateId")?,
+            challenge_type: fields.optional_key("challengeType")?,
+            frequency: fields.optional_key("frequency")?,
             start: if start_required {
                 Some(fields.required_string("startDate")?)
             } else {
@@ -221,7 +231,10 @@ pub fn parse_validity(
         Some(text) => parse_timestamp(text).ok_or_else(|| {
             Rejection::new(
                 ReasonCode::InvalidDates,
-                format!("startDate {text:?} is not an ISO-8601 timestamp with offset"),
+                format!(
+                    "startDate {} is not an ISO-8601 timestamp with offset, in years 0001 to 9999",
+                    quote(text)
+                ),
             )
         })?,
         None => now,
@@ -229,7 +242,10 @@ pub fn parse_validity(
     let expiry_date = parse_timestamp(expiry).ok_or_else(|| {
         Rejection::new(
             ReasonCode::InvalidDates,
-            format!("expiryDate {expiry:?} is not an ISO-8601 timestamp with offset"),
+            format!(
+                "expiryDate {} is not an ISO-8601 timestamp with offset, in years 0001 to 9999",
+                quote(expiry)
+            ),
         )
     })?;
     // With no start given the start is now, and an expiry before it has
@@ -243,7 +259,7 @@ pub fn parse_validity(
     if expiry_date <= now {
         return Err(Rejection::new(
             ReasonCode::Expired,
-            format!("expiryDate {expiry} has already passed"),
+            format!("expiryDate {} has already passed", quote(expiry)),
         ));
     }
     Ok((start_date, expiry_date))
@@ -273,9 +289,43 @@ fn invalid_row(message: impl Into<String>) -> Rejection {
     Rejection::new(ReasonCode::InvalidRow, message)
 }
 
+/// Rows and request bodies must be storable as they are: a campaign tool's
+/// row goes to the pending table (the CLI checks before writing), and the
+/// rejected table keeps it as it was.
+fn check_storable(map: &Map<String, Value>, what: &str) -> Result<(), Rejection> {
+    if map.len() > MAX_ROW_ATTRIBUTES {
+        return Err(invalid_row(format!(
+            "{what} has {} attributes; at most {MAX_ROW_ATTRIBUTES}",
+            map.len()
+        )));
+    }
+    match item_problem(map) {
+        Some(problem) => Err(invalid_row(format!("{what} cannot be stored: {problem}"))),
+        None => Ok(()),
+    }
+}
+
 struct RowFields<'a>(&'a Map<String, Value>);
 
 impl<'a> RowFields<'a> {
+    /// A required string that is used as a key: non-empty and within `max_bytes`.
+    fn required_key(&self, name: &str, max_bytes: usize) -> Result<&'a str, Rejection> {
+        let text = self.required_string(name)?;
+        match key_problem(name, text, max_bytes) {
+            Some(problem) => Err(invalid_row(problem)),
+            None => Ok(text),
+        }
+    }
+
+    /// An optional id: absent, or within [`MAX_ID_BYTES`].
+    fn optional_key(&self, name: &str) -> Result<Option<&'a str>, Rejection> {
+        let text = self.optional_string(name)?;
+        match text.and_then(|text| key_problem(name, text, MAX_ID_BYTES)) {
+            Some(problem) => Err(invalid_row(problem)),
+            None => Ok(text),
+        }
+    }
+
     fn required_string(&self, name: &str) -> Result<&'a str, Rejection> {
         match self.0.get(name) {
             Some(Value::String(text)) if !text.trim().is_empty() => Ok(text),

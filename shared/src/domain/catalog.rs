@@ -1,5 +1,6 @@
 //! The CMS side: config offers and offer templates, as stored in the catalog table.
 
+use crate::domain::limits::{key_problem, quote, MAX_ID_BYTES, MAX_NAME_BYTES};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -91,19 +92,30 @@ impl CatalogEntry {
             problem,
         };
         match kind.as_str() {
-            "configOffer" => match serde_json::from_value(Value::Object(item)) {
-                Ok(offer) => CatalogEntry::ConfigOffer(offer),
+            "configOffer" => match serde_json::from_value::<ConfigOffer>(Value::Object(item)) {
+                Ok(offer) => match config_offer_problem(&offer) {
+                    Some(problem) => malformed(format!("config offer is malformed: {problem}")),
+                    None => CatalogEntry::ConfigOffer(offer),
+                },
                 Err(err) => malformed(format!("config offer is malformed: {err}")),
             },
             "offerTemplate" => match serde_json::from_value::<OfferTemplate>(Value::Object(item)) {
-                Ok(template) => match duplicate_rule_name(&template) {
-                    Some(name) => malformed(format!("offer template declares rule {name} twice")),
+                Ok(template) => match template_problem(&template) {
+                    Some(problem) => malformed(format!("offer template is malformed: {problem}")),
                     None => CatalogEntry::OfferTemplate(template),
                 },
                 Err(err) => malformed(format!("offer template is malformed: {err}")),
             },
             "" => malformed("catalog item has no kind".to_owned()),
-            other => malformed(format!("catalog item has unknown kind {other}")),
+            other => malformed(format!("catalog item has unknown kind {}", quote(other))),
+        }
+    }
+
+    /// An item the store could not even read as JSON (a binary attribute, say).
+    pub fn unreadable(id: &str, problem: impl std::fmt::Display) -> CatalogEntry {
+        CatalogEntry::Malformed {
+            id: id.to_owned(),
+            problem: format!("catalog item cannot be read: {problem}"),
         }
     }
 
@@ -116,13 +128,29 @@ impl CatalogEntry {
     }
 }
 
-fn duplicate_rule_name(template: &OfferTemplate) -> Option<&str> {
+/// Ids the config offer names are keys of the catalog: an empty or oversized
+/// one would make DynamoDB refuse the read of every row's catalog.
+fn config_offer_problem(offer: &ConfigOffer) -> Option<String> {
+    offer
+        .template_id
+        .as_deref()
+        .and_then(|id| key_problem("templateId", id, MAX_ID_BYTES))
+}
+
+fn template_problem(template: &OfferTemplate) -> Option<String> {
+    if let Some(problem) = key_problem("configOfferId", &template.config_offer_id, MAX_ID_BYTES) {
+        return Some(problem);
+    }
     let mut seen = std::collections::HashSet::new();
-    template
-        .rules
-        .iter()
-        .map(|rule| rule.name.as_str())
-        .find(|name| !seen.insert(*name))
+    template.rules.iter().find_map(|rule| {
+        if let Some(problem) = key_problem("a rule name", &rule.name, MAX_NAME_BYTES) {
+            Some(problem)
+        } else if !seen.insert(rule.name.as_str()) {
+            Some(format!("declares rule {} twice", quote(&rule.name)))
+        } else {
+            None
+        }
+    })
 }
 
 #[cfg(test)]
@@ -171,6 +199,21 @@ mod tests {
             ),
         );
         assert!(matches!(bad_type, CatalogEntry::Malformed { .. }));
+        let empty_template = CatalogEntry::from_json(
+            "co-1",
+            object(json!({"id": "co-1", "kind": "configOffer", "name": "x", "templateId": ""})),
+        );
+        assert!(
+            matches!(empty_template, CatalogEntry::Malformed { ref problem, .. } if problem.contains("templateId is empty")),
+            "{empty_template:?}"
+        );
+        let long_link = CatalogEntry::from_json(
+            "tpl-1",
+            object(
+                json!({"id": "tpl-1", "kind": "offerTemplate", "configOfferId": "c".repeat(3_000)}),
+            ),
+        );
+        assert!(matches!(long_link, CatalogEntry::Malformed { .. }));
         let bad_kind = CatalogEntry::from_json("x", object(json!({"id": "x", "kind": "banner"})));
         assert!(
             matches!(bad_kind, CatalogEntry::Malformed { ref problem, .. } if problem.contains("banner"))

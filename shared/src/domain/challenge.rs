@@ -1,5 +1,8 @@
 //! Frequency challenges: "visit N times" goals, each with conditions, and a reward.
 
+use crate::domain::limits::{
+    map_problem, quote, MAX_CHALLENGE_STATUS_BYTES, MAX_DOCUMENT_DEPTH, MAX_NAME_BYTES,
+};
 use crate::domain::rejection::{ReasonCode, Rejection};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -85,7 +88,11 @@ pub fn parse_challenge(
         Some(frequency) if frequency != offer_id => {
             return Err(Rejection::new(
                 ReasonCode::FrequencyMismatch,
-                format!("frequency {frequency:?} does not equal offerId {offer_id:?}"),
+                format!(
+                    "frequency {} does not equal offerId {}",
+                    quote(frequency),
+                    quote(offer_id)
+                ),
             ))
         }
         Some(_) => {}
@@ -109,6 +116,12 @@ pub struct ChallengeStatus {
 /// Parses the `challengeStatus` JSON string: `{"reward": {"value": ..}, "goals": {name: {"condition": {..}}}}`.
 pub fn parse_challenge_status(status: &str) -> Result<ChallengeStatus, Rejection> {
     let invalid = |message: String| Rejection::new(ReasonCode::InvalidChallenge, message);
+    if status.len() > MAX_CHALLENGE_STATUS_BYTES {
+        return Err(invalid(format!(
+            "challengeStatus is {} bytes; at most {MAX_CHALLENGE_STATUS_BYTES}",
+            status.len()
+        )));
+    }
     let document: Value = serde_json::from_str(status)
         .map_err(|err| invalid(format!("challengeStatus is not valid JSON: {err}")))?;
     let Value::Object(mut document) = document else {
@@ -120,6 +133,9 @@ pub fn parse_challenge_status(status: &str) -> Result<ChallengeStatus, Rejection
         Some(_) => return Err(invalid("challengeStatus.reward must be an object".into())),
         None => return Err(invalid("challengeStatus.reward is required".into())),
     };
+    if let Some(problem) = map_problem(&reward, MAX_DOCUMENT_DEPTH - 1) {
+        return Err(invalid(format!("challengeStatus.reward {problem}")));
+    }
     match reward.get("value") {
         Some(Value::String(text)) if !text.trim().is_empty() => {}
         Some(Value::Number(_)) => {}
@@ -151,13 +167,30 @@ pub fn parse_challenge_status(status: &str) -> Result<ChallengeStatus, Rejection
                 "challengeStatus.goals has a goal without a name".into(),
             ));
         }
+        if name.len() > MAX_NAME_BYTES {
+            return Err(invalid(format!(
+                "goal name {} is longer than {MAX_NAME_BYTES} bytes",
+                quote(&name)
+            )));
+        }
         let condition = match goal {
             Value::Object(mut goal) => match goal.remove("condition") {
                 Some(Value::Object(condition)) => condition,
-                _ => return Err(invalid(format!("goal {name:?} needs a condition object"))),
+                _ => {
+                    return Err(invalid(format!(
+                        "goal {} needs a condition object",
+                        quote(&name)
+                    )))
+                }
             },
-            _ => return Err(invalid(format!("goal {name:?} must be an object"))),
+            _ => return Err(invalid(format!("goal {} must be an object", quote(&name)))),
         };
+        if let Some(problem) = map_problem(&condition, MAX_DOCUMENT_DEPTH - 1) {
+            return Err(invalid(format!(
+                "the condition of goal {} {problem}",
+                quote(&name)
+            )));
+        }
         parsed.insert(name, Goal { condition });
     }
     Ok(ChallengeStatus {

@@ -5,6 +5,7 @@ pub mod canonical;
 pub mod catalog;
 pub mod challenge;
 pub mod dates;
+pub mod limits;
 pub mod offer;
 #[cfg(test)]
 mod properties;

@@ -4,10 +4,12 @@ use crate::domain::assignment::{Assignment, AssignmentSource};
 use crate::domain::catalog::{CatalogEntry, ConfigOffer, OfferTemplate};
 use crate::domain::challenge::Challenge;
 use crate::domain::dates::rfc3339;
+use crate::domain::limits::{item_size, map_problem, quote, MAX_DYNAMO_DEPTH, MAX_OFFER_BYTES};
 use crate::domain::rejection::{ReasonCode, Rejection};
 use crate::domain::rules::{merge_rules, Rules};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,20 +129,23 @@ pub fn resolve_catalog<'a>(
                 ReasonCode::UnknownOffer,
                 format!(
                     "{} is an offer template, not a config offer",
-                    assignment.offer_id
+                    quote(&assignment.offer_id)
                 ),
             ))
         }
         Some(CatalogEntry::Malformed { problem, .. }) => {
             return Err(Rejection::new(
                 ReasonCode::UnknownOffer,
-                format!("{}: {problem}", assignment.offer_id),
+                format!("{}: {problem}", quote(&assignment.offer_id)),
             ))
         }
         None => {
             return Err(Rejection::new(
                 ReasonCode::UnknownOffer,
-                format!("no config offer {} in the catalog", assignment.offer_id),
+                format!(
+                    "no config offer {} in the catalog",
+                    quote(&assignment.offer_id)
+                ),
             ))
         }
     };
@@ -153,7 +158,7 @@ pub fn resolve_catalog<'a>(
                 ReasonCode::MissingTemplate,
                 format!(
                     "neither the assignment nor config offer {} names a template",
-                    config.id
+                    quote(&config.id)
                 ),
             )
         })?;
@@ -162,19 +167,22 @@ pub fn resolve_catalog<'a>(
         Some(CatalogEntry::ConfigOffer(_)) => {
             return Err(Rejection::new(
                 ReasonCode::UnknownTemplate,
-                format!("{template_id} is a config offer, not an offer template"),
+                format!(
+                    "{} is a config offer, not an offer template",
+                    quote(template_id)
+                ),
             ))
         }
         Some(CatalogEntry::Malformed { problem, .. }) => {
             return Err(Rejection::new(
                 ReasonCode::UnknownTemplate,
-                format!("{template_id}: {problem}"),
+                format!("{}: {problem}", quote(template_id)),
             ))
         }
         None => {
             return Err(Rejection::new(
                 ReasonCode::UnknownTemplate,
-                format!("no offer template {template_id} in the catalog"),
+                format!("no offer template {} in the catalog", quote(template_id)),
             ))
         }
     };
@@ -183,7 +191,9 @@ pub fn resolve_catalog<'a>(
             ReasonCode::TemplateMismatch,
             format!(
                 "template {} is linked to config offer {}, not {}",
-                template.id, template.config_offer_id, config.id
+                quote(&template.id),
+                quote(&template.config_offer_id),
+                quote(&config.id)
             ),
         ));
     }
@@ -224,7 +234,19 @@ pub fn build_offer(
             }],
         ),
     };
-    Ok(PersonalizedOffer {
+    // Dates are within years 0001-9999 (parse_timestamp), so this cannot
+    // overflow; checked all the same, as everything computed from input.
+    let ttl = assignment
+        .expiry_date
+        .checked_add_signed(retention)
+        .map(|at| at.timestamp())
+        .ok_or_else(|| {
+            Rejection::new(
+                ReasonCode::InvalidDates,
+                "expiryDate plus the retention period is past the last date that can be stored",
+            )
+        })?;
+    let offer = PersonalizedOffer {
         personalized_offer_id,
         user_id: assignment.user_id.clone(),
         offer_id: config.id.clone(),
@@ -241,13 +263,46 @@ pub fn build_offer(
         assigned_by,
         reason,
         created_at: now,
-        ttl: (assignment.expiry_date + retention).timestamp(),
+        ttl,
         revoked_at: None,
         revoked_by: None,
         audit,
         idempotency: None,
-    })
+    };
+    check_offer_fits(&offer)?;
+    Ok(offer)
 }
+
+/// The offer as DynamoDB will store it must fit: the merged rules (the CMS's
+/// defaults with the assignment's values) and the challenge together within
+/// [`MAX_OFFER_BYTES`] and DynamoDB's nesting depth.
+fn check_offer_fits(offer: &PersonalizedOffer) -> Result<(), Rejection> {
+    let too_large = |detail: String| {
+        Rejection::new(
+            ReasonCode::InvalidRow,
+            format!("the offer cannot be stored: {detail}"),
+        )
+    };
+    let json = match serde_json::to_value(offer) {
+        Ok(Value::Object(json)) => json,
+        Ok(_) | Err(_) => return Err(too_large("it cannot be serialized".into())),
+    };
+    // The index keys the adapter adds are short and bounded (rank, a date, an id).
+    let size = item_size(&json).saturating_add(INDEX_KEYS_BYTES);
+    if size > MAX_OFFER_BYTES {
+        return Err(too_large(format!(
+            "it would be {size} bytes; an offer may have at most {MAX_OFFER_BYTES} \
+             (its rules, challenge and texts together)"
+        )));
+    }
+    if let Some(problem) = map_problem(&json, MAX_DYNAMO_DEPTH - 1) {
+        return Err(too_large(format!("the offer {problem}")));
+    }
+    Ok(())
+}
+
+/// Room for the index sort keys the DynamoDB adapter adds to an offer item.
+const INDEX_KEYS_BYTES: usize = 256;
 
 #[cfg(test)]
 mod tests {

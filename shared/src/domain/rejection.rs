@@ -1,5 +1,6 @@
 //! Why a pending row or an assignment can never become an offer.
 
+use crate::domain::limits::bounded_message;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -86,10 +87,12 @@ pub struct Rejection {
 }
 
 impl Rejection {
+    /// The message is cut to [`crate::domain::limits::MAX_MESSAGE_CHARS`]: whatever it quotes, a
+    /// rejection always fits its item.
     pub fn new(code: ReasonCode, message: impl Into<String>) -> Self {
         Self {
             code,
-            message: message.into(),
+            message: bounded_message(message.into()),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::domain::catalog::{ConfigOffer, OfferTemplate, RuleType};
 use crate::domain::dates::{format_timestamp, parse_timestamp};
+use crate::domain::limits::{quote, quote_names, storable_number};
 use crate::domain::rejection::{ReasonCode, Rejection};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -30,8 +31,8 @@ pub fn merge_rules(
             ReasonCode::MissingRule,
             format!(
                 "template {} requires rules not given: {}",
-                template.id,
-                missing.join(", ")
+                quote(&template.id),
+                quote_names(missing)
             ),
         ));
     }
@@ -51,8 +52,8 @@ pub fn merge_rules(
             ReasonCode::UnknownRule,
             format!(
                 "template {} does not declare rules: {}",
-                template.id,
-                unknown.join(", ")
+                quote(&template.id),
+                quote_names(unknown)
             ),
         ));
     }
@@ -65,7 +66,7 @@ pub fn merge_rules(
                 ReasonCode::InvalidRuleValue,
                 format!(
                     "rule {} must be a {}, got {}",
-                    declared.name,
+                    quote(&declared.name),
                     declared.rule_type,
                     describe(given)
                 ),
@@ -79,7 +80,7 @@ pub fn merge_rules(
 /// The value in its canonical form when it has the declared type, else `None`.
 pub fn coerce_rule_value(rule_type: RuleType, value: &Value) -> Option<Value> {
     match (rule_type, value) {
-        (RuleType::Number, Value::Number(_)) => Some(value.clone()),
+        (RuleType::Number, Value::Number(number)) if storable_number(number) => Some(value.clone()),
         (RuleType::Integer, Value::Number(number)) => {
             if number.is_i64() || number.is_u64() {
                 Some(value.clone())
@@ -106,6 +107,9 @@ fn describe(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
+        Value::Number(number) if !storable_number(number) => {
+            "a number outside what DynamoDB can store"
+        }
         Value::Number(_) => "a number",
         Value::String(_) => "a string",
         Value::Array(_) => "a list",

@@ -48,9 +48,12 @@ impl CatalogReader for DynamoStore {
                     let Some(AttributeValue::S(id)) = item.get("id").cloned() else {
                         continue;
                     };
-                    let json: Map<String, Value> = serde_dynamo::from_item(item)
-                        .map_err(|err| StoreError::Corrupt(format!("catalog item {id}: {err}")))?;
-                    entries.insert(id.clone(), CatalogEntry::from_json(&id, json));
+                    // One item the CMS got wrong concerns only the rows that need it.
+                    let entry = match serde_dynamo::from_item::<_, Map<String, Value>>(item) {
+                        Ok(json) => CatalogEntry::from_json(&id, json),
+                        Err(err) => CatalogEntry::unreadable(&id, err),
+                    };
+                    entries.insert(id, entry);
                 }
                 match output
                     .unprocessed_keys

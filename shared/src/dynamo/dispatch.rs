@@ -1,16 +1,17 @@
+use super::items::attribute_size;
 use super::{classify, offer_to_item, DynamoStore};
 use crate::domain::dates::format_timestamp;
+use crate::domain::limits::{quote, MAX_ITEM_BYTES, MAX_ROW_ATTRIBUTES};
 use crate::domain::PersonalizedOffer;
 use crate::error::StoreError;
 use crate::ports::{DispatchStore, PendingRef, RejectedRow, RowCopy, WriteOutcome};
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
 use std::collections::HashMap;
 
-/// Pending-row attributes compared before the delete, so that a record never
-/// deletes a newer write of the same key (contract section 2 lists them).
-const COMPARED_ATTRIBUTES: [&str; 11] = [
+/// The attributes of a pending row (contract section 2) whose absence the
+/// delete checks too: a newer row that adds one of them is a different row.
+const CONTRACT_ATTRIBUTES: [&str; 13] = [
     "offerId",
     "campaignId",
     "templateId",
@@ -22,9 +23,14 @@ const COMPARED_ATTRIBUTES: [&str; 11] = [
     "challengeStatus",
     "frequency",
     "taskId",
+    "rules",
+    "selection",
 ];
 
 const CONDITIONAL_CHECK_FAILED: &str = "ConditionalCheckFailed";
+/// A cancellation reason: DynamoDB refused the item itself (too large, a
+/// value it cannot store). Permanent: never retried.
+const VALIDATION_ERROR: &str = "ValidationError";
 
 impl DispatchStore for DynamoStore {
     async fn dispatch_offer(
@@ -38,7 +44,14 @@ impl DispatchStore for DynamoStore {
             .condition_expression("attribute_not_exists(personalizedOfferId)")
             .build()
             .map_err(|err| StoreError::Refused(err.to_string()))?;
-        self.put_and_delete_pending(put, pending).await
+        // One outcome per record: no rejection of the same record may exist.
+        let other = absent(
+            &self.tables.rejected,
+            pending,
+            "rejectionId",
+            offer.personalized_offer_id.to_string(),
+        )?;
+        self.put_and_delete_pending(put, other, pending).await
     }
 
     async fn reject_row(
@@ -46,23 +59,46 @@ impl DispatchStore for DynamoStore {
         rejection: &RejectedRow,
         pending: &PendingRef,
     ) -> Result<WriteOutcome, StoreError> {
-        let put = Put::builder()
-            .table_name(&self.tables.rejected)
-            .set_item(Some(rejected_item(rejection, pending)))
-            .condition_expression("attribute_not_exists(rejectionId)")
-            .build()
-            .map_err(|err| StoreError::Refused(err.to_string()))?;
-        self.put_and_delete_pending(put, pending).await
+        // One outcome per record: no offer of the same record may exist.
+        let other = absent(
+            &self.tables.loyalty_offers,
+            pending,
+            "personalizedOfferId",
+            rejection.rejection_id.to_string(),
+        )?;
+        let put = |item| {
+            Put::builder()
+                .table_name(&self.tables.rejected)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(rejectionId)")
+                .build()
+                .map_err(|err| StoreError::Refused(err.to_string()))
+        };
+        let full = put(rejected_item(rejection, pending))?;
+        match self
+            .put_and_delete_pending(full, other.clone(), pending)
+            .await
+        {
+            // Should DynamoDB still refuse the row as it was, keep its text
+            // instead: a rejection must always be stored, never retried.
+            Err(StoreError::Refused(detail)) => {
+                let summary = put(summary_item(rejection, pending, &detail))?;
+                self.put_and_delete_pending(summary, other, pending).await
+            }
+            outcome => outcome,
+        }
     }
 }
 
 impl DynamoStore {
-    /// Writes `put` and deletes the pending row in one transaction. The put's
-    /// condition makes a second delivery a no-op; the delete's condition keeps
-    /// a newer pending row of the same key.
+    /// Writes `put` and deletes the pending row in one transaction, on the
+    /// condition `other` (the record's other outcome is not stored). The
+    /// put's condition makes a second delivery a no-op; the delete's
+    /// condition keeps a newer pending row of the same key.
     async fn put_and_delete_pending(
         &self,
         put: Put,
+        other: ConditionCheck,
         pending: &PendingRef,
     ) -> Result<WriteOutcome, StoreError> {
         let delete = pending_delete(&self.tables.pending, pending)?;
@@ -71,64 +107,83 @@ impl DynamoStore {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(put.clone()).build())
             .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(other.clone())
+                    .build(),
+            )
             .send()
             .await;
-        let err = match result {
-            Ok(_) => return Ok(WriteOutcome::Written),
-            Err(err) => err,
-        };
-        let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
-            err.as_service_error()
-        else {
-            return Err(classify(&err));
-        };
-        let reasons = cancellation_codes(cancelled);
-        match (
-            reasons.first().map(String::as_str),
-            reasons.get(1).map(String::as_str),
-        ) {
-            (Some(CONDITIONAL_CHECK_FAILED), _) => Ok(WriteOutcome::AlreadyWritten),
-            (Some("None"), Some(CONDITIONAL_CHECK_FAILED)) => self.put_alone(put).await,
-            _ if reasons
-                .iter()
-                .any(|code| code.contains("Throttl") || code.contains("ThroughputExceeded")) =>
-            {
-                Err(StoreError::Throttled(format!(
-                    "transaction cancelled: {reasons:?}"
-                )))
-            }
-            _ if reasons.iter().any(|code| code == "TransactionConflict") => Err(
-                StoreError::Conflict(format!("transaction cancelled: {reasons:?}")),
-            ),
-            _ => Err(StoreError::Unavailable(format!(
-                "transaction cancelled: {reasons:?}"
-            ))),
+        match cancelled(result)? {
+            None => Ok(WriteOutcome::Written),
+            Some(reasons) => match reasons.as_slice() {
+                [put, ..] if put == CONDITIONAL_CHECK_FAILED => Ok(WriteOutcome::AlreadyWritten),
+                [_, _, check, ..] if check == CONDITIONAL_CHECK_FAILED => {
+                    Ok(WriteOutcome::OtherOutcomeWritten)
+                }
+                [_, delete, ..] if delete == CONDITIONAL_CHECK_FAILED => {
+                    self.put_alone(put, other).await
+                }
+                _ => Err(cancellation_error(&reasons)),
+            },
         }
     }
 
     /// The pending row was replaced by a newer write: record this one's result
-    /// without touching the newer row.
-    async fn put_alone(&self, put: Put) -> Result<WriteOutcome, StoreError> {
+    /// without touching the newer row (still only if the other outcome is absent).
+    async fn put_alone(&self, put: Put, other: ConditionCheck) -> Result<WriteOutcome, StoreError> {
         let result = self
             .client
-            .put_item()
-            .table_name(put.table_name())
-            .set_item(Some(put.item().clone()))
-            .set_condition_expression(put.condition_expression().map(str::to_owned))
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().condition_check(other).build())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(WriteOutcome::WrittenPendingRowKept),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(WriteOutcome::AlreadyWritten)
-            }
-            Err(err) => Err(classify(&err)),
+        match cancelled(result)? {
+            None => Ok(WriteOutcome::WrittenPendingRowKept),
+            Some(reasons) => match reasons.as_slice() {
+                [put, ..] if put == CONDITIONAL_CHECK_FAILED => Ok(WriteOutcome::AlreadyWritten),
+                [_, check, ..] if check == CONDITIONAL_CHECK_FAILED => {
+                    Ok(WriteOutcome::OtherOutcomeWritten)
+                }
+                _ => Err(cancellation_error(&reasons)),
+            },
         }
+    }
+}
+
+/// `Ok(None)` when the transaction went through, `Ok(Some(reasons))` when
+/// it was cancelled, the classified error otherwise.
+fn cancelled<T, R: std::fmt::Debug>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>>,
+) -> Result<Option<Vec<String>>, StoreError> {
+    let err = match result {
+        Ok(_) => return Ok(None),
+        Err(err) => err,
+    };
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+            Ok(Some(cancellation_codes(cancelled)))
+        }
+        _ => Err(classify(&err)),
+    }
+}
+
+/// What a cancellation that is not a condition means: a refusal of an item
+/// (permanent), throttling or a conflict on one item, or trouble of the service.
+pub fn cancellation_error(reasons: &[String]) -> StoreError {
+    let detail = format!("transaction cancelled: {reasons:?}");
+    if reasons.iter().any(|code| code == VALIDATION_ERROR) {
+        StoreError::Refused(detail)
+    } else if reasons
+        .iter()
+        .any(|code| code.contains("Throttl") || code.contains("ThroughputExceeded"))
+    {
+        StoreError::Throttled(detail)
+    } else if reasons.iter().any(|code| code == "TransactionConflict") {
+        StoreError::Conflict(detail)
+    } else {
+        StoreError::Unavailable(detail)
     }
 }
 
@@ -168,9 +223,29 @@ fn pending_key(pending: &PendingRef) -> HashMap<String, AttributeValue> {
     ])
 }
 
-/// Deletes the pending row unless a newer write of the same key replaced it.
-/// A row already gone (deleted by an operator, or by its TTL) does not stop
-/// the dispatch: every INSERT is an assignment (contract section 4).
+/// A condition that the user's item `range_name = id` of `table` does not exist.
+fn absent(
+    table: &str,
+    pending: &PendingRef,
+    range_name: &str,
+    id: String,
+) -> Result<ConditionCheck, StoreError> {
+    ConditionCheck::builder()
+        .table_name(table)
+        .key("userId", AttributeValue::S(pending.user_id.clone()))
+        .key(range_name, AttributeValue::S(id))
+        .condition_expression("attribute_not_exists(#range)")
+        .expression_attribute_names("#range", range_name)
+        .build()
+        .map_err(|err| StoreError::Refused(err.to_string()))
+}
+
+/// Deletes the pending row unless a newer write of the same key replaced it:
+/// every attribute of the image must still be there with the same value
+/// (maps and lists compared whole), and no attribute of the contract that the
+/// image lacks may have appeared. A row already gone (deleted by an operator,
+/// or by its TTL) does not stop the dispatch: every INSERT is an assignment
+/// (contract section 4).
 pub fn pending_delete(table: &str, pending: &PendingRef) -> Result<Delete, StoreError> {
     let mut delete = Delete::builder()
         .table_name(table)
@@ -179,27 +254,37 @@ pub fn pending_delete(table: &str, pending: &PendingRef) -> Result<Delete, Store
         let mut clauses = Vec::new();
         let mut names = HashMap::new();
         let mut values = HashMap::new();
-        for (index, attribute) in COMPARED_ATTRIBUTES.iter().enumerate() {
-            let name = format!("#a{index}");
-            match image.get(*attribute).cloned().map(AttributeValue::from) {
-                Some(
-                    value @ (AttributeValue::S(_) | AttributeValue::N(_) | AttributeValue::Bool(_)),
-                ) => {
-                    let placeholder = format!(":a{index}");
-                    clauses.push(format!("{name} = {placeholder}"));
-                    values.insert(placeholder, value);
-                }
-                Some(_) => continue,
-                None => clauses.push(format!("attribute_not_exists({name})")),
+        let mut compared: Vec<&String> = image
+            .keys()
+            .filter(|name| *name != "userId" && *name != "sortKey")
+            .collect();
+        // A row over the attribute bound is rejected; its condition stays
+        // within the expression's size limit all the same.
+        compared.sort();
+        compared.truncate(MAX_ROW_ATTRIBUTES);
+        let absent = CONTRACT_ATTRIBUTES
+            .iter()
+            .filter(|name| !image.contains_key(**name));
+        for (index, name) in compared.iter().map(|name| name.as_str()).enumerate() {
+            let (placeholder, value) = (format!(":v{index}"), format!("#v{index}"));
+            clauses.push(format!("{value} = {placeholder}"));
+            names.insert(value, name.to_owned());
+            if let Some(attribute) = image.get(name) {
+                values.insert(placeholder, AttributeValue::from(attribute.clone()));
             }
-            names.insert(name, (*attribute).to_owned());
+        }
+        for (index, name) in absent.enumerate() {
+            let placeholder = format!("#n{index}");
+            clauses.push(format!("attribute_not_exists({placeholder})"));
+            names.insert(placeholder, (*name).to_owned());
         }
         names.insert("#user".to_owned(), "userId".to_owned());
+        let condition = match clauses.is_empty() {
+            true => "attribute_not_exists(#user) OR attribute_exists(#user)".to_owned(),
+            false => format!("attribute_not_exists(#user) OR ({})", clauses.join(" AND ")),
+        };
         delete = delete
-            .condition_expression(format!(
-                "attribute_not_exists(#user) OR ({})",
-                clauses.join(" AND ")
-            ))
+            .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values((!values.is_empty()).then_some(values));
     }
@@ -218,31 +303,234 @@ pub const REJECTION_ATTRIBUTES: [&str; 6] = [
     "sourceEventId",
     "sourceSequenceNumber",
 ];
-/// Holds the raw stream image of a row that could not be read as attributes.
+/// Holds the raw stream image of a row that could not be read as attributes
+/// (or, should DynamoDB refuse the row as it was, the start of its text).
 pub const UNREADABLE_ROW: &str = "unreadableRow";
+/// Names the row's attributes left out so that the rejection fits DynamoDB's
+/// item limit (a row near 400 KB plus the reason would not).
+pub const DROPPED_ATTRIBUTES: &str = "droppedAttributes";
+/// How much of a row's text a summary keeps.
+const SUMMARY_ROW_BYTES: usize = 64 * 1_024;
+/// Room kept under the item limit for the list of dropped attributes.
+const DROPPED_LIST_ROOM: usize = 8 * 1_024;
 
-/// The rejected row: its attributes as they were, plus why and when.
-fn rejected_item(rejection: &RejectedRow, pending: &PendingRef) -> HashMap<String, AttributeValue> {
+/// The rejected row: its attributes as they were, plus why and when. A row
+/// so large that the whole would not fit loses its largest attributes,
+/// named in [`DROPPED_ATTRIBUTES`].
+pub(super) fn rejected_item(
+    rejection: &RejectedRow,
+    pending: &PendingRef,
+) -> HashMap<String, AttributeValue> {
     let mut item: HashMap<String, AttributeValue> = match &pending.row {
         RowCopy::Image(image) => image.clone().into(),
-        RowCopy::Unreadable(text) => {
-            HashMap::from([(UNREADABLE_ROW.to_owned(), AttributeValue::S(text.clone()))])
-        }
+        RowCopy::Unreadable(text) => HashMap::from([(
+            UNREADABLE_ROW.to_owned(),
+            AttributeValue::S(prefix(text, SUMMARY_ROW_BYTES).to_owned()),
+        )]),
     };
     item.extend(pending_key(pending));
+    item.extend(rejection_attributes(rejection, &rejection.message));
+    fit_item(&mut item);
+    item
+}
+
+/// The fallback when DynamoDB refused the row as it was: the keys, the
+/// reason, and the start of the row's text.
+fn summary_item(
+    rejection: &RejectedRow,
+    pending: &PendingRef,
+    refusal: &str,
+) -> HashMap<String, AttributeValue> {
+    let text = match &pending.row {
+        RowCopy::Image(image) => serde_json::to_string(image).unwrap_or_default(),
+        RowCopy::Unreadable(text) => text.clone(),
+    };
+    let message = crate::domain::limits::bounded_message(format!(
+        "{}; DynamoDB refused the row as it was ({}), its text is kept in {UNREADABLE_ROW}",
+        rejection.message,
+        quote(refusal)
+    ));
+    let mut item = pending_key(pending);
+    item.extend(rejection_attributes(rejection, &message));
+    item.insert(
+        UNREADABLE_ROW.to_owned(),
+        AttributeValue::S(prefix(&text, SUMMARY_ROW_BYTES).to_owned()),
+    );
+    item
+}
+
+fn rejection_attributes(
+    rejection: &RejectedRow,
+    message: &str,
+) -> impl Iterator<Item = (String, AttributeValue)> {
     let values = [
         rejection.rejection_id.to_string(),
         rejection.code.as_str().to_owned(),
-        rejection.message.clone(),
+        message.to_owned(),
         format_timestamp(rejection.rejected_at),
         rejection.event_id.clone(),
         rejection.sequence_number.clone(),
     ];
-    item.extend(
-        REJECTION_ATTRIBUTES
-            .iter()
-            .zip(values)
-            .map(|(name, value)| ((*name).to_owned(), AttributeValue::S(value))),
-    );
-    item
+    REJECTION_ATTRIBUTES
+        .iter()
+        .zip(values)
+        .map(|(name, value)| ((*name).to_owned(), AttributeValue::S(value)))
+}
+
+/// Drops the largest of the row's own attributes until the item fits.
+fn fit_item(item: &mut HashMap<String, AttributeValue>) {
+    let size =
+        |name: &str, value: &AttributeValue| name.len().saturating_add(attribute_size(value));
+    let mut total = item.iter().fold(0usize, |total, (name, value)| {
+        total.saturating_add(size(name, value))
+    });
+    if total <= MAX_ITEM_BYTES - DROPPED_LIST_ROOM {
+        return;
+    }
+    let mut droppable: Vec<(usize, String)> = item
+        .iter()
+        .filter(|(name, _)| {
+            !matches!(name.as_str(), "userId" | "sortKey")
+                && !REJECTION_ATTRIBUTES.contains(&name.as_str())
+        })
+        .map(|(name, value)| (size(name, value), name.clone()))
+        .collect();
+    droppable.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let mut dropped = Vec::new();
+    for (bytes, name) in droppable {
+        if total <= MAX_ITEM_BYTES - DROPPED_LIST_ROOM {
+            break;
+        }
+        item.remove(&name);
+        total = total.saturating_sub(bytes);
+        dropped.push(AttributeValue::S(quote(&name)));
+    }
+    item.insert(DROPPED_ATTRIBUTES.to_owned(), AttributeValue::L(dropped));
+}
+
+/// The longest start of `text` within `max_bytes`, cut at a character boundary.
+fn prefix(text: &str, max_bytes: usize) -> &str {
+    if text.len() <= max_bytes {
+        return text;
+    }
+    let mut cut = max_bytes;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ReasonCode;
+    use chrono::Utc;
+    use uuid::Uuid;
+
+    fn rejection() -> RejectedRow {
+        RejectedRow {
+            rejection_id: Uuid::nil(),
+            code: ReasonCode::InvalidRow,
+            message: "m".repeat(1_000),
+            rejected_at: Utc::now(),
+            event_id: "e".into(),
+            sequence_number: "1".into(),
+        }
+    }
+
+    fn pending(attributes: Vec<(&str, AttributeValue)>) -> PendingRef {
+        let mut image: HashMap<String, AttributeValue> = attributes
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
+        image.insert("userId".into(), AttributeValue::S("u".into()));
+        image.insert("sortKey".into(), AttributeValue::S("k".into()));
+        PendingRef {
+            user_id: "u".into(),
+            sort_key: "k".into(),
+            row: RowCopy::Image(image.into()),
+        }
+    }
+
+    fn size(item: &HashMap<String, AttributeValue>) -> usize {
+        item.iter()
+            .map(|(name, value)| name.len() + attribute_size(value))
+            .sum()
+    }
+
+    #[test]
+    fn a_row_near_the_item_limit_is_kept_without_its_largest_attribute() {
+        let big = "x".repeat(MAX_ITEM_BYTES - 200);
+        let row = pending(vec![
+            ("offerId", AttributeValue::S("co-1".into())),
+            ("note", AttributeValue::S(big)),
+        ]);
+        let item = rejected_item(&rejection(), &row);
+        assert!(size(&item) <= MAX_ITEM_BYTES, "{}", size(&item));
+        assert!(!item.contains_key("note"));
+        assert_eq!(item["offerId"], AttributeValue::S("co-1".into()));
+        assert_eq!(
+            item[DROPPED_ATTRIBUTES],
+            AttributeValue::L(vec![AttributeValue::S("\"note\"".into())])
+        );
+    }
+
+    #[test]
+    fn a_row_that_fits_is_kept_whole() {
+        let row = pending(vec![("offerId", AttributeValue::S("co-1".into()))]);
+        let item = rejected_item(&rejection(), &row);
+        assert!(!item.contains_key(DROPPED_ATTRIBUTES));
+        assert_eq!(item["reasonCode"], AttributeValue::S("invalid_row".into()));
+        let summary = summary_item(&rejection(), &row, "Item size has exceeded");
+        let AttributeValue::S(text) = &summary[UNREADABLE_ROW] else {
+            panic!("text")
+        };
+        assert!(text.contains("co-1"));
+        assert!(size(&summary) < 8 * 1_024);
+    }
+
+    #[test]
+    fn the_delete_compares_every_attribute_and_the_contracts_absent_ones() {
+        let row = pending(vec![
+            ("offerId", AttributeValue::S("co-1".into())),
+            (
+                "rules",
+                AttributeValue::M(HashMap::from([("a".into(), AttributeValue::N("1".into()))])),
+            ),
+        ]);
+        let delete = pending_delete("pending", &row).expect("delete");
+        let condition = delete.condition_expression().unwrap_or_default();
+        let names = delete
+            .expression_attribute_names()
+            .cloned()
+            .unwrap_or_default();
+        let values = delete
+            .expression_attribute_values()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(values.len(), 2, "offerId and rules compared: {condition}");
+        assert!(values.values().any(|v| matches!(v, AttributeValue::M(_))));
+        for absent in ["campaignId", "templateId", "challengeStatus", "selection"] {
+            assert!(names.values().any(|name| name == absent), "{absent}");
+        }
+        assert!(condition.starts_with("attribute_not_exists(#user) OR ("));
+    }
+
+    #[test]
+    fn refusals_of_an_item_are_permanent_and_the_rest_transient() {
+        let codes = |list: &[&str]| list.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        assert!(matches!(
+            cancellation_error(&codes(&["ValidationError", "None", "None"])),
+            StoreError::Refused(_)
+        ));
+        assert!(matches!(
+            cancellation_error(&codes(&["None", "ThrottlingError", "None"])),
+            StoreError::Throttled(_)
+        ));
+        assert!(matches!(
+            cancellation_error(&codes(&["TransactionConflict", "None", "None"])),
+            StoreError::Conflict(_)
+        ));
+        assert!(cancellation_error(&codes(&["InternalServerError"])).is_outage());
+    }
 }

@@ -157,7 +157,10 @@ async fn conflicts_are_transient_and_a_failed_condition_on_the_offer_is_a_duplic
     assert!(
         matches!(
             report.records[1].outcome,
-            Outcome::Duplicate { rejected: None, .. }
+            Outcome::Duplicate {
+                earlier: crate::dispatch::Earlier::Dispatched,
+                ..
+            }
         ),
         "a conflict on one item does not stop the others"
     );

@@ -1,4 +1,5 @@
 use crate::domain::assignment::MAX_ABS_RANK;
+use crate::domain::limits::number_size;
 use crate::domain::PersonalizedOffer;
 use crate::error::StoreError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -26,12 +27,34 @@ pub fn offer_from_item(
     serde_dynamo::from_item(item).map_err(|err| StoreError::Corrupt(format!("offer item: {err}")))
 }
 
+/// The size DynamoDB counts for one attribute value (see
+/// `domain::limits::value_size`, the same rules for JSON documents).
+pub fn attribute_size(value: &AttributeValue) -> usize {
+    let sum = |sizes: &mut dyn Iterator<Item = usize>| sizes.fold(0usize, usize::saturating_add);
+    match value {
+        AttributeValue::S(text) => text.len(),
+        AttributeValue::N(number) => number_size(number),
+        AttributeValue::B(bytes) => bytes.as_ref().len(),
+        AttributeValue::Ss(texts) => sum(&mut texts.iter().map(String::len)),
+        AttributeValue::Ns(numbers) => sum(&mut numbers.iter().map(|n| number_size(n))),
+        AttributeValue::Bs(blobs) => sum(&mut blobs.iter().map(|b| b.as_ref().len())),
+        AttributeValue::L(items) => sum(&mut items.iter().map(|item| 1 + attribute_size(item))) + 3,
+        AttributeValue::M(members) => {
+            sum(&mut members
+                .iter()
+                .map(|(name, member)| 1 + name.len() + attribute_size(member)))
+                + 3
+        }
+        _ => 1,
+    }
+}
+
 /// Sorts as text by rank, then start date, then id. Ranks are offset so that
 /// negative ones sort first, and zero-padded so that text order is number order.
 pub fn rank_key(offer: &PersonalizedOffer) -> String {
     format!(
         "{:010}#{}#{}",
-        offer.rank + MAX_ABS_RANK,
+        offer.rank.saturating_add(MAX_ABS_RANK),
         sortable_timestamp(offer.start_date),
         offer.personalized_offer_id
     )

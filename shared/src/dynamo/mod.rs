@@ -9,9 +9,12 @@ mod offers;
 mod support;
 
 pub use client::dynamodb_client;
-pub use dispatch::{cancellation_codes, pending_delete, REJECTION_ATTRIBUTES, UNREADABLE_ROW};
+pub use dispatch::{
+    cancellation_codes, cancellation_error, pending_delete, DROPPED_ATTRIBUTES,
+    REJECTION_ATTRIBUTES, UNREADABLE_ROW,
+};
 pub use errors::classify;
-pub use items::{offer_from_item, offer_to_item, CREATED_INDEX, RANK_INDEX};
+pub use items::{attribute_size, offer_from_item, offer_to_item, CREATED_INDEX, RANK_INDEX};
 
 use crate::config::TableNames;
 use aws_sdk_dynamodb::Client;
@@ -51,3 +54,5 @@ impl DynamoStore {
 
 #[cfg(test)]
 mod fault_tests;
+#[cfg(test)]
+mod hostile_tests;
