@@ -1,11 +1,14 @@
 //! What template.yaml must never lose: the dispatcher's safe stream mapping,
-//! a JWT authorizer on every route, TTL and point-in-time recovery, and for
+//! a JWT authorizer on every route, TTL, retained tables with point-in-time
+//! recovery, alarms on the metrics the code really emits, and for
 //! each function exactly the DynamoDB permissions its calls need: recorded
 //! from the calls each one really makes on DynamoDB Local, down to the table
 //! and index, and compared with its policy both ways.
 
 use offers_integration_tests::*;
 use offers_local::SamTemplate;
+use offers_shared::dispatch::{BatchReport, Outcome, RecordReport};
+use offers_shared::domain::ReasonCode;
 use serde_json::json;
 use serde_yaml::Value;
 use std::collections::BTreeSet;
@@ -149,19 +152,28 @@ fn data_is_kept_and_expires_where_it_should() {
         assert_eq!(ttl["AttributeName"].as_str(), Some("ttl"), "{table}");
         assert_eq!(ttl["Enabled"].as_bool(), Some(true), "{table}");
     }
-    for table in ["LoyaltyOffersTable", "RejectedPersonalizedOffersTable"] {
+    // Data nobody can recreate: kept when the stack is deleted or the table
+    // replaced, and restorable to a point in time.
+    for table in [
+        "PendingPersonalizedOffersTable",
+        "OfferCatalogTable",
+        "LoyaltyOffersTable",
+        "RejectedPersonalizedOffersTable",
+    ] {
         let properties = template.properties(table).expect("table");
         assert_eq!(
             properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
             Some(true),
-            "{table}"
+            "{table}: point-in-time recovery"
         );
         let resource = template.resource(table).expect("table");
-        assert_eq!(
-            resource["DeletionPolicy"].as_str(),
-            Some("Retain"),
-            "{table}"
-        );
+        for policy in ["DeletionPolicy", "UpdateReplacePolicy"] {
+            assert_eq!(
+                resource[policy].as_str(),
+                Some("Retain"),
+                "{table}: {policy}"
+            );
+        }
     }
 }
 
@@ -384,20 +396,23 @@ fn alarms_watch_what_the_runbook_covers() {
     let age = alarm("DispatcherIteratorAgeAlarm");
     assert_eq!(age["MetricName"].as_str(), Some("IteratorAge"));
     assert_eq!(watched_function(&age).as_deref(), Some(DISPATCHER));
-    let rejections = alarm("RejectionsAlarm");
-    assert_eq!(
-        rejections["Namespace"].as_str(),
-        Some(offers_shared::metrics::NAMESPACE)
+    watches_the_dispatchers_count(
+        "RejectionsAlarm",
+        &alarm("RejectionsAlarm"),
+        Outcome::Rejected {
+            code: ReasonCode::UnknownOffer,
+            rejection_id: uuid::Uuid::nil(),
+            pending_row_kept: false,
+        },
     );
-    let emitted = offers_shared::metrics::dispatch_metrics(
-        &offers_shared::dispatch::BatchReport::default(),
-        "f",
-        chrono::Utc::now(),
-    );
-    let metric = rejections["MetricName"].as_str().expect("metric");
-    assert!(
-        emitted.get(metric).is_some(),
-        "the dispatcher emits {metric}"
+    // And the records that failed and were reported for retry.
+    assert!(alarms.iter().any(|id| id == "DispatcherFailedRecordsAlarm"));
+    watches_the_dispatchers_count(
+        "DispatcherFailedRecordsAlarm",
+        &alarm("DispatcherFailedRecordsAlarm"),
+        Outcome::Failed {
+            error: "throttled".into(),
+        },
     );
     // Each alarm notifies the optional topic and names its runbook section.
     let runbook = std::fs::read_to_string(offers_local::workspace_root().join("docs/runbook.md"))
@@ -424,4 +439,67 @@ fn alarms_watch_what_the_runbook_covers() {
         });
         assert!(heading, "{id}: no section #{anchor} in docs/runbook.md");
     }
+}
+
+/// Asserts that an alarm watches the count the dispatcher emits for records
+/// with `outcome`: the metric name, namespace and dimensions are taken from
+/// the EMF line the code writes for a batch of one such record (the one count
+/// that is 1), not from strings written here.
+fn watches_the_dispatchers_count(id: &str, alarm: &Value, outcome: Outcome) {
+    let report = BatchReport {
+        records: vec![RecordReport {
+            event_id: None,
+            sequence_number: None,
+            user_id: None,
+            sort_key: None,
+            created_at: None,
+            outcome,
+        }],
+        catalog_ids: 0,
+    };
+    let line = offers_shared::metrics::dispatch_metrics(&report, "f", chrono::Utc::now());
+    let declared = &line["_aws"]["CloudWatchMetrics"][0];
+    let counted: Vec<&str> = declared["Metrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|metric| metric["Unit"] == "Count")
+        .filter_map(|metric| metric["Name"].as_str())
+        .filter(|name| line[*name] == 1)
+        .collect();
+    let [metric] = counted[..] else {
+        panic!("{id}: not exactly one count for the outcome in {line}");
+    };
+    assert_eq!(alarm["MetricName"].as_str(), Some(metric), "{id}: metric");
+    assert_eq!(
+        alarm["Namespace"].as_str(),
+        declared["Namespace"].as_str(),
+        "{id}: namespace"
+    );
+    assert_eq!(
+        alarm["Statistic"].as_str(),
+        Some("Sum"),
+        "{id}: a count sums"
+    );
+    // CloudWatch matches a metric on its exact set of dimensions.
+    let dimensions: Vec<&str> = alarm["Dimensions"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|dimension| dimension["Name"].as_str())
+        .collect();
+    let emitted: Vec<&str> = declared["Dimensions"][0]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    assert_eq!(dimensions, emitted, "{id}: dimensions");
+    let function = alarm["Dimensions"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|dimension| dimension["Name"].as_str() == Some("FunctionName"))
+        .and_then(|dimension| tagged(&dimension["Value"], "!Ref"));
+    assert_eq!(function, Some(DISPATCHER), "{id}: the dispatcher's metric");
 }
