@@ -6,14 +6,16 @@
 //!   neither expired nor revoked, by rank, then start date, then id.
 //!
 //! Checks run in this order: route (404, 405), caller (401), input (400),
-//! and only then the store.
+//! and only then the store. The whole request runs under the invocation's
+//! deadline guard (`offers_shared::http::Deadline`): 503 with `Retry-After`
+//! rather than a function killed at its timeout.
 
 use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use offers_shared::http::{
     caller, decode_cursor, encode_cursor, int_param, log_request, offer_views, parse_uuid,
-    path_segments, query_param, raw_path, respond, ApiError, Caller, OfferView,
+    path_segments, query_param, raw_path, respond, within_deadline, ApiError, Caller, OfferView,
 };
 use offers_shared::ports::{CatalogReader, OfferReader, PageRequest};
 use serde::Serialize;
@@ -91,7 +93,8 @@ pub async fn handle<R: OfferReader, C: CatalogReader>(
     request: Request,
 ) -> Result<Response<Body>, Error> {
     let started = Instant::now();
-    let response = respond(answer(lookup, &request).await);
+    // The store calls never run past the invocation's timeout: 503 instead.
+    let response = respond(within_deadline(&request, answer(lookup, &request)).await);
     log_request(&request, &response, started);
     Ok(response)
 }
@@ -159,22 +162,35 @@ async fn list_offers<R: OfferReader, C: CatalogReader>(
 mod tests {
     use super::*;
     use chrono::Duration;
+    use lambda_http::http::header::RETRY_AFTER;
+    use lambda_http::{Context, RequestExt};
     use offers_shared::domain::{CatalogEntry, ConfigOffer, OfferSource, PersonalizedOffer};
     use offers_shared::error::StoreError;
     use offers_shared::ports::{ListPosition, OfferPage};
     use serde_json::{json, Value};
     use std::collections::{BTreeMap, HashMap};
     use std::sync::Mutex;
+    use std::time::{Duration as StdDuration, SystemTime};
     use uuid::Uuid;
 
     const ID: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
 
-    /// Offers by owner; records every read it is asked for.
+    /// Offers by owner; records every read it is asked for, and takes
+    /// `delay` to answer it (a slow DynamoDB).
     #[derive(Default)]
     struct FakeOffers {
         offers: Vec<PersonalizedOffer>,
         fail: Option<StoreError>,
+        delay: Option<StdDuration>,
         reads: Mutex<Vec<String>>,
+    }
+
+    impl FakeOffers {
+        async fn answer_after_delay(&self) {
+            if let Some(delay) = self.delay {
+                tokio::time::sleep(delay).await;
+            }
+        }
     }
 
     impl OfferReader for FakeOffers {
@@ -187,6 +203,7 @@ mod tests {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(format!("get {user_id} {id}"));
+            self.answer_after_delay().await;
             if let Some(err) = &self.fail {
                 return Err(err.clone());
             }
@@ -210,6 +227,7 @@ mod tests {
                     page.limit,
                     page.after.as_ref().map(|p| p.personalized_offer_id)
                 ));
+            self.answer_after_delay().await;
             if let Some(err) = &self.fail {
                 return Err(err.clone());
             }
@@ -300,6 +318,22 @@ mod tests {
             event["requestContext"]["authorizer"] = json!({"jwt": {"claims": {"sub": sub}}});
         }
         lambda_http::request::from_str(&event.to_string()).expect("event")
+    }
+
+    /// `request` as Lambda hands it over: with an invocation deadline
+    /// `deadline_ms` (epoch milliseconds; 0 is none).
+    fn with_deadline(request: Request, deadline_ms: u64) -> Request {
+        let mut context = Context::default();
+        context.deadline = deadline_ms;
+        request.with_lambda_context(context)
+    }
+
+    /// The epoch milliseconds `left` from now.
+    fn in_ms(left: StdDuration) -> u64 {
+        (SystemTime::now() + left)
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|since| since.as_millis() as u64)
+            .unwrap_or_default()
     }
 
     async fn call(lookup: &Lookup<FakeOffers, FakeCatalog>, request: Request) -> (u16, Value) {
@@ -514,9 +548,90 @@ mod tests {
                 format!("/rewards/offers/{ID}"),
                 "/rewards/offers".to_owned(),
             ] {
+                let response = handle(&lookup, event("GET", &path, "", Some("owner")))
+                    .await
+                    .expect("never Err");
+                // Only a 503 says when to retry.
+                assert_eq!(
+                    response.headers().get(RETRY_AFTER).is_some(),
+                    status == 503,
+                    "{path}"
+                );
                 let (got, body) = call(&lookup, event("GET", &path, "", Some("owner"))).await;
                 assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)));
             }
+        }
+    }
+
+    /// The invocation's time left in the deadline tests: 2 s, so the guard
+    /// keeps a fifth of it (400 ms) in hand and cuts at 1.6 s.
+    const LEFT: StdDuration = StdDuration::from_secs(2);
+
+    #[tokio::test]
+    async fn a_store_slower_than_the_deadline_is_abandoned_with_a_503_and_retry_after() {
+        let lookup = lookup(FakeOffers {
+            offers: vec![offer("owner", ID)],
+            delay: Some(StdDuration::from_secs(60)),
+            ..Default::default()
+        });
+        let deadline = in_ms(LEFT);
+        let started = Instant::now();
+        let get = event("GET", &format!("/rewards/offers/{ID}"), "", Some("owner"));
+        let list = event("GET", "/rewards/offers", "", Some("owner"));
+        let (get, list) = tokio::join!(
+            handle(&lookup, with_deadline(get, deadline)),
+            handle(&lookup, with_deadline(list, deadline)),
+        );
+        let elapsed = started.elapsed();
+        for response in [get, list] {
+            let response = response.expect("never Err");
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(response.headers()[RETRY_AFTER], "1");
+            let Body::Text(text) = response.body() else {
+                panic!("body {:?}", response.body());
+            };
+            let body: Value = serde_json::from_str(text).expect("JSON");
+            assert_eq!(body["error"]["code"], "service_unavailable");
+        }
+        // Abandoned mid-call at the cutoff, well before the deadline itself.
+        assert_eq!(reads(&lookup).len(), 2, "both reads were under way");
+        assert!(
+            elapsed >= StdDuration::from_millis(1_500) && elapsed < LEFT,
+            "{elapsed:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fast_store_answers_normally_under_the_same_deadline() {
+        let lookup = lookup(FakeOffers {
+            offers: vec![offer("owner", ID)],
+            delay: Some(StdDuration::from_millis(20)),
+            ..Default::default()
+        });
+        let request = event("GET", &format!("/rewards/offers/{ID}"), "", Some("owner"));
+        let (status, body) = call(&lookup, with_deadline(request, in_ms(LEFT))).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["personalizedOfferId"], ID);
+        let request = event("GET", "/rewards/offers", "", Some("owner"));
+        let (status, body) = call(&lookup, with_deadline(request, in_ms(LEFT))).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["offers"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[tokio::test]
+    async fn a_context_without_a_real_deadline_runs_unguarded() {
+        let lookup = lookup(FakeOffers {
+            offers: vec![offer("owner", ID)],
+            delay: Some(StdDuration::from_millis(20)),
+            ..Default::default()
+        });
+        // None at all (a default context), and cargo lambda watch's relative
+        // 600000: taken as epoch milliseconds, both are long past and every
+        // request would be a 503.
+        for deadline_ms in [0, 600_000] {
+            let request = event("GET", &format!("/rewards/offers/{ID}"), "", Some("owner"));
+            let (status, _) = call(&lookup, with_deadline(request, deadline_ms)).await;
+            assert_eq!(status, 200, "{deadline_ms}");
         }
     }
 

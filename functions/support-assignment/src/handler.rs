@@ -7,7 +7,11 @@
 //!   the offer stays, for audit.
 //!
 //! Checks run in this order: route (404, 405), caller (401), the `support`
-//! group (403), input (400), then the service (422, 409, 404).
+//! group (403), input (400), then the service (422, 409, 404). The whole
+//! request runs under the invocation's deadline guard
+//! (`offers_shared::http::Deadline`): 503 with `Retry-After` rather than a
+//! function killed at its timeout. An abandoned write is safe to retry with
+//! the same `Idempotency-Key` (a conditional put keyed by it).
 
 use chrono::{DateTime, Utc};
 use lambda_http::http::header::HeaderValue;
@@ -17,8 +21,8 @@ use offers_shared::domain::dates::rfc3339;
 use offers_shared::domain::{AuditEntry, OfferSource, PersonalizedOffer};
 use offers_shared::http::{
     caller, decode_cursor, decode_segment, encode_cursor, error_response, int_param, json_response,
-    log_request, offer_views, parse_uuid, path_segments, query_param, raw_path, ApiError,
-    OfferView,
+    log_request, offer_views, parse_uuid, path_segments, query_param, raw_path, within_deadline,
+    ApiError, OfferView,
 };
 use offers_shared::ports::{CatalogReader, PageRequest, Revocation, RevokeOutcome, SupportStore};
 use offers_shared::support::{AssignRequest, SupportService};
@@ -104,7 +108,8 @@ pub async fn handle<S: SupportStore, C: CatalogReader>(
     request: Request,
 ) -> Result<Response<Body>, Error> {
     let started = Instant::now();
-    let response = answer(support, &request)
+    // The store calls never run past the invocation's timeout: 503 instead.
+    let response = within_deadline(&request, answer(support, &request))
         .await
         .unwrap_or_else(|error| error_response(&error));
     log_request(&request, &response, started);
@@ -341,7 +346,218 @@ async fn views<C: CatalogReader>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lambda_http::http::header::RETRY_AFTER;
+    use lambda_http::{Context, RequestExt};
+    use offers_shared::domain::CatalogEntry;
+    use offers_shared::error::StoreError;
+    use offers_shared::ports::{CreateOutcome, OfferPage};
     use serde_json::json;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::{Duration, SystemTime};
+    use uuid::Uuid;
+
+    /// The offers table in memory. A write lands at once, but its answer
+    /// takes `write_delay`: DynamoDB applied it, the response is slow.
+    #[derive(Default)]
+    struct FakeStore {
+        offers: Mutex<HashMap<Uuid, PersonalizedOffer>>,
+        write_delay: Mutex<Option<Duration>>,
+    }
+
+    impl FakeStore {
+        fn offers(&self) -> Vec<PersonalizedOffer> {
+            self.offers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned()
+                .collect()
+        }
+
+        fn set_write_delay(&self, delay: Option<Duration>) {
+            *self.write_delay.lock().unwrap_or_else(|e| e.into_inner()) = delay;
+        }
+    }
+
+    impl SupportStore for FakeStore {
+        async fn create_offer(
+            &self,
+            offer: &PersonalizedOffer,
+        ) -> Result<CreateOutcome, StoreError> {
+            let existing = {
+                let mut offers = self.offers.lock().unwrap_or_else(|e| e.into_inner());
+                match offers.get(&offer.personalized_offer_id) {
+                    Some(existing) => Some(existing.clone()),
+                    None => {
+                        offers.insert(offer.personalized_offer_id, offer.clone());
+                        None
+                    }
+                }
+            };
+            let delay = *self.write_delay.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            Ok(match existing {
+                Some(existing) => CreateOutcome::AlreadyExists(Box::new(existing)),
+                None => CreateOutcome::Created,
+            })
+        }
+
+        async fn find_offer(
+            &self,
+            user_id: &str,
+            id: Uuid,
+        ) -> Result<Option<PersonalizedOffer>, StoreError> {
+            Ok(self
+                .offers()
+                .into_iter()
+                .find(|o| o.user_id == user_id && o.personalized_offer_id == id))
+        }
+
+        async fn revoke_offer(
+            &self,
+            _user_id: &str,
+            _id: Uuid,
+            _revocation: &Revocation,
+        ) -> Result<RevokeOutcome, StoreError> {
+            Err(StoreError::Refused("not used by these tests".into()))
+        }
+
+        async fn list_all_offers(
+            &self,
+            user_id: &str,
+            _page: &PageRequest,
+        ) -> Result<OfferPage, StoreError> {
+            Ok(OfferPage {
+                offers: self
+                    .offers()
+                    .into_iter()
+                    .filter(|o| o.user_id == user_id)
+                    .collect(),
+                next: None,
+            })
+        }
+    }
+
+    /// A config offer `co-1` whose template `tpl-1` needs no rules.
+    struct FakeCatalog;
+
+    impl CatalogReader for FakeCatalog {
+        async fn fetch_entries(
+            &self,
+            ids: &[String],
+        ) -> Result<HashMap<String, CatalogEntry>, StoreError> {
+            let items = [
+                json!({"id": "co-1", "kind": "configOffer", "name": "Free fries",
+                       "templateId": "tpl-1", "rules": {}}),
+                json!({"id": "tpl-1", "kind": "offerTemplate", "configOfferId": "co-1",
+                       "rules": []}),
+            ];
+            Ok(items
+                .into_iter()
+                .filter_map(|item| match item {
+                    Value::Object(item) => Some(item),
+                    _ => None,
+                })
+                .filter_map(|item| {
+                    let id = item.get("id").and_then(Value::as_str)?.to_owned();
+                    ids.contains(&id)
+                        .then(|| (id.clone(), CatalogEntry::from_json(&id, item)))
+                })
+                .collect())
+        }
+    }
+
+    fn service() -> SupportService<FakeStore, FakeCatalog> {
+        SupportService::new(
+            FakeStore::default(),
+            FakeCatalog,
+            chrono::Duration::days(90),
+        )
+    }
+
+    /// An agent's assignment to user `u`, with an `Idempotency-Key`, as
+    /// Lambda hands it over: with the invocation deadline `left` from now.
+    fn assignment(key: &str, left: Duration) -> Request {
+        let body = json!({"offerId": "co-1", "expiryDate": "2099-12-31T23:59:59Z",
+                          "reason": "ticket 1: goodwill"});
+        let mut context = Context::default();
+        context.deadline = (SystemTime::now() + left)
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|since| since.as_millis() as u64)
+            .unwrap_or_default();
+        request(
+            Some(json!({"sub": "agent-1", "cognito:groups": "[support]"})),
+            Some(&body.to_string()),
+            json!({"idempotency-key": key}),
+        )
+        .with_lambda_context(context)
+    }
+
+    fn body_of(response: &Response<Body>) -> Value {
+        match response.body() {
+            Body::Text(text) => serde_json::from_str(text).expect("JSON"),
+            other => panic!("body {other:?}"),
+        }
+    }
+
+    /// The invocation's time left in the deadline tests: 2 s, so the guard
+    /// keeps a fifth of it (400 ms) in hand and cuts at 1.6 s.
+    const LEFT: Duration = Duration::from_secs(2);
+
+    #[tokio::test]
+    async fn a_write_slower_than_the_deadline_is_a_503_and_its_retry_gets_the_first_offer() {
+        let support = service();
+        support
+            .store()
+            .set_write_delay(Some(Duration::from_secs(60)));
+        let started = std::time::Instant::now();
+        let response = handle(&support, assignment("ticket-1", LEFT))
+            .await
+            .expect("never Err");
+        let elapsed = started.elapsed();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+        assert_eq!(body_of(&response)["error"]["code"], "service_unavailable");
+        // Abandoned mid-write at the cutoff, well before the deadline itself.
+        assert!(
+            elapsed >= Duration::from_millis(1_500) && elapsed < LEFT,
+            "{elapsed:?}"
+        );
+        // The write landed all the same: the client cannot know, and retries.
+        let first = support.store().offers();
+        assert_eq!(first.len(), 1);
+
+        support.store().set_write_delay(None);
+        let retry = handle(&support, assignment("ticket-1", LEFT))
+            .await
+            .expect("never Err");
+        assert_eq!(retry.status(), StatusCode::CREATED);
+        assert_eq!(retry.headers()[IDEMPOTENT_REPLAYED], "true");
+        assert_eq!(
+            body_of(&retry)["personalizedOfferId"],
+            first[0].personalized_offer_id.to_string()
+        );
+        assert_eq!(support.store().offers().len(), 1, "no second offer");
+    }
+
+    #[tokio::test]
+    async fn a_fast_store_assigns_normally_under_the_same_deadline() {
+        let support = service();
+        support
+            .store()
+            .set_write_delay(Some(Duration::from_millis(20)));
+        let response = handle(&support, assignment("ticket-2", LEFT))
+            .await
+            .expect("never Err");
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert!(response.headers().get(IDEMPOTENT_REPLAYED).is_none());
+        assert!(response.headers().get(RETRY_AFTER).is_none());
+        assert_eq!(body_of(&response)["offerId"], "co-1");
+        assert_eq!(support.store().offers().len(), 1);
+    }
 
     fn request(claims: Option<Value>, body: Option<&str>, headers: Value) -> Request {
         let mut event = json!({

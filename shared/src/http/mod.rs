@@ -1,8 +1,9 @@
 //! HTTP plumbing shared by the API functions (API Gateway HTTP API, payload
-//! 2.0): the caller's identity, typed errors, JSON responses, list cursors and
-//! the offer JSON.
+//! 2.0): the caller's identity, typed errors, JSON responses, list cursors,
+//! the offer JSON and the deadline guard.
 
 mod cursor;
+mod deadline;
 mod error;
 mod identity;
 mod request;
@@ -10,6 +11,7 @@ mod response;
 mod view;
 
 pub use cursor::{decode_cursor, encode_cursor};
+pub use deadline::{within_deadline, Deadline, DEADLINE_MARGIN};
 pub use error::ApiError;
 pub use identity::{caller, caller_from_context, Caller, Claims, IdentitySource};
 pub use request::{decode_segment, int_param, parse_uuid, path_segments, query_param, raw_path};

@@ -84,6 +84,7 @@ fn with_headers(status: StatusCode, body: String) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::StoreError;
 
     fn body_json(response: &Response<Body>) -> serde_json::Value {
         match response.body() {
@@ -115,5 +116,11 @@ mod tests {
         let response = error_response(&ApiError::Unauthorized);
         assert_eq!(response.headers()["www-authenticate"], "Bearer");
         assert_eq!(body_json(&response)["error"]["code"], "unauthorized");
+
+        // A 503 (store trouble or the deadline guard) tells the client when to retry.
+        let response = error_response(&ApiError::Unavailable(StoreError::Timeout("t".into())));
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+        assert_eq!(body_json(&response)["error"]["code"], "service_unavailable");
     }
 }
