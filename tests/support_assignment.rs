@@ -339,9 +339,15 @@ async fn input_beyond_dynamodbs_limits_is_a_422_with_a_short_message() {
             .unwrap_or_default();
         assert!(!message.is_empty() && message.len() < 1_200, "{message}");
     }
+    // A user id in the path is checked before anything else: a 400.
     let long_user = "u".repeat(2_049);
     let response = call_support(&support, &assign_event(&long_user, &fries(json!(5)))).await;
-    assert_eq!(response.status, 422, "{:?}", response.body);
+    assert_eq!(
+        (response.status, response.body["error"]["code"].as_str()),
+        (400, Some("invalid_user_id")),
+        "{:?}",
+        response.body
+    );
     assert!(bed.scan(OFFERS).await.is_empty(), "nothing written");
 }
 
