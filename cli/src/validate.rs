@@ -12,9 +12,9 @@ use serde_json::Value;
 use std::fmt;
 
 /// DynamoDB's item size limit. A row's size in the file is close to its
-/// item's size, so bigger rows are refused here rather than failing a
-/// BatchWriteItem of 25 rows.
-pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// item's size, so bigger rows are refused before they are even parsed
+/// (the domain's parser then counts the item's size exactly).
+use offers_shared::domain::limits::MAX_ITEM_BYTES;
 
 /// Why a row is refused: a reason code of the contract, or a key already
 /// used by an earlier row of the file.
@@ -203,6 +203,62 @@ mod tests {
         assert_eq!(
             check_row(&huge, now()).expect_err("too big").code,
             ProblemCode::Reason(ReasonCode::InvalidRow)
+        );
+    }
+
+    #[test]
+    fn rows_dynamodb_would_refuse_are_problems_with_their_line_and_a_short_message() {
+        let cases = [
+            (
+                "offerId",
+                json!("o".repeat(3_000)),
+                "invalid_row",
+                "3000 bytes",
+            ),
+            (
+                "expiryDate",
+                json!("+10000-01-01T00:00:00Z"),
+                "invalid_dates",
+                "0001 to 9999",
+            ),
+            (
+                "rules",
+                json!({"minimumSpend": 1e300}),
+                "invalid_row",
+                "1e+300",
+            ),
+            (
+                "campaignId",
+                json!("c".repeat(1_025)),
+                "invalid_row",
+                "1025 bytes",
+            ),
+        ];
+        for (index, (name, value, code, detail)) in cases.into_iter().enumerate() {
+            let line = 10 + index as u64;
+            let mut row = valid_row("u1", "s1");
+            row[name] = value;
+            let problem = check_row(&input(line, row), now()).expect_err(name);
+            let text = problem.to_string();
+            assert!(
+                text.starts_with(&format!("line {line}: {code}: ")) && text.contains(detail),
+                "{text}"
+            );
+            assert!(
+                text.len() < 300,
+                "{name}: the value is quoted, not repeated"
+            );
+        }
+        let mut deep = json!(1);
+        for _ in 0..40 {
+            deep = json!([deep]);
+        }
+        let mut row = valid_row("u1", "s1");
+        row["extra"] = deep;
+        let problem = check_row(&input(2, row), now()).expect_err("too deep");
+        assert!(
+            problem.to_string().contains("nested too deeply"),
+            "{problem}"
         );
     }
 

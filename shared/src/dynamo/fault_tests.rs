@@ -225,6 +225,149 @@ async fn a_catalog_outage_fails_the_records_that_need_it_and_writes_nothing() {
     );
 }
 
+/// The table a transaction's first item (the put) writes to.
+fn put_table(
+    request: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput,
+) -> String {
+    request.transact_items()[0]
+        .put()
+        .map(|put| put.table_name().to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_offer_dynamodb_refuses_is_a_rejection_not_a_retry_nor_an_outage() {
+    let catalog = mock!(Client::batch_get_item).then_output(catalog_output);
+    // Refused for record 1 (a ValidationException), refused inside the
+    // transaction for record 2 (cancellation reason ValidationError).
+    let refused_whole = mock!(Client::transact_write_items)
+        .match_requests(|request| {
+            put_table(request) == "offers"
+                && request.transact_items()[0]
+                    .put()
+                    .is_some_and(|put| put.item()["sortKey"] == AttributeValue::S("a".into()))
+        })
+        .then_error(|| service_error("ValidationException"));
+    let refused_item = mock!(Client::transact_write_items)
+        .match_requests(|request| put_table(request) == "offers")
+        .then_error(|| cancelled(&["ValidationError", "None", "None"]));
+    let rejections = mock!(Client::transact_write_items)
+        .match_requests(|request| put_table(request) == "rejected")
+        .then_output(|| TransactWriteItemsOutput::builder().build());
+    let dispatcher = dispatcher(client(&[
+        &catalog,
+        &refused_whole,
+        &refused_item,
+        &rejections,
+    ]));
+    let records: Vec<serde_json::Value> = [("1", "a"), ("2", "b"), ("3", "c")]
+        .iter()
+        .map(|(sequence, key)| record(sequence, key))
+        .collect();
+    let report = dispatcher.dispatch_batch(records, None).await;
+    assert!(report.failed_sequence_numbers().is_empty(), "{report:?}");
+    for record in &report.records {
+        assert!(
+            matches!(
+                record.outcome,
+                Outcome::Rejected {
+                    code: crate::domain::ReasonCode::InvalidRow,
+                    ..
+                }
+            ),
+            "{:?}",
+            record.outcome
+        );
+    }
+    assert_eq!(rejections.num_calls(), 3, "each record rejected once");
+    assert_eq!(
+        refused_whole.num_calls() + refused_item.num_calls(),
+        3,
+        "a refusal is no outage: every record was tried"
+    );
+}
+
+#[tokio::test]
+async fn a_rejection_dynamodb_refuses_is_stored_again_as_a_summary() {
+    let catalog = mock!(Client::batch_get_item).then_output(catalog_output);
+    let full = mock!(Client::transact_write_items)
+        .match_requests(|request| {
+            request.transact_items()[0]
+                .put()
+                .is_some_and(|put| !put.item().contains_key(UNREADABLE_ROW))
+        })
+        .then_error(|| cancelled(&["ValidationError", "None", "None"]));
+    let summary = mock!(Client::transact_write_items)
+        .match_requests(|request| {
+            request.transact_items()[0].put().is_some_and(|put| {
+                put.item().contains_key(UNREADABLE_ROW) && !put.item().contains_key("offerId")
+            })
+        })
+        .then_output(|| TransactWriteItemsOutput::builder().build());
+    let dispatcher = dispatcher(client(&[&catalog, &full, &summary]));
+    let mut unknown = record("1", "a");
+    unknown["dynamodb"]["NewImage"]["offerId"] = json!({"S": "co-unknown"});
+    let report = dispatcher.dispatch_batch(vec![unknown], None).await;
+    assert!(
+        matches!(
+            report.records[0].outcome,
+            Outcome::Rejected {
+                code: crate::domain::ReasonCode::UnknownOffer,
+                ..
+            }
+        ),
+        "{:?}",
+        report.records[0].outcome
+    );
+    assert_eq!((full.num_calls(), summary.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn a_refused_catalog_read_is_retried_id_by_id_and_rejects_only_its_rows() {
+    // DynamoDB refuses any read that asks for co-bad; co-1 and tpl-1 read fine.
+    let asks_for_bad =
+        |request: &aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemInput| {
+            request.request_items().is_some_and(|items| {
+                items.values().any(|keys| {
+                    keys.keys()
+                        .iter()
+                        .any(|key| key.get("id") == Some(&AttributeValue::S("co-bad".into())))
+                })
+            })
+        };
+    let refused = mock!(Client::batch_get_item)
+        .match_requests(asks_for_bad)
+        .then_error(|| {
+            BatchGetItemError::generic(
+                ErrorMetadata::builder()
+                    .code("ValidationException")
+                    .message("refused")
+                    .build(),
+            )
+        });
+    let catalog = mock!(Client::batch_get_item).then_output(catalog_output);
+    let writes = mock!(Client::transact_write_items)
+        .then_output(|| TransactWriteItemsOutput::builder().build());
+    let dispatcher = dispatcher(client(&[&refused, &catalog, &writes]));
+    let mut bad = record("2", "b");
+    bad["dynamodb"]["NewImage"]["offerId"] = json!({"S": "co-bad"});
+    let report = dispatcher
+        .dispatch_batch(vec![record("1", "a"), bad], None)
+        .await;
+    assert!(report.failed_sequence_numbers().is_empty(), "{report:?}");
+    assert!(matches!(
+        report.records[0].outcome,
+        Outcome::Dispatched { .. }
+    ));
+    assert!(matches!(
+        report.records[1].outcome,
+        Outcome::Rejected {
+            code: crate::domain::ReasonCode::UnknownOffer,
+            ..
+        }
+    ));
+}
+
 #[test]
 fn sdk_errors_are_classified_for_retry() {
     let timeout: SdkError<TransactWriteItemsError, ()> =
