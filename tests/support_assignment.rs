@@ -3,9 +3,9 @@
 //! is read back through the app's lookup handler.
 
 use futures::future::join_all;
+use offers_http::OFFER_VIEW_FIELDS;
 use offers_integration_tests::*;
 use offers_shared::domain::ReasonCode;
-use offers_shared::http::OFFER_VIEW_FIELDS;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 

@@ -1,13 +1,15 @@
-//! Personalized offers: the domain (no AWS), its ports, and the DynamoDB adapter.
+//! Personalized offers: the ports, the DynamoDB adapter and the services.
+//! The domain (pure, no AWS) is its own crate, `offers-domain`, re-exported
+//! here as `domain`; the API functions' HTTP plumbing is `offers-http`.
+
+pub use offers_domain as domain;
 
 pub mod assign;
 pub mod catalog_cache;
 pub mod config;
 pub mod dispatch;
-pub mod domain;
 pub mod dynamo;
 pub mod error;
-pub mod http;
 pub mod metrics;
 pub mod ports;
 pub mod support;

@@ -7,13 +7,13 @@
 //!
 //! Checks run in this order: route (404, 405), caller (401), input (400),
 //! and only then the store. The whole request runs under the invocation's
-//! deadline guard (`offers_shared::http::Deadline`): 503 with `Retry-After`
+//! deadline guard (`offers_http::Deadline`): 503 with `Retry-After`
 //! rather than a function killed at its timeout.
 
 use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
-use offers_shared::http::{
+use offers_http::{
     caller, decode_cursor, encode_cursor, int_param, log_request, offer_views, parse_uuid,
     path_segments, query_param, raw_path, respond, within_deadline, ApiError, Caller, OfferView,
 };

@@ -9,7 +9,7 @@
 //! Checks run in this order: route (404, 405), caller (401), the `support`
 //! group (403), input (400), then the service (422, 409, 404). The whole
 //! request runs under the invocation's deadline guard
-//! (`offers_shared::http::Deadline`): 503 with `Retry-After` rather than a
+//! (`offers_http::Deadline`): 503 with `Retry-After` rather than a
 //! function killed at its timeout. An abandoned write is safe to retry with
 //! the same `Idempotency-Key` (a conditional put keyed by it).
 
@@ -17,15 +17,15 @@ use chrono::{DateTime, Utc};
 use lambda_http::http::header::HeaderValue;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
-use offers_shared::domain::dates::rfc3339;
-use offers_shared::domain::{AuditEntry, OfferSource, PersonalizedOffer};
-use offers_shared::http::{
+use offers_http::{
     caller, decode_cursor, decode_segment, encode_cursor, error_response, int_param, json_response,
     log_request, offer_views, parse_uuid, path_segments, query_param, raw_path, within_deadline,
     ApiError, OfferView,
 };
+use offers_shared::domain::dates::rfc3339;
+use offers_shared::domain::{AuditEntry, OfferSource, PersonalizedOffer};
 use offers_shared::ports::{CatalogReader, PageRequest, Revocation, RevokeOutcome, SupportStore};
-use offers_shared::support::{AssignRequest, SupportService};
+use offers_shared::support::{AssignRequest, SupportError, SupportService};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::time::Instant;
@@ -233,7 +233,8 @@ async fn assign<S: SupportStore, C: CatalogReader>(
             },
             now,
         )
-        .await?;
+        .await
+        .map_err(support_error)?;
     let view = one_view(support.catalog(), assigned.offer, now).await?;
     let mut response = json_response(StatusCode::CREATED, &view);
     if assigned.replayed {
@@ -278,7 +279,11 @@ async fn revoke<S: SupportStore, C: CatalogReader>(
         at: now,
         reason,
     };
-    let offer = match support.revoke(user_id, id, revocation).await? {
+    let offer = match support
+        .revoke(user_id, id, revocation)
+        .await
+        .map_err(support_error)?
+    {
         RevokeOutcome::Revoked(offer) | RevokeOutcome::AlreadyRevoked(offer) => *offer,
         RevokeOutcome::NotFound => return Err(ApiError::NotFound("no such offer".into())),
     };
@@ -341,6 +346,23 @@ async fn views<C: CatalogReader>(
             audit: offer.audit,
         })
         .collect())
+}
+
+/// The support service's errors as the API answers them: a rejection is
+/// 422 with its reason code, a reused idempotency key 409, a store error as
+/// any store error (503 when retrying can help).
+fn support_error(err: SupportError) -> ApiError {
+    match err {
+        SupportError::Rejected(rejection) => ApiError::Unprocessable {
+            code: rejection.code.as_str().to_owned(),
+            message: rejection.message,
+        },
+        SupportError::IdempotencyConflict => ApiError::Conflict {
+            code: "idempotency_conflict",
+            message: err.to_string(),
+        },
+        SupportError::Store(err) => err.into(),
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The CMS side: config offers and offer templates, as stored in the catalog table.
 
-use crate::domain::limits::{key_problem, quote, MAX_ID_BYTES, MAX_NAME_BYTES};
+use crate::limits::{key_problem, quote, MAX_ID_BYTES, MAX_NAME_BYTES};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;

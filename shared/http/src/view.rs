@@ -1,11 +1,11 @@
 //! The offer as the APIs show it: the stored record, the current config
 //! offer's name, description and image, and the status at read time.
 
-use crate::domain::dates::rfc3339;
-use crate::domain::{CatalogEntry, Challenge, ConfigOffer, OfferStatus, PersonalizedOffer, Rules};
-use crate::error::StoreError;
-use crate::ports::CatalogReader;
 use chrono::{DateTime, Utc};
+use offers_domain::dates::rfc3339;
+use offers_domain::{CatalogEntry, Challenge, ConfigOffer, OfferStatus, PersonalizedOffer, Rules};
+use offers_shared::error::StoreError;
+use offers_shared::ports::CatalogReader;
 use serde::Serialize;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -112,8 +112,8 @@ pub async fn offer_views<C: CatalogReader>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::dates::parse_timestamp;
-    use crate::domain::OfferSource;
+    use offers_domain::dates::parse_timestamp;
+    use offers_domain::OfferSource;
     use serde_json::json;
     use std::collections::BTreeMap;
 

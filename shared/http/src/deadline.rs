@@ -8,8 +8,8 @@
 //! context without a real Lambda deadline runs unguarded.
 
 use super::error::ApiError;
-use crate::error::StoreError;
 use lambda_http::{Request, RequestExt};
+use offers_shared::error::StoreError;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 use tokio::time::Instant;

@@ -1,9 +1,9 @@
 //! Frequency challenges: "visit N times" goals, each with conditions, and a reward.
 
-use crate::domain::limits::{
+use crate::limits::{
     map_problem, quote, MAX_CHALLENGE_STATUS_BYTES, MAX_DOCUMENT_DEPTH, MAX_NAME_BYTES,
 };
-use crate::domain::rejection::{ReasonCode, Rejection};
+use crate::rejection::{ReasonCode, Rejection};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;

@@ -1,8 +1,7 @@
 //! The API's errors: each has an HTTP status, a stable code and a short message.
 
-use crate::error::StoreError;
-use crate::support::SupportError;
 use lambda_http::http::StatusCode;
+use offers_shared::error::StoreError;
 
 /// An error an API function answers with, as `{ "error": { "code", "message" } }`.
 ///
@@ -104,23 +103,6 @@ impl From<StoreError> for ApiError {
             ApiError::Unavailable(err)
         } else {
             ApiError::Internal(format!("{} ({})", err, err.kind()))
-        }
-    }
-}
-
-/// A rejection is 422 with its reason code, a reused idempotency key 409.
-impl From<SupportError> for ApiError {
-    fn from(err: SupportError) -> Self {
-        match err {
-            SupportError::Rejected(rejection) => ApiError::Unprocessable {
-                code: rejection.code.as_str().to_owned(),
-                message: rejection.message,
-            },
-            SupportError::IdempotencyConflict => ApiError::Conflict {
-                code: "idempotency_conflict",
-                message: err.to_string(),
-            },
-            SupportError::Store(err) => err.into(),
         }
     }
 }

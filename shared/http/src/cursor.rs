@@ -6,9 +6,9 @@
 //! offers.
 
 use super::error::ApiError;
-use crate::ports::ListPosition;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use offers_shared::ports::ListPosition;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

@@ -1,9 +1,9 @@
 //! Rule merging: config offer defaults, overridden by the template's required rules.
 
-use crate::domain::catalog::{ConfigOffer, OfferTemplate, RuleType};
-use crate::domain::dates::{format_timestamp, parse_timestamp};
-use crate::domain::limits::{quote, quote_names, storable_number};
-use crate::domain::rejection::{ReasonCode, Rejection};
+use crate::catalog::{ConfigOffer, OfferTemplate, RuleType};
+use crate::dates::{format_timestamp, parse_timestamp};
+use crate::limits::{quote, quote_names, storable_number};
+use crate::rejection::{ReasonCode, Rejection};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -120,7 +120,7 @@ fn describe(value: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::catalog::RuleDeclaration;
+    use crate::catalog::RuleDeclaration;
     use serde_json::json;
 
     fn config() -> ConfigOffer {

@@ -1,6 +1,6 @@
 //! Why a pending row or an assignment can never become an offer.
 
-use crate::domain::limits::bounded_message;
+use crate::limits::bounded_message;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -87,7 +87,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    /// The message is cut to [`crate::domain::limits::MAX_MESSAGE_CHARS`]: whatever it quotes, a
+    /// The message is cut to [`crate::limits::MAX_MESSAGE_CHARS`]: whatever it quotes, a
     /// rejection always fits its item.
     pub fn new(code: ReasonCode, message: impl Into<String>) -> Self {
         Self {

@@ -84,7 +84,7 @@ fn with_headers(status: StatusCode, body: String) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::StoreError;
+    use offers_shared::error::StoreError;
 
     fn body_json(response: &Response<Body>) -> serde_json::Value {
         match response.body() {

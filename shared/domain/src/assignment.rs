@@ -1,14 +1,14 @@
 //! An assignment: one user, one config offer, its dates, rank and rule values.
 //! Pending rows (campaign tools) and support requests both become one.
 
-use crate::domain::challenge::{parse_challenge, Challenge, ChallengeFields};
-use crate::domain::dates::parse_timestamp;
-use crate::domain::limits::{
+use crate::challenge::{parse_challenge, Challenge, ChallengeFields};
+use crate::dates::parse_timestamp;
+use crate::limits::{
     item_problem, key_problem, quote, MAX_ID_BYTES, MAX_PARTITION_KEY_BYTES, MAX_ROW_ATTRIBUTES,
     MAX_SORT_KEY_BYTES,
 };
-use crate::domain::rejection::{ReasonCode, Rejection};
-use crate::domain::rules::Rules;
+use crate::rejection::{ReasonCode, Rejection};
+use crate::rules::Rules;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
@@ -415,7 +415,7 @@ mod tests {
             }
         );
         assert_eq!(
-            crate::domain::dates::format_timestamp(assignment.start_date),
+            crate::dates::format_timestamp(assignment.start_date),
             "2024-05-20T17:37:37Z"
         );
     }

@@ -1,12 +1,12 @@
 //! The personalized offer: one user's own copy of a config offer.
 
-use crate::domain::assignment::{Assignment, AssignmentSource};
-use crate::domain::catalog::{CatalogEntry, ConfigOffer, OfferTemplate};
-use crate::domain::challenge::Challenge;
-use crate::domain::dates::rfc3339;
-use crate::domain::limits::{item_size, map_problem, quote, MAX_DYNAMO_DEPTH, MAX_OFFER_BYTES};
-use crate::domain::rejection::{ReasonCode, Rejection};
-use crate::domain::rules::{merge_rules, Rules};
+use crate::assignment::{Assignment, AssignmentSource};
+use crate::catalog::{CatalogEntry, ConfigOffer, OfferTemplate};
+use crate::challenge::Challenge;
+use crate::dates::rfc3339;
+use crate::limits::{item_size, map_problem, quote, MAX_DYNAMO_DEPTH, MAX_OFFER_BYTES};
+use crate::rejection::{ReasonCode, Rejection};
+use crate::rules::{merge_rules, Rules};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -307,8 +307,8 @@ const INDEX_KEYS_BYTES: usize = 256;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::catalog::{RuleDeclaration, RuleType};
-    use crate::domain::dates::parse_timestamp;
+    use crate::catalog::{RuleDeclaration, RuleType};
+    use crate::dates::parse_timestamp;
     use serde_json::json;
     use std::collections::{BTreeMap, HashMap};
 
