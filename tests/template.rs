@@ -410,9 +410,7 @@ fn alarms_watch_what_the_runbook_covers() {
     watches_the_dispatchers_count(
         "DispatcherFailedRecordsAlarm",
         &alarm("DispatcherFailedRecordsAlarm"),
-        Outcome::Failed {
-            error: "throttled".into(),
-        },
+        Outcome::Failed(offers_shared::dispatch::Failure::StoreDown),
     );
     // Each alarm notifies the optional topic and names its runbook section.
     let runbook = std::fs::read_to_string(offers_local::workspace_root().join("docs/runbook.md"))
@@ -447,15 +445,8 @@ fn alarms_watch_what_the_runbook_covers() {
 /// that is 1), not from strings written here.
 fn watches_the_dispatchers_count(id: &str, alarm: &Value, outcome: Outcome) {
     let report = BatchReport {
-        records: vec![RecordReport {
-            event_id: None,
-            sequence_number: None,
-            user_id: None,
-            sort_key: None,
-            created_at: None,
-            outcome,
-        }],
-        catalog_ids: 0,
+        records: vec![RecordReport::of_other(None, None, outcome)],
+        ..BatchReport::default()
     };
     let line = offers_shared::metrics::dispatch_metrics(&report, "f", chrono::Utc::now());
     let declared = &line["_aws"]["CloudWatchMetrics"][0];

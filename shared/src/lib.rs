@@ -7,6 +7,7 @@ pub use offers_domain as domain;
 pub mod assign;
 pub mod catalog_cache;
 pub mod config;
+pub mod deadline;
 pub mod dispatch;
 pub mod dynamo;
 pub mod error;

@@ -2,7 +2,7 @@
 //! batch that CloudWatch Logs turns into metrics, and that Datadog reads from
 //! the same logs. No metrics API call on the hot path, nothing to fail.
 
-use crate::dispatch::{BatchReport, RecordReport};
+use crate::dispatch::{BatchReport, OutcomeKind, RecordReport};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
@@ -24,11 +24,27 @@ pub fn dispatch_metrics(report: &BatchReport, function_name: &str, now: DateTime
         .take(MAX_VALUES)
         .collect();
     let mut metrics = vec![
-        ("Dispatched", "Count", json!(report.count("dispatched"))),
-        ("Rejected", "Count", json!(report.count("rejected"))),
-        ("Duplicates", "Count", json!(report.count("duplicate"))),
-        ("Failed", "Count", json!(report.count("failed"))),
-        ("Ignored", "Count", json!(report.count("ignored"))),
+        (
+            "Dispatched",
+            "Count",
+            json!(report.count(OutcomeKind::Dispatched)),
+        ),
+        (
+            "Rejected",
+            "Count",
+            json!(report.count(OutcomeKind::Rejected)),
+        ),
+        (
+            "Duplicates",
+            "Count",
+            json!(report.count(OutcomeKind::Duplicate)),
+        ),
+        ("Failed", "Count", json!(report.count(OutcomeKind::Failed))),
+        (
+            "Ignored",
+            "Count",
+            json!(report.count(OutcomeKind::Ignored)),
+        ),
     ];
     // A declared metric must have a value: no INSERT, no lag.
     if !lags.is_empty() {
@@ -58,7 +74,7 @@ pub fn dispatch_metrics(report: &BatchReport, function_name: &str, now: DateTime
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::Outcome;
+    use crate::dispatch::{Failure, IgnoredReason, Outcome};
     use crate::domain::dates::parse_timestamp;
 
     fn at(text: &str) -> DateTime<Utc> {
@@ -67,12 +83,8 @@ mod tests {
 
     fn record(outcome: Outcome, created_at: Option<&str>) -> RecordReport {
         RecordReport {
-            event_id: None,
-            sequence_number: None,
-            user_id: None,
-            sort_key: None,
             created_at: created_at.map(at),
-            outcome,
+            ..RecordReport::of_other(None, None, outcome)
         }
     }
 
@@ -88,17 +100,13 @@ mod tests {
                     Some("2026-01-01T00:00:00Z"),
                 ),
                 record(
-                    Outcome::Failed { error: "t".into() },
+                    Outcome::Failed(Failure::StoreDown),
                     Some("2026-01-01T00:00:01.5Z"),
                 ),
-                record(
-                    Outcome::Ignored {
-                        reason: "modify".into(),
-                    },
-                    None,
-                ),
+                record(Outcome::Ignored(IgnoredReason::Modify), None),
             ],
             catalog_ids: 0,
+            store_down: false,
         };
         let line = dispatch_metrics(&report, "dispatcher", at("2026-01-01T00:00:02Z"));
         let declared = &line["_aws"]["CloudWatchMetrics"][0];
@@ -139,13 +147,9 @@ mod tests {
     #[test]
     fn without_inserts_no_lag_is_declared() {
         let report = BatchReport {
-            records: vec![record(
-                Outcome::Ignored {
-                    reason: "modify".into(),
-                },
-                None,
-            )],
+            records: vec![record(Outcome::Ignored(IgnoredReason::Modify), None)],
             catalog_ids: 0,
+            store_down: false,
         };
         let line = dispatch_metrics(&report, "f", Utc::now());
         assert!(line.get("DispatchLag").is_none());

@@ -1,6 +1,7 @@
 //! offerDispatcher: the Lambda on the pendingPersonalizedOffers stream.
 
 pub mod handler;
+pub mod records;
 
 use offers_shared::catalog_cache::CachedCatalog;
 use offers_shared::config::DispatcherConfig;

@@ -9,19 +9,16 @@
 
 use super::error::ApiError;
 use lambda_http::{Request, RequestExt};
+use offers_shared::deadline::{invocation_deadline, Deadline as InvocationDeadline};
 use offers_shared::error::StoreError;
 use std::future::Future;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::time::Instant;
 
 /// Time kept in hand before the invocation deadline to send the answer.
 /// Answering takes milliseconds; the rest absorbs scheduling and the
 /// runtime's own round trip.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1_000);
-
-/// Lambda's longest timeout: no real invocation's deadline is further away,
-/// in the past or in the future.
-const MAX_FUNCTION_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// When a request's work must be abandoned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,39 +35,21 @@ impl Deadline {
             .and_then(|context| Self::from_epoch_ms(context.deadline))
     }
 
-    /// The guard of an invocation deadline in epoch milliseconds. `None` for
-    /// 0 (a `Context::default()`) and for a value further than any Lambda
-    /// timeout from now: emulators such as `cargo lambda watch` send a
-    /// relative value (600000) where Lambda sends epoch milliseconds, and
-    /// every request would be refused as out of time.
+    /// The guard of an invocation deadline in epoch milliseconds; `None`
+    /// where the Lambda context has no real deadline (see
+    /// `offers_shared::deadline::invocation_deadline`).
     pub fn from_epoch_ms(deadline_ms: u64) -> Option<Self> {
-        if deadline_ms == 0 {
-            return None;
-        }
-        let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);
-        let now = SystemTime::now();
-        let distance = match deadline.duration_since(now) {
-            Ok(ahead) => ahead,
-            Err(past) => past.duration(),
-        };
-        if distance > MAX_FUNCTION_TIMEOUT {
-            tracing::warn!(
-                deadline_ms,
-                "the invocation deadline is not a Lambda deadline; running without a deadline guard"
-            );
-            return None;
-        }
-        let left = deadline.duration_since(now).unwrap_or(Duration::ZERO);
-        Some(Self::after(left))
+        invocation_deadline(deadline_ms).map(|at| Self {
+            cutoff: InvocationDeadline::new(at, DEADLINE_MARGIN).cutoff(),
+        })
     }
 
     /// The guard of an invocation with `left` to run: the margin, but never
     /// more than a fifth of that time, so that a function deployed with a
     /// short timeout still does its work.
     pub fn after(left: Duration) -> Self {
-        let margin = DEADLINE_MARGIN.min(left / 5);
         Self {
-            cutoff: Instant::now() + (left - margin),
+            cutoff: InvocationDeadline::new(Instant::now() + left, DEADLINE_MARGIN).cutoff(),
         }
     }
 
@@ -113,6 +92,7 @@ pub async fn within_deadline<T>(
 mod tests {
     use super::*;
     use lambda_http::Context;
+    use std::time::SystemTime;
 
     fn epoch_ms(at: SystemTime) -> u64 {
         at.duration_since(SystemTime::UNIX_EPOCH)

@@ -4,7 +4,7 @@
 use super::*;
 use crate::catalog_cache::CachedCatalog;
 use crate::config::TableNames;
-use crate::dispatch::{DispatchSettings, Dispatcher, Outcome};
+use crate::dispatch::{DispatchSettings, Dispatcher, Failure, InsertRecord, Outcome, StreamInput};
 use crate::error::StoreError;
 use aws_sdk_dynamodb::error::{ErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemError, BatchGetItemOutput};
@@ -43,22 +43,32 @@ fn catalog_output() -> BatchGetItemOutput {
         .build()
 }
 
-fn record(sequence: &str, sort_key: &str) -> serde_json::Value {
-    json!({
-        "eventID": format!("e-{sequence}"),
-        "eventName": "INSERT",
-        "awsRegion": "us-east-1",
-        "dynamodb": {
-            "Keys": {"userId": {"S": "u1"}, "sortKey": {"S": sort_key}},
-            "NewImage": {
-                "userId": {"S": "u1"}, "sortKey": {"S": sort_key}, "offerId": {"S": "co-1"},
-                "startDate": {"S": "2024-01-01T00:00:00Z"}, "expiryDate": {"S": "2099-01-01T00:00:00Z"}
-            },
-            "SequenceNumber": sequence,
-            "SizeBytes": 100,
-            "StreamViewType": "NEW_IMAGE"
-        }
-    })
+/// A pending row's plain attributes.
+fn record(sequence: &str, sort_key: &str) -> (String, serde_json::Value) {
+    (
+        sequence.to_owned(),
+        json!({
+            "userId": "u1", "sortKey": sort_key, "offerId": "co-1",
+            "startDate": "2024-01-01T00:00:00Z", "expiryDate": "2099-01-01T00:00:00Z"
+        }),
+    )
+}
+
+/// The INSERTs of the rows, as the handler reads them from a stream event.
+fn inserts(rows: Vec<(String, serde_json::Value)>) -> Vec<StreamInput> {
+    rows.into_iter()
+        .map(|(sequence, row)| {
+            let sort_key = row["sortKey"].as_str().unwrap_or_default().to_owned();
+            let image: serde_dynamo::Item = serde_dynamo::to_item(row).unwrap_or_default();
+            StreamInput::Insert(Box::new(InsertRecord::from_image(
+                format!("e-{sequence}"),
+                sequence,
+                ("u1".into(), sort_key),
+                image,
+                None,
+            )))
+        })
+        .collect()
 }
 
 fn dispatcher(client: Client) -> Dispatcher<DynamoStore, CachedCatalog<DynamoStore>> {
@@ -114,16 +124,20 @@ async fn throttled_transactions_are_reported_failed_in_stream_order() {
     let dispatcher = dispatcher(client(&[&catalog, &throttled]));
     let report = dispatcher
         .dispatch_batch(
-            vec![record("1", "a"), record("2", "b"), record("3", "a")],
+            inserts(vec![record("1", "a"), record("2", "b"), record("3", "a")]),
             None,
         )
         .await;
     assert_eq!(report.failed_sequence_numbers(), vec!["1", "2", "3"]);
+    assert!(matches!(
+        &report.records[0].outcome,
+        Outcome::Failed(Failure::Store(StoreError::Throttled(_)))
+    ));
     assert!(
-        matches!(&report.records[0].outcome, Outcome::Failed { error } if error.contains("throttled"))
-    );
-    assert!(
-        matches!(&report.records[2].outcome, Outcome::Failed { error } if error.contains("earlier record of the same key")),
+        matches!(
+            &report.records[2].outcome,
+            Outcome::Failed(Failure::EarlierRecordOfKey)
+        ),
         "the second record of key a is not attempted after the first failed"
     );
     assert_eq!(throttled.num_calls(), 2, "one attempt per key");
@@ -148,12 +162,13 @@ async fn conflicts_are_transient_and_a_failed_condition_on_the_offer_is_a_duplic
         .then_error(|| cancelled(&["ConditionalCheckFailed", "None"]));
     let dispatcher = dispatcher(client(&[&catalog, &conflict, &duplicate]));
     let report = dispatcher
-        .dispatch_batch(vec![record("1", "a"), record("2", "b")], None)
+        .dispatch_batch(inserts(vec![record("1", "a"), record("2", "b")]), None)
         .await;
     assert_eq!(report.failed_sequence_numbers(), vec!["1"]);
-    assert!(
-        matches!(&report.records[0].outcome, Outcome::Failed { error } if error.contains("(conflict)"))
-    );
+    assert!(matches!(
+        &report.records[0].outcome,
+        Outcome::Failed(Failure::Store(StoreError::Conflict(_)))
+    ));
     assert!(
         matches!(
             report.records[1].outcome,
@@ -172,10 +187,10 @@ async fn once_the_store_is_found_down_no_new_write_starts_and_every_record_is_re
     let down =
         mock!(Client::transact_write_items).then_error(|| service_error("InternalServerError"));
     let dispatcher = dispatcher(client(&[&catalog, &down]));
-    let records: Vec<serde_json::Value> = (1..=20)
+    let records: Vec<(String, serde_json::Value)> = (1..=20)
         .map(|n| record(&n.to_string(), &format!("key-{n}")))
         .collect();
-    let report = dispatcher.dispatch_batch(records, None).await;
+    let report = dispatcher.dispatch_batch(inserts(records), None).await;
     assert_eq!(
         report.failed_sequence_numbers().len(),
         20,
@@ -189,9 +204,7 @@ async fn once_the_store_is_found_down_no_new_write_starts_and_every_record_is_re
     let not_started = report
         .records
         .iter()
-        .filter(|record| {
-            matches!(&record.outcome, Outcome::Failed { error } if error.contains("found down"))
-        })
+        .filter(|record| matches!(&record.outcome, Outcome::Failed(Failure::StoreDown)))
         .count();
     assert_eq!(not_started, 20 - down.num_calls());
 }
@@ -205,10 +218,10 @@ async fn a_catalog_outage_fails_the_records_that_need_it_and_writes_nothing() {
         .then_output(|| TransactWriteItemsOutput::builder().build());
     let dispatcher = dispatcher(client(&[&catalog, &writes]));
     let mut expired = record("2", "b");
-    expired["dynamodb"]["NewImage"]["startDate"] = json!({"S": "2019-01-01T00:00:00Z"});
-    expired["dynamodb"]["NewImage"]["expiryDate"] = json!({"S": "2020-01-01T00:00:00Z"});
+    expired.1["startDate"] = json!("2019-01-01T00:00:00Z");
+    expired.1["expiryDate"] = json!("2020-01-01T00:00:00Z");
     let report = dispatcher
-        .dispatch_batch(vec![record("1", "a"), expired], None)
+        .dispatch_batch(inserts(vec![record("1", "a"), expired]), None)
         .await;
     assert_eq!(report.failed_sequence_numbers(), vec!["1"]);
     assert!(matches!(
@@ -260,11 +273,11 @@ async fn an_offer_dynamodb_refuses_is_a_rejection_not_a_retry_nor_an_outage() {
         &refused_item,
         &rejections,
     ]));
-    let records: Vec<serde_json::Value> = [("1", "a"), ("2", "b"), ("3", "c")]
+    let records: Vec<(String, serde_json::Value)> = [("1", "a"), ("2", "b"), ("3", "c")]
         .iter()
         .map(|(sequence, key)| record(sequence, key))
         .collect();
-    let report = dispatcher.dispatch_batch(records, None).await;
+    let report = dispatcher.dispatch_batch(inserts(records), None).await;
     assert!(report.failed_sequence_numbers().is_empty(), "{report:?}");
     for record in &report.records {
         assert!(
@@ -306,8 +319,10 @@ async fn a_rejection_dynamodb_refuses_is_stored_again_as_a_summary() {
         .then_output(|| TransactWriteItemsOutput::builder().build());
     let dispatcher = dispatcher(client(&[&catalog, &full, &summary]));
     let mut unknown = record("1", "a");
-    unknown["dynamodb"]["NewImage"]["offerId"] = json!({"S": "co-unknown"});
-    let report = dispatcher.dispatch_batch(vec![unknown], None).await;
+    unknown.1["offerId"] = json!("co-unknown");
+    let report = dispatcher
+        .dispatch_batch(inserts(vec![unknown]), None)
+        .await;
     assert!(
         matches!(
             report.records[0].outcome,
@@ -350,9 +365,9 @@ async fn a_refused_catalog_read_is_retried_id_by_id_and_rejects_only_its_rows() 
         .then_output(|| TransactWriteItemsOutput::builder().build());
     let dispatcher = dispatcher(client(&[&refused, &catalog, &writes]));
     let mut bad = record("2", "b");
-    bad["dynamodb"]["NewImage"]["offerId"] = json!({"S": "co-bad"});
+    bad.1["offerId"] = json!("co-bad");
     let report = dispatcher
-        .dispatch_batch(vec![record("1", "a"), bad], None)
+        .dispatch_batch(inserts(vec![record("1", "a"), bad]), None)
         .await;
     assert!(report.failed_sequence_numbers().is_empty(), "{report:?}");
     assert!(matches!(

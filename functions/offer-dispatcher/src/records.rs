@@ -1,50 +1,40 @@
-//! One stream record, read on its own: a bad record never fails the batch.
+//! The edge: the Lambda event for a DynamoDB stream, read into the
+//! dispatcher's typed input. Each record is read on its own (into
+//! `aws_lambda_events`' record type, its image with `serde_dynamo`): one bad
+//! record never fails the batch.
 
-use crate::ports::RowCopy;
 use aws_lambda_events::event::dynamodb::EventRecord;
-use chrono::{DateTime, Utc};
+use offers_shared::dispatch::{IgnoredReason, InsertRecord, StreamInput};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// An INSERT of a pending row.
+/// The records of one stream event, typed.
 #[derive(Debug, Clone, PartialEq)]
-pub struct InsertRecord {
-    pub event_id: String,
-    pub sequence_number: String,
-    pub user_id: String,
-    pub sort_key: String,
-    pub row: RowCopy,
-    /// Why the record's image could not be read, when it could not.
-    pub unreadable: Option<String>,
-    pub created_at: Option<DateTime<Utc>>,
+pub struct StreamBatch(pub Vec<StreamInput>);
+
+/// Why an event is not a stream event at all (the only way the whole
+/// invocation fails).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("event is not a JSON object")]
+    NotAnObject,
+    #[error("event.Records is not a list")]
+    RecordsNotAList,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum StreamInput {
-    Insert(InsertRecord),
-    /// REMOVE (TTL or our own delete), MODIFY, or an event name we do not know.
-    Ignored {
-        event_id: Option<String>,
-        sequence_number: Option<String>,
-        event_name: String,
-    },
-    /// An INSERT without the keys or sequence number needed to act on it.
-    Unusable {
-        event_id: Option<String>,
-        sequence_number: Option<String>,
-        error: String,
-    },
-}
+impl TryFrom<Value> for StreamBatch {
+    type Error = EventError;
 
-impl StreamInput {
-    pub fn sequence_number(&self) -> Option<&str> {
-        match self {
-            StreamInput::Insert(insert) => Some(&insert.sequence_number),
-            StreamInput::Ignored {
-                sequence_number, ..
+    fn try_from(event: Value) -> Result<Self, Self::Error> {
+        let Value::Object(mut event) = event else {
+            return Err(EventError::NotAnObject);
+        };
+        match event.remove("Records") {
+            Some(Value::Array(records)) => {
+                Ok(StreamBatch(records.into_iter().map(read_record).collect()))
             }
-            | StreamInput::Unusable {
-                sequence_number, ..
-            } => sequence_number.as_deref(),
+            Some(Value::Null) | None => Ok(StreamBatch(Vec::new())),
+            Some(_) => Err(EventError::RecordsNotAList),
         }
     }
 }
@@ -59,7 +49,7 @@ pub fn read_record(mut raw: Value) -> StreamInput {
         return StreamInput::Ignored {
             event_id,
             sequence_number,
-            event_name,
+            reason: IgnoredReason::of_event_name(&event_name),
         };
     }
     let unusable = |error: String| StreamInput::Unusable {
@@ -73,40 +63,36 @@ pub fn read_record(mut raw: Value) -> StreamInput {
     };
 
     normalise(&mut raw);
-    let raw_image = raw["dynamodb"]
-        .get("NewImage")
-        .cloned()
-        .unwrap_or(Value::Null);
-    match serde_json::from_value::<EventRecord>(raw.clone()) {
+    let has_creation_time = raw["dynamodb"].get("ApproximateCreationDateTime").is_some();
+    // Read from a reference: the raw record stays at hand for the error path.
+    match EventRecord::deserialize(&raw) {
         Ok(record) => {
-            let image = if record.change.new_image.is_empty() {
-                record.change.keys.clone()
+            let change = record.change;
+            let created_at = has_creation_time.then_some(change.approximate_creation_date_time);
+            let image = if change.new_image.is_empty() {
+                change.keys.clone()
             } else {
-                record.change.new_image
+                change.new_image
             };
-            let key = |name: &str| match record.change.keys.get(name).or_else(|| image.get(name)) {
+            let key = |name: &str| match change.keys.get(name).or_else(|| image.get(name)) {
                 Some(serde_dynamo::AttributeValue::S(value)) => Some(value.clone()),
                 _ => None,
             };
             let (Some(user_id), Some(sort_key)) = (key("userId"), key("sortKey")) else {
                 return unusable("record has no userId/sortKey key".into());
             };
-            let created_at = raw["dynamodb"]
-                .get("ApproximateCreationDateTime")
-                .map(|_| record.change.approximate_creation_date_time);
-            StreamInput::Insert(InsertRecord {
-                event_id: event_id_text,
-                sequence_number: sequence_text,
-                user_id,
-                sort_key,
-                row: RowCopy::Image(image),
-                unreadable: None,
+            StreamInput::Insert(Box::new(InsertRecord::from_image(
+                event_id_text,
+                sequence_text,
+                (user_id, sort_key),
+                image,
                 created_at,
-            })
+            )))
         }
         Err(err) => {
             // The image is broken but the keys may still be readable: then the
             // row is rejected (kept with its reason) rather than retried forever.
+            let raw_image = &raw["dynamodb"]["NewImage"];
             let key = |name: &str| {
                 raw["dynamodb"]["Keys"][name]["S"]
                     .as_str()
@@ -114,15 +100,15 @@ pub fn read_record(mut raw: Value) -> StreamInput {
                     .map(str::to_owned)
             };
             match (key("userId"), key("sortKey")) {
-                (Some(user_id), Some(sort_key)) => StreamInput::Insert(InsertRecord {
-                    event_id: event_id_text,
-                    sequence_number: sequence_text,
-                    user_id,
-                    sort_key,
-                    row: RowCopy::Unreadable(raw_image.to_string()),
-                    unreadable: Some(err.to_string()),
-                    created_at: None,
-                }),
+                (Some(user_id), Some(sort_key)) => {
+                    StreamInput::Insert(Box::new(InsertRecord::unreadable(
+                        event_id_text,
+                        sequence_text,
+                        (user_id, sort_key),
+                        raw_image.to_string(),
+                        err.to_string(),
+                    )))
+                }
                 _ => unusable(format!("record cannot be read: {err}")),
             }
         }
@@ -162,6 +148,7 @@ fn normalise_attribute(value: &mut Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use offers_shared::ports::RowCopy;
 
     fn insert(image: Value) -> Value {
         json!({
@@ -180,53 +167,63 @@ mod tests {
         })
     }
 
+    fn read_insert(raw: Value) -> InsertRecord {
+        match read_record(raw) {
+            StreamInput::Insert(record) => *record,
+            other => panic!("expected an insert: {other:?}"),
+        }
+    }
+
     #[test]
-    fn reads_an_insert_and_its_image() {
-        let input = read_record(insert(
+    fn reads_an_insert_and_its_image_once() {
+        let record = read_insert(insert(
             json!({"userId": {"S": "u1"}, "sortKey": {"S": "k1"}, "rank": {"N": "2"}}),
         ));
-        let StreamInput::Insert(record) = input else {
-            panic!("expected insert: {input:?}")
-        };
         assert_eq!(
             (record.user_id.as_str(), record.sort_key.as_str()),
             ("u1", "k1")
         );
         assert_eq!(record.sequence_number, "100");
         assert!(matches!(record.row, RowCopy::Image(ref image) if image.contains_key("rank")));
-        assert!(record.created_at.is_some());
+        assert_eq!(
+            record.attributes.as_ref().map(|a| a["rank"].clone()),
+            Ok(json!(2))
+        );
+        assert_eq!(
+            record.created_at.map(|at| at.timestamp()),
+            Some(1_700_000_000)
+        );
     }
 
     #[test]
     fn accepts_dynamodb_local_bare_empty_maps() {
-        let input = read_record(insert(
+        let record = read_insert(insert(
             json!({"userId": {"S": "u1"}, "sortKey": {"S": "k1"}, "rules": {}}),
         ));
-        let StreamInput::Insert(record) = input else {
-            panic!("expected insert")
-        };
-        assert!(record.unreadable.is_none());
+        assert!(record.attributes.is_ok());
     }
 
     #[test]
     fn broken_image_with_readable_keys_is_an_unreadable_insert() {
-        let input = read_record(insert(
-            json!({"userId": {"S": "u1"}, "offerId": {"Q": "?"}}),
-        ));
-        let StreamInput::Insert(record) = input else {
-            panic!("expected insert")
-        };
-        assert!(record.unreadable.is_some());
+        let record = read_insert(insert(json!({
+            "userId": {"S": "u1"}, "sortKey": {"S": "k1"}, "offerId": {"Q": "?"}
+        })));
+        assert!(record.attributes.is_err());
         assert!(matches!(record.row, RowCopy::Unreadable(ref text) if text.contains("offerId")));
     }
 
     #[test]
     fn other_event_names_are_ignored() {
-        for name in ["REMOVE", "MODIFY", "UNKNOWN_TO_SDK_VERSION", ""] {
+        for (name, reason) in [
+            ("REMOVE", IgnoredReason::Remove),
+            ("MODIFY", IgnoredReason::Modify),
+            ("UNKNOWN_TO_SDK_VERSION", IgnoredReason::TtlRemove),
+            ("", IgnoredReason::NoEventName),
+        ] {
             let mut record = insert(json!({}));
             record["eventName"] = json!(name);
             assert!(
-                matches!(read_record(record), StreamInput::Ignored { .. }),
+                matches!(read_record(record), StreamInput::Ignored { reason: ref r, .. } if *r == reason),
                 "{name}"
             );
         }
@@ -252,5 +249,23 @@ mod tests {
             read_record(json!("not an object")),
             StreamInput::Ignored { .. }
         ));
+    }
+
+    #[test]
+    fn an_event_is_a_list_of_records_or_refused_whole() {
+        let batch = StreamBatch::try_from(json!({"Records": [insert(json!({})), "junk"]}));
+        assert_eq!(batch.map(|batch| batch.0.len()), Ok(2));
+        assert_eq!(
+            StreamBatch::try_from(json!({})),
+            Ok(StreamBatch(Vec::new()))
+        );
+        assert_eq!(
+            StreamBatch::try_from(json!([])),
+            Err(EventError::NotAnObject)
+        );
+        assert_eq!(
+            StreamBatch::try_from(json!({"Records": 3})),
+            Err(EventError::RecordsNotAList)
+        );
     }
 }

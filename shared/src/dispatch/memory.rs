@@ -1,0 +1,182 @@
+//! In-memory fakes of the dispatcher's ports, for unit tests of the service
+//! (and of anything built on it): the same semantics as the DynamoDB adapter
+//! (conditional writes, one outcome per record, the pending row deleted only
+//! as the stream saw it), with faults that can be scripted per key.
+
+use crate::error::StoreError;
+use crate::ports::{CatalogReader, DispatchStore, PendingRef, RejectedRow, RowCopy, WriteOutcome};
+use offers_domain::{CatalogEntry, PersonalizedOffer};
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// What the fake store holds and has been asked.
+#[derive(Debug, Default)]
+pub struct MemoryState {
+    /// Pending rows by (userId, sortKey), as stored.
+    pub pending: HashMap<(String, String), RowCopy>,
+    pub offers: HashMap<Uuid, PersonalizedOffer>,
+    pub rejections: HashMap<Uuid, RejectedRow>,
+    pub catalog: HashMap<String, CatalogEntry>,
+    /// Every write attempted, in order: (sortKey, "offer" | "rejection").
+    pub writes: Vec<(String, &'static str)>,
+    /// Catalog ids asked for, in order.
+    pub catalog_reads: Vec<String>,
+    /// Writes for these sort keys fail with the error.
+    pub failing_keys: HashMap<String, StoreError>,
+    /// Offers (not rejections) for these sort keys are refused, as DynamoDB
+    /// refuses an item it cannot store.
+    pub refused_offers: std::collections::HashSet<String>,
+    /// Every write fails with this error (an outage).
+    pub down: Option<StoreError>,
+    /// Every catalog read fails with this error.
+    pub catalog_down: Option<StoreError>,
+    /// Each write takes this long.
+    pub write_delay: Duration,
+}
+
+/// A store and catalog in memory. Cheap to share by reference.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<MemoryState>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The state, to arrange a test or to inspect it afterwards.
+    pub fn state(&self) -> MutexGuard<'_, MemoryState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn write(
+        &self,
+        pending: &PendingRef,
+        kind: &'static str,
+        id: Uuid,
+        store: impl FnOnce(&mut MemoryState),
+    ) -> Result<WriteOutcome, StoreError> {
+        let delay = {
+            let mut state = self.state();
+            state.writes.push((pending.sort_key.clone(), kind));
+            if let Some(error) = state
+                .down
+                .clone()
+                .or_else(|| state.failing_keys.get(&pending.sort_key).cloned())
+            {
+                return Err(error);
+            }
+            if kind == "offer" && state.refused_offers.contains(&pending.sort_key) {
+                return Err(StoreError::Refused(
+                    "Item size has exceeded the maximum".into(),
+                ));
+            }
+            state.write_delay
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let mut state = self.state();
+        let (mine, other) = match kind {
+            "offer" => (
+                state.offers.contains_key(&id),
+                state.rejections.contains_key(&id),
+            ),
+            _ => (
+                state.rejections.contains_key(&id),
+                state.offers.contains_key(&id),
+            ),
+        };
+        if mine {
+            return Ok(WriteOutcome::AlreadyWritten);
+        }
+        if other {
+            return Ok(WriteOutcome::OtherOutcomeWritten);
+        }
+        store(&mut state);
+        let key = (pending.user_id.clone(), pending.sort_key.clone());
+        // Deleted only as the stream saw it (or already gone).
+        match state.pending.get(&key) {
+            Some(stored) if *stored != pending.row => Ok(WriteOutcome::WrittenPendingRowKept),
+            _ => {
+                state.pending.remove(&key);
+                Ok(WriteOutcome::Written)
+            }
+        }
+    }
+}
+
+impl DispatchStore for MemoryStore {
+    async fn dispatch_offer(
+        &self,
+        offer: &PersonalizedOffer,
+        pending: &PendingRef,
+    ) -> Result<WriteOutcome, StoreError> {
+        let id = offer.personalized_offer_id;
+        self.write(pending, "offer", id, |state| {
+            state.offers.insert(id, offer.clone());
+        })
+        .await
+    }
+
+    async fn reject_row(
+        &self,
+        rejection: &RejectedRow,
+        pending: &PendingRef,
+    ) -> Result<WriteOutcome, StoreError> {
+        let id = rejection.rejection_id;
+        self.write(pending, "rejection", id, |state| {
+            state.rejections.insert(id, rejection.clone());
+        })
+        .await
+    }
+}
+
+impl CatalogReader for MemoryStore {
+    async fn fetch_entries(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, CatalogEntry>, StoreError> {
+        let mut state = self.state();
+        state.catalog_reads.extend(ids.iter().cloned());
+        if let Some(error) = state.catalog_down.clone() {
+            return Err(error);
+        }
+        Ok(ids
+            .iter()
+            .filter_map(|id| Some((id.clone(), state.catalog.get(id)?.clone())))
+            .collect())
+    }
+}
+
+impl<T: DispatchStore> DispatchStore for &T {
+    async fn dispatch_offer(
+        &self,
+        offer: &PersonalizedOffer,
+        pending: &PendingRef,
+    ) -> Result<WriteOutcome, StoreError> {
+        (**self).dispatch_offer(offer, pending).await
+    }
+
+    async fn reject_row(
+        &self,
+        rejection: &RejectedRow,
+        pending: &PendingRef,
+    ) -> Result<WriteOutcome, StoreError> {
+        (**self).reject_row(rejection, pending).await
+    }
+}
+
+impl<T: CatalogReader> CatalogReader for &T {
+    async fn fetch_entries(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, CatalogEntry>, StoreError> {
+        (**self).fetch_entries(ids).await
+    }
+}

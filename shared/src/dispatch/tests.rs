@@ -1,0 +1,338 @@
+//! The dispatcher's own logic, on in-memory fakes of its ports: grouping
+//! and order, failures, the store-down short-circuit, the deadline guard,
+//! one outcome per record. (SDK error classification is tested with SDK
+//! mocks in `dynamo::fault_tests`; the real thing on DynamoDB Local in tests/.)
+
+use super::memory::MemoryStore;
+use super::*;
+use crate::error::StoreError;
+use crate::ports::RejectedRow;
+use chrono::Utc;
+use offers_domain::{CatalogEntry, ReasonCode};
+use serde_json::{json, Map, Value};
+use std::time::Duration;
+use tokio::time::Instant;
+
+fn settings(concurrency: usize) -> DispatchSettings {
+    DispatchSettings {
+        concurrency,
+        deadline_margin: Duration::from_millis(400),
+        retention: chrono::Duration::days(1),
+    }
+}
+
+fn store() -> MemoryStore {
+    let store = MemoryStore::new();
+    for item in [
+        json!({"id": "co-1", "kind": "configOffer", "name": "Coffee", "templateId": "tpl-1", "rules": {}}),
+        json!({"id": "tpl-1", "kind": "offerTemplate", "configOfferId": "co-1", "rules": []}),
+    ] {
+        if let Value::Object(map) = item {
+            let id = map["id"].as_str().unwrap_or_default().to_owned();
+            let entry = CatalogEntry::from_json(&id, map);
+            store.state().catalog.insert(id, entry);
+        }
+    }
+    store
+}
+
+fn row(sort_key: &str, offer_id: &str) -> Map<String, Value> {
+    let value = json!({
+        "userId": "u1", "sortKey": sort_key, "offerId": offer_id,
+        "startDate": "2024-01-01T00:00:00Z", "expiryDate": "2099-01-01T00:00:00Z"
+    });
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// An INSERT of `row` with sequence number `sequence`, its row also stored
+/// as pending (as the table holds it).
+fn insert(store: &MemoryStore, sequence: &str, row: Map<String, Value>) -> StreamInput {
+    let sort_key = row["sortKey"].as_str().unwrap_or_default().to_owned();
+    let image: serde_dynamo::Item = serde_dynamo::to_item(&row).unwrap_or_default();
+    let record = InsertRecord::from_image(
+        format!("e-{sequence}"),
+        sequence.to_owned(),
+        ("u1".into(), sort_key.clone()),
+        image,
+        Some(Utc::now()),
+    );
+    store
+        .state()
+        .pending
+        .insert(("u1".into(), sort_key), record.row.clone());
+    StreamInput::Insert(Box::new(record))
+}
+
+fn outcomes(report: &BatchReport) -> Vec<(String, &'static str)> {
+    report
+        .records
+        .iter()
+        .map(|record| {
+            (
+                record.sequence_number.clone().unwrap_or_default(),
+                record.outcome.name(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn records_of_one_key_run_in_stream_order_and_every_record_is_reported_in_place() {
+    let store = store();
+    let records = vec![
+        insert(&store, "1", row("a", "co-1")),
+        insert(&store, "2", row("b", "co-1")),
+        insert(&store, "3", row("a", "co-nope")),
+        StreamInput::Ignored {
+            event_id: None,
+            sequence_number: Some("4".into()),
+            reason: IgnoredReason::Remove,
+        },
+    ];
+    let dispatcher = Dispatcher::new(&store, &store, settings(4));
+    let report = dispatcher.dispatch_batch(records, None).await;
+    assert_eq!(
+        outcomes(&report),
+        vec![
+            ("1".into(), "dispatched"),
+            ("2".into(), "dispatched"),
+            ("3".into(), "rejected"),
+            ("4".into(), "ignored"),
+        ]
+    );
+    let writes = store.state().writes.clone();
+    let of_a: Vec<&'static str> = writes
+        .iter()
+        .filter(|(key, _)| key == "a")
+        .map(|(_, kind)| *kind)
+        .collect();
+    assert_eq!(of_a, vec!["offer", "rejection"], "key a in stream order");
+    assert_eq!(
+        store.state().catalog_reads.len(),
+        3,
+        "co-1, co-nope, tpl-1 once each"
+    );
+    assert!(store.state().pending.is_empty());
+}
+
+#[tokio::test]
+async fn a_failure_fails_the_later_records_of_its_key_only() {
+    let store = store();
+    store
+        .state()
+        .failing_keys
+        .insert("a".into(), StoreError::Throttled("hot key".into()));
+    let records = vec![
+        insert(&store, "1", row("a", "co-1")),
+        insert(&store, "2", row("b", "co-1")),
+        insert(&store, "3", row("a", "co-1")),
+    ];
+    let report = Dispatcher::new(&store, &store, settings(4))
+        .dispatch_batch(records, None)
+        .await;
+    assert_eq!(report.failed_sequence_numbers(), vec!["1", "3"]);
+    assert!(matches!(
+        &report.records[0].outcome,
+        Outcome::Failed(Failure::Store(StoreError::Throttled(_)))
+    ));
+    assert_eq!(
+        report.records[2].outcome,
+        Outcome::Failed(Failure::EarlierRecordOfKey),
+        "not attempted after the first failed"
+    );
+    assert_eq!(report.records[1].outcome.kind(), OutcomeKind::Dispatched);
+    assert_eq!(
+        store
+            .state()
+            .writes
+            .iter()
+            .filter(|(key, _)| key == "a")
+            .count(),
+        1
+    );
+    assert!(!report.store_down, "a hot key is no outage");
+}
+
+#[tokio::test]
+async fn once_the_store_is_found_down_no_new_write_starts() {
+    let store = store();
+    store.state().down = Some(StoreError::Unavailable("down".into()));
+    let records: Vec<StreamInput> = (1..=6)
+        .map(|n| insert(&store, &n.to_string(), row(&format!("k{n}"), "co-1")))
+        .collect();
+    let report = Dispatcher::new(&store, &store, settings(1))
+        .dispatch_batch(records, None)
+        .await;
+    assert_eq!(report.failed_sequence_numbers().len(), 6);
+    assert_eq!(store.state().writes.len(), 1, "one write found it down");
+    assert!(report.store_down);
+    let not_started = report
+        .records
+        .iter()
+        .filter(|record| record.outcome == Outcome::Failed(Failure::StoreDown))
+        .count();
+    assert_eq!(not_started, 5);
+}
+
+#[tokio::test]
+async fn no_record_starts_near_the_deadline_and_a_slow_write_is_abandoned() {
+    let store = store();
+    let records = vec![insert(&store, "1", row("a", "co-1"))];
+    let report = Dispatcher::new(&store, &store, settings(4))
+        .dispatch_batch(records, Some(Instant::now()))
+        .await;
+    assert_eq!(
+        report.records[0].outcome,
+        Outcome::Failed(Failure::DeadlineNear)
+    );
+    assert!(store.state().writes.is_empty(), "nothing started");
+
+    store.state().write_delay = Duration::from_secs(30);
+    let records = vec![insert(&store, "2", row("b", "co-1"))];
+    let started = Instant::now();
+    let report = Dispatcher::new(&store, &store, settings(4))
+        .dispatch_batch(records, Some(Instant::now() + Duration::from_secs(2)))
+        .await;
+    assert!(
+        matches!(
+            &report.records[0].outcome,
+            Outcome::Failed(Failure::Store(StoreError::Timeout(_)))
+        ),
+        "{:?}",
+        report.records[0].outcome
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "abandoned before the deadline"
+    );
+}
+
+#[tokio::test]
+async fn a_record_whose_other_outcome_is_stored_is_a_duplicate_naming_it() {
+    let store = store();
+    let StreamInput::Insert(record) = insert(&store, "1", row("a", "co-1")) else {
+        panic!("an insert")
+    };
+    // An earlier delivery rejected it (the catalog then lacked co-1).
+    store.state().rejections.insert(
+        record.record_id,
+        RejectedRow {
+            rejection_id: record.record_id,
+            code: ReasonCode::UnknownOffer,
+            message: "no config offer".into(),
+            rejected_at: Utc::now(),
+            event_id: record.event_id.clone(),
+            sequence_number: record.sequence_number.clone(),
+        },
+    );
+    let report = Dispatcher::new(&store, &store, settings(4))
+        .dispatch_batch(vec![StreamInput::Insert(record.clone())], None)
+        .await;
+    assert_eq!(
+        report.records[0].outcome,
+        Outcome::Duplicate {
+            id: record.record_id,
+            earlier: Earlier::Rejected
+        }
+    );
+    assert!(
+        store.state().offers.is_empty(),
+        "no offer beside the rejection"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_offer_is_rejected_and_a_catalog_outage_fails_only_what_needs_it() {
+    let store = store();
+    store.state().refused_offers.insert("a".into());
+    let records = vec![insert(&store, "1", row("a", "co-1"))];
+    let report = Dispatcher::new(&store, &store, settings(4))
+        .dispatch_batch(records, None)
+        .await;
+    assert!(matches!(
+        report.records[0].outcome,
+        Outcome::Rejected {
+            code: ReasonCode::InvalidRow,
+            ..
+        }
+    ));
+    let message = store
+        .state()
+        .rejections
+        .values()
+        .map(|r| r.message.clone())
+        .collect::<Vec<_>>();
+    assert!(
+        message[0].starts_with("DynamoDB refused the offer"),
+        "{message:?}"
+    );
+    assert!(!report.store_down, "a refusal is no outage");
+
+    // Refused whatever is written (the rejection too): the record stays
+    // failed, never lost, and it is not an outage either.
+    let store = self::store();
+    store.state().failing_keys.insert(
+        "a".into(),
+        StoreError::Refused("ValidationException".into()),
+    );
+    let records = vec![insert(&store, "1", row("a", "co-1"))];
+    let report = Dispatcher::new(&store, &store, settings(4))
+        .dispatch_batch(records, None)
+        .await;
+    assert!(matches!(
+        report.records[0].outcome,
+        Outcome::Failed(Failure::Store(StoreError::Refused(_)))
+    ));
+    assert!(!report.store_down);
+
+    let store = self::store();
+    store.state().catalog_down = Some(StoreError::Unavailable("catalog down".into()));
+    let mut expired = row("b", "co-1");
+    expired.insert("expiryDate".into(), json!("2020-01-01T00:00:00Z"));
+    expired.insert("startDate".into(), json!("2019-01-01T00:00:00Z"));
+    let records = vec![
+        insert(&store, "1", row("a", "co-1")),
+        insert(&store, "2", expired),
+    ];
+    let report = Dispatcher::new(&store, &store, settings(4))
+        .dispatch_batch(records, None)
+        .await;
+    assert!(matches!(
+        report.records[0].outcome,
+        Outcome::Failed(Failure::Catalog(_))
+    ));
+    assert!(matches!(
+        report.records[1].outcome,
+        Outcome::Rejected {
+            code: ReasonCode::Expired,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn a_row_replaced_before_its_insert_keeps_the_newer_row() {
+    let store = store();
+    let record = insert(&store, "1", row("a", "co-1"));
+    let mut newer = row("a", "co-1");
+    newer.insert("rank".into(), json!(5));
+    let newer_item: serde_dynamo::Item = serde_dynamo::to_item(&newer).unwrap_or_default();
+    store.state().pending.insert(
+        ("u1".into(), "a".into()),
+        crate::ports::RowCopy::Image(newer_item),
+    );
+    let report = Dispatcher::new(&store, &store, settings(4))
+        .dispatch_batch(vec![record], None)
+        .await;
+    assert!(matches!(
+        report.records[0].outcome,
+        Outcome::Dispatched {
+            pending_row_kept: true,
+            ..
+        }
+    ));
+    assert_eq!(store.state().pending.len(), 1);
+}
