@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{Credentials, ProvideCredentials};
 use aws_sdk_dynamodb::Client;
-use offers_shared::config::{LOCAL_DYNAMODB_ENDPOINT, LOCAL_TABLE_PREFIX};
+use offers_local::conventions::{LOCAL_DYNAMODB_ENDPOINT, LOCAL_TABLE_PREFIX};
 use std::time::Duration;
 
 /// The tables of template.yaml the CLI works on.

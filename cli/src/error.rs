@@ -124,5 +124,6 @@ where
         StoreError::Conflict(_) => StoreError::Conflict(detail),
         StoreError::Refused(_) => StoreError::Refused(detail),
         StoreError::Corrupt(_) => StoreError::Corrupt(detail),
+        unconfigured @ StoreError::Unconfigured(_) => unconfigured,
     }
 }

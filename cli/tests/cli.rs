@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType,
 };
 use offers_integration_tests::*;
-use offers_shared::config::{LOCAL_ON_FAILURE_TABLE, LOCAL_TABLE_PREFIX};
+use offers_local::conventions::{LOCAL_ON_FAILURE_TABLE, LOCAL_TABLE_PREFIX};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

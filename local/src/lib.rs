@@ -1,6 +1,7 @@
 //! The local test bed: DynamoDB Local as a child process, tables created from
 //! template.yaml, and the tables' real streams read as Lambda events.
 
+pub mod conventions;
 pub mod dynamodb_local;
 pub mod event_source;
 pub mod functions;

@@ -3,6 +3,7 @@
 //! dispatcher fed by the pending table's real stream through a local event
 //! source mapping, and the HTTP APIs on localhost.
 
+use crate::conventions::{LOCAL_ON_FAILURE_TABLE, LOCAL_TABLE_PREFIX};
 use crate::event_source::{Checkpoints, FailedBatch, OnFailure, StreamMapping};
 use crate::functions::{FunctionSpec, LocalFunction};
 use crate::gateway::Gateway;
@@ -12,7 +13,6 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType,
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
-use offers_shared::config::{LOCAL_ON_FAILURE_TABLE, LOCAL_TABLE_PREFIX};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -17,6 +17,9 @@ pub enum StoreError {
     Refused(String),
     #[error("a stored item is corrupt: {0}")]
     Corrupt(String),
+    /// The function was not given this table (a wiring mistake, not input).
+    #[error("no {0} table is configured for this function")]
+    Unconfigured(&'static str),
 }
 
 impl StoreError {
@@ -47,6 +50,7 @@ impl StoreError {
             StoreError::Conflict(_) => "conflict",
             StoreError::Refused(_) => "refused",
             StoreError::Corrupt(_) => "corrupt",
+            StoreError::Unconfigured(_) => "unconfigured",
         }
     }
 }

@@ -50,7 +50,11 @@ async fn run() {
     let lookup = bed.lookup(&[]);
     let config = bed.lookup_config(&[]);
     let bare = dynamodb_client(&bed.sdk, &config.sdk);
-    let table = config.loyalty_offers_table.clone();
+    let table = config
+        .tables
+        .loyalty_offers()
+        .expect("the lookup has the offers table")
+        .to_owned();
 
     let through_handler = |target: &Target| {
         let lookup = &lookup;

@@ -16,7 +16,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures::stream::{self, StreamExt};
 use offers_integration_tests::*;
-use offers_shared::config::LOCAL_TABLE_PREFIX;
+use offers_local::conventions::LOCAL_TABLE_PREFIX;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

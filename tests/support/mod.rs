@@ -5,12 +5,13 @@ use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use lambda_runtime::{Context, LambdaEvent};
+use offer_dispatcher::DispatcherConfig;
 use offer_dispatcher::{build_dispatcher, handler};
 use offers_local::streams::lambda_event;
 use offers_local::{
     local_sdk_config, DynamoDbLocal, SamTemplate, StartOptions, StreamReader, TableSet,
 };
-use offers_shared::config::{DispatcherConfig, Env};
+use offers_shared::config::Env;
 use offers_shared::dynamo::dynamodb_client;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -94,8 +95,7 @@ impl TestBed {
 
     pub fn dispatcher_config(&self, overrides: &[(&str, &str)]) -> DispatcherConfig {
         let environment = self.environment(DISPATCHER, overrides);
-        Env(move |name: &str| environment.get(name).cloned())
-            .dispatcher()
+        DispatcherConfig::from_env(&Env(move |name: &str| environment.get(name).cloned()))
             .expect("dispatcher config")
     }
 
@@ -264,10 +264,9 @@ pub fn inserts(records: &[Value]) -> Vec<Value> {
 pub const LOOKUP: &str = "OfferLookupFunction";
 
 impl TestBed {
-    pub fn lookup_config(&self, overrides: &[(&str, &str)]) -> offers_shared::config::LookupConfig {
+    pub fn lookup_config(&self, overrides: &[(&str, &str)]) -> offer_lookup::LookupConfig {
         let environment = self.environment(LOOKUP, overrides);
-        Env(move |name: &str| environment.get(name).cloned())
-            .lookup()
+        offer_lookup::LookupConfig::from_env(&Env(move |name: &str| environment.get(name).cloned()))
             .expect("lookup config")
     }
 
@@ -420,14 +419,12 @@ fn api_response(response: &lambda_http::Response<lambda_http::Body>) -> ApiRespo
 pub const SUPPORT: &str = "SupportAssignmentFunction";
 
 impl TestBed {
-    pub fn support_config(
-        &self,
-        overrides: &[(&str, &str)],
-    ) -> offers_shared::config::SupportConfig {
+    pub fn support_config(&self, overrides: &[(&str, &str)]) -> support_assignment::SupportConfig {
         let environment = self.environment(SUPPORT, overrides);
-        Env(move |name: &str| environment.get(name).cloned())
-            .support()
-            .expect("support config")
+        support_assignment::SupportConfig::from_env(&Env(move |name: &str| {
+            environment.get(name).cloned()
+        }))
+        .expect("support config")
     }
 
     /// The support service exactly as its main.rs wires it, configured from template.yaml.

@@ -107,10 +107,8 @@ async fn read_stored(
     let store = DynamoStore::new(
         client,
         StoreTables {
-            pending: String::new(),
-            loyalty_offers: String::new(),
-            catalog: table.to_owned(),
-            rejected: String::new(),
+            catalog: Some(table.to_owned()),
+            ..StoreTables::default()
         },
     );
     store

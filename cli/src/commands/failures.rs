@@ -8,7 +8,7 @@ use crate::error::CliError;
 use crate::output::say;
 use crate::scan::{scan_each, table_exists, text};
 use crate::writer::Item;
-use offers_shared::config::LOCAL_ON_FAILURE_TABLE;
+use offers_local::conventions::LOCAL_ON_FAILURE_TABLE;
 use serde_json::Value;
 
 pub async fn list(args: FailuresListArgs, connection: &Connection) -> Result<(), CliError> {

@@ -7,7 +7,7 @@ use crate::error::CliError;
 use crate::output::say;
 use crate::scan::{count, scan_each, table_exists, text};
 use aws_sdk_dynamodb::Client;
-use offers_shared::config::LOCAL_ON_FAILURE_TABLE;
+use offers_local::conventions::LOCAL_ON_FAILURE_TABLE;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -1,10 +1,11 @@
 //! offerDispatcher: the Lambda on the pendingPersonalizedOffers stream.
 
+pub mod config;
 pub mod handler;
 pub mod records;
 
+pub use config::DispatcherConfig;
 use offers_shared::catalog_cache::CachedCatalog;
-use offers_shared::config::DispatcherConfig;
 use offers_shared::dispatch::{DispatchSettings, Dispatcher};
 use offers_shared::dynamo::DynamoStore;
 

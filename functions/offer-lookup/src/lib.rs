@@ -1,10 +1,11 @@
 //! offerLookup: the app's `/rewards/offers` API, each caller seeing only their own offers.
 
+pub mod config;
 pub mod handler;
 
+pub use config::LookupConfig;
 use handler::Lookup;
 use offers_shared::catalog_cache::CachedCatalog;
-use offers_shared::config::LookupConfig;
 use offers_shared::dynamo::DynamoStore;
 
 /// The lookup as deployed: DynamoDB behind a warm-process catalog cache.
@@ -12,7 +13,7 @@ pub type DynamoLookup = Lookup<DynamoStore, CachedCatalog<DynamoStore>>;
 
 /// Wires the lookup from its configuration and one DynamoDB client.
 pub fn build_lookup(client: aws_sdk_dynamodb::Client, config: &LookupConfig) -> DynamoLookup {
-    let store = DynamoStore::new(client, config.tables());
+    let store = DynamoStore::new(client, config.tables.clone());
     let catalog = CachedCatalog::new(store.clone(), config.catalog_cache_ttl);
     Lookup::new(store, catalog)
 }

@@ -4,12 +4,12 @@ use lambda_http::{run, service_fn, Error, Request};
 use offers_shared::config::Env;
 use offers_shared::dynamo::dynamodb_client;
 use offers_shared::telemetry::init_json_logging;
-use support_assignment::{build_support, handler};
+use support_assignment::{build_support, handler, SupportConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     init_json_logging();
-    let config = Env::process().support()?;
+    let config = SupportConfig::from_env(&Env::process())?;
     let sdk_config = aws_config::load_from_env().await;
     let support = build_support(dynamodb_client(&sdk_config, &config.sdk), &config);
     let support = &support;

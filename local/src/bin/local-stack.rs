@@ -3,9 +3,9 @@
 //! three functions run as Lambda runs them, the dispatcher on the pending
 //! table's stream, the HTTP APIs on localhost. Ctrl-C stops everything.
 
+use offers_local::conventions::LOCAL_DYNAMODB_ENDPOINT;
 use offers_local::stack::{start, RunningStack, StackOptions};
 use offers_local::workspace_root;
-use offers_shared::config::LOCAL_DYNAMODB_ENDPOINT;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -18,6 +18,7 @@ impl CatalogReader for DynamoStore {
         &self,
         ids: &[String],
     ) -> Result<HashMap<String, CatalogEntry>, StoreError> {
+        let table = self.tables.catalog()?;
         let mut entries = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(BATCH_GET_LIMIT) {
             self.catalog_items_read
@@ -35,14 +36,14 @@ impl CatalogReader for DynamoStore {
                 let output = self
                     .client
                     .batch_get_item()
-                    .request_items(&self.tables.catalog, request)
+                    .request_items(table, request)
                     .send()
                     .await
                     .map_err(|err| classify(&err))?;
                 for item in output
                     .responses
                     .unwrap_or_default()
-                    .remove(&self.tables.catalog)
+                    .remove(table)
                     .unwrap_or_default()
                 {
                     let Some(AttributeValue::S(id)) = item.get("id").cloned() else {
@@ -57,7 +58,7 @@ impl CatalogReader for DynamoStore {
                 }
                 match output
                     .unprocessed_keys
-                    .and_then(|mut keys| keys.remove(&self.tables.catalog))
+                    .and_then(|mut keys| keys.remove(table))
                 {
                     Some(rest) if !rest.keys.is_empty() => {
                         round += 1;

@@ -39,14 +39,14 @@ impl DispatchStore for DynamoStore {
         pending: &PendingRef,
     ) -> Result<WriteOutcome, StoreError> {
         let put = Put::builder()
-            .table_name(&self.tables.loyalty_offers)
+            .table_name(self.tables.loyalty_offers()?)
             .set_item(Some(offer_to_item(offer)?))
             .condition_expression("attribute_not_exists(personalizedOfferId)")
             .build()
             .map_err(|err| StoreError::Refused(err.to_string()))?;
         // One outcome per record: no rejection of the same record may exist.
         let other = absent(
-            &self.tables.rejected,
+            self.tables.rejected()?,
             pending,
             "rejectionId",
             offer.personalized_offer_id.to_string(),
@@ -61,14 +61,14 @@ impl DispatchStore for DynamoStore {
     ) -> Result<WriteOutcome, StoreError> {
         // One outcome per record: no offer of the same record may exist.
         let other = absent(
-            &self.tables.loyalty_offers,
+            self.tables.loyalty_offers()?,
             pending,
             "personalizedOfferId",
             rejection.rejection_id.to_string(),
         )?;
         let put = |item| {
             Put::builder()
-                .table_name(&self.tables.rejected)
+                .table_name(self.tables.rejected()?)
                 .set_item(Some(item))
                 .condition_expression("attribute_not_exists(rejectionId)")
                 .build()
@@ -101,7 +101,7 @@ impl DynamoStore {
         other: ConditionCheck,
         pending: &PendingRef,
     ) -> Result<WriteOutcome, StoreError> {
-        let delete = pending_delete(&self.tables.pending, pending)?;
+        let delete = pending_delete(self.tables.pending()?, pending)?;
         let result = self
             .client
             .transact_write_items()

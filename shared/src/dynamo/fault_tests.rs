@@ -20,12 +20,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 fn tables() -> TableNames {
-    TableNames {
-        pending: "pending".into(),
-        loyalty_offers: "offers".into(),
-        catalog: "catalog".into(),
-        rejected: "rejected".into(),
-    }
+    TableNames::all("pending", "offers", "catalog", "rejected")
 }
 
 fn catalog_output() -> BatchGetItemOutput {

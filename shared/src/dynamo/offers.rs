@@ -81,7 +81,7 @@ impl DynamoStore {
         let output = self
             .client
             .get_item()
-            .table_name(&self.tables.loyalty_offers)
+            .table_name(self.tables.loyalty_offers()?)
             .key("userId", text(user_id))
             .key(
                 "personalizedOfferId",
@@ -178,7 +178,7 @@ impl DynamoStore {
             let output = self
                 .client
                 .query()
-                .table_name(&self.tables.loyalty_offers)
+                .table_name(self.tables.loyalty_offers()?)
                 .index_name(query.index)
                 .key_condition_expression("userId = :user")
                 .set_filter_expression(filter.map(str::to_owned))
@@ -253,10 +253,9 @@ mod tests {
         DynamoStore::new(
             client,
             TableNames {
-                pending: String::new(),
-                loyalty_offers: "offers".into(),
-                catalog: "catalog".into(),
-                rejected: String::new(),
+                loyalty_offers: Some("offers".into()),
+                catalog: Some("catalog".into()),
+                ..TableNames::default()
             },
         )
     }

@@ -19,7 +19,7 @@ impl SupportStore for DynamoStore {
         let result = self
             .client
             .put_item()
-            .table_name(&self.tables.loyalty_offers)
+            .table_name(self.tables.loyalty_offers()?)
             .set_item(Some(offer_to_item(offer)?))
             .condition_expression("attribute_not_exists(personalizedOfferId)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
@@ -72,7 +72,7 @@ impl SupportStore for DynamoStore {
         let result = self
             .client
             .update_item()
-            .table_name(&self.tables.loyalty_offers)
+            .table_name(self.tables.loyalty_offers()?)
             .key("userId", text(user_id))
             .key(
                 "personalizedOfferId",

@@ -1,0 +1,14 @@
+//! The local stack's conventions, shared with `offers --local`: the tables
+//! of template.yaml are created as `<LOCAL_TABLE_PREFIX><LogicalId>` on
+//! DynamoDB Local at `LOCAL_DYNAMODB_ENDPOINT`.
+
+pub const LOCAL_TABLE_PREFIX: &str = "offers-local-";
+pub const LOCAL_DYNAMODB_ENDPOINT: &str = "http://127.0.0.1:8000";
+/// The local stand-in for the dispatcher's SQS on-failure destination: a
+/// local-only table (HASH `id`) of the stream batches that exhausted their
+/// retries. Each item: `id` (S), `timestamp` (S, RFC 3339), `condition` (S,
+/// e.g. `RetryAttemptsExhausted`), `batchSize` (N: records in the batch),
+/// `message` (S: the JSON Lambda sends to an on-failure destination, with
+/// `DDBStreamBatchInfo`), `records` (S: JSON list of the batch's
+/// `{sequenceNumber, userId, sortKey}`).
+pub const LOCAL_ON_FAILURE_TABLE: &str = "offers-local-DispatcherOnFailure";
