@@ -18,6 +18,12 @@ cfn-lint template.yaml
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+step "the domain crate depends on no AWS or Lambda crate"
+if cargo tree --locked -p offers-domain -e normal --prefix none | grep -Ei '^(aws|lambda)'; then
+  echo "error: offers-domain must not depend on AWS or Lambda crates (listed above)" >&2
+  exit 1
+fi
+
 step "cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
