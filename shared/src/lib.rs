@@ -11,6 +11,7 @@ pub mod deadline;
 pub mod dispatch;
 pub mod dynamo;
 pub mod error;
+pub mod fakes;
 pub mod metrics;
 pub mod ports;
 pub mod support;

@@ -164,11 +164,12 @@ mod tests {
     use chrono::Duration;
     use lambda_http::http::header::RETRY_AFTER;
     use lambda_http::{Context, RequestExt};
-    use offers_shared::domain::{CatalogEntry, ConfigOffer, OfferSource, PersonalizedOffer};
+    use offers_shared::domain::{OfferSource, PersonalizedOffer};
     use offers_shared::error::StoreError;
+    use offers_shared::fakes::MemoryCatalog;
     use offers_shared::ports::{ListPosition, OfferPage};
     use serde_json::{json, Value};
-    use std::collections::{BTreeMap, HashMap};
+    use std::collections::BTreeMap;
     use std::sync::Mutex;
     use std::time::{Duration as StdDuration, SystemTime};
     use uuid::Uuid;
@@ -248,31 +249,9 @@ mod tests {
         }
     }
 
-    struct FakeCatalog;
-
-    impl CatalogReader for FakeCatalog {
-        async fn fetch_entries(
-            &self,
-            ids: &[String],
-        ) -> Result<HashMap<String, CatalogEntry>, StoreError> {
-            Ok(ids
-                .iter()
-                .filter(|id| id.as_str() == "co-1")
-                .map(|id| {
-                    (
-                        id.clone(),
-                        CatalogEntry::ConfigOffer(ConfigOffer {
-                            id: id.clone(),
-                            name: "Free fries".into(),
-                            description: None,
-                            image_url: None,
-                            template_id: None,
-                            rules: BTreeMap::new(),
-                        }),
-                    )
-                })
-                .collect())
-        }
+    /// A config offer `co-1` (no template: the lookup reads only its texts).
+    fn catalog() -> MemoryCatalog {
+        MemoryCatalog::of([json!({"id": "co-1", "kind": "configOffer", "name": "Free fries"})])
     }
 
     fn offer(user_id: &str, id: &str) -> PersonalizedOffer {
@@ -302,8 +281,8 @@ mod tests {
         }
     }
 
-    fn lookup(offers: FakeOffers) -> Lookup<FakeOffers, FakeCatalog> {
-        Lookup::new(offers, FakeCatalog)
+    fn lookup(offers: FakeOffers) -> Lookup<FakeOffers, MemoryCatalog> {
+        Lookup::new(offers, catalog())
     }
 
     fn event(method: &str, path: &str, query: &str, sub: Option<&str>) -> Request {
@@ -336,7 +315,7 @@ mod tests {
             .unwrap_or_default()
     }
 
-    async fn call(lookup: &Lookup<FakeOffers, FakeCatalog>, request: Request) -> (u16, Value) {
+    async fn call(lookup: &Lookup<FakeOffers, MemoryCatalog>, request: Request) -> (u16, Value) {
         let response = handle(lookup, request).await.expect("never Err");
         let body = match response.body() {
             Body::Text(text) => serde_json::from_str(text).expect("JSON"),
@@ -347,7 +326,7 @@ mod tests {
         (response.status().as_u16(), body)
     }
 
-    fn reads(lookup: &Lookup<FakeOffers, FakeCatalog>) -> Vec<String> {
+    fn reads(lookup: &Lookup<FakeOffers, MemoryCatalog>) -> Vec<String> {
         lookup
             .offers()
             .reads

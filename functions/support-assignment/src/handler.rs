@@ -370,8 +370,8 @@ mod tests {
     use super::*;
     use lambda_http::http::header::RETRY_AFTER;
     use lambda_http::{Context, RequestExt};
-    use offers_shared::domain::CatalogEntry;
     use offers_shared::error::StoreError;
+    use offers_shared::fakes::MemoryCatalog;
     use offers_shared::ports::{CreateOutcome, OfferPage};
     use serde_json::json;
     use std::collections::HashMap;
@@ -464,40 +464,17 @@ mod tests {
     }
 
     /// A config offer `co-1` whose template `tpl-1` needs no rules.
-    struct FakeCatalog;
-
-    impl CatalogReader for FakeCatalog {
-        async fn fetch_entries(
-            &self,
-            ids: &[String],
-        ) -> Result<HashMap<String, CatalogEntry>, StoreError> {
-            let items = [
-                json!({"id": "co-1", "kind": "configOffer", "name": "Free fries",
-                       "templateId": "tpl-1", "rules": {}}),
-                json!({"id": "tpl-1", "kind": "offerTemplate", "configOfferId": "co-1",
-                       "rules": []}),
-            ];
-            Ok(items
-                .into_iter()
-                .filter_map(|item| match item {
-                    Value::Object(item) => Some(item),
-                    _ => None,
-                })
-                .filter_map(|item| {
-                    let id = item.get("id").and_then(Value::as_str)?.to_owned();
-                    ids.contains(&id)
-                        .then(|| (id.clone(), CatalogEntry::from_json(&id, item)))
-                })
-                .collect())
-        }
+    fn catalog() -> MemoryCatalog {
+        MemoryCatalog::of([
+            json!({"id": "co-1", "kind": "configOffer", "name": "Free fries",
+                   "templateId": "tpl-1", "rules": {}}),
+            json!({"id": "tpl-1", "kind": "offerTemplate", "configOfferId": "co-1",
+                   "rules": []}),
+        ])
     }
 
-    fn service() -> SupportService<FakeStore, FakeCatalog> {
-        SupportService::new(
-            FakeStore::default(),
-            FakeCatalog,
-            chrono::Duration::days(90),
-        )
+    fn service() -> SupportService<FakeStore, MemoryCatalog> {
+        SupportService::new(FakeStore::default(), catalog(), chrono::Duration::days(90))
     }
 
     /// An agent's assignment to user `u`, with an `Idempotency-Key`, as
