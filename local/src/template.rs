@@ -7,16 +7,16 @@ use aws_sdk_dynamodb::types::{
     StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
-use serde_yaml::{Mapping, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use yaml_serde::{Mapping, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("cannot read the template: {0}")]
     Read(#[from] std::io::Error),
     #[error("the template is not valid YAML: {0}")]
-    Yaml(#[from] serde_yaml::Error),
+    Yaml(#[from] yaml_serde::Error),
     #[error("template: {0}")]
     Shape(String),
     #[error("creating table {table}: {detail}")]
@@ -59,7 +59,7 @@ impl SamTemplate {
     }
 
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
-        match serde_yaml::from_str(text)? {
+        match yaml_serde::from_str(text)? {
             Value::Mapping(root) => Ok(Self { root }),
             _ => Err(shape("the top level is not a mapping")),
         }
