@@ -6,6 +6,7 @@
 //! and index, and compared with its policy both ways.
 
 use offers_integration_tests::*;
+use offers_local::template::tagged;
 use offers_local::SamTemplate;
 use offers_shared::dispatch::{BatchReport, Outcome, RecordReport};
 use offers_shared::domain::ReasonCode;
@@ -15,13 +16,6 @@ use yaml_serde::Value;
 
 fn template() -> SamTemplate {
     SamTemplate::project().expect("template.yaml")
-}
-
-fn tagged<'a>(value: &'a Value, tag: &str) -> Option<&'a str> {
-    match value {
-        Value::Tagged(tagged) if tagged.tag == tag => tagged.value.as_str(),
-        _ => None,
-    }
 }
 
 fn resource_type(template: &SamTemplate, logical_id: &str) -> Option<String> {
