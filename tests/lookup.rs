@@ -118,19 +118,12 @@ fn row(user_id: &str, sort_key: &str, rank: i64, start: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_owner_gets_every_field_of_a_dispatched_offer() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
-    let mut stream = bed.stream().await;
     let expiry = future_date(60);
-    let ids = bed
-        .dispatch_rows(
-            &mut stream,
-            &[
-                fries_row(OWNER, "camp-1+co-fries"),
-                seed_challenge_row(&expiry),
-            ],
-        )
-        .await;
+    let (bed, ids) = TestBed::with_offers(&[
+        fries_row(OWNER, "camp-1+co-fries"),
+        seed_challenge_row(&expiry),
+    ])
+    .await;
     let lookup = bed.lookup(&[]);
     let id = &ids["camp-1+co-fries"];
 
@@ -202,12 +195,7 @@ async fn the_owner_gets_every_field_of_a_dispatched_offer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_users_offer_is_the_same_404_as_a_missing_one() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
-    let mut stream = bed.stream().await;
-    let ids = bed
-        .dispatch_rows(&mut stream, &[fries_row(OWNER, "mine")])
-        .await;
+    let (bed, ids) = TestBed::with_offers(&[fries_row(OWNER, "mine")]).await;
     let lookup = bed.lookup(&[]);
     let id = &ids["mine"];
 
@@ -242,12 +230,7 @@ async fn another_users_offer_is_the_same_404_as_a_missing_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_ids_are_400_no_caller_401_and_other_routes_404_or_405() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
-    let mut stream = bed.stream().await;
-    let ids = bed
-        .dispatch_rows(&mut stream, &[fries_row(OWNER, "mine")])
-        .await;
+    let (bed, ids) = TestBed::with_offers(&[fries_row(OWNER, "mine")]).await;
     let lookup = bed.lookup(&[]);
     let id = &ids["mine"];
 
@@ -325,21 +308,14 @@ async fn malformed_ids_are_400_no_caller_401_and_other_routes_404_or_405() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statuses_are_computed_at_read_time_and_the_list_hides_expired_and_revoked() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
-    let mut stream = bed.stream().await;
     let mut scheduled = fries_row(OWNER, "scheduled");
     scheduled["startDate"] = json!(future_date(5));
-    let ids = bed
-        .dispatch_rows(
-            &mut stream,
-            &[
-                fries_row(OWNER, "active"),
-                scheduled,
-                fries_row(OWNER, "to-revoke"),
-            ],
-        )
-        .await;
+    let (bed, ids) = TestBed::with_offers(&[
+        fries_row(OWNER, "active"),
+        scheduled,
+        fries_row(OWNER, "to-revoke"),
+    ])
+    .await;
     let model = stored(&bed, OWNER, &ids["active"]).await;
     let expired = put_copy(&bed, &model, |offer| {
         offer.expiry_date = Utc::now() - Duration::days(1);
@@ -384,9 +360,6 @@ async fn statuses_are_computed_at_read_time_and_the_list_hides_expired_and_revok
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_list_is_by_rank_then_start_then_id_across_pages() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
-    let mut stream = bed.stream().await;
     let rows = [
         row(OWNER, "r3", 3, "2024-01-01T00:00:00Z"),
         row(OWNER, "r1-march", 1, "2024-03-01T00:00:00Z"),
@@ -400,7 +373,7 @@ async fn the_list_is_by_rank_then_start_then_id_across_pages() {
         row(OWNER, "r0-revoked", 0, "2024-01-01T00:00:00Z"),
         row(OTHER, "other-r0", 0, "2024-01-01T00:00:00Z"),
     ];
-    let ids = bed.dispatch_rows(&mut stream, &rows).await;
+    let (bed, ids) = TestBed::with_offers(&rows).await;
     revoke(&bed, OWNER, &ids["r0-revoked"]).await;
     let model = stored(&bed, OWNER, &ids["r2"]).await;
     let expired = put_copy(&bed, &model, |offer| {
@@ -453,9 +426,6 @@ async fn the_list_is_by_rank_then_start_then_id_across_pages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cursor_cannot_reach_another_users_offers() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
-    let mut stream = bed.stream().await;
     let rows = [
         row(OWNER, "a1", 1, "2024-01-01T00:00:00Z"),
         row(OWNER, "a2", 2, "2024-01-01T00:00:00Z"),
@@ -463,7 +433,7 @@ async fn a_cursor_cannot_reach_another_users_offers() {
         row(OTHER, "b5", 5, "2024-01-01T00:00:00Z"),
         row(OTHER, "b9", 9, "2024-01-01T00:00:00Z"),
     ];
-    let ids = bed.dispatch_rows(&mut stream, &rows).await;
+    let (bed, ids) = TestBed::with_offers(&rows).await;
     let theirs: HashSet<String> = ["b5", "b9"].iter().map(|k| ids[*k].clone()).collect();
     let lookup = bed.lookup(&[]);
 
@@ -516,12 +486,7 @@ async fn a_cursor_cannot_reach_another_users_offers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cognito_identity_wins_over_the_jwt_sub() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
-    let mut stream = bed.stream().await;
-    let ids = bed
-        .dispatch_rows(&mut stream, &[fries_row(OWNER, "a"), fries_row(OTHER, "b")])
-        .await;
+    let (bed, ids) = TestBed::with_offers(&[fries_row(OWNER, "a"), fries_row(OTHER, "b")]).await;
     let lookup = bed.lookup(&[]);
 
     let both = Identity::IamAndJwt(OWNER, OTHER);
@@ -539,13 +504,10 @@ async fn the_cognito_identity_wins_over_the_jwt_sub() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalog_fields_are_null_once_the_config_offer_is_gone() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
-    let mut stream = bed.stream().await;
     let mut coffee = fries_row(OWNER, "coffee");
     coffee["offerId"] = json!("co-coffee");
     coffee.as_object_mut().map(|row| row.remove("rules"));
-    let ids = bed.dispatch_rows(&mut stream, &[coffee]).await;
+    let (bed, ids) = TestBed::with_offers(&[coffee]).await;
     bed.client
         .delete_item()
         .table_name(bed.table(CATALOG))
@@ -564,8 +526,7 @@ async fn catalog_fields_are_null_once_the_config_offer_is_gone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sample_events_answer_as_documented() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
+    let bed = TestBed::with_sample_catalog().await;
     let event = read_json("events/dispatcher-mixed-batch.json");
     let records = event["Records"].as_array().cloned().unwrap_or_default();
     assert!(invoke(&bed.dispatcher(&[]), &records).await.is_empty());
@@ -601,8 +562,7 @@ async fn the_sample_events_answer_as_documented() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lookup_binary_answers_through_the_runtime_api() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
+    let bed = TestBed::with_sample_catalog().await;
     let event = read_json("events/dispatcher-mixed-batch.json");
     let records = event["Records"].as_array().cloned().unwrap_or_default();
     assert!(invoke(&bed.dispatcher(&[]), &records).await.is_empty());

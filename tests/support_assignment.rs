@@ -53,9 +53,7 @@ fn id_of(response: &ApiResponse) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_assigns_an_offer_and_its_owner_reads_it_back() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
-    let support = bed.support(&[]);
+    let (bed, support) = TestBed::with_support().await;
 
     let created = call_support(&support, &assign_event(USER, &fries(json!(9)))).await;
     assert_eq!(created.status, 201, "{:?}", created.body);
@@ -127,9 +125,7 @@ async fn an_agent_assigns_an_offer_and_its_owner_reads_it_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idempotency_key_sent_twice_or_ten_times_at_once_makes_one_offer() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
-    let support = bed.support(&[]);
+    let (bed, support) = TestBed::with_support().await;
     let keyed =
         |key: &str, body: &Value| with_header(assign_event(USER, body), "idempotency-key", key);
 
@@ -186,9 +182,7 @@ async fn an_idempotency_key_sent_twice_or_ten_times_at_once_makes_one_offer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_reason_code_is_a_422_and_nothing_is_written() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
-    let support = bed.support(&[]);
+    let (bed, support) = TestBed::with_support().await;
     let with = |mut body: Value, name: &str, value: Value| {
         body[name] = value;
         body
@@ -284,9 +278,7 @@ async fn every_reason_code_is_a_422_and_nothing_is_written() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn input_beyond_dynamodbs_limits_is_a_422_with_a_short_message() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
-    let support = bed.support(&[]);
+    let (bed, support) = TestBed::with_support().await;
     let mut deep = json!(1);
     for _ in 0..40 {
         deep = json!([deep]);
@@ -353,9 +345,7 @@ async fn input_beyond_dynamodbs_limits_is_a_422_with_a_short_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_members_of_the_support_group_may_call() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
-    let support = bed.support(&[]);
+    let (bed, support) = TestBed::with_support().await;
     let path = offers_path(USER);
 
     let nobody = call_support(&support, &support_event("GET", &path, "", Agent::Nobody)).await;
@@ -396,9 +386,7 @@ async fn only_members_of_the_support_group_may_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_keeps_the_offer_for_audit_and_hides_it_from_the_app() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
-    let support = bed.support(&[]);
+    let (bed, support) = TestBed::with_support().await;
     let lookup = bed.lookup(&[]);
     let kept = id_of(&call_support(&support, &assign_event(USER, &fries(json!(5)))).await);
     let revoked = id_of(&call_support(&support, &assign_event(USER, &fries(json!(6)))).await);
@@ -527,14 +515,9 @@ async fn revoking_keeps_the_offer_for_audit_and_hides_it_from_the_app() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_list_shows_every_source_and_status_newest_first_across_pages() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
-    let support = bed.support(&[]);
-    let mut stream = bed.stream().await;
     // A campaign offer first, through the dispatcher, then five from support.
-    let campaign = bed
-        .dispatch_rows(&mut stream, &[fries_row(USER, "camp-1+co-fries")])
-        .await;
+    let (bed, campaign) = TestBed::with_offers(&[fries_row(USER, "camp-1+co-fries")]).await;
+    let support = bed.support(&[]);
     let mut created: Vec<String> = campaign.into_values().collect();
     for spend in 1..=5 {
         let answer = call_support(&support, &assign_event(USER, &fries(json!(spend)))).await;
@@ -577,9 +560,7 @@ async fn the_list_shows_every_source_and_status_newest_first_across_pages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_are_400_unknown_routes_404_and_wrong_methods_405() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
-    let support = bed.support(&[]);
+    let (bed, support) = TestBed::with_support().await;
     let post = || support_event("POST", &offers_path(USER), "", Agent::Support(AGENT));
     let raw_body = |text: &str| {
         let mut event = post();
@@ -665,9 +646,7 @@ async fn bad_requests_are_400_unknown_routes_404_and_wrong_methods_405() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sample_events_answer_as_documented() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
-    let support = bed.support(&[]);
+    let (_bed, support) = TestBed::with_support().await;
     let answer = |name: &'static str| {
         let support = &support;
         async move { call_support(support, &read_json(&format!("events/{name}"))).await }
@@ -699,8 +678,7 @@ async fn the_sample_events_answer_as_documented() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_support_binary_answers_through_the_runtime_api() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
+    let bed = TestBed::with_sample_catalog().await;
     let runtime = offers_local::RuntimeApi::start()
         .await
         .expect("runtime api");

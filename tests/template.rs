@@ -6,22 +6,16 @@
 //! and index, and compared with its policy both ways.
 
 use offers_integration_tests::*;
+use offers_local::template::tagged;
 use offers_local::SamTemplate;
 use offers_shared::dispatch::{BatchReport, Outcome, RecordReport};
 use offers_shared::domain::ReasonCode;
 use serde_json::json;
-use serde_yaml::Value;
 use std::collections::BTreeSet;
+use yaml_serde::Value;
 
 fn template() -> SamTemplate {
     SamTemplate::project().expect("template.yaml")
-}
-
-fn tagged<'a>(value: &'a Value, tag: &str) -> Option<&'a str> {
-    match value {
-        Value::Tagged(tagged) if tagged.tag == tag => tagged.value.as_str(),
-        _ => None,
-    }
 }
 
 fn resource_type(template: &SamTemplate, logical_id: &str) -> Option<String> {
@@ -99,7 +93,7 @@ fn the_dispatchers_stream_mapping_is_safe() {
 fn template_parameters() -> serde_json::Value {
     let text = std::fs::read_to_string(offers_local::workspace_root().join("template.yaml"))
         .expect("template.yaml");
-    let yaml: Value = serde_yaml::from_str(&text).expect("yaml");
+    let yaml: Value = yaml_serde::from_str(&text).expect("yaml");
     serde_json::to_value(&yaml["Parameters"]).expect("parameters as JSON")
 }
 

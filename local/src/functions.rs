@@ -3,8 +3,9 @@
 //! template.yaml declares; an instance that exits is started again.
 
 use crate::dynamodb_local::spawn_from_lasting_thread;
-use crate::event_source::Invoke;
+use crate::invoke::Invoke;
 use crate::runtime_api::{Answer, RuntimeApi};
+use crate::stop::stopping;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
@@ -200,11 +201,6 @@ async fn supervise(
     }
 }
 
-/// Told to stop, or the stack that would tell it is gone.
-pub(crate) fn stopping(stop: &watch::Receiver<bool>) -> bool {
-    *stop.borrow() || stop.has_changed().is_err()
-}
-
 fn spawn(spec: &FunctionSpec, environment: &HashMap<String, String>) -> std::io::Result<Child> {
     let mut command = Command::new(&spec.binary);
     command
@@ -250,17 +246,6 @@ async fn terminate(child: &mut Child) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_stop_signal_or_a_vanished_stack_both_mean_stop() {
-        let (sender, receiver) = watch::channel(false);
-        assert!(!stopping(&receiver));
-        sender.send(true).expect("send");
-        assert!(stopping(&receiver));
-        let (sender, receiver) = watch::channel(false);
-        drop(sender);
-        assert!(stopping(&receiver), "no one left to say stop: stop");
-    }
 
     #[test]
     fn the_lambda_environment_points_at_the_runtime_api_and_endpoint() {

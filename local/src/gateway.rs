@@ -10,7 +10,7 @@
 //! headers exist only here: the gateway serves on loopback only, inside the
 //! local stack, and the functions themselves never read them.
 
-use crate::event_source::Invoke;
+use crate::invoke::Invoke;
 use crate::template::HttpRoute;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;

@@ -6,8 +6,10 @@ pub mod dynamodb_local;
 pub mod event_source;
 pub mod functions;
 pub mod gateway;
+pub mod invoke;
 pub mod runtime_api;
 pub mod stack;
+mod stop;
 pub mod streams;
 pub mod template;
 

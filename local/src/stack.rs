@@ -215,7 +215,7 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, String> {
 /// A function shared by the mapping and the gateway.
 struct SharedFunction(Arc<LocalFunction>);
 
-impl crate::event_source::Invoke for SharedFunction {
+impl crate::invoke::Invoke for SharedFunction {
     async fn invoke(&self, event: Value) -> Result<Value, String> {
         self.0.invoke(event).await
     }

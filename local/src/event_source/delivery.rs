@@ -1,23 +1,14 @@
-//! A local event source mapping for a DynamoDB stream, with the semantics
-//! AWS's has for the settings template.yaml gives: batch size and batching
-//! window, the event filter, partial batch responses (retry from the lowest
-//! failed sequence number), bounded retries, bisect on function error,
-//! maximum record age, and an on-failure destination for what exhausts them.
+//! The delivery of one batch to the function, with AWS's semantics: partial
+//! batch responses, bounded retries, bisect on function error, maximum record
+//! age; and the message for the on-failure destination of what exhausts them.
 
-use crate::streams::{get_records, lambda_event, lambda_record_from_wire, shard_ids};
+use crate::invoke::Invoke;
+use crate::streams::lambda_event;
 use crate::template::StreamMappingSettings;
-use aws_sdk_dynamodbstreams::types::ShardIteratorType;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::Future;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Invokes the function with one event. `Err` is a function error (an
-/// error response, a crash, a timeout): the whole batch failed.
-pub trait Invoke: Send + Sync {
-    fn invoke(&self, event: Value) -> impl Future<Output = Result<Value, String>> + Send;
-}
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Why a batch went to the on-failure destination (AWS's `condition`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,7 +165,7 @@ fn retry_from(
     lowest
 }
 
-fn sequence_number(record: &Value) -> Option<&str> {
+pub(super) fn sequence_number(record: &Value) -> Option<&str> {
     record["dynamodb"]["SequenceNumber"].as_str()
 }
 
@@ -239,217 +230,6 @@ pub trait OnFailure: Send + Sync {
         failed: &FailedBatch,
         message: Value,
     ) -> impl Future<Output = Result<(), String>> + Send;
-}
-
-/// The mapping's position in each shard, kept in a file so that a restarted
-/// stack resumes where it stopped instead of replaying the stream.
-#[derive(Debug, Clone)]
-pub struct Checkpoints {
-    path: Option<std::path::PathBuf>,
-    after: BTreeMap<String, String>,
-}
-
-impl Checkpoints {
-    pub fn in_memory() -> Self {
-        Self {
-            path: None,
-            after: BTreeMap::new(),
-        }
-    }
-
-    /// Checkpoints read from (and saved to) `path`; none when it does not exist.
-    pub fn file(path: std::path::PathBuf) -> Self {
-        let after = std::fs::read_to_string(&path)
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_default();
-        Self {
-            path: Some(path),
-            after,
-        }
-    }
-
-    fn get(&self, shard_id: &str) -> Option<&String> {
-        self.after.get(shard_id)
-    }
-
-    fn set(&mut self, shard_id: &str, sequence_number: &str) {
-        self.after
-            .insert(shard_id.to_owned(), sequence_number.to_owned());
-        if let Some(path) = &self.path {
-            let text = serde_json::to_string(&self.after).unwrap_or_default();
-            if let Err(err) = std::fs::write(path, text) {
-                tracing::warn!(error = %err, "checkpoint not saved");
-            }
-        }
-    }
-}
-
-/// One shard being followed.
-struct ShardCursor {
-    iterator: Option<String>,
-    /// Records read and filtered, not yet delivered.
-    buffer: Vec<Value>,
-    /// When the oldest buffered record was read (the batching window runs from it).
-    buffered_since: Option<Instant>,
-}
-
-/// The mapping: follows every shard of a table's stream and delivers batches.
-pub struct StreamMapping<I, F> {
-    pub settings: StreamMappingSettings,
-    pub function_name: String,
-    pub invoker: I,
-    pub on_failure: F,
-    pub streams: aws_sdk_dynamodbstreams::Client,
-    /// DynamoDB Local's endpoint, for the JSON GetRecords.
-    pub endpoint: String,
-    pub stream_arn: String,
-    pub checkpoints: Checkpoints,
-    /// How long to wait when the stream has nothing new.
-    pub idle_pause: Duration,
-}
-
-impl<I: Invoke, F: OnFailure> StreamMapping<I, F> {
-    /// Runs until `stop` turns true; the batch in hand is finished first.
-    pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let mut shards: BTreeMap<String, ShardCursor> = BTreeMap::new();
-        while !crate::functions::stopping(&stop) {
-            let progressed = match self.poll(&mut shards).await {
-                Ok(progressed) => progressed,
-                Err(error) => {
-                    tracing::warn!(error = %error, "stream poll failed; retrying");
-                    false
-                }
-            };
-            if !progressed {
-                tokio::select! {
-                    _ = tokio::time::sleep(self.idle_pause) => {}
-                    _ = stop.changed() => {}
-                }
-            }
-        }
-    }
-
-    /// Reads new records of every shard and delivers the batches that are
-    /// due. True when anything was read or delivered.
-    async fn poll(&mut self, shards: &mut BTreeMap<String, ShardCursor>) -> Result<bool, String> {
-        for shard_id in shard_ids(&self.streams, &self.stream_arn).await? {
-            if let std::collections::btree_map::Entry::Vacant(slot) = shards.entry(shard_id.clone())
-            {
-                let iterator = self.open_shard(&shard_id).await?;
-                slot.insert(ShardCursor {
-                    iterator,
-                    buffer: Vec::new(),
-                    buffered_since: None,
-                });
-            }
-        }
-        let mut progressed = false;
-        for (shard_id, cursor) in shards.iter_mut() {
-            if cursor.buffer.len() < self.settings.batch_size {
-                if let Some(current) = cursor.iterator.clone() {
-                    let page = match get_records(&self.endpoint, &current, 1000).await {
-                        Ok(page) => page,
-                        Err(err) => {
-                            // An expired iterator, or (DynamoDB Local) a
-                            // TRIM_HORIZON one taken while the shard was
-                            // empty: open the shard again from the checkpoint.
-                            tracing::debug!(error = %err, shard_id, "reopening shard");
-                            cursor.iterator = self.open_shard(shard_id).await?;
-                            cursor.buffer.clear();
-                            cursor.buffered_since = None;
-                            continue;
-                        }
-                    };
-                    cursor.iterator = page.next_iterator;
-                    for record in page.records {
-                        progressed = true;
-                        let record = lambda_record_from_wire(record, &self.stream_arn);
-                        if passes_filter(&self.settings, &record) {
-                            cursor.buffered_since.get_or_insert_with(Instant::now);
-                            cursor.buffer.push(record);
-                        } else if let Some(sequence) = sequence_number(&record) {
-                            // Filtered out: done with, as far as the mapping goes.
-                            if cursor.buffer.is_empty() {
-                                self.checkpoints.set(shard_id, sequence);
-                            }
-                        }
-                    }
-                }
-            }
-            let window_passed = cursor
-                .buffered_since
-                .is_some_and(|since| since.elapsed() >= self.settings.batching_window);
-            if cursor.buffer.len() >= self.settings.batch_size
-                || (window_passed && !cursor.buffer.is_empty())
-            {
-                let take = cursor.buffer.len().min(self.settings.batch_size);
-                let batch: Vec<Value> = cursor.buffer.drain(..take).collect();
-                cursor.buffered_since = (!cursor.buffer.is_empty()).then(Instant::now);
-                let last = batch.last().and_then(sequence_number).map(str::to_owned);
-                self.deliver_batch(shard_id, batch).await;
-                if let Some(last) = last {
-                    self.checkpoints.set(shard_id, &last);
-                }
-                progressed = true;
-            }
-        }
-        Ok(progressed)
-    }
-
-    async fn open_shard(&self, shard_id: &str) -> Result<Option<String>, String> {
-        let request = |kind: ShardIteratorType, after: Option<&String>| {
-            self.streams
-                .get_shard_iterator()
-                .stream_arn(&self.stream_arn)
-                .shard_id(shard_id)
-                .shard_iterator_type(kind)
-                .set_sequence_number(after.cloned())
-                .send()
-        };
-        if let Some(after) = self.checkpoints.get(shard_id) {
-            match request(ShardIteratorType::AfterSequenceNumber, Some(after)).await {
-                Ok(output) => return Ok(output.shard_iterator().map(str::to_owned)),
-                // Trimmed or gone (a fresh database): start from the beginning.
-                Err(err) => {
-                    tracing::warn!(error = %DisplayErrorContext(err), shard_id, "checkpoint not usable")
-                }
-            }
-        }
-        request(ShardIteratorType::TrimHorizon, None)
-            .await
-            .map(|output| output.shard_iterator().map(str::to_owned))
-            .map_err(|err| DisplayErrorContext(err).to_string())
-    }
-
-    async fn deliver_batch(&self, shard_id: &str, batch: Vec<Value>) {
-        let size = batch.len();
-        let delivery = deliver(&self.settings, &self.invoker, batch, retry_pause).await;
-        for failed in &delivery.failed {
-            let message =
-                on_failure_message(failed, &self.function_name, shard_id, &self.stream_arn);
-            tracing::warn!(
-                function = self.function_name.as_str(),
-                condition = failed.condition.as_str(),
-                records = failed.records.len(),
-                "batch sent to the on-failure destination"
-            );
-            if let Err(err) = self.on_failure.send(failed, message).await {
-                tracing::error!(error = %err, "on-failure destination not written");
-            }
-        }
-        tracing::info!(
-            function = self.function_name.as_str(),
-            records = size,
-            invocations = delivery.invocations,
-            failed_records = delivery
-                .failed
-                .iter()
-                .map(|f| f.records.len())
-                .sum::<usize>(),
-            "batch delivered"
-        );
-    }
 }
 
 #[cfg(test)]

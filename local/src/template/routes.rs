@@ -1,0 +1,62 @@
+//! The routes of the template's `HttpApi` events, as the local gateway serves them.
+
+use super::{shape, tagged, SamTemplate, TemplateError};
+use yaml_serde::Value;
+
+/// One route of an `HttpApi` event: method, path (with `{parameters}`), and
+/// the function behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRoute {
+    pub api: String,
+    pub method: String,
+    pub path: String,
+    pub function: String,
+}
+
+impl SamTemplate {
+    /// Every route of every `HttpApi` event.
+    pub fn http_routes(&self) -> Result<Vec<HttpRoute>, TemplateError> {
+        let mut routes = Vec::new();
+        for function in self.function_ids()? {
+            for (kind, event) in self.events(&function)? {
+                if kind.as_str() != Some("HttpApi") {
+                    continue;
+                }
+                let text = |name: &str| event.get(name).and_then(Value::as_str);
+                let api = event.get("ApiId").and_then(|id| tagged(id, "!Ref"));
+                routes.push(HttpRoute {
+                    api: api.unwrap_or("ServerlessHttpApi").to_owned(),
+                    method: text("Method").unwrap_or("ANY").to_uppercase(),
+                    path: text("Path")
+                        .ok_or_else(|| shape(format!("{function}: an HttpApi event without Path")))?
+                        .to_owned(),
+                    function: function.clone(),
+                });
+            }
+        }
+        Ok(routes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_come_from_the_template() {
+        let template = SamTemplate::project().expect("template.yaml");
+        let routes = template.http_routes().expect("routes");
+        assert!(routes.contains(&HttpRoute {
+            api: "OffersHttpApi".into(),
+            method: "GET".into(),
+            path: "/rewards/offers/{personalizedOfferId}".into(),
+            function: "OfferLookupFunction".into(),
+        }));
+        assert!(
+            routes
+                .iter()
+                .any(|route| route.method == "DELETE"
+                    && route.function == "SupportAssignmentFunction")
+        );
+    }
+}

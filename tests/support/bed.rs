@@ -1,0 +1,278 @@
+//! The test bed: DynamoDB Local, the tables of one test created from
+//! template.yaml, rows written with the SDK, the stream read as Lambda would,
+//! and the functions wired exactly as their main.rs wires them.
+
+use crate::fixtures::{sample_catalog, CATALOG, DISPATCHER, LOOKUP, OFFERS, PENDING, SUPPORT};
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use lambda_runtime::{Context, LambdaEvent};
+use offer_dispatcher::DispatcherConfig;
+use offer_dispatcher::{build_dispatcher, handler};
+use offers_local::streams::lambda_event;
+use offers_local::{
+    local_sdk_config, DynamoDbLocal, SamTemplate, StartOptions, StreamReader, TableSet,
+};
+use offers_shared::config::Env;
+use offers_shared::dynamo::dynamodb_client;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+/// One DynamoDB Local per test binary, started on first use. It fails loudly
+/// when it cannot start: no test skips itself.
+pub fn shared_dynamodb() -> &'static DynamoDbLocal {
+    static LOCAL: OnceLock<DynamoDbLocal> = OnceLock::new();
+    LOCAL.get_or_init(|| {
+        DynamoDbLocal::start(StartOptions::default()).unwrap_or_else(|err| panic!("{err}"))
+    })
+}
+
+/// Tables of one test, named with a prefix of their own on a DynamoDB Local.
+pub struct TestBed {
+    pub sdk: SdkConfig,
+    pub client: Client,
+    pub template: SamTemplate,
+    pub tables: TableSet,
+}
+
+impl TestBed {
+    /// A test bed on the shared DynamoDB Local.
+    pub async fn new() -> Self {
+        Self::on(&shared_dynamodb().endpoint()).await
+    }
+
+    /// A test bed on the DynamoDB Local at `endpoint`.
+    pub async fn on(endpoint: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        offers_shared::telemetry::init_json_logging();
+        let sdk = local_sdk_config(endpoint).await;
+        let client = Client::new(&sdk);
+        let template = SamTemplate::project().expect("template.yaml loads");
+        let prefix = format!(
+            "t{}-{}-",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let tables = template
+            .create_tables(&client, &prefix)
+            .await
+            .expect("tables from template.yaml");
+        Self {
+            sdk,
+            client,
+            template,
+            tables,
+        }
+    }
+
+    pub fn table(&self, logical_id: &str) -> &str {
+        self.tables.name(logical_id)
+    }
+
+    pub async fn put(&self, logical_id: &str, item: Value) {
+        let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(item).expect("item");
+        self.client
+            .put_item()
+            .table_name(self.table(logical_id))
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("put item");
+    }
+
+    pub async fn delete_pending(&self, user_id: &str, sort_key: &str) {
+        self.client
+            .delete_item()
+            .table_name(self.table(PENDING))
+            .key("userId", AttributeValue::S(user_id.into()))
+            .key("sortKey", AttributeValue::S(sort_key.into()))
+            .send()
+            .await
+            .expect("delete pending");
+    }
+
+    /// Every item of a table, as plain JSON.
+    pub async fn scan(&self, logical_id: &str) -> Vec<Map<String, Value>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(self.table(logical_id))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("scan");
+            for item in page.items() {
+                items.push(serde_dynamo::from_item(item.clone()).expect("item as JSON"));
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        items
+    }
+
+    pub async fn stream(&self) -> StreamReader {
+        StreamReader::open(&self.sdk, &self.client, self.table(PENDING))
+            .await
+            .expect("pending stream")
+    }
+
+    pub async fn load_sample_catalog(&self) {
+        for item in sample_catalog() {
+            self.put(CATALOG, item).await;
+        }
+    }
+}
+
+/// The functions as their main.rs wires them, configured from template.yaml.
+impl TestBed {
+    /// The environment template.yaml gives `function`, with `overrides` on top.
+    pub fn environment(
+        &self,
+        function: &str,
+        overrides: &[(&str, &str)],
+    ) -> HashMap<String, String> {
+        let mut environment = self
+            .template
+            .function_environment(function, &self.tables)
+            .expect("function environment");
+        environment.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        environment
+    }
+
+    /// That environment as a function's config reads it.
+    fn env(
+        &self,
+        function: &str,
+        overrides: &[(&str, &str)],
+    ) -> Env<impl Fn(&str) -> Option<String>> {
+        let environment = self.environment(function, overrides);
+        Env(move |name: &str| environment.get(name).cloned())
+    }
+
+    pub fn dispatcher_config(&self, overrides: &[(&str, &str)]) -> DispatcherConfig {
+        DispatcherConfig::from_env(&self.env(DISPATCHER, overrides)).expect("dispatcher config")
+    }
+
+    /// The dispatcher exactly as main.rs wires it, configured from template.yaml.
+    pub fn dispatcher(&self, overrides: &[(&str, &str)]) -> offer_dispatcher::DynamoDispatcher {
+        let config = self.dispatcher_config(overrides);
+        build_dispatcher(dynamodb_client(&self.sdk, &config.sdk), &config)
+    }
+
+    pub fn lookup_config(&self, overrides: &[(&str, &str)]) -> offer_lookup::LookupConfig {
+        offer_lookup::LookupConfig::from_env(&self.env(LOOKUP, overrides)).expect("lookup config")
+    }
+
+    /// The lookup exactly as its main.rs wires it, configured from template.yaml.
+    pub fn lookup(&self, overrides: &[(&str, &str)]) -> offer_lookup::DynamoLookup {
+        let config = self.lookup_config(overrides);
+        offer_lookup::build_lookup(dynamodb_client(&self.sdk, &config.sdk), &config)
+    }
+
+    pub fn support_config(&self, overrides: &[(&str, &str)]) -> support_assignment::SupportConfig {
+        support_assignment::SupportConfig::from_env(&self.env(SUPPORT, overrides))
+            .expect("support config")
+    }
+
+    /// The support service exactly as its main.rs wires it, configured from template.yaml.
+    pub fn support(&self, overrides: &[(&str, &str)]) -> support_assignment::DynamoSupport {
+        let config = self.support_config(overrides);
+        support_assignment::build_support(dynamodb_client(&self.sdk, &config.sdk), &config)
+    }
+
+    /// Puts pending rows and hands what the stream shows to the dispatcher;
+    /// returns the `personalizedOfferId` of each row's offer, by sort key.
+    pub async fn dispatch_rows(
+        &self,
+        stream: &mut StreamReader,
+        rows: &[Value],
+    ) -> HashMap<String, String> {
+        for row in rows {
+            self.put(PENDING, row.clone()).await;
+        }
+        let records = stream.read_new().await.expect("stream");
+        let failures = invoke(&self.dispatcher(&[]), &records).await;
+        assert!(failures.is_empty(), "dispatch failures: {failures:?}");
+        let wanted: Vec<&str> = rows
+            .iter()
+            .filter_map(|row| row["sortKey"].as_str())
+            .collect();
+        let ids: HashMap<String, String> = self
+            .scan(OFFERS)
+            .await
+            .into_iter()
+            .filter_map(|offer| {
+                let sort_key = offer.get("sortKey")?.as_str()?.to_owned();
+                let id = offer.get("personalizedOfferId")?.as_str()?.to_owned();
+                wanted
+                    .contains(&sort_key.as_str())
+                    .then_some((sort_key, id))
+            })
+            .collect();
+        assert_eq!(ids.len(), rows.len(), "one offer per row");
+        ids
+    }
+}
+
+/// Calls the handler the way Lambda does, with a default context.
+pub async fn invoke(
+    dispatcher: &offer_dispatcher::DynamoDispatcher,
+    records: &[Value],
+) -> Vec<String> {
+    invoke_with(dispatcher, records, Context::default()).await
+}
+
+/// Returns the sequence numbers reported in `batchItemFailures`.
+pub async fn invoke_with(
+    dispatcher: &offer_dispatcher::DynamoDispatcher,
+    records: &[Value],
+    context: Context,
+) -> Vec<String> {
+    let response = handler::handle(dispatcher, LambdaEvent::new(lambda_event(records), context))
+        .await
+        .expect("handler");
+    response
+        .batch_item_failures
+        .into_iter()
+        .filter_map(|failure| failure.item_identifier)
+        .collect()
+}
+
+/// Where the lookup and support tests start.
+impl TestBed {
+    /// A test bed whose catalog holds the sample catalog.
+    pub async fn with_sample_catalog() -> Self {
+        let bed = Self::new().await;
+        bed.load_sample_catalog().await;
+        bed
+    }
+
+    /// A test bed with the sample catalog on which the dispatcher has made
+    /// `rows` into offers: the bed and each row's `personalizedOfferId`, by
+    /// sort key.
+    pub async fn with_offers(rows: &[Value]) -> (Self, HashMap<String, String>) {
+        let bed = Self::with_sample_catalog().await;
+        let mut stream = bed.stream().await;
+        let ids = bed.dispatch_rows(&mut stream, rows).await;
+        (bed, ids)
+    }
+
+    /// A test bed with the sample catalog, and the support service as its
+    /// main.rs wires it, configured from template.yaml.
+    pub async fn with_support() -> (Self, support_assignment::DynamoSupport) {
+        let bed = Self::with_sample_catalog().await;
+        let support = bed.support(&[]);
+        (bed, support)
+    }
+}

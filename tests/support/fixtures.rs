@@ -1,0 +1,84 @@
+//! Fixtures: the tables' and functions' logical ids, the sample catalog,
+//! pending rows as a campaign tool writes them, and dates relative to now.
+
+use serde_json::{json, Value};
+
+pub const PENDING: &str = "PendingPersonalizedOffersTable";
+pub const OFFERS: &str = "LoyaltyOffersTable";
+pub const CATALOG: &str = "OfferCatalogTable";
+pub const REJECTED: &str = "RejectedPersonalizedOffersTable";
+pub const DISPATCHER: &str = "OfferDispatcherFunction";
+pub const LOOKUP: &str = "OfferLookupFunction";
+pub const SUPPORT: &str = "SupportAssignmentFunction";
+
+pub const SEED_OFFER: &str = "290fb746-9850-4994-b7d7-5630046792e1";
+pub const SEED_USER: &str = "us-east-1:192991f1-ede8-47bf-89e1-3942d4ab8aaa";
+pub const SEED_STATUS: &str = "{\"reward\": {\"value\": \"100\"},\"goals\": {\"visit1\": {\"condition\": {\"total_cost\": \"1\"}},\"visit2\": {\"condition\": {\"total_cost\": \"1\"}}}}";
+
+/// The sample catalog of events/sample-catalog.json, plus a config offer
+/// without a template for the `missing_template` case.
+pub fn sample_catalog() -> Vec<Value> {
+    let mut catalog: Vec<Value> =
+        serde_json::from_value(read_json("events/sample-catalog.json")).expect("catalog list");
+    catalog.push(
+        json!({"id": "co-untemplated", "kind": "configOffer", "name": "No template", "rules": {}}),
+    );
+    catalog
+}
+
+/// A JSON file of the workspace, e.g. a sample event.
+pub fn read_json(relative: &str) -> Value {
+    let path = offers_local::workspace_root().join(relative);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+}
+
+/// A valid pending row for `co-fries`, as a campaign tool writes it.
+pub fn fries_row(user_id: &str, sort_key: &str) -> Value {
+    json!({
+        "userId": user_id,
+        "sortKey": sort_key,
+        "offerId": "co-fries",
+        "campaignId": "camp-1",
+        "ttl": future_epoch(30),
+        "startDate": "2024-01-01T00:00:00+0000",
+        "expiryDate": future_date(30),
+        "rank": 1,
+        "rules": {"minimumSpend": 7.5}
+    })
+}
+
+/// The contract's challenge example with its expiry moved into the future.
+pub fn seed_challenge_row(expiry: &str) -> Value {
+    json!({
+        "userId": SEED_USER,
+        "sortKey": "e2dd4cb3-9b0f-479c-8e1b-e42234f27314+d2dd9cb3-9b0f-479c-8e1b-e40046f57170",
+        "challengeStatus": SEED_STATUS,
+        "challengeType": "frequency",
+        "expiryDate": expiry,
+        "frequency": SEED_OFFER,
+        "offerId": SEED_OFFER,
+        "rank": 12,
+        "startDate": "2023-10-20T17:37:37+0000",
+        "taskId": "e2dd4cb3-9b0f-479c-8e1b-e42234f27314"
+    })
+}
+
+pub fn future_date(days: i64) -> String {
+    (chrono::Utc::now() + chrono::Duration::days(days))
+        .format("%Y-%m-%dT%H:%M:%S+0000")
+        .to_string()
+}
+
+pub fn future_epoch(days: i64) -> i64 {
+    (chrono::Utc::now() + chrono::Duration::days(days)).timestamp()
+}
+
+pub fn inserts(records: &[Value]) -> Vec<Value> {
+    records
+        .iter()
+        .filter(|record| record["eventName"] == "INSERT")
+        .cloned()
+        .collect()
+}

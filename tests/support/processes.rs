@@ -1,0 +1,243 @@
+//! The workspace's binaries as processes: functions started the way Lambda
+//! starts them, their peak memory, and the `local-stack` on free ports.
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A built function binary of this workspace (`target/<profile>/<name>`), next
+/// to the running test or bench. `scripts/test.sh` builds them first.
+pub fn function_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target profile dir");
+    let binary = profile_dir.join(name);
+    assert!(
+        binary.is_file(),
+        "{} is not built: run `cargo build --workspace --bins` (scripts/test.sh does) first",
+        binary.display()
+    );
+    binary
+}
+
+/// Starts a function binary the way Lambda does: the environment template.yaml
+/// gives it, the standard AWS settings pointing at `endpoint`, and
+/// `AWS_LAMBDA_RUNTIME_API` pointing at `runtime`.
+pub fn spawn_function(
+    binary: &std::path::Path,
+    environment: &HashMap<String, String>,
+    endpoint: &str,
+    runtime: &offers_local::RuntimeApi,
+) -> std::process::Child {
+    let mut variables = environment.clone();
+    variables.insert("AWS_LAMBDA_LOG_LEVEL".into(), "WARN".into());
+    let name = binary
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("function");
+    std::process::Command::new(binary)
+        .env_clear()
+        .envs(offers_local::functions::lambda_environment(
+            &variables,
+            name,
+            endpoint,
+            &runtime.address(),
+        ))
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn function binary")
+}
+
+/// The peak resident set (VmHWM) of a process, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Starts a function binary that must stop at init (a bad configuration) and
+/// waits, at most 20 s, for it to exit: its exit status and what it wrote to stderr.
+pub async fn exit_at_init(
+    binary: &std::path::Path,
+    environment: &HashMap<String, String>,
+    endpoint: &str,
+    runtime: &offers_local::RuntimeApi,
+) -> (std::process::ExitStatus, String) {
+    let mut function = spawn_function(binary, environment, endpoint, runtime);
+    let exited = tokio::task::spawn_blocking(move || {
+        let status = function.wait().expect("wait for the function");
+        let mut stderr = String::new();
+        if let Some(mut pipe) = function.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+        }
+        (status, stderr)
+    });
+    tokio::time::timeout(std::time::Duration::from_secs(20), exited)
+        .await
+        .expect("exits promptly")
+        .expect("join")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// A `local-stack` process started on free ports, its banner and the pids
+/// it started. Dropping it stops the stack.
+pub struct LocalStack {
+    pub child: Child,
+    pub banner: Vec<String>,
+    pub pids: Vec<u32>,
+    pub dynamodb: String,
+    pub http_port: u16,
+}
+
+impl LocalStack {
+    /// Starts `local-stack` and waits (at most 120 s) for its "ready" banner.
+    pub fn start(data_dir: &std::path::Path) -> LocalStack {
+        let (dynamodb_port, http_port) = (free_port(), free_port());
+        let mut child = Command::new(function_binary("local-stack"))
+            .args(["--port", &dynamodb_port.to_string()])
+            .args(["--http-port", &http_port.to_string()])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--fresh")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("local-stack starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (lines, banner_lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let started = Instant::now();
+        let mut banner = Vec::new();
+        loop {
+            let left = Duration::from_secs(120).saturating_sub(started.elapsed());
+            match banner_lines.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.starts_with("Ctrl-C stops everything");
+                    banner.push(line);
+                    if done {
+                        break;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    let _ = child.kill();
+                    panic!("no ready banner in time; got {banner:#?}");
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    let status = child.wait();
+                    panic!("local-stack ended ({status:?}) before it was ready; got {banner:#?}");
+                }
+            }
+        }
+        assert!(
+            banner.iter().any(|l| l == "local stack ready"),
+            "{banner:#?}"
+        );
+        let pids: Vec<u32> = banner
+            .iter()
+            .find_map(|line| line.trim().strip_prefix("pids"))
+            .map(|pids| {
+                pids.split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Keep draining stdout so the stack never blocks on a full pipe.
+        std::thread::spawn(move || while banner_lines.recv().is_ok() {});
+        LocalStack {
+            child,
+            banner,
+            pids,
+            dynamodb: format!("http://127.0.0.1:{dynamodb_port}"),
+            http_port,
+        }
+    }
+
+    /// `offers --local --endpoint-url <this stack> ARGS`: exit code and stdout.
+    pub fn offers(&self, args: &[&str]) -> (i32, String) {
+        let output = Command::new(function_binary("offers"))
+            .args(["--local", "--endpoint-url", &self.dynamodb])
+            .args(args)
+            .output()
+            .expect("offers runs");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    }
+
+    /// A GET over HTTP with the local identity header: status and JSON body.
+    pub fn get(&self, path: &str, user: &str) -> (u16, Value) {
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", self.http_port)).expect("HTTP API answers");
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nx-local-user: {user}\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).expect("request sent");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("response read");
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    /// Ctrl-C, as a person would press it; waits at most 60 s for the exit.
+    pub fn interrupt(&mut self) -> Option<std::process::ExitStatus> {
+        // SAFETY: kill(2) on the pid of a child we own and have not reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+}
+
+/// A failing test still stops the stack and what it started.
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) && self.interrupt().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
