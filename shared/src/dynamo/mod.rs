@@ -7,14 +7,13 @@ mod errors;
 mod items;
 mod offers;
 mod support;
+mod transactions;
 
 pub use client::dynamodb_client;
-pub use dispatch::{
-    cancellation_codes, cancellation_error, pending_delete, DROPPED_ATTRIBUTES,
-    REJECTION_ATTRIBUTES, UNREADABLE_ROW,
-};
+pub use dispatch::{pending_delete, DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, UNREADABLE_ROW};
 pub use errors::classify;
 pub use items::{attribute_size, offer_from_item, offer_to_item, CREATED_INDEX, RANK_INDEX};
+pub use transactions::{cancellation_codes, cancellation_error};
 
 use crate::config::TableNames;
 use aws_sdk_dynamodb::Client;
