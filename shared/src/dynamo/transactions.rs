@@ -30,6 +30,11 @@ pub(super) fn cancelled<T, R, E>(
     }
 }
 
+/// Whether the condition of the transaction's item at `index` failed.
+pub(super) fn condition_failed(reasons: &[String], index: usize) -> bool {
+    reasons.get(index).map(String::as_str) == Some(CONDITIONAL_CHECK_FAILED)
+}
+
 /// What a cancellation that is not a condition means: a refusal of an item
 /// (permanent), throttling or a conflict on one item, or trouble of the service.
 pub fn cancellation_error(reasons: &[String]) -> StoreError {
@@ -101,5 +106,8 @@ mod tests {
             .build();
         let reasons = cancellation_codes(&cancelled);
         assert_eq!(reasons, codes(&["None", "ConditionalCheckFailed"]));
+        assert!(condition_failed(&reasons, 1));
+        assert!(!condition_failed(&reasons, 0));
+        assert!(!condition_failed(&reasons, 2), "no such item");
     }
 }
