@@ -153,7 +153,10 @@ pub(super) struct IndexQuery {
 impl DynamoStore {
     /// One page of `user_id`'s offers from an index, resuming after
     /// `page.after`, keeping the offers `keep` accepts. Follows DynamoDB's
-    /// pages until the page is full or the index ends.
+    /// pages until the page is full or the index ends. A loop, not the SDK's
+    /// paginator: each Query asks only for what is still wanted (a paginator
+    /// sends one `Limit` for every page), and the cursor is the last offer
+    /// kept, not DynamoDB's `LastEvaluatedKey`.
     pub(super) async fn query_page(
         &self,
         user_id: &str,
