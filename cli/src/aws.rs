@@ -2,13 +2,14 @@
 //! configuration) and the table names.
 
 use crate::cli::ConnectionArgs;
-use crate::error::{error_chain, CliError};
+use crate::error::CliError;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{Credentials, ProvideCredentials};
 use aws_sdk_dynamodb::Client;
 use offers_local::conventions::{LOCAL_DYNAMODB_ENDPOINT, LOCAL_TABLE_PREFIX};
+use offers_shared::dynamo::error_chain;
 use std::time::Duration;
 
 /// The tables of template.yaml the CLI works on.

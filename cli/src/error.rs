@@ -1,6 +1,6 @@
 //! What can go wrong, and the exit code each kind of failure ends with.
 
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use offers_shared::dynamo::{CallError, Fault};
 use std::path::PathBuf;
 
 /// Exit codes (docs/cli.md): 0 ok, 1 invalid input, 2 command-line usage
@@ -54,76 +54,22 @@ impl CliError {
     pub fn is_closed_output(&self) -> bool {
         matches!(self, CliError::Output(err) if err.kind() == std::io::ErrorKind::BrokenPipe)
     }
+}
 
-    /// A DynamoDB call that failed, with what we were doing (`scanning table X`).
-    pub fn service<E, R>(doing: impl std::fmt::Display, err: &SdkError<E, R>) -> Self
-    where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug + 'static,
-    {
-        let detail = match (err, err.as_service_error().and_then(|e| e.code())) {
-            (_, Some("ResourceNotFoundException")) => {
+/// A failed DynamoDB call, with what we were doing and what to check.
+impl From<CallError> for CliError {
+    fn from(err: CallError) -> Self {
+        let detail = match err.fault {
+            Fault::TableMissing => {
                 "the table does not exist here (check the region, endpoint and table names)"
                     .to_owned()
             }
-            (SdkError::DispatchFailure(failure), _) if failure.is_io() => format!(
+            Fault::Unreachable => format!(
                 "cannot reach DynamoDB (is the endpoint right? with --local, is the local stack running?): {}",
-                error_chain(err)
+                err.error.detail()
             ),
-            _ => sdk_error_summary(err),
+            Fault::Other => err.error.detail().to_owned(),
         };
-        CliError::Service(format!("{doing}: {detail}"))
-    }
-}
-
-/// A service error as its code and message (the SDK's full rendering
-/// carries the raw response); other errors with their causes.
-pub fn sdk_error_summary<E, R>(err: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
-{
-    match err.as_service_error() {
-        Some(service) => format!(
-            "{}: {}",
-            service.code().unwrap_or("service error"),
-            service.message().unwrap_or_default()
-        ),
-        None => error_chain(err),
-    }
-}
-
-/// An error and its causes, as `a: b: c` (without the SDK's debug dump).
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // Some errors repeat their cause in their own message.
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-/// `classify` (retry or give up) with the short summary as its detail.
-pub fn store_error<E, R>(err: &SdkError<E, R>) -> offers_shared::error::StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug + 'static,
-{
-    use offers_shared::error::StoreError;
-    let detail = sdk_error_summary(err);
-    match offers_shared::dynamo::classify(err) {
-        StoreError::Throttled(_) => StoreError::Throttled(detail),
-        StoreError::Timeout(_) => StoreError::Timeout(detail),
-        StoreError::Unavailable(_) => StoreError::Unavailable(detail),
-        StoreError::Conflict(_) => StoreError::Conflict(detail),
-        StoreError::Refused(_) => StoreError::Refused(detail),
-        StoreError::Corrupt(_) => StoreError::Corrupt(detail),
-        unconfigured @ StoreError::Unconfigured(_) => unconfigured,
+        CliError::Service(format!("{}: {detail}", err.doing))
     }
 }

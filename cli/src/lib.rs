@@ -13,7 +13,6 @@ pub mod error;
 pub mod input;
 pub mod output;
 pub mod progress;
-pub mod scan;
 pub mod validate;
 pub mod writer;
 

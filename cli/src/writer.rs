@@ -1,19 +1,18 @@
 //! BatchWriteItem in chunks of 25, a bounded number in flight, with
 //! UnprocessedItems and transient errors retried (exponential backoff, full
 //! jitter). Each item carries the line it came from, so that what is left
-//! unwritten is reported by line.
+//! unwritten is reported by line. The call itself is the table's
+//! `put_batch` in the DynamoDB adapter.
 
-use crate::error::store_error;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
 use futures::StreamExt;
+use offers_shared::dynamo::{CatalogTable, PendingTable};
 use offers_shared::error::StoreError;
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
-pub type Item = HashMap<String, AttributeValue>;
+pub use offers_shared::dynamo::Item;
 
 /// BatchWriteItem takes at most 25 items.
 pub const BATCH_SIZE: usize = 25;
@@ -24,47 +23,15 @@ pub trait BatchPut {
     fn put_batch(&self, items: Vec<Item>) -> impl Future<Output = Result<Vec<Item>, StoreError>>;
 }
 
-/// Puts into one DynamoDB table.
-pub struct DynamoBatchPut {
-    client: Client,
-    table: String,
-}
-
-impl DynamoBatchPut {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self {
-            client,
-            table: table.into(),
-        }
+impl BatchPut for PendingTable {
+    async fn put_batch(&self, items: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        PendingTable::put_batch(self, items).await
     }
 }
 
-impl BatchPut for DynamoBatchPut {
+impl BatchPut for CatalogTable {
     async fn put_batch(&self, items: Vec<Item>) -> Result<Vec<Item>, StoreError> {
-        let requests = items
-            .into_iter()
-            .map(|item| {
-                PutRequest::builder()
-                    .set_item(Some(item))
-                    .build()
-                    .map(|put| WriteRequest::builder().put_request(put).build())
-                    .map_err(|err| StoreError::Refused(err.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let output = self
-            .client
-            .batch_write_item()
-            .request_items(&self.table, requests)
-            .send()
-            .await
-            .map_err(|err| store_error(&err))?;
-        Ok(output
-            .unprocessed_items
-            .and_then(|mut unprocessed| unprocessed.remove(&self.table))
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|request| request.put_request.map(|put| put.item))
-            .collect())
+        CatalogTable::put_batch(self, items).await
     }
 }
 
@@ -101,6 +68,12 @@ impl Backoff {
     pub fn delay(&self, retry: u32, rng: &mut fastrand::Rng) -> Duration {
         let ceiling = self.ceiling(retry).as_micros() as u64;
         Duration::from_micros(rng.u64(0..=ceiling))
+    }
+
+    /// The wait before retry `retry` (from 1), or `None` once `max_attempts`
+    /// calls were made: the pause the adapter's retrying operations take.
+    pub fn pause(&self, retry: u32, rng: &mut fastrand::Rng) -> Option<Duration> {
+        (retry < self.max_attempts).then(|| self.delay(retry, rng))
     }
 }
 
@@ -269,8 +242,11 @@ mod tests {
     use aws_sdk_dynamodb::operation::batch_write_item::{
         BatchWriteItemError, BatchWriteItemOutput,
     };
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    use aws_sdk_dynamodb::Client;
     use aws_smithy_mocks::{mock, mock_client, RuleMode};
     use std::cell::RefCell;
+    use std::collections::HashMap;
 
     fn item(user: &str, sort_key: &str) -> Item {
         HashMap::from([
@@ -370,7 +346,7 @@ mod tests {
             })
             .then_output(|| BatchWriteItemOutput::builder().build());
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&first, &second]);
-        let api = DynamoBatchPut::new(client, "pending");
+        let api = PendingTable::new(client, "pending");
 
         let report = write_chunk(&api, chunk(5), &KEY, &fast()).await;
 
@@ -396,7 +372,7 @@ mod tests {
             .build();
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&throttled], |c| c
             .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled()));
-        let report = write_chunk(&DynamoBatchPut::new(client, "t"), chunk(3), &KEY, &fast()).await;
+        let report = write_chunk(&PendingTable::new(client, "t"), chunk(3), &KEY, &fast()).await;
         assert_eq!((report.written, report.retried), (3, 3));
         assert_eq!(throttled.num_calls(), 2);
 
@@ -406,7 +382,7 @@ mod tests {
             )
         });
         let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&refused]);
-        let report = write_chunk(&DynamoBatchPut::new(client, "t"), chunk(3), &KEY, &fast()).await;
+        let report = write_chunk(&PendingTable::new(client, "t"), chunk(3), &KEY, &fast()).await;
         assert_eq!(report.written, 0);
         assert_eq!(
             report

@@ -41,6 +41,19 @@ impl StoreError {
         matches!(self, StoreError::Timeout(_) | StoreError::Unavailable(_))
     }
 
+    /// What the store said, without the kind's words.
+    pub fn detail(&self) -> &str {
+        match self {
+            StoreError::Throttled(detail)
+            | StoreError::Timeout(detail)
+            | StoreError::Unavailable(detail)
+            | StoreError::Conflict(detail)
+            | StoreError::Refused(detail)
+            | StoreError::Corrupt(detail) => detail,
+            StoreError::Unconfigured(table) => table,
+        }
+    }
+
     /// A stable, short name for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -9,14 +9,13 @@ use crate::input::{open_rows, read_error, RowFormat, RowReader};
 use crate::output::say;
 use crate::progress::Progress;
 use crate::validate::{check, duplicate_problem, Checked, Problems};
-use crate::writer::{write_all, Backoff, Chunks, DynamoBatchPut, LineItem, WriteReport};
+use crate::writer::{write_all, Backoff, Chunks, LineItem, WriteReport};
 use chrono::{DateTime, Utc};
+use offers_shared::dynamo::{PendingTable, PENDING_KEY};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-/// The pending table's key.
-const PENDING_KEY: [&str; 2] = ["userId", "sortKey"];
 /// Invalid (or unwritten) rows listed one by one; the rest are counted.
 const SHOWN_PROBLEMS: usize = 100;
 
@@ -29,7 +28,7 @@ pub async fn run(args: AssignArgs, connection: &Connection) -> Result<(), CliErr
         None
     } else {
         let table = connection.table_names().name(Table::Pending)?.to_owned();
-        Some(DynamoBatchPut::new(connection.client().await?, table))
+        Some(PendingTable::new(connection.client().await?, table))
     };
     // One `now` for both passes, so that a row valid in pass 1 is valid in pass 2.
     let now = Utc::now();
@@ -92,7 +91,7 @@ struct Written {
 
 /// Pass 2: the valid rows, read again, written in chunks of 25.
 async fn write_valid_rows(
-    api: &DynamoBatchPut,
+    api: &PendingTable,
     args: &AssignArgs,
     format: RowFormat,
     now: DateTime<Utc>,

@@ -7,25 +7,21 @@ use crate::cli::CatalogLoadArgs;
 use crate::error::CliError;
 use crate::input::read_catalog_file;
 use crate::output::say;
-use crate::writer::{write_all, Backoff, Chunks, DynamoBatchPut, LineItem};
-use offers_shared::config::TableNames as StoreTables;
+use crate::writer::{write_all, Backoff, Chunks, LineItem};
 use offers_shared::domain::CatalogEntry;
-use offers_shared::dynamo::DynamoStore;
-use offers_shared::ports::CatalogReader;
+use offers_shared::dynamo::{CatalogTable, CATALOG_KEY};
 use std::collections::HashMap;
-
-const CATALOG_KEY: [&str; 1] = ["id"];
 
 pub async fn load(args: CatalogLoadArgs, connection: &Connection) -> Result<(), CliError> {
     let table = connection.table_names().name(Table::Catalog)?.to_owned();
     let (accepted, mut problems) = check_items(read_catalog_file(&args.file)?);
-    let client = connection.client().await?;
+    let catalog = CatalogTable::new(connection.client().await?, table);
 
     let linked = linked_ids_not_in_file(&accepted);
     let stored = if linked.is_empty() {
         HashMap::new()
     } else {
-        read_stored(client.clone(), &table, &linked).await?
+        read_stored(&catalog, &linked).await?
     };
     problems.extend(check_links(&accepted, &stored));
     if !problems.is_empty() {
@@ -62,9 +58,8 @@ pub async fn load(args: CatalogLoadArgs, connection: &Connection) -> Result<(), 
             item,
         });
     }
-    let api = DynamoBatchPut::new(client, &table);
     let report = write_all(
-        &api,
+        &catalog,
         Chunks::new(items.into_iter()),
         &CATALOG_KEY,
         &Backoff::default(),
@@ -82,9 +77,10 @@ pub async fn load(args: CatalogLoadArgs, connection: &Connection) -> Result<(), 
         }
     }
     say(format!(
-        "written {} of {} items ({offers} config offers, {templates} offer templates) to {table}, retried {}",
+        "written {} of {} items ({offers} config offers, {templates} offer templates) to {}, retried {}",
         report.written,
         accepted.len(),
+        catalog.name(),
         report.retried
     ))?;
     if let Some(why) = report.stopped {
@@ -98,23 +94,17 @@ pub async fn load(args: CatalogLoadArgs, connection: &Connection) -> Result<(), 
 }
 
 /// The linked entries already in the catalog table, read the way the
-/// dispatcher reads them (the shared adapter, BatchGetItem).
+/// dispatcher reads them (BatchGetItem).
 async fn read_stored(
-    client: aws_sdk_dynamodb::Client,
-    table: &str,
+    catalog: &CatalogTable,
     ids: &[String],
 ) -> Result<HashMap<String, CatalogEntry>, CliError> {
-    let store = DynamoStore::new(
-        client,
-        StoreTables {
-            catalog: Some(table.to_owned()),
-            ..StoreTables::default()
-        },
-    );
-    store
-        .fetch_entries(ids)
-        .await
-        .map_err(|err| CliError::Service(format!("reading the catalog table {table}: {err}")))
+    catalog.read_entries(ids).await.map_err(|err| {
+        CliError::Service(format!(
+            "reading the catalog table {}: {err}",
+            catalog.name()
+        ))
+    })
 }
 
 fn kinds(accepted: &[Accepted]) -> (usize, usize) {

@@ -6,9 +6,10 @@ use crate::cli::FailuresListArgs;
 use crate::commands::status::FAILURE_QUEUE;
 use crate::error::CliError;
 use crate::output::say;
-use crate::scan::{scan_each, table_exists, text};
 use crate::writer::Item;
+use futures::TryStreamExt;
 use offers_local::conventions::LOCAL_ON_FAILURE_TABLE;
+use offers_shared::dynamo::{text_of as text, DynamoTable};
 use serde_json::Value;
 
 pub async fn list(args: FailuresListArgs, connection: &Connection) -> Result<(), CliError> {
@@ -19,8 +20,8 @@ pub async fn list(args: FailuresListArgs, connection: &Connection) -> Result<(),
              `aws sqs receive-message --queue-url <url>`. `offers failures list` reads the local stack's table (--local)."
         )));
     }
-    let client = connection.client().await?;
-    if !table_exists(&client, LOCAL_ON_FAILURE_TABLE).await? {
+    let failures = DynamoTable::new(connection.client().await?, LOCAL_ON_FAILURE_TABLE);
+    if !failures.exists().await? {
         if !args.json {
             say(format!(
                 "no failures recorded: table {LOCAL_ON_FAILURE_TABLE} does not exist (the local stack creates it)"
@@ -28,12 +29,7 @@ pub async fn list(args: FailuresListArgs, connection: &Connection) -> Result<(),
         }
         return Ok(());
     }
-    let mut records = Vec::new();
-    scan_each(&client, LOCAL_ON_FAILURE_TABLE, &[], |item| {
-        records.push(item);
-        Ok(())
-    })
-    .await?;
+    let mut records: Vec<Item> = failures.scan(&[]).try_collect().await?;
     records.sort_by(|a, b| text(a, "timestamp").cmp(&text(b, "timestamp")));
     for record in &records {
         if args.json {

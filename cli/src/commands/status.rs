@@ -1,15 +1,19 @@
 //! `offers status`: what is where, by scanning each table (Select COUNT, or
-//! a projection of the one field that is counted).
+//! a projection of the one field that is counted). The counts are the
+//! adapter's (each table's `count`/`counts`); this is the command's output.
 
 use crate::aws::{Connection, Table};
 use crate::cli::StatusArgs;
 use crate::error::CliError;
 use crate::output::say;
-use crate::scan::{count, scan_each, table_exists, text};
 use aws_sdk_dynamodb::Client;
+use futures::TryStreamExt;
 use offers_local::conventions::LOCAL_ON_FAILURE_TABLE;
+use offers_shared::dynamo::{DynamoTable, LoyaltyOffersTable, PendingTable, RejectedTable};
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+pub use offers_shared::dynamo::{OfferCounts, RejectedCounts};
 
 /// Where the dispatcher sends the stream batches it gave up on, in AWS.
 pub const FAILURE_QUEUE: &str = "OfferDispatcherFailureQueue";
@@ -21,22 +25,6 @@ pub struct Status {
     pub offers: OfferCounts,
     pub rejected_rows: RejectedCounts,
     pub failures: Failures,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OfferCounts {
-    pub total: u64,
-    /// `campaign`, `support` (an item without a known source counts as `unknown`).
-    pub by_source: BTreeMap<String, u64>,
-    pub revoked: u64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RejectedCounts {
-    pub total: u64,
-    pub by_reason: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -66,11 +54,15 @@ pub async fn run(args: StatusArgs, connection: &Connection) -> Result<(), CliErr
     let client = connection.client().await?;
 
     let status = Status {
-        pending_rows: count(&client, &pending).await?,
-        offers: count_offers(&client, &offers).await?,
-        rejected_rows: count_rejections(&client, &rejected).await?,
+        pending_rows: PendingTable::new(client.clone(), pending).count().await?,
+        offers: LoyaltyOffersTable::new(client.clone(), offers)
+            .counts()
+            .await?,
+        rejected_rows: RejectedTable::new(client.clone(), rejected)
+            .counts()
+            .await?,
         failures: if connection.is_local() {
-            count_local_failures(&client).await?
+            count_local_failures(client).await?
         } else {
             Failures::SqsQueue {
                 queue: FAILURE_QUEUE.to_owned(),
@@ -89,49 +81,24 @@ pub async fn run(args: StatusArgs, connection: &Connection) -> Result<(), CliErr
     }
 }
 
-async fn count_offers(client: &Client, table: &str) -> Result<OfferCounts, CliError> {
-    let mut counts = OfferCounts::default();
-    scan_each(client, table, &["source", "revokedAt"], |item| {
-        counts.total += 1;
-        let source = text(&item, "source").unwrap_or("unknown").to_owned();
-        *counts.by_source.entry(source).or_default() += 1;
-        if item.contains_key("revokedAt") {
-            counts.revoked += 1;
-        }
-        Ok(())
-    })
-    .await?;
-    Ok(counts)
-}
-
-async fn count_rejections(client: &Client, table: &str) -> Result<RejectedCounts, CliError> {
-    let mut counts = RejectedCounts::default();
-    scan_each(client, table, &["reasonCode"], |item| {
-        counts.total += 1;
-        let reason = text(&item, "reasonCode").unwrap_or("unknown").to_owned();
-        *counts.by_reason.entry(reason).or_default() += 1;
-        Ok(())
-    })
-    .await?;
-    Ok(counts)
-}
-
-async fn count_local_failures(client: &Client) -> Result<Failures, CliError> {
+/// The local stack's on-failure table (the local stack writes it; no
+/// function does): its batches and the sum of their `batchSize`.
+async fn count_local_failures(client: Client) -> Result<Failures, CliError> {
+    let failures = DynamoTable::new(client, LOCAL_ON_FAILURE_TABLE);
     let table = LOCAL_ON_FAILURE_TABLE.to_owned();
-    if !table_exists(client, &table).await? {
+    if !failures.exists().await? {
         return Ok(Failures::LocalTableMissing { table });
     }
     let (mut batches, mut records) = (0u64, 0u64);
-    scan_each(client, &table, &["batchSize"], |item| {
+    let mut items = failures.scan(&["batchSize"]);
+    while let Some(item) = items.try_next().await? {
         batches += 1;
         records += item
             .get("batchSize")
             .and_then(|size| size.as_n().ok())
             .and_then(|size| size.parse::<u64>().ok())
             .unwrap_or(0);
-        Ok(())
-    })
-    .await?;
+    }
     Ok(Failures::LocalTable {
         table,
         batches,

@@ -1,11 +1,11 @@
 use super::items::attribute_size;
+use super::transactions::{cancellation_error, cancelled, CONDITIONAL_CHECK_FAILED};
 use super::{classify, offer_to_item, DynamoStore};
 use crate::domain::dates::format_timestamp;
 use crate::domain::limits::{quote, MAX_ITEM_BYTES, MAX_ROW_ATTRIBUTES};
 use crate::domain::PersonalizedOffer;
 use crate::error::StoreError;
 use crate::ports::{DispatchStore, PendingRef, RejectedRow, RowCopy, WriteOutcome};
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
 use std::collections::HashMap;
 
@@ -26,11 +26,6 @@ const CONTRACT_ATTRIBUTES: [&str; 13] = [
     "rules",
     "selection",
 ];
-
-const CONDITIONAL_CHECK_FAILED: &str = "ConditionalCheckFailed";
-/// A cancellation reason: DynamoDB refused the item itself (too large, a
-/// value it cannot store). Permanent: never retried.
-const VALIDATION_ERROR: &str = "ValidationError";
 
 impl DispatchStore for DynamoStore {
     async fn dispatch_offer(
@@ -114,7 +109,7 @@ impl DynamoStore {
             )
             .send()
             .await;
-        match cancelled(result)? {
+        match cancelled(result, classify)? {
             None => Ok(WriteOutcome::Written),
             Some(reasons) => match reasons.as_slice() {
                 [put, ..] if put == CONDITIONAL_CHECK_FAILED => Ok(WriteOutcome::AlreadyWritten),
@@ -139,7 +134,7 @@ impl DynamoStore {
             .transact_items(TransactWriteItem::builder().condition_check(other).build())
             .send()
             .await;
-        match cancelled(result)? {
+        match cancelled(result, classify)? {
             None => Ok(WriteOutcome::WrittenPendingRowKept),
             Some(reasons) => match reasons.as_slice() {
                 [put, ..] if put == CONDITIONAL_CHECK_FAILED => Ok(WriteOutcome::AlreadyWritten),
@@ -149,64 +144,6 @@ impl DynamoStore {
                 _ => Err(cancellation_error(&reasons)),
             },
         }
-    }
-}
-
-/// `Ok(None)` when the transaction went through, `Ok(Some(reasons))` when
-/// it was cancelled, the classified error otherwise.
-fn cancelled<T, R: std::fmt::Debug>(
-    result: Result<T, aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError, R>>,
-) -> Result<Option<Vec<String>>, StoreError> {
-    let err = match result {
-        Ok(_) => return Ok(None),
-        Err(err) => err,
-    };
-    match err.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-            Ok(Some(cancellation_codes(cancelled)))
-        }
-        _ => Err(classify(&err)),
-    }
-}
-
-/// What a cancellation that is not a condition means: a refusal of an item
-/// (permanent), throttling or a conflict on one item, or trouble of the service.
-pub fn cancellation_error(reasons: &[String]) -> StoreError {
-    let detail = format!("transaction cancelled: {reasons:?}");
-    if reasons.iter().any(|code| code == VALIDATION_ERROR) {
-        StoreError::Refused(detail)
-    } else if reasons
-        .iter()
-        .any(|code| code.contains("Throttl") || code.contains("ThroughputExceeded"))
-    {
-        StoreError::Throttled(detail)
-    } else if reasons.iter().any(|code| code == "TransactionConflict") {
-        StoreError::Conflict(detail)
-    } else {
-        StoreError::Unavailable(detail)
-    }
-}
-
-/// Cancellation reason codes in item order. DynamoDB also spells them in the
-/// message (`[ConditionalCheckFailed, None]`), used when the list is absent.
-pub fn cancellation_codes(
-    cancelled: &aws_sdk_dynamodb::types::error::TransactionCanceledException,
-) -> Vec<String> {
-    let listed: Vec<String> = cancelled
-        .cancellation_reasons()
-        .iter()
-        .map(|reason| reason.code().unwrap_or("None").to_owned())
-        .collect();
-    if !listed.is_empty() {
-        return listed;
-    }
-    let message = cancelled.message().unwrap_or_default();
-    match (message.rfind('['), message.rfind(']')) {
-        (Some(open), Some(close)) if open < close => message[open + 1..close]
-            .split(',')
-            .map(|code| code.trim().to_owned())
-            .collect(),
-        _ => Vec::new(),
     }
 }
 
@@ -514,23 +451,5 @@ mod tests {
             assert!(names.values().any(|name| name == absent), "{absent}");
         }
         assert!(condition.starts_with("attribute_not_exists(#user) OR ("));
-    }
-
-    #[test]
-    fn refusals_of_an_item_are_permanent_and_the_rest_transient() {
-        let codes = |list: &[&str]| list.iter().map(|c| c.to_string()).collect::<Vec<_>>();
-        assert!(matches!(
-            cancellation_error(&codes(&["ValidationError", "None", "None"])),
-            StoreError::Refused(_)
-        ));
-        assert!(matches!(
-            cancellation_error(&codes(&["None", "ThrottlingError", "None"])),
-            StoreError::Throttled(_)
-        ));
-        assert!(matches!(
-            cancellation_error(&codes(&["TransactionConflict", "None", "None"])),
-            StoreError::Conflict(_)
-        ));
-        assert!(cancellation_error(&codes(&["InternalServerError"])).is_outage());
     }
 }

@@ -80,7 +80,7 @@ fn dispatcher(client: Client) -> Dispatcher<DynamoStore, CachedCatalog<DynamoSto
     )
 }
 
-fn client(rules: &[&Rule]) -> Client {
+pub(super) fn client(rules: &[&Rule]) -> Client {
     // No SDK retries: each mocked answer is seen by the code under test.
     mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, rules, |config| config
         .retry_config(
@@ -97,7 +97,7 @@ fn service_error(code: &str) -> TransactWriteItemsError {
     )
 }
 
-fn cancelled(reasons: &[&str]) -> TransactWriteItemsError {
+pub(super) fn cancelled(reasons: &[&str]) -> TransactWriteItemsError {
     TransactWriteItemsError::TransactionCanceledException(
         TransactionCanceledException::builder()
             .message("Transaction cancelled")

@@ -5,6 +5,16 @@ use crate::error::StoreError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::HashMap;
 
+/// An item as the SDK reads and writes it.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// An attribute's text (S), if it has one.
+pub fn text_of<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    item.get(name)
+        .and_then(|value| value.as_s().ok())
+        .map(String::as_str)
+}
+
 /// Local secondary index of the loyalty offers table: a user's offers in display order.
 pub const RANK_INDEX: &str = "byRank";
 /// Local secondary index of the loyalty offers table: a user's offers by creation time.

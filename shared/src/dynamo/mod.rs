@@ -1,4 +1,7 @@
-//! The DynamoDB adapter: items, conditional transactions, error classification.
+//! The DynamoDB adapter: items, conditional transactions, error
+//! classification. One module per table for what the functions and the
+//! `offers` CLI do to it (`pending`, `rejected`, `catalog`, `offers`); the
+//! functions' writes are `dispatch` and `support`.
 
 mod catalog;
 mod client;
@@ -6,15 +9,27 @@ mod dispatch;
 mod errors;
 mod items;
 mod offers;
+mod pending;
+mod rejected;
 mod support;
+mod table;
+mod transactions;
 
+pub use catalog::{CatalogTable, CATALOG_KEY};
 pub use client::dynamodb_client;
-pub use dispatch::{
-    cancellation_codes, cancellation_error, pending_delete, DROPPED_ATTRIBUTES,
-    REJECTION_ATTRIBUTES, UNREADABLE_ROW,
+pub use dispatch::{pending_delete, DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, UNREADABLE_ROW};
+pub use errors::{classify, error_chain, CallError, Fault};
+pub use items::{
+    attribute_size, offer_from_item, offer_to_item, text_of, Item, CREATED_INDEX, RANK_INDEX,
 };
-pub use errors::classify;
-pub use items::{attribute_size, offer_from_item, offer_to_item, CREATED_INDEX, RANK_INDEX};
+pub use offers::{LoyaltyOffersTable, OfferCounts};
+pub use pending::{PendingKey, PendingTable, RedriveError, Redriven, PENDING_KEY};
+pub use rejected::{
+    RejectedCounts, RejectedTable, RejectionFilter, RetryOutcome, RetrySkip, Retryable,
+    StoredRejection,
+};
+pub use table::DynamoTable;
+pub use transactions::{cancellation_codes, cancellation_error};
 
 use crate::config::TableNames;
 use aws_sdk_dynamodb::Client;
@@ -56,3 +71,5 @@ impl DynamoStore {
 mod fault_tests;
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod table_fault_tests;

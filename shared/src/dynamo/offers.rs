@@ -1,13 +1,19 @@
-//! The app's reads of the loyalty offers table, always keyed by the caller.
+//! The app's reads of the loyalty offers table, always keyed by the caller;
+//! and the operators' count of the whole table.
 
-use super::items::{offer_from_item, rank_key, RANK_INDEX};
+use super::errors::CallError;
+use super::items::{offer_from_item, rank_key, text_of, RANK_INDEX};
+use super::table::DynamoTable;
 use super::{classify, DynamoStore};
 use crate::domain::{OfferStatus, PersonalizedOffer};
 use crate::error::StoreError;
 use crate::ports::{ListPosition, OfferPage, OfferReader, PageRequest};
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Duration, Utc};
-use std::collections::HashMap;
+use futures::TryStreamExt;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 /// Each Query asks for at least this many items. Expired and revoked offers
@@ -147,7 +153,10 @@ pub(super) struct IndexQuery {
 impl DynamoStore {
     /// One page of `user_id`'s offers from an index, resuming after
     /// `page.after`, keeping the offers `keep` accepts. Follows DynamoDB's
-    /// pages until the page is full or the index ends.
+    /// pages until the page is full or the index ends. A loop, not the SDK's
+    /// paginator: each Query asks only for what is still wanted (a paginator
+    /// sends one `Limit` for every page), and the cursor is the last offer
+    /// kept, not DynamoDB's `LastEvaluatedKey`.
     pub(super) async fn query_page(
         &self,
         user_id: &str,
@@ -228,6 +237,50 @@ impl DynamoStore {
                 }
             }
         }
+    }
+}
+
+/// How many offers, by source, and how many of them are revoked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OfferCounts {
+    pub total: u64,
+    /// `campaign`, `support` (an item without a source counts as `unknown`).
+    pub by_source: BTreeMap<String, u64>,
+    pub revoked: u64,
+}
+
+/// The loyalty offers table as operators see it: whole, not one user's.
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LoyaltyOffersTable {
+    table: DynamoTable,
+}
+
+impl LoyaltyOffersTable {
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        Self {
+            table: DynamoTable::new(client, name),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.table.name()
+    }
+
+    /// Counts every offer (Scan of `source` and `revokedAt`, every page).
+    pub async fn counts(&self) -> Result<OfferCounts, CallError> {
+        let mut counts = OfferCounts::default();
+        let mut items = self.table.scan(&["source", "revokedAt"]);
+        while let Some(item) = items.try_next().await? {
+            counts.total += 1;
+            let source = text_of(&item, "source").unwrap_or("unknown").to_owned();
+            *counts.by_source.entry(source).or_default() += 1;
+            if item.contains_key("revokedAt") {
+                counts.revoked += 1;
+            }
+        }
+        Ok(counts)
     }
 }
 

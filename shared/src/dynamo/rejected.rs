@@ -1,0 +1,379 @@
+//! The rejected table as operators handle it: rejections listed by reason,
+//! user or ids a page at a time, one put back into the pending table
+//! (retry), counts by reason. The dispatcher writes its items
+//! (`dispatch.rs`: [`REJECTION_ATTRIBUTES`] and the rest of its layout).
+
+use super::errors::CallError;
+use super::items::{text_of, Item};
+use super::offers::LoyaltyOffersTable;
+use super::pending::PendingTable;
+use super::table::{paged, with_retries, DynamoTable};
+use super::transactions::{cancellation_error, cancelled, condition_failed};
+use super::{DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, UNREADABLE_ROW};
+use crate::domain::{parse_pending_row, ReasonCode, Rejection};
+use crate::error::StoreError;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+use futures::stream::{BoxStream, StreamExt};
+use futures::TryStreamExt;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+/// Which rejections: all filters that are set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RejectionFilter {
+    /// Filtered by DynamoDB.
+    pub reason: Option<ReasonCode>,
+    /// The user's partition is queried instead of the table scanned.
+    pub user_id: Option<String>,
+    /// Any of these rejection ids (none: any id).
+    pub ids: HashSet<String>,
+}
+
+/// A rejected table item: the pending row's attributes as they were, plus
+/// why and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRejection(Item);
+
+impl StoredRejection {
+    pub fn new(item: Item) -> Self {
+        Self(item)
+    }
+
+    pub fn item(&self) -> &Item {
+        &self.0
+    }
+
+    pub fn into_item(self) -> Item {
+        self.0
+    }
+
+    /// An attribute's text (S), if it has one.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        text_of(&self.0, name)
+    }
+
+    /// Stored as raw text (the stream image could not be read): no row.
+    pub fn is_unreadable(&self) -> bool {
+        self.0.contains_key(UNREADABLE_ROW)
+    }
+
+    /// The pending row as it was, if it can be put back: the item without
+    /// what the dispatcher added, readable and valid on its own. Catalog
+    /// checks are left to the dispatcher, which sees the row again.
+    pub fn retryable(&self, now: DateTime<Utc>) -> Result<Retryable, RetrySkip> {
+        if self.is_unreadable() {
+            return Err(RetrySkip::Unreadable);
+        }
+        if self.0.contains_key(DROPPED_ATTRIBUTES) {
+            return Err(RetrySkip::Incomplete);
+        }
+        let mut row = self.0.clone();
+        for attribute in REJECTION_ATTRIBUTES {
+            row.remove(attribute);
+        }
+        let json: Map<String, Value> = serde_dynamo::from_item(row.clone()).map_err(|err| {
+            RetrySkip::StillInvalid(Rejection::new(
+                ReasonCode::InvalidRow,
+                format!("the stored row cannot be read: {err}"),
+            ))
+        })?;
+        parse_pending_row(&json, now).map_err(RetrySkip::StillInvalid)?;
+        // The table's keys: a stored item has both.
+        let key = |name: &str| {
+            self.0
+                .get(name)
+                .cloned()
+                .unwrap_or(AttributeValue::Null(true))
+        };
+        Ok(Retryable {
+            user_id: key("userId"),
+            rejection_id: key("rejectionId"),
+            row,
+        })
+    }
+}
+
+/// A rejection whose row can be put back, and that row (types as stored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retryable {
+    user_id: AttributeValue,
+    rejection_id: AttributeValue,
+    row: Item,
+}
+
+impl Retryable {
+    pub fn row(&self) -> &Item {
+        &self.row
+    }
+}
+
+/// Why a rejection is not retried.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RetrySkip {
+    /// Stored as raw text: there is no row to put back.
+    Unreadable,
+    /// Fails on its own (e.g. `expired`): it would only be rejected again.
+    StillInvalid(Rejection),
+    /// A newer pending row has the key: never clobbered.
+    PendingRowExists,
+    /// Someone retried or removed it meanwhile.
+    RejectionGone,
+    /// The same stream record also made an offer (a rejection stored before
+    /// the dispatcher kept one outcome per record): retrying would make a
+    /// second offer.
+    AlreadyDispatched,
+    /// Stored without some of its attributes (it was too large to keep whole).
+    Incomplete,
+}
+
+/// What a retry made of one rejection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RetryOutcome {
+    /// The row is pending again and the rejection gone.
+    Retried,
+    Skipped(RetrySkip),
+}
+
+/// How many rejections, by reason code (`unknown` for an item without one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectedCounts {
+    pub total: u64,
+    pub by_reason: BTreeMap<String, u64>,
+}
+
+/// The rejected table. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RejectedTable {
+    table: DynamoTable,
+}
+
+impl RejectedTable {
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        Self {
+            table: DynamoTable::new(client, name),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        self.table.name()
+    }
+
+    /// The rejections matching `filter`, a page at a time: a Query of the
+    /// user's partition when the filter names one, else a Scan. Pages are
+    /// read as they are asked for; a page may be empty.
+    pub fn pages(
+        &self,
+        filter: &RejectionFilter,
+    ) -> BoxStream<'static, Result<Vec<StoredRejection>, CallError>> {
+        let reason = filter
+            .reason
+            .map(|code| AttributeValue::S(code.as_str().to_owned()));
+        let client = self.table.client();
+        let pages = match &filter.user_id {
+            Some(user_id) => {
+                let mut query = client
+                    .query()
+                    .table_name(self.name())
+                    .key_condition_expression("#user = :user")
+                    .expression_attribute_names("#user", "userId")
+                    .expression_attribute_values(":user", AttributeValue::S(user_id.clone()));
+                if let Some(reason) = reason {
+                    query = query
+                        .filter_expression("#reason = :reason")
+                        .expression_attribute_names("#reason", "reasonCode")
+                        .expression_attribute_values(":reason", reason);
+                }
+                let mut pages = query.into_paginator().send();
+                paged(
+                    move |cx| pages.poll_next(cx),
+                    format!("querying {}", self.name()),
+                )
+                .map(|page| page.map(|page| page.items.unwrap_or_default()))
+                .boxed()
+            }
+            None => {
+                let mut scan = client.scan().table_name(self.name());
+                if let Some(reason) = reason {
+                    scan = scan
+                        .filter_expression("#reason = :reason")
+                        .expression_attribute_names("#reason", "reasonCode")
+                        .expression_attribute_values(":reason", reason);
+                }
+                let mut pages = scan.into_paginator().send();
+                paged(
+                    move |cx| pages.poll_next(cx),
+                    format!("scanning {}", self.name()),
+                )
+                .map(|page| page.map(|page| page.items.unwrap_or_default()))
+                .boxed()
+            }
+        };
+        let ids = filter.ids.clone();
+        pages
+            .map(move |page| {
+                page.map(|items| {
+                    items
+                        .into_iter()
+                        .filter(|item| {
+                            ids.is_empty()
+                                || text_of(item, "rejectionId").is_some_and(|id| ids.contains(id))
+                        })
+                        .map(StoredRejection)
+                        .collect()
+                })
+            })
+            .boxed()
+    }
+
+    /// How many rejections, by reason (Scan of `reasonCode`, every page).
+    pub async fn counts(&self) -> Result<RejectedCounts, CallError> {
+        let mut counts = RejectedCounts::default();
+        let mut items = self.table.scan(&["reasonCode"]);
+        while let Some(item) = items.try_next().await? {
+            counts.total += 1;
+            let reason = text_of(&item, "reasonCode").unwrap_or("unknown").to_owned();
+            *counts.by_reason.entry(reason).or_default() += 1;
+        }
+        Ok(counts)
+    }
+
+    /// Puts the row back into `pending` unless a row of its key is there,
+    /// and deletes the rejection if it still exists, in one transaction, on
+    /// the condition that `offers` has no offer with the rejection's id (the
+    /// dispatcher gives a record's offer and rejection the same id): a record
+    /// has one outcome, and a retry may not add one. Transient failures
+    /// (conflicts, throttling, DynamoDB unavailable) are retried while
+    /// `pause` gives a wait.
+    pub async fn retry(
+        &self,
+        rejection: &Retryable,
+        pending: &PendingTable,
+        offers: &LoyaltyOffersTable,
+        pause: impl FnMut(u32) -> Option<Duration>,
+    ) -> Result<RetryOutcome, CallError> {
+        let doing = format!(
+            "retrying rejection {}",
+            rejection.rejection_id.as_s().map_or("-", String::as_str)
+        );
+        let refused = |err: aws_sdk_dynamodb::error::BuildError| {
+            CallError::of(doing.clone(), StoreError::Refused(err.to_string()))
+        };
+        let put = Put::builder()
+            .table_name(pending.name())
+            .set_item(Some(rejection.row.clone()))
+            .condition_expression("attribute_not_exists(userId)")
+            .build()
+            .map_err(&refused)?;
+        let delete = Delete::builder()
+            .table_name(self.name())
+            .key("userId", rejection.user_id.clone())
+            .key("rejectionId", rejection.rejection_id.clone())
+            .condition_expression("attribute_exists(rejectionId)")
+            .build()
+            .map_err(&refused)?;
+        let no_offer = ConditionCheck::builder()
+            .table_name(offers.name())
+            .key("userId", rejection.user_id.clone())
+            .key("personalizedOfferId", rejection.rejection_id.clone())
+            .condition_expression("attribute_not_exists(personalizedOfferId)")
+            .build()
+            .map_err(&refused)?;
+        let attempt = || async {
+            let result = self
+                .table
+                .client()
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(put.clone()).build())
+                .transact_items(TransactWriteItem::builder().delete(delete.clone()).build())
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .condition_check(no_offer.clone())
+                        .build(),
+                )
+                .send()
+                .await;
+            let reasons = match cancelled(result, |err| CallError::new(doing.clone(), err))? {
+                None => return Ok(RetryOutcome::Retried),
+                Some(reasons) => reasons,
+            };
+            // In the order of the items: the put, the delete, the check.
+            let skip = if condition_failed(&reasons, 1) {
+                RetrySkip::RejectionGone
+            } else if condition_failed(&reasons, 2) {
+                RetrySkip::AlreadyDispatched
+            } else if condition_failed(&reasons, 0) {
+                RetrySkip::PendingRowExists
+            } else {
+                return Err(CallError::of(doing.clone(), cancellation_error(&reasons)));
+            };
+            Ok(RetryOutcome::Skipped(skip))
+        };
+        with_retries(pause, attempt).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rejection(row: Value) -> StoredRejection {
+        let mut value = row;
+        value["rejectionId"] = json!("r-1");
+        value["reasonCode"] = json!("unknown_offer");
+        value["reasonMessage"] = json!("co-new is not in the catalog");
+        value["rejectedAt"] = json!("2024-06-01T00:00:00Z");
+        value["sourceEventId"] = json!("e-1");
+        value["sourceSequenceNumber"] = json!("100");
+        StoredRejection::new(serde_dynamo::to_item(value).expect("item"))
+    }
+
+    fn row() -> Value {
+        json!({"userId": "u1", "sortKey": "c+co-new", "offerId": "co-new", "rank": 2,
+               "startDate": "2024-01-01T00:00:00Z", "expiryDate": "2099-01-01T00:00:00Z",
+               "rules": {"minimumSpend": 3}})
+    }
+
+    #[test]
+    fn the_original_row_is_the_item_without_the_rejection_attributes() {
+        let retryable = rejection(row()).retryable(Utc::now()).expect("retryable");
+        let expected: Item = serde_dynamo::to_item(row()).expect("item");
+        assert_eq!(retryable.row(), &expected);
+        assert_eq!(
+            retryable.row()["rank"],
+            AttributeValue::N("2".into()),
+            "types kept"
+        );
+    }
+
+    #[test]
+    fn unreadable_incomplete_and_still_invalid_rows_are_skipped() {
+        let mut unreadable = rejection(json!({"userId": "u1", "sortKey": "k"})).into_item();
+        unreadable.insert(UNREADABLE_ROW.into(), AttributeValue::S("{\"M\"".into()));
+        let unreadable = StoredRejection::new(unreadable);
+        assert!(unreadable.is_unreadable());
+        assert_eq!(unreadable.retryable(Utc::now()), Err(RetrySkip::Unreadable));
+
+        let mut incomplete = rejection(row()).into_item();
+        incomplete.insert(DROPPED_ATTRIBUTES.into(), AttributeValue::L(Vec::new()));
+        assert_eq!(
+            StoredRejection::new(incomplete).retryable(Utc::now()),
+            Err(RetrySkip::Incomplete)
+        );
+
+        let mut expired = row();
+        expired["expiryDate"] = json!("2020-01-01T00:00:00Z");
+        expired["startDate"] = json!("2019-01-01T00:00:00Z");
+        match rejection(expired).retryable(Utc::now()) {
+            Err(RetrySkip::StillInvalid(rejection)) => {
+                assert_eq!(rejection.code, ReasonCode::Expired)
+            }
+            other => panic!("expected still invalid, got {other:?}"),
+        }
+    }
+}
