@@ -3,10 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/prerequisites.sh
-ensure_rust
-ensure_java
-ensure_node
-install_dynamodb_local
+ensure_local_prerequisites
 
 step "release build of the functions, the CLI and the local stack"
 cargo build --release --locked --workspace --bins

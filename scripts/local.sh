@@ -8,10 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/prerequisites.sh
 
-ensure_rust
-ensure_java
-ensure_node
-install_dynamodb_local
+ensure_local_prerequisites
 
 step "cargo build (the functions, the CLI and the local stack)"
 cargo build --workspace --bins --locked

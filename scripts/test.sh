@@ -5,10 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/prerequisites.sh
 
-ensure_rust
-ensure_java
-ensure_node
-install_dynamodb_local
+ensure_local_prerequisites
 ensure_python_tools lint
 
 step "template.yaml: sam validate --lint, cfn-lint"

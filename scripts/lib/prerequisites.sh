@@ -74,3 +74,12 @@ ensure_python_tools() {
   export PATH="$PYTHON_TOOLS_VENV/bin:$PATH" SAM_CLI_TELEMETRY=0
   export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 }
+
+# What every script that runs the system needs: Rust, Java 17, Node.js and
+# DynamoDB Local.
+ensure_local_prerequisites() {
+  ensure_rust
+  ensure_java
+  ensure_node
+  install_dynamodb_local
+}
