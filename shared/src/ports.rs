@@ -1,4 +1,7 @@
-//! What the application needs from storage, free of any AWS type.
+//! What the application needs from storage: traits over domain types, with
+//! no AWS SDK type in them. One exception, on purpose: a pending row's copy
+//! is kept as `serde_dynamo`'s own attribute values (not the SDK's), so that
+//! a rejected row is stored exactly as it was, types and sets included.
 
 use crate::domain::{CatalogEntry, PersonalizedOffer, ReasonCode};
 use crate::error::StoreError;
