@@ -7,7 +7,10 @@ use offers_shared::dynamo::dynamodb_client;
 use offers_shared::telemetry::init_json_logging;
 use serde_json::Value;
 
-#[tokio::main]
+// One thread: Lambda sends one event at a time, and the SDK calls of an event
+// interleave on it; a multi-threaded runtime only adds a wake-up of another
+// thread (futex, context switch) to every request and response.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init_json_logging();
     let config = Env::process().dispatcher()?;

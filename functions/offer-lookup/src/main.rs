@@ -6,7 +6,10 @@ use offers_shared::config::Env;
 use offers_shared::dynamo::dynamodb_client;
 use offers_shared::telemetry::init_json_logging;
 
-#[tokio::main]
+// One thread: Lambda sends one event at a time, and the SDK calls of an event
+// interleave on it; a multi-threaded runtime only adds a wake-up of another
+// thread (futex, context switch) to every request and response.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init_json_logging();
     let config = Env::process().lookup()?;
