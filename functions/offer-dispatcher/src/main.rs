@@ -3,7 +3,7 @@
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use offer_dispatcher::{build_dispatcher, handler};
 use offers_shared::config::Env;
-use offers_shared::dynamo::dynamodb_client;
+use offers_shared::dynamo::{dynamodb_client, environment_sdk_config};
 use offers_shared::telemetry::init_json_logging;
 use serde_json::Value;
 
@@ -14,7 +14,7 @@ use serde_json::Value;
 async fn main() -> Result<(), Error> {
     init_json_logging();
     let config = Env::process().dispatcher()?;
-    let sdk_config = aws_config::load_from_env().await;
+    let sdk_config = environment_sdk_config();
     let dispatcher = build_dispatcher(dynamodb_client(&sdk_config, &config.sdk), &config);
     let dispatcher = &dispatcher;
     run(service_fn(move |event: LambdaEvent<Value>| {

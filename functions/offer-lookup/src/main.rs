@@ -3,7 +3,7 @@
 use lambda_http::{run, service_fn, Error, Request};
 use offer_lookup::{build_lookup, handler};
 use offers_shared::config::Env;
-use offers_shared::dynamo::dynamodb_client;
+use offers_shared::dynamo::{dynamodb_client, environment_sdk_config};
 use offers_shared::telemetry::init_json_logging;
 
 // One thread: Lambda sends one event at a time, and the SDK calls of an event
@@ -13,7 +13,7 @@ use offers_shared::telemetry::init_json_logging;
 async fn main() -> Result<(), Error> {
     init_json_logging();
     let config = Env::process().lookup()?;
-    let sdk_config = aws_config::load_from_env().await;
+    let sdk_config = environment_sdk_config();
     let lookup = build_lookup(dynamodb_client(&sdk_config, &config.sdk), &config);
     let lookup = &lookup;
     run(service_fn(move |request: Request| {

@@ -2,7 +2,7 @@
 
 use lambda_http::{run, service_fn, Error, Request};
 use offers_shared::config::Env;
-use offers_shared::dynamo::dynamodb_client;
+use offers_shared::dynamo::{dynamodb_client, environment_sdk_config};
 use offers_shared::telemetry::init_json_logging;
 use support_assignment::{build_support, handler};
 
@@ -13,7 +13,7 @@ use support_assignment::{build_support, handler};
 async fn main() -> Result<(), Error> {
     init_json_logging();
     let config = Env::process().support()?;
-    let sdk_config = aws_config::load_from_env().await;
+    let sdk_config = environment_sdk_config();
     let support = build_support(dynamodb_client(&sdk_config, &config.sdk), &config);
     let support = &support;
     run(service_fn(move |request: Request| {

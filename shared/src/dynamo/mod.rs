@@ -8,7 +8,7 @@ mod items;
 mod offers;
 mod support;
 
-pub use client::dynamodb_client;
+pub use client::{dynamodb_client, environment_sdk_config};
 pub use dispatch::{
     cancellation_codes, cancellation_error, pending_delete, DROPPED_ATTRIBUTES,
     REJECTION_ATTRIBUTES, UNREADABLE_ROW,
