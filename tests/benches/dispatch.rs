@@ -6,7 +6,11 @@
 //! absent, delete only the row as the stream saw it) at the same concurrency. Each side gets a fresh
 //! DynamoDB Local and an uncounted warm-up round (its JVM settles on the first
 //! workload it serves). The release binary is also run through a local
-//! Runtime API for its peak RSS. Run: `bash scripts/bench.sh`.
+//! Runtime API for its peak RSS and its CPU time per row (user + system of the
+//! process over the measured rows, from `/proc/<pid>/stat`). The floor's CPU
+//! per transaction is this process's own (getrusage), which then does nothing
+//! but the bare SDK calls: what the SDK alone costs per transaction.
+//! Run: `bash scripts/bench.sh`.
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use futures::stream::{self, StreamExt};
@@ -28,7 +32,8 @@ const WARM_UP_ROWS: usize = 300;
 async fn main() {
     let handler = measure_handler(&fresh_dynamodb()).await;
     let binary = measure_binary(&fresh_dynamodb()).await;
-    let floor_time = measure_floor(handler.concurrency).await;
+    let floor = measure_floor(handler.concurrency).await;
+    let floor_time = floor.time;
 
     let per_second = |time: Duration| ROWS as f64 / time.as_secs_f64();
     println!(
@@ -42,11 +47,14 @@ async fn main() {
         handler.time.as_secs_f64()
     );
     println!(
-        "  release binary:        {:>6.0} rows/s  ({:.2} s, through a local Runtime API)",
+        "  release binary:        {:>6.0} rows/s  ({:.2} s, through a local Runtime API; CPU {:.3} ms/row: user {:.3} + system {:.3})",
         per_second(binary.time),
-        binary.time.as_secs_f64()
+        binary.time.as_secs_f64(),
+        binary.cpu.per_row_ms(),
+        binary.cpu.user_per_row_ms(),
+        binary.cpu.system_per_row_ms(),
     );
-    println!("  floor:                 {:>6.0} txn/s   ({:.2} s, bare TransactWriteItems put offer + delete pending)", per_second(floor_time), floor_time.as_secs_f64());
+    println!("  floor:                 {:>6.0} txn/s   ({:.2} s, bare TransactWriteItems put offer + delete pending; CPU {:.3} ms/txn of the bench process)", per_second(floor_time), floor_time.as_secs_f64(), floor.cpu.per_row_ms());
     println!(
         "  ratio handler/floor:   {:>6.3}  (target <= 1.15)",
         handler.time.as_secs_f64() / floor_time.as_secs_f64()
@@ -61,6 +69,74 @@ async fn main() {
         "  peak RSS of the binary: {:>5.1} MiB (VmHWM after {ROWS} rows; target <= 40)",
         binary.peak_rss_kib as f64 / 1024.0
     );
+    println!(
+        "  CPU of the binary:     {:>6.3} ms/row (user + system over the {ROWS} measured rows; target <= 0.25)",
+        binary.cpu.per_row_ms()
+    );
+}
+
+/// User and system CPU time of a process.
+#[derive(Debug, Clone, Copy, Default)]
+struct CpuTime {
+    user: Duration,
+    system: Duration,
+}
+
+impl CpuTime {
+    /// The CPU time of a process so far (all its threads): utime and stime
+    /// of `/proc/<pid>/stat`, in clock ticks (10 ms on Linux).
+    fn of_process(pid: u32) -> CpuTime {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
+        // The command name may hold spaces: fields are counted after its closing parenthesis.
+        let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
+            .split_whitespace()
+            .collect();
+        // Fields 14 and 15 of stat(5), counted from 1 with pid and comm as 1 and 2.
+        let ticks = |index: usize| -> u64 { fields[index - 3].parse().expect("ticks") };
+        // SAFETY: sysconf has no preconditions.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let time = |ticks: u64| Duration::from_secs_f64(ticks as f64 / per_second);
+        CpuTime {
+            user: time(ticks(14)),
+            system: time(ticks(15)),
+        }
+    }
+
+    /// The CPU time of this process so far (getrusage, microseconds).
+    fn of_self() -> CpuTime {
+        // SAFETY: getrusage writes the struct it is given.
+        let usage = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+            usage
+        };
+        let time = |value: libc::timeval| {
+            Duration::from_secs(value.tv_sec as u64) + Duration::from_micros(value.tv_usec as u64)
+        };
+        CpuTime {
+            user: time(usage.ru_utime),
+            system: time(usage.ru_stime),
+        }
+    }
+
+    fn since(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+
+    fn per_row_ms(self) -> f64 {
+        self.user_per_row_ms() + self.system_per_row_ms()
+    }
+
+    fn user_per_row_ms(self) -> f64 {
+        self.user.as_secs_f64() * 1000.0 / ROWS as f64
+    }
+
+    fn system_per_row_ms(self) -> f64 {
+        self.system.as_secs_f64() * 1000.0 / ROWS as f64
+    }
 }
 
 struct HandlerRun {
@@ -74,6 +150,14 @@ struct HandlerRun {
 struct BinaryRun {
     time: Duration,
     peak_rss_kib: u64,
+    /// CPU of the binary's process over the measured rows only.
+    cpu: CpuTime,
+}
+
+struct FloorRun {
+    time: Duration,
+    /// CPU of this process over the measured transactions.
+    cpu: CpuTime,
 }
 
 /// Rows for one batch-sized run, spread over users and two config offers.
@@ -175,6 +259,7 @@ async fn measure_binary(local: &DynamoDbLocal) -> BinaryRun {
                 .await,
         );
     }
+    let cpu_before = CpuTime::of_process(function.id());
     let started = Instant::now();
     for batch in records.chunks(BATCH) {
         assert_no_failures(
@@ -184,11 +269,16 @@ async fn measure_binary(local: &DynamoDbLocal) -> BinaryRun {
         );
     }
     let time = started.elapsed();
+    let cpu = CpuTime::of_process(function.id()).since(cpu_before);
     let peak_rss_kib = peak_rss_kib(function.id());
     let _ = function.kill();
     let _ = function.wait();
     assert_eq!(bed.scan(OFFERS).await.len(), ROWS + WARM_UP_ROWS);
-    BinaryRun { time, peak_rss_kib }
+    BinaryRun {
+        time,
+        peak_rss_kib,
+        cpu,
+    }
 }
 
 fn assert_no_failures(answer: Result<Answer, String>) {
@@ -210,7 +300,7 @@ fn distinct_catalog_ids(batch: &[Value]) -> usize {
     offers.len() * 2
 }
 
-async fn measure_floor(concurrency: usize) -> Duration {
+async fn measure_floor(concurrency: usize) -> FloorRun {
     let local = fresh_dynamodb();
     let bed = TestBed::on(&local.endpoint()).await;
     bed.load_sample_catalog().await;
@@ -221,14 +311,16 @@ async fn measure_floor(concurrency: usize) -> Duration {
     bare_transactions(&bed, &template_offer, &warm_up, concurrency).await;
     let rows = bench_rows("run", ROWS);
     put_rows(&bed, &rows).await;
+    let cpu_before = CpuTime::of_self();
     let started = Instant::now();
     bare_transactions(&bed, &template_offer, &rows, concurrency).await;
-    let elapsed = started.elapsed();
+    let time = started.elapsed();
+    let cpu = CpuTime::of_self().since(cpu_before);
     assert!(
         bed.scan(PENDING).await.is_empty(),
         "the floor consumed every row"
     );
-    elapsed
+    FloorRun { time, cpu }
 }
 
 /// One real offer, made by the dispatcher, as the model for the floor's items.

@@ -3,14 +3,17 @@
 use lambda_http::{run, service_fn, Error, Request};
 use offer_lookup::{build_lookup, handler, LookupConfig};
 use offers_shared::config::Env;
-use offers_shared::dynamo::dynamodb_client;
+use offers_shared::dynamo::{dynamodb_client, environment_sdk_config};
 use offers_shared::telemetry::init_json_logging;
 
-#[tokio::main]
+// One thread: Lambda sends one event at a time, and the SDK calls of an event
+// interleave on it; a multi-threaded runtime only adds a wake-up of another
+// thread (futex, context switch) to every request and response.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init_json_logging();
     let config = LookupConfig::from_env(&Env::process())?;
-    let sdk_config = aws_config::load_from_env().await;
+    let sdk_config = environment_sdk_config();
     let lookup = build_lookup(dynamodb_client(&sdk_config, &config.sdk), &config);
     let lookup = &lookup;
     run(service_fn(move |request: Request| {

@@ -2,15 +2,18 @@
 
 use lambda_http::{run, service_fn, Error, Request};
 use offers_shared::config::Env;
-use offers_shared::dynamo::dynamodb_client;
+use offers_shared::dynamo::{dynamodb_client, environment_sdk_config};
 use offers_shared::telemetry::init_json_logging;
 use support_assignment::{build_support, handler, SupportConfig};
 
-#[tokio::main]
+// One thread: Lambda sends one event at a time, and the SDK calls of an event
+// interleave on it; a multi-threaded runtime only adds a wake-up of another
+// thread (futex, context switch) to every request and response.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     init_json_logging();
     let config = SupportConfig::from_env(&Env::process())?;
-    let sdk_config = aws_config::load_from_env().await;
+    let sdk_config = environment_sdk_config();
     let support = build_support(dynamodb_client(&sdk_config, &config.sdk), &config);
     let support = &support;
     run(service_fn(move |request: Request| {

@@ -16,7 +16,7 @@ mod table;
 mod transactions;
 
 pub use catalog::{CatalogTable, CATALOG_KEY};
-pub use client::dynamodb_client;
+pub use client::{dynamodb_client, environment_sdk_config};
 pub use dispatch::{pending_delete, DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, UNREADABLE_ROW};
 pub use errors::{classify, error_chain, CallError, Fault};
 pub use items::{
