@@ -7,6 +7,11 @@ ensure_local_prerequisites
 
 step "release build of the functions, the CLI and the local stack"
 cargo build --release --locked --workspace --bins
+# The functions again, as sam build builds them (`cargo lambda build --bin X`
+# at the root selects the default members, the three functions): without the
+# CLI's and the local stack's features. The benches run and size these.
+step "release build of the functions alone (their deployed features)"
+cargo build --release --locked
 # Per-record INFO logs would dominate the output; the functions log at WARN here too.
 export RUST_LOG="${RUST_LOG:-warn}"
 step "dispatch benchmark"
