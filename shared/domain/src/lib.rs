@@ -1,6 +1,7 @@
 //! Domain types and pure functions: parse, validate, merge. No AWS here.
 
 pub mod assignment;
+pub mod campaign_stats;
 pub mod canonical;
 pub mod catalog;
 pub mod challenge;
