@@ -12,6 +12,7 @@ pub struct TableNames {
     pub loyalty_offers: Option<String>,
     pub catalog: Option<String>,
     pub rejected: Option<String>,
+    pub campaign_stats: Option<String>,
 }
 
 impl TableNames {
@@ -22,6 +23,7 @@ impl TableNames {
             loyalty_offers: Some(loyalty_offers.to_owned()),
             catalog: Some(catalog.to_owned()),
             rejected: Some(rejected.to_owned()),
+            campaign_stats: None,
         }
     }
 
@@ -39,6 +41,10 @@ impl TableNames {
 
     pub fn rejected(&self) -> Result<&str, StoreError> {
         given(&self.rejected, "rejected")
+    }
+
+    pub fn campaign_stats(&self) -> Result<&str, StoreError> {
+        given(&self.campaign_stats, "campaign statistics")
     }
 }
 
@@ -153,6 +159,7 @@ pub const PENDING_TABLE_VARIABLE: &str = "PENDING_TABLE_NAME";
 pub const LOYALTY_OFFERS_TABLE_VARIABLE: &str = "LOYALTY_OFFERS_TABLE_NAME";
 pub const CATALOG_TABLE_VARIABLE: &str = "OFFER_CATALOG_TABLE_NAME";
 pub const REJECTED_TABLE_VARIABLE: &str = "REJECTED_TABLE_NAME";
+pub const CAMPAIGN_STATS_TABLE_VARIABLE: &str = "CAMPAIGN_STATS_TABLE";
 
 /// An environment given as pairs, for tests.
 pub fn env_of(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {

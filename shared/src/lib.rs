@@ -5,6 +5,7 @@
 pub use offers_domain as domain;
 
 pub mod assign;
+pub mod campaign_stats;
 pub mod catalog_cache;
 pub mod config;
 pub mod deadline;

@@ -182,3 +182,48 @@ pub trait SupportStore: Send + Sync {
         page: &PageRequest,
     ) -> impl Future<Output = Result<OfferPage, StoreError>> + Send;
 }
+
+/// One record's share of the statistics, written atomically with its marker:
+/// the marker (`applied#<eventID>`, one per part when a record touches more
+/// counters than one transaction holds) exists once the deltas are counted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsUnit {
+    pub marker: String,
+    pub deltas: crate::domain::campaign_stats::Deltas,
+}
+
+/// The result of one statistics transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// Every unit's marker written and its deltas added.
+    Applied,
+    /// Nothing written: these units (indexes into the units given) were
+    /// counted before (their markers exist).
+    AlreadyApplied(Vec<usize>),
+}
+
+/// The campaign statistics table.
+pub trait CampaignStatsStore: Send + Sync {
+    /// One transaction: each unit's marker, on the condition that it does not
+    /// exist, and `deltas` (the sum of the units' deltas, one entry per
+    /// counter) added to the counters. At most 100 items in all.
+    fn apply_units(
+        &self,
+        units: &[&StatsUnit],
+        deltas: &crate::domain::campaign_stats::Deltas,
+    ) -> impl Future<Output = Result<ApplyOutcome, StoreError>> + Send;
+
+    /// Every counter of a campaign (offers by arm, and days).
+    fn campaign_counters(
+        &self,
+        campaign_id: &str,
+    ) -> impl Future<
+        Output = Result<
+            Vec<(
+                crate::domain::campaign_stats::CounterKey,
+                crate::domain::campaign_stats::Counts,
+            )>,
+            StoreError,
+        >,
+    > + Send;
+}

@@ -1,0 +1,102 @@
+//! An in-memory statistics table, with the transaction semantics of the
+//! DynamoDB adapter (markers conditional, all or nothing), and faults to
+//! inject: conflicts, refusals, outages.
+
+use crate::error::StoreError;
+use crate::ports::{ApplyOutcome, CampaignStatsStore, StatsUnit};
+use offers_domain::campaign_stats::{CounterKey, Counts, Deltas};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Mutex;
+
+#[derive(Debug, Default)]
+pub struct MemoryStatsStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    markers: HashSet<String>,
+    counters: BTreeMap<CounterKey, Counts>,
+    /// Errors the next calls return, in order, before anything is written.
+    faults: VecDeque<StoreError>,
+    /// Every transaction tried: how many units and counters it held.
+    calls: Vec<(usize, usize)>,
+}
+
+impl MemoryStatsStore {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn counters(&self) -> BTreeMap<CounterKey, Counts> {
+        self.state().counters.clone()
+    }
+
+    pub fn markers(&self) -> usize {
+        self.state().markers.len()
+    }
+
+    /// The next calls fail with these errors, in order.
+    pub fn fail_next(&self, errors: impl IntoIterator<Item = StoreError>) {
+        self.state().faults.extend(errors);
+    }
+
+    /// (units, counters) of every transaction tried.
+    pub fn calls(&self) -> Vec<(usize, usize)> {
+        self.state().calls.clone()
+    }
+}
+
+impl CampaignStatsStore for MemoryStatsStore {
+    async fn apply_units(
+        &self,
+        units: &[&StatsUnit],
+        deltas: &Deltas,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let mut state = self.state();
+        state.calls.push((units.len(), deltas.len()));
+        if units.len() + deltas.len() > super::MAX_TRANSACTION_ITEMS {
+            return Err(StoreError::Refused("more than 100 items".into()));
+        }
+        if let Some(fault) = state.faults.pop_front() {
+            return Err(fault);
+        }
+        let found: Vec<usize> = units
+            .iter()
+            .enumerate()
+            .filter(|(_, unit)| state.markers.contains(&unit.marker))
+            .map(|(index, _)| index)
+            .collect();
+        if !found.is_empty() {
+            return Ok(ApplyOutcome::AlreadyApplied(found));
+        }
+        for unit in units {
+            state.markers.insert(unit.marker.clone());
+        }
+        for (key, counts) in deltas {
+            let slot = state.counters.entry(key.clone()).or_default();
+            *slot = slot
+                .checked_add(counts)
+                .ok_or_else(|| StoreError::Refused("number overflow".into()))?;
+        }
+        Ok(ApplyOutcome::Applied)
+    }
+
+    async fn campaign_counters(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Vec<(CounterKey, Counts)>, StoreError> {
+        Ok(self
+            .state()
+            .counters
+            .iter()
+            .filter(|(key, _)| match key {
+                CounterKey::Campaign { campaign_id: c, .. } | CounterKey::Day { campaign_id: c, .. } => {
+                    c == campaign_id
+                }
+                CounterKey::Learning { .. } => false,
+            })
+            .map(|(key, counts)| (key.clone(), *counts))
+            .collect())
+    }
+}

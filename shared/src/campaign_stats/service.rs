@@ -1,0 +1,569 @@
+//! The statistics service: each INSERT or MODIFY of an offer item ends as
+//! exactly one of applied, duplicate, no change, not counted, refused or
+//! failed; the batch's deltas are summed per counter and written with one
+//! marker per record in as few transactions as fit.
+
+use super::input::{ChangeRecord, StatsInput};
+use crate::deadline::Deadline;
+use crate::dispatch::IgnoredReason;
+use crate::error::StoreError;
+use crate::ports::{ApplyOutcome, CampaignStatsStore, StatsUnit};
+use chrono::{DateTime, Utc};
+use offers_domain::campaign_stats::{
+    aggregate, campaign_report, read_offer_image, record_deltas, CampaignReport, CounterKey,
+    Deltas, StatsProblem,
+};
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Markers are stored under `applied#<eventID>` (and `…#<part>`).
+pub const MARKER_PREFIX: &str = "applied#";
+/// DynamoDB's limit on the items of one transaction.
+pub const MAX_TRANSACTION_ITEMS: usize = 100;
+/// A record touching more counters than this is written in parts, each with
+/// its own marker (a record touches 3 to 20 in practice: campaign, arm, days
+/// of its redemptions, learning counters).
+pub const MAX_UNIT_COUNTERS: usize = 49;
+/// Longer stream event ids are not AWS's (32 hex digits): such a record is unusable.
+const MAX_EVENT_ID_BYTES: usize = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatsSettings {
+    /// Tries of a transaction that conflicts with another invocation's (or is
+    /// throttled) before its records are reported failed.
+    pub conflict_attempts: u32,
+    /// The first pause after a conflict; it doubles, with jitter.
+    pub backoff: Duration,
+    /// No transaction starts this close to the invocation deadline.
+    pub deadline_margin: Duration,
+}
+
+impl Default for StatsSettings {
+    fn default() -> Self {
+        Self {
+            conflict_attempts: 6,
+            backoff: Duration::from_millis(25),
+            deadline_margin: Duration::from_millis(2_000),
+        }
+    }
+}
+
+/// Why a record is reported failed (to be retried by Lambda).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StatsFailure {
+    #[error("{0} ({kind})", kind = .0.kind())]
+    Store(StoreError),
+    #[error("still conflicting after {0} tries")]
+    ConflictsExhausted(u32),
+    #[error("not started: the store was found down earlier in this batch")]
+    StoreDown,
+    #[error("not started: too close to the invocation deadline")]
+    DeadlineNear,
+    #[error("{0}")]
+    Unusable(String),
+}
+
+impl StatsFailure {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StatsFailure::Store(error) => error.kind(),
+            StatsFailure::ConflictsExhausted(_) => "conflicts_exhausted",
+            StatsFailure::StoreDown => "store_down",
+            StatsFailure::DeadlineNear => "deadline",
+            StatsFailure::Unusable(_) => "unusable",
+        }
+    }
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatsOutcome {
+    /// Its deltas were added to `counters` counters.
+    Applied { counters: usize },
+    /// An earlier delivery counted it (its marker exists).
+    Duplicate,
+    /// Nothing that is counted changed: nothing written.
+    NoChange,
+    Ignored(IgnoredReason),
+    /// An image that cannot be counted: logged and counted in the
+    /// `NotCounted` metric, never retried (it would never succeed).
+    NotCounted(StatsProblem),
+    /// DynamoDB refused its write permanently (e.g. a counter past what a
+    /// number holds): logged, `NotCounted` metric, never retried.
+    Refused(String),
+    /// Transient: reported in `batchItemFailures`.
+    Failed(StatsFailure),
+}
+
+impl StatsOutcome {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StatsOutcome::Applied { .. } => "applied",
+            StatsOutcome::Duplicate => "duplicate",
+            StatsOutcome::NoChange => "no_change",
+            StatsOutcome::Ignored(_) => "ignored",
+            StatsOutcome::NotCounted(_) => "not_counted",
+            StatsOutcome::Refused(_) => "refused",
+            StatsOutcome::Failed(_) => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsRecordReport {
+    pub event_id: Option<String>,
+    pub sequence_number: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub outcome: StatsOutcome,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatsBatchReport {
+    pub records: Vec<StatsRecordReport>,
+    /// Transactions that went through.
+    pub transactions: usize,
+    /// Conflicts (or throttling) retried.
+    pub conflicts: usize,
+    pub store_down: bool,
+}
+
+impl StatsBatchReport {
+    pub fn failed_sequence_numbers(&self) -> Vec<String> {
+        self.records
+            .iter()
+            .filter(|record| matches!(record.outcome, StatsOutcome::Failed(_)))
+            .filter_map(|record| record.sequence_number.clone())
+            .collect()
+    }
+
+    /// How many records ended with the outcome named `name`.
+    pub fn count(&self, name: &str) -> usize {
+        self.records
+            .iter()
+            .filter(|record| record.outcome.name() == name)
+            .count()
+    }
+
+    pub fn log(&self, duration_ms: u64) {
+        for record in &self.records {
+            let event_id = record.event_id.as_deref().unwrap_or_default();
+            let sequence_number = record.sequence_number.as_deref().unwrap_or_default();
+            let outcome = record.outcome.name();
+            match &record.outcome {
+                StatsOutcome::Applied { counters } => {
+                    tracing::debug!(event_id, sequence_number, outcome, counters, "record counted")
+                }
+                StatsOutcome::Duplicate | StatsOutcome::NoChange => {
+                    tracing::debug!(event_id, sequence_number, outcome, "nothing to count")
+                }
+                StatsOutcome::Ignored(reason) => {
+                    tracing::debug!(event_id, sequence_number, outcome, reason = %reason, "record ignored")
+                }
+                StatsOutcome::NotCounted(problem) => {
+                    tracing::error!(event_id, sequence_number, outcome, error = %problem,
+                        "offer image cannot be counted; not retried")
+                }
+                StatsOutcome::Refused(detail) => {
+                    tracing::error!(event_id, sequence_number, outcome, error = %detail,
+                        "statistics write refused by DynamoDB; not retried")
+                }
+                StatsOutcome::Failed(failure) => {
+                    tracing::warn!(event_id, sequence_number, outcome, failure = failure.kind(),
+                        error = %failure, "record failed; reported for retry")
+                }
+            }
+        }
+        tracing::info!(
+            records = self.records.len(),
+            applied = self.count("applied"),
+            duplicates = self.count("duplicate"),
+            no_change = self.count("no_change"),
+            ignored = self.count("ignored"),
+            not_counted = self.count("not_counted") + self.count("refused"),
+            failed = self.count("failed"),
+            transactions = self.transactions,
+            conflicts = self.conflicts,
+            store_down = self.store_down,
+            duration_ms,
+            "batch done"
+        );
+    }
+}
+
+/// A unit of work: one record's part, and where it stands.
+struct PlannedUnit {
+    record: usize,
+    unit: StatsUnit,
+    state: UnitState,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum UnitState {
+    Pending,
+    Applied,
+    Duplicate,
+    Refused(String),
+    Failed(StatsFailure),
+}
+
+pub struct StatsService<S> {
+    store: S,
+    settings: StatsSettings,
+}
+
+impl<S: CampaignStatsStore> StatsService<S> {
+    pub fn new(store: S, settings: StatsSettings) -> Self {
+        Self { store, settings }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// A campaign's statistics; a campaign nobody counted has zero counts.
+    pub async fn campaign_report(&self, campaign_id: &str) -> Result<CampaignReport, StoreError> {
+        let counters = self.store.campaign_counters(campaign_id).await?;
+        campaign_report(campaign_id, counters)
+            .map_err(|problem| StoreError::Corrupt(format!("campaign counters: {problem}")))
+    }
+
+    /// Counts the records of one stream batch, each exactly once.
+    pub async fn apply_batch(
+        &self,
+        records: Vec<StatsInput>,
+        deadline: Option<Instant>,
+    ) -> StatsBatchReport {
+        let started = Instant::now();
+        let deadline = deadline.map(|at| Deadline::new(at, self.settings.deadline_margin));
+        let mut reports = Vec::with_capacity(records.len());
+        let mut units: Vec<PlannedUnit> = Vec::new();
+        let mut markers: HashSet<String> = HashSet::new();
+        for (index, input) in records.into_iter().enumerate() {
+            let (event_id, sequence_number, created_at, outcome) = match input {
+                StatsInput::Ignored {
+                    event_id,
+                    sequence_number,
+                    reason,
+                } => (
+                    event_id,
+                    sequence_number,
+                    None,
+                    Some(StatsOutcome::Ignored(reason)),
+                ),
+                StatsInput::Unusable {
+                    event_id,
+                    sequence_number,
+                    error,
+                } => {
+                    let outcome = match sequence_number {
+                        Some(_) => StatsOutcome::Failed(StatsFailure::Unusable(error)),
+                        None => StatsOutcome::Ignored(
+                            IgnoredReason::UnreadableWithoutSequenceNumber(error),
+                        ),
+                    };
+                    (event_id, sequence_number, None, Some(outcome))
+                }
+                StatsInput::Change(change) => {
+                    let outcome = plan(index, &change, &mut units, &mut markers);
+                    (
+                        Some(change.event_id),
+                        Some(change.sequence_number),
+                        change.created_at,
+                        outcome,
+                    )
+                }
+            };
+            reports.push(StatsRecordReport {
+                event_id,
+                sequence_number,
+                created_at,
+                // Decided below, from the record's units.
+                outcome: outcome.unwrap_or(StatsOutcome::NoChange),
+            });
+        }
+
+        let mut report = StatsBatchReport::default();
+        let mut work: VecDeque<Vec<usize>> = pack(&units).into();
+        while let Some(chunk) = work.pop_front() {
+            if let Some(singles) = self
+                .run_chunk(chunk, &mut units, deadline, &mut report)
+                .await
+            {
+                for single in singles.into_iter().rev() {
+                    work.push_front(vec![single]);
+                }
+            }
+        }
+
+        for (record, units) in group_units(&units) {
+            if let Some(slot) = reports.get_mut(record) {
+                slot.outcome = record_outcome(&units);
+            }
+        }
+        report.records = reports;
+        report.log(started.elapsed().as_millis().try_into().unwrap_or(u64::MAX));
+        report
+    }
+
+    /// Writes one chunk, retrying without the units already counted and
+    /// after conflicts. Returns the units to try one by one when DynamoDB
+    /// refused the chunk (so that one bad unit does not sink the others).
+    async fn run_chunk(
+        &self,
+        chunk: Vec<usize>,
+        units: &mut [PlannedUnit],
+        deadline: Option<Deadline>,
+        report: &mut StatsBatchReport,
+    ) -> Option<Vec<usize>> {
+        let mut pending = chunk;
+        let mut tries = 0u32;
+        while !pending.is_empty() {
+            if report.store_down {
+                set_all(units, &pending, UnitState::Failed(StatsFailure::StoreDown));
+                return None;
+            }
+            if deadline.is_some_and(|deadline| deadline.is_near()) {
+                set_all(units, &pending, UnitState::Failed(StatsFailure::DeadlineNear));
+                return None;
+            }
+            let sum = match aggregate(pending.iter().filter_map(|i| units.get(*i)).map(|u| &u.unit.deltas)) {
+                Ok(sum) => sum,
+                Err(problem) if pending.len() > 1 => {
+                    tracing::warn!(error = %problem, units = pending.len(), "the chunk's sum overflows; writing its units one by one");
+                    return Some(pending);
+                }
+                Err(problem) => {
+                    set_all(units, &pending, UnitState::Refused(problem.to_string()));
+                    return None;
+                }
+            };
+            let given: Vec<&StatsUnit> = pending
+                .iter()
+                .filter_map(|i| units.get(*i))
+                .map(|u| &u.unit)
+                .collect();
+            let result = self.with_deadline(deadline, self.store.apply_units(&given, &sum)).await;
+            match result {
+                Ok(ApplyOutcome::Applied) => {
+                    report.transactions += 1;
+                    set_all(units, &pending, UnitState::Applied);
+                    return None;
+                }
+                Ok(ApplyOutcome::AlreadyApplied(found)) if !found.is_empty() => {
+                    let counted: BTreeSet<usize> =
+                        found.iter().filter_map(|at| pending.get(*at).copied()).collect();
+                    let counted: Vec<usize> = counted.into_iter().collect();
+                    set_all(units, &counted, UnitState::Duplicate);
+                    pending.retain(|index| !counted.contains(index));
+                }
+                Ok(ApplyOutcome::AlreadyApplied(_)) => {
+                    let error = StoreError::Unavailable(
+                        "transaction cancelled without a reason".into(),
+                    );
+                    set_all(units, &pending, UnitState::Failed(StatsFailure::Store(error)));
+                    return None;
+                }
+                Err(StoreError::Refused(_)) if pending.len() > 1 => return Some(pending),
+                Err(StoreError::Refused(detail)) => {
+                    set_all(units, &pending, UnitState::Refused(detail));
+                    return None;
+                }
+                Err(error @ (StoreError::Conflict(_) | StoreError::Throttled(_))) => {
+                    tries += 1;
+                    report.conflicts += 1;
+                    if tries >= self.settings.conflict_attempts.max(1) {
+                        let failure = match error {
+                            StoreError::Conflict(_) => StatsFailure::ConflictsExhausted(tries),
+                            other => StatsFailure::Store(other),
+                        };
+                        set_all(units, &pending, UnitState::Failed(failure));
+                        return None;
+                    }
+                    tokio::time::sleep(backoff(self.settings.backoff, tries)).await;
+                }
+                Err(error) => {
+                    if error.is_outage() {
+                        report.store_down = true;
+                    }
+                    set_all(units, &pending, UnitState::Failed(StatsFailure::Store(error)));
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// Abandons a store call that would run past the deadline (a write that
+    /// lands anyway makes the retry a duplicate).
+    async fn with_deadline<T>(
+        &self,
+        deadline: Option<Deadline>,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match deadline {
+            None => call.await,
+            Some(deadline) => {
+                let cutoff = deadline
+                    .at
+                    .checked_sub(deadline.margin / 2)
+                    .unwrap_or(deadline.at);
+                tokio::time::timeout_at(cutoff, call)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(StoreError::Timeout(
+                            "abandoned at the invocation deadline".into(),
+                        ))
+                    })
+            }
+        }
+    }
+}
+
+fn set_all(units: &mut [PlannedUnit], pending: &[usize], state: UnitState) {
+    for index in pending {
+        if let Some(unit) = units.get_mut(*index) {
+            unit.state = state.clone();
+        }
+    }
+}
+
+/// The deltas of one record, cut into units of at most
+/// [`MAX_UNIT_COUNTERS`] counters, each with its marker. `None` when the
+/// record's outcome is already known.
+fn plan(
+    record: usize,
+    change: &ChangeRecord,
+    units: &mut Vec<PlannedUnit>,
+    markers: &mut HashSet<String>,
+) -> Option<StatsOutcome> {
+    if change.event_id.is_empty() || change.event_id.len() > MAX_EVENT_ID_BYTES {
+        return Some(StatsOutcome::Failed(StatsFailure::Unusable(format!(
+            "eventID is empty or longer than {MAX_EVENT_ID_BYTES} bytes"
+        ))));
+    }
+    let deltas = read_deltas(change);
+    let deltas = match deltas {
+        Err(problem) => return Some(StatsOutcome::NotCounted(problem)),
+        Ok(deltas) if deltas.is_empty() => return Some(StatsOutcome::NoChange),
+        Ok(deltas) => deltas,
+    };
+    let base = format!("{MARKER_PREFIX}{}", change.event_id);
+    if !markers.insert(base.clone()) {
+        // The same record twice in one batch: the first counts.
+        return Some(StatsOutcome::Duplicate);
+    }
+    let entries: Vec<(CounterKey, _)> = deltas.into_iter().collect();
+    for (part, slice) in entries.chunks(MAX_UNIT_COUNTERS).enumerate() {
+        let marker = if part == 0 {
+            base.clone()
+        } else {
+            format!("{base}#{part}")
+        };
+        units.push(PlannedUnit {
+            record,
+            unit: StatsUnit {
+                marker,
+                deltas: slice.iter().cloned().collect(),
+            },
+            state: UnitState::Pending,
+        });
+    }
+    None
+}
+
+/// A record's deltas from its images.
+pub(super) fn read_deltas(change: &ChangeRecord) -> Result<Deltas, StatsProblem> {
+    let new = read_offer_image(&change.new_image)?;
+    let old = change.old_image.as_ref().map(read_offer_image).transpose()?;
+    record_deltas(old.as_ref(), Some(&new))
+}
+
+/// Packs units, in order, into transactions of at most
+/// [`MAX_TRANSACTION_ITEMS`] items: a marker per unit and one update per
+/// distinct counter.
+fn pack(units: &[PlannedUnit]) -> Vec<Vec<usize>> {
+    let mut chunks: Vec<Vec<usize>> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    let mut counters: BTreeSet<&CounterKey> = BTreeSet::new();
+    for (index, planned) in units.iter().enumerate() {
+        let new_keys = planned
+            .unit
+            .deltas
+            .keys()
+            .filter(|key| !counters.contains(key))
+            .count();
+        if !current.is_empty()
+            && current.len() + counters.len() + 1 + new_keys > MAX_TRANSACTION_ITEMS
+        {
+            chunks.push(std::mem::take(&mut current));
+            counters.clear();
+        }
+        current.push(index);
+        counters.extend(planned.unit.deltas.keys());
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+/// Each record's unit states, by record.
+fn group_units(units: &[PlannedUnit]) -> Vec<(usize, Vec<(&UnitState, usize)>)> {
+    let mut grouped: Vec<(usize, Vec<(&UnitState, usize)>)> = Vec::new();
+    for planned in units {
+        let counters = planned.unit.deltas.len();
+        match grouped.last_mut() {
+            Some((record, states)) if *record == planned.record => {
+                states.push((&planned.state, counters))
+            }
+            _ => grouped.push((planned.record, vec![(&planned.state, counters)])),
+        }
+    }
+    grouped
+}
+
+/// A record's outcome from its units': failed if any failed (the retry
+/// skips the parts already counted), refused if any was refused, applied if
+/// any was written now, else a duplicate.
+fn record_outcome(units: &[(&UnitState, usize)]) -> StatsOutcome {
+    if let Some(failure) = units.iter().find_map(|(state, _)| match state {
+        UnitState::Failed(failure) => Some(failure.clone()),
+        UnitState::Pending => Some(StatsFailure::Store(StoreError::Unavailable(
+            "not written".into(),
+        ))),
+        _ => None,
+    }) {
+        return StatsOutcome::Failed(failure);
+    }
+    if let Some(detail) = units.iter().find_map(|(state, _)| match state {
+        UnitState::Refused(detail) => Some(detail.clone()),
+        _ => None,
+    }) {
+        return StatsOutcome::Refused(detail);
+    }
+    let applied: usize = units
+        .iter()
+        .filter(|(state, _)| **state == UnitState::Applied)
+        .map(|(_, counters)| counters)
+        .sum();
+    if units.iter().any(|(state, _)| **state == UnitState::Applied) {
+        StatsOutcome::Applied { counters: applied }
+    } else {
+        StatsOutcome::Duplicate
+    }
+}
+
+/// `base` doubled per try, at most 1 s, with up to half of it as jitter so
+/// that two invocations in conflict do not retry in step.
+fn backoff(base: Duration, tries: u32) -> Duration {
+    let full = base
+        .saturating_mul(1u32 << tries.clamp(1, 10).saturating_sub(1))
+        .min(Duration::from_secs(1));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = full / 2 * (nanos % 1_000) / 1_000;
+    full / 2 + jitter
+}

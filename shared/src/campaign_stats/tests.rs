@@ -1,0 +1,229 @@
+//! The statistics service on the in-memory table: exactly once under replay,
+//! parts, conflicts, refusals and outages.
+
+use super::memory::MemoryStatsStore;
+use super::*;
+use crate::dispatch::IgnoredReason;
+use crate::error::StoreError;
+use offers_domain::campaign_stats::{Arm, CounterKey};
+use serde_json::{json, Map, Value};
+use std::time::Duration;
+
+fn service() -> StatsService<MemoryStatsStore> {
+    StatsService::new(
+        MemoryStatsStore::default(),
+        StatsSettings {
+            backoff: Duration::from_millis(1),
+            ..StatsSettings::default()
+        },
+    )
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+fn offer(user: &str, offer_id: &str) -> Value {
+    json!({"userId": {"S": user}, "personalizedOfferId": {"S": format!("p-{user}")},
+           "offerId": {"S": offer_id}, "campaignId": {"S": "c1"}})
+}
+
+fn change(event: &str, old: Option<Value>, new: Value) -> StatsInput {
+    StatsInput::Change(Box::new(ChangeRecord {
+        event_id: event.to_owned(),
+        sequence_number: format!("{}", event.len() * 100),
+        created_at: None,
+        old_image: old.map(object),
+        new_image: object(new),
+    }))
+}
+
+fn viewed(mut image: Value) -> Value {
+    image["viewedAt"] = json!({"S": "2026-01-01T00:00:00Z"});
+    image
+}
+
+fn all(offer_id: &str) -> CounterKey {
+    CounterKey::Campaign {
+        campaign_id: "c1".into(),
+        offer_id: offer_id.into(),
+        arm: Arm::All,
+    }
+}
+
+fn batch() -> Vec<StatsInput> {
+    vec![
+        change("e1", None, offer("u1", "co-a")),
+        change("e2", None, offer("u2", "co-a")),
+        change("e3", Some(offer("u1", "co-a")), viewed(offer("u1", "co-a"))),
+        StatsInput::Ignored {
+            event_id: Some("e4".into()),
+            sequence_number: Some("4".into()),
+            reason: IgnoredReason::Remove,
+        },
+        change("e5", Some(offer("u2", "co-a")), offer("u2", "co-a")),
+    ]
+}
+
+#[tokio::test]
+async fn a_batch_is_summed_into_one_transaction_and_counted_once_when_replayed() {
+    let service = service();
+    let report = service.apply_batch(batch(), None).await;
+    let outcomes: Vec<&str> = report.records.iter().map(|r| r.outcome.name()).collect();
+    assert_eq!(
+        outcomes,
+        ["applied", "applied", "applied", "ignored", "no_change"]
+    );
+    assert_eq!(report.transactions, 1);
+    // Markers for the three records that count; each counter once.
+    assert_eq!(service.store().calls(), vec![(3, 2)]);
+    let counters = service.store().counters();
+    assert_eq!((counters[&all("co-a")].assigned, counters[&all("co-a")].viewed), (2, 1));
+
+    let again = service.apply_batch(batch(), None).await;
+    let outcomes: Vec<&str> = again.records.iter().map(|r| r.outcome.name()).collect();
+    assert_eq!(
+        outcomes,
+        ["duplicate", "duplicate", "duplicate", "ignored", "no_change"]
+    );
+    assert_eq!(service.store().counters(), counters, "a replay changes nothing");
+    assert!(again.failed_sequence_numbers().is_empty());
+}
+
+#[tokio::test]
+async fn a_partly_replayed_batch_counts_only_the_new_records() {
+    let service = service();
+    service.apply_batch(batch()[..2].to_vec(), None).await;
+    let report = service.apply_batch(batch(), None).await;
+    let outcomes: Vec<&str> = report.records.iter().map(|r| r.outcome.name()).collect();
+    assert_eq!(
+        outcomes,
+        ["duplicate", "duplicate", "applied", "ignored", "no_change"]
+    );
+    let counters = service.store().counters();
+    assert_eq!((counters[&all("co-a")].assigned, counters[&all("co-a")].viewed), (2, 1));
+}
+
+#[tokio::test]
+async fn conflicts_are_retried_then_reported_failed_and_refusals_are_isolated() {
+    let service = service();
+    service.store().fail_next([
+        StoreError::Conflict("TransactionConflict".into()),
+        StoreError::Conflict("TransactionConflict".into()),
+    ]);
+    let report = service.apply_batch(batch(), None).await;
+    assert_eq!(report.conflicts, 2);
+    assert_eq!(report.count("applied"), 3);
+
+    let service = self::service();
+    service
+        .store()
+        .fail_next((0..10).map(|_| StoreError::Conflict("busy".into())));
+    let report = service.apply_batch(batch(), None).await;
+    assert_eq!(report.count("failed"), 3);
+    assert_eq!(report.failed_sequence_numbers().len(), 3);
+    assert!(service.store().counters().is_empty());
+
+    // A refusal of the whole transaction: each record is tried alone, and
+    // only the refused one is lost (not retried).
+    let service = self::service();
+    service
+        .store()
+        .fail_next([StoreError::Refused("ValidationException".into()), StoreError::Refused("ValidationException".into())]);
+    let report = service.apply_batch(batch(), None).await;
+    let outcomes: Vec<&str> = report.records.iter().map(|r| r.outcome.name()).collect();
+    assert_eq!(
+        outcomes,
+        ["refused", "applied", "applied", "ignored", "no_change"]
+    );
+    assert!(report.failed_sequence_numbers().is_empty());
+}
+
+#[tokio::test]
+async fn an_outage_fails_the_rest_without_new_writes() {
+    let service = service();
+    service
+        .store()
+        .fail_next([StoreError::Timeout("no answer".into())]);
+    let report = service.apply_batch(batch(), None).await;
+    assert!(report.store_down);
+    assert_eq!(report.count("failed"), 3);
+    assert_eq!(service.store().calls().len(), 1);
+}
+
+#[tokio::test]
+async fn unreadable_images_are_not_counted_and_never_retried() {
+    let service = service();
+    let report = service
+        .apply_batch(
+            vec![
+                change("e1", None, json!({"userId": {"S": "u"}})),
+                change("e2", None, offer("u2", "co-a")),
+                StatsInput::Unusable {
+                    event_id: None,
+                    sequence_number: Some("9".into()),
+                    error: "no new image".into(),
+                },
+            ],
+            None,
+        )
+        .await;
+    let outcomes: Vec<&str> = report.records.iter().map(|r| r.outcome.name()).collect();
+    assert_eq!(outcomes, ["not_counted", "applied", "failed"]);
+    assert_eq!(report.failed_sequence_numbers(), ["9"]);
+}
+
+#[tokio::test]
+async fn many_counters_are_split_into_transactions_and_parts() {
+    let service = service();
+    // 60 offers of different config offers: 2 counters and a marker each.
+    let records: Vec<StatsInput> = (0..60)
+        .map(|i| change(&format!("e{i}"), None, offer(&format!("u{i}"), &format!("co-{i}"))))
+        .collect();
+    let report = service.apply_batch(records, None).await;
+    assert_eq!(report.count("applied"), 60);
+    let calls = service.store().calls();
+    assert!(calls.len() >= 2, "{calls:?}");
+    assert!(calls.iter().all(|(units, counters)| units + counters <= 100));
+    assert_eq!(service.store().counters().len(), 120);
+
+    // One offer whose context has many attributes: more than one unit.
+    let mut wide = offer("w", "co-wide");
+    let context: Map<String, Value> = (0..16)
+        .map(|i| (format!("a{i:02}"), json!({"S": "v"})))
+        .collect();
+    wide["selection"] = json!({"M": {"holdout": {"BOOL": false}, "context": {"M": context}}});
+    let mut redemptions = Map::new();
+    for day in 1..=40 {
+        redemptions.insert(
+            format!("o{day}"),
+            json!({"M": {"totalCost": {"N": "1"}, "redeemedAt": {"S": format!("2026-{:02}-{:02}T00:00:00Z", day / 28 + 1, day % 28 + 1)}}}),
+        );
+    }
+    wide["redemptions"] = json!({"M": redemptions});
+    wide["redemptionCount"] = json!({"N": "40"});
+    let service = self::service();
+    let report = service
+        .apply_batch(vec![change("wide", None, wide.clone())], None)
+        .await;
+    assert_eq!(report.count("applied"), 1);
+    assert_eq!(service.store().markers(), 2, "two parts, two markers");
+    let replay = service
+        .apply_batch(vec![change("wide", None, wide)], None)
+        .await;
+    assert_eq!(replay.count("duplicate"), 1);
+}
+
+#[tokio::test]
+async fn the_report_of_an_unknown_campaign_is_zeros() {
+    let service = service();
+    service.apply_batch(batch(), None).await;
+    let report = service.campaign_report("nobody").await.expect("report");
+    assert!(report.offers.is_empty());
+    assert_eq!(report.totals.all.assigned, 0);
+    let c1 = service.campaign_report("c1").await.expect("report");
+    assert_eq!(c1.totals.all.assigned, 2);
+}
