@@ -50,6 +50,53 @@ pub fn dispatch_metrics(report: &BatchReport, function_name: &str, now: DateTime
     if !lags.is_empty() {
         metrics.push(("DispatchLag", "Milliseconds", json!(lags)));
     }
+    emf_line(function_name, now, metrics)
+}
+
+/// The statistics function's metrics for one batch, dimensioned by function
+/// name: `Applied`, `Duplicates`, `NoChange`, `Ignored`, `NotCounted`
+/// (images that cannot be counted and writes DynamoDB refused: never
+/// retried, so alarmed on), `Failed` (reported for retry), `Conflicts`
+/// (transactions retried after a conflict) and `StatsLag` (milliseconds from
+/// each counted record's stream write to now).
+pub fn stats_metrics(
+    report: &crate::campaign_stats::StatsBatchReport,
+    function_name: &str,
+    now: DateTime<Utc>,
+) -> Value {
+    let lags: Vec<i64> = report
+        .records
+        .iter()
+        .filter(|record| record.outcome.name() == "applied")
+        .filter_map(|record| record.created_at)
+        .map(|created| (now - created).num_milliseconds().max(0))
+        .take(MAX_VALUES)
+        .collect();
+    let mut metrics = vec![
+        ("Applied", "Count", json!(report.count("applied"))),
+        ("Duplicates", "Count", json!(report.count("duplicate"))),
+        ("NoChange", "Count", json!(report.count("no_change"))),
+        ("Ignored", "Count", json!(report.count("ignored"))),
+        (
+            "NotCounted",
+            "Count",
+            json!(report.count("not_counted") + report.count("refused")),
+        ),
+        ("Failed", "Count", json!(report.count("failed"))),
+        ("Conflicts", "Count", json!(report.conflicts)),
+    ];
+    if !lags.is_empty() {
+        metrics.push(("StatsLag", "Milliseconds", json!(lags)));
+    }
+    emf_line(function_name, now, metrics)
+}
+
+/// One EMF line: the declarations and the values at the top level.
+fn emf_line(
+    function_name: &str,
+    now: DateTime<Utc>,
+    metrics: Vec<(&str, &str, Value)>,
+) -> Value {
     let mut line = Map::new();
     line.insert(
         "_aws".into(),

@@ -1,1 +1,22 @@
-fn main() {}
+//! Composition root: logging, configuration, clients, then the runtime loop.
+
+use campaign_stats::{build_stats, handler, StatsConfig};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use offers_shared::config::Env;
+use offers_shared::dynamo::{dynamodb_client, environment_sdk_config};
+use offers_shared::telemetry::init_json_logging;
+use serde_json::Value;
+
+// One thread: Lambda sends one event at a time.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    init_json_logging();
+    let config = StatsConfig::from_env(&Env::process())?;
+    let sdk_config = environment_sdk_config();
+    let stats = build_stats(dynamodb_client(&sdk_config, &config.sdk), &config);
+    let stats = &stats;
+    run(service_fn(move |event: LambdaEvent<Value>| {
+        handler::handle(stats, event)
+    }))
+    .await
+}

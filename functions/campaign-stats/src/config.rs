@@ -1,0 +1,69 @@
+//! The statistics function's configuration, read once at init from the
+//! environment that template.yaml gives it: the statistics table only (the
+//! offers come in the stream's images).
+
+use offers_shared::campaign_stats::StatsSettings;
+use offers_shared::config::{Env, SdkSettings, TableNames, CAMPAIGN_STATS_TABLE_VARIABLE};
+use offers_shared::error::ConfigError;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsConfig {
+    pub tables: TableNames,
+    pub sdk: SdkSettings,
+    pub settings: StatsSettings,
+}
+
+impl StatsConfig {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let defaults = StatsSettings::default();
+        Ok(Self {
+            tables: TableNames {
+                campaign_stats: Some(env.table(CAMPAIGN_STATS_TABLE_VARIABLE)?),
+                ..TableNames::default()
+            },
+            sdk: env.sdk()?,
+            settings: StatsSettings {
+                conflict_attempts: env.number_or(
+                    "STATS_CONFLICT_ATTEMPTS",
+                    defaults.conflict_attempts.into(),
+                    1..=20,
+                )? as u32,
+                backoff: Duration::from_millis(env.number_or(
+                    "STATS_CONFLICT_BACKOFF_MS",
+                    defaults.backoff.as_millis() as u64,
+                    1..=1_000,
+                )?),
+                deadline_margin: Duration::from_millis(env.number_or(
+                    "DEADLINE_MARGIN_MS",
+                    defaults.deadline_margin.as_millis() as u64,
+                    0..=60_000,
+                )?),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use offers_shared::config::env_of;
+
+    #[test]
+    fn it_needs_its_table_and_bounds_its_settings() {
+        let config = StatsConfig::from_env(&env_of(&[("CAMPAIGN_STATS_TABLE", "s")]))
+            .expect("valid");
+        assert_eq!(config.tables.campaign_stats(), Ok("s"));
+        assert!(config.tables.loyalty_offers().is_err());
+        assert_eq!(config.settings, StatsSettings::default());
+        assert_eq!(
+            StatsConfig::from_env(&env_of(&[])),
+            Err(ConfigError::Missing("CAMPAIGN_STATS_TABLE"))
+        );
+        assert!(StatsConfig::from_env(&env_of(&[
+            ("CAMPAIGN_STATS_TABLE", "s"),
+            ("STATS_CONFLICT_ATTEMPTS", "0")
+        ]))
+        .is_err());
+    }
+}

@@ -1,0 +1,36 @@
+//! The Lambda handler: raw stream event in, partial batch response out.
+
+use crate::records::StatsBatch;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use chrono::Utc;
+use lambda_runtime::{Error, LambdaEvent};
+use offers_shared::campaign_stats::StatsService;
+use offers_shared::deadline::invocation_deadline;
+use offers_shared::metrics::stats_metrics;
+use offers_shared::ports::CampaignStatsStore;
+use serde_json::Value;
+
+/// Handles one stream event of the loyalty offers table. Each record is read
+/// on its own (one bad record never fails the batch); transient failures are
+/// reported by sequence number in `batchItemFailures`.
+pub async fn handle<S: CampaignStatsStore>(
+    stats: &StatsService<S>,
+    event: LambdaEvent<Value>,
+) -> Result<DynamoDbEventResponse, Error> {
+    let (payload, context) = event.into_parts();
+    let StatsBatch(records) = StatsBatch::try_from(payload)?;
+    let report = stats
+        .apply_batch(records, invocation_deadline(context.deadline))
+        .await;
+    println!(
+        "{}",
+        stats_metrics(&report, &context.env_config.function_name, Utc::now())
+    );
+    let mut response = DynamoDbEventResponse::default();
+    for sequence_number in report.failed_sequence_numbers() {
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = Some(sequence_number);
+        response.batch_item_failures.push(failure);
+    }
+    Ok(response)
+}
