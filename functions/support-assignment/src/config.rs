@@ -1,13 +1,14 @@
 //! The support tool's configuration, read once at init from the environment that
-//! template.yaml gives it: the loyalty offers and the catalog, no other table.
+//! template.yaml gives it: the loyalty offers, the catalog and the campaign
+//! statistics (read), no other table.
 
-use offers_shared::config::{Env, SdkSettings, TableNames};
+use offers_shared::config::{Env, SdkSettings, TableNames, CAMPAIGN_STATS_TABLE_VARIABLE};
 use offers_shared::error::ConfigError;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupportConfig {
-    /// The loyalty offers and the catalog only: any other table is refused.
+    /// The loyalty offers, the catalog and the statistics: any other is refused.
     pub tables: TableNames,
     pub sdk: SdkSettings,
     /// How long a config offer's name, description and image stay cached in
@@ -19,8 +20,12 @@ pub struct SupportConfig {
 
 impl SupportConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let api_tables = env.api_tables()?;
         Ok(Self {
-            tables: env.api_tables()?,
+            tables: TableNames {
+                campaign_stats: Some(env.table(CAMPAIGN_STATS_TABLE_VARIABLE)?),
+                ..api_tables
+            },
             sdk: env.sdk()?,
             catalog_cache_ttl: env.catalog_cache_ttl()?,
             retention: env.retention()?,
@@ -38,11 +43,13 @@ mod tests {
         let config = SupportConfig::from_env(&env_of(&[
             ("LOYALTY_OFFERS_TABLE_NAME", "o"),
             ("OFFER_CATALOG_TABLE_NAME", "c"),
+            ("CAMPAIGN_STATS_TABLE", "s"),
             ("CATALOG_CACHE_TTL_SECONDS", "30"),
             ("OFFER_RETENTION_DAYS", "30"),
         ]))
         .expect("valid");
         assert_eq!(config.tables.loyalty_offers(), Ok("o"));
+        assert_eq!(config.tables.campaign_stats(), Ok("s"));
         assert_eq!(config.catalog_cache_ttl, Duration::from_secs(30));
         assert_eq!(config.retention, chrono::Duration::days(30));
         assert_eq!(

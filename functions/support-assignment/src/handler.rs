@@ -5,6 +5,8 @@
 //!   offers of any status, newest first.
 //! - `DELETE /support/users/{userId}/offers/{personalizedOfferId}`: revoke;
 //!   the offer stays, for audit.
+//! - `GET /support/campaigns/{campaignId}/stats`: the campaign's counts per
+//!   offer and in total (zeros for a campaign nobody counted).
 //!
 //! Checks run in this order: route (404, 405), caller (401), the `support`
 //! group (403), input (400), then the service (422, 409, 404). The whole
@@ -24,8 +26,12 @@ use offers_http::{
 };
 use offers_shared::domain::dates::rfc3339;
 use offers_shared::domain::{AuditEntry, OfferSource, PersonalizedOffer};
-use offers_shared::ports::{CatalogReader, PageRequest, Revocation, RevokeOutcome, SupportStore};
+use offers_shared::domain::campaign_stats::MAX_STATS_ID_BYTES;
+use offers_shared::ports::{
+    CampaignStatsStore, CatalogReader, PageRequest, Revocation, RevokeOutcome, SupportStore,
+};
 use offers_shared::support::{AssignRequest, SupportError, SupportService};
+use crate::SupportApi;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::time::Instant;
@@ -50,6 +56,7 @@ pub enum Route<'a> {
     Assign { user: &'a str },
     List { user: &'a str },
     Revoke { user: &'a str, id: &'a str },
+    CampaignStats { campaign: &'a str },
 }
 
 /// The route of a method and raw path: 404 for an unknown path, 405 for a
@@ -69,6 +76,10 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> 
                 _ => Err(ApiError::MethodNotAllowed { allow: &["DELETE"] }),
             }
         }
+        ["support", "campaigns", campaign, "stats"] if !campaign.is_empty() => match *method {
+            Method::GET => Ok(Route::CampaignStats { campaign }),
+            _ => Err(ApiError::MethodNotAllowed { allow: &["GET"] }),
+        },
         _ => Err(ApiError::no_route()),
     }
 }
@@ -103,26 +114,32 @@ pub struct SupportOfferList {
 
 /// Handles one request. Every failure is an error response, so this never
 /// returns `Err` (the runtime would turn that into a bare 500).
-pub async fn handle<S: SupportStore, C: CatalogReader>(
-    support: &SupportService<S, C>,
+pub async fn handle<S: SupportStore, C: CatalogReader, T: CampaignStatsStore>(
+    api: &SupportApi<S, C, T>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
     let started = Instant::now();
     // The store calls never run past the invocation's timeout: 503 instead.
-    let response = within_deadline(&request, answer(support, &request))
+    let response = within_deadline(&request, answer(api, &request))
         .await
         .unwrap_or_else(|error| error_response(&error));
     log_request(&request, &response, started);
     Ok(response)
 }
 
-async fn answer<S: SupportStore, C: CatalogReader>(
-    support: &SupportService<S, C>,
+async fn answer<S: SupportStore, C: CatalogReader, T: CampaignStatsStore>(
+    api: &SupportApi<S, C, T>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
+    let support = &api.assignment;
     let route = route(request.method(), raw_path(request))?;
     let agent = agent(request)?;
     match route {
+        Route::CampaignStats { campaign } => {
+            let campaign_id = campaign_id(campaign)?;
+            let report = api.stats.campaign_report(&campaign_id).await?;
+            Ok(json_response(StatusCode::OK, &report.to_json()))
+        }
         Route::Assign { user } => assign(support, request, &user_id(user)?, &agent).await,
         Route::List { user } => list(support, request, &user_id(user)?).await,
         Route::Revoke { user, id } => {
@@ -159,6 +176,22 @@ fn user_id(segment: &str) -> Result<String, ApiError> {
     };
     let id = decode_segment(segment).ok_or_else(invalid)?;
     if id.trim().is_empty() || id.len() > MAX_USER_ID_BYTES {
+        return Err(invalid());
+    }
+    Ok(id)
+}
+
+/// The campaign id of the path, percent-decoded: 1 to
+/// [`MAX_STATS_ID_BYTES`] bytes (no longer id is counted).
+fn campaign_id(segment: &str) -> Result<String, ApiError> {
+    let invalid = || {
+        ApiError::bad_request(
+            "invalid_campaign_id",
+            format!("campaignId must be a non-empty id of at most {MAX_STATS_ID_BYTES} bytes"),
+        )
+    };
+    let id = decode_segment(segment).ok_or_else(invalid)?;
+    if id.is_empty() || id.len() > MAX_STATS_ID_BYTES {
         return Err(invalid());
     }
     Ok(id)
@@ -370,6 +403,8 @@ mod tests {
     use super::*;
     use lambda_http::http::header::RETRY_AFTER;
     use lambda_http::{Context, RequestExt};
+    use offers_shared::campaign_stats::memory::MemoryStatsStore;
+    use offers_shared::campaign_stats::{StatsService, StatsSettings};
     use offers_shared::error::StoreError;
     use offers_shared::fakes::MemoryCatalog;
     use offers_shared::ports::{CreateOutcome, OfferPage};
@@ -473,8 +508,15 @@ mod tests {
         ])
     }
 
-    fn service() -> SupportService<FakeStore, MemoryCatalog> {
-        SupportService::new(FakeStore::default(), catalog(), chrono::Duration::days(90))
+    fn service() -> SupportApi<FakeStore, MemoryCatalog, MemoryStatsStore> {
+        SupportApi {
+            assignment: SupportService::new(
+                FakeStore::default(),
+                catalog(),
+                chrono::Duration::days(90),
+            ),
+            stats: StatsService::new(MemoryStatsStore::default(), StatsSettings::default()),
+        }
     }
 
     /// An agent's assignment to user `u`, with an `Idempotency-Key`, as
@@ -510,6 +552,7 @@ mod tests {
     async fn a_write_slower_than_the_deadline_is_a_503_and_its_retry_gets_the_first_offer() {
         let support = service();
         support
+            .assignment
             .store()
             .set_write_delay(Some(Duration::from_secs(60)));
         let started = std::time::Instant::now();
@@ -526,10 +569,10 @@ mod tests {
             "{elapsed:?}"
         );
         // The write landed all the same: the client cannot know, and retries.
-        let first = support.store().offers();
+        let first = support.assignment.store().offers();
         assert_eq!(first.len(), 1);
 
-        support.store().set_write_delay(None);
+        support.assignment.store().set_write_delay(None);
         let retry = handle(&support, assignment("ticket-1", LEFT))
             .await
             .expect("never Err");
@@ -539,13 +582,14 @@ mod tests {
             body_of(&retry)["personalizedOfferId"],
             first[0].personalized_offer_id.to_string()
         );
-        assert_eq!(support.store().offers().len(), 1, "no second offer");
+        assert_eq!(support.assignment.store().offers().len(), 1, "no second offer");
     }
 
     #[tokio::test]
     async fn a_fast_store_assigns_normally_under_the_same_deadline() {
         let support = service();
         support
+            .assignment
             .store()
             .set_write_delay(Some(Duration::from_millis(20)));
         let response = handle(&support, assignment("ticket-2", LEFT))
@@ -555,7 +599,7 @@ mod tests {
         assert!(response.headers().get(IDEMPOTENT_REPLAYED).is_none());
         assert!(response.headers().get(RETRY_AFTER).is_none());
         assert_eq!(body_of(&response)["offerId"], "co-1");
-        assert_eq!(support.store().offers().len(), 1);
+        assert_eq!(support.assignment.store().offers().len(), 1);
     }
 
     fn request(claims: Option<Value>, body: Option<&str>, headers: Value) -> Request {
@@ -595,6 +639,14 @@ mod tests {
             route(&Method::DELETE, &format!("/support/users/u/offers/{id}")),
             Ok(Route::Revoke { user: "u", id })
         );
+        assert_eq!(
+            route(&Method::GET, "/support/campaigns/spring%2024/stats"),
+            Ok(Route::CampaignStats {
+                campaign: "spring%2024"
+            })
+        );
+        assert_eq!(campaign_id("spring%2024").ok().as_deref(), Some("spring 24"));
+        assert!(campaign_id(&"c".repeat(MAX_STATS_ID_BYTES + 1)).is_err());
         for (method, path, status) in [
             (Method::PUT, user_path, 405),
             (Method::DELETE, user_path, 405),
@@ -604,6 +656,9 @@ mod tests {
             (Method::GET, "/support/users/u", 404),
             (Method::GET, "/rewards/offers", 404),
             (Method::POST, "/support/users/u/offers/x/y", 404),
+            (Method::POST, "/support/campaigns/c1/stats", 405),
+            (Method::GET, "/support/campaigns//stats", 404),
+            (Method::GET, "/support/campaigns/c1", 404),
         ] {
             assert_eq!(
                 route(&method, path).map_err(|e| e.status().as_u16()),
