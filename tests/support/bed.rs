@@ -2,7 +2,9 @@
 //! template.yaml, rows written with the SDK, the stream read as Lambda would,
 //! and the functions wired exactly as their main.rs wires them.
 
-use crate::fixtures::{sample_catalog, CATALOG, DISPATCHER, LOOKUP, OFFERS, PENDING, SUPPORT};
+use crate::fixtures::{
+    sample_catalog, CATALOG, DISPATCHER, LOOKUP, OFFERS, PENDING, STATS_FUNCTION, SUPPORT,
+};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
@@ -123,6 +125,13 @@ impl TestBed {
             .expect("pending stream")
     }
 
+    /// The loyalty offers table's stream (NEW_AND_OLD_IMAGES), read from its start.
+    pub async fn offers_stream(&self) -> StreamReader {
+        StreamReader::open(&self.sdk, &self.client, self.table(OFFERS))
+            .await
+            .expect("offers stream")
+    }
+
     pub async fn load_sample_catalog(&self) {
         for item in sample_catalog() {
             self.put(CATALOG, item).await;
@@ -191,6 +200,17 @@ impl TestBed {
         support_assignment::build_support(dynamodb_client(&self.sdk, &config.sdk), &config)
     }
 
+    pub fn stats_config(&self, overrides: &[(&str, &str)]) -> campaign_stats::StatsConfig {
+        campaign_stats::StatsConfig::from_env(&self.env(STATS_FUNCTION, overrides))
+            .expect("statistics config")
+    }
+
+    /// The statistics function exactly as its main.rs wires it, configured from template.yaml.
+    pub fn stats(&self, overrides: &[(&str, &str)]) -> campaign_stats::DynamoStats {
+        let config = self.stats_config(overrides);
+        campaign_stats::build_stats(dynamodb_client(&self.sdk, &config.sdk), &config)
+    }
+
     /// Puts pending rows and hands what the stream shows to the dispatcher;
     /// returns the `personalizedOfferId` of each row's offer, by sort key.
     pub async fn dispatch_rows(
@@ -242,6 +262,22 @@ pub async fn invoke_with(
     let response = handler::handle(dispatcher, LambdaEvent::new(lambda_event(records), context))
         .await
         .expect("handler");
+    response
+        .batch_item_failures
+        .into_iter()
+        .filter_map(|failure| failure.item_identifier)
+        .collect()
+}
+
+/// Calls the statistics handler the way Lambda does; returns the sequence
+/// numbers reported in `batchItemFailures`.
+pub async fn invoke_stats(stats: &campaign_stats::DynamoStats, records: &[Value]) -> Vec<String> {
+    let response = campaign_stats::handler::handle(
+        stats,
+        LambdaEvent::new(lambda_event(records), Context::default()),
+    )
+    .await
+    .expect("handler");
     response
         .batch_item_failures
         .into_iter()

@@ -1,0 +1,386 @@
+//! Campaign statistics end to end on DynamoDB Local: offers assigned by the
+//! dispatcher, then viewed, clicked, redeemed, voided and revoked as the
+//! other functions update the offer item; the offers table's real stream
+//! handed to the statistics function as Lambda would; the counts read back
+//! through the support API. Replayed and concurrent deliveries change
+//! nothing, nor does a TTL deletion.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures::future::join_all;
+use offers_integration_tests::*;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+const CAMPAIGN: &str = "camp-1";
+
+/// An UpdateItem of one offer, as the redemption and event functions write
+/// them: `values` are plain JSON, turned into attribute values.
+async fn update_offer(bed: &TestBed, user: &str, id: &str, expression: &str, values: Value) {
+    let mut request = bed
+        .client
+        .update_item()
+        .table_name(bed.table(OFFERS))
+        .key("userId", AttributeValue::S(user.into()))
+        .key("personalizedOfferId", AttributeValue::S(id.into()))
+        .update_expression(expression)
+        .condition_expression("attribute_exists(personalizedOfferId)");
+    for (name, value) in values.as_object().into_iter().flatten() {
+        let value: AttributeValue = serde_dynamo::to_attribute_value(value).expect("attribute");
+        request = request.expression_attribute_values(name, value);
+    }
+    request.send().await.expect("update offer");
+}
+
+async fn view(bed: &TestBed, user: &str, id: &str) {
+    update_offer(
+        bed,
+        user,
+        id,
+        "SET viewedAt = if_not_exists(viewedAt, :at) ADD viewCount :one",
+        json!({":at": "2026-03-01T10:00:00Z", ":one": 1}),
+    )
+    .await;
+}
+
+async fn click(bed: &TestBed, user: &str, id: &str) {
+    update_offer(
+        bed,
+        user,
+        id,
+        "SET clickedAt = if_not_exists(clickedAt, :at) ADD clickCount :one",
+        json!({":at": "2026-03-01T10:01:00Z", ":one": 1}),
+    )
+    .await;
+}
+
+fn redemption(order: &str, total: f64, at: &str) -> Value {
+    json!({"redemptionId": format!("r-{order}"), "orderId": order, "totalCost": total,
+           "serviceMode": "eatIn", "redeemedAt": at})
+}
+
+/// A first redemption (the map does not exist yet) or a later one.
+async fn redeem(bed: &TestBed, user: &str, id: &str, order: &str, total: f64, at: &str, first: bool) {
+    if first {
+        update_offer(
+            bed,
+            user,
+            id,
+            "SET redemptions = :map ADD redemptionCount :one",
+            json!({":map": {order: redemption(order, total, at)}, ":one": 1}),
+        )
+        .await;
+    } else {
+        update_offer(
+            bed,
+            user,
+            id,
+            &format!("SET redemptions.{order} = :r ADD redemptionCount :one"),
+            json!({":r": redemption(order, total, at), ":one": 1}),
+        )
+        .await;
+    }
+}
+
+async fn void(bed: &TestBed, user: &str, id: &str, order: &str) {
+    update_offer(
+        bed,
+        user,
+        id,
+        &format!("SET redemptions.{order}.voidedAt = :at ADD redemptionCount :minus"),
+        json!({":at": "2026-03-03T09:00:00Z", ":minus": -1}),
+    )
+    .await;
+}
+
+async fn revoke(bed: &TestBed, user: &str, id: &str) {
+    update_offer(
+        bed,
+        user,
+        id,
+        "SET revokedAt = :at, revokedBy = :by",
+        json!({":at": "2026-03-04T00:00:00Z", ":by": "agent-1"}),
+    )
+    .await;
+}
+
+async fn stats_of(bed: &TestBed, campaign: &str) -> ApiResponse {
+    let support = bed.support(&[]);
+    call_support(
+        &support,
+        &support_event(
+            "GET",
+            &format!("/support/campaigns/{campaign}/stats"),
+            "",
+            Agent::Support("agent-1"),
+        ),
+    )
+    .await
+}
+
+fn counts(
+    assigned: u64,
+    viewed: u64,
+    clicked: u64,
+    redeemed: u64,
+    redemptions: u64,
+    revoked: u64,
+    order_value: f64,
+) -> Value {
+    json!({"assigned": assigned, "viewed": viewed, "clicked": clicked, "redeemed": redeemed,
+           "redemptions": redemptions, "revoked": revoked, "orderValue": order_value})
+}
+
+/// Four offers of `camp-1` (users u-a..u-d) made by the dispatcher, and
+/// their life: three viewed, two clicked, two redeemed (one of them twice,
+/// the second use voided), one revoked. Returns the bed, the offers'
+/// ids by user, and every record of the offers table's stream.
+async fn campaign_lived() -> (TestBed, HashMap<String, String>, Vec<Value>) {
+    let bed = TestBed::with_sample_catalog().await;
+    let mut offers_stream = bed.offers_stream().await;
+    let mut pending = bed.stream().await;
+    let rows: Vec<Value> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|k| fries_row(&format!("u-{k}"), k))
+        .collect();
+    let by_key = bed.dispatch_rows(&mut pending, &rows).await;
+    let ids: HashMap<String, String> = by_key
+        .into_iter()
+        .map(|(key, id)| (format!("u-{key}"), id))
+        .collect();
+    let id = |user: &str| ids[user].clone();
+    for user in ["u-a", "u-b", "u-c"] {
+        view(&bed, user, &id(user)).await;
+    }
+    // A second view of the same offer counts once.
+    view(&bed, "u-a", &id("u-a")).await;
+    for user in ["u-a", "u-b"] {
+        click(&bed, user, &id(user)).await;
+    }
+    redeem(&bed, "u-a", &id("u-a"), "order1", 12.10, "2026-03-02T12:00:00Z", true).await;
+    redeem(&bed, "u-b", &id("u-b"), "order2", 5.0, "2026-03-02T13:00:00Z", true).await;
+    redeem(&bed, "u-b", &id("u-b"), "order3", 3.3, "2026-03-03T08:00:00Z", false).await;
+    void(&bed, "u-b", &id("u-b"), "order3").await;
+    revoke(&bed, "u-d", &id("u-d")).await;
+    let records = offers_stream.read_new().await.expect("offers stream");
+    (bed, ids, records)
+}
+
+fn expected_fries() -> Value {
+    counts(4, 3, 2, 2, 2, 1, 17.1)
+}
+
+fn check_counts(body: &Value, expected: &Value) {
+    assert_eq!(body["campaignId"], CAMPAIGN);
+    let offers = body["offers"].as_array().expect("offers");
+    assert_eq!(offers.len(), 1, "{body}");
+    let mut entry = offers[0].clone();
+    assert_eq!(entry["offerId"], "co-fries");
+    entry.as_object_mut().map(|e| e.remove("offerId"));
+    assert_eq!(&entry, expected, "{body}");
+    assert_eq!(&body["totals"], expected, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stats_api_shows_exact_counts_after_the_offers_life() {
+    let (bed, _ids, records) = campaign_lived().await;
+    assert!(
+        records.iter().any(|r| r["eventName"] == "MODIFY"),
+        "the offers table streams its changes"
+    );
+    let stats = bed.stats(&[]);
+    assert!(invoke_stats(&stats, &records).await.is_empty());
+    let response = stats_of(&bed, CAMPAIGN).await;
+    assert_eq!(response.status, 200);
+    check_counts(&response.body, &expected_fries());
+    assert!(response.body["totals"].get("selected").is_none(), "no selection used");
+
+    // Redemptions over time: the voided use is not there (its use and its
+    // void came in one batch and cancel out: nothing was written for them).
+    let days: Vec<(String, Value)> = bed
+        .scan(STATS)
+        .await
+        .into_iter()
+        .filter(|item| item["sk"].as_str().is_some_and(|sk| sk.starts_with("day#")))
+        .map(|item| (item["day"].as_str().unwrap_or_default().to_owned(), item["redemptions"].clone()))
+        .collect();
+    let mut days = days;
+    days.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        days,
+        vec![("2026-03-02".to_owned(), json!(2))]
+    );
+
+    // Learning counters for selection: the offer overall, all campaigns.
+    let learning = bed
+        .scan(STATS)
+        .await
+        .into_iter()
+        .find(|item| item["pk"] == "offer#co-fries" && item["sk"] == "overall")
+        .expect("learning counter");
+    assert_eq!(
+        (learning["assigned"].clone(), learning["clicked"].clone(), learning["redeemed"].clone()),
+        (json!(4), json!(2), json!(2))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_and_concurrent_deliveries_change_nothing() {
+    let (bed, _ids, records) = campaign_lived().await;
+    // First delivery: the batch in N concurrent invocations at once.
+    let invocations: Vec<_> = (0..6).map(|_| bed.stats(&[])).collect();
+    let failures = join_all(invocations.iter().map(|stats| invoke_stats(stats, &records))).await;
+    assert!(failures.iter().all(Vec::is_empty), "{failures:?}");
+    check_counts(&stats_of(&bed, CAMPAIGN).await.body, &expected_fries());
+    let items_after_first = bed.scan(STATS).await;
+
+    // The same batch again, in sequence, then twice at once, then halves.
+    let stats = bed.stats(&[]);
+    assert!(invoke_stats(&stats, &records).await.is_empty());
+    let other = bed.stats(&[]);
+    let (a, b) = tokio::join!(
+        invoke_stats(&stats, &records),
+        invoke_stats(&other, &records)
+    );
+    assert!(a.is_empty() && b.is_empty());
+    let half = records.len() / 2;
+    assert!(invoke_stats(&stats, &records[half..]).await.is_empty());
+    check_counts(&stats_of(&bed, CAMPAIGN).await.body, &expected_fries());
+    let mut before: Vec<String> = items_after_first.iter().map(|i| Value::Object(i.clone()).to_string()).collect();
+    let mut after: Vec<String> = bed.scan(STATS).await.iter().map(|i| Value::Object(i.clone()).to_string()).collect();
+    before.sort();
+    after.sort();
+    assert_eq!(before, after, "not one item changed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ttl_deletion_counts_nothing_down() {
+    let (bed, ids, records) = campaign_lived().await;
+    let stats = bed.stats(&[]);
+    assert!(invoke_stats(&stats, &records).await.is_empty());
+    let mut stream = bed.offers_stream().await;
+    stream.read_new().await.expect("stream");
+    // The offer's TTL deletes it: on AWS a REMOVE by dynamodb.amazonaws.com,
+    // on DynamoDB Local an UNKNOWN_TO_SDK_VERSION record. Both are delivered.
+    bed.client
+        .delete_item()
+        .table_name(bed.table(OFFERS))
+        .key("userId", AttributeValue::S("u-a".into()))
+        .key("personalizedOfferId", AttributeValue::S(ids["u-a"].clone()))
+        .send()
+        .await
+        .expect("delete");
+    let mut removes = stream.read_new().await.expect("stream");
+    assert_eq!(removes.len(), 1);
+    assert_eq!(removes[0]["eventName"], "REMOVE");
+    let mut ttl = removes[0].clone();
+    ttl["eventName"] = json!("UNKNOWN_TO_SDK_VERSION");
+    ttl["eventID"] = json!("ttl-deletion");
+    removes.push(ttl);
+    assert!(invoke_stats(&stats, &removes).await.is_empty());
+    check_counts(&stats_of(&bed, CAMPAIGN).await.body, &expected_fries());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selection_splits_counts_into_selected_and_holdout() {
+    let bed = TestBed::with_sample_catalog().await;
+    let mut stream = bed.offers_stream().await;
+    // Offers as the dispatcher writes them for pending rows with `selection`.
+    for (index, holdout, tier) in [(0, false, "gold"), (1, false, "blue"), (2, true, "gold")] {
+        bed.put(
+            OFFERS,
+            json!({
+                "userId": format!("s-{index}"), "personalizedOfferId": format!("00000000-0000-4000-8000-00000000000{index}"),
+                "offerId": "co-coffee", "templateId": "tpl-coffee", "campaignId": "camp-sel",
+                "rules": {}, "startDate": "2026-01-01T00:00:00Z", "expiryDate": "2099-01-01T00:00:00Z",
+                "rank": 1, "source": "campaign", "createdAt": "2026-01-01T00:00:00Z", "ttl": future_epoch(400),
+                "selection": {"policy": "thompson-v1", "propensity": 0.5, "holdout": holdout,
+                              "context": {"tier": tier, "region": "north"}}
+            }),
+        )
+        .await;
+    }
+    update_offer(
+        &bed,
+        "s-0",
+        "00000000-0000-4000-8000-000000000000",
+        "SET redemptions = :map, clickedAt = :at ADD redemptionCount :one",
+        json!({":map": {"o1": redemption("o1", 4.5, "2026-03-02T12:00:00Z")},
+               ":at": "2026-03-02T11:00:00Z", ":one": 1}),
+    )
+    .await;
+    let records = stream.read_new().await.expect("stream");
+    assert!(invoke_stats(&bed.stats(&[]), &records).await.is_empty());
+    let body = stats_of(&bed, "camp-sel").await.body;
+    let entry = &body["offers"][0];
+    assert_eq!(entry["assigned"], 3);
+    assert_eq!(entry["selected"], counts(2, 0, 1, 1, 1, 0, 4.5));
+    assert_eq!(entry["holdout"], counts(1, 0, 0, 0, 0, 0, 0.0));
+    assert_eq!(body["totals"]["selected"]["assigned"], 2);
+    assert_eq!(body["totals"]["holdout"]["assigned"], 1);
+    // Learning counters per attribute value.
+    let learning: HashMap<String, (Value, Value)> = bed
+        .scan(STATS)
+        .await
+        .into_iter()
+        .filter(|item| item["pk"] == "offer#co-coffee")
+        .map(|item| {
+            (
+                item["sk"].as_str().unwrap_or_default().to_owned(),
+                (
+                    item.get("assigned").cloned().unwrap_or(json!(0)),
+                    item.get("redeemed").cloned().unwrap_or(json!(0)),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(learning["overall"], (json!(3), json!(1)));
+    assert_eq!(learning["attr#tier#gold"], (json!(2), json!(1)));
+    assert_eq!(learning["attr#tier#blue"].0, json!(1));
+    assert_eq!(learning["attr#region#north"].0, json!(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_campaigns_are_zeros_and_only_support_may_read() {
+    let bed = TestBed::with_sample_catalog().await;
+    let response = stats_of(&bed, "never-run").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.body,
+        json!({"campaignId": "never-run", "offers": [], "totals": counts(0, 0, 0, 0, 0, 0, 0.0)})
+    );
+    let support = bed.support(&[]);
+    let path = "/support/campaigns/never-run/stats";
+    for (agent, status) in [
+        (Agent::WithGroups("u-1", "[customers]"), 403),
+        (Agent::Nobody, 401),
+    ] {
+        let answer = call_support(&support, &support_event("GET", path, "", agent)).await;
+        assert_eq!(answer.status, status);
+        assert!(answer.body["error"]["code"].is_string());
+    }
+    let long = format!("/support/campaigns/{}/stats", "c".repeat(1_001));
+    let answer = call_support(&support, &support_event("GET", &long, "", Agent::Support("a"))).await;
+    assert_eq!(answer.status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_image_between_valid_neighbours_is_not_counted_and_never_retried() {
+    let bed = TestBed::with_sample_catalog().await;
+    let mut stream = bed.offers_stream().await;
+    let offer = |index: usize, extra: Value| {
+        let mut item = json!({
+            "userId": format!("h-{index}"), "personalizedOfferId": format!("00000000-0000-4000-8000-00000000010{index}"),
+            "offerId": "co-fries", "campaignId": "camp-h", "ttl": future_epoch(400)});
+        for (name, value) in extra.as_object().into_iter().flatten() {
+            item[name] = value.clone();
+        }
+        item
+    };
+    bed.put(OFFERS, offer(0, json!({}))).await;
+    // A negative use count: no function of ours writes one.
+    bed.put(OFFERS, offer(1, json!({"redemptionCount": -3}))).await;
+    bed.put(OFFERS, offer(2, json!({}))).await;
+    let records = stream.read_new().await.expect("stream");
+    assert!(invoke_stats(&bed.stats(&[]), &records).await.is_empty());
+    assert_eq!(stats_of(&bed, "camp-h").await.body["totals"]["assigned"], 2);
+}
