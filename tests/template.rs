@@ -8,7 +8,11 @@
 use offers_integration_tests::*;
 use offers_local::template::tagged;
 use offers_local::SamTemplate;
+use offers_shared::campaign_stats::{
+    StatsBatchReport, StatsFailure, StatsOutcome, StatsRecordReport,
+};
 use offers_shared::dispatch::{BatchReport, Outcome, RecordReport};
+use offers_shared::domain::campaign_stats::StatsProblem;
 use offers_shared::domain::ReasonCode;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -29,15 +33,47 @@ fn resource_type(template: &SamTemplate, logical_id: &str) -> Option<String> {
 
 #[test]
 fn the_dispatchers_stream_mapping_is_safe() {
+    stream_mapping_is_safe(
+        DISPATCHER,
+        "PendingPersonalizedOffersTable",
+        &["INSERT"],
+        ["DispatcherMaximumRetryAttempts", "DispatcherMaximumRecordAgeInSeconds"],
+    );
+}
+
+/// The statistics function reads the offers table's changes with both
+/// images, and never a REMOVE (an offer's TTL must not count anything down).
+#[test]
+fn the_statistics_stream_mapping_is_safe() {
+    stream_mapping_is_safe(
+        STATS_FUNCTION,
+        "LoyaltyOffersTable",
+        &["INSERT", "MODIFY"],
+        ["StatsMaximumRetryAttempts", "StatsMaximumRecordAgeInSeconds"],
+    );
+    let template = template();
+    let stream = &template.properties("LoyaltyOffersTable").expect("table")["StreamSpecification"];
+    assert_eq!(stream["StreamViewType"].as_str(), Some("NEW_AND_OLD_IMAGES"));
+    // Its on-failure queue is its own, not the dispatcher's.
+    let queue = |function: &str| {
+        template.properties(function).expect("function")["Events"]
+            .as_mapping()
+            .and_then(|events| events.values().find(|e| e["Type"].as_str() == Some("DynamoDB")))
+            .map(|event| event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"].clone())
+    };
+    assert_ne!(queue(STATS_FUNCTION), queue(DISPATCHER));
+}
+
+fn stream_mapping_is_safe(function: &str, table: &str, events: &[&str], parameter_names: [&str; 2]) {
     let template = template();
     let mapping = template
-        .stream_mapping("OfferDispatcherFunction")
+        .stream_mapping(function)
         .expect("DynamoDB event");
-    assert_eq!(mapping.table, "PendingPersonalizedOffersTable");
+    assert_eq!(mapping.table, table);
     assert_eq!(
         mapping.event_names,
-        Some(vec!["INSERT".to_owned()]),
-        "INSERT filter"
+        Some(events.iter().map(|e| e.to_string()).collect()),
+        "event filter"
     );
     assert!(
         mapping.report_batch_item_failures,
@@ -51,10 +87,7 @@ fn the_dispatchers_stream_mapping_is_safe() {
     );
     // The parameters cannot be set to -1 (infinite) either.
     let parameters = template_parameters();
-    for (name, max) in [
-        ("DispatcherMaximumRetryAttempts", 10_000),
-        ("DispatcherMaximumRecordAgeInSeconds", 604_800),
-    ] {
+    for (name, max) in [(parameter_names[0], 10_000), (parameter_names[1], 604_800)] {
         let parameter = &parameters[name];
         assert!(
             parameter["MinValue"].as_i64().is_some_and(|min| min >= 0),
@@ -66,7 +99,7 @@ fn the_dispatchers_stream_mapping_is_safe() {
         );
     }
     let event = template
-        .properties("OfferDispatcherFunction")
+        .properties(function)
         .ok()
         .and_then(|p| p.get("Events"))
         .and_then(Value::as_mapping)
@@ -141,7 +174,11 @@ fn every_route_is_behind_a_jwt_authorizer() {
 #[test]
 fn data_is_kept_and_expires_where_it_should() {
     let template = template();
-    for table in ["PendingPersonalizedOffersTable", "LoyaltyOffersTable"] {
+    for table in [
+        "PendingPersonalizedOffersTable",
+        "LoyaltyOffersTable",
+        "CampaignStatsTable",
+    ] {
         let ttl = &template.properties(table).expect("table")["TimeToLiveSpecification"];
         assert_eq!(ttl["AttributeName"].as_str(), Some("ttl"), "{table}");
         assert_eq!(ttl["Enabled"].as_bool(), Some(true), "{table}");
@@ -153,6 +190,7 @@ fn data_is_kept_and_expires_where_it_should() {
         "OfferCatalogTable",
         "LoyaltyOffersTable",
         "RejectedPersonalizedOffersTable",
+        "CampaignStatsTable",
     ] {
         let properties = template.properties(table).expect("table");
         assert_eq!(
@@ -343,9 +381,34 @@ async fn each_function_may_make_exactly_the_dynamodb_calls_it_makes() {
         200
     );
     assert_eq!(
+        call_support(
+            &support,
+            &support_event("GET", "/support/campaigns/camp-1/stats", "", Agent::Support("agent-1"))
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
         needed(&bed, &recorder),
         granted(&template, SUPPORT),
         "support: calls made vs policy"
+    );
+
+    // Statistics: the offers table's stream so far (INSERTs and the
+    // revocations' MODIFYs), counted, then delivered again (a replay).
+    let recorder = PermissionRecorder::default();
+    let config = bed.stats_config(&[]);
+    let stats =
+        campaign_stats::build_stats(bed.recording_client(&config.sdk, &recorder), &config);
+    let records = bed.offers_stream().await.read_new().await.expect("offers stream");
+    assert!(!records.is_empty());
+    assert!(invoke_stats(&stats, &records).await.is_empty());
+    assert!(invoke_stats(&stats, &records).await.is_empty());
+    assert_eq!(
+        needed(&bed, &recorder),
+        granted(&template, STATS_FUNCTION),
+        "statistics: calls made vs policy"
     );
 }
 
@@ -406,6 +469,31 @@ fn alarms_watch_what_the_runbook_covers() {
         &alarm("DispatcherFailedRecordsAlarm"),
         Outcome::Failed(offers_shared::dispatch::Failure::StoreDown),
     );
+    // The statistics function's on-failure queue, iterator age, changes not
+    // counted and records failed: the metrics its code emits.
+    let stats_queue = alarm("CampaignStatsFailureQueueAlarm");
+    assert_eq!(
+        tagged(&stats_queue["Dimensions"][0]["Value"], "!GetAtt"),
+        Some("CampaignStatsFailureQueue.QueueName")
+    );
+    let stats_age = alarm("CampaignStatsIteratorAgeAlarm");
+    assert_eq!(stats_age["MetricName"].as_str(), Some("IteratorAge"));
+    assert_eq!(watched_function(&stats_age).as_deref(), Some(STATS_FUNCTION));
+    watches_the_stats_count(
+        "CampaignStatsNotCountedAlarm",
+        &alarm("CampaignStatsNotCountedAlarm"),
+        StatsOutcome::NotCounted(StatsProblem::NoOfferId),
+    );
+    watches_the_stats_count(
+        "CampaignStatsNotCountedAlarm",
+        &alarm("CampaignStatsNotCountedAlarm"),
+        StatsOutcome::Refused("ValidationException".into()),
+    );
+    watches_the_stats_count(
+        "CampaignStatsFailedRecordsAlarm",
+        &alarm("CampaignStatsFailedRecordsAlarm"),
+        StatsOutcome::Failed(StatsFailure::StoreDown),
+    );
     // Each alarm notifies the optional topic and names its runbook section.
     let runbook = std::fs::read_to_string(offers_local::workspace_root().join("docs/runbook.md"))
         .expect("docs/runbook.md");
@@ -433,6 +521,21 @@ fn alarms_watch_what_the_runbook_covers() {
     }
 }
 
+/// [`watches_the_dispatchers_count`] for the statistics function's metrics.
+fn watches_the_stats_count(id: &str, alarm: &Value, outcome: StatsOutcome) {
+    let report = StatsBatchReport {
+        records: vec![StatsRecordReport {
+            event_id: None,
+            sequence_number: None,
+            created_at: None,
+            outcome,
+        }],
+        ..StatsBatchReport::default()
+    };
+    let line = offers_shared::metrics::stats_metrics(&report, "f", chrono::Utc::now());
+    watches_the_count_of(id, alarm, &line, STATS_FUNCTION);
+}
+
 /// Asserts that an alarm watches the count the dispatcher emits for records
 /// with `outcome`: the metric name, namespace and dimensions are taken from
 /// the EMF line the code writes for a batch of one such record (the one count
@@ -443,6 +546,12 @@ fn watches_the_dispatchers_count(id: &str, alarm: &Value, outcome: Outcome) {
         ..BatchReport::default()
     };
     let line = offers_shared::metrics::dispatch_metrics(&report, "f", chrono::Utc::now());
+    watches_the_count_of(id, alarm, &line, DISPATCHER);
+}
+
+/// Asserts that an alarm watches the one count that is 1 in an EMF `line`,
+/// in its namespace and dimensions, for `function`.
+fn watches_the_count_of(id: &str, alarm: &Value, line: &serde_json::Value, function: &str) {
     let declared = &line["_aws"]["CloudWatchMetrics"][0];
     let counted: Vec<&str> = declared["Metrics"]
         .as_array()
@@ -480,11 +589,11 @@ fn watches_the_dispatchers_count(id: &str, alarm: &Value, outcome: Outcome) {
         .filter_map(serde_json::Value::as_str)
         .collect();
     assert_eq!(dimensions, emitted, "{id}: dimensions");
-    let function = alarm["Dimensions"]
+    let alarm_function = alarm["Dimensions"]
         .as_sequence()
         .into_iter()
         .flatten()
         .find(|dimension| dimension["Name"].as_str() == Some("FunctionName"))
         .and_then(|dimension| tagged(&dimension["Value"], "!Ref"));
-    assert_eq!(function, Some(DISPATCHER), "{id}: the dispatcher's metric");
+    assert_eq!(alarm_function, Some(function), "{id}: the function's metric");
 }
