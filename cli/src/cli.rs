@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 const AFTER_HELP: &str = "\
 Tables: with --local, offers-local-<LogicalId> on DynamoDB Local. Otherwise
-PENDING_TABLE_NAME, LOYALTY_OFFERS_TABLE_NAME, OFFER_CATALOG_TABLE_NAME and
-REJECTED_TABLE_NAME (the stack outputs), else --table-prefix P for P<LogicalId>.
+PENDING_TABLE_NAME, LOYALTY_OFFERS_TABLE_NAME, OFFER_CATALOG_TABLE_NAME,
+REJECTED_TABLE_NAME and CAMPAIGN_STATS_TABLE (the stack outputs), else --table-prefix P for P<LogicalId>.
 
 Exit codes: 0 ok, 1 invalid input, 2 command-line usage (or a table name
 missing), 3 AWS/service failure (or rows left unwritten). See docs/cli.md.";
@@ -114,6 +114,27 @@ pub enum Command {
     /// Rows of the pending table
     #[command(subcommand)]
     Pending(PendingCommand),
+    /// A campaign's statistics: per offer and in total, as the support API has them
+    ///
+    /// One Query of the campaign statistics table. Prints a table; --json prints
+    /// what the support API answers plus the redemptions by day and, where the
+    /// campaign used selection, the lift of selected over holdout; --html writes a
+    /// self-contained page with charts (a funnel per offer, redemptions over time).
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The campaign's id (campaignId of its pending rows)
+    pub campaign: String,
+
+    /// One JSON object instead of the table
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write an HTML page with the charts to FILE (no scripts, no network)
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod input;
 pub mod output;
 pub mod progress;
+pub mod report_html;
 pub mod validate;
 pub mod writer;
 
@@ -43,5 +44,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Pending(PendingCommand::Redrive(args)) => {
             commands::pending::redrive(args, &connection).await
         }
+        Command::Report(args) => commands::report::run(args, &connection).await,
     }
 }

@@ -5,4 +5,5 @@ pub mod catalog;
 pub mod failures;
 pub mod pending;
 pub mod rejections;
+pub mod report;
 pub mod status;

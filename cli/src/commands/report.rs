@@ -1,0 +1,219 @@
+//! `offers report CAMPAIGN`: a campaign's statistics, read by the same
+//! adapter and built into the same report as the support API's
+//! (`CampaignStatsTable::report`); shown as a table, JSON, or an HTML page.
+
+use crate::aws::{Connection, Table};
+use crate::cli::ReportArgs;
+use crate::error::CliError;
+use crate::output::say;
+use crate::report_html::html_report;
+use offers_shared::domain::campaign_stats::{redemption_lift, CampaignReport, Counts, Lift};
+use offers_shared::dynamo::CampaignStatsTable;
+use serde_json::{json, Value};
+
+pub async fn run(args: ReportArgs, connection: &Connection) -> Result<(), CliError> {
+    let name = connection.table_names().name(Table::CampaignStats)?.to_owned();
+    if args.campaign.is_empty()
+        || args.campaign.len() > offers_shared::domain::campaign_stats::MAX_STATS_ID_BYTES
+    {
+        return Err(CliError::Invalid(
+            "the campaign id must be 1 to 1000 bytes".to_owned(),
+        ));
+    }
+    let client = connection.client().await?;
+    let report = CampaignStatsTable::new(client, name)
+        .report(&args.campaign)
+        .await?;
+    if let Some(path) = &args.html {
+        let page = html_report(&report).map_err(CliError::Service)?;
+        std::fs::write(path, page).map_err(|source| CliError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        eprintln!("offers: wrote {}", path.display());
+    }
+    if args.json {
+        say(report_json(&report))
+    } else {
+        for line in render(&report) {
+            say(line)?;
+        }
+        Ok(())
+    }
+}
+
+/// The support API's body, plus `redemptionsByDay` and, with selection,
+/// `lift` (of the totals and of each offer).
+pub fn report_json(report: &CampaignReport) -> Value {
+    let mut body = report.to_json();
+    body["redemptionsByDay"] = json!(report.days);
+    if report.uses_selection {
+        body["lift"] = json!({
+            "totals": redemption_lift(&report.totals.selected, &report.totals.holdout),
+            "offers": report.offers.iter().map(|offer| json!({
+                "offerId": offer.offer_id,
+                "lift": redemption_lift(&offer.selected, &offer.holdout),
+            })).collect::<Vec<_>>(),
+        });
+    }
+    body
+}
+
+fn rate(part: i64, whole: i64) -> String {
+    if whole <= 0 {
+        "-".to_owned()
+    } else {
+        format!("{:.1}%", part as f64 * 100.0 / whole as f64)
+    }
+}
+
+fn row(label: &str, counts: &Counts) -> Vec<String> {
+    let average = if counts.redemptions > 0 {
+        (counts.order_value / rust_decimal::Decimal::from(counts.redemptions))
+            .round_dp(2)
+            .to_string()
+    } else {
+        "-".to_owned()
+    };
+    vec![
+        label.to_owned(),
+        counts.assigned.to_string(),
+        counts.viewed.to_string(),
+        counts.clicked.to_string(),
+        counts.redeemed.to_string(),
+        rate(counts.redeemed, counts.assigned),
+        counts.redemptions.to_string(),
+        counts.revoked.to_string(),
+        counts.order_value.to_string(),
+        average,
+    ]
+}
+
+/// The lift as text: `+4.2 pp (95% CI -1.0 to +9.4 pp), relative +35%`.
+pub fn lift_text(lift: &Lift) -> String {
+    let pp = |value: f64| format!("{:+.1} pp", value * 100.0);
+    let relative = lift
+        .relative
+        .map(|relative| format!(", relative {:+.0}%", relative * 100.0))
+        .unwrap_or_default();
+    format!(
+        "{} (95% CI {} to {}){relative}",
+        pp(lift.difference),
+        pp(lift.ci95[0]),
+        pp(lift.ci95[1])
+    )
+}
+
+/// The report as a table: one row per offer (and per arm with selection),
+/// the totals, and the lift.
+pub fn render(report: &CampaignReport) -> Vec<String> {
+    let header: Vec<String> = [
+        "offer", "assigned", "viewed", "clicked", "redeemed", "rate", "uses", "revoked",
+        "order value", "avg order",
+    ]
+    .iter()
+    .map(|h| h.to_string())
+    .collect();
+    let mut rows = vec![header];
+    let mut add = |label: &str, stats: &offers_shared::domain::campaign_stats::OfferStats| {
+        rows.push(row(label, &stats.all));
+        if report.uses_selection {
+            rows.push(row("  selected", &stats.selected));
+            rows.push(row("  holdout", &stats.holdout));
+        }
+    };
+    for offer in &report.offers {
+        add(&offer.offer_id, offer);
+    }
+    add("TOTAL", &report.totals);
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|column| {
+            rows.iter()
+                .map(|row| row[column].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut lines = vec![format!("campaign {}", report.campaign_id)];
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(column, (cell, width))| {
+                if column == 0 {
+                    format!("{cell:<width$}")
+                } else {
+                    format!("{cell:>width$}")
+                }
+            })
+            .collect();
+        lines.push(cells.join("  ").trim_end().to_owned());
+    }
+    if report.offers.is_empty() {
+        lines.push("(no offer of this campaign has been counted)".to_owned());
+    }
+    if report.uses_selection {
+        match redemption_lift(&report.totals.selected, &report.totals.holdout) {
+            Some(lift) => lines.push(format!(
+                "redemption-rate lift of selected over holdout: {}",
+                lift_text(&lift)
+            )),
+            None => lines.push(
+                "redemption-rate lift: not computable (an arm has no offer assigned)".to_owned(),
+            ),
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use offers_shared::domain::campaign_stats::{Arm, CounterKey, Counts};
+
+    fn report() -> CampaignReport {
+        let key = |offer: &str, arm| CounterKey::Campaign {
+            campaign_id: "c1".into(),
+            offer_id: offer.into(),
+            arm,
+        };
+        let counts = |assigned, redeemed| Counts {
+            assigned,
+            viewed: assigned,
+            redeemed,
+            redemptions: redeemed,
+            order_value: rust_decimal::Decimal::new(1250, 2) * rust_decimal::Decimal::from(redeemed),
+            ..Counts::default()
+        };
+        offers_shared::domain::campaign_stats::campaign_report(
+            "c1",
+            vec![
+                (key("co-a", Arm::All), counts(100, 20)),
+                (key("co-a", Arm::Selected), counts(90, 19)),
+                (key("co-a", Arm::Holdout), counts(10, 1)),
+            ],
+        )
+        .expect("report")
+    }
+
+    #[test]
+    fn the_table_has_a_row_per_offer_and_arm_and_the_lift() {
+        let lines = render(&report());
+        assert!(lines[2].starts_with("co-a"), "{lines:?}");
+        assert!(lines[2].contains("20.0%"), "{lines:?}");
+        assert!(lines[2].contains("12.50"), "average order value: {lines:?}");
+        assert!(lines.iter().any(|l| l.trim_start().starts_with("holdout")));
+        let lift = lines.last().expect("lift");
+        assert!(lift.contains("+11.1 pp (95% CI"), "{lift}");
+    }
+
+    #[test]
+    fn json_is_the_apis_plus_days_and_lift() {
+        let json = report_json(&report());
+        assert_eq!(json["totals"]["assigned"], 100);
+        assert_eq!(json["totals"]["selected"]["assigned"], 90);
+        assert!(json["lift"]["totals"]["ci95"].is_array());
+        assert_eq!(json["redemptionsByDay"], json!([]));
+    }
+}
