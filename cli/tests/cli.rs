@@ -31,6 +31,7 @@ fn run_offers(args: &[&str]) -> Run {
         "LOYALTY_OFFERS_TABLE_NAME",
         "OFFER_CATALOG_TABLE_NAME",
         "REJECTED_TABLE_NAME",
+        "CAMPAIGN_STATS_TABLE",
         "AWS_PROFILE",
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_DYNAMODB",
@@ -803,4 +804,65 @@ async fn a_redriven_row_is_a_new_insert_and_becomes_one_offer() {
     // A row already gone is left alone.
     let gone = offers(&bed, &["pending", "redrive", "--user", "nobody"]);
     assert!(gone.stdout.contains("redriven 0"), "{gone:?}");
+}
+
+/// `offers report`: the counts the statistics function made from the
+/// offers table's stream, as a table, as JSON (the support API's body) and
+/// as an HTML page whose every offer has its funnel with bars.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_shows_a_campaigns_counts_and_charts_every_offer() {
+    let bed = TestBed::new().await;
+    let mut stream = bed.offers_stream().await;
+    for (index, offer) in ["co-fries", "co-coffee", "co-fries", "co-shake"].iter().enumerate() {
+        let mut item = json!({
+            "userId": format!("r-{index}"),
+            "personalizedOfferId": format!("00000000-0000-4000-8000-0000000002{index:02}"),
+            "offerId": offer, "campaignId": "camp-r", "ttl": future_epoch(400)});
+        if index == 0 {
+            item["viewedAt"] = json!("2026-03-01T00:00:00Z");
+            item["redemptionCount"] = json!(1);
+            item["redemptions"] = json!({"o1": {"orderId": "o1", "totalCost": 9.99,
+                "redeemedAt": "2026-03-02T10:00:00Z"}});
+        }
+        bed.put(OFFERS, item).await;
+    }
+    let records = stream.read_new().await.expect("stream");
+    assert!(invoke_stats(&bed.stats(&[]), &records).await.is_empty());
+
+    let html = write_file("report.html", "");
+    let html_path = html.to_string_lossy().into_owned();
+    let json_run = offers(&bed, &["report", "camp-r", "--json", "--html", &html_path]);
+    assert_eq!(json_run.code, 0, "{}", json_run.stderr);
+    let body: Value = serde_json::from_str(&json_run.stdout).expect("JSON");
+    assert_eq!(body["totals"]["assigned"], 4);
+    assert_eq!(body["totals"]["redemptions"], 1);
+    assert_eq!(body["totals"]["orderValue"], 9.99);
+    assert_eq!(body["redemptionsByDay"][0]["day"], "2026-03-02");
+
+    let page = std::fs::read_to_string(&html).expect("the page");
+    let mut charted: Vec<&str> = Vec::new();
+    for figure in page.split("<figure class=\"funnel\" data-offer-id=\"").skip(1) {
+        let (id, rest) = figure.split_once("\">").expect("figure");
+        let svg = rest.split_once("</figure>").expect("end").0;
+        assert!(svg.starts_with("<svg"), "{id}");
+        // The assigned bar (the first stage's colour) is drawn with a width.
+        let bar = svg.split("<rect").skip(1).any(|rect| {
+            rect.contains("fill=\"#1F77B4\"") && !rect.contains("width=\"0\"")
+        });
+        assert!(bar, "{id} has its assigned bar");
+        charted.push(id);
+    }
+    charted.sort();
+    assert_eq!(charted, ["co-coffee", "co-fries", "co-shake"]);
+    assert!(page.contains("<figure class=\"timeline\"><svg"));
+    assert!(!page.contains("<script"));
+
+    let table = offers(&bed, &["report", "camp-r"]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(table.stdout.lines().any(|line| line.starts_with("co-fries") && line.contains("9.99")), "{}", table.stdout);
+    assert!(table.stdout.contains("TOTAL"));
+    // A campaign nobody counted: zeros, not an error.
+    let none = offers(&bed, &["report", "never", "--json"]);
+    assert_eq!(none.code, 0);
+    assert!(none.stdout.contains("\"offers\":[]"), "{}", none.stdout);
 }
