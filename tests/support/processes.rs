@@ -197,10 +197,20 @@ impl LocalStack {
 
     /// A GET over HTTP with the local identity header: status and JSON body.
     pub fn get(&self, path: &str, user: &str) -> (u16, Value) {
+        self.get_as(path, user, "")
+    }
+
+    /// A GET as a caller of these (comma-separated) groups, e.g. `support`.
+    pub fn get_as(&self, path: &str, user: &str, groups: &str) -> (u16, Value) {
         let mut stream =
             TcpStream::connect(("127.0.0.1", self.http_port)).expect("HTTP API answers");
+        let groups = if groups.is_empty() {
+            String::new()
+        } else {
+            format!("x-local-groups: {groups}\r\n")
+        };
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nx-local-user: {user}\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nx-local-user: {user}\r\n{groups}Connection: close\r\n\r\n"
         );
         stream.write_all(request.as_bytes()).expect("request sent");
         let mut response = String::new();

@@ -90,7 +90,7 @@ fn counter_item(key: &CounterKey) -> (String, String, Vec<(&'static str, String)
 
 /// The update adding `counts` to a counter: `ADD` of each count that is not
 /// zero, `SET` of the counter's descriptive attributes (the same each time).
-fn counter_update(table: &str, key: &CounterKey, counts: &Counts) -> Result<Update, StoreError> {
+pub fn counter_update(table: &str, key: &CounterKey, counts: &Counts) -> Result<Update, StoreError> {
     let (pk, sk, described) = counter_item(key);
     let mut update = Update::builder()
         .table_name(table)

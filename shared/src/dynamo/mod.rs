@@ -16,7 +16,9 @@ mod support;
 mod table;
 mod transactions;
 
-pub use campaign_stats::{campaign_partition, CampaignStatsTable, MARKER_RETENTION_SECONDS};
+pub use campaign_stats::{
+    campaign_partition, counter_update, CampaignStatsTable, MARKER_RETENTION_SECONDS,
+};
 pub use catalog::{CatalogTable, CATALOG_KEY};
 pub use client::{dynamodb_client, environment_sdk_config};
 pub use dispatch::{pending_delete, DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, UNREADABLE_ROW};
