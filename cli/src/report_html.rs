@@ -72,11 +72,10 @@ pub fn funnel_svg(title: &str, counts: &Counts) -> Result<String, ChartError> {
             .disable_y_mesh()
             .y_labels(4)
             .y_label_formatter(&|value| match value {
-                SegmentValue::CenterOf(row) | SegmentValue::Exact(row) => {
-                    let stage = 3 - row.clamp(&0, &3);
-                    FUNNEL_STAGES[stage as usize].to_owned()
+                SegmentValue::CenterOf(row) if (0..4).contains(row) => {
+                    FUNNEL_STAGES[(3 - row) as usize].to_owned()
                 }
-                SegmentValue::Last => String::new(),
+                _ => String::new(),
             })
             .x_labels(5)
             .x_label_formatter(&|x| format!("{x:.0}"))
@@ -213,6 +212,7 @@ pub fn timeline_svg(report: &CampaignReport) -> Result<String, ChartError> {
         if !series.is_empty() {
             chart
                 .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
                 .draw()
