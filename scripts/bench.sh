@@ -18,6 +18,8 @@ step "dispatch benchmark"
 cargo bench --locked -p offers-integration-tests --bench dispatch
 step "lookup benchmark"
 cargo bench --locked -p offers-integration-tests --bench lookup
+step "campaign statistics benchmark (function vs bare counter ADDs; event to visible on the local stack)"
+cargo bench --locked -p offers-integration-tests --bench stats
 step "local stack benchmark (offers assign vs bare BatchWriteItem; insert to visible over HTTP)"
 cargo bench --locked -p offers-integration-tests --bench stack
 step "CLI memory benchmark (offers assign --dry-run on 100k and 1M rows)"

@@ -59,7 +59,15 @@ fn redemption(order: &str, total: f64, at: &str) -> Value {
 }
 
 /// A first redemption (the map does not exist yet) or a later one.
-async fn redeem(bed: &TestBed, user: &str, id: &str, order: &str, total: f64, at: &str, first: bool) {
+async fn redeem(
+    bed: &TestBed,
+    user: &str,
+    id: &str,
+    order: &str,
+    total: f64,
+    at: &str,
+    first: bool,
+) {
     if first {
         update_offer(
             bed,
@@ -156,9 +164,36 @@ async fn campaign_lived() -> (TestBed, HashMap<String, String>, Vec<Value>) {
     for user in ["u-a", "u-b"] {
         click(&bed, user, &id(user)).await;
     }
-    redeem(&bed, "u-a", &id("u-a"), "order1", 12.10, "2026-03-02T12:00:00Z", true).await;
-    redeem(&bed, "u-b", &id("u-b"), "order2", 5.0, "2026-03-02T13:00:00Z", true).await;
-    redeem(&bed, "u-b", &id("u-b"), "order3", 3.3, "2026-03-03T08:00:00Z", false).await;
+    redeem(
+        &bed,
+        "u-a",
+        &id("u-a"),
+        "order1",
+        12.10,
+        "2026-03-02T12:00:00Z",
+        true,
+    )
+    .await;
+    redeem(
+        &bed,
+        "u-b",
+        &id("u-b"),
+        "order2",
+        5.0,
+        "2026-03-02T13:00:00Z",
+        true,
+    )
+    .await;
+    redeem(
+        &bed,
+        "u-b",
+        &id("u-b"),
+        "order3",
+        3.3,
+        "2026-03-03T08:00:00Z",
+        false,
+    )
+    .await;
     void(&bed, "u-b", &id("u-b"), "order3").await;
     revoke(&bed, "u-d", &id("u-d")).await;
     let records = offers_stream.read_new().await.expect("offers stream");
@@ -192,7 +227,10 @@ async fn the_stats_api_shows_exact_counts_after_the_offers_life() {
     let response = stats_of(&bed, CAMPAIGN).await;
     assert_eq!(response.status, 200);
     check_counts(&response.body, &expected_fries());
-    assert!(response.body["totals"].get("selected").is_none(), "no selection used");
+    assert!(
+        response.body["totals"].get("selected").is_none(),
+        "no selection used"
+    );
 
     // Redemptions over time: the voided use is not there (its use and its
     // void came in one batch and cancel out: nothing was written for them).
@@ -201,14 +239,16 @@ async fn the_stats_api_shows_exact_counts_after_the_offers_life() {
         .await
         .into_iter()
         .filter(|item| item["sk"].as_str().is_some_and(|sk| sk.starts_with("day#")))
-        .map(|item| (item["day"].as_str().unwrap_or_default().to_owned(), item["redemptions"].clone()))
+        .map(|item| {
+            (
+                item["day"].as_str().unwrap_or_default().to_owned(),
+                item["redemptions"].clone(),
+            )
+        })
         .collect();
     let mut days = days;
     days.sort_by(|a, b| a.0.cmp(&b.0));
-    assert_eq!(
-        days,
-        vec![("2026-03-02".to_owned(), json!(2))]
-    );
+    assert_eq!(days, vec![("2026-03-02".to_owned(), json!(2))]);
 
     // Learning counters for selection: the offer overall, all campaigns.
     let learning = bed
@@ -218,7 +258,11 @@ async fn the_stats_api_shows_exact_counts_after_the_offers_life() {
         .find(|item| item["pk"] == "offer#co-fries" && item["sk"] == "overall")
         .expect("learning counter");
     assert_eq!(
-        (learning["assigned"].clone(), learning["clicked"].clone(), learning["redeemed"].clone()),
+        (
+            learning["assigned"].clone(),
+            learning["clicked"].clone(),
+            learning["redeemed"].clone()
+        ),
         (json!(4), json!(2), json!(2))
     );
 }
@@ -228,7 +272,12 @@ async fn replayed_and_concurrent_deliveries_change_nothing() {
     let (bed, _ids, records) = campaign_lived().await;
     // First delivery: the batch in N concurrent invocations at once.
     let invocations: Vec<_> = (0..6).map(|_| bed.stats(&[])).collect();
-    let failures = join_all(invocations.iter().map(|stats| invoke_stats(stats, &records))).await;
+    let failures = join_all(
+        invocations
+            .iter()
+            .map(|stats| invoke_stats(stats, &records)),
+    )
+    .await;
     assert!(failures.iter().all(Vec::is_empty), "{failures:?}");
     check_counts(&stats_of(&bed, CAMPAIGN).await.body, &expected_fries());
     let items_after_first = bed.scan(STATS).await;
@@ -245,8 +294,16 @@ async fn replayed_and_concurrent_deliveries_change_nothing() {
     let half = records.len() / 2;
     assert!(invoke_stats(&stats, &records[half..]).await.is_empty());
     check_counts(&stats_of(&bed, CAMPAIGN).await.body, &expected_fries());
-    let mut before: Vec<String> = items_after_first.iter().map(|i| Value::Object(i.clone()).to_string()).collect();
-    let mut after: Vec<String> = bed.scan(STATS).await.iter().map(|i| Value::Object(i.clone()).to_string()).collect();
+    let mut before: Vec<String> = items_after_first
+        .iter()
+        .map(|i| Value::Object(i.clone()).to_string())
+        .collect();
+    let mut after: Vec<String> = bed
+        .scan(STATS)
+        .await
+        .iter()
+        .map(|i| Value::Object(i.clone()).to_string())
+        .collect();
     before.sort();
     after.sort();
     assert_eq!(before, after, "not one item changed");
@@ -359,7 +416,11 @@ async fn unknown_campaigns_are_zeros_and_only_support_may_read() {
         assert!(answer.body["error"]["code"].is_string());
     }
     let long = format!("/support/campaigns/{}/stats", "c".repeat(1_001));
-    let answer = call_support(&support, &support_event("GET", &long, "", Agent::Support("a"))).await;
+    let answer = call_support(
+        &support,
+        &support_event("GET", &long, "", Agent::Support("a")),
+    )
+    .await;
     assert_eq!(answer.status, 400);
 }
 
@@ -378,7 +439,8 @@ async fn a_hostile_image_between_valid_neighbours_is_not_counted_and_never_retri
     };
     bed.put(OFFERS, offer(0, json!({}))).await;
     // A negative use count: no function of ours writes one.
-    bed.put(OFFERS, offer(1, json!({"redemptionCount": -3}))).await;
+    bed.put(OFFERS, offer(1, json!({"redemptionCount": -3})))
+        .await;
     bed.put(OFFERS, offer(2, json!({}))).await;
     let records = stream.read_new().await.expect("stream");
     assert!(invoke_stats(&bed.stats(&[]), &records).await.is_empty());

@@ -37,7 +37,10 @@ fn the_dispatchers_stream_mapping_is_safe() {
         DISPATCHER,
         "PendingPersonalizedOffersTable",
         &["INSERT"],
-        ["DispatcherMaximumRetryAttempts", "DispatcherMaximumRecordAgeInSeconds"],
+        [
+            "DispatcherMaximumRetryAttempts",
+            "DispatcherMaximumRecordAgeInSeconds",
+        ],
     );
 }
 
@@ -49,26 +52,41 @@ fn the_statistics_stream_mapping_is_safe() {
         STATS_FUNCTION,
         "LoyaltyOffersTable",
         &["INSERT", "MODIFY"],
-        ["StatsMaximumRetryAttempts", "StatsMaximumRecordAgeInSeconds"],
+        [
+            "StatsMaximumRetryAttempts",
+            "StatsMaximumRecordAgeInSeconds",
+        ],
     );
     let template = template();
     let stream = &template.properties("LoyaltyOffersTable").expect("table")["StreamSpecification"];
-    assert_eq!(stream["StreamViewType"].as_str(), Some("NEW_AND_OLD_IMAGES"));
+    assert_eq!(
+        stream["StreamViewType"].as_str(),
+        Some("NEW_AND_OLD_IMAGES")
+    );
     // Its on-failure queue is its own, not the dispatcher's.
     let queue = |function: &str| {
         template.properties(function).expect("function")["Events"]
             .as_mapping()
-            .and_then(|events| events.values().find(|e| e["Type"].as_str() == Some("DynamoDB")))
-            .map(|event| event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"].clone())
+            .and_then(|events| {
+                events
+                    .values()
+                    .find(|e| e["Type"].as_str() == Some("DynamoDB"))
+            })
+            .map(|event| {
+                event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"].clone()
+            })
     };
     assert_ne!(queue(STATS_FUNCTION), queue(DISPATCHER));
 }
 
-fn stream_mapping_is_safe(function: &str, table: &str, events: &[&str], parameter_names: [&str; 2]) {
+fn stream_mapping_is_safe(
+    function: &str,
+    table: &str,
+    events: &[&str],
+    parameter_names: [&str; 2],
+) {
     let template = template();
-    let mapping = template
-        .stream_mapping(function)
-        .expect("DynamoDB event");
+    let mapping = template.stream_mapping(function).expect("DynamoDB event");
     assert_eq!(mapping.table, table);
     assert_eq!(
         mapping.event_names,
@@ -383,7 +401,12 @@ async fn each_function_may_make_exactly_the_dynamodb_calls_it_makes() {
     assert_eq!(
         call_support(
             &support,
-            &support_event("GET", "/support/campaigns/camp-1/stats", "", Agent::Support("agent-1"))
+            &support_event(
+                "GET",
+                "/support/campaigns/camp-1/stats",
+                "",
+                Agent::Support("agent-1")
+            )
         )
         .await
         .status,
@@ -399,9 +422,13 @@ async fn each_function_may_make_exactly_the_dynamodb_calls_it_makes() {
     // revocations' MODIFYs), counted, then delivered again (a replay).
     let recorder = PermissionRecorder::default();
     let config = bed.stats_config(&[]);
-    let stats =
-        campaign_stats::build_stats(bed.recording_client(&config.sdk, &recorder), &config);
-    let records = bed.offers_stream().await.read_new().await.expect("offers stream");
+    let stats = campaign_stats::build_stats(bed.recording_client(&config.sdk, &recorder), &config);
+    let records = bed
+        .offers_stream()
+        .await
+        .read_new()
+        .await
+        .expect("offers stream");
     assert!(!records.is_empty());
     assert!(invoke_stats(&stats, &records).await.is_empty());
     assert!(invoke_stats(&stats, &records).await.is_empty());
@@ -478,7 +505,10 @@ fn alarms_watch_what_the_runbook_covers() {
     );
     let stats_age = alarm("CampaignStatsIteratorAgeAlarm");
     assert_eq!(stats_age["MetricName"].as_str(), Some("IteratorAge"));
-    assert_eq!(watched_function(&stats_age).as_deref(), Some(STATS_FUNCTION));
+    assert_eq!(
+        watched_function(&stats_age).as_deref(),
+        Some(STATS_FUNCTION)
+    );
     watches_the_stats_count(
         "CampaignStatsNotCountedAlarm",
         &alarm("CampaignStatsNotCountedAlarm"),
@@ -595,5 +625,9 @@ fn watches_the_count_of(id: &str, alarm: &Value, line: &serde_json::Value, funct
         .flatten()
         .find(|dimension| dimension["Name"].as_str() == Some("FunctionName"))
         .and_then(|dimension| tagged(&dimension["Value"], "!Ref"));
-    assert_eq!(alarm_function, Some(function), "{id}: the function's metric");
+    assert_eq!(
+        alarm_function,
+        Some(function),
+        "{id}: the function's metric"
+    );
 }

@@ -150,13 +150,7 @@ fn timeline(report: &CampaignReport) -> (Vec<String>, BTreeMap<String, Vec<i64>>
 /// Redemptions per day, one line per offer.
 pub fn timeline_svg(report: &CampaignReport) -> Result<String, ChartError> {
     let (days, series) = timeline(report);
-    let max = series
-        .values()
-        .flatten()
-        .copied()
-        .max()
-        .unwrap_or(0)
-        .max(1) as f64;
+    let max = series.values().flatten().copied().max().unwrap_or(0).max(1) as f64;
     let count = days.len().max(1) as i32;
     let mut svg = String::new();
     {
@@ -267,18 +261,18 @@ pub fn html_report(report: &CampaignReport) -> Result<String, ChartError> {
             Some(lift) => lift_text(&lift),
             None => "not computable (an arm has no offer assigned)".to_owned(),
         };
-        let _ = write!(
+        let _ = writeln!(
             page,
             "<p class=\"lift\">Redemption-rate lift of selected over holdout: {} \
-             (Newcombe's hybrid score interval).</p>\n",
+             (Newcombe's hybrid score interval).</p>",
             escape(&text)
         );
     }
     page.push_str("<h2>Funnel per offer</h2>\n<div class=\"funnels\">\n");
     for offer in &report.offers {
-        let _ = write!(
+        let _ = writeln!(
             page,
-            "<figure class=\"funnel\" data-offer-id=\"{}\">{}</figure>\n",
+            "<figure class=\"funnel\" data-offer-id=\"{}\">{}</figure>",
             escape(&offer.offer_id),
             funnel_svg(&offer.offer_id, &offer.all)?
         );
@@ -369,7 +363,11 @@ mod tests {
         let page = html_report(&report()).expect("page");
         let found = funnels(&page);
         let ids: Vec<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
-        assert_eq!(ids, ["co-&lt;b&gt;", "co-a", "co-c"], "escaped, every offer");
+        assert_eq!(
+            ids,
+            ["co-&lt;b&gt;", "co-a", "co-c"],
+            "escaped, every offer"
+        );
         for (id, svg) in &found {
             assert!(svg.trim_start().starts_with("<svg"), "{id}: {svg}");
             // Every stage with a count has its bar; co-c redeemed nothing.
@@ -378,20 +376,29 @@ mod tests {
             assert_eq!(drawn[1], 1, "{id}: the viewed bar");
         }
         assert!(!page.contains("<script"), "no scripts");
-        assert!(!page.contains(" src=") && !page.contains(" href="), "nothing fetched");
+        assert!(
+            !page.contains(" src=") && !page.contains(" href="),
+            "nothing fetched"
+        );
         assert!(page.contains("<figure class=\"timeline\"><svg"));
         // The timeline spans the days between, with each offer's line.
-        let timeline = page.split("<figure class=\"timeline\">").nth(1).expect("timeline");
+        let timeline = page
+            .split("<figure class=\"timeline\">")
+            .nth(1)
+            .expect("timeline");
         assert!(timeline.contains("2026-03-01") && timeline.contains("2026-03-04"));
         for id in ["co-a", "co-&lt;b&gt;", "co-c"] {
-            assert!(timeline.contains(&format!(">\n{id}\n</text>")), "{id} in the legend");
+            assert!(
+                timeline.contains(&format!(">\n{id}\n</text>")),
+                "{id} in the legend"
+            );
         }
     }
 
     #[test]
     fn an_empty_campaign_still_renders() {
-        let page = html_report(&campaign_report("none", Vec::new()).expect("report"))
-            .expect("page");
+        let page =
+            html_report(&campaign_report("none", Vec::new()).expect("report")).expect("page");
         assert!(funnels(&page).is_empty());
         assert!(page.contains("No offer of this campaign"));
     }

@@ -813,7 +813,10 @@ async fn a_redriven_row_is_a_new_insert_and_becomes_one_offer() {
 async fn report_shows_a_campaigns_counts_and_charts_every_offer() {
     let bed = TestBed::new().await;
     let mut stream = bed.offers_stream().await;
-    for (index, offer) in ["co-fries", "co-coffee", "co-fries", "co-shake"].iter().enumerate() {
+    for (index, offer) in ["co-fries", "co-coffee", "co-fries", "co-shake"]
+        .iter()
+        .enumerate()
+    {
         let mut item = json!({
             "userId": format!("r-{index}"),
             "personalizedOfferId": format!("00000000-0000-4000-8000-0000000002{index:02}"),
@@ -841,14 +844,18 @@ async fn report_shows_a_campaigns_counts_and_charts_every_offer() {
 
     let page = std::fs::read_to_string(&html).expect("the page");
     let mut charted: Vec<&str> = Vec::new();
-    for figure in page.split("<figure class=\"funnel\" data-offer-id=\"").skip(1) {
+    for figure in page
+        .split("<figure class=\"funnel\" data-offer-id=\"")
+        .skip(1)
+    {
         let (id, rest) = figure.split_once("\">").expect("figure");
         let svg = rest.split_once("</figure>").expect("end").0;
         assert!(svg.starts_with("<svg"), "{id}");
         // The assigned bar (the first stage's colour) is drawn with a width.
-        let bar = svg.split("<rect").skip(1).any(|rect| {
-            rect.contains("fill=\"#1F77B4\"") && !rect.contains("width=\"0\"")
-        });
+        let bar = svg
+            .split("<rect")
+            .skip(1)
+            .any(|rect| rect.contains("fill=\"#1F77B4\"") && !rect.contains("width=\"0\""));
         assert!(bar, "{id} has its assigned bar");
         charted.push(id);
     }
@@ -859,7 +866,14 @@ async fn report_shows_a_campaigns_counts_and_charts_every_offer() {
 
     let table = offers(&bed, &["report", "camp-r"]);
     assert_eq!(table.code, 0, "{}", table.stderr);
-    assert!(table.stdout.lines().any(|line| line.starts_with("co-fries") && line.contains("9.99")), "{}", table.stdout);
+    assert!(
+        table
+            .stdout
+            .lines()
+            .any(|line| line.starts_with("co-fries") && line.contains("9.99")),
+        "{}",
+        table.stdout
+    );
     assert!(table.stdout.contains("TOTAL"));
     // A campaign nobody counted: zeros, not an error.
     let none = offers(&bed, &["report", "never", "--json"]);

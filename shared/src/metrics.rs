@@ -92,11 +92,7 @@ pub fn stats_metrics(
 }
 
 /// One EMF line: the declarations and the values at the top level.
-fn emf_line(
-    function_name: &str,
-    now: DateTime<Utc>,
-    metrics: Vec<(&str, &str, Value)>,
-) -> Value {
+fn emf_line(function_name: &str, now: DateTime<Utc>, metrics: Vec<(&str, &str, Value)>) -> Value {
     let mut line = Map::new();
     line.insert(
         "_aws".into(),

@@ -12,7 +12,10 @@ use offers_shared::dynamo::CampaignStatsTable;
 use serde_json::{json, Value};
 
 pub async fn run(args: ReportArgs, connection: &Connection) -> Result<(), CliError> {
-    let name = connection.table_names().name(Table::CampaignStats)?.to_owned();
+    let name = connection
+        .table_names()
+        .name(Table::CampaignStats)?
+        .to_owned();
     if args.campaign.is_empty()
         || args.campaign.len() > offers_shared::domain::campaign_stats::MAX_STATS_ID_BYTES
     {
@@ -108,8 +111,16 @@ pub fn lift_text(lift: &Lift) -> String {
 /// the totals, and the lift.
 pub fn render(report: &CampaignReport) -> Vec<String> {
     let header: Vec<String> = [
-        "offer", "assigned", "viewed", "clicked", "redeemed", "rate", "uses", "revoked",
-        "order value", "avg order",
+        "offer",
+        "assigned",
+        "viewed",
+        "clicked",
+        "redeemed",
+        "rate",
+        "uses",
+        "revoked",
+        "order value",
+        "avg order",
     ]
     .iter()
     .map(|h| h.to_string())
@@ -183,7 +194,8 @@ mod tests {
             viewed: assigned,
             redeemed,
             redemptions: redeemed,
-            order_value: rust_decimal::Decimal::new(1250, 2) * rust_decimal::Decimal::from(redeemed),
+            order_value: rust_decimal::Decimal::new(1250, 2)
+                * rust_decimal::Decimal::from(redeemed),
             ..Counts::default()
         };
         offers_shared::domain::campaign_stats::campaign_report(

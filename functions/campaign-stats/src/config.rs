@@ -51,8 +51,8 @@ mod tests {
 
     #[test]
     fn it_needs_its_table_and_bounds_its_settings() {
-        let config = StatsConfig::from_env(&env_of(&[("CAMPAIGN_STATS_TABLE", "s")]))
-            .expect("valid");
+        let config =
+            StatsConfig::from_env(&env_of(&[("CAMPAIGN_STATS_TABLE", "s")])).expect("valid");
         assert_eq!(config.tables.campaign_stats(), Ok("s"));
         assert!(config.tables.loyalty_offers().is_err());
         assert_eq!(config.settings, StatsSettings::default());

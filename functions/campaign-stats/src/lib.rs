@@ -14,5 +14,8 @@ pub type DynamoStats = StatsService<DynamoStore>;
 
 /// Wires the service from its configuration and one DynamoDB client.
 pub fn build_stats(client: aws_sdk_dynamodb::Client, config: &StatsConfig) -> DynamoStats {
-    StatsService::new(DynamoStore::new(client, config.tables.clone()), config.settings)
+    StatsService::new(
+        DynamoStore::new(client, config.tables.clone()),
+        config.settings,
+    )
 }

@@ -127,7 +127,10 @@ mod tests {
         match read_record(record("MODIFY", Some(image.clone()), Some(image.clone()))) {
             StatsInput::Change(change) => {
                 assert!(change.old_image.is_some());
-                assert_eq!(change.created_at.map(|at| at.timestamp()), Some(1_700_000_000));
+                assert_eq!(
+                    change.created_at.map(|at| at.timestamp()),
+                    Some(1_700_000_000)
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -159,9 +162,15 @@ mod tests {
             .map(|change| change.remove("SequenceNumber"));
         assert!(matches!(
             read_record(no_sequence),
-            StatsInput::Unusable { sequence_number: None, .. }
+            StatsInput::Unusable {
+                sequence_number: None,
+                ..
+            }
         ));
-        assert_eq!(StatsBatch::try_from(json!([])), Err(EventError::NotAnObject));
+        assert_eq!(
+            StatsBatch::try_from(json!([])),
+            Err(EventError::NotAnObject)
+        );
         assert_eq!(
             StatsBatch::try_from(json!({"Records": 1})),
             Err(EventError::RecordsNotAList)

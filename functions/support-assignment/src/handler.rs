@@ -15,6 +15,7 @@
 //! function killed at its timeout. An abandoned write is safe to retry with
 //! the same `Idempotency-Key` (a conditional put keyed by it).
 
+use crate::SupportApi;
 use chrono::{DateTime, Utc};
 use lambda_http::http::header::HeaderValue;
 use lambda_http::http::{Method, StatusCode};
@@ -24,14 +25,13 @@ use offers_http::{
     log_request, offer_views, parse_uuid, path_segments, query_param, raw_path, within_deadline,
     ApiError, OfferView,
 };
+use offers_shared::domain::campaign_stats::MAX_STATS_ID_BYTES;
 use offers_shared::domain::dates::rfc3339;
 use offers_shared::domain::{AuditEntry, OfferSource, PersonalizedOffer};
-use offers_shared::domain::campaign_stats::MAX_STATS_ID_BYTES;
 use offers_shared::ports::{
     CampaignStatsStore, CatalogReader, PageRequest, Revocation, RevokeOutcome, SupportStore,
 };
 use offers_shared::support::{AssignRequest, SupportError, SupportService};
-use crate::SupportApi;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::time::Instant;
@@ -582,7 +582,11 @@ mod tests {
             body_of(&retry)["personalizedOfferId"],
             first[0].personalized_offer_id.to_string()
         );
-        assert_eq!(support.assignment.store().offers().len(), 1, "no second offer");
+        assert_eq!(
+            support.assignment.store().offers().len(),
+            1,
+            "no second offer"
+        );
     }
 
     #[tokio::test]
@@ -645,7 +649,10 @@ mod tests {
                 campaign: "spring%2024"
             })
         );
-        assert_eq!(campaign_id("spring%2024").ok().as_deref(), Some("spring 24"));
+        assert_eq!(
+            campaign_id("spring%2024").ok().as_deref(),
+            Some("spring 24")
+        );
         assert!(campaign_id(&"c".repeat(MAX_STATS_ID_BYTES + 1)).is_err());
         for (method, path, status) in [
             (Method::PUT, user_path, 405),

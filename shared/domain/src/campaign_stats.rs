@@ -241,7 +241,7 @@ fn typed<'a>(value: Option<&'a Value>, kind: &str) -> Option<&'a Value> {
     value.and_then(|value| value.get(kind))
 }
 
-fn wire_text<'a>(value: Option<&'a Value>) -> Option<&'a str> {
+fn wire_text(value: Option<&Value>) -> Option<&str> {
     typed(value, "S").and_then(Value::as_str)
 }
 
@@ -261,7 +261,11 @@ pub fn parse_amount(text: &str) -> Option<Decimal> {
     Decimal::from_str_exact(text)
         .ok()
         .or_else(|| Decimal::from_scientific(text).ok())
-        .or_else(|| Decimal::from_str(text).ok().filter(|d| d.to_string() == text))
+        .or_else(|| {
+            Decimal::from_str(text)
+                .ok()
+                .filter(|d| d.to_string() == text)
+        })
 }
 
 /// Reads an offer item's image (DynamoDB wire JSON).
@@ -276,8 +280,7 @@ pub fn read_offer_image(image: &Map<String, Value>) -> Result<OfferFacts, StatsP
     if campaign_id.is_some_and(|id| id.len() > MAX_STATS_ID_BYTES) {
         return Err(StatsProblem::IdTooLong("campaignId"));
     }
-    let redemption_count = match typed(image.get("redemptionCount"), "N").and_then(Value::as_str)
-    {
+    let redemption_count = match typed(image.get("redemptionCount"), "N").and_then(Value::as_str) {
         None => 0,
         Some(text) => match text.parse::<i64>() {
             Ok(count) if (0..=MAX_REDEMPTION_COUNT).contains(&count) => count,
@@ -521,10 +524,12 @@ pub fn campaign_report(
                 offer_id,
                 arm,
             } if of == campaign_id => {
-                let entry = offers.entry(offer_id.clone()).or_insert_with(|| OfferStats {
-                    offer_id,
-                    ..OfferStats::default()
-                });
+                let entry = offers
+                    .entry(offer_id.clone())
+                    .or_insert_with(|| OfferStats {
+                        offer_id,
+                        ..OfferStats::default()
+                    });
                 let slot = match arm {
                     Arm::All => &mut entry.all,
                     Arm::Selected => &mut entry.selected,
@@ -727,11 +732,17 @@ mod tests {
             "o2": {"M": {"totalCost": {"N": "3.3"}, "redeemedAt": {"S": "2026-01-02T11:00:00Z"},
                           "voidedAt": {"S": "2026-01-02T12:00:00Z"}}}
         }});
-        let deltas = record_deltas(Some(&facts(old.clone())), Some(&facts(new.clone())))
-            .expect("deltas");
+        let deltas =
+            record_deltas(Some(&facts(old.clone())), Some(&facts(new.clone()))).expect("deltas");
         let all = deltas[&key(Arm::All)];
         assert_eq!(
-            (all.assigned, all.viewed, all.clicked, all.redeemed, all.redemptions),
+            (
+                all.assigned,
+                all.viewed,
+                all.clicked,
+                all.redeemed,
+                all.redemptions
+            ),
             (0, 1, 1, 1, 1)
         );
         assert_eq!(all.order_value, dec("12.10"));
@@ -850,7 +861,9 @@ mod tests {
         assert_eq!(json["totals"]["orderValue"], 3.0);
         assert_eq!(json["offers"][0]["offerId"], "co-a");
         assert!(json["totals"].get("selected").is_none());
-        let empty = campaign_report("none", Vec::new()).expect("report").to_json();
+        let empty = campaign_report("none", Vec::new())
+            .expect("report")
+            .to_json();
         assert_eq!(empty["offers"], json!([]));
         assert_eq!(empty["totals"]["redemptions"], 0);
         let with_arm = campaign_report("c1", vec![(key(Arm::Holdout), counts(1))])

@@ -91,9 +91,8 @@ impl CampaignStatsStore for MemoryStatsStore {
             .counters
             .iter()
             .filter(|(key, _)| match key {
-                CounterKey::Campaign { campaign_id: c, .. } | CounterKey::Day { campaign_id: c, .. } => {
-                    c == campaign_id
-                }
+                CounterKey::Campaign { campaign_id: c, .. }
+                | CounterKey::Day { campaign_id: c, .. } => c == campaign_id,
                 CounterKey::Learning { .. } => false,
             })
             .map(|(key, counts)| (key.clone(), *counts))

@@ -80,7 +80,9 @@ impl StatsFailure {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StatsOutcome {
     /// Its deltas were added to `counters` counters.
-    Applied { counters: usize },
+    Applied {
+        counters: usize,
+    },
     /// An earlier delivery counted it (its marker exists).
     Duplicate,
     /// Nothing that is counted changed: nothing written.
@@ -152,7 +154,13 @@ impl StatsBatchReport {
             let outcome = record.outcome.name();
             match &record.outcome {
                 StatsOutcome::Applied { counters } => {
-                    tracing::debug!(event_id, sequence_number, outcome, counters, "record counted")
+                    tracing::debug!(
+                        event_id,
+                        sequence_number,
+                        outcome,
+                        counters,
+                        "record counted"
+                    )
                 }
                 StatsOutcome::Duplicate | StatsOutcome::NoChange => {
                     tracing::debug!(event_id, sequence_number, outcome, "nothing to count")
@@ -324,10 +332,19 @@ impl<S: CampaignStatsStore> StatsService<S> {
                 return None;
             }
             if deadline.is_some_and(|deadline| deadline.is_near()) {
-                set_all(units, &pending, UnitState::Failed(StatsFailure::DeadlineNear));
+                set_all(
+                    units,
+                    &pending,
+                    UnitState::Failed(StatsFailure::DeadlineNear),
+                );
                 return None;
             }
-            let sum = match aggregate(pending.iter().filter_map(|i| units.get(*i)).map(|u| &u.unit.deltas)) {
+            let sum = match aggregate(
+                pending
+                    .iter()
+                    .filter_map(|i| units.get(*i))
+                    .map(|u| &u.unit.deltas),
+            ) {
                 Ok(sum) => sum,
                 Err(problem) if pending.len() > 1 => {
                     tracing::warn!(error = %problem, units = pending.len(), "the chunk's sum overflows; writing its units one by one");
@@ -343,7 +360,9 @@ impl<S: CampaignStatsStore> StatsService<S> {
                 .filter_map(|i| units.get(*i))
                 .map(|u| &u.unit)
                 .collect();
-            let result = self.with_deadline(deadline, self.store.apply_units(&given, &sum)).await;
+            let result = self
+                .with_deadline(deadline, self.store.apply_units(&given, &sum))
+                .await;
             match result {
                 Ok(ApplyOutcome::Applied) => {
                     report.transactions += 1;
@@ -351,17 +370,22 @@ impl<S: CampaignStatsStore> StatsService<S> {
                     return None;
                 }
                 Ok(ApplyOutcome::AlreadyApplied(found)) if !found.is_empty() => {
-                    let counted: BTreeSet<usize> =
-                        found.iter().filter_map(|at| pending.get(*at).copied()).collect();
+                    let counted: BTreeSet<usize> = found
+                        .iter()
+                        .filter_map(|at| pending.get(*at).copied())
+                        .collect();
                     let counted: Vec<usize> = counted.into_iter().collect();
                     set_all(units, &counted, UnitState::Duplicate);
                     pending.retain(|index| !counted.contains(index));
                 }
                 Ok(ApplyOutcome::AlreadyApplied(_)) => {
-                    let error = StoreError::Unavailable(
-                        "transaction cancelled without a reason".into(),
+                    let error =
+                        StoreError::Unavailable("transaction cancelled without a reason".into());
+                    set_all(
+                        units,
+                        &pending,
+                        UnitState::Failed(StatsFailure::Store(error)),
                     );
-                    set_all(units, &pending, UnitState::Failed(StatsFailure::Store(error)));
                     return None;
                 }
                 Err(StoreError::Refused(_)) if pending.len() > 1 => return Some(pending),
@@ -386,7 +410,11 @@ impl<S: CampaignStatsStore> StatsService<S> {
                     if error.is_outage() {
                         report.store_down = true;
                     }
-                    set_all(units, &pending, UnitState::Failed(StatsFailure::Store(error)));
+                    set_all(
+                        units,
+                        &pending,
+                        UnitState::Failed(StatsFailure::Store(error)),
+                    );
                     return None;
                 }
             }
@@ -475,7 +503,11 @@ fn plan(
 /// A record's deltas from its images.
 pub(super) fn read_deltas(change: &ChangeRecord) -> Result<Deltas, StatsProblem> {
     let new = read_offer_image(&change.new_image)?;
-    let old = change.old_image.as_ref().map(read_offer_image).transpose()?;
+    let old = change
+        .old_image
+        .as_ref()
+        .map(read_offer_image)
+        .transpose()?;
     record_deltas(old.as_ref(), Some(&new))
 }
 

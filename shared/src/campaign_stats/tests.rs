@@ -81,15 +81,31 @@ async fn a_batch_is_summed_into_one_transaction_and_counted_once_when_replayed()
     // Markers for the three records that count; each counter once.
     assert_eq!(service.store().calls(), vec![(3, 2)]);
     let counters = service.store().counters();
-    assert_eq!((counters[&all("co-a")].assigned, counters[&all("co-a")].viewed), (2, 1));
+    assert_eq!(
+        (
+            counters[&all("co-a")].assigned,
+            counters[&all("co-a")].viewed
+        ),
+        (2, 1)
+    );
 
     let again = service.apply_batch(batch(), None).await;
     let outcomes: Vec<&str> = again.records.iter().map(|r| r.outcome.name()).collect();
     assert_eq!(
         outcomes,
-        ["duplicate", "duplicate", "duplicate", "ignored", "no_change"]
+        [
+            "duplicate",
+            "duplicate",
+            "duplicate",
+            "ignored",
+            "no_change"
+        ]
     );
-    assert_eq!(service.store().counters(), counters, "a replay changes nothing");
+    assert_eq!(
+        service.store().counters(),
+        counters,
+        "a replay changes nothing"
+    );
     assert!(again.failed_sequence_numbers().is_empty());
 }
 
@@ -104,7 +120,13 @@ async fn a_partly_replayed_batch_counts_only_the_new_records() {
         ["duplicate", "duplicate", "applied", "ignored", "no_change"]
     );
     let counters = service.store().counters();
-    assert_eq!((counters[&all("co-a")].assigned, counters[&all("co-a")].viewed), (2, 1));
+    assert_eq!(
+        (
+            counters[&all("co-a")].assigned,
+            counters[&all("co-a")].viewed
+        ),
+        (2, 1)
+    );
 }
 
 #[tokio::test]
@@ -130,9 +152,10 @@ async fn conflicts_are_retried_then_reported_failed_and_refusals_are_isolated() 
     // A refusal of the whole transaction: each record is tried alone, and
     // only the refused one is lost (not retried).
     let service = self::service();
-    service
-        .store()
-        .fail_next([StoreError::Refused("ValidationException".into()), StoreError::Refused("ValidationException".into())]);
+    service.store().fail_next([
+        StoreError::Refused("ValidationException".into()),
+        StoreError::Refused("ValidationException".into()),
+    ]);
     let report = service.apply_batch(batch(), None).await;
     let outcomes: Vec<&str> = report.records.iter().map(|r| r.outcome.name()).collect();
     assert_eq!(
@@ -181,13 +204,21 @@ async fn many_counters_are_split_into_transactions_and_parts() {
     let service = service();
     // 60 offers of different config offers: 2 counters and a marker each.
     let records: Vec<StatsInput> = (0..60)
-        .map(|i| change(&format!("e{i}"), None, offer(&format!("u{i}"), &format!("co-{i}"))))
+        .map(|i| {
+            change(
+                &format!("e{i}"),
+                None,
+                offer(&format!("u{i}"), &format!("co-{i}")),
+            )
+        })
         .collect();
     let report = service.apply_batch(records, None).await;
     assert_eq!(report.count("applied"), 60);
     let calls = service.store().calls();
     assert!(calls.len() >= 2, "{calls:?}");
-    assert!(calls.iter().all(|(units, counters)| units + counters <= 100));
+    assert!(calls
+        .iter()
+        .all(|(units, counters)| units + counters <= 100));
     assert_eq!(service.store().counters().len(), 120);
 
     // One offer whose context has many attributes: more than one unit.

@@ -90,7 +90,11 @@ fn counter_item(key: &CounterKey) -> (String, String, Vec<(&'static str, String)
 
 /// The update adding `counts` to a counter: `ADD` of each count that is not
 /// zero, `SET` of the counter's descriptive attributes (the same each time).
-pub fn counter_update(table: &str, key: &CounterKey, counts: &Counts) -> Result<Update, StoreError> {
+pub fn counter_update(
+    table: &str,
+    key: &CounterKey,
+    counts: &Counts,
+) -> Result<Update, StoreError> {
     let (pk, sk, described) = counter_item(key);
     let mut update = Update::builder()
         .table_name(table)
@@ -103,14 +107,20 @@ pub fn counter_update(table: &str, key: &CounterKey, counts: &Counts) -> Result<
             adds.push(format!("#c{index} :c{index}"));
             update = update
                 .expression_attribute_names(format!("#c{index}"), *name)
-                .expression_attribute_values(format!(":c{index}"), AttributeValue::N(value.to_string()));
+                .expression_attribute_values(
+                    format!(":c{index}"),
+                    AttributeValue::N(value.to_string()),
+                );
         }
     }
     if !counts.order_value.is_zero() {
         adds.push("#ov :ov".to_owned());
         update = update
             .expression_attribute_names("#ov", ORDER_VALUE)
-            .expression_attribute_values(":ov", AttributeValue::N(counts.order_value.normalize().to_string()));
+            .expression_attribute_values(
+                ":ov",
+                AttributeValue::N(counts.order_value.normalize().to_string()),
+            );
     }
     for (index, (name, value)) in described.into_iter().enumerate() {
         sets.push(format!("#d{index} = :d{index}"));
@@ -188,7 +198,13 @@ async fn query_campaign(
     client: &Client,
     table: &str,
     campaign_id: &str,
-) -> Result<Vec<Item>, aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::query::QueryError, aws_smithy_runtime_api::client::orchestrator::HttpResponse>> {
+) -> Result<
+    Vec<Item>,
+    aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::query::QueryError,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+> {
     client
         .query()
         .table_name(table)
@@ -280,7 +296,15 @@ impl CampaignStatsTable {
     pub async fn report(&self, campaign_id: &str) -> Result<CampaignReport, CallError> {
         let items = query_campaign(&self.client, &self.name, campaign_id)
             .await
-            .map_err(|err| CallError::new(format!("reading the statistics of campaign {campaign_id} in {}", self.name), &err))?;
+            .map_err(|err| {
+                CallError::new(
+                    format!(
+                        "reading the statistics of campaign {campaign_id} in {}",
+                        self.name
+                    ),
+                    &err,
+                )
+            })?;
         let doing = || format!("reading the statistics of campaign {campaign_id}");
         let counters = counters_of(&items).map_err(|err| CallError::of(doing(), err))?;
         campaign_report(campaign_id, counters)
