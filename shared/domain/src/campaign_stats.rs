@@ -382,7 +382,12 @@ pub fn contribution(offer: &OfferFacts) -> Result<Deltas, StatsProblem> {
     }
     let redeemed = flag(offer.redemption_count > 0);
     let mut deltas = Deltas::new();
-    if let Some(campaign_id) = &offer.campaign_id {
+    // Offers outside campaigns (support goodwill, challenges) count nowhere:
+    // neither in a campaign nor in what selection learns from campaigns.
+    let Some(campaign_id) = &offer.campaign_id else {
+        return Ok(deltas);
+    };
+    {
         let counts = Counts {
             assigned: 1,
             viewed: flag(offer.viewed),
@@ -417,6 +422,7 @@ pub fn contribution(offer: &OfferFacts) -> Result<Deltas, StatsProblem> {
             add_into(&mut deltas, day, &one)?;
         }
     }
+    // What selection learns from: every campaign's offers.
     let learning = Counts {
         assigned: 1,
         clicked: flag(offer.clicked),
@@ -789,6 +795,17 @@ mod tests {
         holdout["selection"]["M"]["holdout"] = json!({"BOOL": true});
         let deltas = record_deltas(None, Some(&facts(holdout))).expect("deltas");
         assert_eq!(deltas[&key(Arm::Holdout)].assigned, 1);
+    }
+
+    #[test]
+    fn offers_outside_campaigns_count_nowhere() {
+        let mut support = assigned("c1");
+        support
+            .as_object_mut()
+            .map(|item| item.remove("campaignId"));
+        assert!(record_deltas(None, Some(&facts(support)))
+            .expect("deltas")
+            .is_empty());
     }
 
     #[test]
