@@ -446,3 +446,24 @@ async fn a_hostile_image_between_valid_neighbours_is_not_counted_and_never_retri
     assert!(invoke_stats(&bed.stats(&[]), &records).await.is_empty());
     assert_eq!(stats_of(&bed, "camp-h").await.body["totals"]["assigned"], 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_events_count_as_documented() {
+    let bed = TestBed::with_sample_catalog().await;
+    // An assignment, its first view, its first use, then its TTL deletion.
+    let event = read_json("events/stats-offer-changes.json");
+    let records = event["Records"].as_array().cloned().expect("records");
+    assert!(invoke_stats(&bed.stats(&[]), &records).await.is_empty());
+    let support = bed.support(&[]);
+    let answer = call_support(&support, &read_json("events/support-campaign-stats.json")).await;
+    assert_eq!(answer.status, 200);
+    let one_use = counts(1, 1, 0, 1, 1, 0, 12.1);
+    assert_eq!(answer.body["totals"]["selected"], one_use);
+    let mut all = one_use;
+    all["selected"] = counts(1, 1, 0, 1, 1, 0, 12.1);
+    all["holdout"] = counts(0, 0, 0, 0, 0, 0, 0.0);
+    assert_eq!(
+        answer.body["totals"], all,
+        "the REMOVE counted nothing down"
+    );
+}
