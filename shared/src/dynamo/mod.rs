@@ -76,4 +76,6 @@ mod fault_tests;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
+mod stats_fault_tests;
+#[cfg(test)]
 mod table_fault_tests;
