@@ -6,7 +6,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use offers_shared::campaign_stats::{ChangeRecord, StatsInput};
 use offers_shared::dispatch::IgnoredReason;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// The records of one stream event, typed.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,11 +96,6 @@ fn epoch_seconds(seconds: f64) -> Option<DateTime<Utc>> {
         return None;
     }
     Utc.timestamp_millis_opt((seconds * 1000.0) as i64).single()
-}
-
-/// An image's attributes (for tests and tools).
-pub fn image_of(value: &Value) -> Map<String, Value> {
-    value.as_object().cloned().unwrap_or_default()
 }
 
 #[cfg(test)]

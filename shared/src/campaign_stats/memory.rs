@@ -70,15 +70,19 @@ impl CampaignStatsStore for MemoryStatsStore {
         if !found.is_empty() {
             return Ok(ApplyOutcome::AlreadyApplied(found));
         }
+        // All or nothing: every new value first, then the writes.
+        let mut updated = Vec::with_capacity(deltas.len());
+        for (key, counts) in deltas {
+            let current = state.counters.get(key).copied().unwrap_or_default();
+            let sum = current
+                .checked_add(counts)
+                .ok_or_else(|| StoreError::Refused("number overflow".into()))?;
+            updated.push((key.clone(), sum));
+        }
         for unit in units {
             state.markers.insert(unit.marker.clone());
         }
-        for (key, counts) in deltas {
-            let slot = state.counters.entry(key.clone()).or_default();
-            *slot = slot
-                .checked_add(counts)
-                .ok_or_else(|| StoreError::Refused("number overflow".into()))?;
-        }
+        state.counters.extend(updated);
         Ok(ApplyOutcome::Applied)
     }
 
