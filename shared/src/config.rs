@@ -12,6 +12,8 @@ pub struct TableNames {
     pub loyalty_offers: Option<String>,
     pub catalog: Option<String>,
     pub rejected: Option<String>,
+    /// The offer events' deduplication table (`OfferEventsTable`).
+    pub offer_events: Option<String>,
 }
 
 impl TableNames {
@@ -22,6 +24,7 @@ impl TableNames {
             loyalty_offers: Some(loyalty_offers.to_owned()),
             catalog: Some(catalog.to_owned()),
             rejected: Some(rejected.to_owned()),
+            offer_events: None,
         }
     }
 
@@ -39,6 +42,10 @@ impl TableNames {
 
     pub fn rejected(&self) -> Result<&str, StoreError> {
         given(&self.rejected, "rejected")
+    }
+
+    pub fn offer_events(&self) -> Result<&str, StoreError> {
+        given(&self.offer_events, "offer events")
     }
 }
 
@@ -118,6 +125,22 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         })
     }
 
+    /// The tables of the app's activity function: the API tables and the
+    /// offer events.
+    pub fn activity_tables(&self) -> Result<TableNames, ConfigError> {
+        Ok(TableNames {
+            offer_events: Some(self.table(OFFER_EVENTS_TABLE_VARIABLE)?),
+            ..self.api_tables()?
+        })
+    }
+
+    /// How long an offer event's id is kept for deduplication
+    /// (`OFFER_EVENT_RETENTION_DAYS`, 1 to 365, default 30).
+    pub fn event_retention(&self) -> Result<chrono::Duration, ConfigError> {
+        self.number_or("OFFER_EVENT_RETENTION_DAYS", 30, 1..=365)
+            .map(|days| chrono::Duration::days(days as i64))
+    }
+
     pub fn sdk(&self) -> Result<SdkSettings, ConfigError> {
         let defaults = SdkSettings::default();
         let millis = |name, default: Duration| {
@@ -153,6 +176,7 @@ pub const PENDING_TABLE_VARIABLE: &str = "PENDING_TABLE_NAME";
 pub const LOYALTY_OFFERS_TABLE_VARIABLE: &str = "LOYALTY_OFFERS_TABLE_NAME";
 pub const CATALOG_TABLE_VARIABLE: &str = "OFFER_CATALOG_TABLE_NAME";
 pub const REJECTED_TABLE_VARIABLE: &str = "REJECTED_TABLE_NAME";
+pub const OFFER_EVENTS_TABLE_VARIABLE: &str = "OFFER_EVENTS_TABLE_NAME";
 
 /// An environment given as pairs, for tests.
 pub fn env_of(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {

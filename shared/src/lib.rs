@@ -4,6 +4,7 @@
 
 pub use offers_domain as domain;
 
+pub mod activity;
 pub mod assign;
 pub mod catalog_cache;
 pub mod config;

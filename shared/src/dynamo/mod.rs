@@ -3,6 +3,7 @@
 //! `offers` CLI do to it (`pending`, `rejected`, `catalog`, `offers`); the
 //! functions' writes are `dispatch` and `support`.
 
+mod activity;
 mod catalog;
 mod client;
 mod dispatch;
@@ -15,6 +16,7 @@ mod support;
 mod table;
 mod transactions;
 
+pub use activity::redemption_update;
 pub use catalog::{CatalogTable, CATALOG_KEY};
 pub use client::{dynamodb_client, environment_sdk_config};
 pub use dispatch::{pending_delete, DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, UNREADABLE_ROW};
