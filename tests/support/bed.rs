@@ -2,7 +2,9 @@
 //! template.yaml, rows written with the SDK, the stream read as Lambda would,
 //! and the functions wired exactly as their main.rs wires them.
 
-use crate::fixtures::{sample_catalog, CATALOG, DISPATCHER, LOOKUP, OFFERS, PENDING, SUPPORT};
+use crate::fixtures::{
+    sample_catalog, ACTIVITY, CATALOG, DISPATCHER, LOOKUP, OFFERS, PENDING, SUPPORT,
+};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
@@ -189,6 +191,17 @@ impl TestBed {
     pub fn support(&self, overrides: &[(&str, &str)]) -> support_assignment::DynamoSupport {
         let config = self.support_config(overrides);
         support_assignment::build_support(dynamodb_client(&self.sdk, &config.sdk), &config)
+    }
+
+    pub fn activity_config(&self, overrides: &[(&str, &str)]) -> offer_activity::ActivityConfig {
+        offer_activity::ActivityConfig::from_env(&self.env(ACTIVITY, overrides))
+            .expect("activity config")
+    }
+
+    /// The activity service exactly as its main.rs wires it, configured from template.yaml.
+    pub fn activity(&self, overrides: &[(&str, &str)]) -> offer_activity::DynamoActivity {
+        let config = self.activity_config(overrides);
+        offer_activity::build_activity(dynamodb_client(&self.sdk, &config.sdk), &config)
     }
 
     /// Puts pending rows and hands what the stream shows to the dispatcher;

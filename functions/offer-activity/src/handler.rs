@@ -17,8 +17,8 @@ use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use offers_http::{
-    caller, decode_segment, log_request, offer_views, parse_uuid, path_segments, raw_path,
-    respond, within_deadline, ApiError, OfferView, RedemptionView,
+    caller, decode_segment, log_request, offer_views, parse_uuid, path_segments, raw_path, respond,
+    within_deadline, ApiError, OfferView, RedemptionView,
 };
 use offers_shared::activity::{ActivityError, ActivityService, Redeemed};
 use offers_shared::domain::redemption::{parse_order_id, BodyProblem};
@@ -53,7 +53,9 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> 
         ["rewards", "offers", id, "redemptions", order] if !id.is_empty() && !order.is_empty() => {
             (Route::Void { id, order }, Method::DELETE)
         }
-        ["rewards", "offers", id, "events"] if !id.is_empty() => (Route::Event { id }, Method::POST),
+        ["rewards", "offers", id, "events"] if !id.is_empty() => {
+            (Route::Event { id }, Method::POST)
+        }
         _ => return Err(ApiError::no_route()),
     };
     if *method != allowed {

@@ -15,10 +15,7 @@ use offers_shared::dynamo::DynamoStore;
 pub type DynamoActivity = ActivityService<DynamoStore, CachedCatalog<DynamoStore>>;
 
 /// Wires the service from its configuration and one DynamoDB client.
-pub fn build_activity(
-    client: aws_sdk_dynamodb::Client,
-    config: &ActivityConfig,
-) -> DynamoActivity {
+pub fn build_activity(client: aws_sdk_dynamodb::Client, config: &ActivityConfig) -> DynamoActivity {
     let store = DynamoStore::new(client, config.tables.clone());
     let catalog = CachedCatalog::new(store.clone(), config.catalog_cache_ttl);
     ActivityService::new(store, catalog, config.event_retention)

@@ -168,7 +168,7 @@ pub fn parse_redemption_request(
         Some(Value::Number(number))
             if storable_number(number) && number.as_f64().is_some_and(|cost| cost >= 0.0) =>
         {
-            number.clone()
+            canonical_number(number)
         }
         _ => {
             return Err(BodyProblem::new(
@@ -189,6 +189,24 @@ pub fn parse_redemption_request(
         service_mode,
         store_id,
     })
+}
+
+/// A number as DynamoDB gives it back: a whole number without a fraction
+/// (`10.0` is stored, and read back, as `10`), so that the first answer and
+/// every replay show the same redemption.
+fn canonical_number(number: &Number) -> Number {
+    match number.as_f64() {
+        // Exact below 2^53: the cast loses nothing.
+        Some(float)
+            if !number.is_i64()
+                && !number.is_u64()
+                && float.fract() == 0.0
+                && float.abs() < 9.0e15 =>
+        {
+            Number::from(float as i64)
+        }
+        _ => number.clone(),
+    }
 }
 
 /// The offer's cap on uses: `None` when unlimited (no such rule). A rule
@@ -325,8 +343,8 @@ pub fn check_rules(rules: &Rules, request: &RedemptionRequest) -> Result<(), Str
         match modes {
             None => {
                 return Err(format!(
-                    "the offer's {SERVICE_MODES_RULE} rule is not a list of strings; it cannot be met"
-                ))
+                "the offer's {SERVICE_MODES_RULE} rule is not a list of strings; it cannot be met"
+            ))
             }
             Some(modes) if !modes.contains(&request.service_mode.as_str()) => {
                 return Err(format!(
@@ -408,6 +426,15 @@ mod tests {
         assert_eq!(parsed.order_id, "order-1");
         assert_eq!(parsed.total_cost.as_f64(), Some(12.5));
         assert_eq!(parsed.store_id.as_deref(), Some("s-9"));
+        let whole = parse_redemption_request(&body(
+            json!({"orderId": "o", "totalCost": 10.0, "serviceMode": "pickup"}),
+        ))
+        .expect("valid");
+        assert_eq!(
+            whole.total_cost,
+            Number::from(10),
+            "as DynamoDB gives it back"
+        );
         let good = json!({"orderId": "o", "totalCost": 0, "serviceMode": "pickup"});
         assert!(parse_redemption_request(&body(good.clone())).is_ok());
         for (field, bad) in [
@@ -448,7 +475,8 @@ mod tests {
 
     #[test]
     fn limits_are_whole_numbers_and_a_malformed_one_allows_no_use() {
-        let limit = |rule: Value| redemption_limit(&BTreeMap::from([(REDEMPTION_LIMIT_RULE.into(), rule)]));
+        let limit =
+            |rule: Value| redemption_limit(&BTreeMap::from([(REDEMPTION_LIMIT_RULE.into(), rule)]));
         assert_eq!(redemption_limit(&BTreeMap::new()), None);
         assert_eq!(limit(json!(3)), Some(3));
         assert_eq!(limit(json!(2.7)), Some(2));
@@ -463,16 +491,26 @@ mod tests {
             json!({"minimumSpend": 7.5, "serviceModes": ["pickup", "drive-thru"], "other": 1}),
         )
         .expect("rules");
-        assert_eq!(check_rules(&rules, &request("o", json!(7.5), "pickup")), Ok(()));
+        assert_eq!(
+            check_rules(&rules, &request("o", json!(7.5), "pickup")),
+            Ok(())
+        );
         let low = check_rules(&rules, &request("o", json!(7.49), "pickup")).expect_err("low");
-        assert!(low.contains("minimumSpend") && low.contains("7.49"), "{low}");
+        assert!(
+            low.contains("minimumSpend") && low.contains("7.49"),
+            "{low}"
+        );
         let mode = check_rules(&rules, &request("o", json!(9), "delivery")).expect_err("mode");
-        assert!(mode.contains("serviceModes") && mode.contains("delivery"), "{mode}");
+        assert!(
+            mode.contains("serviceModes") && mode.contains("delivery"),
+            "{mode}"
+        );
         let broken: Rules = serde_json::from_value(json!({"minimumSpend": "5"})).expect("rules");
         assert!(check_rules(&broken, &request("o", json!(9), "pickup"))
             .expect_err("fail closed")
             .contains("minimumSpend"));
-        let broken: Rules = serde_json::from_value(json!({"serviceModes": "pickup"})).expect("rules");
+        let broken: Rules =
+            serde_json::from_value(json!({"serviceModes": "pickup"})).expect("rules");
         assert!(check_rules(&broken, &request("o", json!(9), "pickup")).is_err());
     }
 
@@ -481,7 +519,10 @@ mod tests {
         let now = at("2026-06-01T00:00:00Z");
         let mut offer = offer(json!({"redemptionLimit": 1, "minimumSpend": 5}));
         let order = request("o-1", json!(10), "pickup");
-        assert_eq!(decide_redemption(&offer, &order, now), RedeemDecision::Redeem);
+        assert_eq!(
+            decide_redemption(&offer, &order, now),
+            RedeemDecision::Redeem
+        );
         assert_eq!(
             decide_redemption(&offer, &request("o-1", json!(1), "pickup"), now),
             RedeemDecision::Refused(RedeemRefusal::RuleNotMet(
@@ -513,13 +554,22 @@ mod tests {
             (OfferStatus::Scheduled, "2025-12-31T00:00:00Z"),
             (OfferStatus::Expired, "2027-01-01T00:00:00Z"),
         ] {
-            let refused = decide_redemption(&offer, &request("o-3", json!(10), "pickup"), at(moment));
-            assert_eq!(refused, RedeemDecision::Refused(RedeemRefusal::NotActive(status)));
+            let refused =
+                decide_redemption(&offer, &request("o-3", json!(10), "pickup"), at(moment));
+            assert_eq!(
+                refused,
+                RedeemDecision::Refused(RedeemRefusal::NotActive(status))
+            );
         }
         offer.revoked_at = Some(now);
         let refused = decide_redemption(&offer, &request("o-3", json!(10), "pickup"), now);
-        assert_eq!(refused.clone(), RedeemDecision::Refused(RedeemRefusal::NotActive(OfferStatus::Revoked)));
-        let RedeemDecision::Refused(refusal) = refused else { unreachable!() };
+        assert_eq!(
+            refused.clone(),
+            RedeemDecision::Refused(RedeemRefusal::NotActive(OfferStatus::Revoked))
+        );
+        let RedeemDecision::Refused(refusal) = refused else {
+            unreachable!()
+        };
         assert_eq!(refusal.code(), "offer_not_active");
         assert!(refusal.to_string().contains("revoked"));
         assert_eq!(
@@ -536,9 +586,10 @@ mod tests {
         assert_eq!(offer.remaining_redemptions(), None);
         for n in 0..MAX_REDEMPTION_RECORDS {
             let order = request(&format!("o-{n}"), json!(1), "pickup");
-            offer
-                .redemptions
-                .insert(order.order_id.clone(), Redemption::of(Uuid::nil(), &order, now));
+            offer.redemptions.insert(
+                order.order_id.clone(),
+                Redemption::of(Uuid::nil(), &order, now),
+            );
         }
         let refused = decide_redemption(&offer, &request("one-more", json!(1), "pickup"), now);
         assert_eq!(refused, RedeemDecision::Refused(RedeemRefusal::RecordsFull));
@@ -563,6 +614,9 @@ mod tests {
         // Counters, first-seen dates and challenge progress.
         const ROOM_FOR_THE_REST: usize = 16 * 1_024;
         let worst = MAX_OFFER_BYTES + MAX_REDEMPTION_RECORDS * per_record + ROOM_FOR_THE_REST;
-        assert!(worst < MAX_ITEM_BYTES, "{per_record} bytes a record, {worst} in all");
+        assert!(
+            worst < MAX_ITEM_BYTES,
+            "{per_record} bytes a record, {worst} in all"
+        );
     }
 }

@@ -227,7 +227,11 @@ mod tests {
         assert_eq!(keys, expected);
         assert_eq!(json["status"], "active");
         assert_eq!(json["redemptionCount"], 0);
-        assert_eq!(json["remainingRedemptions"], serde_json::Value::Null, "unlimited");
+        assert_eq!(
+            json["remainingRedemptions"],
+            serde_json::Value::Null,
+            "unlimited"
+        );
         assert_eq!(json["name"], "Free fries");
         assert_eq!(json["imageUrl"], "https://images.example/fries.png");
         assert_eq!(json["startDate"], "2024-01-01T00:00:00Z");

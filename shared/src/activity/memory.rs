@@ -4,9 +4,7 @@
 use crate::domain::redemption::MAX_REDEMPTION_RECORDS;
 use crate::domain::{OfferEvent, OfferEventType, PersonalizedOffer, Redemption};
 use crate::error::StoreError;
-use crate::ports::{
-    ActivityStore, ActivityWrite, EventWrite, OfferPage, OfferReader, PageRequest,
-};
+use crate::ports::{ActivityStore, ActivityWrite, EventWrite, OfferPage, OfferReader, PageRequest};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};

@@ -176,11 +176,15 @@ impl<S: ActivityStore, C: CatalogReader> ActivityService<S, C> {
             Some(redemption) if redemption.voided_at.is_some() => redemption.clone(),
             Some(_) => {
                 return Err(StoreError::Conflict(format!(
-                    "the redemption of offer {personalized_offer_id} changed while being voided; retry"
-                ))
+                "the redemption of offer {personalized_offer_id} changed while being voided; retry"
+            ))
                 .into())
             }
-            None => return Err(ActivityError::NotFound("no redemption of this offer for that order")),
+            None => {
+                return Err(ActivityError::NotFound(
+                    "no redemption of this offer for that order",
+                ))
+            }
         };
         tracing::info!(
             action = "void",

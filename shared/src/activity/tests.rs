@@ -71,7 +71,10 @@ async fn an_order_uses_the_offer_once_and_a_retry_replays_it() {
     let offer = offer(json!({"redemptionLimit": 2, "minimumSpend": 5}));
     let id = offer.personalized_offer_id;
     let service = service(vec![offer]);
-    let first = service.redeem(USER, id, &order("o-1", 9.0), now()).await.expect("redeemed");
+    let first = service
+        .redeem(USER, id, &order("o-1", 9.0), now())
+        .await
+        .expect("redeemed");
     assert!(first.new);
     assert_eq!(first.offer.redemption_count, 1);
     assert_eq!(first.offer.remaining_redemptions(), Some(1));
@@ -80,12 +83,20 @@ async fn an_order_uses_the_offer_once_and_a_retry_replays_it() {
         .await
         .expect("replayed");
     assert!(!again.new);
-    assert_eq!(again.redemption, first.redemption, "the first redemption, its time included");
+    assert_eq!(
+        again.redemption, first.redemption,
+        "the first redemption, its time included"
+    );
     assert_eq!(stored(&service, id).redemption_count, 1);
     let low = service.redeem(USER, id, &order("o-2", 1.0), now()).await;
-    assert!(matches!(low, Err(ActivityError::Refused(RedeemRefusal::RuleNotMet(_)))));
+    assert!(matches!(
+        low,
+        Err(ActivityError::Refused(RedeemRefusal::RuleNotMet(_)))
+    ));
     assert_eq!(
-        service.redeem("someone-else", id, &order("o-3", 9.0), now()).await,
+        service
+            .redeem("someone-else", id, &order("o-3", 9.0), now())
+            .await,
         Err(ActivityError::NotFound("no such offer"))
     );
 }
@@ -104,13 +115,25 @@ async fn concurrent_orders_take_exactly_the_uses_left() {
                 .map(|request| service.redeem(USER, id, request, now())),
         )
         .await;
-        let won = results.iter().filter(|r| r.as_ref().is_ok_and(|r| r.new)).count();
+        let won = results
+            .iter()
+            .filter(|r| r.as_ref().is_ok_and(|r| r.new))
+            .count();
         let refused = results
             .iter()
-            .filter(|r| matches!(r, Err(ActivityError::Refused(RedeemRefusal::LimitReached { .. }))))
+            .filter(|r| {
+                matches!(
+                    r,
+                    Err(ActivityError::Refused(RedeemRefusal::LimitReached { .. }))
+                )
+            })
             .count();
         let expected = orders.min(limit as usize);
-        assert_eq!((won, refused), (expected, orders - expected), "limit {limit}");
+        assert_eq!(
+            (won, refused),
+            (expected, orders - expected),
+            "limit {limit}"
+        );
         let stored = stored(&service, id);
         assert_eq!(stored.redemption_count as usize, expected);
         assert_eq!(stored.redemptions.len(), expected);
@@ -122,7 +145,10 @@ async fn a_void_gives_the_use_back_once_and_the_order_stays_used() {
     let offer = offer(json!({"redemptionLimit": 1}));
     let id = offer.personalized_offer_id;
     let service = service(vec![offer]);
-    service.redeem(USER, id, &order("o-1", 1.0), now()).await.expect("redeemed");
+    service
+        .redeem(USER, id, &order("o-1", 1.0), now())
+        .await
+        .expect("redeemed");
     assert_eq!(stored(&service, id).status(now()), OfferStatus::Redeemed);
     let voided = service.void(USER, id, "o-1", now()).await.expect("voided");
     assert!(voided.new);
@@ -133,15 +159,30 @@ async fn a_void_gives_the_use_back_once_and_the_order_stays_used() {
         .await
         .expect("no change");
     assert!(!again.new);
-    assert_eq!(again.redemption.voided_at, Some(now()), "the first void stands");
+    assert_eq!(
+        again.redemption.voided_at,
+        Some(now()),
+        "the first void stands"
+    );
     assert_eq!(stored(&service, id).redemption_count, 0);
     // The voided order replays voided; a new order takes the use back.
-    let replay = service.redeem(USER, id, &order("o-1", 1.0), now()).await.expect("replay");
+    let replay = service
+        .redeem(USER, id, &order("o-1", 1.0), now())
+        .await
+        .expect("replay");
     assert!(!replay.new && replay.redemption.voided_at.is_some());
-    assert!(service.redeem(USER, id, &order("o-2", 1.0), now()).await.expect("new").new);
+    assert!(
+        service
+            .redeem(USER, id, &order("o-2", 1.0), now())
+            .await
+            .expect("new")
+            .new
+    );
     assert_eq!(
         service.void(USER, id, "o-unknown", now()).await,
-        Err(ActivityError::NotFound("no redemption of this offer for that order"))
+        Err(ActivityError::NotFound(
+            "no redemption of this offer for that order"
+        ))
     );
     assert_eq!(
         service.void(USER, Uuid::new_v4(), "o-1", now()).await,
@@ -159,20 +200,31 @@ async fn events_count_once_by_id_and_only_on_the_callers_offer() {
         event_type: OfferEventType::Viewed,
     };
     let results = join_all((0..10).map(|_| service.record_event(USER, id, viewed, now()))).await;
-    let recorded = results.iter().filter(|r| **r == Ok(EventWrite::Recorded)).count();
-    let duplicates = results.iter().filter(|r| **r == Ok(EventWrite::Duplicate)).count();
+    let recorded = results
+        .iter()
+        .filter(|r| **r == Ok(EventWrite::Recorded))
+        .count();
+    let duplicates = results
+        .iter()
+        .filter(|r| **r == Ok(EventWrite::Duplicate))
+        .count();
     assert_eq!((recorded, duplicates), (1, 9));
     let later = now() + Duration::hours(1);
     let second = OfferEventRequest {
         event_id: Uuid::new_v4(),
         ..viewed
     };
-    service.record_event(USER, id, second, later).await.expect("recorded");
+    service
+        .record_event(USER, id, second, later)
+        .await
+        .expect("recorded");
     let offer = stored(&service, id);
     assert_eq!((offer.view_count, offer.viewed_at), (2, Some(now())));
     assert_eq!((offer.click_count, offer.clicked_at), (0, None));
     assert_eq!(
-        service.record_event("someone-else", id, viewed, now()).await,
+        service
+            .record_event("someone-else", id, viewed, now())
+            .await,
         Err(ActivityError::NotFound("no such offer"))
     );
 }

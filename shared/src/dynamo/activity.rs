@@ -87,9 +87,7 @@ impl DynamoStore {
             .key("userId", text(user_id))
             .key("personalizedOfferId", text(id.to_string()))
             .return_values(ReturnValue::AllNew)
-            .return_values_on_condition_check_failure(
-                ReturnValuesOnConditionCheckFailure::AllOld,
-            ))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld))
     }
 
     /// The answer of a conditional update of the offer: the offer after it,
@@ -104,7 +102,9 @@ impl DynamoStore {
         let err = match builder.send().await {
             Ok(output) => {
                 let item = output.attributes.unwrap_or_default();
-                return Ok(ActivityWrite::Written(Box::new(owned_offer(item, user_id, id)?)));
+                return Ok(ActivityWrite::Written(Box::new(owned_offer(
+                    item, user_id, id,
+                )?)));
             }
             Err(err) => err,
         };

@@ -120,34 +120,88 @@ fn routes() {
 #[tokio::test]
 async fn a_redemption_is_201_then_200_with_the_same_redemption() {
     let offer = offer("owner", json!({"redemptionLimit": 2, "minimumSpend": 5}));
-    let path = format!("/rewards/offers/{}/redemptions", offer.personalized_offer_id);
+    let path = format!(
+        "/rewards/offers/{}/redemptions",
+        offer.personalized_offer_id
+    );
     let service = service(vec![offer]);
-    let (status, first) = call(&service, event("POST", &path, Some(&redemption("o-1", 9.5)), Some("owner"))).await;
+    let (status, first) = call(
+        &service,
+        event("POST", &path, Some(&redemption("o-1", 9.5)), Some("owner")),
+    )
+    .await;
     assert_eq!(status, 201, "{first}");
     assert_eq!(first["redemption"]["orderId"], "o-1");
     assert_eq!(first["redemption"]["totalCost"], 9.5);
     assert_eq!(first["offer"]["redemptionCount"], 1);
     assert_eq!(first["offer"]["remainingRedemptions"], 1);
     assert_eq!(first["offer"]["name"], "Free fries");
-    let (status, again) = call(&service, event("POST", &path, Some(&redemption("o-1", 9.5)), Some("owner"))).await;
+    let (status, again) = call(
+        &service,
+        event("POST", &path, Some(&redemption("o-1", 9.5)), Some("owner")),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(again["redemption"], first["redemption"]);
-    let (status, low) = call(&service, event("POST", &path, Some(&redemption("o-2", 1.0)), Some("owner"))).await;
-    assert_eq!((status, low["error"]["code"].as_str()), (422, Some("rule_not_met")));
-    assert!(low["error"]["message"].as_str().is_some_and(|m| m.contains("minimumSpend")));
-    let (status, _) = call(&service, event("POST", &path, Some(&redemption("o-2", 6.0)), Some("owner"))).await;
+    let (status, low) = call(
+        &service,
+        event("POST", &path, Some(&redemption("o-2", 1.0)), Some("owner")),
+    )
+    .await;
+    assert_eq!(
+        (status, low["error"]["code"].as_str()),
+        (422, Some("rule_not_met"))
+    );
+    assert!(low["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("minimumSpend")));
+    let (status, _) = call(
+        &service,
+        event("POST", &path, Some(&redemption("o-2", 6.0)), Some("owner")),
+    )
+    .await;
     assert_eq!(status, 201);
-    let (status, full) = call(&service, event("POST", &path, Some(&redemption("o-3", 6.0)), Some("owner"))).await;
-    assert_eq!((status, full["error"]["code"].as_str()), (409, Some("redemption_limit_reached")));
-    let (status, other) = call(&service, event("POST", &path, Some(&redemption("o-4", 6.0)), Some("intruder"))).await;
-    assert_eq!((status, other["error"]["code"].as_str()), (404, Some("not_found")));
+    let (status, full) = call(
+        &service,
+        event("POST", &path, Some(&redemption("o-3", 6.0)), Some("owner")),
+    )
+    .await;
+    assert_eq!(
+        (status, full["error"]["code"].as_str()),
+        (409, Some("redemption_limit_reached"))
+    );
+    let (status, other) = call(
+        &service,
+        event(
+            "POST",
+            &path,
+            Some(&redemption("o-4", 6.0)),
+            Some("intruder"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, other["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
 
-    let (status, voided) = call(&service, event("DELETE", &format!("{path}/o-1"), None, Some("owner"))).await;
+    let (status, voided) = call(
+        &service,
+        event("DELETE", &format!("{path}/o-1"), None, Some("owner")),
+    )
+    .await;
     assert_eq!(status, 200, "{voided}");
     assert!(voided["redemption"]["voidedAt"].is_string());
     assert_eq!(voided["offer"]["remainingRedemptions"], 1);
-    let (status, unknown) = call(&service, event("DELETE", &format!("{path}/o-9"), None, Some("owner"))).await;
-    assert_eq!((status, unknown["error"]["code"].as_str()), (404, Some("not_found")));
+    let (status, unknown) = call(
+        &service,
+        event("DELETE", &format!("{path}/o-9"), None, Some("owner")),
+    )
+    .await;
+    assert_eq!(
+        (status, unknown["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
 }
 
 #[tokio::test]
@@ -157,13 +211,28 @@ async fn an_offer_not_active_is_409_naming_its_status() {
     let mut scheduled = offer("owner", json!({}));
     scheduled.start_date = Utc::now() + Duration::days(1);
     scheduled.expiry_date = Utc::now() + Duration::days(2);
-    let cases = [(revoked.personalized_offer_id, "revoked"), (scheduled.personalized_offer_id, "scheduled")];
+    let cases = [
+        (revoked.personalized_offer_id, "revoked"),
+        (scheduled.personalized_offer_id, "scheduled"),
+    ];
     let service = service(vec![revoked, scheduled]);
     for (id, status_name) in cases {
         let path = format!("/rewards/offers/{id}/redemptions");
-        let (status, body) = call(&service, event("POST", &path, Some(&redemption("o", 1.0)), Some("owner"))).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (409, Some("offer_not_active")));
-        assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains(status_name)), "{body}");
+        let (status, body) = call(
+            &service,
+            event("POST", &path, Some(&redemption("o", 1.0)), Some("owner")),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (409, Some("offer_not_active"))
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(status_name)),
+            "{body}"
+        );
     }
 }
 
@@ -174,23 +243,98 @@ async fn bad_input_is_refused_before_any_write() {
     let service = service(vec![offer]);
     let redeem = format!("/rewards/offers/{id}/redemptions");
     let events = format!("/rewards/offers/{id}/events");
-    let big = json!({"orderId": "o", "totalCost": 1, "serviceMode": "x".repeat(MAX_BODY_BYTES)}).to_string();
+    let big = json!({"orderId": "o", "totalCost": 1, "serviceMode": "x".repeat(MAX_BODY_BYTES)})
+        .to_string();
     let good = redemption("o-1", 1.0);
     for (method, path, body, sub, status, code) in [
-        ("POST", redeem.clone(), Some(good.as_str()), None, 401, "unauthorized"),
-        ("POST", "/rewards/offers/nope/redemptions".to_owned(), Some(good.as_str()), Some("owner"), 400, "invalid_id"),
-        ("POST", redeem.clone(), Some(big.as_str()), Some("owner"), 413, "payload_too_large"),
-        ("POST", redeem.clone(), None, Some("owner"), 400, "invalid_body"),
-        ("POST", redeem.clone(), Some("[1]"), Some("owner"), 400, "invalid_body"),
-        ("POST", redeem.clone(), Some("{\"orderId\": \"o\"}"), Some("owner"), 400, "invalid_body"),
-        ("POST", redeem.clone(), Some("{not json"), Some("owner"), 400, "invalid_body"),
-        ("DELETE", format!("{redeem}/{}", "o".repeat(129)), None, Some("owner"), 400, "invalid_order_id"),
-        ("DELETE", format!("{redeem}/%FF"), None, Some("owner"), 400, "invalid_order_id"),
-        ("POST", events.clone(), Some("{\"eventId\": \"x\", \"type\": \"viewed\"}"), Some("owner"), 400, "invalid_body"),
+        (
+            "POST",
+            redeem.clone(),
+            Some(good.as_str()),
+            None,
+            401,
+            "unauthorized",
+        ),
+        (
+            "POST",
+            "/rewards/offers/nope/redemptions".to_owned(),
+            Some(good.as_str()),
+            Some("owner"),
+            400,
+            "invalid_id",
+        ),
+        (
+            "POST",
+            redeem.clone(),
+            Some(big.as_str()),
+            Some("owner"),
+            413,
+            "payload_too_large",
+        ),
+        (
+            "POST",
+            redeem.clone(),
+            None,
+            Some("owner"),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            redeem.clone(),
+            Some("[1]"),
+            Some("owner"),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            redeem.clone(),
+            Some("{\"orderId\": \"o\"}"),
+            Some("owner"),
+            400,
+            "invalid_body",
+        ),
+        (
+            "POST",
+            redeem.clone(),
+            Some("{not json"),
+            Some("owner"),
+            400,
+            "invalid_body",
+        ),
+        (
+            "DELETE",
+            format!("{redeem}/{}", "o".repeat(129)),
+            None,
+            Some("owner"),
+            400,
+            "invalid_order_id",
+        ),
+        (
+            "DELETE",
+            format!("{redeem}/%FF"),
+            None,
+            Some("owner"),
+            400,
+            "invalid_order_id",
+        ),
+        (
+            "POST",
+            events.clone(),
+            Some("{\"eventId\": \"x\", \"type\": \"viewed\"}"),
+            Some("owner"),
+            400,
+            "invalid_body",
+        ),
         ("POST", events.clone(), None, None, 401, "unauthorized"),
     ] {
         let (got, answer) = call(&service, event(method, &path, body, sub)).await;
-        assert_eq!((got, answer["error"]["code"].as_str()), (status, Some(code)), "{method} {path}");
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{method} {path}"
+        );
     }
     assert_eq!(service.store().state().writes, 0);
 }
@@ -203,23 +347,47 @@ async fn events_are_202_once_or_again_and_404_on_someone_elses_offer() {
     let path = format!("/rewards/offers/{id}/events");
     let body = json!({"eventId": Uuid::new_v4(), "type": "viewed"}).to_string();
     for _ in 0..2 {
-        let (status, answer) = call(&service, event("POST", &path, Some(&body), Some("owner"))).await;
+        let (status, answer) =
+            call(&service, event("POST", &path, Some(&body), Some("owner"))).await;
         assert_eq!(status, 202);
         assert_eq!(answer["type"], "viewed");
     }
-    assert_eq!(service.store().state().offers.values().next().map(|o| o.view_count), Some(1));
-    let (status, _) = call(&service, event("POST", &path, Some(&body), Some("intruder"))).await;
+    assert_eq!(
+        service
+            .store()
+            .state()
+            .offers
+            .values()
+            .next()
+            .map(|o| o.view_count),
+        Some(1)
+    );
+    let (status, _) = call(
+        &service,
+        event("POST", &path, Some(&body), Some("intruder")),
+    )
+    .await;
     assert_eq!(status, 404);
 }
 
 #[tokio::test]
 async fn store_trouble_is_503() {
     let offer = offer("owner", json!({}));
-    let path = format!("/rewards/offers/{}/redemptions", offer.personalized_offer_id);
+    let path = format!(
+        "/rewards/offers/{}/redemptions",
+        offer.personalized_offer_id
+    );
     let service = service(vec![offer]);
     service.store().state().down = Some(StoreError::Timeout("t".into()));
-    let (status, body) = call(&service, event("POST", &path, Some(&redemption("o", 1.0)), Some("owner"))).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("service_unavailable")));
+    let (status, body) = call(
+        &service,
+        event("POST", &path, Some(&redemption("o", 1.0)), Some("owner")),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (503, Some("service_unavailable"))
+    );
 }
 
 proptest::proptest! {
