@@ -204,7 +204,7 @@ impl ActivityStore for DynamoStore {
             .transact_items(TransactWriteItem::builder().update(update).build())
             .send()
             .await;
-        match cancelled(result, |err| classify(err))? {
+        match cancelled(result, classify)? {
             None => Ok(EventWrite::Recorded),
             // Not the caller's offer first: someone else's offer is a 404
             // whatever its events.

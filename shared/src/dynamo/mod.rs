@@ -70,6 +70,8 @@ impl DynamoStore {
 }
 
 #[cfg(test)]
+mod activity_fault_tests;
+#[cfg(test)]
 mod fault_tests;
 #[cfg(test)]
 mod hostile_tests;
