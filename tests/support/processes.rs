@@ -197,10 +197,25 @@ impl LocalStack {
 
     /// A GET over HTTP with the local identity header: status and JSON body.
     pub fn get(&self, path: &str, user: &str) -> (u16, Value) {
+        self.request("GET", path, user, None)
+    }
+
+    /// A request over HTTP with the local identity header and an optional
+    /// JSON body: status and JSON body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        user: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let mut stream =
             TcpStream::connect(("127.0.0.1", self.http_port)).expect("HTTP API answers");
+        let body = body.map(Value::to_string).unwrap_or_default();
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nx-local-user: {user}\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nx-local-user: {user}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         );
         stream.write_all(request.as_bytes()).expect("request sent");
         let mut response = String::new();
