@@ -621,3 +621,91 @@ async fn the_activity_binary_answers_through_the_runtime_api() {
     assert_eq!(body["redemption"]["orderId"], "bin-1");
     assert_eq!(stored(&bed, OWNER, &id).await.redemption_count, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_without_a_read_agrees_with_the_decision_on_odd_rules_and_edges() {
+    let (bed, id) = fries_offer().await;
+    let model = stored(&bed, OWNER, &id).await;
+    let activity = bed.activity(&[]);
+    let now = Utc::now();
+    let with_rules = |rules: Value| {
+        let model = &model;
+        let bed = &bed;
+        async move {
+            put_copy(bed, model, |o| {
+                o.rules = serde_json::from_value(rules).expect("rules");
+            })
+            .await
+        }
+    };
+    // (rules, order cost, expected status, code)
+    for (rules, cost, status, code) in [
+        (
+            json!({"redemptionLimit": "2"}),
+            10.0,
+            409,
+            "redemption_limit_reached",
+        ),
+        (
+            json!({"redemptionLimit": 0}),
+            10.0,
+            409,
+            "redemption_limit_reached",
+        ),
+        (json!({"redemptionLimit": 0.5}), 10.0, 201, ""),
+        (json!({"minimumSpend": "5"}), 10.0, 422, "rule_not_met"),
+        (json!({"minimumSpend": 10}), 10.0, 201, ""),
+        (json!({"serviceModes": "pickup"}), 10.0, 422, "rule_not_met"),
+        (json!({"serviceModes": [1, "pickup"]}), 10.0, 201, ""),
+        (
+            json!({"serviceModes": ["delivery"]}),
+            10.0,
+            422,
+            "rule_not_met",
+        ),
+    ] {
+        let id = with_rules(rules.clone()).await;
+        let answer = call_activity(
+            &activity,
+            &redeem(&id, order("o-1", cost), Identity::Jwt(OWNER)),
+        )
+        .await;
+        assert_eq!(answer.status, status, "{rules}: {:?}", answer.body);
+        if !code.is_empty() {
+            assert_eq!(answer.body["error"]["code"], code, "{rules}");
+        }
+    }
+    // At the edges of the time window the write without a read refuses and
+    // the decision on the returned offer is exact.
+    let started = put_copy(&bed, &model, |o| o.start_date = now).await;
+    let answer = call_activity(
+        &activity,
+        &redeem(&started, order("o-1", 10.0), Identity::Jwt(OWNER)),
+    )
+    .await;
+    assert_eq!(
+        answer.status, 201,
+        "started a moment ago: {:?}",
+        answer.body
+    );
+    let ending = put_copy(&bed, &model, |o| {
+        o.expiry_date = Utc::now() + Duration::milliseconds(1_500)
+    })
+    .await;
+    let answer = call_activity(
+        &activity,
+        &redeem(&ending, order("o-1", 10.0), Identity::Jwt(OWNER)),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "ends in a moment: {:?}", answer.body);
+    let later = put_copy(&bed, &model, |o| {
+        o.start_date = Utc::now() + Duration::milliseconds(1_500)
+    })
+    .await;
+    let answer = call_activity(
+        &activity,
+        &redeem(&later, order("o-1", 10.0), Identity::Jwt(OWNER)),
+    )
+    .await;
+    assert_eq!(error_of(&answer), (409, "offer_not_active"));
+}

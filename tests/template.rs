@@ -407,6 +407,18 @@ async fn each_function_may_make_exactly_the_dynamodb_calls_it_makes() {
             .status,
         201
     );
+    // An offer that is not there: the failed condition returns no item, so
+    // the offer is read to tell.
+    let missing = with_body(
+        api_event(
+            "POST",
+            &format!("/rewards/offers/{}/redemptions", uuid::Uuid::new_v4()),
+            "",
+            Identity::Jwt(user),
+        ),
+        &json!({"orderId": "perm-3", "totalCost": 20.0, "serviceMode": "pickup"}),
+    );
+    assert_eq!(call_activity(&activity, &missing).await.status, 404);
     let event = with_body(
         api_event(
             "POST",

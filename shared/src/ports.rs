@@ -208,16 +208,22 @@ pub enum EventWrite {
 /// The app's writes at checkout and on display: each one conditional, on
 /// the caller's own offer item, so that a retry or a race changes it once.
 pub trait ActivityStore: OfferReader {
-    /// Adds `redemption` to the offer and counts the use, on condition that
-    /// the offer still exists, is not revoked, has not seen this order, has
-    /// a use left under `limit` (`None`: unlimited) and keeps fewer than
-    /// `MAX_REDEMPTION_RECORDS` records. `read` is the offer as the caller
-    /// read it (it tells whether the offer has any redemption yet).
+    /// Adds `redemption` to the user's offer and counts the use, on
+    /// condition that the offer still exists, is not revoked, has not seen
+    /// this order, has a use left under its `redemptionLimit` and keeps fewer
+    /// than `MAX_REDEMPTION_RECORDS` records. `known` is the offer as last
+    /// seen: with it, its time window and rules were decided on it (they
+    /// cannot race); without it (the first attempt, no read), the condition
+    /// also holds the offer active at `redemption.redeemedAt` (conservatively,
+    /// to the second) and the order within its `minimumSpend` and
+    /// `serviceModes`, so that a write happens only where
+    /// `decide_redemption` would allow it.
     fn redeem(
         &self,
-        read: &PersonalizedOffer,
+        user_id: &str,
+        personalized_offer_id: Uuid,
+        known: Option<&PersonalizedOffer>,
         redemption: &Redemption,
-        limit: Option<u64>,
     ) -> impl Future<Output = Result<ActivityWrite, StoreError>> + Send;
 
     /// Marks the order's redemption voided and gives its use back, on

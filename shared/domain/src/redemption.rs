@@ -209,10 +209,11 @@ fn canonical_number(number: &Number) -> Number {
     }
 }
 
-/// The offer's cap on uses: `None` when unlimited (no such rule). A rule
-/// that is not a whole number >= 0 allows no use at all (fail closed: a
-/// malformed cap must not become an unlimited offer); a fractional one is
-/// rounded down.
+/// The offer's cap on uses: `None` when unlimited (no such rule). A
+/// fractional limit is rounded up and anything but a number >= 0 allows no
+/// use (fail closed: a malformed cap must not become an unlimited offer):
+/// exactly what DynamoDB's `redemptionCount < rules.redemptionLimit` allows,
+/// which guards the write.
 pub fn redemption_limit(rules: &Rules) -> Option<u64> {
     let rule = rules.get(REDEMPTION_LIMIT_RULE)?;
     let limit = match rule {
@@ -220,7 +221,7 @@ pub fn redemption_limit(rules: &Rules) -> Option<u64> {
             (Some(whole), _) => whole,
             (None, Some(float)) if float.is_finite() && float >= 0.0 => {
                 // Saturating cast: any limit beyond u64 is unlimited in practice.
-                float.floor() as u64
+                float.ceil() as u64
             }
             _ => 0,
         },
@@ -313,9 +314,10 @@ pub fn decide_redemption(
 
 /// The offer's checkout rules against the order: `minimumSpend` and
 /// `serviceModes`; other rules are the point of sale's business. A rule the
-/// order cannot be checked against (a malformed value) is not met: a
-/// broken rule must not make the offer free for all. The message names the
-/// rule.
+/// order cannot be checked against (a `minimumSpend` that is not a number,
+/// `serviceModes` that is not a list) is not met: a broken rule must not make
+/// the offer free for all. The message names the rule. The same checks, in
+/// DynamoDB's terms, guard the write (`shared::dynamo::redemption_update`).
 pub fn check_rules(rules: &Rules, request: &RedemptionRequest) -> Result<(), String> {
     if let Some(rule) = rules.get(MINIMUM_SPEND_RULE) {
         let minimum = rule.as_f64().filter(|minimum| minimum.is_finite());
@@ -474,12 +476,12 @@ mod tests {
     }
 
     #[test]
-    fn limits_are_whole_numbers_and_a_malformed_one_allows_no_use() {
+    fn limits_round_up_and_a_malformed_one_allows_no_use() {
         let limit =
             |rule: Value| redemption_limit(&BTreeMap::from([(REDEMPTION_LIMIT_RULE.into(), rule)]));
         assert_eq!(redemption_limit(&BTreeMap::new()), None);
         assert_eq!(limit(json!(3)), Some(3));
-        assert_eq!(limit(json!(2.7)), Some(2));
+        assert_eq!(limit(json!(2.7)), Some(3), "count < 2.7 allows three uses");
         assert_eq!(limit(json!(0)), Some(0));
         assert_eq!(limit(json!(-1)), Some(0));
         assert_eq!(limit(json!("3")), Some(0));

@@ -1,8 +1,11 @@
 //! An in-memory fake of the activity store, with the DynamoDB adapter's
 //! conditions: each write checks and changes one offer under one lock.
 
-use crate::domain::redemption::MAX_REDEMPTION_RECORDS;
-use crate::domain::{OfferEvent, OfferEventType, PersonalizedOffer, Redemption};
+use crate::domain::redemption::{redemption_limit, MAX_REDEMPTION_RECORDS};
+use crate::domain::{
+    decide_redemption, OfferEvent, OfferEventType, PersonalizedOffer, RedeemDecision, Redemption,
+    RedemptionRequest,
+};
 use crate::error::StoreError;
 use crate::ports::{ActivityStore, ActivityWrite, EventWrite, OfferPage, OfferReader, PageRequest};
 use chrono::{DateTime, Utc};
@@ -91,22 +94,40 @@ impl OfferReader for MemoryActivity {
 impl ActivityStore for MemoryActivity {
     async fn redeem(
         &self,
-        read: &PersonalizedOffer,
+        user_id: &str,
+        personalized_offer_id: Uuid,
+        known: Option<&PersonalizedOffer>,
         redemption: &Redemption,
-        limit: Option<u64>,
     ) -> Result<ActivityWrite, StoreError> {
         let mut state = self.for_write()?;
-        let key = (read.user_id.clone(), read.personalized_offer_id);
-        let Some(offer) = state.offers.get_mut(&key) else {
+        let Some(offer) = state
+            .offers
+            .get_mut(&(user_id.to_owned(), personalized_offer_id))
+        else {
             return Ok(ActivityWrite::NotWritten(None));
         };
+        let request = RedemptionRequest {
+            order_id: redemption.order_id.clone(),
+            total_cost: redemption.total_cost.clone(),
+            service_mode: redemption.service_mode.clone(),
+            store_id: redemption.store_id.clone(),
+        };
+        // The adapter creates the records map unless the offer it knows has
+        // records; a stale view fails either way.
+        let first = known.is_none_or(|known| known.redemptions.is_empty());
+        let limit = match known {
+            Some(known) => redemption_limit(&known.rules),
+            None => redemption_limit(&offer.rules),
+        };
         let holds = offer.revoked_at.is_none()
-            // The adapter writes the first record with the whole map, the
-            // others beside it: the read decides which, and a stale read fails.
-            && read.redemptions.is_empty() == offer.redemptions.is_empty()
+            && first == offer.redemptions.is_empty()
             && !offer.redemptions.contains_key(&redemption.order_id)
             && offer.redemptions.len() < MAX_REDEMPTION_RECORDS
-            && limit.is_none_or(|limit| offer.redemption_count < limit);
+            && limit.is_none_or(|limit| offer.redemption_count < limit)
+            // Without a read, the condition also holds time and rules.
+            && (known.is_some()
+                || decide_redemption(offer, &request, redemption.redeemed_at)
+                    == RedeemDecision::Redeem);
         if !holds {
             return Ok(ActivityWrite::NotWritten(Some(Box::new(offer.clone()))));
         }

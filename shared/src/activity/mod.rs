@@ -3,17 +3,17 @@
 //!
 //! Every change is one conditional write on the caller's own offer item (an
 //! event also puts its id in the events table, in the same transaction), so
-//! that a retry or a race changes the offer once. A redemption reads the
-//! offer first: time and rules cannot race, and decide the answer; the
-//! count, the revocation and the order's novelty can, and are guarded by the
-//! write's condition. When the condition fails, the offer as it was then
-//! (`ALL_OLD`) is decided again by the same pure function.
+//! that a retry or a race changes the offer once. A redemption is first
+//! written without a read, its condition holding all that the decision
+//! needs (the offer active, the rules met, a use left, the order new); when
+//! the condition fails, the offer as it was then (`ALL_OLD`) is decided by
+//! the pure `decide_redemption`, and a second write, knowing the offer,
+//! guards only what can race (the count, the revocation, the order).
 
 pub mod memory;
 #[cfg(test)]
 mod tests;
 
-use crate::domain::redemption::redemption_limit;
 use crate::domain::{
     decide_redemption, OfferEvent, OfferEventRequest, PersonalizedOffer, RedeemDecision,
     RedeemRefusal, Redemption, RedemptionRequest,
@@ -23,10 +23,11 @@ use crate::ports::{ActivityStore, ActivityWrite, CatalogReader, EventWrite};
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-/// Writes of one redemption tried before giving up with a 503: the first
-/// redemption of an offer can lose the race to create its records (then it
-/// is written beside the winner's), nothing else fails a condition without
-/// deciding the answer.
+/// Writes of one redemption tried before giving up with a 503: the first,
+/// without a read, fails whenever the offer is not as it expects (records
+/// already there, a second of the time window's edges); the second is
+/// decided on the offer that first write returned, and fails only if the
+/// offer changed in between (its first record created by another order).
 const REDEEM_ATTEMPTS: usize = 3;
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -113,29 +114,32 @@ impl<S: ActivityStore, C: CatalogReader> ActivityService<S, C> {
         request: &RedemptionRequest,
         now: DateTime<Utc>,
     ) -> Result<Redeemed, ActivityError> {
-        let mut offer = self
-            .store
-            .get_offer(user_id, personalized_offer_id)
-            .await?
-            .ok_or(ActivityError::NotFound("no such offer"))?;
+        let redemption = Redemption::of(personalized_offer_id, request, now);
+        // First without a read: the write's condition holds everything the
+        // decision needs. When it fails, the offer as it was decides.
+        let mut known: Option<PersonalizedOffer> = None;
         for _ in 0..REDEEM_ATTEMPTS {
-            match decide_redemption(&offer, request, now) {
-                RedeemDecision::Replay(redemption) => {
-                    return Ok(Redeemed {
-                        offer,
-                        redemption,
-                        new: false,
-                    })
+            if let Some(offer) = known.take() {
+                match decide_redemption(&offer, request, now) {
+                    RedeemDecision::Replay(redemption) => {
+                        return Ok(Redeemed {
+                            offer,
+                            redemption,
+                            new: false,
+                        })
+                    }
+                    RedeemDecision::Refused(refusal) => return Err(refusal.into()),
+                    RedeemDecision::Redeem => known = Some(offer),
                 }
-                RedeemDecision::Refused(refusal) => return Err(refusal.into()),
-                RedeemDecision::Redeem => {}
             }
-            let redemption = Redemption::of(personalized_offer_id, request, now);
-            let limit = redemption_limit(&offer.rules);
-            match self.store.redeem(&offer, &redemption, limit).await? {
-                ActivityWrite::Written(written) => {
+            let written = self
+                .store
+                .redeem(user_id, personalized_offer_id, known.as_ref(), &redemption)
+                .await?;
+            match written {
+                ActivityWrite::Written(offer) => {
                     return Ok(Redeemed {
-                        offer: *written,
+                        offer: *offer,
                         redemption,
                         new: true,
                     })
@@ -143,7 +147,7 @@ impl<S: ActivityStore, C: CatalogReader> ActivityService<S, C> {
                 ActivityWrite::NotWritten(None) => {
                     return Err(ActivityError::NotFound("no such offer"))
                 }
-                ActivityWrite::NotWritten(Some(current)) => offer = *current,
+                ActivityWrite::NotWritten(Some(current)) => known = Some(*current),
             }
         }
         Err(StoreError::Conflict(format!(

@@ -6,7 +6,7 @@ use super::offers::{owned_offer, text};
 use super::transactions::{cancelled, condition_failed};
 use super::{cancellation_error, classify, DynamoStore};
 use crate::domain::dates::format_timestamp;
-use crate::domain::redemption::MAX_REDEMPTION_RECORDS;
+use crate::domain::redemption::{redemption_limit, MAX_REDEMPTION_RECORDS};
 use crate::domain::{OfferEvent, PersonalizedOffer, Redemption};
 use crate::error::StoreError;
 use crate::ports::{ActivityStore, ActivityWrite, EventWrite};
@@ -24,21 +24,45 @@ fn number(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-/// The condition and update of a redemption of `read` (see
-/// [`ActivityStore::redeem`]). The first record creates the `redemptions`
-/// map (DynamoDB cannot set a member of a map that does not exist), the
-/// others are set beside it: a read that is stale either way fails the
-/// condition, and the caller decides again on the item as it then was.
+/// Whole-second UTC text, `offset` seconds from `at`'s second: a bound that
+/// stored dates (RFC 3339 UTC, fractions or not) compare with as text.
+fn second_bound(at: DateTime<Utc>, offset: i64) -> String {
+    let second = at.timestamp().saturating_add(offset);
+    DateTime::<Utc>::from_timestamp(second, 0)
+        .unwrap_or(at)
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// The condition and update of a redemption (see [`ActivityStore::redeem`]).
+///
+/// Always: the offer exists, is not revoked, has not seen the order, keeps
+/// fewer than `MAX_REDEMPTION_RECORDS` records and has a use left.
+///
+/// Without `known` (no read): the `redemptions` map is created (DynamoDB
+/// cannot set a member of a map that does not exist, and most offers are
+/// used once), the limit is the stored rule's, and the offer must be active
+/// and the order within its rules, in DynamoDB's terms: `startDate` at
+/// least a second before `at`'s second, `expiryDate` at least two after
+/// (text comparison of RFC 3339 UTC is time order only to the second, so
+/// the bounds are a second wide on the safe side; an order at the edge is
+/// decided on the returned item), `minimumSpend <= totalCost`,
+/// `serviceModes` a list containing the mode. A rule of another type
+/// compares false: not met, as `check_rules` has it.
+///
+/// With `known` (its time window and rules already decided): the map is
+/// created or the record set beside the others as `known` shows, and the
+/// limit is `known`'s rule. A stale `known` fails the condition either way.
 pub fn redemption_update(
     update: UpdateItemFluentBuilder,
-    read: &PersonalizedOffer,
+    known: Option<&PersonalizedOffer>,
+    redemption: &Redemption,
     record: AttributeValue,
-    order_id: &str,
-    limit: Option<u64>,
 ) -> UpdateItemFluentBuilder {
     let mut condition =
         String::from("attribute_exists(personalizedOfferId) AND attribute_not_exists(revokedAt)");
-    let update = if read.redemptions.is_empty() {
+    let first = known.is_none_or(|offer| offer.redemptions.is_empty());
+    let update = if first {
         // Absent, or (never written so, but harmless) an empty map.
         condition.push_str(" AND (attribute_not_exists(redemptions) OR size(redemptions) = :zero)");
         update
@@ -48,7 +72,7 @@ pub fn redemption_update(
             )
             .expression_attribute_values(
                 ":records",
-                AttributeValue::M(HashMap::from([(order_id.to_owned(), record)])),
+                AttributeValue::M(HashMap::from([(redemption.order_id.clone(), record)])),
             )
     } else {
         condition.push_str(
@@ -59,18 +83,46 @@ pub fn redemption_update(
                 "SET redemptions.#order = :record, \
                  redemptionCount = if_not_exists(redemptionCount, :zero) + :one",
             )
-            .expression_attribute_names("#order", order_id)
+            .expression_attribute_names("#order", redemption.order_id.clone())
             .expression_attribute_values(":record", record)
             .expression_attribute_values(":maxRecords", number(MAX_REDEMPTION_RECORDS))
     };
-    let update = match limit {
-        Some(limit) => {
+    let update = match known {
+        Some(offer) => match redemption_limit(&offer.rules) {
+            Some(limit) => {
+                condition.push_str(
+                    " AND (attribute_not_exists(redemptionCount) OR redemptionCount < :limit)",
+                );
+                update.expression_attribute_values(":limit", number(limit))
+            }
+            None => update,
+        },
+        None => {
             condition.push_str(
-                " AND (attribute_not_exists(redemptionCount) OR redemptionCount < :limit)",
+                " AND startDate <= :startBound AND expiryDate > :expiryBound \
+                 AND (attribute_not_exists(#rules.redemptionLimit) \
+                      OR (attribute_not_exists(redemptionCount) AND #rules.redemptionLimit > :zero) \
+                      OR redemptionCount < #rules.redemptionLimit) \
+                 AND (attribute_not_exists(#rules.minimumSpend) OR #rules.minimumSpend <= :cost) \
+                 AND (attribute_not_exists(#rules.serviceModes) \
+                      OR (attribute_type(#rules.serviceModes, :list) \
+                          AND contains(#rules.serviceModes, :mode)))",
             );
-            update.expression_attribute_values(":limit", number(limit))
+            update
+                .expression_attribute_values(
+                    ":startBound",
+                    text(second_bound(redemption.redeemed_at, -1)),
+                )
+                .expression_attribute_values(
+                    ":expiryBound",
+                    text(second_bound(redemption.redeemed_at, 1)),
+                )
+                .expression_attribute_values(":cost", number(&redemption.total_cost))
+                .expression_attribute_values(":mode", text(redemption.service_mode.clone()))
+                .expression_attribute_values(":list", text("L"))
+                // A reserved word in expressions.
+                .expression_attribute_names("#rules", "rules")
         }
-        None => update,
     };
     update
         .condition_expression(condition)
@@ -123,21 +175,21 @@ impl DynamoStore {
 impl ActivityStore for DynamoStore {
     async fn redeem(
         &self,
-        read: &PersonalizedOffer,
+        user_id: &str,
+        personalized_offer_id: Uuid,
+        known: Option<&PersonalizedOffer>,
         redemption: &Redemption,
-        limit: Option<u64>,
     ) -> Result<ActivityWrite, StoreError> {
-        let (user_id, id) = (read.user_id.as_str(), read.personalized_offer_id);
         let record = serde_dynamo::to_attribute_value(redemption)
             .map_err(|err| StoreError::Refused(format!("redemption not serializable: {err}")))?;
         let builder = redemption_update(
-            self.offer_update(user_id, id)?,
-            read,
+            self.offer_update(user_id, personalized_offer_id)?,
+            known,
+            redemption,
             record,
-            &redemption.order_id,
-            limit,
         );
-        self.offer_update_answer(user_id, id, builder).await
+        self.offer_update_answer(user_id, personalized_offer_id, builder)
+            .await
     }
 
     async fn void_redemption(

@@ -114,7 +114,7 @@ async fn a_throttled_redemption_is_transient_and_a_refused_one_is_not() {
             )
         });
         let got = store(&[&rule])
-            .redeem(&offer, &redemption(&offer), Some(1))
+            .redeem("u1", offer.personalized_offer_id, None, &redemption(&offer))
             .await
             .expect_err("an error");
         assert_eq!(got.is_transient(), transient, "{code}");
@@ -145,8 +145,9 @@ async fn a_failed_condition_without_the_old_item_reads_the_offer_again() {
                 .build()
         });
     let store = store(&[&update, &get]);
+    let known = offer_with_id(&current);
     let got = store
-        .redeem(&offer_with_id(&current), &record, Some(1))
+        .redeem("u1", current.personalized_offer_id, Some(&known), &record)
         .await
         .expect("an answer");
     assert_eq!(got, ActivityWrite::NotWritten(Some(Box::new(current))));
