@@ -201,10 +201,7 @@ async fn run() {
             "NOT met"
         }
     );
-    println!(
-        "  ratio of p50s, handler / bare GetItem + UpdateItem: {pair_ratio:.3}  (target <= {TARGET_RATIO:.2}: {})",
-        if pair_ratio <= TARGET_RATIO { "met" } else { "NOT met" }
-    );
+    println!("  ratio of p50s, handler / bare GetItem + UpdateItem: {pair_ratio:.3}  (what the read saves)");
 }
 
 /// `count` offers made the production way (pending rows through the
