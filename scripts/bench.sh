@@ -8,7 +8,7 @@ ensure_local_prerequisites
 step "release build of the functions, the CLI and the local stack"
 cargo build --release --locked --workspace --bins
 # The functions again, as sam build builds them (`cargo lambda build --bin X`
-# at the root selects the default members, the three functions): without the
+# at the root selects the default members, the functions): without the
 # CLI's and the local stack's features. The benches run and size these.
 step "release build of the functions alone (their deployed features)"
 cargo build --release --locked
@@ -20,6 +20,8 @@ step "lookup benchmark"
 cargo bench --locked -p offers-integration-tests --bench lookup
 step "campaign statistics benchmark (function vs bare counter ADDs; event to visible on the local stack)"
 cargo bench --locked -p offers-integration-tests --bench stats
+step "redemption benchmark (handler vs a bare conditional UpdateItem of the same shape)"
+cargo bench --locked -p offers-integration-tests --bench redemption
 step "local stack benchmark (offers assign vs bare BatchWriteItem; insert to visible over HTTP)"
 cargo bench --locked -p offers-integration-tests --bench stack
 step "CLI memory benchmark (offers assign --dry-run on 100k and 1M rows)"

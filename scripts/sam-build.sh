@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the three functions for Lambda (provided.al2023, arm64) with
+# Builds the functions for Lambda (provided.al2023, arm64) with
 # `sam build` (BuildMethod rust-cargolambda), installing what it needs the
 # ordinary way: the SAM CLI, cargo-lambda and zig from PyPI, the aarch64 Rust
 # target with rustup. Prints each function's zipped size. Then:

@@ -135,6 +135,41 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
         "no identity: the authorizer's 401"
     );
 
+    // The activity function behind the same API: a redemption uses up the
+    // owner's fries offer (limit 1), which leaves the list; an event; a void
+    // gives the use back.
+    let owner = "stack-user-0";
+    let (_, list) = stack.get("/rewards/offers?limit=100", owner);
+    let fries = list["offers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|offer| offer["offerId"] == "co-fries")
+        .and_then(|offer| offer["url"].as_str())
+        .expect("a fries offer")
+        .to_owned();
+    let order = json!({"orderId": "stack-order-1", "totalCost": 20, "serviceMode": "pickup"});
+    let (status, redeemed) =
+        stack.request("POST", &format!("{fries}/redemptions"), owner, Some(&order));
+    assert_eq!(status, 201, "{redeemed}");
+    assert_eq!(redeemed["offer"]["status"], "redeemed");
+    let (_, list) = stack.get("/rewards/offers?limit=100", owner);
+    assert_eq!(
+        list["offers"].as_array().map(Vec::len),
+        Some(VALID_PER_USER - 1)
+    );
+    let event = json!({"eventId": uuid::Uuid::new_v4(), "type": "viewed"});
+    let (status, _) = stack.request("POST", &format!("{fries}/events"), owner, Some(&event));
+    assert_eq!(status, 202);
+    let (status, voided) = stack.request(
+        "DELETE",
+        &format!("{fries}/redemptions/stack-order-1"),
+        owner,
+        None,
+    );
+    assert_eq!(status, 200, "{voided}");
+    assert_eq!(voided["offer"]["status"], "active");
+
     // Ctrl-C stops the stack and everything it started.
     let mut stack = stack;
     let pids = stack.pids.clone();

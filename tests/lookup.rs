@@ -151,6 +151,8 @@ async fn the_owner_gets_every_field_of_a_dispatched_offer() {
             "offerId",
             "personalizedOfferId",
             "rank",
+            "redemptionCount",
+            "remainingRedemptions",
             "rules",
             "startDate",
             "status",
@@ -176,6 +178,9 @@ async fn the_owner_gets_every_field_of_a_dispatched_offer() {
     assert_eq!(offer["status"], "active");
     assert_eq!(offer["challenge"], Value::Null);
     assert_eq!(offer["url"], format!("/rewards/offers/{id}"));
+    // Never redeemed, one use (redemptionLimit 1) left.
+    assert_eq!(offer["redemptionCount"], 0);
+    assert_eq!(offer["remainingRedemptions"], 1);
 
     // The contract's challenge row, read by its owner's Cognito identity.
     let challenge_id = &ids[seed_challenge_row(&expiry)["sortKey"]

@@ -196,6 +196,7 @@ fn data_is_kept_and_expires_where_it_should() {
         "PendingPersonalizedOffersTable",
         "LoyaltyOffersTable",
         "CampaignStatsTable",
+        "OfferEventsTable",
     ] {
         let ttl = &template.properties(table).expect("table")["TimeToLiveSpecification"];
         assert_eq!(ttl["AttributeName"].as_str(), Some("ttl"), "{table}");
@@ -209,6 +210,7 @@ fn data_is_kept_and_expires_where_it_should() {
         "LoyaltyOffersTable",
         "RejectedPersonalizedOffersTable",
         "CampaignStatsTable",
+        "OfferEventsTable",
     ] {
         let properties = template.properties(table).expect("table");
         assert_eq!(
@@ -416,6 +418,90 @@ async fn each_function_may_make_exactly_the_dynamodb_calls_it_makes() {
         needed(&bed, &recorder),
         granted(&template, SUPPORT),
         "support: calls made vs policy"
+    );
+
+    // Activity: a redemption (the read, the first record, then one beside
+    // it), a replay, a refusal, a void twice, an event and its duplicate.
+    let recorder = PermissionRecorder::default();
+    let config = bed.activity_config(&[]);
+    let activity =
+        offer_activity::build_activity(bed.recording_client(&config.sdk, &recorder), &config);
+    let user = "perm-user";
+    let offers = bed.scan(OFFERS).await;
+    let id = offers
+        .iter()
+        .find(|offer| offer["userId"] == user && offer["offerId"] == "co-fries")
+        .and_then(|offer| offer["personalizedOfferId"].as_str())
+        .expect("an offer of perm-user")
+        .to_owned();
+    let redemptions = format!("/rewards/offers/{id}/redemptions");
+    let order = |order: &str, cost: f64| {
+        with_body(
+            api_event("POST", &redemptions, "", Identity::Jwt(user)),
+            &json!({"orderId": order, "totalCost": cost, "serviceMode": "pickup"}),
+        )
+    };
+    assert_eq!(
+        call_activity(&activity, &order("perm-1", 20.0))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        call_activity(&activity, &order("perm-1", 20.0))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        call_activity(&activity, &order("perm-2", 20.0))
+            .await
+            .status,
+        409
+    );
+    for _ in 0..2 {
+        let void = api_event(
+            "DELETE",
+            &format!("{redemptions}/perm-1"),
+            "",
+            Identity::Jwt(user),
+        );
+        assert_eq!(call_activity(&activity, &void).await.status, 200);
+    }
+    assert_eq!(
+        call_activity(&activity, &order("perm-2", 20.0))
+            .await
+            .status,
+        201
+    );
+    // An offer that is not there: the failed condition returns no item, so
+    // the offer is read to tell.
+    let missing = with_body(
+        api_event(
+            "POST",
+            &format!("/rewards/offers/{}/redemptions", uuid::Uuid::new_v4()),
+            "",
+            Identity::Jwt(user),
+        ),
+        &json!({"orderId": "perm-3", "totalCost": 20.0, "serviceMode": "pickup"}),
+    );
+    assert_eq!(call_activity(&activity, &missing).await.status, 404);
+    let event = with_body(
+        api_event(
+            "POST",
+            &format!("/rewards/offers/{id}/events"),
+            "",
+            Identity::Jwt(user),
+        ),
+        &json!({"eventId": uuid::Uuid::new_v4(), "type": "viewed"}),
+    );
+    for _ in 0..2 {
+        assert_eq!(call_activity(&activity, &event).await.status, 202);
+    }
+    assert_eq!(
+        needed(&bed, &recorder),
+        granted(&template, ACTIVITY),
+        "activity: calls made vs policy"
     );
 
     // Statistics: the offers table's stream so far (INSERTs and the

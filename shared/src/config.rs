@@ -13,6 +13,8 @@ pub struct TableNames {
     pub catalog: Option<String>,
     pub rejected: Option<String>,
     pub campaign_stats: Option<String>,
+    /// The offer events' deduplication table (`OfferEventsTable`).
+    pub offer_events: Option<String>,
 }
 
 impl TableNames {
@@ -24,6 +26,7 @@ impl TableNames {
             catalog: Some(catalog.to_owned()),
             rejected: Some(rejected.to_owned()),
             campaign_stats: None,
+            offer_events: None,
         }
     }
 
@@ -45,6 +48,10 @@ impl TableNames {
 
     pub fn campaign_stats(&self) -> Result<&str, StoreError> {
         given(&self.campaign_stats, "campaign statistics")
+    }
+
+    pub fn offer_events(&self) -> Result<&str, StoreError> {
+        given(&self.offer_events, "offer events")
     }
 }
 
@@ -124,6 +131,22 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         })
     }
 
+    /// The tables of the app's activity function: the API tables and the
+    /// offer events.
+    pub fn activity_tables(&self) -> Result<TableNames, ConfigError> {
+        Ok(TableNames {
+            offer_events: Some(self.table(OFFER_EVENTS_TABLE_VARIABLE)?),
+            ..self.api_tables()?
+        })
+    }
+
+    /// How long an offer event's id is kept for deduplication
+    /// (`OFFER_EVENT_RETENTION_DAYS`, 1 to 365, default 30).
+    pub fn event_retention(&self) -> Result<chrono::Duration, ConfigError> {
+        self.number_or("OFFER_EVENT_RETENTION_DAYS", 30, 1..=365)
+            .map(|days| chrono::Duration::days(days as i64))
+    }
+
     pub fn sdk(&self) -> Result<SdkSettings, ConfigError> {
         let defaults = SdkSettings::default();
         let millis = |name, default: Duration| {
@@ -160,6 +183,7 @@ pub const LOYALTY_OFFERS_TABLE_VARIABLE: &str = "LOYALTY_OFFERS_TABLE_NAME";
 pub const CATALOG_TABLE_VARIABLE: &str = "OFFER_CATALOG_TABLE_NAME";
 pub const REJECTED_TABLE_VARIABLE: &str = "REJECTED_TABLE_NAME";
 pub const CAMPAIGN_STATS_TABLE_VARIABLE: &str = "CAMPAIGN_STATS_TABLE";
+pub const OFFER_EVENTS_TABLE_VARIABLE: &str = "OFFER_EVENTS_TABLE_NAME";
 
 /// An environment given as pairs, for tests.
 pub fn env_of(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {

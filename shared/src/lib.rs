@@ -4,6 +4,7 @@
 
 pub use offers_domain as domain;
 
+pub mod activity;
 pub mod assign;
 pub mod campaign_stats;
 pub mod catalog_cache;

@@ -3,7 +3,7 @@
 //! is kept as `serde_dynamo`'s own attribute values (not the SDK's), so that
 //! a rejected row is stored exactly as it was, types and sets included.
 
-use crate::domain::{CatalogEntry, PersonalizedOffer, ReasonCode};
+use crate::domain::{CatalogEntry, OfferEvent, PersonalizedOffer, ReasonCode, Redemption};
 use crate::error::StoreError;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -226,4 +226,68 @@ pub trait CampaignStatsStore: Send + Sync {
             StoreError,
         >,
     > + Send;
+}
+
+/// The result of a conditional write of one use (or its voiding) on an offer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActivityWrite {
+    /// Written: the offer as it is now.
+    Written(Box<PersonalizedOffer>),
+    /// The write's condition did not hold, so nothing changed: the offer as
+    /// it was then, for the caller to decide again; `None` when the user has
+    /// no such offer.
+    NotWritten(Option<Box<PersonalizedOffer>>),
+}
+
+/// The result of recording an offer event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventWrite {
+    /// Recorded now: the offer's first-seen date and count updated with it.
+    Recorded,
+    /// This event id was recorded before: nothing changed.
+    Duplicate,
+    /// The user has no such offer: nothing recorded.
+    NoSuchOffer,
+}
+
+/// The app's writes at checkout and on display: each one conditional, on
+/// the caller's own offer item, so that a retry or a race changes it once.
+pub trait ActivityStore: OfferReader {
+    /// Adds `redemption` to the user's offer and counts the use, on
+    /// condition that the offer still exists, is not revoked, has not seen
+    /// this order, has a use left under its `redemptionLimit` and keeps fewer
+    /// than `MAX_REDEMPTION_RECORDS` records. `known` is the offer as last
+    /// seen: with it, its time window and rules were decided on it (they
+    /// cannot race); without it (the first attempt, no read), the condition
+    /// also holds the offer active at `redemption.redeemedAt` (conservatively,
+    /// to the second) and the order within its `minimumSpend` and
+    /// `serviceModes`, so that a write happens only where
+    /// `decide_redemption` would allow it.
+    fn redeem(
+        &self,
+        user_id: &str,
+        personalized_offer_id: Uuid,
+        known: Option<&PersonalizedOffer>,
+        redemption: &Redemption,
+    ) -> impl Future<Output = Result<ActivityWrite, StoreError>> + Send;
+
+    /// Marks the order's redemption voided and gives its use back, on
+    /// condition that it exists and is not voided yet.
+    fn void_redemption(
+        &self,
+        user_id: &str,
+        personalized_offer_id: Uuid,
+        order_id: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<ActivityWrite, StoreError>> + Send;
+
+    /// Records the event once (by its id) together with the offer's
+    /// first-seen date and count; kept for deduplication until `ttl` (epoch
+    /// seconds).
+    fn record_event(
+        &self,
+        user_id: &str,
+        event: &OfferEvent,
+        ttl: i64,
+    ) -> impl Future<Output = Result<EventWrite, StoreError>> + Send;
 }

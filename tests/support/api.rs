@@ -76,6 +76,17 @@ pub async fn call_lookup(lookup: &offer_lookup::DynamoLookup, event: &Value) -> 
     api_response(&response)
 }
 
+/// Calls the activity handler with an API Gateway v2 event given as JSON.
+pub async fn call_activity(
+    activity: &offer_activity::DynamoActivity,
+    event: &Value,
+) -> ApiResponse {
+    let response = offer_activity::handler::handle(activity, api_request(event))
+        .await
+        .expect("the handler answers every request");
+    api_response(&response)
+}
+
 /// Calls the support handler with an API Gateway v2 event given as JSON.
 pub async fn call_support(
     support: &support_assignment::DynamoSupport,

@@ -3,7 +3,7 @@
 //! and the functions wired exactly as their main.rs wires them.
 
 use crate::fixtures::{
-    sample_catalog, CATALOG, DISPATCHER, LOOKUP, OFFERS, PENDING, STATS_FUNCTION, SUPPORT,
+    sample_catalog, ACTIVITY, CATALOG, DISPATCHER, LOOKUP, OFFERS, PENDING, STATS_FUNCTION, SUPPORT,
 };
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -209,6 +209,17 @@ impl TestBed {
     pub fn stats(&self, overrides: &[(&str, &str)]) -> campaign_stats::DynamoStats {
         let config = self.stats_config(overrides);
         campaign_stats::build_stats(dynamodb_client(&self.sdk, &config.sdk), &config)
+    }
+
+    pub fn activity_config(&self, overrides: &[(&str, &str)]) -> offer_activity::ActivityConfig {
+        offer_activity::ActivityConfig::from_env(&self.env(ACTIVITY, overrides))
+            .expect("activity config")
+    }
+
+    /// The activity service exactly as its main.rs wires it, configured from template.yaml.
+    pub fn activity(&self, overrides: &[(&str, &str)]) -> offer_activity::DynamoActivity {
+        let config = self.activity_config(overrides);
+        offer_activity::build_activity(dynamodb_client(&self.sdk, &config.sdk), &config)
     }
 
     /// Puts pending rows and hands what the stream shows to the dispatcher;

@@ -7,11 +7,13 @@ pub const PENDING: &str = "PendingPersonalizedOffersTable";
 pub const OFFERS: &str = "LoyaltyOffersTable";
 pub const CATALOG: &str = "OfferCatalogTable";
 pub const REJECTED: &str = "RejectedPersonalizedOffersTable";
+pub const EVENTS: &str = "OfferEventsTable";
 pub const DISPATCHER: &str = "OfferDispatcherFunction";
 pub const LOOKUP: &str = "OfferLookupFunction";
 pub const SUPPORT: &str = "SupportAssignmentFunction";
 pub const STATS: &str = "CampaignStatsTable";
 pub const STATS_FUNCTION: &str = "CampaignStatsFunction";
+pub const ACTIVITY: &str = "OfferActivityFunction";
 
 pub const SEED_OFFER: &str = "290fb746-9850-4994-b7d7-5630046792e1";
 pub const SEED_USER: &str = "us-east-1:192991f1-ede8-47bf-89e1-3942d4ab8aaa";

@@ -202,6 +202,29 @@ impl LocalStack {
 
     /// A GET as a caller of these (comma-separated) groups, e.g. `support`.
     pub fn get_as(&self, path: &str, user: &str, groups: &str) -> (u16, Value) {
+        self.send("GET", path, user, groups, None)
+    }
+
+    /// A request over HTTP with the local identity header and an optional
+    /// JSON body: status and JSON body.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        user: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        self.send(method, path, user, "", body)
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        user: &str,
+        groups: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let mut stream =
             TcpStream::connect(("127.0.0.1", self.http_port)).expect("HTTP API answers");
         let groups = if groups.is_empty() {
@@ -209,8 +232,11 @@ impl LocalStack {
         } else {
             format!("x-local-groups: {groups}\r\n")
         };
+        let body = body.map(Value::to_string).unwrap_or_default();
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nx-local-user: {user}\r\n{groups}Connection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nx-local-user: {user}\r\n{groups}\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         );
         stream.write_all(request.as_bytes()).expect("request sent");
         let mut response = String::new();

@@ -278,6 +278,12 @@ mod tests {
             revoked_by: None,
             audit: Vec::new(),
             idempotency: None,
+            redemption_count: 0,
+            redemptions: BTreeMap::new(),
+            viewed_at: None,
+            clicked_at: None,
+            view_count: 0,
+            click_count: 0,
         }
     }
 

@@ -23,7 +23,7 @@ use lambda_http::{Body, Error, Request, Response};
 use offers_http::{
     caller, decode_cursor, decode_segment, encode_cursor, error_response, int_param, json_response,
     log_request, offer_views, parse_uuid, path_segments, query_param, raw_path, within_deadline,
-    ApiError, OfferView,
+    ApiError, OfferView, RedemptionView,
 };
 use offers_shared::domain::campaign_stats::MAX_STATS_ID_BYTES;
 use offers_shared::domain::dates::rfc3339;
@@ -85,7 +85,8 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> 
 }
 
 /// An offer as the support tool sees it: the app's offer JSON plus who
-/// assigned it and why, where it came from, and its audit trail.
+/// assigned it and why, where it came from, its audit trail and its
+/// redemptions.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SupportOfferView {
@@ -101,6 +102,8 @@ pub struct SupportOfferView {
     pub revoked_at: Option<DateTime<Utc>>,
     pub revoked_by: Option<String>,
     pub audit: Vec<AuditEntry>,
+    /// Every redemption, voided ones (with `voidedAt`) included, oldest first.
+    pub redemptions: Vec<RedemptionView>,
 }
 
 /// The list's body: a page of offers and, when more remain, the next cursor.
@@ -368,6 +371,7 @@ async fn views<C: CatalogReader>(
         .into_iter()
         .zip(base)
         .map(|(offer, view)| SupportOfferView {
+            redemptions: RedemptionView::all_of(&offer),
             offer: view,
             user_id: offer.user_id,
             source: offer.source,

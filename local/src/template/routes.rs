@@ -58,5 +58,11 @@ mod tests {
                 .any(|route| route.method == "DELETE"
                     && route.function == "SupportAssignmentFunction")
         );
+        assert!(routes.contains(&HttpRoute {
+            api: "OffersHttpApi".into(),
+            method: "DELETE".into(),
+            path: "/rewards/offers/{personalizedOfferId}/redemptions/{orderId}".into(),
+            function: "OfferActivityFunction".into(),
+        }));
     }
 }

@@ -8,8 +8,10 @@ pub mod challenge;
 pub mod dates;
 pub mod limits;
 pub mod offer;
+pub mod offer_event;
 #[cfg(test)]
 mod properties;
+pub mod redemption;
 pub mod rejection;
 pub mod rules;
 
@@ -19,6 +21,11 @@ pub use challenge::Challenge;
 pub use offer::{
     build_offer, resolve_catalog, AuditEntry, IdempotencyStamp, OfferSource, OfferStatus,
     PersonalizedOffer,
+};
+pub use offer_event::{parse_offer_event, OfferEvent, OfferEventRequest, OfferEventType};
+pub use redemption::{
+    decide_redemption, parse_redemption_request, RedeemDecision, RedeemRefusal, Redemption,
+    RedemptionRequest,
 };
 pub use rejection::{ReasonCode, Rejection};
 pub use rules::Rules;

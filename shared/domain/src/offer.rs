@@ -5,11 +5,13 @@ use crate::catalog::{CatalogEntry, ConfigOffer, OfferTemplate};
 use crate::challenge::Challenge;
 use crate::dates::rfc3339;
 use crate::limits::{item_size, map_problem, quote, MAX_DYNAMO_DEPTH, MAX_OFFER_BYTES};
+use crate::redemption::{redemption_limit, Redemption};
 use crate::rejection::{ReasonCode, Rejection};
 use crate::rules::{merge_rules, Rules};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +27,8 @@ pub enum OfferSource {
 pub enum OfferStatus {
     Scheduled,
     Active,
+    /// No use left: its `redemptionLimit` is reached.
+    Redeemed,
     Expired,
     Revoked,
 }
@@ -96,12 +100,44 @@ pub struct PersonalizedOffer {
     pub audit: Vec<AuditEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency: Option<IdempotencyStamp>,
+    /// Uses not voided (absent on an offer never redeemed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub redemption_count: u64,
+    /// Every redemption, voided ones included, by order id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub redemptions: BTreeMap<String, Redemption>,
+    /// When the app first showed the offer (its first `viewed` event).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rfc3339::option"
+    )]
+    pub viewed_at: Option<DateTime<Utc>>,
+    /// When the user first opened the offer (its first `clicked` event).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rfc3339::option"
+    )]
+    pub clicked_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub view_count: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub click_count: u64,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 impl PersonalizedOffer {
+    /// Revoked, then redeemed (a use is a fact, expiry a clock), then
+    /// expired, scheduled, active.
     pub fn status(&self, now: DateTime<Utc>) -> OfferStatus {
         if self.revoked_at.is_some() {
             OfferStatus::Revoked
+        } else if self.remaining_redemptions() == Some(0) {
+            OfferStatus::Redeemed
         } else if now >= self.expiry_date {
             OfferStatus::Expired
         } else if now < self.start_date {
@@ -109,6 +145,11 @@ impl PersonalizedOffer {
         } else {
             OfferStatus::Active
         }
+    }
+
+    /// Uses left: `None` when unlimited (no `redemptionLimit` rule).
+    pub fn remaining_redemptions(&self) -> Option<u64> {
+        redemption_limit(&self.rules).map(|limit| limit.saturating_sub(self.redemption_count))
     }
 
     /// The app's path to this offer.
@@ -268,6 +309,12 @@ pub fn build_offer(
         revoked_by: None,
         audit,
         idempotency: None,
+        redemption_count: 0,
+        redemptions: BTreeMap::new(),
+        viewed_at: None,
+        clicked_at: None,
+        view_count: 0,
+        click_count: 0,
     };
     check_offer_fits(&offer)?;
     Ok(offer)

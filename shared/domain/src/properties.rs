@@ -8,6 +8,8 @@
 use super::assignment::{parse_pending_row, parse_support_request, MAX_ABS_RANK};
 use super::challenge::{parse_challenge_status, MAX_GOALS};
 use super::dates::{format_timestamp, parse_timestamp};
+use super::offer_event::parse_offer_event;
+use super::redemption::{parse_redemption_request, MAX_ORDER_ID_CHARS};
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -127,6 +129,43 @@ proptest! {
             prop_assert!(assignment.expiry_date > assignment.start_date.min(now()));
             prop_assert!(assignment.expiry_date > now());
             prop_assert!(!body.contains_key("userId"), "the body may not name the user");
+        }
+    }
+
+    #[test]
+    fn redemption_requests_never_panic_and_what_passes_is_bounded(
+        fields in prop::collection::vec((0..5usize, any_json(), any::<bool>()), 0..6),
+    ) {
+        const NAMES: [&str; 5] = ["orderId", "totalCost", "serviceMode", "storeId", "other"];
+        let mut body = Map::new();
+        for (index, value, plausible) in fields {
+            let value = match (NAMES[index], plausible) {
+                ("totalCost", true) => json!(12.5),
+                (_, true) if value.is_string() => value,
+                (name, true) => json!(format!("{name}-value")),
+                _ => value,
+            };
+            body.insert(NAMES[index].to_owned(), value);
+        }
+        if let Ok(request) = parse_redemption_request(&body) {
+            prop_assert!(request.order_id.chars().count() <= MAX_ORDER_ID_CHARS);
+            prop_assert!(!request.order_id.trim().is_empty());
+            prop_assert!(request.total_cost.as_f64().is_some_and(|cost| cost >= 0.0));
+            prop_assert!(!request.service_mode.trim().is_empty());
+        }
+        let _ = parse_offer_event(&body);
+    }
+
+    #[test]
+    fn offer_events_never_panic(body in any_json(), id in "[0-9a-fA-F-]{30,40}", kind in ".{0,10}") {
+        if let Value::Object(body) = body {
+            let _ = parse_offer_event(&body);
+        }
+        let mut body = Map::new();
+        body.insert("eventId".into(), json!(id));
+        body.insert("type".into(), json!(kind));
+        if let Ok(event) = parse_offer_event(&body) {
+            prop_assert_eq!(event.event_id.to_string(), id.to_lowercase());
         }
     }
 }

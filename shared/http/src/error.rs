@@ -28,6 +28,9 @@ pub enum ApiError {
     /// reused with another body).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// 413: the body is larger than the route accepts.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// 422: well-formed input that cannot be accepted, with a domain reason code.
     #[error("{message}")]
     Unprocessable { code: String, message: String },
@@ -60,6 +63,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -75,6 +79,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Conflict { code, .. } => code,
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Unprocessable { code, .. } => code,
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
@@ -130,6 +135,11 @@ mod tests {
                 },
                 409,
                 "idempotency_conflict",
+            ),
+            (
+                ApiError::PayloadTooLarge("big".into()),
+                413,
+                "payload_too_large",
             ),
             (
                 ApiError::Unprocessable {

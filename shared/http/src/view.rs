@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use offers_domain::dates::rfc3339;
-use offers_domain::{CatalogEntry, Challenge, ConfigOffer, OfferStatus, PersonalizedOffer, Rules};
+use offers_domain::{
+    CatalogEntry, Challenge, ConfigOffer, OfferStatus, PersonalizedOffer, Redemption, Rules,
+};
 use offers_shared::error::StoreError;
 use offers_shared::ports::CatalogReader;
 use serde::Serialize;
@@ -35,6 +37,10 @@ pub struct OfferView {
     pub status: OfferStatus,
     pub challenge: Option<Challenge>,
     pub url: String,
+    /// Uses not voided.
+    pub redemption_count: u64,
+    /// Uses left; `null` when unlimited.
+    pub remaining_redemptions: Option<u64>,
 }
 
 impl OfferView {
@@ -58,12 +64,14 @@ impl OfferView {
             status: offer.status(now),
             challenge: offer.challenge.clone(),
             url: offer.url(),
+            redemption_count: offer.redemption_count,
+            remaining_redemptions: offer.remaining_redemptions(),
         }
     }
 }
 
-/// The fields of the app's offer JSON (contract section 5), in order.
-pub const OFFER_VIEW_FIELDS: [&str; 14] = [
+/// The fields of the app's offer JSON (contract sections 5 and 7), in order.
+pub const OFFER_VIEW_FIELDS: [&str; 16] = [
     "personalizedOfferId",
     "offerId",
     "templateId",
@@ -78,7 +86,41 @@ pub const OFFER_VIEW_FIELDS: [&str; 14] = [
     "status",
     "challenge",
     "url",
+    "redemptionCount",
+    "remainingRedemptions",
 ];
+
+/// A redemption as the APIs show it: the record and the offer it used.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedemptionView {
+    pub personalized_offer_id: Uuid,
+    #[serde(flatten)]
+    pub redemption: Redemption,
+}
+
+impl RedemptionView {
+    pub fn new(personalized_offer_id: Uuid, redemption: &Redemption) -> Self {
+        Self {
+            personalized_offer_id,
+            redemption: redemption.clone(),
+        }
+    }
+
+    /// Every redemption of the offer, voided ones included, oldest first.
+    pub fn all_of(offer: &PersonalizedOffer) -> Vec<Self> {
+        let mut views: Vec<Self> = offer
+            .redemptions
+            .values()
+            .map(|redemption| Self::new(offer.personalized_offer_id, redemption))
+            .collect();
+        views.sort_by(|a, b| {
+            (a.redemption.redeemed_at, &a.redemption.order_id)
+                .cmp(&(b.redemption.redeemed_at, &b.redemption.order_id))
+        });
+        views
+    }
+}
 
 /// The config offer of `id`, if the catalog still has it as a config offer.
 pub fn config_offer<'a>(
@@ -144,6 +186,12 @@ mod tests {
             revoked_by: None,
             audit: Vec::new(),
             idempotency: None,
+            redemption_count: 0,
+            redemptions: BTreeMap::new(),
+            viewed_at: None,
+            clicked_at: None,
+            view_count: 0,
+            click_count: 0,
         }
     }
 
@@ -178,6 +226,12 @@ mod tests {
         expected.sort();
         assert_eq!(keys, expected);
         assert_eq!(json["status"], "active");
+        assert_eq!(json["redemptionCount"], 0);
+        assert_eq!(
+            json["remainingRedemptions"],
+            serde_json::Value::Null,
+            "unlimited"
+        );
         assert_eq!(json["name"], "Free fries");
         assert_eq!(json["imageUrl"], "https://images.example/fries.png");
         assert_eq!(json["startDate"], "2024-01-01T00:00:00Z");

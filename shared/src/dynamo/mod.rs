@@ -3,6 +3,7 @@
 //! `offers` CLI do to it (`pending`, `rejected`, `catalog`, `offers`); the
 //! functions' writes are `dispatch` and `support`.
 
+mod activity;
 mod campaign_stats;
 mod catalog;
 mod client;
@@ -16,6 +17,7 @@ mod support;
 mod table;
 mod transactions;
 
+pub use activity::redemption_update;
 pub use campaign_stats::{
     campaign_partition, counter_update, CampaignStatsTable, MARKER_RETENTION_SECONDS,
 };
@@ -71,6 +73,8 @@ impl DynamoStore {
     }
 }
 
+#[cfg(test)]
+mod activity_fault_tests;
 #[cfg(test)]
 mod fault_tests;
 #[cfg(test)]

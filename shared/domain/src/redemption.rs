@@ -1,0 +1,624 @@
+//! Redemptions: an offer used at checkout, for one order, and given back
+//! when that order is cancelled (contract section 7).
+//!
+//! Everything here is pure: the request parser, the redemption record as it
+//! is kept on the offer, the offer's rules checked against an order, and the
+//! decision whether an offer as stored can take a new use. The adapter makes
+//! the same decision hold at write time with a condition (the count and the
+//! revocation can race; time and rules cannot).
+
+use crate::dates::rfc3339;
+use crate::limits::{quote, quote_names, storable_number};
+use crate::offer::{OfferStatus, PersonalizedOffer};
+use crate::rules::Rules;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Number, Value};
+use uuid::Uuid;
+
+/// The longest `orderId`, in characters (the contract's bound).
+pub const MAX_ORDER_ID_CHARS: usize = 128;
+/// The longest `serviceMode`, in bytes (`pickup`, `delivery`, `drive-thru`, ...).
+pub const MAX_SERVICE_MODE_BYTES: usize = 64;
+/// The longest `storeId`, in bytes.
+pub const MAX_STORE_ID_BYTES: usize = 128;
+/// The most redemption records (voided ones included) one offer item keeps.
+/// With every value at its bound a record takes about 1.4 KB, so 200 of them
+/// and an offer at its largest (`MAX_OFFER_BYTES`, 100 KB) stay under
+/// DynamoDB's 400 KB item limit with room for the offer's counters and
+/// challenge progress (`the_records_bound_keeps_the_item_under_400_kb`).
+pub const MAX_REDEMPTION_RECORDS: usize = 200;
+
+/// The rule that caps an offer's uses; without it, uses are unlimited.
+pub const REDEMPTION_LIMIT_RULE: &str = "redemptionLimit";
+/// The rule with the smallest order total (`totalCost`) the offer accepts.
+pub const MINIMUM_SPEND_RULE: &str = "minimumSpend";
+/// The rule with the service modes the offer accepts.
+pub const SERVICE_MODES_RULE: &str = "serviceModes";
+
+/// Namespace of redemption ids: one per offer and order.
+const REDEMPTION_NAMESPACE: Uuid = Uuid::from_u128(0x5f1c_7a2e_93b4_4d6f_8a0e_b2c4_d6e8_f013);
+
+/// What is wrong with a request body: the field, and what it must be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct BodyProblem {
+    pub message: String,
+}
+
+impl BodyProblem {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+/// A checkout's request to use an offer for one order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedemptionRequest {
+    pub order_id: String,
+    /// The order's total, a number >= 0 that DynamoDB can store.
+    pub total_cost: Number,
+    pub service_mode: String,
+    pub store_id: Option<String>,
+}
+
+/// One use of an offer, as the offer item keeps it (in `redemptions`, by
+/// order id). The owner is the item's `userId`: only the owner's key reaches
+/// the item, so the caller who redeemed or voided is always the owner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Redemption {
+    pub redemption_id: Uuid,
+    pub order_id: String,
+    pub total_cost: Number,
+    pub service_mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<String>,
+    #[serde(with = "rfc3339")]
+    pub redeemed_at: DateTime<Utc>,
+    /// When the order was cancelled and the use given back.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rfc3339::option"
+    )]
+    pub voided_at: Option<DateTime<Utc>>,
+}
+
+impl Redemption {
+    /// The record of `request` on offer `personalized_offer_id`, at `now`.
+    pub fn of(
+        personalized_offer_id: Uuid,
+        request: &RedemptionRequest,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            redemption_id: redemption_id(personalized_offer_id, &request.order_id),
+            order_id: request.order_id.clone(),
+            total_cost: request.total_cost.clone(),
+            service_mode: request.service_mode.clone(),
+            store_id: request.store_id.clone(),
+            redeemed_at: now,
+            voided_at: None,
+        }
+    }
+}
+
+/// The redemption id of an order on an offer: the same for every retry.
+pub fn redemption_id(personalized_offer_id: Uuid, order_id: &str) -> Uuid {
+    let name = format!("{personalized_offer_id}\u{1f}{order_id}");
+    Uuid::new_v5(&REDEMPTION_NAMESPACE, name.as_bytes())
+}
+
+/// An order id: 1 to 128 characters, no control characters, not blank
+/// (also the order id of a DELETE path).
+pub fn parse_order_id(text: &str) -> Result<String, BodyProblem> {
+    let count = text.chars().count();
+    if count == 0
+        || count > MAX_ORDER_ID_CHARS
+        || text.trim().is_empty()
+        || text.chars().any(char::is_control)
+    {
+        return Err(BodyProblem::new(format!(
+            "orderId must be 1 to {MAX_ORDER_ID_CHARS} characters, not blank, without control characters"
+        )));
+    }
+    Ok(text.to_owned())
+}
+
+fn bounded_text(
+    body: &Map<String, Value>,
+    name: &str,
+    max_bytes: usize,
+) -> Result<Option<String>, BodyProblem> {
+    let problem = || {
+        BodyProblem::new(format!(
+            "{name} must be a non-blank string of at most {max_bytes} bytes without control characters"
+        ))
+    };
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text))
+            if !text.trim().is_empty()
+                && text.len() <= max_bytes
+                && !text.chars().any(char::is_control) =>
+        {
+            Ok(Some(text.clone()))
+        }
+        Some(_) => Err(problem()),
+    }
+}
+
+/// Reads a redemption request body. Fields other than the contract's are
+/// ignored.
+pub fn parse_redemption_request(
+    body: &Map<String, Value>,
+) -> Result<RedemptionRequest, BodyProblem> {
+    let order_id = match body.get("orderId") {
+        Some(Value::String(text)) => parse_order_id(text)?,
+        _ => {
+            return Err(BodyProblem::new(format!(
+                "orderId is required: a string of 1 to {MAX_ORDER_ID_CHARS} characters"
+            )))
+        }
+    };
+    let total_cost = match body.get("totalCost") {
+        Some(Value::Number(number))
+            if storable_number(number) && number.as_f64().is_some_and(|cost| cost >= 0.0) =>
+        {
+            canonical_number(number)
+        }
+        _ => {
+            return Err(BodyProblem::new(
+                "totalCost is required: a number >= 0 (at most 1e126)",
+            ))
+        }
+    };
+    let service_mode = bounded_text(body, "serviceMode", MAX_SERVICE_MODE_BYTES)?
+        .ok_or_else(|| {
+            BodyProblem::new(format!(
+                "serviceMode is required: a non-blank string of at most {MAX_SERVICE_MODE_BYTES} bytes"
+            ))
+        })?;
+    let store_id = bounded_text(body, "storeId", MAX_STORE_ID_BYTES)?;
+    Ok(RedemptionRequest {
+        order_id,
+        total_cost,
+        service_mode,
+        store_id,
+    })
+}
+
+/// A number as DynamoDB gives it back: a whole number without a fraction
+/// (`10.0` is stored, and read back, as `10`), so that the first answer and
+/// every replay show the same redemption.
+fn canonical_number(number: &Number) -> Number {
+    match number.as_f64() {
+        // Exact below 2^53: the cast loses nothing.
+        Some(float)
+            if !number.is_i64()
+                && !number.is_u64()
+                && float.fract() == 0.0
+                && float.abs() < 9.0e15 =>
+        {
+            Number::from(float as i64)
+        }
+        _ => number.clone(),
+    }
+}
+
+/// The offer's cap on uses: `None` when unlimited (no such rule). A
+/// fractional limit is rounded up and anything but a number >= 0 allows no
+/// use (fail closed: a malformed cap must not become an unlimited offer):
+/// exactly what DynamoDB's `redemptionCount < rules.redemptionLimit` allows,
+/// which guards the write.
+pub fn redemption_limit(rules: &Rules) -> Option<u64> {
+    let rule = rules.get(REDEMPTION_LIMIT_RULE)?;
+    let limit = match rule {
+        Value::Number(number) => match (number.as_u64(), number.as_f64()) {
+            (Some(whole), _) => whole,
+            (None, Some(float)) if float.is_finite() && float >= 0.0 => {
+                // Saturating cast: any limit beyond u64 is unlimited in practice.
+                float.ceil() as u64
+            }
+            _ => 0,
+        },
+        _ => 0,
+    };
+    Some(limit)
+}
+
+/// Why an order cannot use an offer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedeemRefusal {
+    /// Scheduled, expired or revoked (409 `offer_not_active`).
+    #[error("the offer is {}, not active", status_name(*.0))]
+    NotActive(OfferStatus),
+    /// No use left (409 `redemption_limit_reached`).
+    #[error("the offer has no use left: its redemptionLimit of {limit} is reached")]
+    LimitReached { limit: u64 },
+    /// The offer keeps as many redemption records as one offer may
+    /// (409 `redemption_limit_reached`).
+    #[error("the offer has been redeemed and voided as often as one offer may ({MAX_REDEMPTION_RECORDS} orders)")]
+    RecordsFull,
+    /// The order does not meet one of the offer's rules (422 `rule_not_met`).
+    #[error("{0}")]
+    RuleNotMet(String),
+}
+
+impl RedeemRefusal {
+    /// The error code of the contract.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RedeemRefusal::NotActive(_) => "offer_not_active",
+            RedeemRefusal::LimitReached { .. } | RedeemRefusal::RecordsFull => {
+                "redemption_limit_reached"
+            }
+            RedeemRefusal::RuleNotMet(_) => "rule_not_met",
+        }
+    }
+}
+
+/// The status's name as the offer JSON spells it.
+pub fn status_name(status: OfferStatus) -> &'static str {
+    match status {
+        OfferStatus::Scheduled => "scheduled",
+        OfferStatus::Active => "active",
+        OfferStatus::Redeemed => "redeemed",
+        OfferStatus::Expired => "expired",
+        OfferStatus::Revoked => "revoked",
+    }
+}
+
+/// What an order on an offer as stored comes to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RedeemDecision {
+    /// The order used this offer before (voided or not): that redemption,
+    /// and no second use.
+    Replay(Redemption),
+    /// A new use may be written.
+    Redeem,
+    Refused(RedeemRefusal),
+}
+
+/// Decides an order on `offer` at `now`: a known order replays its first
+/// redemption whatever the offer's state since; otherwise the offer must be
+/// active with a use left, and the order must meet its rules.
+pub fn decide_redemption(
+    offer: &PersonalizedOffer,
+    request: &RedemptionRequest,
+    now: DateTime<Utc>,
+) -> RedeemDecision {
+    if let Some(earlier) = offer.redemptions.get(&request.order_id) {
+        return RedeemDecision::Replay(earlier.clone());
+    }
+    match offer.status(now) {
+        OfferStatus::Active => {}
+        OfferStatus::Redeemed => {
+            return RedeemDecision::Refused(RedeemRefusal::LimitReached {
+                limit: redemption_limit(&offer.rules).unwrap_or_default(),
+            })
+        }
+        status => return RedeemDecision::Refused(RedeemRefusal::NotActive(status)),
+    }
+    if offer.redemptions.len() >= MAX_REDEMPTION_RECORDS {
+        return RedeemDecision::Refused(RedeemRefusal::RecordsFull);
+    }
+    match check_rules(&offer.rules, request) {
+        Ok(()) => RedeemDecision::Redeem,
+        Err(message) => RedeemDecision::Refused(RedeemRefusal::RuleNotMet(message)),
+    }
+}
+
+/// The offer's checkout rules against the order: `minimumSpend` and
+/// `serviceModes`; other rules are the point of sale's business. A rule the
+/// order cannot be checked against (a `minimumSpend` that is not a number,
+/// `serviceModes` that is not a list) is not met: a broken rule must not make
+/// the offer free for all. The message names the rule. The same checks, in
+/// DynamoDB's terms, guard the write (`shared::dynamo::redemption_update`).
+pub fn check_rules(rules: &Rules, request: &RedemptionRequest) -> Result<(), String> {
+    if let Some(rule) = rules.get(MINIMUM_SPEND_RULE) {
+        let minimum = rule.as_f64().filter(|minimum| minimum.is_finite());
+        let cost = request.total_cost.as_f64().unwrap_or(0.0);
+        match minimum {
+            None => {
+                return Err(format!(
+                    "the offer's {MINIMUM_SPEND_RULE} rule is not a number; it cannot be met"
+                ))
+            }
+            Some(minimum) if cost < minimum => {
+                return Err(format!(
+                    "{MINIMUM_SPEND_RULE} not met: totalCost {} is below the offer's \
+                     {MINIMUM_SPEND_RULE} of {rule}",
+                    request.total_cost
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some(rule) = rules.get(SERVICE_MODES_RULE) {
+        let modes: Option<Vec<&str>> = rule
+            .as_array()
+            .and_then(|modes| modes.iter().map(Value::as_str).collect());
+        match modes {
+            None => {
+                return Err(format!(
+                "the offer's {SERVICE_MODES_RULE} rule is not a list of strings; it cannot be met"
+            ))
+            }
+            Some(modes) if !modes.contains(&request.service_mode.as_str()) => {
+                return Err(format!(
+                    "{SERVICE_MODES_RULE} not met: serviceMode {} is not one of the offer's \
+                     {SERVICE_MODES_RULE} ({})",
+                    quote(&request.service_mode),
+                    quote_names(modes)
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dates::parse_timestamp;
+    use crate::limits::{item_size, MAX_ITEM_BYTES, MAX_OFFER_BYTES};
+    use crate::offer::OfferSource;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        parse_timestamp(text).expect("timestamp")
+    }
+
+    fn body(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().expect("object")
+    }
+
+    fn request(order: &str, cost: Value, mode: &str) -> RedemptionRequest {
+        parse_redemption_request(&body(
+            json!({"orderId": order, "totalCost": cost, "serviceMode": mode}),
+        ))
+        .expect("valid")
+    }
+
+    fn offer(rules: Value) -> PersonalizedOffer {
+        PersonalizedOffer {
+            personalized_offer_id: Uuid::nil(),
+            user_id: "user-1".into(),
+            offer_id: "co-1".into(),
+            template_id: "tpl-1".into(),
+            campaign_id: None,
+            rules: serde_json::from_value(rules).expect("rules"),
+            start_date: at("2026-01-01T00:00:00Z"),
+            expiry_date: at("2026-12-31T00:00:00Z"),
+            rank: 1,
+            challenge: None,
+            source: OfferSource::Campaign,
+            sort_key: None,
+            task_id: None,
+            assigned_by: None,
+            reason: None,
+            created_at: at("2026-01-01T00:00:00Z"),
+            ttl: 0,
+            revoked_at: None,
+            revoked_by: None,
+            audit: Vec::new(),
+            idempotency: None,
+            redemption_count: 0,
+            redemptions: BTreeMap::new(),
+            viewed_at: None,
+            clicked_at: None,
+            view_count: 0,
+            click_count: 0,
+        }
+    }
+
+    #[test]
+    fn a_valid_request_and_each_field_out_of_bounds() {
+        let parsed = parse_redemption_request(&body(json!({
+            "orderId": "order-1", "totalCost": 12.5, "serviceMode": "pickup", "storeId": "s-9",
+            "unexpected": true
+        })))
+        .expect("valid");
+        assert_eq!(parsed.order_id, "order-1");
+        assert_eq!(parsed.total_cost.as_f64(), Some(12.5));
+        assert_eq!(parsed.store_id.as_deref(), Some("s-9"));
+        let whole = parse_redemption_request(&body(
+            json!({"orderId": "o", "totalCost": 10.0, "serviceMode": "pickup"}),
+        ))
+        .expect("valid");
+        assert_eq!(
+            whole.total_cost,
+            Number::from(10),
+            "as DynamoDB gives it back"
+        );
+        let good = json!({"orderId": "o", "totalCost": 0, "serviceMode": "pickup"});
+        assert!(parse_redemption_request(&body(good.clone())).is_ok());
+        for (field, bad) in [
+            ("orderId", json!("")),
+            ("orderId", json!("   ")),
+            ("orderId", json!("x".repeat(129))),
+            ("orderId", json!("a\nb")),
+            ("orderId", json!(7)),
+            ("orderId", Value::Null),
+            ("totalCost", json!(-0.01)),
+            ("totalCost", json!("12")),
+            ("totalCost", json!(1e300)),
+            ("totalCost", Value::Null),
+            ("serviceMode", json!("")),
+            ("serviceMode", json!("m".repeat(65))),
+            ("serviceMode", json!(["pickup"])),
+            ("storeId", json!("")),
+            ("storeId", json!("s".repeat(129))),
+            ("storeId", json!(12)),
+        ] {
+            let mut candidate = body(good.clone());
+            candidate.insert(field.into(), bad.clone());
+            let problem = parse_redemption_request(&candidate).expect_err(field);
+            assert!(problem.message.contains(field), "{field} {bad}: {problem}");
+        }
+        // 128 characters of four bytes each are within the bound.
+        assert!(parse_order_id(&"😀".repeat(128)).is_ok());
+        assert!(parse_order_id(&"😀".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn redemption_ids_are_one_per_offer_and_order() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!(redemption_id(a, "o-1"), redemption_id(a, "o-1"));
+        assert_ne!(redemption_id(a, "o-1"), redemption_id(a, "o-2"));
+        assert_ne!(redemption_id(a, "o-1"), redemption_id(b, "o-1"));
+    }
+
+    #[test]
+    fn limits_round_up_and_a_malformed_one_allows_no_use() {
+        let limit =
+            |rule: Value| redemption_limit(&BTreeMap::from([(REDEMPTION_LIMIT_RULE.into(), rule)]));
+        assert_eq!(redemption_limit(&BTreeMap::new()), None);
+        assert_eq!(limit(json!(3)), Some(3));
+        assert_eq!(limit(json!(2.7)), Some(3), "count < 2.7 allows three uses");
+        assert_eq!(limit(json!(0)), Some(0));
+        assert_eq!(limit(json!(-1)), Some(0));
+        assert_eq!(limit(json!("3")), Some(0));
+    }
+
+    #[test]
+    fn rules_name_the_rule_not_met() {
+        let rules: Rules = serde_json::from_value(
+            json!({"minimumSpend": 7.5, "serviceModes": ["pickup", "drive-thru"], "other": 1}),
+        )
+        .expect("rules");
+        assert_eq!(
+            check_rules(&rules, &request("o", json!(7.5), "pickup")),
+            Ok(())
+        );
+        let low = check_rules(&rules, &request("o", json!(7.49), "pickup")).expect_err("low");
+        assert!(
+            low.contains("minimumSpend") && low.contains("7.49"),
+            "{low}"
+        );
+        let mode = check_rules(&rules, &request("o", json!(9), "delivery")).expect_err("mode");
+        assert!(
+            mode.contains("serviceModes") && mode.contains("delivery"),
+            "{mode}"
+        );
+        let broken: Rules = serde_json::from_value(json!({"minimumSpend": "5"})).expect("rules");
+        assert!(check_rules(&broken, &request("o", json!(9), "pickup"))
+            .expect_err("fail closed")
+            .contains("minimumSpend"));
+        let broken: Rules =
+            serde_json::from_value(json!({"serviceModes": "pickup"})).expect("rules");
+        assert!(check_rules(&broken, &request("o", json!(9), "pickup")).is_err());
+    }
+
+    #[test]
+    fn decisions_follow_status_count_and_known_orders() {
+        let now = at("2026-06-01T00:00:00Z");
+        let mut offer = offer(json!({"redemptionLimit": 1, "minimumSpend": 5}));
+        let order = request("o-1", json!(10), "pickup");
+        assert_eq!(
+            decide_redemption(&offer, &order, now),
+            RedeemDecision::Redeem
+        );
+        assert_eq!(
+            decide_redemption(&offer, &request("o-1", json!(1), "pickup"), now),
+            RedeemDecision::Refused(RedeemRefusal::RuleNotMet(
+                "minimumSpend not met: totalCost 1 is below the offer's minimumSpend of 5".into()
+            ))
+        );
+        let record = Redemption::of(offer.personalized_offer_id, &order, now);
+        offer.redemptions.insert("o-1".into(), record.clone());
+        offer.redemption_count = 1;
+        assert_eq!(offer.status(now), OfferStatus::Redeemed);
+        assert_eq!(offer.remaining_redemptions(), Some(0));
+        assert_eq!(
+            decide_redemption(&offer, &order, now),
+            RedeemDecision::Replay(record.clone())
+        );
+        let refused = decide_redemption(&offer, &request("o-2", json!(10), "pickup"), now);
+        assert_eq!(
+            refused,
+            RedeemDecision::Refused(RedeemRefusal::LimitReached { limit: 1 })
+        );
+        // Voided: the use is back, and the order still replays.
+        offer.redemption_count = 0;
+        assert_eq!(offer.status(now), OfferStatus::Active);
+        assert_eq!(
+            decide_redemption(&offer, &request("o-2", json!(10), "pickup"), now),
+            RedeemDecision::Redeem
+        );
+        for (status, moment) in [
+            (OfferStatus::Scheduled, "2025-12-31T00:00:00Z"),
+            (OfferStatus::Expired, "2027-01-01T00:00:00Z"),
+        ] {
+            let refused =
+                decide_redemption(&offer, &request("o-3", json!(10), "pickup"), at(moment));
+            assert_eq!(
+                refused,
+                RedeemDecision::Refused(RedeemRefusal::NotActive(status))
+            );
+        }
+        offer.revoked_at = Some(now);
+        let refused = decide_redemption(&offer, &request("o-3", json!(10), "pickup"), now);
+        assert_eq!(
+            refused.clone(),
+            RedeemDecision::Refused(RedeemRefusal::NotActive(OfferStatus::Revoked))
+        );
+        let RedeemDecision::Refused(refusal) = refused else {
+            unreachable!()
+        };
+        assert_eq!(refusal.code(), "offer_not_active");
+        assert!(refusal.to_string().contains("revoked"));
+        assert_eq!(
+            decide_redemption(&offer, &order, now),
+            RedeemDecision::Replay(record),
+            "a known order replays even once the offer is revoked"
+        );
+    }
+
+    #[test]
+    fn an_unlimited_offer_stops_at_the_records_bound() {
+        let now = at("2026-06-01T00:00:00Z");
+        let mut offer = offer(json!({}));
+        assert_eq!(offer.remaining_redemptions(), None);
+        for n in 0..MAX_REDEMPTION_RECORDS {
+            let order = request(&format!("o-{n}"), json!(1), "pickup");
+            offer.redemptions.insert(
+                order.order_id.clone(),
+                Redemption::of(Uuid::nil(), &order, now),
+            );
+        }
+        let refused = decide_redemption(&offer, &request("one-more", json!(1), "pickup"), now);
+        assert_eq!(refused, RedeemDecision::Refused(RedeemRefusal::RecordsFull));
+    }
+
+    #[test]
+    fn the_records_bound_keeps_the_item_under_400_kb() {
+        // A record with every value at its bound, as DynamoDB sizes it: the
+        // map key (the order id) and the record.
+        let order_id = "😀".repeat(MAX_ORDER_ID_CHARS);
+        let record = Redemption {
+            redemption_id: Uuid::new_v4(),
+            order_id: order_id.clone(),
+            total_cost: Number::from_f64(-1.234_567_890_123_456_7e-100).expect("number"),
+            service_mode: "m".repeat(MAX_SERVICE_MODE_BYTES),
+            store_id: Some("s".repeat(MAX_STORE_ID_BYTES)),
+            redeemed_at: at("9999-12-31T23:59:59.999999999Z"),
+            voided_at: Some(at("9999-12-31T23:59:59.999999999Z")),
+        };
+        let entry = json!({ order_id: record });
+        let per_record = item_size(entry.as_object().expect("map"));
+        // Counters, first-seen dates and challenge progress.
+        const ROOM_FOR_THE_REST: usize = 16 * 1_024;
+        let worst = MAX_OFFER_BYTES + MAX_REDEMPTION_RECORDS * per_record + ROOM_FOR_THE_REST;
+        assert!(
+            worst < MAX_ITEM_BYTES,
+            "{per_record} bytes a record, {worst} in all"
+        );
+    }
+}
