@@ -294,18 +294,14 @@ async fn replayed_and_concurrent_deliveries_change_nothing() {
     let half = records.len() / 2;
     assert!(invoke_stats(&stats, &records[half..]).await.is_empty());
     check_counts(&stats_of(&bed, CAMPAIGN).await.body, &expected_fries());
-    let mut before: Vec<String> = items_after_first
-        .iter()
-        .map(|i| Value::Object(i.clone()).to_string())
-        .collect();
-    let mut after: Vec<String> = bed
-        .scan(STATS)
-        .await
-        .iter()
-        .map(|i| Value::Object(i.clone()).to_string())
-        .collect();
-    before.sort();
-    after.sort();
+    // Compared as JSON values (key order aside), sorted by key.
+    let by_key = |items: Vec<serde_json::Map<String, Value>>| {
+        let mut items: Vec<Value> = items.into_iter().map(Value::Object).collect();
+        items.sort_by_key(|item| format!("{}|{}", item["pk"], item["sk"]));
+        items
+    };
+    let before = by_key(items_after_first);
+    let after = by_key(bed.scan(STATS).await);
     assert_eq!(before, after, "not one item changed");
 }
 
