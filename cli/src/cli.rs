@@ -176,7 +176,8 @@ pub enum RejectionsCommand {
 pub struct RejectionFilterArgs {
     /// Only this reason code (invalid_row, invalid_dates, expired, unknown_offer,
     /// missing_template, unknown_template, template_mismatch, missing_rule,
-    /// unknown_rule, invalid_rule_value, invalid_challenge, frequency_mismatch)
+    /// unknown_rule, invalid_rule_value, invalid_challenge, frequency_mismatch,
+    /// invalid_transaction)
     #[arg(long, value_name = "CODE", value_parser = parse_reason_code)]
     pub reason: Option<ReasonCode>,
 

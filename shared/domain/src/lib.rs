@@ -7,10 +7,12 @@ pub mod challenge;
 pub mod dates;
 pub mod limits;
 pub mod offer;
+pub mod progress;
 #[cfg(test)]
 mod properties;
 pub mod rejection;
 pub mod rules;
+pub mod transaction;
 
 pub use assignment::{parse_pending_row, parse_support_request, Assignment, AssignmentSource};
 pub use catalog::{CatalogEntry, ConfigOffer, OfferTemplate, RuleDeclaration, RuleType};
@@ -21,3 +23,4 @@ pub use offer::{
 };
 pub use rejection::{ReasonCode, Rejection};
 pub use rules::Rules;
+pub use transaction::{parse_transaction, Transaction};
