@@ -6,6 +6,7 @@ pub use offers_domain as domain;
 
 pub mod assign;
 pub mod catalog_cache;
+pub mod challenge_progress;
 pub mod config;
 pub mod deadline;
 pub mod dispatch;
