@@ -15,5 +15,6 @@ pub mod error;
 pub mod fakes;
 pub mod metrics;
 pub mod ports;
+pub mod stream;
 pub mod support;
 pub mod telemetry;
