@@ -2,7 +2,9 @@
 //! template.yaml, rows written with the SDK, the stream read as Lambda would,
 //! and the functions wired exactly as their main.rs wires them.
 
-use crate::fixtures::{sample_catalog, CATALOG, DISPATCHER, LOOKUP, OFFERS, PENDING, SUPPORT};
+use crate::fixtures::{
+    sample_catalog, CATALOG, DISPATCHER, LOOKUP, OFFERS, PENDING, PROGRESS, SUPPORT, TRANSACTIONS,
+};
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
@@ -123,6 +125,13 @@ impl TestBed {
             .expect("pending stream")
     }
 
+    /// The transactions table's stream, read as Lambda would.
+    pub async fn transactions_stream(&self) -> StreamReader {
+        StreamReader::open(&self.sdk, &self.client, self.table(TRANSACTIONS))
+            .await
+            .expect("transactions stream")
+    }
+
     pub async fn load_sample_catalog(&self) {
         for item in sample_catalog() {
             self.put(CATALOG, item).await;
@@ -191,6 +200,23 @@ impl TestBed {
         support_assignment::build_support(dynamodb_client(&self.sdk, &config.sdk), &config)
     }
 
+    pub fn progress_config(
+        &self,
+        overrides: &[(&str, &str)],
+    ) -> challenge_progress::ProgressConfig {
+        challenge_progress::ProgressConfig::from_env(&self.env(PROGRESS, overrides))
+            .expect("challenge progress config")
+    }
+
+    /// Challenge progress exactly as its main.rs wires it, configured from template.yaml.
+    pub fn progress(
+        &self,
+        overrides: &[(&str, &str)],
+    ) -> challenge_progress::DynamoChallengeProgress {
+        let config = self.progress_config(overrides);
+        challenge_progress::build_progress(dynamodb_client(&self.sdk, &config.sdk), &config)
+    }
+
     /// Puts pending rows and hands what the stream shows to the dispatcher;
     /// returns the `personalizedOfferId` of each row's offer, by sort key.
     pub async fn dispatch_rows(
@@ -242,6 +268,25 @@ pub async fn invoke_with(
     let response = handler::handle(dispatcher, LambdaEvent::new(lambda_event(records), context))
         .await
         .expect("handler");
+    response
+        .batch_item_failures
+        .into_iter()
+        .filter_map(|failure| failure.item_identifier)
+        .collect()
+}
+
+/// Calls challenge progress's handler the way Lambda does, with a default
+/// context; returns the sequence numbers reported in `batchItemFailures`.
+pub async fn invoke_progress(
+    progress: &challenge_progress::DynamoChallengeProgress,
+    records: &[Value],
+) -> Vec<String> {
+    let response = challenge_progress::handler::handle(
+        progress,
+        LambdaEvent::new(lambda_event(records), Context::default()),
+    )
+    .await
+    .expect("handler");
     response
         .batch_item_failures
         .into_iter()
