@@ -173,7 +173,6 @@ pub(super) fn goal_expressions(write: &GoalMet) -> Expressions {
     .map(|(placeholder, name)| (placeholder.to_owned(), name.to_owned()))
     .collect();
     names.insert("#goal".into(), write.goal.clone());
-    names.insert("#k".into(), write.counted_key.clone());
     let met_at = format_timestamp(write.met_at);
     let mut values: HashMap<String, AttributeValue> = HashMap::from([
         (":at".to_owned(), text(met_at)),
@@ -189,7 +188,9 @@ pub(super) fn goal_expressions(write: &GoalMet) -> Expressions {
         "attribute_exists(#c.#g.#goal)".to_owned(),
         "attribute_not_exists(#c.#g.#goal.#m)".to_owned(),
     ];
+    // DynamoDB refuses a placeholder the expressions do not use.
     if write.counted_map_exists {
+        names.insert("#k".into(), write.counted_key.clone());
         sets.push("#c.#ct.#k = :goal".into());
         values.insert(":goal".into(), text(write.goal.clone()));
         conditions.push("attribute_exists(#c.#ct)".into());
@@ -305,6 +306,26 @@ mod tests {
         assert!(condition.contains("attribute_not_exists(#c.#ct.#k)"));
         assert!(condition.contains("attribute_not_exists(#c.#done)"));
         assert!(condition.contains("attribute_exists(#c.#g.#o0.#m)"));
+    }
+
+    #[test]
+    fn every_placeholder_is_used() {
+        for (goals, completes, map) in [
+            (2, false, false),
+            (2, false, true),
+            (3, true, true),
+            (1, true, false),
+        ] {
+            let (update, condition, names, values) =
+                goal_expressions(&write(goals, completes, map));
+            let text = format!("{update} {condition}");
+            for placeholder in names.keys().chain(values.keys()) {
+                let used = text.match_indices(placeholder.as_str()).any(|(at, _)| {
+                    !text[at + placeholder.len()..].starts_with(|c: char| c.is_ascii_alphanumeric())
+                });
+                assert!(used, "{placeholder} unused in {text}");
+            }
+        }
     }
 
     #[test]
