@@ -1,4 +1,4 @@
-//! What template.yaml must never lose: the dispatcher's safe stream mapping,
+//! What template.yaml must never lose: the stream functions' safe mappings,
 //! a JWT authorizer on every route, TTL, retained tables with point-in-time
 //! recovery, alarms on the metrics the code really emits, and for
 //! each function exactly the DynamoDB permissions its calls need: recorded
@@ -8,6 +8,9 @@
 use offers_integration_tests::*;
 use offers_local::template::tagged;
 use offers_local::SamTemplate;
+use offers_shared::challenge_progress::{
+    ProgressFailure, ProgressOutcome, ProgressReport, RecordProgress,
+};
 use offers_shared::dispatch::{BatchReport, Outcome, RecordReport};
 use offers_shared::domain::ReasonCode;
 use serde_json::json;
@@ -28,33 +31,63 @@ fn resource_type(template: &SamTemplate, logical_id: &str) -> Option<String> {
 }
 
 #[test]
-fn the_dispatchers_stream_mapping_is_safe() {
+fn the_stream_mappings_are_safe() {
     let template = template();
-    let mapping = template
-        .stream_mapping("OfferDispatcherFunction")
-        .expect("DynamoDB event");
-    assert_eq!(mapping.table, "PendingPersonalizedOffersTable");
+    for (function, table, retries, age) in [
+        (
+            DISPATCHER,
+            PENDING,
+            "DispatcherMaximumRetryAttempts",
+            "DispatcherMaximumRecordAgeInSeconds",
+        ),
+        (
+            PROGRESS,
+            TRANSACTIONS,
+            "ChallengeProgressMaximumRetryAttempts",
+            "ChallengeProgressMaximumRecordAgeInSeconds",
+        ),
+    ] {
+        stream_mapping_is_safe(&template, function, table, [retries, age]);
+    }
+    // Each stream function has a queue of its own: a message names the function it came from.
+    assert_ne!(
+        on_failure_queue(&template, DISPATCHER),
+        on_failure_queue(&template, PROGRESS)
+    );
+    // The transactions table streams the new image (contract section 8).
+    let stream = &template.properties(TRANSACTIONS).expect("table")["StreamSpecification"];
+    assert_eq!(stream["StreamViewType"].as_str(), Some("NEW_IMAGE"));
+}
+
+fn stream_mapping_is_safe(
+    template: &SamTemplate,
+    function: &str,
+    table: &str,
+    parameter_names: [&str; 2],
+) {
+    let mapping = template.stream_mapping(function).expect("DynamoDB event");
+    assert_eq!(mapping.table, table, "{function}");
     assert_eq!(
         mapping.event_names,
         Some(vec!["INSERT".to_owned()]),
-        "INSERT filter"
+        "{function}: INSERT filter"
     );
     assert!(
         mapping.report_batch_item_failures,
-        "partial batch responses"
+        "{function}: partial batch responses"
     );
-    assert!(mapping.bisect_batch_on_function_error, "bisect");
-    assert!(mapping.maximum_retry_attempts <= 10_000, "finite retries");
+    assert!(mapping.bisect_batch_on_function_error, "{function}: bisect");
+    assert!(
+        mapping.maximum_retry_attempts <= 10_000,
+        "{function}: finite retries"
+    );
     assert!(
         mapping.maximum_record_age.as_secs() <= 604_800,
-        "finite record age"
+        "{function}: finite record age"
     );
     // The parameters cannot be set to -1 (infinite) either.
     let parameters = template_parameters();
-    for (name, max) in [
-        ("DispatcherMaximumRetryAttempts", 10_000),
-        ("DispatcherMaximumRecordAgeInSeconds", 604_800),
-    ] {
+    for (name, max) in parameter_names.into_iter().zip([10_000, 604_800]) {
         let parameter = &parameters[name];
         assert!(
             parameter["MinValue"].as_i64().is_some_and(|min| min >= 0),
@@ -65,8 +98,18 @@ fn the_dispatchers_stream_mapping_is_safe() {
             "{name}"
         );
     }
+    let queue = on_failure_queue(template, function);
+    assert_eq!(
+        resource_type(template, &queue).as_deref(),
+        Some("AWS::SQS::Queue"),
+        "{function}"
+    );
+}
+
+/// The logical id of the SQS queue a function's stream mapping sends failures to.
+fn on_failure_queue(template: &SamTemplate, function: &str) -> String {
     let event = template
-        .properties("OfferDispatcherFunction")
+        .properties(function)
         .ok()
         .and_then(|p| p.get("Events"))
         .and_then(Value::as_mapping)
@@ -80,14 +123,11 @@ fn the_dispatchers_stream_mapping_is_safe() {
         .expect("properties")
         .clone();
     let on_failure = &event["DestinationConfig"]["OnFailure"];
-    assert_eq!(on_failure["Type"].as_str(), Some("SQS"));
-    let queue = tagged(&on_failure["Destination"], "!GetAtt")
+    assert_eq!(on_failure["Type"].as_str(), Some("SQS"), "{function}");
+    tagged(&on_failure["Destination"], "!GetAtt")
         .and_then(|target| target.strip_suffix(".Arn"))
-        .expect("!GetAtt <queue>.Arn");
-    assert_eq!(
-        resource_type(&template, queue).as_deref(),
-        Some("AWS::SQS::Queue")
-    );
+        .expect("!GetAtt <queue>.Arn")
+        .to_owned()
 }
 
 fn template_parameters() -> serde_json::Value {
@@ -153,6 +193,7 @@ fn data_is_kept_and_expires_where_it_should() {
         "OfferCatalogTable",
         "LoyaltyOffersTable",
         "RejectedPersonalizedOffersTable",
+        "LoyaltyTransactionsTable",
     ] {
         let properties = template.properties(table).expect("table");
         assert_eq!(
@@ -347,6 +388,42 @@ async fn each_function_may_make_exactly_the_dynamodb_calls_it_makes() {
         granted(&template, SUPPORT),
         "support: calls made vs policy"
     );
+
+    // Challenge progress: a challenge offer, two transactions racing for its
+    // first goal (a failed condition), an invalid transaction.
+    let recorder = PermissionRecorder::default();
+    let mut row = seed_challenge_row(&future_date(30));
+    row["userId"] = json!("perm-user");
+    bed.dispatch_rows(&mut bed.stream().await, &[row]).await;
+    let config = bed.progress_config(&[]);
+    let progress =
+        challenge_progress::build_progress(bed.recording_client(&config.sdk, &recorder), &config);
+    let mut transactions = bed.transactions_stream().await;
+    for (id, cost) in [
+        ("perm-t1", json!(5)),
+        ("perm-t2", json!(5)),
+        ("perm-bad", json!(-1)),
+    ] {
+        let mut item = transaction(id, "perm-user", 1.0, "2026-05-02T10:00:00Z");
+        item["totalCost"] = cost;
+        bed.put(TRANSACTIONS, item).await;
+    }
+    let records = transactions.read_new().await.expect("stream");
+    let (one, two) = tokio::join!(
+        invoke_progress(&progress, &records[..1]),
+        invoke_progress(&progress, &records[1..]),
+    );
+    assert!(one.is_empty() && two.is_empty());
+    assert_eq!(
+        bed.scan(REJECTED).await.len(),
+        3,
+        "two rows and a transaction"
+    );
+    assert_eq!(
+        needed(&bed, &recorder),
+        granted(&template, PROGRESS),
+        "challenge progress: calls made vs policy"
+    );
 }
 
 #[test]
@@ -406,6 +483,28 @@ fn alarms_watch_what_the_runbook_covers() {
         &alarm("DispatcherFailedRecordsAlarm"),
         Outcome::Failed(offers_shared::dispatch::Failure::StoreDown),
     );
+    // The same for challenge progress: its queue, its stream, its counts.
+    let queue = alarm("ChallengeProgressFailureQueueAlarm");
+    assert_eq!(
+        tagged(&queue["Dimensions"][0]["Value"], "!GetAtt"),
+        Some("ChallengeProgressFailureQueue.QueueName")
+    );
+    let age = alarm("ChallengeProgressIteratorAgeAlarm");
+    assert_eq!(age["MetricName"].as_str(), Some("IteratorAge"));
+    assert_eq!(watched_function(&age).as_deref(), Some(PROGRESS));
+    watches_the_progress_count(
+        "TransactionRejectionsAlarm",
+        &alarm("TransactionRejectionsAlarm"),
+        ProgressOutcome::Rejected {
+            code: ReasonCode::InvalidTransaction,
+            rejection_id: uuid::Uuid::nil(),
+        },
+    );
+    watches_the_progress_count(
+        "ChallengeProgressFailedRecordsAlarm",
+        &alarm("ChallengeProgressFailedRecordsAlarm"),
+        ProgressOutcome::Failed(ProgressFailure::StoreDown),
+    );
     // Each alarm notifies the optional topic and names its runbook section.
     let runbook = std::fs::read_to_string(offers_local::workspace_root().join("docs/runbook.md"))
         .expect("docs/runbook.md");
@@ -433,6 +532,22 @@ fn alarms_watch_what_the_runbook_covers() {
     }
 }
 
+/// [`watches_the_dispatchers_count`] for challenge progress's EMF line.
+fn watches_the_progress_count(id: &str, alarm: &Value, outcome: ProgressOutcome) {
+    let report = ProgressReport {
+        records: vec![RecordProgress {
+            event_id: None,
+            sequence_number: None,
+            user_id: None,
+            transaction_id: None,
+            outcome,
+        }],
+        store_down: false,
+    };
+    let line = offers_shared::metrics::challenge_metrics(&report, "f", chrono::Utc::now());
+    watches_the_count(id, alarm, &line, PROGRESS);
+}
+
 /// Asserts that an alarm watches the count the dispatcher emits for records
 /// with `outcome`: the metric name, namespace and dimensions are taken from
 /// the EMF line the code writes for a batch of one such record (the one count
@@ -443,6 +558,12 @@ fn watches_the_dispatchers_count(id: &str, alarm: &Value, outcome: Outcome) {
         ..BatchReport::default()
     };
     let line = offers_shared::metrics::dispatch_metrics(&report, "f", chrono::Utc::now());
+    watches_the_count(id, alarm, &line, DISPATCHER);
+}
+
+/// Asserts that an alarm watches the one count that is 1 in `line` (an EMF
+/// line the code wrote for one record), of `function`.
+fn watches_the_count(id: &str, alarm: &Value, line: &serde_json::Value, function_id: &str) {
     let declared = &line["_aws"]["CloudWatchMetrics"][0];
     let counted: Vec<&str> = declared["Metrics"]
         .as_array()
@@ -486,5 +607,5 @@ fn watches_the_dispatchers_count(id: &str, alarm: &Value, outcome: Outcome) {
         .flatten()
         .find(|dimension| dimension["Name"].as_str() == Some("FunctionName"))
         .and_then(|dimension| tagged(&dimension["Value"], "!Ref"));
-    assert_eq!(function, Some(DISPATCHER), "{id}: the dispatcher's metric");
+    assert_eq!(function, Some(function_id), "{id}: the function's metric");
 }

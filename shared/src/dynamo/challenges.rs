@@ -92,11 +92,16 @@ impl ChallengeStore for DynamoStore {
         else {
             return Err(classify(&err));
         };
-        let current = match failed.item() {
-            Some(item) => Some(owned_offer(item.clone(), &write.user_id, id)?),
-            None => self.read_offer(&write.user_id, id, true).await?,
-        };
-        Ok(ProgressWrite::Stale(current.map(Box::new)))
+        // DynamoDB returns the item as it is whenever it exists
+        // (`ALL_OLD`): no item means no offer any more (its TTL deleted it).
+        match failed.item() {
+            Some(item) => Ok(ProgressWrite::Stale(Some(Box::new(owned_offer(
+                item.clone(),
+                &write.user_id,
+                id,
+            )?)))),
+            None => Ok(ProgressWrite::Stale(None)),
+        }
     }
 
     async fn reject_transaction(
