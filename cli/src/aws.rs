@@ -19,14 +19,16 @@ pub enum Table {
     LoyaltyOffers,
     Catalog,
     Rejected,
+    Transactions,
 }
 
 impl Table {
-    pub const ALL: [Table; 4] = [
+    pub const ALL: [Table; 5] = [
         Table::Pending,
         Table::LoyaltyOffers,
         Table::Catalog,
         Table::Rejected,
+        Table::Transactions,
     ];
 
     pub fn logical_id(self) -> &'static str {
@@ -35,6 +37,7 @@ impl Table {
             Table::LoyaltyOffers => "LoyaltyOffersTable",
             Table::Catalog => "OfferCatalogTable",
             Table::Rejected => "RejectedPersonalizedOffersTable",
+            Table::Transactions => "LoyaltyTransactionsTable",
         }
     }
 
@@ -45,6 +48,7 @@ impl Table {
             Table::LoyaltyOffers => "LOYALTY_OFFERS_TABLE_NAME",
             Table::Catalog => "OFFER_CATALOG_TABLE_NAME",
             Table::Rejected => "REJECTED_TABLE_NAME",
+            Table::Transactions => offers_shared::config::TRANSACTIONS_TABLE_VARIABLE,
         }
     }
 }
@@ -52,7 +56,7 @@ impl Table {
 /// Physical table names, as far as they are known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {
-    names: [Option<String>; 4],
+    names: [Option<String>; 5],
 }
 
 impl TableNames {

@@ -19,6 +19,7 @@ pub mod writer;
 use crate::aws::Connection;
 use crate::cli::{
     CatalogCommand, Cli, Command, FailuresCommand, PendingCommand, RejectionsCommand,
+    TransactionsCommand,
 };
 use crate::error::CliError;
 
@@ -42,6 +43,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Pending(PendingCommand::Redrive(args)) => {
             commands::pending::redrive(args, &connection).await
+        }
+        Command::Transactions(TransactionsCommand::Add(args)) => {
+            commands::transactions::add(args, &connection).await
         }
     }
 }
