@@ -70,10 +70,16 @@ async fn the_challenge_progress_binary_completes_a_challenge() {
         .await;
     let id = ids.values().next().cloned().unwrap_or_default();
     let mut transactions = bed.transactions_stream().await;
-    bed.put(TRANSACTIONS, transaction("bin-1", SEED_USER, 12.5, "2026-05-02T10:00:00Z"))
-        .await;
-    bed.put(TRANSACTIONS, transaction("bin-2", SEED_USER, 4.2, "2026-05-03T10:00:00Z"))
-        .await;
+    bed.put(
+        TRANSACTIONS,
+        transaction("bin-1", SEED_USER, 12.5, "2026-05-02T10:00:00Z"),
+    )
+    .await;
+    bed.put(
+        TRANSACTIONS,
+        transaction("bin-2", SEED_USER, 4.2, "2026-05-03T10:00:00Z"),
+    )
+    .await;
     let mut invalid = transaction("bin-bad", SEED_USER, 1.0, "2026-05-03T10:00:00Z");
     invalid["occurredAt"] = json!("not a date");
     bed.put(TRANSACTIONS, invalid).await;
@@ -102,7 +108,10 @@ async fn the_challenge_progress_binary_completes_a_challenge() {
         .into_iter()
         .find(|offer| offer["personalizedOfferId"] == id.as_str())
         .expect("the offer");
-    assert_eq!(offer["challenge"]["goals"]["visit2"]["transactionId"], "bin-2");
+    assert_eq!(
+        offer["challenge"]["goals"]["visit2"]["transactionId"],
+        "bin-2"
+    );
     assert!(offer["challenge"]["completedAt"].is_string());
     let rejected = bed.scan(REJECTED).await;
     assert_eq!(rejected.len(), 1);
