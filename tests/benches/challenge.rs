@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 const USERS: usize = 400;
 const VISITS: usize = 5;
-const TRANSACTIONS: usize = USERS * VISITS;
+const TRANSACTION_COUNT: usize = USERS * VISITS;
 const WARM_UP_USERS: usize = 60;
 const BATCH: usize = 100;
 
@@ -34,10 +34,10 @@ async fn main() {
     let handler = measure_handler(&fresh_dynamodb()).await;
     let floor = measure_floor(&fresh_dynamodb(), handler.concurrency).await;
     let binary = measure_binary(&fresh_dynamodb()).await;
-    let per_second = |time: Duration| TRANSACTIONS as f64 / time.as_secs_f64();
+    let per_second = |time: Duration| TRANSACTION_COUNT as f64 / time.as_secs_f64();
     println!(
-        "challenge bench: {TRANSACTIONS} transactions of {USERS} users ({VISITS}-visit challenges, all completed), {} batches of {BATCH}, concurrency {}",
-        TRANSACTIONS / BATCH,
+        "challenge bench: {TRANSACTION_COUNT} transactions of {USERS} users ({VISITS}-visit challenges, all completed), {} batches of {BATCH}, concurrency {}",
+        TRANSACTION_COUNT / BATCH,
         handler.concurrency
     );
     println!(
@@ -54,7 +54,7 @@ async fn main() {
         "  floor:                 {:>6.0} txn/s  ({:.2} s, bare Query + conditional UpdateItem per transaction; CPU {:.3} ms/txn of the bench process)",
         per_second(floor.time),
         floor.time.as_secs_f64(),
-        floor.cpu.per_item_ms(TRANSACTIONS)
+        floor.cpu.per_item_ms(TRANSACTION_COUNT)
     );
     println!(
         "  ratio handler/floor:   {:>6.3}  (target <= 1.15)",
@@ -65,13 +65,13 @@ async fn main() {
         binary.time.as_secs_f64() / floor.time.as_secs_f64()
     );
     println!(
-        "  CPU of the binary:     {:>6.3} ms/txn (user {:.3} + system {:.3}, over the {TRANSACTIONS} measured transactions)",
-        binary.cpu.per_item_ms(TRANSACTIONS),
-        binary.cpu.user_per_item_ms(TRANSACTIONS),
-        binary.cpu.system_per_item_ms(TRANSACTIONS)
+        "  CPU of the binary:     {:>6.3} ms/txn (user {:.3} + system {:.3}, over the {TRANSACTION_COUNT} measured transactions)",
+        binary.cpu.per_item_ms(TRANSACTION_COUNT),
+        binary.cpu.user_per_item_ms(TRANSACTION_COUNT),
+        binary.cpu.system_per_item_ms(TRANSACTION_COUNT)
     );
     println!(
-        "  peak RSS of the binary: {:>5.1} MiB (VmHWM after {TRANSACTIONS} transactions)",
+        "  peak RSS of the binary: {:>5.1} MiB (VmHWM after {TRANSACTION_COUNT} transactions)",
         binary.peak_rss_kib as f64 / 1024.0
     );
 }
@@ -172,7 +172,9 @@ async fn put_and_read(
 ) -> Vec<Value> {
     for chunk in items.chunks(BATCH) {
         stream::iter(chunk)
-            .for_each_concurrent(16, |item| bed.put(TRANSACTIONS, item.clone()))
+            .for_each_concurrent(16, |item| {
+                bed.put(offers_integration_tests::TRANSACTIONS, item.clone())
+            })
             .await;
     }
     let records = inserts(&stream.read_new().await.expect("stream"));
