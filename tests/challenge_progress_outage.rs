@@ -161,15 +161,7 @@ async fn dynamodb_stopping_mid_batch_half_writes_nothing_and_the_retry_counts_ea
         if failed.is_empty() {
             break;
         }
-        let first_failed = records
-            .iter()
-            .position(|record| {
-                failed
-                    .iter()
-                    .any(|sequence| record["dynamodb"]["SequenceNumber"] == sequence.as_str())
-            })
-            .expect("a failed record is in the batch");
-        failed = invoke_progress(&retrying, &records[first_failed..]).await;
+        failed = invoke_progress(&retrying, from_lowest_failed(&records, &failed)).await;
     }
     assert!(failed.is_empty(), "retries succeed: {failed:?}");
 

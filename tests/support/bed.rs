@@ -321,3 +321,17 @@ impl TestBed {
         (bed, support)
     }
 }
+
+/// What Lambda delivers again after a partial batch failure: the records from
+/// the lowest failed sequence number on.
+pub fn from_lowest_failed<'a>(records: &'a [Value], failed: &[String]) -> &'a [Value] {
+    let first = records
+        .iter()
+        .position(|record| {
+            failed
+                .iter()
+                .any(|sequence| record["dynamodb"]["SequenceNumber"] == sequence.as_str())
+        })
+        .expect("a failed record is in the batch");
+    &records[first..]
+}

@@ -83,6 +83,22 @@ pub struct Challenge {
 }
 
 impl Challenge {
+    /// A challenge as authored: no goal met yet.
+    pub fn new(
+        challenge_type: ChallengeType,
+        task_id: Option<String>,
+        ChallengeStatus { reward, goals }: ChallengeStatus,
+    ) -> Self {
+        Self {
+            challenge_type,
+            task_id,
+            reward,
+            goals,
+            completed_at: None,
+            counted_transactions: BTreeMap::new(),
+        }
+    }
+
     /// When the reward was granted (set with `completedAt`), if it was.
     pub fn reward_granted_at(&self) -> Option<&str> {
         self.reward.get(REWARD_GRANTED_AT).and_then(Value::as_str)
@@ -134,7 +150,7 @@ pub fn parse_challenge(
     let status = fields
         .challenge_status
         .ok_or_else(|| invalid("challengeStatus is required with a challenge".into()))?;
-    let ChallengeStatus { reward, goals } = parse_challenge_status(status)?;
+    let status = parse_challenge_status(status)?;
 
     match fields.frequency {
         None => {
@@ -155,14 +171,11 @@ pub fn parse_challenge(
         Some(_) => {}
     }
 
-    Ok(Some(Challenge {
+    Ok(Some(Challenge::new(
         challenge_type,
-        task_id: fields.task_id.map(str::to_owned),
-        reward,
-        goals,
-        completed_at: None,
-        counted_transactions: BTreeMap::new(),
-    }))
+        fields.task_id.map(str::to_owned),
+        status,
+    )))
 }
 
 /// The parts of a `challengeStatus` document.

@@ -174,14 +174,7 @@ mod tests {
     fn challenge(goals: Value) -> Challenge {
         let status = json!({"reward": {"value": "100"}, "goals": goals}).to_string();
         let parsed = parse_challenge_status(&status).expect("valid");
-        Challenge {
-            challenge_type: ChallengeType::Frequency,
-            task_id: None,
-            reward: parsed.reward,
-            goals: parsed.goals,
-            completed_at: None,
-            counted_transactions: BTreeMap::new(),
-        }
+        Challenge::new(ChallengeType::Frequency, None, parsed)
     }
 
     fn transaction(id: &str, cost: f64) -> Transaction {

@@ -235,14 +235,7 @@ mod tests {
     fn a_challenge_shows_its_progress_and_hides_its_counted_keys() {
         let status = "{\"reward\": {\"value\": \"100\"}, \"goals\": {\"visit1\": {\"condition\": {\"total_cost\": \"1\"}}, \"visit2\": {\"condition\": {\"total_cost\": \"1\"}}}}";
         let parsed = offers_domain::challenge::parse_challenge_status(status).expect("valid");
-        let mut challenge = Challenge {
-            challenge_type: ChallengeType::Frequency,
-            task_id: None,
-            reward: parsed.reward,
-            goals: parsed.goals,
-            completed_at: None,
-            counted_transactions: BTreeMap::new(),
-        };
+        let mut challenge = Challenge::new(ChallengeType::Frequency, None, parsed);
         let mut offer = offer();
         offer.challenge = Some(challenge.clone());
         let json = serde_json::to_value(OfferView::new(&offer, None, at("2024-06-01T00:00:00Z")))

@@ -6,7 +6,7 @@
 
 use super::input::{TransactionInput, TransactionRecord};
 use super::report::{ProgressFailure, ProgressOutcome, ProgressReport, RecordProgress};
-use crate::deadline::Deadline;
+use crate::deadline::{within_deadline, Deadline};
 use crate::error::StoreError;
 use crate::ports::{
     ChallengeStore, Completion, GoalMet, ProgressWrite, RejectedTransaction, WriteOutcome,
@@ -176,7 +176,7 @@ impl<S: ChallengeStore> ChallengeProgress<S> {
         transaction: &Transaction,
         run: &Run,
     ) -> Result<ProgressOutcome, StoreError> {
-        let offers = with_deadline(
+        let offers = within_deadline(
             run.deadline,
             self.store.challenge_offers(&transaction.user_id),
         )
@@ -254,7 +254,7 @@ impl<S: ChallengeStore> ChallengeProgress<S> {
                     granted_at: run.now,
                 }),
             };
-            match with_deadline(run.deadline, self.store.record_goal(&write)).await? {
+            match within_deadline(run.deadline, self.store.record_goal(&write)).await? {
                 ProgressWrite::Written => {
                     return Ok(Applied::Met {
                         goal,
@@ -289,7 +289,7 @@ impl<S: ChallengeStore> ChallengeProgress<S> {
             image: record.image.clone(),
         };
         let id: Uuid = rejected.rejection_id;
-        match with_deadline(run.deadline, self.store.reject_transaction(&rejected)).await {
+        match within_deadline(run.deadline, self.store.reject_transaction(&rejected)).await {
             Ok(WriteOutcome::AlreadyWritten) | Ok(WriteOutcome::OtherOutcomeWritten) => {
                 ProgressOutcome::DuplicateRejection { rejection_id: id }
             }
@@ -307,28 +307,4 @@ fn failed(error: StoreError, run: &Run) -> ProgressOutcome {
         run.store_down.store(true, Ordering::Relaxed);
     }
     ProgressOutcome::Failed(ProgressFailure::Store(error))
-}
-
-/// Abandons a store call that would run past the deadline (the record is
-/// reported failed; a write that lands anyway makes the retry a duplicate).
-async fn with_deadline<T>(
-    deadline: Option<Deadline>,
-    call: impl std::future::Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
-    match deadline {
-        None => call.await,
-        Some(deadline) => {
-            let cutoff = deadline
-                .at
-                .checked_sub(deadline.margin / 2)
-                .unwrap_or(deadline.at);
-            tokio::time::timeout_at(cutoff, call)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(StoreError::Timeout(
-                        "abandoned at the invocation deadline".into(),
-                    ))
-                })
-        }
-    }
 }
