@@ -8,7 +8,8 @@
 //! conditional UpdateItem that meets the goal (completing the challenge on
 //! the fifth), with the same conditions. Each side gets a fresh DynamoDB
 //! Local and an uncounted warm-up round (300 transactions of 60 other
-//! users). The release binary is also run through a local Runtime API for its
+//! users). The function binary (target/<profile>: release under
+//! `scripts/bench.sh`) is also run through a local Runtime API for its
 //! CPU time per transaction and its peak RSS.
 //! Run: `bash scripts/bench.sh`.
 
@@ -46,7 +47,7 @@ async fn main() {
         handler.time.as_secs_f64()
     );
     println!(
-        "  release binary:        {:>6.0} txn/s  ({:.2} s, through a local Runtime API)",
+        "  function binary:       {:>6.0} txn/s  ({:.2} s, target/<profile>/challenge-progress through a local Runtime API)",
         per_second(binary.time),
         binary.time.as_secs_f64()
     );
