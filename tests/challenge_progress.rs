@@ -331,3 +331,36 @@ async fn a_hand_built_unreadable_record_is_kept_and_never_fails_the_batch() {
         .as_str()
         .is_some_and(|m| m.contains("unreadable")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_events_complete_the_seed_challenge() {
+    let bed = TestBed::with_sample_catalog().await;
+    let dispatched = read_json("events/dispatcher-mixed-batch.json");
+    let rows: Vec<Value> = dispatched["Records"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(invoke(&bed.dispatcher(&[]), &rows).await.is_empty());
+    let sample = read_json("events/challenge-progress-transactions.json");
+    let records: Vec<Value> = sample["Records"].as_array().cloned().unwrap_or_default();
+    let progress = bed.progress(&[]);
+    for _delivery in 0..2 {
+        assert!(invoke_progress(&progress, &records).await.is_empty());
+    }
+    let offers = bed.scan(OFFERS).await;
+    let seed = offers
+        .iter()
+        .find(|offer| offer["userId"] == SEED_USER && offer.contains_key("challenge"))
+        .expect("the seed challenge offer");
+    assert_eq!(goal(seed, "visit1")["transactionId"], "order-1001");
+    assert_eq!(goal(seed, "visit2")["transactionId"], "order-1002");
+    assert_eq!(seed["challenge"]["completedAt"], "2026-05-03T09:00:00Z");
+    let invalid: Vec<_> = bed
+        .scan(REJECTED)
+        .await
+        .into_iter()
+        .filter(|rejection| rejection["reasonCode"] == "invalid_transaction")
+        .collect();
+    assert_eq!(invalid.len(), 1);
+    assert_eq!(invalid[0]["transactionId"], "order-1003");
+}

@@ -12,9 +12,6 @@ pub struct TableNames {
     pub loyalty_offers: Option<String>,
     pub catalog: Option<String>,
     pub rejected: Option<String>,
-    /// `LoyaltyTransactionsTable`: written by the ordering backend (and the
-    /// CLI's demo command); the challenge progress function reads its stream only.
-    pub transactions: Option<String>,
 }
 
 impl TableNames {
@@ -25,7 +22,6 @@ impl TableNames {
             loyalty_offers: Some(loyalty_offers.to_owned()),
             catalog: Some(catalog.to_owned()),
             rejected: Some(rejected.to_owned()),
-            transactions: None,
         }
     }
 
@@ -43,10 +39,6 @@ impl TableNames {
 
     pub fn rejected(&self) -> Result<&str, StoreError> {
         given(&self.rejected, "rejected")
-    }
-
-    pub fn transactions(&self) -> Result<&str, StoreError> {
-        given(&self.transactions, "transactions")
     }
 }
 
@@ -161,6 +153,9 @@ pub const PENDING_TABLE_VARIABLE: &str = "PENDING_TABLE_NAME";
 pub const LOYALTY_OFFERS_TABLE_VARIABLE: &str = "LOYALTY_OFFERS_TABLE_NAME";
 pub const CATALOG_TABLE_VARIABLE: &str = "OFFER_CATALOG_TABLE_NAME";
 pub const REJECTED_TABLE_VARIABLE: &str = "REJECTED_TABLE_NAME";
+/// `LoyaltyTransactionsTable`: written by the ordering backend (and `offers
+/// transactions add`); challenge progress reads only its stream, so no
+/// function is given its name.
 pub const TRANSACTIONS_TABLE_VARIABLE: &str = "LOYALTY_TRANSACTIONS_TABLE_NAME";
 
 /// An environment given as pairs, for tests.
