@@ -61,7 +61,7 @@ impl TransactionRecord {
         let partition = usable_user_id(attributes).unwrap_or(NO_USER_PARTITION);
         let transaction_id = match attributes.get("transactionId") {
             Some(Value::String(id))
-                if !id.is_empty() && id.len() <= offers_domain::limits::MAX_ID_BYTES =>
+                if !id.is_empty() && id.len() <= offers_domain::limits::MAX_PARTITION_KEY_BYTES =>
             {
                 Some(id.clone())
             }
