@@ -16,6 +16,8 @@ cargo build --release --locked
 export RUST_LOG="${RUST_LOG:-warn}"
 step "dispatch benchmark"
 cargo bench --locked -p offers-integration-tests --bench dispatch
+step "challenge progress benchmark"
+cargo bench --locked -p offers-integration-tests --bench challenge
 step "lookup benchmark"
 cargo bench --locked -p offers-integration-tests --bench lookup
 step "campaign statistics benchmark (function vs bare counter ADDs; event to visible on the local stack)"

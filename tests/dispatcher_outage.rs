@@ -173,15 +173,7 @@ async fn dynamodb_stopping_to_answer_mid_batch_loses_nothing_and_the_retry_dispa
         if failed.is_empty() {
             break;
         }
-        let first_failed = records
-            .iter()
-            .position(|record| {
-                failed
-                    .iter()
-                    .any(|sequence| record["dynamodb"]["SequenceNumber"] == sequence.as_str())
-            })
-            .expect("a failed record is in the batch");
-        failed = invoke(&retrying, &records[first_failed..]).await;
+        failed = invoke(&retrying, from_lowest_failed(&records, &failed)).await;
     }
     assert!(failed.is_empty(), "retries succeed: {failed:?}");
 

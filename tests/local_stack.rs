@@ -1,7 +1,8 @@
 //! The local stack end to end, as a newcomer runs it: the `local-stack`
 //! binary started on free ports, 500 rows assigned with the `offers` CLI
 //! (some invalid), the dispatcher fed by the real stream, offers fetched over
-//! HTTP as their owners, and nothing left running after Ctrl-C.
+//! HTTP as their owners, a challenge completed by two orders written with
+//! `offers transactions add`, and nothing left running after Ctrl-C.
 
 use offers_integration_tests::*;
 use serde_json::{json, Value};
@@ -169,6 +170,47 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
     );
     assert_eq!(status, 200, "{voided}");
     assert_eq!(voided["offer"]["status"], "active");
+    // The README's challenge walk-through: a two-visit challenge assigned,
+    // two orders written with the CLI, the challenge completed over HTTP.
+    let challenge = dir.join("challenge.jsonl");
+    let mut row = seed_challenge_row(&future_date(30));
+    row["userId"] = json!("stack-visitor");
+    std::fs::write(&challenge, format!("{row}\n")).expect("challenge row");
+    let (code, output) = stack.offers(&["assign", &challenge.to_string_lossy()]);
+    assert_eq!(code, 0, "{output}");
+    for (id, cost) in [("stack-order-1", "12.50"), ("stack-order-2", "4.20")] {
+        let (code, output) = stack.offers(&[
+            "transactions",
+            "add",
+            "--user",
+            "stack-visitor",
+            "--total-cost",
+            cost,
+            "--id",
+            id,
+        ]);
+        assert_eq!(code, 0, "{output}");
+    }
+    let started = Instant::now();
+    let completed = loop {
+        let (status, body) = stack.get("/rewards/offers", "stack-visitor");
+        assert_eq!(status, 200, "{body}");
+        let challenge = body["offers"][0]["challenge"].clone();
+        if challenge["completedAt"].is_string() {
+            break challenge;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "not completed: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(completed["progress"], json!({"met": 2, "total": 2}));
+    assert_eq!(
+        completed["goals"]["visit2"]["transactionId"],
+        "stack-order-2"
+    );
+    assert!(completed["reward"]["grantedAt"].is_string(), "{completed}");
 
     // Ctrl-C stops the stack and everything it started.
     let mut stack = stack;

@@ -257,8 +257,10 @@ async fn every_reason_code_is_a_422_and_nothing_is_written() {
             .is_some_and(|message| !message.is_empty()));
         seen.insert(code.to_string());
     }
+    // `invalid_transaction` is the challenge progress's (section 8), never an assignment's.
     let every_code: HashSet<String> = ReasonCode::ALL
         .iter()
+        .filter(|code| **code != ReasonCode::InvalidTransaction)
         .map(|code| code.as_str().to_owned())
         .collect();
     assert_eq!(seen, every_code, "one case per reason code of the contract");

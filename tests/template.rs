@@ -1,4 +1,4 @@
-//! What template.yaml must never lose: the dispatcher's safe stream mapping,
+//! What template.yaml must never lose: the stream functions' safe mappings,
 //! a JWT authorizer on every route, TTL, retained tables with point-in-time
 //! recovery, alarms on the metrics the code really emits, and for
 //! each function exactly the DynamoDB permissions its calls need: recorded
@@ -10,6 +10,9 @@ use offers_local::template::tagged;
 use offers_local::SamTemplate;
 use offers_shared::campaign_stats::{
     StatsBatchReport, StatsFailure, StatsOutcome, StatsRecordReport,
+};
+use offers_shared::challenge_progress::{
+    ProgressFailure, ProgressOutcome, ProgressReport, RecordProgress,
 };
 use offers_shared::dispatch::{BatchReport, Outcome, RecordReport};
 use offers_shared::domain::campaign_stats::StatsProblem;
@@ -29,6 +32,28 @@ fn resource_type(template: &SamTemplate, logical_id: &str) -> Option<String> {
         .and_then(|r| r.get("Type"))
         .and_then(Value::as_str)
         .map(str::to_owned)
+}
+
+#[test]
+fn the_challenge_progress_stream_mapping_is_safe() {
+    stream_mapping_is_safe(
+        PROGRESS,
+        TRANSACTIONS,
+        &["INSERT"],
+        [
+            "ChallengeProgressMaximumRetryAttempts",
+            "ChallengeProgressMaximumRecordAgeInSeconds",
+        ],
+    );
+    let template = template();
+    // Each stream function has a queue of its own: a message names the function it came from.
+    assert_ne!(
+        on_failure_queue(&template, DISPATCHER),
+        on_failure_queue(&template, PROGRESS)
+    );
+    // The transactions table streams the new image (contract section 8).
+    let stream = &template.properties(TRANSACTIONS).expect("table")["StreamSpecification"];
+    assert_eq!(stream["StreamViewType"].as_str(), Some("NEW_IMAGE"));
 }
 
 #[test]
@@ -95,13 +120,16 @@ fn stream_mapping_is_safe(
     );
     assert!(
         mapping.report_batch_item_failures,
-        "partial batch responses"
+        "{function}: partial batch responses"
     );
-    assert!(mapping.bisect_batch_on_function_error, "bisect");
-    assert!(mapping.maximum_retry_attempts <= 10_000, "finite retries");
+    assert!(mapping.bisect_batch_on_function_error, "{function}: bisect");
+    assert!(
+        mapping.maximum_retry_attempts <= 10_000,
+        "{function}: finite retries"
+    );
     assert!(
         mapping.maximum_record_age.as_secs() <= 604_800,
-        "finite record age"
+        "{function}: finite record age"
     );
     // The parameters cannot be set to -1 (infinite) either.
     let parameters = template_parameters();
@@ -116,6 +144,16 @@ fn stream_mapping_is_safe(
             "{name}"
         );
     }
+    let queue = on_failure_queue(&template, function);
+    assert_eq!(
+        resource_type(&template, &queue).as_deref(),
+        Some("AWS::SQS::Queue"),
+        "{function}"
+    );
+}
+
+/// The logical id of the SQS queue a function's stream mapping sends failures to.
+fn on_failure_queue(template: &SamTemplate, function: &str) -> String {
     let event = template
         .properties(function)
         .ok()
@@ -131,14 +169,11 @@ fn stream_mapping_is_safe(
         .expect("properties")
         .clone();
     let on_failure = &event["DestinationConfig"]["OnFailure"];
-    assert_eq!(on_failure["Type"].as_str(), Some("SQS"));
-    let queue = tagged(&on_failure["Destination"], "!GetAtt")
+    assert_eq!(on_failure["Type"].as_str(), Some("SQS"), "{function}");
+    tagged(&on_failure["Destination"], "!GetAtt")
         .and_then(|target| target.strip_suffix(".Arn"))
-        .expect("!GetAtt <queue>.Arn");
-    assert_eq!(
-        resource_type(&template, queue).as_deref(),
-        Some("AWS::SQS::Queue")
-    );
+        .expect("!GetAtt <queue>.Arn")
+        .to_owned()
 }
 
 fn template_parameters() -> serde_json::Value {
@@ -211,6 +246,7 @@ fn data_is_kept_and_expires_where_it_should() {
         "RejectedPersonalizedOffersTable",
         "CampaignStatsTable",
         "OfferEventsTable",
+        "LoyaltyTransactionsTable",
     ] {
         let properties = template.properties(table).expect("table");
         assert_eq!(
@@ -523,6 +559,42 @@ async fn each_function_may_make_exactly_the_dynamodb_calls_it_makes() {
         granted(&template, STATS_FUNCTION),
         "statistics: calls made vs policy"
     );
+
+    // Challenge progress: a challenge offer, two transactions racing for its
+    // first goal (a failed condition), an invalid transaction.
+    let recorder = PermissionRecorder::default();
+    let mut row = seed_challenge_row(&future_date(30));
+    row["userId"] = json!("perm-user");
+    bed.dispatch_rows(&mut bed.stream().await, &[row]).await;
+    let config = bed.progress_config(&[]);
+    let progress =
+        challenge_progress::build_progress(bed.recording_client(&config.sdk, &recorder), &config);
+    let mut transactions = bed.transactions_stream().await;
+    for (id, cost) in [
+        ("perm-t1", json!(5)),
+        ("perm-t2", json!(5)),
+        ("perm-bad", json!(-1)),
+    ] {
+        let mut item = transaction(id, "perm-user", 1.0, "2026-05-02T10:00:00Z");
+        item["totalCost"] = cost;
+        bed.put(TRANSACTIONS, item).await;
+    }
+    let records = transactions.read_new().await.expect("stream");
+    let (one, two) = tokio::join!(
+        invoke_progress(&progress, &records[..1]),
+        invoke_progress(&progress, &records[1..]),
+    );
+    assert!(one.is_empty() && two.is_empty());
+    assert_eq!(
+        bed.scan(REJECTED).await.len(),
+        3,
+        "two rows and a transaction"
+    );
+    assert_eq!(
+        needed(&bed, &recorder),
+        granted(&template, PROGRESS),
+        "challenge progress: calls made vs policy"
+    );
 }
 
 #[test]
@@ -610,6 +682,28 @@ fn alarms_watch_what_the_runbook_covers() {
         &alarm("CampaignStatsFailedRecordsAlarm"),
         StatsOutcome::Failed(StatsFailure::StoreDown),
     );
+    // The same for challenge progress: its queue, its stream, its counts.
+    let queue = alarm("ChallengeProgressFailureQueueAlarm");
+    assert_eq!(
+        tagged(&queue["Dimensions"][0]["Value"], "!GetAtt"),
+        Some("ChallengeProgressFailureQueue.QueueName")
+    );
+    let age = alarm("ChallengeProgressIteratorAgeAlarm");
+    assert_eq!(age["MetricName"].as_str(), Some("IteratorAge"));
+    assert_eq!(watched_function(&age).as_deref(), Some(PROGRESS));
+    watches_the_progress_count(
+        "TransactionRejectionsAlarm",
+        &alarm("TransactionRejectionsAlarm"),
+        ProgressOutcome::Rejected {
+            code: ReasonCode::InvalidTransaction,
+            rejection_id: uuid::Uuid::nil(),
+        },
+    );
+    watches_the_progress_count(
+        "ChallengeProgressFailedRecordsAlarm",
+        &alarm("ChallengeProgressFailedRecordsAlarm"),
+        ProgressOutcome::Failed(ProgressFailure::StoreDown),
+    );
     // Each alarm notifies the optional topic and names its runbook section.
     let runbook = std::fs::read_to_string(offers_local::workspace_root().join("docs/runbook.md"))
         .expect("docs/runbook.md");
@@ -650,6 +744,22 @@ fn watches_the_stats_count(id: &str, alarm: &Value, outcome: StatsOutcome) {
     };
     let line = offers_shared::metrics::stats_metrics(&report, "f", chrono::Utc::now());
     watches_the_count_of(id, alarm, &line, STATS_FUNCTION);
+}
+
+/// [`watches_the_dispatchers_count`] for challenge progress's EMF line.
+fn watches_the_progress_count(id: &str, alarm: &Value, outcome: ProgressOutcome) {
+    let report = ProgressReport {
+        records: vec![RecordProgress {
+            event_id: None,
+            sequence_number: None,
+            user_id: None,
+            transaction_id: None,
+            outcome,
+        }],
+        store_down: false,
+    };
+    let line = offers_shared::metrics::challenge_metrics(&report, "f", chrono::Utc::now());
+    watches_the_count_of(id, alarm, &line, PROGRESS);
 }
 
 /// Asserts that an alarm watches the count the dispatcher emits for records

@@ -20,15 +20,17 @@ pub enum Table {
     Catalog,
     Rejected,
     CampaignStats,
+    Transactions,
 }
 
 impl Table {
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 6] = [
         Table::Pending,
         Table::LoyaltyOffers,
         Table::Catalog,
         Table::Rejected,
         Table::CampaignStats,
+        Table::Transactions,
     ];
 
     pub fn logical_id(self) -> &'static str {
@@ -38,6 +40,7 @@ impl Table {
             Table::Catalog => "OfferCatalogTable",
             Table::Rejected => "RejectedPersonalizedOffersTable",
             Table::CampaignStats => "CampaignStatsTable",
+            Table::Transactions => "LoyaltyTransactionsTable",
         }
     }
 
@@ -49,6 +52,7 @@ impl Table {
             Table::Catalog => "OFFER_CATALOG_TABLE_NAME",
             Table::Rejected => "REJECTED_TABLE_NAME",
             Table::CampaignStats => "CAMPAIGN_STATS_TABLE",
+            Table::Transactions => offers_shared::config::TRANSACTIONS_TABLE_VARIABLE,
         }
     }
 }
@@ -56,7 +60,7 @@ impl Table {
 /// Physical table names, as far as they are known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {
-    names: [Option<String>; 5],
+    names: [Option<String>; 6],
 }
 
 impl TableNames {

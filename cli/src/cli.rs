@@ -9,7 +9,8 @@ use std::path::PathBuf;
 const AFTER_HELP: &str = "\
 Tables: with --local, offers-local-<LogicalId> on DynamoDB Local. Otherwise
 PENDING_TABLE_NAME, LOYALTY_OFFERS_TABLE_NAME, OFFER_CATALOG_TABLE_NAME,
-REJECTED_TABLE_NAME and CAMPAIGN_STATS_TABLE (the stack outputs), else --table-prefix P for P<LogicalId>.
+REJECTED_TABLE_NAME, CAMPAIGN_STATS_TABLE and LOYALTY_TRANSACTIONS_TABLE_NAME (the stack
+outputs), else --table-prefix P for P<LogicalId>.
 
 Exit codes: 0 ok, 1 invalid input, 2 command-line usage (or a table name
 missing), 3 AWS/service failure (or rows left unwritten). See docs/cli.md.";
@@ -121,6 +122,10 @@ pub enum Command {
     /// campaign used selection, the lift of selected over holdout; --html writes a
     /// self-contained page with charts (a funnel per offer, redemptions over time).
     Report(ReportArgs),
+
+    /// Completed orders in the transactions table (what the ordering backend writes)
+    #[command(subcommand)]
+    Transactions(TransactionsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +140,56 @@ pub struct ReportArgs {
     /// Also write an HTML page with the charts to FILE (no scripts, no network)
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TransactionsCommand {
+    /// Write completed orders, as the ordering backend does: each advances its
+    /// user's frequency challenges (through the table's stream)
+    ///
+    /// One transaction from the options (--user, --total-cost, ...), or every
+    /// line of a JSON Lines FILE ({transactionId, userId, totalCost,
+    /// occurredAt, storeId?, serviceMode?}). Every transaction is checked as
+    /// the challenge progress function reads it; if any is invalid, all
+    /// problems are listed and nothing is written. A transactionId already in
+    /// the table is left as it is (reported), never overwritten.
+    Add(TransactionsAddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TransactionsAddArgs {
+    /// JSON Lines, one transaction a line (instead of --user and --total-cost)
+    #[arg(conflicts_with_all = ["user_id", "total_cost", "occurred_at", "store_id", "service_mode", "transaction_id"])]
+    pub file: Option<PathBuf>,
+
+    /// The customer's user id
+    #[arg(
+        long = "user",
+        value_name = "USER_ID",
+        required_unless_present = "file",
+        requires = "total_cost"
+    )]
+    pub user_id: Option<String>,
+
+    /// The order's total (a number >= 0)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub total_cost: Option<f64>,
+
+    /// When the order was completed, ISO-8601 with an offset (default: now)
+    #[arg(long, value_name = "TIME")]
+    pub occurred_at: Option<String>,
+
+    /// The store
+    #[arg(long = "store", value_name = "STORE_ID")]
+    pub store_id: Option<String>,
+
+    /// pickup, delivery, ...
+    #[arg(long, value_name = "MODE")]
+    pub service_mode: Option<String>,
+
+    /// The transaction's id (default: a new UUID)
+    #[arg(long = "id", value_name = "TRANSACTION_ID")]
+    pub transaction_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -197,7 +252,8 @@ pub enum RejectionsCommand {
 pub struct RejectionFilterArgs {
     /// Only this reason code (invalid_row, invalid_dates, expired, unknown_offer,
     /// missing_template, unknown_template, template_mismatch, missing_rule,
-    /// unknown_rule, invalid_rule_value, invalid_challenge, frequency_mismatch)
+    /// unknown_rule, invalid_rule_value, invalid_challenge, frequency_mismatch,
+    /// invalid_transaction)
     #[arg(long, value_name = "CODE", value_parser = parse_reason_code)]
     pub reason: Option<ReasonCode>,
 
@@ -345,6 +401,44 @@ mod tests {
         let err = Cli::try_parse_from(["offers", "rejections", "list", "--reason", "late"])
             .expect_err("unknown code");
         assert!(err.to_string().contains("unknown_offer"), "{err}");
+    }
+
+    #[test]
+    fn a_transaction_comes_from_options_or_a_file() {
+        let cli = Cli::try_parse_from([
+            "offers",
+            "transactions",
+            "add",
+            "--user",
+            "u1",
+            "--total-cost",
+            "12.5",
+        ])
+        .expect("valid");
+        match cli.command {
+            Command::Transactions(TransactionsCommand::Add(args)) => {
+                assert_eq!(args.total_cost, Some(12.5));
+                assert!(args.file.is_none());
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+        assert!(Cli::try_parse_from(["offers", "transactions", "add", "t.jsonl"]).is_ok());
+        assert!(Cli::try_parse_from(["offers", "transactions", "add"]).is_err());
+        assert!(
+            Cli::try_parse_from(["offers", "transactions", "add", "--user", "u1"]).is_err(),
+            "a cost is required"
+        );
+        assert!(Cli::try_parse_from([
+            "offers",
+            "transactions",
+            "add",
+            "t.jsonl",
+            "--user",
+            "u1",
+            "--total-cost",
+            "1"
+        ])
+        .is_err());
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub mod writer;
 use crate::aws::Connection;
 use crate::cli::{
     CatalogCommand, Cli, Command, FailuresCommand, PendingCommand, RejectionsCommand,
+    TransactionsCommand,
 };
 use crate::error::CliError;
 
@@ -45,5 +46,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             commands::pending::redrive(args, &connection).await
         }
         Command::Report(args) => commands::report::run(args, &connection).await,
+        Command::Transactions(TransactionsCommand::Add(args)) => {
+            commands::transactions::add(args, &connection).await
+        }
     }
 }

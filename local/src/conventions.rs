@@ -12,3 +12,35 @@ pub const LOCAL_DYNAMODB_ENDPOINT: &str = "http://127.0.0.1:8000";
 /// `DDBStreamBatchInfo`), `records` (S: JSON list of the batch's
 /// `{sequenceNumber, userId, sortKey}`).
 pub const LOCAL_ON_FAILURE_TABLE: &str = "offers-local-DispatcherOnFailure";
+
+/// The local stand-in for a stream function's on-failure queue: the
+/// dispatcher's is [`LOCAL_ON_FAILURE_TABLE`], any other function's
+/// `offers-local-<LogicalId without "Function">OnFailure` (challenge
+/// progress: `offers-local-ChallengeProgressOnFailure`). Same item layout;
+/// each record also carries its stream `keys`.
+pub fn local_on_failure_table(function_logical_id: &str) -> String {
+    match function_logical_id {
+        "OfferDispatcherFunction" => LOCAL_ON_FAILURE_TABLE.to_owned(),
+        other => format!(
+            "{LOCAL_TABLE_PREFIX}{}OnFailure",
+            other.strip_suffix("Function").unwrap_or(other)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_stream_function_has_its_own_failure_table() {
+        assert_eq!(
+            local_on_failure_table("OfferDispatcherFunction"),
+            LOCAL_ON_FAILURE_TABLE
+        );
+        assert_eq!(
+            local_on_failure_table("ChallengeProgressFunction"),
+            "offers-local-ChallengeProgressOnFailure"
+        );
+    }
+}

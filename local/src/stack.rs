@@ -1,9 +1,10 @@
 //! The whole system on one machine: DynamoDB Local with every table of
 //! template.yaml, the built function binaries run as Lambda runs them, the
-//! dispatcher fed by the pending table's real stream through a local event
-//! source mapping, and the HTTP APIs on localhost.
+//! stream functions (the dispatcher on the pending table, challenge progress
+//! on the transactions table) fed by their table's real stream through a
+//! local event source mapping each, and the HTTP APIs on localhost.
 
-use crate::conventions::{LOCAL_ON_FAILURE_TABLE, LOCAL_TABLE_PREFIX};
+use crate::conventions::{local_on_failure_table, LOCAL_TABLE_PREFIX};
 use crate::event_source::{Checkpoints, FailedBatch, OnFailure, StreamMapping};
 use crate::functions::{FunctionSpec, LocalFunction};
 use crate::gateway::Gateway;
@@ -99,7 +100,6 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, String> {
         .create_tables(&client, LOCAL_TABLE_PREFIX)
         .await
         .map_err(|err| fail("tables", &err))?;
-    create_on_failure_table(&client).await?;
     let catalog_items_loaded =
         load_sample_catalog_if_empty(&client, tables.name("OfferCatalogTable")).await?;
 
@@ -162,12 +162,15 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, String> {
         let Some(function) = functions.get(logical_id).cloned() else {
             continue;
         };
+        let failure_table = local_on_failure_table(logical_id);
+        create_on_failure_table(&client, &failure_table).await?;
         let mapping = StreamMapping {
             settings,
             function_name: logical_id.clone(),
             invoker: SharedFunction(function),
             on_failure: FailureTable {
                 client: client.clone(),
+                table: failure_table,
             },
             streams: aws_sdk_dynamodbstreams::Client::new(&sdk),
             endpoint: endpoint.clone(),
@@ -221,9 +224,11 @@ impl crate::invoke::Invoke for SharedFunction {
     }
 }
 
-/// The local stand-in for the on-failure SQS queue (see `LOCAL_ON_FAILURE_TABLE`).
+/// The local stand-in for a mapping's on-failure SQS queue (see
+/// `local_on_failure_table`).
 struct FailureTable {
     client: aws_sdk_dynamodb::Client,
+    table: String,
 }
 
 impl OnFailure for FailureTable {
@@ -236,13 +241,14 @@ impl OnFailure for FailureTable {
                     "sequenceNumber": record["dynamodb"]["SequenceNumber"],
                     "userId": record["dynamodb"]["Keys"]["userId"]["S"],
                     "sortKey": record["dynamodb"]["Keys"]["sortKey"]["S"],
+                    "keys": record["dynamodb"]["Keys"],
                 })
             })
             .collect();
         let text = |value: String| AttributeValue::S(value);
         self.client
             .put_item()
-            .table_name(LOCAL_ON_FAILURE_TABLE)
+            .table_name(&self.table)
             .item("id", text(uuid::Uuid::new_v4().to_string()))
             .item(
                 "timestamp",
@@ -262,7 +268,10 @@ impl OnFailure for FailureTable {
     }
 }
 
-async fn create_on_failure_table(client: &aws_sdk_dynamodb::Client) -> Result<(), String> {
+async fn create_on_failure_table(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<(), String> {
     let definition = AttributeDefinition::builder()
         .attribute_name("id")
         .attribute_type(ScalarAttributeType::S)
@@ -275,7 +284,7 @@ async fn create_on_failure_table(client: &aws_sdk_dynamodb::Client) -> Result<()
         .map_err(|err| err.to_string())?;
     match client
         .create_table()
-        .table_name(LOCAL_ON_FAILURE_TABLE)
+        .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(definition)
         .key_schema(key)
@@ -290,7 +299,10 @@ async fn create_on_failure_table(client: &aws_sdk_dynamodb::Client) -> Result<()
         {
             Ok(())
         }
-        Err(err) => Err(format!("on-failure table: {}", DisplayErrorContext(err))),
+        Err(err) => Err(format!(
+            "on-failure table {table}: {}",
+            DisplayErrorContext(err)
+        )),
     }
 }
 

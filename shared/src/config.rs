@@ -184,6 +184,10 @@ pub const CATALOG_TABLE_VARIABLE: &str = "OFFER_CATALOG_TABLE_NAME";
 pub const REJECTED_TABLE_VARIABLE: &str = "REJECTED_TABLE_NAME";
 pub const CAMPAIGN_STATS_TABLE_VARIABLE: &str = "CAMPAIGN_STATS_TABLE";
 pub const OFFER_EVENTS_TABLE_VARIABLE: &str = "OFFER_EVENTS_TABLE_NAME";
+/// `LoyaltyTransactionsTable`: written by the ordering backend (and `offers
+/// transactions add`); challenge progress reads only its stream, so no
+/// function is given its name.
+pub const TRANSACTIONS_TABLE_VARIABLE: &str = "LOYALTY_TRANSACTIONS_TABLE_NAME";
 
 /// An environment given as pairs, for tests.
 pub fn env_of(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {

@@ -75,6 +75,32 @@ pub fn invocation_deadline(deadline_ms: u64) -> Option<Instant> {
     }
 }
 
+/// Runs a store call, abandoned (as a timeout) at half the margin before
+/// the deadline when there is one: the record or request is then reported
+/// failed instead of the function being killed mid-call; a write that lands
+/// anyway makes the retry a duplicate.
+pub async fn within_deadline<T>(
+    deadline: Option<Deadline>,
+    call: impl std::future::Future<Output = Result<T, crate::error::StoreError>>,
+) -> Result<T, crate::error::StoreError> {
+    match deadline {
+        None => call.await,
+        Some(deadline) => {
+            let cutoff = deadline
+                .at
+                .checked_sub(deadline.margin / 2)
+                .unwrap_or(deadline.at);
+            tokio::time::timeout_at(cutoff, call)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(crate::error::StoreError::Timeout(
+                        "abandoned at the invocation deadline".into(),
+                    ))
+                })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

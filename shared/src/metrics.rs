@@ -2,6 +2,7 @@
 //! batch that CloudWatch Logs turns into metrics, and that Datadog reads from
 //! the same logs. No metrics API call on the hot path, nothing to fail.
 
+use crate::challenge_progress::{ProgressKind, ProgressReport};
 use crate::dispatch::{BatchReport, OutcomeKind, RecordReport};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
@@ -50,7 +51,7 @@ pub fn dispatch_metrics(report: &BatchReport, function_name: &str, now: DateTime
     if !lags.is_empty() {
         metrics.push(("DispatchLag", "Milliseconds", json!(lags)));
     }
-    emf_line(function_name, now, metrics)
+    emf_line(&metrics, function_name, now)
 }
 
 /// The statistics function's metrics for one batch, dimensioned by function
@@ -88,11 +89,35 @@ pub fn stats_metrics(
     if !lags.is_empty() {
         metrics.push(("StatsLag", "Milliseconds", json!(lags)));
     }
-    emf_line(function_name, now, metrics)
+    emf_line(&metrics, function_name, now)
 }
 
-/// One EMF line: the declarations and the values at the top level.
-fn emf_line(function_name: &str, now: DateTime<Utc>, metrics: Vec<(&str, &str, Value)>) -> Value {
+/// The challenge progress function's metrics for one batch, dimensioned by
+/// function name: records `Counted`, `Unchanged`, `Duplicates`, `Rejected`,
+/// `Failed`, `Ignored`, and `GoalsMet`, `ChallengesCompleted`.
+pub fn challenge_metrics(
+    report: &ProgressReport,
+    function_name: &str,
+    now: DateTime<Utc>,
+) -> Value {
+    let (goals, completed) = report.goals_and_completions();
+    let count = |kind| json!(report.count(kind));
+    let metrics = vec![
+        ("Counted", "Count", count(ProgressKind::Counted)),
+        ("Unchanged", "Count", count(ProgressKind::Unchanged)),
+        ("Duplicates", "Count", count(ProgressKind::Duplicate)),
+        ("Rejected", "Count", count(ProgressKind::Rejected)),
+        ("Failed", "Count", count(ProgressKind::Failed)),
+        ("Ignored", "Count", count(ProgressKind::Ignored)),
+        ("GoalsMet", "Count", json!(goals)),
+        ("ChallengesCompleted", "Count", json!(completed)),
+    ];
+    emf_line(&metrics, function_name, now)
+}
+
+/// One EMF line: the declaration under `_aws`, the dimension and every
+/// declared metric's value at the top level.
+fn emf_line(metrics: &[(&str, &str, Value)], function_name: &str, now: DateTime<Utc>) -> Value {
     let mut line = Map::new();
     line.insert(
         "_aws".into(),
@@ -109,7 +134,7 @@ fn emf_line(function_name: &str, now: DateTime<Utc>, metrics: Vec<(&str, &str, V
     );
     line.insert("FunctionName".into(), json!(function_name));
     for (name, _, value) in metrics {
-        line.insert(name.into(), value);
+        line.insert((*name).into(), value.clone());
     }
     Value::Object(line)
 }
@@ -185,6 +210,48 @@ mod tests {
             line["_aws"]["Timestamp"],
             at("2026-01-01T00:00:02Z").timestamp_millis()
         );
+    }
+
+    #[test]
+    fn a_progress_batch_declares_its_counts() {
+        use crate::challenge_progress::{ProgressOutcome, RecordProgress};
+        let record = |outcome| RecordProgress {
+            event_id: None,
+            sequence_number: None,
+            user_id: None,
+            transaction_id: None,
+            outcome,
+        };
+        let report = ProgressReport {
+            records: vec![
+                record(ProgressOutcome::Applied {
+                    met: vec![(uuid::Uuid::nil(), "visit1".into())],
+                    completed: vec![uuid::Uuid::nil()],
+                    already_counted: 0,
+                }),
+                record(ProgressOutcome::Rejected {
+                    code: crate::domain::ReasonCode::InvalidTransaction,
+                    rejection_id: uuid::Uuid::nil(),
+                }),
+            ],
+            store_down: false,
+        };
+        let line = challenge_metrics(&report, "progress", Utc::now());
+        let declared = line["_aws"]["CloudWatchMetrics"][0]["Metrics"].to_string();
+        for name in [
+            "Counted",
+            "Rejected",
+            "Failed",
+            "GoalsMet",
+            "ChallengesCompleted",
+        ] {
+            assert!(declared.contains(name), "{name}");
+            assert!(line.get(name).is_some(), "{name}");
+        }
+        assert_eq!(line["Counted"], 1);
+        assert_eq!(line["Rejected"], 1);
+        assert_eq!(line["ChallengesCompleted"], 1);
+        assert_eq!(line["FunctionName"], "progress");
     }
 
     #[test]

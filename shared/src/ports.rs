@@ -291,3 +291,82 @@ pub trait ActivityStore: OfferReader {
         ttl: i64,
     ) -> impl Future<Output = Result<EventWrite, StoreError>> + Send;
 }
+
+/// One goal of a challenge met by one transaction, as the progress write
+/// sets it on the offer item. The write is conditional on the state the
+/// step was decided on: the goal still unmet, the transaction not yet
+/// counted, the offer not revoked, and (when it completes the challenge)
+/// every other goal met and the challenge not completed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoalMet {
+    pub user_id: String,
+    pub personalized_offer_id: Uuid,
+    pub goal: String,
+    pub transaction_id: String,
+    /// The transaction's key in the challenge's counted transactions.
+    pub counted_key: String,
+    /// The transaction's `occurredAt`.
+    pub met_at: DateTime<Utc>,
+    /// Whether the offer read had a counted-transactions map: the write adds
+    /// to it, or creates it (conditioned on its absence).
+    pub counted_map_exists: bool,
+    /// When this is the last goal: the challenge's other goals (each must be
+    /// met) and when the reward is granted.
+    pub completion: Option<Completion>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    pub other_goals: Vec<String>,
+    pub granted_at: DateTime<Utc>,
+}
+
+/// The result of a progress write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProgressWrite {
+    Written,
+    /// The offer changed since it was read (another transaction met a goal,
+    /// this one was counted by another delivery, it was revoked): the offer
+    /// as it is now, to decide again; `None` when it is gone.
+    Stale(Option<Box<PersonalizedOffer>>),
+}
+
+/// A transaction that can never count, kept with its reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedTransaction {
+    pub rejection_id: Uuid,
+    /// The partition it is filed under: the transaction's user when usable.
+    pub user_id: String,
+    /// The transaction's id, when it has a usable one.
+    pub transaction_id: Option<String>,
+    pub code: ReasonCode,
+    pub message: String,
+    pub rejected_at: DateTime<Utc>,
+    pub event_id: String,
+    pub sequence_number: String,
+    /// The stream image as it was (JSON text; the store keeps a bounded prefix).
+    pub image: String,
+}
+
+/// The challenge progress function's reads and writes.
+pub trait ChallengeStore: Send + Sync {
+    /// The user's offers that carry a challenge (any status), read strongly
+    /// consistently.
+    fn challenge_offers(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Vec<PersonalizedOffer>, StoreError>> + Send;
+
+    /// Meets one goal, on the conditions [`GoalMet`] describes.
+    fn record_goal(
+        &self,
+        goal: &GoalMet,
+    ) -> impl Future<Output = Result<ProgressWrite, StoreError>> + Send;
+
+    /// Stores a rejected transaction unless its id is stored already
+    /// (`Written` or `AlreadyWritten`).
+    fn reject_transaction(
+        &self,
+        rejection: &RejectedTransaction,
+    ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
+}

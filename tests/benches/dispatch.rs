@@ -50,11 +50,11 @@ async fn main() {
         "  release binary:        {:>6.0} rows/s  ({:.2} s, through a local Runtime API; CPU {:.3} ms/row: user {:.3} + system {:.3})",
         per_second(binary.time),
         binary.time.as_secs_f64(),
-        binary.cpu.per_row_ms(),
-        binary.cpu.user_per_row_ms(),
-        binary.cpu.system_per_row_ms(),
+        binary.cpu.per_item_ms(ROWS),
+        binary.cpu.user_per_item_ms(ROWS),
+        binary.cpu.system_per_item_ms(ROWS),
     );
-    println!("  floor:                 {:>6.0} txn/s   ({:.2} s, bare TransactWriteItems put offer + delete pending; CPU {:.3} ms/txn of the bench process)", per_second(floor_time), floor_time.as_secs_f64(), floor.cpu.per_row_ms());
+    println!("  floor:                 {:>6.0} txn/s   ({:.2} s, bare TransactWriteItems put offer + delete pending; CPU {:.3} ms/txn of the bench process)", per_second(floor_time), floor_time.as_secs_f64(), floor.cpu.per_item_ms(ROWS));
     println!(
         "  ratio handler/floor:   {:>6.3}  (target <= 1.15)",
         handler.time.as_secs_f64() / floor_time.as_secs_f64()
@@ -71,72 +71,8 @@ async fn main() {
     );
     println!(
         "  CPU of the binary:     {:>6.3} ms/row (user + system over the {ROWS} measured rows; target <= 0.25)",
-        binary.cpu.per_row_ms()
+        binary.cpu.per_item_ms(ROWS)
     );
-}
-
-/// User and system CPU time of a process.
-#[derive(Debug, Clone, Copy, Default)]
-struct CpuTime {
-    user: Duration,
-    system: Duration,
-}
-
-impl CpuTime {
-    /// The CPU time of a process so far (all its threads): utime and stime
-    /// of `/proc/<pid>/stat`, in clock ticks (10 ms on Linux).
-    fn of_process(pid: u32) -> CpuTime {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
-        // The command name may hold spaces: fields are counted after its closing parenthesis.
-        let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
-            .split_whitespace()
-            .collect();
-        // Fields 14 and 15 of stat(5), counted from 1 with pid and comm as 1 and 2.
-        let ticks = |index: usize| -> u64 { fields[index - 3].parse().expect("ticks") };
-        // SAFETY: sysconf has no preconditions.
-        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-        let time = |ticks: u64| Duration::from_secs_f64(ticks as f64 / per_second);
-        CpuTime {
-            user: time(ticks(14)),
-            system: time(ticks(15)),
-        }
-    }
-
-    /// The CPU time of this process so far (getrusage, microseconds).
-    fn of_self() -> CpuTime {
-        // SAFETY: getrusage writes the struct it is given.
-        let usage = unsafe {
-            let mut usage: libc::rusage = std::mem::zeroed();
-            libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-            usage
-        };
-        let time = |value: libc::timeval| {
-            Duration::from_secs(value.tv_sec as u64) + Duration::from_micros(value.tv_usec as u64)
-        };
-        CpuTime {
-            user: time(usage.ru_utime),
-            system: time(usage.ru_stime),
-        }
-    }
-
-    fn since(self, earlier: CpuTime) -> CpuTime {
-        CpuTime {
-            user: self.user.saturating_sub(earlier.user),
-            system: self.system.saturating_sub(earlier.system),
-        }
-    }
-
-    fn per_row_ms(self) -> f64 {
-        self.user_per_row_ms() + self.system_per_row_ms()
-    }
-
-    fn user_per_row_ms(self) -> f64 {
-        self.user.as_secs_f64() * 1000.0 / ROWS as f64
-    }
-
-    fn system_per_row_ms(self) -> f64 {
-        self.system.as_secs_f64() * 1000.0 / ROWS as f64
-    }
 }
 
 struct HandlerRun {

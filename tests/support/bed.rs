@@ -3,7 +3,8 @@
 //! and the functions wired exactly as their main.rs wires them.
 
 use crate::fixtures::{
-    sample_catalog, ACTIVITY, CATALOG, DISPATCHER, LOOKUP, OFFERS, PENDING, STATS_FUNCTION, SUPPORT,
+    sample_catalog, ACTIVITY, CATALOG, DISPATCHER, LOOKUP, OFFERS, PENDING, PROGRESS,
+    STATS_FUNCTION, SUPPORT, TRANSACTIONS,
 };
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -132,6 +133,13 @@ impl TestBed {
             .expect("offers stream")
     }
 
+    /// The transactions table's stream, read as Lambda would.
+    pub async fn transactions_stream(&self) -> StreamReader {
+        StreamReader::open(&self.sdk, &self.client, self.table(TRANSACTIONS))
+            .await
+            .expect("transactions stream")
+    }
+
     pub async fn load_sample_catalog(&self) {
         for item in sample_catalog() {
             self.put(CATALOG, item).await;
@@ -222,6 +230,23 @@ impl TestBed {
         offer_activity::build_activity(dynamodb_client(&self.sdk, &config.sdk), &config)
     }
 
+    pub fn progress_config(
+        &self,
+        overrides: &[(&str, &str)],
+    ) -> challenge_progress::ProgressConfig {
+        challenge_progress::ProgressConfig::from_env(&self.env(PROGRESS, overrides))
+            .expect("challenge progress config")
+    }
+
+    /// Challenge progress exactly as its main.rs wires it, configured from template.yaml.
+    pub fn progress(
+        &self,
+        overrides: &[(&str, &str)],
+    ) -> challenge_progress::DynamoChallengeProgress {
+        let config = self.progress_config(overrides);
+        challenge_progress::build_progress(dynamodb_client(&self.sdk, &config.sdk), &config)
+    }
+
     /// Puts pending rows and hands what the stream shows to the dispatcher;
     /// returns the `personalizedOfferId` of each row's offer, by sort key.
     pub async fn dispatch_rows(
@@ -296,6 +321,25 @@ pub async fn invoke_stats(stats: &campaign_stats::DynamoStats, records: &[Value]
         .collect()
 }
 
+/// Calls challenge progress's handler the way Lambda does, with a default
+/// context; returns the sequence numbers reported in `batchItemFailures`.
+pub async fn invoke_progress(
+    progress: &challenge_progress::DynamoChallengeProgress,
+    records: &[Value],
+) -> Vec<String> {
+    let response = challenge_progress::handler::handle(
+        progress,
+        LambdaEvent::new(lambda_event(records), Context::default()),
+    )
+    .await
+    .expect("handler");
+    response
+        .batch_item_failures
+        .into_iter()
+        .filter_map(|failure| failure.item_identifier)
+        .collect()
+}
+
 /// Where the lookup and support tests start.
 impl TestBed {
     /// A test bed whose catalog holds the sample catalog.
@@ -322,4 +366,18 @@ impl TestBed {
         let support = bed.support(&[]);
         (bed, support)
     }
+}
+
+/// What Lambda delivers again after a partial batch failure: the records from
+/// the lowest failed sequence number on.
+pub fn from_lowest_failed<'a>(records: &'a [Value], failed: &[String]) -> &'a [Value] {
+    let first = records
+        .iter()
+        .position(|record| {
+            failed
+                .iter()
+                .any(|sequence| record["dynamodb"]["SequenceNumber"] == sequence.as_str())
+        })
+        .expect("a failed record is in the batch");
+    &records[first..]
 }

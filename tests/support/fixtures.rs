@@ -14,6 +14,8 @@ pub const SUPPORT: &str = "SupportAssignmentFunction";
 pub const STATS: &str = "CampaignStatsTable";
 pub const STATS_FUNCTION: &str = "CampaignStatsFunction";
 pub const ACTIVITY: &str = "OfferActivityFunction";
+pub const TRANSACTIONS: &str = "LoyaltyTransactionsTable";
+pub const PROGRESS: &str = "ChallengeProgressFunction";
 
 pub const SEED_OFFER: &str = "290fb746-9850-4994-b7d7-5630046792e1";
 pub const SEED_USER: &str = "us-east-1:192991f1-ede8-47bf-89e1-3942d4ab8aaa";
@@ -85,4 +87,21 @@ pub fn inserts(records: &[Value]) -> Vec<Value> {
         .filter(|record| record["eventName"] == "INSERT")
         .cloned()
         .collect()
+}
+
+/// A completed order as the ordering backend writes it (contract section 8).
+pub fn transaction(
+    transaction_id: &str,
+    user_id: &str,
+    total_cost: f64,
+    occurred_at: &str,
+) -> Value {
+    json!({
+        "transactionId": transaction_id,
+        "userId": user_id,
+        "totalCost": total_cost,
+        "occurredAt": occurred_at,
+        "storeId": "store-7",
+        "serviceMode": "pickup"
+    })
 }

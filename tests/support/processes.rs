@@ -71,6 +71,71 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// User and system CPU time of a process (for the benches).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuTime {
+    pub user: Duration,
+    pub system: Duration,
+}
+
+impl CpuTime {
+    /// The CPU time of a process so far (all its threads): utime and stime
+    /// of `/proc/<pid>/stat`, in clock ticks (10 ms on Linux).
+    pub fn of_process(pid: u32) -> CpuTime {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
+        // The command name may hold spaces: fields are counted after its closing parenthesis.
+        let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
+            .split_whitespace()
+            .collect();
+        // Fields 14 and 15 of stat(5), counted from 1 with pid and comm as 1 and 2.
+        let ticks = |index: usize| -> u64 { fields[index - 3].parse().expect("ticks") };
+        // SAFETY: sysconf has no preconditions.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let time = |ticks: u64| Duration::from_secs_f64(ticks as f64 / per_second);
+        CpuTime {
+            user: time(ticks(14)),
+            system: time(ticks(15)),
+        }
+    }
+
+    /// The CPU time of this process so far (getrusage, microseconds).
+    pub fn of_self() -> CpuTime {
+        // SAFETY: getrusage writes the struct it is given.
+        let usage = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+            usage
+        };
+        let time = |value: libc::timeval| {
+            Duration::from_secs(value.tv_sec as u64) + Duration::from_micros(value.tv_usec as u64)
+        };
+        CpuTime {
+            user: time(usage.ru_utime),
+            system: time(usage.ru_stime),
+        }
+    }
+
+    pub fn since(self, earlier: CpuTime) -> CpuTime {
+        CpuTime {
+            user: self.user.saturating_sub(earlier.user),
+            system: self.system.saturating_sub(earlier.system),
+        }
+    }
+
+    /// Milliseconds of CPU per item, over `items`.
+    pub fn per_item_ms(self, items: usize) -> f64 {
+        self.user_per_item_ms(items) + self.system_per_item_ms(items)
+    }
+
+    pub fn user_per_item_ms(self, items: usize) -> f64 {
+        self.user.as_secs_f64() * 1000.0 / items.max(1) as f64
+    }
+
+    pub fn system_per_item_ms(self, items: usize) -> f64 {
+        self.system.as_secs_f64() * 1000.0 / items.max(1) as f64
+    }
+}
+
 /// Starts a function binary that must stop at init (a bad configuration) and
 /// waits, at most 20 s, for it to exit: its exit status and what it wrote to stderr.
 pub async fn exit_at_init(

@@ -7,3 +7,4 @@ pub mod pending;
 pub mod rejections;
 pub mod report;
 pub mod status;
+pub mod transactions;

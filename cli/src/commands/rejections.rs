@@ -12,7 +12,7 @@ use chrono::Utc;
 use futures::TryStreamExt;
 use offers_shared::dynamo::{
     text_of, LoyaltyOffersTable, PendingTable, RejectedTable, RejectionFilter, RetryOutcome,
-    DROPPED_ATTRIBUTES, UNREADABLE_ROW,
+    DROPPED_ATTRIBUTES, REJECTION_SOURCE, TRANSACTION_SOURCE, UNREADABLE_ROW,
 };
 use serde_json::Value;
 
@@ -51,9 +51,20 @@ fn rejection_filter(args: &RejectionFilterArgs, ids: Vec<String>) -> RejectionFi
     }
 }
 
-/// One line per rejection: when, why, whose, which row.
+/// One line per rejection: when, why, whose, which row (or transaction).
 pub fn describe(item: &Item) -> String {
     let field = |name: &str| text_of(item, name).unwrap_or("-");
+    if text_of(item, REJECTION_SOURCE) == Some(TRANSACTION_SOURCE) {
+        return format!(
+            "{}  {}  userId={} transactionId={} rejectionId={}: {}",
+            field("rejectedAt"),
+            field("reasonCode"),
+            field("userId"),
+            field("transactionId"),
+            field("rejectionId"),
+            field("reasonMessage")
+        );
+    }
     let offer = if item.contains_key(UNREADABLE_ROW) {
         "(unreadable row)"
     } else {
@@ -137,6 +148,7 @@ fn label(skip: &Skip) -> &'static str {
         Skip::RejectionGone => "already gone",
         Skip::AlreadyDispatched => "already dispatched",
         Skip::Incomplete => "incomplete",
+        Skip::NotAPendingRow => "a transaction",
     }
 }
 
@@ -178,6 +190,10 @@ impl Outcome {
             ),
             Outcome::Skipped(Skip::Incomplete) => format!(
                 "skipped      {row}: stored without {DROPPED_ATTRIBUTES} (too large to keep whole); re-insert it by hand"
+            ),
+            Outcome::Skipped(Skip::NotAPendingRow) => format!(
+                "skipped      {row}: a rejected transaction (transactionId={}), not a pending row; fix it in the transactions table",
+                field("transactionId")
             ),
             Outcome::Failed(error) => format!("failed       {row}: {error}"),
         }
@@ -245,6 +261,20 @@ mod tests {
         assert_eq!(
             describe(&rejection()),
             "2024-06-01T00:00:00Z  unknown_offer  userId=u1 sortKey=c+co-new offerId=co-new rejectionId=r-1: co-new is not in the catalog"
+        );
+    }
+
+    #[test]
+    fn a_rejected_transaction_is_described_by_its_transaction() {
+        let item: Item = serde_dynamo::to_item(json!({
+            "userId": "u1", "rejectionId": "r-2", "reasonCode": "invalid_transaction",
+            "reasonMessage": "totalCost must be a number >= 0, not \"-1\"",
+            "rejectedAt": "2024-06-01T00:00:00Z", "source": "transaction", "transactionId": "order-9"
+        }))
+        .expect("item");
+        assert_eq!(
+            describe(&item),
+            "2024-06-01T00:00:00Z  invalid_transaction  userId=u1 transactionId=order-9 rejectionId=r-2: totalCost must be a number >= 0, not \"-1\""
         );
     }
 

@@ -5,37 +5,26 @@
 
 use aws_lambda_events::event::dynamodb::EventRecord;
 use offers_shared::dispatch::{IgnoredReason, InsertRecord, StreamInput};
+use offers_shared::stream::{normalise_record, stream_records};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The records of one stream event, typed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamBatch(pub Vec<StreamInput>);
 
-/// Why an event is not a stream event at all (the only way the whole
-/// invocation fails).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EventError {
-    #[error("event is not a JSON object")]
-    NotAnObject,
-    #[error("event.Records is not a list")]
-    RecordsNotAList,
-}
+pub use offers_shared::stream::EventError;
 
 impl TryFrom<Value> for StreamBatch {
     type Error = EventError;
 
     fn try_from(event: Value) -> Result<Self, Self::Error> {
-        let Value::Object(mut event) = event else {
-            return Err(EventError::NotAnObject);
-        };
-        match event.remove("Records") {
-            Some(Value::Array(records)) => {
-                Ok(StreamBatch(records.into_iter().map(read_record).collect()))
-            }
-            Some(Value::Null) | None => Ok(StreamBatch(Vec::new())),
-            Some(_) => Err(EventError::RecordsNotAList),
-        }
+        Ok(StreamBatch(
+            stream_records(event)?
+                .into_iter()
+                .map(read_record)
+                .collect(),
+        ))
     }
 }
 
@@ -62,7 +51,7 @@ pub fn read_record(mut raw: Value) -> StreamInput {
         return unusable("record has no eventID or dynamodb.SequenceNumber".into());
     };
 
-    normalise(&mut raw);
+    normalise_record(&mut raw);
     let has_creation_time = raw["dynamodb"].get("ApproximateCreationDateTime").is_some();
     // Read from a reference: the raw record stays at hand for the error path.
     match EventRecord::deserialize(&raw) {
@@ -115,40 +104,11 @@ pub fn read_record(mut raw: Value) -> StreamInput {
     }
 }
 
-/// Smooths over shapes that are harmless but that the event type refuses:
-/// DynamoDB Local's bare `{}` for an empty map, and fields a hand-made event may omit.
-fn normalise(raw: &mut Value) {
-    if let Some(change) = raw.get_mut("dynamodb").and_then(Value::as_object_mut) {
-        change.entry("SizeBytes").or_insert(json!(0));
-        for image in ["Keys", "NewImage", "OldImage"] {
-            if let Some(Value::Object(attributes)) = change.get_mut(image) {
-                attributes.values_mut().for_each(normalise_attribute);
-            }
-        }
-    }
-    if let Some(record) = raw.as_object_mut() {
-        record.entry("awsRegion").or_insert(json!(""));
-    }
-}
-
-fn normalise_attribute(value: &mut Value) {
-    let Value::Object(typed) = value else { return };
-    if typed.is_empty() {
-        *value = json!({"M": {}});
-        return;
-    }
-    if let Some(Value::Object(members)) = typed.get_mut("M") {
-        members.values_mut().for_each(normalise_attribute);
-    }
-    if let Some(Value::Array(items)) = typed.get_mut("L") {
-        items.iter_mut().for_each(normalise_attribute);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use offers_shared::ports::RowCopy;
+    use serde_json::json;
 
     fn insert(image: Value) -> Value {
         json!({

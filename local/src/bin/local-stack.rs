@@ -1,7 +1,8 @@
 //! The whole system on this machine (`bash scripts/local.sh` builds and runs
 //! it): DynamoDB Local, the tables of template.yaml, the sample catalog, the
-//! three functions run as Lambda runs them, the dispatcher on the pending
-//! table's stream, the HTTP APIs on localhost. Ctrl-C stops everything.
+//! functions run as Lambda runs them, the dispatcher on the pending table's
+//! stream and challenge progress on the transactions table's, the HTTP APIs
+//! on localhost. Ctrl-C stops everything.
 
 use offers_local::conventions::LOCAL_DYNAMODB_ENDPOINT;
 use offers_local::stack::{start, RunningStack, StackOptions};

@@ -1,9 +1,11 @@
 //! Frequency challenges: "visit N times" goals, each with conditions, and a reward.
 
+use crate::dates::rfc3339;
 use crate::limits::{
     map_problem, quote, MAX_CHALLENGE_STATUS_BYTES, MAX_DOCUMENT_DEPTH, MAX_NAME_BYTES,
 };
 use crate::rejection::{ReasonCode, Rejection};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -17,11 +19,40 @@ pub enum ChallengeType {
     Frequency,
 }
 
-/// One goal: the conditions a visit must meet to count.
+/// One goal: the conditions a visit must meet to count, and, once a
+/// transaction met it, when and which.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Goal {
     pub condition: Map<String, Value>,
+    /// The `occurredAt` of the transaction that met the goal.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rfc3339::option"
+    )]
+    pub met_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<String>,
 }
+
+impl Goal {
+    /// A goal not yet met.
+    pub fn new(condition: Map<String, Value>) -> Self {
+        Self {
+            condition,
+            met_at: None,
+            transaction_id: None,
+        }
+    }
+
+    pub fn is_met(&self) -> bool {
+        self.met_at.is_some()
+    }
+}
+
+/// Set in the reward when the challenge is completed (the system's, never authored).
+pub const REWARD_GRANTED_AT: &str = "grantedAt";
 
 /// A challenge as stored on the personalized offer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,8 +64,50 @@ pub struct Challenge {
     pub task_id: Option<String>,
     /// The reward object as authored; it always has a `value`.
     pub reward: Map<String, Value>,
-    /// Goals by name (`visit1`, `visit2`, ...).
+    /// Goals by name (`visit1`, `visit2`, ...). Transactions meet them in
+    /// natural name order ([`crate::progress::goal_order`]), not this map's.
     pub goals: BTreeMap<String, Goal>,
+    /// When the last goal was met (the `occurredAt` of its transaction).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rfc3339::option"
+    )]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The transactions counted on this challenge: the key of each
+    /// ([`crate::progress::counted_key`]) to the goal it met. At most one
+    /// per goal, so bounded by [`MAX_GOALS`]; the write that meets a goal is
+    /// conditioned on its transaction's key being absent (exactly once).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counted_transactions: BTreeMap<String, String>,
+}
+
+impl Challenge {
+    /// A challenge as authored: no goal met yet.
+    pub fn new(
+        challenge_type: ChallengeType,
+        task_id: Option<String>,
+        ChallengeStatus { reward, goals }: ChallengeStatus,
+    ) -> Self {
+        Self {
+            challenge_type,
+            task_id,
+            reward,
+            goals,
+            completed_at: None,
+            counted_transactions: BTreeMap::new(),
+        }
+    }
+
+    /// When the reward was granted (set with `completedAt`), if it was.
+    pub fn reward_granted_at(&self) -> Option<&str> {
+        self.reward.get(REWARD_GRANTED_AT).and_then(Value::as_str)
+    }
+
+    /// How many goals are met.
+    pub fn met_count(&self) -> usize {
+        self.goals.values().filter(|goal| goal.is_met()).count()
+    }
 }
 
 /// The challenge attributes of a pending row, as raw text.
@@ -77,7 +150,7 @@ pub fn parse_challenge(
     let status = fields
         .challenge_status
         .ok_or_else(|| invalid("challengeStatus is required with a challenge".into()))?;
-    let ChallengeStatus { reward, goals } = parse_challenge_status(status)?;
+    let status = parse_challenge_status(status)?;
 
     match fields.frequency {
         None => {
@@ -98,12 +171,11 @@ pub fn parse_challenge(
         Some(_) => {}
     }
 
-    Ok(Some(Challenge {
+    Ok(Some(Challenge::new(
         challenge_type,
-        task_id: fields.task_id.map(str::to_owned),
-        reward,
-        goals,
-    }))
+        fields.task_id.map(str::to_owned),
+        status,
+    )))
 }
 
 /// The parts of a `challengeStatus` document.
@@ -135,6 +207,11 @@ pub fn parse_challenge_status(status: &str) -> Result<ChallengeStatus, Rejection
     };
     if let Some(problem) = map_problem(&reward, MAX_DOCUMENT_DEPTH - 1) {
         return Err(invalid(format!("challengeStatus.reward {problem}")));
+    }
+    if reward.contains_key(REWARD_GRANTED_AT) {
+        return Err(invalid(format!(
+            "challengeStatus.reward.{REWARD_GRANTED_AT} is set by the system when the challenge is completed"
+        )));
     }
     match reward.get("value") {
         Some(Value::String(text)) if !text.trim().is_empty() => {}
@@ -191,7 +268,7 @@ pub fn parse_challenge_status(status: &str) -> Result<ChallengeStatus, Rejection
                 quote(&name)
             )));
         }
-        parsed.insert(name, Goal { condition });
+        parsed.insert(name, Goal::new(condition));
     }
     Ok(ChallengeStatus {
         reward,
@@ -227,6 +304,35 @@ mod tests {
         assert_eq!(challenge.goals["visit1"].condition["total_cost"], "1");
         assert_eq!(challenge.reward["value"], "100");
         assert_eq!(challenge.task_id.as_deref(), Some("task-1"));
+    }
+
+    #[test]
+    fn a_granted_reward_cannot_be_authored() {
+        let status = "{\"reward\": {\"value\": \"1\", \"grantedAt\": \"2024-01-01T00:00:00Z\"}, \"goals\": {\"v\": {\"condition\": {}}}}";
+        let err = parse_challenge_status(status).unwrap_err();
+        assert_eq!(err.code, ReasonCode::InvalidChallenge);
+        assert!(err.message.contains("grantedAt"), "{}", err.message);
+    }
+
+    #[test]
+    fn progress_round_trips_and_is_absent_until_made() {
+        let mut challenge = parse_challenge(fields(Some(SEED_STATUS), Some(OFFER)), OFFER)
+            .expect("valid")
+            .expect("has a challenge");
+        let json = serde_json::to_value(&challenge).expect("json");
+        assert!(json["goals"]["visit1"].get("metAt").is_none());
+        assert!(json.get("completedAt").is_none());
+        assert!(json.get("countedTransactions").is_none());
+        if let Some(goal) = challenge.goals.get_mut("visit1") {
+            goal.met_at = crate::dates::parse_timestamp("2024-05-01T10:00:00+0200");
+            goal.transaction_id = Some("t-1".into());
+        }
+        let json = serde_json::to_value(&challenge).expect("json");
+        assert_eq!(json["goals"]["visit1"]["metAt"], "2024-05-01T08:00:00Z");
+        assert_eq!(json["goals"]["visit1"]["transactionId"], "t-1");
+        let back: Challenge = serde_json::from_value(json).expect("back");
+        assert_eq!(back, challenge);
+        assert_eq!(back.met_count(), 1);
     }
 
     #[test]

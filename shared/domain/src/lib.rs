@@ -9,11 +9,13 @@ pub mod dates;
 pub mod limits;
 pub mod offer;
 pub mod offer_event;
+pub mod progress;
 #[cfg(test)]
 mod properties;
 pub mod redemption;
 pub mod rejection;
 pub mod rules;
+pub mod transaction;
 
 pub use assignment::{parse_pending_row, parse_support_request, Assignment, AssignmentSource};
 pub use catalog::{CatalogEntry, ConfigOffer, OfferTemplate, RuleDeclaration, RuleType};
@@ -29,3 +31,4 @@ pub use redemption::{
 };
 pub use rejection::{ReasonCode, Rejection};
 pub use rules::Rules;
+pub use transaction::{parse_transaction, Transaction};

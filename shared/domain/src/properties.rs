@@ -169,3 +169,43 @@ proptest! {
         }
     }
 }
+
+const TRANSACTION_FIELDS: [&str; 7] = [
+    "transactionId",
+    "userId",
+    "totalCost",
+    "occurredAt",
+    "storeId",
+    "serviceMode",
+    "unexpected",
+];
+
+proptest! {
+    /// Any transaction image: parsed into bounded values or refused with
+    /// `invalid_transaction`, never a panic.
+    #[test]
+    fn transactions_never_panic_and_what_passes_is_bounded(
+        fields in prop::collection::vec((0..TRANSACTION_FIELDS.len(), any_json(), any::<bool>()), 0..10),
+    ) {
+        let mut row = Map::new();
+        for (index, value, plausible) in fields {
+            let name = TRANSACTION_FIELDS[index];
+            let value = match (name, plausible) {
+                ("totalCost", true) => json!(12.5),
+                (_, true) if value.is_string() => value,
+                (_, true) => json!(format!("{name}-value")),
+                _ => value,
+            };
+            row.insert(name.to_owned(), value);
+        }
+        match super::transaction::parse_transaction(&row) {
+            Ok(transaction) => {
+                prop_assert!(transaction.total_cost >= 0.0 && transaction.total_cost.is_finite());
+                prop_assert!(!transaction.user_id.trim().is_empty());
+                let text = format_timestamp(transaction.occurred_at);
+                prop_assert_eq!(parse_timestamp(&text), Some(transaction.occurred_at));
+            }
+            Err(rejection) => prop_assert_eq!(rejection.code, super::ReasonCode::InvalidTransaction),
+        }
+    }
+}

@@ -20,10 +20,12 @@ pub enum ReasonCode {
     InvalidRuleValue,
     InvalidChallenge,
     FrequencyMismatch,
+    /// A transaction (contract section 8) that can never count.
+    InvalidTransaction,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 12] = [
+    pub const ALL: [ReasonCode; 13] = [
         ReasonCode::InvalidRow,
         ReasonCode::InvalidDates,
         ReasonCode::Expired,
@@ -36,6 +38,7 @@ impl ReasonCode {
         ReasonCode::InvalidRuleValue,
         ReasonCode::InvalidChallenge,
         ReasonCode::FrequencyMismatch,
+        ReasonCode::InvalidTransaction,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,13 +55,14 @@ impl ReasonCode {
             ReasonCode::InvalidRuleValue => "invalid_rule_value",
             ReasonCode::InvalidChallenge => "invalid_challenge",
             ReasonCode::FrequencyMismatch => "frequency_mismatch",
+            ReasonCode::InvalidTransaction => "invalid_transaction",
         }
     }
 }
 
 /// A reason code this system does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown reason code {0:?}; one of: invalid_row, invalid_dates, expired, unknown_offer, missing_template, unknown_template, template_mismatch, missing_rule, unknown_rule, invalid_rule_value, invalid_challenge, frequency_mismatch")]
+#[error("unknown reason code {0:?}; one of: invalid_row, invalid_dates, expired, unknown_offer, missing_template, unknown_template, template_mismatch, missing_rule, unknown_rule, invalid_rule_value, invalid_challenge, frequency_mismatch, invalid_transaction")]
 pub struct UnknownReasonCode(pub String);
 
 impl std::str::FromStr for ReasonCode {

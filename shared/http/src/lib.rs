@@ -16,4 +16,8 @@ pub use error::ApiError;
 pub use identity::{caller, caller_from_context, Caller, Claims, IdentitySource};
 pub use request::{decode_segment, int_param, parse_uuid, path_segments, query_param, raw_path};
 pub use response::{error_response, json_response, log_request, respond, JSON, NO_STORE};
-pub use view::{config_offer, offer_views, OfferView, RedemptionView, OFFER_VIEW_FIELDS};
+
+pub use view::{
+    config_offer, offer_views, ChallengeView, OfferView, Progress, RedemptionView,
+    OFFER_VIEW_FIELDS,
+};

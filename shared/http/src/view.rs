@@ -2,6 +2,7 @@
 //! offer's name, description and image, and the status at read time.
 
 use chrono::{DateTime, Utc};
+use offers_domain::challenge::{ChallengeType, Goal};
 use offers_domain::dates::rfc3339;
 use offers_domain::{
     CatalogEntry, Challenge, ConfigOffer, OfferStatus, PersonalizedOffer, Redemption, Rules,
@@ -9,7 +10,8 @@ use offers_domain::{
 use offers_shared::error::StoreError;
 use offers_shared::ports::CatalogReader;
 use serde::Serialize;
-use std::collections::HashMap;
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 /// The offer JSON of the contract. Every field is always present; `name`,
@@ -35,12 +37,53 @@ pub struct OfferView {
     pub expiry_date: DateTime<Utc>,
     pub rank: i64,
     pub status: OfferStatus,
-    pub challenge: Option<Challenge>,
+    pub challenge: Option<ChallengeView>,
     pub url: String,
     /// Uses not voided.
     pub redemption_count: u64,
     /// Uses left; `null` when unlimited.
     pub remaining_redemptions: Option<u64>,
+}
+
+/// A challenge as the APIs show it (contract section 8): its goals (each
+/// with its `condition`, and `metAt` and `transactionId` once met), `progress`,
+/// `completedAt` (`null` until completed) and the `reward` (with `grantedAt`
+/// once completed). The counted transactions' keys stay inside.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChallengeView {
+    #[serde(rename = "type")]
+    pub challenge_type: ChallengeType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    pub reward: Map<String, Value>,
+    pub goals: BTreeMap<String, Goal>,
+    pub progress: Progress,
+    #[serde(with = "rfc3339::option")]
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// How many goals are met, of how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Progress {
+    pub met: usize,
+    pub total: usize,
+}
+
+impl ChallengeView {
+    pub fn new(challenge: &Challenge) -> Self {
+        Self {
+            challenge_type: challenge.challenge_type,
+            task_id: challenge.task_id.clone(),
+            reward: challenge.reward.clone(),
+            goals: challenge.goals.clone(),
+            progress: Progress {
+                met: challenge.met_count(),
+                total: challenge.goals.len(),
+            },
+            completed_at: challenge.completed_at,
+        }
+    }
 }
 
 impl OfferView {
@@ -62,7 +105,7 @@ impl OfferView {
             expiry_date: offer.expiry_date,
             rank: offer.rank,
             status: offer.status(now),
-            challenge: offer.challenge.clone(),
+            challenge: offer.challenge.as_ref().map(ChallengeView::new),
             url: offer.url(),
             redemption_count: offer.redemption_count,
             remaining_redemptions: offer.remaining_redemptions(),
@@ -240,6 +283,47 @@ mod tests {
             format!("/rewards/offers/{}", offer.personalized_offer_id)
         );
         assert!(json.get("userId").is_none());
+    }
+
+    #[test]
+    fn a_challenge_shows_its_progress_and_hides_its_counted_keys() {
+        let status = "{\"reward\": {\"value\": \"100\"}, \"goals\": {\"visit1\": {\"condition\": {\"total_cost\": \"1\"}}, \"visit2\": {\"condition\": {\"total_cost\": \"1\"}}}}";
+        let parsed = offers_domain::challenge::parse_challenge_status(status).expect("valid");
+        let mut challenge = Challenge::new(ChallengeType::Frequency, None, parsed);
+        let mut offer = offer();
+        offer.challenge = Some(challenge.clone());
+        let json = serde_json::to_value(OfferView::new(&offer, None, at("2024-06-01T00:00:00Z")))
+            .expect("json");
+        assert_eq!(json["challenge"]["progress"], json!({"met": 0, "total": 2}));
+        assert_eq!(json["challenge"]["completedAt"], Value::Null);
+        assert!(json["challenge"]["goals"]["visit1"].get("metAt").is_none());
+
+        for (name, transaction) in [("visit1", "t-1"), ("visit2", "t-2")] {
+            if let Some(goal) = challenge.goals.get_mut(name) {
+                goal.met_at = Some(at("2024-06-01T10:00:00Z"));
+                goal.transaction_id = Some(transaction.into());
+            }
+            challenge
+                .counted_transactions
+                .insert(format!("key-{transaction}"), name.into());
+        }
+        challenge.completed_at = Some(at("2024-06-01T10:00:00Z"));
+        challenge
+            .reward
+            .insert("grantedAt".into(), json!("2024-06-01T10:00:01Z"));
+        offer.challenge = Some(challenge);
+        let json = serde_json::to_value(OfferView::new(&offer, None, at("2024-06-01T00:00:00Z")))
+            .expect("json");
+        let shown = &json["challenge"];
+        assert_eq!(shown["progress"], json!({"met": 2, "total": 2}));
+        assert_eq!(shown["completedAt"], "2024-06-01T10:00:00Z");
+        assert_eq!(
+            shown["reward"],
+            json!({"value": "100", "grantedAt": "2024-06-01T10:00:01Z"})
+        );
+        assert_eq!(shown["goals"]["visit2"]["transactionId"], "t-2");
+        assert_eq!(shown["goals"]["visit2"]["metAt"], "2024-06-01T10:00:00Z");
+        assert!(shown.get("countedTransactions").is_none());
     }
 
     #[test]

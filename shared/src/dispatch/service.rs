@@ -6,7 +6,7 @@ use super::input::{IgnoredReason, InsertRecord, StreamInput};
 use super::plan::{parse_inserts, plan_batch, Plan};
 use super::report::{BatchReport, Earlier, Failure, Outcome, RecordReport};
 use crate::assign::load_catalog;
-use crate::deadline::Deadline;
+use crate::deadline::{within_deadline, Deadline};
 use crate::error::StoreError;
 use crate::ports::{CatalogReader, DispatchStore, PendingRef, RejectedRow, WriteOutcome};
 use chrono::{DateTime, Utc};
@@ -124,12 +124,11 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
         let wanted = parsed
             .iter()
             .filter_map(|(_, _, assignment)| assignment.as_ref().ok());
-        let catalog = self
-            // Boxed: nested in the batch's future, the catalog read (with its
-            // per-id fallback and the SDK call) is deeper than the compiler's
-            // layout limit allows.
-            .with_deadline(run.deadline, Box::pin(load_catalog(&self.catalog, wanted)))
-            .await;
+        // Boxed: nested in the batch's future, the catalog read (with its
+        // per-id fallback and the SDK call) is deeper than the compiler's
+        // layout limit allows.
+        let catalog =
+            within_deadline(run.deadline, Box::pin(load_catalog(&self.catalog, wanted))).await;
         let catalog_ids = catalog.as_ref().map_or(0, |catalog| catalog.ids_requested);
         let plans = plan_batch(parsed, &catalog, run.now, self.settings.retention);
 
@@ -184,9 +183,9 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
             Plan::Reject(rejection) => self.reject(insert, &pending, rejection, run).await,
             Plan::Dispatch(offer) => {
                 let id = offer.personalized_offer_id;
-                let written = self
-                    .with_deadline(run.deadline, self.store.dispatch_offer(&offer, &pending))
-                    .await;
+                let written =
+                    within_deadline(run.deadline, self.store.dispatch_offer(&offer, &pending))
+                        .await;
                 match written {
                     Ok(WriteOutcome::Written) => Outcome::Dispatched {
                         personalized_offer_id: id,
@@ -235,9 +234,8 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
             sequence_number: insert.sequence_number.clone(),
         };
         let id = rejected.rejection_id;
-        let written = self
-            .with_deadline(run.deadline, self.store.reject_row(&rejected, pending))
-            .await;
+        let written =
+            within_deadline(run.deadline, self.store.reject_row(&rejected, pending)).await;
         match written {
             Ok(WriteOutcome::Written) => Outcome::Rejected {
                 code: rejected.code,
@@ -258,32 +256,6 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
                 earlier: Earlier::Dispatched,
             },
             Err(error) => failed(error, run),
-        }
-    }
-
-    /// Abandons a store call that would run past the deadline; the record is
-    /// then reported failed (its write, if it lands anyway, makes the retry a
-    /// `duplicate`).
-    async fn with_deadline<T>(
-        &self,
-        deadline: Option<Deadline>,
-        call: impl std::future::Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        match deadline {
-            None => call.await,
-            Some(deadline) => {
-                let cutoff = deadline
-                    .at
-                    .checked_sub(deadline.margin / 2)
-                    .unwrap_or(deadline.at);
-                tokio::time::timeout_at(cutoff, call)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(StoreError::Timeout(
-                            "abandoned at the invocation deadline".into(),
-                        ))
-                    })
-            }
         }
     }
 }

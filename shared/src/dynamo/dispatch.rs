@@ -346,7 +346,7 @@ fn fit_item(item: &mut HashMap<String, AttributeValue>) {
 }
 
 /// The longest start of `text` within `max_bytes`, cut at a character boundary.
-fn prefix(text: &str, max_bytes: usize) -> &str {
+pub(super) fn prefix(text: &str, max_bytes: usize) -> &str {
     if text.len() <= max_bytes {
         return text;
     }

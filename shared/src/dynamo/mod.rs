@@ -1,15 +1,18 @@
 //! The DynamoDB adapter: items, conditional transactions, error
 //! classification. One module per table for what the functions and the
-//! `offers` CLI do to it (`pending`, `rejected`, `catalog`, `offers`); the
-//! functions' writes are `dispatch` and `support`.
+//! `offers` CLI do to it (`pending`, `rejected`, `catalog`, `offers`,
+//! `loyalty_transactions`); the functions' writes are `dispatch`, `support`
+//! and `challenges`.
 
 mod activity;
 mod campaign_stats;
 mod catalog;
+mod challenges;
 mod client;
 mod dispatch;
 mod errors;
 mod items;
+mod loyalty_transactions;
 mod offers;
 mod pending;
 mod rejected;
@@ -22,12 +25,14 @@ pub use campaign_stats::{
     campaign_partition, counter_update, CampaignStatsTable, MARKER_RETENTION_SECONDS,
 };
 pub use catalog::{CatalogTable, CATALOG_KEY};
+pub use challenges::{REJECTION_SOURCE, TRANSACTION_IMAGE, TRANSACTION_SOURCE};
 pub use client::{dynamodb_client, environment_sdk_config};
 pub use dispatch::{pending_delete, DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, UNREADABLE_ROW};
 pub use errors::{classify, error_chain, CallError, Fault};
 pub use items::{
     attribute_size, offer_from_item, offer_to_item, text_of, Item, CREATED_INDEX, RANK_INDEX,
 };
+pub use loyalty_transactions::{LoyaltyTransactionsTable, PutTransaction};
 pub use offers::{LoyaltyOffersTable, OfferCounts};
 pub use pending::{PendingKey, PendingTable, RedriveError, Redriven, PENDING_KEY};
 pub use rejected::{

@@ -9,7 +9,9 @@ use super::offers::LoyaltyOffersTable;
 use super::pending::PendingTable;
 use super::table::{paged, with_retries, DynamoTable};
 use super::transactions::{cancellation_error, cancelled, condition_failed};
-use super::{DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, UNREADABLE_ROW};
+use super::{
+    DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, REJECTION_SOURCE, TRANSACTION_SOURCE, UNREADABLE_ROW,
+};
 use crate::domain::{parse_pending_row, ReasonCode, Rejection};
 use crate::error::StoreError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
@@ -56,6 +58,11 @@ impl StoredRejection {
         text_of(&self.0, name)
     }
 
+    /// A rejected transaction (challenge progress), not a pending row.
+    pub fn is_transaction(&self) -> bool {
+        self.text(REJECTION_SOURCE) == Some(TRANSACTION_SOURCE)
+    }
+
     /// Stored as raw text (the stream image could not be read): no row.
     pub fn is_unreadable(&self) -> bool {
         self.0.contains_key(UNREADABLE_ROW)
@@ -65,6 +72,9 @@ impl StoredRejection {
     /// what the dispatcher added, readable and valid on its own. Catalog
     /// checks are left to the dispatcher, which sees the row again.
     pub fn retryable(&self, now: DateTime<Utc>) -> Result<Retryable, RetrySkip> {
+        if self.is_transaction() {
+            return Err(RetrySkip::NotAPendingRow);
+        }
         if self.is_unreadable() {
             return Err(RetrySkip::Unreadable);
         }
@@ -128,6 +138,9 @@ pub enum RetrySkip {
     AlreadyDispatched,
     /// Stored without some of its attributes (it was too large to keep whole).
     Incomplete,
+    /// A rejected transaction: there is no pending row to put back (the
+    /// transaction counts once it is written again, fixed, to its table).
+    NotAPendingRow,
 }
 
 /// What a retry made of one rejection.
@@ -358,6 +371,17 @@ mod tests {
         let unreadable = StoredRejection::new(unreadable);
         assert!(unreadable.is_unreadable());
         assert_eq!(unreadable.retryable(Utc::now()), Err(RetrySkip::Unreadable));
+
+        let mut transaction =
+            rejection(json!({"userId": "u1", "transactionId": "t-1"})).into_item();
+        transaction.insert(
+            REJECTION_SOURCE.into(),
+            AttributeValue::S(TRANSACTION_SOURCE.into()),
+        );
+        assert_eq!(
+            StoredRejection::new(transaction).retryable(Utc::now()),
+            Err(RetrySkip::NotAPendingRow)
+        );
 
         let mut incomplete = rejection(row()).into_item();
         incomplete.insert(DROPPED_ATTRIBUTES.into(), AttributeValue::L(Vec::new()));

@@ -1,0 +1,82 @@
+//! The challenge progress function's configuration, read once at init from
+//! the environment that template.yaml gives it.
+
+use offers_shared::config::{
+    Env, SdkSettings, TableNames, LOYALTY_OFFERS_TABLE_VARIABLE, REJECTED_TABLE_VARIABLE,
+};
+use offers_shared::error::ConfigError;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgressConfig {
+    /// The offers (challenges read and advanced) and the rejected table
+    /// (invalid transactions); no other.
+    pub tables: TableNames,
+    pub sdk: SdkSettings,
+    /// How many users' transactions are handled at once.
+    pub concurrency: usize,
+    /// Time kept in hand before the invocation deadline.
+    pub deadline_margin: Duration,
+}
+
+impl ProgressConfig {
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            tables: TableNames {
+                loyalty_offers: Some(env.table(LOYALTY_OFFERS_TABLE_VARIABLE)?),
+                rejected: Some(env.table(REJECTED_TABLE_VARIABLE)?),
+                ..TableNames::default()
+            },
+            sdk: env.sdk()?,
+            concurrency: usize::try_from(env.number_or("PROGRESS_CONCURRENCY", 16, 1..=256)?)
+                .unwrap_or(16),
+            deadline_margin: Duration::from_millis(env.number_or(
+                "DEADLINE_MARGIN_MS",
+                2_000,
+                0..=60_000,
+            )?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use offers_shared::config::env_of;
+    use offers_shared::error::StoreError;
+
+    const TABLES: [(&str, &str); 2] = [
+        ("LOYALTY_OFFERS_TABLE_NAME", "o"),
+        ("REJECTED_TABLE_NAME", "r"),
+    ];
+
+    #[test]
+    fn only_its_two_tables_and_defaults() {
+        let config = ProgressConfig::from_env(&env_of(&TABLES)).expect("valid");
+        assert_eq!(config.tables.loyalty_offers(), Ok("o"));
+        assert_eq!(config.tables.rejected(), Ok("r"));
+        assert_eq!(
+            config.tables.pending(),
+            Err(StoreError::Unconfigured("pending"))
+        );
+        assert_eq!(config.concurrency, 16);
+        assert_eq!(config.deadline_margin, Duration::from_millis(2_000));
+    }
+
+    #[test]
+    fn missing_table_and_bad_numbers_fail_at_init() {
+        assert_eq!(
+            ProgressConfig::from_env(&env_of(&TABLES[..1])).unwrap_err(),
+            ConfigError::Missing("REJECTED_TABLE_NAME")
+        );
+        let mut pairs = TABLES.to_vec();
+        pairs.push(("PROGRESS_CONCURRENCY", "0"));
+        assert!(matches!(
+            ProgressConfig::from_env(&env_of(&pairs)),
+            Err(ConfigError::Invalid {
+                name: "PROGRESS_CONCURRENCY",
+                ..
+            })
+        ));
+    }
+}

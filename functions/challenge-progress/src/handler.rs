@@ -1,0 +1,35 @@
+//! The Lambda handler: raw stream event in, partial batch response out.
+
+use crate::records::TransactionBatch;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use chrono::Utc;
+use lambda_runtime::{Error, LambdaEvent};
+use offers_shared::challenge_progress::ChallengeProgress;
+use offers_shared::deadline::invocation_deadline;
+use offers_shared::metrics::challenge_metrics;
+use offers_shared::ports::ChallengeStore;
+use serde_json::Value;
+
+/// Handles one DynamoDB stream event of the transactions table. Each record
+/// is read on its own, so one bad record never fails the batch; transient
+/// failures are reported by sequence number in `batchItemFailures`.
+pub async fn handle<S: ChallengeStore>(
+    progress: &ChallengeProgress<S>,
+    event: LambdaEvent<Value>,
+) -> Result<DynamoDbEventResponse, Error> {
+    let (payload, context) = event.into_parts();
+    let TransactionBatch(records) = TransactionBatch::try_from(payload)?;
+    let report = progress
+        .process_batch(records, invocation_deadline(context.deadline))
+        .await;
+    let metrics = challenge_metrics(&report, &context.env_config.function_name, Utc::now());
+    println!("{metrics}");
+
+    let mut response = DynamoDbEventResponse::default();
+    for sequence_number in report.failed_sequence_numbers() {
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = Some(sequence_number);
+        response.batch_item_failures.push(failure);
+    }
+    Ok(response)
+}
