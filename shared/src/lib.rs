@@ -16,3 +16,4 @@ pub mod metrics;
 pub mod ports;
 pub mod support;
 pub mod telemetry;
+pub mod webhook;

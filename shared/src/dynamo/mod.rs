@@ -3,6 +3,7 @@
 //! `offers` CLI do to it (`pending`, `rejected`, `catalog`, `offers`); the
 //! functions' writes are `dispatch` and `support`.
 
+pub mod batch_write;
 mod catalog;
 mod client;
 mod dispatch;
