@@ -12,6 +12,8 @@ pub struct TableNames {
     pub loyalty_offers: Option<String>,
     pub catalog: Option<String>,
     pub rejected: Option<String>,
+    /// The campaign webhook's idempotency records.
+    pub webhook_deliveries: Option<String>,
 }
 
 impl TableNames {
@@ -22,6 +24,7 @@ impl TableNames {
             loyalty_offers: Some(loyalty_offers.to_owned()),
             catalog: Some(catalog.to_owned()),
             rejected: Some(rejected.to_owned()),
+            webhook_deliveries: None,
         }
     }
 
@@ -39,6 +42,10 @@ impl TableNames {
 
     pub fn rejected(&self) -> Result<&str, StoreError> {
         given(&self.rejected, "rejected")
+    }
+
+    pub fn webhook_deliveries(&self) -> Result<&str, StoreError> {
+        given(&self.webhook_deliveries, "webhook deliveries")
     }
 }
 
@@ -153,6 +160,7 @@ pub const PENDING_TABLE_VARIABLE: &str = "PENDING_TABLE_NAME";
 pub const LOYALTY_OFFERS_TABLE_VARIABLE: &str = "LOYALTY_OFFERS_TABLE_NAME";
 pub const CATALOG_TABLE_VARIABLE: &str = "OFFER_CATALOG_TABLE_NAME";
 pub const REJECTED_TABLE_VARIABLE: &str = "REJECTED_TABLE_NAME";
+pub const WEBHOOK_DELIVERIES_TABLE_VARIABLE: &str = "WEBHOOK_DELIVERIES_TABLE_NAME";
 
 /// An environment given as pairs, for tests.
 pub fn env_of(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {

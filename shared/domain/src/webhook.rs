@@ -59,7 +59,10 @@ pub fn signature_hex(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 
 /// The `X-Offers-Signature` value for `body` signed at `timestamp`.
 pub fn signature_header(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
-    format!("t={timestamp},v1={}", signature_hex(secret, timestamp, body))
+    format!(
+        "t={timestamp},v1={}",
+        signature_hex(secret, timestamp, body)
+    )
 }
 
 fn signed_mac(secret: &[u8], timestamp: i64, body: &[u8]) -> HmacSha256 {
@@ -351,9 +354,16 @@ mod tests {
         let many = json!({"assignments": vec![json!({}); 501]}).to_string();
         assert_eq!(codes(many.as_bytes()), Err("too_many_assignments"));
         let most = json!({"assignments": vec![json!({}); 500]}).to_string();
-        assert_eq!(parse_webhook_body(most.as_bytes()).map(|a| a.len()), Ok(500));
+        assert_eq!(
+            parse_webhook_body(most.as_bytes()).map(|a| a.len()),
+            Ok(500)
+        );
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
-        assert_eq!(codes(deep.as_bytes()), Err("malformed_json"), "no stack overflow");
+        assert_eq!(
+            codes(deep.as_bytes()),
+            Err("malformed_json"),
+            "no stack overflow"
+        );
     }
 
     #[test]

@@ -5,10 +5,10 @@
 //! table's `put_batch`. One writer for `offers assign`, `offers catalog
 //! load` and the campaign webhook.
 
-use aws_sdk_dynamodb::types::AttributeValue;
-use futures::StreamExt;
 use super::{CatalogTable, PendingTable};
 use crate::error::StoreError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures::StreamExt;
 use std::cell::Cell;
 use std::future::Future;
 use std::time::Duration;
@@ -98,6 +98,9 @@ pub struct WriteReport {
     /// after every attempt). Other chunks would most likely fail alike, so
     /// no more are started.
     pub stopped: Option<String>,
+    /// The chunk given up on was refused by DynamoDB (a permanent error),
+    /// not left unwritten by throttling or an outage.
+    pub refused: bool,
     /// The last line of the last chunk taken from the input: the valid
     /// rows after it were not attempted when the writing stopped.
     pub last_line_taken: Option<u64>,
@@ -111,6 +114,7 @@ impl WriteReport {
         if self.stopped.is_none() {
             self.stopped = other.stopped;
         }
+        self.refused |= other.refused;
     }
 }
 
@@ -153,6 +157,7 @@ pub async fn write_chunk<W: BatchPut>(
             }
             Err(err) => {
                 last_error = err.to_string();
+                report.refused = true;
                 break;
             }
         }

@@ -15,9 +15,10 @@ mod rejected;
 mod support;
 mod table;
 mod transactions;
+mod webhook;
 
 pub use catalog::{CatalogTable, CATALOG_KEY};
-pub use client::{dynamodb_client, environment_sdk_config};
+pub use client::{dynamodb_client, environment_endpoint, environment_sdk_config};
 pub use dispatch::{pending_delete, DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, UNREADABLE_ROW};
 pub use errors::{classify, error_chain, CallError, Fault};
 pub use items::{

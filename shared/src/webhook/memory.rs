@@ -31,7 +31,9 @@ pub struct MemoryWebhookStore {
 
 impl MemoryWebhookStore {
     pub fn state(&self) -> MutexGuard<'_, WebhookState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -111,14 +113,15 @@ impl WebhookStore for MemoryWebhookStore {
             return Err(error);
         }
         match state.deliveries.get_mut(delivery_id) {
-            Some(record)
-                if matches!(record.state, DeliveryState::InProgress { token: held, .. } if held == token) =>
+            Some(record) if matches!(record.state, DeliveryState::InProgress { token: held, .. } if held == token) =>
             {
                 record.state = DeliveryState::Done;
                 record.receipt = receipt.clone();
                 Ok(())
             }
-            _ => Err(StoreError::Conflict("the delivery is no longer held".into())),
+            _ => Err(StoreError::Conflict(
+                "the delivery is no longer held".into(),
+            )),
         }
     }
 
@@ -130,8 +133,7 @@ impl WebhookStore for MemoryWebhookStore {
     ) -> Result<(), StoreError> {
         let mut state = self.state();
         match state.deliveries.get_mut(delivery_id) {
-            Some(record)
-                if matches!(record.state, DeliveryState::InProgress { token: held, .. } if held == token) =>
+            Some(record) if matches!(record.state, DeliveryState::InProgress { token: held, .. } if held == token) =>
             {
                 record.state = DeliveryState::InProgress {
                     token,
@@ -140,7 +142,9 @@ impl WebhookStore for MemoryWebhookStore {
                 record.written.extend(written.iter().copied());
                 Ok(())
             }
-            _ => Err(StoreError::Conflict("the delivery is no longer held".into())),
+            _ => Err(StoreError::Conflict(
+                "the delivery is no longer held".into(),
+            )),
         }
     }
 }
@@ -168,7 +172,9 @@ impl<T: WebhookStore> WebhookStore for &T {
         token: Uuid,
         receipt: &WebhookReceipt,
     ) -> Result<(), StoreError> {
-        (**self).complete_delivery(delivery_id, token, receipt).await
+        (**self)
+            .complete_delivery(delivery_id, token, receipt)
+            .await
     }
     async fn release_delivery(
         &self,

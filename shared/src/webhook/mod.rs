@@ -131,9 +131,7 @@ impl<S: WebhookStore, C: CatalogReader> WebhookService<S, C> {
             expires_at: now + self.settings.retention,
         };
         let result = match self.store.claim_delivery(&claim).await? {
-            ClaimOutcome::Claimed => {
-                self.write(&claim, validated.rows, validated.receipt).await
-            }
+            ClaimOutcome::Claimed => self.write(&claim, validated.rows, validated.receipt).await,
             ClaimOutcome::Held(record) => self.redelivered(*record, claim, delivery).await,
         };
         log_delivery(delivery, &result);

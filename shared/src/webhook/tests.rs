@@ -37,7 +37,9 @@ fn row(user: &str, sort_key: &str) -> Value {
 }
 
 fn body_of(assignments: &[Value]) -> Vec<u8> {
-    json!({ "assignments": assignments }).to_string().into_bytes()
+    json!({ "assignments": assignments })
+        .to_string()
+        .into_bytes()
 }
 
 async fn receive(
@@ -98,7 +100,9 @@ async fn valid_assignments_become_rows_and_invalid_ones_are_reported_by_index() 
             (5, "invalid_row")
         ]
     );
-    assert!(received.receipt.rejected[4].message.contains("assignment 0"));
+    assert!(received.receipt.rejected[4]
+        .message
+        .contains("assignment 0"));
     let state = store.state();
     assert_eq!(state.puts.len(), 2);
     assert_eq!(state.deliveries["d-1"].state, DeliveryState::Done);
@@ -132,7 +136,13 @@ async fn concurrent_requests_of_one_delivery_write_once_and_share_the_answer() {
     for answer in &answers {
         assert_eq!(answer.as_ref().map(|a| a.receipt.accepted), Ok(30));
     }
-    assert_eq!(answers.iter().filter(|a| matches!(a, Ok(r) if !r.replayed)).count(), 1);
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| matches!(a, Ok(r) if !r.replayed))
+            .count(),
+        1
+    );
     assert_eq!(store.state().puts.len(), 30);
 }
 
@@ -156,7 +166,10 @@ async fn a_failed_write_is_released_and_the_retry_writes_only_the_rest() {
         .iter()
         .map(|row| row["sortKey"].clone())
         .collect();
-    assert_eq!(puts, vec![json!("s0"), json!("s1"), json!("s3"), json!("s2")]);
+    assert_eq!(
+        puts,
+        vec![json!("s0"), json!("s1"), json!("s3"), json!("s2")]
+    );
 }
 
 #[tokio::test]
@@ -220,7 +233,11 @@ async fn an_interrupted_holder_is_taken_over_after_its_lease_with_the_first_answ
     assert_eq!(received.receipt, first_answer);
     let state = store.state();
     let puts: Vec<&Value> = state.puts.iter().map(|row| &row["sortKey"]).collect();
-    assert_eq!(puts, vec![&json!("c")], "neither the written row nor the rejected one");
+    assert_eq!(
+        puts,
+        vec![&json!("c")],
+        "neither the written row nor the rejected one"
+    );
     assert_eq!(state.deliveries["d-1"].state, DeliveryState::Done);
 }
 
@@ -238,7 +255,10 @@ async fn a_row_dynamodb_refuses_is_a_rejection_and_the_delivery_is_done() {
     let again = receive(&service(&store), "d-1", &assignments)
         .await
         .expect("again");
-    assert_eq!(again.receipt, received.receipt, "the final answer is stored");
+    assert_eq!(
+        again.receipt, received.receipt,
+        "the final answer is stored"
+    );
 }
 
 #[tokio::test]
@@ -266,6 +286,9 @@ async fn a_catalog_outage_is_transient_and_claims_nothing() {
             Utc::now(),
         )
         .await;
-    assert!(matches!(result, Err(WebhookError::Store(StoreError::Unavailable(_)))));
+    assert!(matches!(
+        result,
+        Err(WebhookError::Store(StoreError::Unavailable(_)))
+    ));
     assert!(store.state().deliveries.is_empty());
 }
