@@ -10,6 +10,8 @@ pub const REJECTED: &str = "RejectedPersonalizedOffersTable";
 pub const DISPATCHER: &str = "OfferDispatcherFunction";
 pub const LOOKUP: &str = "OfferLookupFunction";
 pub const SUPPORT: &str = "SupportAssignmentFunction";
+pub const WEBHOOK: &str = "CampaignWebhookFunction";
+pub const DELIVERIES: &str = "WebhookDeliveriesTable";
 
 pub const SEED_OFFER: &str = "290fb746-9850-4994-b7d7-5630046792e1";
 pub const SEED_USER: &str = "us-east-1:192991f1-ede8-47bf-89e1-3942d4ab8aaa";

@@ -17,7 +17,7 @@ async fn main() -> Result<(), Error> {
     // At init: a function that cannot read its secret fails to start, and
     // no request is ever checked against a missing key.
     let secret = load_signing_secret(
-        &secrets_client(&sdk_config, &config.sdk),
+        &secrets_client(&sdk_config, &config.sdk, secrets_endpoint()),
         &config.signing_secret_arn,
     )
     .await?;

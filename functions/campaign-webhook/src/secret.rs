@@ -45,14 +45,15 @@ pub enum SecretError {
     Empty,
 }
 
-/// A Secrets Manager client with the function's timeouts, at the endpoint
-/// the environment gives Secrets Manager (not DynamoDB's).
+/// A Secrets Manager client with the function's timeouts, at `endpoint`
+/// (main.rs: [`secrets_endpoint`]), never at DynamoDB's.
 pub fn secrets_client(
     sdk_config: &SdkConfig,
     settings: &SdkSettings,
+    endpoint: Option<String>,
 ) -> aws_sdk_secretsmanager::Client {
     let mut builder = aws_sdk_secretsmanager::config::Builder::from(sdk_config);
-    builder.set_endpoint_url(environment_endpoint("SECRETS_MANAGER"));
+    builder.set_endpoint_url(endpoint);
     let config = builder
         .timeout_config(
             TimeoutConfig::builder()
@@ -64,6 +65,13 @@ pub fn secrets_client(
         .retry_config(RetryConfig::standard().with_max_attempts(settings.max_attempts))
         .build();
     aws_sdk_secretsmanager::Client::from_conf(config)
+}
+
+/// The endpoint the environment gives Secrets Manager:
+/// `AWS_ENDPOINT_URL_SECRETS_MANAGER` (moto locally), else `AWS_ENDPOINT_URL`,
+/// else AWS's own.
+pub fn secrets_endpoint() -> Option<String> {
+    environment_endpoint("SECRETS_MANAGER")
 }
 
 /// GetSecretValue of `arn`, once.
