@@ -357,3 +357,52 @@ async fn an_interrupted_delivery_is_finished_by_the_retry_without_a_second_offer
     }
     assert_eq!(bed.scan(DELIVERIES).await[0]["state"], "done");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_request_is_signed_with_the_local_secret_and_works_when_signed_now() {
+    let bed = TestBed::with_sample_catalog().await;
+    let webhook = bed.webhook(&[]).await;
+    let mut event = read_json("events/webhook-assign.json");
+    let body = event["body"].as_str().expect("body").to_owned();
+    let file =
+        std::fs::read_to_string(offers_local::workspace_root().join("events/webhook-body.json"))
+            .expect("body file");
+    assert_eq!(
+        body, file,
+        "the event carries events/webhook-body.json exactly"
+    );
+    let signature = event["headers"]["x-offers-signature"]
+        .as_str()
+        .expect("signature")
+        .to_owned();
+    let t: i64 = signature
+        .trim_start_matches("t=")
+        .split(',')
+        .next()
+        .and_then(|t| t.parse().ok())
+        .expect("t");
+    assert_eq!(
+        offers_shared::domain::webhook::verify_signature(
+            Some(&signature),
+            offers_local::moto::LOCAL_SIGNING_SECRET.as_bytes(),
+            body.as_bytes(),
+            t,
+        ),
+        Ok(()),
+        "signed with the local secret"
+    );
+    // As it stands, its signature is old.
+    let stale = call_webhook(&webhook, &event).await;
+    assert_eq!(
+        (stale.status, stale.body["error"]["code"].as_str()),
+        (401, Some("stale_signature"))
+    );
+    // Signed now, as `offers webhook sign` does.
+    event["headers"]["x-offers-signature"] =
+        json!(sign_now(body.as_bytes(), chrono::Utc::now().timestamp()));
+    let answer = call_webhook(&webhook, &event).await;
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    assert_eq!(answer.body["accepted"], 2);
+    assert_eq!(answer.body["rejected"][0]["index"], 2);
+    assert_eq!(answer.body["rejected"][0]["code"], "unknown_offer");
+}

@@ -19,6 +19,7 @@ pub mod writer;
 use crate::aws::Connection;
 use crate::cli::{
     CatalogCommand, Cli, Command, FailuresCommand, PendingCommand, RejectionsCommand,
+    WebhookCommand,
 };
 use crate::error::CliError;
 
@@ -43,5 +44,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Pending(PendingCommand::Redrive(args)) => {
             commands::pending::redrive(args, &connection).await
         }
+        Command::Webhook(WebhookCommand::Sign(args)) => commands::webhook::sign(args, &connection),
     }
 }

@@ -6,3 +6,4 @@ pub mod failures;
 pub mod pending;
 pub mod rejections;
 pub mod status;
+pub mod webhook;
