@@ -16,6 +16,7 @@ mod support;
 mod table;
 mod transactions;
 mod webhook;
+pub use webhook::ROW_WRITE_CONCURRENCY as WEBHOOK_ROW_WRITE_CONCURRENCY;
 
 pub use catalog::{CatalogTable, CATALOG_KEY};
 pub use client::{dynamodb_client, environment_endpoint, environment_sdk_config};

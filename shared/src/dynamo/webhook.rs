@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 /// Chunks of 25 rows in flight at once: a 500-row delivery is 20 chunks.
 pub const ROW_WRITE_CONCURRENCY: usize = 10;
+
 const IN_PROGRESS: &str = "inProgress";
 const DONE: &str = "done";
 
