@@ -1,6 +1,7 @@
 //! Composition root: logging, configuration, the signing secret (read once,
 //! from Secrets Manager), one DynamoDB client, then the runtime loop.
 
+use campaign_webhook::secret::secrets_endpoint;
 use campaign_webhook::{
     build_webhook, handler, load_signing_secret, secrets_client, WebhookConfig,
 };
