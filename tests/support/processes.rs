@@ -197,12 +197,32 @@ impl LocalStack {
 
     /// A GET over HTTP with the local identity header: status and JSON body.
     pub fn get(&self, path: &str, user: &str) -> (u16, Value) {
-        let mut stream =
-            TcpStream::connect(("127.0.0.1", self.http_port)).expect("HTTP API answers");
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: localhost\r\nx-local-user: {user}\r\nConnection: close\r\n\r\n"
         );
-        stream.write_all(request.as_bytes()).expect("request sent");
+        self.exchange(request.as_bytes())
+    }
+
+    /// POST `body` with `headers` (`Name: value` lines) and no local identity.
+    pub fn post(&self, path: &str, headers: &[String], body: &[u8]) -> (u16, Value) {
+        let mut request = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\n");
+        for header in headers {
+            request.push_str(header);
+            request.push_str("\r\n");
+        }
+        request.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ));
+        let mut bytes = request.into_bytes();
+        bytes.extend_from_slice(body);
+        self.exchange(&bytes)
+    }
+
+    fn exchange(&self, request: &[u8]) -> (u16, Value) {
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", self.http_port)).expect("HTTP API answers");
+        stream.write_all(request).expect("request sent");
         let mut response = String::new();
         stream.read_to_string(&mut response).expect("response read");
         let status = response
