@@ -12,7 +12,7 @@ fn body(assignments: &[Value]) -> Vec<u8> {
         .into_bytes()
 }
 
-fn offers_of<'a>(offers: &'a [Map<String, Value>], sort_key: &str) -> usize {
+fn offers_of(offers: &[Map<String, Value>], sort_key: &str) -> usize {
     offers
         .iter()
         .filter(|offer| offer["sortKey"] == sort_key)

@@ -119,7 +119,7 @@ pub fn verify_signature(
     }
     // Checked: a hostile `t` near i64::MAX must not overflow.
     let skew = now.checked_sub(timestamp).map(i64::unsigned_abs);
-    if !skew.is_some_and(|skew| skew <= SIGNATURE_TOLERANCE_SECONDS.unsigned_abs()) {
+    if skew.is_none_or(|skew| skew > SIGNATURE_TOLERANCE_SECONDS.unsigned_abs()) {
         return Err(SignatureError::Stale);
     }
     let mac = signed_mac(secret, timestamp, body);
