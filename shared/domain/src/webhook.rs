@@ -377,6 +377,42 @@ mod tests {
         assert!(check_delivery_id(Some(&"d".repeat(255))).is_ok());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_header_and_clock_is_answered_without_a_panic(
+            header in ".{0,200}",
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            now in proptest::prelude::any::<i64>(),
+        ) {
+            // Only a signature made with the secret can pass.
+            proptest::prop_assert!(verify_signature(Some(&header), SECRET, &body, now).is_err());
+        }
+
+        #[test]
+        fn what_is_signed_verifies_within_the_tolerance_only(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+            t in 0i64..4_000_000_000,
+            skew in -600i64..600,
+        ) {
+            let header = signature_header(SECRET, t, &body);
+            let expected = if skew.abs() <= SIGNATURE_TOLERANCE_SECONDS {
+                Ok(())
+            } else {
+                Err(SignatureError::Stale)
+            };
+            proptest::prop_assert_eq!(verify_signature(Some(&header), SECRET, &body, t + skew), expected);
+        }
+
+        #[test]
+        fn any_body_is_parsed_or_refused_without_a_panic(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+        ) {
+            if let Ok(assignments) = parse_webhook_body(&body) {
+                proptest::prop_assert!(assignments.len() <= MAX_ASSIGNMENTS);
+            }
+        }
+    }
+
     #[test]
     fn fingerprints_tell_bodies_apart() {
         assert_eq!(body_fingerprint(b"{}"), body_fingerprint(b"{}"));
