@@ -69,10 +69,10 @@ async fn answer<S: WebhookStore, C: CatalogReader>(
         });
     }
     // A header that is not text cannot be a signature: 401 like any malformed one.
-    let signature = match request.headers().get(SIGNATURE_HEADER) {
-        None => None,
-        Some(value) => Some(value.to_str().unwrap_or_default()),
-    };
+    let signature = request
+        .headers()
+        .get(SIGNATURE_HEADER)
+        .map(|value| value.to_str().unwrap_or_default());
     verify_signature(
         signature,
         webhook.secret.as_bytes(),
