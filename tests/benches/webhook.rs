@@ -50,6 +50,7 @@ async fn main() {
     }
     handler.check().await;
     floor.check().await;
+    let cpu_only = in_memory_handler_time().await;
 
     let rows = (REQUESTS * ASSIGNMENTS) as f64;
     let percentile = |times: &[Duration], p: f64| {
@@ -82,6 +83,10 @@ async fn main() {
         total(&floor_times),
         percentile(&floor_times, 0.5),
         percentile(&floor_times, 0.95)
+    );
+    println!(
+        "  the handler alone (in-memory store and catalog, no I/O): p50 {:.1} ms per request",
+        percentile(&cpu_only, 0.5)
     );
     println!(
         "  ratio handler/floor: {:.3} of the totals, {:.3} the median of the {REQUESTS} paired requests  (target <= 1.15)",
@@ -211,4 +216,34 @@ impl FloorSide {
             (WARM_UP_REQUESTS + REQUESTS) * ASSIGNMENTS
         );
     }
+}
+
+/// The same requests through the handler with the in-memory fakes of its
+/// ports: what the handler costs besides its DynamoDB calls.
+async fn in_memory_handler_time() -> Vec<Duration> {
+    use offers_shared::fakes::MemoryCatalog;
+    use offers_shared::webhook::memory::MemoryWebhookStore;
+    use offers_shared::webhook::{WebhookService, WebhookSettings};
+    let webhook = campaign_webhook::CampaignWebhook::new(
+        WebhookService::new(
+            MemoryWebhookStore::default(),
+            MemoryCatalog::of(sample_catalog()),
+            WebhookSettings::default(),
+        ),
+        campaign_webhook::SigningSecret::new(offers_local::moto::LOCAL_SIGNING_SECRET)
+            .expect("secret"),
+    );
+    let mut times = Vec::new();
+    for request in 0..REQUESTS {
+        let body = body(&assignments("memory", request));
+        let event = signed_webhook_event(&body, &format!("bench-memory-{request}"));
+        let request = lambda_http::request::from_str(&event.to_string()).expect("event");
+        let started = Instant::now();
+        let response = campaign_webhook::handler::handle(&webhook, request)
+            .await
+            .expect("answer");
+        times.push(started.elapsed());
+        assert_eq!(response.status(), 202);
+    }
+    times
 }
