@@ -136,6 +136,43 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
         "no identity: the authorizer's 401"
     );
 
+    // A marketing platform's signed webhook (moto's Secrets Manager holds the
+    // local secret), sent twice: one offer per valid assignment.
+    let body_file = offers_local::workspace_root().join("events/webhook-body.json");
+    let body = std::fs::read(&body_file).expect("sample body");
+    let (code, headers) =
+        stack.offers(&["webhook", "sign", &body_file.to_string_lossy(), "--headers"]);
+    assert_eq!(code, 0, "{headers}");
+    let headers: Vec<String> = headers
+        .lines()
+        .map(str::to_owned)
+        .chain(["Content-Type: application/json".to_owned()])
+        .collect();
+    let (status, first) = stack.post("/campaigns/webhook", &headers, &body);
+    assert_eq!(status, 202, "{first}");
+    assert_eq!(first["accepted"], 2);
+    let (status, again) = stack.post("/campaigns/webhook", &headers, &body);
+    assert_eq!((status, &again), (202, &first));
+    let (status, unsigned) = stack.post("/campaigns/webhook", &headers[1..], &body);
+    assert_eq!(
+        (status, unsigned["error"]["code"].as_str()),
+        (401, Some("missing_signature"))
+    );
+    let started = Instant::now();
+    loop {
+        let (status, body) = stack.get("/rewards/offers", SEED_USER);
+        assert_eq!(status, 200, "{body}");
+        let offers = body["offers"].as_array().map(Vec::len).unwrap_or_default();
+        if offers == 2 {
+            break;
+        }
+        assert!(
+            offers < 2 && started.elapsed() < Duration::from_secs(30),
+            "{body}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
     // The activity function behind the same API: a redemption uses up the
     // owner's fries offer (limit 1), which leaves the list; an event; a void
     // gives the use back.

@@ -54,7 +54,18 @@ fn the_apis_answer_as_their_openapi_document_says() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(report.contains("passed"), "{report}");
-    assert!(!report.contains(" failed"), "{report}");
+    // The count of test cases, e.g. "623 generated, 623 passed": none failed.
+    // (Its warnings may say "Authentication failed": the campaign webhook
+    // answers schemathesis' unsigned requests 401, as documented.)
+    let cases = report
+        .lines()
+        .skip_while(|line| !line.starts_with("Test cases:"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        cases.contains("passed") && !cases.contains("failed"),
+        "{report}"
+    );
     drop(stack);
     let _ = std::fs::remove_dir_all(&dir);
 }

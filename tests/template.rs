@@ -183,12 +183,46 @@ fn template_parameters() -> serde_json::Value {
     serde_json::to_value(&yaml["Parameters"]).expect("parameters as JSON")
 }
 
+/// The one API without a JWT authorizer: marketing platforms sign their
+/// requests instead, and the function checks the signature first.
+const SIGNED_WEBHOOK_API: &str = "CampaignWebhookHttpApi";
+
 #[test]
-fn every_route_is_behind_a_jwt_authorizer() {
+fn every_route_is_behind_a_jwt_authorizer_but_the_signed_webhook() {
     let template = template();
     let routes = template.http_routes().expect("routes");
-    assert!(routes.len() >= 5, "{routes:?}");
+    assert!(routes.len() >= 6, "{routes:?}");
+    let (webhook, routes): (Vec<_>, Vec<_>) = routes
+        .into_iter()
+        .partition(|route| route.api == SIGNED_WEBHOOK_API);
+    assert_eq!(
+        webhook
+            .iter()
+            .map(|route| (
+                route.method.as_str(),
+                route.path.as_str(),
+                route.function.as_str(),
+                route.authorized
+            ))
+            .collect::<Vec<_>>(),
+        vec![(
+            "POST",
+            "/campaigns/webhook",
+            "CampaignWebhookFunction",
+            false
+        )],
+        "the webhook API serves the signed webhook only"
+    );
+    let webhook_environment = &template
+        .properties("CampaignWebhookFunction")
+        .expect("function")["Environment"]["Variables"];
+    assert_eq!(
+        tagged(&webhook_environment["WEBHOOK_SIGNING_SECRET_ARN"], "!Ref"),
+        Some("WebhookSigningSecretArn"),
+        "the secret's ARN comes from its parameter, never the secret"
+    );
     for route in routes {
+        assert!(route.authorized, "{} {}", route.method, route.path);
         let api = template
             .properties(&route.api)
             .expect("the route's HttpApi");
@@ -232,6 +266,7 @@ fn data_is_kept_and_expires_where_it_should() {
         "LoyaltyOffersTable",
         "CampaignStatsTable",
         "OfferEventsTable",
+        "WebhookDeliveriesTable",
     ] {
         let ttl = &template.properties(table).expect("table")["TimeToLiveSpecification"];
         assert_eq!(ttl["AttributeName"].as_str(), Some("ttl"), "{table}");
@@ -456,6 +491,69 @@ async fn each_function_may_make_exactly_the_dynamodb_calls_it_makes() {
         "support: calls made vs policy"
     );
 
+    // Webhook: a delivery (catalog, claim, rows, completion), its replay,
+    // a conflict, a failed chunk released, an interrupted delivery taken
+    // over, and a redelivery that waits for a holder (consistent reads).
+    let recorder = PermissionRecorder::default();
+    let config = bed
+        .webhook_config(&[("WEBHOOK_WAIT_FOR_HOLDER_MS", "200")])
+        .await;
+    let secret = bed.webhook_secret(&config).await;
+    let webhook = campaign_webhook::build_webhook(
+        bed.recording_client(&config.sdk, &recorder),
+        &config,
+        secret,
+    );
+    let body = |sort_key: &str| {
+        json!({"assignments": [fries_row("perm-hook", sort_key), {"userId": "x"}]})
+            .to_string()
+            .into_bytes()
+    };
+    let first = call_webhook(&webhook, &signed_webhook_event(&body("w1"), "perm-1")).await;
+    assert_eq!(first.status, 202, "{:?}", first.body);
+    assert_eq!(
+        call_webhook(&webhook, &signed_webhook_event(&body("w1"), "perm-1"))
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        call_webhook(&webhook, &signed_webhook_event(&body("w2"), "perm-1"))
+            .await
+            .status,
+        409
+    );
+    let in_an_hour = chrono::Utc::now().timestamp_millis() + 3_600_000;
+    for (id, lease_until) in [("perm-2", 0), ("perm-3", in_an_hour)] {
+        bed.put(
+            DELIVERIES,
+            json!({"deliveryId": id,
+                   "fingerprint": offers_shared::domain::webhook::body_fingerprint(&body(id)),
+                   "state": "inProgress", "claimToken": uuid::Uuid::new_v4().to_string(),
+                   "leaseUntil": lease_until, "claimedAt": "2026-01-01T00:00:00Z",
+                   "receipt": json!({"accepted": 1, "rejected": []}).to_string(),
+                   "ttl": future_epoch(7)}),
+        )
+        .await;
+    }
+    assert_eq!(
+        call_webhook(&webhook, &signed_webhook_event(&body("perm-2"), "perm-2"))
+            .await
+            .status,
+        202
+    );
+    assert_eq!(
+        call_webhook(&webhook, &signed_webhook_event(&body("perm-3"), "perm-3"))
+            .await
+            .status,
+        503
+    );
+    assert_eq!(
+        needed(&bed, &recorder),
+        granted(&template, WEBHOOK),
+        "webhook: calls made vs policy"
+    );
+
     // Activity: a redemption (the read, the first record, then one beside
     // it), a replay, a refusal, a void twice, an event and its duplicate.
     let recorder = PermissionRecorder::default();
@@ -595,6 +693,58 @@ async fn each_function_may_make_exactly_the_dynamodb_calls_it_makes() {
         granted(&template, PROGRESS),
         "challenge progress: calls made vs policy"
     );
+}
+
+#[test]
+fn the_webhook_reads_only_its_own_secret() {
+    let template = template();
+    let policies = template
+        .properties("CampaignWebhookFunction")
+        .expect("function")["Policies"]
+        .clone();
+    let secret_statements: Vec<Value> = policies
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|policy| {
+            policy["Statement"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter(|statement| {
+            statement["Action"]
+                .as_str()
+                .is_some_and(|action| action.starts_with("secretsmanager:"))
+        })
+        .collect();
+    assert_eq!(secret_statements.len(), 1, "{secret_statements:?}");
+    assert_eq!(
+        secret_statements[0]["Action"].as_str(),
+        Some("secretsmanager:GetSecretValue")
+    );
+    assert_eq!(
+        tagged(&secret_statements[0]["Resource"], "!Ref"),
+        Some("WebhookSigningSecretArn")
+    );
+    let parameters = template_parameters();
+    assert!(
+        parameters["WebhookSigningSecretArn"]["AllowedPattern"]
+            .as_str()
+            .is_some_and(|pattern| pattern.contains("secretsmanager")),
+        "only a Secrets Manager ARN"
+    );
+    // No other function may read a secret.
+    for function in template.function_ids().expect("functions") {
+        if function == "CampaignWebhookFunction" {
+            continue;
+        }
+        let text = format!(
+            "{:?}",
+            template.properties(&function).expect("function")["Policies"]
+        );
+        assert!(!text.contains("secretsmanager"), "{function}");
+    }
 }
 
 #[test]

@@ -126,6 +126,10 @@ pub enum Command {
     /// Completed orders in the transactions table (what the ordering backend writes)
     #[command(subcommand)]
     Transactions(TransactionsCommand),
+
+    /// The campaign webhook (POST /campaigns/webhook), as marketing platforms call it
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
 }
 
 #[derive(Debug, Args)]
@@ -190,6 +194,44 @@ pub struct TransactionsAddArgs {
     /// The transaction's id (default: a new UUID)
     #[arg(long = "id", value_name = "TRANSACTION_ID")]
     pub transaction_id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCommand {
+    /// Sign a body ({"assignments": [...]}) and print a ready curl line
+    ///
+    /// The signature is X-Offers-Signature: t=<now>,v1=<hex HMAC-SHA256 of
+    /// "<t>.<body>">, with the secret from --secret-env or --secret-file (with
+    /// --local and neither: the local stack's fake secret). The curl line
+    /// sends the file's bytes exactly (--data-binary), within 300 s.
+    Sign(WebhookSignArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WebhookSignArgs {
+    /// The request body, sent as it is
+    pub file: PathBuf,
+
+    /// The environment variable holding the shared secret
+    #[arg(long, value_name = "VAR", conflicts_with = "secret_file")]
+    pub secret_env: Option<String>,
+
+    /// A file holding the shared secret (one trailing newline is ignored)
+    #[arg(long, value_name = "F")]
+    pub secret_file: Option<PathBuf>,
+
+    /// X-Offers-Delivery (default: derived from the body, so that signing the
+    /// same file again makes a redelivery)
+    #[arg(long, value_name = "ID")]
+    pub delivery: Option<String>,
+
+    /// The webhook's URL (default with --local: the local stack's)
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+
+    /// Print the two headers only, one per line
+    #[arg(long)]
+    pub headers: bool,
 }
 
 #[derive(Debug, Args)]

@@ -20,7 +20,7 @@ pub mod writer;
 use crate::aws::Connection;
 use crate::cli::{
     CatalogCommand, Cli, Command, FailuresCommand, PendingCommand, RejectionsCommand,
-    TransactionsCommand,
+    TransactionsCommand, WebhookCommand,
 };
 use crate::error::CliError;
 
@@ -49,5 +49,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Transactions(TransactionsCommand::Add(args)) => {
             commands::transactions::add(args, &connection).await
         }
+        Command::Webhook(WebhookCommand::Sign(args)) => commands::webhook::sign(args, &connection),
     }
 }

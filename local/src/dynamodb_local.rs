@@ -274,7 +274,7 @@ fn find_jar_dir(home: &Path) -> Option<PathBuf> {
         .max()
 }
 
-fn free_port() -> std::io::Result<u16> {
+pub(crate) fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
 }
 

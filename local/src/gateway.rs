@@ -6,7 +6,9 @@
 //! Identity is local-only. API Gateway's JWT authorizer is replaced by two
 //! headers, which become the claims the authorizer would pass on:
 //! `x-local-user` (the `sub`) and `x-local-groups` (`cognito:groups`, comma
-//! separated). Without `x-local-user` the answer is the authorizer's 401. The
+//! separated). Without `x-local-user` the answer is the authorizer's 401. A
+//! route whose API has no authorizer (the campaign webhook: its signature is
+//! the authentication) gets no claims and needs no such header. The
 //! headers exist only here: the gateway serves on loopback only, inside the
 //! local stack, and the functions themselves never read them.
 
@@ -120,8 +122,13 @@ impl<F: Invoke + 'static> Gateway<F> {
         let Some(matched) = self.route(&method, &raw_path) else {
             return message(StatusCode::NOT_FOUND, "Not Found");
         };
-        let Some(claims) = local_claims(&parts.headers) else {
-            return message(StatusCode::UNAUTHORIZED, "Unauthorized");
+        let claims = if matched.route.authorized {
+            let Some(claims) = local_claims(&parts.headers) else {
+                return message(StatusCode::UNAUTHORIZED, "Unauthorized");
+            };
+            Some(claims)
+        } else {
+            None
         };
         let body = match body.collect().await {
             Ok(collected) => collected.to_bytes(),
@@ -232,7 +239,7 @@ pub fn payload_event(
     raw_query: &str,
     headers: &HeaderMap,
     body: &[u8],
-    claims: Map<String, Value>,
+    claims: Option<Map<String, Value>>,
 ) -> Value {
     let mut header_values: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (name, value) in headers {
@@ -269,7 +276,6 @@ pub fn payload_event(
         "requestContext": {
             "accountId": "000000000000",
             "apiId": matched.route.api,
-            "authorizer": {"jwt": {"claims": claims, "scopes": null}},
             "domainName": "localhost",
             "domainPrefix": "localhost",
             "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1",
@@ -282,6 +288,9 @@ pub fn payload_event(
         },
         "isBase64Encoded": false,
     });
+    if let Some(claims) = claims {
+        event["requestContext"]["authorizer"] = json!({"jwt": {"claims": claims, "scopes": null}});
+    }
     if !query.is_empty() {
         event["queryStringParameters"] = json!(query
             .into_iter()
@@ -387,6 +396,7 @@ mod tests {
             method: method.into(),
             path: path.into(),
             function: function.into(),
+            authorized: true,
         }
     }
 
@@ -465,7 +475,7 @@ mod tests {
             "limit=5&cursor=a%2Bb",
             &headers,
             b"",
-            claims,
+            Some(claims),
         );
         assert_eq!(
             event["routeKey"],

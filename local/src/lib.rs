@@ -7,6 +7,7 @@ pub mod event_source;
 pub mod functions;
 pub mod gateway;
 pub mod invoke;
+pub mod moto;
 pub mod runtime_api;
 pub mod stack;
 mod stop;

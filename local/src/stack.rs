@@ -2,12 +2,17 @@
 //! template.yaml, the built function binaries run as Lambda runs them, the
 //! stream functions (the dispatcher on the pending table, challenge progress
 //! on the transactions table) fed by their table's real stream through a
-//! local event source mapping each, and the HTTP APIs on localhost.
+//! local event source mapping each, and the HTTP APIs on localhost. A function given a
+//! secret's ARN (a variable ending in `_SECRET_ARN`, from a `...SecretArn`
+//! parameter) reads it from moto's Secrets Manager server, started here,
+//! where the secret is created with the local-only value
+//! [`crate::moto::LOCAL_SIGNING_SECRET`].
 
 use crate::conventions::{local_on_failure_table, LOCAL_TABLE_PREFIX};
 use crate::event_source::{Checkpoints, FailedBatch, OnFailure, StreamMapping};
 use crate::functions::{FunctionSpec, LocalFunction};
 use crate::gateway::Gateway;
+use crate::moto::{MotoServer, LOCAL_SIGNING_SECRET, SECRETS_MANAGER_ENDPOINT_VARIABLE};
 use crate::{local_sdk_config, workspace_root, DynamoDbLocal, SamTemplate, StartOptions, TableSet};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
@@ -39,6 +44,8 @@ pub struct StackOptions {
 /// A running stack. `stop` ends every process it started.
 pub struct RunningStack {
     dynamodb: DynamoDbLocal,
+    /// moto's Secrets Manager, when a function reads a secret.
+    moto: Option<MotoServer>,
     pub tables: TableSet,
     pub http_address: SocketAddr,
     pub functions: Vec<Arc<LocalFunction>>,
@@ -61,6 +68,7 @@ impl RunningStack {
         self.dynamodb
             .pid()
             .into_iter()
+            .chain(self.moto.as_ref().and_then(MotoServer::pid))
             .chain(self.functions.iter().flat_map(|f| f.pids()))
             .collect()
     }
@@ -108,17 +116,20 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, String> {
     let mapped: Vec<String> = template
         .function_ids()
         .map_err(|err| fail("template.yaml", &err))?;
+    let mut moto = None;
     for logical_id in &mapped {
         let binary = template
             .function_binary(logical_id)
             .map_err(|err| fail("template.yaml", &err))?;
         let has_stream = template.stream_mapping(logical_id).is_ok();
+        let mut variables = template
+            .function_environment(logical_id, &tables)
+            .map_err(|err| fail("template.yaml", &err))?;
+        with_local_secrets(&mut variables, logical_id, &mut moto).await?;
         let spec = FunctionSpec {
             logical_id: logical_id.clone(),
             binary: options.bin_dir.join(&binary),
-            variables: template
-                .function_environment(logical_id, &tables)
-                .map_err(|err| fail("template.yaml", &err))?,
+            variables,
             endpoint: endpoint.clone(),
             timeout: template
                 .function_timeout(logical_id)
@@ -206,6 +217,7 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, String> {
 
     Ok(RunningStack {
         dynamodb,
+        moto,
         tables,
         http_address,
         functions: functions.into_values().collect(),
@@ -213,6 +225,42 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, String> {
         stop,
         tasks,
     })
+}
+
+/// Points each `*_SECRET_ARN` variable of a function at a secret created in
+/// moto's Secrets Manager (started on first need) with the local-only value,
+/// and the function's Secrets Manager client at moto.
+async fn with_local_secrets(
+    variables: &mut HashMap<String, String>,
+    logical_id: &str,
+    moto: &mut Option<MotoServer>,
+) -> Result<(), String> {
+    let secret_variables: Vec<String> = variables
+        .keys()
+        .filter(|name| name.ends_with("_SECRET_ARN"))
+        .cloned()
+        .collect();
+    for variable in secret_variables {
+        if moto.is_none() {
+            *moto = Some(MotoServer::start().map_err(|err| err.to_string())?);
+        }
+        let Some(server) = moto.as_ref() else {
+            continue;
+        };
+        let arn = server
+            .create_secret(
+                &format!("offers-local/{logical_id}/{variable}"),
+                LOCAL_SIGNING_SECRET,
+            )
+            .await
+            .map_err(|err| err.to_string())?;
+        variables.insert(variable, arn);
+        variables.insert(
+            SECRETS_MANAGER_ENDPOINT_VARIABLE.to_owned(),
+            server.endpoint(),
+        );
+    }
+    Ok(())
 }
 
 /// A function shared by the mapping and the gateway.

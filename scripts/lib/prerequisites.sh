@@ -51,14 +51,25 @@ install_dynamodb_local() {
 # The Python-distributed tools, pinned, in a git-ignored virtualenv:
 # PYTHON_LINT_TOOLS for the checks (sam validate --lint, cfn-lint, schemathesis),
 # PYTHON_BUILD_TOOLS for sam build's rust-cargolambda builder (cargo-lambda
-# and zig cross-compile for arm64). `ensure_python_tools lint|build`.
+# and zig cross-compile for arm64), PYTHON_LOCAL_TOOLS for running the system
+# locally (moto's Secrets Manager server, which the local stack and the tests
+# start for the campaign webhook's signing secret). `ensure_python_tools lint|build`.
 PYTHON_TOOLS_VENV="$PWD/.local/venv"
 PYTHON_LINT_TOOLS=(aws-sam-cli==1.170.0 cfn-lint==1.58.0 schemathesis==4.32.5)
 PYTHON_BUILD_TOOLS=(cargo-lambda==1.9.2 ziglang==0.17.1)
+PYTHON_LOCAL_TOOLS=("moto[server]==5.2.5")
 
 ensure_python_tools() {
   local packages=("${PYTHON_LINT_TOOLS[@]}")
   [ "${1:-lint}" = build ] && packages+=("${PYTHON_BUILD_TOOLS[@]}")
+  install_python_packages "${packages[@]}"
+  export PATH="$PYTHON_TOOLS_VENV/bin:$PATH" SAM_CLI_TELEMETRY=0
+  export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+}
+
+# Installs the packages not yet installed (pinned) into the virtualenv.
+install_python_packages() {
+  local packages=("$@")
   command -v python3 >/dev/null 2>&1 || apt_install python3 python3-venv
   local stamp="$PYTHON_TOOLS_VENV/.installed"
   local wanted missing=()
@@ -71,15 +82,14 @@ ensure_python_tools() {
     "$PYTHON_TOOLS_VENV/bin/pip" install --quiet --disable-pip-version-check "${missing[@]}"
     printf '%s\n' "${missing[@]}" >> "$stamp"
   fi
-  export PATH="$PYTHON_TOOLS_VENV/bin:$PATH" SAM_CLI_TELEMETRY=0
-  export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 }
 
-# What every script that runs the system needs: Rust, Java 17, Node.js and
-# DynamoDB Local.
+# What every script that runs the system needs: Rust, Java 17, Node.js,
+# DynamoDB Local and moto's server.
 ensure_local_prerequisites() {
   ensure_rust
   ensure_java
   ensure_node
   install_dynamodb_local
+  install_python_packages "${PYTHON_LOCAL_TOOLS[@]}"
 }

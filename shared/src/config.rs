@@ -15,6 +15,8 @@ pub struct TableNames {
     pub campaign_stats: Option<String>,
     /// The offer events' deduplication table (`OfferEventsTable`).
     pub offer_events: Option<String>,
+    /// The campaign webhook's idempotency records.
+    pub webhook_deliveries: Option<String>,
 }
 
 impl TableNames {
@@ -27,6 +29,7 @@ impl TableNames {
             rejected: Some(rejected.to_owned()),
             campaign_stats: None,
             offer_events: None,
+            webhook_deliveries: None,
         }
     }
 
@@ -52,6 +55,10 @@ impl TableNames {
 
     pub fn offer_events(&self) -> Result<&str, StoreError> {
         given(&self.offer_events, "offer events")
+    }
+
+    pub fn webhook_deliveries(&self) -> Result<&str, StoreError> {
+        given(&self.webhook_deliveries, "webhook deliveries")
     }
 }
 
@@ -188,6 +195,7 @@ pub const OFFER_EVENTS_TABLE_VARIABLE: &str = "OFFER_EVENTS_TABLE_NAME";
 /// transactions add`); challenge progress reads only its stream, so no
 /// function is given its name.
 pub const TRANSACTIONS_TABLE_VARIABLE: &str = "LOYALTY_TRANSACTIONS_TABLE_NAME";
+pub const WEBHOOK_DELIVERIES_TABLE_VARIABLE: &str = "WEBHOOK_DELIVERIES_TABLE_NAME";
 
 /// An environment given as pairs, for tests.
 pub fn env_of(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {

@@ -20,3 +20,4 @@ pub mod ports;
 pub mod stream;
 pub mod support;
 pub mod telemetry;
+pub mod webhook;

@@ -3,10 +3,12 @@
 //! is kept as `serde_dynamo`'s own attribute values (not the SDK's), so that
 //! a rejected row is stored exactly as it was, types and sets included.
 
+use crate::domain::webhook::WebhookReceipt;
 use crate::domain::{CatalogEntry, OfferEvent, PersonalizedOffer, ReasonCode, Redemption};
 use crate::error::StoreError;
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
+use serde_json::{Map, Value};
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use uuid::Uuid;
 
@@ -369,4 +371,112 @@ pub trait ChallengeStore: Send + Sync {
         &self,
         rejection: &RejectedTransaction,
     ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
+}
+
+/// The idempotency record of one campaign webhook delivery (by the sender's
+/// `X-Offers-Delivery`): which body it was, the answer, and whether its rows
+/// are all written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRecord {
+    pub delivery_id: String,
+    /// SHA-256 of the raw body (`domain::webhook::body_fingerprint`).
+    pub fingerprint: String,
+    pub state: DeliveryState,
+    /// The answer decided when the delivery was first claimed.
+    pub receipt: WebhookReceipt,
+    /// Positions of rows an interrupted attempt is known to have written.
+    pub written: BTreeSet<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// A request holds it until `lease_until` (its rows are being written),
+    /// or held it and was interrupted.
+    InProgress {
+        token: Uuid,
+        lease_until: DateTime<Utc>,
+    },
+    /// Every accepted row was written: the receipt is final.
+    Done,
+}
+
+/// A request's claim on a delivery id: first come, first served.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryClaim {
+    pub delivery_id: String,
+    pub fingerprint: String,
+    /// Identifies this request's hold; the completion is conditioned on it.
+    pub token: Uuid,
+    pub receipt: WebhookReceipt,
+    pub claimed_at: DateTime<Utc>,
+    /// After this, another request of the same delivery may take over.
+    pub lease_until: DateTime<Utc>,
+    /// When the record may be forgotten (the table's TTL).
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimOutcome {
+    /// This request holds the delivery now.
+    Claimed,
+    /// Someone else's record, as stored: nothing was written.
+    Held(Box<DeliveryRecord>),
+}
+
+/// What a batch write of pending rows did, by the rows' positions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowsWritten {
+    pub written: BTreeSet<usize>,
+    /// Rows DynamoDB refused on their own (permanently): never retried.
+    pub refused: Vec<(usize, String)>,
+    /// Why the other rows were not written (transient): they may be retried.
+    pub failed: Option<StoreError>,
+}
+
+/// The campaign webhook's writes: a delivery is claimed with a conditional
+/// put before any row is written, so that one delivery writes its rows once.
+pub trait WebhookStore: Send + Sync {
+    /// Puts the claim unless a record of the delivery id exists (then returns it).
+    fn claim_delivery(
+        &self,
+        claim: &DeliveryClaim,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
+    /// Takes over a delivery whose holder `previous` was interrupted: only
+    /// if it is still held by `previous`, in progress, and its lease has
+    /// passed at `claim.claimed_at`. Keeps the stored receipt.
+    fn take_over(
+        &self,
+        claim: &DeliveryClaim,
+        previous: Uuid,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
+    /// The record, read strongly consistently.
+    fn find_delivery(
+        &self,
+        delivery_id: &str,
+    ) -> impl Future<Output = Result<Option<DeliveryRecord>, StoreError>> + Send;
+
+    /// Puts pending rows (position, attributes as plain JSON), in batches.
+    fn write_rows(
+        &self,
+        rows: Vec<(usize, Map<String, Value>)>,
+    ) -> impl Future<Output = RowsWritten> + Send;
+
+    /// Marks the delivery done with its final receipt, if `token` still holds it.
+    fn complete_delivery(
+        &self,
+        delivery_id: &str,
+        token: Uuid,
+        receipt: &WebhookReceipt,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Gives the delivery up after a failure, recording the rows written so
+    /// far, so that a retry may take over at once and skip them.
+    fn release_delivery(
+        &self,
+        delivery_id: &str,
+        token: Uuid,
+        written: &BTreeSet<usize>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -88,9 +88,18 @@ async fn main() {
     for function in template.function_ids().expect("functions") {
         let name = template.function_binary(&function).expect("binary");
         let binary = function_binary(&name);
-        let environment = template
+        let mut environment = template
             .function_environment(&function, &tables)
             .expect("environment");
+        // The webhook reads its signing secret at init: from moto, as on the local stack.
+        if environment.contains_key("WEBHOOK_SIGNING_SECRET_ARN") {
+            let (endpoint, arn) = shared_signing_secret().await;
+            environment.insert("WEBHOOK_SIGNING_SECRET_ARN".into(), arn.clone());
+            environment.insert(
+                offers_local::moto::SECRETS_MANAGER_ENDPOINT_VARIABLE.into(),
+                endpoint.clone(),
+            );
+        }
         let times = init_times(&binary, &environment).await;
         let p50 = percentile(&times, 0.5);
         let size = std::fs::metadata(&binary).map(|m| m.len()).unwrap_or(0);

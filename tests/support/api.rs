@@ -175,3 +175,49 @@ pub fn http_answer(answer: Result<offers_local::Answer, String>) -> (u64, Value,
         other => panic!("not an HTTP response: {other:?}"),
     }
 }
+
+/// A `POST /campaigns/webhook` event (no authorizer: the signature is the
+/// authentication) with `body` as sent, signed at `t` with `secret` unless
+/// `signature` is given, and `delivery` as `X-Offers-Delivery` if any.
+pub fn webhook_event(body: &[u8], signature: Option<String>, delivery: Option<&str>) -> Value {
+    let mut event = api_event("POST", "/campaigns/webhook", "", Identity::Nobody);
+    event["headers"]["content-type"] = json!("application/json");
+    match std::str::from_utf8(body) {
+        Ok(text) => event["body"] = json!(text),
+        Err(_) => {
+            use base64::Engine;
+            event["body"] = json!(base64::engine::general_purpose::STANDARD.encode(body));
+            event["isBase64Encoded"] = json!(true);
+        }
+    }
+    if let Some(signature) = signature {
+        event["headers"]["x-offers-signature"] = json!(signature);
+    }
+    if let Some(delivery) = delivery {
+        event["headers"]["x-offers-delivery"] = json!(delivery);
+    }
+    event
+}
+
+/// A webhook event signed now with the local signing secret.
+pub fn signed_webhook_event(body: &[u8], delivery: &str) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    webhook_event(body, Some(sign_now(body, now)), Some(delivery))
+}
+
+/// The `X-Offers-Signature` of `body` at `t`, with the local signing secret.
+pub fn sign_now(body: &[u8], t: i64) -> String {
+    offers_shared::domain::webhook::signature_header(
+        offers_local::moto::LOCAL_SIGNING_SECRET.as_bytes(),
+        t,
+        body,
+    )
+}
+
+/// Calls the webhook handler with an API Gateway v2 event given as JSON.
+pub async fn call_webhook(webhook: &campaign_webhook::DynamoWebhook, event: &Value) -> ApiResponse {
+    let response = campaign_webhook::handler::handle(webhook, api_request(event))
+        .await
+        .expect("the handler answers every request");
+    api_response(&response)
+}

@@ -4,7 +4,7 @@
 
 use crate::fixtures::{
     sample_catalog, ACTIVITY, CATALOG, DISPATCHER, LOOKUP, OFFERS, PENDING, PROGRESS,
-    STATS_FUNCTION, SUPPORT, TRANSACTIONS,
+    STATS_FUNCTION, SUPPORT, TRANSACTIONS, WEBHOOK,
 };
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -30,6 +30,29 @@ pub fn shared_dynamodb() -> &'static DynamoDbLocal {
     LOCAL.get_or_init(|| {
         DynamoDbLocal::start(StartOptions::default()).unwrap_or_else(|err| panic!("{err}"))
     })
+}
+
+/// One moto Secrets Manager server per test binary, with the local signing
+/// secret created in it: its endpoint and the secret's ARN. It fails loudly
+/// when moto is not installed: no test skips itself.
+pub async fn shared_signing_secret() -> &'static (String, String) {
+    static MOTO: OnceLock<offers_local::moto::MotoServer> = OnceLock::new();
+    static SECRET: tokio::sync::OnceCell<(String, String)> = tokio::sync::OnceCell::const_new();
+    SECRET
+        .get_or_init(|| async {
+            let moto = MOTO.get_or_init(|| {
+                offers_local::moto::MotoServer::start().unwrap_or_else(|err| panic!("{err}"))
+            });
+            let arn = moto
+                .create_secret(
+                    "offers-test/webhook-signing-secret",
+                    offers_local::moto::LOCAL_SIGNING_SECRET,
+                )
+                .await
+                .unwrap_or_else(|err| panic!("{err}"));
+            (moto.endpoint(), arn)
+        })
+        .await
 }
 
 /// Tables of one test, named with a prefix of their own on a DynamoDB Local.
@@ -206,6 +229,39 @@ impl TestBed {
     pub fn support(&self, overrides: &[(&str, &str)]) -> support_assignment::DynamoSupport {
         let config = self.support_config(overrides);
         support_assignment::build_support(dynamodb_client(&self.sdk, &config.sdk), &config)
+    }
+
+    /// The webhook's configuration from template.yaml, its secret's ARN that
+    /// of the secret in moto.
+    pub async fn webhook_config(
+        &self,
+        overrides: &[(&str, &str)],
+    ) -> campaign_webhook::WebhookConfig {
+        let (_, arn) = shared_signing_secret().await;
+        let mut all = vec![("WEBHOOK_SIGNING_SECRET_ARN", arn.as_str())];
+        all.extend_from_slice(overrides);
+        campaign_webhook::WebhookConfig::from_env(&self.env(WEBHOOK, &all)).expect("webhook config")
+    }
+
+    /// The webhook exactly as its main.rs wires it: the secret read with
+    /// GetSecretValue from moto's Secrets Manager, configured from template.yaml.
+    pub async fn webhook(&self, overrides: &[(&str, &str)]) -> campaign_webhook::DynamoWebhook {
+        let config = self.webhook_config(overrides).await;
+        let secret = self.webhook_secret(&config).await;
+        campaign_webhook::build_webhook(dynamodb_client(&self.sdk, &config.sdk), &config, secret)
+    }
+
+    /// The signing secret as the function reads it at init.
+    pub async fn webhook_secret(
+        &self,
+        config: &campaign_webhook::WebhookConfig,
+    ) -> campaign_webhook::SigningSecret {
+        let (endpoint, _) = shared_signing_secret().await;
+        let client =
+            campaign_webhook::secrets_client(&self.sdk, &config.sdk, Some(endpoint.clone()));
+        campaign_webhook::load_signing_secret(&client, &config.signing_secret_arn)
+            .await
+            .expect("the secret from moto")
     }
 
     pub fn stats_config(&self, overrides: &[(&str, &str)]) -> campaign_stats::StatsConfig {

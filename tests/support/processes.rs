@@ -290,8 +290,6 @@ impl LocalStack {
         groups: &str,
         body: Option<&Value>,
     ) -> (u16, Value) {
-        let mut stream =
-            TcpStream::connect(("127.0.0.1", self.http_port)).expect("HTTP API answers");
         let groups = if groups.is_empty() {
             String::new()
         } else {
@@ -303,7 +301,29 @@ impl LocalStack {
              Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
-        stream.write_all(request.as_bytes()).expect("request sent");
+        self.exchange(request.as_bytes())
+    }
+
+    /// POST `body` with `headers` (`Name: value` lines) and no local identity.
+    pub fn post(&self, path: &str, headers: &[String], body: &[u8]) -> (u16, Value) {
+        let mut request = format!("POST {path} HTTP/1.1\r\nHost: localhost\r\n");
+        for header in headers {
+            request.push_str(header);
+            request.push_str("\r\n");
+        }
+        request.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        ));
+        let mut bytes = request.into_bytes();
+        bytes.extend_from_slice(body);
+        self.exchange(&bytes)
+    }
+
+    fn exchange(&self, request: &[u8]) -> (u16, Value) {
+        let mut stream =
+            TcpStream::connect(("127.0.0.1", self.http_port)).expect("HTTP API answers");
+        stream.write_all(request).expect("request sent");
         let mut response = String::new();
         stream.read_to_string(&mut response).expect("response read");
         let status = response

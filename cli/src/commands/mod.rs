@@ -8,3 +8,4 @@ pub mod rejections;
 pub mod report;
 pub mod status;
 pub mod transactions;
+pub mod webhook;

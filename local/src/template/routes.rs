@@ -11,6 +11,10 @@ pub struct HttpRoute {
     pub method: String,
     pub path: String,
     pub function: String,
+    /// Whether API Gateway authorizes the route (its API's default
+    /// authorizer, not opted out of with `Auth.Authorizer: NONE`). The
+    /// campaign webhook's API has none: its signature is checked by the function.
+    pub authorized: bool,
 }
 
 impl SamTemplate {
@@ -23,14 +27,30 @@ impl SamTemplate {
                     continue;
                 }
                 let text = |name: &str| event.get(name).and_then(Value::as_str);
-                let api = event.get("ApiId").and_then(|id| tagged(id, "!Ref"));
+                let api = event
+                    .get("ApiId")
+                    .and_then(|id| tagged(id, "!Ref"))
+                    .unwrap_or("ServerlessHttpApi");
+                let default_authorizer = self
+                    .properties(api)
+                    .ok()
+                    .and_then(|properties| properties.get("Auth"))
+                    .and_then(|auth| auth.get("DefaultAuthorizer"))
+                    .and_then(Value::as_str)
+                    .is_some();
+                let opted_out = event
+                    .get("Auth")
+                    .and_then(|auth| auth.get("Authorizer"))
+                    .and_then(Value::as_str)
+                    == Some("NONE");
                 routes.push(HttpRoute {
-                    api: api.unwrap_or("ServerlessHttpApi").to_owned(),
+                    api: api.to_owned(),
                     method: text("Method").unwrap_or("ANY").to_uppercase(),
                     path: text("Path")
                         .ok_or_else(|| shape(format!("{function}: an HttpApi event without Path")))?
                         .to_owned(),
                     function: function.clone(),
+                    authorized: default_authorizer && !opted_out,
                 });
             }
         }
@@ -51,6 +71,14 @@ mod tests {
             method: "GET".into(),
             path: "/rewards/offers/{personalizedOfferId}".into(),
             function: "OfferLookupFunction".into(),
+            authorized: true,
+        }));
+        assert!(routes.contains(&HttpRoute {
+            api: "CampaignWebhookHttpApi".into(),
+            method: "POST".into(),
+            path: "/campaigns/webhook".into(),
+            function: "CampaignWebhookFunction".into(),
+            authorized: false,
         }));
         assert!(
             routes
@@ -63,6 +91,7 @@ mod tests {
             method: "DELETE".into(),
             path: "/rewards/offers/{personalizedOfferId}/redemptions/{orderId}".into(),
             function: "OfferActivityFunction".into(),
+            authorized: true,
         }));
     }
 }

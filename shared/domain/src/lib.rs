@@ -16,6 +16,7 @@ pub mod redemption;
 pub mod rejection;
 pub mod rules;
 pub mod transaction;
+pub mod webhook;
 
 pub use assignment::{parse_pending_row, parse_support_request, Assignment, AssignmentSource};
 pub use catalog::{CatalogEntry, ConfigOffer, OfferTemplate, RuleDeclaration, RuleType};

@@ -15,6 +15,10 @@ pub enum ApiError {
     /// 401: no caller identity in the request context.
     #[error("the request carries no caller identity")]
     Unauthorized,
+    /// 401 with a code of its own: a request that is not authenticated by
+    /// its signature (the campaign webhook).
+    #[error("{message}")]
+    Unauthenticated { code: &'static str, message: String },
     /// 403: the caller may not do this.
     #[error("{0}")]
     Forbidden(String),
@@ -31,12 +35,18 @@ pub enum ApiError {
     /// 413: the body is larger than the route accepts.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 413: the request is larger than the API takes.
+    #[error("{message}")]
+    TooLarge { code: &'static str, message: String },
     /// 422: well-formed input that cannot be accepted, with a domain reason code.
     #[error("{message}")]
     Unprocessable { code: String, message: String },
     /// 503: the store is throttling, slow or unavailable; retrying can help.
     #[error("the service is busy, try again shortly")]
     Unavailable(#[source] StoreError),
+    /// 503 with a code of its own: not now, but the same request will succeed later.
+    #[error("{message}")]
+    TryAgain { code: &'static str, message: String },
     /// 500: anything else; the detail goes to the log only.
     #[error("internal error")]
     Internal(String),
@@ -59,13 +69,15 @@ impl ApiError {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::TryAgain { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -75,13 +87,16 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. } => code,
             ApiError::Unauthorized => "unauthorized",
+            ApiError::Unauthenticated { code, .. } => code,
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Conflict { code, .. } => code,
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::TooLarge { code, .. } => code,
             ApiError::Unprocessable { code, .. } => code,
             ApiError::Unavailable(_) => "service_unavailable",
+            ApiError::TryAgain { code, .. } => code,
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -155,6 +170,30 @@ mod tests {
                 "service_unavailable",
             ),
             (ApiError::Internal("boom".into()), 500, "internal_error"),
+            (
+                ApiError::Unauthenticated {
+                    code: "invalid_signature",
+                    message: "m".into(),
+                },
+                401,
+                "invalid_signature",
+            ),
+            (
+                ApiError::TooLarge {
+                    code: "body_too_large",
+                    message: "m".into(),
+                },
+                413,
+                "body_too_large",
+            ),
+            (
+                ApiError::TryAgain {
+                    code: "delivery_in_progress",
+                    message: "m".into(),
+                },
+                503,
+                "delivery_in_progress",
+            ),
         ];
         for (error, status, code) in cases {
             assert_eq!(error.status().as_u16(), status, "{error:?}");

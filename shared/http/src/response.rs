@@ -48,6 +48,9 @@ pub fn error_response(error: &ApiError) -> Response<Body> {
         ApiError::Unavailable(_) => {
             headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        ApiError::TryAgain { .. } => {
+            headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         _ => {}
     }
     response

@@ -49,6 +49,26 @@ pub fn environment_sdk_config() -> SdkConfig {
     sdk_config_from(|name| std::env::var(name).ok())
 }
 
+/// The endpoint the environment gives another service than DynamoDB
+/// (`AWS_ENDPOINT_URL_<SERVICE>`, else `AWS_ENDPOINT_URL`; none when
+/// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is true): the SdkConfig of
+/// [`environment_sdk_config`] carries DynamoDB's, which another service's
+/// client must not inherit. `service` is the variable's suffix, e.g.
+/// `SECRETS_MANAGER`.
+pub fn environment_endpoint(service: &str) -> Option<String> {
+    endpoint_from(service, |name| std::env::var(name).ok())
+}
+
+fn endpoint_from(service: &str, var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let set = |name: &str| var(name).filter(|value| !value.trim().is_empty());
+    if set("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
+        .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
+    {
+        return None;
+    }
+    set(&format!("AWS_ENDPOINT_URL_{service}")).or_else(|| set("AWS_ENDPOINT_URL"))
+}
+
 fn sdk_config_from(var: impl Fn(&str) -> Option<String>) -> SdkConfig {
     let set = |name: &str| var(name).filter(|value| !value.trim().is_empty());
     let flag = |name: &str| match set(name) {
@@ -131,5 +151,37 @@ mod tests {
         ]);
         assert_eq!(ignored.endpoint_url(), None);
         assert_eq!(config(&[("AWS_ENDPOINT_URL", " ")]).endpoint_url(), None);
+    }
+
+    #[test]
+    fn another_services_endpoint_is_its_own_not_dynamodbs() {
+        let variables = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| value.to_string())
+            }
+        };
+        let local = variables(&[
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://dynamodb:2"),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://moto:3"),
+        ]);
+        assert_eq!(
+            endpoint_from("SECRETS_MANAGER", local).as_deref(),
+            Some("http://moto:3")
+        );
+        let only_dynamodb = variables(&[("AWS_ENDPOINT_URL_DYNAMODB", "http://dynamodb:2")]);
+        assert_eq!(endpoint_from("SECRETS_MANAGER", only_dynamodb), None);
+        let global = variables(&[("AWS_ENDPOINT_URL", "http://global:1")]);
+        assert_eq!(
+            endpoint_from("SECRETS_MANAGER", global).as_deref(),
+            Some("http://global:1")
+        );
+        let ignored = variables(&[
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://moto:3"),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+        ]);
+        assert_eq!(endpoint_from("SECRETS_MANAGER", ignored), None);
     }
 }

@@ -5,6 +5,7 @@
 //! and `challenges`.
 
 mod activity;
+pub mod batch_write;
 mod campaign_stats;
 mod catalog;
 mod challenges;
@@ -19,6 +20,8 @@ mod rejected;
 mod support;
 mod table;
 mod transactions;
+mod webhook;
+pub use webhook::ROW_WRITE_CONCURRENCY as WEBHOOK_ROW_WRITE_CONCURRENCY;
 
 pub use activity::redemption_update;
 pub use campaign_stats::{
@@ -26,7 +29,7 @@ pub use campaign_stats::{
 };
 pub use catalog::{CatalogTable, CATALOG_KEY};
 pub use challenges::{REJECTION_SOURCE, TRANSACTION_IMAGE, TRANSACTION_SOURCE};
-pub use client::{dynamodb_client, environment_sdk_config};
+pub use client::{dynamodb_client, environment_endpoint, environment_sdk_config};
 pub use dispatch::{pending_delete, DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, UNREADABLE_ROW};
 pub use errors::{classify, error_chain, CallError, Fault};
 pub use items::{

@@ -1,0 +1,294 @@
+//! The webhook service on in-memory fakes: validation codes, once per
+//! delivery (replay, conflict, concurrency), interrupted deliveries.
+
+use super::memory::MemoryWebhookStore;
+use super::*;
+use crate::fakes::MemoryCatalog;
+use crate::ports::DeliveryState;
+use chrono::Utc;
+use serde_json::json;
+use std::collections::BTreeSet;
+
+fn catalog() -> MemoryCatalog {
+    MemoryCatalog::of([
+        json!({"id": "co-fries", "kind": "configOffer", "name": "Fries", "templateId": "tpl-fries",
+               "rules": {"minimumSpend": 5}}),
+        json!({"id": "tpl-fries", "kind": "offerTemplate", "configOfferId": "co-fries",
+               "rules": [{"name": "minimumSpend", "type": "number"}]}),
+    ])
+}
+
+fn settings() -> WebhookSettings {
+    WebhookSettings {
+        wait_for_holder: Duration::from_millis(300),
+        poll_interval: Duration::from_millis(10),
+        ..WebhookSettings::default()
+    }
+}
+
+fn service(store: &MemoryWebhookStore) -> WebhookService<&MemoryWebhookStore, MemoryCatalog> {
+    WebhookService::new(store, catalog(), settings())
+}
+
+fn row(user: &str, sort_key: &str) -> Value {
+    json!({"userId": user, "sortKey": sort_key, "offerId": "co-fries",
+           "startDate": "2024-01-01T00:00:00Z", "expiryDate": "2999-01-01T00:00:00+0000",
+           "rules": {"minimumSpend": 3}})
+}
+
+fn body_of(assignments: &[Value]) -> Vec<u8> {
+    json!({ "assignments": assignments })
+        .to_string()
+        .into_bytes()
+}
+
+async fn receive(
+    service: &WebhookService<&MemoryWebhookStore, MemoryCatalog>,
+    id: &str,
+    assignments: &[Value],
+) -> Result<Received, WebhookError> {
+    let body = body_of(assignments);
+    service
+        .receive(
+            Delivery {
+                delivery_id: id,
+                body: &body,
+                assignments,
+            },
+            Utc::now(),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn valid_assignments_become_rows_and_invalid_ones_are_reported_by_index() {
+    let store = MemoryWebhookStore::default();
+    let mut unknown = row("u1", "b");
+    unknown["offerId"] = json!("co-nope");
+    let mut missing_rule = row("u1", "c");
+    missing_rule["rules"] = json!({});
+    let mut past = row("u1", "d");
+    past["startDate"] = json!("2019-01-01T00:00:00Z");
+    past["expiryDate"] = json!("2020-01-01T00:00:00Z");
+    let assignments = vec![
+        row("u1", "a"),
+        unknown,
+        missing_rule,
+        past,
+        json!("not a row"),
+        row("u1", "a"),
+        row("u2", "a"),
+    ];
+    let received = receive(&service(&store), "d-1", &assignments)
+        .await
+        .expect("answered");
+    assert!(!received.replayed);
+    assert_eq!(received.receipt.accepted, 2);
+    let codes: Vec<(usize, &str)> = received
+        .receipt
+        .rejected
+        .iter()
+        .map(|r| (r.index, r.code.as_str()))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            (1, "unknown_offer"),
+            (2, "missing_rule"),
+            (3, "expired"),
+            (4, "invalid_row"),
+            (5, "invalid_row")
+        ]
+    );
+    assert!(received.receipt.rejected[4]
+        .message
+        .contains("assignment 0"));
+    let state = store.state();
+    assert_eq!(state.puts.len(), 2);
+    assert_eq!(state.deliveries["d-1"].state, DeliveryState::Done);
+}
+
+#[tokio::test]
+async fn the_same_delivery_again_is_answered_alike_and_writes_nothing() {
+    let store = MemoryWebhookStore::default();
+    let service = service(&store);
+    let assignments = vec![row("u1", "a"), json!(1)];
+    let first = receive(&service, "d-1", &assignments).await.expect("first");
+    let again = receive(&service, "d-1", &assignments).await.expect("again");
+    assert!(again.replayed);
+    assert_eq!(again.receipt, first.receipt);
+    assert_eq!(store.state().puts.len(), 1);
+    // Another body under the same id: a conflict, nothing written.
+    assert_eq!(
+        receive(&service, "d-1", &[row("u9", "z")]).await,
+        Err(WebhookError::Conflict)
+    );
+    assert_eq!(store.state().puts.len(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_requests_of_one_delivery_write_once_and_share_the_answer() {
+    let store = MemoryWebhookStore::default();
+    let service = service(&store);
+    let assignments: Vec<Value> = (0..30).map(|i| row("u1", &format!("s{i}"))).collect();
+    let answers =
+        futures::future::join_all((0..5).map(|_| receive(&service, "d-1", &assignments))).await;
+    for answer in &answers {
+        assert_eq!(answer.as_ref().map(|a| a.receipt.accepted), Ok(30));
+    }
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| matches!(a, Ok(r) if !r.replayed))
+            .count(),
+        1
+    );
+    assert_eq!(store.state().puts.len(), 30);
+}
+
+#[tokio::test]
+async fn a_failed_write_is_released_and_the_retry_writes_only_the_rest() {
+    let store = MemoryWebhookStore::default();
+    let service = service(&store);
+    let assignments: Vec<Value> = (0..4).map(|i| row("u1", &format!("s{i}"))).collect();
+    store.state().failing_rows.insert(2);
+    assert!(matches!(
+        receive(&service, "d-1", &assignments).await,
+        Err(WebhookError::Store(StoreError::Throttled(_)))
+    ));
+    assert_eq!(store.state().puts.len(), 3);
+    store.state().failing_rows.clear();
+    let retried = receive(&service, "d-1", &assignments).await.expect("retry");
+    assert_eq!(retried.receipt.accepted, 4);
+    let puts: Vec<Value> = store
+        .state()
+        .puts
+        .iter()
+        .map(|row| row["sortKey"].clone())
+        .collect();
+    assert_eq!(
+        puts,
+        vec![json!("s0"), json!("s1"), json!("s3"), json!("s2")]
+    );
+}
+
+#[tokio::test]
+async fn a_holder_still_within_its_lease_is_waited_for_then_answered_503() {
+    let store = MemoryWebhookStore::default();
+    let assignments = vec![row("u1", "a")];
+    let body = body_of(&assignments);
+    // A request that claimed the delivery and is still writing.
+    store.state().deliveries.insert(
+        "d-1".into(),
+        DeliveryRecord {
+            delivery_id: "d-1".into(),
+            fingerprint: body_fingerprint(&body),
+            state: DeliveryState::InProgress {
+                token: Uuid::new_v4(),
+                lease_until: Utc::now() + chrono::Duration::seconds(60),
+            },
+            receipt: WebhookReceipt {
+                accepted: 1,
+                rejected: vec![],
+            },
+            written: BTreeSet::new(),
+        },
+    );
+    assert_eq!(
+        receive(&service(&store), "d-1", &assignments).await,
+        Err(WebhookError::InProgress)
+    );
+    assert!(store.state().puts.is_empty());
+}
+
+#[tokio::test]
+async fn an_interrupted_holder_is_taken_over_after_its_lease_with_the_first_answer() {
+    let store = MemoryWebhookStore::default();
+    let assignments = vec![row("u1", "a"), row("u1", "b"), row("u1", "c")];
+    let body = body_of(&assignments);
+    let first_answer = WebhookReceipt {
+        accepted: 2,
+        rejected: vec![RejectedAssignment {
+            index: 1,
+            code: "unknown_offer".into(),
+            message: "as it was then".into(),
+        }],
+    };
+    store.state().deliveries.insert(
+        "d-1".into(),
+        DeliveryRecord {
+            delivery_id: "d-1".into(),
+            fingerprint: body_fingerprint(&body),
+            state: DeliveryState::InProgress {
+                token: Uuid::new_v4(),
+                lease_until: Utc::now() - chrono::Duration::seconds(1),
+            },
+            receipt: first_answer.clone(),
+            written: BTreeSet::from([0]),
+        },
+    );
+    let received = receive(&service(&store), "d-1", &assignments)
+        .await
+        .expect("taken over");
+    assert_eq!(received.receipt, first_answer);
+    let state = store.state();
+    let puts: Vec<&Value> = state.puts.iter().map(|row| &row["sortKey"]).collect();
+    assert_eq!(
+        puts,
+        vec![&json!("c")],
+        "neither the written row nor the rejected one"
+    );
+    assert_eq!(state.deliveries["d-1"].state, DeliveryState::Done);
+}
+
+#[tokio::test]
+async fn a_row_dynamodb_refuses_is_a_rejection_and_the_delivery_is_done() {
+    let store = MemoryWebhookStore::default();
+    store.state().refused_rows.insert(1);
+    let assignments = vec![row("u1", "a"), row("u1", "b")];
+    let received = receive(&service(&store), "d-1", &assignments)
+        .await
+        .expect("answered");
+    assert_eq!(received.receipt.accepted, 1);
+    assert_eq!(received.receipt.rejected[0].index, 1);
+    assert_eq!(received.receipt.rejected[0].code, "invalid_row");
+    let again = receive(&service(&store), "d-1", &assignments)
+        .await
+        .expect("again");
+    assert_eq!(
+        again.receipt, received.receipt,
+        "the final answer is stored"
+    );
+}
+
+#[tokio::test]
+async fn a_catalog_outage_is_transient_and_claims_nothing() {
+    struct Down;
+    impl CatalogReader for Down {
+        async fn fetch_entries(
+            &self,
+            _ids: &[String],
+        ) -> Result<HashMap<String, crate::domain::CatalogEntry>, StoreError> {
+            Err(StoreError::Unavailable("down".into()))
+        }
+    }
+    let store = MemoryWebhookStore::default();
+    let service = WebhookService::new(&store, Down, settings());
+    let assignments = vec![row("u1", "a")];
+    let body = body_of(&assignments);
+    let result = service
+        .receive(
+            Delivery {
+                delivery_id: "d-1",
+                body: &body,
+                assignments: &assignments,
+            },
+            Utc::now(),
+        )
+        .await;
+    assert!(matches!(
+        result,
+        Err(WebhookError::Store(StoreError::Unavailable(_)))
+    ));
+    assert!(store.state().deliveries.is_empty());
+}
