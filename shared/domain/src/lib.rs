@@ -11,6 +11,7 @@ pub mod offer;
 mod properties;
 pub mod rejection;
 pub mod rules;
+pub mod selection;
 
 pub use assignment::{parse_pending_row, parse_support_request, Assignment, AssignmentSource};
 pub use catalog::{CatalogEntry, ConfigOffer, OfferTemplate, RuleDeclaration, RuleType};
