@@ -278,6 +278,7 @@ mod tests {
             revoked_by: None,
             audit: Vec::new(),
             idempotency: None,
+            selection: None,
         }
     }
 

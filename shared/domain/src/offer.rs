@@ -7,6 +7,7 @@ use crate::dates::rfc3339;
 use crate::limits::{item_size, map_problem, quote, MAX_DYNAMO_DEPTH, MAX_OFFER_BYTES};
 use crate::rejection::{ReasonCode, Rejection};
 use crate::rules::{merge_rules, Rules};
+use crate::selection::SelectionRecord;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -96,6 +97,9 @@ pub struct PersonalizedOffer {
     pub audit: Vec<AuditEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency: Option<IdempotencyStamp>,
+    /// How a selection plan chose this offer (the pending row's `selection`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<SelectionRecord>,
 }
 
 impl PersonalizedOffer {
@@ -268,6 +272,7 @@ pub fn build_offer(
         revoked_by: None,
         audit,
         idempotency: None,
+        selection: assignment.selection.clone(),
     };
     check_offer_fits(&offer)?;
     Ok(offer)
@@ -374,6 +379,7 @@ mod tests {
                 sort_key: "camp-1+co-1".into(),
                 task_id: None,
             },
+            selection: None,
         }
     }
 

@@ -144,6 +144,7 @@ mod tests {
             revoked_by: None,
             audit: Vec::new(),
             idempotency: None,
+            selection: None,
         }
     }
 

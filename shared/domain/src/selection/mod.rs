@@ -17,9 +17,11 @@ pub mod engine;
 pub mod hash;
 pub mod history;
 pub mod policy;
+pub mod record;
 
 pub use engine::{Choice, Engine, Pick};
 pub use history::{Counts, History, LearningCounter, Reward, Scope};
+pub use record::SelectionRecord;
 
 /// The name and version of the learned policy, as `selection.policy` says it.
 pub const POLICY: &str = "thompson-backoff/1";
