@@ -53,7 +53,7 @@ impl SelectionRecord {
             )),
         };
         let propensity = match map.get("propensity").and_then(Value::as_f64) {
-            Some(p) if p > 0.0 && p <= 1.0 && p >= 1e-12 => p,
+            Some(p) if (1e-12..=1.0).contains(&p) => p,
             _ => {
                 return Err(
                     "selection.propensity must be a number in (0, 1] (at least 1e-12)".into(),
