@@ -153,6 +153,7 @@ fn data_is_kept_and_expires_where_it_should() {
         "OfferCatalogTable",
         "LoyaltyOffersTable",
         "RejectedPersonalizedOffersTable",
+        "CampaignStatsTable",
     ] {
         let properties = template.properties(table).expect("table");
         assert_eq!(

@@ -19,14 +19,17 @@ pub enum Table {
     LoyaltyOffers,
     Catalog,
     Rejected,
+    /// What offer selection learns from (`offers campaign plan`).
+    CampaignStats,
 }
 
 impl Table {
-    pub const ALL: [Table; 4] = [
+    pub const ALL: [Table; 5] = [
         Table::Pending,
         Table::LoyaltyOffers,
         Table::Catalog,
         Table::Rejected,
+        Table::CampaignStats,
     ];
 
     pub fn logical_id(self) -> &'static str {
@@ -35,6 +38,7 @@ impl Table {
             Table::LoyaltyOffers => "LoyaltyOffersTable",
             Table::Catalog => "OfferCatalogTable",
             Table::Rejected => "RejectedPersonalizedOffersTable",
+            Table::CampaignStats => "CampaignStatsTable",
         }
     }
 
@@ -45,6 +49,7 @@ impl Table {
             Table::LoyaltyOffers => "LOYALTY_OFFERS_TABLE_NAME",
             Table::Catalog => "OFFER_CATALOG_TABLE_NAME",
             Table::Rejected => "REJECTED_TABLE_NAME",
+            Table::CampaignStats => offers_shared::config::CAMPAIGN_STATS_TABLE_VARIABLE,
         }
     }
 }
@@ -52,7 +57,7 @@ impl Table {
 /// Physical table names, as far as they are known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {
-    names: [Option<String>; 4],
+    names: [Option<String>; 5],
 }
 
 impl TableNames {

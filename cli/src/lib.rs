@@ -4,6 +4,7 @@
 //! command is in `commands`, on top of the readers (`input`), the checks
 //! (`validate`, `catalog_check`) and the batch writer (`writer`).
 
+pub mod audience;
 pub mod aws;
 pub mod catalog_check;
 pub mod cli;
@@ -12,13 +13,15 @@ pub mod duplicates;
 pub mod error;
 pub mod input;
 pub mod output;
+pub mod plan;
 pub mod progress;
 pub mod validate;
 pub mod writer;
 
 use crate::aws::Connection;
 use crate::cli::{
-    CatalogCommand, Cli, Command, FailuresCommand, PendingCommand, RejectionsCommand,
+    CampaignCommand, CatalogCommand, Cli, Command, FailuresCommand, PendingCommand,
+    RejectionsCommand,
 };
 use crate::error::CliError;
 
@@ -43,5 +46,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Pending(PendingCommand::Redrive(args)) => {
             commands::pending::redrive(args, &connection).await
         }
+        Command::Campaign(CampaignCommand::Plan(args)) => {
+            commands::campaign::plan(args, &connection).await
+        }
+        Command::Campaign(CampaignCommand::Simulate(args)) => commands::simulate::run(args),
+        Command::Campaign(CampaignCommand::Evaluate(args)) => commands::evaluate::run(args),
     }
 }

@@ -1,8 +1,11 @@
 //! One module per command.
 
 pub mod assign;
+pub mod campaign;
 pub mod catalog;
+pub mod evaluate;
 pub mod failures;
 pub mod pending;
 pub mod rejections;
+pub mod simulate;
 pub mod status;

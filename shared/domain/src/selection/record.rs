@@ -48,9 +48,11 @@ impl SelectionRecord {
             {
                 policy.clone()
             }
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "selection.policy must be a non-empty string of at most {MAX_POLICY_BYTES} bytes"
-            )),
+            ))
+            }
         };
         let propensity = match map.get("propensity").and_then(Value::as_f64) {
             Some(p) if (1e-12..=1.0).contains(&p) => p,
