@@ -208,6 +208,10 @@ pub struct EvaluateArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
+    /// Rankings per context of the replayed engine (its mixture's size)
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(10..=100_000))]
+    pub draws: u32,
+
     /// {"policies": [{name, ipw, snipw, ci95}], "logged": [{name, clickRate}]}
     #[arg(long)]
     pub json: bool,

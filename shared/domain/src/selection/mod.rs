@@ -16,8 +16,10 @@
 pub mod engine;
 pub mod hash;
 pub mod history;
+pub mod offline;
 pub mod policy;
 pub mod record;
+pub mod simulate;
 
 pub use engine::{Choice, Engine, Pick};
 pub use history::{Counts, History, LearningCounter, Reward, Scope};
