@@ -1055,3 +1055,62 @@ async fn bad_plans_and_audiences_exit_2_and_write_nothing() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(cold.scan(PENDING).await.len(), 10);
 }
+
+// ------------------------------------------------- campaign evaluate --
+
+/// The Open Bandit Dataset sample: `OFFERS_OBD_DIR`, else where
+/// scripts/lib/obd.sh puts it (scripts/test.sh fetches it before the tests).
+fn obd_dir() -> PathBuf {
+    let dir = std::env::var_os("OFFERS_OBD_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/obd/open_bandit_dataset"),
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("random/all/all.csv").is_file(),
+        "the Open Bandit Dataset sample is missing at {}: run scripts/test.sh (or source \
+         scripts/lib/prerequisites.sh and scripts/lib/obd.sh, then ensure_obd_sample)",
+        dir.display()
+    );
+    dir
+}
+
+#[test]
+fn uniform_random_on_the_random_log_reproduces_its_click_rate() {
+    let dir = obd_dir();
+    let run = run_offers(&[
+        "campaign",
+        "evaluate",
+        "--obd",
+        path_str(&dir),
+        "--json",
+        "--draws",
+        "20",
+        "--bootstrap",
+        "200",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let logged = report["logged"]
+        .as_array()
+        .and_then(|logged| logged.iter().find(|entry| entry["name"] == "random"))
+        .and_then(|entry| entry["clickRate"].as_f64())
+        .expect("the random log's click rate");
+    assert!(
+        (logged - 0.0038).abs() < 1e-9,
+        "38 clicks in 10,000 rounds: {logged}"
+    );
+    let policies = report["policies"].as_array().expect("policies");
+    let names: Vec<&str> = policies.iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["engine", "uniform random", "most-popular"]);
+    let uniform = &policies[1];
+    let (low, high) = (
+        uniform["ci95"][0].as_f64().expect("low"),
+        uniform["ci95"][1].as_f64().expect("high"),
+    );
+    assert!(low <= logged && logged <= high, "{uniform}");
+    assert!((uniform["ipw"].as_f64().expect("ipw") - logged).abs() < 1e-12);
+    for policy in policies {
+        let ipw = policy["ipw"].as_f64().expect("a rate");
+        assert!((0.0..=1.0).contains(&ipw), "{policy}");
+    }
+}
