@@ -281,6 +281,14 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_plan_is_valid() {
+        let text = include_str!("../../events/sample-plan.json");
+        let plan = Plan::parse(text).expect("valid");
+        assert_eq!(plan.pool.len(), 3);
+        assert_eq!(plan.config.seed, 7);
+    }
+
+    #[test]
     fn bad_plans_list_every_problem() {
         let problems =
             plan(json!({"slots": 3, "holdout": 1.0, "reward": "liked"})).expect_err("bad");
