@@ -76,7 +76,15 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
         .check_against_catalog(&entries, Utc::now())
         .map_err(|problems| refuse("the pool does not pass the catalog's checks", &problems))?;
 
-    let history = read_history(&plan, &names, &client, args.allow_cold).await?;
+    let stats_table = names
+        .name(Table::CampaignStats)
+        .map(|name| SelectionStatsTable::new(client.clone(), name))
+        .map_err(|err| err.to_string());
+    let stats = match &stats_table {
+        Ok(table) => Ok((table, table.name())),
+        Err(why) => Err(why.clone()),
+    };
+    let history = read_history(&plan, stats, args.allow_cold).await?;
 
     let checked = check_audience(&args.audience, format, SHOWN_PROBLEMS)?;
     if checked.problems.count() > 0 {
@@ -183,25 +191,22 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
     Ok(())
 }
 
-/// The pool's learning counters, read once. Missing or unreadable
-/// statistics stop the plan unless `allow_cold`.
-async fn read_history(
+/// The pool's learning counters, read once through the port: `stats` is
+/// the statistics table and its name, or why it is unknown. Missing or
+/// unreadable statistics stop the plan unless `allow_cold`.
+pub async fn read_history<S: SelectionStatsReader>(
     plan: &Plan,
-    names: &crate::aws::TableNames,
-    client: &aws_sdk_dynamodb::Client,
+    stats: Result<(&S, &str), String>,
     allow_cold: bool,
 ) -> Result<History, CliError> {
     let mut history = History::new(plan.offer_ids())
         .map_err(|err: SelectionError| CliError::Plan(err.to_string()))?;
-    let read = match names.name(Table::CampaignStats) {
-        Ok(name) => {
-            let stats = SelectionStatsTable::new(client.clone(), name);
-            stats
-                .learning_counters(&plan.offer_ids())
-                .await
-                .map_err(|err| format!("the statistics ({name}) cannot be read: {err}"))
-        }
-        Err(err) => Err(format!("the statistics table is unknown: {err}")),
+    let read = match stats {
+        Ok((stats, name)) => stats
+            .learning_counters(&plan.offer_ids())
+            .await
+            .map_err(|err| format!("the statistics ({name}) cannot be read: {err}")),
+        Err(why) => Err(format!("the statistics table is unknown: {why}")),
     };
     match read {
         Ok(read) => {
@@ -418,5 +423,75 @@ impl Tally {
             .map(|(offer, count)| format!("{} {count}", plan.pool[*offer].offer_id))
             .collect();
         note(format!("most often first: {}", shown.join(", ")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use offers_shared::domain::selection::{Counts, LearningCounter, Scope};
+    use offers_shared::error::StoreError;
+    use offers_shared::fakes::MemorySelectionStats;
+
+    fn plan() -> Plan {
+        Plan::parse(include_str!("../../../events/sample-plan.json")).expect("plan")
+    }
+
+    fn counter(offer: &str) -> LearningCounter {
+        LearningCounter {
+            offer_id: offer.into(),
+            scope: Scope::Overall,
+            counts: Counts {
+                assigned: 100,
+                clicked: 10,
+                redeemed: 5,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn statistics_are_read_once_through_the_port() {
+        let stats = MemorySelectionStats {
+            counters: vec![counter("co-fries"), counter("not-in-the-pool")],
+            failure: None,
+        };
+        let history = read_history(&plan(), Ok((&stats, "stats")), false)
+            .await
+            .expect("history");
+        assert_eq!(history.overall(0).assigned, 100);
+        assert_eq!(history.overall(1).assigned, 0);
+    }
+
+    #[tokio::test]
+    async fn missing_or_unreadable_statistics_need_allow_cold() {
+        let empty = MemorySelectionStats::default();
+        let err = read_history(&plan(), Ok((&empty, "stats")), false)
+            .await
+            .expect_err("cold");
+        assert_eq!(err.exit_code(), 2);
+        assert!(read_history(&plan(), Ok((&empty, "stats")), true)
+            .await
+            .is_ok());
+        let broken = MemorySelectionStats {
+            counters: vec![counter("co-fries")],
+            failure: Some(StoreError::Unavailable("down".into())),
+        };
+        let err = read_history(&plan(), Ok((&broken, "stats")), false)
+            .await
+            .expect_err("down");
+        assert_eq!(err.exit_code(), 3);
+        assert!(err.to_string().contains("--allow-cold"), "{err}");
+        let history = read_history(&plan(), Ok((&broken, "stats")), true)
+            .await
+            .expect("cold");
+        assert!(history.is_empty());
+        let unknown: Result<(&MemorySelectionStats, &str), String> = Err("no name".into());
+        assert_eq!(
+            read_history(&plan(), unknown, false)
+                .await
+                .expect_err("unknown")
+                .exit_code(),
+            3
+        );
     }
 }
