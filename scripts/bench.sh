@@ -30,5 +30,14 @@ step "campaign webhook benchmark (500-assignment requests vs bare BatchWriteItem
 cargo bench --locked -p offers-integration-tests --bench webhook
 step "CLI memory benchmark (offers assign --dry-run on 100k and 1M rows)"
 cargo bench --locked -p offers-cli --bench assign_memory
+step "selection benchmark (campaign plan: choice alone, RSS at 1M and 10M users, write vs bare BatchWriteItem)"
+cargo bench --locked -p offers-cli --bench selection
+step "selection quality (campaign simulate, default world, 200,000 users)"
+"${CARGO_TARGET_DIR:-target}/release/offers" campaign simulate
+source scripts/lib/obd.sh
+ensure_python_tools lint
+ensure_obd_sample
+step "selection on the Open Bandit Dataset sample (campaign evaluate)"
+"${CARGO_TARGET_DIR:-target}/release/offers" campaign evaluate --obd "$OFFERS_OBD_DIR"
 step "init time of each function (exec to first Runtime API poll) and binary sizes"
 cargo bench --locked -p offers-integration-tests --bench init

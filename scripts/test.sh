@@ -4,9 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/prerequisites.sh
+source scripts/lib/obd.sh
 
 ensure_local_prerequisites
 ensure_python_tools lint
+# The Open Bandit Dataset sample `offers campaign evaluate` is tested on.
+ensure_obd_sample
 
 step "template.yaml: sam validate --lint, cfn-lint"
 sam validate --lint --template template.yaml

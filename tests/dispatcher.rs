@@ -416,3 +416,47 @@ async fn the_sample_events_dispatch_as_documented() {
     codes.sort();
     assert_eq!(codes, vec!["\"expired\"", "\"invalid_row\""]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selection_stays_on_the_offer_and_a_bad_one_is_an_invalid_row() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    let selection = json!({"policy": "thompson-backoff/1", "propensity": 0.375,
+        "holdout": false, "context": {"tier": "gold", "region": "north"}});
+    let mut chosen = fries_row("user-sel", "camp-sel+co-fries");
+    chosen["selection"] = selection.clone();
+    let mut bad = fries_row("user-sel", "camp-sel+bad");
+    bad["selection"] = json!({"policy": "thompson-backoff/1", "propensity": 0,
+        "holdout": false, "context": {}});
+    let mut unbounded = fries_row("user-sel", "camp-sel+long");
+    unbounded["selection"] = json!({"policy": "p", "propensity": 0.5, "holdout": true,
+        "context": {"tier": "x".repeat(600)}});
+    for row in [&chosen, &bad, &unbounded] {
+        bed.put(PENDING, row.clone()).await;
+    }
+    let records = bed.stream().await.read_new().await.expect("stream");
+    // Delivered twice, the second time by two invocations at once.
+    let dispatcher = bed.dispatcher(&[]);
+    assert!(invoke(&dispatcher, &records).await.is_empty());
+    let (one, two) = (bed.dispatcher(&[]), bed.dispatcher(&[]));
+    let (first, second) = tokio::join!(invoke(&one, &records), invoke(&two, &records));
+    assert!(first.is_empty() && second.is_empty());
+
+    let offers = bed.scan(OFFERS).await;
+    assert_eq!(offers.len(), 1, "one offer however often delivered");
+    assert_eq!(offers[0]["selection"], selection, "kept as the row gave it");
+    let rejected = bed.scan(REJECTED).await;
+    assert_eq!(rejected.len(), 2);
+    for stored in &rejected {
+        assert_eq!(stored["reasonCode"], "invalid_row");
+        assert!(
+            stored["reasonMessage"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("selection"),
+            "{}",
+            stored["reasonMessage"]
+        );
+    }
+    assert!(bed.scan(PENDING).await.is_empty());
+}

@@ -51,7 +51,7 @@ impl Table {
             Table::LoyaltyOffers => "LOYALTY_OFFERS_TABLE_NAME",
             Table::Catalog => "OFFER_CATALOG_TABLE_NAME",
             Table::Rejected => "REJECTED_TABLE_NAME",
-            Table::CampaignStats => "CAMPAIGN_STATS_TABLE",
+            Table::CampaignStats => offers_shared::config::CAMPAIGN_STATS_TABLE_VARIABLE,
             Table::Transactions => offers_shared::config::TRANSACTIONS_TABLE_VARIABLE,
         }
     }

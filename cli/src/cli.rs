@@ -130,6 +130,11 @@ pub enum Command {
     /// The campaign webhook (POST /campaigns/webhook), as marketing platforms call it
     #[command(subcommand)]
     Webhook(WebhookCommand),
+
+    /// Choose offers for an audience (plan), try the engine on a synthetic world
+    /// (simulate) or on the Open Bandit Dataset (evaluate); see docs/selection.md
+    #[command(subcommand)]
+    Campaign(CampaignCommand),
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +237,103 @@ pub struct WebhookSignArgs {
     /// Print the two headers only, one per line
     #[arg(long)]
     pub headers: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CampaignCommand {
+    /// Choose k offers of the plan's pool for each user and write them as pending rows
+    ///
+    /// The plan is checked against the catalog (as the dispatcher checks rows),
+    /// the statistics are read once, the audience is checked line by line
+    /// (users listed twice included): any problem is listed and nothing is
+    /// written (exit code 2). Then each user gets k offers, ranked, each row
+    /// with `selection` {policy, propensity, holdout, context}, written with
+    /// BatchWriteItem as `offers assign` writes. Same plan, statistics and
+    /// seed: same rows.
+    Plan(CampaignPlanArgs),
+    /// Compare the engine with context-free Thompson sampling, most-popular,
+    /// uniform random and the oracle on a synthetic world (no AWS access)
+    Simulate(SimulateArgs),
+    /// Replay the engine on Open Bandit Dataset logs: IPW and self-normalised
+    /// IPW estimates with bootstrap 95% intervals (no AWS access)
+    Evaluate(EvaluateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CampaignPlanArgs {
+    /// The plan: JSON {campaignId, pool: [{offerId, templateId?, rules?}], slots,
+    /// startDate, expiryDate, holdout?, seed?, reward?, prior?}
+    pub plan: PathBuf,
+
+    /// The users: JSON Lines or CSV of userId and string attributes (tier, region, ...)
+    #[arg(long, value_name = "FILE")]
+    pub audience: PathBuf,
+
+    /// The audience's format (default: from its extension)
+    #[arg(long, value_enum)]
+    pub format: Option<RowFormat>,
+
+    /// Write nothing; print the pending rows on stdout as JSON Lines
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Write the pending rows to FILE as JSON Lines instead of the pending table
+    #[arg(long, value_name = "FILE", conflicts_with = "dry_run")]
+    pub out: Option<PathBuf>,
+
+    /// Go on with priors only when the statistics are missing or unreadable
+    #[arg(long)]
+    pub allow_cold: bool,
+
+    /// BatchWriteItem calls (25 rows each) in flight at once
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Users, arriving in daily batches
+    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub users: u64,
+
+    /// The world's and the policies' seed
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Days the users arrive over (learning between days)
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    pub days: u64,
+
+    /// One JSON object instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// The Open Bandit Dataset directory: holds random/ and bts/ (each with all/, men/, women/)
+    #[arg(long, value_name = "DIR")]
+    pub obd: PathBuf,
+
+    /// The campaign: all, men or women
+    #[arg(long, default_value = "all")]
+    pub campaign: String,
+
+    /// Bootstrap resamples for the intervals
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(10..=100_000))]
+    pub bootstrap: u32,
+
+    /// Seed of the engine and the bootstrap
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+
+    /// Rankings per context of the replayed engine (its mixture's size)
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(10..=100_000))]
+    pub draws: u32,
+
+    /// {"policies": [{name, ipw, snipw, ci95}], "logged": [{name, clickRate}]}
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -24,6 +24,10 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    /// A selection plan or its audience that cannot be used (exit code 2,
+    /// as contract section 12 fixes it for `offers campaign plan`).
+    #[error("{0}")]
+    Plan(String),
     /// Something clap cannot check is missing from the command line (a table name).
     #[error("{0}")]
     Usage(String),
@@ -45,7 +49,7 @@ impl CliError {
             | CliError::Read { .. }
             | CliError::Scratch(_)
             | CliError::Output(_) => exit_code::INVALID_INPUT,
-            CliError::Usage(_) => exit_code::USAGE,
+            CliError::Usage(_) | CliError::Plan(_) => exit_code::USAGE,
             CliError::Service(_) => exit_code::SERVICE,
         }
     }

@@ -4,6 +4,7 @@
 //! command is in `commands`, on top of the readers (`input`), the checks
 //! (`validate`, `catalog_check`) and the batch writer (`writer`).
 
+pub mod audience;
 pub mod aws;
 pub mod catalog_check;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod duplicates;
 pub mod error;
 pub mod input;
 pub mod output;
+pub mod plan;
 pub mod progress;
 pub mod report_html;
 pub mod validate;
@@ -19,8 +21,8 @@ pub mod writer;
 
 use crate::aws::Connection;
 use crate::cli::{
-    CatalogCommand, Cli, Command, FailuresCommand, PendingCommand, RejectionsCommand,
-    TransactionsCommand, WebhookCommand,
+    CampaignCommand, CatalogCommand, Cli, Command, FailuresCommand, PendingCommand,
+    RejectionsCommand, TransactionsCommand, WebhookCommand,
 };
 use crate::error::CliError;
 
@@ -50,5 +52,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             commands::transactions::add(args, &connection).await
         }
         Command::Webhook(WebhookCommand::Sign(args)) => commands::webhook::sign(args, &connection),
+        Command::Campaign(CampaignCommand::Plan(args)) => {
+            commands::campaign::plan(args, &connection).await
+        }
+        Command::Campaign(CampaignCommand::Simulate(args)) => commands::simulate::run(args),
+        Command::Campaign(CampaignCommand::Evaluate(args)) => commands::evaluate::run(args),
     }
 }

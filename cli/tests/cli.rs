@@ -880,3 +880,312 @@ async fn report_shows_a_campaigns_counts_and_charts_every_offer() {
     assert_eq!(none.code, 0);
     assert!(none.stdout.contains("\"offers\":[]"), "{}", none.stdout);
 }
+
+// ------------------------------------------------------ campaign plan --
+
+const STATS: &str = "CampaignStatsTable";
+
+fn campaign_plan(extra: Value) -> Value {
+    let mut plan = json!({
+        "campaignId": "camp-sel",
+        "pool": [
+            {"offerId": "co-fries", "rules": {"minimumSpend": 4}},
+            {"offerId": "co-coffee"},
+            {"offerId": "290fb746-9850-4994-b7d7-5630046792e1"}
+        ],
+        "slots": 2,
+        "startDate": "2024-01-01T00:00:00Z",
+        "expiryDate": future_date(30),
+        "holdout": 0.25,
+        "seed": 5
+    });
+    if let (Value::Object(plan), Value::Object(extra)) = (&mut plan, extra) {
+        plan.extend(extra);
+    }
+    plan
+}
+
+fn audience(users: usize) -> String {
+    (0..users)
+        .map(|i| {
+            let tier = ["gold", "silver"][i % 2];
+            format!(
+                "{{\"userId\":\"user-{i}\",\"tier\":\"{tier}\",\"region\":\"r{}\"}}\n",
+                i % 3
+            )
+        })
+        .collect()
+}
+
+/// Gold users redeem coffee: the learning counters the statistics function keeps.
+async fn put_learning_counters(bed: &TestBed) {
+    for (offer, assigned, redeemed, gold) in [
+        ("co-fries", 400, 8, 2),
+        ("co-coffee", 400, 20, 18),
+        ("290fb746-9850-4994-b7d7-5630046792e1", 400, 4, 1),
+    ] {
+        bed.put(
+            STATS,
+            json!({"pk": format!("offer#{offer}"), "sk": "overall", "offerId": offer,
+            "assigned": assigned, "clicked": 0, "redeemed": redeemed}),
+        )
+        .await;
+        bed.put(
+            STATS,
+            json!({"pk": format!("offer#{offer}"), "sk": "attr#tier#gold", "offerId": offer,
+            "attribute": "tier", "value": "gold", "assigned": 200, "clicked": 0, "redeemed": gold}),
+        )
+        .await;
+    }
+}
+
+fn rows_of(stdout: &str) -> Vec<Value> {
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON row"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_is_written_dispatched_and_its_offers_carry_selection() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    put_learning_counters(&bed).await;
+    let plan = write_file("plan-e2e.json", &campaign_plan(json!({})).to_string());
+    let users = write_file("audience-e2e.jsonl", &audience(40));
+    let args = [
+        "campaign",
+        "plan",
+        path_str(&plan),
+        "--audience",
+        path_str(&users),
+    ];
+
+    let mut dry = args.to_vec();
+    dry.push("--dry-run");
+    let first = offers(&bed, &dry);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let again = offers(&bed, &dry);
+    assert_eq!(
+        first.stdout, again.stdout,
+        "same plan, statistics and seed: same rows"
+    );
+    let printed = rows_of(&first.stdout);
+    assert_eq!(printed.len(), 80);
+    assert!(
+        raw_items(&bed, PENDING).await.is_empty(),
+        "a dry run writes nothing"
+    );
+
+    // Gold users mostly get coffee first; propensities are probabilities.
+    let gold_first_coffee = printed
+        .iter()
+        .filter(|row| {
+            row["rank"] == 1
+                && row["selection"]["context"]["tier"] == "gold"
+                && row["selection"]["holdout"] == false
+        })
+        .map(|row| row["offerId"] == "co-coffee")
+        .collect::<Vec<bool>>();
+    assert!(!gold_first_coffee.is_empty());
+    assert!(gold_first_coffee.iter().filter(|b| **b).count() * 10 >= gold_first_coffee.len() * 8);
+    for row in &printed {
+        let p = row["selection"]["propensity"].as_f64().expect("a number");
+        assert!(p > 0.0 && p <= 1.0, "{row}");
+        if row["selection"]["holdout"] == true {
+            assert_eq!(row["selection"]["policy"], "uniform/1");
+            let expected = if row["rank"] == 1 { 1.0 / 3.0 } else { 0.5 };
+            assert!((p - expected).abs() < 1e-12, "{row}");
+        }
+    }
+
+    let run = offers(&bed, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let pending = bed.scan(PENDING).await;
+    assert_eq!(pending.len(), 80);
+    for row in &printed {
+        let sort_key = row["sortKey"].as_str().unwrap_or_default();
+        let stored = pending
+            .iter()
+            .find(|item| item["userId"] == row["userId"] && item["sortKey"] == sort_key)
+            .unwrap_or_else(|| panic!("{row} written"));
+        assert_eq!(
+            sort_key,
+            format!("camp-sel+{}", row["offerId"].as_str().unwrap_or_default())
+        );
+        assert_eq!(stored["rank"], row["rank"]);
+        for field in ["policy", "holdout", "context"] {
+            assert_eq!(
+                stored["selection"][field], row["selection"][field],
+                "as printed"
+            );
+        }
+        assert_eq!(
+            stored["selection"]["propensity"].as_f64(),
+            row["selection"]["propensity"].as_f64()
+        );
+    }
+
+    let records = bed.stream().await.read_new().await.expect("stream");
+    assert!(invoke(&bed.dispatcher(&[]), &records).await.is_empty());
+    let offers_made = bed.scan(OFFERS).await;
+    assert_eq!(offers_made.len(), 80);
+    for offer in &offers_made {
+        let selection = &offer["selection"];
+        assert!(selection["propensity"].as_f64().is_some(), "{offer:?}");
+        assert!(selection["context"]["tier"].is_string());
+        assert!(selection["policy"].is_string());
+    }
+    assert!(bed.scan(REJECTED).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_plans_and_audiences_exit_2_and_write_nothing() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    put_learning_counters(&bed).await;
+    let good_users = write_file("audience-ok.jsonl", &audience(5));
+    let cases: Vec<(&str, Value, String, &str)> = vec![
+        (
+            "unknown",
+            campaign_plan(json!({"pool": [{"offerId": "co-nope"}, {"offerId": "co-coffee"}]})),
+            audience(5),
+            "unknown_offer",
+        ),
+        (
+            "rule",
+            campaign_plan(json!({"pool": [{"offerId": "co-fries"}, {"offerId": "co-coffee"}]})),
+            audience(5),
+            "missing_rule",
+        ),
+        (
+            "slots",
+            campaign_plan(json!({"slots": 4})),
+            audience(5),
+            "slots",
+        ),
+        (
+            "holdout",
+            campaign_plan(json!({"holdout": 1.0})),
+            audience(5),
+            "holdout",
+        ),
+        (
+            "malformed",
+            campaign_plan(json!({})),
+            format!(
+                "{}{{\"userId\": \"x\"\n{{\"tier\": \"gold\"}}\n",
+                audience(3)
+            ),
+            "line 4",
+        ),
+        (
+            "duplicate",
+            campaign_plan(json!({})),
+            format!("{}{{\"userId\":\"user-1\"}}\n", audience(3)),
+            "also on line 2",
+        ),
+    ];
+    for (name, plan, users, expected) in cases {
+        let plan = write_file(&format!("plan-{name}.json"), &plan.to_string());
+        let users = write_file(&format!("audience-{name}.jsonl"), &users);
+        let run = offers(
+            &bed,
+            &[
+                "campaign",
+                "plan",
+                path_str(&plan),
+                "--audience",
+                path_str(&users),
+            ],
+        );
+        assert_eq!(run.code, 2, "{name}: {}", run.stderr);
+        assert!(run.stderr.contains(expected), "{name}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("nothing written"),
+            "{name}: {}",
+            run.stderr
+        );
+    }
+    // The malformed case names line 5 too (no userId).
+    assert!(raw_items(&bed, PENDING).await.is_empty());
+
+    // Without statistics: refused unless --allow-cold.
+    let cold = TestBed::new().await;
+    cold.load_sample_catalog().await;
+    let plan = write_file("plan-cold.json", &campaign_plan(json!({})).to_string());
+    let args = [
+        "campaign",
+        "plan",
+        path_str(&plan),
+        "--audience",
+        path_str(&good_users),
+    ];
+    let run = offers(&cold, &args);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--allow-cold"), "{}", run.stderr);
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-cold");
+    let run = offers(&cold, &allowed);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(cold.scan(PENDING).await.len(), 10);
+}
+
+// ------------------------------------------------- campaign evaluate --
+
+/// The Open Bandit Dataset sample: `OFFERS_OBD_DIR`, else where
+/// scripts/lib/obd.sh puts it (scripts/test.sh fetches it before the tests).
+fn obd_dir() -> PathBuf {
+    let dir = std::env::var_os("OFFERS_OBD_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/obd/open_bandit_dataset"),
+        PathBuf::from,
+    );
+    assert!(
+        dir.join("random/all/all.csv").is_file(),
+        "the Open Bandit Dataset sample is missing at {}: run scripts/test.sh (or source \
+         scripts/lib/prerequisites.sh and scripts/lib/obd.sh, then ensure_obd_sample)",
+        dir.display()
+    );
+    dir
+}
+
+#[test]
+fn uniform_random_on_the_random_log_reproduces_its_click_rate() {
+    let dir = obd_dir();
+    let run = run_offers(&[
+        "campaign",
+        "evaluate",
+        "--obd",
+        path_str(&dir),
+        "--json",
+        "--draws",
+        "20",
+        "--bootstrap",
+        "200",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    let logged = report["logged"]
+        .as_array()
+        .and_then(|logged| logged.iter().find(|entry| entry["name"] == "random"))
+        .and_then(|entry| entry["clickRate"].as_f64())
+        .expect("the random log's click rate");
+    assert!(
+        (logged - 0.0038).abs() < 1e-9,
+        "38 clicks in 10,000 rounds: {logged}"
+    );
+    let policies = report["policies"].as_array().expect("policies");
+    let names: Vec<&str> = policies.iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(names, ["engine", "uniform random", "most-popular"]);
+    let uniform = &policies[1];
+    let (low, high) = (
+        uniform["ci95"][0].as_f64().expect("low"),
+        uniform["ci95"][1].as_f64().expect("high"),
+    );
+    assert!(low <= logged && logged <= high, "{uniform}");
+    assert!((uniform["ipw"].as_f64().expect("ipw") - logged).abs() < 1e-12);
+    for policy in policies {
+        let ipw = policy["ipw"].as_f64().expect("a rate");
+        assert!((0.0..=1.0).contains(&ipw), "{policy}");
+    }
+}

@@ -189,6 +189,7 @@ pub const PENDING_TABLE_VARIABLE: &str = "PENDING_TABLE_NAME";
 pub const LOYALTY_OFFERS_TABLE_VARIABLE: &str = "LOYALTY_OFFERS_TABLE_NAME";
 pub const CATALOG_TABLE_VARIABLE: &str = "OFFER_CATALOG_TABLE_NAME";
 pub const REJECTED_TABLE_VARIABLE: &str = "REJECTED_TABLE_NAME";
+/// The campaign statistics table (CampaignStatsTable): counters, and what selection learns from.
 pub const CAMPAIGN_STATS_TABLE_VARIABLE: &str = "CAMPAIGN_STATS_TABLE";
 pub const OFFER_EVENTS_TABLE_VARIABLE: &str = "OFFER_EVENTS_TABLE_NAME";
 /// `LoyaltyTransactionsTable`: written by the ordering backend (and `offers

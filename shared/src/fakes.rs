@@ -2,7 +2,8 @@
 //! (The dispatcher's own store fake is `dispatch::memory`.)
 
 use crate::error::StoreError;
-use crate::ports::CatalogReader;
+use crate::ports::{CatalogReader, LearningCounters, SelectionStatsReader};
+use offers_domain::selection::LearningCounter;
 use offers_domain::CatalogEntry;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -40,5 +41,32 @@ impl CatalogReader for MemoryCatalog {
             .iter()
             .filter_map(|id| Some((id.clone(), self.entries.get(id)?.clone())))
             .collect())
+    }
+}
+
+/// Learning counters held in memory, or a store that fails.
+#[derive(Debug, Clone, Default)]
+pub struct MemorySelectionStats {
+    pub counters: Vec<LearningCounter>,
+    pub failure: Option<StoreError>,
+}
+
+impl SelectionStatsReader for MemorySelectionStats {
+    async fn learning_counters(
+        &self,
+        offer_ids: &[String],
+    ) -> Result<LearningCounters, StoreError> {
+        if let Some(err) = &self.failure {
+            return Err(err.clone());
+        }
+        Ok(LearningCounters {
+            counters: self
+                .counters
+                .iter()
+                .filter(|counter| offer_ids.contains(&counter.offer_id))
+                .cloned()
+                .collect(),
+            unreadable: 0,
+        })
     }
 }

@@ -480,3 +480,22 @@ pub trait WebhookStore: Send + Sync {
         written: &BTreeSet<usize>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+/// The learning counters of a pool, as read for one plan.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LearningCounters {
+    pub counters: Vec<crate::domain::selection::LearningCounter>,
+    /// Items of the statistics table that could not be read as counters
+    /// (left out; a plan reports how many).
+    pub unreadable: u64,
+}
+
+/// What offer selection learns from: the statistics table's learning
+/// counters (`pk = offer#<offerId>`, `sk = overall | attr#<name>#<value>`).
+pub trait SelectionStatsReader: Send + Sync {
+    /// Every counter of these offers; offers without any have none.
+    fn learning_counters(
+        &self,
+        offer_ids: &[String],
+    ) -> impl Future<Output = Result<LearningCounters, StoreError>> + Send;
+}

@@ -9,6 +9,7 @@ use crate::limits::{
 };
 use crate::rejection::{ReasonCode, Rejection};
 use crate::rules::Rules;
+use crate::selection::SelectionRecord;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
@@ -39,6 +40,8 @@ pub struct Assignment {
     pub rules: Rules,
     pub challenge: Option<Challenge>,
     pub source: AssignmentSource,
+    /// How a selection plan chose the offer (`offers campaign plan`), kept on the offer.
+    pub selection: Option<SelectionRecord>,
 }
 
 /// Reads the attributes of a pending row (as plain JSON: S is a string, N a
@@ -63,11 +66,17 @@ pub fn parse_pending_row(
             return Err(invalid_row("ttl must be a number (epoch seconds)"));
         }
     }
+    let selection = match row.get("selection") {
+        None | Some(Value::Null) => None,
+        Some(value) => Some(SelectionRecord::parse(value).map_err(invalid_row)?),
+    };
     let source = AssignmentSource::Campaign {
         sort_key: sort_key.to_owned(),
         task_id: fields.task_id.map(str::to_owned),
     };
-    fields.assemble(user_id, challenge_status, source, now)
+    let mut assignment = fields.assemble(user_id, challenge_status, source, now)?;
+    assignment.selection = selection;
+    Ok(assignment)
 }
 
 /// The fields a support tool request body may carry: the contract's, plus
@@ -205,6 +214,7 @@ impl<'a> AssignmentFields<'a> {
             rules: self.rules,
             challenge,
             source,
+            selection: None,
         })
     }
 }
@@ -465,6 +475,29 @@ mod tests {
                 err.message
             );
         }
+    }
+
+    #[test]
+    fn a_selection_is_kept_and_checked() {
+        let selection = json!({"policy": "thompson-backoff/1", "propensity": 0.5,
+            "holdout": false, "context": {"tier": "gold"}});
+        let case = with(plain_row(), "selection", selection);
+        let assignment = parse_pending_row(&case, now()).expect("valid");
+        let kept = assignment.selection.expect("selection");
+        assert_eq!(kept.context["tier"], "gold");
+        assert!(parse_pending_row(&row(plain_row()), now())
+            .expect("valid")
+            .selection
+            .is_none());
+        let bad = with(
+            plain_row(),
+            "selection",
+            json!({"policy": "p", "propensity": 2,
+            "holdout": false}),
+        );
+        let err = parse_pending_row(&bad, now()).expect_err("invalid");
+        assert_eq!(err.code, ReasonCode::InvalidRow);
+        assert!(err.message.contains("propensity"), "{}", err.message);
     }
 
     #[test]

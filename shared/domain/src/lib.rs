@@ -15,6 +15,7 @@ mod properties;
 pub mod redemption;
 pub mod rejection;
 pub mod rules;
+pub mod selection;
 pub mod transaction;
 pub mod webhook;
 

@@ -8,6 +8,7 @@ use crate::limits::{item_size, map_problem, quote, MAX_DYNAMO_DEPTH, MAX_OFFER_B
 use crate::redemption::{redemption_limit, Redemption};
 use crate::rejection::{ReasonCode, Rejection};
 use crate::rules::{merge_rules, Rules};
+use crate::selection::SelectionRecord;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -124,6 +125,9 @@ pub struct PersonalizedOffer {
     pub view_count: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub click_count: u64,
+    /// How a selection plan chose this offer (the pending row's `selection`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<SelectionRecord>,
 }
 
 fn is_zero(count: &u64) -> bool {
@@ -315,6 +319,7 @@ pub fn build_offer(
         clicked_at: None,
         view_count: 0,
         click_count: 0,
+        selection: assignment.selection.clone(),
     };
     check_offer_fits(&offer)?;
     Ok(offer)
@@ -421,6 +426,7 @@ mod tests {
                 sort_key: "camp-1+co-1".into(),
                 task_id: None,
             },
+            selection: None,
         }
     }
 

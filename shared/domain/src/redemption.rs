@@ -415,6 +415,7 @@ mod tests {
             clicked_at: None,
             view_count: 0,
             click_count: 0,
+            selection: None,
         }
     }
 

@@ -46,6 +46,7 @@ fn offer(rules: Value) -> PersonalizedOffer {
         clicked_at: None,
         view_count: 0,
         click_count: 0,
+        selection: None,
     }
 }
 

@@ -59,6 +59,7 @@ fn challenge_offer(user: &str, goals: usize) -> PersonalizedOffer {
         clicked_at: None,
         view_count: 0,
         click_count: 0,
+        selection: None,
     }
 }
 

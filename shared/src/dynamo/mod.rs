@@ -17,6 +17,7 @@ mod loyalty_transactions;
 mod offers;
 mod pending;
 mod rejected;
+mod selection_stats;
 mod support;
 mod table;
 mod transactions;
@@ -42,6 +43,7 @@ pub use rejected::{
     RejectedCounts, RejectedTable, RejectionFilter, RetryOutcome, RetrySkip, Retryable,
     StoredRejection,
 };
+pub use selection_stats::{counter_of, learning_partition, SelectionStatsTable};
 pub use table::DynamoTable;
 pub use transactions::{cancellation_codes, cancellation_error};
 

@@ -39,6 +39,7 @@ fn offer(user_id: &str, rules: Value) -> PersonalizedOffer {
         clicked_at: None,
         view_count: 0,
         click_count: 0,
+        selection: None,
     }
 }
 

@@ -1,0 +1,329 @@
+//! The per-user choice: holdout or the learned policy, and the ranking.
+
+use super::hash::{combine, fnv1a, unit, SplitMix};
+use super::history::{check_config, History, ValueId};
+use super::policy::{ContextPolicy, PolicyInputs};
+use super::{EngineConfig, Prior, SelectionError};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Contexts whose policies are kept; when more are met the cache starts
+/// again (policies are rebuilt identically, from the seed and the context),
+/// so memory stays bounded whatever the audience.
+pub const MAX_CACHED_CONTEXTS: usize = 256;
+
+/// One offer of a user's ranking.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pick {
+    /// Index into the pool.
+    pub offer: usize,
+    /// 1-based.
+    pub rank: usize,
+    /// P(this offer at this rank | the offers above it).
+    pub propensity: f64,
+}
+
+/// A user's offers, best first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    pub holdout: bool,
+    pub picks: Vec<Pick>,
+}
+
+pub struct Engine {
+    history: History,
+    config: EngineConfig,
+    prior: Prior,
+    cold: Vec<usize>,
+    cache: HashMap<Vec<ValueId>, Arc<ContextPolicy>>,
+    context: Vec<ValueId>,
+}
+
+impl Engine {
+    pub fn new(history: History, config: EngineConfig) -> Result<Self, SelectionError> {
+        check_config(&config, history.pool().len())?;
+        let prior = history.prior(&config);
+        let cold = (0..history.pool().len())
+            .filter(|&offer| history.overall(offer).assigned < config.cold_below)
+            .collect();
+        Ok(Self {
+            history,
+            config,
+            prior,
+            cold,
+            cache: HashMap::new(),
+            context: Vec::new(),
+        })
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    pub fn prior(&self) -> Prior {
+        self.prior
+    }
+
+    /// Offers with fewer than `cold_below` assignments.
+    pub fn cold(&self) -> &[usize] {
+        &self.cold
+    }
+
+    fn user_hash(&self, user_id: &str) -> u64 {
+        combine(self.config.seed, fnv1a(user_id.as_bytes()))
+    }
+
+    /// Whether the user is in the holdout: a hash of the seed and the user
+    /// id, so the same user is in it in every run of the same plan.
+    pub fn is_holdout(&self, user_id: &str) -> bool {
+        unit(combine(self.user_hash(user_id), 1)) < self.config.holdout
+    }
+
+    /// The user's ranking. `attributes` are the audience's (name, value)
+    /// pairs; values the history has no counts for play no part.
+    pub fn choose(&mut self, user_id: &str, attributes: &[(&str, &str)]) -> Choice {
+        let mut picks = Vec::with_capacity(self.config.slots);
+        let holdout = self.choose_into(user_id, attributes.iter().copied(), &mut picks);
+        Choice { holdout, picks }
+    }
+
+    /// [`Engine::choose`] into a reused buffer; returns whether the user is
+    /// in the holdout.
+    pub fn choose_into<'a>(
+        &mut self,
+        user_id: &str,
+        attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
+        picks: &mut Vec<Pick>,
+    ) -> bool {
+        picks.clear();
+        let hash = self.user_hash(user_id);
+        let mut rng = SplitMix::new(combine(hash, 2));
+        if unit(combine(hash, 1)) < self.config.holdout {
+            self.uniform_into(&mut rng, picks);
+            return true;
+        }
+        let mut context = std::mem::take(&mut self.context);
+        context.clear();
+        context.extend(
+            attributes
+                .into_iter()
+                .filter_map(|(name, value)| self.history.value_id(name, value)),
+        );
+        context.sort_unstable();
+        context.dedup();
+        let policy = self.policy(&context);
+        self.context = context;
+        let u = rng.next_u64();
+        picks.extend(
+            policy
+                .pick(u)
+                .enumerate()
+                .map(|(rank, (offer, propensity))| Pick {
+                    offer,
+                    rank: rank + 1,
+                    propensity,
+                }),
+        );
+        false
+    }
+
+    /// k distinct offers uniformly at random: the holdout's choice.
+    fn uniform_into(&self, rng: &mut SplitMix, picks: &mut Vec<Pick>) {
+        let pool = self.history.pool().len();
+        for rank in 0..self.config.slots {
+            let left = pool - rank;
+            // The j-th offer not yet taken, in pool order.
+            let mut offer = rng.below(left as u64) as usize;
+            let mut taken: Vec<usize> = picks.iter().map(|pick| pick.offer).collect();
+            taken.sort_unstable();
+            for earlier in taken {
+                if earlier <= offer {
+                    offer += 1;
+                }
+            }
+            picks.push(Pick {
+                offer,
+                rank: rank + 1,
+                propensity: 1.0 / left as f64,
+            });
+        }
+    }
+
+    /// The policy of a context (value ids sorted), built on first use.
+    pub fn policy(&mut self, context: &[ValueId]) -> Arc<ContextPolicy> {
+        if let Some(policy) = self.cache.get(context) {
+            return Arc::clone(policy);
+        }
+        if self.cache.len() >= MAX_CACHED_CONTEXTS {
+            self.cache.clear();
+        }
+        let posteriors: Vec<(f64, f64)> = (0..self.history.pool().len())
+            .map(|offer| {
+                self.history
+                    .posterior(offer, context, &self.config, self.prior)
+            })
+            .collect();
+        // Seeded by the context's names and values, not by its ids (which
+        // depend on the order the counters were read in).
+        let mut described = 0u64;
+        for (name, value) in self.history.describe(context) {
+            described = combine(described, fnv1a(name.as_bytes()));
+            described = combine(described, fnv1a(value.as_bytes()));
+        }
+        let policy = Arc::new(ContextPolicy::build(&PolicyInputs {
+            posteriors: &posteriors,
+            cold: &self.cold,
+            slots: self.config.slots,
+            draws: self.config.draws,
+            exploration: self.config.exploration,
+            seed: combine(self.config.seed, described),
+        }));
+        self.cache.insert(context.to_vec(), Arc::clone(&policy));
+        policy
+    }
+
+    /// The context (value ids) of a user's attributes.
+    pub fn context_of<'a>(
+        &self,
+        attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Vec<ValueId> {
+        self.history.context_of(attributes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::selection::{Counts, LearningCounter, Scope};
+
+    fn pool(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("offer-{i}")).collect()
+    }
+
+    fn learned() -> History {
+        let mut history = History::new(pool(10)).expect("pool");
+        for offer in 0..10 {
+            history.add(&LearningCounter {
+                offer_id: format!("offer-{offer}"),
+                scope: Scope::Overall,
+                counts: Counts {
+                    assigned: 2_000,
+                    clicked: 0,
+                    redeemed: 20 + offer as u64,
+                },
+            });
+        }
+        // Gold users love offer-3.
+        history.add(&LearningCounter {
+            offer_id: "offer-3".into(),
+            scope: Scope::Attribute {
+                name: "tier".into(),
+                value: "gold".into(),
+            },
+            counts: Counts {
+                assigned: 500,
+                clicked: 0,
+                redeemed: 100,
+            },
+        });
+        history
+    }
+
+    fn config() -> EngineConfig {
+        let mut config = EngineConfig::new(3, 7);
+        config.draws = 4_000;
+        config
+    }
+
+    #[test]
+    fn choices_are_distinct_deterministic_and_independent_of_order() {
+        let mut engine = Engine::new(learned(), config()).expect("engine");
+        let users: Vec<String> = (0..300).map(|i| format!("user-{i}")).collect();
+        let forward: Vec<Choice> = users
+            .iter()
+            .map(|user| engine.choose(user, &[("tier", "gold")]))
+            .collect();
+        let mut fresh = Engine::new(learned(), config()).expect("engine");
+        for (user, expected) in users.iter().zip(&forward).rev() {
+            assert_eq!(&fresh.choose(user, &[("tier", "gold")]), expected);
+        }
+        for choice in &forward {
+            let mut offers: Vec<usize> = choice.picks.iter().map(|pick| pick.offer).collect();
+            assert_eq!(offers.len(), 3);
+            offers.sort_unstable();
+            offers.dedup();
+            assert_eq!(offers.len(), 3, "distinct");
+            for pick in &choice.picks {
+                assert!(pick.propensity > 0.0 && pick.propensity <= 1.0);
+            }
+        }
+    }
+
+    #[test]
+    fn the_attribute_value_steers_the_choice() {
+        let mut engine = Engine::new(learned(), config()).expect("engine");
+        let gold = engine.context_of([("tier", "gold")]);
+        assert_eq!(gold.len(), 1);
+        let policy = engine.policy(&gold);
+        assert!(policy.marginal(0, 3) > 0.9, "{}", policy.marginal(0, 3));
+        // Unknown values and no attributes: the overall statistics.
+        let none = engine.context_of([("tier", "bronze"), ("region", "north")]);
+        assert!(none.is_empty());
+        let policy = engine.policy(&none);
+        assert!(policy.marginal(0, 3) < 0.2);
+    }
+
+    #[test]
+    fn the_holdout_is_the_planned_share_and_uniform() {
+        let mut config = config();
+        config.holdout = 0.25;
+        let mut engine = Engine::new(learned(), config).expect("engine");
+        let mut holdout = 0;
+        let mut first = [0u32; 10];
+        for i in 0..20_000 {
+            let choice = engine.choose(&format!("u{i}"), &[]);
+            if choice.holdout {
+                holdout += 1;
+                first[choice.picks[0].offer] += 1;
+                let expected = [0.1, 1.0 / 9.0, 0.125];
+                for (pick, p) in choice.picks.iter().zip(expected) {
+                    assert!((pick.propensity - p).abs() < 1e-12);
+                }
+            }
+        }
+        assert!((4_700..5_300).contains(&holdout), "{holdout}");
+        assert!(first.iter().all(|&n| (400..600).contains(&n)), "{first:?}");
+    }
+
+    #[test]
+    fn propensities_match_the_frequencies_users_see() {
+        let mut engine = Engine::new(learned(), config()).expect("engine");
+        let mut counts: HashMap<usize, u32> = HashMap::new();
+        let mut logged: HashMap<usize, f64> = HashMap::new();
+        let users = 40_000;
+        for i in 0..users {
+            let choice = engine.choose(&format!("u{i}"), &[]);
+            if choice.holdout {
+                continue;
+            }
+            let first = choice.picks[0];
+            *counts.entry(first.offer).or_default() += 1;
+            logged.insert(first.offer, first.propensity);
+        }
+        let selected: u32 = counts.values().sum();
+        for (offer, count) in counts {
+            let observed = f64::from(count) / f64::from(selected);
+            let expected = logged[&offer];
+            if expected > 0.05 {
+                assert!(
+                    (observed - expected).abs() / expected < 0.1,
+                    "offer {offer}: seen {observed}, logged {expected}"
+                );
+            }
+        }
+    }
+}
