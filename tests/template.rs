@@ -442,7 +442,10 @@ fn watches_the_dispatchers_count(id: &str, alarm: &Value, outcome: Outcome) {
         records: vec![RecordReport::of_other(None, None, outcome)],
         ..BatchReport::default()
     };
-    let line = offers_shared::metrics::dispatch_metrics(&report, "f", chrono::Utc::now());
+    let line = offers_shared::metrics::emf::emf_line(
+        "f",
+        &offers_shared::metrics::dispatch_metrics(&report, chrono::Utc::now()),
+    );
     let declared = &line["_aws"]["CloudWatchMetrics"][0];
     let counted: Vec<&str> = declared["Metrics"]
         .as_array()

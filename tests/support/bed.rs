@@ -239,9 +239,15 @@ pub async fn invoke_with(
     records: &[Value],
     context: Context,
 ) -> Vec<String> {
-    let response = handler::handle(dispatcher, LambdaEvent::new(lambda_event(records), context))
-        .await
-        .expect("handler");
+    // The metrics are the unit tests' and the binaries' concern (tests/binaries.rs).
+    let metrics = offers_shared::metrics::memory::MemoryMetrics::default();
+    let response = handler::handle(
+        dispatcher,
+        &metrics,
+        LambdaEvent::new(lambda_event(records), context),
+    )
+    .await
+    .expect("handler");
     response
         .batch_item_failures
         .into_iter()

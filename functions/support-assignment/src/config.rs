@@ -3,6 +3,7 @@
 
 use offers_shared::config::{Env, SdkSettings, TableNames};
 use offers_shared::error::ConfigError;
+use offers_shared::metrics::Observability;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +14,9 @@ pub struct SupportConfig {
     /// How long a config offer's name, description and image stay cached in
     /// a warm process.
     pub catalog_cache_ttl: Duration,
+    /// Where its metrics would go (`OBSERVABILITY`), checked at init like
+    /// every function's; it emits none today.
+    pub observability: Observability,
     /// How long an offer record is kept after it expires (its `ttl`).
     pub retention: chrono::Duration,
 }
@@ -23,6 +27,7 @@ impl SupportConfig {
             tables: env.api_tables()?,
             sdk: env.sdk()?,
             catalog_cache_ttl: env.catalog_cache_ttl()?,
+            observability: env.observability()?,
             retention: env.retention()?,
         })
     }
