@@ -36,13 +36,39 @@ pub fn spawn_function(
     endpoint: &str,
     runtime: &offers_local::RuntimeApi,
 ) -> std::process::Child {
+    function_command(binary, environment, endpoint, runtime)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn function binary")
+}
+
+/// The same, with its stdout (logs and EMF lines) piped for the test to read.
+pub fn spawn_function_with_stdout(
+    binary: &std::path::Path,
+    environment: &HashMap<String, String>,
+    endpoint: &str,
+    runtime: &offers_local::RuntimeApi,
+) -> std::process::Child {
+    function_command(binary, environment, endpoint, runtime)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn function binary")
+}
+
+fn function_command(
+    binary: &std::path::Path,
+    environment: &HashMap<String, String>,
+    endpoint: &str,
+    runtime: &offers_local::RuntimeApi,
+) -> std::process::Command {
     let mut variables = environment.clone();
     variables.insert("AWS_LAMBDA_LOG_LEVEL".into(), "WARN".into());
     let name = binary
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("function");
-    std::process::Command::new(binary)
+    let mut command = std::process::Command::new(binary);
+    command
         .env_clear()
         .envs(offers_local::functions::lambda_environment(
             &variables,
@@ -51,10 +77,8 @@ pub fn spawn_function(
             &runtime.address(),
         ))
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn function binary")
+        .stderr(std::process::Stdio::piped());
+    command
 }
 
 /// The peak resident set (VmHWM) of a process, in KiB.
