@@ -84,11 +84,12 @@ async fn run_dispatcher(
     overrides: &[(&str, &str)],
 ) -> (Result<Answer, String>, String) {
     let runtime = RuntimeApi::start().await.expect("runtime api");
-    let mut function = spawn_function_with_stdout(
+    let mut function = spawn_function_with(
         &function_binary("offer-dispatcher"),
         &bed.environment(DISPATCHER, overrides),
         &shared_dynamodb().endpoint(),
         &runtime,
+        std::process::Stdio::piped(),
     );
     let answer = runtime
         .invoke(lambda_event(records), Duration::from_secs(30))

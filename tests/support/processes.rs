@@ -36,31 +36,24 @@ pub fn spawn_function(
     endpoint: &str,
     runtime: &offers_local::RuntimeApi,
 ) -> std::process::Child {
-    function_command(binary, environment, endpoint, runtime)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn function binary")
+    spawn_function_with(
+        binary,
+        environment,
+        endpoint,
+        runtime,
+        std::process::Stdio::null(),
+    )
 }
 
-/// The same, with its stdout (logs and EMF lines) piped for the test to read.
-pub fn spawn_function_with_stdout(
+/// The same, its stdout (logs and EMF lines) going to `stdout` (piped: for
+/// the test to read).
+pub fn spawn_function_with(
     binary: &std::path::Path,
     environment: &HashMap<String, String>,
     endpoint: &str,
     runtime: &offers_local::RuntimeApi,
+    stdout: std::process::Stdio,
 ) -> std::process::Child {
-    function_command(binary, environment, endpoint, runtime)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn function binary")
-}
-
-fn function_command(
-    binary: &std::path::Path,
-    environment: &HashMap<String, String>,
-    endpoint: &str,
-    runtime: &offers_local::RuntimeApi,
-) -> std::process::Command {
     let mut variables = environment.clone();
     variables.insert("AWS_LAMBDA_LOG_LEVEL".into(), "WARN".into());
     let name = binary
@@ -77,8 +70,9 @@ fn function_command(
             &runtime.address(),
         ))
         .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(stdout)
         .stderr(std::process::Stdio::piped());
-    command
+    command.spawn().expect("spawn function binary")
 }
 
 /// The peak resident set (VmHWM) of a process, in KiB.

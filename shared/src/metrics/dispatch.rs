@@ -72,10 +72,7 @@ mod tests {
     use crate::dispatch::{Failure, IgnoredReason, RecordReport};
     use crate::domain::dates::parse_timestamp;
     use crate::domain::ReasonCode;
-    use crate::metrics::dogstatsd::DogStatsdMetrics;
     use crate::metrics::emf::emf_line;
-    use crate::metrics::MetricsSink;
-    use cadence::BufferedSpyMetricSink;
     use serde_json::json;
 
     fn at(text: &str) -> DateTime<Utc> {
@@ -163,18 +160,7 @@ mod tests {
     #[test]
     fn a_batch_in_dogstatsd_lines() {
         let now = at("2026-01-01T00:00:02Z");
-        let (received, sink) = BufferedSpyMetricSink::new();
-        DogStatsdMetrics::with_sink("offer-dispatcher", sink)
-            .emit(&dispatch_metrics(&batch(), now));
-        let lines: Vec<String> = received
-            .try_iter()
-            .flat_map(|d| {
-                String::from_utf8_lossy(&d)
-                    .lines()
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let lines = crate::metrics::dogstatsd::tests::lines_of(&dispatch_metrics(&batch(), now));
         let tags = "|d|#function:offer-dispatcher,outcome:";
         assert_eq!(
             lines,

@@ -98,13 +98,14 @@ fn tag_value(value: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::metrics::Tag;
     use cadence::BufferedSpyMetricSink;
     use chrono::Utc;
 
-    fn lines_of(set: &MetricSet) -> Vec<String> {
+    /// The DogStatsD lines of a set, as the function `offer-dispatcher` sends them.
+    pub(crate) fn lines_of(set: &MetricSet) -> Vec<String> {
         let (received, sink) = BufferedSpyMetricSink::with_capacity(None, Some(DATAGRAM_BYTES));
         DogStatsdMetrics::with_sink("offer-dispatcher", sink).emit(set);
         // Flushed by `emit`: everything is there without dropping the sink.
