@@ -16,6 +16,8 @@ cargo build --release --locked
 export RUST_LOG="${RUST_LOG:-warn}"
 step "dispatch benchmark"
 cargo bench --locked -p offers-integration-tests --bench dispatch
+step "metrics benchmark (a batch's metrics: EMF, DogStatsD over UDP)"
+cargo bench --locked -p offers-integration-tests --bench metrics
 step "lookup benchmark"
 cargo bench --locked -p offers-integration-tests --bench lookup
 step "local stack benchmark (offers assign vs bare BatchWriteItem; insert to visible over HTTP)"
