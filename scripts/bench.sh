@@ -18,6 +18,8 @@ step "dispatch benchmark"
 cargo bench --locked -p offers-integration-tests --bench dispatch
 step "challenge progress benchmark"
 cargo bench --locked -p offers-integration-tests --bench challenge
+step "metrics benchmark (a batch's metrics: EMF, DogStatsD over UDP)"
+cargo bench --locked -p offers-integration-tests --bench metrics
 step "lookup benchmark"
 cargo bench --locked -p offers-integration-tests --bench lookup
 step "campaign statistics benchmark (function vs bare counter ADDs; event to visible on the local stack)"

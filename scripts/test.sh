@@ -11,9 +11,21 @@ ensure_python_tools lint
 # The Open Bandit Dataset sample `offers campaign evaluate` is tested on.
 ensure_obd_sample
 
-step "template.yaml: sam validate --lint, cfn-lint"
+step "template.yaml: sam validate --lint, cfn-lint (Observability=cloudwatch, the default)"
 sam validate --lint --template template.yaml
 cfn-lint template.yaml
+
+step "template.yaml: sam validate --lint, cfn-lint (Observability=datadog)"
+# sam validate takes no parameters: lint a copy whose default is datadog, with
+# example (not real) values for the extension layer and the API key secret.
+datadog_template="$(mktemp --suffix=.yaml)"
+trap 'rm -f "$datadog_template"' EXIT
+sed 's/^    Default: cloudwatch$/    Default: datadog/' template.yaml > "$datadog_template"
+grep -q '^    Default: datadog$' "$datadog_template"
+sam validate --lint --template "$datadog_template"
+cfn-lint "$datadog_template" --parameters Observability=datadog \
+  DatadogExtensionLayerArn=arn:aws:lambda:us-east-1:111122223333:layer:Datadog-Extension-ARM:1 \
+  DatadogApiKeySecretArn=arn:aws:secretsmanager:us-east-1:111122223333:secret:datadog-api-key-AbCdEf
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

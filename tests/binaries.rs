@@ -5,6 +5,7 @@ use offers_integration_tests::*;
 use offers_local::streams::lambda_event;
 use offers_local::{Answer, RuntimeApi};
 use serde_json::json;
+use std::net::UdpSocket;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,6 +59,190 @@ async fn a_missing_table_variable_stops_the_function_at_init() {
     assert!(!status.success());
     assert!(stderr.contains("REJECTED_TABLE_NAME"), "{stderr}");
     assert!(runtime.first_poll().is_none(), "it never asked for work");
+}
+
+/// A batch of three records, as the stream gives it: an INSERT that is
+/// dispatched (its row overwritten meanwhile, so a warning is logged), an
+/// INSERT of an unknown offer (rejected) and the overwrite (a MODIFY, ignored).
+async fn three_records(bed: &TestBed) -> Vec<serde_json::Value> {
+    bed.load_sample_catalog().await;
+    bed.put(PENDING, fries_row("user-dd", "camp-1+co-fries"))
+        .await;
+    let mut unknown = fries_row("user-dd", "camp-1+co-nope");
+    unknown["offerId"] = json!("co-nope");
+    bed.put(PENDING, unknown).await;
+    let mut overwrite = fries_row("user-dd", "camp-1+co-fries");
+    overwrite["rank"] = json!(7);
+    bed.put(PENDING, overwrite).await;
+    bed.stream().await.read_new().await.expect("stream")
+}
+
+/// Runs the dispatcher binary on `records` with `overrides`: its answer and stdout.
+async fn run_dispatcher(
+    bed: &TestBed,
+    records: &[serde_json::Value],
+    overrides: &[(&str, &str)],
+) -> (Result<Answer, String>, String) {
+    let runtime = RuntimeApi::start().await.expect("runtime api");
+    let mut function = spawn_function_with(
+        &function_binary("offer-dispatcher"),
+        &bed.environment(DISPATCHER, overrides),
+        &shared_dynamodb().endpoint(),
+        &runtime,
+        std::process::Stdio::piped(),
+    );
+    let answer = runtime
+        .invoke(lambda_event(records), Duration::from_secs(30))
+        .await;
+    let _ = function.kill();
+    let stdout = tokio::task::spawn_blocking(move || {
+        let _ = function.wait();
+        let mut text = String::new();
+        if let Some(mut pipe) = function.stdout.take() {
+            let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+        }
+        text
+    })
+    .await
+    .expect("stdout");
+    (answer, stdout)
+}
+
+/// A UDP listener on a free port, as the Datadog extension listens.
+fn dogstatsd_listener() -> (UdpSocket, String) {
+    let listener = UdpSocket::bind(("127.0.0.1", 0)).expect("a UDP port");
+    listener
+        .set_read_timeout(Some(Duration::from_millis(1_500)))
+        .expect("read timeout");
+    let port = listener.local_addr().expect("address").port().to_string();
+    (listener, port)
+}
+
+/// The lines received until nothing comes for the read timeout.
+fn received_lines(listener: &UdpSocket) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut buffer = vec![0_u8; 65_536];
+    while let Ok(read) = listener.recv(&mut buffer) {
+        lines.extend(
+            String::from_utf8_lossy(&buffer[..read])
+                .lines()
+                .map(str::to_owned),
+        );
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_datadog_the_dispatcher_sends_its_metrics_to_dogstatsd() {
+    let bed = TestBed::new().await;
+    let records = three_records(&bed).await;
+    let (listener, port) = dogstatsd_listener();
+    let (answer, stdout) = run_dispatcher(
+        &bed,
+        &records,
+        &[
+            ("OBSERVABILITY", "datadog"),
+            ("DD_DOGSTATSD_PORT", &port),
+            ("DD_SERVICE", "personalized-offers"),
+            ("DD_ENV", "dev"),
+            ("DD_VERSION", "abc123"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        answer,
+        Ok(Answer::Response(json!({"batchItemFailures": []})))
+    );
+    let mut lines = received_lines(&listener);
+    let lag = lines
+        .iter()
+        .position(|line| line.starts_with("personalized_offers.dispatch.lag:"))
+        .map(|at| lines.remove(at))
+        .expect("the lag line");
+    let tags = "|d|#function:offer-dispatcher";
+    let mut expected = vec![
+        format!("personalized_offers.dispatch.records:1{tags},outcome:dispatched"),
+        format!(
+            "personalized_offers.dispatch.records:1{tags},outcome:rejected,reason_code:unknown_offer"
+        ),
+        format!("personalized_offers.dispatch.records:0{tags},outcome:duplicate"),
+        format!("personalized_offers.dispatch.records:0{tags},outcome:failed"),
+        format!("personalized_offers.dispatch.records:1{tags},outcome:ignored"),
+    ];
+    lines.sort();
+    expected.sort();
+    assert_eq!(lines, expected);
+    // Per record: one lag value for each INSERT, in ms, under the time the test took.
+    let values = lag
+        .strip_prefix("personalized_offers.dispatch.lag:")
+        .and_then(|rest| rest.strip_suffix(tags))
+        .expect("a lag distribution tagged with the function");
+    let lags: Vec<u64> = values
+        .split(':')
+        .map(|value| value.parse().expect("a whole number of ms"))
+        .collect();
+    assert_eq!(lags.len(), 2, "{lag}");
+    assert!(lags.iter().all(|ms| *ms < 120_000), "{lag}");
+    // No EMF: the metrics went to Datadog only.
+    assert!(!stdout.contains("\"_aws\""), "{stdout}");
+    // The warning of the overwritten row carries what Datadog correlates on.
+    let warning: serde_json::Value = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line["level"] == "WARN")
+        .expect("a warning line");
+    assert_eq!(warning["service"], "personalized-offers");
+    assert_eq!(warning["env"], "dev");
+    assert_eq!(warning["version"], "abc123");
+    assert!(
+        warning["request_id"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("local-")),
+        "{warning}"
+    );
+    assert_eq!(warning["outcome"], "dispatched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_cloudwatch_the_dispatcher_prints_emf_and_sends_nothing() {
+    let bed = TestBed::new().await;
+    let records = three_records(&bed).await;
+    let (listener, port) = dogstatsd_listener();
+    // The template's default (cloudwatch); the port set all the same, so
+    // that anything sent would arrive here.
+    let environment = bed.environment(DISPATCHER, &[]);
+    assert_eq!(environment["OBSERVABILITY"], "cloudwatch");
+    let (answer, stdout) = run_dispatcher(&bed, &records, &[("DD_DOGSTATSD_PORT", &port)]).await;
+    assert_eq!(
+        answer,
+        Ok(Answer::Response(json!({"batchItemFailures": []})))
+    );
+    assert_eq!(received_lines(&listener), Vec::<String>::new());
+    let emf: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line.get("_aws").is_some())
+        .collect();
+    let [line] = &emf[..] else {
+        panic!("one EMF line: {stdout}");
+    };
+    assert_eq!(
+        line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "PersonalizedOffers"
+    );
+    assert_eq!(line["FunctionName"], "offer-dispatcher");
+    assert_eq!(
+        (
+            &line["Dispatched"],
+            &line["Rejected"],
+            &line["Ignored"],
+            &line["Failed"]
+        ),
+        (&json!(1), &json!(1), &json!(1), &json!(0))
+    );
+    assert_eq!(line["DispatchLag"].as_array().map(Vec::len), Some(2));
+    // Without DD_* variables the logs are as before.
+    assert!(!stdout.contains("\"service\""), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -133,6 +133,7 @@ async fn dynamodb_stopping_mid_batch_half_writes_nothing_and_the_retry_counts_ea
     };
     let response = handler::handle(
         &progress,
+        &offers_shared::metrics::memory::MemoryMetrics::default(),
         lambda_runtime::LambdaEvent::new(
             lambda_event(&records),
             lambda_runtime::Context::default(),

@@ -126,7 +126,8 @@ async fn dynamodb_stopping_to_answer_mid_batch_loses_nothing_and_the_retry_dispa
         lambda_event(&records),
         lambda_runtime::Context::default(),
     );
-    let response = handler::handle(&dispatcher, event)
+    let metrics = offers_shared::metrics::memory::MemoryMetrics::default();
+    let response = handler::handle(&dispatcher, &metrics, event)
         .await
         .expect("handler answers even when DynamoDB does not");
     freezer.await.expect("freezer");
@@ -138,6 +139,20 @@ async fn dynamodb_stopping_to_answer_mid_batch_loses_nothing_and_the_retry_dispa
         .collect();
     let done = written.load(Ordering::SeqCst);
     assert!(!failed.is_empty(), "the outage is reported");
+    // The metrics count the same failures, by kind.
+    let [set] = &metrics.sets()[..] else {
+        panic!("one metric set per batch");
+    };
+    let failed_counted: u64 = set
+        .metrics
+        .iter()
+        .filter(|metric| metric.name == "Failed")
+        .map(|metric| match metric.values {
+            offers_shared::metrics::Values::One(count) => count,
+            offers_shared::metrics::Values::Many(ref values) => values.len() as u64,
+        })
+        .sum();
+    assert_eq!(failed_counted, failed.len() as u64);
     assert!(
         (40..ROWS).contains(&done),
         "stopped mid-batch after {done} writes"

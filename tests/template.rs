@@ -528,10 +528,12 @@ async fn record_the_calls_of_every_function() {
             .to_string()
             .into_bytes()
     };
-    let first = call_webhook(&webhook, &signed_webhook_event(&body("w1"), "perm-1")).await;
+    // One body, sent twice: its rows carry dates from the clock.
+    let w1 = body("w1");
+    let first = call_webhook(&webhook, &signed_webhook_event(&w1, "perm-1")).await;
     assert_eq!(first.status, 202, "{:?}", first.body);
     assert_eq!(
-        call_webhook(&webhook, &signed_webhook_event(&body("w1"), "perm-1"))
+        call_webhook(&webhook, &signed_webhook_event(&w1, "perm-1"))
             .await
             .status,
         202
@@ -782,16 +784,18 @@ fn alarms_watch_what_the_runbook_covers() {
             .and_then(|d| tagged(&d["Value"], "!Ref"))
             .map(str::to_owned)
     };
-    // Every function's errors.
+    // Every function's errors and throttles.
     for function in template.function_ids().expect("functions") {
-        assert!(
-            alarms.iter().any(|id| {
-                let p = alarm(id);
-                p["MetricName"].as_str() == Some("Errors")
-                    && watched_function(&p).as_deref() == Some(function.as_str())
-            }),
-            "no Errors alarm for {function}"
-        );
+        for metric in ["Errors", "Throttles"] {
+            assert!(
+                alarms.iter().any(|id| {
+                    let p = alarm(id);
+                    p["MetricName"].as_str() == Some(metric)
+                        && watched_function(&p).as_deref() == Some(function.as_str())
+                }),
+                "no {metric} alarm for {function}"
+            );
+        }
     }
     // The on-failure queue, the stream's iterator age, and the rejections
     // metric the dispatcher really emits.
@@ -874,29 +878,15 @@ fn alarms_watch_what_the_runbook_covers() {
         ProgressOutcome::Failed(ProgressFailure::StoreDown),
     );
     // Each alarm notifies the optional topic and names its runbook section.
-    let runbook = std::fs::read_to_string(offers_local::workspace_root().join("docs/runbook.md"))
-        .expect("docs/runbook.md");
     for id in &alarms {
         let properties = alarm(id);
         assert!(properties["AlarmActions"] != Value::Null, "{id} notifies");
-        let description = properties["AlarmDescription"]
-            .as_str()
-            .expect("description");
-        let anchor = description
-            .split("docs/runbook.md#")
-            .nth(1)
-            .and_then(|rest| rest.split(')').next())
+        let anchor = alarm_runbook_anchor(&properties)
             .unwrap_or_else(|| panic!("{id} names no runbook section"));
-        let heading = runbook.lines().any(|line| {
-            line.starts_with('#')
-                && line
-                    .trim_start_matches('#')
-                    .trim()
-                    .to_lowercase()
-                    .replace(' ', "-")
-                    == anchor
-        });
-        assert!(heading, "{id}: no section #{anchor} in docs/runbook.md");
+        assert!(
+            runbook_has_section(&anchor),
+            "{id}: no section #{anchor} in docs/runbook.md"
+        );
     }
 }
 
@@ -911,7 +901,10 @@ fn watches_the_stats_count(id: &str, alarm: &Value, outcome: StatsOutcome) {
         }],
         ..StatsBatchReport::default()
     };
-    let line = offers_shared::metrics::stats_metrics(&report, "f", chrono::Utc::now());
+    let line = offers_shared::metrics::emf::emf_line(
+        "f",
+        &offers_shared::metrics::stats_metrics(&report, chrono::Utc::now()),
+    );
     watches_the_count_of(id, alarm, &line, STATS_FUNCTION);
 }
 
@@ -927,8 +920,37 @@ fn watches_the_progress_count(id: &str, alarm: &Value, outcome: ProgressOutcome)
         }],
         store_down: false,
     };
-    let line = offers_shared::metrics::challenge_metrics(&report, "f", chrono::Utc::now());
+    let line = offers_shared::metrics::emf::emf_line(
+        "f",
+        &offers_shared::metrics::challenge_metrics(&report, chrono::Utc::now()),
+    );
     watches_the_count_of(id, alarm, &line, PROGRESS);
+}
+
+/// The runbook section an alarm's description links to (`docs/runbook.md#<anchor>`).
+fn alarm_runbook_anchor(properties: &Value) -> Option<String> {
+    properties["AlarmDescription"]
+        .as_str()?
+        .split("docs/runbook.md#")
+        .nth(1)?
+        .split(')')
+        .next()
+        .map(str::to_owned)
+}
+
+/// Whether docs/runbook.md has a heading whose anchor is `anchor`.
+fn runbook_has_section(anchor: &str) -> bool {
+    let runbook = std::fs::read_to_string(offers_local::workspace_root().join("docs/runbook.md"))
+        .expect("docs/runbook.md");
+    runbook.lines().any(|line| {
+        line.starts_with('#')
+            && line
+                .trim_start_matches('#')
+                .trim()
+                .to_lowercase()
+                .replace(' ', "-")
+                == anchor
+    })
 }
 
 /// Asserts that an alarm watches the count the dispatcher emits for records
@@ -940,7 +962,10 @@ fn watches_the_dispatchers_count(id: &str, alarm: &Value, outcome: Outcome) {
         records: vec![RecordReport::of_other(None, None, outcome)],
         ..BatchReport::default()
     };
-    let line = offers_shared::metrics::dispatch_metrics(&report, "f", chrono::Utc::now());
+    let line = offers_shared::metrics::emf::emf_line(
+        "f",
+        &offers_shared::metrics::dispatch_metrics(&report, chrono::Utc::now()),
+    );
     watches_the_count_of(id, alarm, &line, DISPATCHER);
 }
 
@@ -995,4 +1020,321 @@ fn watches_the_count_of(id: &str, alarm: &Value, line: &serde_json::Value, funct
         Some(function),
         "{id}: the function's metric"
     );
+}
+
+// ------------------------------------------------------------- Datadog --
+
+const LAYER: &str = "arn:aws:lambda:us-east-1:111122223333:layer:Datadog-Extension-ARM:90";
+const SECRET: &str = "arn:aws:secretsmanager:us-east-1:111122223333:secret:dd-api-key-AbCdEf";
+
+/// Every table named by its logical id, so that environments resolve.
+fn logical_tables(template: &SamTemplate) -> offers_local::template::TableSet {
+    offers_local::template::TableSet {
+        names: template
+            .logical_ids_of_type("AWS::DynamoDB::Table")
+            .expect("tables")
+            .into_iter()
+            .map(|id| (id.clone(), id))
+            .collect(),
+    }
+}
+
+/// The managed policies a function's role gets by `!Ref` in its Policies.
+fn managed_policies(template: &SamTemplate, function: &str) -> Vec<String> {
+    template
+        .function_policies(function)
+        .expect("policies")
+        .iter()
+        .filter_map(|policy| tagged(policy, "!Ref").map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn with_datadog_every_function_has_the_extension_and_may_read_only_its_key() {
+    let default = template();
+    let tables = logical_tables(&default);
+    let datadog = default.clone().with_parameters(&[
+        ("Observability", "datadog"),
+        ("Stage", "prod"),
+        ("DatadogExtensionLayerArn", LAYER),
+        ("DatadogApiKeySecretArn", SECRET),
+        ("DatadogVersion", "abc123"),
+    ]);
+    let functions = default.function_ids().expect("functions");
+    assert!(functions.len() >= 3);
+    for function in &functions {
+        let environment = datadog
+            .function_environment(function, &tables)
+            .expect("environment");
+        for (name, value) in [
+            ("OBSERVABILITY", "datadog"),
+            ("DD_SITE", "datadoghq.com"),
+            ("DD_API_KEY_SECRET_ARN", SECRET),
+            ("DD_SERVICE", "personalized-offers"),
+            ("DD_ENV", "prod"),
+            ("DD_VERSION", "abc123"),
+            ("DD_TAGS", "project:personalized-offers,stage:prod"),
+        ] {
+            assert_eq!(
+                environment.get(name).map(String::as_str),
+                Some(value),
+                "{function}: {name}"
+            );
+        }
+        // The key only by reference, never in the environment.
+        assert!(!environment.contains_key("DD_API_KEY"), "{function}");
+        assert_eq!(
+            datadog.function_layers(function).expect("layers"),
+            [LAYER],
+            "{function}: the extension"
+        );
+        assert_eq!(
+            managed_policies(&datadog, function),
+            ["DatadogApiKeyReadPolicy"],
+            "{function}: reads the key"
+        );
+    }
+    // The policy: the one secret, read only, on a Datadog stage only.
+    let policy = datadog.resource("DatadogApiKeyReadPolicy").expect("policy");
+    assert_eq!(policy["Condition"].as_str(), Some("UseDatadog"));
+    let statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .expect("statements");
+    let [statement] = &statements[..] else {
+        panic!("one statement: {statements:?}");
+    };
+    assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+    assert_eq!(
+        statement["Action"].as_str(),
+        Some("secretsmanager:GetSecretValue")
+    );
+    assert_eq!(
+        tagged(&statement["Resource"], "!Ref"),
+        Some("DatadogApiKeySecretArn")
+    );
+    // No inline statement of any function reaches Secrets Manager (but the
+    // webhook's own signing secret: the_webhook_reads_only_its_own_secret).
+    for function in functions.iter().filter(|f| *f != "CampaignWebhookFunction") {
+        let text = format!(
+            "{:?}",
+            default.properties(function).expect("function")["Policies"]
+        );
+        assert!(!text.contains("secretsmanager"), "{function}");
+    }
+
+    // The default stage: none of it.
+    assert_eq!(default.condition("UseDatadog").ok(), Some(false));
+    for function in &functions {
+        let environment = default
+            .function_environment(function, &tables)
+            .expect("environment");
+        assert_eq!(
+            environment.get("OBSERVABILITY").map(String::as_str),
+            Some("cloudwatch")
+        );
+        let datadog_variables: Vec<&String> = environment
+            .keys()
+            .filter(|name| name.starts_with("DD_"))
+            .collect();
+        assert!(
+            datadog_variables.is_empty(),
+            "{function}: {datadog_variables:?}"
+        );
+        assert!(default
+            .function_layers(function)
+            .expect("layers")
+            .is_empty());
+        assert!(
+            managed_policies(&default, function).is_empty(),
+            "{function}"
+        );
+    }
+}
+
+fn datadog_monitors() -> Vec<serde_json::Value> {
+    let text =
+        std::fs::read_to_string(offers_local::workspace_root().join("ops/datadog/monitors.json"))
+            .expect("ops/datadog/monitors.json");
+    let file: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    file["monitors"].as_array().cloned().expect("monitors")
+}
+
+/// The runbook section a monitor's message links to (`${RUNBOOK_URL}#<anchor>`).
+fn monitor_runbook_anchor(monitor: &serde_json::Value) -> Option<String> {
+    let rest = monitor["monitor"]["message"]
+        .as_str()?
+        .split("${RUNBOOK_URL}#")
+        .nth(1)?;
+    Some(
+        rest.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect(),
+    )
+}
+
+#[test]
+fn every_alarm_has_a_datadog_monitor_linking_the_same_runbook_section() {
+    let template = template();
+    let monitors = datadog_monitors();
+    let alarms = template
+        .logical_ids_of_type("AWS::CloudWatch::Alarm")
+        .expect("alarms");
+    // An entry naming `alarms` stands for exactly those; one without, for
+    // every other alarm on its metric (errors and throttles, split by function).
+    let counterpart = |id: &str, namespace: &str, metric: &str| {
+        monitors
+            .iter()
+            .find(|monitor| {
+                monitor["alarms"]
+                    .as_array()
+                    .is_some_and(|alarms| alarms.contains(&json!(id)))
+            })
+            .or_else(|| {
+                monitors.iter().find(|monitor| {
+                    monitor["alarms"].is_null()
+                        && monitor["cloudwatch"]["namespace"] == namespace
+                        && monitor["cloudwatch"]["metric"] == metric
+                })
+            })
+    };
+    for id in &alarms {
+        let alarm = template.properties(id).expect("alarm");
+        let (namespace, metric) = (
+            alarm["Namespace"].as_str().expect("namespace"),
+            alarm["MetricName"].as_str().expect("metric"),
+        );
+        let monitor = counterpart(id, namespace, metric)
+            .unwrap_or_else(|| panic!("{id}: no Datadog monitor for {namespace} {metric}"));
+        assert_eq!(
+            monitor_runbook_anchor(monitor),
+            alarm_runbook_anchor(alarm),
+            "{id}: the monitor links the alarm's runbook section"
+        );
+    }
+    // The system's own counts: the Datadog metric and outcome the code emits.
+    let now = chrono::Utc::now();
+    let function_sets = [
+        (
+            "personalized_offers.stats.",
+            offers_shared::metrics::stats_metrics(&StatsBatchReport::default(), now),
+        ),
+        (
+            "personalized_offers.challenge.",
+            offers_shared::metrics::challenge_metrics(
+                &ProgressReport {
+                    records: vec![],
+                    store_down: false,
+                },
+                now,
+            ),
+        ),
+        (
+            "",
+            offers_shared::metrics::dispatch_metrics(&BatchReport::default(), now),
+        ),
+    ];
+    for monitor in &monitors {
+        let query = monitor["monitor"]["query"].as_str().expect("query");
+        // The set of the function the monitor watches (by its metrics' prefix).
+        let set = &function_sets
+            .iter()
+            .find(|(prefix, _)| query.contains(prefix))
+            .expect("a function's metrics")
+            .1;
+        let anchor = monitor_runbook_anchor(monitor).expect("a runbook link");
+        assert!(
+            runbook_has_section(&anchor),
+            "no section #{anchor} in docs/runbook.md"
+        );
+        let (namespace, metric) = (
+            monitor["cloudwatch"]["namespace"]
+                .as_str()
+                .expect("namespace"),
+            monitor["cloudwatch"]["metric"].as_str().expect("metric"),
+        );
+        assert!(
+            alarms.iter().any(|id| {
+                let alarm = template.properties(id).expect("alarm");
+                alarm["Namespace"] == namespace && alarm["MetricName"] == metric
+            }),
+            "a monitor mirrors no alarm: {namespace} {metric}"
+        );
+        if namespace == offers_shared::metrics::NAMESPACE {
+            let emitted: Vec<_> = set.metrics.iter().filter(|m| m.name == metric).collect();
+            assert!(!emitted.is_empty(), "the code emits no {metric}");
+            for emitted in emitted {
+                let name = format!(
+                    "{}.{}{{",
+                    offers_shared::metrics::DATADOG_PREFIX,
+                    emitted.datadog_name
+                );
+                assert!(query.contains(&name), "{metric}: {query} watches {name}");
+                for tag in &emitted.tags {
+                    let tag = format!("{}:{}", tag.key, tag.value);
+                    assert!(query.contains(&tag), "{metric}: {query} filters {tag}");
+                }
+            }
+        }
+        // One monitor per kind of Lambda alarm, for every function of the
+        // stage (the new ones too), split by function.
+        if namespace == "AWS/Lambda" && ["Errors", "Throttles"].contains(&metric) {
+            assert!(query.contains("by {functionname}"), "{query}");
+        }
+    }
+}
+
+#[test]
+fn the_monitors_apply_script_fills_every_placeholder() {
+    let output = std::process::Command::new("python3")
+        .arg(offers_local::workspace_root().join("ops/datadog/apply_monitors.py"))
+        .args(["--stage", "prod", "--dry-run"])
+        .env(
+            "DISPATCHER_FUNCTION",
+            "offers-prod-OfferDispatcherFunction-AbC",
+        )
+        .env("FAILURE_QUEUE", "offers-prod-Failure-XyZ")
+        .env("STATS_FUNCTION", "offers-prod-CampaignStatsFunction-AbC")
+        .env("STATS_FAILURE_QUEUE", "offers-prod-StatsFailure-XyZ")
+        .env(
+            "PROGRESS_FUNCTION",
+            "offers-prod-ChallengeProgressFunction-AbC",
+        )
+        .env("PROGRESS_FAILURE_QUEUE", "offers-prod-ProgressFailure-XyZ")
+        .env("RUNBOOK_URL", "https://wiki.example/runbook")
+        .env("REJECTIONS_THRESHOLD", "250")
+        .env_remove("DD_API_KEY")
+        .env_remove("DD_APP_KEY")
+        .output()
+        .expect("python3 runs the script");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    assert!(!text.contains("${"), "a placeholder left: {text}");
+    let monitors: Vec<serde_json::Value> = serde_json::from_str(&text).expect("JSON");
+    assert_eq!(monitors.len(), datadog_monitors().len());
+    for monitor in &monitors {
+        assert!(monitor["tags"]
+            .as_array()
+            .is_some_and(|tags| tags.contains(&json!("env:prod"))));
+        assert!(monitor["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("https://wiki.example/runbook#")));
+        assert!(monitor["options"]["thresholds"]["critical"].is_number());
+    }
+    let rejections = monitors
+        .iter()
+        .find(|m| {
+            m["query"]
+                .as_str()
+                .is_some_and(|q| q.contains("outcome:rejected"))
+        })
+        .expect("the rejections monitor");
+    assert_eq!(
+        rejections["query"],
+        "sum(last_15m):sum:personalized_offers.dispatch.records{function:offers-prod-offerdispatcherfunction-abc,outcome:rejected}.as_count() > 250"
+    );
+    assert_eq!(rejections["options"]["thresholds"]["critical"], 250.0);
 }

@@ -351,9 +351,15 @@ pub async fn invoke_with(
     records: &[Value],
     context: Context,
 ) -> Vec<String> {
-    let response = handler::handle(dispatcher, LambdaEvent::new(lambda_event(records), context))
-        .await
-        .expect("handler");
+    // The metrics are the unit tests' and the binaries' concern (tests/binaries.rs).
+    let metrics = offers_shared::metrics::memory::MemoryMetrics::default();
+    let response = handler::handle(
+        dispatcher,
+        &metrics,
+        LambdaEvent::new(lambda_event(records), context),
+    )
+    .await
+    .expect("handler");
     response
         .batch_item_failures
         .into_iter()
@@ -366,6 +372,7 @@ pub async fn invoke_with(
 pub async fn invoke_stats(stats: &campaign_stats::DynamoStats, records: &[Value]) -> Vec<String> {
     let response = campaign_stats::handler::handle(
         stats,
+        &offers_shared::metrics::memory::MemoryMetrics::default(),
         LambdaEvent::new(lambda_event(records), Context::default()),
     )
     .await
@@ -385,6 +392,7 @@ pub async fn invoke_progress(
 ) -> Vec<String> {
     let response = challenge_progress::handler::handle(
         progress,
+        &offers_shared::metrics::memory::MemoryMetrics::default(),
         LambdaEvent::new(lambda_event(records), Context::default()),
     )
     .await

@@ -36,13 +36,32 @@ pub fn spawn_function(
     endpoint: &str,
     runtime: &offers_local::RuntimeApi,
 ) -> std::process::Child {
+    spawn_function_with(
+        binary,
+        environment,
+        endpoint,
+        runtime,
+        std::process::Stdio::null(),
+    )
+}
+
+/// The same, its stdout (logs and EMF lines) going to `stdout` (piped: for
+/// the test to read).
+pub fn spawn_function_with(
+    binary: &std::path::Path,
+    environment: &HashMap<String, String>,
+    endpoint: &str,
+    runtime: &offers_local::RuntimeApi,
+    stdout: std::process::Stdio,
+) -> std::process::Child {
     let mut variables = environment.clone();
     variables.insert("AWS_LAMBDA_LOG_LEVEL".into(), "WARN".into());
     let name = binary
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("function");
-    std::process::Command::new(binary)
+    let mut command = std::process::Command::new(binary);
+    command
         .env_clear()
         .envs(offers_local::functions::lambda_environment(
             &variables,
@@ -51,10 +70,9 @@ pub fn spawn_function(
             &runtime.address(),
         ))
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn function binary")
+        .stdout(stdout)
+        .stderr(std::process::Stdio::piped());
+    command.spawn().expect("spawn function binary")
 }
 
 /// The peak resident set (VmHWM) of a process, in KiB.

@@ -5,12 +5,15 @@
 use offers_shared::campaign_stats::StatsSettings;
 use offers_shared::config::{Env, SdkSettings, TableNames, CAMPAIGN_STATS_TABLE_VARIABLE};
 use offers_shared::error::ConfigError;
+use offers_shared::metrics::Observability;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatsConfig {
     pub tables: TableNames,
     pub sdk: SdkSettings,
+    /// Where metrics go (`OBSERVABILITY`), checked at init.
+    pub observability: Observability,
     pub settings: StatsSettings,
 }
 
@@ -23,6 +26,7 @@ impl StatsConfig {
                 ..TableNames::default()
             },
             sdk: env.sdk()?,
+            observability: env.observability()?,
             settings: StatsSettings {
                 conflict_attempts: env.number_or(
                     "STATS_CONFLICT_ATTEMPTS",

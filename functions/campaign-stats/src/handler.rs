@@ -6,7 +6,7 @@ use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
 use offers_shared::campaign_stats::StatsService;
 use offers_shared::deadline::invocation_deadline;
-use offers_shared::metrics::stats_metrics;
+use offers_shared::metrics::{stats_metrics, MetricsSink};
 use offers_shared::ports::CampaignStatsStore;
 use serde_json::Value;
 
@@ -15,6 +15,7 @@ use serde_json::Value;
 /// reported by sequence number in `batchItemFailures`.
 pub async fn handle<S: CampaignStatsStore>(
     stats: &StatsService<S>,
+    metrics: &dyn MetricsSink,
     event: LambdaEvent<Value>,
 ) -> Result<DynamoDbEventResponse, Error> {
     let (payload, context) = event.into_parts();
@@ -22,10 +23,8 @@ pub async fn handle<S: CampaignStatsStore>(
     let report = stats
         .apply_batch(records, invocation_deadline(context.deadline))
         .await;
-    println!(
-        "{}",
-        stats_metrics(&report, &context.env_config.function_name, Utc::now())
-    );
+    // Before the response: the set must be out before Lambda may freeze the process.
+    metrics.emit(&stats_metrics(&report, Utc::now()));
     let mut response = DynamoDbEventResponse::default();
     for sequence_number in report.failed_sequence_numbers() {
         let mut failure = DynamoDbBatchItemFailure::default();

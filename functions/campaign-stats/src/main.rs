@@ -14,9 +14,10 @@ async fn main() -> Result<(), Error> {
     let config = StatsConfig::from_env(&Env::process())?;
     let sdk_config = environment_sdk_config();
     let stats = build_stats(dynamodb_client(&sdk_config, &config.sdk), &config);
-    let stats = &stats;
+    let metrics = config.observability.sink_from_env()?;
+    let (stats, metrics) = (&stats, metrics.as_ref());
     run(service_fn(move |event: LambdaEvent<Value>| {
-        handler::handle(stats, event)
+        handler::handle(stats, metrics, event)
     }))
     .await
 }

@@ -7,6 +7,7 @@ use offers_shared::config::{
     WEBHOOK_DELIVERIES_TABLE_VARIABLE,
 };
 use offers_shared::error::ConfigError;
+use offers_shared::metrics::Observability;
 use offers_shared::webhook::WebhookSettings;
 use std::time::Duration;
 
@@ -19,6 +20,8 @@ pub struct WebhookConfig {
     /// Pending, catalog and webhook deliveries only.
     pub tables: TableNames,
     pub sdk: SdkSettings,
+    /// Where metrics go (`OBSERVABILITY`), checked at init.
+    pub observability: Observability,
     pub catalog_cache_ttl: Duration,
     pub webhook: WebhookSettings,
     pub signing_secret_arn: String,
@@ -35,6 +38,7 @@ impl WebhookConfig {
                 ..TableNames::default()
             },
             sdk: env.sdk()?,
+            observability: env.observability()?,
             catalog_cache_ttl: env.catalog_cache_ttl()?,
             webhook: WebhookSettings {
                 lease: chrono::Duration::seconds(env.number_or(

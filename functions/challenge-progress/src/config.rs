@@ -5,6 +5,7 @@ use offers_shared::config::{
     Env, SdkSettings, TableNames, LOYALTY_OFFERS_TABLE_VARIABLE, REJECTED_TABLE_VARIABLE,
 };
 use offers_shared::error::ConfigError;
+use offers_shared::metrics::Observability;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +14,8 @@ pub struct ProgressConfig {
     /// (invalid transactions); no other.
     pub tables: TableNames,
     pub sdk: SdkSettings,
+    /// Where metrics go (`OBSERVABILITY`), checked at init.
+    pub observability: Observability,
     /// How many users' transactions are handled at once.
     pub concurrency: usize,
     /// Time kept in hand before the invocation deadline.
@@ -28,6 +31,7 @@ impl ProgressConfig {
                 ..TableNames::default()
             },
             sdk: env.sdk()?,
+            observability: env.observability()?,
             concurrency: usize::try_from(env.number_or("PROGRESS_CONCURRENCY", 16, 1..=256)?)
                 .unwrap_or(16),
             deadline_margin: Duration::from_millis(env.number_or(

@@ -6,7 +6,7 @@ use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
 use offers_shared::challenge_progress::ChallengeProgress;
 use offers_shared::deadline::invocation_deadline;
-use offers_shared::metrics::challenge_metrics;
+use offers_shared::metrics::{challenge_metrics, MetricsSink};
 use offers_shared::ports::ChallengeStore;
 use serde_json::Value;
 
@@ -15,6 +15,7 @@ use serde_json::Value;
 /// failures are reported by sequence number in `batchItemFailures`.
 pub async fn handle<S: ChallengeStore>(
     progress: &ChallengeProgress<S>,
+    metrics: &dyn MetricsSink,
     event: LambdaEvent<Value>,
 ) -> Result<DynamoDbEventResponse, Error> {
     let (payload, context) = event.into_parts();
@@ -22,8 +23,8 @@ pub async fn handle<S: ChallengeStore>(
     let report = progress
         .process_batch(records, invocation_deadline(context.deadline))
         .await;
-    let metrics = challenge_metrics(&report, &context.env_config.function_name, Utc::now());
-    println!("{metrics}");
+    // Before the response: the set must be out before Lambda may freeze the process.
+    metrics.emit(&challenge_metrics(&report, Utc::now()));
 
     let mut response = DynamoDbEventResponse::default();
     for sequence_number in report.failed_sequence_numbers() {

@@ -14,9 +14,10 @@ async fn main() -> Result<(), Error> {
     let config = ProgressConfig::from_env(&Env::process())?;
     let sdk_config = environment_sdk_config();
     let progress = build_progress(dynamodb_client(&sdk_config, &config.sdk), &config);
-    let progress = &progress;
+    let metrics = config.observability.sink_from_env()?;
+    let (progress, metrics) = (&progress, metrics.as_ref());
     run(service_fn(move |event: LambdaEvent<Value>| {
-        handler::handle(progress, event)
+        handler::handle(progress, metrics, event)
     }))
     .await
 }

@@ -4,6 +4,7 @@
 
 use offers_shared::config::{Env, SdkSettings, TableNames};
 use offers_shared::error::ConfigError;
+use offers_shared::metrics::Observability;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +12,8 @@ pub struct ActivityConfig {
     /// The loyalty offers, the catalog and the offer events only.
     pub tables: TableNames,
     pub sdk: SdkSettings,
+    /// Where metrics go (`OBSERVABILITY`), checked at init.
+    pub observability: Observability,
     pub catalog_cache_ttl: Duration,
     /// How long an event id is remembered for deduplication.
     pub event_retention: chrono::Duration,
@@ -21,6 +24,7 @@ impl ActivityConfig {
         Ok(Self {
             tables: env.activity_tables()?,
             sdk: env.sdk()?,
+            observability: env.observability()?,
             catalog_cache_ttl: env.catalog_cache_ttl()?,
             event_retention: env.event_retention()?,
         })

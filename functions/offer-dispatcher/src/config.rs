@@ -6,6 +6,7 @@ use offers_shared::config::{
     PENDING_TABLE_VARIABLE, REJECTED_TABLE_VARIABLE,
 };
 use offers_shared::error::ConfigError;
+use offers_shared::metrics::Observability;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,8 @@ pub struct DispatcherConfig {
     pub deadline_margin: Duration,
     /// How long an offer record is kept after it expires (its `ttl`).
     pub retention: chrono::Duration,
+    /// Where the batch metrics go (`OBSERVABILITY`: EMF or DogStatsD).
+    pub observability: Observability,
 }
 
 impl DispatcherConfig {
@@ -44,6 +47,7 @@ impl DispatcherConfig {
                 0..=60_000,
             )?),
             retention: env.retention()?,
+            observability: env.observability()?,
         })
     }
 }
@@ -68,6 +72,7 @@ mod tests {
         assert_eq!(config.concurrency, 16);
         assert_eq!(config.sdk, SdkSettings::default());
         assert_eq!(config.catalog_cache_ttl, Duration::from_secs(60));
+        assert_eq!(config.observability, Observability::CloudWatch);
     }
 
     #[test]
@@ -82,6 +87,15 @@ mod tests {
             DispatcherConfig::from_env(&env_of(&pairs)),
             Err(ConfigError::Invalid {
                 name: "DISPATCH_CONCURRENCY",
+                ..
+            })
+        ));
+        let mut pairs = TABLES.to_vec();
+        pairs.push(("OBSERVABILITY", "newrelic"));
+        assert!(matches!(
+            DispatcherConfig::from_env(&env_of(&pairs)),
+            Err(ConfigError::Invalid {
+                name: "OBSERVABILITY",
                 ..
             })
         ));

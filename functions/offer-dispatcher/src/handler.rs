@@ -6,7 +6,7 @@ use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
 use offers_shared::deadline::invocation_deadline;
 use offers_shared::dispatch::Dispatcher;
-use offers_shared::metrics::dispatch_metrics;
+use offers_shared::metrics::{dispatch_metrics, MetricsSink};
 use offers_shared::ports::{CatalogReader, DispatchStore};
 use serde_json::Value;
 
@@ -18,6 +18,7 @@ use serde_json::Value;
 /// an event that is not a stream event at all.
 pub async fn handle<S: DispatchStore, C: CatalogReader>(
     dispatcher: &Dispatcher<S, C>,
+    metrics: &dyn MetricsSink,
     event: LambdaEvent<Value>,
 ) -> Result<DynamoDbEventResponse, Error> {
     let (payload, context) = event.into_parts();
@@ -25,9 +26,8 @@ pub async fn handle<S: DispatchStore, C: CatalogReader>(
     let report = dispatcher
         .dispatch_batch(records, invocation_deadline(context.deadline))
         .await;
-    // Metrics as an EMF line of its own on stdout: CloudWatch and Datadog read it from the logs.
-    let metrics = dispatch_metrics(&report, &context.env_config.function_name, Utc::now());
-    println!("{metrics}");
+    // Before the response: the set must be out before Lambda may freeze the process.
+    metrics.emit(&dispatch_metrics(&report, Utc::now()));
 
     let mut response = DynamoDbEventResponse::default();
     for sequence_number in report.failed_sequence_numbers() {

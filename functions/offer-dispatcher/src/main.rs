@@ -16,9 +16,10 @@ async fn main() -> Result<(), Error> {
     let config = DispatcherConfig::from_env(&Env::process())?;
     let sdk_config = environment_sdk_config();
     let dispatcher = build_dispatcher(dynamodb_client(&sdk_config, &config.sdk), &config);
-    let dispatcher = &dispatcher;
+    let metrics = config.observability.sink_from_env()?;
+    let (dispatcher, metrics) = (&dispatcher, metrics.as_ref());
     run(service_fn(move |event: LambdaEvent<Value>| {
-        handler::handle(dispatcher, event)
+        handler::handle(dispatcher, metrics, event)
     }))
     .await
 }

@@ -3,6 +3,7 @@
 
 use offers_shared::config::{Env, SdkSettings, TableNames};
 use offers_shared::error::ConfigError;
+use offers_shared::metrics::Observability;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +14,9 @@ pub struct LookupConfig {
     /// How long a config offer's name, description and image stay cached in
     /// a warm process.
     pub catalog_cache_ttl: Duration,
+    /// Where its metrics would go (`OBSERVABILITY`), checked at init like
+    /// every function's; it emits none today.
+    pub observability: Observability,
 }
 
 impl LookupConfig {
@@ -21,6 +25,7 @@ impl LookupConfig {
             tables: env.api_tables()?,
             sdk: env.sdk()?,
             catalog_cache_ttl: env.catalog_cache_ttl()?,
+            observability: env.observability()?,
         })
     }
 }

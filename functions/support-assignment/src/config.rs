@@ -4,6 +4,7 @@
 
 use offers_shared::config::{Env, SdkSettings, TableNames, CAMPAIGN_STATS_TABLE_VARIABLE};
 use offers_shared::error::ConfigError;
+use offers_shared::metrics::Observability;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +15,9 @@ pub struct SupportConfig {
     /// How long a config offer's name, description and image stay cached in
     /// a warm process.
     pub catalog_cache_ttl: Duration,
+    /// Where its metrics would go (`OBSERVABILITY`), checked at init like
+    /// every function's; it emits none today.
+    pub observability: Observability,
     /// How long an offer record is kept after it expires (its `ttl`).
     pub retention: chrono::Duration,
 }
@@ -28,6 +32,7 @@ impl SupportConfig {
             },
             sdk: env.sdk()?,
             catalog_cache_ttl: env.catalog_cache_ttl()?,
+            observability: env.observability()?,
             retention: env.retention()?,
         })
     }

@@ -74,15 +74,108 @@ impl SamTemplate {
                 .as_str()
                 .ok_or_else(|| shape("a variable name is not text"))?
                 .to_owned();
-            environment.insert(name, self.resolve(&value, tables)?);
+            // A variable under a condition that does not hold is not set.
+            if let Some(value) = self.resolve_optional(&value, tables)? {
+                environment.insert(name, value);
+            }
         }
         Ok(environment)
+    }
+
+    /// A function's layers (Globals' then its own), `!If`s resolved.
+    pub fn function_layers(&self, function_id: &str) -> Result<Vec<String>, TemplateError> {
+        let layers = |function: Option<&Value>| {
+            function
+                .and_then(|f| f.get("Layers"))
+                .and_then(Value::as_sequence)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let mut all = layers(self.function_globals());
+        all.extend(layers(Some(self.properties(function_id)?)));
+        let mut resolved = Vec::new();
+        for layer in all {
+            if let Some(arn) = self.resolve_optional(&layer, &TableSet::default())? {
+                resolved.push(arn);
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// The entries of a function's `Policies` that apply with these
+    /// parameters: an `!If` is replaced by its branch, dropped for `AWS::NoValue`.
+    pub fn function_policies(&self, function_id: &str) -> Result<Vec<Value>, TemplateError> {
+        let mut policies = Vec::new();
+        let listed = self
+            .properties(function_id)?
+            .get("Policies")
+            .and_then(Value::as_sequence)
+            .cloned()
+            .unwrap_or_default();
+        for policy in listed {
+            let chosen = match &policy {
+                Value::Tagged(tagged) if tagged.tag == "!If" => {
+                    let branch = self.if_branch(&tagged.value)?;
+                    if super::tagged(branch, "!Ref") == Some("AWS::NoValue") {
+                        continue;
+                    }
+                    branch.clone()
+                }
+                other => other.clone(),
+            };
+            policies.push(chosen);
+        }
+        Ok(policies)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conditions_follow_the_parameters() {
+        let tables = TableSet {
+            names: [
+                "PendingPersonalizedOffersTable",
+                "LoyaltyOffersTable",
+                "OfferCatalogTable",
+                "RejectedPersonalizedOffersTable",
+            ]
+            .into_iter()
+            .map(|id| (id.to_owned(), format!("t-{id}")))
+            .collect(),
+        };
+        let default = SamTemplate::project().expect("template.yaml");
+        let environment = default
+            .function_environment("OfferDispatcherFunction", &tables)
+            .expect("environment");
+        assert_eq!(environment["OBSERVABILITY"], "cloudwatch");
+        assert!(!environment.contains_key("DD_ENV"));
+        assert_eq!(
+            default.function_layers("OfferDispatcherFunction").ok(),
+            Some(vec![])
+        );
+
+        let datadog = default.with_parameters(&[("Observability", "datadog"), ("Stage", "prod")]);
+        assert_eq!(datadog.condition("UseDatadog").ok(), Some(true));
+        let environment = datadog
+            .function_environment("OfferDispatcherFunction", &tables)
+            .expect("environment");
+        assert_eq!(environment["OBSERVABILITY"], "datadog");
+        assert_eq!(environment["DD_ENV"], "prod");
+        assert_eq!(
+            environment["DD_TAGS"],
+            "project:personalized-offers,stage:prod"
+        );
+        assert_eq!(
+            datadog
+                .function_layers("OfferDispatcherFunction")
+                .map(|l| l.len())
+                .ok(),
+            Some(1)
+        );
+    }
 
     #[test]
     fn binaries_and_timeouts_come_from_the_template() {

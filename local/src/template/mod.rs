@@ -40,6 +40,9 @@ fn shape(message: impl Into<String>) -> TemplateError {
 #[derive(Debug, Clone)]
 pub struct SamTemplate {
     root: Mapping,
+    /// Parameter values given for this reading (`sam deploy
+    /// --parameter-overrides`); the others take their `Default`.
+    overrides: std::collections::BTreeMap<String, String>,
 }
 
 impl SamTemplate {
@@ -55,7 +58,10 @@ impl SamTemplate {
 
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
         match yaml_serde::from_str(text)? {
-            Value::Mapping(root) => Ok(Self { root }),
+            Value::Mapping(root) => Ok(Self {
+                root,
+                overrides: Default::default(),
+            }),
             _ => Err(shape("the top level is not a mapping")),
         }
     }
@@ -78,6 +84,17 @@ impl SamTemplate {
         self.resource(logical_id)?
             .get("Properties")
             .ok_or_else(|| shape(format!("{logical_id} has no Properties")))
+    }
+
+    /// The template read with these parameter values, as a stack deployed
+    /// with `--parameter-overrides` would be (conditions and `!If` follow them).
+    pub fn with_parameters(mut self, values: &[(&str, &str)]) -> Self {
+        self.overrides.extend(
+            values
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string())),
+        );
+        self
     }
 
     /// `Globals.Function`, if any.

@@ -1,0 +1,53 @@
+//! The campaign statistics function's metrics for one batch.
+
+use super::{MetricSet, Tag};
+use crate::campaign_stats::StatsBatchReport;
+use chrono::{DateTime, Utc};
+
+/// The Datadog name of the per-batch record counts (tag `outcome`).
+pub const RECORDS: &str = "stats.records";
+/// Transactions retried after a conflict.
+pub const CONFLICTS: &str = "stats.conflicts";
+/// Milliseconds from a counted record's stream write to now.
+pub const LAG: &str = "stats.lag";
+
+/// Per batch: `Applied`, `Duplicates`, `NoChange`, `Ignored`, `NotCounted`
+/// (images that cannot be counted and writes DynamoDB refused: never
+/// retried, so alarmed on), `Failed` (reported for retry), `Conflicts`; per
+/// counted record `StatsLag`. In Datadog `stats.records` tagged `outcome`,
+/// `stats.conflicts` and `stats.lag`.
+pub fn stats_metrics(report: &StatsBatchReport, now: DateTime<Utc>) -> MetricSet {
+    let mut set = MetricSet::new(now);
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    for (cloudwatch, outcome, n) in [
+        ("Applied", "applied", report.count("applied")),
+        ("Duplicates", "duplicate", report.count("duplicate")),
+        ("NoChange", "no_change", report.count("no_change")),
+        ("Ignored", "ignored", report.count("ignored")),
+        (
+            "NotCounted",
+            "not_counted",
+            report
+                .count("not_counted")
+                .saturating_add(report.count("refused")),
+        ),
+        ("Failed", "failed", report.count("failed")),
+    ] {
+        set.count(
+            cloudwatch,
+            RECORDS,
+            count(n),
+            vec![Tag::new("outcome", outcome)],
+        );
+    }
+    set.count("Conflicts", CONFLICTS, count(report.conflicts), vec![]);
+    let lags = report
+        .records
+        .iter()
+        .filter(|record| record.outcome.name() == "applied")
+        .filter_map(|record| record.created_at)
+        .map(|created| u64::try_from((now - created).num_milliseconds()).unwrap_or(0))
+        .collect();
+    set.milliseconds("StatsLag", LAG, lags, vec![]);
+    set
+}
