@@ -463,3 +463,86 @@ async fn the_sample_events_count_as_documented() {
         "the REMOVE counted nothing down"
     );
 }
+
+/// The same counts when the real functions change the offers: the app's
+/// activity function records views, clicks, redemptions and a void, the
+/// support function revokes; the statistics function counts what the
+/// offers table's stream shows, and a second delivery changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_follow_what_the_real_functions_do() {
+    let bed = TestBed::with_sample_catalog().await;
+    let mut offers_stream = bed.offers_stream().await;
+    let mut pending = bed.stream().await;
+    let rows: Vec<Value> = ["x", "y", "z"]
+        .iter()
+        .map(|k| fries_row(&format!("u-{k}"), k))
+        .collect();
+    let by_key = bed.dispatch_rows(&mut pending, &rows).await;
+    let id = |key: &str| by_key[key].clone();
+    let activity = bed.activity(&[]);
+    let app = |method: &str, user: &str, path: String, body: Option<Value>| {
+        let event = api_event(method, &path, "", Identity::Jwt(user));
+        match body {
+            Some(body) => with_body(event, &body),
+            None => event,
+        }
+    };
+    let event = |user: &str, key: &str, event_id: &str, kind: &str| {
+        app(
+            "POST",
+            user,
+            format!("/rewards/offers/{}/events", id(key)),
+            Some(json!({"eventId": event_id, "type": kind})),
+        )
+    };
+    let redeem = |user: &str, key: &str, order: &str, total: f64| {
+        app(
+            "POST",
+            user,
+            format!("/rewards/offers/{}/redemptions", id(key)),
+            Some(json!({"orderId": order, "totalCost": total, "serviceMode": "pickup"})),
+        )
+    };
+    // u-x: viewed (twice, and one event delivered twice), clicked, redeemed.
+    let first_view = "3b241101-e2bb-4255-8caf-4136c566a962";
+    for (event_id, kind) in [
+        (first_view, "viewed"),
+        (first_view, "viewed"),
+        ("6f1c2a90-1d5e-4c1b-9a43-2b7e8f0c9d11", "viewed"),
+        ("9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "clicked"),
+    ] {
+        let response = call_activity(&activity, &event("u-x", "x", event_id, kind)).await;
+        assert_eq!(response.status, 202, "{:?}", response.body);
+    }
+    let response = call_activity(&activity, &redeem("u-x", "x", "order-x", 10.0)).await;
+    assert_eq!(response.status, 201, "{:?}", response.body);
+    // u-y: a use voided (the order was cancelled), then a new order.
+    let response = call_activity(&activity, &redeem("u-y", "y", "order-y1", 8.0)).await;
+    assert_eq!(response.status, 201, "{:?}", response.body);
+    let void = app(
+        "DELETE",
+        "u-y",
+        format!("/rewards/offers/{}/redemptions/order-y1", id("y")),
+        None,
+    );
+    assert_eq!(call_activity(&activity, &void).await.status, 200);
+    let response = call_activity(&activity, &redeem("u-y", "y", "order-y2", 9.5)).await;
+    assert_eq!(response.status, 201, "{:?}", response.body);
+    // u-z: revoked by an agent.
+    let support = bed.support(&[]);
+    let revoke = support_event(
+        "DELETE",
+        &format!("/support/users/u-z/offers/{}", id("z")),
+        "reason=test",
+        Agent::Support("agent-1"),
+    );
+    assert_eq!(call_support(&support, &revoke).await.status, 200);
+
+    let records = offers_stream.read_new().await.expect("offers stream");
+    let stats = bed.stats(&[]);
+    assert!(invoke_stats(&stats, &records).await.is_empty());
+    let expected = counts(3, 1, 1, 2, 2, 1, 19.5);
+    check_counts(&stats_of(&bed, CAMPAIGN).await.body, &expected);
+    assert!(invoke_stats(&stats, &records).await.is_empty());
+    check_counts(&stats_of(&bed, CAMPAIGN).await.body, &expected);
+}
