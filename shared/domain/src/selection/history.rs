@@ -261,6 +261,8 @@ impl History {
             return (alpha0, beta0);
         }
         let mean = sigmoid(log_odds);
+        // The attribute values' evidence, sharpened by `confidence`.
+        let strength = strength * config.confidence;
         (mean * strength, (1.0 - mean) * strength)
     }
 
@@ -326,6 +328,12 @@ pub fn check_config(config: &EngineConfig, pool: usize) -> Result<(), SelectionE
         return Err(SelectionError::Setting(format!(
             "attribute weight must be in [0, 1000000]; got {}",
             config.attribute_weight
+        )));
+    }
+    if !(finite_in(config.confidence, 0.01, 100.0)) {
+        return Err(SelectionError::Setting(format!(
+            "confidence must be in [0.01, 100]; got {}",
+            config.confidence
         )));
     }
     if config.draws == 0 || config.draws > 1_000_000 {
@@ -422,9 +430,11 @@ mod tests {
         let (a, b) = history.posterior(0, &[s1], &config, prior);
         let mean = a / (a + b);
         assert!(mean > 0.09 && mean < 0.1, "{mean}");
-        assert!((a + b - 950.0).abs() < 1e-9);
+        // Strength: the confidence (2) times K (100) + n (900).
+        assert!((a + b - 2.0 * 1_000.0).abs() < 1e-9, "{}", a + b);
         let (a, b) = history.posterior(0, &[s2], &config, prior);
-        assert!(a / (a + b) < 0.02);
+        // No redemption in 100: half the overall 4.9% (K = 100 of it).
+        assert!(a / (a + b) < 0.03, "{}", a / (a + b));
         // An offer without data for the value: its overall posterior.
         assert_eq!(history.posterior(1, &[s1], &config, prior), (0.4, 19.6));
     }
@@ -453,6 +463,9 @@ mod tests {
         config.holdout = f64::NAN;
         assert!(check_config(&config, 5).is_err());
         config.holdout = 0.0;
+        config.confidence = 0.0;
+        assert!(check_config(&config, 5).is_err());
+        config.confidence = 2.0;
         config.prior = Some(Prior {
             rate: 0.0,
             weight: 1.0,

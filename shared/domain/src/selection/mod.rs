@@ -63,6 +63,10 @@ pub struct EngineConfig {
     /// How many assignments' worth of the offer's overall rate an attribute
     /// value's estimate starts from (shrinkage towards overall).
     pub attribute_weight: f64,
+    /// Multiplies the strength (pseudo-counts) of the combined belief of a
+    /// context with attribute values: above 1, less exploration there.
+    /// The overall belief (no attribute counts) is left as it is.
+    pub confidence: f64,
     /// Share of rankings whose first offer is a cold one (fewer than
     /// `cold_below` assignments), when the pool has cold offers.
     pub exploration: f64,
@@ -84,7 +88,8 @@ impl EngineConfig {
             holdout: 0.1,
             seed,
             prior: None,
-            attribute_weight: 50.0,
+            attribute_weight: 100.0,
+            confidence: 2.0,
             exploration: 0.05,
             cold_below: 100,
             draws: DEFAULT_DRAWS,

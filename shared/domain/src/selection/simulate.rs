@@ -316,6 +316,66 @@ mod tests {
         assert!(results.iter().all(|result| result.assigned == 80_000));
     }
 
+    /// The quality figures on the default world (200,000 users):
+    /// release builds only (`cargo test -p offers-domain --release
+    /// selection::simulate -- --nocapture`).
+    #[cfg(not(debug_assertions))]
+    #[test]
+    fn the_default_world_in_release() {
+        for seed in [1, 2] {
+            let world = World::new(WorldConfig {
+                seed,
+                ..WorldConfig::default()
+            });
+            let results = simulate(&world);
+            let reward = |policy: SimPolicy| {
+                results
+                    .iter()
+                    .find(|result| result.policy == policy)
+                    .map_or(0, |result| result.reward) as f64
+            };
+            let oracle = reward(SimPolicy::Oracle);
+            for result in &results {
+                println!(
+                    "seed {seed} {:<24} {:>7} {:.3}",
+                    result.policy.name(),
+                    result.reward,
+                    result.reward as f64 / oracle
+                );
+            }
+            let engine = reward(SimPolicy::Engine);
+            assert!(engine > reward(SimPolicy::ContextFreeThompson));
+            assert!(engine > reward(SimPolicy::MostPopular));
+        }
+    }
+
+    /// The default world (50 offers, 8 segments, 20 days) at a fifth of its
+    /// users and a quarter of its rankings per context, so that a debug
+    /// build runs it in seconds: the same ordering as at full size.
+    #[test]
+    fn the_default_world_shows_the_ordering_at_a_smaller_size() {
+        let world = World::new(WorldConfig {
+            users: 40_000,
+            draws: 500,
+            ..WorldConfig::default()
+        });
+        let results = simulate(&world);
+        let reward = |policy: SimPolicy| {
+            results
+                .iter()
+                .find(|result| result.policy == policy)
+                .map_or(0, |result| result.reward)
+        };
+        let engine = reward(SimPolicy::Engine);
+        assert!(
+            engine > reward(SimPolicy::ContextFreeThompson),
+            "{results:?}"
+        );
+        assert!(engine > reward(SimPolicy::MostPopular), "{results:?}");
+        assert!(engine > reward(SimPolicy::Uniform), "{results:?}");
+        assert!(reward(SimPolicy::Oracle) > engine, "{results:?}");
+    }
+
     #[test]
     fn each_segment_has_its_own_best_offer() {
         let world = World::new(WorldConfig::default());
