@@ -7,15 +7,19 @@
 //!    (wait4's ru_maxrss; target: within 10% of each other).
 //! 2. End to end: the plan of 100,000 users written to the pending table,
 //!    beside a floor: the same rows (the plan's own `--out`) written with
-//!    bare BatchWriteItem calls (25 a call, 8 in flight) into another
-//!    pending table in the same run (target: plan <= 1.1 x floor).
+//!    bare BatchWriteItem calls (25 a call, 8 in flight), each side on a
+//!    DynamoDB Local process of its own, two rounds in both orders (target:
+//!    plan <= 1.1 x floor; the plan's time is the whole command: start,
+//!    catalog and statistics reads, the audience's check, the writes).
 //!
-//! Run: `cargo bench -p offers-cli --bench selection`. The audience files
+//! Run: `cargo bench -p offers-cli --bench selection`
+//! (`SELECTION_BENCH_PARTS=choice|write`, `SELECTION_BENCH_WRITE_USERS=N`). The audience files
 //! (about 40 and 400 MB) are written to a temporary folder, removed at the end.
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures::stream::{self, StreamExt};
 use offers_integration_tests::*;
+use offers_local::{DynamoDbLocal, StartOptions};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{BufRead, BufWriter, Write};
@@ -29,6 +33,12 @@ const SEGMENTS: usize = 8;
 const THROUGHPUT_USERS: u64 = 1_000_000;
 const MEMORY_USERS: [u64; 2] = [1_000_000, 10_000_000];
 const WRITE_USERS: u64 = 100_000;
+
+/// `SELECTION_BENCH_WRITE_USERS` overrides the users of the end-to-end part;
+/// `SELECTION_BENCH_PARTS` (`choice`, `write`, or both, comma-separated) picks the parts.
+fn setting(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
+}
 const IN_FLIGHT: usize = 8;
 
 fn plan_json() -> Value {
@@ -86,6 +96,10 @@ fn audience(dir: &Path, users: u64) -> PathBuf {
 }
 
 fn offers_command(bed: &TestBed, args: &[&str]) -> Command {
+    offers_command_on(&shared_dynamodb().endpoint(), bed, args)
+}
+
+fn offers_command_on(endpoint: &str, bed: &TestBed, args: &[&str]) -> Command {
     let prefix = bed
         .table(PENDING)
         .strip_suffix(PENDING)
@@ -93,12 +107,7 @@ fn offers_command(bed: &TestBed, args: &[&str]) -> Command {
         .to_owned();
     let mut command = Command::new(env!("CARGO_BIN_EXE_offers"));
     command
-        .args([
-            "--endpoint-url",
-            &shared_dynamodb().endpoint(),
-            "--region",
-            "us-east-1",
-        ])
+        .args(["--endpoint-url", endpoint, "--region", "us-east-1"])
         .args(["--table-prefix", &prefix])
         .args(args)
         .env("AWS_ACCESS_KEY_ID", "fake")
@@ -192,27 +201,18 @@ async fn floor_write(
     (started.elapsed(), count)
 }
 
-#[tokio::main]
-async fn main() {
-    let dir = std::env::temp_dir().join(format!("offers-selection-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let bed = TestBed::new().await;
-    prepare(&bed).await;
-    let plan = dir.join("plan.json");
-    std::fs::write(&plan, plan_json().to_string()).expect("plan");
-    let plan_arg = plan.to_string_lossy().into_owned();
-
-    println!("offers campaign plan (release build; pool {POOL}, k 3, {SEGMENTS} attribute values, holdout 0.1)");
+/// Dry runs: users per second and peak RSS.
+fn choice_part(bed: &TestBed, dir: &Path, plan_arg: &str) {
     let mut peaks = Vec::new();
     for users in MEMORY_USERS {
-        let file = audience(&dir, users);
+        let file = audience(dir, users);
         let file_arg = file.to_string_lossy().into_owned();
         let measure = measured(offers_command(
-            &bed,
+            bed,
             &[
                 "campaign",
                 "plan",
-                &plan_arg,
+                plan_arg,
                 "--audience",
                 &file_arg,
                 "--dry-run",
@@ -243,18 +243,53 @@ async fn main() {
             "NOT met"
         }
     );
+}
 
-    // End to end: the plan's rows, written by the plan and by bare calls.
-    let file = audience(&dir, WRITE_USERS);
+async fn pending_count(bed: &TestBed) -> u64 {
+    let mut total = 0;
+    let mut start = None;
+    loop {
+        let page = bed
+            .client
+            .scan()
+            .table_name(bed.table(PENDING))
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("count");
+        total += page.count() as u64;
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return total;
+        }
+    }
+}
+
+/// A DynamoDB Local of its own, with the bench's catalog and statistics.
+async fn fresh_side() -> (DynamoDbLocal, TestBed) {
+    let local = DynamoDbLocal::start(StartOptions::default()).unwrap_or_else(|err| panic!("{err}"));
+    let bed = TestBed::on(&local.endpoint()).await;
+    prepare(&bed).await;
+    (local, bed)
+}
+
+/// The plan's write beside bare BatchWriteItem calls of the same rows. Each
+/// side gets a DynamoDB Local process of its own, prepared alike: DynamoDB
+/// Local's cost per write grows with the stream records it holds (also
+/// those of dropped tables), so a shared one would charge the second
+/// writer for the first one's rows. Two rounds, in both orders.
+async fn write_part(bed: &TestBed, dir: &Path, plan_arg: &str, users: u64) {
+    let file = audience(dir, users);
     let file_arg = file.to_string_lossy().into_owned();
     let rows = dir.join("rows.jsonl");
     let rows_arg = rows.to_string_lossy().into_owned();
     let status = offers_command(
-        &bed,
+        bed,
         &[
             "campaign",
             "plan",
-            &plan_arg,
+            plan_arg,
             "--audience",
             &file_arg,
             "--out",
@@ -266,35 +301,80 @@ async fn main() {
     .status()
     .expect("plan --out");
     assert!(status.success());
-    let floor_bed = TestBed::new().await;
-    let (floor, count) = floor_write(&floor_bed.client, floor_bed.table(PENDING), &rows).await;
-    let started = Instant::now();
-    let status = offers_command(
-        &bed,
-        &["campaign", "plan", &plan_arg, "--audience", &file_arg],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .status()
-    .expect("plan");
-    let plan_time = started.elapsed();
-    assert!(status.success());
-    let written = bed
-        .client
-        .scan()
-        .table_name(bed.table(PENDING))
-        .select(aws_sdk_dynamodb::types::Select::Count)
-        .send()
-        .await
-        .expect("count")
+    let count = std::fs::read_to_string(&rows)
+        .expect("rows")
+        .lines()
         .count();
-    let ratio = plan_time.as_secs_f64() / floor.as_secs_f64();
-    println!(
-        "  plan of {WRITE_USERS} users ({count} rows) to DynamoDB Local: {:.1} s; bare BatchWriteItem of the same rows: {:.1} s; ratio {ratio:.2} (target <= 1.1: {})",
-        plan_time.as_secs_f64(),
-        floor.as_secs_f64(),
-        if ratio <= 1.1 { "met" } else { "NOT met" }
-    );
-    println!("    (first page of the count: {written} rows)");
+
+    let floor_side = || async {
+        let (_local, bed) = fresh_side().await;
+        let (floor, written) = floor_write(&bed.client, bed.table(PENDING), &rows).await;
+        assert_eq!(pending_count(&bed).await, written as u64);
+        floor
+    };
+    let plan_side = || async {
+        let (local, bed) = fresh_side().await;
+        let log = dir.join("plan.log");
+        let started = Instant::now();
+        let status = offers_command_on(
+            &local.endpoint(),
+            &bed,
+            &["campaign", "plan", plan_arg, "--audience", &file_arg],
+        )
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .status()
+        .expect("plan");
+        let elapsed = started.elapsed();
+        let written = pending_count(&bed).await;
+        if !status.success() || written != count as u64 {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("the plan wrote {written} of {count} rows ({status}):\n{text}");
+        }
+        elapsed
+    };
+    for round in 0..2 {
+        let (plan_time, floor) = if round == 0 {
+            let floor = floor_side().await;
+            (plan_side().await, floor)
+        } else {
+            let plan_time = plan_side().await;
+            (plan_time, floor_side().await)
+        };
+        let ratio = plan_time.as_secs_f64() / floor.as_secs_f64();
+        println!(
+            "  plan of {users} users ({count} rows) to DynamoDB Local: {:.1} s; bare BatchWriteItem of the same rows: {:.1} s; ratio {ratio:.3} (target <= 1.1: {}){}",
+            plan_time.as_secs_f64(),
+            floor.as_secs_f64(),
+            if ratio <= 1.1 { "met" } else { "NOT met" },
+            if round == 0 { "" } else { " (plan first)" }
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let parts = setting("SELECTION_BENCH_PARTS").unwrap_or_else(|| "choice,write".into());
+    let write_users = setting("SELECTION_BENCH_WRITE_USERS")
+        .map(|text| {
+            text.parse::<u64>()
+                .expect("SELECTION_BENCH_WRITE_USERS: a number")
+        })
+        .unwrap_or(WRITE_USERS);
+    let dir = std::env::temp_dir().join(format!("offers-selection-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bed = TestBed::new().await;
+    prepare(&bed).await;
+    let plan = dir.join("plan.json");
+    std::fs::write(&plan, plan_json().to_string()).expect("plan");
+    let plan_arg = plan.to_string_lossy().into_owned();
+
+    println!("offers campaign plan (release build; pool {POOL}, k 3, {SEGMENTS} attribute values, holdout 0.1)");
+    if parts.split(',').any(|part| part == "choice") {
+        choice_part(&bed, &dir, &plan_arg);
+    }
+    if parts.split(',').any(|part| part == "write") {
+        write_part(&bed, &dir, &plan_arg, write_users).await;
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
