@@ -5,7 +5,9 @@
 use crate::cli::SimulateArgs;
 use crate::error::CliError;
 use crate::output::say;
-use offers_shared::domain::selection::simulate::{simulate, SimPolicy, World, WorldConfig};
+use offers_shared::domain::selection::simulate::{
+    learning_curve, simulate, SimPolicy, World, WorldConfig,
+};
 use serde_json::json;
 use std::time::Instant;
 
@@ -29,7 +31,8 @@ pub fn run(args: SimulateArgs) -> Result<(), CliError> {
             .iter()
             .map(|result| {
                 json!({"name": result.policy.name(), "reward": result.reward,
-                       "assigned": result.assigned, "vsOracle": result.reward as f64 / oracle})
+                       "assigned": result.assigned, "vsOracle": result.reward as f64 / oracle,
+                       "daily": result.daily})
             })
             .collect();
         return say(json!({
@@ -55,5 +58,9 @@ pub fn run(args: SimulateArgs) -> Result<(), CliError> {
             result.reward as f64 / oracle
         ))?;
     }
+    say(format!(
+        "engine / oracle, day by day: {}",
+        learning_curve(&results).join(" ")
+    ))?;
     say(format!("{:.1} s", started.elapsed().as_secs_f64()))
 }

@@ -4,7 +4,7 @@ use super::hash::{combine, fnv1a, unit, SplitMix};
 use super::history::{check_config, History, ValueId};
 use super::policy::{ContextPolicy, PolicyInputs};
 use super::{EngineConfig, Prior, SelectionError};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// Contexts whose policies are kept; when more are met the cache starts
@@ -35,6 +35,12 @@ pub struct Engine {
     config: EngineConfig,
     prior: Prior,
     cold: Vec<usize>,
+    /// Attribute names whose values rank offers (their interaction test
+    /// passed), with their z scores; the others' values are left out of
+    /// every context.
+    ranking_attributes: BTreeMap<String, f64>,
+    /// By value id: whether its attribute ranks offers.
+    ranks: Vec<bool>,
     cache: HashMap<Vec<ValueId>, Arc<ContextPolicy>>,
     context: Vec<ValueId>,
 }
@@ -46,11 +52,23 @@ impl Engine {
         let cold = (0..history.pool().len())
             .filter(|&offer| history.overall(offer).assigned < config.cold_below)
             .collect();
+        let effects = history.value_effects(&config, prior);
+        let ranking_attributes: BTreeMap<String, f64> = history
+            .interaction_z(&config, prior, &effects)
+            .into_iter()
+            .filter(|(_, z)| *z >= config.interaction_z)
+            .collect();
+        let mut ranks = Vec::new();
+        while let Some((name, _)) = history.value_name(ranks.len() as ValueId) {
+            ranks.push(ranking_attributes.contains_key(name));
+        }
         Ok(Self {
             history,
             config,
             prior,
             cold,
+            ranking_attributes,
+            ranks,
             cache: HashMap::new(),
             context: Vec::new(),
         })
@@ -66,6 +84,16 @@ impl Engine {
 
     pub fn prior(&self) -> Prior {
         self.prior
+    }
+
+    /// The attributes whose values rank offers, with their interaction z
+    /// scores (see [`History::interaction_z`]).
+    pub fn ranking_attributes(&self) -> &BTreeMap<String, f64> {
+        &self.ranking_attributes
+    }
+
+    fn ranks(&self, value: ValueId) -> bool {
+        self.ranks.get(value as usize).copied().unwrap_or(false)
     }
 
     /// Offers with fewer than `cold_below` assignments.
@@ -111,7 +139,8 @@ impl Engine {
         context.extend(
             attributes
                 .into_iter()
-                .filter_map(|(name, value)| self.history.value_id(name, value)),
+                .filter_map(|(name, value)| self.history.value_id(name, value))
+                .filter(|&value| self.ranks(value)),
         );
         context.sort_unstable();
         context.dedup();
@@ -191,7 +220,9 @@ impl Engine {
         &self,
         attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Vec<ValueId> {
-        self.history.context_of(attributes)
+        let mut context = self.history.context_of(attributes);
+        context.retain(|&value| self.ranks(value));
+        context
     }
 }
 
@@ -275,6 +306,55 @@ mod tests {
         assert!(none.is_empty());
         let policy = engine.policy(&none);
         assert!(policy.marginal(0, 3) < 0.2);
+    }
+
+    fn counter(offer: usize, scope: Scope, assigned: u64, redeemed: u64) -> LearningCounter {
+        LearningCounter {
+            offer_id: format!("offer-{offer}"),
+            scope,
+            counts: Counts {
+                assigned,
+                clicked: 0,
+                redeemed,
+            },
+        }
+    }
+
+    fn value(name: &str, value: &str) -> Scope {
+        Scope::Attribute {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn an_attribute_that_scales_every_offer_alike_ranks_nothing() {
+        // The tier doubles every offer's rate for gold users (with a little
+        // noise); the segment gives offer 0 to s0 and offer 1 to s1.
+        let mut history =
+            History::new((0..10).map(|i| format!("offer-{i}")).collect()).expect("pool");
+        for offer in 0..10usize {
+            let noise = (offer as u64 * 7) % 5;
+            history.add(&counter(offer, value("tier", "gold"), 3_000, 120 + noise));
+            history.add(&counter(offer, value("tier", "bronze"), 3_000, 60 + noise));
+            let (s0, s1) = match offer {
+                0 => (150, 30),
+                1 => (30, 150),
+                _ => (90 + noise, 90 + noise),
+            };
+            history.add(&counter(offer, value("segment", "s0"), 3_000, s0));
+            history.add(&counter(offer, value("segment", "s1"), 3_000, s1));
+            history.add(&counter(offer, Scope::Overall, 6_000, s0 + s1));
+        }
+        let engine = Engine::new(history, config()).expect("engine");
+        let ranking: Vec<&String> = engine.ranking_attributes().keys().collect();
+        assert_eq!(ranking, ["segment"], "{:?}", engine.ranking_attributes());
+        let context = engine.context_of([("tier", "gold"), ("segment", "s1")]);
+        assert_eq!(
+            engine.history().describe(&context),
+            [("segment".to_owned(), "s1".to_owned())].into()
+        );
+        assert!(engine.context_of([("tier", "gold")]).is_empty());
     }
 
     #[test]

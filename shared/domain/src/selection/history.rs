@@ -5,7 +5,7 @@
 
 use super::{EngineConfig, Prior, SelectionError, DEFAULT_PRIOR_WEIGHT, FALLBACK_PRIOR_RATE};
 use super::{MAX_POOL, MAX_SLOTS};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// What counts as a success: a redemption (default) or a click.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -266,6 +266,95 @@ impl History {
         (mean * strength, (1.0 - mean) * strength)
     }
 
+    /// The offers' overall posterior means.
+    fn overall_means(&self, config: &EngineConfig, prior: Prior) -> Vec<f64> {
+        self.overall
+            .iter()
+            .map(|counts| {
+                let successes = counts.rewarded(config.reward) as f64;
+                (prior.rate * prior.weight + successes) / (prior.weight + counts.assigned as f64)
+            })
+            .collect()
+    }
+
+    /// Each attribute value's effect on the rate of every offer alike (as a
+    /// gold tier may have on all of them), by value id: the value's rewards
+    /// over those the offers' overall means predict for its assignments,
+    /// with ten rewards' worth of "no effect" so that a value seen little
+    /// stays near 1.
+    pub fn value_effects(&self, config: &EngineConfig, prior: Prior) -> Vec<f64> {
+        let means = self.overall_means(config, prior);
+        let mut observed = vec![0.0f64; self.names.len()];
+        let mut expected = vec![0.0f64; self.names.len()];
+        for (&(offer, value), counts) in &self.by_value {
+            let index = value as usize;
+            if let (Some(observed), Some(expected), Some(mean)) = (
+                observed.get_mut(index),
+                expected.get_mut(index),
+                means.get(offer),
+            ) {
+                *observed += counts.rewarded(config.reward) as f64;
+                *expected += counts.assigned as f64 * mean;
+            }
+        }
+        observed
+            .iter()
+            .zip(&expected)
+            .map(|(observed, expected)| (observed + 10.0) / (expected + 10.0))
+            .collect()
+    }
+
+    /// Per attribute name, how strongly its values change offers' rates
+    /// *differently* (an offer x value interaction, the only thing that can
+    /// change a ranking): Pearson's X² of every (offer, value) cell's
+    /// rewards against the offer's overall mean times the value's effect,
+    /// as a z score against its degrees of freedom (the cells, less the
+    /// values and the offers, plus one). An attribute that changes every
+    /// offer alike scores about 0; one where offers have their own best
+    /// values grows with the data.
+    pub fn interaction_z(
+        &self,
+        config: &EngineConfig,
+        prior: Prior,
+        effects: &[f64],
+    ) -> BTreeMap<String, f64> {
+        #[derive(Default)]
+        struct Sums {
+            x2: f64,
+            cells: u64,
+            values: BTreeSet<ValueId>,
+            offers: BTreeSet<usize>,
+        }
+        let means = self.overall_means(config, prior);
+        let mut by_name: BTreeMap<&str, Sums> = BTreeMap::new();
+        for (&(offer, value), counts) in &self.by_value {
+            let (Some((name, _)), Some(mean)) = (self.value_name(value), means.get(offer)) else {
+                continue;
+            };
+            if counts.assigned == 0 {
+                continue;
+            }
+            let effect = effects.get(value as usize).copied().unwrap_or(1.0);
+            let rate = (mean * effect).clamp(1e-9, 1.0 - 1e-9);
+            let expected = counts.assigned as f64 * rate;
+            let observed = counts.rewarded(config.reward) as f64;
+            let sums = by_name.entry(name).or_default();
+            sums.x2 += (observed - expected).powi(2) / (expected * (1.0 - rate));
+            sums.cells += 1;
+            sums.values.insert(value);
+            sums.offers.insert(offer);
+        }
+        by_name
+            .into_iter()
+            .map(|(name, sums)| {
+                let df =
+                    (sums.cells as f64 + 1.0 - sums.values.len() as f64 - sums.offers.len() as f64)
+                        .max(1.0);
+                (name.to_owned(), (sums.x2 - df) / (2.0 * df).sqrt())
+            })
+            .collect()
+    }
+
     /// The context's key: its value ids, sorted, without duplicates.
     pub fn context_of<'a>(
         &self,
@@ -328,6 +417,12 @@ pub fn check_config(config: &EngineConfig, pool: usize) -> Result<(), SelectionE
         return Err(SelectionError::Setting(format!(
             "attribute weight must be in [0, 1000000]; got {}",
             config.attribute_weight
+        )));
+    }
+    if !finite_in(config.interaction_z, -1e6, 1e6) {
+        return Err(SelectionError::Setting(format!(
+            "interaction z must be a finite score; got {}",
+            config.interaction_z
         )));
     }
     if !(finite_in(config.confidence, 0.01, 100.0)) {
@@ -410,7 +505,11 @@ mod tests {
     #[test]
     fn the_posterior_backs_off_from_value_to_overall_to_prior() {
         let mut history = history();
-        let config = EngineConfig::new(1, 1);
+        let config = EngineConfig {
+            attribute_weight: 100.0,
+            confidence: 2.0,
+            ..EngineConfig::new(1, 1)
+        };
         let prior = Prior {
             rate: 0.02,
             weight: 20.0,
@@ -471,5 +570,56 @@ mod tests {
             weight: 1.0,
         });
         assert!(check_config(&config, 5).is_err());
+    }
+
+    /// Two attributes over 10 offers: `tier` scales every offer alike,
+    /// `segment` has a best offer of its own in each value.
+    fn two_attributes() -> History {
+        let pool: Vec<String> = (0..10).map(|i| format!("o{i}")).collect();
+        let mut history = History::new(pool.clone()).expect("pool");
+        for (offer, id) in pool.iter().enumerate() {
+            let base = 20 + offer as u64;
+            let (mut assigned, mut redeemed) = (0, 0);
+            for (tier, factor) in [("gold", 3), ("bronze", 1)] {
+                history.add(&counter(id, attr("tier", tier), 2_000, base * factor));
+                assigned += 2_000;
+                redeemed += base * factor;
+            }
+            for segment in 0..2u64 {
+                // Offer 0 is segment 0's best, offer 1 segment 1's.
+                let special = offer as u64 == segment;
+                let rewarded = if special { redeemed - 10 } else { 10 };
+                let rewarded = if offer < 2 { rewarded } else { redeemed / 2 };
+                history.add(&counter(
+                    id,
+                    attr("segment", &format!("s{segment}")),
+                    2_000,
+                    rewarded,
+                ));
+            }
+            history.add(&counter(id, Scope::Overall, assigned, redeemed));
+        }
+        history
+    }
+
+    #[test]
+    fn a_value_that_scales_every_offer_alike_has_an_effect_but_no_interaction() {
+        let history = two_attributes();
+        let config = EngineConfig::new(3, 1);
+        let prior = history.prior(&config);
+        let effects = history.value_effects(&config, prior);
+        let gold = history.value_id("tier", "gold").expect("gold") as usize;
+        let bronze = history.value_id("tier", "bronze").expect("bronze") as usize;
+        assert!(effects[gold] > 1.3 && effects[gold] < 1.6, "{effects:?}");
+        assert!(
+            effects[bronze] > 0.4 && effects[bronze] < 0.7,
+            "{effects:?}"
+        );
+        let z = history.interaction_z(&config, prior, &effects);
+        assert!(z["tier"] < 1.0, "{z:?}");
+        assert!(z["segment"] > 10.0, "{z:?}");
+        // Without the effects, the tier's scaling would look like an interaction.
+        let ignored = history.interaction_z(&config, prior, &[]);
+        assert!(ignored["tier"] > z["tier"] + 5.0, "{ignored:?}");
     }
 }

@@ -60,6 +60,12 @@ pub struct EngineConfig {
     pub seed: u64,
     /// `None`: the pool's overall rate with [`DEFAULT_PRIOR_WEIGHT`].
     pub prior: Option<Prior>,
+    /// The z score (of Pearson's X² against its degrees of freedom) an
+    /// attribute's offer x value interaction must reach for the attribute
+    /// to rank offers: below it, its values change every offer's rate alike
+    /// as far as the counters show, and their per-offer deviations are
+    /// noise ([`History::interaction_z`]).
+    pub interaction_z: f64,
     /// How many assignments' worth of the offer's overall rate an attribute
     /// value's estimate starts from (shrinkage towards overall).
     pub attribute_weight: f64,
@@ -88,8 +94,9 @@ impl EngineConfig {
             holdout: 0.1,
             seed,
             prior: None,
-            attribute_weight: 100.0,
-            confidence: 2.0,
+            interaction_z: 2.5,
+            attribute_weight: 5.0,
+            confidence: 4.0,
             exploration: 0.05,
             cold_below: 100,
             draws: DEFAULT_DRAWS,

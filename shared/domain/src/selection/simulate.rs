@@ -150,6 +150,8 @@ pub struct SimResult {
     pub policy: SimPolicy,
     pub reward: u64,
     pub assigned: u64,
+    /// Reward of each day's users: the learning curve.
+    pub daily: Vec<u64>,
 }
 
 /// Runs every policy over the same users, day by day.
@@ -172,6 +174,7 @@ fn run_policy(world: &World, policy: SimPolicy) -> SimResult {
                 policy,
                 reward: 0,
                 assigned: 0,
+                daily: Vec::new(),
             }
         }
     };
@@ -181,6 +184,7 @@ fn run_policy(world: &World, policy: SimPolicy) -> SimResult {
         policy,
         reward: 0,
         assigned: 0,
+        daily: Vec::with_capacity(days as usize),
     };
     let mut picks: Vec<Pick> = Vec::with_capacity(slots);
     let mut outcomes: Vec<(usize, usize, usize, bool)> = Vec::new();
@@ -196,6 +200,7 @@ fn run_policy(world: &World, policy: SimPolicy) -> SimResult {
         };
         let popular = most_popular(&history, slots, Reward::Redeemed);
         outcomes.clear();
+        let reward_before = result.reward;
         let first = day * per_day;
         let last = (first + per_day).min(config.users);
         for user in first..last {
@@ -242,6 +247,7 @@ fn run_policy(world: &World, policy: SimPolicy) -> SimResult {
                 outcomes.push((p.offer, segment, tier, rewarded));
             }
         }
+        result.daily.push(result.reward - reward_before);
         // Learning between days: what the statistics function would count.
         for &(offer, segment, tier, rewarded) in &outcomes {
             let outcome = Counts {
@@ -257,6 +263,22 @@ fn run_policy(world: &World, policy: SimPolicy) -> SimResult {
         }
     }
     result
+}
+
+/// The engine's reward of each day over the oracle's, as text (`0.53`).
+pub fn learning_curve(results: &[SimResult]) -> Vec<String> {
+    let daily = |policy: SimPolicy| {
+        results
+            .iter()
+            .find(|result| result.policy == policy)
+            .map(|result| result.daily.clone())
+            .unwrap_or_default()
+    };
+    daily(SimPolicy::Engine)
+        .iter()
+        .zip(daily(SimPolicy::Oracle))
+        .map(|(engine, oracle)| format!("{:.2}", *engine as f64 / oracle.max(1) as f64))
+        .collect()
 }
 
 fn pick(offer: usize) -> Pick {
@@ -343,6 +365,10 @@ mod tests {
                     result.reward as f64 / oracle
                 );
             }
+            println!(
+                "seed {seed} engine / oracle per day: {}",
+                learning_curve(&results).join(" ")
+            );
             let engine = reward(SimPolicy::Engine);
             assert!(engine > reward(SimPolicy::ContextFreeThompson));
             assert!(engine > reward(SimPolicy::MostPopular));
