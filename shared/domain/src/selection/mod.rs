@@ -26,7 +26,7 @@ pub use history::{Counts, History, LearningCounter, Reward, Scope};
 pub use record::SelectionRecord;
 
 /// The name and version of the learned policy, as `selection.policy` says it.
-pub const POLICY: &str = "thompson-backoff/1";
+pub const POLICY: &str = "thompson-backoff/2";
 /// The name and version of the holdout's policy: k offers uniformly at random.
 pub const HOLDOUT_POLICY: &str = "uniform/1";
 
