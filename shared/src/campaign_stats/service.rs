@@ -511,14 +511,25 @@ pub(super) fn read_deltas(change: &ChangeRecord) -> Result<Deltas, StatsProblem>
     record_deltas(old.as_ref(), Some(&new))
 }
 
-/// Packs units, in order, into transactions of at most
-/// [`MAX_TRANSACTION_ITEMS`] items: a marker per unit and one update per
-/// distinct counter.
+/// Packs units into transactions of at most [`MAX_TRANSACTION_ITEMS`]
+/// items: a marker per unit and one update per distinct counter.
 fn pack(units: &[PlannedUnit]) -> Vec<Vec<usize>> {
+    // Units with the same counters side by side (by their sorted counter
+    // keys: campaign, offer, arm first), so that a counter lands in as few of
+    // the batch's transactions as possible: fewer items written.
+    let mut order: Vec<usize> = (0..units.len()).collect();
+    order.sort_by(|&a, &b| {
+        units[a]
+            .unit
+            .deltas
+            .keys()
+            .cmp(units[b].unit.deltas.keys())
+            .then(a.cmp(&b))
+    });
     let mut chunks: Vec<Vec<usize>> = Vec::new();
     let mut current: Vec<usize> = Vec::new();
     let mut counters: BTreeSet<&CounterKey> = BTreeSet::new();
-    for (index, planned) in units.iter().enumerate() {
+    for (index, planned) in order.into_iter().map(|index| (index, &units[index])) {
         let new_keys = planned
             .unit
             .deltas
@@ -598,4 +609,77 @@ fn backoff(base: Duration, tries: u32) -> Duration {
         .unwrap_or(0);
     let jitter = full / 2 * (nanos % 1_000) / 1_000;
     full / 2 + jitter
+}
+
+#[cfg(test)]
+mod pack_tests {
+    use super::*;
+    use offers_domain::campaign_stats::{Arm, Counts};
+
+    fn unit(record: usize, offer: &str) -> PlannedUnit {
+        let deltas = [Arm::All, Arm::Selected]
+            .into_iter()
+            .map(|arm| {
+                (
+                    CounterKey::Campaign {
+                        campaign_id: "c".into(),
+                        offer_id: offer.into(),
+                        arm,
+                    },
+                    Counts::default(),
+                )
+            })
+            .collect();
+        PlannedUnit {
+            record,
+            unit: StatsUnit {
+                marker: format!("m{record}"),
+                deltas,
+            },
+            state: UnitState::Pending,
+        }
+    }
+
+    /// Written items: a marker per unit, a counter update per distinct
+    /// counter of each chunk.
+    fn items(units: &[PlannedUnit], chunks: &[Vec<usize>]) -> usize {
+        chunks
+            .iter()
+            .map(|chunk| {
+                let counters: BTreeSet<&CounterKey> = chunk
+                    .iter()
+                    .flat_map(|&index| units[index].unit.deltas.keys())
+                    .collect();
+                chunk.len() + counters.len()
+            })
+            .sum()
+    }
+
+    #[test]
+    fn units_sharing_counters_share_a_transaction() {
+        // 120 records alternating between 30 offers: in arrival order every
+        // chunk would hold all 60 counters.
+        let units: Vec<PlannedUnit> = (0..120)
+            .map(|record| unit(record, &format!("o{:02}", record % 30)))
+            .collect();
+        let chunks = pack(&units);
+        let mut packed: Vec<usize> = chunks.iter().flatten().copied().collect();
+        packed.sort_unstable();
+        assert_eq!(packed, (0..120).collect::<Vec<_>>(), "every unit once");
+        for chunk in &chunks {
+            let counters: BTreeSet<&CounterKey> = chunk
+                .iter()
+                .flat_map(|&index| units[index].unit.deltas.keys())
+                .collect();
+            assert!(chunk.len() + counters.len() <= MAX_TRANSACTION_ITEMS);
+        }
+        // 120 markers + 60 counters, each counter in one chunk but for the
+        // offer split at a chunk's end.
+        assert_eq!(chunks.len(), 2, "{chunks:?}");
+        assert!(
+            items(&units, &chunks) <= 120 + 60 + 2,
+            "{}",
+            items(&units, &chunks)
+        );
+    }
 }

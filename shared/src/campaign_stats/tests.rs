@@ -158,10 +158,12 @@ async fn conflicts_are_retried_then_reported_failed_and_refusals_are_isolated() 
     ]);
     let report = service.apply_batch(batch(), None).await;
     let outcomes: Vec<&str> = report.records.iter().map(|r| r.outcome.name()).collect();
-    assert_eq!(
-        outcomes,
-        ["refused", "applied", "applied", "ignored", "no_change"]
-    );
+    // The first record tried alone is the one refused (the fake refuses
+    // calls, not records); the units are tried in the packing's order.
+    let mut changes = outcomes[..3].to_vec();
+    changes.sort_unstable();
+    assert_eq!(changes, ["applied", "applied", "refused"], "{outcomes:?}");
+    assert_eq!(outcomes[3..], ["ignored", "no_change"]);
     assert!(report.failed_sequence_numbers().is_empty());
 }
 
