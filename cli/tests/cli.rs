@@ -965,6 +965,12 @@ async fn a_plan_is_written_dispatched_and_its_offers_carry_selection() {
     dry.push("--dry-run");
     let first = offers(&bed, &dry);
     assert_eq!(first.code, 0, "{}", first.stderr);
+    // The tier changes offers' rates differently (coffee for gold): it ranks.
+    assert!(
+        first.stderr.contains("attributes: tier (z ") && first.stderr.contains("ranks offers"),
+        "{}",
+        first.stderr
+    );
     let again = offers(&bed, &dry);
     assert_eq!(
         first.stdout, again.stdout,

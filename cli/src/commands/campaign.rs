@@ -113,6 +113,21 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
         engine.prior().weight,
         engine.cold().len()
     ));
+    if !engine.interaction().is_empty() {
+        let described: Vec<String> = engine
+            .interaction()
+            .iter()
+            .map(|(name, z)| {
+                let role = if *z >= engine.config().interaction_z {
+                    "ranks offers"
+                } else {
+                    "left out: scales every offer alike, as far as the statistics show"
+                };
+                format!("{name} (z {z:.1}, {role})")
+            })
+            .collect();
+        note(format!("attributes: {}", described.join("; ")));
+    }
     let rows = PlanRows::new(&plan, expiry);
     let mut choices = Choices {
         reader: open_rows(&args.audience, format)?,

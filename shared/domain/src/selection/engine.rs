@@ -35,10 +35,10 @@ pub struct Engine {
     config: EngineConfig,
     prior: Prior,
     cold: Vec<usize>,
-    /// Attribute names whose values rank offers (their interaction test
-    /// passed), with their z scores; the others' values are left out of
-    /// every context.
-    ranking_attributes: BTreeMap<String, f64>,
+    /// Every attribute name of the history with its interaction z score;
+    /// those at or above `interaction_z` rank offers, the others' values
+    /// are left out of every context.
+    interaction: BTreeMap<String, f64>,
     /// By value id: whether its attribute ranks offers.
     ranks: Vec<bool>,
     cache: HashMap<Vec<ValueId>, Arc<ContextPolicy>>,
@@ -53,21 +53,21 @@ impl Engine {
             .filter(|&offer| history.overall(offer).assigned < config.cold_below)
             .collect();
         let effects = history.value_effects(&config, prior);
-        let ranking_attributes: BTreeMap<String, f64> = history
-            .interaction_z(&config, prior, &effects)
-            .into_iter()
-            .filter(|(_, z)| *z >= config.interaction_z)
-            .collect();
+        let interaction = history.interaction_z(&config, prior, &effects);
         let mut ranks = Vec::new();
         while let Some((name, _)) = history.value_name(ranks.len() as ValueId) {
-            ranks.push(ranking_attributes.contains_key(name));
+            ranks.push(
+                interaction
+                    .get(name)
+                    .is_some_and(|z| *z >= config.interaction_z),
+            );
         }
         Ok(Self {
             history,
             config,
             prior,
             cold,
-            ranking_attributes,
+            interaction,
             ranks,
             cache: HashMap::new(),
             context: Vec::new(),
@@ -86,10 +86,19 @@ impl Engine {
         self.prior
     }
 
-    /// The attributes whose values rank offers, with their interaction z
-    /// scores (see [`History::interaction_z`]).
-    pub fn ranking_attributes(&self) -> &BTreeMap<String, f64> {
-        &self.ranking_attributes
+    /// Every attribute name of the history with its interaction z score
+    /// (see [`History::interaction_z`]).
+    pub fn interaction(&self) -> &BTreeMap<String, f64> {
+        &self.interaction
+    }
+
+    /// The attributes whose values rank offers, with their z scores.
+    pub fn ranking_attributes(&self) -> BTreeMap<&str, f64> {
+        self.interaction
+            .iter()
+            .filter(|(_, z)| **z >= self.config.interaction_z)
+            .map(|(name, z)| (name.as_str(), *z))
+            .collect()
     }
 
     fn ranks(&self, value: ValueId) -> bool {
@@ -347,8 +356,9 @@ mod tests {
             history.add(&counter(offer, Scope::Overall, 6_000, s0 + s1));
         }
         let engine = Engine::new(history, config()).expect("engine");
-        let ranking: Vec<&String> = engine.ranking_attributes().keys().collect();
-        assert_eq!(ranking, ["segment"], "{:?}", engine.ranking_attributes());
+        let ranking: Vec<&str> = engine.ranking_attributes().into_keys().collect();
+        assert_eq!(ranking, ["segment"], "{:?}", engine.interaction());
+        assert_eq!(engine.interaction().len(), 2);
         let context = engine.context_of([("tier", "gold"), ("segment", "s1")]);
         assert_eq!(
             engine.history().describe(&context),
