@@ -489,7 +489,10 @@ mod tests {
         assert_ne!(id, assignment_offer_id("u2", "a1"));
         assert_ne!(id, assignment_offer_id("u1", "a2"));
         // No two splits of one text collide.
-        assert_ne!(assignment_offer_id("u1", "a\u{1f}b"), assignment_offer_id("u1\u{1f}a", "b"));
+        assert_ne!(
+            assignment_offer_id("u1", "a\u{1f}b"),
+            assignment_offer_id("u1\u{1f}a", "b")
+        );
         // Stored offers carry ids made this way: pinned.
         assert_eq!(id.to_string(), "c44a91ba-6fb6-5c63-9971-38ad38fc45cb");
     }
