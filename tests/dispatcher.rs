@@ -243,15 +243,13 @@ async fn ten_concurrent_invocations_of_one_batch_yield_one_offer_per_row() {
     bed.put(PENDING, bad).await;
     let records = bed.stream().await.read_new().await.expect("stream");
     let dispatchers: Vec<_> = (0..10).map(|_| bed.dispatcher(&[])).collect();
-    let results = futures::future::join_all(
+    // Each invocation's failed records delivered again, as Lambda does.
+    futures::future::join_all(
         dispatchers
             .iter()
-            .map(|dispatcher| invoke(dispatcher, &records)),
+            .map(|dispatcher| deliver_until_none_fail(&records, |batch| invoke(dispatcher, batch))),
     )
     .await;
-    for failures in results {
-        assert!(failures.is_empty(), "{failures:?}");
-    }
     let offers = bed.scan(OFFERS).await;
     assert_eq!(offers.len(), 30);
     let keys: HashSet<Value> = offers.iter().map(|o| o["sortKey"].clone()).collect();
