@@ -3,8 +3,10 @@
 //! in concurrent invocations; a row whose assignment became an offer is
 //! consumed as a duplicate, never a rejection; bounds are `invalid_row`.
 
+use offer_dispatcher::records;
 use offers_integration_tests::*;
 use offers_local::StreamReader;
+use offers_shared::dispatch::{Earlier, Outcome};
 use serde_json::{json, Map, Value};
 
 fn assigned(user_id: &str, sort_key: &str, assignment_id: &str) -> Value {
@@ -161,4 +163,60 @@ async fn a_stale_replay_never_consumes_a_newer_row_of_another_assignment() {
         "a new assignment, a new offer"
     );
     assert!(bed.scan(REJECTED).await.is_empty());
+}
+
+/// What the dispatcher decides for each record of `records`, delivered
+/// until none fails (a fresh process each time).
+async fn outcomes(bed: &TestBed, records: &[Value]) -> Vec<Outcome> {
+    for _ in 0..MAX_DELIVERIES {
+        let inputs = records.iter().cloned().map(records::read_record).collect();
+        let report = bed.dispatcher(&[]).dispatch_batch(inputs, None).await;
+        let outcomes: Vec<Outcome> = report.records.into_iter().map(|r| r.outcome).collect();
+        if !outcomes.iter().any(|o| matches!(o, Outcome::Failed(_))) {
+            return outcomes;
+        }
+    }
+    panic!("records still failed after {MAX_DELIVERIES} deliveries");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_rejected_before_its_assignment_became_an_offer_stays_rejected() {
+    let bed = TestBed::with_sample_catalog().await;
+    let mut stream = bed.stream().await;
+    // Rejected: its config offer is not published yet.
+    let mut early = assigned("user-f", "k1", "a");
+    early["offerId"] = json!("co-later");
+    early.as_object_mut().map(|row| row.remove("rules"));
+    bed.put(PENDING, early).await;
+    let first = stream.read_new().await.expect("stream");
+    let decided = outcomes(&bed, &first).await;
+    assert!(
+        matches!(decided[..], [Outcome::Rejected { .. }]),
+        "{decided:?}"
+    );
+    // Another row of the assignment makes its offer; then the offer is
+    // published, and the rejected record delivered again would dispatch.
+    dispatch(&bed, &mut stream, &[assigned("user-f", "k2", "a")]).await;
+    for item in [
+        json!({"id": "co-later", "kind": "configOffer", "name": "Later", "templateId": "tpl-later", "rules": {}}),
+        json!({"id": "tpl-later", "kind": "offerTemplate", "configOfferId": "co-later", "rules": []}),
+    ] {
+        bed.put(CATALOG, item).await;
+    }
+    let again = outcomes(&bed, &first).await;
+    assert!(
+        matches!(
+            again[..],
+            [Outcome::Duplicate {
+                earlier: Earlier::Rejected,
+                ..
+            }]
+        ),
+        "its own outcome is the rejection: {again:?}"
+    );
+    let offers = bed.scan(OFFERS).await;
+    assert_eq!(offers.len(), 1);
+    assert_eq!(offers[0]["sortKey"], "k2");
+    assert_eq!(bed.scan(REJECTED).await.len(), 1, "the rejection stays");
+    assert!(bed.scan(PENDING).await.is_empty());
 }
