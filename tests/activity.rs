@@ -333,10 +333,7 @@ fn redeem_text(id: &str, text: &str) -> Value {
 }
 
 /// The offer item as DynamoDB keeps it, attribute values and all.
-async fn raw_item(
-    bed: &TestBed,
-    id: &str,
-) -> std::collections::HashMap<String, AttributeValue> {
+async fn raw_item(bed: &TestBed, id: &str) -> std::collections::HashMap<String, AttributeValue> {
     bed.client
         .get_item()
         .table_name(bed.table(OFFERS))
@@ -380,11 +377,16 @@ async fn amounts_out_of_bounds_are_400_and_leave_the_offer_byte_for_byte() {
         body("9", Some("-1")),
         body("9", Some(r#""NaN""#)),
         body("9", Some("1e-100")),
-        r#"{"orderId": "o-1", "totalCost": 9, "totalCost": 1e30, "serviceMode": "pickup"}"#.to_owned(),
+        r#"{"orderId": "o-1", "totalCost": 9, "totalCost": 1e30, "serviceMode": "pickup"}"#
+            .to_owned(),
     ] {
         let answer = call_activity(&activity, &redeem_text(&id, &text)).await;
         assert_eq!(error_of(&answer), (400, "invalid_body"), "{text}");
-        assert_eq!(raw_item(&bed, &id).await, before, "{text} changed the offer");
+        assert_eq!(
+            raw_item(&bed, &id).await,
+            before,
+            "{text} changed the offer"
+        );
     }
 
     // The largest amount is accepted, kept and answered exactly.
@@ -399,8 +401,14 @@ async fn amounts_out_of_bounds_are_400_and_leave_the_offer_byte_for_byte() {
         .as_m()
         .expect("record")
         .clone();
-    assert_eq!(record["totalCost"].as_n().ok().map(String::as_str), Some("999999999.9999"));
-    assert_eq!(record["discount"].as_n().ok().map(String::as_str), Some("1.5"));
+    assert_eq!(
+        record["totalCost"].as_n().ok().map(String::as_str),
+        Some("999999999.9999")
+    );
+    assert_eq!(
+        record["discount"].as_n().ok().map(String::as_str),
+        Some("1.5")
+    );
     // The same order again: the first redemption, as it was answered.
     let again = call_activity(&activity, &redeem_text(&id, &text)).await;
     assert_eq!(again.status, 200, "{:?}", again.body);

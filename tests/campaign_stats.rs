@@ -624,11 +624,17 @@ async fn accepted_amounts_are_counted_exactly_and_a_void_takes_the_discount_back
     assert!(invoke_stats(&stats, &records).await.is_empty());
     let all = "offer#co-fries#all";
     assert_eq!(
-        stored_amount(&bed, all, "orderValue").await.as_deref().map(normal),
+        stored_amount(&bed, all, "orderValue")
+            .await
+            .as_deref()
+            .map(normal),
         Some("1000000008")
     );
     assert_eq!(
-        stored_amount(&bed, all, "discountValue").await.as_deref().map(normal),
+        stored_amount(&bed, all, "discountValue")
+            .await
+            .as_deref()
+            .map(normal),
         Some("2.5001")
     );
     // The order was cancelled; a new one used the offer again.
@@ -654,7 +660,7 @@ async fn accepted_amounts_are_counted_exactly_and_a_void_takes_the_discount_back
     );
     assert_eq!(discount_value.as_deref().map(normal), Some("0.2501"));
     let body = stats_of(&bed, CAMPAIGN).await.body;
-    let mut expected = counts(2, 0, 0, 2, 2, 0, 1_000_000_009.4999);
+    let mut expected = counts(2, 0, 0, 2, 2, 0, 1_000_000_009.499_9);
     expected["discountValue"] = json!(0.2501);
     check_counts(&body, &expected);
 }
@@ -723,7 +729,11 @@ async fn an_offer_read_in_part_still_counts_its_later_changes() {
         .find(|item| item["pk"] == "offer#co-fries" && item["sk"] == "overall")
         .expect("learning counter");
     assert_eq!(
-        (&learning["assigned"], &learning["clicked"], &learning["redeemed"]),
+        (
+            &learning["assigned"],
+            &learning["clicked"],
+            &learning["redeemed"]
+        ),
         (&json!(1), &json!(1), &json!(1)),
         "selection learns from the offer too"
     );

@@ -198,7 +198,8 @@ mod tests {
             redemptions: redeemed,
             order_value: rust_decimal::Decimal::new(1250, 2)
                 * rust_decimal::Decimal::from(redeemed),
-            discount_value: rust_decimal::Decimal::new(75, 2) * rust_decimal::Decimal::from(redeemed),
+            discount_value: rust_decimal::Decimal::new(75, 2)
+                * rust_decimal::Decimal::from(redeemed),
             ..Counts::default()
         };
         offers_shared::domain::campaign_stats::campaign_report(
@@ -219,7 +220,10 @@ mod tests {
         assert!(lines[2].contains("20.0%"), "{lines:?}");
         assert!(lines[2].contains("12.50"), "average order value: {lines:?}");
         assert!(lines[1].ends_with("discounts"), "{lines:?}");
-        assert!(lines[2].ends_with("15.00"), "the discounts of 20 uses: {lines:?}");
+        assert!(
+            lines[2].ends_with("15.00"),
+            "the discounts of 20 uses: {lines:?}"
+        );
         assert!(lines.iter().any(|l| l.trim_start().starts_with("holdout")));
         let lift = lines.last().expect("lift");
         assert!(lift.contains("+11.1 pp (95% CI"), "{lift}");

@@ -119,8 +119,7 @@ async fn answer<S: ActivityStore, C: CatalogReader>(
             // 413 and 400 for what is not a JSON object first; the amounts
             // are then read from the body's own text (exact decimals).
             json_body(request)?;
-            let order =
-                parse_redemption_request(request.body().as_ref()).map_err(invalid_body)?;
+            let order = parse_redemption_request(request.body().as_ref()).map_err(invalid_body)?;
             let redeemed = activity
                 .redeem(user_id, id, &order, now)
                 .await

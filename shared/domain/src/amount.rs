@@ -111,7 +111,7 @@ impl Amount {
     /// shortest text is the amount's own (13 significant digits at most).
     pub fn to_number(self) -> Number {
         let whole = self.ten_thousandths / UNIT;
-        if self.ten_thousandths % UNIT == 0 {
+        if self.ten_thousandths.is_multiple_of(UNIT) {
             return Number::from(whole);
         }
         // Both exact as doubles; IEEE division rounds to the nearest.
@@ -176,7 +176,10 @@ mod tests {
         assert_eq!(units("1e-99999999999999999999"), None);
         // The nearest double is 0.1; the value has 20 decimal places.
         assert_eq!(units("0.10000000000000000001"), None);
-        for text in ["\"12\"", "NaN", "nan", "Infinity", "", ".5", "5.", "1e", "1e+", "--1", "0x10", "1_0", "true", "null"] {
+        for text in [
+            "\"12\"", "NaN", "nan", "Infinity", "", ".5", "5.", "1e", "1e+", "--1", "0x10", "1_0",
+            "true", "null",
+        ] {
             assert_eq!(units(text), None, "{text}");
         }
     }
@@ -189,7 +192,10 @@ mod tests {
         assert_eq!(of("1e-4").to_text(), "0.0001");
         assert_eq!(of("999999999.9999").to_text(), "999999999.9999");
         assert_eq!(of("10.0").to_number(), Number::from(10));
-        assert_eq!(of("999999999.9999").to_number().to_string(), "999999999.9999");
+        assert_eq!(
+            of("999999999.9999").to_number().to_string(),
+            "999999999.9999"
+        );
         assert_eq!(of("0.0001").to_number().to_string(), "0.0001");
     }
 

@@ -338,7 +338,10 @@ fn read_redemptions(
     if entries.len() > MAX_REDEMPTIONS {
         unread.push(StatsProblem::OutOfRange(
             "redemptions",
-            format!("{} entries, the first {MAX_REDEMPTIONS} counted", entries.len()),
+            format!(
+                "{} entries, the first {MAX_REDEMPTIONS} counted",
+                entries.len()
+            ),
         ));
         entries.truncate(MAX_REDEMPTIONS);
     }
@@ -348,19 +351,17 @@ fn read_redemptions(
             unread.push(StatsProblem::BadRedemption(clipped(order_id)));
             continue;
         };
-        let mut amount = |name: &'static str, required: bool| {
-            match counted_amount(fields, name) {
-                Some(Ok(amount)) => amount,
-                Some(Err(problem)) => {
-                    unread.push(problem);
-                    Decimal::ZERO
+        let mut amount = |name: &'static str, required: bool| match counted_amount(fields, name) {
+            Some(Ok(amount)) => amount,
+            Some(Err(problem)) => {
+                unread.push(problem);
+                Decimal::ZERO
+            }
+            None => {
+                if required {
+                    unread.push(StatsProblem::Missing(name));
                 }
-                None => {
-                    if required {
-                        unread.push(StatsProblem::Missing(name));
-                    }
-                    Decimal::ZERO
-                }
+                Decimal::ZERO
             }
         };
         let total_cost = amount("totalCost", true);
@@ -941,7 +942,11 @@ mod tests {
         }});
         let read = facts(item.clone());
         assert_eq!(read.redemption_count, 4);
-        assert_eq!(read.redemptions.len(), 4, "the entry that is no map is left out");
+        assert_eq!(
+            read.redemptions.len(),
+            4,
+            "the entry that is no map is left out"
+        );
         assert_eq!(
             read.unread,
             vec![
@@ -971,8 +976,7 @@ mod tests {
         // A count that cannot be read: the uses not voided.
         let mut negative = assigned("c1");
         negative["redemptionCount"] = json!({"N": "-1"});
-        negative["redemptions"] =
-            json!({"M": {"o": {"M": {"totalCost": {"N": "2"}}}}});
+        negative["redemptions"] = json!({"M": {"o": {"M": {"totalCost": {"N": "2"}}}}});
         let read = facts(negative);
         assert_eq!(read.redemption_count, 1);
         assert_eq!(

@@ -193,9 +193,8 @@ pub fn parse_redemption_request(body: &[u8]) -> Result<RedemptionRequest, BodyPr
     let Ok(fields) = serde_json::from_slice::<Map<String, Value>>(body) else {
         return Err(BodyProblem::new("the body must be a JSON object"));
     };
-    let amounts: AmountTexts = serde_json::from_slice(body).map_err(|_| {
-        BodyProblem::new("totalCost and discount must each be given at most once")
-    })?;
+    let amounts: AmountTexts = serde_json::from_slice(body)
+        .map_err(|_| BodyProblem::new("totalCost and discount must each be given at most once"))?;
     let order_id = match fields.get("orderId") {
         Some(Value::String(text)) => parse_order_id(text)?,
         _ => {
@@ -505,8 +504,8 @@ mod tests {
         .expect("valid");
         assert_eq!(read.total_cost.to_string(), "999999999.9999");
         assert_eq!(read.discount.to_string(), "1.5");
-        let absent = text(r#"{"orderId": "o", "totalCost": 1e-4, "serviceMode": "m"}"#)
-            .expect("valid");
+        let absent =
+            text(r#"{"orderId": "o", "totalCost": 1e-4, "serviceMode": "m"}"#).expect("valid");
         assert_eq!(absent.total_cost.to_string(), "0.0001");
         assert_eq!(absent.discount, Number::from(0));
         for bad in [
