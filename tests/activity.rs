@@ -27,8 +27,16 @@ async fn fries_offer() -> (TestBed, String) {
 }
 
 async fn stored(bed: &TestBed, user_id: &str, id: &str) -> PersonalizedOffer {
-    let item = bed
-        .client
+    offer_from_item(raw_item(bed, user_id, id).await).expect("offer")
+}
+
+/// The offer item as DynamoDB keeps it, attribute values and all.
+async fn raw_item(
+    bed: &TestBed,
+    user_id: &str,
+    id: &str,
+) -> std::collections::HashMap<String, AttributeValue> {
+    bed.client
         .get_item()
         .table_name(bed.table(OFFERS))
         .key("userId", AttributeValue::S(user_id.into()))
@@ -38,8 +46,7 @@ async fn stored(bed: &TestBed, user_id: &str, id: &str) -> PersonalizedOffer {
         .await
         .expect("get item")
         .item
-        .expect("stored offer");
-    offer_from_item(item).expect("offer")
+        .expect("stored offer")
 }
 
 /// A copy of `model` under a new id, edited, written with the SDK.
@@ -332,26 +339,11 @@ fn redeem_text(id: &str, text: &str) -> Value {
     event
 }
 
-/// The offer item as DynamoDB keeps it, attribute values and all.
-async fn raw_item(bed: &TestBed, id: &str) -> std::collections::HashMap<String, AttributeValue> {
-    bed.client
-        .get_item()
-        .table_name(bed.table(OFFERS))
-        .key("userId", AttributeValue::S(OWNER.into()))
-        .key("personalizedOfferId", AttributeValue::S(id.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("get item")
-        .item
-        .expect("stored offer")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amounts_out_of_bounds_are_400_and_leave_the_offer_byte_for_byte() {
     let (bed, id) = fries_offer().await;
     let activity = bed.activity(&[]);
-    let before = raw_item(&bed, &id).await;
+    let before = raw_item(&bed, OWNER, &id).await;
     let body = |total: &str, discount: Option<&str>| {
         let discount = discount
             .map(|discount| format!(r#", "discount": {discount}"#))
@@ -383,7 +375,7 @@ async fn amounts_out_of_bounds_are_400_and_leave_the_offer_byte_for_byte() {
         let answer = call_activity(&activity, &redeem_text(&id, &text)).await;
         assert_eq!(error_of(&answer), (400, "invalid_body"), "{text}");
         assert_eq!(
-            raw_item(&bed, &id).await,
+            raw_item(&bed, OWNER, &id).await,
             before,
             "{text} changed the offer"
         );
@@ -396,7 +388,7 @@ async fn amounts_out_of_bounds_are_400_and_leave_the_offer_byte_for_byte() {
     let redemption = &answer.body["redemption"];
     assert_eq!(redemption["totalCost"].to_string(), "999999999.9999");
     assert_eq!(redemption["discount"].to_string(), "1.5");
-    let after = raw_item(&bed, &id).await;
+    let after = raw_item(&bed, OWNER, &id).await;
     let record = after["redemptions"].as_m().expect("map")["o-1"]
         .as_m()
         .expect("record")

@@ -665,6 +665,16 @@ async fn accepted_amounts_are_counted_exactly_and_a_void_takes_the_discount_back
     check_counts(&body, &expected);
 }
 
+/// Counts the stream's new records, twice (a replay moves nothing), and
+/// checks the campaign's counts.
+async fn count_new(bed: &TestBed, stream: &mut offers_local::StreamReader, expected: &Value) {
+    let stats = bed.stats(&[]);
+    let records = stream.read_new().await.expect("offers stream");
+    assert!(invoke_stats(&stats, &records).await.is_empty());
+    assert!(invoke_stats(&stats, &records).await.is_empty());
+    check_counts(&stats_of(bed, CAMPAIGN).await.body, expected);
+}
+
 /// An offer item the statistics cannot read in full, written directly
 /// (amounts no API accepts: 1e30 and 1e-100, a redemption that is no map):
 /// what can be read counts, and every later change of that offer (a view,
@@ -678,9 +688,7 @@ async fn an_offer_read_in_part_still_counts_its_later_changes() {
         .dispatch_rows(&mut pending, &[fries_row("u-h", "h")])
         .await;
     let id = by_key["h"].clone();
-    let stats = bed.stats(&[]);
-    let records = offers_stream.read_new().await.expect("offers stream");
-    assert!(invoke_stats(&stats, &records).await.is_empty());
+    count_new(&bed, &mut offers_stream, &counts(1, 0, 0, 0, 0, 0, 0.0)).await;
     // Written directly, as no function of ours would.
     update_offer(
         &bed,
@@ -695,33 +703,15 @@ async fn an_offer_read_in_part_still_counts_its_later_changes() {
         }, ":three": 3}),
     )
     .await;
-    let records = offers_stream.read_new().await.expect("offers stream");
-    assert!(invoke_stats(&stats, &records).await.is_empty());
-    check_counts(
-        &stats_of(&bed, CAMPAIGN).await.body,
-        &counts(1, 0, 0, 1, 3, 0, 12.5),
-    );
+    count_new(&bed, &mut offers_stream, &counts(1, 0, 0, 1, 3, 0, 12.5)).await;
     // The later changes of that offer, one batch each.
     view(&bed, "u-h", &id).await;
-    let records = offers_stream.read_new().await.expect("offers stream");
-    assert!(invoke_stats(&stats, &records).await.is_empty());
+    count_new(&bed, &mut offers_stream, &counts(1, 1, 0, 1, 3, 0, 12.5)).await;
     click(&bed, "u-h", &id).await;
     void(&bed, "u-h", &id, "huge").await;
-    let records = offers_stream.read_new().await.expect("offers stream");
-    assert!(invoke_stats(&stats, &records).await.is_empty());
-    check_counts(
-        &stats_of(&bed, CAMPAIGN).await.body,
-        &counts(1, 1, 1, 1, 2, 0, 12.5),
-    );
+    count_new(&bed, &mut offers_stream, &counts(1, 1, 1, 1, 2, 0, 12.5)).await;
     revoke(&bed, "u-h", &id).await;
-    let records = offers_stream.read_new().await.expect("offers stream");
-    assert!(invoke_stats(&stats, &records).await.is_empty());
-    // Replayed: nothing moves.
-    assert!(invoke_stats(&stats, &records).await.is_empty());
-    check_counts(
-        &stats_of(&bed, CAMPAIGN).await.body,
-        &counts(1, 1, 1, 1, 2, 1, 12.5),
-    );
+    count_new(&bed, &mut offers_stream, &counts(1, 1, 1, 1, 2, 1, 12.5)).await;
     let learning = bed
         .scan(STATS)
         .await
