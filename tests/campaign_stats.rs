@@ -277,20 +277,22 @@ async fn the_stats_api_shows_exact_counts_after_the_offers_life() {
     assert_eq!(days, vec![("2026-03-02".to_owned(), json!(2))]);
 
     // Learning counters for selection: the offer overall, all campaigns.
+    assert_eq!(fries_learning(&bed).await, (json!(4), json!(2), json!(2)));
+}
+
+/// What selection learns of `co-fries` overall: assigned, clicked, redeemed.
+async fn fries_learning(bed: &TestBed) -> (Value, Value, Value) {
     let learning = bed
         .scan(STATS)
         .await
         .into_iter()
         .find(|item| item["pk"] == "offer#co-fries" && item["sk"] == "overall")
         .expect("learning counter");
-    assert_eq!(
-        (
-            learning["assigned"].clone(),
-            learning["clicked"].clone(),
-            learning["redeemed"].clone()
-        ),
-        (json!(4), json!(2), json!(2))
-    );
+    (
+        learning["assigned"].clone(),
+        learning["clicked"].clone(),
+        learning["redeemed"].clone(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -712,19 +714,9 @@ async fn an_offer_read_in_part_still_counts_its_later_changes() {
     count_new(&bed, &mut offers_stream, &counts(1, 1, 1, 1, 2, 0, 12.5)).await;
     revoke(&bed, "u-h", &id).await;
     count_new(&bed, &mut offers_stream, &counts(1, 1, 1, 1, 2, 1, 12.5)).await;
-    let learning = bed
-        .scan(STATS)
-        .await
-        .into_iter()
-        .find(|item| item["pk"] == "offer#co-fries" && item["sk"] == "overall")
-        .expect("learning counter");
     assert_eq!(
-        (
-            &learning["assigned"],
-            &learning["clicked"],
-            &learning["redeemed"]
-        ),
-        (&json!(1), &json!(1), &json!(1)),
+        fries_learning(&bed).await,
+        (json!(1), json!(1), json!(1)),
         "selection learns from the offer too"
     );
 }
