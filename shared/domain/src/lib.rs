@@ -1,6 +1,8 @@
 //! Domain types and pure functions: parse, validate, merge. No AWS here.
 
 pub mod assignment;
+pub mod assignment_ids;
+pub mod campaign;
 pub mod campaign_stats;
 pub mod canonical;
 pub mod catalog;
