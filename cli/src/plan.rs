@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use offers_shared::domain::limits::{key_problem, quote, MAX_ID_BYTES, MAX_SORT_KEY_BYTES};
+pub use offers_shared::domain::campaign::PoolOffer;
 use offers_shared::domain::selection::{EngineConfig, Prior, Reward, MAX_POOL};
 use offers_shared::domain::{build_offer, parse_pending_row, resolve_catalog, CatalogEntry};
 use serde::Deserialize;
@@ -46,14 +47,6 @@ struct PriorFile {
     rate: f64,
     #[serde(default)]
     weight: Option<f64>,
-}
-
-/// One offer of the pool, as each of its rows will carry it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PoolOffer {
-    pub offer_id: String,
-    pub template_id: Option<String>,
-    pub rules: Option<Map<String, Value>>,
 }
 
 /// A plan that passed its own checks (not yet the catalog's).
@@ -190,61 +183,98 @@ impl Plan {
 
     /// The row of `offer` for a user, without rank and selection.
     pub fn sample_row(&self, offer: &PoolOffer, user_id: &str) -> Map<String, Value> {
-        let mut row = Map::new();
-        row.insert("userId".into(), json!(user_id));
-        row.insert("sortKey".into(), json!(self.sort_key(offer)));
-        row.insert("offerId".into(), json!(offer.offer_id));
-        row.insert("campaignId".into(), json!(self.campaign_id));
-        row.insert("startDate".into(), json!(self.start_date));
-        row.insert("expiryDate".into(), json!(self.expiry_date));
-        if let Some(template_id) = &offer.template_id {
-            row.insert("templateId".into(), json!(template_id));
-        }
-        if let Some(rules) = &offer.rules {
-            row.insert("rules".into(), Value::Object(rules.clone()));
-        }
-        row
+        pool_row(
+            &self.campaign_id,
+            offer,
+            user_id,
+            (&self.start_date, &self.expiry_date),
+        )
     }
 
-    /// Each offer of the pool as the dispatcher will see its rows: the row's
-    /// own checks (shape, dates, `expired`), then the catalog's (offer,
-    /// template, rules). Returns the expiry (epoch seconds) or the problems.
+    /// Each offer of the pool as the dispatcher will see its rows (see
+    /// [`check_pool`]). Returns the expiry (epoch seconds) or the problems.
     pub fn check_against_catalog(
         &self,
         catalog: &HashMap<String, CatalogEntry>,
         now: DateTime<Utc>,
     ) -> Result<i64, Vec<String>> {
-        let mut problems = Vec::new();
-        let mut expiry = 0;
-        for (index, offer) in self.pool.iter().enumerate() {
-            let row = self.sample_row(offer, "plan-check");
-            let outcome = parse_pending_row(&row, now).and_then(|assignment| {
-                let (config, template) = resolve_catalog(&assignment, |id| catalog.get(id))?;
-                build_offer(
-                    &assignment,
-                    config,
-                    template,
-                    Uuid::nil(),
-                    now,
-                    Duration::zero(),
-                )?;
-                Ok(assignment.expiry_date.timestamp())
-            });
-            match outcome {
-                Ok(at) => expiry = at,
-                Err(rejection) => problems.push(format!(
-                    "pool[{index}] ({}): {}: {}",
-                    offer.offer_id,
-                    rejection.code.as_str(),
-                    rejection.message
-                )),
-            }
+        check_pool(
+            &self.campaign_id,
+            &self.pool,
+            (&self.start_date, &self.expiry_date),
+            catalog,
+            now,
+        )
+    }
+}
+
+/// The row of `offer` of a campaign for a user, without rank and selection.
+pub fn pool_row(
+    campaign_id: &str,
+    offer: &PoolOffer,
+    user_id: &str,
+    (start_date, expiry_date): (&str, &str),
+) -> Map<String, Value> {
+    let mut row = Map::new();
+    row.insert("userId".into(), json!(user_id));
+    row.insert(
+        "sortKey".into(),
+        json!(format!("{campaign_id}+{}", offer.offer_id)),
+    );
+    row.insert("offerId".into(), json!(offer.offer_id));
+    row.insert("campaignId".into(), json!(campaign_id));
+    row.insert("startDate".into(), json!(start_date));
+    row.insert("expiryDate".into(), json!(expiry_date));
+    if let Some(template_id) = &offer.template_id {
+        row.insert("templateId".into(), json!(template_id));
+    }
+    if let Some(rules) = &offer.rules {
+        row.insert("rules".into(), Value::Object(rules.clone()));
+    }
+    row
+}
+
+/// Each offer of a pool as the dispatcher will see its rows: the row's own
+/// checks (shape, dates, `expired`), then the catalog's (offer, template,
+/// rules), with the dispatcher's code. Returns the rows' expiry (epoch
+/// seconds) or the problems, one per offer.
+pub fn check_pool(
+    campaign_id: &str,
+    pool: &[PoolOffer],
+    dates: (&str, &str),
+    catalog: &HashMap<String, CatalogEntry>,
+    now: DateTime<Utc>,
+) -> Result<i64, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut expiry = 0;
+    for (index, offer) in pool.iter().enumerate() {
+        let row = pool_row(campaign_id, offer, "plan-check", dates);
+        let outcome = parse_pending_row(&row, now).and_then(|assignment| {
+            let (config, template) = resolve_catalog(&assignment, |id| catalog.get(id))?;
+            build_offer(
+                &assignment,
+                config,
+                template,
+                Uuid::nil(),
+                now,
+                Duration::zero(),
+            )?;
+            Ok(assignment.expiry_date.timestamp())
+        });
+        match outcome {
+            Ok(at) => expiry = at,
+            Err(rejection) => problems.push(format!(
+                "pool[{index}] ({}): {}: {}",
+                offer.offer_id,
+                rejection.code.as_str(),
+                rejection.message
+            )),
         }
-        if problems.is_empty() {
-            Ok(expiry)
-        } else {
-            Err(problems)
-        }
+    }
+    if problems.is_empty() {
+        Ok(expiry)
+    } else {
+        Err(problems)
     }
 }
 

@@ -54,24 +54,7 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
     let names = connection.table_names();
     let client = connection.client().await?;
     let catalog = CatalogTable::new(client.clone(), names.name(Table::Catalog)?);
-    let catalog_error =
-        |err| CliError::Service(format!("reading the catalog ({}): {err}", catalog.name()));
-    let mut entries = catalog
-        .read_entries(&plan.catalog_ids())
-        .await
-        .map_err(catalog_error)?;
-    // The templates the config offers name, where the plan names none.
-    let linked: Vec<String> = entries
-        .values()
-        .filter_map(|entry| match entry {
-            CatalogEntry::ConfigOffer(offer) => offer.template_id.clone(),
-            _ => None,
-        })
-        .filter(|id| !entries.contains_key(id))
-        .collect();
-    if !linked.is_empty() {
-        entries.extend(catalog.read_entries(&linked).await.map_err(catalog_error)?);
-    }
+    let entries = read_pool_catalog(&catalog, &plan.catalog_ids()).await?;
     let expiry = plan
         .check_against_catalog(&entries, Utc::now())
         .map_err(|problems| refuse("the pool does not pass the catalog's checks", &problems))?;
@@ -204,6 +187,29 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
         )));
     }
     Ok(())
+}
+
+/// The catalog items a pool names, and the templates its config offers
+/// link to where the pool names none.
+pub async fn read_pool_catalog(
+    catalog: &CatalogTable,
+    ids: &[String],
+) -> Result<HashMap<String, CatalogEntry>, CliError> {
+    let catalog_error =
+        |err| CliError::Service(format!("reading the catalog ({}): {err}", catalog.name()));
+    let mut entries = catalog.read_entries(ids).await.map_err(catalog_error)?;
+    let linked: Vec<String> = entries
+        .values()
+        .filter_map(|entry| match entry {
+            CatalogEntry::ConfigOffer(offer) => offer.template_id.clone(),
+            _ => None,
+        })
+        .filter(|id| !entries.contains_key(id))
+        .collect();
+    if !linked.is_empty() {
+        entries.extend(catalog.read_entries(&linked).await.map_err(catalog_error)?);
+    }
+    Ok(entries)
 }
 
 /// The pool's learning counters, read once through the port: `stats` is
