@@ -29,6 +29,11 @@ struct PlanFile {
     reward: Option<String>,
     #[serde(default)]
     prior: Option<PriorFile>,
+    /// Section 14: read from the plan's `document` and checked as a campaign
+    /// definition's budget (exit code 1); here only so that it is known.
+    #[serde(default)]
+    #[allow(dead_code)]
+    budget: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,6 +62,8 @@ pub struct Plan {
     pub start_date: String,
     pub expiry_date: String,
     pub config: EngineConfig,
+    /// The plan as given: its campaign definition (`mode: "planned"`).
+    pub document: Map<String, Value>,
 }
 
 /// The seed when the plan gives none: a plan is reproducible by default.
@@ -66,6 +73,8 @@ impl Plan {
     /// Reads a plan; every problem found is listed.
     pub fn parse(text: &str) -> Result<Plan, Vec<String>> {
         let file: PlanFile = serde_json::from_str(text)
+            .map_err(|err| vec![format!("the plan is not valid: {err}")])?;
+        let document: Map<String, Value> = serde_json::from_str(text)
             .map_err(|err| vec![format!("the plan is not valid: {err}")])?;
         let mut problems = Vec::new();
         if let Some(problem) = key_problem("campaignId", &file.campaign_id, MAX_ID_BYTES) {
@@ -154,6 +163,7 @@ impl Plan {
             start_date: file.start_date,
             expiry_date: file.expiry_date,
             config,
+            document,
         })
     }
 
