@@ -3,8 +3,8 @@
 //! `resolve_catalog`, `build_offer`) before anything is chosen or written.
 
 use chrono::{DateTime, Duration, Utc};
-use offers_shared::domain::limits::{key_problem, quote, MAX_ID_BYTES, MAX_SORT_KEY_BYTES};
 pub use offers_shared::domain::campaign::PoolOffer;
+use offers_shared::domain::limits::{key_problem, quote, MAX_ID_BYTES, MAX_SORT_KEY_BYTES};
 use offers_shared::domain::selection::{EngineConfig, Prior, Reward, MAX_POOL};
 use offers_shared::domain::{build_offer, parse_pending_row, resolve_catalog, CatalogEntry};
 use serde::Deserialize;

@@ -6,6 +6,7 @@
 use crate::audience::{check_audience, read_user};
 use crate::aws::{Connection, Table};
 use crate::cli::CampaignPlanArgs;
+use crate::commands::definitions::refuse_definition;
 use crate::error::CliError;
 use crate::input::{open_rows, read_error, ReadError, RowFormat, RowReader};
 use crate::plan::Plan;
@@ -13,24 +14,23 @@ use crate::progress::Progress;
 use crate::writer::{write_all, Backoff, Chunks, LineItem, WriteReport};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
-use offers_shared::domain::selection::{
-    Engine, History, Pick, SelectionError, HOLDOUT_POLICY, POLICY,
-};
-use crate::commands::definitions::refuse_definition;
 use offers_shared::domain::assignment_ids::for_planned_rank;
 use offers_shared::domain::campaign::{
     planned_definition, CampaignDefinition, CampaignMode, Snapshot,
 };
 use offers_shared::domain::selection::LearningCounter;
+use offers_shared::domain::selection::{
+    Engine, History, Pick, SelectionError, HOLDOUT_POLICY, POLICY,
+};
 use offers_shared::domain::CatalogEntry;
 use offers_shared::dynamo::{
     CampaignsTable, CatalogTable, Item, PendingTable, PlanWrite, SelectionStatsTable,
     StoredCampaign, PENDING_KEY,
 };
-use serde_json::Map;
-use sha2::{Digest, Sha256};
 use offers_shared::ports::SelectionStatsReader;
+use serde_json::Map;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -372,7 +372,9 @@ fn rerun_snapshot(
         )));
     }
     let snapshot = stored.snapshot.clone().ok_or_else(|| {
-        CliError::Service(format!("campaign {id} is stored without its statistics snapshot"))
+        CliError::Service(format!(
+            "campaign {id} is stored without its statistics snapshot"
+        ))
     })?;
     note(format!(
         "campaign {id} was planned before: choosing from its statistics snapshot of {} (same rows as then)",

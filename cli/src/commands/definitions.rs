@@ -56,7 +56,8 @@ pub async fn put(args: CampaignPutArgs, connection: &Connection) -> Result<(), C
                 .read_to_string(&mut text)
         })
         .map_err(|err| read_error(&args.file, err))?;
-    let definition = parse_definition(&text).map_err(|problems| refuse_definition(&shown, &problems))?;
+    let definition =
+        parse_definition(&text).map_err(|problems| refuse_definition(&shown, &problems))?;
     let table = campaigns_table(connection).await?;
     let now = Utc::now();
     if definition.always_on.is_some() {
@@ -145,7 +146,10 @@ pub async fn list(args: CampaignListArgs, connection: &Connection) -> Result<(),
         .map(|campaign| campaign_json(campaign, now))
         .collect();
     if unreadable > 0 {
-        eprintln!("warning: {unreadable} items of {} are not campaigns and were left out", table.name());
+        eprintln!(
+            "warning: {unreadable} items of {} are not campaigns and were left out",
+            table.name()
+        );
     }
     if args.json {
         return say(Value::Array(views));

@@ -114,7 +114,10 @@ impl CampaignsTable {
             .send()
             .await
             .map_err(|err| {
-                CallError::new(format!("reading campaign {campaign_id} of {}", self.name()), &err)
+                CallError::new(
+                    format!("reading campaign {campaign_id} of {}", self.name()),
+                    &err,
+                )
             })?;
         output
             .item
@@ -152,7 +155,11 @@ impl CampaignsTable {
             let current = self.get(id).await?;
             let written = match &current {
                 None => self.create(definition, None, now).await?,
-                Some(current) if current.mode == CampaignMode::Planned => {
+                // A plan changes its own definition (its budget) only.
+                Some(current)
+                    if current.mode == CampaignMode::Planned
+                        && definition.mode != CampaignMode::Planned =>
+                {
                     return Err(CampaignsError::Planned(id.clone()))
                 }
                 Some(current) => self.replace(definition, current, now).await?,
@@ -214,7 +221,10 @@ impl CampaignsTable {
             Err(err) => match err.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
                 _ => Err(CallError::new(
-                    format!("pausing or resuming campaign {campaign_id} in {}", self.name()),
+                    format!(
+                        "pausing or resuming campaign {campaign_id} in {}",
+                        self.name()
+                    ),
                     &err,
                 )),
             },
@@ -300,23 +310,22 @@ impl CampaignsTable {
                 AttributeValue::S(format_timestamp(now)),
             ),
         ]))];
-        history.extend(
-            current
-                .history
-                .iter()
-                .take(KEPT_VERSIONS - 1)
-                .map(|(version, definition)| {
-                    AttributeValue::M(HashMap::from([
-                        ("version".to_owned(), AttributeValue::N(version.to_string())),
-                        ("definition".to_owned(), AttributeValue::S(definition.clone())),
-                    ]))
-                }),
-        );
+        history.extend(current.history.iter().take(KEPT_VERSIONS - 1).map(
+            |(version, definition)| {
+                AttributeValue::M(HashMap::from([
+                    ("version".to_owned(), AttributeValue::N(version.to_string())),
+                    (
+                        "definition".to_owned(),
+                        AttributeValue::S(definition.clone()),
+                    ),
+                ]))
+            },
+        ));
         let mut sets = vec![
             "#mode = :mode",
-            "definition = :definition",
-            "version = :next",
-            "history = :history",
+            "#definition = :definition",
+            "#version = :next",
+            "#history = :history",
             "updatedAt = :now",
         ];
         let mut removes = Vec::new();
@@ -329,8 +338,12 @@ impl CampaignsTable {
                 "campaignId",
                 AttributeValue::S(definition.campaign_id.clone()),
             )
-            .condition_expression("version = :current")
+            .condition_expression("#version = :current")
+            // Placeholders: some of these names are reserved words.
             .expression_attribute_names("#mode", "mode")
+            .expression_attribute_names("#definition", "definition")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#history", "history")
             .expression_attribute_values(":current", AttributeValue::N(current.version.to_string()))
             .expression_attribute_values(
                 ":next",
@@ -338,19 +351,18 @@ impl CampaignsTable {
             )
             .expression_attribute_values(":history", AttributeValue::L(history))
             .expression_attribute_values(":now", AttributeValue::S(format_timestamp(now)));
-        for (name, value) in ["mode", "definition", "startDate", "endDate"]
-            .map(|name| (name, attributes.get(name)))
+        for (name, value) in
+            ["mode", "definition", "startDate", "endDate"].map(|name| (name, attributes.get(name)))
         {
             match value {
                 Some(value) => {
-                    if name == "startDate" || name == "endDate" {
-                        sets.push(if name == "startDate" {
-                            "startDate = :startDate"
-                        } else {
-                            "endDate = :endDate"
-                        });
+                    match name {
+                        "startDate" => sets.push("startDate = :startDate"),
+                        "endDate" => sets.push("endDate = :endDate"),
+                        _ => {}
                     }
-                    request = request.expression_attribute_values(format!(":{name}"), value.clone());
+                    request =
+                        request.expression_attribute_values(format!(":{name}"), value.clone());
                 }
                 None => removes.push(name),
             }
@@ -402,7 +414,10 @@ fn definition_attributes(definition: &CampaignDefinition) -> Result<Item, Campai
         ("definition".to_owned(), document),
     ]);
     if let Some(start) = definition.start {
-        item.insert("startDate".into(), AttributeValue::S(format_timestamp(start)));
+        item.insert(
+            "startDate".into(),
+            AttributeValue::S(format_timestamp(start)),
+        );
     }
     if let Some(end) = definition.end {
         item.insert("endDate".into(), AttributeValue::S(format_timestamp(end)));
