@@ -1649,3 +1649,209 @@ async fn a_plan_stores_its_definition_and_a_rerun_writes_the_same_rows() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("planned campaign"), "{}", run.stderr);
 }
+
+// ------------------------------------- a plan killed midway, run again --
+
+/// Starts `offers campaign plan`, SIGKILLs it once the pending table holds
+/// at least `rows` rows, and returns how many it holds then.
+async fn plan_killed_after(bed: &TestBed, plan: &Path, users: &Path, rows: i32) -> i32 {
+    let args = bed_args(
+        bed,
+        &[
+            "campaign",
+            "plan",
+            path_str(plan),
+            "--audience",
+            path_str(users),
+            "--concurrency",
+            "1",
+        ],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = offers_command(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn offers");
+    loop {
+        if let Some(status) = child.try_wait().expect("the plan's status") {
+            panic!("the plan ended ({status}) before it could be killed midway");
+        }
+        let count = pending_count(bed).await;
+        if count >= rows {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // std's kill is SIGKILL: no chance to finish a batch or clean up.
+    child.kill().expect("SIGKILL");
+    let status = child.wait().expect("reaped");
+    assert!(!status.success(), "killed, not finished: {status}");
+    pending_count(bed).await
+}
+
+async fn pending_count(bed: &TestBed) -> i32 {
+    let mut total = 0;
+    let mut start = None;
+    loop {
+        let page = bed
+            .client
+            .scan()
+            .table_name(bed.table(PENDING))
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("count");
+        total += page.count();
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return total;
+        }
+    }
+}
+
+/// Moves the statistics so that a fresh read would choose otherwise.
+async fn move_statistics(bed: &TestBed) {
+    for offer in ["co-fries", "co-coffee", "290fb746-9850-4994-b7d7-5630046792e1"] {
+        let redeemed = if offer == "290fb746-9850-4994-b7d7-5630046792e1" { 390 } else { 0 };
+        bed.put(
+            STATS,
+            json!({"pk": format!("offer#{offer}"), "sk": "overall", "offerId": offer,
+            "assigned": 400, "clicked": 0, "redeemed": redeemed}),
+        )
+        .await;
+    }
+}
+
+fn row_key(row: &Map<String, Value>) -> String {
+    format!("{}|{}", row["userId"], row["sortKey"])
+}
+
+/// Each user's rows or offers of the campaign: exactly `k`, of `k` distinct
+/// offers and `k` distinct assignmentIds, for every one of `users`.
+fn assert_k_distinct_per_user(items: &[Map<String, Value>], users: usize, k: usize, what: &str) {
+    let mut by_user: HashMap<String, Vec<&Map<String, Value>>> = HashMap::new();
+    for item in items {
+        by_user
+            .entry(item["userId"].as_str().unwrap_or_default().to_owned())
+            .or_default()
+            .push(item);
+    }
+    assert_eq!(by_user.len(), users, "{what}: every user, none missing");
+    for (user, items) in &by_user {
+        let offers: std::collections::BTreeSet<&str> = items
+            .iter()
+            .map(|item| item["offerId"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(items.len(), k, "{what}: {user} has {} ({offers:?})", items.len());
+        assert_eq!(offers.len(), k, "{what}: {user}'s offers are distinct");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_of_20000_users_killed_midway_and_run_again_writes_each_user_k_rows() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    put_learning_counters(&bed).await;
+    let users = 20_000;
+    let plan = write_file(
+        "plan-kill.json",
+        &campaign_plan(json!({"campaignId": "camp-kill"})).to_string(),
+    );
+    let audience_file = write_file("audience-kill.jsonl", &audience(users));
+
+    let at_kill = plan_killed_after(&bed, &plan, &audience_file, 3_000).await;
+    assert!(at_kill < 2 * users as i32, "midway: {at_kill} rows");
+    let written_before: HashMap<String, Map<String, Value>> = bed
+        .scan(PENDING)
+        .await
+        .into_iter()
+        .map(|row| (row_key(&row), row))
+        .collect();
+    move_statistics(&bed).await;
+
+    let rerun = offers(
+        &bed,
+        &["campaign", "plan", path_str(&plan), "--audience", path_str(&audience_file)],
+    );
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    assert!(rerun.stderr.contains("statistics snapshot"), "{}", rerun.stderr);
+
+    let rows = bed.scan(PENDING).await;
+    assert_eq!(rows.len(), 2 * users);
+    assert_k_distinct_per_user(&rows, users, 2, "pending rows");
+    let ids: std::collections::HashSet<&str> = rows
+        .iter()
+        .map(|row| row["assignmentId"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(ids.len(), 2 * users, "one assignmentId per (user, rank)");
+    for row in &rows {
+        let id = row["assignmentId"].as_str().unwrap_or_default();
+        assert!((1..=128).contains(&id.chars().count()), "{id}");
+        if let Some(before) = written_before.get(&row_key(row)) {
+            assert_eq!(before, row, "a row of the killed run is rewritten as it was");
+        }
+    }
+}
+
+/// Hands records to the dispatcher in Lambda-sized batches, redelivering
+/// failed ones as the event source mapping does (bounded).
+async fn dispatch_all(bed: &TestBed, records: &[Value]) {
+    let dispatcher = bed.dispatcher(&[]);
+    for batch in records.chunks(100) {
+        let mut left = batch;
+        let mut attempts = 0;
+        loop {
+            let failed = invoke(&dispatcher, left).await;
+            if failed.is_empty() {
+                break;
+            }
+            attempts += 1;
+            assert!(attempts < 20, "records keep failing: {failed:?}");
+            left = from_lowest_failed(left, &failed);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_killed_midway_dispatched_and_run_again_makes_k_offers_per_user() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    put_learning_counters(&bed).await;
+    let users = 3_000;
+    let plan = write_file(
+        "plan-kill-dispatch.json",
+        &campaign_plan(json!({"campaignId": "camp-kill-d"})).to_string(),
+    );
+    let audience_file = write_file("audience-kill-dispatch.jsonl", &audience(users));
+    let mut stream = bed.stream().await;
+
+    let at_kill = plan_killed_after(&bed, &plan, &audience_file, 1_000).await;
+    assert!(at_kill < 2 * users as i32, "midway: {at_kill} rows");
+    // Half of what the killed run wrote becomes offers before the rerun;
+    // the other half is still pending when the rerun rewrites it.
+    let first = stream.read_new().await.expect("stream");
+    let (dispatched, undispatched) = first.split_at(first.len() / 2);
+    dispatch_all(&bed, dispatched).await;
+    move_statistics(&bed).await;
+
+    let rerun = offers(
+        &bed,
+        &["campaign", "plan", path_str(&plan), "--audience", path_str(&audience_file)],
+    );
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    dispatch_all(&bed, undispatched).await;
+    let second = stream.read_new().await.expect("stream");
+    dispatch_all(&bed, &second).await;
+
+    let offers_made: Vec<Map<String, Value>> = bed
+        .scan(OFFERS)
+        .await
+        .into_iter()
+        .filter(|offer| offer.get("campaignId") == Some(&json!("camp-kill-d")))
+        .collect();
+    assert_k_distinct_per_user(&offers_made, users, 2, "offers");
+    assert!(bed.scan(REJECTED).await.is_empty(), "no row rejected");
+    assert!(bed.scan(PENDING).await.is_empty(), "every row consumed");
+}
