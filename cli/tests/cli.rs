@@ -1122,16 +1122,7 @@ async fn bad_plans_and_audiences_exit_2_and_write_nothing() {
     for (name, plan, users, expected) in cases {
         let plan = write_file(&format!("plan-{name}.json"), &plan.to_string());
         let users = write_file(&format!("audience-{name}.jsonl"), &users);
-        let run = offers(
-            &bed,
-            &[
-                "campaign",
-                "plan",
-                path_str(&plan),
-                "--audience",
-                path_str(&users),
-            ],
-        );
+        let run = plan_run(&bed, &plan, &users);
         assert_eq!(run.code, 2, "{name}: {}", run.stderr);
         assert!(run.stderr.contains(expected), "{name}: {}", run.stderr);
         assert!(
@@ -1578,16 +1569,7 @@ async fn a_plan_stores_its_definition_and_a_rerun_writes_the_same_rows() {
     let mut new_budget = plan.clone();
     new_budget["budget"] = json!({"offers": 150});
     let budget = write_file("plan-rerun-budget.json", &new_budget.to_string());
-    let run = offers(
-        &bed,
-        &[
-            "campaign",
-            "plan",
-            path_str(&budget),
-            "--audience",
-            path_str(&users),
-        ],
-    );
+    let run = plan_run(&bed, &budget, &users);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(listed(&bed)[0]["version"], 2);
     assert_eq!(listed(&bed)[0]["budget"]["offers"]["limit"], 150);
@@ -1596,29 +1578,11 @@ async fn a_plan_stores_its_definition_and_a_rerun_writes_the_same_rows() {
     let mut other = plan.clone();
     other["seed"] = json!(6);
     let other_plan = write_file("plan-rerun-other.json", &other.to_string());
-    let run = offers(
-        &bed,
-        &[
-            "campaign",
-            "plan",
-            path_str(&other_plan),
-            "--audience",
-            path_str(&users),
-        ],
-    );
+    let run = plan_run(&bed, &other_plan, &users);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("another plan"), "{}", run.stderr);
     let other_users = write_file("audience-rerun-other.jsonl", &audience(31));
-    let run = offers(
-        &bed,
-        &[
-            "campaign",
-            "plan",
-            path_str(&budget),
-            "--audience",
-            path_str(&other_users),
-        ],
-    );
+    let run = plan_run(&bed, &budget, &other_users);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("audience"), "{}", run.stderr);
     assert_eq!(bed.scan(PENDING).await.len(), 60, "nothing written");
@@ -1628,16 +1592,7 @@ async fn a_plan_stores_its_definition_and_a_rerun_writes_the_same_rows() {
         "plan-bad-budget.json",
         &campaign_plan(json!({"campaignId": "camp-b", "budget": {"redemptions": -3}})).to_string(),
     );
-    let run = offers(
-        &bed,
-        &[
-            "campaign",
-            "plan",
-            path_str(&bad),
-            "--audience",
-            path_str(&users),
-        ],
-    );
+    let run = plan_run(&bed, &bad, &users);
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("budget.redemptions"), "{}", run.stderr);
     // And `put` leaves planned campaigns to their plan.
@@ -1654,7 +1609,7 @@ async fn a_plan_stores_its_definition_and_a_rerun_writes_the_same_rows() {
 
 /// Starts `offers campaign plan`, SIGKILLs it once the pending table holds
 /// at least `rows` rows, and returns how many it holds then.
-async fn plan_killed_after(bed: &TestBed, plan: &Path, users: &Path, rows: i32) -> i32 {
+async fn plan_killed_after(bed: &TestBed, plan: &Path, users: &Path, rows: u64) -> u64 {
     let args = bed_args(
         bed,
         &[
@@ -1677,7 +1632,7 @@ async fn plan_killed_after(bed: &TestBed, plan: &Path, users: &Path, rows: i32) 
         if let Some(status) = child.try_wait().expect("the plan's status") {
             panic!("the plan ended ({status}) before it could be killed midway");
         }
-        let count = pending_count(bed).await;
+        let count = bed.count(PENDING).await;
         if count >= rows {
             break;
         }
@@ -1687,34 +1642,43 @@ async fn plan_killed_after(bed: &TestBed, plan: &Path, users: &Path, rows: i32) 
     child.kill().expect("SIGKILL");
     let status = child.wait().expect("reaped");
     assert!(!status.success(), "killed, not finished: {status}");
-    pending_count(bed).await
+    bed.count(PENDING).await
 }
 
-async fn pending_count(bed: &TestBed) -> i32 {
-    let mut total = 0;
-    let mut start = None;
-    loop {
-        let page = bed
-            .client
-            .scan()
-            .table_name(bed.table(PENDING))
-            .select(aws_sdk_dynamodb::types::Select::Count)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("count");
-        total += page.count();
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            return total;
-        }
-    }
+/// Moves the statistics, then runs the plan again to its end.
+async fn rerun_with_moved_statistics(bed: &TestBed, plan: &Path, users: &Path) -> Run {
+    move_statistics(bed).await;
+    let rerun = plan_run(bed, plan, users);
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    rerun
+}
+
+/// `offers campaign plan PLAN --audience USERS`, written to the bed's tables.
+fn plan_run(bed: &TestBed, plan: &Path, users: &Path) -> Run {
+    offers(
+        bed,
+        &[
+            "campaign",
+            "plan",
+            path_str(plan),
+            "--audience",
+            path_str(users),
+        ],
+    )
 }
 
 /// Moves the statistics so that a fresh read would choose otherwise.
 async fn move_statistics(bed: &TestBed) {
-    for offer in ["co-fries", "co-coffee", "290fb746-9850-4994-b7d7-5630046792e1"] {
-        let redeemed = if offer == "290fb746-9850-4994-b7d7-5630046792e1" { 390 } else { 0 };
+    for offer in [
+        "co-fries",
+        "co-coffee",
+        "290fb746-9850-4994-b7d7-5630046792e1",
+    ] {
+        let redeemed = if offer == "290fb746-9850-4994-b7d7-5630046792e1" {
+            390
+        } else {
+            0
+        };
         bed.put(
             STATS,
             json!({"pk": format!("offer#{offer}"), "sk": "overall", "offerId": offer,
@@ -1744,39 +1708,49 @@ fn assert_k_distinct_per_user(items: &[Map<String, Value>], users: usize, k: usi
             .iter()
             .map(|item| item["offerId"].as_str().unwrap_or_default())
             .collect();
-        assert_eq!(items.len(), k, "{what}: {user} has {} ({offers:?})", items.len());
+        assert_eq!(
+            items.len(),
+            k,
+            "{what}: {user} has {} ({offers:?})",
+            items.len()
+        );
         assert_eq!(offers.len(), k, "{what}: {user}'s offers are distinct");
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plan_of_20000_users_killed_midway_and_run_again_writes_each_user_k_rows() {
+/// A bed with the catalog and statistics, and the files of a plan of
+/// `campaign` (k = 2) for `users` users.
+async fn plan_bed(campaign: &str, users: usize) -> (TestBed, PathBuf, PathBuf) {
     let bed = TestBed::new().await;
     bed.load_sample_catalog().await;
     put_learning_counters(&bed).await;
-    let users = 20_000;
     let plan = write_file(
-        "plan-kill.json",
-        &campaign_plan(json!({"campaignId": "camp-kill"})).to_string(),
+        &format!("plan-{campaign}.json"),
+        &campaign_plan(json!({"campaignId": campaign})).to_string(),
     );
-    let audience_file = write_file("audience-kill.jsonl", &audience(users));
+    let audience_file = write_file(&format!("audience-{campaign}.jsonl"), &audience(users));
+    (bed, plan, audience_file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_of_20000_users_killed_midway_and_run_again_writes_each_user_k_rows() {
+    let users = 20_000;
+    let (bed, plan, audience_file) = plan_bed("camp-kill", users).await;
 
     let at_kill = plan_killed_after(&bed, &plan, &audience_file, 3_000).await;
-    assert!(at_kill < 2 * users as i32, "midway: {at_kill} rows");
+    assert!(at_kill < 2 * users as u64, "midway: {at_kill} rows");
     let written_before: HashMap<String, Map<String, Value>> = bed
         .scan(PENDING)
         .await
         .into_iter()
         .map(|row| (row_key(&row), row))
         .collect();
-    move_statistics(&bed).await;
-
-    let rerun = offers(
-        &bed,
-        &["campaign", "plan", path_str(&plan), "--audience", path_str(&audience_file)],
+    let rerun = rerun_with_moved_statistics(&bed, &plan, &audience_file).await;
+    assert!(
+        rerun.stderr.contains("statistics snapshot"),
+        "{}",
+        rerun.stderr
     );
-    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
-    assert!(rerun.stderr.contains("statistics snapshot"), "{}", rerun.stderr);
 
     let rows = bed.scan(PENDING).await;
     assert_eq!(rows.len(), 2 * users);
@@ -1790,7 +1764,10 @@ async fn a_plan_of_20000_users_killed_midway_and_run_again_writes_each_user_k_ro
         let id = row["assignmentId"].as_str().unwrap_or_default();
         assert!((1..=128).contains(&id.chars().count()), "{id}");
         if let Some(before) = written_before.get(&row_key(row)) {
-            assert_eq!(before, row, "a row of the killed run is rewritten as it was");
+            assert_eq!(
+                before, row,
+                "a row of the killed run is rewritten as it was"
+            );
         }
     }
 }
@@ -1816,31 +1793,23 @@ async fn dispatch_all(bed: &TestBed, records: &[Value]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_killed_midway_dispatched_and_run_again_makes_k_offers_per_user() {
-    let bed = TestBed::new().await;
-    bed.load_sample_catalog().await;
-    put_learning_counters(&bed).await;
     let users = 3_000;
-    let plan = write_file(
-        "plan-kill-dispatch.json",
-        &campaign_plan(json!({"campaignId": "camp-kill-d"})).to_string(),
-    );
-    let audience_file = write_file("audience-kill-dispatch.jsonl", &audience(users));
+    let (bed, plan, audience_file) = plan_bed("camp-kill-d", users).await;
     let mut stream = bed.stream().await;
 
     let at_kill = plan_killed_after(&bed, &plan, &audience_file, 1_000).await;
-    assert!(at_kill < 2 * users as i32, "midway: {at_kill} rows");
+    assert!(at_kill < 2 * users as u64, "midway: {at_kill} rows");
     // Half of what the killed run wrote becomes offers before the rerun;
     // the other half is still pending when the rerun rewrites it.
     let first = stream.read_new().await.expect("stream");
     let (dispatched, undispatched) = first.split_at(first.len() / 2);
     dispatch_all(&bed, dispatched).await;
-    move_statistics(&bed).await;
-
-    let rerun = offers(
-        &bed,
-        &["campaign", "plan", path_str(&plan), "--audience", path_str(&audience_file)],
+    let rerun = rerun_with_moved_statistics(&bed, &plan, &audience_file).await;
+    assert!(
+        rerun.stderr.contains("statistics snapshot"),
+        "{}",
+        rerun.stderr
     );
-    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
     dispatch_all(&bed, undispatched).await;
     let second = stream.read_new().await.expect("stream");
     dispatch_all(&bed, &second).await;

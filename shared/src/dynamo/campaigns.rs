@@ -24,6 +24,7 @@ use crate::domain::campaign::{
 };
 use crate::domain::dates::{format_timestamp, parse_timestamp};
 use crate::error::StoreError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -216,19 +217,16 @@ impl CampaignsTable {
             .expression_attribute_values(":now", AttributeValue::S(format_timestamp(now)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
-                _ => Err(CallError::new(
-                    format!(
-                        "pausing or resuming campaign {campaign_id} in {}",
-                        self.name()
-                    ),
-                    &err,
-                )),
+        conditional(
+            result,
+            UpdateItemError::is_conditional_check_failed_exception,
+            || {
+                format!(
+                    "pausing or resuming campaign {campaign_id} in {}",
+                    self.name()
+                )
             },
-        }
+        )
     }
 
     /// Version 1, if no item of this id exists; `false` if one does.
@@ -270,21 +268,17 @@ impl CampaignsTable {
             .condition_expression("attribute_not_exists(campaignId)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => match err.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(false),
-                _ => Err(CallError::new(
-                    format!(
-                        "storing campaign {} in {}",
-                        definition.campaign_id,
-                        self.name()
-                    ),
-                    &err,
+        Ok(conditional(
+            result,
+            PutItemError::is_conditional_check_failed_exception,
+            || {
+                format!(
+                    "storing campaign {} in {}",
+                    definition.campaign_id,
+                    self.name()
                 )
-                .into()),
             },
-        }
+        )?)
     }
 
     /// The next version over `current`, if `current` is still the stored
@@ -372,22 +366,35 @@ impl CampaignsTable {
             expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
         }
         let result = request.update_expression(expression).send().await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(false),
-                _ => Err(CallError::new(
-                    format!(
-                        "storing version {} of campaign {} in {}",
-                        current.version + 1,
-                        definition.campaign_id,
-                        self.name()
-                    ),
-                    &err,
+        Ok(conditional(
+            result,
+            UpdateItemError::is_conditional_check_failed_exception,
+            || {
+                format!(
+                    "storing version {} of campaign {} in {}",
+                    current.version + 1,
+                    definition.campaign_id,
+                    self.name()
                 )
-                .into()),
             },
-        }
+        )?)
+    }
+}
+
+/// A conditional write's outcome: written, or its condition did not hold.
+fn conditional<O, E, R>(
+    result: Result<O, SdkError<E, R>>,
+    condition_failed: impl Fn(&E) -> bool,
+    doing: impl FnOnce() -> String,
+) -> Result<bool, CallError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if err.as_service_error().is_some_and(&condition_failed) => Ok(false),
+        Err(err) => Err(CallError::new(doing(), &err)),
     }
 }
 
