@@ -7,7 +7,6 @@
 use crate::duplicates::{key_hash, KeyHash};
 use crate::input::{InputRow, ReadError, RowResult};
 use chrono::{DateTime, Utc};
-use offers_shared::domain::assignment_ids::assignment_id_problem;
 use offers_shared::domain::{parse_pending_row, ReasonCode};
 use serde_json::Value;
 use std::fmt;
@@ -75,22 +74,6 @@ pub fn check_row(row: &InputRow, now: DateTime<Utc>) -> Result<KeyHash, RowProbl
         code: ProblemCode::Reason(rejection.code),
         message: rejection.message,
     })?;
-    // Section 2: a row's own assignmentId is kept (else `offers assign`
-    // derives one), so it must be what the dispatcher accepts.
-    match row.row.get("assignmentId") {
-        None => {}
-        Some(Value::String(id)) => {
-            if let Some(message) = assignment_id_problem(id) {
-                return Err(RowProblem::invalid_row(row.line, message));
-            }
-        }
-        Some(_) => {
-            return Err(RowProblem::invalid_row(
-                row.line,
-                "assignmentId must be a string of 1 to 128 characters",
-            ))
-        }
-    }
     // The parser has checked that both are non-empty strings.
     let text = |name: &str| {
         row.row

@@ -1773,21 +1773,11 @@ async fn a_plan_of_20000_users_killed_midway_and_run_again_writes_each_user_k_ro
 }
 
 /// Hands records to the dispatcher in Lambda-sized batches, redelivering
-/// failed ones as the event source mapping does (bounded).
+/// failed ones as the event source mapping does.
 async fn dispatch_all(bed: &TestBed, records: &[Value]) {
     let dispatcher = bed.dispatcher(&[]);
     for batch in records.chunks(100) {
-        let mut left = batch;
-        let mut attempts = 0;
-        loop {
-            let failed = invoke(&dispatcher, left).await;
-            if failed.is_empty() {
-                break;
-            }
-            attempts += 1;
-            assert!(attempts < 20, "records keep failing: {failed:?}");
-            left = from_lowest_failed(left, &failed);
-        }
+        deliver_until_none_fail(batch, |left| invoke(&dispatcher, left)).await;
     }
 }
 
