@@ -282,6 +282,7 @@ fn data_is_kept_and_expires_where_it_should() {
         "CampaignStatsTable",
         "OfferEventsTable",
         "LoyaltyTransactionsTable",
+        "CampaignsTable",
     ] {
         let properties = template.properties(table).expect("table");
         assert_eq!(

@@ -143,6 +143,28 @@ impl TestBed {
         items
     }
 
+    /// How many items a table holds (Scan, Select COUNT, every page).
+    pub async fn count(&self, logical_id: &str) -> u64 {
+        let mut total = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(self.table(logical_id))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("count");
+            total += u64::try_from(page.count()).unwrap_or(0);
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return total;
+            }
+        }
+    }
+
     pub async fn stream(&self) -> StreamReader {
         StreamReader::open(&self.sdk, &self.client, self.table(PENDING))
             .await

@@ -2,6 +2,8 @@
 
 pub mod amount;
 pub mod assignment;
+pub mod assignment_ids;
+pub mod campaign;
 pub mod campaign_stats;
 pub mod canonical;
 pub mod catalog;
