@@ -387,7 +387,8 @@ async fn the_sample_request_is_signed_with_the_local_secret_and_works_when_signe
             offers_local::moto::LOCAL_SIGNING_SECRET.as_bytes(),
             body.as_bytes(),
             t,
-        ),
+        )
+        .map(|_| ()),
         Ok(()),
         "signed with the local secret"
     );
