@@ -27,6 +27,27 @@ fn insert_count(records: &[Value]) -> usize {
         .count()
 }
 
+/// The delivery records of the deliveries table (not the used signatures).
+async fn delivery_records(bed: &TestBed) -> Vec<Map<String, Value>> {
+    bed.scan(DELIVERIES)
+        .await
+        .into_iter()
+        .filter(|item| item.contains_key("state"))
+        .collect()
+}
+
+/// The used signatures of the deliveries table: MAC hex to delivery id.
+async fn used_signatures(bed: &TestBed) -> Vec<(String, String)> {
+    bed.scan(DELIVERIES)
+        .await
+        .into_iter()
+        .filter_map(|item| {
+            let key = item["deliveryId"].as_str()?.strip_prefix("signature ")?;
+            Some((key.to_owned(), item["signatureOf"].as_str()?.to_owned()))
+        })
+        .collect()
+}
+
 /// Hands what the stream shows to the dispatcher; asserts nothing failed;
 /// returns how many INSERTs it saw.
 async fn dispatch(bed: &TestBed, stream: &mut offers_local::StreamReader) -> usize {
@@ -102,9 +123,10 @@ async fn a_signed_delivery_becomes_offers_and_invalid_assignments_are_reported_b
         bed.scan(REJECTED).await.is_empty(),
         "nothing for the dispatcher to reject"
     );
-    let deliveries = bed.scan(DELIVERIES).await;
+    let deliveries = delivery_records(&bed).await;
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0]["state"], "done");
+    assert_eq!(used_signatures(&bed).await.len(), 1);
     assert!(deliveries[0]["ttl"].as_i64().unwrap_or_default() > future_epoch(6));
 }
 
@@ -355,7 +377,7 @@ async fn an_interrupted_delivery_is_finished_by_the_retry_without_a_second_offer
     for i in 0..3 {
         assert_eq!(offers_of(&offers, &format!("camp-1+co-fries-{i}")), 1);
     }
-    assert_eq!(bed.scan(DELIVERIES).await[0]["state"], "done");
+    assert_eq!(delivery_records(&bed).await[0]["state"], "done");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -406,4 +428,127 @@ async fn the_sample_request_is_signed_with_the_local_secret_and_works_when_signe
     assert_eq!(answer.body["accepted"], 2);
     assert_eq!(answer.body["rejected"][0]["index"], 2);
     assert_eq!(answer.body["rejected"][0]["code"], "unknown_offer");
+}
+
+/// `body` under `delivery` with the given `X-Offers-Signature`.
+fn event_signed_with(body: &[u8], signature: &str, delivery: &str) -> Value {
+    webhook_event(body, Some(signature.to_owned()), Some(delivery))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_is_good_for_one_delivery_and_a_replay_under_another_id_is_409() {
+    let bed = TestBed::with_sample_catalog().await;
+    let webhook = bed.webhook(&[]).await;
+    let mut stream = bed.stream().await;
+    let now = chrono::Utc::now().timestamp();
+    let assignments: Vec<Value> = (0..3)
+        .map(|i| fries_row("wh-sig", &format!("camp-1+co-fries-{i}")))
+        .collect();
+    let delivery = body(&assignments);
+    let first_signature = sign_now(&delivery, now - 5);
+    let first = call_webhook(
+        &webhook,
+        &event_signed_with(&delivery, &first_signature, "sig-1"),
+    )
+    .await;
+    assert_eq!(first.status, 202, "{:?}", first.body);
+    assert_eq!(first.body["accepted"], 3);
+    // Each row names its assignment: the delivery id and its index.
+    let pending = bed.scan(PENDING).await;
+    for i in 0..3 {
+        let row = pending
+            .iter()
+            .find(|row| row["sortKey"] == format!("camp-1+co-fries-{i}").as_str())
+            .expect("row");
+        assert_eq!(
+            row["assignmentId"],
+            offers_shared::domain::webhook::webhook_assignment_id("sig-1", i)
+        );
+    }
+
+    // A captured request replayed as a new delivery: 409, nothing written.
+    let replayed = call_webhook(
+        &webhook,
+        &event_signed_with(&delivery, &first_signature, "sig-2"),
+    )
+    .await;
+    assert_eq!(
+        (replayed.status, replayed.body["error"]["code"].as_str()),
+        (409, Some("signature_reused")),
+        "{:?}",
+        replayed.body
+    );
+    // The same delivery again, with its first signature or a new one: its answer.
+    let new_signature = sign_now(&delivery, now);
+    for signature in [&first_signature, &new_signature] {
+        let again = call_webhook(&webhook, &event_signed_with(&delivery, signature, "sig-1")).await;
+        assert_eq!((again.status, &again.body), (202, &first.body));
+        assert_eq!(again.idempotent_replayed.as_deref(), Some("true"));
+    }
+    // The new signature got a 202: it is used up too.
+    let reused = call_webhook(
+        &webhook,
+        &event_signed_with(&delivery, &new_signature, "sig-3"),
+    )
+    .await;
+    assert_eq!(reused.body["error"]["code"], "signature_reused");
+    assert_eq!(dispatch(&bed, &mut stream).await, 3, "written once");
+    assert_eq!(bed.scan(OFFERS).await.len(), 3);
+    let records = delivery_records(&bed).await;
+    assert_eq!(records.len(), 1, "no record of sig-2 or sig-3");
+    let signatures = used_signatures(&bed).await;
+    assert_eq!(signatures.len(), 2);
+    assert!(signatures.iter().all(|(_, owner)| owner == "sig-1"));
+    // Kept a little over the 300 s window, not for the delivery's 7 days.
+    for item in bed.scan(DELIVERIES).await {
+        if item.contains_key("signatureOf") {
+            let ttl = item["ttl"].as_i64().unwrap_or_default();
+            assert!(ttl > now + 300 && ttl < now + 900, "{ttl}");
+        }
+    }
+
+    // A request refused by the earlier checks uses nothing.
+    let other = body(&[fries_row("wh-sig-2", "camp-1+co-fries")]);
+    let other_signature = sign_now(&other, now);
+    let no_id = call_webhook(&webhook, &webhook_event(&other, Some(other_signature.clone()), None)).await;
+    assert_eq!(no_id.status, 400);
+    let accepted = call_webhook(&webhook, &event_signed_with(&other, &other_signature, "sig-4")).await;
+    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_signature_under_five_delivery_ids_at_once_is_accepted_once() {
+    let bed = TestBed::with_sample_catalog().await;
+    let mut stream = bed.stream().await;
+    let assignments: Vec<Value> = (0..40)
+        .map(|i| fries_row("wh-sig-race", &format!("camp-1+co-fries-{i}")))
+        .collect();
+    let delivery = body(&assignments);
+    let signature = sign_now(&delivery, chrono::Utc::now().timestamp());
+    let handlers = futures::future::join_all((0..5).map(|_| bed.webhook(&[]))).await;
+    let answers = futures::future::join_all(handlers.iter().enumerate().map(|(i, webhook)| {
+        let event = event_signed_with(&delivery, &signature, &format!("race-{i}"));
+        async move { call_webhook(webhook, &event).await }
+    }))
+    .await;
+    let statuses: Vec<(u16, Option<&str>)> = answers
+        .iter()
+        .map(|a| (a.status, a.body["error"]["code"].as_str()))
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| s.0 == 202).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == (409, Some("signature_reused")))
+            .count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(delivery_records(&bed).await.len(), 1);
+    assert_eq!(dispatch(&bed, &mut stream).await, 40, "each row written once");
+    assert_eq!(bed.scan(OFFERS).await.len(), 40);
 }
