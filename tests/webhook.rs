@@ -552,3 +552,129 @@ async fn one_signature_under_five_delivery_ids_at_once_is_accepted_once() {
     assert_eq!(dispatch(&bed, &mut stream).await, 40, "each row written once");
     assert_eq!(bed.scan(OFFERS).await.len(), 40);
 }
+
+/// Contract section 11, last bullet: the function's process is SIGKILLed
+/// midway through a 500-row delivery's writes (no error seen, no release),
+/// what it wrote is dispatched, and the platform sends the delivery again to
+/// a new process: the first signature while its holder's lease runs (503,
+/// retry later), a new one after. The delivery then yields exactly its 500
+/// offers: rows rewritten after their dispatch carry the same assignmentId
+/// and make no second offer; the rows never written are written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_killed_midway_and_sent_again_yields_each_offer_exactly_once() {
+    use offers_local::RuntimeApi;
+    use std::time::Duration;
+    let bed = TestBed::with_sample_catalog().await;
+    let mut stream = bed.stream().await;
+    let assignments: Vec<Value> = (0..500)
+        .map(|i| {
+            fries_row(
+                &format!("wh-kill-{}", i % 50),
+                &format!("camp-1+co-fries-{i}"),
+            )
+        })
+        .collect();
+    let delivery = body(&assignments);
+    let first_signature = sign_now(&delivery, chrono::Utc::now().timestamp());
+    let settings = [
+        ("WEBHOOK_LEASE_SECONDS", "10"),
+        ("WEBHOOK_WAIT_FOR_HOLDER_MS", "0"),
+    ];
+    let webhook = function_binary("campaign-webhook");
+
+    // The first process: its first 4 BatchWriteItem calls (at most 100 rows)
+    // reach DynamoDB, the later ones are held, waiting (no timeout, so no
+    // failure it could see and record) until it is killed.
+    let gate = OperationGate::start(&shared_dynamodb().endpoint(), "BatchWriteItem", 4).await;
+    let mut environment = bed.webhook_environment(&settings).await;
+    environment.insert("DYNAMODB_OPERATION_TIMEOUT_MS".into(), "60000".into());
+    environment.insert("DYNAMODB_ATTEMPT_TIMEOUT_MS".into(), "60000".into());
+    let runtime = RuntimeApi::start().await.expect("runtime api");
+    let mut first = spawn_function(&webhook, &environment, &gate.endpoint(), &runtime);
+    let midway = async {
+        while gate.held() == 0 || bed.scan(PENDING).await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        answer = runtime.invoke(
+            event_signed_with(&delivery, &first_signature, "dlv-killed"),
+            Duration::from_secs(120),
+        ) => panic!("the first process answered instead of being stopped midway: {answer:?}"),
+        () = midway => {}
+    }
+    // Child::kill is SIGKILL: the process ends where it is.
+    first.kill().expect("SIGKILL");
+    let _ = first.wait();
+    drop(runtime);
+    drop(gate);
+
+    let written = bed.scan(PENDING).await.len();
+    assert!(
+        (1..=100).contains(&written),
+        "killed midway: {written} of 500 rows written"
+    );
+    let records = delivery_records(&bed).await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["state"], "inProgress", "left as the process died");
+    assert!(records[0].get("writtenRows").is_none(), "it recorded nothing");
+    // The dispatcher makes offers of what was written meanwhile.
+    let dispatched_before = dispatch(&bed, &mut stream).await;
+    assert!(dispatched_before >= 1);
+
+    // The platform sends the delivery again; a new process answers.
+    let runtime = RuntimeApi::start().await.expect("runtime api");
+    let environment = bed.webhook_environment(&settings).await;
+    let mut second = spawn_function(&webhook, &environment, &shared_dynamodb().endpoint(), &runtime);
+    let mut signature = first_signature.clone();
+    let mut refusals = Vec::new();
+    let accepted = loop {
+        let event = event_signed_with(&delivery, &signature, "dlv-killed");
+        let (status, headers, answer) =
+            http_answer(runtime.invoke(event, Duration::from_secs(60)).await);
+        if status == 202 {
+            break answer;
+        }
+        // Within the dead holder's lease: in progress, retry later.
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (503, Some("delivery_in_progress")),
+            "{answer}"
+        );
+        assert!(headers["retry-after"].is_string(), "{headers}");
+        refusals.push(status);
+        assert!(refusals.len() < 5, "still in progress after its lease");
+        let lease_until = delivery_records(&bed).await[0]["leaseUntil"]
+            .as_i64()
+            .unwrap_or_default();
+        let wait = lease_until - chrono::Utc::now().timestamp_millis() + 200;
+        tokio::time::sleep(Duration::from_millis(wait.max(0).unsigned_abs())).await;
+        // The platform's retry, signed anew.
+        signature = sign_now(&delivery, chrono::Utc::now().timestamp());
+    };
+    assert_eq!(accepted, json!({"accepted": 500, "rejected": []}));
+    // Sent once more, signed anew: the same delivery, its answer, nothing written.
+    let again = runtime
+        .invoke(
+            signed_webhook_event(&delivery, "dlv-killed"),
+            Duration::from_secs(60),
+        )
+        .await;
+    let _ = second.kill();
+    let _ = second.wait();
+    let (status, headers, answer) = http_answer(again);
+    assert_eq!((status, &answer), (202, &accepted));
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(delivery_records(&bed).await[0]["state"], "done");
+
+    // The rest is dispatched: one offer per assignment, none missing.
+    dispatch(&bed, &mut stream).await;
+    assert!(bed.scan(PENDING).await.is_empty(), "every row consumed");
+    let offers = bed.scan(OFFERS).await;
+    let missing_or_doubled: Vec<(usize, usize)> = (0..500)
+        .map(|i| (i, offers_of(&offers, &format!("camp-1+co-fries-{i}"))))
+        .filter(|(_, count)| *count != 1)
+        .collect();
+    assert_eq!(missing_or_doubled, vec![], "(assignment, offers) not exactly one");
+    assert_eq!(offers.len(), 500);
+}
