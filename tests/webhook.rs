@@ -510,9 +510,17 @@ async fn a_signature_is_good_for_one_delivery_and_a_replay_under_another_id_is_4
     // A request refused by the earlier checks uses nothing.
     let other = body(&[fries_row("wh-sig-2", "camp-1+co-fries")]);
     let other_signature = sign_now(&other, now);
-    let no_id = call_webhook(&webhook, &webhook_event(&other, Some(other_signature.clone()), None)).await;
+    let no_id = call_webhook(
+        &webhook,
+        &webhook_event(&other, Some(other_signature.clone()), None),
+    )
+    .await;
     assert_eq!(no_id.status, 400);
-    let accepted = call_webhook(&webhook, &event_signed_with(&other, &other_signature, "sig-4")).await;
+    let accepted = call_webhook(
+        &webhook,
+        &event_signed_with(&other, &other_signature, "sig-4"),
+    )
+    .await;
     assert_eq!(accepted.status, 202, "{:?}", accepted.body);
 }
 
@@ -549,7 +557,11 @@ async fn one_signature_under_five_delivery_ids_at_once_is_accepted_once() {
         "{statuses:?}"
     );
     assert_eq!(delivery_records(&bed).await.len(), 1);
-    assert_eq!(dispatch(&bed, &mut stream).await, 40, "each row written once");
+    assert_eq!(
+        dispatch(&bed, &mut stream).await,
+        40,
+        "each row written once"
+    );
     assert_eq!(bed.scan(OFFERS).await.len(), 40);
 }
 
@@ -616,8 +628,14 @@ async fn a_delivery_killed_midway_and_sent_again_yields_each_offer_exactly_once(
     );
     let records = delivery_records(&bed).await;
     assert_eq!(records.len(), 1);
-    assert_eq!(records[0]["state"], "inProgress", "left as the process died");
-    assert!(records[0].get("writtenRows").is_none(), "it recorded nothing");
+    assert_eq!(
+        records[0]["state"], "inProgress",
+        "left as the process died"
+    );
+    assert!(
+        records[0].get("writtenRows").is_none(),
+        "it recorded nothing"
+    );
     // The dispatcher makes offers of what was written meanwhile.
     let dispatched_before = dispatch(&bed, &mut stream).await;
     assert!(dispatched_before >= 1);
@@ -625,7 +643,12 @@ async fn a_delivery_killed_midway_and_sent_again_yields_each_offer_exactly_once(
     // The platform sends the delivery again; a new process answers.
     let runtime = RuntimeApi::start().await.expect("runtime api");
     let environment = bed.webhook_environment(&settings).await;
-    let mut second = spawn_function(&webhook, &environment, &shared_dynamodb().endpoint(), &runtime);
+    let mut second = spawn_function(
+        &webhook,
+        &environment,
+        &shared_dynamodb().endpoint(),
+        &runtime,
+    );
     let mut signature = first_signature.clone();
     let mut refusals = Vec::new();
     let accepted = loop {
@@ -675,6 +698,10 @@ async fn a_delivery_killed_midway_and_sent_again_yields_each_offer_exactly_once(
         .map(|i| (i, offers_of(&offers, &format!("camp-1+co-fries-{i}"))))
         .filter(|(_, count)| *count != 1)
         .collect();
-    assert_eq!(missing_or_doubled, vec![], "(assignment, offers) not exactly one");
+    assert_eq!(
+        missing_or_doubled,
+        vec![],
+        "(assignment, offers) not exactly one"
+    );
     assert_eq!(offers.len(), 500);
 }

@@ -119,8 +119,9 @@ async fn answer<S: WebhookStore, C: CatalogReader>(
             },
             WebhookError::SignatureReused => ApiError::Conflict {
                 code: "signature_reused",
-                message: "this signature was already used by another delivery: sign each delivery anew"
-                    .into(),
+                message:
+                    "this signature was already used by another delivery: sign each delivery anew"
+                        .into(),
             },
             WebhookError::InProgress => ApiError::TryAgain {
                 code: "delivery_in_progress",

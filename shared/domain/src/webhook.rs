@@ -280,7 +280,10 @@ mod tests {
         assert_eq!(verified.acceptable_until(), NOW + 300);
         // Upper-case hex is the same signature, named as this side computes it.
         let upper = format!("t={NOW},v1={}", verified.mac_hex.to_uppercase());
-        assert_eq!(verify_signature(Some(&upper), SECRET, body, NOW), Ok(verified));
+        assert_eq!(
+            verify_signature(Some(&upper), SECRET, body, NOW),
+            Ok(verified)
+        );
         assert_eq!(
             verify_signature(Some(&header), SECRET, br#"{"assignments": []}"#, NOW),
             Err(SignatureError::Mismatch)
@@ -458,7 +461,11 @@ mod tests {
     #[test]
     fn assignment_ids_are_stable_bounded_and_distinct() {
         let id = webhook_assignment_id("dlv-1", 0);
-        assert_eq!(id, webhook_assignment_id("dlv-1", 0), "a rerun writes the same id");
+        assert_eq!(
+            id,
+            webhook_assignment_id("dlv-1", 0),
+            "a rerun writes the same id"
+        );
         assert_eq!(id.len(), 36);
         assert_ne!(id, webhook_assignment_id("dlv-1", 1));
         assert_ne!(id, webhook_assignment_id("dlv-2", 0));

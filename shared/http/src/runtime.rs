@@ -37,7 +37,7 @@ where
 #[serde(untagged)]
 pub enum Answer<R> {
     Handled(R),
-    Refused(ApiGatewayV2httpResponse),
+    Refused(Box<ApiGatewayV2httpResponse>),
 }
 
 /// A service of API Gateway events that refuses an undecodable body itself
@@ -73,7 +73,7 @@ where
 
     fn call(&mut self, event: LambdaEvent<LambdaRequest>) -> Self::Future {
         if let Some(refusal) = undecodable_body(&event.payload) {
-            return Box::pin(std::future::ready(Ok(Answer::Refused(refusal))));
+            return Box::pin(std::future::ready(Ok(Answer::Refused(Box::new(refusal)))));
         }
         let handled = self.inner.call(event);
         Box::pin(async move { handled.await.map(Answer::Handled) })
@@ -138,7 +138,7 @@ mod tests {
         let refused = undecodable_body(&event("%%%not base64", true)).expect("refused");
         assert_eq!(refused.status_code, 400);
         assert_eq!(refused.headers["content-type"], "application/json");
-        let answer = serde_json::to_value(Answer::<()>::Refused(refused)).expect("json");
+        let answer = serde_json::to_value(Answer::<()>::Refused(Box::new(refused))).expect("json");
         let body: Value =
             serde_json::from_str(answer["body"].as_str().expect("a text body")).expect("json");
         assert_eq!(body["error"]["code"], "invalid_body_encoding");

@@ -24,8 +24,7 @@ mod tests;
 
 use crate::assign::load_catalog;
 use crate::domain::webhook::{
-    body_fingerprint, webhook_assignment_id, RejectedAssignment, VerifiedSignature,
-    WebhookReceipt,
+    body_fingerprint, webhook_assignment_id, RejectedAssignment, VerifiedSignature, WebhookReceipt,
 };
 use crate::domain::{parse_pending_row, Assignment, ReasonCode, Rejection};
 use crate::error::StoreError;
