@@ -60,6 +60,36 @@ fn signature_of(body: &[u8], t: i64) -> VerifiedSignature {
     }
 }
 
+/// The record a request left that claimed `d-1` with `body` and holds it
+/// (or died holding it) until `lease_until`.
+fn held_record(
+    body: &[u8],
+    lease_until: DateTime<Utc>,
+    receipt: WebhookReceipt,
+    written: BTreeSet<usize>,
+) -> DeliveryRecord {
+    DeliveryRecord {
+        delivery_id: "d-1".into(),
+        fingerprint: body_fingerprint(body),
+        state: DeliveryState::InProgress {
+            token: Uuid::new_v4(),
+            lease_until,
+        },
+        receipt,
+        written,
+    }
+}
+
+/// The `assignmentId` of each row put, in order.
+fn assignment_ids_put(store: &MemoryWebhookStore) -> Vec<Value> {
+    store
+        .state()
+        .puts
+        .iter()
+        .map(|row| row["assignmentId"].clone())
+        .collect()
+}
+
 async fn receive_signed(
     service: &WebhookService<&MemoryWebhookStore, MemoryCatalog>,
     id: &str,
@@ -200,19 +230,15 @@ async fn a_holder_still_within_its_lease_is_waited_for_then_answered_503() {
     // A request that claimed the delivery and is still writing.
     store.state().deliveries.insert(
         "d-1".into(),
-        DeliveryRecord {
-            delivery_id: "d-1".into(),
-            fingerprint: body_fingerprint(&body),
-            state: DeliveryState::InProgress {
-                token: Uuid::new_v4(),
-                lease_until: Utc::now() + chrono::Duration::seconds(60),
-            },
-            receipt: WebhookReceipt {
+        held_record(
+            &body,
+            Utc::now() + chrono::Duration::seconds(60),
+            WebhookReceipt {
                 accepted: 1,
                 rejected: vec![],
             },
-            written: BTreeSet::new(),
-        },
+            BTreeSet::new(),
+        ),
     );
     assert_eq!(
         receive(&service(&store), "d-1", &assignments).await,
@@ -236,16 +262,12 @@ async fn an_interrupted_holder_is_taken_over_after_its_lease_with_the_first_answ
     };
     store.state().deliveries.insert(
         "d-1".into(),
-        DeliveryRecord {
-            delivery_id: "d-1".into(),
-            fingerprint: body_fingerprint(&body),
-            state: DeliveryState::InProgress {
-                token: Uuid::new_v4(),
-                lease_until: Utc::now() - chrono::Duration::seconds(1),
-            },
-            receipt: first_answer.clone(),
-            written: BTreeSet::from([0]),
-        },
+        held_record(
+            &body,
+            Utc::now() - chrono::Duration::seconds(1),
+            first_answer.clone(),
+            BTreeSet::from([0]),
+        ),
     );
     let received = receive(&service(&store), "d-1", &assignments)
         .await
@@ -403,14 +425,8 @@ async fn each_row_carries_the_assignment_id_of_its_delivery_and_index() {
     receive(&service(&store), "d-1", &assignments)
         .await
         .expect("accepted");
-    let ids: Vec<Value> = store
-        .state()
-        .puts
-        .iter()
-        .map(|row| row["assignmentId"].clone())
-        .collect();
     assert_eq!(
-        ids,
+        assignment_ids_put(&store),
         vec![
             json!(webhook_assignment_id("d-1", 0)),
             json!(webhook_assignment_id("d-1", 2))
@@ -427,31 +443,21 @@ async fn a_takeover_writes_the_same_assignment_ids() {
     // A holder that died without a word: nothing known written.
     store.state().deliveries.insert(
         "d-1".into(),
-        DeliveryRecord {
-            delivery_id: "d-1".into(),
-            fingerprint: body_fingerprint(&body),
-            state: DeliveryState::InProgress {
-                token: Uuid::new_v4(),
-                lease_until: Utc::now() - chrono::Duration::seconds(1),
-            },
-            receipt: WebhookReceipt {
+        held_record(
+            &body,
+            Utc::now() - chrono::Duration::seconds(1),
+            WebhookReceipt {
                 accepted: 2,
                 rejected: vec![],
             },
-            written: BTreeSet::new(),
-        },
+            BTreeSet::new(),
+        ),
     );
     receive(&service(&store), "d-1", &assignments)
         .await
         .expect("taken over");
-    let ids: Vec<Value> = store
-        .state()
-        .puts
-        .iter()
-        .map(|row| row["assignmentId"].clone())
-        .collect();
     assert_eq!(
-        ids,
+        assignment_ids_put(&store),
         vec![
             json!(webhook_assignment_id("d-1", 0)),
             json!(webhook_assignment_id("d-1", 1))
