@@ -19,7 +19,10 @@ pub mod selection;
 pub mod transaction;
 pub mod webhook;
 
-pub use assignment::{parse_pending_row, parse_support_request, Assignment, AssignmentSource};
+pub use assignment::{
+    assignment_offer_id, parse_pending_row, parse_support_request, read_assignment_id, Assignment,
+    AssignmentSource,
+};
 pub use catalog::{CatalogEntry, ConfigOffer, OfferTemplate, RuleDeclaration, RuleType};
 pub use challenge::Challenge;
 pub use offer::{
