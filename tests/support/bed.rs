@@ -273,6 +273,18 @@ impl TestBed {
         campaign_webhook::build_webhook(dynamodb_client(&self.sdk, &config.sdk), &config, secret)
     }
 
+    /// The environment the webhook's binary gets: template.yaml's, the
+    /// secret's ARN in moto, and moto's Secrets Manager endpoint.
+    pub async fn webhook_environment(&self, overrides: &[(&str, &str)]) -> HashMap<String, String> {
+        let (endpoint, arn) = shared_signing_secret().await;
+        let mut all = vec![
+            ("WEBHOOK_SIGNING_SECRET_ARN", arn.as_str()),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint.as_str()),
+        ];
+        all.extend_from_slice(overrides);
+        self.environment(WEBHOOK, &all)
+    }
+
     /// The signing secret as the function reads it at init.
     pub async fn webhook_secret(
         &self,
