@@ -38,6 +38,12 @@ pub const MODE: &str = "mode";
 pub const SPEND: &str = "spend";
 pub const DAYPART: &str = "daypart";
 
+/// Whether a user id is one no profile can have: `#` starts no Cognito
+/// identity id, and the profiles table keeps its own items under such keys.
+pub fn reserved_user_id(user_id: &str) -> bool {
+    user_id.starts_with('#')
+}
+
 /// What one visit brings to the profile.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Visit {

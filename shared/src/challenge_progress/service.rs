@@ -4,7 +4,7 @@
 //! first. Records of different users run concurrently; records of one user
 //! run in stream order.
 
-use super::input::{TransactionInput, TransactionRecord};
+use super::{TransactionInput, TransactionRecord};
 use super::report::{ProgressFailure, ProgressOutcome, ProgressReport, RecordProgress};
 use crate::deadline::{within_deadline, Deadline};
 use crate::error::StoreError;
