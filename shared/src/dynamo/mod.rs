@@ -16,6 +16,7 @@ mod items;
 mod loyalty_transactions;
 mod offers;
 mod pending;
+mod profiles;
 mod rejected;
 mod selection_stats;
 mod support;
@@ -38,6 +39,7 @@ pub use items::{
 };
 pub use loyalty_transactions::{LoyaltyTransactionsTable, PutTransaction};
 pub use offers::{LoyaltyOffersTable, OfferCounts};
+pub use profiles::{mark_key, UserProfilesTable, MARK_RETENTION_SECONDS};
 pub use pending::{PendingKey, PendingTable, RedriveError, Redriven, PENDING_KEY};
 pub use rejected::{
     RejectedCounts, RejectedTable, RejectionFilter, RetryOutcome, RetrySkip, Retryable,

@@ -68,14 +68,7 @@ impl<S: ProfileStore> UserVisits<S> {
     /// A user's profile as the support API shows it; `None` for a user
     /// without counted visits.
     pub async fn profile_view(&self, user_id: &str) -> Result<Option<ProfileView>, StoreError> {
-        if reserved_user_id(user_id) {
-            return Ok(None);
-        }
-        Ok(self
-            .store
-            .profile(user_id)
-            .await?
-            .and_then(|stored| ProfileView::of(&stored)))
+        profile_view(&self.store, user_id).await
     }
 
     /// Counts the transaction once in its user's profile.
@@ -122,6 +115,21 @@ impl<S: ProfileStore> UserVisits<S> {
             "the profile kept changing under {MAX_WRITE_ATTEMPTS} writes"
         )))
     }
+}
+
+/// A user's profile as the support API shows it; `None` for a user without
+/// counted visits (and for the table's own `#` keys).
+pub async fn profile_view<S: ProfileStore>(
+    store: &S,
+    user_id: &str,
+) -> Result<Option<ProfileView>, StoreError> {
+    if reserved_user_id(user_id) {
+        return Ok(None);
+    }
+    Ok(store
+        .profile(user_id)
+        .await?
+        .and_then(|stored| ProfileView::of(&stored)))
 }
 
 impl<S: ProfileStore> RecordHandler<TransactionRecord> for UserVisits<S> {

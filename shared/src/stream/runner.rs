@@ -7,6 +7,7 @@
 //! record does ([`RecordHandler`]).
 
 use crate::deadline::{within_deadline, Deadline};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use crate::dispatch::IgnoredReason;
 use crate::error::StoreError;
 use chrono::{DateTime, Utc};
@@ -184,6 +185,18 @@ impl<O> BatchReport<O> {
             .filter(|record| matches(&record.outcome))
             .count()
     }
+}
+
+/// The partial batch response: the failed records' sequence numbers in
+/// `batchItemFailures` (Lambda retries from the lowest).
+pub fn partial_batch_response(failed_sequence_numbers: Vec<String>) -> DynamoDbEventResponse {
+    let mut response = DynamoDbEventResponse::default();
+    for sequence_number in failed_sequence_numbers {
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = Some(sequence_number);
+        response.batch_item_failures.push(failure);
+    }
+    response
 }
 
 /// Runs one batch through `handler`: see the module's documentation.
