@@ -129,10 +129,11 @@ impl ProfileStore for UserProfilesTable {
             .map_err(|err| StoreError::Refused(err.to_string()))?;
         let mut profile = Put::builder()
             .table_name(self.name())
-            .set_item(Some(profile_item(write)?))
-            .expression_attribute_names("#user", USER_ID);
+            .set_item(Some(profile_item(write)?));
         profile = if write.expected_version == 0 {
-            profile.condition_expression("attribute_not_exists(#user)")
+            profile
+                .condition_expression("attribute_not_exists(#user)")
+                .expression_attribute_names("#user", USER_ID)
         } else {
             profile
                 .condition_expression("#version = :read")
