@@ -256,10 +256,7 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
         if status == 200 && body["visits"] == 2 {
             break body;
         }
-        assert!(
-            [200, 404].contains(&status),
-            "{status} {body}"
-        );
+        assert!([200, 404].contains(&status), "{status} {body}");
         assert!(
             started.elapsed() < Duration::from_secs(90),
             "not counted: {body}"

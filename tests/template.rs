@@ -15,9 +15,9 @@ use offers_shared::challenge_progress::{
     ProgressFailure, ProgressOutcome, ProgressReport, RecordProgress,
 };
 use offers_shared::dispatch::{BatchReport, Outcome, RecordReport};
-use offers_shared::profiles::{visit_metrics, VisitReport};
 use offers_shared::domain::campaign_stats::StatsProblem;
 use offers_shared::domain::ReasonCode;
+use offers_shared::profiles::{visit_metrics, VisitReport};
 use serde_json::json;
 use std::collections::BTreeSet;
 use yaml_serde::Value;

@@ -35,7 +35,9 @@ fn with_mode(mut transaction: Value, mode: Option<&str>) -> Value {
     match mode {
         Some(mode) => transaction["serviceMode"] = json!(mode),
         None => {
-            transaction.as_object_mut().map(|item| item.remove("serviceMode"));
+            transaction
+                .as_object_mut()
+                .map(|item| item.remove("serviceMode"));
         }
     }
     transaction
@@ -71,9 +73,18 @@ async fn visits_make_the_profile_with_the_contracts_buckets() {
         &bed,
         &mut stream,
         &[
-            with_mode(transaction("p-1", user, 30.0, "2026-04-01T08:00:00Z"), Some("pickup")),
-            with_mode(transaction("p-2", user, 12.0, "2026-04-20T12:30:00+02:00"), Some("delivery")),
-            with_mode(transaction("p-3", user, 6.0, "2026-05-02T16:00:00Z"), Some("delivery")),
+            with_mode(
+                transaction("p-1", user, 30.0, "2026-04-01T08:00:00Z"),
+                Some("pickup"),
+            ),
+            with_mode(
+                transaction("p-2", user, 12.0, "2026-04-20T12:30:00+02:00"),
+                Some("delivery"),
+            ),
+            with_mode(
+                transaction("p-3", user, 6.0, "2026-05-02T16:00:00Z"),
+                Some("delivery"),
+            ),
         ],
     )
     .await;
@@ -114,7 +125,10 @@ async fn visits_make_the_profile_with_the_contracts_buckets() {
         &bed,
         &mut stream,
         &[
-            with_mode(transaction("p-0", user, 2.0, "2026-03-01T23:00:00Z"), Some("pickup")),
+            with_mode(
+                transaction("p-0", user, 2.0, "2026-03-01T23:00:00Z"),
+                Some("pickup"),
+            ),
             with_mode(transaction("p-4", user, 0.5, "2026-05-01T02:00:00Z"), None),
         ],
     )
@@ -164,7 +178,11 @@ async fn a_batch_delivered_twice_and_eight_times_at_once_counts_once() {
         .scan(PROFILES)
         .await
         .into_iter()
-        .filter(|item| item["userId"].as_str().is_some_and(|id| id.starts_with('#')))
+        .filter(|item| {
+            item["userId"]
+                .as_str()
+                .is_some_and(|id| id.starts_with('#'))
+        })
         .collect();
     assert_eq!(marks.len(), 3);
     assert!(marks.iter().all(|mark| mark["ttl"].is_number()));
@@ -249,8 +267,15 @@ async fn invalid_transactions_never_count_and_never_fail_the_batch() {
         .into_iter()
         .filter(|item| item.contains_key("version"))
         .collect();
-    assert_eq!(profiles.len(), 1, "no profile for the reserved id: {profiles:?}");
-    assert!(bed.scan(REJECTED).await.is_empty(), "challenge progress keeps them");
+    assert_eq!(
+        profiles.len(),
+        1,
+        "no profile for the reserved id: {profiles:?}"
+    );
+    assert!(
+        bed.scan(REJECTED).await.is_empty(),
+        "challenge progress keeps them"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,7 +286,12 @@ async fn a_user_with_two_thousand_visits_keeps_one_small_item() {
     let modes = ["pickup", "delivery", "dine-in", "drive-thru"];
     let transactions: Vec<Value> = (0..2_000u32)
         .map(|n| {
-            let at = format!("2026-{:02}-{:02}T{:02}:00:00Z", 1 + n % 12, 1 + n % 28, n % 24);
+            let at = format!(
+                "2026-{:02}-{:02}T{:02}:00:00Z",
+                1 + n % 12,
+                1 + n % 28,
+                n % 24
+            );
             // Beyond a few real ones, hostile modes: the map stays bounded.
             let mode = if n % 10 == 0 {
                 format!("mode-{n}")
@@ -313,11 +343,19 @@ async fn the_profile_route_is_for_support_agents_and_knows_users_without_visits(
     assert_eq!(get_profile(&bed, user, Agent::Nobody).await.status, 401);
     let unknown = get_profile(&bed, "us-east-1:never-visited", Agent::Support("agent-1")).await;
     assert_eq!(unknown.status, 404);
-    assert_eq!(unknown.body["error"]["code"], "not_found", "{:?}", unknown.body);
+    assert_eq!(
+        unknown.body["error"]["code"], "not_found",
+        "{:?}",
+        unknown.body
+    );
     // A mark's key is not a user.
     let mark = offers_shared::dynamo::mark_key("g-1");
     let support = bed.support(&[]);
     let path = format!("/support/users/{}/profile", mark.replace('#', "%23"));
-    let marked = call_support(&support, &support_event("GET", &path, "", Agent::Support("a"))).await;
+    let marked = call_support(
+        &support,
+        &support_event("GET", &path, "", Agent::Support("a")),
+    )
+    .await;
     assert_eq!(marked.status, 404);
 }

@@ -417,7 +417,10 @@ pub async fn invoke_progress(
 
 /// Calls user visits' handler the way Lambda does, with a default context;
 /// returns the sequence numbers reported in `batchItemFailures`.
-pub async fn invoke_visits(visits: &user_visits::DynamoUserVisits, records: &[Value]) -> Vec<String> {
+pub async fn invoke_visits(
+    visits: &user_visits::DynamoUserVisits,
+    records: &[Value],
+) -> Vec<String> {
     let response = user_visits::handler::handle(
         visits,
         &offers_shared::metrics::memory::MemoryMetrics::default(),

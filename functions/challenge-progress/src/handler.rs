@@ -6,9 +6,9 @@ use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
 use offers_shared::challenge_progress::ChallengeProgress;
 use offers_shared::deadline::invocation_deadline;
-use offers_shared::stream::runner::partial_batch_response;
 use offers_shared::metrics::{challenge_metrics, MetricsSink};
 use offers_shared::ports::ChallengeStore;
+use offers_shared::stream::runner::partial_batch_response;
 use serde_json::Value;
 
 /// Handles one DynamoDB stream event of the transactions table. Each record

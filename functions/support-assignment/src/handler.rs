@@ -30,10 +30,10 @@ use offers_http::{
 use offers_shared::domain::campaign_stats::MAX_STATS_ID_BYTES;
 use offers_shared::domain::dates::rfc3339;
 use offers_shared::domain::{AuditEntry, OfferSource, PersonalizedOffer};
+use offers_shared::ports::ProfileStore;
 use offers_shared::ports::{
     CampaignStatsStore, CatalogReader, PageRequest, Revocation, RevokeOutcome, SupportStore,
 };
-use offers_shared::ports::ProfileStore;
 use offers_shared::profiles::profile_view;
 use offers_shared::support::{AssignRequest, SupportError, SupportService};
 use serde::Serialize;
@@ -429,8 +429,8 @@ mod tests {
     use offers_shared::campaign_stats::{StatsService, StatsSettings};
     use offers_shared::error::StoreError;
     use offers_shared::fakes::MemoryCatalog;
-    use offers_shared::profiles::memory::ProfileMemoryStore;
     use offers_shared::ports::{CreateOutcome, OfferPage};
+    use offers_shared::profiles::memory::ProfileMemoryStore;
     use serde_json::json;
     use std::collections::HashMap;
     use std::sync::Mutex;

@@ -43,8 +43,8 @@ mod tests {
 
     #[test]
     fn its_table_and_defaults_and_failures_at_init() {
-        let config = VisitsConfig::from_env(&env_of(&[("USER_PROFILES_TABLE_NAME", "p")]))
-            .expect("valid");
+        let config =
+            VisitsConfig::from_env(&env_of(&[("USER_PROFILES_TABLE_NAME", "p")])).expect("valid");
         assert_eq!(config.profiles_table, "p");
         assert_eq!(config.concurrency, 16);
         assert_eq!(config.deadline_margin, Duration::from_millis(2_000));

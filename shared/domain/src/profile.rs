@@ -427,16 +427,14 @@ mod tests {
     }
 
     fn visits() -> impl Strategy<Value = Vec<Visit>> {
-        let one = (
-            0i64..120 * 24,
-            0u32..10_000,
-            proptest::option::of(0u8..3),
-        )
-            .prop_map(|(hours, cents, mode)| Visit {
+        let one = (0i64..120 * 24, 0u32..10_000, proptest::option::of(0u8..3)).prop_map(
+            |(hours, cents, mode)| Visit {
                 occurred_at: at(1, 0) + Duration::hours(hours),
                 total_cost: f64::from(cents) / 100.0,
-                service_mode: mode.map(|m| ["pickup", "delivery", "dine-in"][usize::from(m)].into()),
-            });
+                service_mode: mode
+                    .map(|m| ["pickup", "delivery", "dine-in"][usize::from(m)].into()),
+            },
+        );
         proptest::collection::vec(one, 1..40)
     }
 

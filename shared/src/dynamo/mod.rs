@@ -39,8 +39,8 @@ pub use items::{
 };
 pub use loyalty_transactions::{LoyaltyTransactionsTable, PutTransaction};
 pub use offers::{LoyaltyOffersTable, OfferCounts};
-pub use profiles::{mark_key, UserProfilesTable, MARK_RETENTION_SECONDS};
 pub use pending::{PendingKey, PendingTable, RedriveError, Redriven, PENDING_KEY};
+pub use profiles::{mark_key, UserProfilesTable, MARK_RETENTION_SECONDS};
 pub use rejected::{
     RejectedCounts, RejectedTable, RejectionFilter, RetryOutcome, RetrySkip, Retryable,
     StoredRejection,

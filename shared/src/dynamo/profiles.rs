@@ -116,7 +116,10 @@ impl ProfileStore for UserProfilesTable {
     }
 
     async fn count_visit(&self, write: &ProfileWrite) -> Result<ProfileWriteOutcome, StoreError> {
-        let expires = write.counted_at.timestamp().saturating_add(MARK_RETENTION_SECONDS);
+        let expires = write
+            .counted_at
+            .timestamp()
+            .saturating_add(MARK_RETENTION_SECONDS);
         let mark = Put::builder()
             .table_name(self.name())
             .item(USER_ID, text(mark_key(&write.transaction_id)))

@@ -72,7 +72,11 @@ impl<S: ProfileStore> UserVisits<S> {
     }
 
     /// Counts the transaction once in its user's profile.
-    async fn count(&self, transaction: &Transaction, run: &Run) -> Result<VisitOutcome, StoreError> {
+    async fn count(
+        &self,
+        transaction: &Transaction,
+        run: &Run,
+    ) -> Result<VisitOutcome, StoreError> {
         if reserved_user_id(&transaction.user_id) {
             return Ok(VisitOutcome::Refused {
                 detail: "user ids starting with # are reserved for the table's own items".into(),

@@ -111,21 +111,39 @@ impl VisitReport {
             let outcome = VisitKind::of(&record.outcome).name();
             match &record.outcome {
                 Outcome::Done(VisitOutcome::Counted { profile, context }) => tracing::debug!(
-                    event_id, sequence_number, user_id, outcome,
-                    version = profile.version, visits = profile.profile.visits,
-                    visits30 = context.visits30.as_str(), mode = context.mode.as_str(),
-                    spend = context.spend.as_str(), daypart = context.daypart.as_str(),
+                    event_id,
+                    sequence_number,
+                    user_id,
+                    outcome,
+                    version = profile.version,
+                    visits = profile.profile.visits,
+                    visits30 = context.visits30.as_str(),
+                    mode = context.mode.as_str(),
+                    spend = context.spend.as_str(),
+                    daypart = context.daypart.as_str(),
                     "visit counted"
                 ),
                 Outcome::Done(VisitOutcome::AlreadyCounted) => tracing::info!(
-                    event_id, sequence_number, user_id, outcome, "visit counted before"
+                    event_id,
+                    sequence_number,
+                    user_id,
+                    outcome,
+                    "visit counted before"
                 ),
                 Outcome::Done(VisitOutcome::Invalid { code }) => tracing::info!(
-                    event_id, sequence_number, user_id, outcome, reason_code = code.as_str(),
+                    event_id,
+                    sequence_number,
+                    user_id,
+                    outcome,
+                    reason_code = code.as_str(),
                     "transaction not counted"
                 ),
                 Outcome::Done(VisitOutcome::Refused { detail }) => tracing::error!(
-                    event_id, sequence_number, user_id, outcome, error = detail.as_str(),
+                    event_id,
+                    sequence_number,
+                    user_id,
+                    outcome,
+                    error = detail.as_str(),
                     "profile write refused; not retried"
                 ),
                 Outcome::Failed(failure) => tracing::warn!(

@@ -23,7 +23,14 @@ fn input(sequence: u32, image: Value) -> TransactionInput {
     )))
 }
 
-fn transaction(sequence: u32, id: &str, user: &str, cost: f64, at: &str, mode: &str) -> TransactionInput {
+fn transaction(
+    sequence: u32,
+    id: &str,
+    user: &str,
+    cost: f64,
+    at: &str,
+    mode: &str,
+) -> TransactionInput {
     input(
         sequence,
         json!({"transactionId": id, "userId": user, "totalCost": cost, "occurredAt": at,
@@ -36,8 +43,11 @@ fn batch() -> Vec<TransactionInput> {
         transaction(1, "t1", "u1", 30.0, "2026-05-01T08:00:00Z", "pickup"),
         transaction(2, "t2", "u1", 10.0, "2026-05-02T12:00:00Z", "delivery"),
         transaction(3, "t3", "u2", 5.0, "2026-05-02T22:00:00Z", "pickup"),
-        input(4, json!({"transactionId": "bad", "userId": "u1", "totalCost": -1,
-                        "occurredAt": "2026-05-02T12:00:00Z"})),
+        input(
+            4,
+            json!({"transactionId": "bad", "userId": "u1", "totalCost": -1,
+                        "occurredAt": "2026-05-02T12:00:00Z"}),
+        ),
     ]
 }
 
@@ -50,7 +60,12 @@ async fn each_transaction_counts_once_and_invalid_ones_never() {
     assert!(report.failed_sequence_numbers().is_empty());
     let again = visits.process_batch(batch(), None).await;
     assert_eq!(again.count(VisitKind::Duplicate), 3);
-    let view = visits.profile_view("u1").await.ok().flatten().expect("u1's profile");
+    let view = visits
+        .profile_view("u1")
+        .await
+        .ok()
+        .flatten()
+        .expect("u1's profile");
     assert_eq!(view.visits, 2);
     assert_eq!(view.visits30, Visits30::TwoToThree);
     assert_eq!(view.mode, "delivery", "one each: the latest");

@@ -7,9 +7,9 @@
 //! record does ([`RecordHandler`]).
 
 use crate::deadline::{within_deadline, Deadline};
-use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use crate::dispatch::IgnoredReason;
 use crate::error::StoreError;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use std::collections::HashMap;
@@ -216,8 +216,7 @@ where
         key: key.map(str::to_owned),
         outcome,
     };
-    let mut reports: Vec<Option<RecordReport<H::Outcome>>> =
-        records.iter().map(|_| None).collect();
+    let mut reports: Vec<Option<RecordReport<H::Outcome>>> = records.iter().map(|_| None).collect();
     let mut groups: Vec<(&str, Vec<(usize, &R, &R::Applied)>)> = Vec::new();
     let mut group_of_key: HashMap<&str, usize> = HashMap::new();
     for (index, record) in records.iter().enumerate() {
@@ -341,7 +340,11 @@ mod tests {
         assert_eq!(report.ignored(), 1);
         assert_eq!(report.done(|_| true), 2);
         assert!(!report.store_down);
-        let applied = handler.applied.lock().map(|a| a.clone()).unwrap_or_default();
+        let applied = handler
+            .applied
+            .lock()
+            .map(|a| a.clone())
+            .unwrap_or_default();
         assert_eq!(applied, ["2", "5"], "b's records in order");
 
         let handler = Handler {
