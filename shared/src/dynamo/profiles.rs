@@ -154,7 +154,7 @@ impl ProfileStore for UserProfilesTable {
             .transact_items(TransactWriteItem::builder().put(profile).build())
             .send()
             .await;
-        match cancelled(result, |err| classify(err))? {
+        match cancelled(result, classify)? {
             None => Ok(ProfileWriteOutcome::Written),
             Some(reasons) if condition_failed(&reasons, 0) => {
                 Ok(ProfileWriteOutcome::AlreadyCounted)

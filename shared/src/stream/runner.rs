@@ -199,6 +199,10 @@ pub fn partial_batch_response(failed_sequence_numbers: Vec<String>) -> DynamoDbE
     response
 }
 
+/// One key's records in stream order: position in the batch, the record,
+/// what is applied of it.
+type Group<'a, R> = Vec<(usize, &'a R, &'a <R as KeyedRecord>::Applied)>;
+
 /// Runs one batch through `handler`: see the module's documentation.
 pub async fn run_batch<R, H>(
     handler: &H,
@@ -217,7 +221,7 @@ where
         outcome,
     };
     let mut reports: Vec<Option<RecordReport<H::Outcome>>> = records.iter().map(|_| None).collect();
-    let mut groups: Vec<(&str, Vec<(usize, &R, &R::Applied)>)> = Vec::new();
+    let mut groups: Vec<(&str, Group<'_, R>)> = Vec::new();
     let mut group_of_key: HashMap<&str, usize> = HashMap::new();
     for (index, record) in records.iter().enumerate() {
         match record.entry() {
