@@ -231,27 +231,19 @@ async fn invalid_transactions_never_count_and_never_fail_the_batch() {
     let bed = TestBed::new().await;
     let user = "us-east-1:hostile-visits";
     let mut stream = bed.transactions_stream().await;
-    let mut negative = transaction("negative", user, 1.0, "2026-05-02T10:00:00Z");
-    negative["totalCost"] = json!(-5);
-    let mut no_user = transaction("no-user", user, 1.0, "2026-05-02T10:00:00Z");
-    no_user.as_object_mut().map(|item| item.remove("userId"));
-    let mut bad_date = transaction("bad-date", user, 1.0, "2026-05-02T10:00:00Z");
-    bad_date["occurredAt"] = json!("yesterday at noon");
-    let mut text_cost = transaction("text-cost", user, 1.0, "2026-05-02T10:00:00Z");
-    text_cost["totalCost"] = json!("12.50");
     let reserved = transaction("reserved", "#counted#x", 1.0, "2026-05-02T10:00:00Z");
     let records = put_transactions(
         &bed,
         &mut stream,
         &[
-            transaction("valid-1", user, 5.0, "2026-05-02T10:00:00Z"),
-            negative,
-            no_user,
-            bad_date,
-            text_cost,
-            reserved,
-            transaction("valid-2", user, 5.0, "2026-05-02T11:00:00Z"),
-        ],
+            vec![transaction("valid-1", user, 5.0, "2026-05-02T10:00:00Z")],
+            invalid_transactions(user),
+            vec![
+                reserved,
+                transaction("valid-2", user, 5.0, "2026-05-02T11:00:00Z"),
+            ],
+        ]
+        .concat(),
     )
     .await;
     let visits = bed.visits(&[]);

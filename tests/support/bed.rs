@@ -348,6 +348,15 @@ impl TestBed {
     }
 }
 
+/// The sequence numbers a stream function reported in `batchItemFailures`.
+fn failed_items(response: aws_lambda_events::event::streams::DynamoDbEventResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .into_iter()
+        .filter_map(|failure| failure.item_identifier)
+        .collect()
+}
+
 /// Calls the handler the way Lambda does, with a default context.
 pub async fn invoke(
     dispatcher: &offer_dispatcher::DynamoDispatcher,
@@ -371,11 +380,7 @@ pub async fn invoke_with(
     )
     .await
     .expect("handler");
-    response
-        .batch_item_failures
-        .into_iter()
-        .filter_map(|failure| failure.item_identifier)
-        .collect()
+    failed_items(response)
 }
 
 /// Calls the statistics handler the way Lambda does; returns the sequence
@@ -388,11 +393,7 @@ pub async fn invoke_stats(stats: &campaign_stats::DynamoStats, records: &[Value]
     )
     .await
     .expect("handler");
-    response
-        .batch_item_failures
-        .into_iter()
-        .filter_map(|failure| failure.item_identifier)
-        .collect()
+    failed_items(response)
 }
 
 /// Calls challenge progress's handler the way Lambda does, with a default
@@ -408,11 +409,7 @@ pub async fn invoke_progress(
     )
     .await
     .expect("handler");
-    response
-        .batch_item_failures
-        .into_iter()
-        .filter_map(|failure| failure.item_identifier)
-        .collect()
+    failed_items(response)
 }
 
 /// Calls user visits' handler the way Lambda does, with a default context;
@@ -428,11 +425,7 @@ pub async fn invoke_visits(
     )
     .await
     .expect("handler");
-    response
-        .batch_item_failures
-        .into_iter()
-        .filter_map(|failure| failure.item_identifier)
-        .collect()
+    failed_items(response)
 }
 
 /// Where the lookup and support tests start.

@@ -8,7 +8,6 @@ pub mod handler;
 pub use config::VisitsConfig;
 use offers_shared::dynamo::UserProfilesTable;
 use offers_shared::profiles::UserVisits;
-use offers_shared::stream::runner::RunnerSettings;
 
 /// The service as deployed: DynamoDB behind it.
 pub type DynamoUserVisits = UserVisits<UserProfilesTable>;
@@ -17,9 +16,6 @@ pub type DynamoUserVisits = UserVisits<UserProfilesTable>;
 pub fn build_visits(client: aws_sdk_dynamodb::Client, config: &VisitsConfig) -> DynamoUserVisits {
     UserVisits::new(
         UserProfilesTable::new(client, config.profiles_table.clone()),
-        RunnerSettings {
-            concurrency: config.concurrency,
-            deadline_margin: config.deadline_margin,
-        },
+        config.runner,
     )
 }
