@@ -214,6 +214,8 @@ pub const OFFER_EVENTS_TABLE_VARIABLE: &str = "OFFER_EVENTS_TABLE_NAME";
 /// transactions add`); challenge progress reads only its stream, so no
 /// function is given its name.
 pub const TRANSACTIONS_TABLE_VARIABLE: &str = "LOYALTY_TRANSACTIONS_TABLE_NAME";
+/// `CampaignsTable`: campaign definitions and their budgets (section 13, 14).
+pub const CAMPAIGNS_TABLE_VARIABLE: &str = "CAMPAIGNS_TABLE_NAME";
 pub const WEBHOOK_DELIVERIES_TABLE_VARIABLE: &str = "WEBHOOK_DELIVERIES_TABLE_NAME";
 /// `UserProfilesTable`: behaviour profiles (user visits writes, support reads).
 pub const USER_PROFILES_TABLE_VARIABLE: &str = "USER_PROFILES_TABLE_NAME";

@@ -18,6 +18,29 @@ pub struct PendingRef {
     pub user_id: String,
     pub sort_key: String,
     pub row: RowCopy,
+    /// The stream record's id: the id of its rejection, and of its offer
+    /// unless the row names an assignment.
+    pub record_id: Uuid,
+    /// The row's `assignmentId` (contract section 2), when it has a valid one.
+    pub assignment_id: Option<String>,
+}
+
+impl PendingRef {
+    /// The id of the offer this row makes (see [`offer_id_of`]).
+    pub fn offer_id(&self) -> Uuid {
+        offer_id_of(&self.user_id, self.assignment_id.as_deref(), self.record_id)
+    }
+}
+
+/// The `personalizedOfferId` of a pending row's offer: derived from the
+/// user and the row's `assignmentId` when it has one (one offer per
+/// assignment, whichever rows and records carry it), else from the stream
+/// record (one offer per INSERT).
+pub fn offer_id_of(user_id: &str, assignment_id: Option<&str>, record_id: Uuid) -> Uuid {
+    match assignment_id {
+        Some(assignment_id) => crate::domain::assignment_offer_id(user_id, assignment_id),
+        None => record_id,
+    }
 }
 
 /// The row as it was, verbatim.
@@ -49,10 +72,15 @@ pub enum WriteOutcome {
     /// the same key since this record, so it was left alone.
     WrittenPendingRowKept,
     /// An earlier delivery of the same record already wrote it: nothing done.
+    /// For an offer of an assignment: the assignment's offer exists (made by
+    /// this record or another row of it), and the pending row was deleted
+    /// (as the stream saw it), since its assignment is done.
     AlreadyWritten,
     /// An earlier delivery of the same record ended the other way (an offer
     /// where this one would reject, or the reverse): nothing done, since a
-    /// record has exactly one outcome.
+    /// record has exactly one outcome. For a rejection of an assignment:
+    /// the assignment's offer exists, and the pending row was deleted as
+    /// for `AlreadyWritten`.
     OtherOutcomeWritten,
 }
 

@@ -303,6 +303,8 @@ async fn bare_transactions(
                     user_id: text("userId"),
                     sort_key: text("sortKey"),
                     row: RowCopy::Image(serde_dynamo::to_item(row).expect("row image")),
+                    record_id: offer.personalized_offer_id,
+                    assignment_id: None,
                 };
                 let delete = pending_delete(bed.table(PENDING), &pending).expect("delete");
                 bed.client

@@ -12,6 +12,7 @@ use crate::rules::Rules;
 use crate::selection::SelectionRecord;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use uuid::Uuid;
 
 /// Ranks are display positions; this bound keeps them exact and sortable as text.
 pub const MAX_ABS_RANK: i64 = 999_999_999;
@@ -59,6 +60,7 @@ pub fn parse_pending_row(
     let user_id = row_fields.required_key("userId", MAX_PARTITION_KEY_BYTES)?;
     let sort_key = row_fields.required_key("sortKey", MAX_SORT_KEY_BYTES)?;
     check_storable(row, "the row")?;
+    read_assignment_id(row)?;
     let fields = AssignmentFields::read(row, true)?;
     let challenge_status = row_fields.optional_string("challengeStatus")?;
     if let Some(ttl) = row.get("ttl") {
@@ -77,6 +79,40 @@ pub fn parse_pending_row(
     let mut assignment = fields.assemble(user_id, challenge_status, source, now)?;
     assignment.selection = selection;
     Ok(assignment)
+}
+
+/// The longest `assignmentId` of a pending row, in characters (contract section 2).
+pub const MAX_ASSIGNMENT_ID_CHARS: usize = 128;
+
+/// Namespace of the offer ids derived from a row's `assignmentId`.
+const ASSIGNMENT_NAMESPACE: Uuid = Uuid::from_u128(0x2a7e_94c1_5d3b_4e8f_a061_7c9d_b3e5_f284);
+
+/// A pending row's `assignmentId`: absent, or a string of 1 to
+/// [`MAX_ASSIGNMENT_ID_CHARS`] characters (anything else is `invalid_row`).
+/// Opaque: compared exactly, never trimmed.
+pub fn read_assignment_id(row: &Map<String, Value>) -> Result<Option<&str>, Rejection> {
+    match row.get("assignmentId") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(id)) => match id.chars().count() {
+            1..=MAX_ASSIGNMENT_ID_CHARS => Ok(Some(id)),
+            count => Err(invalid_row(format!(
+                "assignmentId must be 1 to {MAX_ASSIGNMENT_ID_CHARS} characters, not {count}"
+            ))),
+        },
+        Some(_) => Err(invalid_row("assignmentId must be a string")),
+    }
+}
+
+/// The `personalizedOfferId` of the offer of a user's assignment: a UUID v5
+/// of the user and the `assignmentId`, so that every row of the assignment,
+/// however often written or delivered, names the same offer, and the offer
+/// put's `attribute_not_exists` condition lets only one of them make it.
+/// Offers already stored carry ids made this way: the derivation must never
+/// change.
+pub fn assignment_offer_id(user_id: &str, assignment_id: &str) -> Uuid {
+    // The user id's length first: no two (user, assignment) pairs share a name.
+    let name = format!("{}:{user_id}{assignment_id}", user_id.len());
+    Uuid::new_v5(&ASSIGNMENT_NAMESPACE, name.as_bytes())
 }
 
 /// The fields a support tool request body may carry: the contract's, plus
@@ -428,6 +464,37 @@ mod tests {
             crate::dates::format_timestamp(assignment.start_date),
             "2024-05-20T17:37:37Z"
         );
+    }
+
+    #[test]
+    fn an_assignment_id_is_1_to_128_characters() {
+        for id in ["a".to_owned(), "é".repeat(MAX_ASSIGNMENT_ID_CHARS)] {
+            let row = with(plain_row(), "assignmentId", json!(id));
+            assert_eq!(read_assignment_id(&row), Ok(Some(id.as_str())));
+            parse_pending_row(&row, now()).expect("valid");
+        }
+        assert_eq!(read_assignment_id(&row(plain_row())), Ok(None));
+        for bad in [json!(""), json!("x".repeat(129)), json!(7)] {
+            let row = with(plain_row(), "assignmentId", bad);
+            let err = parse_pending_row(&row, now()).unwrap_err();
+            assert_eq!(err.code, ReasonCode::InvalidRow);
+            assert!(err.message.contains("assignmentId"), "{}", err.message);
+        }
+    }
+
+    #[test]
+    fn an_assignments_offer_id_is_fixed_per_user_and_assignment() {
+        let id = assignment_offer_id("u1", "a1");
+        assert_eq!(id, assignment_offer_id("u1", "a1"));
+        assert_ne!(id, assignment_offer_id("u2", "a1"));
+        assert_ne!(id, assignment_offer_id("u1", "a2"));
+        // No two splits of one text collide.
+        assert_ne!(
+            assignment_offer_id("u1", "a\u{1f}b"),
+            assignment_offer_id("u1\u{1f}a", "b")
+        );
+        // Stored offers carry ids made this way: pinned.
+        assert_eq!(id.to_string(), "c44a91ba-6fb6-5c63-9971-38ad38fc45cb");
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! Domain types and pure functions: parse, validate, merge. No AWS here.
 
+pub mod amount;
 pub mod assignment;
+pub mod assignment_ids;
+pub mod campaign;
 pub mod campaign_stats;
 pub mod canonical;
 pub mod catalog;
@@ -20,7 +23,10 @@ pub mod selection;
 pub mod transaction;
 pub mod webhook;
 
-pub use assignment::{parse_pending_row, parse_support_request, Assignment, AssignmentSource};
+pub use assignment::{
+    assignment_offer_id, parse_pending_row, parse_support_request, read_assignment_id, Assignment,
+    AssignmentSource,
+};
 pub use catalog::{CatalogEntry, ConfigOffer, OfferTemplate, RuleDeclaration, RuleType};
 pub use challenge::Challenge;
 pub use offer::{

@@ -3,7 +3,7 @@
 //! The row's image is converted to plain JSON once, here, and the record's
 //! id derived once.
 
-use crate::ports::RowCopy;
+use crate::ports::{PendingRef, RowCopy};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -87,6 +87,9 @@ pub struct InsertRecord {
     /// The id of this record's offer, or of its rejection: the same for every
     /// delivery of the record, different for every insert (even of one key).
     pub record_id: Uuid,
+    /// The row's `assignmentId`, when it has a valid one (an invalid one
+    /// makes the row `invalid_row`, an outcome of its record alone).
+    pub assignment_id: Option<String>,
 }
 
 impl InsertRecord {
@@ -138,6 +141,11 @@ impl InsertRecord {
         created_at: Option<DateTime<Utc>>,
     ) -> Self {
         let record_id = record_id(&event_id, &sequence_number, &user_id, &sort_key, &row);
+        let assignment_id = attributes
+            .as_ref()
+            .ok()
+            .and_then(|attributes| offers_domain::read_assignment_id(attributes).ok().flatten())
+            .map(str::to_owned);
         Self {
             event_id,
             sequence_number,
@@ -147,6 +155,23 @@ impl InsertRecord {
             row,
             attributes,
             record_id,
+            assignment_id,
+        }
+    }
+
+    /// The id of the offer this record makes: its assignment's, else its own.
+    pub fn offer_id(&self) -> Uuid {
+        crate::ports::offer_id_of(&self.user_id, self.assignment_id.as_deref(), self.record_id)
+    }
+
+    /// The pending row this record is about.
+    pub fn pending(&self) -> PendingRef {
+        PendingRef {
+            user_id: self.user_id.clone(),
+            sort_key: self.sort_key.clone(),
+            row: self.row.clone(),
+            record_id: self.record_id,
+            assignment_id: self.assignment_id.clone(),
         }
     }
 }

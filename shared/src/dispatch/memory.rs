@@ -17,6 +17,8 @@ pub struct MemoryState {
     /// Pending rows by (userId, sortKey), as stored.
     pub pending: HashMap<(String, String), RowCopy>,
     pub offers: HashMap<Uuid, PersonalizedOffer>,
+    /// The `assignmentId` stored with an offer, by offer id.
+    pub assignment_ids: HashMap<Uuid, String>,
     pub rejections: HashMap<Uuid, RejectedRow>,
     pub catalog: HashMap<String, CatalogEntry>,
     /// Every write attempted, in order: (sortKey, "offer" | "rejection").
@@ -54,11 +56,14 @@ impl MemoryStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// A conditional write of `kind`: nothing if `existing` finds an
+    /// earlier outcome (then, of an assignment whose offer exists, the
+    /// pending row is consumed), else `store` and the pending delete.
     async fn write(
         &self,
         pending: &PendingRef,
         kind: &'static str,
-        id: Uuid,
+        existing: impl FnOnce(&MemoryState) -> Option<WriteOutcome>,
         store: impl FnOnce(&mut MemoryState),
     ) -> Result<WriteOutcome, StoreError> {
         let delay = {
@@ -82,30 +87,36 @@ impl MemoryStore {
             tokio::time::sleep(delay).await;
         }
         let mut state = self.state();
-        let (mine, other) = match kind {
-            "offer" => (
-                state.offers.contains_key(&id),
-                state.rejections.contains_key(&id),
-            ),
-            _ => (
-                state.rejections.contains_key(&id),
-                state.offers.contains_key(&id),
-            ),
-        };
-        if mine {
-            return Ok(WriteOutcome::AlreadyWritten);
-        }
-        if other {
-            return Ok(WriteOutcome::OtherOutcomeWritten);
+        if let Some(earlier) = existing(&state) {
+            let assignment_done =
+                pending.assignment_id.is_some() && state.offers.contains_key(&pending.offer_id());
+            let found = match kind {
+                "offer" => WriteOutcome::AlreadyWritten,
+                _ => WriteOutcome::OtherOutcomeWritten,
+            };
+            if earlier == found && assignment_done {
+                state.delete_pending_as_seen(pending);
+            }
+            return Ok(earlier);
         }
         store(&mut state);
+        Ok(match state.delete_pending_as_seen(pending) {
+            true => WriteOutcome::Written,
+            false => WriteOutcome::WrittenPendingRowKept,
+        })
+    }
+}
+
+impl MemoryState {
+    /// Deletes the pending row only as the stream saw it (or finds it
+    /// already gone); false if a newer write of the key replaced it.
+    fn delete_pending_as_seen(&mut self, pending: &PendingRef) -> bool {
         let key = (pending.user_id.clone(), pending.sort_key.clone());
-        // Deleted only as the stream saw it (or already gone).
-        match state.pending.get(&key) {
-            Some(stored) if *stored != pending.row => Ok(WriteOutcome::WrittenPendingRowKept),
+        match self.pending.get(&key) {
+            Some(stored) if *stored != pending.row => false,
             _ => {
-                state.pending.remove(&key);
-                Ok(WriteOutcome::Written)
+                self.pending.remove(&key);
+                true
             }
         }
     }
@@ -118,8 +129,20 @@ impl DispatchStore for MemoryStore {
         pending: &PendingRef,
     ) -> Result<WriteOutcome, StoreError> {
         let id = offer.personalized_offer_id;
-        self.write(pending, "offer", id, |state| {
+        let existing = |state: &MemoryState| {
+            if state.rejections.contains_key(&pending.record_id) {
+                Some(WriteOutcome::OtherOutcomeWritten)
+            } else if state.offers.contains_key(&id) {
+                Some(WriteOutcome::AlreadyWritten)
+            } else {
+                None
+            }
+        };
+        self.write(pending, "offer", existing, |state| {
             state.offers.insert(id, offer.clone());
+            if let Some(assignment_id) = &pending.assignment_id {
+                state.assignment_ids.insert(id, assignment_id.clone());
+            }
         })
         .await
     }
@@ -130,7 +153,16 @@ impl DispatchStore for MemoryStore {
         pending: &PendingRef,
     ) -> Result<WriteOutcome, StoreError> {
         let id = rejection.rejection_id;
-        self.write(pending, "rejection", id, |state| {
+        let existing = |state: &MemoryState| {
+            if state.rejections.contains_key(&id) {
+                Some(WriteOutcome::AlreadyWritten)
+            } else if state.offers.contains_key(&pending.offer_id()) {
+                Some(WriteOutcome::OtherOutcomeWritten)
+            } else {
+                None
+            }
+        };
+        self.write(pending, "rejection", existing, |state| {
             state.rejections.insert(id, rejection.clone());
         })
         .await

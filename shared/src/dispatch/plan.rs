@@ -45,7 +45,7 @@ pub(super) fn plan_batch<'a>(
                 (Err(rejection), _) => Plan::Reject(rejection),
                 (Ok(_), Err(error)) => Plan::Fail(Failure::Catalog(error.clone())),
                 (Ok(assignment), Ok(catalog)) => {
-                    match catalog.offer_for(&assignment, insert.record_id, now, retention) {
+                    match catalog.offer_for(&assignment, insert.offer_id(), now, retention) {
                         Ok(offer) => Plan::Dispatch(Box::new(offer)),
                         Err(rejection) => Plan::Reject(rejection),
                     }

@@ -173,11 +173,7 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
     }
 
     async fn apply(&self, insert: &InsertRecord, plan: Plan, run: &Run) -> Outcome {
-        let pending = PendingRef {
-            user_id: insert.user_id.clone(),
-            sort_key: insert.sort_key.clone(),
-            row: insert.row.clone(),
-        };
+        let pending = insert.pending();
         match plan {
             Plan::Fail(failure) => Outcome::Failed(failure),
             Plan::Reject(rejection) => self.reject(insert, &pending, rejection, run).await,

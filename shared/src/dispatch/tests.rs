@@ -336,3 +336,101 @@ async fn a_row_replaced_before_its_insert_keeps_the_newer_row() {
     ));
     assert_eq!(store.state().pending.len(), 1);
 }
+
+fn assigned(sort_key: &str, offer_id: &str, assignment_id: &str) -> Map<String, Value> {
+    let mut row = row(sort_key, offer_id);
+    row.insert("assignmentId".into(), json!(assignment_id));
+    row
+}
+
+fn names(report: &BatchReport) -> Vec<&'static str> {
+    report.records.iter().map(|r| r.outcome.name()).collect()
+}
+
+#[tokio::test]
+async fn rows_of_one_assignment_make_one_offer_and_are_all_consumed() {
+    let store = store();
+    let dispatcher = Dispatcher::new(&store, &store, settings(4));
+    let records = vec![
+        insert(&store, "1", assigned("a", "co-1", "plan-1")),
+        insert(&store, "2", assigned("b", "co-1", "plan-1")),
+        insert(&store, "3", assigned("c", "co-1", "plan-2")),
+    ];
+    let report = dispatcher.dispatch_batch(records, None).await;
+    let mut seen = names(&report);
+    seen.sort_unstable();
+    assert_eq!(seen, vec!["dispatched", "dispatched", "duplicate"]);
+    let state = store.state();
+    assert_eq!(state.offers.len(), 2, "one offer per assignment");
+    let id = offers_domain::assignment_offer_id("u1", "plan-1");
+    assert_eq!(
+        state.assignment_ids.get(&id).map(String::as_str),
+        Some("plan-1")
+    );
+    assert!(state.rejections.is_empty());
+    assert!(state.pending.is_empty(), "the duplicate's row is consumed");
+}
+
+#[tokio::test]
+async fn a_row_rewritten_after_its_assignment_was_dispatched_is_a_duplicate_never_a_rejection() {
+    let store = store();
+    let dispatcher = Dispatcher::new(&store, &store, settings(4));
+    let first = dispatcher
+        .dispatch_batch(vec![insert(&store, "1", assigned("a", "co-1", "x"))], None)
+        .await;
+    assert_eq!(names(&first), vec!["dispatched"]);
+    // The same key written again (a rerun), and another key that would now
+    // be rejected (its config offer is unknown): both consumed.
+    let again = vec![
+        insert(&store, "2", assigned("a", "co-1", "x")),
+        insert(&store, "3", assigned("b", "co-nope", "x")),
+    ];
+    let report = dispatcher.dispatch_batch(again, None).await;
+    assert_eq!(names(&report), vec!["duplicate", "duplicate"]);
+    let state = store.state();
+    assert_eq!(state.offers.len(), 1);
+    assert!(state.rejections.is_empty());
+    assert!(state.pending.is_empty());
+}
+
+#[tokio::test]
+async fn a_rejected_row_leaves_its_assignment_open_and_rows_without_one_keep_todays_rule() {
+    let store = store();
+    let dispatcher = Dispatcher::new(&store, &store, settings(4));
+    let records = vec![insert(&store, "1", assigned("a", "co-nope", "x"))];
+    let rejected = dispatcher.dispatch_batch(records, None).await;
+    assert_eq!(names(&rejected), vec!["rejected"]);
+    let fixed = vec![insert(&store, "2", assigned("a", "co-1", "x"))];
+    let report = dispatcher.dispatch_batch(fixed, None).await;
+    assert_eq!(names(&report), vec!["dispatched"]);
+    // The rejected record delivered again stays a rejection (its outcome).
+    // Without an assignmentId, a key inserted again is a new assignment.
+    let plain = vec![insert(&store, "3", row("p", "co-1"))];
+    dispatcher.dispatch_batch(plain, None).await;
+    let plain = vec![insert(&store, "4", row("p", "co-1"))];
+    assert_eq!(
+        names(&dispatcher.dispatch_batch(plain, None).await),
+        vec!["dispatched"]
+    );
+    assert_eq!(store.state().offers.len(), 3);
+    assert_eq!(store.state().rejections.len(), 1);
+}
+
+#[tokio::test]
+async fn an_assignment_id_of_0_or_129_characters_is_invalid_row() {
+    let store = store();
+    let dispatcher = Dispatcher::new(&store, &store, settings(4));
+    let records = vec![
+        insert(&store, "1", assigned("a", "co-1", "")),
+        insert(&store, "2", assigned("b", "co-1", &"x".repeat(129))),
+    ];
+    let report = dispatcher.dispatch_batch(records, None).await;
+    assert_eq!(names(&report), vec!["rejected", "rejected"]);
+    let state = store.state();
+    assert!(state.offers.is_empty());
+    assert!(state
+        .rejections
+        .values()
+        .all(|rejection| rejection.code == ReasonCode::InvalidRow
+            && rejection.message.contains("assignmentId")));
+}

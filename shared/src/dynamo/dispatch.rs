@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 /// The attributes of a pending row (contract section 2) whose absence the
 /// delete checks too: a newer row that adds one of them is a different row.
-const CONTRACT_ATTRIBUTES: [&str; 13] = [
+const CONTRACT_ATTRIBUTES: [&str; 14] = [
     "offerId",
     "campaignId",
     "templateId",
@@ -25,7 +25,11 @@ const CONTRACT_ATTRIBUTES: [&str; 13] = [
     "taskId",
     "rules",
     "selection",
+    ASSIGNMENT_ID,
 ];
+
+/// The pending row's (and the offer item's) assignment identity (contract section 2).
+pub const ASSIGNMENT_ID: &str = "assignmentId";
 
 impl DispatchStore for DynamoStore {
     async fn dispatch_offer(
@@ -33,9 +37,19 @@ impl DispatchStore for DynamoStore {
         offer: &PersonalizedOffer,
         pending: &PendingRef,
     ) -> Result<WriteOutcome, StoreError> {
+        let mut item = offer_to_item(offer)?;
+        if let Some(assignment_id) = &pending.assignment_id {
+            // Kept for support and audit: which assignment made the offer.
+            item.insert(
+                ASSIGNMENT_ID.to_owned(),
+                AttributeValue::S(assignment_id.clone()),
+            );
+        }
+        // Of an assignment, the id is the assignment's: a second row of it
+        // fails this condition, under replay and concurrency alike.
         let put = Put::builder()
             .table_name(self.tables.loyalty_offers()?)
-            .set_item(Some(offer_to_item(offer)?))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(personalizedOfferId)")
             .build()
             .map_err(|err| StoreError::Refused(err.to_string()))?;
@@ -44,9 +58,11 @@ impl DispatchStore for DynamoStore {
             self.tables.rejected()?,
             pending,
             "rejectionId",
-            offer.personalized_offer_id.to_string(),
+            pending.record_id.to_string(),
         )?;
-        self.put_and_delete_pending(put, other, pending).await
+        let outcome = self.put_and_delete_pending(put, other, pending).await?;
+        self.consume_if_assigned(outcome, WriteOutcome::AlreadyWritten, pending)
+            .await
     }
 
     async fn reject_row(
@@ -54,12 +70,14 @@ impl DispatchStore for DynamoStore {
         rejection: &RejectedRow,
         pending: &PendingRef,
     ) -> Result<WriteOutcome, StoreError> {
-        // One outcome per record: no offer of the same record may exist.
+        // One outcome per record: no offer of the same record may exist; of
+        // an assignment, no offer of the assignment (a row whose assignment
+        // became an offer is a duplicate, never a rejection).
         let other = absent(
             self.tables.loyalty_offers()?,
             pending,
             "personalizedOfferId",
-            rejection.rejection_id.to_string(),
+            pending.offer_id().to_string(),
         )?;
         let put = |item| {
             Put::builder()
@@ -70,7 +88,7 @@ impl DispatchStore for DynamoStore {
                 .map_err(|err| StoreError::Refused(err.to_string()))
         };
         let full = put(rejected_item(rejection, pending))?;
-        match self
+        let outcome = match self
             .put_and_delete_pending(full, other.clone(), pending)
             .await
         {
@@ -81,7 +99,9 @@ impl DispatchStore for DynamoStore {
                 self.put_and_delete_pending(summary, other, pending).await
             }
             outcome => outcome,
-        }
+        }?;
+        self.consume_if_assigned(outcome, WriteOutcome::OtherOutcomeWritten, pending)
+            .await
     }
 }
 
@@ -111,11 +131,14 @@ impl DynamoStore {
             .await;
         match cancelled(result, classify)? {
             None => Ok(WriteOutcome::Written),
+            // The other outcome first: a record rejected earlier whose
+            // assignment another row has since dispatched fails both
+            // conditions, and its own outcome is the rejection.
             Some(reasons) => match reasons.as_slice() {
-                [put, ..] if put == CONDITIONAL_CHECK_FAILED => Ok(WriteOutcome::AlreadyWritten),
                 [_, _, check, ..] if check == CONDITIONAL_CHECK_FAILED => {
                     Ok(WriteOutcome::OtherOutcomeWritten)
                 }
+                [put, ..] if put == CONDITIONAL_CHECK_FAILED => Ok(WriteOutcome::AlreadyWritten),
                 [_, delete, ..] if delete == CONDITIONAL_CHECK_FAILED => {
                     self.put_alone(put, other).await
                 }
@@ -137,10 +160,60 @@ impl DynamoStore {
         match cancelled(result, classify)? {
             None => Ok(WriteOutcome::WrittenPendingRowKept),
             Some(reasons) => match reasons.as_slice() {
-                [put, ..] if put == CONDITIONAL_CHECK_FAILED => Ok(WriteOutcome::AlreadyWritten),
                 [_, check, ..] if check == CONDITIONAL_CHECK_FAILED => {
                     Ok(WriteOutcome::OtherOutcomeWritten)
                 }
+                [put, ..] if put == CONDITIONAL_CHECK_FAILED => Ok(WriteOutcome::AlreadyWritten),
+                _ => Err(cancellation_error(&reasons)),
+            },
+        }
+    }
+
+    /// When `outcome` says that the offer of the row's assignment exists
+    /// (`found`), the row is consumed: its assignment is done. The pending
+    /// row is deleted as the stream saw it (a newer write of the key is
+    /// kept: its own INSERT decides), on the condition that the offer
+    /// still exists. Rows without an assignment are left as they are.
+    async fn consume_if_assigned(
+        &self,
+        outcome: WriteOutcome,
+        found: WriteOutcome,
+        pending: &PendingRef,
+    ) -> Result<WriteOutcome, StoreError> {
+        if outcome != found || pending.assignment_id.is_none() {
+            return Ok(outcome);
+        }
+        let offer_exists = ConditionCheck::builder()
+            .table_name(self.tables.loyalty_offers()?)
+            .key("userId", AttributeValue::S(pending.user_id.clone()))
+            .key(
+                "personalizedOfferId",
+                AttributeValue::S(pending.offer_id().to_string()),
+            )
+            .condition_expression("attribute_exists(personalizedOfferId)")
+            .build()
+            .map_err(|err| StoreError::Refused(err.to_string()))?;
+        let delete = pending_delete(self.tables.pending()?, pending)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(offer_exists)
+                    .build(),
+            )
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .send()
+            .await;
+        match cancelled(result, classify)? {
+            None => Ok(outcome),
+            Some(reasons) => match reasons.as_slice() {
+                // Its ttl removed the offer meanwhile: the row may make a new
+                // one, so the record is retried.
+                [check, ..] if check == CONDITIONAL_CHECK_FAILED => Err(StoreError::Conflict(
+                    "the assignment's offer was removed while its row was consumed".into(),
+                )),
+                [_, delete, ..] if delete == CONDITIONAL_CHECK_FAILED => Ok(outcome),
                 _ => Err(cancellation_error(&reasons)),
             },
         }
@@ -386,6 +459,8 @@ mod tests {
             user_id: "u".into(),
             sort_key: "k".into(),
             row: RowCopy::Image(image.into()),
+            record_id: Uuid::nil(),
+            assignment_id: None,
         }
     }
 

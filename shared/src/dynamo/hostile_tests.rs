@@ -295,6 +295,8 @@ proptest! {
                     user_id: key_text(&image, "userId").to_owned(),
                     sort_key: key_text(&image, "sortKey").to_owned(),
                     row: RowCopy::Image(image.clone().into()),
+                    record_id: Uuid::nil(),
+                    assignment_id: None,
                 };
                 let rejected = RejectedRow {
                     rejection_id: Uuid::nil(),

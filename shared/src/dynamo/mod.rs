@@ -7,6 +7,7 @@
 mod activity;
 pub mod batch_write;
 mod campaign_stats;
+mod campaigns;
 mod catalog;
 mod challenges;
 mod client;
@@ -29,6 +30,7 @@ pub use activity::redemption_update;
 pub use campaign_stats::{
     campaign_partition, counter_update, CampaignStatsTable, MARKER_RETENTION_SECONDS,
 };
+pub use campaigns::{CampaignsError, CampaignsTable, PlanWrite, PutOutcome, StoredCampaign};
 pub use catalog::{CatalogTable, CATALOG_KEY};
 pub use challenges::{REJECTION_SOURCE, TRANSACTION_IMAGE, TRANSACTION_SOURCE};
 pub use client::{dynamodb_client, environment_endpoint, environment_sdk_config};
