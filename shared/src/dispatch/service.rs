@@ -8,14 +8,17 @@ use super::report::{BatchReport, Earlier, Failure, Outcome, RecordReport};
 use crate::assign::load_catalog;
 use crate::deadline::{within_deadline, Deadline};
 use crate::error::StoreError;
-use crate::ports::{CatalogReader, DispatchStore, PendingRef, RejectedRow, WriteOutcome};
+use crate::ports::{
+    CatalogReader, DispatchStore, PendingRef, PriorRejection, RejectedRow, WriteOutcome,
+};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use offers_domain::{ReasonCode, Rejection};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
+use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DispatchSettings {
@@ -36,6 +39,9 @@ struct Run {
     deadline: Option<Deadline>,
     /// Set once a write finds the store down: no new write starts.
     store_down: AtomicBool,
+    /// Records whose rejection a read before the writes found absent: their
+    /// offers take the two-item common path first.
+    rejections_absent: HashSet<Uuid>,
 }
 
 impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
@@ -78,10 +84,11 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
         deadline: Option<Instant>,
     ) -> BatchReport {
         let started = Instant::now();
-        let run = Run {
+        let mut run = Run {
             now: Utc::now(),
             deadline: deadline.map(|at| Deadline::new(at, self.settings.deadline_margin)),
             store_down: AtomicBool::new(false),
+            rejections_absent: HashSet::new(),
         };
         let mut reports: Vec<Option<RecordReport>> = vec![None; records.len()];
         let mut inserts: Vec<(usize, &InsertRecord)> = Vec::with_capacity(records.len());
@@ -131,6 +138,7 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
             within_deadline(run.deadline, Box::pin(load_catalog(&self.catalog, wanted))).await;
         let catalog_ids = catalog.as_ref().map_or(0, |catalog| catalog.ids_requested);
         let plans = plan_batch(parsed, &catalog, run.now, self.settings.retention);
+        run.rejections_absent = self.rejections_absent(&plans, &run).await;
 
         let results: Vec<Vec<(usize, RecordReport)>> = stream::iter(group_by_key(plans))
             .map(|group| self.run_group(group, &run))
@@ -147,6 +155,32 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
         };
         report.log(started.elapsed().as_millis().try_into().unwrap_or(u64::MAX));
         report
+    }
+
+    /// One strongly consistent read of the rejections of the records about
+    /// to become offers (at most 100 keys a call): those found absent may
+    /// take the two-item common path. Should the read fail, every offer
+    /// takes the checked path; the read is only a hint (docs/design.md).
+    async fn rejections_absent(
+        &self,
+        plans: &[(usize, &InsertRecord, Plan)],
+        run: &Run,
+    ) -> HashSet<Uuid> {
+        let offers: Vec<(&str, Uuid)> = plans
+            .iter()
+            .filter(|(_, _, plan)| matches!(plan, Plan::Dispatch(_)))
+            .map(|(_, insert, _)| (insert.user_id.as_str(), insert.record_id))
+            .collect();
+        if offers.is_empty() {
+            return HashSet::new();
+        }
+        match within_deadline(run.deadline, self.store.rejections_absent(&offers)).await {
+            Ok(absent) => absent,
+            Err(error) => {
+                tracing::warn!(error = %error, records = offers.len(), "rejections not read: the checked path is used");
+                HashSet::new()
+            }
+        }
     }
 
     async fn run_group(
@@ -179,9 +213,15 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
             Plan::Reject(rejection) => self.reject(insert, &pending, rejection, run).await,
             Plan::Dispatch(offer) => {
                 let id = offer.personalized_offer_id;
-                let written =
-                    within_deadline(run.deadline, self.store.dispatch_offer(&offer, &pending))
-                        .await;
+                let prior = match run.rejections_absent.contains(&insert.record_id) {
+                    true => PriorRejection::NotFound,
+                    false => PriorRejection::Unknown,
+                };
+                let written = within_deadline(
+                    run.deadline,
+                    self.store.dispatch_offer(&offer, &pending, prior),
+                )
+                .await;
                 match written {
                     Ok(WriteOutcome::Written) => Outcome::Dispatched {
                         personalized_offer_id: id,
