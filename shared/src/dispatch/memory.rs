@@ -39,6 +39,8 @@ pub struct MemoryState {
     pub refused_offers: std::collections::HashSet<String>,
     /// Every write fails with this error (an outage).
     pub down: Option<StoreError>,
+    /// The read of rejections before a batch's writes fails (throttled).
+    pub failing_reads: bool,
     /// Every catalog read fails with this error.
     pub catalog_down: Option<StoreError>,
     /// Each write takes this long.
@@ -140,6 +142,9 @@ impl DispatchStore for MemoryStore {
             .extend(records.iter().map(|(_, id)| *id));
         if let Some(error) = state.down.clone() {
             return Err(error);
+        }
+        if state.failing_reads {
+            return Err(StoreError::Throttled("rejections not read".into()));
         }
         Ok(records
             .iter()
