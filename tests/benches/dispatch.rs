@@ -77,6 +77,12 @@ enum Floor {
     ThreeItem,
 }
 
+fn item_size(item: &std::collections::HashMap<String, AttributeValue>) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + offers_shared::dynamo::attribute_size(value))
+        .sum()
+}
+
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -98,6 +104,18 @@ async fn main() {
     let concurrency = {
         let local = fresh_dynamodb();
         let bed = TestBed::on(&local.endpoint()).await;
+        bed.load_sample_catalog().await;
+        // Item sizes as DynamoDB counts them (what a write is billed by).
+        let offer = offer_to_item(&sample_offer(&bed).await).expect("item");
+        let rows = bench_rows("size", 3);
+        let row_sizes: Vec<usize> = rows
+            .iter()
+            .map(|row| item_size(&serde_dynamo::to_item(row).expect("row")))
+            .collect();
+        println!(
+            "item sizes: offer {} bytes (a co-fries offer), pending rows {row_sizes:?} bytes (co-coffee, co-fries, co-fries)",
+            item_size(&offer)
+        );
         bed.dispatcher_config(&[]).concurrency
     };
     println!(

@@ -708,4 +708,32 @@ mod tests {
         }
         assert!(condition.starts_with("attribute_not_exists(#user) OR ("));
     }
+
+    #[test]
+    fn the_common_paths_delete_requires_the_row_as_the_image_shows_it() {
+        let row = pending(vec![("offerId", AttributeValue::S("co-1".into()))]);
+        let full = pending_delete("pending", &row).expect("delete");
+        let present = pending_delete_if_present("pending", &row)
+            .expect("delete")
+            .expect("an image");
+        let condition = present.condition_expression().unwrap_or_default();
+        assert!(!condition.contains("OR"), "no allowance for a gone row: {condition}");
+        assert!(condition.contains("#v0 = :v0"), "{condition}");
+        assert_eq!(
+            full.condition_expression()
+                .unwrap_or_default()
+                .strip_prefix("attribute_not_exists(#user) OR (")
+                .and_then(|rest| rest.strip_suffix(')')),
+            Some(condition),
+            "the same comparison as the checked path's"
+        );
+        let names = present.expression_attribute_names().cloned().unwrap_or_default();
+        assert!(!names.contains_key("#user"), "unused names are refused");
+
+        let mut unreadable = row.clone();
+        unreadable.row = RowCopy::Unreadable("{".into());
+        assert!(pending_delete_if_present("pending", &unreadable)
+            .expect("no delete")
+            .is_none());
+    }
 }
