@@ -75,12 +75,23 @@ impl DispatchStore for DynamoStore {
         // "The common path").
         if prior == PriorRejection::NotFound {
             if let Some(delete) = pending_delete_if_present(self.tables.pending()?, pending)? {
-                let cancelled = OutcomeTransaction::new(put()?)
+                match OutcomeTransaction::new(put()?)
                     .with(Role::PendingDelete, delete)
                     .send(&self.client)
-                    .await?;
-                if cancelled.is_none() {
-                    return Ok(WriteOutcome::Written);
+                    .await?
+                {
+                    None => return Ok(WriteOutcome::Written),
+                    // A duplicate delivery: the record's offer exists, so its
+                    // rejection does not (every path keeps one outcome per
+                    // record), which is what the checked transaction would
+                    // answer. Of an assignment the offer may be another row's:
+                    // the checked transaction decides, and consumes the row.
+                    Some(cancelled)
+                        if cancelled.failed(Role::Outcome) && pending.assignment_id.is_none() =>
+                    {
+                        return Ok(WriteOutcome::AlreadyWritten)
+                    }
+                    Some(_) => {}
                 }
             }
         }
