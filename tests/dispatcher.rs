@@ -493,7 +493,10 @@ async fn a_stale_replay_of_a_rejected_record_after_an_identical_reinsert_stays_r
         invoke(&bed.dispatcher(&[]), &first_batch).await.is_empty(),
         "stale replay, to a fresh process"
     );
-    assert!(bed.scan(OFFERS).await.is_empty(), "the replay made no offer");
+    assert!(
+        bed.scan(OFFERS).await.is_empty(),
+        "the replay made no offer"
+    );
     assert_eq!(bed.scan(REJECTED).await.len(), 1, "the rejection stays");
     assert_eq!(bed.scan(PENDING).await.len(), 1, "the newer row is kept");
 

@@ -20,8 +20,8 @@
 //! (`DISPATCH_BENCH_ROUNDS`, default 2; `DISPATCH_BENCH_SWEEP`, the
 //! concurrencies swept, default `8,16,32,64`).
 
-use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem};
 use futures::stream::{self, StreamExt};
 use offers_integration_tests::*;
 use offers_local::streams::lambda_event;
@@ -89,7 +89,12 @@ fn item_size(item: &std::collections::HashMap<String, AttributeValue>) -> usize 
 
 fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
-        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_default()
 }
 
@@ -103,7 +108,10 @@ fn env_list(name: &str, default: &str) -> Vec<usize> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let rounds = env_list("DISPATCH_BENCH_ROUNDS", "2").first().copied().unwrap_or(2);
+    let rounds = env_list("DISPATCH_BENCH_ROUNDS", "2")
+        .first()
+        .copied()
+        .unwrap_or(2);
     let sweep = env_list("DISPATCH_BENCH_SWEEP", "8,16,32,64");
     let concurrency = {
         let local = fresh_dynamodb();
@@ -140,7 +148,10 @@ async fn main() {
         println!("{}", binary.line(&format!("sweep: binary at {width}")));
     }
     let best = best_plain.0;
-    println!("  plain floor's best concurrency in the sweep: {best}; load average {}", load());
+    println!(
+        "  plain floor's best concurrency in the sweep: {best}; load average {}",
+        load()
+    );
     // Where DynamoDB Local's work per row goes: the delete's condition, the second item.
     for (floor, name) in [
         (Floor::UnconditionalDelete, "put + unconditional delete"),
@@ -177,20 +188,34 @@ async fn main() {
             }
         }
         let side = |name: &str| sides.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
-        let (Some(binary), Some(plain), Some(three), Some(handler_side)) =
-            (side("binary"), side("plain"), side("three"), side("handler"))
-        else {
+        let (Some(binary), Some(plain), Some(three), Some(handler_side)) = (
+            side("binary"),
+            side("plain"),
+            side("three"),
+            side("handler"),
+        ) else {
             panic!("every side measured");
         };
         println!("round {round} (load average {}):", load());
-        println!("{}", binary.line(&format!("release binary at {concurrency}")));
-        println!("{}", handler_side.line(&format!("handler in process at {concurrency}")));
-        println!("{}", plain.line(&format!("plain floor (2 items) at {best}")));
+        println!(
+            "{}",
+            binary.line(&format!("release binary at {concurrency}"))
+        );
+        println!(
+            "{}",
+            handler_side.line(&format!("handler in process at {concurrency}"))
+        );
+        println!(
+            "{}",
+            plain.line(&format!("plain floor (2 items) at {best}"))
+        );
         println!("{}", three.line(&format!("three-item floor at {best}")));
         let time = |a: Side, b: Side| a.time.as_secs_f64() / b.time.as_secs_f64();
         let local = |a: Side, b: Side| {
             (a.local_cpu.user + a.local_cpu.system).as_secs_f64()
-                / (b.local_cpu.user + b.local_cpu.system).as_secs_f64().max(1e-9)
+                / (b.local_cpu.user + b.local_cpu.system)
+                    .as_secs_f64()
+                    .max(1e-9)
         };
         println!(
             "  binary/plain: time {:.3} (target <= 1.05), DynamoDB Local CPU {:.3} (target <= 1.1); binary/three-item: time {:.3}, DynamoDB Local CPU {:.3}; handler/plain time {:.3}",
@@ -467,8 +492,9 @@ async fn bare_transactions(
                         .condition_expression("attribute_not_exists(rejectionId)")
                         .build()
                         .expect("check");
-                    transaction = transaction
-                        .transact_items(TransactWriteItem::builder().condition_check(check).build());
+                    transaction = transaction.transact_items(
+                        TransactWriteItem::builder().condition_check(check).build(),
+                    );
                 }
                 transaction.send().await.expect("bare transaction");
             })

@@ -159,9 +159,7 @@ impl DispatchStore for MemoryStore {
         pending: &PendingRef,
         prior: PriorRejection,
     ) -> Result<WriteOutcome, StoreError> {
-        self.state()
-            .priors
-            .push((pending.sort_key.clone(), prior));
+        self.state().priors.push((pending.sort_key.clone(), prior));
         let id = offer.personalized_offer_id;
         let existing = |state: &MemoryState| {
             if state.rejections.contains_key(&pending.record_id) {

@@ -1,14 +1,12 @@
 use super::items::attribute_size;
-use super::transactions::{cancellation_error, cancelled, CONDITIONAL_CHECK_FAILED};
 use super::rejected::rejections_absent;
+use super::transactions::{cancellation_error, cancelled, CONDITIONAL_CHECK_FAILED};
 use super::{classify, offer_to_item, DynamoStore};
 use crate::domain::dates::format_timestamp;
 use crate::domain::limits::{quote, MAX_ITEM_BYTES, MAX_ROW_ATTRIBUTES};
 use crate::domain::PersonalizedOffer;
 use crate::error::StoreError;
-use crate::ports::{
-    DispatchStore, PendingRef, PriorRejection, RejectedRow, RowCopy, WriteOutcome,
-};
+use crate::ports::{DispatchStore, PendingRef, PriorRejection, RejectedRow, RowCopy, WriteOutcome};
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use std::collections::{HashMap, HashSet};
@@ -416,7 +414,11 @@ pub fn pending_delete_if_present(
     };
     let condition = ImageCondition::of(image);
     // An equality already fails on a missing row; `#user` only when there is none.
-    let expression = match condition.clauses.iter().any(|clause| clause.contains(" = ")) {
+    let expression = match condition
+        .clauses
+        .iter()
+        .any(|clause| clause.contains(" = "))
+    {
         true => condition.clauses.join(" AND "),
         false => {
             let mut clauses = condition.clauses.clone();
@@ -728,7 +730,10 @@ mod tests {
             .expect("delete")
             .expect("an image");
         let condition = present.condition_expression().unwrap_or_default();
-        assert!(!condition.contains("OR"), "no allowance for a gone row: {condition}");
+        assert!(
+            !condition.contains("OR"),
+            "no allowance for a gone row: {condition}"
+        );
         assert!(condition.contains("#v0 = :v0"), "{condition}");
         assert_eq!(
             full.condition_expression()
@@ -738,7 +743,10 @@ mod tests {
             Some(condition),
             "the same comparison as the checked path's"
         );
-        let names = present.expression_attribute_names().cloned().unwrap_or_default();
+        let names = present
+            .expression_attribute_names()
+            .cloned()
+            .unwrap_or_default();
         assert!(!names.contains_key("#user"), "unused names are refused");
 
         let mut unreadable = row.clone();

@@ -10,7 +10,8 @@ use super::pending::PendingTable;
 use super::table::{paged, with_retries, DynamoTable};
 use super::transactions::{cancellation_error, cancelled, condition_failed};
 use super::{
-    classify, DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, REJECTION_SOURCE, TRANSACTION_SOURCE, UNREADABLE_ROW,
+    classify, DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, REJECTION_SOURCE, TRANSACTION_SOURCE,
+    UNREADABLE_ROW,
 };
 use crate::domain::{parse_pending_row, ReasonCode, Rejection};
 use crate::error::StoreError;
@@ -24,8 +25,8 @@ use futures::TryStreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use uuid::Uuid;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// Which rejections: all filters that are set must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -358,7 +359,10 @@ pub(super) async fn rejections_absent(
             .iter()
             .map(|(user_id, id)| {
                 HashMap::from([
-                    ("userId".to_owned(), AttributeValue::S((*user_id).to_owned())),
+                    (
+                        "userId".to_owned(),
+                        AttributeValue::S((*user_id).to_owned()),
+                    ),
                     ("rejectionId".to_owned(), AttributeValue::S(id.to_string())),
                 ])
             })
@@ -375,34 +379,40 @@ pub(super) async fn rejections_absent(
             .send()
             .await
             .map_err(|err| classify(&err))?;
-        let found: HashSet<String> = output
-            .responses
-            .unwrap_or_default()
-            .remove(table)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|item| match item.get("rejectionId") {
-                Some(AttributeValue::S(id)) => Some(id.clone()),
-                _ => None,
-            })
-            .collect();
-        let unprocessed: HashSet<String> = output
-            .unprocessed_keys
-            .and_then(|mut keys| keys.remove(table))
-            .map(|rest| rest.keys)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|key| match key.get("rejectionId") {
-                Some(AttributeValue::S(id)) => Some(id.clone()),
-                _ => None,
-            })
-            .collect();
+        let found = rejection_ids(
+            output
+                .responses
+                .unwrap_or_default()
+                .remove(table)
+                .unwrap_or_default()
+                .iter(),
+        );
+        let unprocessed = rejection_ids(
+            output
+                .unprocessed_keys
+                .and_then(|mut keys| keys.remove(table))
+                .map(|rest| rest.keys)
+                .unwrap_or_default()
+                .iter(),
+        );
         absent.extend(chunk.iter().map(|(_, id)| *id).filter(|id| {
             let id = id.to_string();
             !found.contains(&id) && !unprocessed.contains(&id)
         }));
     }
     Ok(absent)
+}
+
+/// The `rejectionId`s of items or keys.
+fn rejection_ids<'a>(
+    items: impl Iterator<Item = &'a HashMap<String, AttributeValue>>,
+) -> HashSet<String> {
+    items
+        .filter_map(|item| match item.get("rejectionId") {
+            Some(AttributeValue::S(id)) => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
