@@ -134,11 +134,21 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
         // Boxed: nested in the batch's future, the catalog read (with its
         // per-id fallback and the SDK call) is deeper than the compiler's
         // layout limit allows.
-        let catalog =
-            within_deadline(run.deadline, Box::pin(load_catalog(&self.catalog, wanted))).await;
+        // The rejections of the valid rows are read at the same time (a row
+        // the catalog then rejects costs one key read for nothing), so that
+        // the read adds no round trip to the batch.
+        let valid: Vec<(&str, Uuid)> = parsed
+            .iter()
+            .filter(|(_, _, assignment)| assignment.is_ok())
+            .map(|(_, insert, _)| (insert.user_id.as_str(), insert.record_id))
+            .collect();
+        let (catalog, rejections_absent) = futures::join!(
+            within_deadline(run.deadline, Box::pin(load_catalog(&self.catalog, wanted))),
+            self.rejections_absent(&valid, run.deadline)
+        );
+        run.rejections_absent = rejections_absent;
         let catalog_ids = catalog.as_ref().map_or(0, |catalog| catalog.ids_requested);
         let plans = plan_batch(parsed, &catalog, run.now, self.settings.retention);
-        run.rejections_absent = self.rejections_absent(&plans, &run).await;
 
         let results: Vec<Vec<(usize, RecordReport)>> = stream::iter(group_by_key(plans))
             .map(|group| self.run_group(group, &run))
@@ -157,27 +167,22 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
         report
     }
 
-    /// One strongly consistent read of the rejections of the records about
-    /// to become offers (at most 100 keys a call): those found absent may
+    /// One strongly consistent read of the rejections of the records that
+    /// may become offers (at most 100 keys a call): those found absent may
     /// take the two-item common path. Should the read fail, every offer
     /// takes the checked path; the read is only a hint (docs/design.md).
     async fn rejections_absent(
         &self,
-        plans: &[(usize, &InsertRecord, Plan)],
-        run: &Run,
+        records: &[(&str, Uuid)],
+        deadline: Option<Deadline>,
     ) -> HashSet<Uuid> {
-        let offers: Vec<(&str, Uuid)> = plans
-            .iter()
-            .filter(|(_, _, plan)| matches!(plan, Plan::Dispatch(_)))
-            .map(|(_, insert, _)| (insert.user_id.as_str(), insert.record_id))
-            .collect();
-        if offers.is_empty() {
+        if records.is_empty() {
             return HashSet::new();
         }
-        match within_deadline(run.deadline, self.store.rejections_absent(&offers)).await {
+        match within_deadline(deadline, self.store.rejections_absent(records)).await {
             Ok(absent) => absent,
             Err(error) => {
-                tracing::warn!(error = %error, records = offers.len(), "rejections not read: the checked path is used");
+                tracing::warn!(error = %error, records = records.len(), "rejections not read: the checked path is used");
                 HashSet::new()
             }
         }

@@ -250,7 +250,7 @@ async fn a_record_whose_other_outcome_is_stored_is_a_duplicate_naming_it() {
 }
 
 #[tokio::test]
-async fn the_rejections_of_a_batchs_offers_are_read_once_before_the_writes() {
+async fn the_rejections_of_a_batchs_valid_rows_are_read_once_before_the_writes() {
     let store = store();
     let records = vec![
         insert(&store, "1", row("a", "co-1")),
@@ -269,9 +269,8 @@ async fn the_rejections_of_a_batchs_offers_are_read_once_before_the_writes() {
         .await;
     let state = store.state();
     assert_eq!(
-        state.rejection_reads,
-        vec![ids[0], ids[2]],
-        "one read, of the records about to become offers"
+        state.rejection_reads, ids,
+        "one read, of the valid rows (beside the catalog's)"
     );
     let mut priors = state.priors.clone();
     priors.sort_by(|a, b| a.0.cmp(&b.0));
