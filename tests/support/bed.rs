@@ -506,3 +506,24 @@ where
     }
     panic!("records still failed after {MAX_DELIVERIES} deliveries");
 }
+
+/// The dispatcher's handler fed `records` as the event source mapping feeds
+/// it ([`deliver_until_none_fail`]).
+pub async fn deliver(dispatcher: &offer_dispatcher::DynamoDispatcher, records: &[Value]) -> usize {
+    deliver_until_none_fail(records, |batch| invoke(dispatcher, batch)).await
+}
+
+/// The statistics handler fed `records` as the event source mapping feeds
+/// it ([`deliver_until_none_fail`]).
+pub async fn deliver_stats(stats: &campaign_stats::DynamoStats, records: &[Value]) -> usize {
+    deliver_until_none_fail(records, |batch| invoke_stats(stats, batch)).await
+}
+
+/// Challenge progress's handler fed `records` as the event source mapping
+/// feeds it ([`deliver_until_none_fail`]).
+pub async fn deliver_progress(
+    progress: &challenge_progress::DynamoChallengeProgress,
+    records: &[Value],
+) -> usize {
+    deliver_until_none_fail(records, |batch| invoke_progress(progress, batch)).await
+}
