@@ -255,7 +255,7 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
     // Ctrl-C stops the stack and everything it started.
     let mut stack = stack;
     let pids = stack.pids.clone();
-    let status = stack.interrupt().expect("the stack stops within 60 s");
+    let status = stack.interrupt().expect("the stack stops within 300 s");
     assert!(status.success(), "{status}");
     std::thread::sleep(Duration::from_millis(500));
     let left: Vec<u32> = pids.into_iter().filter(|pid| alive(*pid)).collect();
