@@ -102,9 +102,12 @@ async fn dynamodb_stopping_mid_batch_half_writes_nothing_and_the_retry_counts_ea
     assert_eq!(records.len(), USERS * VISITS);
 
     let config = bed.progress_config(&[
-        ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "400"),
-        ("DYNAMODB_OPERATION_TIMEOUT_MS", "1200"),
-        ("DYNAMODB_CONNECT_TIMEOUT_MS", "200"),
+        // A frozen store never answers, so these trip all the same; a busy
+        // machine's store answers within them (400 ms did not at load 16:
+        // the store looked down before the freeze, which then never came).
+        ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "5000"),
+        ("DYNAMODB_OPERATION_TIMEOUT_MS", "10000"),
+        ("DYNAMODB_CONNECT_TIMEOUT_MS", "1000"),
         ("DYNAMODB_MAX_ATTEMPTS", "2"),
         ("PROGRESS_CONCURRENCY", "4"),
     ]);
@@ -141,6 +144,13 @@ async fn dynamodb_stopping_mid_batch_half_writes_nothing_and_the_retry_counts_ea
     )
     .await
     .expect("the handler answers even when DynamoDB does not");
+    if !freezer.is_finished() {
+        freezer.abort();
+        panic!(
+            "the batch ended before the freeze, after {} writes",
+            written.load(Ordering::SeqCst)
+        );
+    }
     freezer.await.expect("freezer");
     local.thaw();
     let failed: Vec<String> = response
