@@ -71,7 +71,7 @@ async fn two_visits_complete_the_challenge_once_and_a_third_changes_nothing() {
         ],
     )
     .await;
-    assert!(invoke_progress(&progress, &first).await.is_empty());
+    deliver_progress(&progress, &first).await;
     let offer = offer_item(&bed, &id).await;
     assert_eq!(goal(&offer, "visit1")["transactionId"], "order-1");
     assert_eq!(goal(&offer, "visit1")["metAt"], "2026-05-02T12:30:00Z");
@@ -90,8 +90,8 @@ async fn two_visits_complete_the_challenge_once_and_a_third_changes_nothing() {
         &[transaction("order-3", user, 40.0, "2026-05-04T09:00:00Z")],
     )
     .await;
-    assert!(invoke_progress(&progress, &third).await.is_empty());
-    assert!(invoke_progress(&progress, &first).await.is_empty());
+    deliver_progress(&progress, &third).await;
+    deliver_progress(&progress, &first).await;
     assert_eq!(offer_item(&bed, &id).await, offer, "unchanged");
 
     // The app sees the progress.
@@ -129,12 +129,10 @@ async fn a_replayed_transaction_counts_once() {
     )
     .await;
     for _ in 0..3 {
-        assert!(invoke_progress(&progress, &records).await.is_empty());
+        deliver_progress(&progress, &records).await;
     }
     // And to a fresh process (nothing cached anywhere).
-    assert!(invoke_progress(&bed.progress(&[]), &records)
-        .await
-        .is_empty());
+    deliver_progress(&bed.progress(&[]), &records).await;
     let offer = offer_item(&bed, &id).await;
     assert_eq!(goal(&offer, "visit1")["transactionId"], "order-1");
     assert!(goal(&offer, "visit2").get("metAt").is_none(), "{offer:?}");
@@ -224,7 +222,7 @@ async fn only_transactions_within_the_offer_and_its_conditions_count() {
         ],
     )
     .await;
-    assert!(invoke_progress(&progress, &records).await.is_empty());
+    deliver_progress(&progress, &records).await;
     let offer = offer_item(&bed, &id).await;
     assert!(goal(&offer, "visit1").get("metAt").is_none(), "{offer:?}");
     assert!(offer["challenge"].get("countedTransactions").is_none());
@@ -239,7 +237,7 @@ async fn only_transactions_within_the_offer_and_its_conditions_count() {
         &[transaction("enough", user, 10.0, "2023-10-20T17:37:37Z")],
     )
     .await;
-    assert!(invoke_progress(&progress, &enough).await.is_empty());
+    deliver_progress(&progress, &enough).await;
     let offer = offer_item(&bed, &id).await;
     assert_eq!(goal(&offer, "visit1")["transactionId"], "enough");
 }
@@ -262,7 +260,7 @@ async fn invalid_transactions_are_kept_between_valid_neighbours_once() {
         .concat(),
     )
     .await;
-    assert!(invoke_progress(&progress, &records).await.is_empty());
+    deliver_progress(&progress, &records).await;
     let offer = offer_item(&bed, &id).await;
     assert!(offer["challenge"]["completedAt"].is_string(), "{offer:?}");
 
@@ -294,7 +292,7 @@ async fn invalid_transactions_are_kept_between_valid_neighbours_once() {
     assert!(message("bad-date").contains("occurredAt"));
 
     // Delivered again: kept once.
-    assert!(invoke_progress(&progress, &records).await.is_empty());
+    deliver_progress(&progress, &records).await;
     assert_eq!(bed.scan(REJECTED).await.len(), 4);
 }
 
@@ -310,7 +308,7 @@ async fn a_hand_built_unreadable_record_is_kept_and_never_fails_the_batch() {
     broken["dynamodb"]["NewImage"]["totalCost"] = json!({"Q": "12"});
     event["Records"] = json!([record, broken]);
     let records: Vec<Value> = event["Records"].as_array().cloned().unwrap_or_default();
-    assert!(invoke_progress(&progress, &records).await.is_empty());
+    deliver_progress(&progress, &records).await;
     let rejections = bed.scan(REJECTED).await;
     assert_eq!(rejections.len(), 1);
     assert!(rejections[0]["reasonMessage"]
@@ -326,12 +324,12 @@ async fn the_sample_events_complete_the_seed_challenge() {
         .as_array()
         .cloned()
         .unwrap_or_default();
-    assert!(invoke(&bed.dispatcher(&[]), &rows).await.is_empty());
+    deliver(&bed.dispatcher(&[]), &rows).await;
     let sample = read_json("events/challenge-progress-transactions.json");
     let records: Vec<Value> = sample["Records"].as_array().cloned().unwrap_or_default();
     let progress = bed.progress(&[]);
     for _delivery in 0..2 {
-        assert!(invoke_progress(&progress, &records).await.is_empty());
+        deliver_progress(&progress, &records).await;
     }
     let offers = bed.scan(OFFERS).await;
     let seed = offers

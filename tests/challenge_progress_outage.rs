@@ -102,9 +102,12 @@ async fn dynamodb_stopping_mid_batch_half_writes_nothing_and_the_retry_counts_ea
     assert_eq!(records.len(), USERS * VISITS);
 
     let config = bed.progress_config(&[
-        ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "400"),
-        ("DYNAMODB_OPERATION_TIMEOUT_MS", "1200"),
-        ("DYNAMODB_CONNECT_TIMEOUT_MS", "200"),
+        // A frozen store never answers, so these trip all the same; a busy
+        // machine's store answers within them (400 ms did not at load 16:
+        // the store looked down before the freeze, which then never came).
+        ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "5000"),
+        ("DYNAMODB_OPERATION_TIMEOUT_MS", "10000"),
+        ("DYNAMODB_CONNECT_TIMEOUT_MS", "1000"),
         ("DYNAMODB_MAX_ATTEMPTS", "2"),
         ("PROGRESS_CONCURRENCY", "4"),
     ]);
@@ -141,9 +144,16 @@ async fn dynamodb_stopping_mid_batch_half_writes_nothing_and_the_retry_counts_ea
     )
     .await
     .expect("the handler answers even when DynamoDB does not");
+    if !freezer.is_finished() {
+        freezer.abort();
+        panic!(
+            "the batch ended before the freeze, after {} writes",
+            written.load(Ordering::SeqCst)
+        );
+    }
     freezer.await.expect("freezer");
     local.thaw();
-    let mut failed: Vec<String> = response
+    let failed: Vec<String> = response
         .batch_item_failures
         .into_iter()
         .filter_map(|failure| failure.item_identifier)
@@ -158,13 +168,7 @@ async fn dynamodb_stopping_mid_batch_half_writes_nothing_and_the_retry_counts_ea
 
     // Lambda retries from the lowest failed sequence number onward.
     let retrying = bed.progress(&[]);
-    for _attempt in 0..5 {
-        if failed.is_empty() {
-            break;
-        }
-        failed = invoke_progress(&retrying, from_lowest_failed(&records, &failed)).await;
-    }
-    assert!(failed.is_empty(), "retries succeed: {failed:?}");
+    deliver_progress(&retrying, from_lowest_failed(&records, &failed)).await;
 
     let offers = bed.scan(OFFERS).await;
     assert_eq!(offers.len(), USERS);

@@ -110,8 +110,8 @@ async fn hostile_rows_and_catalog_items_are_rejected_alone_between_valid_neighbo
     }
     let records = bed.stream().await.read_new().await.expect("stream");
     assert_eq!(inserts(&records).len(), 2 * hostile.len() + 1, "one batch");
-    let failures = invoke(&bed.dispatcher(&[]), &records).await;
-    assert!(failures.is_empty(), "nothing reported failed: {failures:?}");
+    // Nothing fails for good: a failure on a busy machine is delivered again.
+    deliver(&bed.dispatcher(&[]), &records).await;
 
     let offers = bed.scan(OFFERS).await;
     let offered: HashSet<String> = offers.iter().map(|o| text(o, "sortKey")).collect();
@@ -163,7 +163,7 @@ async fn a_record_keeps_its_one_outcome_whatever_changes_before_it_comes_again()
         .await;
     let mut stream = bed.stream().await;
     let first = stream.read_new().await.expect("stream");
-    assert!(invoke(&bed.dispatcher(&[]), &first).await.is_empty());
+    deliver(&bed.dispatcher(&[]), &first).await;
     assert_eq!(bed.scan(OFFERS).await.len(), 1);
     bed.client
         .delete_item()
@@ -172,7 +172,7 @@ async fn a_record_keeps_its_one_outcome_whatever_changes_before_it_comes_again()
         .send()
         .await
         .expect("delete config offer");
-    assert!(invoke(&bed.dispatcher(&[]), &first).await.is_empty());
+    deliver(&bed.dispatcher(&[]), &first).await;
     assert_eq!(bed.scan(OFFERS).await.len(), 1, "still one offer");
     assert!(bed.scan(REJECTED).await.is_empty(), "and no rejection");
 
@@ -184,7 +184,7 @@ async fn a_record_keeps_its_one_outcome_whatever_changes_before_it_comes_again()
     bed.put(PENDING, row).await;
     let second = stream.read_new().await.expect("stream");
     assert_eq!(inserts(&second).len(), 1);
-    assert!(invoke(&bed.dispatcher(&[]), &second).await.is_empty());
+    deliver(&bed.dispatcher(&[]), &second).await;
     assert_eq!(bed.scan(REJECTED).await.len(), 1);
     bed.put(
         CATALOG,
@@ -196,7 +196,7 @@ async fn a_record_keeps_its_one_outcome_whatever_changes_before_it_comes_again()
         json!({"id": "tpl-later", "kind": "offerTemplate", "configOfferId": "co-later", "rules": []}),
     )
     .await;
-    assert!(invoke(&bed.dispatcher(&[]), &second).await.is_empty());
+    deliver(&bed.dispatcher(&[]), &second).await;
     let offers = bed.scan(OFFERS).await;
     assert_eq!(offers.len(), 1, "no offer for the rejected record");
     assert_eq!(bed.scan(REJECTED).await.len(), 1, "still one rejection");
@@ -212,7 +212,7 @@ async fn deliveries_deciding_differently_at_once_still_store_one_outcome() {
     let warm_up = stream.read_new().await.expect("stream");
     let warm: Vec<_> = (0..5).map(|_| bed.dispatcher(&[])).collect();
     for dispatcher in &warm {
-        assert!(invoke(dispatcher, &warm_up).await.is_empty());
+        deliver(dispatcher, &warm_up).await;
     }
     // ...and five that will find it deleted.
     bed.client
@@ -263,7 +263,7 @@ async fn a_row_rewritten_with_only_its_rules_changed_is_not_consumed_by_the_olde
     bed.put(PENDING, nested_change).await; // a MODIFY adding an attribute
     let records = bed.stream().await.read_new().await.expect("stream");
     assert_eq!(inserts(&records).len(), 2);
-    assert!(invoke(&bed.dispatcher(&[]), &records).await.is_empty());
+    deliver(&bed.dispatcher(&[]), &records).await;
 
     let offers = bed.scan(OFFERS).await;
     assert_eq!(offers.len(), 2, "each INSERT was an assignment");

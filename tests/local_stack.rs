@@ -59,6 +59,27 @@ fn rows_file(dir: &std::path::Path) -> std::path::PathBuf {
     path
 }
 
+/// How long the test waits at most for what the stack does in the
+/// background (dispatch, challenge progress): a bound on a completion wait,
+/// not a timed assertion. On a busy machine the debug binaries and DynamoDB
+/// Local are slow, and the SDK's attempt timeouts make the mapping retry.
+const SETTLE: Duration = Duration::from_secs(600);
+
+/// Asks `check` every `every` until it gives a value; panics with its last
+/// answer once [`SETTLE`] has passed.
+fn wait_for<T>(every: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let started = Instant::now();
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(last) if started.elapsed() >= SETTLE => {
+                panic!("not done after {SETTLE:?}: {last}")
+            }
+            Err(_) => std::thread::sleep(every),
+        }
+    }
+}
+
 fn count(status: &Value, path: &[&str]) -> u64 {
     path.iter()
         .fold(status, |value, key| &value[*key])
@@ -88,22 +109,15 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
     assert_eq!(code, 0, "{output}");
 
     // The stream mapping dispatches everything written: none stays pending.
-    let started = Instant::now();
-    let status = loop {
+    let status = wait_for(Duration::from_millis(500), || {
         let (code, output) = stack.offers(&["status", "--json"]);
         assert_eq!(code, 0, "{output}");
         let status: Value = serde_json::from_str(&output).unwrap_or(Value::Null);
         let done = count(&status, &["pendingRows"]) == 0
             && count(&status, &["rejectedRows", "total"]) == UNKNOWN_OFFER_ROWS as u64;
-        if done {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "still pending: {output}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+        done.then_some(status)
+            .ok_or_else(|| format!("still pending: {output}"))
+    });
     assert_eq!(
         count(&status, &["offers", "bySource", "campaign"]),
         (USERS * VALID_PER_USER) as u64,
@@ -158,20 +172,13 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
         (status, unsigned["error"]["code"].as_str()),
         (401, Some("missing_signature"))
     );
-    let started = Instant::now();
-    loop {
+    wait_for(Duration::from_millis(300), || {
         let (status, body) = stack.get("/rewards/offers", SEED_USER);
         assert_eq!(status, 200, "{body}");
         let offers = body["offers"].as_array().map(Vec::len).unwrap_or_default();
-        if offers == 2 {
-            break;
-        }
-        assert!(
-            offers < 2 && started.elapsed() < Duration::from_secs(30),
-            "{body}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+        assert!(offers <= 2, "{body}");
+        (offers == 2).then_some(()).ok_or_else(|| body.to_string())
+    });
 
     // The activity function behind the same API: a redemption uses up the
     // owner's fries offer (limit 1), which leaves the list; an event; a void
@@ -228,20 +235,16 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
         ]);
         assert_eq!(code, 0, "{output}");
     }
-    let started = Instant::now();
-    let completed = loop {
+    let completed = wait_for(Duration::from_millis(500), || {
         let (status, body) = stack.get("/rewards/offers", "stack-visitor");
         assert_eq!(status, 200, "{body}");
         let challenge = body["offers"][0]["challenge"].clone();
         if challenge["completedAt"].is_string() {
-            break challenge;
+            Ok(challenge)
+        } else {
+            Err(format!("not completed: {body}"))
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "not completed: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    });
     assert_eq!(completed["progress"], json!({"met": 2, "total": 2}));
     assert_eq!(
         completed["goals"]["visit2"]["transactionId"],
@@ -269,7 +272,7 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
     // Ctrl-C stops the stack and everything it started.
     let mut stack = stack;
     let pids = stack.pids.clone();
-    let status = stack.interrupt().expect("the stack stops within 60 s");
+    let status = stack.interrupt().expect("the stack stops within 300 s");
     assert!(status.success(), "{status}");
     std::thread::sleep(Duration::from_millis(500));
     let left: Vec<u32> = pids.into_iter().filter(|pid| alive(*pid)).collect();

@@ -87,6 +87,38 @@ pub async fn call_activity(
     api_response(&response)
 }
 
+/// How many times a test sends a request at most while the API answers 503:
+/// on a busy machine the deadline guard or the SDK's attempt timeouts answer
+/// 503 with `Retry-After`, which is correct; a client sends the request again.
+pub const MAX_ATTEMPTS: usize = 20;
+
+/// An answer and how many 503s came before it.
+pub struct Retried {
+    pub answer: ApiResponse,
+    pub unavailable: usize,
+}
+
+/// Calls the activity handler as a client does: a 503 is sent again after a
+/// short, growing pause (every write is idempotent, so that is safe), at most
+/// [`MAX_ATTEMPTS`] times; panics if the last answer is still a 503.
+pub async fn call_activity_retrying(
+    activity: &offer_activity::DynamoActivity,
+    event: &Value,
+) -> Retried {
+    for unavailable in 0..MAX_ATTEMPTS {
+        let answer = call_activity(activity, event).await;
+        if answer.status != 503 {
+            return Retried {
+                answer,
+                unavailable,
+            };
+        }
+        let pause = 50u64 << unavailable.min(5);
+        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+    }
+    panic!("still 503 after {MAX_ATTEMPTS} attempts");
+}
+
 /// Calls the support handler with an API Gateway v2 event given as JSON.
 pub async fn call_support(
     support: &support_assignment::DynamoSupport,

@@ -192,9 +192,21 @@ impl TestBed {
     }
 }
 
+/// The SDK timeouts the tests give the functions in place of template.yaml's
+/// (1-2 s per attempt, 3-5 s per operation, tested in tests/template.rs):
+/// DynamoDB Local on a machine whose cores other processes keep busy can
+/// take seconds to answer, and tests assert outcomes, not latency. The
+/// outage tests set their own, short ones.
+pub const LOADED_MACHINE_SDK: &[(&str, &str)] = &[
+    ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "10000"),
+    ("DYNAMODB_OPERATION_TIMEOUT_MS", "30000"),
+    ("DYNAMODB_CONNECT_TIMEOUT_MS", "5000"),
+];
+
 /// The functions as their main.rs wires them, configured from template.yaml.
 impl TestBed {
-    /// The environment template.yaml gives `function`, with `overrides` on top.
+    /// The environment template.yaml gives `function`, with SDK timeouts a
+    /// busy test machine meets ([`LOADED_MACHINE_SDK`]), and `overrides` on top.
     pub fn environment(
         &self,
         function: &str,
@@ -204,6 +216,11 @@ impl TestBed {
             .template
             .function_environment(function, &self.tables)
             .expect("function environment");
+        for (name, value) in LOADED_MACHINE_SDK {
+            if let Some(setting) = environment.get_mut(*name) {
+                *setting = (*value).to_owned();
+            }
+        }
         environment.extend(
             overrides
                 .iter()
@@ -527,6 +544,29 @@ where
             return delivery;
         }
         batch = from_lowest_failed(batch, &failed);
+        // The mapping's pause before a retry: a busy store gets room.
+        tokio::time::sleep(offers_local::event_source::retry_pause(delivery as u32)).await;
     }
     panic!("records still failed after {MAX_DELIVERIES} deliveries");
+}
+
+/// The dispatcher's handler fed `records` as the event source mapping feeds
+/// it ([`deliver_until_none_fail`]).
+pub async fn deliver(dispatcher: &offer_dispatcher::DynamoDispatcher, records: &[Value]) -> usize {
+    deliver_until_none_fail(records, |batch| invoke(dispatcher, batch)).await
+}
+
+/// The statistics handler fed `records` as the event source mapping feeds
+/// it ([`deliver_until_none_fail`]).
+pub async fn deliver_stats(stats: &campaign_stats::DynamoStats, records: &[Value]) -> usize {
+    deliver_until_none_fail(records, |batch| invoke_stats(stats, batch)).await
+}
+
+/// Challenge progress's handler fed `records` as the event source mapping
+/// feeds it ([`deliver_until_none_fail`]).
+pub async fn deliver_progress(
+    progress: &challenge_progress::DynamoChallengeProgress,
+    records: &[Value],
+) -> usize {
+    deliver_until_none_fail(records, |batch| invoke_progress(progress, batch)).await
 }
