@@ -302,3 +302,47 @@ async fn the_challenge_progress_binary_completes_a_challenge() {
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0]["reasonCode"], "invalid_transaction");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_user_visits_binary_counts_visits_in_the_profile() {
+    let bed = TestBed::new().await;
+    let mut transactions = bed.transactions_stream().await;
+    bed.put(
+        TRANSACTIONS,
+        transaction("bin-1", SEED_USER, 12.5, "2026-05-02T10:00:00Z"),
+    )
+    .await;
+    let mut invalid = transaction("bin-bad", SEED_USER, 1.0, "2026-05-03T10:00:00Z");
+    invalid["occurredAt"] = json!("not a date");
+    bed.put(TRANSACTIONS, invalid).await;
+    let records = transactions.read_new().await.expect("stream");
+
+    let runtime = RuntimeApi::start().await.expect("runtime api");
+    let mut function = spawn_function(
+        &function_binary("user-visits"),
+        &bed.environment(VISITS, &[]),
+        &shared_dynamodb().endpoint(),
+        &runtime,
+    );
+    // Twice: the second delivery counts nothing more.
+    for _delivery in 0..2 {
+        let answer = runtime
+            .invoke(lambda_event(&records), Duration::from_secs(30))
+            .await;
+        assert_eq!(
+            answer,
+            Ok(Answer::Response(json!({"batchItemFailures": []})))
+        );
+    }
+    let _ = function.kill();
+    let _ = function.wait();
+    let profile = bed
+        .scan(PROFILES)
+        .await
+        .into_iter()
+        .find(|item| item["userId"] == SEED_USER)
+        .expect("the profile");
+    assert_eq!(profile["visits"], 1);
+    assert_eq!(profile["spendTotal"], 12.5);
+    assert_eq!(profile["lastVisitAt"], "2026-05-02T10:00:00Z");
+}

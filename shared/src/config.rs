@@ -199,6 +199,8 @@ pub const TRANSACTIONS_TABLE_VARIABLE: &str = "LOYALTY_TRANSACTIONS_TABLE_NAME";
 /// `CampaignsTable`: campaign definitions and their budgets (section 13, 14).
 pub const CAMPAIGNS_TABLE_VARIABLE: &str = "CAMPAIGNS_TABLE_NAME";
 pub const WEBHOOK_DELIVERIES_TABLE_VARIABLE: &str = "WEBHOOK_DELIVERIES_TABLE_NAME";
+/// `UserProfilesTable`: behaviour profiles (user visits writes, support reads).
+pub const USER_PROFILES_TABLE_VARIABLE: &str = "USER_PROFILES_TABLE_NAME";
 
 /// An environment given as pairs, for tests.
 pub fn env_of(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {

@@ -527,3 +527,53 @@ pub trait SelectionStatsReader: Send + Sync {
         offer_ids: &[String],
     ) -> impl Future<Output = Result<LearningCounters, StoreError>> + Send;
 }
+
+/// A user's behaviour profile as stored, with the version its next write
+/// is conditioned on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredProfile {
+    pub user_id: String,
+    /// Bumped by every write; 0 is "no profile yet".
+    pub version: u64,
+    pub profile: crate::domain::profile::Profile,
+}
+
+/// One visit counted into a profile: the profile after it, written only if
+/// the stored one is still at `expected_version` and the transaction was
+/// never counted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileWrite {
+    pub user_id: String,
+    pub transaction_id: String,
+    /// The version read (0: there was no profile).
+    pub expected_version: u64,
+    pub profile: crate::domain::profile::Profile,
+    /// When it is counted: the transaction's mark is kept from then for
+    /// the replay horizon.
+    pub counted_at: DateTime<Utc>,
+}
+
+/// What became of a [`ProfileWrite`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileWriteOutcome {
+    Written,
+    /// The transaction was counted before (a redelivery): nothing written.
+    AlreadyCounted,
+    /// Another write changed the profile since it was read: read it again.
+    Stale,
+}
+
+/// `UserProfilesTable`: one item per user, and each counted transaction's mark.
+pub trait ProfileStore: Send + Sync {
+    /// The user's profile (strongly consistent), `None` before their first visit.
+    fn profile(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Option<StoredProfile>, StoreError>> + Send;
+
+    /// Writes the profile and marks the transaction counted, both or neither.
+    fn count_visit(
+        &self,
+        write: &ProfileWrite,
+    ) -> impl Future<Output = Result<ProfileWriteOutcome, StoreError>> + Send;
+}

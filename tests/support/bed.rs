@@ -4,7 +4,7 @@
 
 use crate::fixtures::{
     sample_catalog, ACTIVITY, CATALOG, DISPATCHER, LOOKUP, OFFERS, PENDING, PROGRESS,
-    STATS_FUNCTION, SUPPORT, TRANSACTIONS, WEBHOOK,
+    STATS_FUNCTION, SUPPORT, TRANSACTIONS, VISITS, WEBHOOK,
 };
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -325,6 +325,17 @@ impl TestBed {
         challenge_progress::build_progress(dynamodb_client(&self.sdk, &config.sdk), &config)
     }
 
+    pub fn visits_config(&self, overrides: &[(&str, &str)]) -> user_visits::VisitsConfig {
+        user_visits::VisitsConfig::from_env(&self.env(VISITS, overrides))
+            .expect("user visits config")
+    }
+
+    /// User visits exactly as its main.rs wires it, configured from template.yaml.
+    pub fn visits(&self, overrides: &[(&str, &str)]) -> user_visits::DynamoUserVisits {
+        let config = self.visits_config(overrides);
+        user_visits::build_visits(dynamodb_client(&self.sdk, &config.sdk), &config)
+    }
+
     /// Puts pending rows and hands what the stream shows to the dispatcher;
     /// returns the `personalizedOfferId` of each row's offer, by sort key.
     pub async fn dispatch_rows(
@@ -414,6 +425,26 @@ pub async fn invoke_progress(
 ) -> Vec<String> {
     let response = challenge_progress::handler::handle(
         progress,
+        &offers_shared::metrics::memory::MemoryMetrics::default(),
+        LambdaEvent::new(lambda_event(records), Context::default()),
+    )
+    .await
+    .expect("handler");
+    response
+        .batch_item_failures
+        .into_iter()
+        .filter_map(|failure| failure.item_identifier)
+        .collect()
+}
+
+/// Calls user visits' handler the way Lambda does, with a default context;
+/// returns the sequence numbers reported in `batchItemFailures`.
+pub async fn invoke_visits(
+    visits: &user_visits::DynamoUserVisits,
+    records: &[Value],
+) -> Vec<String> {
+    let response = user_visits::handler::handle(
+        visits,
         &offers_shared::metrics::memory::MemoryMetrics::default(),
         LambdaEvent::new(lambda_event(records), Context::default()),
     )

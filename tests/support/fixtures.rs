@@ -18,6 +18,8 @@ pub const TRANSACTIONS: &str = "LoyaltyTransactionsTable";
 pub const PROGRESS: &str = "ChallengeProgressFunction";
 pub const WEBHOOK: &str = "CampaignWebhookFunction";
 pub const DELIVERIES: &str = "WebhookDeliveriesTable";
+pub const PROFILES: &str = "UserProfilesTable";
+pub const VISITS: &str = "UserVisitsFunction";
 
 pub const SEED_OFFER: &str = "290fb746-9850-4994-b7d7-5630046792e1";
 pub const SEED_USER: &str = "us-east-1:192991f1-ede8-47bf-89e1-3942d4ab8aaa";
