@@ -14,7 +14,8 @@ use serde_json::json;
 type Chooser = AlwaysOnChooser<AlwaysOnMemoryStore, MemorySelectionStats, MemoryCatalog>;
 
 fn campaign(id: &str, slots: u64, holdout: f64, paused: bool) -> AlwaysOnCampaign {
-    let start = Utc::now() - Days::days(10);
+    // Daily windows; the current one began 6 hours ago.
+    let start = Utc::now() - Days::days(10) - Days::hours(6);
     let text = json!({
         "campaignId": id, "mode": "alwaysOn",
         "pool": [{"offerId": "co-a"}, {"offerId": "co-b"}, {"offerId": "co-c"}],
@@ -136,7 +137,7 @@ async fn each_window_brings_an_offer_until_the_slots_are_full() {
     let visits = visits(vec![campaign("always", 2, 0.0, false)], &["co-a", "co-b", "co-c"]);
     let today = Utc::now() - Days::minutes(2);
     visits
-        .process_batch(vec![visit(1, "t1", "u1", today - Days::days(1))], None)
+        .process_batch(vec![visit(1, "t1", "u1", today - Days::hours(8))], None)
         .await;
     let first = rows(&visits);
     visits.after().store().dispatch_all();
@@ -147,12 +148,22 @@ async fn each_window_brings_an_offer_until_the_slots_are_full() {
     assert_eq!((first.len(), second.len()), (1, 1));
     assert_ne!(first[0]["offerId"], second[0]["offerId"], "never one held live");
     assert_ne!(first[0]["assignmentId"], second[0]["assignmentId"]);
-    // Two live offers (one still pending): the third window... is not
-    // reached yet, and a visit of the same window adds nothing either.
+    // A visit of the same window adds nothing.
     visits
         .process_batch(vec![visit(3, "t3", "u1", today + Days::seconds(1))], None)
         .await;
     assert_eq!(rows(&visits).len(), 1);
+    // Two live offers (one still pending): a visit of a third window (the
+    // campaign put again with its windows shifted) adds nothing either.
+    visits.after().store().dispatch_all();
+    let mut shifted = campaign("always", 2, 0.0, false);
+    shifted.start = today + Days::seconds(30) - Days::days(10);
+    shifted.version = 2;
+    visits.after().store().state().campaigns = vec![shifted];
+    visits
+        .process_batch(vec![visit(4, "t4", "u1", today + Days::seconds(60))], None)
+        .await;
+    assert!(rows(&visits).is_empty());
 }
 
 #[tokio::test]
