@@ -157,10 +157,11 @@ async fn a_visit_becomes_one_offer_with_selection_and_its_dates_in_the_apps_list
     let offer = &offers[0];
     assert_eq!(offer["offerId"], json!(offer_id));
     assert_eq!(offer["campaignId"], "always-1");
-    let start = at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let expiry = (at + Duration::days(14)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    assert_eq!(offer["startDate"], json!(start));
-    assert_eq!(offer["expiryDate"], json!(expiry));
+    assert_eq!(offer["startDate"], json!(format_timestamp(at)));
+    assert_eq!(
+        offer["expiryDate"],
+        json!(format_timestamp(at + Duration::days(14)))
+    );
     assert_eq!(offer["selection"]["context"], selection["context"]);
 
     // In the app's list.
