@@ -140,7 +140,9 @@ async fn a_visit_becomes_one_offer_with_selection_and_its_dates_in_the_apps_list
     assert_eq!(row["sortKey"], json!(format!("always-1+{offer_id}")));
     assert_eq!(row["campaignId"], "always-1");
     assert_eq!(row["rank"], 1);
-    assert!(row["assignmentId"].as_str().is_some_and(|id| id.len() == 36));
+    assert!(row["assignmentId"]
+        .as_str()
+        .is_some_and(|id| id.len() == 36));
     let selection = &row["selection"];
     assert!(selection["propensity"]
         .as_f64()
@@ -172,7 +174,10 @@ async fn a_visit_becomes_one_offer_with_selection_and_its_dates_in_the_apps_list
     )
     .await;
     assert_eq!(listed.status, 200, "{:?}", listed.body);
-    let listed = listed.body["offers"].as_array().cloned().unwrap_or_default();
+    let listed = listed.body["offers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["offerId"], json!(offer_id));
     assert_eq!(listed[0]["campaignId"], "always-1");
@@ -208,7 +213,14 @@ async fn two_visits_of_one_window_at_once_make_one_offer_and_other_windows_more_
     let now = Utc::now();
     let bed = TestBed::new().await;
     load_pool(&bed).await;
-    put_campaign_with(&bed, "always-3", 2, now - Duration::days(3) - Duration::hours(1), "PT6H").await;
+    put_campaign_with(
+        &bed,
+        "always-3",
+        2,
+        now - Duration::days(3) - Duration::hours(1),
+        "PT6H",
+    )
+    .await;
     let mut transactions = bed.transactions_stream().await;
     let mut pending = bed.stream().await;
     let user = "us-east-1:twice";
@@ -264,7 +276,11 @@ async fn paused_old_ahead_and_before_the_campaign_assign_nothing_but_count() {
         &[
             visit("ao-old", "us-east-1:old", now - Duration::hours(25)),
             visit("ao-ahead", "us-east-1:ahead", now + Duration::minutes(30)),
-            visit("ao-before", "us-east-1:before", start - Duration::minutes(5)),
+            visit(
+                "ao-before",
+                "us-east-1:before",
+                start - Duration::minutes(5),
+            ),
         ],
     )
     .await;
@@ -324,7 +340,10 @@ async fn a_pool_offer_deleted_from_the_catalog_is_skipped() {
     deliver(&visits(&bed), &records).await;
     let rows = bed.scan(PENDING).await;
     assert_eq!(rows.len(), 6);
-    assert!(rows.iter().all(|row| row["offerId"] == "co-cake"), "{rows:?}");
+    assert!(
+        rows.iter().all(|row| row["offerId"] == "co-cake"),
+        "{rows:?}"
+    );
     dispatch(&bed, &mut pending).await;
     assert_eq!(bed.count(OFFERS).await, 6);
     assert_eq!(bed.count(REJECTED).await, 0);

@@ -3,9 +3,9 @@
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
+use offers_shared::always_on::{AlwaysOnChooser, AlwaysOnStore};
 use offers_shared::deadline::invocation_deadline;
 use offers_shared::metrics::MetricsSink;
-use offers_shared::always_on::{AlwaysOnChooser, AlwaysOnStore};
 use offers_shared::ports::{CatalogReader, ProfileStore, SelectionStatsReader};
 use offers_shared::profiles::{visit_metrics, UserVisits};
 use offers_shared::stream::runner::partial_batch_response;

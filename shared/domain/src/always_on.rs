@@ -277,11 +277,7 @@ pub fn pending_row(
     row.insert("ttl".into(), json!(expiry.timestamp()));
     row.insert(
         "assignmentId".into(),
-        json!(for_always_on_window(
-            &campaign.campaign_id,
-            user_id,
-            window
-        )),
+        json!(for_always_on_window(&campaign.campaign_id, user_id, window)),
     );
     if let Some(template_id) = &offer.template_id {
         row.insert("templateId".into(), json!(template_id));
@@ -340,9 +336,15 @@ mod tests {
         let now = at(10, 12);
         assert!(is_visit(now, now));
         assert!(is_visit(now - Duration::hours(24), now));
-        assert!(!is_visit(now - Duration::hours(24) - Duration::seconds(1), now));
+        assert!(!is_visit(
+            now - Duration::hours(24) - Duration::seconds(1),
+            now
+        ));
         assert!(is_visit(now + Duration::minutes(5), now));
-        assert!(!is_visit(now + Duration::minutes(5) + Duration::seconds(1), now));
+        assert!(!is_visit(
+            now + Duration::minutes(5) + Duration::seconds(1),
+            now
+        ));
     }
 
     #[test]
@@ -351,18 +353,24 @@ mod tests {
         assert_eq!(campaign.window_of(at(1, 0)), Some(0));
         assert_eq!(campaign.window_of(at(1, 23)), Some(0));
         assert_eq!(campaign.window_of(at(3, 5)), Some(2));
-        assert_eq!(
-            eligibility(&campaign, &[], at(3, 5)),
-            Ok((2, Vec::new()))
-        );
+        assert_eq!(eligibility(&campaign, &[], at(3, 5)), Ok((2, Vec::new())));
         // One live offer from yesterday: another may come, not offer a again.
         let yesterday = [held("a", at(2, 9), true)];
-        assert_eq!(eligibility(&campaign, &yesterday, at(3, 5)), Ok((2, vec![0])));
+        assert_eq!(
+            eligibility(&campaign, &yesterday, at(3, 5)),
+            Ok((2, vec![0]))
+        );
         // One from today's window, even redeemed: nothing more today.
         let today = [held("b", at(3, 1), false)];
-        assert_eq!(eligibility(&campaign, &today, at(3, 5)), Err(Skip::WindowUsed));
+        assert_eq!(
+            eligibility(&campaign, &today, at(3, 5)),
+            Err(Skip::WindowUsed)
+        );
         let full = [held("a", at(1, 9), true), held("c", at(2, 9), true)];
-        assert_eq!(eligibility(&campaign, &full, at(3, 5)), Err(Skip::SlotsFull));
+        assert_eq!(
+            eligibility(&campaign, &full, at(3, 5)),
+            Err(Skip::SlotsFull)
+        );
         // Expired or redeemed offers of other windows leave the slot free.
         let spent = [held("a", at(1, 9), false), held("c", at(2, 9), true)];
         assert_eq!(eligibility(&campaign, &spent, at(3, 5)), Ok((2, vec![2])));
@@ -371,9 +379,15 @@ mod tests {
     #[test]
     fn before_the_start_after_the_end_or_paused_nothing() {
         let mut campaign = campaign(1, 0.0);
-        let before = Utc.with_ymd_and_hms(2029, 12, 31, 23, 0, 0).single().unwrap_or_default();
+        let before = Utc
+            .with_ymd_and_hms(2029, 12, 31, 23, 0, 0)
+            .single()
+            .unwrap_or_default();
         assert_eq!(eligibility(&campaign, &[], before), Err(Skip::NotActive));
-        let after = Utc.with_ymd_and_hms(2030, 2, 1, 0, 0, 0).single().unwrap_or_default();
+        let after = Utc
+            .with_ymd_and_hms(2030, 2, 1, 0, 0, 0)
+            .single()
+            .unwrap_or_default();
         assert_eq!(eligibility(&campaign, &[], after), Err(Skip::NotActive));
         campaign.paused = true;
         assert_eq!(eligibility(&campaign, &[], at(3, 5)), Err(Skip::NotActive));
@@ -416,7 +430,10 @@ mod tests {
             assert_eq!(again, Some(choice));
         }
         assert!(seen[0] > 150 && seen[2] > 150, "{seen:?}");
-        assert_eq!(choose(&mut engine, &campaign, "u", 4, &context, &[0, 1, 2]), None);
+        assert_eq!(
+            choose(&mut engine, &campaign, "u", 4, &context, &[0, 1, 2]),
+            None
+        );
     }
 
     #[test]
@@ -503,7 +520,10 @@ mod tests {
         assert_eq!(row["startDate"], "2030-01-03T09:00:00Z");
         assert_eq!(row["expiryDate"], "2030-01-10T09:00:00Z");
         assert_eq!(row["rank"], 1);
-        assert_eq!(row["assignmentId"], for_always_on_window("always", "user-1", 2));
+        assert_eq!(
+            row["assignmentId"],
+            for_always_on_window("always", "user-1", 2)
+        );
         assert_eq!(
             row["selection"],
             json!({"policy": POLICY, "propensity": 0.25, "holdout": false,

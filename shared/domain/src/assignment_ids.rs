@@ -34,7 +34,10 @@ pub fn for_planned_rank(campaign_id: &str, user_id: &str, rank: usize) -> String
 /// window (its index from the campaign's startDate), not the offer chosen:
 /// replays and concurrent visits of one window land on one assignment.
 pub fn for_always_on_window(campaign_id: &str, user_id: &str, window: u64) -> String {
-    derive(&ALWAYS_ON_NAMESPACE, &[campaign_id, user_id, &window.to_string()])
+    derive(
+        &ALWAYS_ON_NAMESPACE,
+        &[campaign_id, user_id, &window.to_string()],
+    )
 }
 
 #[cfg(test)]
@@ -63,7 +66,10 @@ mod tests {
             for_always_on_window("c", "u", 1),
             for_always_on_window("c", "u", 2)
         );
-        assert_ne!(for_always_on_window("c", "u", 1), for_planned_rank("c", "u", 1));
+        assert_ne!(
+            for_always_on_window("c", "u", 1),
+            for_planned_rank("c", "u", 1)
+        );
         assert_eq!(a.len(), 36, "within the 1 to 128 characters of section 2");
     }
 }

@@ -137,7 +137,9 @@ pub struct AlwaysOnChooser<A, T, C> {
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl<A: AlwaysOnStore, T: SelectionStatsReader, C: CatalogReader> AlwaysOnChooser<A, T, C> {
@@ -303,9 +305,9 @@ impl<A: AlwaysOnStore, T: SelectionStatsReader, C: CatalogReader> AlwaysOnChoose
             .await?;
         // The definition was checked when it was put: an engine error here
         // is a stored campaign no engine can run, not a transient one.
-        let engine = campaign
-            .engine(&read.counters)
-            .map_err(|err| StoreError::Corrupt(format!("campaign {}: {err}", campaign.campaign_id)))?;
+        let engine = campaign.engine(&read.counters).map_err(|err| {
+            StoreError::Corrupt(format!("campaign {}: {err}", campaign.campaign_id))
+        })?;
         let engine = Arc::new(Mutex::new(engine));
         let mut engines = locked(&self.engines);
         // Campaigns come and go: drop engines of campaigns not seen for long.

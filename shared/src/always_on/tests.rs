@@ -36,7 +36,10 @@ fn catalog(ids: &[&str]) -> MemoryCatalog {
     )
 }
 
-fn visits(campaigns: Vec<AlwaysOnCampaign>, offers: &[&str]) -> UserVisits<ProfileMemoryStore, Chooser> {
+fn visits(
+    campaigns: Vec<AlwaysOnCampaign>,
+    offers: &[&str],
+) -> UserVisits<ProfileMemoryStore, Chooser> {
     let chooser = AlwaysOnChooser::with_ttls(
         AlwaysOnMemoryStore::new(campaigns),
         MemorySelectionStats::default(),
@@ -78,7 +81,10 @@ fn rows(visits: &UserVisits<ProfileMemoryStore, Chooser>) -> Vec<Map<String, Val
 
 #[tokio::test]
 async fn a_visit_assigns_one_offer_with_its_selection_and_dates() {
-    let visits = visits(vec![campaign("always", 2, 0.0, false)], &["co-a", "co-b", "co-c"]);
+    let visits = visits(
+        vec![campaign("always", 2, 0.0, false)],
+        &["co-a", "co-b", "co-c"],
+    );
     let at = Utc::now() - Days::minutes(3);
     let report = visits
         .process_batch(vec![visit(1, "t1", "u1", at)], None)
@@ -99,7 +105,9 @@ async fn a_visit_assigns_one_offer_with_its_selection_and_dates() {
     assert_eq!(selection["context"]["mode"], "pickup");
     assert_eq!(selection["context"]["visits30"], "1");
     assert_eq!(selection["context"]["spend"], "10-25");
-    assert!(selection["propensity"].as_f64().is_some_and(|p| p > 0.0 && p <= 1.0));
+    assert!(selection["propensity"]
+        .as_f64()
+        .is_some_and(|p| p > 0.0 && p <= 1.0));
     let metrics = visits.after().take_metrics(Utc::now());
     let assigned = metrics
         .metrics
@@ -111,7 +119,10 @@ async fn a_visit_assigns_one_offer_with_its_selection_and_dates() {
 
 #[tokio::test]
 async fn replays_and_deliveries_at_once_write_one_row() {
-    let visits = visits(vec![campaign("always", 2, 0.0, false)], &["co-a", "co-b", "co-c"]);
+    let visits = visits(
+        vec![campaign("always", 2, 0.0, false)],
+        &["co-a", "co-b", "co-c"],
+    );
     let at = Utc::now() - Days::minutes(1);
     let batch = || vec![visit(1, "t1", "u1", at)];
     let (a, b, c) = tokio::join!(
@@ -134,7 +145,10 @@ async fn replays_and_deliveries_at_once_write_one_row() {
 
 #[tokio::test]
 async fn each_window_brings_an_offer_until_the_slots_are_full() {
-    let visits = visits(vec![campaign("always", 2, 0.0, false)], &["co-a", "co-b", "co-c"]);
+    let visits = visits(
+        vec![campaign("always", 2, 0.0, false)],
+        &["co-a", "co-b", "co-c"],
+    );
     let today = Utc::now() - Days::minutes(2);
     visits
         .process_batch(vec![visit(1, "t1", "u1", today - Days::hours(8))], None)
@@ -146,7 +160,10 @@ async fn each_window_brings_an_offer_until_the_slots_are_full() {
         .await;
     let second = rows(&visits);
     assert_eq!((first.len(), second.len()), (1, 1));
-    assert_ne!(first[0]["offerId"], second[0]["offerId"], "never one held live");
+    assert_ne!(
+        first[0]["offerId"], second[0]["offerId"],
+        "never one held live"
+    );
     assert_ne!(first[0]["assignmentId"], second[0]["assignmentId"]);
     // A visit of the same window adds nothing.
     visits
@@ -168,7 +185,10 @@ async fn each_window_brings_an_offer_until_the_slots_are_full() {
 
 #[tokio::test]
 async fn paused_old_and_deleted_give_nothing_or_skip() {
-    let paused = visits(vec![campaign("paused", 1, 0.0, true)], &["co-a", "co-b", "co-c"]);
+    let paused = visits(
+        vec![campaign("paused", 1, 0.0, true)],
+        &["co-a", "co-b", "co-c"],
+    );
     paused
         .process_batch(vec![visit(1, "t1", "u1", Utc::now())], None)
         .await;
@@ -176,7 +196,10 @@ async fn paused_old_and_deleted_give_nothing_or_skip() {
 
     let visits = visits(vec![campaign("always", 1, 0.0, false)], &["co-b"]);
     let old = visits
-        .process_batch(vec![visit(1, "t1", "u1", Utc::now() - Days::hours(25))], None)
+        .process_batch(
+            vec![visit(1, "t1", "u1", Utc::now() - Days::hours(25))],
+            None,
+        )
         .await;
     assert_eq!(old.count(VisitKind::Counted), 1, "the profile counts it");
     assert!(rows(&visits).is_empty());
@@ -189,7 +212,15 @@ async fn paused_old_and_deleted_give_nothing_or_skip() {
     // co-a and co-c are gone from the catalog: every user gets co-b.
     for user in 0..20 {
         visits
-            .process_batch(vec![visit(10 + user, &format!("t-{user}"), &format!("u-{user}"), Utc::now())], None)
+            .process_batch(
+                vec![visit(
+                    10 + user,
+                    &format!("t-{user}"),
+                    &format!("u-{user}"),
+                    Utc::now(),
+                )],
+                None,
+            )
             .await;
     }
     let rows = rows(&visits);
@@ -206,19 +237,35 @@ async fn paused_old_and_deleted_give_nothing_or_skip() {
 
 #[tokio::test]
 async fn holdout_users_get_a_uniform_offer_with_its_propensity() {
-    let visits = visits(vec![campaign("always", 1, 0.999_999, false)], &["co-a", "co-b", "co-c"]);
+    let visits = visits(
+        vec![campaign("always", 1, 0.999_999, false)],
+        &["co-a", "co-b", "co-c"],
+    );
     visits
         .process_batch(vec![visit(1, "t1", "u1", Utc::now())], None)
         .await;
     let rows = rows(&visits);
     assert_eq!(rows[0]["selection"]["holdout"], true);
-    assert_eq!(rows[0]["selection"]["policy"], offers_domain::selection::HOLDOUT_POLICY);
-    assert!((rows[0]["selection"]["propensity"].as_f64().unwrap_or_default() - 1.0 / 3.0).abs() < 1e-12);
+    assert_eq!(
+        rows[0]["selection"]["policy"],
+        offers_domain::selection::HOLDOUT_POLICY
+    );
+    assert!(
+        (rows[0]["selection"]["propensity"]
+            .as_f64()
+            .unwrap_or_default()
+            - 1.0 / 3.0)
+            .abs()
+            < 1e-12
+    );
 }
 
 #[tokio::test]
 async fn an_outage_fails_the_record_and_its_retry_assigns() {
-    let visits = visits(vec![campaign("always", 1, 0.0, false)], &["co-a", "co-b", "co-c"]);
+    let visits = visits(
+        vec![campaign("always", 1, 0.0, false)],
+        &["co-a", "co-b", "co-c"],
+    );
     visits.after().store().state().down = Some(StoreError::Unavailable("down".into()));
     let at = Utc::now();
     let failed = visits

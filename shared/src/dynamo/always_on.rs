@@ -5,9 +5,9 @@
 //! pending table (the same), and the pending row's conditional put.
 
 use super::campaigns::CampaignsTable;
+use super::classify;
 use super::items::{offer_from_item, text_of, Item};
 use super::table::{paged, DynamoTable};
-use super::classify;
 use crate::always_on::{AlwaysOnStore, PendingPut};
 use crate::domain::always_on::{AlwaysOnCampaign, HeldOffer};
 use crate::domain::campaign::{parse_definition, CampaignMode};
@@ -64,7 +64,10 @@ impl AlwaysOnTables {
             .send();
         let mut items = paged(
             move |cx| items.poll_next(cx),
-            format!("querying {} for a user's offers of {campaign_id}", table.name()),
+            format!(
+                "querying {} for a user's offers of {campaign_id}",
+                table.name()
+            ),
         );
         let mut found = Vec::new();
         while let Some(item) = items.next().await {
@@ -114,7 +117,10 @@ impl AlwaysOnStore for AlwaysOnTables {
         now: DateTime<Utc>,
     ) -> Result<Vec<HeldOffer>, StoreError> {
         let mut held = Vec::new();
-        for item in self.campaign_items(&self.offers, user_id, campaign_id).await? {
+        for item in self
+            .campaign_items(&self.offers, user_id, campaign_id)
+            .await?
+        {
             // An offer item that cannot be read is left out (logged), not
             // a failure of every visit of its user.
             let offer = match offer_from_item(item) {

@@ -308,14 +308,25 @@ mod tests {
         let policy = ContextPolicy::from_rankings(&all, 2, 8);
         let at = |position: u64| (position << 61) + 1;
         // Without 0: [0,1] and [1,0] give 1 (7 of 8), [0,2] gives 2.
-        assert_eq!(policy.first_outside(at(0), 0, &[0], &[1, 2]), Some((1, 0.875)));
-        assert_eq!(policy.first_outside(at(3), 0, &[0], &[1, 2]), Some((2, 0.125)));
+        assert_eq!(
+            policy.first_outside(at(0), 0, &[0], &[1, 2]),
+            Some((1, 0.875))
+        );
+        assert_eq!(
+            policy.first_outside(at(3), 0, &[0], &[1, 2]),
+            Some((2, 0.125))
+        );
         // Without 0 and 1: only [0,2] has an offer left; the rest fall back
         // uniformly on what is eligible, here 2 alone.
-        assert_eq!(policy.first_outside(at(5), 0, &[0, 1], &[2]), Some((2, 1.0)));
+        assert_eq!(
+            policy.first_outside(at(5), 0, &[0, 1], &[2]),
+            Some((2, 1.0))
+        );
         // Without 0 and 2, eligible 1 and 3 (3 in no ranking): [0,2] x1 falls
         // back, half of it to each.
-        let (offer, p) = policy.first_outside(at(3), u64::MAX, &[0, 2], &[1, 3]).expect("one");
+        let (offer, p) = policy
+            .first_outside(at(3), u64::MAX, &[0, 2], &[1, 3])
+            .expect("one");
         assert_eq!((offer, p), (3, 0.0625));
         assert_eq!(policy.first_outside(at(0), 0, &[0, 1, 2], &[]), None);
         // Nothing excluded: the first pick and its propensity.
