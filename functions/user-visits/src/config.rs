@@ -62,7 +62,6 @@ mod tests {
     use super::*;
     use offers_shared::config::env_of;
 
-    #[test]
     const TABLES: [(&str, &str); 6] = [
         ("USER_PROFILES_TABLE_NAME", "p"),
         ("CAMPAIGNS_TABLE_NAME", "c"),
