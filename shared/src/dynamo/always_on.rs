@@ -7,6 +7,7 @@
 use super::campaigns::CampaignsTable;
 use super::classify;
 use super::items::{offer_from_item, text_of, Item};
+use super::pending::put_if_absent;
 use super::table::{paged, DynamoTable};
 use crate::always_on::{AlwaysOnStore, PendingPut};
 use crate::domain::always_on::{AlwaysOnCampaign, HeldOffer};
@@ -14,7 +15,6 @@ use crate::domain::campaign::{parse_definition, CampaignMode};
 use crate::domain::dates::parse_timestamp;
 use crate::domain::OfferStatus;
 use crate::error::StoreError;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
@@ -165,25 +165,9 @@ impl AlwaysOnStore for AlwaysOnTables {
     async fn put_pending(&self, row: &Map<String, Value>) -> Result<PendingPut, StoreError> {
         let item: Item = serde_dynamo::to_item(row)
             .map_err(|err| StoreError::Refused(format!("the pending row is no item: {err}")))?;
-        let result = self
-            .pending
-            .client()
-            .put_item()
-            .table_name(self.pending.name())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(userId)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(PendingPut::Written),
-            Err(err)
-                if matches!(
-                    err.as_service_error(),
-                    Some(PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(PendingPut::Exists)
-            }
+        match put_if_absent(self.pending.client(), self.pending.name(), item).await {
+            Ok(true) => Ok(PendingPut::Written),
+            Ok(false) => Ok(PendingPut::Exists),
             Err(err) => Err(classify(&err)),
         }
     }
