@@ -303,8 +303,8 @@ fn data_is_kept_and_expires_where_it_should() {
         "CampaignStatsTable",
         "OfferEventsTable",
         "LoyaltyTransactionsTable",
-        "CampaignsTable",
         PROFILES,
+        "CampaignsTable",
     ] {
         let properties = template.properties(table).expect("table");
         assert_eq!(
@@ -780,12 +780,11 @@ async fn record_the_calls_of_every_function() {
     let config = bed.visits_config(&[]);
     let visits = user_visits::build_visits(bed.recording_client(&config.sdk, &recorder), &config);
     for _delivery in 0..2 {
-        let (one, two, three) = tokio::join!(
-            invoke_visits(&visits, &records[..1]),
-            invoke_visits(&visits, &records[1..]),
-            invoke_visits(&visits, &visits_now),
+        tokio::join!(
+            deliver_until_none_fail(&records[..1], |batch| invoke_visits(&visits, batch)),
+            deliver_until_none_fail(&records[1..], |batch| invoke_visits(&visits, batch)),
+            deliver_until_none_fail(&visits_now, |batch| invoke_visits(&visits, batch)),
         );
-        assert!(one.is_empty() && two.is_empty() && three.is_empty());
     }
     assert_eq!(
         bed.scan(PENDING)

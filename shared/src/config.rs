@@ -172,6 +172,24 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         })
     }
 
+    /// A stream function's batch settings: how many keys run at once
+    /// (`concurrency_variable`, 1 to 256, default 16) and the time kept in
+    /// hand before the deadline (`DEADLINE_MARGIN_MS`, default 2 s).
+    pub fn runner_settings(
+        &self,
+        concurrency_variable: &'static str,
+    ) -> Result<crate::stream::runner::RunnerSettings, ConfigError> {
+        Ok(crate::stream::runner::RunnerSettings {
+            concurrency: usize::try_from(self.number_or(concurrency_variable, 16, 1..=256)?)
+                .unwrap_or(16),
+            deadline_margin: Duration::from_millis(self.number_or(
+                "DEADLINE_MARGIN_MS",
+                2_000,
+                0..=60_000,
+            )?),
+        })
+    }
+
     pub fn catalog_cache_ttl(&self) -> Result<Duration, ConfigError> {
         self.number_or("CATALOG_CACHE_TTL_SECONDS", 60, 0..=3_600)
             .map(Duration::from_secs)

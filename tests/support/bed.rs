@@ -273,6 +273,18 @@ impl TestBed {
         campaign_webhook::build_webhook(dynamodb_client(&self.sdk, &config.sdk), &config, secret)
     }
 
+    /// The environment the webhook's binary gets: template.yaml's, the
+    /// secret's ARN in moto, and moto's Secrets Manager endpoint.
+    pub async fn webhook_environment(&self, overrides: &[(&str, &str)]) -> HashMap<String, String> {
+        let (endpoint, arn) = shared_signing_secret().await;
+        let mut all = vec![
+            ("WEBHOOK_SIGNING_SECRET_ARN", arn.as_str()),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint.as_str()),
+        ];
+        all.extend_from_slice(overrides);
+        self.environment(WEBHOOK, &all)
+    }
+
     /// The signing secret as the function reads it at init.
     pub async fn webhook_secret(
         &self,
@@ -370,6 +382,15 @@ impl TestBed {
     }
 }
 
+/// The sequence numbers a stream function reported in `batchItemFailures`.
+fn failed_items(response: aws_lambda_events::event::streams::DynamoDbEventResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .into_iter()
+        .filter_map(|failure| failure.item_identifier)
+        .collect()
+}
+
 /// Calls the handler the way Lambda does, with a default context.
 pub async fn invoke(
     dispatcher: &offer_dispatcher::DynamoDispatcher,
@@ -393,11 +414,7 @@ pub async fn invoke_with(
     )
     .await
     .expect("handler");
-    response
-        .batch_item_failures
-        .into_iter()
-        .filter_map(|failure| failure.item_identifier)
-        .collect()
+    failed_items(response)
 }
 
 /// Calls the statistics handler the way Lambda does; returns the sequence
@@ -410,11 +427,7 @@ pub async fn invoke_stats(stats: &campaign_stats::DynamoStats, records: &[Value]
     )
     .await
     .expect("handler");
-    response
-        .batch_item_failures
-        .into_iter()
-        .filter_map(|failure| failure.item_identifier)
-        .collect()
+    failed_items(response)
 }
 
 /// Calls challenge progress's handler the way Lambda does, with a default
@@ -430,11 +443,7 @@ pub async fn invoke_progress(
     )
     .await
     .expect("handler");
-    response
-        .batch_item_failures
-        .into_iter()
-        .filter_map(|failure| failure.item_identifier)
-        .collect()
+    failed_items(response)
 }
 
 /// Calls user visits' handler the way Lambda does, with a default context;
@@ -450,11 +459,7 @@ pub async fn invoke_visits(
     )
     .await
     .expect("handler");
-    response
-        .batch_item_failures
-        .into_iter()
-        .filter_map(|failure| failure.item_identifier)
-        .collect()
+    failed_items(response)
 }
 
 /// Where the lookup and support tests start.

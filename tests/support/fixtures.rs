@@ -109,3 +109,18 @@ pub fn transaction(
         "serviceMode": "pickup"
     })
 }
+
+/// Transactions of `user` that can never count (contract section 8): a
+/// negative cost, no user, a date that is not one, a cost that is text.
+pub fn invalid_transactions(user: &str) -> Vec<Value> {
+    let valid = |id: &str| transaction(id, user, 1.0, "2026-05-02T10:00:00Z");
+    let mut negative = valid("negative");
+    negative["totalCost"] = json!(-5);
+    let mut no_user = valid("no-user");
+    no_user.as_object_mut().map(|item| item.remove("userId"));
+    let mut bad_date = valid("bad-date");
+    bad_date["occurredAt"] = json!("yesterday at noon");
+    let mut text_cost = valid("text-cost");
+    text_cost["totalCost"] = json!("12.50");
+    vec![negative, no_user, bad_date, text_cost]
+}

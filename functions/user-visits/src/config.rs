@@ -8,6 +8,7 @@ use offers_shared::config::{
 };
 use offers_shared::error::ConfigError;
 use offers_shared::metrics::Observability;
+use offers_shared::stream::runner::RunnerSettings;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,10 +29,9 @@ pub struct VisitsConfig {
     pub sdk: SdkSettings,
     /// Where metrics go (`OBSERVABILITY`), checked at init.
     pub observability: Observability,
-    /// How many users' transactions are handled at once.
-    pub concurrency: usize,
-    /// Time kept in hand before the invocation deadline.
-    pub deadline_margin: Duration,
+    /// How many users' transactions are handled at once (`VISITS_CONCURRENCY`)
+    /// and the time kept in hand before the deadline.
+    pub runner: RunnerSettings,
 }
 
 impl VisitsConfig {
@@ -46,13 +46,7 @@ impl VisitsConfig {
             cache_ttl: Duration::from_secs(env.number_or("ALWAYS_ON_CACHE_SECONDS", 30, 0..=60)?),
             sdk: env.sdk()?,
             observability: env.observability()?,
-            concurrency: usize::try_from(env.number_or("VISITS_CONCURRENCY", 16, 1..=256)?)
-                .unwrap_or(16),
-            deadline_margin: Duration::from_millis(env.number_or(
-                "DEADLINE_MARGIN_MS",
-                2_000,
-                0..=60_000,
-            )?),
+            runner: env.runner_settings("VISITS_CONCURRENCY")?,
         })
     }
 }
@@ -81,8 +75,8 @@ mod tests {
         assert_eq!(config.offers_table, "l");
         assert_eq!(config.pending_table, "q");
         assert_eq!(config.cache_ttl, Duration::from_secs(30));
-        assert_eq!(config.concurrency, 16);
-        assert_eq!(config.deadline_margin, Duration::from_millis(2_000));
+        assert_eq!(config.runner.concurrency, 16);
+        assert_eq!(config.runner.deadline_margin, Duration::from_millis(2_000));
         assert_eq!(
             VisitsConfig::from_env(&env_of(&[])),
             Err(ConfigError::Missing("USER_PROFILES_TABLE_NAME"))

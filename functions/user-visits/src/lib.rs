@@ -9,7 +9,6 @@ pub use config::VisitsConfig;
 use offers_shared::always_on::AlwaysOnChooser;
 use offers_shared::dynamo::{AlwaysOnTables, CatalogTable, SelectionStatsTable, UserProfilesTable};
 use offers_shared::profiles::UserVisits;
-use offers_shared::stream::runner::RunnerSettings;
 
 /// The always-on chooser as deployed.
 pub type DynamoChooser = AlwaysOnChooser<AlwaysOnTables, SelectionStatsTable, CatalogTable>;
@@ -34,9 +33,6 @@ pub fn build_visits(client: aws_sdk_dynamodb::Client, config: &VisitsConfig) -> 
     UserVisits::with_after(
         UserProfilesTable::new(client, config.profiles_table.clone()),
         chooser,
-        RunnerSettings {
-            concurrency: config.concurrency,
-            deadline_margin: config.deadline_margin,
-        },
+        config.runner,
     )
 }
