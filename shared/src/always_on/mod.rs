@@ -7,7 +7,8 @@
 //! what they need through ports and caches:
 //!
 //! - campaign definitions ([`AlwaysOnStore::always_on_campaigns`]) for
-//!   [`CAMPAIGNS_TTL`];
+//!   [`CAMPAIGNS_TTL`] (none at all is not kept: the first campaign put
+//!   applies from the next visit);
 //! - each campaign's engine, built from the learning counters of its pool
 //!   ([`SelectionStatsReader`]), for [`STATISTICS_TTL`] (and rebuilt at
 //!   once when the campaign's version changes): the statistics a choice
@@ -280,7 +281,9 @@ impl<A: AlwaysOnStore, T: SelectionStatsReader, C: CatalogReader> AlwaysOnChoose
 
     async fn campaigns(&self, run: &Run) -> Result<Arc<Vec<AlwaysOnCampaign>>, StoreError> {
         if let Some((read_at, campaigns)) = locked(&self.campaigns).as_ref() {
-            if read_at.elapsed() < self.campaigns_ttl {
+            // No campaign is not kept: reading an empty table costs next to
+            // nothing, and the first campaign put applies from the next visit.
+            if read_at.elapsed() < self.campaigns_ttl && !campaigns.is_empty() {
                 return Ok(Arc::clone(campaigns));
             }
         }

@@ -236,6 +236,43 @@ async fn paused_old_and_deleted_give_nothing_or_skip() {
 }
 
 #[tokio::test]
+async fn definitions_are_kept_but_no_campaign_is_read_again() {
+    let chooser = AlwaysOnChooser::with_ttls(
+        AlwaysOnMemoryStore::new(Vec::new()),
+        MemorySelectionStats::default(),
+        catalog(&["co-a", "co-b", "co-c"]),
+        Duration::from_secs(60),
+        Duration::from_secs(60),
+    );
+    let visits = UserVisits::with_after(
+        ProfileMemoryStore::new(),
+        chooser,
+        RunnerSettings {
+            concurrency: 4,
+            deadline_margin: Duration::from_millis(500),
+        },
+    );
+    visits
+        .process_batch(vec![visit(1, "t1", "u1", Utc::now())], None)
+        .await;
+    assert!(rows(&visits).is_empty());
+    visits.after().store().state().campaigns = vec![campaign("always", 1, 0.0, false)];
+    visits
+        .process_batch(vec![visit(2, "t2", "u2", Utc::now())], None)
+        .await;
+    assert_eq!(rows(&visits).len(), 1, "the first campaign applies at once");
+    visits
+        .process_batch(vec![visit(3, "t3", "u3", Utc::now())], None)
+        .await;
+    assert_eq!(rows(&visits).len(), 2);
+    assert_eq!(
+        visits.after().store().state().campaign_reads,
+        2,
+        "then kept"
+    );
+}
+
+#[tokio::test]
 async fn holdout_users_get_a_uniform_offer_with_its_propensity() {
     let visits = visits(
         vec![campaign("always", 1, 0.999_999, false)],
