@@ -40,12 +40,21 @@ fn visits(
     campaigns: Vec<AlwaysOnCampaign>,
     offers: &[&str],
 ) -> UserVisits<ProfileMemoryStore, Chooser> {
+    visits_kept(campaigns, offers, Duration::ZERO)
+}
+
+/// The chooser with caches of `ttl` (zero: every visit reads).
+fn visits_kept(
+    campaigns: Vec<AlwaysOnCampaign>,
+    offers: &[&str],
+    ttl: Duration,
+) -> UserVisits<ProfileMemoryStore, Chooser> {
     let chooser = AlwaysOnChooser::with_ttls(
         AlwaysOnMemoryStore::new(campaigns),
         MemorySelectionStats::default(),
         catalog(offers),
-        Duration::ZERO,
-        Duration::ZERO,
+        ttl,
+        ttl,
     );
     UserVisits::with_after(
         ProfileMemoryStore::new(),
@@ -237,20 +246,10 @@ async fn paused_old_and_deleted_give_nothing_or_skip() {
 
 #[tokio::test]
 async fn definitions_are_kept_but_no_campaign_is_read_again() {
-    let chooser = AlwaysOnChooser::with_ttls(
-        AlwaysOnMemoryStore::new(Vec::new()),
-        MemorySelectionStats::default(),
-        catalog(&["co-a", "co-b", "co-c"]),
+    let visits = visits_kept(
+        Vec::new(),
+        &["co-a", "co-b", "co-c"],
         Duration::from_secs(60),
-        Duration::from_secs(60),
-    );
-    let visits = UserVisits::with_after(
-        ProfileMemoryStore::new(),
-        chooser,
-        RunnerSettings {
-            concurrency: 4,
-            deadline_margin: Duration::from_millis(500),
-        },
     );
     visits
         .process_batch(vec![visit(1, "t1", "u1", Utc::now())], None)
