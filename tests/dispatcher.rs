@@ -460,3 +460,49 @@ async fn a_selection_stays_on_the_offer_and_a_bad_one_is_an_invalid_row() {
     }
     assert!(bed.scan(PENDING).await.is_empty());
 }
+
+/// The case the common path's read of the rejections exists for: a record
+/// rejected (its row deleted), the same row inserted again, the offer
+/// published, then the old record delivered again. The row is back exactly
+/// as the old record's image shows it, so only the stored rejection tells
+/// the two apart: the old record stays rejected and leaves the newer row to
+/// its own INSERT, which makes the one offer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_replay_of_a_rejected_record_after_an_identical_reinsert_stays_rejected() {
+    let bed = TestBed::with_sample_catalog().await;
+    let mut row = fries_row("user-i", "camp-1+co-later");
+    row["offerId"] = json!("co-later");
+    row.as_object_mut().map(|row| row.remove("rules"));
+    bed.put(PENDING, row.clone()).await;
+    let mut stream = bed.stream().await;
+    let first_batch = stream.read_new().await.expect("stream");
+    assert!(invoke(&bed.dispatcher(&[]), &first_batch).await.is_empty());
+    assert_eq!(bed.scan(REJECTED).await.len(), 1, "unknown_offer");
+    assert!(bed.scan(PENDING).await.is_empty());
+
+    // Published, and the same row written again (what an operator does
+    // after fixing the catalog); then the old record comes back.
+    for item in [
+        json!({"id": "co-later", "kind": "configOffer", "name": "Later", "templateId": "tpl-later", "rules": {}}),
+        json!({"id": "tpl-later", "kind": "offerTemplate", "configOfferId": "co-later", "rules": []}),
+    ] {
+        bed.put(CATALOG, item).await;
+    }
+    bed.put(PENDING, row.clone()).await;
+    assert!(
+        invoke(&bed.dispatcher(&[]), &first_batch).await.is_empty(),
+        "stale replay, to a fresh process"
+    );
+    assert!(
+        bed.scan(OFFERS).await.is_empty(),
+        "the replay made no offer"
+    );
+    assert_eq!(bed.scan(REJECTED).await.len(), 1, "the rejection stays");
+    assert_eq!(bed.scan(PENDING).await.len(), 1, "the newer row is kept");
+
+    let second_batch = stream.read_new().await.expect("stream");
+    assert_eq!(inserts(&second_batch).len(), 1, "the re-insert");
+    assert!(invoke(&bed.dispatcher(&[]), &second_batch).await.is_empty());
+    assert_eq!(bed.scan(OFFERS).await.len(), 1, "its own offer");
+    assert!(bed.scan(PENDING).await.is_empty());
+}

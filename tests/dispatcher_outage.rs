@@ -13,12 +13,13 @@ use offers_shared::dispatch::{DispatchSettings, Dispatcher};
 use offers_shared::domain::PersonalizedOffer;
 use offers_shared::dynamo::{dynamodb_client, DynamoStore};
 use offers_shared::error::StoreError;
-use offers_shared::ports::{DispatchStore, PendingRef, RejectedRow, WriteOutcome};
+use offers_shared::ports::{DispatchStore, PendingRef, PriorRejection, RejectedRow, WriteOutcome};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use uuid::Uuid;
 
 const ROWS: usize = 300;
 const CONCURRENCY: usize = 4;
@@ -43,12 +44,20 @@ impl CountingStore {
 }
 
 impl DispatchStore for CountingStore {
+    async fn rejections_absent(
+        &self,
+        records: &[(&str, Uuid)],
+    ) -> Result<HashSet<Uuid>, StoreError> {
+        self.inner.rejections_absent(records).await
+    }
+
     async fn dispatch_offer(
         &self,
         offer: &PersonalizedOffer,
         pending: &PendingRef,
+        prior: PriorRejection,
     ) -> Result<WriteOutcome, StoreError> {
-        let result = self.inner.dispatch_offer(offer, pending).await;
+        let result = self.inner.dispatch_offer(offer, pending, prior).await;
         self.count(&result);
         result
     }

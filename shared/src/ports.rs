@@ -8,7 +8,7 @@ use crate::domain::{CatalogEntry, OfferEvent, PersonalizedOffer, ReasonCode, Red
 use crate::error::StoreError;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use uuid::Uuid;
 
@@ -84,12 +84,35 @@ pub enum WriteOutcome {
     OtherOutcomeWritten,
 }
 
+/// What the dispatcher knows, before it writes a record's offer, of the
+/// record's rejection (its other outcome).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriorRejection {
+    /// A strongly consistent read earlier in this invocation found none: the
+    /// offer is tried first with the plain two-item transaction (put the
+    /// offer, delete the pending row only if it is still there exactly as the
+    /// stream saw it); anything else falls back to the checked transaction.
+    NotFound,
+    /// Not read, or found: only the checked transaction (with the check that
+    /// no rejection of the record exists) is used.
+    Unknown,
+}
+
 /// The dispatcher's writes: each one atomic with the delete of its pending row.
 pub trait DispatchStore: Send + Sync {
+    /// Of `records` (user id, record id), those whose rejection a strongly
+    /// consistent read finds absent. A record left out (found, or not
+    /// processed) is [`PriorRejection::Unknown`].
+    fn rejections_absent(
+        &self,
+        records: &[(&str, Uuid)],
+    ) -> impl Future<Output = Result<HashSet<Uuid>, StoreError>> + Send;
+
     fn dispatch_offer(
         &self,
         offer: &PersonalizedOffer,
         pending: &PendingRef,
+        prior: PriorRejection,
     ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
 
     fn reject_row(

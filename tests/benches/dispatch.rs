@@ -1,18 +1,27 @@
-//! Dispatch throughput on DynamoDB Local against a floor measured in the same run.
+//! Dispatch throughput on DynamoDB Local against floors measured in the same run.
 //!
-//! 2,000 pending rows, as 20 stream batches of 100, go through the handler;
-//! the floor is the same number of bare transactions of the same shape (put
-//! offer + delete pending row, with the dispatcher's own conditions: put if
-//! absent, delete only the row as the stream saw it) at the same concurrency. Each side gets a fresh
-//! DynamoDB Local and an uncounted warm-up round (its JVM settles on the first
-//! workload it serves). The release binary is also run through a local
-//! Runtime API for its peak RSS and its CPU time per row (user + system of the
-//! process over the measured rows, from `/proc/<pid>/stat`). The floor's CPU
-//! per transaction is this process's own (getrusage), which then does nothing
-//! but the bare SDK calls: what the SDK alone costs per transaction.
-//! Run: `bash scripts/bench.sh`.
+//! 2,000 pending rows, as 20 stream batches of 100, go through the handler
+//! and through the release binary (a local Runtime API; its CPU time per row
+//! from `/proc/<pid>/stat`, its peak RSS). Two floors, bare transactions of
+//! the same rows with the dispatcher's own conditions:
+//!
+//! - **plain**: put the offer if absent + delete the pending row only as the
+//!   stream saw it (two items): what any exactly-once dispatcher must ask of
+//!   DynamoDB, and what a plain implementation does. Swept over concurrency
+//!   first; the rounds use its best;
+//! - **three-item**: the same plus the check that no rejection of the record
+//!   exists (the dispatcher's transaction before the common path).
+//!
+//! Every side gets a fresh DynamoDB Local and an uncounted warm-up of 300
+//! rows (its JVM settles on the first workload it serves); DynamoDB Local's
+//! own CPU (user + system of the java process) is measured over the 2,000
+//! rows. The sides alternate, round after round, so that other load on the
+//! machine weighs on each alike. Run: `bash scripts/bench.sh`
+//! (`DISPATCH_BENCH_ROUNDS`, default 2; `DISPATCH_BENCH_SWEEP`, the
+//! concurrencies swept, default `8,16,32,64`).
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem};
 use futures::stream::{self, StreamExt};
 use offers_integration_tests::*;
 use offers_local::streams::lambda_event;
@@ -21,79 +30,214 @@ use offers_shared::domain::PersonalizedOffer;
 use offers_shared::dynamo::{offer_to_item, pending_delete};
 use offers_shared::ports::{PendingRef, RowCopy};
 use serde_json::Value;
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 const ROWS: usize = 2_000;
 const BATCH: usize = 100;
 const WARM_UP_ROWS: usize = 300;
 
+/// One measured side: its time for the 2,000 rows and DynamoDB Local's CPU.
+#[derive(Debug, Clone, Copy)]
+struct Side {
+    time: Duration,
+    local_cpu: CpuTime,
+    /// The dispatcher's (binary) or the bench process's (floors) CPU.
+    own_cpu: Option<CpuTime>,
+}
+
+impl Side {
+    fn rows_per_second(&self) -> f64 {
+        ROWS as f64 / self.time.as_secs_f64()
+    }
+
+    fn line(&self, name: &str) -> String {
+        let own = self.own_cpu.map_or(String::new(), |cpu| {
+            format!(
+                ", own CPU {:.3} ms/row ({:.2} s)",
+                cpu.per_item_ms(ROWS),
+                (cpu.user + cpu.system).as_secs_f64()
+            )
+        });
+        format!(
+            "  {name:<34} {:>6.0} rows/s ({:.2} s); DynamoDB Local CPU {:.2} s for {ROWS} rows ({:.3} ms/row){own}",
+            self.rows_per_second(),
+            self.time.as_secs_f64(),
+            (self.local_cpu.user + self.local_cpu.system).as_secs_f64(),
+            self.local_cpu.per_item_ms(ROWS),
+        )
+    }
+}
+
+/// What the floor's transactions hold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Floor {
+    /// Put + conditional delete.
+    Plain,
+    /// Put + conditional delete + check that the record's rejection is absent.
+    ThreeItem,
+    /// What the delete's condition costs: put + delete without a condition.
+    UnconditionalDelete,
+    /// What one item costs: the put alone (the pending row left).
+    PutOnly,
+}
+
+fn item_size(item: &std::collections::HashMap<String, AttributeValue>) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + offers_shared::dynamo::attribute_size(value))
+        .sum()
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+fn env_list(name: &str, default: &str) -> Vec<usize> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_owned())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect()
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let handler = measure_handler(&fresh_dynamodb()).await;
-    let binary = measure_binary(&fresh_dynamodb()).await;
-    let floor = measure_floor(handler.concurrency).await;
-    let floor_time = floor.time;
-
-    let per_second = |time: Duration| ROWS as f64 / time.as_secs_f64();
+    let rounds = env_list("DISPATCH_BENCH_ROUNDS", "2")
+        .first()
+        .copied()
+        .unwrap_or(2);
+    let sweep = env_list("DISPATCH_BENCH_SWEEP", "8,16,32,64");
+    let concurrency = {
+        let local = fresh_dynamodb();
+        let bed = TestBed::on(&local.endpoint()).await;
+        bed.load_sample_catalog().await;
+        // Item sizes as DynamoDB counts them (what a write is billed by).
+        let offer = offer_to_item(&sample_offer(&bed).await).expect("item");
+        let rows = bench_rows("size", 3);
+        let row_sizes: Vec<usize> = rows
+            .iter()
+            .map(|row| item_size(&serde_dynamo::to_item(row).expect("row")))
+            .collect();
+        println!(
+            "item sizes: offer {} bytes (a co-fries offer), pending rows {row_sizes:?} bytes (co-coffee, co-fries, co-fries)",
+            item_size(&offer)
+        );
+        bed.dispatcher_config(&[]).concurrency
+    };
     println!(
-        "dispatch bench: {ROWS} rows in {} batches of {BATCH}, concurrency {}",
+        "dispatch bench: {ROWS} rows in {} batches of {BATCH}; the template's concurrency {concurrency}; load average {}",
         ROWS / BATCH,
-        handler.concurrency
+        load()
     );
+
+    // The sweep: plain floor and binary alternating at each concurrency.
+    let mut best_plain = (0, f64::MAX);
+    for &width in &sweep {
+        let plain = measure_floor(Floor::Plain, width).await;
+        println!("{}", plain.line(&format!("sweep: plain floor at {width}")));
+        if plain.time.as_secs_f64() < best_plain.1 {
+            best_plain = (width, plain.time.as_secs_f64());
+        }
+        let (binary, _) = measure_binary(&fresh_dynamodb(), width).await;
+        println!("{}", binary.line(&format!("sweep: binary at {width}")));
+    }
+    let best = best_plain.0;
     println!(
-        "  handler (in process):  {:>6.0} rows/s  ({:.2} s)",
-        per_second(handler.time),
-        handler.time.as_secs_f64()
+        "  plain floor's best concurrency in the sweep: {best}; load average {}",
+        load()
     );
-    println!(
-        "  release binary:        {:>6.0} rows/s  ({:.2} s, through a local Runtime API; CPU {:.3} ms/row: user {:.3} + system {:.3})",
-        per_second(binary.time),
-        binary.time.as_secs_f64(),
-        binary.cpu.per_item_ms(ROWS),
-        binary.cpu.user_per_item_ms(ROWS),
-        binary.cpu.system_per_item_ms(ROWS),
-    );
-    println!("  floor:                 {:>6.0} txn/s   ({:.2} s, bare TransactWriteItems put offer + delete pending; CPU {:.3} ms/txn of the bench process)", per_second(floor_time), floor_time.as_secs_f64(), floor.cpu.per_item_ms(ROWS));
-    println!(
-        "  ratio handler/floor:   {:>6.3}  (target <= 1.15)",
-        handler.time.as_secs_f64() / floor_time.as_secs_f64()
-    );
-    println!(
-        "  ratio binary/floor:    {:>6.3}",
-        binary.time.as_secs_f64() / floor_time.as_secs_f64()
-    );
-    println!("  catalog reads:         cold batch {} items for {} distinct ids; warm batches at most {} (target: <= distinct ids)",
-        handler.cold_reads, handler.cold_distinct_ids, handler.warm_reads_max);
-    println!(
-        "  peak RSS of the binary: {:>5.1} MiB (VmHWM after {ROWS} rows; target <= 40)",
-        binary.peak_rss_kib as f64 / 1024.0
-    );
-    println!(
-        "  CPU of the binary:     {:>6.3} ms/row (user + system over the {ROWS} measured rows; target <= 0.25)",
-        binary.cpu.per_item_ms(ROWS)
-    );
+    // Where DynamoDB Local's work per row goes: the delete's condition, the second item.
+    for (floor, name) in [
+        (Floor::UnconditionalDelete, "put + unconditional delete"),
+        (Floor::PutOnly, "put alone (1 item)"),
+    ] {
+        let side = measure_floor(floor, best).await;
+        println!("{}", side.line(&format!("profile: {name} at {best}")));
+    }
+
+    let mut ratios = Vec::new();
+    for round in 1..=rounds {
+        // Alternating order: the first side of one round is the last of the next.
+        let mut sides: Vec<(&str, Side)> = Vec::new();
+        let order: [u8; 4] = match round % 2 {
+            1 => [0, 1, 2, 3],
+            _ => [3, 2, 1, 0],
+        };
+        let mut binary_rss = 0;
+        let mut handler = None;
+        for which in order {
+            match which {
+                0 => {
+                    let (side, rss) = measure_binary(&fresh_dynamodb(), concurrency).await;
+                    binary_rss = rss;
+                    sides.push(("binary", side));
+                }
+                1 => sides.push(("plain", measure_floor(Floor::Plain, best).await)),
+                2 => sides.push(("three", measure_floor(Floor::ThreeItem, best).await)),
+                _ => {
+                    let run = measure_handler(&fresh_dynamodb()).await;
+                    handler = Some(run.cold_reads);
+                    sides.push(("handler", run.side));
+                }
+            }
+        }
+        let side = |name: &str| sides.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
+        let (Some(binary), Some(plain), Some(three), Some(handler_side)) = (
+            side("binary"),
+            side("plain"),
+            side("three"),
+            side("handler"),
+        ) else {
+            panic!("every side measured");
+        };
+        println!("round {round} (load average {}):", load());
+        println!(
+            "{}",
+            binary.line(&format!("release binary at {concurrency}"))
+        );
+        println!(
+            "{}",
+            handler_side.line(&format!("handler in process at {concurrency}"))
+        );
+        println!(
+            "{}",
+            plain.line(&format!("plain floor (2 items) at {best}"))
+        );
+        println!("{}", three.line(&format!("three-item floor at {best}")));
+        let time = |a: Side, b: Side| a.time.as_secs_f64() / b.time.as_secs_f64();
+        let local = |a: Side, b: Side| {
+            (a.local_cpu.user + a.local_cpu.system).as_secs_f64()
+                / (b.local_cpu.user + b.local_cpu.system)
+                    .as_secs_f64()
+                    .max(1e-9)
+        };
+        println!(
+            "  binary/plain: time {:.3} (target <= 1.05), DynamoDB Local CPU {:.3} (target <= 1.1); binary/three-item: time {:.3}, DynamoDB Local CPU {:.3}; handler/plain time {:.3}",
+            time(binary, plain),
+            local(binary, plain),
+            time(binary, three),
+            local(binary, three),
+            time(handler_side, plain),
+        );
+        println!(
+            "  peak RSS of the binary {:.1} MiB; catalog items read by the handler's cold batch {}",
+            binary_rss as f64 / 1024.0,
+            handler.unwrap_or(0)
+        );
+        ratios.push((time(binary, plain), local(binary, plain)));
+    }
+    println!("binary/plain per round (time, DynamoDB Local CPU): {ratios:.3?}");
 }
 
 struct HandlerRun {
-    time: Duration,
-    concurrency: usize,
+    side: Side,
     cold_reads: u64,
-    cold_distinct_ids: usize,
-    warm_reads_max: u64,
-}
-
-struct BinaryRun {
-    time: Duration,
-    peak_rss_kib: u64,
-    /// CPU of the binary's process over the measured rows only.
-    cpu: CpuTime,
-}
-
-struct FloorRun {
-    time: Duration,
-    /// CPU of this process over the measured transactions.
-    cpu: CpuTime,
 }
 
 /// Rows for one batch-sized run, spread over users and two config offers.
@@ -121,11 +265,15 @@ async fn put_rows(bed: &TestBed, rows: &[Value]) {
         .await;
 }
 
+fn local_cpu(local: &DynamoDbLocal) -> CpuTime {
+    CpuTime::of_process(local.pid().expect("DynamoDB Local runs"))
+}
+
+/// The handler in process, as main.rs wires it (the template's settings).
 async fn measure_handler(local: &DynamoDbLocal) -> HandlerRun {
     let bed = TestBed::on(&local.endpoint()).await;
     bed.load_sample_catalog().await;
     let dispatcher = bed.dispatcher(&[]);
-    let concurrency = bed.dispatcher_config(&[]).concurrency;
     let mut stream = bed.stream().await;
 
     put_rows(&bed, &bench_rows("warm", WARM_UP_ROWS)).await;
@@ -137,32 +285,31 @@ async fn measure_handler(local: &DynamoDbLocal) -> HandlerRun {
             cold_reads = dispatcher.store().catalog_items_read();
         }
     }
-    let cold_distinct_ids = distinct_catalog_ids(&warm_up[..BATCH.min(warm_up.len())]);
     stream.read_new().await.expect("stream"); // our own deletes (REMOVE), not counted
 
     put_rows(&bed, &bench_rows("run", ROWS)).await;
     let records: Vec<Value> = inserts(&stream.read_new().await.expect("stream"));
     assert_eq!(records.len(), ROWS);
-    let mut warm_reads_max = 0;
+    let local_before = local_cpu(local);
     let started = Instant::now();
     for batch in records.chunks(BATCH) {
-        let before = dispatcher.store().catalog_items_read();
         let failures = invoke(&dispatcher, batch).await;
         assert!(failures.is_empty(), "{failures:?}");
-        warm_reads_max = warm_reads_max.max(dispatcher.store().catalog_items_read() - before);
     }
     let time = started.elapsed();
+    let local_cpu = local_cpu(local).since(local_before);
     assert_eq!(
         bed.scan(OFFERS).await.len(),
         ROWS + WARM_UP_ROWS,
         "every row dispatched once"
     );
     HandlerRun {
-        time,
-        concurrency,
+        side: Side {
+            time,
+            local_cpu,
+            own_cpu: None,
+        },
         cold_reads,
-        cold_distinct_ids,
-        warm_reads_max,
     }
 }
 
@@ -172,8 +319,9 @@ fn fresh_dynamodb() -> DynamoDbLocal {
     DynamoDbLocal::start(StartOptions::default()).unwrap_or_else(|err| panic!("{err}"))
 }
 
-/// The release binary, through a local Runtime API, after its own warm-up.
-async fn measure_binary(local: &DynamoDbLocal) -> BinaryRun {
+/// The release binary at `concurrency`, through a local Runtime API, after
+/// its own warm-up; its peak RSS (KiB) beside.
+async fn measure_binary(local: &DynamoDbLocal, concurrency: usize) -> (Side, u64) {
     let bed = TestBed::on(&local.endpoint()).await;
     bed.load_sample_catalog().await;
     let mut stream = bed.stream().await;
@@ -182,9 +330,13 @@ async fn measure_binary(local: &DynamoDbLocal) -> BinaryRun {
     put_rows(&bed, &bench_rows("bin", ROWS)).await;
     let records: Vec<Value> = inserts(&stream.read_new().await.expect("stream"));
     let runtime = RuntimeApi::start().await.expect("runtime api");
+    let width = concurrency.to_string();
     let mut function = spawn_function(
         &function_binary("offer-dispatcher"),
-        &bed.environment("OfferDispatcherFunction", &[]),
+        &bed.environment(
+            "OfferDispatcherFunction",
+            &[("DISPATCH_CONCURRENCY", width.as_str())],
+        ),
         &local.endpoint(),
         &runtime,
     );
@@ -196,6 +348,7 @@ async fn measure_binary(local: &DynamoDbLocal) -> BinaryRun {
         );
     }
     let cpu_before = CpuTime::of_process(function.id());
+    let local_before = local_cpu(local);
     let started = Instant::now();
     for batch in records.chunks(BATCH) {
         assert_no_failures(
@@ -205,16 +358,20 @@ async fn measure_binary(local: &DynamoDbLocal) -> BinaryRun {
         );
     }
     let time = started.elapsed();
+    let local_cpu = local_cpu(local).since(local_before);
     let cpu = CpuTime::of_process(function.id()).since(cpu_before);
     let peak_rss_kib = peak_rss_kib(function.id());
     let _ = function.kill();
     let _ = function.wait();
     assert_eq!(bed.scan(OFFERS).await.len(), ROWS + WARM_UP_ROWS);
-    BinaryRun {
-        time,
+    (
+        Side {
+            time,
+            local_cpu,
+            own_cpu: Some(cpu),
+        },
         peak_rss_kib,
-        cpu,
-    }
+    )
 }
 
 fn assert_no_failures(answer: Result<Answer, String>) {
@@ -226,17 +383,9 @@ fn assert_no_failures(answer: Result<Answer, String>) {
     );
 }
 
-/// Config offer and template ids a batch refers to (its rows name the config
-/// offer; each config offer names one template).
-fn distinct_catalog_ids(batch: &[Value]) -> usize {
-    let offers: HashSet<&str> = batch
-        .iter()
-        .filter_map(|record| record["dynamodb"]["NewImage"]["offerId"]["S"].as_str())
-        .collect();
-    offers.len() * 2
-}
-
-async fn measure_floor(concurrency: usize) -> FloorRun {
+/// Bare transactions of the rows, batch after batch, `concurrency` at once,
+/// on a fresh DynamoDB Local after a warm-up.
+async fn measure_floor(floor: Floor, concurrency: usize) -> Side {
     let local = fresh_dynamodb();
     let bed = TestBed::on(&local.endpoint()).await;
     bed.load_sample_catalog().await;
@@ -244,19 +393,27 @@ async fn measure_floor(concurrency: usize) -> FloorRun {
 
     let warm_up = bench_rows("warm", WARM_UP_ROWS);
     put_rows(&bed, &warm_up).await;
-    bare_transactions(&bed, &template_offer, &warm_up, concurrency).await;
+    bare_transactions(&bed, floor, &template_offer, &warm_up, concurrency).await;
     let rows = bench_rows("run", ROWS);
     put_rows(&bed, &rows).await;
     let cpu_before = CpuTime::of_self();
+    let local_before = local_cpu(&local);
     let started = Instant::now();
-    bare_transactions(&bed, &template_offer, &rows, concurrency).await;
+    bare_transactions(&bed, floor, &template_offer, &rows, concurrency).await;
     let time = started.elapsed();
+    let local_cpu = local_cpu(&local).since(local_before);
     let cpu = CpuTime::of_self().since(cpu_before);
-    assert!(
-        bed.scan(PENDING).await.is_empty(),
-        "the floor consumed every row"
-    );
-    FloorRun { time, cpu }
+    if floor != Floor::PutOnly {
+        assert!(
+            bed.scan(PENDING).await.is_empty(),
+            "the floor consumed every row"
+        );
+    }
+    Side {
+        time,
+        local_cpu,
+        own_cpu: Some(cpu),
+    }
 }
 
 /// One real offer, made by the dispatcher, as the model for the floor's items.
@@ -280,6 +437,7 @@ async fn sample_offer(bed: &TestBed) -> PersonalizedOffer {
 
 async fn bare_transactions(
     bed: &TestBed,
+    floor: Floor,
     model: &PersonalizedOffer,
     rows: &[Value],
     concurrency: usize,
@@ -306,14 +464,39 @@ async fn bare_transactions(
                     record_id: offer.personalized_offer_id,
                     assignment_id: None,
                 };
-                let delete = pending_delete(bed.table(PENDING), &pending).expect("delete");
-                bed.client
+                let delete = match floor {
+                    Floor::UnconditionalDelete => Delete::builder()
+                        .table_name(bed.table(PENDING))
+                        .key("userId", AttributeValue::S(text("userId")))
+                        .key("sortKey", AttributeValue::S(text("sortKey")))
+                        .build()
+                        .expect("delete"),
+                    _ => pending_delete(bed.table(PENDING), &pending).expect("delete"),
+                };
+                let mut transaction = bed
+                    .client
                     .transact_write_items()
-                    .transact_items(TransactWriteItem::builder().put(put).build())
-                    .transact_items(TransactWriteItem::builder().delete(delete).build())
-                    .send()
-                    .await
-                    .expect("bare transaction");
+                    .transact_items(TransactWriteItem::builder().put(put).build());
+                if floor != Floor::PutOnly {
+                    transaction = transaction
+                        .transact_items(TransactWriteItem::builder().delete(delete).build());
+                }
+                if floor == Floor::ThreeItem {
+                    let check = ConditionCheck::builder()
+                        .table_name(bed.table(REJECTED))
+                        .key("userId", AttributeValue::S(text("userId")))
+                        .key(
+                            "rejectionId",
+                            AttributeValue::S(offer.personalized_offer_id.to_string()),
+                        )
+                        .condition_expression("attribute_not_exists(rejectionId)")
+                        .build()
+                        .expect("check");
+                    transaction = transaction.transact_items(
+                        TransactWriteItem::builder().condition_check(check).build(),
+                    );
+                }
+                transaction.send().await.expect("bare transaction");
             })
             .await;
     }

@@ -4,9 +4,11 @@
 //! as the stream saw it), with faults that can be scripted per key.
 
 use crate::error::StoreError;
-use crate::ports::{CatalogReader, DispatchStore, PendingRef, RejectedRow, RowCopy, WriteOutcome};
+use crate::ports::{
+    CatalogReader, DispatchStore, PendingRef, PriorRejection, RejectedRow, RowCopy, WriteOutcome,
+};
 use offers_domain::{CatalogEntry, PersonalizedOffer};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use uuid::Uuid;
@@ -23,6 +25,11 @@ pub struct MemoryState {
     pub catalog: HashMap<String, CatalogEntry>,
     /// Every write attempted, in order: (sortKey, "offer" | "rejection").
     pub writes: Vec<(String, &'static str)>,
+    /// What each offer write was told of the record's rejection, in order
+    /// (by sortKey). The fake decides atomically either way.
+    pub priors: Vec<(String, PriorRejection)>,
+    /// Record ids whose rejection was read before the writes, in order.
+    pub rejection_reads: Vec<Uuid>,
     /// Catalog ids asked for, in order.
     pub catalog_reads: Vec<String>,
     /// Writes for these sort keys fail with the error.
@@ -32,6 +39,8 @@ pub struct MemoryState {
     pub refused_offers: std::collections::HashSet<String>,
     /// Every write fails with this error (an outage).
     pub down: Option<StoreError>,
+    /// The read of rejections before a batch's writes fails (throttled).
+    pub failing_reads: bool,
     /// Every catalog read fails with this error.
     pub catalog_down: Option<StoreError>,
     /// Each write takes this long.
@@ -123,11 +132,34 @@ impl MemoryState {
 }
 
 impl DispatchStore for MemoryStore {
+    async fn rejections_absent(
+        &self,
+        records: &[(&str, Uuid)],
+    ) -> Result<HashSet<Uuid>, StoreError> {
+        let mut state = self.state();
+        state
+            .rejection_reads
+            .extend(records.iter().map(|(_, id)| *id));
+        if let Some(error) = state.down.clone() {
+            return Err(error);
+        }
+        if state.failing_reads {
+            return Err(StoreError::Throttled("rejections not read".into()));
+        }
+        Ok(records
+            .iter()
+            .map(|(_, id)| *id)
+            .filter(|id| !state.rejections.contains_key(id))
+            .collect())
+    }
+
     async fn dispatch_offer(
         &self,
         offer: &PersonalizedOffer,
         pending: &PendingRef,
+        prior: PriorRejection,
     ) -> Result<WriteOutcome, StoreError> {
+        self.state().priors.push((pending.sort_key.clone(), prior));
         let id = offer.personalized_offer_id;
         let existing = |state: &MemoryState| {
             if state.rejections.contains_key(&pending.record_id) {
@@ -187,12 +219,20 @@ impl CatalogReader for MemoryStore {
 }
 
 impl<T: DispatchStore> DispatchStore for &T {
+    async fn rejections_absent(
+        &self,
+        records: &[(&str, Uuid)],
+    ) -> Result<HashSet<Uuid>, StoreError> {
+        (**self).rejections_absent(records).await
+    }
+
     async fn dispatch_offer(
         &self,
         offer: &PersonalizedOffer,
         pending: &PendingRef,
+        prior: PriorRejection,
     ) -> Result<WriteOutcome, StoreError> {
-        (**self).dispatch_offer(offer, pending).await
+        (**self).dispatch_offer(offer, pending, prior).await
     }
 
     async fn reject_row(

@@ -8,14 +8,17 @@ use super::report::{BatchReport, Earlier, Failure, Outcome, RecordReport};
 use crate::assign::load_catalog;
 use crate::deadline::{within_deadline, Deadline};
 use crate::error::StoreError;
-use crate::ports::{CatalogReader, DispatchStore, PendingRef, RejectedRow, WriteOutcome};
+use crate::ports::{
+    CatalogReader, DispatchStore, PendingRef, PriorRejection, RejectedRow, WriteOutcome,
+};
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use offers_domain::{ReasonCode, Rejection};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
+use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DispatchSettings {
@@ -36,6 +39,9 @@ struct Run {
     deadline: Option<Deadline>,
     /// Set once a write finds the store down: no new write starts.
     store_down: AtomicBool,
+    /// Records whose rejection a read before the writes found absent: their
+    /// offers take the two-item common path first.
+    rejections_absent: HashSet<Uuid>,
 }
 
 impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
@@ -78,10 +84,11 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
         deadline: Option<Instant>,
     ) -> BatchReport {
         let started = Instant::now();
-        let run = Run {
+        let mut run = Run {
             now: Utc::now(),
             deadline: deadline.map(|at| Deadline::new(at, self.settings.deadline_margin)),
             store_down: AtomicBool::new(false),
+            rejections_absent: HashSet::new(),
         };
         let mut reports: Vec<Option<RecordReport>> = vec![None; records.len()];
         let mut inserts: Vec<(usize, &InsertRecord)> = Vec::with_capacity(records.len());
@@ -127,8 +134,19 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
         // Boxed: nested in the batch's future, the catalog read (with its
         // per-id fallback and the SDK call) is deeper than the compiler's
         // layout limit allows.
-        let catalog =
-            within_deadline(run.deadline, Box::pin(load_catalog(&self.catalog, wanted))).await;
+        // The rejections of the valid rows are read at the same time (a row
+        // the catalog then rejects costs one key read for nothing), so that
+        // the read adds no round trip to the batch.
+        let valid: Vec<(&str, Uuid)> = parsed
+            .iter()
+            .filter(|(_, _, assignment)| assignment.is_ok())
+            .map(|(_, insert, _)| (insert.user_id.as_str(), insert.record_id))
+            .collect();
+        let (catalog, rejections_absent) = futures::join!(
+            within_deadline(run.deadline, Box::pin(load_catalog(&self.catalog, wanted))),
+            self.rejections_absent(&valid, run.deadline)
+        );
+        run.rejections_absent = rejections_absent;
         let catalog_ids = catalog.as_ref().map_or(0, |catalog| catalog.ids_requested);
         let plans = plan_batch(parsed, &catalog, run.now, self.settings.retention);
 
@@ -147,6 +165,27 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
         };
         report.log(started.elapsed().as_millis().try_into().unwrap_or(u64::MAX));
         report
+    }
+
+    /// One strongly consistent read of the rejections of the records that
+    /// may become offers (at most 100 keys a call): those found absent may
+    /// take the two-item common path. Should the read fail, every offer
+    /// takes the checked path; the read is only a hint (docs/design.md).
+    async fn rejections_absent(
+        &self,
+        records: &[(&str, Uuid)],
+        deadline: Option<Deadline>,
+    ) -> HashSet<Uuid> {
+        if records.is_empty() {
+            return HashSet::new();
+        }
+        match within_deadline(deadline, self.store.rejections_absent(records)).await {
+            Ok(absent) => absent,
+            Err(error) => {
+                tracing::warn!(error = %error, records = records.len(), "rejections not read: the checked path is used");
+                HashSet::new()
+            }
+        }
     }
 
     async fn run_group(
@@ -179,9 +218,15 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
             Plan::Reject(rejection) => self.reject(insert, &pending, rejection, run).await,
             Plan::Dispatch(offer) => {
                 let id = offer.personalized_offer_id;
-                let written =
-                    within_deadline(run.deadline, self.store.dispatch_offer(&offer, &pending))
-                        .await;
+                let prior = match run.rejections_absent.contains(&insert.record_id) {
+                    true => PriorRejection::NotFound,
+                    false => PriorRejection::Unknown,
+                };
+                let written = within_deadline(
+                    run.deadline,
+                    self.store.dispatch_offer(&offer, &pending, prior),
+                )
+                .await;
                 match written {
                     Ok(WriteOutcome::Written) => Outcome::Dispatched {
                         personalized_offer_id: id,

@@ -6,7 +6,7 @@
 use super::memory::MemoryStore;
 use super::*;
 use crate::error::StoreError;
-use crate::ports::RejectedRow;
+use crate::ports::{PriorRejection, RejectedRow};
 use chrono::Utc;
 use offers_domain::{CatalogEntry, ReasonCode};
 use serde_json::{json, Map, Value};
@@ -241,6 +241,62 @@ async fn a_record_whose_other_outcome_is_stored_is_a_duplicate_naming_it() {
     assert!(
         store.state().offers.is_empty(),
         "no offer beside the rejection"
+    );
+    assert_eq!(
+        store.state().priors,
+        vec![("a".to_owned(), PriorRejection::Unknown)],
+        "a record whose rejection was read takes the checked path"
+    );
+}
+
+#[tokio::test]
+async fn the_rejections_of_a_batchs_valid_rows_are_read_once_before_the_writes() {
+    let store = store();
+    let records = vec![
+        insert(&store, "1", row("a", "co-1")),
+        insert(&store, "2", row("b", "co-unknown")),
+        insert(&store, "3", row("c", "co-1")),
+    ];
+    let ids: Vec<_> = records
+        .iter()
+        .filter_map(|record| match record {
+            StreamInput::Insert(insert) => Some(insert.record_id),
+            _ => None,
+        })
+        .collect();
+    Dispatcher::new(&store, &store, settings(4))
+        .dispatch_batch(records, None)
+        .await;
+    let state = store.state();
+    assert_eq!(
+        state.rejection_reads, ids,
+        "one read, of the valid rows (beside the catalog's)"
+    );
+    let mut priors = state.priors.clone();
+    priors.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        priors,
+        vec![
+            ("a".to_owned(), PriorRejection::NotFound),
+            ("c".to_owned(), PriorRejection::NotFound)
+        ]
+    );
+    assert_eq!(state.offers.len(), 2);
+    assert_eq!(state.rejections.len(), 1);
+}
+
+#[tokio::test]
+async fn offers_take_the_checked_path_when_the_rejections_cannot_be_read() {
+    let store = store();
+    let record = insert(&store, "1", row("a", "co-1"));
+    store.state().failing_reads = true;
+    let report = Dispatcher::new(&store, &store, settings(4))
+        .dispatch_batch(vec![record], None)
+        .await;
+    assert_eq!(outcomes(&report), vec![("1".to_owned(), "dispatched")]);
+    assert_eq!(
+        store.state().priors,
+        vec![("a".to_owned(), PriorRejection::Unknown)]
     );
 }
 

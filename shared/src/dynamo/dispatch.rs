@@ -1,13 +1,16 @@
 use super::items::attribute_size;
+use super::rejected::rejections_absent;
 use super::transactions::{cancellation_error, cancelled, CONDITIONAL_CHECK_FAILED};
 use super::{classify, offer_to_item, DynamoStore};
 use crate::domain::dates::format_timestamp;
 use crate::domain::limits::{quote, MAX_ITEM_BYTES, MAX_ROW_ATTRIBUTES};
 use crate::domain::PersonalizedOffer;
 use crate::error::StoreError;
-use crate::ports::{DispatchStore, PendingRef, RejectedRow, RowCopy, WriteOutcome};
+use crate::ports::{DispatchStore, PendingRef, PriorRejection, RejectedRow, RowCopy, WriteOutcome};
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
-use std::collections::HashMap;
+use aws_sdk_dynamodb::Client;
+use std::collections::{HashMap, HashSet};
+use uuid::Uuid;
 
 /// The attributes of a pending row (contract section 2) whose absence the
 /// delete checks too: a newer row that adds one of them is a different row.
@@ -32,27 +35,65 @@ const CONTRACT_ATTRIBUTES: [&str; 14] = [
 pub const ASSIGNMENT_ID: &str = "assignmentId";
 
 impl DispatchStore for DynamoStore {
+    async fn rejections_absent(
+        &self,
+        records: &[(&str, Uuid)],
+    ) -> Result<HashSet<Uuid>, StoreError> {
+        rejections_absent(&self.client, self.tables.rejected()?, records).await
+    }
+
     async fn dispatch_offer(
         &self,
         offer: &PersonalizedOffer,
         pending: &PendingRef,
+        prior: PriorRejection,
     ) -> Result<WriteOutcome, StoreError> {
-        let mut item = offer_to_item(offer)?;
-        if let Some(assignment_id) = &pending.assignment_id {
-            // Kept for support and audit: which assignment made the offer.
-            item.insert(
-                ASSIGNMENT_ID.to_owned(),
-                AttributeValue::S(assignment_id.clone()),
-            );
+        let put = || -> Result<Put, StoreError> {
+            let mut item = offer_to_item(offer)?;
+            if let Some(assignment_id) = &pending.assignment_id {
+                // Kept for support and audit: which assignment made the offer.
+                item.insert(
+                    ASSIGNMENT_ID.to_owned(),
+                    AttributeValue::S(assignment_id.clone()),
+                );
+            }
+            // Of an assignment, the id is the assignment's: a second row of it
+            // fails this condition, under replay and concurrency alike.
+            Put::builder()
+                .table_name(self.tables.loyalty_offers()?)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(personalizedOfferId)")
+                .build()
+                .map_err(|err| StoreError::Refused(err.to_string()))
+        };
+        // The common path, two items: no rejection of the record was found
+        // a moment ago, and the pending row is still there as the stream saw
+        // it. Whatever cancels it (the offer there, the row gone or changed)
+        // is decided by the checked transaction below (docs/design.md,
+        // "The common path").
+        if prior == PriorRejection::NotFound {
+            if let Some(delete) = pending_delete_if_present(self.tables.pending()?, pending)? {
+                match OutcomeTransaction::new(put()?)
+                    .with(Role::PendingDelete, delete)
+                    .send(&self.client)
+                    .await?
+                {
+                    None => return Ok(WriteOutcome::Written),
+                    // A duplicate delivery: the record's offer exists, so its
+                    // rejection does not (every path keeps one outcome per
+                    // record), which is what the checked transaction would
+                    // answer. Of an assignment the offer may be another row's:
+                    // the checked transaction decides, and consumes the row.
+                    Some(cancelled)
+                        if cancelled.failed(Role::Outcome) && pending.assignment_id.is_none() =>
+                    {
+                        return Ok(WriteOutcome::AlreadyWritten)
+                    }
+                    Some(_) => {}
+                }
+            }
         }
-        // Of an assignment, the id is the assignment's: a second row of it
-        // fails this condition, under replay and concurrency alike.
-        let put = Put::builder()
-            .table_name(self.tables.loyalty_offers()?)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(personalizedOfferId)")
-            .build()
-            .map_err(|err| StoreError::Refused(err.to_string()))?;
+        let put = put()?;
         // One outcome per record: no rejection of the same record may exist.
         let other = absent(
             self.tables.rejected()?,
@@ -105,6 +146,105 @@ impl DispatchStore for DynamoStore {
     }
 }
 
+/// What each item of an outcome's transaction is for. Cancellation reasons
+/// are read by role, not by position, so that an item added later (a
+/// campaign's budget, say) changes no other item's reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// The offer or rejection, put if absent.
+    Outcome,
+    /// The pending row, deleted only as the stream saw it.
+    PendingDelete,
+    /// The record's other outcome, checked to be absent.
+    OtherOutcomeAbsent,
+}
+
+/// One `TransactWriteItems` of an outcome: its put, and what goes with it.
+struct OutcomeTransaction {
+    items: Vec<(Role, TransactWriteItem)>,
+}
+
+/// A cancelled transaction's reasons, by role.
+struct Cancelled(Vec<(Role, String)>);
+
+impl Cancelled {
+    /// Whether the condition of the item of `role` failed.
+    fn failed(&self, role: Role) -> bool {
+        self.0
+            .iter()
+            .any(|(of, reason)| *of == role && reason == CONDITIONAL_CHECK_FAILED)
+    }
+
+    /// A cancellation by something other than conditions (a refusal,
+    /// throttling, a conflict) as the error it means.
+    fn error(&self) -> StoreError {
+        let reasons: Vec<String> = self.0.iter().map(|(_, reason)| reason.clone()).collect();
+        cancellation_error(&reasons)
+    }
+
+    fn any_condition_failed(&self) -> bool {
+        self.0
+            .iter()
+            .any(|(_, reason)| reason == CONDITIONAL_CHECK_FAILED)
+    }
+}
+
+impl OutcomeTransaction {
+    fn new(put: Put) -> Self {
+        Self {
+            items: vec![(Role::Outcome, TransactWriteItem::builder().put(put).build())],
+        }
+    }
+
+    fn with(mut self, role: Role, item: impl Into<TransactItem>) -> Self {
+        let item = match item.into() {
+            TransactItem::Delete(delete) => TransactWriteItem::builder().delete(delete).build(),
+            TransactItem::Check(check) => {
+                TransactWriteItem::builder().condition_check(check).build()
+            }
+        };
+        self.items.push((role, item));
+        self
+    }
+
+    /// `None` when it went through; the reasons when a condition cancelled
+    /// it; any other cancellation or failure as its error.
+    async fn send(self, client: &Client) -> Result<Option<Cancelled>, StoreError> {
+        let (roles, items): (Vec<Role>, Vec<TransactWriteItem>) = self.items.into_iter().unzip();
+        let result = client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        let Some(reasons) = cancelled(result, classify)? else {
+            return Ok(None);
+        };
+        let cancelled = Cancelled(roles.into_iter().zip(reasons).collect());
+        match cancelled.any_condition_failed() {
+            true => Ok(Some(cancelled)),
+            false => Err(cancelled.error()),
+        }
+    }
+}
+
+/// The items an outcome's transaction may hold besides its put.
+enum TransactItem {
+    Delete(Delete),
+    Check(ConditionCheck),
+}
+
+impl From<Delete> for TransactItem {
+    fn from(delete: Delete) -> Self {
+        Self::Delete(delete)
+    }
+}
+
+impl From<ConditionCheck> for TransactItem {
+    fn from(check: ConditionCheck) -> Self {
+        Self::Check(check)
+    }
+}
+
 impl DynamoStore {
     /// Writes `put` and deletes the pending row in one transaction, on the
     /// condition `other` (the record's other outcome is not stored). The
@@ -117,55 +257,37 @@ impl DynamoStore {
         pending: &PendingRef,
     ) -> Result<WriteOutcome, StoreError> {
         let delete = pending_delete(self.tables.pending()?, pending)?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put.clone()).build())
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(
-                TransactWriteItem::builder()
-                    .condition_check(other.clone())
-                    .build(),
-            )
-            .send()
-            .await;
-        match cancelled(result, classify)? {
+        let cancelled = OutcomeTransaction::new(put.clone())
+            .with(Role::PendingDelete, delete)
+            .with(Role::OtherOutcomeAbsent, other.clone())
+            .send(&self.client)
+            .await?;
+        match cancelled {
             None => Ok(WriteOutcome::Written),
             // The other outcome first: a record rejected earlier whose
             // assignment another row has since dispatched fails both
             // conditions, and its own outcome is the rejection.
-            Some(reasons) => match reasons.as_slice() {
-                [_, _, check, ..] if check == CONDITIONAL_CHECK_FAILED => {
-                    Ok(WriteOutcome::OtherOutcomeWritten)
-                }
-                [put, ..] if put == CONDITIONAL_CHECK_FAILED => Ok(WriteOutcome::AlreadyWritten),
-                [_, delete, ..] if delete == CONDITIONAL_CHECK_FAILED => {
-                    self.put_alone(put, other).await
-                }
-                _ => Err(cancellation_error(&reasons)),
-            },
+            Some(reasons) if reasons.failed(Role::OtherOutcomeAbsent) => {
+                Ok(WriteOutcome::OtherOutcomeWritten)
+            }
+            Some(reasons) if reasons.failed(Role::Outcome) => Ok(WriteOutcome::AlreadyWritten),
+            Some(_) => self.put_alone(put, other).await,
         }
     }
 
     /// The pending row was replaced by a newer write: record this one's result
     /// without touching the newer row (still only if the other outcome is absent).
     async fn put_alone(&self, put: Put, other: ConditionCheck) -> Result<WriteOutcome, StoreError> {
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().condition_check(other).build())
-            .send()
-            .await;
-        match cancelled(result, classify)? {
+        let cancelled = OutcomeTransaction::new(put)
+            .with(Role::OtherOutcomeAbsent, other)
+            .send(&self.client)
+            .await?;
+        match cancelled {
             None => Ok(WriteOutcome::WrittenPendingRowKept),
-            Some(reasons) => match reasons.as_slice() {
-                [_, check, ..] if check == CONDITIONAL_CHECK_FAILED => {
-                    Ok(WriteOutcome::OtherOutcomeWritten)
-                }
-                [put, ..] if put == CONDITIONAL_CHECK_FAILED => Ok(WriteOutcome::AlreadyWritten),
-                _ => Err(cancellation_error(&reasons)),
-            },
+            Some(reasons) if reasons.failed(Role::OtherOutcomeAbsent) => {
+                Ok(WriteOutcome::OtherOutcomeWritten)
+            }
+            Some(_) => Ok(WriteOutcome::AlreadyWritten),
         }
     }
 
@@ -257,10 +379,73 @@ fn absent(
 /// or by its TTL) does not stop the dispatch: every INSERT is an assignment
 /// (contract section 4).
 pub fn pending_delete(table: &str, pending: &PendingRef) -> Result<Delete, StoreError> {
-    let mut delete = Delete::builder()
+    let delete = Delete::builder()
         .table_name(table)
         .set_key(Some(pending_key(pending)));
-    if let RowCopy::Image(image) = &pending.row {
+    let delete = match &pending.row {
+        RowCopy::Image(image) => {
+            let condition = ImageCondition::of(image);
+            let expression = match condition.clauses.is_empty() {
+                true => "attribute_not_exists(#user) OR attribute_exists(#user)".to_owned(),
+                false => format!(
+                    "attribute_not_exists(#user) OR ({})",
+                    condition.clauses.join(" AND ")
+                ),
+            };
+            condition.apply(delete, expression)
+        }
+        RowCopy::Unreadable(_) => delete,
+    };
+    delete
+        .build()
+        .map_err(|err| StoreError::Refused(err.to_string()))
+}
+
+/// The delete of the common path: only the pending row still there exactly
+/// as the stream saw it (the same comparison as [`pending_delete`], without
+/// its allowance for a row already gone). `None` for a row whose image could
+/// not be read: it has nothing to compare.
+pub fn pending_delete_if_present(
+    table: &str,
+    pending: &PendingRef,
+) -> Result<Option<Delete>, StoreError> {
+    let RowCopy::Image(image) = &pending.row else {
+        return Ok(None);
+    };
+    let condition = ImageCondition::of(image);
+    // An equality already fails on a missing row; `#user` only when there is none.
+    let expression = match condition
+        .clauses
+        .iter()
+        .any(|clause| clause.contains(" = "))
+    {
+        true => condition.clauses.join(" AND "),
+        false => {
+            let mut clauses = condition.clauses.clone();
+            clauses.insert(0, "attribute_exists(#user)".to_owned());
+            clauses.join(" AND ")
+        }
+    };
+    let delete = Delete::builder()
+        .table_name(table)
+        .set_key(Some(pending_key(pending)));
+    condition
+        .apply(delete, expression)
+        .build()
+        .map(Some)
+        .map_err(|err| StoreError::Refused(err.to_string()))
+}
+
+/// "The row is as the image shows it": each attribute of the image equal,
+/// each attribute of the contract that the image lacks absent.
+struct ImageCondition {
+    clauses: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl ImageCondition {
+    fn of(image: &serde_dynamo::Item) -> Self {
         let mut clauses = Vec::new();
         let mut names = HashMap::new();
         let mut values = HashMap::new();
@@ -289,18 +474,27 @@ pub fn pending_delete(table: &str, pending: &PendingRef) -> Result<Delete, Store
             names.insert(placeholder, (*name).to_owned());
         }
         names.insert("#user".to_owned(), "userId".to_owned());
-        let condition = match clauses.is_empty() {
-            true => "attribute_not_exists(#user) OR attribute_exists(#user)".to_owned(),
-            false => format!("attribute_not_exists(#user) OR ({})", clauses.join(" AND ")),
-        };
-        delete = delete
-            .condition_expression(condition)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values((!values.is_empty()).then_some(values));
+        Self {
+            clauses,
+            names,
+            values,
+        }
     }
-    delete
-        .build()
-        .map_err(|err| StoreError::Refused(err.to_string()))
+
+    fn apply(
+        self,
+        delete: aws_sdk_dynamodb::types::builders::DeleteBuilder,
+        expression: String,
+    ) -> aws_sdk_dynamodb::types::builders::DeleteBuilder {
+        let mut names = self.names;
+        if !expression.contains("#user") {
+            names.remove("#user");
+        }
+        delete
+            .condition_expression(expression)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values((!self.values.is_empty()).then_some(self.values))
+    }
 }
 
 /// What a rejected item holds besides the row's own attributes, in the
@@ -526,5 +720,39 @@ mod tests {
             assert!(names.values().any(|name| name == absent), "{absent}");
         }
         assert!(condition.starts_with("attribute_not_exists(#user) OR ("));
+    }
+
+    #[test]
+    fn the_common_paths_delete_requires_the_row_as_the_image_shows_it() {
+        let row = pending(vec![("offerId", AttributeValue::S("co-1".into()))]);
+        let full = pending_delete("pending", &row).expect("delete");
+        let present = pending_delete_if_present("pending", &row)
+            .expect("delete")
+            .expect("an image");
+        let condition = present.condition_expression().unwrap_or_default();
+        assert!(
+            !condition.contains("OR"),
+            "no allowance for a gone row: {condition}"
+        );
+        assert!(condition.contains("#v0 = :v0"), "{condition}");
+        assert_eq!(
+            full.condition_expression()
+                .unwrap_or_default()
+                .strip_prefix("attribute_not_exists(#user) OR (")
+                .and_then(|rest| rest.strip_suffix(')')),
+            Some(condition),
+            "the same comparison as the checked path's"
+        );
+        let names = present
+            .expression_attribute_names()
+            .cloned()
+            .unwrap_or_default();
+        assert!(!names.contains_key("#user"), "unused names are refused");
+
+        let mut unreadable = row.clone();
+        unreadable.row = RowCopy::Unreadable("{".into());
+        assert!(pending_delete_if_present("pending", &unreadable)
+            .expect("no delete")
+            .is_none());
     }
 }

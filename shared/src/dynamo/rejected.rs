@@ -10,19 +10,23 @@ use super::pending::PendingTable;
 use super::table::{paged, with_retries, DynamoTable};
 use super::transactions::{cancellation_error, cancelled, condition_failed};
 use super::{
-    DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, REJECTION_SOURCE, TRANSACTION_SOURCE, UNREADABLE_ROW,
+    classify, DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, REJECTION_SOURCE, TRANSACTION_SOURCE,
+    UNREADABLE_ROW,
 };
 use crate::domain::{parse_pending_row, ReasonCode, Rejection};
 use crate::error::StoreError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem,
+};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, StreamExt};
 use futures::TryStreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
+use uuid::Uuid;
 
 /// Which rejections: all filters that are set must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -328,6 +332,87 @@ impl RejectedTable {
         };
         with_retries(pause, attempt).await
     }
+}
+
+/// BatchGetItem takes at most 100 keys.
+const BATCH_GET_LIMIT: usize = 100;
+
+/// Of `records` (user id, rejection id), those whose rejection a strongly
+/// consistent read finds absent: the dispatcher's hint for its common path.
+/// Keys DynamoDB leaves unprocessed are not asked again: they are simply not
+/// in the answer (the checked path decides those records).
+pub(super) async fn rejections_absent(
+    client: &Client,
+    table: &str,
+    records: &[(&str, Uuid)],
+) -> Result<HashSet<Uuid>, StoreError> {
+    // BatchGetItem refuses a request that names one key twice.
+    let mut asked: HashSet<(&str, Uuid)> = HashSet::with_capacity(records.len());
+    let distinct: Vec<(&str, Uuid)> = records
+        .iter()
+        .filter(|record| asked.insert(**record))
+        .copied()
+        .collect();
+    let mut absent = HashSet::with_capacity(distinct.len());
+    for chunk in distinct.chunks(BATCH_GET_LIMIT) {
+        let keys = chunk
+            .iter()
+            .map(|(user_id, id)| {
+                HashMap::from([
+                    (
+                        "userId".to_owned(),
+                        AttributeValue::S((*user_id).to_owned()),
+                    ),
+                    ("rejectionId".to_owned(), AttributeValue::S(id.to_string())),
+                ])
+            })
+            .collect();
+        let request = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .projection_expression("rejectionId")
+            .build()
+            .map_err(|err| StoreError::Refused(err.to_string()))?;
+        let output = client
+            .batch_get_item()
+            .request_items(table, request)
+            .send()
+            .await
+            .map_err(|err| classify(&err))?;
+        let found = rejection_ids(
+            output
+                .responses
+                .unwrap_or_default()
+                .remove(table)
+                .unwrap_or_default()
+                .iter(),
+        );
+        let unprocessed = rejection_ids(
+            output
+                .unprocessed_keys
+                .and_then(|mut keys| keys.remove(table))
+                .map(|rest| rest.keys)
+                .unwrap_or_default()
+                .iter(),
+        );
+        absent.extend(chunk.iter().map(|(_, id)| *id).filter(|id| {
+            let id = id.to_string();
+            !found.contains(&id) && !unprocessed.contains(&id)
+        }));
+    }
+    Ok(absent)
+}
+
+/// The `rejectionId`s of items or keys.
+fn rejection_ids<'a>(
+    items: impl Iterator<Item = &'a HashMap<String, AttributeValue>>,
+) -> HashSet<String> {
+    items
+        .filter_map(|item| match item.get("rejectionId") {
+            Some(AttributeValue::S(id)) => Some(id.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
