@@ -269,6 +269,61 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
     assert_eq!(profile["spend"], "<10", "(12.50 + 4.20) / 2");
     assert_eq!(profile["visits30"], "2-3");
 
+    // The README's always-on walk-through: the sample campaign put, three
+    // orders of a regular, one offer of it in the app's list (one window),
+    // the profile through the support API.
+    let campaign = offers_local::workspace_root().join("events/sample-always-on.json");
+    let (code, output) = stack.offers(&["campaign", "put", &campaign.to_string_lossy()]);
+    assert_eq!(code, 0, "{output}");
+    for (cost, mode) in [
+        ("12.50", "pickup"),
+        ("8.00", "pickup"),
+        ("14.00", "delivery"),
+    ] {
+        let (code, output) = stack.offers(&[
+            "transactions",
+            "add",
+            "--user",
+            "stack-regular",
+            "--total-cost",
+            cost,
+            "--service-mode",
+            mode,
+        ]);
+        assert_eq!(code, 0, "{output}");
+    }
+    let started = Instant::now();
+    let profile = loop {
+        let (status, body) =
+            stack.get_as("/support/users/stack-regular/profile", "agent-1", "support");
+        if status == 200 && body["visits"] == 3 {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "not counted: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(profile["mode"], "pickup");
+    assert_eq!(profile["spend"], "10-25");
+    let offers = loop {
+        let (status, body) = stack.get("/rewards/offers", "stack-regular");
+        assert_eq!(status, 200, "{body}");
+        let offers = body["offers"].as_array().cloned().unwrap_or_default();
+        if !offers.is_empty() {
+            break offers;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "no always-on offer: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(offers.len(), 1, "{offers:?}");
+    assert_eq!(offers[0]["campaignId"], "always-welcome-back");
+    assert!(["co-fries", "co-coffee"].contains(&offers[0]["offerId"].as_str().unwrap_or_default()));
+
     // Ctrl-C stops the stack and everything it started.
     let mut stack = stack;
     let pids = stack.pids.clone();

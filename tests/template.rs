@@ -755,15 +755,46 @@ async fn record_the_calls_of_every_function() {
 
     // User visits: the same transactions (two racing for one profile, an
     // invalid one), delivered twice; then the support API reads a profile.
+    // With an always-on campaign, two visits of now: the chooser reads the
+    // campaigns, the user's offers and pending rows, the pool's catalog
+    // entries and statistics, and puts a pending row.
     let recorder = PermissionRecorder::default();
+    let always_on = offers_shared::domain::campaign::parse_definition(
+        &json!({"campaignId": "perm-always", "mode": "alwaysOn",
+                "pool": [{"offerId": "co-coffee"}, {"offerId": "co-fries", "rules": {"minimumSpend": 5}}],
+                "startDate": "2026-01-01T00:00:00Z", "endDate": "2099-01-01T00:00:00Z",
+                "validDays": 7, "cadence": "P1D", "slots": 1, "reward": "redeemed"})
+        .to_string(),
+    )
+    .expect("an always-on definition");
+    offers_shared::dynamo::CampaignsTable::new(bed.client.clone(), bed.table("CampaignsTable"))
+        .put_definition(&always_on, chrono::Utc::now())
+        .await
+        .expect("stored");
+    let now = offers_shared::domain::dates::format_timestamp(chrono::Utc::now());
+    for id in ["perm-v1", "perm-v2"] {
+        bed.put(TRANSACTIONS, transaction(id, "perm-visitor", 12.0, &now))
+            .await;
+    }
+    let visits_now = transactions.read_new().await.expect("stream");
     let config = bed.visits_config(&[]);
     let visits = user_visits::build_visits(bed.recording_client(&config.sdk, &recorder), &config);
     for _delivery in 0..2 {
         tokio::join!(
             deliver_until_none_fail(&records[..1], |batch| invoke_visits(&visits, batch)),
             deliver_until_none_fail(&records[1..], |batch| invoke_visits(&visits, batch)),
+            deliver_until_none_fail(&visits_now, |batch| invoke_visits(&visits, batch)),
         );
     }
+    assert_eq!(
+        bed.scan(PENDING)
+            .await
+            .iter()
+            .filter(|row| row["campaignId"] == "perm-always")
+            .count(),
+        1,
+        "one always-on row for the two visits of one window"
+    );
     assert_eq!(
         needed(&bed, &recorder),
         granted(&template, VISITS),

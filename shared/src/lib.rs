@@ -5,6 +5,7 @@
 pub use offers_domain as domain;
 
 pub mod activity;
+pub mod always_on;
 pub mod assign;
 pub mod campaign_stats;
 pub mod catalog_cache;

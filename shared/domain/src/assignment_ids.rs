@@ -9,6 +9,7 @@ use uuid::Uuid;
 /// Namespaces, one per writer, so that two writers' ids never meet.
 const ASSIGN_NAMESPACE: Uuid = Uuid::from_u128(0x6f66_6665_7273_2d61_7373_6967_6e2d_0001);
 const PLAN_NAMESPACE: Uuid = Uuid::from_u128(0x6f66_6665_7273_2d70_6c61_6e2d_0000_0001);
+const ALWAYS_ON_NAMESPACE: Uuid = Uuid::from_u128(0x6f66_6665_7273_2d61_6c77_6179_736f_6e01);
 
 /// The parts as a JSON array: unambiguous whatever characters they hold.
 fn derive(namespace: &Uuid, parts: &[&str]) -> String {
@@ -27,6 +28,16 @@ pub fn for_assigned_row(user_id: &str, sort_key: &str, start: &str, expiry: &str
 /// k assignments.
 pub fn for_planned_rank(campaign_id: &str, user_id: &str, rank: usize) -> String {
     derive(&PLAN_NAMESPACE, &[campaign_id, user_id, &rank.to_string()])
+}
+
+/// Always-on campaigns: from the campaign, the user and the cadence
+/// window (its index from the campaign's startDate), not the offer chosen:
+/// replays and concurrent visits of one window land on one assignment.
+pub fn for_always_on_window(campaign_id: &str, user_id: &str, window: u64) -> String {
+    derive(
+        &ALWAYS_ON_NAMESPACE,
+        &[campaign_id, user_id, &window.to_string()],
+    )
 }
 
 #[cfg(test)]
@@ -51,6 +62,14 @@ mod tests {
         );
         assert_ne!(for_planned_rank("c", "u", 1), for_planned_rank("c", "u", 2));
         assert_eq!(for_planned_rank("c", "u", 1).len(), 36);
+        assert_ne!(
+            for_always_on_window("c", "u", 1),
+            for_always_on_window("c", "u", 2)
+        );
+        assert_ne!(
+            for_always_on_window("c", "u", 1),
+            for_planned_rank("c", "u", 1)
+        );
         assert_eq!(a.len(), 36, "within the 1 to 128 characters of section 2");
     }
 }

@@ -36,6 +36,15 @@ impl CatalogReader for DynamoStore {
     }
 }
 
+impl CatalogReader for CatalogTable {
+    async fn fetch_entries(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, CatalogEntry>, StoreError> {
+        self.read_entries(ids).await
+    }
+}
+
 /// The catalog table, for the operators' tool. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct CatalogTable {

@@ -5,6 +5,7 @@
 //! and `challenges`.
 
 mod activity;
+mod always_on;
 pub mod batch_write;
 mod campaign_stats;
 mod campaigns;
@@ -27,6 +28,7 @@ mod webhook;
 pub use webhook::ROW_WRITE_CONCURRENCY as WEBHOOK_ROW_WRITE_CONCURRENCY;
 
 pub use activity::redemption_update;
+pub use always_on::AlwaysOnTables;
 pub use campaign_stats::{
     campaign_partition, counter_update, CampaignStatsTable, MARKER_RETENTION_SECONDS,
 };

@@ -7,6 +7,8 @@ use super::errors::CallError;
 use super::items::{text_of, Item};
 use super::table::{paged, with_retries, DynamoTable};
 use crate::error::StoreError;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
@@ -146,28 +148,42 @@ impl PendingTable {
         };
         let doing = format!("putting {}/{} back", key.user_id, key.sort_key);
         let put_back = || async {
-            let result = client
-                .put_item()
-                .table_name(self.name())
-                .set_item(Some(row.clone()))
-                .condition_expression("attribute_not_exists(userId)")
-                .send()
-                .await;
-            match result {
-                Ok(_) => Ok(Redriven::Again),
-                Err(err)
-                    if matches!(
-                        err.as_service_error(),
-                        Some(PutItemError::ConditionalCheckFailedException(_))
-                    ) =>
-                {
-                    Ok(Redriven::Replaced)
-                }
+            match put_if_absent(client, self.name(), row.clone()).await {
+                Ok(true) => Ok(Redriven::Again),
+                Ok(false) => Ok(Redriven::Replaced),
                 Err(err) => Err(CallError::new(doing.clone(), &err)),
             }
         };
         let outcome = with_retries(pause, put_back).await;
         outcome.map_err(|error| RedriveError::NotPutBack { row, error })
+    }
+}
+
+/// Puts a pending row unless a row of its key is pending: `false` when
+/// one is (the put's condition failed), nothing written.
+pub(super) async fn put_if_absent(
+    client: &Client,
+    table: &str,
+    row: Item,
+) -> Result<bool, SdkError<PutItemError, HttpResponse>> {
+    let result = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(row))
+        .condition_expression("attribute_not_exists(userId)")
+        .send()
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(err)
+            if matches!(
+                err.as_service_error(),
+                Some(PutItemError::ConditionalCheckFailedException(_))
+            ) =>
+        {
+            Ok(false)
+        }
+        Err(err) => Err(err),
     }
 }
 

@@ -25,8 +25,9 @@ use crate::ports::{ProfileStore, ProfileWrite, ProfileWriteOutcome, StoredProfil
 use crate::stream::runner::{run_batch, RecordHandler, Run, RunnerSettings};
 use crate::stream::transactions::{TransactionInput, TransactionRecord};
 use chrono::Utc;
-use offers_domain::profile::{reserved_user_id, Profile, Visit};
+use offers_domain::profile::{reserved_user_id, Profile, ProfileContext, Visit};
 use offers_domain::Transaction;
+use std::future::Future;
 use tokio::time::Instant;
 
 /// Reads and conditional writes of one transaction before it is given up
@@ -35,16 +36,56 @@ use tokio::time::Instant;
 /// shards) race for a profile; each lost race means one of theirs counted.
 pub const MAX_WRITE_ATTEMPTS: usize = 10;
 
-/// The user visits service: behaviour profiles today; the always-on
-/// chooser runs on the same visits next.
-pub struct UserVisits<S> {
+/// What runs on each visit once it is counted in the profile: the
+/// always-on chooser (`crate::always_on`), or nothing (`()`). It runs again
+/// when a redelivery finds the visit counted, so that a record that failed
+/// after its profile write still gets its turn; it must be idempotent.
+pub trait AfterVisit: Send + Sync {
+    /// `context`: the visit's profile context, this visit counted.
+    fn after_visit(
+        &self,
+        transaction: &Transaction,
+        context: &ProfileContext,
+        run: &Run,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+impl AfterVisit for () {
+    async fn after_visit(
+        &self,
+        _transaction: &Transaction,
+        _context: &ProfileContext,
+        _run: &Run,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// The user visits service: behaviour profiles, then whatever runs on a
+/// visit (`V`: the always-on chooser in the function).
+pub struct UserVisits<S, V = ()> {
     store: S,
+    after: V,
     settings: RunnerSettings,
 }
 
 impl<S: ProfileStore> UserVisits<S> {
     pub fn new(store: S, settings: RunnerSettings) -> Self {
-        Self { store, settings }
+        Self::with_after(store, (), settings)
+    }
+}
+
+impl<S: ProfileStore, V: AfterVisit> UserVisits<S, V> {
+    pub fn with_after(store: S, after: V, settings: RunnerSettings) -> Self {
+        Self {
+            store,
+            after,
+            settings,
+        }
+    }
+
+    pub fn after(&self) -> &V {
+        &self.after
     }
 
     pub fn store(&self) -> &S {
@@ -99,6 +140,7 @@ impl<S: ProfileStore> UserVisits<S> {
             match run.call(self.store.count_visit(&write)).await {
                 Ok(ProfileWriteOutcome::Written) => {
                     let context = write.profile.context_of(&visit);
+                    self.after.after_visit(transaction, &context, run).await?;
                     return Ok(VisitOutcome::Counted {
                         profile: Box::new(StoredProfile {
                             user_id: write.user_id,
@@ -108,7 +150,14 @@ impl<S: ProfileStore> UserVisits<S> {
                         context,
                     });
                 }
-                Ok(ProfileWriteOutcome::AlreadyCounted) => return Ok(VisitOutcome::AlreadyCounted),
+                Ok(ProfileWriteOutcome::AlreadyCounted) => {
+                    // The profile read holds this visit (unless it was
+                    // counted between the read and the write: then the
+                    // context misses it, which only shifts visits30).
+                    let context = before.context_of(&visit);
+                    self.after.after_visit(transaction, &context, run).await?;
+                    return Ok(VisitOutcome::AlreadyCounted);
+                }
                 Ok(ProfileWriteOutcome::Stale) => continue,
                 // DynamoDB will never take this write: not retried.
                 Err(StoreError::Refused(detail)) => return Ok(VisitOutcome::Refused { detail }),
@@ -136,7 +185,7 @@ pub async fn profile_view<S: ProfileStore>(
         .and_then(|stored| ProfileView::of(&stored)))
 }
 
-impl<S: ProfileStore> RecordHandler<TransactionRecord> for UserVisits<S> {
+impl<S: ProfileStore, V: AfterVisit> RecordHandler<TransactionRecord> for UserVisits<S, V> {
     type Outcome = VisitOutcome;
 
     async fn apply(

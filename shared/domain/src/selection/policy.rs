@@ -212,6 +212,51 @@ impl ContextPolicy {
             .sum();
         f64::from(matching) / f64::from(self.draws)
     }
+
+    /// One offer outside `excluded` (offers the user holds, or that cannot
+    /// be given): the first such offer of the ranking a user whose draw is
+    /// `u` takes; when that ranking holds none, one of the `eligible`
+    /// offers uniformly by `fallback` (any u64). Returns the offer and the
+    /// exact probability of that offer under this rule: rankings whose
+    /// first offer outside `excluded` is it, plus its share of the rankings
+    /// without one. `None` when no eligible offer is left.
+    pub fn first_outside(
+        &self,
+        u: u64,
+        fallback: u64,
+        excluded: &[usize],
+        eligible: &[usize],
+    ) -> Option<(usize, f64)> {
+        if eligible.is_empty() {
+            return None;
+        }
+        let first_of = |d: usize| {
+            self.rankings[d * self.slots..(d + 1) * self.slots]
+                .iter()
+                .map(|&offer| usize::from(offer))
+                .find(|offer| !excluded.contains(offer))
+        };
+        let position = ((u128::from(u) * u128::from(self.draws)) >> 64) as u32;
+        let mine = self
+            .cumulative
+            .partition_point(|&end| end <= position)
+            .min(self.distinct().saturating_sub(1));
+        let spill = ((u128::from(fallback) * eligible.len() as u128) >> 64) as usize;
+        let offer = first_of(mine).unwrap_or(eligible[spill.min(eligible.len() - 1)]);
+        let (mut hits, mut none, mut previous) = (0u64, 0u64, 0u32);
+        for (d, &end) in self.cumulative.iter().enumerate() {
+            let count = u64::from(end - previous);
+            previous = end;
+            match first_of(d) {
+                Some(first) if first == offer => hits += count,
+                Some(_) => {}
+                None => none += count,
+            }
+        }
+        let draws = f64::from(self.draws);
+        let propensity = (hits as f64 + none as f64 / eligible.len() as f64) / draws;
+        Some((offer, propensity))
+    }
 }
 
 /// The `k` largest values' indices, largest first; ties to the lower index.
@@ -254,6 +299,39 @@ mod tests {
         assert_eq!(policy.marginal(0, 0), 0.5);
         assert_eq!(policy.marginal(1, 0), 0.5);
         assert_eq!(policy.probability(&[0, 1]), 0.375);
+    }
+
+    #[test]
+    fn the_first_offer_outside_the_excluded_has_its_exact_probability() {
+        // Rankings: [0,1] x3, [0,2] x1, [1,0] x4 out of 8.
+        let all = [0, 1, 0, 1, 0, 1, 0, 2, 1, 0, 1, 0, 1, 0, 1, 0];
+        let policy = ContextPolicy::from_rankings(&all, 2, 8);
+        let at = |position: u64| (position << 61) + 1;
+        // Without 0: [0,1] and [1,0] give 1 (7 of 8), [0,2] gives 2.
+        assert_eq!(
+            policy.first_outside(at(0), 0, &[0], &[1, 2]),
+            Some((1, 0.875))
+        );
+        assert_eq!(
+            policy.first_outside(at(3), 0, &[0], &[1, 2]),
+            Some((2, 0.125))
+        );
+        // Without 0 and 1: only [0,2] has an offer left; the rest fall back
+        // uniformly on what is eligible, here 2 alone.
+        assert_eq!(
+            policy.first_outside(at(5), 0, &[0, 1], &[2]),
+            Some((2, 1.0))
+        );
+        // Without 0 and 2, eligible 1 and 3 (3 in no ranking): [0,2] x1 falls
+        // back, half of it to each.
+        let (offer, p) = policy
+            .first_outside(at(3), u64::MAX, &[0, 2], &[1, 3])
+            .expect("one");
+        assert_eq!((offer, p), (3, 0.0625));
+        assert_eq!(policy.first_outside(at(0), 0, &[0, 1, 2], &[]), None);
+        // Nothing excluded: the first pick and its propensity.
+        let first = policy.pick(at(5)).next().expect("a pick");
+        assert_eq!(policy.first_outside(at(5), 0, &[], &[0, 1, 2]), Some(first));
     }
 
     #[test]
