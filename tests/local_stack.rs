@@ -253,19 +253,16 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
     assert!(completed["reward"]["grantedAt"].is_string(), "{completed}");
     // The same two orders in the visitor's behaviour profile (UserVisitsFunction
     // on the same stream), read by a support agent.
-    let profile = loop {
+    let profile = wait_for(Duration::from_millis(500), || {
         let (status, body) =
             stack.get_as("/support/users/stack-visitor/profile", "agent-1", "support");
-        if status == 200 && body["visits"] == 2 {
-            break body;
-        }
         assert!([200, 404].contains(&status), "{status} {body}");
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "not counted: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+        if status == 200 && body["visits"] == 2 {
+            Ok(body)
+        } else {
+            Err(format!("not counted: {body}"))
+        }
+    });
     assert_eq!(profile["spend"], "<10", "(12.50 + 4.20) / 2");
     assert_eq!(profile["visits30"], "2-3");
 
@@ -292,34 +289,27 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
         ]);
         assert_eq!(code, 0, "{output}");
     }
-    let started = Instant::now();
-    let profile = loop {
+    let profile = wait_for(Duration::from_millis(500), || {
         let (status, body) =
             stack.get_as("/support/users/stack-regular/profile", "agent-1", "support");
         if status == 200 && body["visits"] == 3 {
-            break body;
+            Ok(body)
+        } else {
+            Err(format!("not counted: {status} {body}"))
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "not counted: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    });
     assert_eq!(profile["mode"], "pickup");
     assert_eq!(profile["spend"], "10-25");
-    let offers = loop {
+    let offers = wait_for(Duration::from_millis(500), || {
         let (status, body) = stack.get("/rewards/offers", "stack-regular");
         assert_eq!(status, 200, "{body}");
         let offers = body["offers"].as_array().cloned().unwrap_or_default();
-        if !offers.is_empty() {
-            break offers;
+        if offers.is_empty() {
+            Err(format!("no always-on offer: {body}"))
+        } else {
+            Ok(offers)
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(90),
-            "no always-on offer: {body}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+    });
     assert_eq!(offers.len(), 1, "{offers:?}");
     assert_eq!(offers[0]["campaignId"], "always-welcome-back");
     assert!(["co-fries", "co-coffee"].contains(&offers[0]["offerId"].as_str().unwrap_or_default()));
