@@ -1,5 +1,6 @@
 //! Domain types and pure functions: parse, validate, merge. No AWS here.
 
+pub mod amount;
 pub mod assignment;
 pub mod assignment_ids;
 pub mod campaign;
