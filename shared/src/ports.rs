@@ -4,12 +4,15 @@
 //! a rejected row is stored exactly as it was, types and sets included.
 
 use crate::domain::webhook::WebhookReceipt;
-use crate::domain::{CatalogEntry, OfferEvent, PersonalizedOffer, ReasonCode, Redemption};
+use crate::domain::{
+    BudgetTaken, CatalogEntry, OfferEvent, PersonalizedOffer, ReasonCode, Redemption,
+};
 use crate::error::StoreError;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// The pending row a stream record is about, as the stream showed it.
@@ -267,6 +270,74 @@ pub enum ActivityWrite {
     /// it was then, for the caller to decide again; `None` when the user has
     /// no such offer.
     NotWritten(Option<Box<PersonalizedOffer>>),
+    /// The offer's side held, but the campaign's budget refused the use (a
+    /// limit reached, changed since it was read, or the campaign deleted):
+    /// nothing changed, and the caller reads the campaign again to decide.
+    BudgetRefused,
+}
+
+/// A campaign's redemption limits (contract section 14), as its definition
+/// carries them; `discountValue` in ten-thousandths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedemptionLimits {
+    pub redemptions: Option<u64>,
+    pub discount_value: Option<u64>,
+}
+
+/// What a redemption's write does about budgets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RedeemBudget<'a> {
+    /// No budget: the offer's single conditional write, whose condition
+    /// also holds the offer outside these campaigns (those with a budget,
+    /// as last seen; at most [`MAX_GUARDED_CAMPAIGNS`]). A refusal for that
+    /// reason is `NotWritten` with the offer, its `campaignId` telling why.
+    NoneOf(&'a [String]),
+    /// The offer's write and its campaign's use of `limits` (1 redemption,
+    /// the discount), in one transaction, conditional on the limits as the
+    /// campaign's item holds them: `BudgetRefused` when the item does not
+    /// allow it.
+    Use {
+        campaign_id: &'a str,
+        limits: &'a RedemptionLimits,
+    },
+}
+
+/// The most campaigns a redemption's first write keeps out in its
+/// condition (DynamoDB's `IN` takes 100 operands); with more, the offer is
+/// read first.
+pub const MAX_GUARDED_CAMPAIGNS: usize = 99;
+
+/// What a void does about the budget its redemption took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum VoidBudget<'a> {
+    /// Only a redemption that took nothing from a budget (else `NotWritten`
+    /// with the offer, whose record shows what it took).
+    Untouched,
+    /// The void and the give-back of what the record took, in one
+    /// transaction, on condition that the campaign still exists
+    /// (`BudgetRefused` when it does not).
+    GiveBack {
+        campaign_id: &'a str,
+        taken: &'a BudgetTaken,
+    },
+    /// The void alone, whatever the record took: its campaign is gone.
+    Forfeit,
+}
+
+/// Campaigns' redemption budgets as the activity reads them.
+pub trait RedemptionBudgets: Send + Sync {
+    /// Every campaign with a `redemptions` or `discountValue` limit, by id;
+    /// a cache may answer it up to its time to live old.
+    fn budgeted(
+        &self,
+    ) -> impl Future<Output = Result<Arc<HashMap<String, RedemptionLimits>>, StoreError>> + Send;
+
+    /// One campaign's limits, read now (consistently); `None` without a
+    /// definition or without such a limit.
+    fn current(
+        &self,
+        campaign_id: &str,
+    ) -> impl Future<Output = Result<Option<RedemptionLimits>, StoreError>> + Send;
 }
 
 /// The result of recording an offer event.
@@ -299,6 +370,7 @@ pub trait ActivityStore: OfferReader {
         personalized_offer_id: Uuid,
         known: Option<&PersonalizedOffer>,
         redemption: &Redemption,
+        budget: RedeemBudget<'_>,
     ) -> impl Future<Output = Result<ActivityWrite, StoreError>> + Send;
 
     /// Marks the order's redemption voided and gives its use back, on
@@ -309,6 +381,7 @@ pub trait ActivityStore: OfferReader {
         personalized_offer_id: Uuid,
         order_id: &str,
         at: DateTime<Utc>,
+        budget: VoidBudget<'_>,
     ) -> impl Future<Output = Result<ActivityWrite, StoreError>> + Send;
 
     /// Records the event once (by its id) together with the offer's

@@ -23,7 +23,10 @@ use crate::domain::campaign::{
     parse_budget, Budget, BudgetUse, CampaignDefinition, CampaignMode, Snapshot, KEPT_VERSIONS,
 };
 use crate::domain::dates::{format_timestamp, parse_timestamp};
+use super::DynamoStore;
 use crate::error::StoreError;
+use crate::ports::{RedemptionBudgets, RedemptionLimits};
+use std::sync::Arc;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -512,4 +515,48 @@ fn campaign_of(item: &Item) -> Result<StoredCampaign, String> {
         snapshot,
         audience_fingerprint: text(item, "audienceFingerprint").map(str::to_owned),
     })
+}
+
+/// A definition's redemption limits, if it has any.
+fn redemption_limits_of(item: &Item) -> Option<RedemptionLimits> {
+    let definition: Map<String, Value> =
+        serde_dynamo::from_attribute_value(item.get("definition")?.clone()).ok()?;
+    let budget = parse_budget(definition.get("budget")?, &mut Vec::new())?;
+    let limits = RedemptionLimits {
+        redemptions: budget.redemptions,
+        discount_value: budget.discount_ten_thousandths(),
+    };
+    (limits.redemptions.is_some() || limits.discount_value.is_some()).then_some(limits)
+}
+
+/// The activity's view of the campaigns: which have redemption limits.
+impl RedemptionBudgets for DynamoStore {
+    async fn budgeted(&self) -> Result<Arc<HashMap<String, RedemptionLimits>>, StoreError> {
+        let table = DynamoTable::new(self.client().clone(), self.tables().campaigns()?);
+        let mut items = table.scan(&["campaignId", "definition"]);
+        let mut budgeted = HashMap::new();
+        while let Some(item) = items.next().await {
+            let item = item.map_err(|err| err.error)?;
+            if let (Some(id), Some(limits)) = (text(&item, "campaignId"), redemption_limits_of(&item))
+            {
+                budgeted.insert(id.to_owned(), limits);
+            }
+        }
+        Ok(Arc::new(budgeted))
+    }
+
+    async fn current(&self, campaign_id: &str) -> Result<Option<RedemptionLimits>, StoreError> {
+        let output = self
+            .client()
+            .get_item()
+            .table_name(self.tables().campaigns()?)
+            .key("campaignId", AttributeValue::S(campaign_id.to_owned()))
+            .projection_expression("#definition")
+            .expression_attribute_names("#definition", "definition")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| super::classify(&err))?;
+        Ok(output.item.as_ref().and_then(redemption_limits_of))
+    }
 }
