@@ -253,7 +253,8 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
                         // No write could pass: refused as the item would.
                         ActivityWrite::BudgetRefused
                     } else {
-                        self.store
+                        let written = self
+                            .store
                             .redeem(
                                 user_id,
                                 personalized_offer_id,
@@ -264,7 +265,13 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
                                     limits,
                                 },
                             )
-                            .await?
+                            .await;
+                        match written {
+                            // Transactions on one campaign's item at once
+                            // conflict (TransactionConflict): try again.
+                            Err(StoreError::Conflict(_)) => continue,
+                            written => written?,
+                        }
                     }
                 }
             };
