@@ -196,3 +196,57 @@ async fn a_discount_budget_of_50_refuses_the_third_discount_of_20_until_a_void()
     let voided = call_activity(&activity, &void(&ids[1], "order-1")).await;
     assert_eq!(voided.status, 200, "{:?}", voided.body);
 }
+
+fn support_assign(user_id: &str, key: &str) -> Value {
+    let event = with_body(
+        support_event(
+            "POST",
+            &format!("/support/users/{}/offers", user_id.replace(':', "%3A")),
+            "",
+            Agent::Support("agent-7"),
+        ),
+        &json!({
+            "offerId": "co-fries",
+            "campaignId": CAMPAIGN,
+            "expiryDate": future_date(14),
+            "rules": {"minimumSpend": 5},
+            "reason": "goodwill for a cold order"
+        }),
+    );
+    with_header(event, "idempotency-key", key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_assignments_at_once_against_an_offers_budget_make_exactly_the_budget() {
+    let bed = TestBed::with_sample_catalog().await;
+    put_budget(&bed, json!({"offers": 20})).await;
+    let support = bed.support(&PATIENT);
+    let events: Vec<Value> = (0..25)
+        .map(|n| support_assign(&format!("user-{n}"), &format!("key-{n}")))
+        .collect();
+    let answers = join_all(events.iter().map(|event| call_support(&support, event))).await;
+    let created = answers.iter().filter(|a| a.status == 201).count();
+    assert_eq!(created, 20, "exactly the budget");
+    for answer in answers.iter().filter(|a| a.status != 201) {
+        assert_eq!(code(answer), (422, "budget_exhausted"), "{:?}", answer.body);
+    }
+    assert_eq!(bed.scan(OFFERS).await.len(), 20);
+    assert_eq!(used(&bed).await.offers, 20);
+
+    // A retry of an assignment that was made returns it and uses nothing.
+    let made = answers.iter().position(|a| a.status == 201).expect("one made");
+    let again = call_support(&support, &events[made]).await;
+    assert_eq!(
+        (again.status, &again.body["personalizedOfferId"]),
+        (201, &answers[made].body["personalizedOfferId"]),
+        "{:?}",
+        again.body
+    );
+    assert_eq!(used(&bed).await.offers, 20);
+
+    // A raised limit applies at once; used counts on.
+    put_budget(&bed, json!({"offers": 21})).await;
+    let one_more = call_support(&support, &support_assign("user-x", "key-x")).await;
+    assert_eq!(one_more.status, 201, "{:?}", one_more.body);
+    assert_eq!(used(&bed).await.offers, 21);
+}

@@ -164,6 +164,9 @@ pub enum CreateOutcome {
     /// An offer with this id is already stored (a retry of an idempotent
     /// request): that offer, as stored. Nothing was written.
     AlreadyExists(Box<PersonalizedOffer>),
+    /// The campaign's `offers` budget refused it (used up, or the limit on
+    /// the campaign's item changed): nothing was written.
+    BudgetRefused,
 }
 
 /// Who revoked an offer, when, and why.
@@ -190,6 +193,23 @@ pub trait SupportStore: Send + Sync {
         &self,
         offer: &PersonalizedOffer,
     ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
+
+    /// Writes `offer` unless its id is taken and counts it in its
+    /// campaign's `usedOffers`, in one transaction, on condition that the
+    /// campaign's item (its `offers` limit read from the item itself) has
+    /// room. A taken id cancels the whole transaction: nothing counted.
+    fn create_budgeted_offer(
+        &self,
+        offer: &PersonalizedOffer,
+        campaign_id: &str,
+    ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
+
+    /// The campaign's `offers` limit (section 14), read now; `None` without
+    /// a definition or without that limit.
+    fn offers_limit(
+        &self,
+        campaign_id: &str,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
     /// The user's offer with this id, read strongly consistently.
     fn find_offer(

@@ -1,15 +1,18 @@
 //! The support tool's configuration, read once at init from the environment that
-//! template.yaml gives it: the loyalty offers, the catalog and the campaign
-//! statistics (read), no other table.
+//! template.yaml gives it: the loyalty offers, the catalog, the campaign
+//! statistics (read) and the campaigns (their budgets), no other table.
 
-use offers_shared::config::{Env, SdkSettings, TableNames, CAMPAIGN_STATS_TABLE_VARIABLE};
+use offers_shared::config::{
+    Env, SdkSettings, TableNames, CAMPAIGNS_TABLE_VARIABLE, CAMPAIGN_STATS_TABLE_VARIABLE,
+};
 use offers_shared::error::ConfigError;
 use offers_shared::metrics::Observability;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupportConfig {
-    /// The loyalty offers, the catalog and the statistics: any other is refused.
+    /// The loyalty offers, the catalog, the statistics and the campaigns:
+    /// any other is refused.
     pub tables: TableNames,
     pub sdk: SdkSettings,
     /// How long a config offer's name, description and image stay cached in
@@ -28,6 +31,7 @@ impl SupportConfig {
         Ok(Self {
             tables: TableNames {
                 campaign_stats: Some(env.table(CAMPAIGN_STATS_TABLE_VARIABLE)?),
+                campaigns: Some(env.table(CAMPAIGNS_TABLE_VARIABLE)?),
                 ..api_tables
             },
             sdk: env.sdk()?,
@@ -49,12 +53,14 @@ mod tests {
             ("LOYALTY_OFFERS_TABLE_NAME", "o"),
             ("OFFER_CATALOG_TABLE_NAME", "c"),
             ("CAMPAIGN_STATS_TABLE", "s"),
+            ("CAMPAIGNS_TABLE_NAME", "k"),
             ("CATALOG_CACHE_TTL_SECONDS", "30"),
             ("OFFER_RETENTION_DAYS", "30"),
         ]))
         .expect("valid");
         assert_eq!(config.tables.loyalty_offers(), Ok("o"));
         assert_eq!(config.tables.campaign_stats(), Ok("s"));
+        assert_eq!(config.tables.campaigns(), Ok("k"));
         assert_eq!(config.catalog_cache_ttl, Duration::from_secs(30));
         assert_eq!(config.retention, chrono::Duration::days(30));
         assert_eq!(

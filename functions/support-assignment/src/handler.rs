@@ -442,6 +442,19 @@ mod tests {
     }
 
     impl SupportStore for FakeStore {
+        // No campaign of these tests has a budget.
+        async fn create_budgeted_offer(
+            &self,
+            offer: &PersonalizedOffer,
+            _campaign_id: &str,
+        ) -> Result<CreateOutcome, StoreError> {
+            self.create_offer(offer).await
+        }
+
+        async fn offers_limit(&self, _campaign_id: &str) -> Result<Option<u64>, StoreError> {
+            Ok(None)
+        }
+
         async fn create_offer(
             &self,
             offer: &PersonalizedOffer,

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Update};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -519,14 +519,64 @@ fn campaign_of(item: &Item) -> Result<StoredCampaign, String> {
 
 /// A definition's redemption limits, if it has any.
 fn redemption_limits_of(item: &Item) -> Option<RedemptionLimits> {
-    let definition: Map<String, Value> =
-        serde_dynamo::from_attribute_value(item.get("definition")?.clone()).ok()?;
-    let budget = parse_budget(definition.get("budget")?, &mut Vec::new())?;
+    redemption_limits(budget_of(item)?)
+}
+
+fn redemption_limits(budget: Budget) -> Option<RedemptionLimits> {
     let limits = RedemptionLimits {
         redemptions: budget.redemptions,
         discount_value: budget.discount_ten_thousandths(),
     };
     (limits.redemptions.is_some() || limits.discount_value.is_some()).then_some(limits)
+}
+
+impl DynamoStore {
+    /// The campaign's budget as its item holds it now (consistent read of
+    /// the definition); `None` without a definition or a budget.
+    pub(super) async fn campaign_budget(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Option<Budget>, StoreError> {
+        let output = self
+            .client()
+            .get_item()
+            .table_name(self.tables().campaigns()?)
+            .key("campaignId", AttributeValue::S(campaign_id.to_owned()))
+            .projection_expression("#definition")
+            .expression_attribute_names("#definition", "definition")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| super::classify(&err))?;
+        Ok(output.item.as_ref().and_then(budget_of))
+    }
+
+    /// One offer counted in the campaign's `usedOffers`, on condition that
+    /// the `offers` limit on the item itself has room (so a lowered limit
+    /// applies at once, and a campaign deleted meanwhile refuses).
+    pub(super) fn offers_budget_use(&self, campaign_id: &str) -> Result<Update, StoreError> {
+        Update::builder()
+            .table_name(self.tables().campaigns()?)
+            .key("campaignId", AttributeValue::S(campaign_id.to_owned()))
+            .condition_expression(
+                "usedOffers < #definition.#budget.offers \
+                 OR (attribute_not_exists(usedOffers) AND #definition.#budget.offers > :zero)",
+            )
+            .update_expression("ADD usedOffers :one")
+            .expression_attribute_names("#definition", "definition")
+            .expression_attribute_names("#budget", "budget")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .build()
+            .map_err(|err| StoreError::Refused(format!("offers budget update: {err}")))
+    }
+}
+
+/// The definition's budget, if it has one.
+fn budget_of(item: &Item) -> Option<Budget> {
+    let definition: Map<String, Value> =
+        serde_dynamo::from_attribute_value(item.get("definition")?.clone()).ok()?;
+    parse_budget(definition.get("budget")?, &mut Vec::new())
 }
 
 /// The activity's view of the campaigns: which have redemption limits.
@@ -546,17 +596,9 @@ impl RedemptionBudgets for DynamoStore {
     }
 
     async fn current(&self, campaign_id: &str) -> Result<Option<RedemptionLimits>, StoreError> {
-        let output = self
-            .client()
-            .get_item()
-            .table_name(self.tables().campaigns()?)
-            .key("campaignId", AttributeValue::S(campaign_id.to_owned()))
-            .projection_expression("#definition")
-            .expression_attribute_names("#definition", "definition")
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|err| super::classify(&err))?;
-        Ok(output.item.as_ref().and_then(redemption_limits_of))
+        Ok(self
+            .campaign_budget(campaign_id)
+            .await?
+            .and_then(redemption_limits))
     }
 }
