@@ -249,4 +249,21 @@ async fn support_assignments_at_once_against_an_offers_budget_make_exactly_the_b
     let one_more = call_support(&support, &support_assign("user-x", "key-x")).await;
     assert_eq!(one_more.status, 201, "{:?}", one_more.body);
     assert_eq!(used(&bed).await.offers, 21);
+
+    // The campaign's statistics show the limits set and their use.
+    let stats = call_support(
+        &support,
+        &support_event(
+            "GET",
+            &format!("/support/campaigns/{CAMPAIGN}/stats"),
+            "",
+            Agent::Support("agent-7"),
+        ),
+    )
+    .await;
+    assert_eq!(stats.status, 200, "{:?}", stats.body);
+    assert_eq!(
+        stats.body["budget"],
+        json!({"offers": {"limit": 21, "used": 21}})
+    );
 }

@@ -4,6 +4,7 @@
 //! a rejected row is stored exactly as it was, types and sets included.
 
 use crate::domain::webhook::WebhookReceipt;
+use crate::domain::campaign::{Budget, BudgetUse};
 use crate::domain::{
     BudgetTaken, CatalogEntry, OfferEvent, PersonalizedOffer, ReasonCode, Redemption,
 };
@@ -210,6 +211,13 @@ pub trait SupportStore: Send + Sync {
         &self,
         campaign_id: &str,
     ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+
+    /// The campaign's budget and what it used (section 14), read now;
+    /// `None` without a definition or a budget.
+    fn campaign_budget(
+        &self,
+        campaign_id: &str,
+    ) -> impl Future<Output = Result<Option<(Budget, BudgetUse)>, StoreError>> + Send;
 
     /// The user's offer with this id, read strongly consistently.
     fn find_offer(

@@ -141,7 +141,15 @@ async fn answer<S: SupportStore, C: CatalogReader, T: CampaignStatsStore>(
         Route::CampaignStats { campaign } => {
             let campaign_id = campaign_id(campaign)?;
             let report = api.stats.campaign_report(&campaign_id).await?;
-            Ok(json_response(StatusCode::OK, &report.to_json()))
+            let mut body = report.to_json();
+            // Section 14: the limits set, and what each has used.
+            if let Some((budget, used)) = support.store().campaign_budget(&campaign_id).await? {
+                let view = budget.view(&used);
+                if view.as_object().is_some_and(|limits| !limits.is_empty()) {
+                    body["budget"] = view;
+                }
+            }
+            Ok(json_response(StatusCode::OK, &body))
         }
         Route::Assign { user } => assign(support, request, &user_id(user)?, &agent).await,
         Route::List { user } => list(support, request, &user_id(user)?).await,
@@ -452,6 +460,19 @@ mod tests {
         }
 
         async fn offers_limit(&self, _campaign_id: &str) -> Result<Option<u64>, StoreError> {
+            Ok(None)
+        }
+
+        async fn campaign_budget(
+            &self,
+            _campaign_id: &str,
+        ) -> Result<
+            Option<(
+                offers_shared::domain::campaign::Budget,
+                offers_shared::domain::campaign::BudgetUse,
+            )>,
+            StoreError,
+        > {
             Ok(None)
         }
 

@@ -466,17 +466,7 @@ fn campaign_of(item: &Item) -> Result<StoredCampaign, String> {
     let budget = definition
         .get("budget")
         .and_then(|budget| parse_budget(budget, &mut Vec::new()));
-    let used = BudgetUse {
-        offers: number(item, "usedOffers")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
-        redemptions: number(item, "usedRedemptions")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
-        discount_value: number(item, "usedDiscountValue")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0.0),
-    };
+    let used = used_of(item);
     let history = item
         .get("history")
         .and_then(|value| value.as_l().ok())
@@ -551,6 +541,30 @@ impl DynamoStore {
         Ok(output.item.as_ref().and_then(budget_of))
     }
 
+    /// The campaign's budget and what it used, read now; `None` without a
+    /// definition or a budget.
+    pub(super) async fn campaign_budget_use(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Option<(Budget, BudgetUse)>, StoreError> {
+        let output = self
+            .client()
+            .get_item()
+            .table_name(self.tables().campaigns()?)
+            .key("campaignId", AttributeValue::S(campaign_id.to_owned()))
+            .projection_expression(
+                "#definition, usedOffers, usedRedemptions, usedDiscountValue",
+            )
+            .expression_attribute_names("#definition", "definition")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| super::classify(&err))?;
+        Ok(output
+            .item
+            .and_then(|item| Some((budget_of(&item)?, used_of(&item)))))
+    }
+
     /// One offer counted in the campaign's `usedOffers`, on condition that
     /// the `offers` limit on the item itself has room (so a lowered limit
     /// applies at once, and a campaign deleted meanwhile refuses).
@@ -569,6 +583,21 @@ impl DynamoStore {
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .build()
             .map_err(|err| StoreError::Refused(format!("offers budget update: {err}")))
+    }
+}
+
+/// The budget's counters (0 until first used).
+fn used_of(item: &Item) -> BudgetUse {
+    BudgetUse {
+        offers: number(item, "usedOffers")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        redemptions: number(item, "usedRedemptions")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        discount_value: number(item, "usedDiscountValue")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0.0),
     }
 }
 

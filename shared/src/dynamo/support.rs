@@ -4,6 +4,7 @@ use super::items::{created_key, offer_to_item, CREATED_INDEX};
 use super::offers::{owned_offer, text, IndexQuery};
 use super::transactions::{cancelled, condition_failed};
 use super::{cancellation_error, classify, DynamoStore};
+use crate::domain::campaign::{Budget, BudgetUse};
 use crate::domain::dates::format_timestamp;
 use crate::domain::{AuditEntry, PersonalizedOffer};
 use crate::error::StoreError;
@@ -86,6 +87,13 @@ impl SupportStore for DynamoStore {
             Some(reasons) if condition_failed(&reasons, 1) => Ok(CreateOutcome::BudgetRefused),
             Some(reasons) => Err(cancellation_error(&reasons)),
         }
+    }
+
+    async fn campaign_budget(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Option<(Budget, BudgetUse)>, StoreError> {
+        self.campaign_budget_use(campaign_id).await
     }
 
     async fn offers_limit(&self, campaign_id: &str) -> Result<Option<u64>, StoreError> {
