@@ -1334,10 +1334,14 @@ async fn definitions_are_versioned_listed_paused_and_keep_their_used_budget() {
     assert_eq!(listed(&bed)[0]["status"], "paused", "a put keeps the pause");
     assert_eq!(offers(&bed, &["campaign", "resume", "camp-ao"]).code, 0);
     assert_eq!(listed(&bed)[0]["status"], "active");
+    let too_long = "c".repeat(3_000);
     for command in ["pause", "resume"] {
         let run = offers(&bed, &["campaign", command, "camp-none"]);
         assert_eq!(run.code, 1, "{command}: {run:?}");
         assert!(run.stderr.contains("no campaign camp-none"), "{run:?}");
+        let run = offers(&bed, &["campaign", command, &too_long]);
+        assert_eq!(run.code, 1, "{command}: {run:?}");
+        assert!(run.stderr.contains("3000 bytes"), "{run:?}");
     }
 
     // Manual campaigns: dates optional; statuses from the dates.

@@ -13,6 +13,7 @@ use offers_shared::domain::campaign::{
     parse_definition, CampaignDefinition, CampaignStatus, FieldProblem, MAX_DEFINITION_BYTES,
 };
 use offers_shared::domain::dates::format_timestamp;
+use offers_shared::domain::limits::{key_problem, MAX_ID_BYTES};
 use offers_shared::dynamo::{CampaignsError, CampaignsTable, CatalogTable, StoredCampaign};
 use serde_json::{json, Value};
 use std::io::Read;
@@ -185,6 +186,10 @@ pub async fn set_paused(
     paused: bool,
     connection: &Connection,
 ) -> Result<(), CliError> {
+    // Bounded before it becomes a key: DynamoDB would refuse it as a service error.
+    if let Some(problem) = key_problem("the campaign id", &args.campaign, MAX_ID_BYTES) {
+        return Err(CliError::Invalid(problem));
+    }
     let table = campaigns_table(connection).await?;
     if !table.set_paused(&args.campaign, paused, Utc::now()).await? {
         return Err(CliError::Invalid(format!(

@@ -12,6 +12,7 @@ pub mod dates;
 pub mod limits;
 pub mod offer;
 pub mod offer_event;
+pub mod profile;
 pub mod progress;
 #[cfg(test)]
 mod properties;

@@ -17,6 +17,7 @@ mod items;
 mod loyalty_transactions;
 mod offers;
 mod pending;
+mod profiles;
 mod rejected;
 mod selection_stats;
 mod support;
@@ -41,6 +42,7 @@ pub use items::{
 pub use loyalty_transactions::{LoyaltyTransactionsTable, PutTransaction};
 pub use offers::{LoyaltyOffersTable, OfferCounts};
 pub use pending::{PendingKey, PendingTable, RedriveError, Redriven, PENDING_KEY};
+pub use profiles::{mark_key, UserProfilesTable, MARK_RETENTION_SECONDS};
 pub use rejected::{
     RejectedCounts, RejectedTable, RejectionFilter, RetryOutcome, RetrySkip, Retryable,
     StoredRejection,
