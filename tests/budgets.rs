@@ -3,19 +3,15 @@
 //! campaign redeemed and voided through the activity handler, at once.
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::Utc;
 use futures::future::join_all;
 use offers_integration_tests::*;
-use offers_shared::domain::campaign::{parse_definition, BudgetUse};
-use offers_shared::domain::PersonalizedOffer;
-use offers_shared::dynamo::{offer_from_item, offer_to_item, CampaignsTable};
+use offers_shared::domain::campaign::BudgetUse;
+use offers_shared::dynamo::CampaignsTable;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use uuid::Uuid;
 
 const OWNER: &str = "us-east-1:0d6f2c1e-5555-4a43-9d27-0f5d8a7c1e11";
 const CAMPAIGN: &str = "camp-budget";
-const CAMPAIGNS: &str = "CampaignsTable";
 const PATIENT: [(&str, &str); 2] = [
     ("DYNAMODB_OPERATION_TIMEOUT_MS", "60000"),
     ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "60000"),
@@ -27,12 +23,8 @@ fn campaigns(bed: &TestBed) -> CampaignsTable {
 
 /// Stores the manual campaign with `budget` (a new version keeps `used`).
 async fn put_budget(bed: &TestBed, budget: Value) {
-    let text = json!({"campaignId": CAMPAIGN, "mode": "manual", "budget": budget}).to_string();
-    let definition = parse_definition(&text).expect("a valid definition");
-    campaigns(bed)
-        .put_definition(&definition, Utc::now())
-        .await
-        .expect("stored");
+    bed.put_campaign(json!({"campaignId": CAMPAIGN, "mode": "manual", "budget": budget}))
+        .await;
 }
 
 async fn used(bed: &TestBed) -> BudgetUse {
@@ -48,22 +40,16 @@ async fn used(bed: &TestBed) -> BudgetUse {
 /// dispatcher made.
 async fn campaign_offers(count: usize) -> (TestBed, Vec<String>) {
     let (bed, ids) = TestBed::with_offers(&[fries_row(OWNER, "camp-1+co-fries")]).await;
-    let model = raw_offer(&bed, &ids["camp-1+co-fries"]).await;
-    let model = offer_from_item(model).expect("offer");
+    let model = &ids["camp-1+co-fries"];
     let mut copies = Vec::new();
     for _ in 0..count {
-        let mut offer: PersonalizedOffer = model.clone();
-        offer.personalized_offer_id = Uuid::new_v4();
-        offer.campaign_id = Some(CAMPAIGN.into());
-        offer.rules = serde_json::from_value(json!({})).expect("rules");
-        bed.client
-            .put_item()
-            .table_name(bed.table(OFFERS))
-            .set_item(Some(offer_to_item(&offer).expect("item")))
-            .send()
-            .await
-            .expect("put offer");
-        copies.push(offer.personalized_offer_id.to_string());
+        let copy = bed
+            .copy_offer(OWNER, model, |offer| {
+                offer.campaign_id = Some(CAMPAIGN.into());
+                offer.rules = serde_json::from_value(json!({})).expect("rules");
+            })
+            .await;
+        copies.push(copy);
     }
     (bed, copies)
 }
@@ -118,7 +104,10 @@ async fn forty_redemptions_at_once_against_ten_left_exactly_ten_succeed() {
     // 40 transactions on one campaign item at once queue up in DynamoDB
     // Local on a busy machine: no call is cut short by the deployed timeouts.
     let activity = bed.activity(&PATIENT);
-    let events: Vec<Value> = ids[..40].iter().map(|id| redeem(id, "order-1", 1)).collect();
+    let events: Vec<Value> = ids[..40]
+        .iter()
+        .map(|id| redeem(id, "order-1", 1))
+        .collect();
     let answers = join_all(events.iter().map(|event| call_activity(&activity, event))).await;
     let won: Vec<usize> = (0..40).filter(|n| answers[*n].status == 201).collect();
     assert_eq!(won.len(), 10, "exactly the budget");
@@ -156,9 +145,18 @@ async fn forty_redemptions_at_once_against_ten_left_exactly_ten_succeed() {
     // A limit lowered below what is used stops further use at once (the
     // cached limit is 10) and takes nothing back; `put` keeps `used`.
     put_budget(&bed, json!({"redemptions": 5})).await;
-    assert_eq!(used(&bed).await.redemptions, 10, "a put keeps what was used");
+    assert_eq!(
+        used(&bed).await.redemptions,
+        10,
+        "a put keeps what was used"
+    );
     let stopped = call_activity(&activity, &redeem(&ids[40], "order-1", 1)).await;
-    assert_eq!(code(&stopped), (409, "budget_exhausted"), "{:?}", stopped.body);
+    assert_eq!(
+        code(&stopped),
+        (409, "budget_exhausted"),
+        "{:?}",
+        stopped.body
+    );
     assert_eq!(used(&bed).await.redemptions, 10);
 }
 
@@ -234,7 +232,10 @@ async fn support_assignments_at_once_against_an_offers_budget_make_exactly_the_b
     assert_eq!(used(&bed).await.offers, 20);
 
     // A retry of an assignment that was made returns it and uses nothing.
-    let made = answers.iter().position(|a| a.status == 201).expect("one made");
+    let made = answers
+        .iter()
+        .position(|a| a.status == 201)
+        .expect("one made");
     let again = call_support(&support, &events[made]).await;
     assert_eq!(
         (again.status, &again.body["personalizedOfferId"]),

@@ -84,7 +84,11 @@ mod tests {
         source.put("c-1", limits(2));
         source.put("c-2", limits(1));
         let cached = cache.budgeted().await.expect("cached");
-        assert_eq!(cached.len(), 1, "within its time, the list is the cached one");
+        assert_eq!(
+            cached.len(),
+            1,
+            "within its time, the list is the cached one"
+        );
         assert_eq!(cached["c-1"], limits(5));
         assert_eq!(cache.current("c-1").await.expect("read"), Some(limits(2)));
         assert_eq!(cache.budgeted().await.expect("cached")["c-1"], limits(2));

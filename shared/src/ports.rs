@@ -3,8 +3,8 @@
 //! is kept as `serde_dynamo`'s own attribute values (not the SDK's), so that
 //! a rejected row is stored exactly as it was, types and sets included.
 
-use crate::domain::webhook::WebhookReceipt;
 use crate::domain::campaign::{Budget, BudgetUse};
+use crate::domain::webhook::WebhookReceipt;
 use crate::domain::{
     BudgetTaken, CatalogEntry, OfferEvent, PersonalizedOffer, ReasonCode, Redemption,
 };

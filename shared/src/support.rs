@@ -110,13 +110,15 @@ impl<S: SupportStore, C: CatalogReader> SupportService<S, C> {
                             format!("DynamoDB refused the offer: {detail}"),
                         )))
                     }
-                    Ok(CreateOutcome::BudgetRefused) => Err(SupportError::Rejected(Rejection::new(
-                        ReasonCode::BudgetExhausted,
-                        format!(
-                            "campaign {} has used its offers budget",
-                            offer.campaign_id.as_deref().unwrap_or_default()
-                        ),
-                    ))),
+                    Ok(CreateOutcome::BudgetRefused) => {
+                        Err(SupportError::Rejected(Rejection::new(
+                            ReasonCode::BudgetExhausted,
+                            format!(
+                                "campaign {} has used its offers budget",
+                                offer.campaign_id.as_deref().unwrap_or_default()
+                            ),
+                        )))
+                    }
                     Err(error) => Err(error.into()),
                 }
             }

@@ -126,7 +126,11 @@ impl Budget {
             return None;
         }
         let fraction: u64 = format!("{decimals:0<4}").parse().ok()?;
-        whole.parse::<u64>().ok()?.checked_mul(10_000)?.checked_add(fraction)
+        whole
+            .parse::<u64>()
+            .ok()?
+            .checked_mul(10_000)?
+            .checked_add(fraction)
     }
 
     /// `{ offers: { limit, used }, ... }` for the limits that are set.

@@ -1,6 +1,7 @@
 //! An in-memory fake of the activity store, with the DynamoDB adapter's
 //! conditions: each write checks and changes one offer under one lock.
 
+use crate::activity::discount_of;
 use crate::domain::redemption::{redemption_limit, MAX_REDEMPTION_RECORDS};
 use crate::domain::{
     decide_redemption, OfferEvent, OfferEventType, PersonalizedOffer, RedeemDecision, Redemption,
@@ -11,10 +12,9 @@ use crate::ports::{
     ActivityStore, ActivityWrite, EventWrite, OfferPage, OfferReader, PageRequest, RedeemBudget,
     RedemptionBudgets, RedemptionLimits, VoidBudget,
 };
-use crate::activity::discount_of;
-use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
@@ -202,9 +202,9 @@ impl ActivityStore for MemoryActivity {
                     && limits
                         .redemptions
                         .is_none_or(|limit| stored.used_redemptions < limit)
-                    && limits.discount_value.is_none_or(|limit| {
-                        stored.used_discount.saturating_add(discount) <= limit
-                    })
+                    && limits
+                        .discount_value
+                        .is_none_or(|limit| stored.used_discount.saturating_add(discount) <= limit)
             });
             let Some(stored) = campaigns.get_mut(campaign_id).filter(|_| allowed) else {
                 return Ok(ActivityWrite::BudgetRefused);

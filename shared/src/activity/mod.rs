@@ -33,9 +33,9 @@ use crate::ports::{
     ActivityStore, ActivityWrite, CatalogReader, EventWrite, RedeemBudget, RedemptionBudgets,
     RedemptionLimits, VoidBudget, MAX_GUARDED_CAMPAIGNS,
 };
+use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
-use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 /// Writes of one redemption tried before giving up with a 503: the first,
@@ -182,10 +182,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
         // more budgeted campaigns than a condition can name, read first.
         let mut known: Option<PersonalizedOffer> = None;
         if guarded.len() > MAX_GUARDED_CAMPAIGNS {
-            known = self
-                .store
-                .get_offer(user_id, personalized_offer_id)
-                .await?;
+            known = self.store.get_offer(user_id, personalized_offer_id).await?;
             if known.is_none() {
                 return Err(ActivityError::NotFound("no such offer"));
             }
@@ -450,9 +447,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
 fn taken(limits: &RedemptionLimits, redemption: &Redemption) -> BudgetTaken {
     BudgetTaken {
         redemptions: limits.redemptions.is_some(),
-        discount_value: limits
-            .discount_value
-            .map(|_| redemption.discount.clone()),
+        discount_value: limits.discount_value.map(|_| redemption.discount.clone()),
     }
 }
 

@@ -63,7 +63,10 @@ fn service(offers: Vec<PersonalizedOffer>) -> ActivityService<MemoryActivity, Me
     )
 }
 
-fn stored<B: crate::ports::RedemptionBudgets>(service: &ActivityService<MemoryActivity, MemoryCatalog, B>, id: Uuid) -> PersonalizedOffer {
+fn stored<B: crate::ports::RedemptionBudgets>(
+    service: &ActivityService<MemoryActivity, MemoryCatalog, B>,
+    id: Uuid,
+) -> PersonalizedOffer {
     service.store().state().offers[&(USER.to_owned(), id)].clone()
 }
 
@@ -274,7 +277,8 @@ mod budgets {
     }
 
     fn discounted(id: &str, discount: u64) -> RedemptionRequest {
-        let body = json!({"orderId": id, "totalCost": 100, "discount": discount, "serviceMode": "pickup"});
+        let body =
+            json!({"orderId": id, "totalCost": 100, "discount": discount, "serviceMode": "pickup"});
         crate::domain::parse_redemption_request(body.to_string().as_bytes()).expect("valid")
     }
 
@@ -297,9 +301,16 @@ mod budgets {
             },
         );
         let order = order("o-1", 9.0);
-        let results = join_all(ids.iter().map(|id| service.redeem(USER, *id, &order, now()))).await;
+        let results = join_all(
+            ids.iter()
+                .map(|id| service.redeem(USER, *id, &order, now())),
+        )
+        .await;
         assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 10);
-        assert_eq!(results.into_iter().filter(|r| exhausted(r.clone())).count(), 30);
+        assert_eq!(
+            results.into_iter().filter(|r| exhausted(r.clone())).count(),
+            30
+        );
         assert_eq!(used(&service).used_redemptions, 10);
         let unused = ids
             .iter()
@@ -343,10 +354,16 @@ mod budgets {
             .redeem(USER, ids[3], &discounted("o-1", 10), now())
             .await
             .expect("10 of 50 left");
-        let voided = service.void(USER, ids[0], "o-1", now()).await.expect("void");
+        let voided = service
+            .void(USER, ids[0], "o-1", now())
+            .await
+            .expect("void");
         assert!(voided.new);
         assert_eq!(used(&service).used_discount, 30 * 10_000);
-        let again = service.void(USER, ids[0], "o-1", now()).await.expect("void");
+        let again = service
+            .void(USER, ids[0], "o-1", now())
+            .await
+            .expect("void");
         assert!(!again.new);
         assert_eq!(used(&service).used_discount, 30 * 10_000, "given back once");
         service
@@ -370,7 +387,9 @@ mod budgets {
             .expect("1 of 5");
         service.budgets().put(CAMPAIGN, limits(1));
         assert!(exhausted(
-            service.redeem(USER, ids[1], &order("o-1", 9.0), now()).await
+            service
+                .redeem(USER, ids[1], &order("o-1", 9.0), now())
+                .await
         ));
         assert_eq!(used(&service).used_redemptions, 1, "nothing taken back");
         service.budgets().lock().remove(CAMPAIGN);
@@ -380,6 +399,12 @@ mod budgets {
             .expect("no budget any more");
         assert_eq!(redeemed.redemption.budget_use, None);
         // The first redemption's void finds no campaign: it is voided alone.
-        assert!(service.void(USER, ids[0], "o-1", now()).await.expect("void").new);
+        assert!(
+            service
+                .void(USER, ids[0], "o-1", now())
+                .await
+                .expect("void")
+                .new
+        );
     }
 }

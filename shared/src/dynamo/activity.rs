@@ -5,18 +5,18 @@
 use super::offers::{owned_offer, text};
 use super::transactions::{cancelled, condition_failed};
 use super::{cancellation_error, classify, DynamoStore};
-use crate::domain::dates::format_timestamp;
-use crate::domain::redemption::{redemption_limit, MAX_REDEMPTION_RECORDS};
 use crate::activity::discount_of;
 use crate::domain::amount::{decimal_text, Amount};
+use crate::domain::dates::format_timestamp;
+use crate::domain::redemption::{redemption_limit, MAX_REDEMPTION_RECORDS};
 use crate::domain::{BudgetTaken, OfferEvent, PersonalizedOffer, Redemption};
 use crate::error::StoreError;
 use crate::ports::{
     ActivityStore, ActivityWrite, EventWrite, RedeemBudget, RedemptionLimits, VoidBudget,
 };
-use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
     Update,
@@ -143,7 +143,9 @@ fn redemption_parts<U: UpdateParts>(
     };
     let mut update = update;
     if !kept_out.is_empty() {
-        let names: Vec<String> = (0..kept_out.len()).map(|n| format!(":keptOut{n}")).collect();
+        let names: Vec<String> = (0..kept_out.len())
+            .map(|n| format!(":keptOut{n}"))
+            .collect();
         condition.push_str(&format!(
             " AND (attribute_not_exists(campaignId) OR NOT (campaignId IN ({})))",
             names.join(", ")
@@ -211,9 +213,7 @@ fn budget_use(
                    AND #definition.#budget.redemptions > :zero))",
         );
         adds.push("usedRedemptions :one");
-        update = update
-            .value(":zero", number(0))
-            .value(":one", number(1));
+        update = update.value(":zero", number(0)).value(":one", number(1));
     }
     if let (Some(limit), Some(_)) = (limits.discount_value, &taken.discount_value) {
         condition.push_str(
@@ -334,7 +334,10 @@ impl ActivityStore for DynamoStore {
             Update::builder()
                 .table_name(self.tables.loyalty_offers()?)
                 .key("userId", text(user_id))
-                .key("personalizedOfferId", text(personalized_offer_id.to_string())),
+                .key(
+                    "personalizedOfferId",
+                    text(personalized_offer_id.to_string()),
+                ),
             known,
             redemption,
             record,
@@ -406,17 +409,23 @@ impl ActivityStore for DynamoStore {
         let (campaign_id, taken) = match budget {
             VoidBudget::Untouched => {
                 condition.push_str(" AND attribute_not_exists(redemptions.#order.budgetUse)");
-                let builder =
-                    void_parts(self.offer_update(user_id, personalized_offer_id)?, order_id, at)
-                        .condition(condition);
+                let builder = void_parts(
+                    self.offer_update(user_id, personalized_offer_id)?,
+                    order_id,
+                    at,
+                )
+                .condition(condition);
                 return self
                     .offer_update_answer(user_id, personalized_offer_id, builder)
                     .await;
             }
             VoidBudget::Forfeit => {
-                let builder =
-                    void_parts(self.offer_update(user_id, personalized_offer_id)?, order_id, at)
-                        .condition(condition);
+                let builder = void_parts(
+                    self.offer_update(user_id, personalized_offer_id)?,
+                    order_id,
+                    at,
+                )
+                .condition(condition);
                 return self
                     .offer_update_answer(user_id, personalized_offer_id, builder)
                     .await;
@@ -430,7 +439,10 @@ impl ActivityStore for DynamoStore {
             Update::builder()
                 .table_name(self.tables.loyalty_offers()?)
                 .key("userId", text(user_id))
-                .key("personalizedOfferId", text(personalized_offer_id.to_string())),
+                .key(
+                    "personalizedOfferId",
+                    text(personalized_offer_id.to_string()),
+                ),
             order_id,
             at,
         )
@@ -449,10 +461,7 @@ impl ActivityStore for DynamoStore {
         if let Some(discount) = &taken.discount_value {
             gives.push("usedDiscountValue :minusDiscount");
             let amount = Amount::parse(&discount.to_string()).unwrap_or(Amount::ZERO);
-            campaign = campaign.value(
-                ":minusDiscount",
-                number(format!("-{}", amount.to_text())),
-            );
+            campaign = campaign.value(":minusDiscount", number(format!("-{}", amount.to_text())));
         }
         if gives.is_empty() {
             gives.push("usedRedemptions :none");

@@ -19,14 +19,13 @@
 
 use super::errors::CallError;
 use super::table::DynamoTable;
+use super::DynamoStore;
 use crate::domain::campaign::{
     parse_budget, Budget, BudgetUse, CampaignDefinition, CampaignMode, Snapshot, KEPT_VERSIONS,
 };
 use crate::domain::dates::{format_timestamp, parse_timestamp};
-use super::DynamoStore;
 use crate::error::StoreError;
 use crate::ports::{RedemptionBudgets, RedemptionLimits};
-use std::sync::Arc;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -36,6 +35,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -552,9 +552,7 @@ impl DynamoStore {
             .get_item()
             .table_name(self.tables().campaigns()?)
             .key("campaignId", AttributeValue::S(campaign_id.to_owned()))
-            .projection_expression(
-                "#definition, usedOffers, usedRedemptions, usedDiscountValue",
-            )
+            .projection_expression("#definition, usedOffers, usedRedemptions, usedDiscountValue")
             .expression_attribute_names("#definition", "definition")
             .consistent_read(true)
             .send()
@@ -616,7 +614,8 @@ impl RedemptionBudgets for DynamoStore {
         let mut budgeted = HashMap::new();
         while let Some(item) = items.next().await {
             let item = item.map_err(|err| err.error)?;
-            if let (Some(id), Some(limits)) = (text(&item, "campaignId"), redemption_limits_of(&item))
+            if let (Some(id), Some(limits)) =
+                (text(&item, "campaignId"), redemption_limits_of(&item))
             {
                 budgeted.insert(id.to_owned(), limits);
             }
