@@ -347,6 +347,8 @@ pub enum VoidBudget<'a> {
     GiveBack {
         campaign_id: &'a str,
         taken: &'a BudgetTaken,
+        /// The record's discount (what `discountValue` took).
+        discount: &'a serde_json::Number,
     },
     /// The void alone, whatever the record took: its campaign is gone.
     Forfeit,

@@ -213,7 +213,7 @@ impl ActivityStore for MemoryActivity {
                 if taken.redemptions {
                     stored.used_redemptions += 1;
                 }
-                if taken.discount_value.is_some() {
+                if taken.discount_value {
                     stored.used_discount = stored.used_discount.saturating_add(discount);
                 }
             }
@@ -246,7 +246,10 @@ impl ActivityStore for MemoryActivity {
                 if redemption.voided_at.is_none()
                     && (budget != VoidBudget::Untouched || redemption.budget_use.is_none()) =>
             {
-                if let VoidBudget::GiveBack { campaign_id, taken } = budget {
+                if let VoidBudget::GiveBack {
+                    campaign_id, taken, ..
+                } = budget
+                {
                     let mut campaigns = self.budgets.lock();
                     let Some(stored) = campaigns.get_mut(campaign_id) else {
                         return Ok(ActivityWrite::BudgetRefused);
@@ -254,7 +257,7 @@ impl ActivityStore for MemoryActivity {
                     if taken.redemptions {
                         stored.used_redemptions = stored.used_redemptions.saturating_sub(1);
                     }
-                    if taken.discount_value.is_some() {
+                    if taken.discount_value {
                         stored.used_discount =
                             stored.used_discount.saturating_sub(discount_of(redemption));
                     }

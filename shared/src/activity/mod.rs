@@ -245,7 +245,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
                     limits,
                     ..
                 } => {
-                    redemption.budget_use = Some(taken(limits, &redemption));
+                    redemption.budget_use = Some(taken(limits));
                     if exceeds_alone(limits, &redemption) {
                         // No write could pass: refused as the item would.
                         ActivityWrite::BudgetRefused
@@ -383,17 +383,20 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
             ActivityWrite::NotWritten(Some(offer)) => offer,
             other => return void_outcome(other),
         };
-        let taken = offer
+        let record = offer
             .redemptions
             .get(order_id)
-            .filter(|record| record.voided_at.is_none())
-            .and_then(|record| record.budget_use.clone());
-        let (Some(campaign_id), Some(taken)) = (&offer.campaign_id, taken) else {
+            .filter(|record| record.voided_at.is_none());
+        let (Some(campaign_id), Some(record)) = (&offer.campaign_id, record) else {
+            return Ok((*offer, false));
+        };
+        let Some(taken) = &record.budget_use else {
             return Ok((*offer, false));
         };
         let written = void(VoidBudget::GiveBack {
             campaign_id,
-            taken: &taken,
+            taken,
+            discount: &record.discount,
         })
         .await?;
         match written {
@@ -444,10 +447,10 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
 }
 
 /// What a redemption takes from a budget with `limits`.
-fn taken(limits: &RedemptionLimits, redemption: &Redemption) -> BudgetTaken {
+fn taken(limits: &RedemptionLimits) -> BudgetTaken {
     BudgetTaken {
         redemptions: limits.redemptions.is_some(),
-        discount_value: limits.discount_value.map(|_| redemption.discount.clone()),
+        discount_value: limits.discount_value.is_some(),
     }
 }
 

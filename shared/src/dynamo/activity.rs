@@ -215,7 +215,7 @@ fn budget_use(
         adds.push("usedRedemptions :one");
         update = update.value(":zero", number(0)).value(":one", number(1));
     }
-    if let (Some(limit), Some(_)) = (limits.discount_value, &taken.discount_value) {
+    if let (Some(limit), true) = (limits.discount_value, taken.discount_value) {
         condition.push_str(
             " AND #definition.#budget.discountValue = :discountLimit \
              AND (attribute_not_exists(usedDiscountValue) OR usedDiscountValue <= :discountRoom)",
@@ -328,7 +328,7 @@ impl ActivityStore for DynamoStore {
         };
         let taken = redemption.budget_use.clone().unwrap_or(BudgetTaken {
             redemptions: false,
-            discount_value: None,
+            discount_value: false,
         });
         let offer = redemption_parts(
             Update::builder()
@@ -406,9 +406,9 @@ impl ActivityStore for DynamoStore {
             "attribute_exists(redemptions.#order) \
              AND attribute_not_exists(redemptions.#order.voidedAt)",
         );
-        let (campaign_id, taken) = match budget {
+        let (campaign_id, taken, discount) = match budget {
             VoidBudget::Untouched => {
-                condition.push_str(" AND attribute_not_exists(redemptions.#order.budgetUse)");
+                condition.push_str(" AND attribute_not_exists(redemptions.#order.budget)");
                 let builder = void_parts(
                     self.offer_update(user_id, personalized_offer_id)?,
                     order_id,
@@ -430,7 +430,11 @@ impl ActivityStore for DynamoStore {
                     .offer_update_answer(user_id, personalized_offer_id, builder)
                     .await;
             }
-            VoidBudget::GiveBack { campaign_id, taken } => (campaign_id, taken),
+            VoidBudget::GiveBack {
+                campaign_id,
+                taken,
+                discount,
+            } => (campaign_id, taken, discount),
         };
         let refused = |err: aws_sdk_dynamodb::error::BuildError| {
             StoreError::Refused(format!("void transaction: {err}"))
@@ -458,7 +462,7 @@ impl ActivityStore for DynamoStore {
             gives.push("usedRedemptions :minusOne");
             campaign = campaign.value(":minusOne", number(-1));
         }
-        if let Some(discount) = &taken.discount_value {
+        if taken.discount_value {
             gives.push("usedDiscountValue :minusDiscount");
             let amount = Amount::parse(&discount.to_string()).unwrap_or(Amount::ZERO);
             campaign = campaign.value(":minusDiscount", number(format!("-{}", amount.to_text())));
