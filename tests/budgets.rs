@@ -55,17 +55,7 @@ async fn campaign_offers(count: usize) -> (TestBed, Vec<String>) {
 }
 
 async fn raw_offer(bed: &TestBed, id: &str) -> HashMap<String, AttributeValue> {
-    bed.client
-        .get_item()
-        .table_name(bed.table(OFFERS))
-        .key("userId", AttributeValue::S(OWNER.into()))
-        .key("personalizedOfferId", AttributeValue::S(id.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("get item")
-        .item
-        .expect("stored offer")
+    bed.raw_offer(OWNER, id).await
 }
 
 fn redeem(id: &str, order_id: &str, discount: u64) -> Value {

@@ -131,16 +131,9 @@ impl TestBed {
             .expect("campaign stored");
     }
 
-    /// A copy of the user's offer under a new id, edited, written with the
-    /// SDK (states and campaigns the dispatcher would not make); its id.
-    pub async fn copy_offer(
-        &self,
-        user_id: &str,
-        id: &str,
-        edit: impl FnOnce(&mut offers_shared::domain::PersonalizedOffer),
-    ) -> String {
-        let item = self
-            .client
+    /// The user's offer item as DynamoDB keeps it (consistent read).
+    pub async fn raw_offer(&self, user_id: &str, id: &str) -> HashMap<String, AttributeValue> {
+        self.client
             .get_item()
             .table_name(self.table(OFFERS))
             .key("userId", AttributeValue::S(user_id.into()))
@@ -150,7 +143,18 @@ impl TestBed {
             .await
             .expect("get item")
             .item
-            .expect("stored offer");
+            .expect("stored offer")
+    }
+
+    /// A copy of the user's offer under a new id, edited, written with the
+    /// SDK (states and campaigns the dispatcher would not make); its id.
+    pub async fn copy_offer(
+        &self,
+        user_id: &str,
+        id: &str,
+        edit: impl FnOnce(&mut offers_shared::domain::PersonalizedOffer),
+    ) -> String {
+        let item = self.raw_offer(user_id, id).await;
         let mut offer = offers_shared::dynamo::offer_from_item(item).expect("offer");
         offer.personalized_offer_id = uuid::Uuid::new_v4();
         edit(&mut offer);
