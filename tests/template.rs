@@ -467,6 +467,19 @@ async fn record_the_calls_of_every_function() {
     let support =
         support_assignment::build_support(bed.recording_client(&config.sdk, &recorder), &config);
     let path = "/support/users/perm-user/offers";
+    // A campaign with an offers budget of 1: one assignment counted, the
+    // next refused (its limit read again).
+    bed.put_campaign(
+        json!({"campaignId": "perm-budget", "mode": "manual", "budget": {"offers": 1}}),
+    )
+    .await;
+    for expected in [201, 422] {
+        let budgeted = with_body(
+            support_event("POST", path, "", Agent::Support("agent-1")),
+            &json!({"offerId": "co-coffee", "campaignId": "perm-budget", "expiryDate": future_date(5), "reason": "budget"}),
+        );
+        assert_eq!(call_support(&support, &budgeted).await.status, expected);
+    }
     let body = json!({"offerId": "co-coffee", "expiryDate": future_date(5), "reason": "checking permissions"});
     let keyed = with_header(
         with_body(
@@ -627,6 +640,41 @@ async fn record_the_calls_of_every_function() {
         .and_then(|offer| offer["personalizedOfferId"].as_str())
         .expect("an offer of perm-user")
         .to_owned();
+    // Offers of a campaign with a redemptions budget of 1: the list of
+    // budgeted campaigns (Scan), a use and its void in transactions with
+    // the campaign, a refusal (the campaign read again).
+    bed.put_campaign(
+        json!({"campaignId": "perm-redeem", "mode": "manual", "budget": {"redemptions": 1}}),
+    )
+    .await;
+    let mut budgeted = Vec::new();
+    for _ in 0..2 {
+        let copy = bed
+            .copy_offer(user, &id, |offer| {
+                offer.campaign_id = Some("perm-redeem".into());
+            })
+            .await;
+        budgeted.push(copy);
+    }
+    for (copy, expected) in budgeted.iter().zip([201, 409]) {
+        let event = with_body(
+            api_event(
+                "POST",
+                &format!("/rewards/offers/{copy}/redemptions"),
+                "",
+                Identity::Jwt(user),
+            ),
+            &json!({"orderId": "perm-b", "totalCost": 20.0, "serviceMode": "pickup"}),
+        );
+        assert_eq!(call_activity(&activity, &event).await.status, expected);
+    }
+    let void = api_event(
+        "DELETE",
+        &format!("/rewards/offers/{}/redemptions/perm-b", budgeted[0]),
+        "",
+        Identity::Jwt(user),
+    );
+    assert_eq!(call_activity(&activity, &void).await.status, 200);
     let redemptions = format!("/rewards/offers/{id}/redemptions");
     let order = |order: &str, cost: f64| {
         with_body(

@@ -17,6 +17,8 @@ pub struct TableNames {
     pub offer_events: Option<String>,
     /// The campaign webhook's idempotency records.
     pub webhook_deliveries: Option<String>,
+    /// Campaign definitions and their budgets' counters (`CampaignsTable`).
+    pub campaigns: Option<String>,
 }
 
 impl TableNames {
@@ -30,6 +32,7 @@ impl TableNames {
             campaign_stats: None,
             offer_events: None,
             webhook_deliveries: None,
+            campaigns: None,
         }
     }
 
@@ -55,6 +58,10 @@ impl TableNames {
 
     pub fn offer_events(&self) -> Result<&str, StoreError> {
         given(&self.offer_events, "offer events")
+    }
+
+    pub fn campaigns(&self) -> Result<&str, StoreError> {
+        given(&self.campaigns, "campaigns")
     }
 
     pub fn webhook_deliveries(&self) -> Result<&str, StoreError> {
@@ -143,6 +150,7 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     pub fn activity_tables(&self) -> Result<TableNames, ConfigError> {
         Ok(TableNames {
             offer_events: Some(self.table(OFFER_EVENTS_TABLE_VARIABLE)?),
+            campaigns: Some(self.table(CAMPAIGNS_TABLE_VARIABLE)?),
             ..self.api_tables()?
         })
     }
@@ -192,6 +200,14 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
 
     pub fn catalog_cache_ttl(&self) -> Result<Duration, ConfigError> {
         self.number_or("CATALOG_CACHE_TTL_SECONDS", 60, 0..=3_600)
+            .map(Duration::from_secs)
+    }
+
+    /// How long the list of campaigns with redemption budgets is kept
+    /// (`CAMPAIGN_CACHE_TTL_SECONDS`, default 60): a limit set by `campaign
+    /// put` applies within it.
+    pub fn campaign_cache_ttl(&self) -> Result<Duration, ConfigError> {
+        self.number_or("CAMPAIGN_CACHE_TTL_SECONDS", 60, 0..=3_600)
             .map(Duration::from_secs)
     }
 

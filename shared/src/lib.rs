@@ -7,6 +7,7 @@ pub use offers_domain as domain;
 pub mod activity;
 pub mod always_on;
 pub mod assign;
+pub mod budget_cache;
 pub mod campaign_stats;
 pub mod catalog_cache;
 pub mod challenge_progress;

@@ -3,13 +3,17 @@
 //! is kept as `serde_dynamo`'s own attribute values (not the SDK's), so that
 //! a rejected row is stored exactly as it was, types and sets included.
 
+use crate::domain::campaign::{Budget, BudgetUse};
 use crate::domain::webhook::WebhookReceipt;
-use crate::domain::{CatalogEntry, OfferEvent, PersonalizedOffer, ReasonCode, Redemption};
+use crate::domain::{
+    BudgetTaken, CatalogEntry, OfferEvent, PersonalizedOffer, ReasonCode, Redemption,
+};
 use crate::error::StoreError;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::Future;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// The pending row a stream record is about, as the stream showed it.
@@ -184,6 +188,9 @@ pub enum CreateOutcome {
     /// An offer with this id is already stored (a retry of an idempotent
     /// request): that offer, as stored. Nothing was written.
     AlreadyExists(Box<PersonalizedOffer>),
+    /// The campaign's `offers` budget refused it (used up, or the limit on
+    /// the campaign's item changed): nothing was written.
+    BudgetRefused,
 }
 
 /// Who revoked an offer, when, and why.
@@ -210,6 +217,30 @@ pub trait SupportStore: Send + Sync {
         &self,
         offer: &PersonalizedOffer,
     ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
+
+    /// Writes `offer` unless its id is taken and counts it in its
+    /// campaign's `usedOffers`, in one transaction, on condition that the
+    /// campaign's item (its `offers` limit read from the item itself) has
+    /// room. A taken id cancels the whole transaction: nothing counted.
+    fn create_budgeted_offer(
+        &self,
+        offer: &PersonalizedOffer,
+        campaign_id: &str,
+    ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
+
+    /// The campaign's `offers` limit (section 14), read now; `None` without
+    /// a definition or without that limit.
+    fn offers_limit(
+        &self,
+        campaign_id: &str,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+
+    /// The campaign's budget and what it used (section 14), read now;
+    /// `None` without a definition or a budget.
+    fn campaign_budget(
+        &self,
+        campaign_id: &str,
+    ) -> impl Future<Output = Result<Option<(Budget, BudgetUse)>, StoreError>> + Send;
 
     /// The user's offer with this id, read strongly consistently.
     fn find_offer(
@@ -290,6 +321,76 @@ pub enum ActivityWrite {
     /// it was then, for the caller to decide again; `None` when the user has
     /// no such offer.
     NotWritten(Option<Box<PersonalizedOffer>>),
+    /// The offer's side held, but the campaign's budget refused the use (a
+    /// limit reached, changed since it was read, or the campaign deleted):
+    /// nothing changed, and the caller reads the campaign again to decide.
+    BudgetRefused,
+}
+
+/// A campaign's redemption limits (contract section 14), as its definition
+/// carries them; `discountValue` in ten-thousandths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedemptionLimits {
+    pub redemptions: Option<u64>,
+    pub discount_value: Option<u64>,
+}
+
+/// What a redemption's write does about budgets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RedeemBudget<'a> {
+    /// No budget: the offer's single conditional write, whose condition
+    /// also holds the offer outside these campaigns (those with a budget,
+    /// as last seen; at most [`MAX_GUARDED_CAMPAIGNS`]). A refusal for that
+    /// reason is `NotWritten` with the offer, its `campaignId` telling why.
+    NoneOf(&'a [String]),
+    /// The offer's write and its campaign's use of `limits` (1 redemption,
+    /// the discount), in one transaction, conditional on the limits as the
+    /// campaign's item holds them: `BudgetRefused` when the item does not
+    /// allow it.
+    Use {
+        campaign_id: &'a str,
+        limits: &'a RedemptionLimits,
+    },
+}
+
+/// The most campaigns a redemption's first write keeps out in its
+/// condition (DynamoDB's `IN` takes 100 operands); with more, the offer is
+/// read first.
+pub const MAX_GUARDED_CAMPAIGNS: usize = 99;
+
+/// What a void does about the budget its redemption took.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum VoidBudget<'a> {
+    /// Only a redemption that took nothing from a budget (else `NotWritten`
+    /// with the offer, whose record shows what it took).
+    Untouched,
+    /// The void and the give-back of what the record took, in one
+    /// transaction, on condition that the campaign still exists
+    /// (`BudgetRefused` when it does not).
+    GiveBack {
+        campaign_id: &'a str,
+        taken: &'a BudgetTaken,
+        /// The record's discount (what `discountValue` took).
+        discount: &'a serde_json::Number,
+    },
+    /// The void alone, whatever the record took: its campaign is gone.
+    Forfeit,
+}
+
+/// Campaigns' redemption budgets as the activity reads them.
+pub trait RedemptionBudgets: Send + Sync {
+    /// Every campaign with a `redemptions` or `discountValue` limit, by id;
+    /// a cache may answer it up to its time to live old.
+    fn budgeted(
+        &self,
+    ) -> impl Future<Output = Result<Arc<HashMap<String, RedemptionLimits>>, StoreError>> + Send;
+
+    /// One campaign's limits, read now (consistently); `None` without a
+    /// definition or without such a limit.
+    fn current(
+        &self,
+        campaign_id: &str,
+    ) -> impl Future<Output = Result<Option<RedemptionLimits>, StoreError>> + Send;
 }
 
 /// The result of recording an offer event.
@@ -322,6 +423,7 @@ pub trait ActivityStore: OfferReader {
         personalized_offer_id: Uuid,
         known: Option<&PersonalizedOffer>,
         redemption: &Redemption,
+        budget: RedeemBudget<'_>,
     ) -> impl Future<Output = Result<ActivityWrite, StoreError>> + Send;
 
     /// Marks the order's redemption voided and gives its use back, on
@@ -332,6 +434,7 @@ pub trait ActivityStore: OfferReader {
         personalized_offer_id: Uuid,
         order_id: &str,
         at: DateTime<Utc>,
+        budget: VoidBudget<'_>,
     ) -> impl Future<Output = Result<ActivityWrite, StoreError>> + Send;
 
     /// Records the event once (by its id) together with the offer's

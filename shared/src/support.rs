@@ -96,7 +96,7 @@ impl<S: SupportStore, C: CatalogReader> SupportService<S, C> {
         let outcome = match result {
             Ok(mut offer) => {
                 offer.idempotency = stamp.clone();
-                match self.store.create_offer(&offer).await {
+                match self.create(&offer).await {
                     Ok(CreateOutcome::Created) => Ok(Assigned {
                         offer,
                         replayed: false,
@@ -108,6 +108,15 @@ impl<S: SupportStore, C: CatalogReader> SupportService<S, C> {
                         Err(SupportError::Rejected(Rejection::new(
                             ReasonCode::InvalidRow,
                             format!("DynamoDB refused the offer: {detail}"),
+                        )))
+                    }
+                    Ok(CreateOutcome::BudgetRefused) => {
+                        Err(SupportError::Rejected(Rejection::new(
+                            ReasonCode::BudgetExhausted,
+                            format!(
+                                "campaign {} has used its offers budget",
+                                offer.campaign_id.as_deref().unwrap_or_default()
+                            ),
                         )))
                     }
                     Err(error) => Err(error.into()),
@@ -130,6 +139,27 @@ impl<S: SupportStore, C: CatalogReader> SupportService<S, C> {
         };
         log_assign(&request, &outcome);
         outcome
+    }
+
+    /// The offer's write: with its campaign's offers budget when it has one
+    /// (read now; the transaction's condition enforces it), else alone. A
+    /// refusal is read again once: a limit removed meanwhile is no budget.
+    async fn create(&self, offer: &PersonalizedOffer) -> Result<CreateOutcome, StoreError> {
+        let Some(campaign_id) = &offer.campaign_id else {
+            return self.store.create_offer(offer).await;
+        };
+        for _ in 0..2 {
+            if self.store.offers_limit(campaign_id).await?.is_none() {
+                return self.store.create_offer(offer).await;
+            }
+            match self.store.create_budgeted_offer(offer, campaign_id).await {
+                Ok(CreateOutcome::BudgetRefused) => continue,
+                // Budget transactions on one campaign at once may conflict.
+                Err(StoreError::Conflict(_)) => continue,
+                other => return other,
+            }
+        }
+        Ok(CreateOutcome::BudgetRefused)
     }
 
     async fn build(

@@ -3,7 +3,7 @@
 //! and the functions wired exactly as their main.rs wires them.
 
 use crate::fixtures::{
-    sample_catalog, ACTIVITY, CATALOG, DISPATCHER, LOOKUP, OFFERS, PENDING, PROGRESS,
+    sample_catalog, ACTIVITY, CAMPAIGNS, CATALOG, DISPATCHER, LOOKUP, OFFERS, PENDING, PROGRESS,
     STATS_FUNCTION, SUPPORT, TRANSACTIONS, VISITS, WEBHOOK,
 };
 use aws_config::SdkConfig;
@@ -120,6 +120,56 @@ impl TestBed {
     }
 
     /// Every item of a table, as plain JSON.
+    /// Stores a campaign definition (JSON) as `offers campaign put` does: a
+    /// new version keeps its budget's `used` counters.
+    pub async fn put_campaign(&self, definition: Value) {
+        let definition = offers_shared::domain::campaign::parse_definition(&definition.to_string())
+            .expect("a valid definition");
+        offers_shared::dynamo::CampaignsTable::new(self.client.clone(), self.table(CAMPAIGNS))
+            .put_definition(&definition, chrono::Utc::now())
+            .await
+            .expect("campaign stored");
+    }
+
+    /// The user's offer item as DynamoDB keeps it (consistent read).
+    pub async fn raw_offer(&self, user_id: &str, id: &str) -> HashMap<String, AttributeValue> {
+        self.client
+            .get_item()
+            .table_name(self.table(OFFERS))
+            .key("userId", AttributeValue::S(user_id.into()))
+            .key("personalizedOfferId", AttributeValue::S(id.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get item")
+            .item
+            .expect("stored offer")
+    }
+
+    /// A copy of the user's offer under a new id, edited, written with the
+    /// SDK (states and campaigns the dispatcher would not make); its id.
+    pub async fn copy_offer(
+        &self,
+        user_id: &str,
+        id: &str,
+        edit: impl FnOnce(&mut offers_shared::domain::PersonalizedOffer),
+    ) -> String {
+        let item = self.raw_offer(user_id, id).await;
+        let mut offer = offers_shared::dynamo::offer_from_item(item).expect("offer");
+        offer.personalized_offer_id = uuid::Uuid::new_v4();
+        edit(&mut offer);
+        self.client
+            .put_item()
+            .table_name(self.table(OFFERS))
+            .set_item(Some(
+                offers_shared::dynamo::offer_to_item(&offer).expect("item"),
+            ))
+            .send()
+            .await
+            .expect("put offer");
+        offer.personalized_offer_id.to_string()
+    }
+
     pub async fn scan(&self, logical_id: &str) -> Vec<Map<String, Value>> {
         let mut items = Vec::new();
         let mut start = None;

@@ -18,6 +18,7 @@ pub const TRANSACTIONS: &str = "LoyaltyTransactionsTable";
 pub const PROGRESS: &str = "ChallengeProgressFunction";
 pub const WEBHOOK: &str = "CampaignWebhookFunction";
 pub const DELIVERIES: &str = "WebhookDeliveriesTable";
+pub const CAMPAIGNS: &str = "CampaignsTable";
 pub const PROFILES: &str = "UserProfilesTable";
 pub const VISITS: &str = "UserVisitsFunction";
 

@@ -1,6 +1,7 @@
 //! The activity function's configuration, read once at init from the
 //! environment that template.yaml gives it: the loyalty offers, the catalog
-//! (for the offer JSON's names and images) and the offer events.
+//! (for the offer JSON's names and images), the offer events and the
+//! campaigns (their redemption budgets).
 
 use offers_shared::config::{Env, SdkSettings, TableNames};
 use offers_shared::error::ConfigError;
@@ -9,12 +10,14 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivityConfig {
-    /// The loyalty offers, the catalog and the offer events only.
+    /// The loyalty offers, the catalog, the offer events and the campaigns only.
     pub tables: TableNames,
     pub sdk: SdkSettings,
     /// Where metrics go (`OBSERVABILITY`), checked at init.
     pub observability: Observability,
     pub catalog_cache_ttl: Duration,
+    /// How long the campaigns' redemption budgets are cached.
+    pub campaign_cache_ttl: Duration,
     /// How long an event id is remembered for deduplication.
     pub event_retention: chrono::Duration,
 }
@@ -26,6 +29,7 @@ impl ActivityConfig {
             sdk: env.sdk()?,
             observability: env.observability()?,
             catalog_cache_ttl: env.catalog_cache_ttl()?,
+            campaign_cache_ttl: env.campaign_cache_ttl()?,
             event_retention: env.event_retention()?,
         })
     }
@@ -43,6 +47,7 @@ mod tests {
             ("LOYALTY_OFFERS_TABLE_NAME", "o"),
             ("OFFER_CATALOG_TABLE_NAME", "c"),
             ("OFFER_EVENTS_TABLE_NAME", "e"),
+            ("CAMPAIGNS_TABLE_NAME", "k"),
             ("OFFER_EVENT_RETENTION_DAYS", "7"),
         ]))
         .expect("valid");
@@ -52,6 +57,8 @@ mod tests {
             config.tables.pending(),
             Err(StoreError::Unconfigured("pending"))
         );
+        assert_eq!(config.tables.campaigns(), Ok("k"));
+        assert_eq!(config.campaign_cache_ttl, Duration::from_secs(60));
         assert_eq!(config.event_retention, chrono::Duration::days(7));
         assert_eq!(
             ActivityConfig::from_env(&env_of(&[
@@ -64,6 +71,7 @@ mod tests {
             ("LOYALTY_OFFERS_TABLE_NAME", "o"),
             ("OFFER_CATALOG_TABLE_NAME", "c"),
             ("OFFER_EVENTS_TABLE_NAME", "e"),
+            ("CAMPAIGNS_TABLE_NAME", "k"),
             ("OFFER_EVENT_RETENTION_DAYS", "0"),
         ]))
         .is_err());

@@ -25,7 +25,7 @@ use offers_shared::domain::redemption::{parse_order_id, BodyProblem};
 use offers_shared::domain::{
     parse_offer_event, parse_redemption_request, OfferEventType, PersonalizedOffer,
 };
-use offers_shared::ports::{ActivityStore, CatalogReader};
+use offers_shared::ports::{ActivityStore, CatalogReader, RedemptionBudgets};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::time::Instant;
@@ -95,8 +95,8 @@ enum Answer {
 
 /// Handles one request. Every failure is an error response, so this never
 /// returns `Err` (the runtime would turn that into a bare 500).
-pub async fn handle<S: ActivityStore, C: CatalogReader>(
-    activity: &ActivityService<S, C>,
+pub async fn handle<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets>(
+    activity: &ActivityService<S, C, B>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
     let started = Instant::now();
@@ -105,8 +105,8 @@ pub async fn handle<S: ActivityStore, C: CatalogReader>(
     Ok(response)
 }
 
-async fn answer<S: ActivityStore, C: CatalogReader>(
-    activity: &ActivityService<S, C>,
+async fn answer<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets>(
+    activity: &ActivityService<S, C, B>,
     request: &Request,
 ) -> Result<(StatusCode, Answer), ApiError> {
     let route = route(request.method(), raw_path(request))?;

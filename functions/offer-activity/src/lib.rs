@@ -8,15 +8,19 @@ pub mod handler;
 
 pub use config::ActivityConfig;
 use offers_shared::activity::ActivityService;
+use offers_shared::budget_cache::CachedBudgets;
 use offers_shared::catalog_cache::CachedCatalog;
 use offers_shared::dynamo::DynamoStore;
 
-/// The service as deployed: DynamoDB behind a warm-process catalog cache.
-pub type DynamoActivity = ActivityService<DynamoStore, CachedCatalog<DynamoStore>>;
+/// The service as deployed: DynamoDB behind warm-process caches of the
+/// catalog and of the campaigns' redemption budgets.
+pub type DynamoActivity =
+    ActivityService<DynamoStore, CachedCatalog<DynamoStore>, CachedBudgets<DynamoStore>>;
 
 /// Wires the service from its configuration and one DynamoDB client.
 pub fn build_activity(client: aws_sdk_dynamodb::Client, config: &ActivityConfig) -> DynamoActivity {
     let store = DynamoStore::new(client, config.tables.clone());
     let catalog = CachedCatalog::new(store.clone(), config.catalog_cache_ttl);
-    ActivityService::new(store, catalog, config.event_retention)
+    let budgets = CachedBudgets::new(store.clone(), config.campaign_cache_ttl);
+    ActivityService::with_budgets(store, catalog, budgets, config.event_retention)
 }

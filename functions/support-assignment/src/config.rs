@@ -1,9 +1,11 @@
 //! The support tool's configuration, read once at init from the environment that
 //! template.yaml gives it: the loyalty offers, the catalog, the campaign
-//! statistics and the user profiles (read), no other table.
+//! statistics and the user profiles (read) and the campaigns (their
+//! budgets), no other table.
 
 use offers_shared::config::{
-    Env, SdkSettings, TableNames, CAMPAIGN_STATS_TABLE_VARIABLE, USER_PROFILES_TABLE_VARIABLE,
+    Env, SdkSettings, TableNames, CAMPAIGNS_TABLE_VARIABLE, CAMPAIGN_STATS_TABLE_VARIABLE,
+    USER_PROFILES_TABLE_VARIABLE,
 };
 use offers_shared::error::ConfigError;
 use offers_shared::metrics::Observability;
@@ -11,7 +13,8 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SupportConfig {
-    /// The loyalty offers, the catalog and the statistics: any other is refused.
+    /// The loyalty offers, the catalog, the statistics and the campaigns:
+    /// any other is refused.
     pub tables: TableNames,
     /// `UserProfilesTable` (read by key).
     pub profiles_table: String,
@@ -32,6 +35,7 @@ impl SupportConfig {
         Ok(Self {
             tables: TableNames {
                 campaign_stats: Some(env.table(CAMPAIGN_STATS_TABLE_VARIABLE)?),
+                campaigns: Some(env.table(CAMPAIGNS_TABLE_VARIABLE)?),
                 ..api_tables
             },
             profiles_table: env.table(USER_PROFILES_TABLE_VARIABLE)?,
@@ -54,6 +58,7 @@ mod tests {
             ("LOYALTY_OFFERS_TABLE_NAME", "o"),
             ("OFFER_CATALOG_TABLE_NAME", "c"),
             ("CAMPAIGN_STATS_TABLE", "s"),
+            ("CAMPAIGNS_TABLE_NAME", "k"),
             ("USER_PROFILES_TABLE_NAME", "p"),
             ("CATALOG_CACHE_TTL_SECONDS", "30"),
             ("OFFER_RETENTION_DAYS", "30"),
@@ -61,6 +66,7 @@ mod tests {
         .expect("valid");
         assert_eq!(config.tables.loyalty_offers(), Ok("o"));
         assert_eq!(config.tables.campaign_stats(), Ok("s"));
+        assert_eq!(config.tables.campaigns(), Ok("k"));
         assert_eq!(config.profiles_table, "p");
         assert_eq!(config.catalog_cache_ttl, Duration::from_secs(30));
         assert_eq!(config.retention, chrono::Duration::days(30));

@@ -150,7 +150,15 @@ async fn answer<S: SupportStore, C: CatalogReader, T: CampaignStatsStore, P: Pro
         Route::CampaignStats { campaign } => {
             let campaign_id = campaign_id(campaign)?;
             let report = api.stats.campaign_report(&campaign_id).await?;
-            Ok(json_response(StatusCode::OK, &report.to_json()))
+            let mut body = report.to_json();
+            // Section 14: the limits set, and what each has used.
+            if let Some((budget, used)) = support.store().campaign_budget(&campaign_id).await? {
+                let view = budget.view(&used);
+                if view.as_object().is_some_and(|limits| !limits.is_empty()) {
+                    body["budget"] = view;
+                }
+            }
+            Ok(json_response(StatusCode::OK, &body))
         }
         Route::Profile { user } => {
             let user_id = user_id(user)?;
@@ -461,6 +469,32 @@ mod tests {
     }
 
     impl SupportStore for FakeStore {
+        // No campaign of these tests has a budget.
+        async fn create_budgeted_offer(
+            &self,
+            offer: &PersonalizedOffer,
+            _campaign_id: &str,
+        ) -> Result<CreateOutcome, StoreError> {
+            self.create_offer(offer).await
+        }
+
+        async fn offers_limit(&self, _campaign_id: &str) -> Result<Option<u64>, StoreError> {
+            Ok(None)
+        }
+
+        async fn campaign_budget(
+            &self,
+            _campaign_id: &str,
+        ) -> Result<
+            Option<(
+                offers_shared::domain::campaign::Budget,
+                offers_shared::domain::campaign::BudgetUse,
+            )>,
+            StoreError,
+        > {
+            Ok(None)
+        }
+
         async fn create_offer(
             &self,
             offer: &PersonalizedOffer,

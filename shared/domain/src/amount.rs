@@ -97,13 +97,7 @@ impl Amount {
 
     /// The shortest decimal text of the amount: `12.5`, `10`, `0.0001`.
     pub fn to_text(self) -> String {
-        let whole = self.ten_thousandths / UNIT;
-        let fraction = self.ten_thousandths % UNIT;
-        if fraction == 0 {
-            return whole.to_string();
-        }
-        let fraction = format!("{fraction:04}");
-        format!("{whole}.{}", fraction.trim_end_matches('0'))
+        decimal_text(self.ten_thousandths)
     }
 
     /// The amount as a JSON number: a whole number as an integer (as
@@ -118,6 +112,18 @@ impl Amount {
         let value = self.ten_thousandths as f64 / UNIT as f64;
         Number::from_f64(value).unwrap_or_else(|| Number::from(whole))
     }
+}
+
+/// The shortest decimal text of any number of ten-thousandths (budgets'
+/// sums go beyond an amount's bound).
+pub fn decimal_text(ten_thousandths: u64) -> String {
+    let whole = ten_thousandths / UNIT;
+    let fraction = ten_thousandths % UNIT;
+    if fraction == 0 {
+        return whole.to_string();
+    }
+    let fraction = format!("{fraction:04}");
+    format!("{whole}.{}", fraction.trim_end_matches('0'))
 }
 
 /// An exponent's text: an optional sign and digits, clamped to

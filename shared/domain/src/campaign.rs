@@ -117,6 +117,22 @@ pub struct BudgetUse {
 }
 
 impl Budget {
+    /// The `discountValue` limit in ten-thousandths (as validated: at most
+    /// 4 decimal places, at most 10^12).
+    pub fn discount_ten_thousandths(&self) -> Option<u64> {
+        let text = self.discount_value.as_ref()?.to_string();
+        let (whole, decimals) = text.split_once('.').unwrap_or((&text, ""));
+        if decimals.len() > BUDGET_DECIMALS {
+            return None;
+        }
+        let fraction: u64 = format!("{decimals:0<4}").parse().ok()?;
+        whole
+            .parse::<u64>()
+            .ok()?
+            .checked_mul(10_000)?
+            .checked_add(fraction)
+    }
+
     /// `{ offers: { limit, used }, ... }` for the limits that are set.
     pub fn view(&self, used: &BudgetUse) -> Value {
         let mut view = Map::new();

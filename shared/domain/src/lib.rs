@@ -36,8 +36,8 @@ pub use offer::{
 };
 pub use offer_event::{parse_offer_event, OfferEvent, OfferEventRequest, OfferEventType};
 pub use redemption::{
-    decide_redemption, parse_redemption_request, RedeemDecision, RedeemRefusal, Redemption,
-    RedemptionRequest,
+    decide_redemption, parse_redemption_request, BudgetTaken, RedeemDecision, RedeemRefusal,
+    Redemption, RedemptionRequest,
 };
 pub use rejection::{ReasonCode, Rejection};
 pub use rules::Rules;

@@ -92,6 +92,25 @@ pub struct Redemption {
         with = "rfc3339::option"
     )]
     pub voided_at: Option<DateTime<Utc>>,
+    /// What the redemption took from its campaign's budget (section 14), so
+    /// that a void gives back exactly that; absent when it took nothing.
+    #[serde(default, rename = "budget", skip_serializing_if = "Option::is_none")]
+    pub budget_use: Option<BudgetTaken>,
+}
+
+/// A redemption's use of its offer's campaign's budget: one of
+/// `usedRedemptions`, and its `discount` in `usedDiscountValue`, each only
+/// when that limit was set when it was written. (The campaign is the
+/// offer's; two flags keep the record small: see the records bound.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetTaken {
+    /// One of `usedRedemptions` (stored as `count`).
+    #[serde(default, rename = "count")]
+    pub redemptions: bool,
+    /// The record's discount in `usedDiscountValue` (stored as `discount`).
+    #[serde(default, rename = "discount")]
+    pub discount_value: bool,
 }
 
 impl Redemption {
@@ -110,6 +129,7 @@ impl Redemption {
             store_id: request.store_id.clone(),
             redeemed_at: now,
             voided_at: None,
+            budget_use: None,
         }
     }
 }
@@ -260,6 +280,10 @@ pub enum RedeemRefusal {
     /// (409 `redemption_limit_reached`).
     #[error("the offer has been redeemed and voided as often as one offer may ({MAX_REDEMPTION_RECORDS} orders)")]
     RecordsFull,
+    /// The offer's campaign has no redemption or discount left in its
+    /// budget (409 `budget_exhausted`, section 14).
+    #[error("the campaign's budget is used up: {0}")]
+    BudgetExhausted(String),
     /// The order does not meet one of the offer's rules (422 `rule_not_met`).
     #[error("{0}")]
     RuleNotMet(String),
@@ -274,6 +298,7 @@ impl RedeemRefusal {
                 "redemption_limit_reached"
             }
             RedeemRefusal::RuleNotMet(_) => "rule_not_met",
+            RedeemRefusal::BudgetExhausted(_) => "budget_exhausted",
         }
     }
 }
@@ -665,6 +690,10 @@ mod tests {
             store_id: Some("s".repeat(MAX_STORE_ID_BYTES)),
             redeemed_at: at("9999-12-31T23:59:59.999999999Z"),
             voided_at: Some(at("9999-12-31T23:59:59.999999999Z")),
+            budget_use: Some(BudgetTaken {
+                redemptions: true,
+                discount_value: true,
+            }),
         };
         let entry = json!({ order_id: record });
         let per_record = item_size(entry.as_object().expect("map"));

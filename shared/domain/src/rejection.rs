@@ -22,10 +22,12 @@ pub enum ReasonCode {
     FrequencyMismatch,
     /// A transaction (contract section 8) that can never count.
     InvalidTransaction,
+    /// The campaign's offers budget is used up (section 14).
+    BudgetExhausted,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 13] = [
+    pub const ALL: [ReasonCode; 14] = [
         ReasonCode::InvalidRow,
         ReasonCode::InvalidDates,
         ReasonCode::Expired,
@@ -39,6 +41,7 @@ impl ReasonCode {
         ReasonCode::InvalidChallenge,
         ReasonCode::FrequencyMismatch,
         ReasonCode::InvalidTransaction,
+        ReasonCode::BudgetExhausted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -56,13 +59,14 @@ impl ReasonCode {
             ReasonCode::InvalidChallenge => "invalid_challenge",
             ReasonCode::FrequencyMismatch => "frequency_mismatch",
             ReasonCode::InvalidTransaction => "invalid_transaction",
+            ReasonCode::BudgetExhausted => "budget_exhausted",
         }
     }
 }
 
 /// A reason code this system does not know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown reason code {0:?}; one of: invalid_row, invalid_dates, expired, unknown_offer, missing_template, unknown_template, template_mismatch, missing_rule, unknown_rule, invalid_rule_value, invalid_challenge, frequency_mismatch, invalid_transaction")]
+#[error("unknown reason code {0:?}; one of: invalid_row, invalid_dates, expired, unknown_offer, missing_template, unknown_template, template_mismatch, missing_rule, unknown_rule, invalid_rule_value, invalid_challenge, frequency_mismatch, invalid_transaction, budget_exhausted")]
 pub struct UnknownReasonCode(pub String);
 
 impl std::str::FromStr for ReasonCode {

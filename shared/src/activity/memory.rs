@@ -1,15 +1,20 @@
 //! An in-memory fake of the activity store, with the DynamoDB adapter's
 //! conditions: each write checks and changes one offer under one lock.
 
+use crate::activity::discount_of;
 use crate::domain::redemption::{redemption_limit, MAX_REDEMPTION_RECORDS};
 use crate::domain::{
     decide_redemption, OfferEvent, OfferEventType, PersonalizedOffer, RedeemDecision, Redemption,
     RedemptionRequest,
 };
 use crate::error::StoreError;
-use crate::ports::{ActivityStore, ActivityWrite, EventWrite, OfferPage, OfferReader, PageRequest};
+use crate::ports::{
+    ActivityStore, ActivityWrite, EventWrite, OfferPage, OfferReader, PageRequest, RedeemBudget,
+    RedemptionBudgets, RedemptionLimits, VoidBudget,
+};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::{Mutex, MutexGuard};
 use uuid::Uuid;
 
@@ -25,9 +30,47 @@ pub struct MemoryActivityState {
     pub down: Option<StoreError>,
 }
 
+/// A campaign's redemption limits and counters, as its item holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryBudget {
+    pub limits: RedemptionLimits,
+    pub used_redemptions: u64,
+    /// Ten-thousandths.
+    pub used_discount: u64,
+}
+
+/// Campaigns with redemption limits and what they used, by id: the items
+/// of `CampaignsTable` that the store's transactions change and the
+/// service's budgets read.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryBudgets {
+    campaigns: Arc<Mutex<HashMap<String, MemoryBudget>>>,
+}
+
+impl MemoryBudgets {
+    pub fn lock(&self) -> MutexGuard<'_, HashMap<String, MemoryBudget>> {
+        self.campaigns
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Sets a campaign's limits, keeping what it used (as `campaign put`).
+    pub fn put(&self, campaign_id: &str, limits: RedemptionLimits) {
+        self.lock()
+            .entry(campaign_id.to_owned())
+            .and_modify(|budget| budget.limits = limits.clone())
+            .or_insert(MemoryBudget {
+                limits,
+                used_redemptions: 0,
+                used_discount: 0,
+            });
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct MemoryActivity {
     state: Mutex<MemoryActivityState>,
+    budgets: MemoryBudgets,
 }
 
 impl MemoryActivity {
@@ -38,6 +81,11 @@ impl MemoryActivity {
             .map(|offer| ((offer.user_id.clone(), offer.personalized_offer_id), offer))
             .collect();
         store
+    }
+
+    /// The campaigns' budgets this store's writes use (shared).
+    pub fn budgets(&self) -> MemoryBudgets {
+        self.budgets.clone()
     }
 
     pub fn state(&self) -> MutexGuard<'_, MemoryActivityState> {
@@ -98,8 +146,10 @@ impl ActivityStore for MemoryActivity {
         personalized_offer_id: Uuid,
         known: Option<&PersonalizedOffer>,
         redemption: &Redemption,
+        budget: RedeemBudget<'_>,
     ) -> Result<ActivityWrite, StoreError> {
         let mut state = self.for_write()?;
+        let state = &mut *state;
         let Some(offer) = state
             .offers
             .get_mut(&(user_id.to_owned(), personalized_offer_id))
@@ -128,9 +178,45 @@ impl ActivityStore for MemoryActivity {
             // Without a read, the condition also holds time and rules.
             && (known.is_some()
                 || decide_redemption(offer, &request, redemption.redeemed_at)
-                    == RedeemDecision::Redeem);
+                    == RedeemDecision::Redeem)
+            && match budget {
+                RedeemBudget::NoneOf(campaigns) => offer
+                    .campaign_id
+                    .as_ref()
+                    .is_none_or(|campaign| !campaigns.contains(campaign)),
+                RedeemBudget::Use { .. } => true,
+            };
         if !holds {
             return Ok(ActivityWrite::NotWritten(Some(Box::new(offer.clone()))));
+        }
+        if let RedeemBudget::Use {
+            campaign_id,
+            limits,
+        } = budget
+        {
+            // The limits as the item holds them, and each counter's room.
+            let discount = discount_of(redemption);
+            let mut campaigns = self.budgets.lock();
+            let allowed = campaigns.get(campaign_id).is_some_and(|stored| {
+                stored.limits == *limits
+                    && limits
+                        .redemptions
+                        .is_none_or(|limit| stored.used_redemptions < limit)
+                    && limits
+                        .discount_value
+                        .is_none_or(|limit| stored.used_discount.saturating_add(discount) <= limit)
+            });
+            let Some(stored) = campaigns.get_mut(campaign_id).filter(|_| allowed) else {
+                return Ok(ActivityWrite::BudgetRefused);
+            };
+            if let Some(taken) = &redemption.budget_use {
+                if taken.redemptions {
+                    stored.used_redemptions += 1;
+                }
+                if taken.discount_value {
+                    stored.used_discount = stored.used_discount.saturating_add(discount);
+                }
+            }
         }
         offer
             .redemptions
@@ -145,8 +231,10 @@ impl ActivityStore for MemoryActivity {
         personalized_offer_id: Uuid,
         order_id: &str,
         at: DateTime<Utc>,
+        budget: VoidBudget<'_>,
     ) -> Result<ActivityWrite, StoreError> {
         let mut state = self.for_write()?;
+        let state = &mut *state;
         let Some(offer) = state
             .offers
             .get_mut(&(user_id.to_owned(), personalized_offer_id))
@@ -154,7 +242,26 @@ impl ActivityStore for MemoryActivity {
             return Ok(ActivityWrite::NotWritten(None));
         };
         match offer.redemptions.get_mut(order_id) {
-            Some(redemption) if redemption.voided_at.is_none() => {
+            Some(redemption)
+                if redemption.voided_at.is_none()
+                    && (budget != VoidBudget::Untouched || redemption.budget_use.is_none()) =>
+            {
+                if let VoidBudget::GiveBack {
+                    campaign_id, taken, ..
+                } = budget
+                {
+                    let mut campaigns = self.budgets.lock();
+                    let Some(stored) = campaigns.get_mut(campaign_id) else {
+                        return Ok(ActivityWrite::BudgetRefused);
+                    };
+                    if taken.redemptions {
+                        stored.used_redemptions = stored.used_redemptions.saturating_sub(1);
+                    }
+                    if taken.discount_value {
+                        stored.used_discount =
+                            stored.used_discount.saturating_sub(discount_of(redemption));
+                    }
+                }
                 redemption.voided_at = Some(at);
                 offer.redemption_count = offer.redemption_count.saturating_sub(1);
                 Ok(ActivityWrite::Written(Box::new(offer.clone())))
@@ -190,5 +297,23 @@ impl ActivityStore for MemoryActivity {
         first.get_or_insert(event.received_at);
         *count = count.saturating_add(1);
         Ok(EventWrite::Recorded)
+    }
+}
+
+impl RedemptionBudgets for MemoryBudgets {
+    async fn budgeted(&self) -> Result<Arc<HashMap<String, RedemptionLimits>>, StoreError> {
+        Ok(Arc::new(
+            self.lock()
+                .iter()
+                .map(|(id, budget)| (id.clone(), budget.limits.clone()))
+                .collect(),
+        ))
+    }
+
+    async fn current(&self, campaign_id: &str) -> Result<Option<RedemptionLimits>, StoreError> {
+        Ok(self
+            .lock()
+            .get(campaign_id)
+            .map(|budget| budget.limits.clone()))
     }
 }

@@ -63,7 +63,10 @@ fn service(offers: Vec<PersonalizedOffer>) -> ActivityService<MemoryActivity, Me
     )
 }
 
-fn stored(service: &ActivityService<MemoryActivity, MemoryCatalog>, id: Uuid) -> PersonalizedOffer {
+fn stored<B: crate::ports::RedemptionBudgets>(
+    service: &ActivityService<MemoryActivity, MemoryCatalog, B>,
+    id: Uuid,
+) -> PersonalizedOffer {
     service.store().state().offers[&(USER.to_owned(), id)].clone()
 }
 
@@ -244,4 +247,164 @@ async fn store_failures_are_passed_on_not_decided() {
         service.void(USER, id, "o-1", now()).await,
         Err(ActivityError::Store(StoreError::Throttled(_)))
     ));
+}
+
+mod budgets {
+    use super::*;
+    use crate::activity::memory::{MemoryBudget, MemoryBudgets};
+    use crate::ports::RedemptionLimits;
+
+    const CAMPAIGN: &str = "camp-budget";
+
+    type Budgeted = ActivityService<MemoryActivity, MemoryCatalog, MemoryBudgets>;
+
+    fn campaign_offer() -> PersonalizedOffer {
+        PersonalizedOffer {
+            campaign_id: Some(CAMPAIGN.into()),
+            ..offer(json!({}))
+        }
+    }
+
+    fn budgeted(offers: Vec<PersonalizedOffer>, limits: RedemptionLimits) -> Budgeted {
+        let store = MemoryActivity::with_offers(offers);
+        let budgets = store.budgets();
+        budgets.put(CAMPAIGN, limits);
+        ActivityService::with_budgets(store, MemoryCatalog::default(), budgets, Duration::days(30))
+    }
+
+    fn used(service: &Budgeted) -> MemoryBudget {
+        service.budgets().lock()[CAMPAIGN].clone()
+    }
+
+    fn discounted(id: &str, discount: u64) -> RedemptionRequest {
+        let body =
+            json!({"orderId": id, "totalCost": 100, "discount": discount, "serviceMode": "pickup"});
+        crate::domain::parse_redemption_request(body.to_string().as_bytes()).expect("valid")
+    }
+
+    fn exhausted<T: std::fmt::Debug>(result: Result<T, ActivityError>) -> bool {
+        matches!(
+            result,
+            Err(ActivityError::Refused(RedeemRefusal::BudgetExhausted(_)))
+        )
+    }
+
+    #[tokio::test]
+    async fn redemptions_at_once_on_different_offers_use_exactly_the_budget() {
+        let offers: Vec<PersonalizedOffer> = (0..40).map(|_| campaign_offer()).collect();
+        let ids: Vec<Uuid> = offers.iter().map(|o| o.personalized_offer_id).collect();
+        let service = budgeted(
+            offers,
+            RedemptionLimits {
+                redemptions: Some(10),
+                discount_value: None,
+            },
+        );
+        let order = order("o-1", 9.0);
+        let results = join_all(
+            ids.iter()
+                .map(|id| service.redeem(USER, *id, &order, now())),
+        )
+        .await;
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 10);
+        assert_eq!(
+            results.into_iter().filter(|r| exhausted(r.clone())).count(),
+            30
+        );
+        assert_eq!(used(&service).used_redemptions, 10);
+        let unused = ids
+            .iter()
+            .filter(|id| stored(&service, **id).redemption_count == 0)
+            .count();
+        assert_eq!(unused, 30, "a refused redemption uses nothing of its offer");
+    }
+
+    #[tokio::test]
+    async fn a_discount_budget_refuses_what_would_pass_it_and_a_void_gives_back() {
+        let offers: Vec<PersonalizedOffer> = (0..4).map(|_| campaign_offer()).collect();
+        let ids: Vec<Uuid> = offers.iter().map(|o| o.personalized_offer_id).collect();
+        let service = budgeted(
+            offers,
+            RedemptionLimits {
+                redemptions: None,
+                discount_value: Some(50 * 10_000),
+            },
+        );
+        for id in &ids[..2] {
+            service
+                .redeem(USER, *id, &discounted("o-1", 20), now())
+                .await
+                .expect("within the budget");
+        }
+        // The same order again replays: no second use.
+        let again = service
+            .redeem(USER, ids[0], &discounted("o-1", 20), now())
+            .await
+            .expect("replayed");
+        assert!(!again.new);
+        assert_eq!(used(&service).used_discount, 40 * 10_000);
+        assert!(exhausted(
+            service
+                .redeem(USER, ids[2], &discounted("o-1", 20), now())
+                .await
+        ));
+        assert_eq!(stored(&service, ids[2]).redemption_count, 0);
+        // A smaller one still fits.
+        service
+            .redeem(USER, ids[3], &discounted("o-1", 10), now())
+            .await
+            .expect("10 of 50 left");
+        let voided = service
+            .void(USER, ids[0], "o-1", now())
+            .await
+            .expect("void");
+        assert!(voided.new);
+        assert_eq!(used(&service).used_discount, 30 * 10_000);
+        let again = service
+            .void(USER, ids[0], "o-1", now())
+            .await
+            .expect("void");
+        assert!(!again.new);
+        assert_eq!(used(&service).used_discount, 30 * 10_000, "given back once");
+        service
+            .redeem(USER, ids[2], &discounted("o-2", 20), now())
+            .await
+            .expect("the void made room");
+    }
+
+    #[tokio::test]
+    async fn a_lowered_limit_stops_use_at_once_and_a_deleted_campaign_has_no_budget() {
+        let offers: Vec<PersonalizedOffer> = (0..3).map(|_| campaign_offer()).collect();
+        let ids: Vec<Uuid> = offers.iter().map(|o| o.personalized_offer_id).collect();
+        let limits = |n| RedemptionLimits {
+            redemptions: Some(n),
+            discount_value: None,
+        };
+        let service = budgeted(offers, limits(5));
+        service
+            .redeem(USER, ids[0], &order("o-1", 9.0), now())
+            .await
+            .expect("1 of 5");
+        service.budgets().put(CAMPAIGN, limits(1));
+        assert!(exhausted(
+            service
+                .redeem(USER, ids[1], &order("o-1", 9.0), now())
+                .await
+        ));
+        assert_eq!(used(&service).used_redemptions, 1, "nothing taken back");
+        service.budgets().lock().remove(CAMPAIGN);
+        let redeemed = service
+            .redeem(USER, ids[1], &order("o-1", 9.0), now())
+            .await
+            .expect("no budget any more");
+        assert_eq!(redeemed.redemption.budget_use, None);
+        // The first redemption's void finds no campaign: it is voided alone.
+        assert!(
+            service
+                .void(USER, ids[0], "o-1", now())
+                .await
+                .expect("void")
+                .new
+        );
+    }
 }

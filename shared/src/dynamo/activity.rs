@@ -5,13 +5,18 @@
 use super::offers::{owned_offer, text};
 use super::transactions::{cancelled, condition_failed};
 use super::{cancellation_error, classify, DynamoStore};
+use crate::activity::discount_of;
+use crate::domain::amount::{decimal_text, Amount};
 use crate::domain::dates::format_timestamp;
 use crate::domain::redemption::{redemption_limit, MAX_REDEMPTION_RECORDS};
-use crate::domain::{OfferEvent, PersonalizedOffer, Redemption};
+use crate::domain::{BudgetTaken, OfferEvent, PersonalizedOffer, Redemption};
 use crate::error::StoreError;
-use crate::ports::{ActivityStore, ActivityWrite, EventWrite};
+use crate::ports::{
+    ActivityStore, ActivityWrite, EventWrite, RedeemBudget, RedemptionLimits, VoidBudget,
+};
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
     Update,
@@ -59,6 +64,18 @@ pub fn redemption_update(
     redemption: &Redemption,
     record: AttributeValue,
 ) -> UpdateItemFluentBuilder {
+    redemption_parts(update, known, redemption, record, &[])
+}
+
+/// [`redemption_update`] on either builder, its condition also keeping the
+/// offer out of `kept_out` campaigns (those with a redemption budget).
+fn redemption_parts<U: UpdateParts>(
+    update: U,
+    known: Option<&PersonalizedOffer>,
+    redemption: &Redemption,
+    record: AttributeValue,
+    kept_out: &[String],
+) -> U {
     let mut condition =
         String::from("attribute_exists(personalizedOfferId) AND attribute_not_exists(revokedAt)");
     let first = known.is_none_or(|offer| offer.redemptions.is_empty());
@@ -66,11 +83,11 @@ pub fn redemption_update(
         // Absent, or (never written so, but harmless) an empty map.
         condition.push_str(" AND (attribute_not_exists(redemptions) OR size(redemptions) = :zero)");
         update
-            .update_expression(
+            .update(
                 "SET redemptions = :records, \
                  redemptionCount = if_not_exists(redemptionCount, :zero) + :one",
             )
-            .expression_attribute_values(
+            .value(
                 ":records",
                 AttributeValue::M(HashMap::from([(redemption.order_id.clone(), record)])),
             )
@@ -79,13 +96,13 @@ pub fn redemption_update(
             " AND attribute_not_exists(redemptions.#order) AND size(redemptions) < :maxRecords",
         );
         update
-            .update_expression(
+            .update(
                 "SET redemptions.#order = :record, \
                  redemptionCount = if_not_exists(redemptionCount, :zero) + :one",
             )
-            .expression_attribute_names("#order", redemption.order_id.clone())
-            .expression_attribute_values(":record", record)
-            .expression_attribute_values(":maxRecords", number(MAX_REDEMPTION_RECORDS))
+            .name("#order", redemption.order_id.clone())
+            .value(":record", record)
+            .value(":maxRecords", number(MAX_REDEMPTION_RECORDS))
     };
     let update = match known {
         Some(offer) => match redemption_limit(&offer.rules) {
@@ -93,7 +110,7 @@ pub fn redemption_update(
                 condition.push_str(
                     " AND (attribute_not_exists(redemptionCount) OR redemptionCount < :limit)",
                 );
-                update.expression_attribute_values(":limit", number(limit))
+                update.value(":limit", number(limit))
             }
             None => update,
         },
@@ -109,25 +126,118 @@ pub fn redemption_update(
                           AND contains(#rules.serviceModes, :mode)))",
             );
             update
-                .expression_attribute_values(
+                .value(
                     ":startBound",
                     text(second_bound(redemption.redeemed_at, -1)),
                 )
-                .expression_attribute_values(
+                .value(
                     ":expiryBound",
                     text(second_bound(redemption.redeemed_at, 1)),
                 )
-                .expression_attribute_values(":cost", number(&redemption.total_cost))
-                .expression_attribute_values(":mode", text(redemption.service_mode.clone()))
-                .expression_attribute_values(":list", text("L"))
+                .value(":cost", number(&redemption.total_cost))
+                .value(":mode", text(redemption.service_mode.clone()))
+                .value(":list", text("L"))
                 // A reserved word in expressions.
-                .expression_attribute_names("#rules", "rules")
+                .name("#rules", "rules")
         }
     };
+    let mut update = update;
+    if !kept_out.is_empty() {
+        let names: Vec<String> = (0..kept_out.len())
+            .map(|n| format!(":keptOut{n}"))
+            .collect();
+        condition.push_str(&format!(
+            " AND (attribute_not_exists(campaignId) OR NOT (campaignId IN ({})))",
+            names.join(", ")
+        ));
+        for (name, campaign) in names.into_iter().zip(kept_out) {
+            update = update.value(name, text(campaign.clone()));
+        }
+    }
     update
-        .condition_expression(condition)
-        .expression_attribute_values(":zero", number(0))
-        .expression_attribute_values(":one", number(1))
+        .condition(condition)
+        .value(":zero", number(0))
+        .value(":one", number(1))
+}
+
+/// The expression parts an UpdateItem and a transaction's Update share.
+pub trait UpdateParts: Sized {
+    fn condition(self, expression: String) -> Self;
+    fn update(self, expression: &str) -> Self;
+    fn name(self, placeholder: impl Into<String>, name: impl Into<String>) -> Self;
+    fn value(self, placeholder: impl Into<String>, value: AttributeValue) -> Self;
+}
+
+macro_rules! update_parts {
+    ($builder:ty) => {
+        impl UpdateParts for $builder {
+            fn condition(self, expression: String) -> Self {
+                self.condition_expression(expression)
+            }
+            fn update(self, expression: &str) -> Self {
+                self.update_expression(expression)
+            }
+            fn name(self, placeholder: impl Into<String>, name: impl Into<String>) -> Self {
+                self.expression_attribute_names(placeholder, name)
+            }
+            fn value(self, placeholder: impl Into<String>, value: AttributeValue) -> Self {
+                self.expression_attribute_values(placeholder, value)
+            }
+        }
+    };
+}
+
+update_parts!(UpdateItemFluentBuilder);
+update_parts!(UpdateBuilder);
+
+/// The campaign's side of a budgeted redemption: its counters take what
+/// the record says, on condition that the item still holds the limits the
+/// decision used and each counter has room (the `redemptions` limit read
+/// from the item itself; `discountValue` compared as `used <= limit - d`
+/// with the limit checked equal, since a condition cannot add).
+fn budget_use(
+    update: UpdateBuilder,
+    limits: &RedemptionLimits,
+    taken: &BudgetTaken,
+    discount: u64,
+) -> UpdateBuilder {
+    let mut condition = String::from("attribute_exists(campaignId)");
+    let mut adds = Vec::new();
+    let mut update = update
+        .name("#definition", "definition")
+        .name("#budget", "budget");
+    if limits.redemptions.is_some() && taken.redemptions {
+        condition.push_str(
+            " AND (usedRedemptions < #definition.#budget.redemptions \
+               OR (attribute_not_exists(usedRedemptions) \
+                   AND #definition.#budget.redemptions > :zero))",
+        );
+        adds.push("usedRedemptions :one");
+        update = update.value(":zero", number(0)).value(":one", number(1));
+    }
+    if let (Some(limit), true) = (limits.discount_value, taken.discount_value) {
+        condition.push_str(
+            " AND #definition.#budget.discountValue = :discountLimit \
+             AND (attribute_not_exists(usedDiscountValue) OR usedDiscountValue <= :discountRoom)",
+        );
+        adds.push("usedDiscountValue :discount");
+        update = update
+            .value(":discountLimit", number(decimal_text(limit)))
+            .value(
+                ":discountRoom",
+                number(decimal_text(limit.saturating_sub(discount))),
+            )
+            .value(":discount", number(decimal_text(discount)));
+    }
+    if adds.is_empty() {
+        // Never so (the record takes what the limits count); a no-op keeps
+        // the expression valid.
+        adds.push("usedRedemptions :none");
+        update = update.value(":none", number(0));
+    }
+    update
+        .condition(condition)
+        .update(&format!("ADD {}", adds.join(", ")))
 }
 
 impl DynamoStore {
@@ -172,6 +282,18 @@ impl DynamoStore {
     }
 }
 
+/// A void's update: the record's `voidedAt`, and the use given back.
+fn void_parts<U: UpdateParts>(update: U, order_id: &str, at: DateTime<Utc>) -> U {
+    update
+        .update(
+            "SET redemptions.#order.voidedAt = :at, \
+             redemptionCount = if_not_exists(redemptionCount, :one) - :one",
+        )
+        .name("#order", order_id)
+        .value(":at", text(format_timestamp(at)))
+        .value(":one", number(1))
+}
+
 impl ActivityStore for DynamoStore {
     async fn redeem(
         &self,
@@ -179,17 +301,97 @@ impl ActivityStore for DynamoStore {
         personalized_offer_id: Uuid,
         known: Option<&PersonalizedOffer>,
         redemption: &Redemption,
+        budget: RedeemBudget<'_>,
     ) -> Result<ActivityWrite, StoreError> {
         let record = serde_dynamo::to_attribute_value(redemption)
             .map_err(|err| StoreError::Refused(format!("redemption not serializable: {err}")))?;
-        let builder = redemption_update(
-            self.offer_update(user_id, personalized_offer_id)?,
+        let (campaign_id, limits) = match budget {
+            RedeemBudget::NoneOf(kept_out) => {
+                let builder = redemption_parts(
+                    self.offer_update(user_id, personalized_offer_id)?,
+                    known,
+                    redemption,
+                    record,
+                    kept_out,
+                );
+                return self
+                    .offer_update_answer(user_id, personalized_offer_id, builder)
+                    .await;
+            }
+            RedeemBudget::Use {
+                campaign_id,
+                limits,
+            } => (campaign_id, limits),
+        };
+        let refused = |err: aws_sdk_dynamodb::error::BuildError| {
+            StoreError::Refused(format!("redemption transaction: {err}"))
+        };
+        let taken = redemption.budget_use.clone().unwrap_or(BudgetTaken {
+            redemptions: false,
+            discount_value: false,
+        });
+        let offer = redemption_parts(
+            Update::builder()
+                .table_name(self.tables.loyalty_offers()?)
+                .key("userId", text(user_id))
+                .key(
+                    "personalizedOfferId",
+                    text(personalized_offer_id.to_string()),
+                ),
             known,
             redemption,
             record,
-        );
-        self.offer_update_answer(user_id, personalized_offer_id, builder)
-            .await
+            &[],
+        )
+        .build()
+        .map_err(refused)?;
+        let campaign = budget_use(
+            Update::builder()
+                .table_name(self.tables.campaigns()?)
+                .key("campaignId", text(campaign_id)),
+            limits,
+            &taken,
+            discount_of(redemption),
+        )
+        .build()
+        .map_err(refused)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(offer).build())
+            .transact_items(TransactWriteItem::builder().update(campaign).build())
+            .send()
+            .await;
+        match cancelled(result, classify)? {
+            // A transaction returns nothing: the offer as the condition
+            // held it, with the use added.
+            None => {
+                let mut offer = match known {
+                    Some(known) => known.clone(),
+                    None => self
+                        .read_offer(user_id, personalized_offer_id, true)
+                        .await?
+                        .ok_or_else(|| {
+                            StoreError::Unavailable("the redeemed offer is gone".into())
+                        })?,
+                };
+                if known.is_some() {
+                    offer
+                        .redemptions
+                        .insert(redemption.order_id.clone(), redemption.clone());
+                    offer.redemption_count = offer.redemption_count.saturating_add(1);
+                }
+                Ok(ActivityWrite::Written(Box::new(offer)))
+            }
+            // The offer's side first: a known order replays, whatever the budget.
+            Some(reasons) if condition_failed(&reasons, 0) => Ok(ActivityWrite::NotWritten(
+                self.read_offer(user_id, personalized_offer_id, true)
+                    .await?
+                    .map(Box::new),
+            )),
+            Some(reasons) if condition_failed(&reasons, 1) => Ok(ActivityWrite::BudgetRefused),
+            Some(reasons) => Err(cancellation_error(&reasons)),
+        }
     }
 
     async fn void_redemption(
@@ -198,22 +400,104 @@ impl ActivityStore for DynamoStore {
         personalized_offer_id: Uuid,
         order_id: &str,
         at: DateTime<Utc>,
+        budget: VoidBudget<'_>,
     ) -> Result<ActivityWrite, StoreError> {
-        let builder = self
-            .offer_update(user_id, personalized_offer_id)?
-            .condition_expression(
-                "attribute_exists(redemptions.#order) \
-                 AND attribute_not_exists(redemptions.#order.voidedAt)",
-            )
-            .update_expression(
-                "SET redemptions.#order.voidedAt = :at, \
-                 redemptionCount = if_not_exists(redemptionCount, :one) - :one",
-            )
-            .expression_attribute_names("#order", order_id)
-            .expression_attribute_values(":at", text(format_timestamp(at)))
-            .expression_attribute_values(":one", number(1));
-        self.offer_update_answer(user_id, personalized_offer_id, builder)
-            .await
+        let mut condition = String::from(
+            "attribute_exists(redemptions.#order) \
+             AND attribute_not_exists(redemptions.#order.voidedAt)",
+        );
+        let (campaign_id, taken, discount) = match budget {
+            VoidBudget::Untouched => {
+                condition.push_str(" AND attribute_not_exists(redemptions.#order.budget)");
+                let builder = void_parts(
+                    self.offer_update(user_id, personalized_offer_id)?,
+                    order_id,
+                    at,
+                )
+                .condition(condition);
+                return self
+                    .offer_update_answer(user_id, personalized_offer_id, builder)
+                    .await;
+            }
+            VoidBudget::Forfeit => {
+                let builder = void_parts(
+                    self.offer_update(user_id, personalized_offer_id)?,
+                    order_id,
+                    at,
+                )
+                .condition(condition);
+                return self
+                    .offer_update_answer(user_id, personalized_offer_id, builder)
+                    .await;
+            }
+            VoidBudget::GiveBack {
+                campaign_id,
+                taken,
+                discount,
+            } => (campaign_id, taken, discount),
+        };
+        let refused = |err: aws_sdk_dynamodb::error::BuildError| {
+            StoreError::Refused(format!("void transaction: {err}"))
+        };
+        let offer = void_parts(
+            Update::builder()
+                .table_name(self.tables.loyalty_offers()?)
+                .key("userId", text(user_id))
+                .key(
+                    "personalizedOfferId",
+                    text(personalized_offer_id.to_string()),
+                ),
+            order_id,
+            at,
+        )
+        .condition(condition)
+        .build()
+        .map_err(refused)?;
+        let mut gives = Vec::new();
+        let mut campaign = Update::builder()
+            .table_name(self.tables.campaigns()?)
+            .key("campaignId", text(campaign_id))
+            .condition_expression("attribute_exists(campaignId)");
+        if taken.redemptions {
+            gives.push("usedRedemptions :minusOne");
+            campaign = campaign.value(":minusOne", number(-1));
+        }
+        if taken.discount_value {
+            gives.push("usedDiscountValue :minusDiscount");
+            let amount = Amount::parse(&discount.to_string()).unwrap_or(Amount::ZERO);
+            campaign = campaign.value(":minusDiscount", number(format!("-{}", amount.to_text())));
+        }
+        if gives.is_empty() {
+            gives.push("usedRedemptions :none");
+            campaign = campaign.value(":none", number(0));
+        }
+        let campaign = campaign
+            .update(&format!("ADD {}", gives.join(", ")))
+            .build()
+            .map_err(refused)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(offer).build())
+            .transact_items(TransactWriteItem::builder().update(campaign).build())
+            .send()
+            .await;
+        let written = match cancelled(result, classify)? {
+            None => true,
+            Some(reasons) if condition_failed(&reasons, 0) => false,
+            Some(reasons) if condition_failed(&reasons, 1) => {
+                return Ok(ActivityWrite::BudgetRefused)
+            }
+            Some(reasons) => return Err(cancellation_error(&reasons)),
+        };
+        let offer = self
+            .read_offer(user_id, personalized_offer_id, true)
+            .await?
+            .map(Box::new);
+        Ok(match (written, offer) {
+            (true, Some(offer)) => ActivityWrite::Written(offer),
+            (_, offer) => ActivityWrite::NotWritten(offer),
+        })
     }
 
     async fn record_event(

@@ -10,7 +10,7 @@ use crate::config::TableNames;
 use crate::domain::dates::parse_timestamp;
 use crate::domain::{OfferEvent, OfferEventType, PersonalizedOffer, Redemption};
 use crate::error::StoreError;
-use crate::ports::{ActivityStore, ActivityWrite, EventWrite};
+use crate::ports::{ActivityStore, ActivityWrite, EventWrite, RedeemBudget};
 use aws_sdk_dynamodb::error::ErrorMetadata;
 use aws_sdk_dynamodb::operation::get_item::GetItemOutput;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -114,7 +114,13 @@ async fn a_throttled_redemption_is_transient_and_a_refused_one_is_not() {
             )
         });
         let got = store(&[&rule])
-            .redeem("u1", offer.personalized_offer_id, None, &redemption(&offer))
+            .redeem(
+                "u1",
+                offer.personalized_offer_id,
+                None,
+                &redemption(&offer),
+                RedeemBudget::NoneOf(&[]),
+            )
             .await
             .expect_err("an error");
         assert_eq!(got.is_transient(), transient, "{code}");
@@ -147,7 +153,13 @@ async fn a_failed_condition_without_the_old_item_reads_the_offer_again() {
     let store = store(&[&update, &get]);
     let known = offer_with_id(&current);
     let got = store
-        .redeem("u1", current.personalized_offer_id, Some(&known), &record)
+        .redeem(
+            "u1",
+            current.personalized_offer_id,
+            Some(&known),
+            &record,
+            RedeemBudget::NoneOf(&[]),
+        )
         .await
         .expect("an answer");
     assert_eq!(got, ActivityWrite::NotWritten(Some(Box::new(current))));

@@ -19,20 +19,23 @@
 
 use super::errors::CallError;
 use super::table::DynamoTable;
+use super::DynamoStore;
 use crate::domain::campaign::{
     parse_budget, Budget, BudgetUse, CampaignDefinition, CampaignMode, Snapshot, KEPT_VERSIONS,
 };
 use crate::domain::dates::{format_timestamp, parse_timestamp};
 use crate::error::StoreError;
+use crate::ports::{RedemptionBudgets, RedemptionLimits};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Update};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -463,17 +466,7 @@ fn campaign_of(item: &Item) -> Result<StoredCampaign, String> {
     let budget = definition
         .get("budget")
         .and_then(|budget| parse_budget(budget, &mut Vec::new()));
-    let used = BudgetUse {
-        offers: number(item, "usedOffers")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
-        redemptions: number(item, "usedRedemptions")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
-        discount_value: number(item, "usedDiscountValue")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0.0),
-    };
+    let used = used_of(item);
     let history = item
         .get("history")
         .and_then(|value| value.as_l().ok())
@@ -512,4 +505,128 @@ fn campaign_of(item: &Item) -> Result<StoredCampaign, String> {
         snapshot,
         audience_fingerprint: text(item, "audienceFingerprint").map(str::to_owned),
     })
+}
+
+/// A definition's redemption limits, if it has any.
+fn redemption_limits_of(item: &Item) -> Option<RedemptionLimits> {
+    redemption_limits(budget_of(item)?)
+}
+
+fn redemption_limits(budget: Budget) -> Option<RedemptionLimits> {
+    let limits = RedemptionLimits {
+        redemptions: budget.redemptions,
+        discount_value: budget.discount_ten_thousandths(),
+    };
+    (limits.redemptions.is_some() || limits.discount_value.is_some()).then_some(limits)
+}
+
+impl DynamoStore {
+    /// The campaign's budget as its item holds it now (consistent read of
+    /// the definition); `None` without a definition or a budget.
+    pub(super) async fn campaign_budget(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Option<Budget>, StoreError> {
+        let output = self
+            .client()
+            .get_item()
+            .table_name(self.tables().campaigns()?)
+            .key("campaignId", AttributeValue::S(campaign_id.to_owned()))
+            .projection_expression("#definition")
+            .expression_attribute_names("#definition", "definition")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| super::classify(&err))?;
+        Ok(output.item.as_ref().and_then(budget_of))
+    }
+
+    /// The campaign's budget and what it used, read now; `None` without a
+    /// definition or a budget.
+    pub(super) async fn campaign_budget_use(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Option<(Budget, BudgetUse)>, StoreError> {
+        let output = self
+            .client()
+            .get_item()
+            .table_name(self.tables().campaigns()?)
+            .key("campaignId", AttributeValue::S(campaign_id.to_owned()))
+            .projection_expression("#definition, usedOffers, usedRedemptions, usedDiscountValue")
+            .expression_attribute_names("#definition", "definition")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|err| super::classify(&err))?;
+        Ok(output
+            .item
+            .and_then(|item| Some((budget_of(&item)?, used_of(&item)))))
+    }
+
+    /// One offer counted in the campaign's `usedOffers`, on condition that
+    /// the `offers` limit on the item itself has room (so a lowered limit
+    /// applies at once, and a campaign deleted meanwhile refuses).
+    pub(super) fn offers_budget_use(&self, campaign_id: &str) -> Result<Update, StoreError> {
+        Update::builder()
+            .table_name(self.tables().campaigns()?)
+            .key("campaignId", AttributeValue::S(campaign_id.to_owned()))
+            .condition_expression(
+                "usedOffers < #definition.#budget.offers \
+                 OR (attribute_not_exists(usedOffers) AND #definition.#budget.offers > :zero)",
+            )
+            .update_expression("ADD usedOffers :one")
+            .expression_attribute_names("#definition", "definition")
+            .expression_attribute_names("#budget", "budget")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .build()
+            .map_err(|err| StoreError::Refused(format!("offers budget update: {err}")))
+    }
+}
+
+/// The budget's counters (0 until first used).
+fn used_of(item: &Item) -> BudgetUse {
+    BudgetUse {
+        offers: number(item, "usedOffers")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        redemptions: number(item, "usedRedemptions")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+        discount_value: number(item, "usedDiscountValue")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0.0),
+    }
+}
+
+/// The definition's budget, if it has one.
+fn budget_of(item: &Item) -> Option<Budget> {
+    let definition: Map<String, Value> =
+        serde_dynamo::from_attribute_value(item.get("definition")?.clone()).ok()?;
+    parse_budget(definition.get("budget")?, &mut Vec::new())
+}
+
+/// The activity's view of the campaigns: which have redemption limits.
+impl RedemptionBudgets for DynamoStore {
+    async fn budgeted(&self) -> Result<Arc<HashMap<String, RedemptionLimits>>, StoreError> {
+        let table = DynamoTable::new(self.client().clone(), self.tables().campaigns()?);
+        let mut items = table.scan(&["campaignId", "definition"]);
+        let mut budgeted = HashMap::new();
+        while let Some(item) = items.next().await {
+            let item = item.map_err(|err| err.error)?;
+            if let (Some(id), Some(limits)) =
+                (text(&item, "campaignId"), redemption_limits_of(&item))
+            {
+                budgeted.insert(id.to_owned(), limits);
+            }
+        }
+        Ok(Arc::new(budgeted))
+    }
+
+    async fn current(&self, campaign_id: &str) -> Result<Option<RedemptionLimits>, StoreError> {
+        Ok(self
+            .campaign_budget(campaign_id)
+            .await?
+            .and_then(redemption_limits))
+    }
 }

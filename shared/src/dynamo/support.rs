@@ -2,7 +2,9 @@
 
 use super::items::{created_key, offer_to_item, CREATED_INDEX};
 use super::offers::{owned_offer, text, IndexQuery};
-use super::{classify, DynamoStore};
+use super::transactions::{cancelled, condition_failed};
+use super::{cancellation_error, classify, DynamoStore};
+use crate::domain::campaign::{Budget, BudgetUse};
 use crate::domain::dates::format_timestamp;
 use crate::domain::{AuditEntry, PersonalizedOffer};
 use crate::error::StoreError;
@@ -11,7 +13,9 @@ use crate::ports::{
 };
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use uuid::Uuid;
 
 impl SupportStore for DynamoStore {
@@ -45,6 +49,58 @@ impl SupportStore for DynamoStore {
                 "offer {id} was there and is gone; retry"
             ))),
         }
+    }
+
+    async fn create_budgeted_offer(
+        &self,
+        offer: &PersonalizedOffer,
+        campaign_id: &str,
+    ) -> Result<CreateOutcome, StoreError> {
+        let refused = |err: aws_sdk_dynamodb::error::BuildError| {
+            StoreError::Refused(format!("offer transaction: {err}"))
+        };
+        let put = Put::builder()
+            .table_name(self.tables.loyalty_offers()?)
+            .set_item(Some(offer_to_item(offer)?))
+            .condition_expression("attribute_not_exists(personalizedOfferId)")
+            .build()
+            .map_err(refused)?;
+        let budget = self.offers_budget_use(campaign_id)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(budget).build())
+            .send()
+            .await;
+        match cancelled(result, classify)? {
+            None => Ok(CreateOutcome::Created),
+            Some(reasons) if condition_failed(&reasons, 0) => {
+                let (user_id, id) = (&offer.user_id, offer.personalized_offer_id);
+                match self.read_offer(user_id, id, true).await? {
+                    Some(existing) => Ok(CreateOutcome::AlreadyExists(Box::new(existing))),
+                    None => Err(StoreError::Unavailable(format!(
+                        "offer {id} was there and is gone; retry"
+                    ))),
+                }
+            }
+            Some(reasons) if condition_failed(&reasons, 1) => Ok(CreateOutcome::BudgetRefused),
+            Some(reasons) => Err(cancellation_error(&reasons)),
+        }
+    }
+
+    async fn campaign_budget(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Option<(Budget, BudgetUse)>, StoreError> {
+        self.campaign_budget_use(campaign_id).await
+    }
+
+    async fn offers_limit(&self, campaign_id: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .campaign_budget(campaign_id)
+            .await?
+            .and_then(|budget| budget.offers))
     }
 
     async fn find_offer(
