@@ -13,6 +13,7 @@ use crate::progress::Progress;
 use crate::writer::{write_all, Backoff, Chunks, LineItem, WriteReport};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
+use offers_shared::domain::selection::history::{date_undated, utc_day};
 use offers_shared::domain::selection::{
     Engine, History, Pick, SelectionError, HOLDOUT_POLICY, POLICY,
 };
@@ -84,7 +85,8 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
         Ok(table) => Ok((table, table.name())),
         Err(why) => Err(why.clone()),
     };
-    let history = read_history(&plan, stats, args.allow_cold).await?;
+    let today = utc_day(Utc::now().timestamp());
+    let history = read_history(&plan, stats, today, args.allow_cold).await?;
 
     let checked = check_audience(&args.audience, format, SHOWN_PROBLEMS)?;
     if checked.problems.count() > 0 {
@@ -118,10 +120,15 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
             .interaction()
             .iter()
             .map(|(name, z)| {
-                let role = if *z >= engine.config().interaction_z {
-                    "ranks offers"
+                let used = engine.attribute_use(*z);
+                let role = if used >= 1.0 {
+                    "ranks offers".to_owned()
+                } else if used > 0.0 {
+                    format!(
+                        "ranks offers at weight {used:.2}: the interaction is not yet certain"
+                    )
                 } else {
-                    "left out: scales every offer alike, as far as the statistics show"
+                    "left out: scales every offer alike, as far as the statistics show".to_owned()
                 };
                 format!("{name} (z {z:.1}, {role})")
             })
@@ -207,11 +214,15 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
 }
 
 /// The pool's learning counters, read once through the port: `stats` is
-/// the statistics table and its name, or why it is unknown. Missing or
-/// unreadable statistics stop the plan unless `allow_cold`.
+/// the statistics table and its name, or why it is unknown. Each day's
+/// counters are discounted by their age on `today` (a UTC day) under the
+/// plan's half-life; undated (all-time) counters as the day before the
+/// offer's oldest dated one. Missing or unreadable statistics stop the
+/// plan unless `allow_cold`.
 pub async fn read_history<S: SelectionStatsReader>(
     plan: &Plan,
     stats: Result<(&S, &str), String>,
+    today: u32,
     allow_cold: bool,
 ) -> Result<History, CliError> {
     let mut history = History::new(plan.offer_ids())
@@ -224,9 +235,10 @@ pub async fn read_history<S: SelectionStatsReader>(
         Err(why) => Err(format!("the statistics table is unknown: {why}")),
     };
     match read {
-        Ok(read) => {
+        Ok(mut read) => {
+            date_undated(&mut read.counters);
             for counter in &read.counters {
-                history.add(counter);
+                history.add_dated(counter, today, plan.config.half_life);
             }
             if read.unreadable > 0 {
                 note(format!(
@@ -456,6 +468,7 @@ mod tests {
         LearningCounter {
             offer_id: offer.into(),
             scope: Scope::Overall,
+            day: None,
             counts: Counts {
                 assigned: 100,
                 clicked: 10,
@@ -470,39 +483,39 @@ mod tests {
             counters: vec![counter("co-fries"), counter("not-in-the-pool")],
             failure: None,
         };
-        let history = read_history(&plan(), Ok((&stats, "stats")), false)
+        let history = read_history(&plan(), Ok((&stats, "stats")), 20_000, false)
             .await
             .expect("history");
-        assert_eq!(history.overall(0).assigned, 100);
-        assert_eq!(history.overall(1).assigned, 0);
+        assert_eq!(history.overall(0).assigned, 100.0);
+        assert_eq!(history.overall(1).assigned, 0.0);
     }
 
     #[tokio::test]
     async fn missing_or_unreadable_statistics_need_allow_cold() {
         let empty = MemorySelectionStats::default();
-        let err = read_history(&plan(), Ok((&empty, "stats")), false)
+        let err = read_history(&plan(), Ok((&empty, "stats")), 20_000, false)
             .await
             .expect_err("cold");
         assert_eq!(err.exit_code(), 2);
-        assert!(read_history(&plan(), Ok((&empty, "stats")), true)
+        assert!(read_history(&plan(), Ok((&empty, "stats")), 20_000, true)
             .await
             .is_ok());
         let broken = MemorySelectionStats {
             counters: vec![counter("co-fries")],
             failure: Some(StoreError::Unavailable("down".into())),
         };
-        let err = read_history(&plan(), Ok((&broken, "stats")), false)
+        let err = read_history(&plan(), Ok((&broken, "stats")), 20_000, false)
             .await
             .expect_err("down");
         assert_eq!(err.exit_code(), 3);
         assert!(err.to_string().contains("--allow-cold"), "{err}");
-        let history = read_history(&plan(), Ok((&broken, "stats")), true)
+        let history = read_history(&plan(), Ok((&broken, "stats")), 20_000, true)
             .await
             .expect("cold");
         assert!(history.is_empty());
         let unknown: Result<(&MemorySelectionStats, &str), String> = Err("no name".into());
         assert_eq!(
-            read_history(&plan(), unknown, false)
+            read_history(&plan(), unknown, 20_000, false)
                 .await
                 .expect_err("unknown")
                 .exit_code(),

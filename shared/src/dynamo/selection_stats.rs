@@ -98,6 +98,7 @@ pub fn counter_of(offer_id: &str, item: &Item) -> Option<LearningCounter> {
     Some(LearningCounter {
         offer_id: offer_id.to_owned(),
         scope,
+        day: None,
         counts: Counts {
             assigned: number("assigned")?,
             clicked: number("clicked")?,
