@@ -62,6 +62,10 @@ pub struct Weighted {
     pub assigned: f64,
     pub clicked: f64,
     pub redeemed: f64,
+    /// Assignments weighted by the square of their weight: the variance of
+    /// a discounted count of successes is rate x (1 - rate) x this, not x
+    /// `assigned` (the interaction test needs it; equal without discount).
+    pub assigned_squared: f64,
 }
 
 impl Weighted {
@@ -77,6 +81,7 @@ impl Weighted {
     fn add(&mut self, counts: &Counts, weight: f64) {
         // Capped per bucket, as a whole counter would be.
         self.assigned += counts.assigned as f64 * weight;
+        self.assigned_squared += counts.assigned as f64 * weight * weight;
         self.clicked += counts.clicked.min(counts.assigned) as f64 * weight;
         self.redeemed += counts.redeemed.min(counts.assigned) as f64 * weight;
     }
@@ -464,8 +469,9 @@ impl History {
             let rate = (mean * effect).clamp(1e-9, 1.0 - 1e-9);
             let expected = counts.assigned * rate;
             let observed = counts.rewarded(config.reward);
+            let variance = counts.assigned_squared * rate * (1.0 - rate);
             let sums = by_name.entry(name).or_default();
-            sums.x2 += (observed - expected).powi(2) / (expected * (1.0 - rate));
+            sums.x2 += (observed - expected).powi(2) / variance;
             sums.cells += 1;
             sums.values.insert(value);
             sums.offers.insert(offer);

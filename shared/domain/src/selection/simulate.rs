@@ -391,6 +391,11 @@ fn run_policy(world: &World, policy: SimPolicy) -> SimResult {
             }
             _ => None,
         };
+        if policy == SimPolicy::Engine && std::env::var_os("SIM_DEBUG").is_some() {
+            if let Some(engine) = &engine {
+                eprintln!("day {day}: {:?}", engine.interaction());
+            }
+        }
         let popular = most_popular(&history, slots, Reward::Redeemed);
         outcomes.clear();
         let reward_before = result.reward;
