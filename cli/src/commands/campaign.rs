@@ -124,9 +124,7 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
                 let role = if used >= 1.0 {
                     "ranks offers".to_owned()
                 } else if used > 0.0 {
-                    format!(
-                        "ranks offers at weight {used:.2}: the interaction is not yet certain"
-                    )
+                    format!("ranks offers at weight {used:.2}: the interaction is not yet certain")
                 } else {
                     "left out: scales every offer alike, as far as the statistics show".to_owned()
                 };

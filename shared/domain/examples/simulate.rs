@@ -15,7 +15,10 @@ fn main() -> Result<(), String> {
         return Err("usage: simulate WORLD SEED USERS DAYS [--export FILE] [NAME=VALUE...]".into());
     };
     let kind = WorldKind::parse(kind).ok_or(format!("unknown world {kind:?}"))?;
-    let number = |text: &str| text.parse::<u64>().map_err(|err| format!("{text:?}: {err}"));
+    let number = |text: &str| {
+        text.parse::<u64>()
+            .map_err(|err| format!("{text:?}: {err}"))
+    };
     let mut tuning = Tuning::default();
     let mut export = None;
     let mut rest = rest.iter();

@@ -50,7 +50,7 @@ impl Engine {
         check_config(&config, history.pool().len())?;
         let prior = history.prior(&config);
         let cold = (0..history.pool().len())
-            .filter(|&offer| history.overall(offer).assigned < config.cold_below as f64)
+            .filter(|&offer| history.overall(offer).undiscounted < config.cold_below as f64)
             .collect();
         let effects = history.value_effects(&config, prior);
         let interaction = history.interaction_z(&config, prior, &effects);

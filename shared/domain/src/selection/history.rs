@@ -52,7 +52,6 @@ impl Counts {
         };
         successes.min(self.assigned)
     }
-
 }
 
 /// Counts discounted by age: each day's counts weigh 2^(-age / half-life),
@@ -66,6 +65,9 @@ pub struct Weighted {
     /// a discounted count of successes is rate x (1 - rate) x this, not x
     /// `assigned` (the interaction test needs it; equal without discount).
     pub assigned_squared: f64,
+    /// Assignments at full weight, whatever their age: whether an offer was
+    /// ever shown enough not to be cold.
+    pub undiscounted: f64,
 }
 
 impl Weighted {
@@ -82,6 +84,7 @@ impl Weighted {
         // Capped per bucket, as a whole counter would be.
         self.assigned += counts.assigned as f64 * weight;
         self.assigned_squared += counts.assigned as f64 * weight * weight;
+        self.undiscounted += counts.assigned as f64;
         self.clicked += counts.clicked.min(counts.assigned) as f64 * weight;
         self.redeemed += counts.redeemed.min(counts.assigned) as f64 * weight;
     }
@@ -318,12 +321,9 @@ impl History {
 
     /// The pool's rate: all rewards over all assignments, if any.
     pub fn pool_rate(&self, reward: Reward) -> Option<f64> {
-        let (assigned, rewarded) = self
-            .overall
-            .iter()
-            .fold((0.0, 0.0), |(a, r), counts| {
-                (a + counts.assigned, r + counts.rewarded(reward))
-            });
+        let (assigned, rewarded) = self.overall.iter().fold((0.0, 0.0), |(a, r), counts| {
+            (a + counts.assigned, r + counts.rewarded(reward))
+        });
         (assigned > 0.0).then(|| rewarded / assigned)
     }
 
@@ -438,8 +438,8 @@ impl History {
     /// Per attribute name, how strongly its values change offers' rates
     /// *differently* (an offer x value interaction, the only thing that can
     /// change a ranking): Pearson's X² of every (offer, value) cell's
-    /// rewards against the offer's overall mean times the value's effect,
-    /// as a z score against its degrees of freedom (the cells, less the
+    /// rewards against the offer's overall mean times the value's effect
+    /// (a cell's variance that of its discounted count), as a z score against its degrees of freedom (the cells, less the
     /// values and the offers, plus one). An attribute that changes every
     /// offer alike scores about 0; one where offers have their own best
     /// values grows with the data.
@@ -578,9 +578,9 @@ pub fn check_config(config: &EngineConfig, pool: usize) -> Result<(), SelectionE
             config.prior_weight
         )));
     }
-    if !(config.half_life > 0.0 && config.half_life >= 0.1) {
+    if !(config.half_life >= 0.1) {
         return Err(SelectionError::Setting(format!(
-            "halfLife must be at least 0.1 days (or never forget); got {}",
+            "halfLife must be at least 0.1 days (infinite: never forget); got {}",
             config.half_life
         )));
     }
@@ -701,7 +701,10 @@ mod tests {
         // No redemption in 100: half the overall 4.9% (K = 100 of it).
         assert!(a / (a + b) < 0.03, "{}", a / (a + b));
         // An offer without data for the value: its overall posterior.
-        assert_eq!(history.posterior(1, &[s1], &[], &config, prior), (0.4, 19.6));
+        assert_eq!(
+            history.posterior(1, &[s1], &[], &config, prior),
+            (0.4, 19.6)
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub use history::{Counts, History, LearningCounter, Reward, Scope, Weighted};
 pub use record::SelectionRecord;
 
 /// The name and version of the learned policy, as `selection.policy` says it.
-pub const POLICY: &str = "thompson-backoff/2";
+pub const POLICY: &str = "thompson-backoff/3";
 /// The name and version of the holdout's policy: k offers uniformly at random.
 pub const HOLDOUT_POLICY: &str = "uniform/1";
 
@@ -89,8 +89,17 @@ pub struct EngineConfig {
     pub draws: u32,
 }
 
-/// The half-life of outcomes, in days, when the plan gives none.
-pub const DEFAULT_HALF_LIFE: f64 = f64::INFINITY;
+/// The half-life of outcomes, in days, when the plan gives none: 14. A
+/// month-old outcome weighs a quarter, so a change of tastes over a season
+/// is followed within weeks, while a stable pool keeps about 20 days' worth
+/// of outcomes (14 / ln 2) and loses little (docs/selection.md: 7 days
+/// follows the shift world faster, at a larger cost in stable worlds).
+pub const DEFAULT_HALF_LIFE: f64 = 14.0;
+/// The z scores over which an attribute's use rises from 0 to 1 above
+/// `interaction_z`: a soft weight, so that a score wandering around the
+/// threshold from one plan to the next does not switch the attribute on
+/// and off.
+pub const DEFAULT_INTERACTION_RAMP: f64 = 3.0;
 
 /// The prior's weight when the plan gives none.
 pub const DEFAULT_PRIOR_WEIGHT: f64 = 20.0;
@@ -106,8 +115,8 @@ impl EngineConfig {
             seed,
             prior: None,
             prior_weight: DEFAULT_PRIOR_WEIGHT,
-            interaction_z: 2.5,
-            interaction_ramp: 0.0,
+            interaction_z: 1.5,
+            interaction_ramp: DEFAULT_INTERACTION_RAMP,
             half_life: DEFAULT_HALF_LIFE,
             attribute_weight: 5.0,
             confidence: 4.0,

@@ -391,11 +391,6 @@ fn run_policy(world: &World, policy: SimPolicy) -> SimResult {
             }
             _ => None,
         };
-        if policy == SimPolicy::Engine && std::env::var_os("SIM_DEBUG").is_some() {
-            if let Some(engine) = &engine {
-                eprintln!("day {day}: {:?}", engine.interaction());
-            }
-        }
         let popular = most_popular(&history, slots, Reward::Redeemed);
         outcomes.clear();
         let reward_before = result.reward;
@@ -645,13 +640,13 @@ mod tests {
         }
     }
 
-    /// The default world (50 offers, 8 segments, 20 days) at a fifth of its
+    /// The default world (50 offers, 8 segments, 20 days) at two fifths of its
     /// users and a quarter of its rankings per context, so that a debug
     /// build runs it in seconds: the same ordering as at full size.
     #[test]
     fn the_default_world_shows_the_ordering_at_a_smaller_size() {
         let world = World::new(WorldConfig {
-            users: 40_000,
+            users: 80_000,
             draws: 500,
             ..WorldConfig::default()
         });
