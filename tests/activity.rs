@@ -27,8 +27,16 @@ async fn fries_offer() -> (TestBed, String) {
 }
 
 async fn stored(bed: &TestBed, user_id: &str, id: &str) -> PersonalizedOffer {
-    let item = bed
-        .client
+    offer_from_item(raw_item(bed, user_id, id).await).expect("offer")
+}
+
+/// The offer item as DynamoDB keeps it, attribute values and all.
+async fn raw_item(
+    bed: &TestBed,
+    user_id: &str,
+    id: &str,
+) -> std::collections::HashMap<String, AttributeValue> {
+    bed.client
         .get_item()
         .table_name(bed.table(OFFERS))
         .key("userId", AttributeValue::S(user_id.into()))
@@ -38,8 +46,7 @@ async fn stored(bed: &TestBed, user_id: &str, id: &str) -> PersonalizedOffer {
         .await
         .expect("get item")
         .item
-        .expect("stored offer");
-    offer_from_item(item).expect("offer")
+        .expect("stored offer")
 }
 
 /// A copy of `model` under a new id, edited, written with the SDK.
@@ -316,6 +323,100 @@ async fn each_refusal_has_its_status_and_code_and_writes_nothing() {
     )
     .await;
     assert_eq!(error_of(&full), (409, "redemption_limit_reached"));
+}
+
+/// A redemption whose body is `text` exactly as the client sends it (JSON
+/// numbers written as they are, not through a double).
+fn redeem_text(id: &str, text: &str) -> Value {
+    let mut event = api_event(
+        "POST",
+        &format!("/rewards/offers/{id}/redemptions"),
+        "",
+        Identity::Jwt(OWNER),
+    );
+    event["body"] = json!(text);
+    event["headers"]["content-type"] = json!("application/json");
+    event
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amounts_out_of_bounds_are_400_and_leave_the_offer_byte_for_byte() {
+    let (bed, id) = fries_offer().await;
+    let activity = bed.activity(&[]);
+    let before = raw_item(&bed, OWNER, &id).await;
+    let body = |total: &str, discount: Option<&str>| {
+        let discount = discount
+            .map(|discount| format!(r#", "discount": {discount}"#))
+            .unwrap_or_default();
+        format!(r#"{{"orderId": "o-1", "totalCost": {total}{discount}, "serviceMode": "pickup"}}"#)
+    };
+    for text in [
+        body("1e9", None),
+        body("1000000000", None),
+        body("1000000000.0000", None),
+        body("9.00001", None),
+        body("-9", None),
+        body("-0.0001", None),
+        body(r#""NaN""#, None),
+        body(r#""9""#, None),
+        body("null", None),
+        body("1e30", None),
+        body("1e-100", None),
+        // The nearest double is 9.1: the number has 20 decimal places.
+        body("9.10000000000000000001", None),
+        body("9", Some("1e9")),
+        body("9", Some("0.00001")),
+        body("9", Some("-1")),
+        body("9", Some(r#""NaN""#)),
+        body("9", Some("1e-100")),
+        r#"{"orderId": "o-1", "totalCost": 9, "totalCost": 1e30, "serviceMode": "pickup"}"#
+            .to_owned(),
+    ] {
+        let answer = call_activity(&activity, &redeem_text(&id, &text)).await;
+        assert_eq!(error_of(&answer), (400, "invalid_body"), "{text}");
+        assert_eq!(
+            raw_item(&bed, OWNER, &id).await,
+            before,
+            "{text} changed the offer"
+        );
+    }
+
+    // The largest amount is accepted, kept and answered exactly.
+    let text = body("999999999.9999", Some("1.50000"));
+    let answer = call_activity(&activity, &redeem_text(&id, &text)).await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    let redemption = &answer.body["redemption"];
+    assert_eq!(redemption["totalCost"].to_string(), "999999999.9999");
+    assert_eq!(redemption["discount"].to_string(), "1.5");
+    let after = raw_item(&bed, OWNER, &id).await;
+    let record = after["redemptions"].as_m().expect("map")["o-1"]
+        .as_m()
+        .expect("record")
+        .clone();
+    assert_eq!(
+        record["totalCost"].as_n().ok().map(String::as_str),
+        Some("999999999.9999")
+    );
+    assert_eq!(
+        record["discount"].as_n().ok().map(String::as_str),
+        Some("1.5")
+    );
+    // The same order again: the first redemption, as it was answered.
+    let again = call_activity(&activity, &redeem_text(&id, &text)).await;
+    assert_eq!(again.status, 200, "{:?}", again.body);
+    assert_eq!(again.body["redemption"], answer.body["redemption"]);
+    // The smallest step and no discount (0).
+    let model = stored(&bed, OWNER, &id).await;
+    let other = put_copy(&bed, &model, |o| {
+        o.redemptions.clear();
+        o.redemption_count = 0;
+        o.rules.remove("minimumSpend");
+    })
+    .await;
+    let answer = call_activity(&activity, &redeem_text(&other, &body("1e-4", None))).await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    assert_eq!(answer.body["redemption"]["totalCost"].to_string(), "0.0001");
+    assert_eq!(answer.body["redemption"]["discount"], 0);
 }
 
 /// `orders` redemptions with different orders at once on a copy of the

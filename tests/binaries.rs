@@ -5,6 +5,7 @@ use offers_integration_tests::*;
 use offers_local::streams::lambda_event;
 use offers_local::{Answer, RuntimeApi};
 use serde_json::json;
+use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::time::Duration;
 
@@ -301,4 +302,129 @@ async fn the_challenge_progress_binary_completes_a_challenge() {
     let rejected = bed.scan(REJECTED).await;
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0]["reasonCode"], "invalid_transaction");
+}
+
+/// `event` with its body base64-encoded, as API Gateway sends a binary body.
+fn base64_body(mut event: serde_json::Value) -> serde_json::Value {
+    use base64::Engine;
+    let body = event["body"].as_str().unwrap_or_default().to_owned();
+    event["body"] = json!(base64::engine::general_purpose::STANDARD.encode(body));
+    event["isBase64Encoded"] = json!(true);
+    event
+}
+
+/// `event` with a body marked base64 that is not base64.
+fn undecodable_body(mut event: serde_json::Value) -> serde_json::Value {
+    event["body"] = json!("%%%not base64");
+    event["isBase64Encoded"] = json!(true);
+    event
+}
+
+/// Each API function's binary answers a body marked base64 that is not
+/// base64 with a 400 in the error shape (lambda_http alone panics: an
+/// invocation error), keeps running, and decodes a valid base64 body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_binary_answers_an_undecodable_base64_body_with_a_400() {
+    let bed = TestBed::with_sample_catalog().await;
+    // The sample offer the lookup and activity events name.
+    let batch = read_json("events/dispatcher-mixed-batch.json");
+    let records = batch["Records"].as_array().cloned().unwrap_or_default();
+    assert!(invoke(&bed.dispatcher(&[]), &records).await.is_empty());
+    let webhook_body = br#"{"assignments":[]}"#;
+    // Each binary, its environment, a request it answers with that status.
+    let functions: Vec<(&str, HashMap<String, String>, serde_json::Value, u64)> = vec![
+        (
+            "offer-lookup",
+            bed.environment(LOOKUP, &[]),
+            read_json("events/lookup-list.json"),
+            200,
+        ),
+        (
+            "offer-activity",
+            bed.environment(ACTIVITY, &[]),
+            read_json("events/activity-redeem.json"),
+            201,
+        ),
+        (
+            "support-assignment",
+            bed.environment(SUPPORT, &[]),
+            read_json("events/support-assign.json"),
+            201,
+        ),
+        (
+            "campaign-webhook",
+            bed.webhook_environment(&[]).await,
+            signed_webhook_event(webhook_body, "b64-delivery"),
+            202,
+        ),
+    ];
+    for (name, environment, valid, valid_status) in functions {
+        let runtime = RuntimeApi::start().await.expect("runtime api");
+        let mut function = spawn_function(
+            &function_binary(name),
+            &environment,
+            &shared_dynamodb().endpoint(),
+            &runtime,
+        );
+        let timeout = Duration::from_secs(30);
+        let refused = runtime
+            .invoke(undecodable_body(valid.clone()), timeout)
+            .await;
+        let decoded = runtime.invoke(base64_body(valid), timeout).await;
+        let _ = function.kill();
+        let _ = function.wait();
+
+        let (status, headers, body) = http_answer(refused);
+        assert_eq!(status, 400, "{name}: {body}");
+        assert_eq!(headers["content-type"], "application/json", "{name}");
+        assert_eq!(body["error"]["code"], "invalid_body_encoding", "{name}");
+        assert!(body["error"]["message"].is_string(), "{name}");
+        // The same process answered the next request: it did not die.
+        let (status, _, body) = http_answer(decoded);
+        assert_eq!(status, valid_status, "{name}: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_user_visits_binary_counts_visits_in_the_profile() {
+    let bed = TestBed::new().await;
+    let mut transactions = bed.transactions_stream().await;
+    bed.put(
+        TRANSACTIONS,
+        transaction("bin-1", SEED_USER, 12.5, "2026-05-02T10:00:00Z"),
+    )
+    .await;
+    let mut invalid = transaction("bin-bad", SEED_USER, 1.0, "2026-05-03T10:00:00Z");
+    invalid["occurredAt"] = json!("not a date");
+    bed.put(TRANSACTIONS, invalid).await;
+    let records = transactions.read_new().await.expect("stream");
+
+    let runtime = RuntimeApi::start().await.expect("runtime api");
+    let mut function = spawn_function(
+        &function_binary("user-visits"),
+        &bed.environment(VISITS, &[]),
+        &shared_dynamodb().endpoint(),
+        &runtime,
+    );
+    // Twice: the second delivery counts nothing more.
+    for _delivery in 0..2 {
+        let answer = runtime
+            .invoke(lambda_event(&records), Duration::from_secs(30))
+            .await;
+        assert_eq!(
+            answer,
+            Ok(Answer::Response(json!({"batchItemFailures": []})))
+        );
+    }
+    let _ = function.kill();
+    let _ = function.wait();
+    let profile = bed
+        .scan(PROFILES)
+        .await
+        .into_iter()
+        .find(|item| item["userId"] == SEED_USER)
+        .expect("the profile");
+    assert_eq!(profile["visits"], 1);
+    assert_eq!(profile["spendTotal"], 12.5);
+    assert_eq!(profile["lastVisitAt"], "2026-05-02T10:00:00Z");
 }

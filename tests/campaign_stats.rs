@@ -135,7 +135,33 @@ fn counts(
     order_value: f64,
 ) -> Value {
     json!({"assigned": assigned, "viewed": viewed, "clicked": clicked, "redeemed": redeemed,
-           "redemptions": redemptions, "revoked": revoked, "orderValue": order_value})
+           "redemptions": redemptions, "revoked": revoked, "orderValue": order_value,
+           "discountValue": 0.0})
+}
+
+/// A decimal text without trailing zeros after its point.
+fn normal(text: &str) -> &str {
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        text
+    }
+}
+
+/// A counter's stored amount, as DynamoDB's decimal text.
+async fn stored_amount(bed: &TestBed, sk: &str, name: &str) -> Option<String> {
+    let item = bed
+        .client
+        .get_item()
+        .table_name(bed.table(STATS))
+        .key("pk", AttributeValue::S(format!("campaign#{CAMPAIGN}")))
+        .key("sk", AttributeValue::S(sk.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get counter")
+        .item?;
+    item.get(name)?.as_n().ok().cloned()
 }
 
 /// Four offers of `camp-1` (users u-a..u-d) made by the dispatcher, and
@@ -251,20 +277,22 @@ async fn the_stats_api_shows_exact_counts_after_the_offers_life() {
     assert_eq!(days, vec![("2026-03-02".to_owned(), json!(2))]);
 
     // Learning counters for selection: the offer overall, all campaigns.
+    assert_eq!(fries_learning(&bed).await, (json!(4), json!(2), json!(2)));
+}
+
+/// What selection learns of `co-fries` overall: assigned, clicked, redeemed.
+async fn fries_learning(bed: &TestBed) -> (Value, Value, Value) {
     let learning = bed
         .scan(STATS)
         .await
         .into_iter()
         .find(|item| item["pk"] == "offer#co-fries" && item["sk"] == "overall")
         .expect("learning counter");
-    assert_eq!(
-        (
-            learning["assigned"].clone(),
-            learning["clicked"].clone(),
-            learning["redeemed"].clone()
-        ),
-        (json!(4), json!(2), json!(2))
-    );
+    (
+        learning["assigned"].clone(),
+        learning["clicked"].clone(),
+        learning["redeemed"].clone(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,13 +460,20 @@ async fn a_hostile_image_between_valid_neighbours_is_not_counted_and_never_retri
         item
     };
     bed.put(OFFERS, offer(0, json!({}))).await;
-    // A negative use count: no function of ours writes one.
-    bed.put(OFFERS, offer(1, json!({"redemptionCount": -3})))
+    // An offer id no counter's key can hold: no function of ours writes one.
+    bed.put(OFFERS, offer(1, json!({"offerId": "x".repeat(1_001)})))
         .await;
     bed.put(OFFERS, offer(2, json!({}))).await;
+    // A negative use count: not read (the uses not voided instead, none),
+    // the rest of the offer counted.
+    bed.put(OFFERS, offer(3, json!({"redemptionCount": -3})))
+        .await;
     let records = stream.read_new().await.expect("stream");
     assert!(invoke_stats(&bed.stats(&[]), &records).await.is_empty());
-    assert_eq!(stats_of(&bed, "camp-h").await.body["totals"]["assigned"], 2);
+    let body = stats_of(&bed, "camp-h").await.body;
+    assert_eq!(body["totals"]["assigned"], 3, "{body}");
+    assert_eq!(body["totals"]["redemptions"], 0, "{body}");
+    assert_eq!(body["offers"].as_array().map(Vec::len), Some(1), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -543,4 +578,143 @@ async fn counts_follow_what_the_real_functions_do() {
     check_counts(&stats_of(&bed, CAMPAIGN).await.body, &expected);
     assert!(invoke_stats(&stats, &records).await.is_empty());
     check_counts(&stats_of(&bed, CAMPAIGN).await.body, &expected);
+}
+
+/// Amounts through the real activity function, written as the client
+/// writes them: the largest one is counted exactly in `orderValue`,
+/// discounts are summed in `discountValue`, and a void takes both back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_amounts_are_counted_exactly_and_a_void_takes_the_discount_back() {
+    let bed = TestBed::with_sample_catalog().await;
+    let mut offers_stream = bed.offers_stream().await;
+    let mut pending = bed.stream().await;
+    let rows: Vec<Value> = ["x", "y"]
+        .iter()
+        .map(|k| fries_row(&format!("u-{k}"), k))
+        .collect();
+    let by_key = bed.dispatch_rows(&mut pending, &rows).await;
+    let activity = bed.activity(&[]);
+    let call = |method: &str, user: &str, path: String, text: Option<String>| {
+        let mut event = api_event(method, &path, "", Identity::Jwt(user));
+        if let Some(text) = text {
+            event["body"] = json!(text);
+            event["headers"]["content-type"] = json!("application/json");
+        }
+        event
+    };
+    let redeem = |user: &str, key: &str, order: &str, total: &str, discount: &str| {
+        call(
+            "POST",
+            user,
+            format!("/rewards/offers/{}/redemptions", by_key[key]),
+            Some(format!(
+                r#"{{"orderId": "{order}", "totalCost": {total}, "discount": {discount}, "serviceMode": "pickup"}}"#
+            )),
+        )
+    };
+    for (user, key, order, total, discount) in [
+        ("u-x", "x", "order-x", "999999999.9999", "0.0001"),
+        ("u-y", "y", "order-y1", "8.0001", "2.5"),
+    ] {
+        let answer = call_activity(&activity, &redeem(user, key, order, total, discount)).await;
+        assert_eq!(answer.status, 201, "{:?}", answer.body);
+    }
+    let stats = bed.stats(&[]);
+    let records = offers_stream.read_new().await.expect("offers stream");
+    assert!(invoke_stats(&stats, &records).await.is_empty());
+    let all = "offer#co-fries#all";
+    assert_eq!(
+        stored_amount(&bed, all, "orderValue")
+            .await
+            .as_deref()
+            .map(normal),
+        Some("1000000008")
+    );
+    assert_eq!(
+        stored_amount(&bed, all, "discountValue")
+            .await
+            .as_deref()
+            .map(normal),
+        Some("2.5001")
+    );
+    // The order was cancelled; a new one used the offer again.
+    let void = call(
+        "DELETE",
+        "u-y",
+        format!("/rewards/offers/{}/redemptions/order-y1", by_key["y"]),
+        None,
+    );
+    assert_eq!(call_activity(&activity, &void).await.status, 200);
+    let answer = call_activity(&activity, &redeem("u-y", "y", "order-y2", "9.5", "0.25")).await;
+    assert_eq!(answer.status, 201, "{:?}", answer.body);
+    let records = offers_stream.read_new().await.expect("offers stream");
+    assert!(invoke_stats(&stats, &records).await.is_empty());
+    // Replayed: nothing moves.
+    assert!(invoke_stats(&stats, &records).await.is_empty());
+    let order_value = stored_amount(&bed, all, "orderValue").await;
+    let discount_value = stored_amount(&bed, all, "discountValue").await;
+    assert_eq!(
+        order_value.as_deref().map(normal),
+        Some("1000000009.4999"),
+        "999999999.9999 + 9.5, exactly"
+    );
+    assert_eq!(discount_value.as_deref().map(normal), Some("0.2501"));
+    let body = stats_of(&bed, CAMPAIGN).await.body;
+    let mut expected = counts(2, 0, 0, 2, 2, 0, 1_000_000_009.499_9);
+    expected["discountValue"] = json!(0.2501);
+    check_counts(&body, &expected);
+}
+
+/// Counts the stream's new records, twice (a replay moves nothing), and
+/// checks the campaign's counts.
+async fn count_new(bed: &TestBed, stream: &mut offers_local::StreamReader, expected: &Value) {
+    let stats = bed.stats(&[]);
+    let records = stream.read_new().await.expect("offers stream");
+    assert!(invoke_stats(&stats, &records).await.is_empty());
+    assert!(invoke_stats(&stats, &records).await.is_empty());
+    check_counts(&stats_of(bed, CAMPAIGN).await.body, expected);
+}
+
+/// An offer item the statistics cannot read in full, written directly
+/// (amounts no API accepts: 1e30 and 1e-100, a redemption that is no map):
+/// what can be read counts, and every later change of that offer (a view,
+/// a click, a void, a revocation) still counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_read_in_part_still_counts_its_later_changes() {
+    let bed = TestBed::with_sample_catalog().await;
+    let mut offers_stream = bed.offers_stream().await;
+    let mut pending = bed.stream().await;
+    let by_key = bed
+        .dispatch_rows(&mut pending, &[fries_row("u-h", "h")])
+        .await;
+    let id = by_key["h"].clone();
+    count_new(&bed, &mut offers_stream, &counts(1, 0, 0, 0, 0, 0, 0.0)).await;
+    // Written directly, as no function of ours would.
+    update_offer(
+        &bed,
+        "u-h",
+        &id,
+        "SET redemptions = :map ADD redemptionCount :three",
+        json!({":map": {
+            "huge": redemption("huge", 1e30, "2026-03-02T12:00:00Z"),
+            "tiny": redemption("tiny", 1e-100, "2026-03-02T12:00:00Z"),
+            "fine": redemption("fine", 12.5, "2026-03-02T12:00:00Z"),
+            "odd": "not a redemption"
+        }, ":three": 3}),
+    )
+    .await;
+    count_new(&bed, &mut offers_stream, &counts(1, 0, 0, 1, 3, 0, 12.5)).await;
+    // The later changes of that offer, one batch each.
+    view(&bed, "u-h", &id).await;
+    count_new(&bed, &mut offers_stream, &counts(1, 1, 0, 1, 3, 0, 12.5)).await;
+    click(&bed, "u-h", &id).await;
+    void(&bed, "u-h", &id, "huge").await;
+    count_new(&bed, &mut offers_stream, &counts(1, 1, 1, 1, 2, 0, 12.5)).await;
+    revoke(&bed, "u-h", &id).await;
+    count_new(&bed, &mut offers_stream, &counts(1, 1, 1, 1, 2, 1, 12.5)).await;
+    assert_eq!(
+        fries_learning(&bed).await,
+        (json!(1), json!(1), json!(1)),
+        "selection learns from the offer too"
+    );
 }

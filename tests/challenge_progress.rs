@@ -251,25 +251,15 @@ async fn invalid_transactions_are_kept_between_valid_neighbours_once() {
     let id = challenge_offer(&bed, user, "1").await;
     let progress = bed.progress(&[]);
     let mut stream = bed.transactions_stream().await;
-    let mut negative = transaction("negative", user, 1.0, "2026-05-02T10:00:00Z");
-    negative["totalCost"] = json!(-5);
-    let mut no_user = transaction("no-user", user, 1.0, "2026-05-02T10:00:00Z");
-    no_user.as_object_mut().map(|item| item.remove("userId"));
-    let mut bad_date = transaction("bad-date", user, 1.0, "2026-05-02T10:00:00Z");
-    bad_date["occurredAt"] = json!("yesterday at noon");
-    let mut text_cost = transaction("text-cost", user, 1.0, "2026-05-02T10:00:00Z");
-    text_cost["totalCost"] = json!("12.50");
     let records = put_transactions(
         &bed,
         &mut stream,
         &[
-            transaction("valid-1", user, 5.0, "2026-05-02T10:00:00Z"),
-            negative,
-            no_user,
-            bad_date,
-            text_cost,
-            transaction("valid-2", user, 5.0, "2026-05-02T11:00:00Z"),
-        ],
+            vec![transaction("valid-1", user, 5.0, "2026-05-02T10:00:00Z")],
+            invalid_transactions(user),
+            vec![transaction("valid-2", user, 5.0, "2026-05-02T11:00:00Z")],
+        ]
+        .concat(),
     )
     .await;
     assert!(invoke_progress(&progress, &records).await.is_empty());

@@ -248,6 +248,23 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
         "stack-order-2"
     );
     assert!(completed["reward"]["grantedAt"].is_string(), "{completed}");
+    // The same two orders in the visitor's behaviour profile (UserVisitsFunction
+    // on the same stream), read by a support agent.
+    let profile = loop {
+        let (status, body) =
+            stack.get_as("/support/users/stack-visitor/profile", "agent-1", "support");
+        if status == 200 && body["visits"] == 2 {
+            break body;
+        }
+        assert!([200, 404].contains(&status), "{status} {body}");
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "not counted: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(profile["spend"], "<10", "(12.50 + 4.20) / 2");
+    assert_eq!(profile["visits30"], "2-3");
 
     // Ctrl-C stops the stack and everything it started.
     let mut stack = stack;

@@ -17,6 +17,7 @@ use offers_shared::challenge_progress::{
 use offers_shared::dispatch::{BatchReport, Outcome, RecordReport};
 use offers_shared::domain::campaign_stats::StatsProblem;
 use offers_shared::domain::ReasonCode;
+use offers_shared::profiles::{visit_metrics, VisitReport};
 use serde_json::json;
 use std::collections::BTreeSet;
 use yaml_serde::Value;
@@ -54,6 +55,25 @@ fn the_challenge_progress_stream_mapping_is_safe() {
     // The transactions table streams the new image (contract section 8).
     let stream = &template.properties(TRANSACTIONS).expect("table")["StreamSpecification"];
     assert_eq!(stream["StreamViewType"].as_str(), Some("NEW_IMAGE"));
+}
+
+#[test]
+fn the_user_visits_stream_mapping_is_safe() {
+    stream_mapping_is_safe(
+        VISITS,
+        TRANSACTIONS,
+        &["INSERT"],
+        [
+            "UserVisitsMaximumRetryAttempts",
+            "UserVisitsMaximumRecordAgeInSeconds",
+        ],
+    );
+    // Its own queue: a message names the function it came from.
+    let template = template();
+    assert_ne!(
+        on_failure_queue(&template, VISITS),
+        on_failure_queue(&template, PROGRESS)
+    );
 }
 
 #[test]
@@ -267,6 +287,7 @@ fn data_is_kept_and_expires_where_it_should() {
         "CampaignStatsTable",
         "OfferEventsTable",
         "WebhookDeliveriesTable",
+        PROFILES,
     ] {
         let ttl = &template.properties(table).expect("table")["TimeToLiveSpecification"];
         assert_eq!(ttl["AttributeName"].as_str(), Some("ttl"), "{table}");
@@ -282,6 +303,8 @@ fn data_is_kept_and_expires_where_it_should() {
         "CampaignStatsTable",
         "OfferEventsTable",
         "LoyaltyTransactionsTable",
+        PROFILES,
+        "CampaignsTable",
     ] {
         let properties = template.properties(table).expect("table");
         assert_eq!(
@@ -504,6 +527,21 @@ async fn record_the_calls_of_every_function() {
         .status,
         200
     );
+    // A user's behaviour profile (none yet: the read is the same).
+    assert_eq!(
+        call_support(
+            &support,
+            &support_event(
+                "GET",
+                "/support/users/perm-user/profile",
+                "",
+                Agent::Support("agent-1")
+            )
+        )
+        .await
+        .status,
+        404
+    );
     assert_eq!(
         needed(&bed, &recorder),
         granted(&template, SUPPORT),
@@ -714,6 +752,23 @@ async fn record_the_calls_of_every_function() {
         granted(&template, PROGRESS),
         "challenge progress: calls made vs policy"
     );
+
+    // User visits: the same transactions (two racing for one profile, an
+    // invalid one), delivered twice; then the support API reads a profile.
+    let recorder = PermissionRecorder::default();
+    let config = bed.visits_config(&[]);
+    let visits = user_visits::build_visits(bed.recording_client(&config.sdk, &recorder), &config);
+    for _delivery in 0..2 {
+        tokio::join!(
+            deliver_until_none_fail(&records[..1], |batch| invoke_visits(&visits, batch)),
+            deliver_until_none_fail(&records[1..], |batch| invoke_visits(&visits, batch)),
+        );
+    }
+    assert_eq!(
+        needed(&bed, &recorder),
+        granted(&template, VISITS),
+        "user visits: calls made vs policy"
+    );
 }
 
 #[test]
@@ -876,6 +931,38 @@ fn alarms_watch_what_the_runbook_covers() {
         "ChallengeProgressFailedRecordsAlarm",
         &alarm("ChallengeProgressFailedRecordsAlarm"),
         ProgressOutcome::Failed(ProgressFailure::StoreDown),
+    );
+    // The same for user visits: its queue, its stream, its failed records.
+    let queue = alarm("UserVisitsFailureQueueAlarm");
+    assert_eq!(
+        tagged(&queue["Dimensions"][0]["Value"], "!GetAtt"),
+        Some("UserVisitsFailureQueue.QueueName")
+    );
+    let age = alarm("UserVisitsIteratorAgeAlarm");
+    assert_eq!(age["MetricName"].as_str(), Some("IteratorAge"));
+    assert_eq!(watched_function(&age).as_deref(), Some(VISITS));
+    let line = offers_shared::metrics::emf::emf_line(
+        "f",
+        &visit_metrics(
+            &VisitReport(offers_shared::stream::runner::BatchReport {
+                records: vec![offers_shared::stream::runner::RecordReport {
+                    event_id: None,
+                    sequence_number: None,
+                    key: None,
+                    outcome: offers_shared::stream::runner::Outcome::Failed(
+                        offers_shared::stream::runner::Failure::StoreDown,
+                    ),
+                }],
+                store_down: true,
+            }),
+            chrono::Utc::now(),
+        ),
+    );
+    watches_the_count_of(
+        "UserVisitsFailedRecordsAlarm",
+        &alarm("UserVisitsFailedRecordsAlarm"),
+        &line,
+        VISITS,
     );
     // Each alarm notifies the optional topic and names its runbook section.
     for id in &alarms {
@@ -1229,6 +1316,16 @@ fn every_alarm_has_a_datadog_monitor_linking_the_same_runbook_section() {
             ),
         ),
         (
+            "personalized_offers.visits.",
+            visit_metrics(
+                &VisitReport(offers_shared::stream::runner::BatchReport {
+                    records: vec![],
+                    store_down: false,
+                }),
+                now,
+            ),
+        ),
+        (
             "",
             offers_shared::metrics::dispatch_metrics(&BatchReport::default(), now),
         ),
@@ -1300,6 +1397,8 @@ fn the_monitors_apply_script_fills_every_placeholder() {
             "offers-prod-ChallengeProgressFunction-AbC",
         )
         .env("PROGRESS_FAILURE_QUEUE", "offers-prod-ProgressFailure-XyZ")
+        .env("VISITS_FUNCTION", "offers-prod-UserVisitsFunction-AbC")
+        .env("VISITS_FAILURE_QUEUE", "offers-prod-VisitsFailure-XyZ")
         .env("RUNBOOK_URL", "https://wiki.example/runbook")
         .env("REJECTIONS_THRESHOLD", "250")
         .env_remove("DD_API_KEY")

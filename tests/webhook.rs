@@ -27,6 +27,27 @@ fn insert_count(records: &[Value]) -> usize {
         .count()
 }
 
+/// The delivery records of the deliveries table (not the used signatures).
+async fn delivery_records(bed: &TestBed) -> Vec<Map<String, Value>> {
+    bed.scan(DELIVERIES)
+        .await
+        .into_iter()
+        .filter(|item| item.contains_key("state"))
+        .collect()
+}
+
+/// The used signatures of the deliveries table: MAC hex to delivery id.
+async fn used_signatures(bed: &TestBed) -> Vec<(String, String)> {
+    bed.scan(DELIVERIES)
+        .await
+        .into_iter()
+        .filter_map(|item| {
+            let key = item["deliveryId"].as_str()?.strip_prefix("signature ")?;
+            Some((key.to_owned(), item["signatureOf"].as_str()?.to_owned()))
+        })
+        .collect()
+}
+
 /// Hands what the stream shows to the dispatcher; asserts nothing failed;
 /// returns how many INSERTs it saw.
 async fn dispatch(bed: &TestBed, stream: &mut offers_local::StreamReader) -> usize {
@@ -102,9 +123,10 @@ async fn a_signed_delivery_becomes_offers_and_invalid_assignments_are_reported_b
         bed.scan(REJECTED).await.is_empty(),
         "nothing for the dispatcher to reject"
     );
-    let deliveries = bed.scan(DELIVERIES).await;
+    let deliveries = delivery_records(&bed).await;
     assert_eq!(deliveries.len(), 1);
     assert_eq!(deliveries[0]["state"], "done");
+    assert_eq!(used_signatures(&bed).await.len(), 1);
     assert!(deliveries[0]["ttl"].as_i64().unwrap_or_default() > future_epoch(6));
 }
 
@@ -355,7 +377,7 @@ async fn an_interrupted_delivery_is_finished_by_the_retry_without_a_second_offer
     for i in 0..3 {
         assert_eq!(offers_of(&offers, &format!("camp-1+co-fries-{i}")), 1);
     }
-    assert_eq!(bed.scan(DELIVERIES).await[0]["state"], "done");
+    assert_eq!(delivery_records(&bed).await[0]["state"], "done");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,7 +409,8 @@ async fn the_sample_request_is_signed_with_the_local_secret_and_works_when_signe
             offers_local::moto::LOCAL_SIGNING_SECRET.as_bytes(),
             body.as_bytes(),
             t,
-        ),
+        )
+        .map(|_| ()),
         Ok(()),
         "signed with the local secret"
     );
@@ -405,4 +428,280 @@ async fn the_sample_request_is_signed_with_the_local_secret_and_works_when_signe
     assert_eq!(answer.body["accepted"], 2);
     assert_eq!(answer.body["rejected"][0]["index"], 2);
     assert_eq!(answer.body["rejected"][0]["code"], "unknown_offer");
+}
+
+/// `body` under `delivery` with the given `X-Offers-Signature`.
+fn event_signed_with(body: &[u8], signature: &str, delivery: &str) -> Value {
+    webhook_event(body, Some(signature.to_owned()), Some(delivery))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_is_good_for_one_delivery_and_a_replay_under_another_id_is_409() {
+    let bed = TestBed::with_sample_catalog().await;
+    let webhook = bed.webhook(&[]).await;
+    let mut stream = bed.stream().await;
+    let now = chrono::Utc::now().timestamp();
+    let assignments: Vec<Value> = (0..3)
+        .map(|i| fries_row("wh-sig", &format!("camp-1+co-fries-{i}")))
+        .collect();
+    let delivery = body(&assignments);
+    let first_signature = sign_now(&delivery, now - 5);
+    let first = call_webhook(
+        &webhook,
+        &event_signed_with(&delivery, &first_signature, "sig-1"),
+    )
+    .await;
+    assert_eq!(first.status, 202, "{:?}", first.body);
+    assert_eq!(first.body["accepted"], 3);
+    // Each row names its assignment: the delivery id and its index.
+    let pending = bed.scan(PENDING).await;
+    for i in 0..3 {
+        let row = pending
+            .iter()
+            .find(|row| row["sortKey"] == format!("camp-1+co-fries-{i}").as_str())
+            .expect("row");
+        assert_eq!(
+            row["assignmentId"],
+            offers_shared::domain::webhook::webhook_assignment_id("sig-1", i)
+        );
+    }
+
+    // A captured request replayed as a new delivery: 409, nothing written.
+    let replayed = call_webhook(
+        &webhook,
+        &event_signed_with(&delivery, &first_signature, "sig-2"),
+    )
+    .await;
+    assert_eq!(
+        (replayed.status, replayed.body["error"]["code"].as_str()),
+        (409, Some("signature_reused")),
+        "{:?}",
+        replayed.body
+    );
+    // The same delivery again, with its first signature or a new one: its answer.
+    let new_signature = sign_now(&delivery, now);
+    for signature in [&first_signature, &new_signature] {
+        let again = call_webhook(&webhook, &event_signed_with(&delivery, signature, "sig-1")).await;
+        assert_eq!((again.status, &again.body), (202, &first.body));
+        assert_eq!(again.idempotent_replayed.as_deref(), Some("true"));
+    }
+    // The new signature got a 202: it is used up too.
+    let reused = call_webhook(
+        &webhook,
+        &event_signed_with(&delivery, &new_signature, "sig-3"),
+    )
+    .await;
+    assert_eq!(reused.body["error"]["code"], "signature_reused");
+    assert_eq!(dispatch(&bed, &mut stream).await, 3, "written once");
+    assert_eq!(bed.scan(OFFERS).await.len(), 3);
+    let records = delivery_records(&bed).await;
+    assert_eq!(records.len(), 1, "no record of sig-2 or sig-3");
+    let signatures = used_signatures(&bed).await;
+    assert_eq!(signatures.len(), 2);
+    assert!(signatures.iter().all(|(_, owner)| owner == "sig-1"));
+    // Kept a little over the 300 s window, not for the delivery's 7 days.
+    for item in bed.scan(DELIVERIES).await {
+        if item.contains_key("signatureOf") {
+            let ttl = item["ttl"].as_i64().unwrap_or_default();
+            assert!(ttl > now + 300 && ttl < now + 900, "{ttl}");
+        }
+    }
+
+    // A request refused by the earlier checks uses nothing.
+    let other = body(&[fries_row("wh-sig-2", "camp-1+co-fries")]);
+    let other_signature = sign_now(&other, now);
+    let no_id = call_webhook(
+        &webhook,
+        &webhook_event(&other, Some(other_signature.clone()), None),
+    )
+    .await;
+    assert_eq!(no_id.status, 400);
+    let accepted = call_webhook(
+        &webhook,
+        &event_signed_with(&other, &other_signature, "sig-4"),
+    )
+    .await;
+    assert_eq!(accepted.status, 202, "{:?}", accepted.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_signature_under_five_delivery_ids_at_once_is_accepted_once() {
+    let bed = TestBed::with_sample_catalog().await;
+    let mut stream = bed.stream().await;
+    let assignments: Vec<Value> = (0..40)
+        .map(|i| fries_row("wh-sig-race", &format!("camp-1+co-fries-{i}")))
+        .collect();
+    let delivery = body(&assignments);
+    let signature = sign_now(&delivery, chrono::Utc::now().timestamp());
+    let handlers = futures::future::join_all((0..5).map(|_| bed.webhook(&[]))).await;
+    let answers = futures::future::join_all(handlers.iter().enumerate().map(|(i, webhook)| {
+        let event = event_signed_with(&delivery, &signature, &format!("race-{i}"));
+        async move { call_webhook(webhook, &event).await }
+    }))
+    .await;
+    let statuses: Vec<(u16, Option<&str>)> = answers
+        .iter()
+        .map(|a| (a.status, a.body["error"]["code"].as_str()))
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| s.0 == 202).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|s| **s == (409, Some("signature_reused")))
+            .count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(delivery_records(&bed).await.len(), 1);
+    assert_eq!(
+        dispatch(&bed, &mut stream).await,
+        40,
+        "each row written once"
+    );
+    assert_eq!(bed.scan(OFFERS).await.len(), 40);
+}
+
+/// Contract section 11, last bullet: the function's process is SIGKILLed
+/// midway through a 500-row delivery's writes (no error seen, no release),
+/// what it wrote is dispatched, and the platform sends the delivery again to
+/// a new process: the first signature while its holder's lease runs (503,
+/// retry later), a new one after. The delivery then yields exactly its 500
+/// offers: rows rewritten after their dispatch carry the same assignmentId
+/// and make no second offer; the rows never written are written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_killed_midway_and_sent_again_yields_each_offer_exactly_once() {
+    use offers_local::RuntimeApi;
+    use std::time::Duration;
+    let bed = TestBed::with_sample_catalog().await;
+    let mut stream = bed.stream().await;
+    let assignments: Vec<Value> = (0..500)
+        .map(|i| {
+            fries_row(
+                &format!("wh-kill-{}", i % 50),
+                &format!("camp-1+co-fries-{i}"),
+            )
+        })
+        .collect();
+    let delivery = body(&assignments);
+    let first_signature = sign_now(&delivery, chrono::Utc::now().timestamp());
+    let settings = [
+        ("WEBHOOK_LEASE_SECONDS", "10"),
+        ("WEBHOOK_WAIT_FOR_HOLDER_MS", "0"),
+    ];
+    let webhook = function_binary("campaign-webhook");
+
+    // The first process: its first 4 BatchWriteItem calls (at most 100 rows)
+    // reach DynamoDB, the later ones are held, waiting (no timeout, so no
+    // failure it could see and record) until it is killed.
+    let gate = OperationGate::start(&shared_dynamodb().endpoint(), "BatchWriteItem", 4).await;
+    let mut environment = bed.webhook_environment(&settings).await;
+    environment.insert("DYNAMODB_OPERATION_TIMEOUT_MS".into(), "60000".into());
+    environment.insert("DYNAMODB_ATTEMPT_TIMEOUT_MS".into(), "60000".into());
+    let runtime = RuntimeApi::start().await.expect("runtime api");
+    let mut first = spawn_function(&webhook, &environment, &gate.endpoint(), &runtime);
+    let midway = async {
+        while gate.held() == 0 || bed.scan(PENDING).await.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        answer = runtime.invoke(
+            event_signed_with(&delivery, &first_signature, "dlv-killed"),
+            Duration::from_secs(120),
+        ) => panic!("the first process answered instead of being stopped midway: {answer:?}"),
+        () = midway => {}
+    }
+    // Child::kill is SIGKILL: the process ends where it is.
+    first.kill().expect("SIGKILL");
+    let _ = first.wait();
+    drop(runtime);
+    drop(gate);
+
+    let written = bed.scan(PENDING).await.len();
+    assert!(
+        (1..=100).contains(&written),
+        "killed midway: {written} of 500 rows written"
+    );
+    let records = delivery_records(&bed).await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records[0]["state"], "inProgress",
+        "left as the process died"
+    );
+    assert!(
+        records[0].get("writtenRows").is_none(),
+        "it recorded nothing"
+    );
+    // The dispatcher makes offers of what was written meanwhile.
+    let dispatched_before = dispatch(&bed, &mut stream).await;
+    assert!(dispatched_before >= 1);
+
+    // The platform sends the delivery again; a new process answers.
+    let runtime = RuntimeApi::start().await.expect("runtime api");
+    let environment = bed.webhook_environment(&settings).await;
+    let mut second = spawn_function(
+        &webhook,
+        &environment,
+        &shared_dynamodb().endpoint(),
+        &runtime,
+    );
+    let mut signature = first_signature.clone();
+    let mut refusals = Vec::new();
+    let accepted = loop {
+        let event = event_signed_with(&delivery, &signature, "dlv-killed");
+        let (status, headers, answer) =
+            http_answer(runtime.invoke(event, Duration::from_secs(60)).await);
+        if status == 202 {
+            break answer;
+        }
+        // Within the dead holder's lease: in progress, retry later.
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (503, Some("delivery_in_progress")),
+            "{answer}"
+        );
+        assert!(headers["retry-after"].is_string(), "{headers}");
+        refusals.push(status);
+        assert!(refusals.len() < 5, "still in progress after its lease");
+        let lease_until = delivery_records(&bed).await[0]["leaseUntil"]
+            .as_i64()
+            .unwrap_or_default();
+        let wait = lease_until - chrono::Utc::now().timestamp_millis() + 200;
+        tokio::time::sleep(Duration::from_millis(wait.max(0).unsigned_abs())).await;
+        // The platform's retry, signed anew.
+        signature = sign_now(&delivery, chrono::Utc::now().timestamp());
+    };
+    assert_eq!(accepted, json!({"accepted": 500, "rejected": []}));
+    // Sent once more, signed anew: the same delivery, its answer, nothing written.
+    let again = runtime
+        .invoke(
+            signed_webhook_event(&delivery, "dlv-killed"),
+            Duration::from_secs(60),
+        )
+        .await;
+    let _ = second.kill();
+    let _ = second.wait();
+    let (status, headers, answer) = http_answer(again);
+    assert_eq!((status, &answer), (202, &accepted));
+    assert_eq!(headers["idempotent-replayed"], "true");
+    assert_eq!(delivery_records(&bed).await[0]["state"], "done");
+
+    // The rest is dispatched: one offer per assignment, none missing.
+    dispatch(&bed, &mut stream).await;
+    assert!(bed.scan(PENDING).await.is_empty(), "every row consumed");
+    let offers = bed.scan(OFFERS).await;
+    let missing_or_doubled: Vec<(usize, usize)> = (0..500)
+        .map(|i| (i, offers_of(&offers, &format!("camp-1+co-fries-{i}"))))
+        .filter(|(_, count)| *count != 1)
+        .collect();
+    assert_eq!(
+        missing_or_doubled,
+        vec![],
+        "(assignment, offers) not exactly one"
+    );
+    assert_eq!(offers.len(), 500);
 }

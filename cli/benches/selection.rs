@@ -245,27 +245,6 @@ fn choice_part(bed: &TestBed, dir: &Path, plan_arg: &str) {
     );
 }
 
-async fn pending_count(bed: &TestBed) -> u64 {
-    let mut total = 0;
-    let mut start = None;
-    loop {
-        let page = bed
-            .client
-            .scan()
-            .table_name(bed.table(PENDING))
-            .select(aws_sdk_dynamodb::types::Select::Count)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("count");
-        total += page.count() as u64;
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            return total;
-        }
-    }
-}
-
 /// A DynamoDB Local of its own, with the bench's catalog and statistics.
 async fn fresh_side() -> (DynamoDbLocal, TestBed) {
     let local = DynamoDbLocal::start(StartOptions::default()).unwrap_or_else(|err| panic!("{err}"));
@@ -309,7 +288,7 @@ async fn write_part(bed: &TestBed, dir: &Path, plan_arg: &str, users: u64) {
     let floor_side = || async {
         let (_local, bed) = fresh_side().await;
         let (floor, written) = floor_write(&bed.client, bed.table(PENDING), &rows).await;
-        assert_eq!(pending_count(&bed).await, written as u64);
+        assert_eq!(bed.count(PENDING).await, written as u64);
         floor
     };
     let plan_side = || async {
@@ -326,7 +305,7 @@ async fn write_part(bed: &TestBed, dir: &Path, plan_arg: &str, users: u64) {
         .status()
         .expect("plan");
         let elapsed = started.elapsed();
-        let written = pending_count(&bed).await;
+        let written = bed.count(PENDING).await;
         if !status.success() || written != count as u64 {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             panic!("the plan wrote {written} of {count} rows ({status}):\n{text}");

@@ -21,16 +21,18 @@ pub enum Table {
     Rejected,
     CampaignStats,
     Transactions,
+    Campaigns,
 }
 
 impl Table {
-    pub const ALL: [Table; 6] = [
+    pub const ALL: [Table; 7] = [
         Table::Pending,
         Table::LoyaltyOffers,
         Table::Catalog,
         Table::Rejected,
         Table::CampaignStats,
         Table::Transactions,
+        Table::Campaigns,
     ];
 
     pub fn logical_id(self) -> &'static str {
@@ -41,6 +43,7 @@ impl Table {
             Table::Rejected => "RejectedPersonalizedOffersTable",
             Table::CampaignStats => "CampaignStatsTable",
             Table::Transactions => "LoyaltyTransactionsTable",
+            Table::Campaigns => "CampaignsTable",
         }
     }
 
@@ -53,6 +56,7 @@ impl Table {
             Table::Rejected => "REJECTED_TABLE_NAME",
             Table::CampaignStats => offers_shared::config::CAMPAIGN_STATS_TABLE_VARIABLE,
             Table::Transactions => offers_shared::config::TRANSACTIONS_TABLE_VARIABLE,
+            Table::Campaigns => offers_shared::config::CAMPAIGNS_TABLE_VARIABLE,
         }
     }
 }
@@ -60,7 +64,7 @@ impl Table {
 /// Physical table names, as far as they are known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {
-    names: [Option<String>; 6],
+    names: [Option<String>; 7],
 }
 
 impl TableNames {

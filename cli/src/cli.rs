@@ -9,8 +9,8 @@ use std::path::PathBuf;
 const AFTER_HELP: &str = "\
 Tables: with --local, offers-local-<LogicalId> on DynamoDB Local. Otherwise
 PENDING_TABLE_NAME, LOYALTY_OFFERS_TABLE_NAME, OFFER_CATALOG_TABLE_NAME,
-REJECTED_TABLE_NAME, CAMPAIGN_STATS_TABLE and LOYALTY_TRANSACTIONS_TABLE_NAME (the stack
-outputs), else --table-prefix P for P<LogicalId>.
+REJECTED_TABLE_NAME, CAMPAIGN_STATS_TABLE, LOYALTY_TRANSACTIONS_TABLE_NAME and
+CAMPAIGNS_TABLE_NAME (the stack outputs), else --table-prefix P for P<LogicalId>.
 
 Exit codes: 0 ok, 1 invalid input, 2 command-line usage (or a table name
 missing), 3 AWS/service failure (or rows left unwritten). See docs/cli.md.";
@@ -257,6 +257,40 @@ pub enum CampaignCommand {
     /// Replay the engine on Open Bandit Dataset logs: IPW and self-normalised
     /// IPW estimates with bootstrap 95% intervals (no AWS access)
     Evaluate(EvaluateArgs),
+    /// Store a campaign definition (alwaysOn or manual) from a JSON FILE
+    ///
+    /// Checked whole first (each invalid field named; an always-on pool
+    /// checked against the catalog as the dispatcher checks rows): if
+    /// anything is wrong, nothing is stored (exit code 1). The same
+    /// campaignId again replaces the definition as its next version; the
+    /// earlier versions are kept (the last 4), used budget counters and the
+    /// pause are left as they are.
+    Put(CampaignPutArgs),
+    /// The stored campaigns: mode, status (now), version, budget
+    List(CampaignListArgs),
+    /// Pause a campaign: no new always-on offers until it is resumed
+    Pause(CampaignIdArgs),
+    /// Resume a paused campaign
+    Resume(CampaignIdArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CampaignPutArgs {
+    /// The definition: JSON {campaignId, mode: "alwaysOn" | "manual", ...} (docs/cli.md)
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CampaignListArgs {
+    /// [{campaignId, mode, status, version, budget?}] instead of the table
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CampaignIdArgs {
+    /// The campaign's id
+    pub campaign: String,
 }
 
 #[derive(Debug, Args)]

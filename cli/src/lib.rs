@@ -55,6 +55,18 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Campaign(CampaignCommand::Plan(args)) => {
             commands::campaign::plan(args, &connection).await
         }
+        Command::Campaign(CampaignCommand::Put(args)) => {
+            commands::definitions::put(args, &connection).await
+        }
+        Command::Campaign(CampaignCommand::List(args)) => {
+            commands::definitions::list(args, &connection).await
+        }
+        Command::Campaign(CampaignCommand::Pause(args)) => {
+            commands::definitions::set_paused(args, true, &connection).await
+        }
+        Command::Campaign(CampaignCommand::Resume(args)) => {
+            commands::definitions::set_paused(args, false, &connection).await
+        }
         Command::Campaign(CampaignCommand::Simulate(args)) => commands::simulate::run(args),
         Command::Campaign(CampaignCommand::Evaluate(args)) => commands::evaluate::run(args),
     }

@@ -3,6 +3,7 @@
 //! `resolve_catalog`, `build_offer`) before anything is chosen or written.
 
 use chrono::{DateTime, Duration, Utc};
+pub use offers_shared::domain::campaign::PoolOffer;
 use offers_shared::domain::limits::{key_problem, quote, MAX_ID_BYTES, MAX_SORT_KEY_BYTES};
 use offers_shared::domain::selection::{EngineConfig, Prior, Reward, MAX_POOL};
 use offers_shared::domain::{build_offer, parse_pending_row, resolve_catalog, CatalogEntry};
@@ -31,6 +32,11 @@ struct PlanFile {
     /// Days after which an outcome weighs half as much.
     #[serde(default)]
     half_life: Option<f64>,
+    /// Section 14: read from the plan's `document` and checked as a campaign
+    /// definition's budget (exit code 1); here only so that it is known.
+    #[serde(default)]
+    #[allow(dead_code)]
+    budget: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -51,14 +57,6 @@ struct PriorFile {
     weight: Option<f64>,
 }
 
-/// One offer of the pool, as each of its rows will carry it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PoolOffer {
-    pub offer_id: String,
-    pub template_id: Option<String>,
-    pub rules: Option<Map<String, Value>>,
-}
-
 /// A plan that passed its own checks (not yet the catalog's).
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -67,6 +65,8 @@ pub struct Plan {
     pub start_date: String,
     pub expiry_date: String,
     pub config: EngineConfig,
+    /// The plan as given: its campaign definition (`mode: "planned"`).
+    pub document: Map<String, Value>,
 }
 
 /// The seed when the plan gives none: a plan is reproducible by default.
@@ -76,6 +76,8 @@ impl Plan {
     /// Reads a plan; every problem found is listed.
     pub fn parse(text: &str) -> Result<Plan, Vec<String>> {
         let file: PlanFile = serde_json::from_str(text)
+            .map_err(|err| vec![format!("the plan is not valid: {err}")])?;
+        let document: Map<String, Value> = serde_json::from_str(text)
             .map_err(|err| vec![format!("the plan is not valid: {err}")])?;
         let mut problems = Vec::new();
         if let Some(problem) = key_problem("campaignId", &file.campaign_id, MAX_ID_BYTES) {
@@ -167,6 +169,7 @@ impl Plan {
             start_date: file.start_date,
             expiry_date: file.expiry_date,
             config,
+            document,
         })
     }
 
@@ -196,61 +199,98 @@ impl Plan {
 
     /// The row of `offer` for a user, without rank and selection.
     pub fn sample_row(&self, offer: &PoolOffer, user_id: &str) -> Map<String, Value> {
-        let mut row = Map::new();
-        row.insert("userId".into(), json!(user_id));
-        row.insert("sortKey".into(), json!(self.sort_key(offer)));
-        row.insert("offerId".into(), json!(offer.offer_id));
-        row.insert("campaignId".into(), json!(self.campaign_id));
-        row.insert("startDate".into(), json!(self.start_date));
-        row.insert("expiryDate".into(), json!(self.expiry_date));
-        if let Some(template_id) = &offer.template_id {
-            row.insert("templateId".into(), json!(template_id));
-        }
-        if let Some(rules) = &offer.rules {
-            row.insert("rules".into(), Value::Object(rules.clone()));
-        }
-        row
+        pool_row(
+            &self.campaign_id,
+            offer,
+            user_id,
+            (&self.start_date, &self.expiry_date),
+        )
     }
 
-    /// Each offer of the pool as the dispatcher will see its rows: the row's
-    /// own checks (shape, dates, `expired`), then the catalog's (offer,
-    /// template, rules). Returns the expiry (epoch seconds) or the problems.
+    /// Each offer of the pool as the dispatcher will see its rows (see
+    /// [`check_pool`]). Returns the expiry (epoch seconds) or the problems.
     pub fn check_against_catalog(
         &self,
         catalog: &HashMap<String, CatalogEntry>,
         now: DateTime<Utc>,
     ) -> Result<i64, Vec<String>> {
-        let mut problems = Vec::new();
-        let mut expiry = 0;
-        for (index, offer) in self.pool.iter().enumerate() {
-            let row = self.sample_row(offer, "plan-check");
-            let outcome = parse_pending_row(&row, now).and_then(|assignment| {
-                let (config, template) = resolve_catalog(&assignment, |id| catalog.get(id))?;
-                build_offer(
-                    &assignment,
-                    config,
-                    template,
-                    Uuid::nil(),
-                    now,
-                    Duration::zero(),
-                )?;
-                Ok(assignment.expiry_date.timestamp())
-            });
-            match outcome {
-                Ok(at) => expiry = at,
-                Err(rejection) => problems.push(format!(
-                    "pool[{index}] ({}): {}: {}",
-                    offer.offer_id,
-                    rejection.code.as_str(),
-                    rejection.message
-                )),
-            }
+        check_pool(
+            &self.campaign_id,
+            &self.pool,
+            (&self.start_date, &self.expiry_date),
+            catalog,
+            now,
+        )
+    }
+}
+
+/// The row of `offer` of a campaign for a user, without rank and selection.
+pub fn pool_row(
+    campaign_id: &str,
+    offer: &PoolOffer,
+    user_id: &str,
+    (start_date, expiry_date): (&str, &str),
+) -> Map<String, Value> {
+    let mut row = Map::new();
+    row.insert("userId".into(), json!(user_id));
+    row.insert(
+        "sortKey".into(),
+        json!(format!("{campaign_id}+{}", offer.offer_id)),
+    );
+    row.insert("offerId".into(), json!(offer.offer_id));
+    row.insert("campaignId".into(), json!(campaign_id));
+    row.insert("startDate".into(), json!(start_date));
+    row.insert("expiryDate".into(), json!(expiry_date));
+    if let Some(template_id) = &offer.template_id {
+        row.insert("templateId".into(), json!(template_id));
+    }
+    if let Some(rules) = &offer.rules {
+        row.insert("rules".into(), Value::Object(rules.clone()));
+    }
+    row
+}
+
+/// Each offer of a pool as the dispatcher will see its rows: the row's own
+/// checks (shape, dates, `expired`), then the catalog's (offer, template,
+/// rules), with the dispatcher's code. Returns the rows' expiry (epoch
+/// seconds) or the problems, one per offer.
+pub fn check_pool(
+    campaign_id: &str,
+    pool: &[PoolOffer],
+    dates: (&str, &str),
+    catalog: &HashMap<String, CatalogEntry>,
+    now: DateTime<Utc>,
+) -> Result<i64, Vec<String>> {
+    let mut problems = Vec::new();
+    let mut expiry = 0;
+    for (index, offer) in pool.iter().enumerate() {
+        let row = pool_row(campaign_id, offer, "plan-check", dates);
+        let outcome = parse_pending_row(&row, now).and_then(|assignment| {
+            let (config, template) = resolve_catalog(&assignment, |id| catalog.get(id))?;
+            build_offer(
+                &assignment,
+                config,
+                template,
+                Uuid::nil(),
+                now,
+                Duration::zero(),
+            )?;
+            Ok(assignment.expiry_date.timestamp())
+        });
+        match outcome {
+            Ok(at) => expiry = at,
+            Err(rejection) => problems.push(format!(
+                "pool[{index}] ({}): {}: {}",
+                offer.offer_id,
+                rejection.code.as_str(),
+                rejection.message
+            )),
         }
-        if problems.is_empty() {
-            Ok(expiry)
-        } else {
-            Err(problems)
-        }
+    }
+    if problems.is_empty() {
+        Ok(expiry)
+    } else {
+        Err(problems)
     }
 }
 

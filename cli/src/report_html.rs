@@ -222,7 +222,11 @@ fn counts_row(out: &mut String, label: &str, counts: &Counts) {
     for value in counts.numbers() {
         let _ = write!(out, "<td>{value}</td>");
     }
-    let _ = write!(out, "<td>{}</td></tr>", counts.order_value);
+    let _ = write!(
+        out,
+        "<td>{}</td><td>{}</td></tr>",
+        counts.order_value, counts.discount_value
+    );
 }
 
 /// The whole page.
@@ -246,7 +250,7 @@ pub fn html_report(report: &CampaignReport) -> Result<String, ChartError> {
     for name in offers_shared::domain::campaign_stats::COUNT_NAMES {
         let _ = write!(page, "<th>{name}</th>");
     }
-    page.push_str("<th>orderValue</th></tr></thead><tbody>");
+    page.push_str("<th>orderValue</th><th>discountValue</th></tr></thead><tbody>");
     for offer in &report.offers {
         counts_row(&mut page, &offer.offer_id, &offer.all);
         if report.uses_selection {

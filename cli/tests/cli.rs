@@ -25,6 +25,16 @@ struct Run {
 /// Runs `offers` with the standard AWS settings pointing at DynamoDB Local,
 /// none of the caller's AWS or table variables, and fake keys.
 fn run_offers(args: &[&str]) -> Run {
+    let output = offers_command(args).output().expect("run offers");
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// `offers ARGS` as [`run_offers`] runs it, to be started by the caller.
+fn offers_command(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_offers"));
     for variable in [
         "PENDING_TABLE_NAME",
@@ -32,6 +42,8 @@ fn run_offers(args: &[&str]) -> Run {
         "OFFER_CATALOG_TABLE_NAME",
         "REJECTED_TABLE_NAME",
         "CAMPAIGN_STATS_TABLE",
+        "LOYALTY_TRANSACTIONS_TABLE_NAME",
+        "CAMPAIGNS_TABLE_NAME",
         "AWS_PROFILE",
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_DYNAMODB",
@@ -40,22 +52,26 @@ fn run_offers(args: &[&str]) -> Run {
     ] {
         command.env_remove(variable);
     }
-    let output = command
+    command
         .args(args)
         .env("AWS_ACCESS_KEY_ID", "fake")
         .env("AWS_SECRET_ACCESS_KEY", "fake")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .expect("run offers");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    command
 }
 
 /// `offers --endpoint-url <DynamoDB Local> --region us-east-1 --table-prefix <the bed's> ARGS`.
 fn offers(bed: &TestBed, args: &[&str]) -> Run {
+    run_offers(
+        &bed_args(bed, args)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The arguments of [`offers`].
+fn bed_args(bed: &TestBed, args: &[&str]) -> Vec<String> {
     let prefix = bed
         .table(PENDING)
         .strip_suffix(PENDING)
@@ -71,7 +87,7 @@ fn offers(bed: &TestBed, args: &[&str]) -> Run {
         prefix.as_str(),
     ];
     all.extend_from_slice(args);
-    run_offers(&all)
+    all.into_iter().map(str::to_owned).collect()
 }
 
 /// A file of this test run's own.
@@ -116,6 +132,13 @@ fn as_item(value: Value) -> Item {
     serde_dynamo::to_item(value).expect("item")
 }
 
+/// The row as `offers assign` writes it: with the assignmentId it derives.
+fn with_assignment_id(row: Value) -> Value {
+    let mut row = object(row);
+    offers_cli::commands::assign::with_assignment_id(&mut row);
+    Value::Object(row)
+}
+
 fn object(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
@@ -141,7 +164,11 @@ async fn a_jsonl_file_is_assigned_with_the_contract_types() {
     let items = raw_items(&bed, PENDING).await;
     assert_eq!(items.len(), 2);
     let written = pending_item(&items, "camp-1+co-fries");
-    assert_eq!(written, as_item(plain), "exactly the row given");
+    assert_eq!(
+        written,
+        as_item(with_assignment_id(plain)),
+        "exactly the row given, with its assignmentId"
+    );
     assert!(matches!(written["rank"], AttributeValue::N(_)));
     assert!(matches!(written["ttl"], AttributeValue::N(_)));
     assert!(matches!(written["rules"], AttributeValue::M(_)));
@@ -152,7 +179,7 @@ async fn a_jsonl_file_is_assigned_with_the_contract_types() {
         AttributeValue::S(SEED_STATUS.to_owned()),
         "the challenge stays JSON text"
     );
-    assert_eq!(written, as_item(challenge));
+    assert_eq!(written, as_item(with_assignment_id(challenge)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,21 +201,21 @@ async fn a_csv_file_is_assigned_with_typed_cells_and_empty_cells_absent() {
     assert_eq!(items.len(), 2);
     assert_eq!(
         pending_item(&items, "camp-2+co-fries"),
-        as_item(json!({
+        as_item(with_assignment_id(json!({
             "userId": "user-c", "sortKey": "camp-2+co-fries", "offerId": "co-fries",
             "campaignId": "camp-2", "ttl": 1_900_000_000, "startDate": "2024-01-01T00:00:00Z",
             "expiryDate": expiry, "rank": 3, "rules": {"minimumSpend": 4.5}
-        }))
+        })))
     );
     let challenge = pending_item(&items, "task-1+x");
     assert_eq!(
         challenge,
-        as_item(json!({
+        as_item(with_assignment_id(json!({
             "userId": SEED_USER, "sortKey": "task-1+x", "offerId": SEED_OFFER,
             "startDate": "2024-01-01T00:00:00+00:00", "expiryDate": expiry, "rank": 12,
             "challengeType": "frequency", "challengeStatus": SEED_STATUS,
             "frequency": SEED_OFFER, "taskId": "task-1"
-        }))
+        })))
     );
     assert_eq!(challenge["rank"], AttributeValue::N("12".into()));
 }
@@ -1095,16 +1122,7 @@ async fn bad_plans_and_audiences_exit_2_and_write_nothing() {
     for (name, plan, users, expected) in cases {
         let plan = write_file(&format!("plan-{name}.json"), &plan.to_string());
         let users = write_file(&format!("audience-{name}.jsonl"), &users);
-        let run = offers(
-            &bed,
-            &[
-                "campaign",
-                "plan",
-                path_str(&plan),
-                "--audience",
-                path_str(&users),
-            ],
-        );
+        let run = plan_run(&bed, &plan, &users);
         assert_eq!(run.code, 2, "{name}: {}", run.stderr);
         assert!(run.stderr.contains(expected), "{name}: {}", run.stderr);
         assert!(
@@ -1194,4 +1212,609 @@ fn uniform_random_on_the_random_log_reproduces_its_click_rate() {
         let ipw = policy["ipw"].as_f64().expect("a rate");
         assert!((0.0..=1.0).contains(&ipw), "{policy}");
     }
+}
+
+// ------------------------------------------------ campaign definitions --
+
+const CAMPAIGNS: &str = "CampaignsTable";
+
+fn past_date(days: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::days(days))
+        .format("%Y-%m-%dT%H:%M:%S+0000")
+        .to_string()
+}
+
+fn always_on_definition(extra: Value) -> Value {
+    let mut definition = json!({
+        "campaignId": "camp-ao",
+        "mode": "alwaysOn",
+        "pool": [
+            {"offerId": "co-fries", "rules": {"minimumSpend": 4}},
+            {"offerId": "co-coffee"}
+        ],
+        "startDate": past_date(1),
+        "endDate": future_date(30),
+        "validDays": 7,
+        "cadence": "P1D",
+        "slots": 2,
+        "reward": "redeemed"
+    });
+    if let (Value::Object(definition), Value::Object(extra)) = (&mut definition, extra) {
+        definition.extend(extra);
+    }
+    definition
+}
+
+fn put_definition(bed: &TestBed, name: &str, definition: &Value) -> Run {
+    let file = write_file(name, &definition.to_string());
+    offers(bed, &["campaign", "put", path_str(&file)])
+}
+
+fn listed(bed: &TestBed) -> Vec<Value> {
+    let run = offers(bed, &["campaign", "list", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    serde_json::from_str::<Vec<Value>>(&run.stdout).expect("a JSON array")
+}
+
+fn campaign_item<'a>(items: &'a [Item], id: &str) -> &'a Item {
+    items
+        .iter()
+        .find(|item| item.get("campaignId") == Some(&AttributeValue::S(id.to_owned())))
+        .unwrap_or_else(|| panic!("no campaign {id}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn definitions_are_versioned_listed_paused_and_keep_their_used_budget() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+
+    let run = put_definition(&bed, "ao-1.json", &always_on_definition(json!({})));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("stored as version 1"), "{run:?}");
+    assert_eq!(
+        listed(&bed),
+        vec![
+            json!({"campaignId": "camp-ao", "mode": "alwaysOn", "status": "active", "version": 1})
+        ]
+    );
+
+    let budget = json!({"budget": {"offers": 20, "redemptions": 10, "discountValue": 50.5}});
+    let run = put_definition(&bed, "ao-2.json", &always_on_definition(budget.clone()));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("version 2, replacing version 1"),
+        "{run:?}"
+    );
+    // Budget counters live on the item; the budget's users ADD to them.
+    bed.client
+        .update_item()
+        .table_name(bed.table(CAMPAIGNS))
+        .key("campaignId", AttributeValue::S("camp-ao".into()))
+        .update_expression("ADD usedOffers :n")
+        .expression_attribute_values(":n", AttributeValue::N("7".into()))
+        .send()
+        .await
+        .expect("use the budget");
+    let run = put_definition(&bed, "ao-3.json", &always_on_definition(budget));
+    assert_eq!(run.code, 0, "{run:?}");
+    let listed_now = listed(&bed);
+    assert_eq!(listed_now[0]["version"], 3);
+    assert_eq!(
+        listed_now[0]["budget"],
+        json!({"offers": {"limit": 20, "used": 7}, "redemptions": {"limit": 10, "used": 0},
+               "discountValue": {"limit": 50.5, "used": 0.0}}),
+        "a put keeps what was used"
+    );
+    let items = raw_items(&bed, CAMPAIGNS).await;
+    let history = campaign_item(&items, "camp-ao")["history"]
+        .as_l()
+        .expect("history")
+        .clone();
+    let versions: Vec<&AttributeValue> = history
+        .iter()
+        .map(|entry| &entry.as_m().expect("entry")["version"])
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            &AttributeValue::N("2".into()),
+            &AttributeValue::N("1".into())
+        ],
+        "earlier versions kept, newest first"
+    );
+
+    // The table view, then pause and resume.
+    let table = offers(&bed, &["campaign", "list"]);
+    assert!(table.stdout.contains("offers 7/20"), "{table:?}");
+    let run = offers(&bed, &["campaign", "pause", "camp-ao"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(listed(&bed)[0]["status"], "paused");
+    let run = put_definition(&bed, "ao-4.json", &always_on_definition(json!({})));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(listed(&bed)[0]["status"], "paused", "a put keeps the pause");
+    assert_eq!(offers(&bed, &["campaign", "resume", "camp-ao"]).code, 0);
+    assert_eq!(listed(&bed)[0]["status"], "active");
+    let too_long = "c".repeat(3_000);
+    for command in ["pause", "resume"] {
+        let run = offers(&bed, &["campaign", command, "camp-none"]);
+        assert_eq!(run.code, 1, "{command}: {run:?}");
+        assert!(run.stderr.contains("no campaign camp-none"), "{run:?}");
+        let run = offers(&bed, &["campaign", command, &too_long]);
+        assert_eq!(run.code, 1, "{command}: {run:?}");
+        assert!(run.stderr.contains("3000 bytes"), "{run:?}");
+    }
+
+    // Manual campaigns: dates optional; statuses from the dates.
+    for (id, extra, status) in [
+        ("m-later", json!({"startDate": future_date(3)}), "scheduled"),
+        ("m-over", json!({"endDate": past_date(1)}), "ended"),
+        ("m-open", json!({"budget": {"offers": 0}}), "active"),
+    ] {
+        let mut definition = json!({"campaignId": id, "mode": "manual"});
+        if let (Value::Object(definition), Value::Object(extra)) = (&mut definition, extra) {
+            definition.extend(extra);
+        }
+        let run = put_definition(&bed, &format!("{id}.json"), &definition);
+        assert_eq!(run.code, 0, "{run:?}");
+        let all = listed(&bed);
+        let shown = all
+            .iter()
+            .find(|view| view["campaignId"] == id)
+            .expect("listed");
+        assert_eq!(shown["status"], status, "{id}");
+        assert_eq!(shown["mode"], "manual");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_definitions_exit_1_naming_the_field_and_store_nothing() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    let cases = [
+        (json!({"budget": {"offers": -1}}), "budget.offers"),
+        (
+            json!({"budget": {"redemptions": "ten"}}),
+            "budget.redemptions",
+        ),
+        (
+            json!({"budget": {"discountValue": "lots"}}),
+            "budget.discountValue",
+        ),
+        (json!({"cadence": "PT30S"}), "cadence"),
+        (json!({"validDays": 400}), "validDays"),
+        (json!({"slots": 0}), "slots"),
+        (json!({"holdout": 2}), "holdout"),
+        (json!({"reward": "viewed"}), "reward"),
+        (json!({"endDate": past_date(3)}), "endDate"),
+        (json!({"campaignId": "c".repeat(2_000)}), "campaignId"),
+        (
+            json!({"pool": [{"offerId": "co-nope"}, {"offerId": "co-coffee"}]}),
+            "unknown_offer",
+        ),
+        (
+            json!({"pool": [{"offerId": "co-fries"}, {"offerId": "co-coffee"}]}),
+            "missing_rule",
+        ),
+    ];
+    for (index, (extra, named)) in cases.into_iter().enumerate() {
+        let run = put_definition(
+            &bed,
+            &format!("bad-{index}.json"),
+            &always_on_definition(extra.clone()),
+        );
+        assert_eq!(run.code, 1, "{extra}: {run:?}");
+        assert!(
+            run.stderr.contains(named),
+            "{extra}: names {named}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("nothing stored"), "{}", run.stderr);
+    }
+    let manual = put_definition(
+        &bed,
+        "bad-manual.json",
+        &json!({"campaignId": "m", "mode": "manual", "budget": {"offers": 1.5}}),
+    );
+    assert_eq!(manual.code, 1, "{manual:?}");
+    assert!(manual.stderr.contains("budget.offers"), "{}", manual.stderr);
+    let huge = write_file("huge.json", &"x".repeat(100_000));
+    let run = offers(&bed, &["campaign", "put", path_str(&huge)]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(raw_items(&bed, CAMPAIGNS).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_puts_each_get_their_own_version() {
+    let bed = TestBed::new().await;
+    let file = write_file(
+        "manual-race.json",
+        &json!({"campaignId": "m-race", "mode": "manual", "budget": {"offers": 5}}).to_string(),
+    );
+    let args = bed_args(&bed, &["campaign", "put", path_str(&file)]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let children: Vec<std::process::Child> = (0..5)
+        .map(|_| {
+            offers_command(&args)
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn offers")
+        })
+        .collect();
+    let mut versions: Vec<String> = children
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output().expect("offers ran");
+            assert!(output.status.success(), "{output:?}");
+            let text = String::from_utf8_lossy(&output.stdout).into_owned();
+            let at = text.find("version ").expect("a version") + "version ".len();
+            text[at..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect()
+        })
+        .collect();
+    versions.sort();
+    assert_eq!(versions, ["1", "2", "3", "4", "5"], "none lost, none twice");
+    assert_eq!(listed(&bed)[0]["version"], 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assign_derives_assignment_ids_and_checks_given_ones() {
+    let bed = TestBed::new().await;
+    let mut given = fries_row("user-g", "camp-1+given");
+    given["assignmentId"] = json!("my-own-id");
+    let derived = fries_row("user-d", "camp-1+derived");
+    let file = write_file("ids.jsonl", &jsonl(&[given, derived.clone()]));
+    let run = offers(&bed, &["assign", path_str(&file)]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let items = raw_items(&bed, PENDING).await;
+    assert_eq!(
+        pending_item(&items, "camp-1+given")["assignmentId"],
+        AttributeValue::S("my-own-id".into())
+    );
+    let first = pending_item(&items, "camp-1+derived")["assignmentId"].clone();
+    let id = first.as_s().expect("text").clone();
+    assert!(!id.is_empty() && id.len() <= 128, "{id}");
+    // The same file again: the same ids (a rerun makes no second offer).
+    assert_eq!(offers(&bed, &["assign", path_str(&file)]).code, 0);
+    let again = raw_items(&bed, PENDING).await;
+    assert_eq!(
+        pending_item(&again, "camp-1+derived")["assignmentId"],
+        first
+    );
+    // Another expiry is another assignment.
+    let mut later = derived;
+    later["sortKey"] = json!("camp-1+later");
+    let other = {
+        let mut row = object(later.clone());
+        offers_cli::commands::assign::with_assignment_id(&mut row);
+        row["assignmentId"].clone()
+    };
+    later["expiryDate"] = json!(future_date(40));
+    let mut row = object(later);
+    offers_cli::commands::assign::with_assignment_id(&mut row);
+    assert_ne!(row["assignmentId"], other);
+
+    for bad in [json!(""), json!("x".repeat(129)), json!(12)] {
+        let mut row = fries_row("user-b", "camp-1+bad");
+        row["assignmentId"] = bad.clone();
+        let file = write_file("bad-id.jsonl", &jsonl(&[row]));
+        let run = offers(&bed, &["assign", path_str(&file)]);
+        assert_eq!(run.code, 1, "{bad}: {run:?}");
+        assert!(run.stdout.contains("assignmentId"), "{run:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_stores_its_definition_and_a_rerun_writes_the_same_rows() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    put_learning_counters(&bed).await;
+    let plan = campaign_plan(json!({"budget": {"offers": 100}}));
+    let plan_file = write_file("plan-rerun.json", &plan.to_string());
+    let users = write_file("audience-rerun.jsonl", &audience(30));
+    let args = [
+        "campaign",
+        "plan",
+        path_str(&plan_file),
+        "--audience",
+        path_str(&users),
+    ];
+    let run = offers(&bed, &args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let first = bed.scan(PENDING).await;
+    assert_eq!(first.len(), 60);
+    for row in &first {
+        let id = row["assignmentId"].as_str().expect("an assignmentId");
+        assert!(!id.is_empty() && id.len() <= 128);
+    }
+    let ids: std::collections::HashSet<&str> = first
+        .iter()
+        .map(|row| row["assignmentId"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(ids.len(), 60, "one assignment per (user, rank)");
+    let shown = listed(&bed);
+    assert_eq!(shown[0]["mode"], "planned");
+    assert_eq!(shown[0]["status"], "active");
+    assert_eq!(
+        shown[0]["budget"],
+        json!({"offers": {"limit": 100, "used": 0}})
+    );
+
+    // The statistics move the other way: a fresh plan would choose otherwise.
+    for offer in [
+        "co-fries",
+        "co-coffee",
+        "290fb746-9850-4994-b7d7-5630046792e1",
+    ] {
+        let redeemed = if offer == "co-fries" { 300 } else { 0 };
+        bed.put(
+            STATS,
+            json!({"pk": format!("offer#{offer}"), "sk": "overall", "offerId": offer,
+            "assigned": 400, "clicked": 0, "redeemed": redeemed}),
+        )
+        .await;
+    }
+    let rerun = offers(&bed, &args);
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    assert!(
+        rerun.stderr.contains("statistics snapshot"),
+        "{}",
+        rerun.stderr
+    );
+    let mut again = bed.scan(PENDING).await;
+    let mut first = first;
+    let key = |row: &Map<String, Value>| format!("{}|{}", row["userId"], row["sortKey"]);
+    first.sort_by_key(key);
+    again.sort_by_key(key);
+    assert_eq!(first, again, "the same rows, byte for byte");
+
+    // A rerun may change the budget only.
+    let mut new_budget = plan.clone();
+    new_budget["budget"] = json!({"offers": 150});
+    let budget = write_file("plan-rerun-budget.json", &new_budget.to_string());
+    let run = plan_run(&bed, &budget, &users);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(listed(&bed)[0]["version"], 2);
+    assert_eq!(listed(&bed)[0]["budget"]["offers"]["limit"], 150);
+
+    // Another plan or another audience under the same campaignId: refused.
+    let mut other = plan.clone();
+    other["seed"] = json!(6);
+    let other_plan = write_file("plan-rerun-other.json", &other.to_string());
+    let run = plan_run(&bed, &other_plan, &users);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("another plan"), "{}", run.stderr);
+    let other_users = write_file("audience-rerun-other.jsonl", &audience(31));
+    let run = plan_run(&bed, &budget, &other_users);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("audience"), "{}", run.stderr);
+    assert_eq!(bed.scan(PENDING).await.len(), 60, "nothing written");
+
+    // A plan's budget is checked as a definition's.
+    let bad = write_file(
+        "plan-bad-budget.json",
+        &campaign_plan(json!({"campaignId": "camp-b", "budget": {"redemptions": -3}})).to_string(),
+    );
+    let run = plan_run(&bed, &bad, &users);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("budget.redemptions"), "{}", run.stderr);
+    // And `put` leaves planned campaigns to their plan.
+    let run = put_definition(
+        &bed,
+        "over-plan.json",
+        &json!({"campaignId": "camp-sel", "mode": "manual"}),
+    );
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("planned campaign"), "{}", run.stderr);
+}
+
+// ------------------------------------- a plan killed midway, run again --
+
+/// Starts `offers campaign plan`, SIGKILLs it once the pending table holds
+/// at least `rows` rows, and returns how many it holds then.
+async fn plan_killed_after(bed: &TestBed, plan: &Path, users: &Path, rows: u64) -> u64 {
+    let args = bed_args(
+        bed,
+        &[
+            "campaign",
+            "plan",
+            path_str(plan),
+            "--audience",
+            path_str(users),
+            "--concurrency",
+            "1",
+        ],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = offers_command(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn offers");
+    loop {
+        if let Some(status) = child.try_wait().expect("the plan's status") {
+            panic!("the plan ended ({status}) before it could be killed midway");
+        }
+        let count = bed.count(PENDING).await;
+        if count >= rows {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // std's kill is SIGKILL: no chance to finish a batch or clean up.
+    child.kill().expect("SIGKILL");
+    let status = child.wait().expect("reaped");
+    assert!(!status.success(), "killed, not finished: {status}");
+    bed.count(PENDING).await
+}
+
+/// Moves the statistics, then runs the plan again to its end.
+async fn rerun_with_moved_statistics(bed: &TestBed, plan: &Path, users: &Path) -> Run {
+    move_statistics(bed).await;
+    let rerun = plan_run(bed, plan, users);
+    assert_eq!(rerun.code, 0, "{}", rerun.stderr);
+    rerun
+}
+
+/// `offers campaign plan PLAN --audience USERS`, written to the bed's tables.
+fn plan_run(bed: &TestBed, plan: &Path, users: &Path) -> Run {
+    offers(
+        bed,
+        &[
+            "campaign",
+            "plan",
+            path_str(plan),
+            "--audience",
+            path_str(users),
+        ],
+    )
+}
+
+/// Moves the statistics so that a fresh read would choose otherwise.
+async fn move_statistics(bed: &TestBed) {
+    for offer in [
+        "co-fries",
+        "co-coffee",
+        "290fb746-9850-4994-b7d7-5630046792e1",
+    ] {
+        let redeemed = if offer == "290fb746-9850-4994-b7d7-5630046792e1" {
+            390
+        } else {
+            0
+        };
+        bed.put(
+            STATS,
+            json!({"pk": format!("offer#{offer}"), "sk": "overall", "offerId": offer,
+            "assigned": 400, "clicked": 0, "redeemed": redeemed}),
+        )
+        .await;
+    }
+}
+
+fn row_key(row: &Map<String, Value>) -> String {
+    format!("{}|{}", row["userId"], row["sortKey"])
+}
+
+/// Each user's rows or offers of the campaign: exactly `k`, of `k` distinct
+/// offers and `k` distinct assignmentIds, for every one of `users`.
+fn assert_k_distinct_per_user(items: &[Map<String, Value>], users: usize, k: usize, what: &str) {
+    let mut by_user: HashMap<String, Vec<&Map<String, Value>>> = HashMap::new();
+    for item in items {
+        by_user
+            .entry(item["userId"].as_str().unwrap_or_default().to_owned())
+            .or_default()
+            .push(item);
+    }
+    assert_eq!(by_user.len(), users, "{what}: every user, none missing");
+    for (user, items) in &by_user {
+        let offers: std::collections::BTreeSet<&str> = items
+            .iter()
+            .map(|item| item["offerId"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            items.len(),
+            k,
+            "{what}: {user} has {} ({offers:?})",
+            items.len()
+        );
+        assert_eq!(offers.len(), k, "{what}: {user}'s offers are distinct");
+    }
+}
+
+/// A bed with the catalog and statistics, and the files of a plan of
+/// `campaign` (k = 2) for `users` users.
+async fn plan_bed(campaign: &str, users: usize) -> (TestBed, PathBuf, PathBuf) {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    put_learning_counters(&bed).await;
+    let plan = write_file(
+        &format!("plan-{campaign}.json"),
+        &campaign_plan(json!({"campaignId": campaign})).to_string(),
+    );
+    let audience_file = write_file(&format!("audience-{campaign}.jsonl"), &audience(users));
+    (bed, plan, audience_file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_of_20000_users_killed_midway_and_run_again_writes_each_user_k_rows() {
+    let users = 20_000;
+    let (bed, plan, audience_file) = plan_bed("camp-kill", users).await;
+
+    let at_kill = plan_killed_after(&bed, &plan, &audience_file, 3_000).await;
+    assert!(at_kill < 2 * users as u64, "midway: {at_kill} rows");
+    let written_before: HashMap<String, Map<String, Value>> = bed
+        .scan(PENDING)
+        .await
+        .into_iter()
+        .map(|row| (row_key(&row), row))
+        .collect();
+    let rerun = rerun_with_moved_statistics(&bed, &plan, &audience_file).await;
+    assert!(
+        rerun.stderr.contains("statistics snapshot"),
+        "{}",
+        rerun.stderr
+    );
+
+    let rows = bed.scan(PENDING).await;
+    assert_eq!(rows.len(), 2 * users);
+    assert_k_distinct_per_user(&rows, users, 2, "pending rows");
+    let ids: std::collections::HashSet<&str> = rows
+        .iter()
+        .map(|row| row["assignmentId"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(ids.len(), 2 * users, "one assignmentId per (user, rank)");
+    for row in &rows {
+        let id = row["assignmentId"].as_str().unwrap_or_default();
+        assert!((1..=128).contains(&id.chars().count()), "{id}");
+        if let Some(before) = written_before.get(&row_key(row)) {
+            assert_eq!(
+                before, row,
+                "a row of the killed run is rewritten as it was"
+            );
+        }
+    }
+}
+
+/// Hands records to the dispatcher in Lambda-sized batches, redelivering
+/// failed ones as the event source mapping does.
+async fn dispatch_all(bed: &TestBed, records: &[Value]) {
+    let dispatcher = bed.dispatcher(&[]);
+    for batch in records.chunks(100) {
+        deliver_until_none_fail(batch, |left| invoke(&dispatcher, left)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_killed_midway_dispatched_and_run_again_makes_k_offers_per_user() {
+    let users = 3_000;
+    let (bed, plan, audience_file) = plan_bed("camp-kill-d", users).await;
+    let mut stream = bed.stream().await;
+
+    let at_kill = plan_killed_after(&bed, &plan, &audience_file, 1_000).await;
+    assert!(at_kill < 2 * users as u64, "midway: {at_kill} rows");
+    // Half of what the killed run wrote becomes offers before the rerun;
+    // the other half is still pending when the rerun rewrites it.
+    let first = stream.read_new().await.expect("stream");
+    let (dispatched, undispatched) = first.split_at(first.len() / 2);
+    dispatch_all(&bed, dispatched).await;
+    let rerun = rerun_with_moved_statistics(&bed, &plan, &audience_file).await;
+    assert!(
+        rerun.stderr.contains("statistics snapshot"),
+        "{}",
+        rerun.stderr
+    );
+    dispatch_all(&bed, undispatched).await;
+    let second = stream.read_new().await.expect("stream");
+    dispatch_all(&bed, &second).await;
+
+    let offers_made: Vec<Map<String, Value>> = bed
+        .scan(OFFERS)
+        .await
+        .into_iter()
+        .filter(|offer| offer.get("campaignId") == Some(&json!("camp-kill-d")))
+        .collect();
+    assert_k_distinct_per_user(&offers_made, users, 2, "offers");
+    assert!(bed.scan(REJECTED).await.is_empty(), "no row rejected");
+    assert!(bed.scan(PENDING).await.is_empty(), "every row consumed");
 }

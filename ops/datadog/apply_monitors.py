@@ -7,8 +7,9 @@
 
 Placeholders: STAGE (--stage); DISPATCHER_FUNCTION and FAILURE_QUEUE (the
 dispatcher's function name and its on-failure queue's name), STATS_FUNCTION,
-STATS_FAILURE_QUEUE, PROGRESS_FUNCTION, PROGRESS_FAILURE_QUEUE (the same for
-campaign statistics and challenge progress: from the stack with
+STATS_FAILURE_QUEUE, PROGRESS_FUNCTION, PROGRESS_FAILURE_QUEUE, VISITS_FUNCTION,
+VISITS_FAILURE_QUEUE (the same for campaign statistics, challenge progress and
+user visits: from the stack with
 --stack, through the AWS CLI, or from those environment variables);
 ITERATOR_AGE_MS, REJECTIONS_THRESHOLD, FAILED_RECORDS_THRESHOLD (environment,
 default the template's defaults: use the stage's values); RUNBOOK_URL (where
@@ -61,7 +62,9 @@ def values(args):
                              ("STATS_FUNCTION", "CampaignStatsFunction"),
                              ("STATS_FAILURE_QUEUE", "CampaignStatsFailureQueue"),
                              ("PROGRESS_FUNCTION", "ChallengeProgressFunction"),
-                             ("PROGRESS_FAILURE_QUEUE", "ChallengeProgressFailureQueue")]:
+                             ("PROGRESS_FAILURE_QUEUE", "ChallengeProgressFailureQueue"),
+                             ("VISITS_FUNCTION", "UserVisitsFunction"),
+                             ("VISITS_FAILURE_QUEUE", "UserVisitsFailureQueue")]:
         value = os.environ.get(name)
         if not value and args.stack:
             value = stack_resource(args.stack, logical_id)

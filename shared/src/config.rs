@@ -172,6 +172,24 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         })
     }
 
+    /// A stream function's batch settings: how many keys run at once
+    /// (`concurrency_variable`, 1 to 256, default 16) and the time kept in
+    /// hand before the deadline (`DEADLINE_MARGIN_MS`, default 2 s).
+    pub fn runner_settings(
+        &self,
+        concurrency_variable: &'static str,
+    ) -> Result<crate::stream::runner::RunnerSettings, ConfigError> {
+        Ok(crate::stream::runner::RunnerSettings {
+            concurrency: usize::try_from(self.number_or(concurrency_variable, 16, 1..=256)?)
+                .unwrap_or(16),
+            deadline_margin: Duration::from_millis(self.number_or(
+                "DEADLINE_MARGIN_MS",
+                2_000,
+                0..=60_000,
+            )?),
+        })
+    }
+
     pub fn catalog_cache_ttl(&self) -> Result<Duration, ConfigError> {
         self.number_or("CATALOG_CACHE_TTL_SECONDS", 60, 0..=3_600)
             .map(Duration::from_secs)
@@ -196,7 +214,11 @@ pub const OFFER_EVENTS_TABLE_VARIABLE: &str = "OFFER_EVENTS_TABLE_NAME";
 /// transactions add`); challenge progress reads only its stream, so no
 /// function is given its name.
 pub const TRANSACTIONS_TABLE_VARIABLE: &str = "LOYALTY_TRANSACTIONS_TABLE_NAME";
+/// `CampaignsTable`: campaign definitions and their budgets (section 13, 14).
+pub const CAMPAIGNS_TABLE_VARIABLE: &str = "CAMPAIGNS_TABLE_NAME";
 pub const WEBHOOK_DELIVERIES_TABLE_VARIABLE: &str = "WEBHOOK_DELIVERIES_TABLE_NAME";
+/// `UserProfilesTable`: behaviour profiles (user visits writes, support reads).
+pub const USER_PROFILES_TABLE_VARIABLE: &str = "USER_PROFILES_TABLE_NAME";
 
 /// An environment given as pairs, for tests.
 pub fn env_of(pairs: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {

@@ -17,6 +17,7 @@ pub mod error;
 pub mod fakes;
 pub mod metrics;
 pub mod ports;
+pub mod profiles;
 pub mod stream;
 pub mod support;
 pub mod telemetry;

@@ -428,6 +428,28 @@ pub enum DeliveryState {
     Done,
 }
 
+/// A delivery's use of the signature it came with (contract section 11: a
+/// signature is good for one delivery). Named by the MAC, tied to the
+/// delivery id: the same delivery may come again with it, no other may.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignatureClaim {
+    /// The matched `v1`, lower-case hex.
+    pub mac_hex: String,
+    pub delivery_id: String,
+    /// When the claim may be forgotten: a little after the signature's `t`
+    /// is out of the tolerance, when it is refused as stale anyway.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Whether a signature could be claimed for a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureUse {
+    /// Unused before, or used by this same delivery.
+    Claimed,
+    /// Used by another delivery: nothing was written.
+    Reused,
+}
+
 /// A request's claim on a delivery id: first come, first served.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryClaim {
@@ -441,14 +463,18 @@ pub struct DeliveryClaim {
     pub lease_until: DateTime<Utc>,
     /// When the record may be forgotten (the table's TTL).
     pub expires_at: DateTime<Utc>,
+    /// The request's signature, claimed with the delivery (one write).
+    pub signature: SignatureClaim,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClaimOutcome {
-    /// This request holds the delivery now.
+    /// This request holds the delivery now (and its signature is used).
     Claimed,
     /// Someone else's record, as stored: nothing was written.
     Held(Box<DeliveryRecord>),
+    /// The signature was used by another delivery: nothing was written.
+    SignatureReused,
 }
 
 /// What a batch write of pending rows did, by the rows' positions.
@@ -464,11 +490,20 @@ pub struct RowsWritten {
 /// The campaign webhook's writes: a delivery is claimed with a conditional
 /// put before any row is written, so that one delivery writes its rows once.
 pub trait WebhookStore: Send + Sync {
-    /// Puts the claim unless a record of the delivery id exists (then returns it).
+    /// Puts the claim and uses its signature, both or neither: unless a
+    /// record of the delivery id exists (then returns it) or the signature
+    /// was used by another delivery.
     fn claim_delivery(
         &self,
         claim: &DeliveryClaim,
     ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
+    /// Uses the signature for its delivery (a request of a delivery already
+    /// recorded), unless another delivery used it.
+    fn claim_signature(
+        &self,
+        claim: &SignatureClaim,
+    ) -> impl Future<Output = Result<SignatureUse, StoreError>> + Send;
 
     /// Takes over a delivery whose holder `previous` was interrupted: only
     /// if it is still held by `previous`, in progress, and its lease has
@@ -526,4 +561,54 @@ pub trait SelectionStatsReader: Send + Sync {
         &self,
         offer_ids: &[String],
     ) -> impl Future<Output = Result<LearningCounters, StoreError>> + Send;
+}
+
+/// A user's behaviour profile as stored, with the version its next write
+/// is conditioned on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredProfile {
+    pub user_id: String,
+    /// Bumped by every write; 0 is "no profile yet".
+    pub version: u64,
+    pub profile: crate::domain::profile::Profile,
+}
+
+/// One visit counted into a profile: the profile after it, written only if
+/// the stored one is still at `expected_version` and the transaction was
+/// never counted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileWrite {
+    pub user_id: String,
+    pub transaction_id: String,
+    /// The version read (0: there was no profile).
+    pub expected_version: u64,
+    pub profile: crate::domain::profile::Profile,
+    /// When it is counted: the transaction's mark is kept from then for
+    /// the replay horizon.
+    pub counted_at: DateTime<Utc>,
+}
+
+/// What became of a [`ProfileWrite`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileWriteOutcome {
+    Written,
+    /// The transaction was counted before (a redelivery): nothing written.
+    AlreadyCounted,
+    /// Another write changed the profile since it was read: read it again.
+    Stale,
+}
+
+/// `UserProfilesTable`: one item per user, and each counted transaction's mark.
+pub trait ProfileStore: Send + Sync {
+    /// The user's profile (strongly consistent), `None` before their first visit.
+    fn profile(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Option<StoredProfile>, StoreError>> + Send;
+
+    /// Writes the profile and marks the transaction counted, both or neither.
+    fn count_visit(
+        &self,
+        write: &ProfileWrite,
+    ) -> impl Future<Output = Result<ProfileWriteOutcome, StoreError>> + Send;
 }

@@ -62,7 +62,7 @@ async fn run() {
         .expect("the activity function has the offers table")
         .to_owned();
     let body = json!({"orderId": "order-1", "totalCost": 12.5, "serviceMode": "pickup"});
-    let request = parse_redemption_request(body.as_object().expect("object")).expect("valid");
+    let request = parse_redemption_request(body.to_string().as_bytes()).expect("valid");
 
     let through_handler = |offer: &PersonalizedOffer| {
         let activity = &activity;

@@ -4,7 +4,7 @@
 
 use crate::fixtures::{
     sample_catalog, ACTIVITY, CATALOG, DISPATCHER, LOOKUP, OFFERS, PENDING, PROGRESS,
-    STATS_FUNCTION, SUPPORT, TRANSACTIONS, WEBHOOK,
+    STATS_FUNCTION, SUPPORT, TRANSACTIONS, VISITS, WEBHOOK,
 };
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -143,6 +143,28 @@ impl TestBed {
         items
     }
 
+    /// How many items a table holds (Scan, Select COUNT, every page).
+    pub async fn count(&self, logical_id: &str) -> u64 {
+        let mut total = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(self.table(logical_id))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("count");
+            total += u64::try_from(page.count()).unwrap_or(0);
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return total;
+            }
+        }
+    }
+
     pub async fn stream(&self) -> StreamReader {
         StreamReader::open(&self.sdk, &self.client, self.table(PENDING))
             .await
@@ -251,6 +273,18 @@ impl TestBed {
         campaign_webhook::build_webhook(dynamodb_client(&self.sdk, &config.sdk), &config, secret)
     }
 
+    /// The environment the webhook's binary gets: template.yaml's, the
+    /// secret's ARN in moto, and moto's Secrets Manager endpoint.
+    pub async fn webhook_environment(&self, overrides: &[(&str, &str)]) -> HashMap<String, String> {
+        let (endpoint, arn) = shared_signing_secret().await;
+        let mut all = vec![
+            ("WEBHOOK_SIGNING_SECRET_ARN", arn.as_str()),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint.as_str()),
+        ];
+        all.extend_from_slice(overrides);
+        self.environment(WEBHOOK, &all)
+    }
+
     /// The signing secret as the function reads it at init.
     pub async fn webhook_secret(
         &self,
@@ -303,6 +337,17 @@ impl TestBed {
         challenge_progress::build_progress(dynamodb_client(&self.sdk, &config.sdk), &config)
     }
 
+    pub fn visits_config(&self, overrides: &[(&str, &str)]) -> user_visits::VisitsConfig {
+        user_visits::VisitsConfig::from_env(&self.env(VISITS, overrides))
+            .expect("user visits config")
+    }
+
+    /// User visits exactly as its main.rs wires it, configured from template.yaml.
+    pub fn visits(&self, overrides: &[(&str, &str)]) -> user_visits::DynamoUserVisits {
+        let config = self.visits_config(overrides);
+        user_visits::build_visits(dynamodb_client(&self.sdk, &config.sdk), &config)
+    }
+
     /// Puts pending rows and hands what the stream shows to the dispatcher;
     /// returns the `personalizedOfferId` of each row's offer, by sort key.
     pub async fn dispatch_rows(
@@ -337,6 +382,15 @@ impl TestBed {
     }
 }
 
+/// The sequence numbers a stream function reported in `batchItemFailures`.
+fn failed_items(response: aws_lambda_events::event::streams::DynamoDbEventResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .into_iter()
+        .filter_map(|failure| failure.item_identifier)
+        .collect()
+}
+
 /// Calls the handler the way Lambda does, with a default context.
 pub async fn invoke(
     dispatcher: &offer_dispatcher::DynamoDispatcher,
@@ -360,11 +414,7 @@ pub async fn invoke_with(
     )
     .await
     .expect("handler");
-    response
-        .batch_item_failures
-        .into_iter()
-        .filter_map(|failure| failure.item_identifier)
-        .collect()
+    failed_items(response)
 }
 
 /// Calls the statistics handler the way Lambda does; returns the sequence
@@ -377,11 +427,7 @@ pub async fn invoke_stats(stats: &campaign_stats::DynamoStats, records: &[Value]
     )
     .await
     .expect("handler");
-    response
-        .batch_item_failures
-        .into_iter()
-        .filter_map(|failure| failure.item_identifier)
-        .collect()
+    failed_items(response)
 }
 
 /// Calls challenge progress's handler the way Lambda does, with a default
@@ -397,11 +443,23 @@ pub async fn invoke_progress(
     )
     .await
     .expect("handler");
-    response
-        .batch_item_failures
-        .into_iter()
-        .filter_map(|failure| failure.item_identifier)
-        .collect()
+    failed_items(response)
+}
+
+/// Calls user visits' handler the way Lambda does, with a default context;
+/// returns the sequence numbers reported in `batchItemFailures`.
+pub async fn invoke_visits(
+    visits: &user_visits::DynamoUserVisits,
+    records: &[Value],
+) -> Vec<String> {
+    let response = user_visits::handler::handle(
+        visits,
+        &offers_shared::metrics::memory::MemoryMetrics::default(),
+        LambdaEvent::new(lambda_event(records), Context::default()),
+    )
+    .await
+    .expect("handler");
+    failed_items(response)
 }
 
 /// Where the lookup and support tests start.

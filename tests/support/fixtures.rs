@@ -18,6 +18,8 @@ pub const TRANSACTIONS: &str = "LoyaltyTransactionsTable";
 pub const PROGRESS: &str = "ChallengeProgressFunction";
 pub const WEBHOOK: &str = "CampaignWebhookFunction";
 pub const DELIVERIES: &str = "WebhookDeliveriesTable";
+pub const PROFILES: &str = "UserProfilesTable";
+pub const VISITS: &str = "UserVisitsFunction";
 
 pub const SEED_OFFER: &str = "290fb746-9850-4994-b7d7-5630046792e1";
 pub const SEED_USER: &str = "us-east-1:192991f1-ede8-47bf-89e1-3942d4ab8aaa";
@@ -106,4 +108,19 @@ pub fn transaction(
         "storeId": "store-7",
         "serviceMode": "pickup"
     })
+}
+
+/// Transactions of `user` that can never count (contract section 8): a
+/// negative cost, no user, a date that is not one, a cost that is text.
+pub fn invalid_transactions(user: &str) -> Vec<Value> {
+    let valid = |id: &str| transaction(id, user, 1.0, "2026-05-02T10:00:00Z");
+    let mut negative = valid("negative");
+    negative["totalCost"] = json!(-5);
+    let mut no_user = valid("no-user");
+    no_user.as_object_mut().map(|item| item.remove("userId"));
+    let mut bad_date = valid("bad-date");
+    bad_date["occurredAt"] = json!("yesterday at noon");
+    let mut text_cost = valid("text-cost");
+    text_cost["totalCost"] = json!("12.50");
+    vec![negative, no_user, bad_date, text_cost]
 }

@@ -8,18 +8,22 @@
 //! - `api`: API Gateway events and the API functions' answers;
 //! - `processes`: function binaries run as processes, their memory, the
 //!   local stack;
-//! - `permissions`: the DynamoDB permissions a client's calls need.
+//! - `permissions`: the DynamoDB permissions a client's calls need;
+//! - `gate`: a relay that holds a process's calls of one operation after
+//!   the first few (to kill it midway).
 //!
 //! Everything is re-exported here: a test needs `use offers_integration_tests::*;`.
 
 mod api;
 mod bed;
 mod fixtures;
+mod gate;
 mod permissions;
 mod processes;
 
 pub use api::*;
 pub use bed::*;
 pub use fixtures::*;
+pub use gate::*;
 pub use permissions::*;
 pub use processes::*;

@@ -11,7 +11,9 @@ use crate::progress::Progress;
 use crate::validate::{check, duplicate_problem, Checked, Problems};
 use crate::writer::{write_all, Backoff, Chunks, LineItem, WriteReport};
 use chrono::{DateTime, Utc};
+use offers_shared::domain::assignment_ids::for_assigned_row;
 use offers_shared::dynamo::{PendingTable, PENDING_KEY};
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
@@ -194,7 +196,7 @@ impl Iterator for ValidItems<'_> {
 
     fn next(&mut self) -> Option<LineItem> {
         for result in self.rows.by_ref() {
-            let (row, key) = match check(result, self.now) {
+            let (mut row, key) = match check(result, self.now) {
                 Ok(Checked::Valid { row, key }) => (row, key),
                 Ok(Checked::Invalid(_)) => continue,
                 Err(err) => {
@@ -205,6 +207,7 @@ impl Iterator for ValidItems<'_> {
             if !self.duplicates.owns(key, row.line) {
                 continue;
             }
+            with_assignment_id(&mut row.row);
             match serde_dynamo::to_item(&row.row) {
                 Ok(item) => {
                     self.yielded += 1;
@@ -220,6 +223,24 @@ impl Iterator for ValidItems<'_> {
         }
         None
     }
+}
+
+/// Section 2: a row without an `assignmentId` gets one of its userId,
+/// sortKey, startDate and expiryDate (as written in the file), so that a
+/// rerun of a file after a failure makes no second offer of a row already
+/// dispatched.
+pub fn with_assignment_id(row: &mut Map<String, Value>) {
+    if row.contains_key("assignmentId") {
+        return;
+    }
+    let text = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
+    let id = for_assigned_row(
+        text("userId"),
+        text("sortKey"),
+        text("startDate"),
+        text("expiryDate"),
+    );
+    row.insert("assignmentId".into(), Value::String(id));
 }
 
 /// Lists the rows left unwritten by line, grouped by why, and where the

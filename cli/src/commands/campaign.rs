@@ -6,6 +6,7 @@
 use crate::audience::{check_audience, read_user};
 use crate::aws::{Connection, Table};
 use crate::cli::CampaignPlanArgs;
+use crate::commands::definitions::refuse_definition;
 use crate::error::CliError;
 use crate::input::{open_rows, read_error, ReadError, RowFormat, RowReader};
 use crate::plan::Plan;
@@ -13,14 +14,24 @@ use crate::progress::Progress;
 use crate::writer::{write_all, Backoff, Chunks, LineItem, WriteReport};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
+use offers_shared::domain::assignment_ids::for_planned_rank;
+use offers_shared::domain::campaign::{
+    planned_definition, CampaignDefinition, CampaignMode, Snapshot,
+};
 use offers_shared::domain::selection::history::{date_undated, utc_day};
+use offers_shared::domain::selection::LearningCounter;
 use offers_shared::domain::selection::{
     Engine, History, Pick, SelectionError, HOLDOUT_POLICY, POLICY,
 };
 use offers_shared::domain::CatalogEntry;
-use offers_shared::dynamo::{CatalogTable, Item, PendingTable, SelectionStatsTable, PENDING_KEY};
+use offers_shared::dynamo::{
+    CampaignsTable, CatalogTable, Item, PendingTable, PlanWrite, SelectionStatsTable,
+    StoredCampaign, PENDING_KEY,
+};
 use offers_shared::ports::SelectionStatsReader;
+use serde_json::Map;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -55,38 +66,49 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
     let names = connection.table_names();
     let client = connection.client().await?;
     let catalog = CatalogTable::new(client.clone(), names.name(Table::Catalog)?);
-    let catalog_error =
-        |err| CliError::Service(format!("reading the catalog ({}): {err}", catalog.name()));
-    let mut entries = catalog
-        .read_entries(&plan.catalog_ids())
-        .await
-        .map_err(catalog_error)?;
-    // The templates the config offers name, where the plan names none.
-    let linked: Vec<String> = entries
-        .values()
-        .filter_map(|entry| match entry {
-            CatalogEntry::ConfigOffer(offer) => offer.template_id.clone(),
-            _ => None,
-        })
-        .filter(|id| !entries.contains_key(id))
-        .collect();
-    if !linked.is_empty() {
-        entries.extend(catalog.read_entries(&linked).await.map_err(catalog_error)?);
-    }
+    let entries = read_pool_catalog(&catalog, &plan.catalog_ids()).await?;
     let expiry = plan
         .check_against_catalog(&entries, Utc::now())
         .map_err(|problems| refuse("the pool does not pass the catalog's checks", &problems))?;
 
-    let stats_table = names
-        .name(Table::CampaignStats)
-        .map(|name| SelectionStatsTable::new(client.clone(), name))
-        .map_err(|err| err.to_string());
-    let stats = match &stats_table {
-        Ok(table) => Ok((table, table.name())),
-        Err(why) => Err(why.clone()),
+    // A planned campaign's definition (section 13): its budget is checked
+    // as any definition's (exit code 1).
+    let definition = planned_definition(&plan.campaign_id, &plan.document)
+        .map_err(|problems| refuse_definition(&args.plan.display().to_string(), &problems))?;
+    let writing = !(args.dry_run || args.out.is_some());
+    // Without --dry-run or --out the definition is stored: its table is required.
+    let campaigns = match names.name(Table::Campaigns) {
+        Ok(name) => Some(CampaignsTable::new(client.clone(), name)),
+        Err(err) if writing => return Err(err),
+        Err(_) => None,
     };
-    let today = utc_day(Utc::now().timestamp());
-    let history = read_history(&plan, stats, today, args.allow_cold).await?;
+    let fingerprint = audience_fingerprint(&args.audience)?;
+    let stored = match &campaigns {
+        Some(table) => table.get(&plan.campaign_id).await?,
+        None => None,
+    };
+    let mut snapshot = match &stored {
+        Some(stored) => rerun_snapshot(stored, &definition, &fingerprint)?,
+        None => {
+            let stats_table = names
+                .name(Table::CampaignStats)
+                .map(|name| SelectionStatsTable::new(client.clone(), name))
+                .map_err(|err| err.to_string());
+            let stats = match &stats_table {
+                Ok(table) => Ok((table, table.name())),
+                Err(why) => Err(why.clone()),
+            };
+            let counters = read_counters(&plan, stats, args.allow_cold).await?;
+            let (bounded, dropped) = Snapshot::bounded(counters, Utc::now());
+            if dropped > 0 {
+                note(format!(
+                    "warning: {dropped} attribute counters of the least assigned values left out of the statistics snapshot (bounded to {} KiB)",
+                    offers_shared::domain::campaign::MAX_SNAPSHOT_BYTES / 1_024
+                ));
+            }
+            bounded
+        }
+    };
 
     let checked = check_audience(&args.audience, format, SHOWN_PROBLEMS)?;
     if checked.problems.count() > 0 {
@@ -100,6 +122,37 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
             &lines,
         ));
     }
+
+    // The first write: the definition with the snapshot, before any row. A
+    // rerun found it above; a run that raced this one finds it here.
+    if let (true, Some(table)) = (writing, &campaigns) {
+        match stored {
+            Some(stored) if stored.budget != definition.budget => {
+                let outcome = table.put_definition(&definition, Utc::now()).await?;
+                note(format!(
+                    "campaign {}: budget changed, definition version {}",
+                    plan.campaign_id, outcome.version
+                ));
+            }
+            Some(_) => {}
+            None => match table
+                .create_plan(&definition, &snapshot, &fingerprint, Utc::now())
+                .await?
+            {
+                PlanWrite::Created => note(format!(
+                    "campaign {}: definition and statistics snapshot stored in {}",
+                    plan.campaign_id,
+                    table.name()
+                )),
+                PlanWrite::Existing(stored) => {
+                    snapshot = rerun_snapshot(&stored, &definition, &fingerprint)?;
+                }
+            },
+        }
+    }
+    // Ages count from the snapshot's day: a rerun discounts as the first run did.
+    let today = utc_day(snapshot.taken_at.timestamp());
+    let history = history_of(&plan, &snapshot.counters, today)?;
 
     let engine =
         Engine::new(history, plan.config.clone()).map_err(|err| CliError::Plan(err.to_string()))?;
@@ -211,20 +264,37 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
     Ok(())
 }
 
+/// The catalog items a pool names, and the templates its config offers
+/// link to where the pool names none.
+pub async fn read_pool_catalog(
+    catalog: &CatalogTable,
+    ids: &[String],
+) -> Result<HashMap<String, CatalogEntry>, CliError> {
+    let catalog_error =
+        |err| CliError::Service(format!("reading the catalog ({}): {err}", catalog.name()));
+    let mut entries = catalog.read_entries(ids).await.map_err(catalog_error)?;
+    let linked: Vec<String> = entries
+        .values()
+        .filter_map(|entry| match entry {
+            CatalogEntry::ConfigOffer(offer) => offer.template_id.clone(),
+            _ => None,
+        })
+        .filter(|id| !entries.contains_key(id))
+        .collect();
+    if !linked.is_empty() {
+        entries.extend(catalog.read_entries(&linked).await.map_err(catalog_error)?);
+    }
+    Ok(entries)
+}
+
 /// The pool's learning counters, read once through the port: `stats` is
-/// the statistics table and its name, or why it is unknown. Each day's
-/// counters are discounted by their age on `today` (a UTC day) under the
-/// plan's half-life; undated (all-time) counters as the day before the
-/// offer's oldest dated one. Missing or unreadable statistics stop the
-/// plan unless `allow_cold`.
-pub async fn read_history<S: SelectionStatsReader>(
+/// the statistics table and its name, or why it is unknown. Missing or
+/// unreadable statistics stop the plan unless `allow_cold`.
+pub async fn read_counters<S: SelectionStatsReader>(
     plan: &Plan,
     stats: Result<(&S, &str), String>,
-    today: u32,
     allow_cold: bool,
-) -> Result<History, CliError> {
-    let mut history = History::new(plan.offer_ids())
-        .map_err(|err: SelectionError| CliError::Plan(err.to_string()))?;
+) -> Result<Vec<LearningCounter>, CliError> {
     let read = match stats {
         Ok((stats, name)) => stats
             .learning_counters(&plan.offer_ids())
@@ -233,18 +303,14 @@ pub async fn read_history<S: SelectionStatsReader>(
         Err(why) => Err(format!("the statistics table is unknown: {why}")),
     };
     match read {
-        Ok(mut read) => {
-            date_undated(&mut read.counters);
-            for counter in &read.counters {
-                history.add_dated(counter, today, plan.config.half_life);
-            }
+        Ok(read) => {
             if read.unreadable > 0 {
                 note(format!(
                     "warning: {} items of the statistics table are not learning counters and were left out",
                     read.unreadable
                 ));
             }
-            if history.is_empty() {
+            if history_of(plan, &read.counters, 0)?.is_empty() {
                 if !allow_cold {
                     return Err(CliError::Plan(
                         "no statistics for any offer of the pool (a new pool?): pass --allow-cold to choose with priors only".into(),
@@ -252,15 +318,107 @@ pub async fn read_history<S: SelectionStatsReader>(
                 }
                 note("no statistics for any offer of the pool: choosing with priors only (--allow-cold)");
             }
-            Ok(history)
+            Ok(read.counters)
         }
         Err(why) if allow_cold => {
             note(format!("{why}; choosing with priors only (--allow-cold)"));
-            Ok(history)
+            Ok(Vec::new())
         }
         Err(why) => Err(CliError::Service(format!(
             "{why}; pass --allow-cold to choose with priors only"
         ))),
+    }
+}
+
+/// The history the engine chooses from: the counters of the pool's offers,
+/// each day's discounted by its age on `today` (a UTC day) under the plan's
+/// half-life; undated (all-time) counters, kept before counters were dated,
+/// as one bucket of the day before the offer's oldest dated one.
+pub fn history_of(
+    plan: &Plan,
+    counters: &[LearningCounter],
+    today: u32,
+) -> Result<History, CliError> {
+    let mut history = History::new(plan.offer_ids())
+        .map_err(|err: SelectionError| CliError::Plan(err.to_string()))?;
+    let mut counters = counters.to_vec();
+    date_undated(&mut counters);
+    for counter in &counters {
+        history.add_dated(counter, today, plan.config.half_life);
+    }
+    Ok(history)
+}
+
+/// Both reads, for callers that choose from what the table holds now.
+pub async fn read_history<S: SelectionStatsReader>(
+    plan: &Plan,
+    stats: Result<(&S, &str), String>,
+    allow_cold: bool,
+) -> Result<History, CliError> {
+    let today = utc_day(Utc::now().timestamp());
+    history_of(plan, &read_counters(plan, stats, allow_cold).await?, today)
+}
+
+/// A rerun of a stored plan: the same plan (its budget aside) and the same
+/// audience choose from the stored snapshot, so that they write the same
+/// rows. Anything else could rewrite an undispatched row of a user under
+/// another assignment (the dispatcher ignores the MODIFY) and leave that
+/// user short of k offers, or give one offer twice: refused.
+fn rerun_snapshot(
+    stored: &StoredCampaign,
+    definition: &CampaignDefinition,
+    fingerprint: &str,
+) -> Result<Snapshot, CliError> {
+    let id = &stored.campaign_id;
+    if stored.mode != CampaignMode::Planned {
+        return Err(CliError::Invalid(format!(
+            "campaign {id} is stored as a {} campaign: a plan needs a campaignId of its own: nothing written",
+            stored.mode.as_str()
+        )));
+    }
+    if without_budget(&stored.definition) != without_budget(&definition.document) {
+        return Err(CliError::Invalid(format!(
+            "campaign {id} was planned with another plan (version {}): a rerun must be the same plan, only its budget may change; plan a new campaignId to choose again: nothing written",
+            stored.version
+        )));
+    }
+    if stored.audience_fingerprint.as_deref() != Some(fingerprint) {
+        return Err(CliError::Invalid(format!(
+            "the audience is not the one campaign {id} was planned for (its SHA-256 differs): a rerun must be of the same audience file; plan a new campaignId for other users: nothing written"
+        )));
+    }
+    let snapshot = stored.snapshot.clone().ok_or_else(|| {
+        CliError::Service(format!(
+            "campaign {id} is stored without its statistics snapshot"
+        ))
+    })?;
+    note(format!(
+        "campaign {id} was planned before: choosing from its statistics snapshot of {} (same rows as then)",
+        snapshot.taken_at_text()
+    ));
+    Ok(snapshot)
+}
+
+/// A definition as stored (through DynamoDB's number types), without its budget.
+fn without_budget(document: &Map<String, Value>) -> Option<Value> {
+    let mut document = document.clone();
+    document.remove("budget");
+    let stored: AttributeValue = serde_dynamo::to_attribute_value(&document).ok()?;
+    serde_dynamo::from_attribute_value(stored).ok()
+}
+
+/// The audience file's SHA-256, streamed.
+fn audience_fingerprint(path: &Path) -> Result<String, CliError> {
+    let mut file = File::open(path).map_err(|err| read_error(path, err))?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let read =
+            std::io::Read::read(&mut file, &mut buffer).map_err(|err| read_error(path, err))?;
+        if read == 0 {
+            return Ok(hex::encode(hasher.finalize()));
+        }
+        hasher.update(&buffer[..read]);
     }
 }
 
@@ -269,6 +427,8 @@ struct PlanRows {
     /// The row's JSON after `userId`, `rank` and `selection`: `,"sortKey":...}\n`.
     json_tails: Vec<String>,
     items: Vec<Item>,
+    /// Each row's assignmentId is of (campaign, user, rank) (section 2).
+    campaign_id: String,
 }
 
 impl PlanRows {
@@ -285,7 +445,11 @@ impl PlanRows {
             let item: Item = serde_dynamo::to_item(&row).unwrap_or_default();
             items.push(item);
         }
-        Self { json_tails, items }
+        Self {
+            json_tails,
+            items,
+            campaign_id: plan.campaign_id.clone(),
+        }
     }
 }
 
@@ -318,8 +482,9 @@ impl Choices {
         for pick in &self.picks {
             let _ = write!(
                 buffer,
-                "{{\"userId\":{user_id},\"rank\":{},\"selection\":{{\"policy\":\"{policy}\",\"propensity\":{},\"holdout\":{holdout},\"context\":{context}}}",
+                "{{\"userId\":{user_id},\"rank\":{},\"assignmentId\":\"{}\",\"selection\":{{\"policy\":\"{policy}\",\"propensity\":{},\"holdout\":{holdout},\"context\":{context}}}",
                 pick.rank,
+                for_planned_rank(&rows.campaign_id, user.user_id, pick.rank),
                 serde_json::Number::from_f64(pick.propensity).map_or("1".into(), |n| n.to_string()),
             );
             buffer.extend_from_slice(rows.json_tails[pick.offer].as_bytes());
@@ -352,6 +517,14 @@ impl Choices {
                     let mut item = rows.items[pick.offer].clone();
                     item.insert("userId".into(), AttributeValue::S(user.user_id.to_owned()));
                     item.insert("rank".into(), AttributeValue::N(pick.rank.to_string()));
+                    item.insert(
+                        "assignmentId".into(),
+                        AttributeValue::S(for_planned_rank(
+                            &rows.campaign_id,
+                            user.user_id,
+                            pick.rank,
+                        )),
+                    );
                     item.insert(
                         "selection".into(),
                         AttributeValue::M(HashMap::from([
@@ -481,7 +654,7 @@ mod tests {
             counters: vec![counter("co-fries"), counter("not-in-the-pool")],
             failure: None,
         };
-        let history = read_history(&plan(), Ok((&stats, "stats")), 20_000, false)
+        let history = read_history(&plan(), Ok((&stats, "stats")), false)
             .await
             .expect("history");
         assert_eq!(history.overall(0).assigned, 100.0);
@@ -491,29 +664,29 @@ mod tests {
     #[tokio::test]
     async fn missing_or_unreadable_statistics_need_allow_cold() {
         let empty = MemorySelectionStats::default();
-        let err = read_history(&plan(), Ok((&empty, "stats")), 20_000, false)
+        let err = read_history(&plan(), Ok((&empty, "stats")), false)
             .await
             .expect_err("cold");
         assert_eq!(err.exit_code(), 2);
-        assert!(read_history(&plan(), Ok((&empty, "stats")), 20_000, true)
+        assert!(read_history(&plan(), Ok((&empty, "stats")), true)
             .await
             .is_ok());
         let broken = MemorySelectionStats {
             counters: vec![counter("co-fries")],
             failure: Some(StoreError::Unavailable("down".into())),
         };
-        let err = read_history(&plan(), Ok((&broken, "stats")), 20_000, false)
+        let err = read_history(&plan(), Ok((&broken, "stats")), false)
             .await
             .expect_err("down");
         assert_eq!(err.exit_code(), 3);
         assert!(err.to_string().contains("--allow-cold"), "{err}");
-        let history = read_history(&plan(), Ok((&broken, "stats")), 20_000, true)
+        let history = read_history(&plan(), Ok((&broken, "stats")), true)
             .await
             .expect("cold");
         assert!(history.is_empty());
         let unknown: Result<(&MemorySelectionStats, &str), String> = Err("no name".into());
         assert_eq!(
-            read_history(&plan(), unknown, 20_000, false)
+            read_history(&plan(), unknown, false)
                 .await
                 .expect_err("unknown")
                 .exit_code(),

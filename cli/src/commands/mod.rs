@@ -3,6 +3,7 @@
 pub mod assign;
 pub mod campaign;
 pub mod catalog;
+pub mod definitions;
 pub mod evaluate;
 pub mod failures;
 pub mod pending;

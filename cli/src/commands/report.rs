@@ -89,6 +89,7 @@ fn row(label: &str, counts: &Counts) -> Vec<String> {
         counts.revoked.to_string(),
         counts.order_value.to_string(),
         average,
+        counts.discount_value.to_string(),
     ]
 }
 
@@ -121,6 +122,7 @@ pub fn render(report: &CampaignReport) -> Vec<String> {
         "revoked",
         "order value",
         "avg order",
+        "discounts",
     ]
     .iter()
     .map(|h| h.to_string())
@@ -196,6 +198,8 @@ mod tests {
             redemptions: redeemed,
             order_value: rust_decimal::Decimal::new(1250, 2)
                 * rust_decimal::Decimal::from(redeemed),
+            discount_value: rust_decimal::Decimal::new(75, 2)
+                * rust_decimal::Decimal::from(redeemed),
             ..Counts::default()
         };
         offers_shared::domain::campaign_stats::campaign_report(
@@ -215,6 +219,11 @@ mod tests {
         assert!(lines[2].starts_with("co-a"), "{lines:?}");
         assert!(lines[2].contains("20.0%"), "{lines:?}");
         assert!(lines[2].contains("12.50"), "average order value: {lines:?}");
+        assert!(lines[1].ends_with("discounts"), "{lines:?}");
+        assert!(
+            lines[2].ends_with("15.00"),
+            "the discounts of 20 uses: {lines:?}"
+        );
         assert!(lines.iter().any(|l| l.trim_start().starts_with("holdout")));
         let lift = lines.last().expect("lift");
         assert!(lift.contains("+11.1 pp (95% CI"), "{lift}");
@@ -225,6 +234,7 @@ mod tests {
         let json = report_json(&report());
         assert_eq!(json["totals"]["assigned"], 100);
         assert_eq!(json["totals"]["selected"]["assigned"], 90);
+        assert_eq!(json["totals"]["discountValue"], 15.0);
         assert!(json["lift"]["totals"]["ci95"].is_array());
         assert_eq!(json["redemptionsByDay"], json!([]));
     }

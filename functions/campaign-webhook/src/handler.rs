@@ -12,7 +12,8 @@
 //!
 //! Then the service: 202 `{accepted, rejected}`; a redelivery gets the
 //! first answer (with `Idempotent-Replayed: true`); the same delivery id
-//! with another body 409 `delivery_conflict`; a delivery still being
+//! with another body 409 `delivery_conflict`; a signature that another
+//! delivery used 409 `signature_reused`; a delivery still being
 //! written by another request 503 `delivery_in_progress` (`Retry-After`).
 //! The request runs under the invocation's deadline guard.
 
@@ -73,7 +74,7 @@ async fn answer<S: WebhookStore, C: CatalogReader>(
         .headers()
         .get(SIGNATURE_HEADER)
         .map(|value| value.to_str().unwrap_or_default());
-    verify_signature(
+    let signature = verify_signature(
         signature,
         webhook.secret.as_bytes(),
         body,
@@ -106,6 +107,7 @@ async fn answer<S: WebhookStore, C: CatalogReader>(
                 delivery_id,
                 body,
                 assignments: &assignments,
+                signature: &signature,
             },
             Utc::now(),
         )
@@ -114,6 +116,12 @@ async fn answer<S: WebhookStore, C: CatalogReader>(
             WebhookError::Conflict => ApiError::Conflict {
                 code: "delivery_conflict",
                 message: "this X-Offers-Delivery was already used with a different body".into(),
+            },
+            WebhookError::SignatureReused => ApiError::Conflict {
+                code: "signature_reused",
+                message:
+                    "this signature was already used by another delivery: sign each delivery anew"
+                        .into(),
             },
             WebhookError::InProgress => ApiError::TryAgain {
                 code: "delivery_in_progress",

@@ -5,7 +5,9 @@ use campaign_webhook::secret::secrets_endpoint;
 use campaign_webhook::{
     build_webhook, handler, load_signing_secret, secrets_client, WebhookConfig,
 };
-use lambda_http::{run, service_fn, Error, Request};
+use lambda_http::{service_fn, Error, Request};
+// lambda_http's loop, with an undecodable base64 body answered 400 (it would panic).
+use offers_http::run;
 use offers_shared::config::Env;
 use offers_shared::dynamo::{dynamodb_client, environment_sdk_config};
 use offers_shared::telemetry::init_json_logging;

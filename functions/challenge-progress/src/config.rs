@@ -24,6 +24,7 @@ pub struct ProgressConfig {
 
 impl ProgressConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let runner = env.runner_settings("PROGRESS_CONCURRENCY")?;
         Ok(Self {
             tables: TableNames {
                 loyalty_offers: Some(env.table(LOYALTY_OFFERS_TABLE_VARIABLE)?),
@@ -32,13 +33,8 @@ impl ProgressConfig {
             },
             sdk: env.sdk()?,
             observability: env.observability()?,
-            concurrency: usize::try_from(env.number_or("PROGRESS_CONCURRENCY", 16, 1..=256)?)
-                .unwrap_or(16),
-            deadline_margin: Duration::from_millis(env.number_or(
-                "DEADLINE_MARGIN_MS",
-                2_000,
-                0..=60_000,
-            )?),
+            concurrency: runner.concurrency,
+            deadline_margin: runner.deadline_margin,
         })
     }
 }

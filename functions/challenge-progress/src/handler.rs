@@ -1,13 +1,14 @@
 //! The Lambda handler: raw stream event in, partial batch response out.
 
 use crate::records::TransactionBatch;
-use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
 use offers_shared::challenge_progress::ChallengeProgress;
 use offers_shared::deadline::invocation_deadline;
 use offers_shared::metrics::{challenge_metrics, MetricsSink};
 use offers_shared::ports::ChallengeStore;
+use offers_shared::stream::runner::partial_batch_response;
 use serde_json::Value;
 
 /// Handles one DynamoDB stream event of the transactions table. Each record
@@ -26,11 +27,5 @@ pub async fn handle<S: ChallengeStore>(
     // Before the response: the set must be out before Lambda may freeze the process.
     metrics.emit(&challenge_metrics(&report, Utc::now()));
 
-    let mut response = DynamoDbEventResponse::default();
-    for sequence_number in report.failed_sequence_numbers() {
-        let mut failure = DynamoDbBatchItemFailure::default();
-        failure.item_identifier = Some(sequence_number);
-        response.batch_item_failures.push(failure);
-    }
-    Ok(response)
+    Ok(partial_batch_response(report.failed_sequence_numbers()))
 }

@@ -116,8 +116,10 @@ async fn answer<S: ActivityStore, C: CatalogReader>(
     match route {
         Route::Redeem { id } => {
             let id = parse_uuid(id, "personalizedOfferId")?;
-            let body = json_body(request)?;
-            let order = parse_redemption_request(&body).map_err(invalid_body)?;
+            // 413 and 400 for what is not a JSON object first; the amounts
+            // are then read from the body's own text (exact decimals).
+            json_body(request)?;
+            let order = parse_redemption_request(request.body().as_ref()).map_err(invalid_body)?;
             let redeemed = activity
                 .redeem(user_id, id, &order, now)
                 .await

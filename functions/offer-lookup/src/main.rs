@@ -1,7 +1,9 @@
 //! Composition root: logging, configuration, one DynamoDB client, then the runtime loop.
 
-use lambda_http::{run, service_fn, Error, Request};
+use lambda_http::{service_fn, Error, Request};
 use offer_lookup::{build_lookup, handler, LookupConfig};
+// lambda_http's loop, with an undecodable base64 body answered 400 (it would panic).
+use offers_http::run;
 use offers_shared::config::Env;
 use offers_shared::dynamo::{dynamodb_client, environment_sdk_config};
 use offers_shared::telemetry::init_json_logging;

@@ -1,8 +1,10 @@
 //! The support tool's configuration, read once at init from the environment that
-//! template.yaml gives it: the loyalty offers, the catalog and the campaign
-//! statistics (read), no other table.
+//! template.yaml gives it: the loyalty offers, the catalog, the campaign
+//! statistics and the user profiles (read), no other table.
 
-use offers_shared::config::{Env, SdkSettings, TableNames, CAMPAIGN_STATS_TABLE_VARIABLE};
+use offers_shared::config::{
+    Env, SdkSettings, TableNames, CAMPAIGN_STATS_TABLE_VARIABLE, USER_PROFILES_TABLE_VARIABLE,
+};
 use offers_shared::error::ConfigError;
 use offers_shared::metrics::Observability;
 use std::time::Duration;
@@ -11,6 +13,8 @@ use std::time::Duration;
 pub struct SupportConfig {
     /// The loyalty offers, the catalog and the statistics: any other is refused.
     pub tables: TableNames,
+    /// `UserProfilesTable` (read by key).
+    pub profiles_table: String,
     pub sdk: SdkSettings,
     /// How long a config offer's name, description and image stay cached in
     /// a warm process.
@@ -30,6 +34,7 @@ impl SupportConfig {
                 campaign_stats: Some(env.table(CAMPAIGN_STATS_TABLE_VARIABLE)?),
                 ..api_tables
             },
+            profiles_table: env.table(USER_PROFILES_TABLE_VARIABLE)?,
             sdk: env.sdk()?,
             catalog_cache_ttl: env.catalog_cache_ttl()?,
             observability: env.observability()?,
@@ -49,12 +54,14 @@ mod tests {
             ("LOYALTY_OFFERS_TABLE_NAME", "o"),
             ("OFFER_CATALOG_TABLE_NAME", "c"),
             ("CAMPAIGN_STATS_TABLE", "s"),
+            ("USER_PROFILES_TABLE_NAME", "p"),
             ("CATALOG_CACHE_TTL_SECONDS", "30"),
             ("OFFER_RETENTION_DAYS", "30"),
         ]))
         .expect("valid");
         assert_eq!(config.tables.loyalty_offers(), Ok("o"));
         assert_eq!(config.tables.campaign_stats(), Ok("s"));
+        assert_eq!(config.profiles_table, "p");
         assert_eq!(config.catalog_cache_ttl, Duration::from_secs(30));
         assert_eq!(config.retention, chrono::Duration::days(30));
         assert_eq!(

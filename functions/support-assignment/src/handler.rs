@@ -7,6 +7,8 @@
 //!   the offer stays, for audit.
 //! - `GET /support/campaigns/{campaignId}/stats`: the campaign's counts per
 //!   offer and in total (zeros for a campaign nobody counted).
+//! - `GET /support/users/{userId}/profile`: the user's behaviour profile;
+//!   404 for a user without counted visits.
 //!
 //! Checks run in this order: route (404, 405), caller (401), the `support`
 //! group (403), input (400), then the service (422, 409, 404). The whole
@@ -28,9 +30,11 @@ use offers_http::{
 use offers_shared::domain::campaign_stats::MAX_STATS_ID_BYTES;
 use offers_shared::domain::dates::rfc3339;
 use offers_shared::domain::{AuditEntry, OfferSource, PersonalizedOffer};
+use offers_shared::ports::ProfileStore;
 use offers_shared::ports::{
     CampaignStatsStore, CatalogReader, PageRequest, Revocation, RevokeOutcome, SupportStore,
 };
+use offers_shared::profiles::profile_view;
 use offers_shared::support::{AssignRequest, SupportError, SupportService};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -57,6 +61,7 @@ pub enum Route<'a> {
     List { user: &'a str },
     Revoke { user: &'a str, id: &'a str },
     CampaignStats { campaign: &'a str },
+    Profile { user: &'a str },
 }
 
 /// The route of a method and raw path: 404 for an unknown path, 405 for a
@@ -76,6 +81,10 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> 
                 _ => Err(ApiError::MethodNotAllowed { allow: &["DELETE"] }),
             }
         }
+        ["support", "users", user, "profile"] if !user.is_empty() => match *method {
+            Method::GET => Ok(Route::Profile { user }),
+            _ => Err(ApiError::MethodNotAllowed { allow: &["GET"] }),
+        },
         ["support", "campaigns", campaign, "stats"] if !campaign.is_empty() => match *method {
             Method::GET => Ok(Route::CampaignStats { campaign }),
             _ => Err(ApiError::MethodNotAllowed { allow: &["GET"] }),
@@ -117,8 +126,8 @@ pub struct SupportOfferList {
 
 /// Handles one request. Every failure is an error response, so this never
 /// returns `Err` (the runtime would turn that into a bare 500).
-pub async fn handle<S: SupportStore, C: CatalogReader, T: CampaignStatsStore>(
-    api: &SupportApi<S, C, T>,
+pub async fn handle<S: SupportStore, C: CatalogReader, T: CampaignStatsStore, P: ProfileStore>(
+    api: &SupportApi<S, C, T, P>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
     let started = Instant::now();
@@ -130,8 +139,8 @@ pub async fn handle<S: SupportStore, C: CatalogReader, T: CampaignStatsStore>(
     Ok(response)
 }
 
-async fn answer<S: SupportStore, C: CatalogReader, T: CampaignStatsStore>(
-    api: &SupportApi<S, C, T>,
+async fn answer<S: SupportStore, C: CatalogReader, T: CampaignStatsStore, P: ProfileStore>(
+    api: &SupportApi<S, C, T, P>,
     request: &Request,
 ) -> Result<Response<Body>, ApiError> {
     let support = &api.assignment;
@@ -142,6 +151,15 @@ async fn answer<S: SupportStore, C: CatalogReader, T: CampaignStatsStore>(
             let campaign_id = campaign_id(campaign)?;
             let report = api.stats.campaign_report(&campaign_id).await?;
             Ok(json_response(StatusCode::OK, &report.to_json()))
+        }
+        Route::Profile { user } => {
+            let user_id = user_id(user)?;
+            match profile_view(&api.profiles, &user_id).await? {
+                Some(view) => Ok(json_response(StatusCode::OK, &view)),
+                None => Err(ApiError::NotFound(format!(
+                    "user {user_id:?} has no counted visits"
+                ))),
+            }
         }
         Route::Assign { user } => assign(support, request, &user_id(user)?, &agent).await,
         Route::List { user } => list(support, request, &user_id(user)?).await,
@@ -412,6 +430,7 @@ mod tests {
     use offers_shared::error::StoreError;
     use offers_shared::fakes::MemoryCatalog;
     use offers_shared::ports::{CreateOutcome, OfferPage};
+    use offers_shared::profiles::memory::ProfileMemoryStore;
     use serde_json::json;
     use std::collections::HashMap;
     use std::sync::Mutex;
@@ -512,7 +531,7 @@ mod tests {
         ])
     }
 
-    fn service() -> SupportApi<FakeStore, MemoryCatalog, MemoryStatsStore> {
+    fn service() -> SupportApi<FakeStore, MemoryCatalog, MemoryStatsStore, ProfileMemoryStore> {
         SupportApi {
             assignment: SupportService::new(
                 FakeStore::default(),
@@ -520,6 +539,7 @@ mod tests {
                 chrono::Duration::days(90),
             ),
             stats: StatsService::new(MemoryStatsStore::default(), StatsSettings::default()),
+            profiles: ProfileMemoryStore::new(),
         }
     }
 
@@ -654,6 +674,12 @@ mod tests {
             })
         );
         assert_eq!(
+            route(&Method::GET, "/support/users/us-east-1%3Aabc/profile"),
+            Ok(Route::Profile {
+                user: "us-east-1%3Aabc"
+            })
+        );
+        assert_eq!(
             campaign_id("spring%2024").ok().as_deref(),
             Some("spring 24")
         );
@@ -668,6 +694,8 @@ mod tests {
             (Method::GET, "/rewards/offers", 404),
             (Method::POST, "/support/users/u/offers/x/y", 404),
             (Method::POST, "/support/campaigns/c1/stats", 405),
+            (Method::DELETE, "/support/users/u/profile", 405),
+            (Method::GET, "/support/users//profile", 404),
             (Method::GET, "/support/campaigns//stats", 404),
             (Method::GET, "/support/campaigns/c1", 404),
         ] {

@@ -30,8 +30,14 @@ pub const MAX_CONTEXT_NAME_BYTES: usize = 64;
 pub const MAX_CONTEXT_VALUE_BYTES: usize = 256;
 /// A `redemptionCount` above this is not a count of uses.
 pub const MAX_REDEMPTION_COUNT: i64 = 1_000_000_000;
-/// At most this many redemptions are read from one offer's `redemptions` map.
+/// At most this many redemptions are read from one offer's `redemptions` map
+/// (the API keeps at most 200).
 pub const MAX_REDEMPTIONS: usize = 10_000;
+/// Amounts from this up are not counted: the API accepts amounts below 10^9
+/// (contract section 7); the margin keeps amounts written before that bound
+/// counted, and with [`MAX_REDEMPTIONS`] a sum per offer stays below 10^19,
+/// far from what a `Decimal` holds.
+pub const MAX_COUNTED_AMOUNT: i64 = 1_000_000_000_000_000;
 
 /// Which users a count is about: everyone, or one side of a selection plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -58,7 +64,7 @@ impl Arm {
 }
 
 /// The counts of one counter item. Campaign counters use every field,
-/// day counters `redemptions` and `order_value`, learning counters
+/// day counters `redemptions`, `order_value` and `discount_value`, learning counters
 /// `assigned`, `clicked` and `redeemed`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Counts {
@@ -70,6 +76,8 @@ pub struct Counts {
     pub revoked: i64,
     /// Sum of the counted redemptions' `totalCost`, exact.
     pub order_value: Decimal,
+    /// Sum of the counted redemptions' `discount`, exact.
+    pub discount_value: Decimal,
 }
 
 /// The stored attribute names of the whole-number counts, in output order.
@@ -83,6 +91,8 @@ pub const COUNT_NAMES: [&str; 6] = [
 ];
 /// The stored attribute name of the order value.
 pub const ORDER_VALUE: &str = "orderValue";
+/// The stored attribute name of the discount value.
+pub const DISCOUNT_VALUE: &str = "discountValue";
 
 impl Counts {
     /// The whole-number counts, in the order of [`COUNT_NAMES`].
@@ -118,7 +128,9 @@ impl Counts {
     }
 
     pub fn is_zero(&self) -> bool {
-        self.numbers().iter().all(|n| *n == 0) && self.order_value.is_zero()
+        self.numbers().iter().all(|n| *n == 0)
+            && self.order_value.is_zero()
+            && self.discount_value.is_zero()
     }
 
     /// `self + other`, or `None` on overflow.
@@ -139,6 +151,7 @@ impl Counts {
     ) -> Option<Counts> {
         let mut result = Counts {
             order_value: decimals(self.order_value, other.order_value)?,
+            discount_value: decimals(self.discount_value, other.discount_value)?,
             ..Counts::default()
         };
         let (mine, theirs) = (self.numbers(), other.numbers());
@@ -149,8 +162,9 @@ impl Counts {
     }
 }
 
-/// `orderValue` as a JSON number: exact in storage and arithmetic, a binary
-/// double on the wire, as every JSON client reads numbers anyway.
+/// `orderValue` (or `discountValue`) as a JSON number: exact in storage and
+/// arithmetic, a binary double on the wire, as every JSON client reads
+/// numbers anyway.
 fn order_value_number(value: Decimal) -> Value {
     value
         .to_f64()
@@ -161,11 +175,12 @@ fn order_value_number(value: Decimal) -> Value {
 
 impl Serialize for Counts {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(COUNT_NAMES.len() + 1))?;
+        let mut map = serializer.serialize_map(Some(COUNT_NAMES.len() + 2))?;
         for (name, value) in COUNT_NAMES.iter().zip(self.numbers()) {
             map.serialize_entry(name, &value)?;
         }
         map.serialize_entry(ORDER_VALUE, &order_value_number(self.order_value))?;
+        map.serialize_entry(DISCOUNT_VALUE, &order_value_number(self.discount_value))?;
         map.end()
     }
 }
@@ -196,8 +211,11 @@ pub enum CounterKey {
 /// Deltas by counter: what a record (or a batch) adds to each counter.
 pub type Deltas = BTreeMap<CounterKey, Counts>;
 
-/// Why an image cannot be counted: never expected of the offers our own
-/// code writes; such a record is reported (log, metric), not retried.
+/// Why an image, or a part of it, cannot be counted: never expected of the
+/// offers our own code writes. An image without a usable `offerId` or
+/// `campaignId` is not counted at all; any other part that cannot be read
+/// is left out and the rest counted (`OfferFacts::unread`). Either is
+/// reported (log, metric), never retried.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StatsProblem {
     #[error("the image has no offerId")]
@@ -208,6 +226,10 @@ pub enum StatsProblem {
     BadNumber(&'static str, String),
     #[error("{0} is out of range: {1}")]
     OutOfRange(&'static str, String),
+    #[error("{0} is missing")]
+    Missing(&'static str),
+    #[error("a redemption is not a map: order {0}")]
+    BadRedemption(String),
     #[error("the counts overflow")]
     Overflow,
 }
@@ -215,7 +237,10 @@ pub enum StatsProblem {
 /// One redemption of an offer, as far as statistics need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedemptionFacts {
+    /// Zero when it cannot be read (reported in `OfferFacts::unread`).
     pub total_cost: Decimal,
+    /// Zero when absent or when it cannot be read.
+    pub discount: Decimal,
     /// The UTC day it was redeemed on, when `redeemedAt` is a timestamp.
     pub day: Option<String>,
     pub voided: bool,
@@ -225,6 +250,8 @@ pub struct RedemptionFacts {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct OfferFacts {
     pub offer_id: String,
+    /// For the report of what could not be read.
+    pub personalized_offer_id: Option<String>,
     pub campaign_id: Option<String>,
     pub viewed: bool,
     pub clicked: bool,
@@ -235,6 +262,8 @@ pub struct OfferFacts {
     pub holdout: Option<bool>,
     /// The counted attributes of `selection.context`, by name.
     pub context: Vec<(String, String)>,
+    /// What could not be read and is not counted; everything else is.
+    pub unread: Vec<StatsProblem>,
 }
 
 fn typed<'a>(value: Option<&'a Value>, kind: &str) -> Option<&'a Value> {
@@ -268,7 +297,91 @@ pub fn parse_amount(text: &str) -> Option<Decimal> {
         })
 }
 
-/// Reads an offer item's image (DynamoDB wire JSON).
+/// The first 64 characters of a text, for a report.
+fn clipped(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+/// An amount of a redemption that statistics count: an exact decimal,
+/// >= 0, below [`MAX_COUNTED_AMOUNT`]. `None` when absent.
+fn counted_amount(
+    fields: &Map<String, Value>,
+    name: &'static str,
+) -> Option<Result<Decimal, StatsProblem>> {
+    let value = fields.get(name)?;
+    let Some(text) = typed(Some(value), "N").and_then(Value::as_str) else {
+        return Some(Err(StatsProblem::BadNumber(name, "not a number".into())));
+    };
+    Some(match parse_amount(text) {
+        None => Err(StatsProblem::BadNumber(name, clipped(text))),
+        Some(amount)
+            if (amount.is_sign_negative() && !amount.is_zero())
+                || amount >= Decimal::from(MAX_COUNTED_AMOUNT) =>
+        {
+            Err(StatsProblem::OutOfRange(name, clipped(text)))
+        }
+        Some(amount) => Ok(amount),
+    })
+}
+
+/// The redemptions of an image, each read as far as it can be: an amount
+/// that cannot be read counts as zero and is reported; an entry that is
+/// not a map is left out and reported.
+fn read_redemptions(
+    members: &Map<String, Value>,
+    unread: &mut Vec<StatsProblem>,
+) -> Vec<RedemptionFacts> {
+    // By order id: the same reading (and report) of every image, whatever
+    // order the stream gives.
+    let mut entries: Vec<(&String, &Value)> = members.iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(b.0));
+    if entries.len() > MAX_REDEMPTIONS {
+        unread.push(StatsProblem::OutOfRange(
+            "redemptions",
+            format!(
+                "{} entries, the first {MAX_REDEMPTIONS} counted",
+                entries.len()
+            ),
+        ));
+        entries.truncate(MAX_REDEMPTIONS);
+    }
+    let mut redemptions = Vec::with_capacity(entries.len());
+    for (order_id, redemption) in entries {
+        let Some(fields) = wire_map(Some(redemption)) else {
+            unread.push(StatsProblem::BadRedemption(clipped(order_id)));
+            continue;
+        };
+        let mut amount = |name: &'static str, required: bool| match counted_amount(fields, name) {
+            Some(Ok(amount)) => amount,
+            Some(Err(problem)) => {
+                unread.push(problem);
+                Decimal::ZERO
+            }
+            None => {
+                if required {
+                    unread.push(StatsProblem::Missing(name));
+                }
+                Decimal::ZERO
+            }
+        };
+        let total_cost = amount("totalCost", true);
+        let discount = amount("discount", false);
+        redemptions.push(RedemptionFacts {
+            total_cost,
+            discount,
+            day: wire_text(fields.get("redeemedAt"))
+                .and_then(parse_timestamp)
+                .map(|at| at.format("%Y-%m-%d").to_string()),
+            voided: present(fields, "voidedAt"),
+        });
+    }
+    redemptions
+}
+
+/// Reads an offer item's image (DynamoDB wire JSON). Only an image whose
+/// counters cannot be named (no `offerId`, ids too long for a key) is an
+/// error; anything else that cannot be read is left out, listed in
+/// `unread`, and the rest is counted.
 pub fn read_offer_image(image: &Map<String, Value>) -> Result<OfferFacts, StatsProblem> {
     let offer_id = wire_text(image.get("offerId"))
         .filter(|id| !id.is_empty())
@@ -280,57 +393,30 @@ pub fn read_offer_image(image: &Map<String, Value>) -> Result<OfferFacts, StatsP
     if campaign_id.is_some_and(|id| id.len() > MAX_STATS_ID_BYTES) {
         return Err(StatsProblem::IdTooLong("campaignId"));
     }
-    let redemption_count = match typed(image.get("redemptionCount"), "N").and_then(Value::as_str) {
-        None => 0,
+    let mut unread = Vec::new();
+    let redemptions = match wire_map(image.get("redemptions")) {
+        Some(members) => read_redemptions(members, &mut unread),
+        None => Vec::new(),
+    };
+    let stored_count = match typed(image.get("redemptionCount"), "N").and_then(Value::as_str) {
+        None => Ok(0),
         Some(text) => match text.parse::<i64>() {
-            Ok(count) if (0..=MAX_REDEMPTION_COUNT).contains(&count) => count,
-            Ok(_) => {
-                return Err(StatsProblem::OutOfRange(
-                    "redemptionCount",
-                    text.chars().take(64).collect(),
-                ))
-            }
-            Err(_) => {
-                return Err(StatsProblem::BadNumber(
-                    "redemptionCount",
-                    text.chars().take(64).collect(),
-                ))
-            }
+            Ok(count) if (0..=MAX_REDEMPTION_COUNT).contains(&count) => Ok(count),
+            Ok(_) => Err(StatsProblem::OutOfRange("redemptionCount", clipped(text))),
+            Err(_) => Err(StatsProblem::BadNumber("redemptionCount", clipped(text))),
         },
     };
-    let mut redemptions = Vec::new();
-    if let Some(members) = wire_map(image.get("redemptions")) {
-        if members.len() > MAX_REDEMPTIONS {
-            return Err(StatsProblem::OutOfRange(
-                "redemptions",
-                format!("{} entries", members.len()),
-            ));
-        }
-        for redemption in members.values() {
-            let Some(fields) = wire_map(Some(redemption)) else {
-                continue;
-            };
-            let cost_text = typed(fields.get("totalCost"), "N")
-                .and_then(Value::as_str)
-                .unwrap_or("0");
-            let total_cost = parse_amount(cost_text).ok_or_else(|| {
-                StatsProblem::BadNumber("totalCost", cost_text.chars().take(64).collect())
-            })?;
-            if total_cost.is_sign_negative() && !total_cost.is_zero() {
-                return Err(StatsProblem::OutOfRange(
-                    "totalCost",
-                    cost_text.chars().take(64).collect(),
-                ));
-            }
-            redemptions.push(RedemptionFacts {
-                total_cost,
-                day: wire_text(fields.get("redeemedAt"))
-                    .and_then(parse_timestamp)
-                    .map(|at| at.format("%Y-%m-%d").to_string()),
-                voided: present(fields, "voidedAt"),
-            });
-        }
-    }
+    // The uses not voided, when the stored count cannot be read: the API
+    // changes both in the same write.
+    let redemption_count = stored_count.unwrap_or_else(|problem| {
+        unread.push(problem);
+        redemptions
+            .iter()
+            .filter(|redemption| !redemption.voided)
+            .count()
+            .try_into()
+            .unwrap_or(MAX_REDEMPTION_COUNT)
+    });
     let selection = wire_map(image.get("selection"));
     let holdout = selection.map(|selection| {
         typed(selection.get("holdout"), "BOOL")
@@ -353,6 +439,7 @@ pub fn read_offer_image(image: &Map<String, Value>) -> Result<OfferFacts, StatsP
     context.truncate(MAX_CONTEXT_ATTRIBUTES);
     Ok(OfferFacts {
         offer_id: offer_id.to_owned(),
+        personalized_offer_id: wire_text(image.get("personalizedOfferId")).map(clipped),
         campaign_id: campaign_id.map(str::to_owned),
         viewed: present(image, "viewedAt"),
         clicked: present(image, "clickedAt"),
@@ -361,6 +448,7 @@ pub fn read_offer_image(image: &Map<String, Value>) -> Result<OfferFacts, StatsP
         redemptions,
         holdout,
         context,
+        unread,
     })
 }
 
@@ -375,9 +463,13 @@ pub fn contribution(offer: &OfferFacts) -> Result<Deltas, StatsProblem> {
     let flag = |on: bool| i64::from(on);
     let counted: Vec<&RedemptionFacts> = offer.redemptions.iter().filter(|r| !r.voided).collect();
     let mut order_value = Decimal::ZERO;
+    let mut discount_value = Decimal::ZERO;
     for redemption in &counted {
         order_value = order_value
             .checked_add(redemption.total_cost)
+            .ok_or(StatsProblem::Overflow)?;
+        discount_value = discount_value
+            .checked_add(redemption.discount)
             .ok_or(StatsProblem::Overflow)?;
     }
     let redeemed = flag(offer.redemption_count > 0);
@@ -396,6 +488,7 @@ pub fn contribution(offer: &OfferFacts) -> Result<Deltas, StatsProblem> {
             redemptions: offer.redemption_count,
             revoked: flag(offer.revoked),
             order_value,
+            discount_value,
         };
         let campaign = |arm| CounterKey::Campaign {
             campaign_id: campaign_id.clone(),
@@ -417,6 +510,7 @@ pub fn contribution(offer: &OfferFacts) -> Result<Deltas, StatsProblem> {
             let one = Counts {
                 redemptions: 1,
                 order_value: redemption.total_cost,
+                discount_value: redemption.discount,
                 ..Counts::default()
             };
             add_into(&mut deltas, day, &one)?;
@@ -495,6 +589,8 @@ pub struct DayStats {
     pub redemptions: i64,
     #[serde(serialize_with = "serialize_amount")]
     pub order_value: Decimal,
+    #[serde(serialize_with = "serialize_amount")]
+    pub discount_value: Decimal,
 }
 
 fn serialize_amount<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::Ok, S::Error> {
@@ -577,12 +673,13 @@ pub fn campaign_report(
         uses_selection,
         days: days
             .into_iter()
-            .filter(|(_, counts)| counts.redemptions != 0 || !counts.order_value.is_zero())
+            .filter(|(_, counts)| !counts.is_zero())
             .map(|((day, offer_id), counts)| DayStats {
                 day,
                 offer_id,
                 redemptions: counts.redemptions,
                 order_value: counts.order_value,
+                discount_value: counts.discount_value,
             })
             .collect(),
     })
@@ -820,21 +917,104 @@ mod tests {
             read_offer_image(&image(long)),
             Err(StatsProblem::IdTooLong("offerId"))
         );
-        let mut bad = assigned("c1");
-        bad["redemptions"] = json!({"M": {"o": {"M": {"totalCost": {"N": "1e400"}}}}});
-        assert!(matches!(
-            read_offer_image(&image(bad)),
-            Err(StatsProblem::BadNumber("totalCost", _))
-        ));
-        let mut negative = assigned("c1");
-        negative["redemptionCount"] = json!({"N": "-1"});
-        assert!(read_offer_image(&image(negative)).is_err());
+        // Anything else is read as far as it can be (below).
         // The largest order values overflow rather than wrap or round.
         let huge = Counts {
             order_value: Decimal::MAX,
             ..Counts::default()
         };
         assert_eq!(huge.checked_add(&huge), None);
+    }
+
+    #[test]
+    fn what_cannot_be_read_is_left_out_and_the_rest_counted() {
+        let mut item = assigned("c1");
+        item["viewedAt"] = json!({"S": "2026-01-01T00:00:00Z"});
+        item["redemptionCount"] = json!({"N": "4"});
+        item["redemptions"] = json!({"M": {
+            "huge": {"M": {"totalCost": {"N": "1e30"}, "discount": {"N": "1"},
+                           "redeemedAt": {"S": "2026-01-02T10:00:00Z"}}},
+            "tiny": {"M": {"totalCost": {"N": "1e-100"}, "redeemedAt": {"S": "2026-01-02T10:00:00Z"}}},
+            "text": {"M": {"totalCost": {"S": "12"}, "discount": {"N": "-1"}}},
+            "fine": {"M": {"totalCost": {"N": "999999999.9999"}, "discount": {"N": "0.0001"},
+                           "redeemedAt": {"S": "2026-01-02T10:00:00Z"}}},
+            "odd": {"S": "not a redemption"}
+        }});
+        let read = facts(item.clone());
+        assert_eq!(read.redemption_count, 4);
+        assert_eq!(
+            read.redemptions.len(),
+            4,
+            "the entry that is no map is left out"
+        );
+        assert_eq!(
+            read.unread,
+            vec![
+                StatsProblem::BadNumber("totalCost", "1e30".into()),
+                StatsProblem::BadRedemption("odd".into()),
+                StatsProblem::BadNumber("totalCost", "not a number".into()),
+                StatsProblem::OutOfRange("discount", "-1".into()),
+                StatsProblem::BadNumber("totalCost", "1e-100".into()),
+            ]
+        );
+        let deltas = record_deltas(None, Some(&read)).expect("deltas");
+        let all = deltas[&key(Arm::All)];
+        assert_eq!((all.assigned, all.viewed, all.redemptions), (1, 1, 4));
+        assert_eq!(all.order_value, dec("999999999.9999"));
+        assert_eq!(all.discount_value, dec("1.0001"));
+        // A click on that offer counts, and nothing else moves.
+        let mut clicked = item;
+        clicked["clickedAt"] = json!({"S": "2026-01-03T00:00:00Z"});
+        let deltas = record_deltas(Some(&read), Some(&facts(clicked))).expect("deltas");
+        assert_eq!(
+            deltas[&key(Arm::All)],
+            Counts {
+                clicked: 1,
+                ..Counts::default()
+            }
+        );
+        // A count that cannot be read: the uses not voided.
+        let mut negative = assigned("c1");
+        negative["redemptionCount"] = json!({"N": "-1"});
+        negative["redemptions"] = json!({"M": {"o": {"M": {"totalCost": {"N": "2"}}}}});
+        let read = facts(negative);
+        assert_eq!(read.redemption_count, 1);
+        assert_eq!(
+            read.unread,
+            vec![StatsProblem::OutOfRange("redemptionCount", "-1".into())]
+        );
+    }
+
+    #[test]
+    fn discounts_are_summed_and_a_void_takes_them_back() {
+        let mut used = assigned("c1");
+        used["redemptionCount"] = json!({"N": "2"});
+        used["redemptions"] = json!({"M": {
+            "o1": {"M": {"totalCost": {"N": "10"}, "discount": {"N": "2.5"},
+                         "redeemedAt": {"S": "2026-01-02T10:00:00Z"}}},
+            "o2": {"M": {"totalCost": {"N": "4"}, "redeemedAt": {"S": "2026-01-02T11:00:00Z"}}}
+        }});
+        let deltas = record_deltas(None, Some(&facts(used.clone()))).expect("deltas");
+        assert_eq!(deltas[&key(Arm::All)].discount_value, dec("2.5"));
+        let day = CounterKey::Day {
+            campaign_id: "c1".into(),
+            offer_id: "co-fries".into(),
+            day: "2026-01-02".into(),
+        };
+        assert_eq!(deltas[&day].discount_value, dec("2.5"));
+        let mut voided = used.clone();
+        voided["redemptionCount"] = json!({"N": "1"});
+        voided["redemptions"]["M"]["o1"]["M"]["voidedAt"] = json!({"S": "2026-01-03T00:00:00Z"});
+        let back = record_deltas(Some(&facts(used)), Some(&facts(voided))).expect("deltas");
+        let all = back[&key(Arm::All)];
+        assert_eq!(
+            (all.redemptions, all.order_value, all.discount_value),
+            (-1, -dec("10"), -dec("2.5"))
+        );
+        assert_eq!(
+            serde_json::to_value(all).expect("json")["discountValue"],
+            json!(-2.5)
+        );
     }
 
     #[test]

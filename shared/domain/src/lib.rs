@@ -1,6 +1,9 @@
 //! Domain types and pure functions: parse, validate, merge. No AWS here.
 
+pub mod amount;
 pub mod assignment;
+pub mod assignment_ids;
+pub mod campaign;
 pub mod campaign_stats;
 pub mod canonical;
 pub mod catalog;
@@ -9,6 +12,7 @@ pub mod dates;
 pub mod limits;
 pub mod offer;
 pub mod offer_event;
+pub mod profile;
 pub mod progress;
 #[cfg(test)]
 mod properties;

@@ -134,23 +134,25 @@ proptest! {
 
     #[test]
     fn redemption_requests_never_panic_and_what_passes_is_bounded(
-        fields in prop::collection::vec((0..5usize, any_json(), any::<bool>()), 0..6),
+        fields in prop::collection::vec((0..6usize, any_json(), any::<bool>()), 0..7),
     ) {
-        const NAMES: [&str; 5] = ["orderId", "totalCost", "serviceMode", "storeId", "other"];
+        const NAMES: [&str; 6] = ["orderId", "totalCost", "serviceMode", "storeId", "discount", "other"];
         let mut body = Map::new();
         for (index, value, plausible) in fields {
             let value = match (NAMES[index], plausible) {
                 ("totalCost", true) => json!(12.5),
+                ("discount", true) => json!(1.25),
                 (_, true) if value.is_string() => value,
                 (name, true) => json!(format!("{name}-value")),
                 _ => value,
             };
             body.insert(NAMES[index].to_owned(), value);
         }
-        if let Ok(request) = parse_redemption_request(&body) {
+        if let Ok(request) = parse_redemption_request(&serde_json::to_vec(&body).expect("json")) {
             prop_assert!(request.order_id.chars().count() <= MAX_ORDER_ID_CHARS);
             prop_assert!(!request.order_id.trim().is_empty());
-            prop_assert!(request.total_cost.as_f64().is_some_and(|cost| cost >= 0.0));
+            prop_assert!(request.total_cost.as_f64().is_some_and(|cost| (0.0..1e9).contains(&cost)));
+            prop_assert!(request.discount.as_f64().is_some_and(|discount| (0.0..1e9).contains(&discount)));
             prop_assert!(!request.service_mode.trim().is_empty());
         }
         let _ = parse_offer_event(&body);

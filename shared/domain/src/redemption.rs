@@ -7,12 +7,14 @@
 //! the same decision hold at write time with a condition (the count and the
 //! revocation can race; time and rules cannot).
 
+use crate::amount::{Amount, AMOUNT_DECIMALS, AMOUNT_LIMIT};
 use crate::dates::rfc3339;
-use crate::limits::{quote, quote_names, storable_number};
+use crate::limits::{quote, quote_names};
 use crate::offer::{OfferStatus, PersonalizedOffer};
 use crate::rules::Rules;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Number, Value};
 use uuid::Uuid;
 
@@ -58,8 +60,10 @@ impl BodyProblem {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RedemptionRequest {
     pub order_id: String,
-    /// The order's total, a number >= 0 that DynamoDB can store.
+    /// The order's total, an amount (`crate::amount`) as a JSON number.
     pub total_cost: Number,
+    /// What the point of sale took off the order, an amount; 0 when absent.
+    pub discount: Number,
     pub service_mode: String,
     pub store_id: Option<String>,
 }
@@ -73,6 +77,9 @@ pub struct Redemption {
     pub redemption_id: Uuid,
     pub order_id: String,
     pub total_cost: Number,
+    /// Absent from redemptions written before discounts were kept: 0.
+    #[serde(default = "zero")]
+    pub discount: Number,
     pub service_mode: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_id: Option<String>,
@@ -98,12 +105,17 @@ impl Redemption {
             redemption_id: redemption_id(personalized_offer_id, &request.order_id),
             order_id: request.order_id.clone(),
             total_cost: request.total_cost.clone(),
+            discount: request.discount.clone(),
             service_mode: request.service_mode.clone(),
             store_id: request.store_id.clone(),
             redeemed_at: now,
             voided_at: None,
         }
     }
+}
+
+fn zero() -> Number {
+    Number::from(0)
 }
 
 /// The redemption id of an order on an offer: the same for every retry.
@@ -151,12 +163,39 @@ fn bounded_text(
     }
 }
 
-/// Reads a redemption request body. Fields other than the contract's are
-/// ignored.
-pub fn parse_redemption_request(
-    body: &Map<String, Value>,
-) -> Result<RedemptionRequest, BodyProblem> {
-    let order_id = match body.get("orderId") {
+/// The raw text of a body's amounts, as the client wrote them.
+#[derive(Deserialize)]
+struct AmountTexts<'a> {
+    #[serde(rename = "totalCost", borrow, default)]
+    total_cost: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    discount: Option<&'a RawValue>,
+}
+
+/// An amount field of the body: `None` when absent or null, a problem
+/// naming the field when it is not an amount.
+fn amount_field(name: &str, raw: Option<&RawValue>) -> Result<Option<Amount>, BodyProblem> {
+    let Some(raw) = raw else {
+        return Ok(None);
+    };
+    Amount::parse(raw.get()).map(Some).ok_or_else(|| {
+        BodyProblem::new(format!(
+            "{name} must be an amount: a number >= 0, below {AMOUNT_LIMIT}, \
+             with at most {AMOUNT_DECIMALS} decimal places"
+        ))
+    })
+}
+
+/// Reads a redemption request body (a JSON object). Fields other than the
+/// contract's are ignored; a field given twice is refused (which of the two
+/// would count is anyone's guess).
+pub fn parse_redemption_request(body: &[u8]) -> Result<RedemptionRequest, BodyProblem> {
+    let Ok(fields) = serde_json::from_slice::<Map<String, Value>>(body) else {
+        return Err(BodyProblem::new("the body must be a JSON object"));
+    };
+    let amounts: AmountTexts = serde_json::from_slice(body)
+        .map_err(|_| BodyProblem::new("totalCost and discount must each be given at most once"))?;
+    let order_id = match fields.get("orderId") {
         Some(Value::String(text)) => parse_order_id(text)?,
         _ => {
             return Err(BodyProblem::new(format!(
@@ -164,49 +203,27 @@ pub fn parse_redemption_request(
             )))
         }
     };
-    let total_cost = match body.get("totalCost") {
-        Some(Value::Number(number))
-            if storable_number(number) && number.as_f64().is_some_and(|cost| cost >= 0.0) =>
-        {
-            canonical_number(number)
-        }
-        _ => {
-            return Err(BodyProblem::new(
-                "totalCost is required: a number >= 0 (at most 1e126)",
-            ))
-        }
-    };
-    let service_mode = bounded_text(body, "serviceMode", MAX_SERVICE_MODE_BYTES)?
+    let total_cost = amount_field("totalCost", amounts.total_cost)?.ok_or_else(|| {
+        BodyProblem::new(format!(
+            "totalCost is required: a number >= 0, below {AMOUNT_LIMIT}, \
+             with at most {AMOUNT_DECIMALS} decimal places"
+        ))
+    })?;
+    let discount = amount_field("discount", amounts.discount)?.unwrap_or(Amount::ZERO);
+    let service_mode = bounded_text(&fields, "serviceMode", MAX_SERVICE_MODE_BYTES)?
         .ok_or_else(|| {
             BodyProblem::new(format!(
                 "serviceMode is required: a non-blank string of at most {MAX_SERVICE_MODE_BYTES} bytes"
             ))
         })?;
-    let store_id = bounded_text(body, "storeId", MAX_STORE_ID_BYTES)?;
+    let store_id = bounded_text(&fields, "storeId", MAX_STORE_ID_BYTES)?;
     Ok(RedemptionRequest {
         order_id,
-        total_cost,
+        total_cost: total_cost.to_number(),
+        discount: discount.to_number(),
         service_mode,
         store_id,
     })
-}
-
-/// A number as DynamoDB gives it back: a whole number without a fraction
-/// (`10.0` is stored, and read back, as `10`), so that the first answer and
-/// every replay show the same redemption.
-fn canonical_number(number: &Number) -> Number {
-    match number.as_f64() {
-        // Exact below 2^53: the cast loses nothing.
-        Some(float)
-            if !number.is_i64()
-                && !number.is_u64()
-                && float.fract() == 0.0
-                && float.abs() < 9.0e15 =>
-        {
-            Number::from(float as i64)
-        }
-        _ => number.clone(),
-    }
 }
 
 /// The offer's cap on uses: `None` when unlimited (no such rule). A
@@ -379,8 +396,12 @@ mod tests {
         value.as_object().cloned().expect("object")
     }
 
+    fn parse(body: &Map<String, Value>) -> Result<RedemptionRequest, BodyProblem> {
+        parse_redemption_request(&serde_json::to_vec(body).expect("json"))
+    }
+
     fn request(order: &str, cost: Value, mode: &str) -> RedemptionRequest {
-        parse_redemption_request(&body(
+        parse(&body(
             json!({"orderId": order, "totalCost": cost, "serviceMode": mode}),
         ))
         .expect("valid")
@@ -421,7 +442,7 @@ mod tests {
 
     #[test]
     fn a_valid_request_and_each_field_out_of_bounds() {
-        let parsed = parse_redemption_request(&body(json!({
+        let parsed = parse(&body(json!({
             "orderId": "order-1", "totalCost": 12.5, "serviceMode": "pickup", "storeId": "s-9",
             "unexpected": true
         })))
@@ -429,7 +450,7 @@ mod tests {
         assert_eq!(parsed.order_id, "order-1");
         assert_eq!(parsed.total_cost.as_f64(), Some(12.5));
         assert_eq!(parsed.store_id.as_deref(), Some("s-9"));
-        let whole = parse_redemption_request(&body(
+        let whole = parse(&body(
             json!({"orderId": "o", "totalCost": 10.0, "serviceMode": "pickup"}),
         ))
         .expect("valid");
@@ -439,7 +460,7 @@ mod tests {
             "as DynamoDB gives it back"
         );
         let good = json!({"orderId": "o", "totalCost": 0, "serviceMode": "pickup"});
-        assert!(parse_redemption_request(&body(good.clone())).is_ok());
+        assert!(parse(&body(good.clone())).is_ok());
         for (field, bad) in [
             ("orderId", json!("")),
             ("orderId", json!("   ")),
@@ -450,7 +471,13 @@ mod tests {
             ("totalCost", json!(-0.01)),
             ("totalCost", json!("12")),
             ("totalCost", json!(1e300)),
+            ("totalCost", json!(1e9)),
+            ("totalCost", json!(0.00001)),
             ("totalCost", Value::Null),
+            ("discount", json!(-1)),
+            ("discount", json!("1")),
+            ("discount", json!(1e9)),
+            ("discount", json!(1.23456)),
             ("serviceMode", json!("")),
             ("serviceMode", json!("m".repeat(65))),
             ("serviceMode", json!(["pickup"])),
@@ -460,12 +487,38 @@ mod tests {
         ] {
             let mut candidate = body(good.clone());
             candidate.insert(field.into(), bad.clone());
-            let problem = parse_redemption_request(&candidate).expect_err(field);
+            let problem = parse(&candidate).expect_err(field);
             assert!(problem.message.contains(field), "{field} {bad}: {problem}");
         }
         // 128 characters of four bytes each are within the bound.
         assert!(parse_order_id(&"😀".repeat(128)).is_ok());
         assert!(parse_order_id(&"😀".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn amounts_are_read_from_the_bodys_own_text() {
+        let text = |body: &str| parse_redemption_request(body.as_bytes());
+        let read = text(
+            r#"{"orderId": "o", "totalCost": 999999999.9999, "discount": 1.50000, "serviceMode": "m"}"#,
+        )
+        .expect("valid");
+        assert_eq!(read.total_cost.to_string(), "999999999.9999");
+        assert_eq!(read.discount.to_string(), "1.5");
+        let absent =
+            text(r#"{"orderId": "o", "totalCost": 1e-4, "serviceMode": "m"}"#).expect("valid");
+        assert_eq!(absent.total_cost.to_string(), "0.0001");
+        assert_eq!(absent.discount, Number::from(0));
+        for bad in [
+            // The nearest double is 0.1: the text has 20 decimal places.
+            r#"{"orderId": "o", "totalCost": 0.10000000000000000001, "serviceMode": "m"}"#,
+            r#"{"orderId": "o", "totalCost": 1e-5, "serviceMode": "m"}"#,
+            r#"{"orderId": "o", "totalCost": "NaN", "serviceMode": "m"}"#,
+            r#"{"orderId": "o", "totalCost": 1, "discount": 1e9, "serviceMode": "m"}"#,
+            r#"{"orderId": "o", "totalCost": 1, "totalCost": 2, "serviceMode": "m"}"#,
+            r#"[1]"#,
+        ] {
+            assert!(text(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -607,6 +660,7 @@ mod tests {
             redemption_id: Uuid::new_v4(),
             order_id: order_id.clone(),
             total_cost: Number::from_f64(-1.234_567_890_123_456_7e-100).expect("number"),
+            discount: Number::from_f64(-1.234_567_890_123_456_7e-100).expect("number"),
             service_mode: "m".repeat(MAX_SERVICE_MODE_BYTES),
             store_id: Some("s".repeat(MAX_STORE_ID_BYTES)),
             redeemed_at: at("9999-12-31T23:59:59.999999999Z"),

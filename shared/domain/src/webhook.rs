@@ -77,6 +77,24 @@ fn signed_mac(secret: &[u8], timestamp: i64, body: &[u8]) -> HmacSha256 {
     mac
 }
 
+/// A signature that matched: its `t` and the MAC (lower-case hex, as this
+/// side computed it, whatever case the sender wrote). The MAC identifies the
+/// signed request (`t` and body): it is what a delivery uses up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedSignature {
+    pub timestamp: i64,
+    pub mac_hex: String,
+}
+
+impl VerifiedSignature {
+    /// Until when (unix seconds) the signature could still be accepted: its
+    /// `t` plus the tolerance. Saturating: `t` is within the tolerance of a
+    /// real clock, far from the limits.
+    pub fn acceptable_until(&self) -> i64 {
+        self.timestamp.saturating_add(SIGNATURE_TOLERANCE_SECONDS)
+    }
+}
+
 /// Checks `header` (the `X-Offers-Signature` value, if any) against `body`
 /// at `now` (unix seconds). The comparison of the MAC is constant time
 /// (`Mac::verify_slice`); any `v1` that matches is enough, so that a sender
@@ -86,7 +104,7 @@ pub fn verify_signature(
     secret: &[u8],
     body: &[u8],
     now: i64,
-) -> Result<(), SignatureError> {
+) -> Result<VerifiedSignature, SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?;
     if header.len() > MAX_SIGNATURE_HEADER_BYTES {
         return Err(SignatureError::Malformed);
@@ -127,7 +145,10 @@ pub fn verify_signature(
         .iter()
         .any(|signature| mac.clone().verify_slice(signature).is_ok())
     {
-        Ok(())
+        Ok(VerifiedSignature {
+            timestamp,
+            mac_hex: hex::encode(mac.finalize().into_bytes()),
+        })
     } else {
         Err(SignatureError::Mismatch)
     }
@@ -200,6 +221,18 @@ pub fn check_delivery_id(id: Option<&str>) -> Result<&str, String> {
     }
 }
 
+/// Names the assignments a delivery writes (contract section 2,
+/// `assignmentId`), so that a rerun of the same delivery writes the same ids:
+/// a UUID v5 of the delivery id and the assignment's index (36 characters,
+/// whatever the delivery id's length).
+pub fn webhook_assignment_id(delivery_id: &str, index: usize) -> String {
+    const ASSIGNMENT_NAMESPACE: uuid::Uuid =
+        uuid::Uuid::from_u128(0x5c1e_8a2d_73b4_4f96_8e0a_d4c2_b1f3_9e67);
+    // A newline cannot be in a delivery id (printable ASCII): no two pairs give one name.
+    let name = format!("{delivery_id}\n{index}");
+    uuid::Uuid::new_v5(&ASSIGNMENT_NAMESPACE, name.as_bytes()).to_string()
+}
+
 /// What tells two bodies of one delivery id apart: the SHA-256 of the raw
 /// body. A retry sends the same bytes (only the signature's `t` changes).
 pub fn body_fingerprint(body: &[u8]) -> String {
@@ -241,7 +274,16 @@ mod tests {
         let body = br#"{"assignments":[]}"#;
         let header = signature_header(SECRET, NOW, body);
         assert!(header.starts_with(&format!("t={NOW},v1=")));
-        assert_eq!(verify_signature(Some(&header), SECRET, body, NOW), Ok(()));
+        let verified = verify_signature(Some(&header), SECRET, body, NOW).expect("verifies");
+        assert_eq!(verified.timestamp, NOW);
+        assert_eq!(verified.mac_hex, signature_hex(SECRET, NOW, body));
+        assert_eq!(verified.acceptable_until(), NOW + 300);
+        // Upper-case hex is the same signature, named as this side computes it.
+        let upper = format!("t={NOW},v1={}", verified.mac_hex.to_uppercase());
+        assert_eq!(
+            verify_signature(Some(&upper), SECRET, body, NOW),
+            Ok(verified)
+        );
         assert_eq!(
             verify_signature(Some(&header), SECRET, br#"{"assignments": []}"#, NOW),
             Err(SignatureError::Mismatch)
@@ -288,7 +330,7 @@ mod tests {
                 expected
             };
             assert_eq!(
-                verify_signature(Some(&header), SECRET, body, NOW),
+                verify_signature(Some(&header), SECRET, body, NOW).map(|_| ()),
                 expected,
                 "{t}"
             );
@@ -327,7 +369,10 @@ mod tests {
         );
         // A second v1 (key rotation) and an unknown scheme are fine.
         let rotated = format!("t={NOW},v0=ab,v1={},v1={good}", "00".repeat(32));
-        assert_eq!(verify_signature(Some(&rotated), SECRET, body, NOW), Ok(()));
+        assert_eq!(
+            verify_signature(Some(&rotated), SECRET, body, NOW).map(|v| v.mac_hex),
+            Ok(good.clone())
+        );
         let short = format!("t={NOW},v1={}", &good[..10]);
         assert_eq!(
             verify_signature(Some(&short), SECRET, body, NOW),
@@ -400,7 +445,7 @@ mod tests {
             } else {
                 Err(SignatureError::Stale)
             };
-            proptest::prop_assert_eq!(verify_signature(Some(&header), SECRET, &body, t + skew), expected);
+            proptest::prop_assert_eq!(verify_signature(Some(&header), SECRET, &body, t + skew).map(|_| ()), expected);
         }
 
         #[test]
@@ -411,6 +456,24 @@ mod tests {
                 proptest::prop_assert!(assignments.len() <= MAX_ASSIGNMENTS);
             }
         }
+    }
+
+    #[test]
+    fn assignment_ids_are_stable_bounded_and_distinct() {
+        let id = webhook_assignment_id("dlv-1", 0);
+        assert_eq!(
+            id,
+            webhook_assignment_id("dlv-1", 0),
+            "a rerun writes the same id"
+        );
+        assert_eq!(id.len(), 36);
+        assert_ne!(id, webhook_assignment_id("dlv-1", 1));
+        assert_ne!(id, webhook_assignment_id("dlv-2", 0));
+        assert_ne!(
+            webhook_assignment_id("dlv-1", 10),
+            webhook_assignment_id("dlv-11", 0)
+        );
+        assert_eq!(webhook_assignment_id(&"d".repeat(255), 499).len(), 36);
     }
 
     #[test]

@@ -109,6 +109,7 @@ impl ActivityStore for MemoryActivity {
         let request = RedemptionRequest {
             order_id: redemption.order_id.clone(),
             total_cost: redemption.total_cost.clone(),
+            discount: redemption.discount.clone(),
             service_mode: redemption.service_mode.clone(),
             store_id: redemption.store_id.clone(),
         };

@@ -52,7 +52,7 @@ fn offer(rules: Value) -> PersonalizedOffer {
 
 fn order(id: &str, cost: f64) -> RedemptionRequest {
     let body = json!({"orderId": id, "totalCost": cost, "serviceMode": "pickup"});
-    crate::domain::parse_redemption_request(body.as_object().expect("object")).expect("valid")
+    crate::domain::parse_redemption_request(body.to_string().as_bytes()).expect("valid")
 }
 
 fn service(offers: Vec<PersonalizedOffer>) -> ActivityService<MemoryActivity, MemoryCatalog> {

@@ -19,6 +19,6 @@ mod tests;
 
 pub use input::{ChangeRecord, StatsInput};
 pub use service::{
-    StatsBatchReport, StatsFailure, StatsOutcome, StatsRecordReport, StatsService, StatsSettings,
-    MARKER_PREFIX, MAX_TRANSACTION_ITEMS, MAX_UNIT_COUNTERS,
+    PartlyRead, StatsBatchReport, StatsFailure, StatsOutcome, StatsRecordReport, StatsService,
+    StatsSettings, MARKER_PREFIX, MAX_TRANSACTION_ITEMS, MAX_UNIT_COUNTERS,
 };

@@ -120,9 +120,25 @@ pub struct StatsRecordReport {
     pub outcome: StatsOutcome,
 }
 
+/// A change counted without the parts of its offer's image that could not
+/// be read (an amount beyond what statistics hold, a malformed redemption):
+/// everything else of it counted. Reported once per change that counts
+/// something, by the delivery that counts it (not by a duplicate, a failed
+/// try, or a change that counts nothing, such as a new `rank`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartlyRead {
+    pub event_id: String,
+    pub offer_id: String,
+    pub personalized_offer_id: Option<String>,
+    /// What was left out, in the image's order of redemptions.
+    pub problems: Vec<StatsProblem>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StatsBatchReport {
     pub records: Vec<StatsRecordReport>,
+    /// The records counted now whose new image was read in part.
+    pub partly_read: Vec<PartlyRead>,
     /// Transactions that went through.
     pub transactions: usize,
     /// Conflicts (or throttling) retried.
@@ -182,6 +198,16 @@ impl StatsBatchReport {
                 }
             }
         }
+        for partly in &self.partly_read {
+            tracing::error!(
+                event_id = partly.event_id.as_str(),
+                offer_id = partly.offer_id.as_str(),
+                personalized_offer_id = partly.personalized_offer_id.as_deref().unwrap_or_default(),
+                unread = partly.problems.len(),
+                error = %partly.problems.first().map(ToString::to_string).unwrap_or_default(),
+                "offer image read in part: the rest counted, what could not be read left out"
+            );
+        }
         tracing::info!(
             records = self.records.len(),
             applied = self.count("applied"),
@@ -189,6 +215,7 @@ impl StatsBatchReport {
             no_change = self.count("no_change"),
             ignored = self.count("ignored"),
             not_counted = self.count("not_counted") + self.count("refused"),
+            partly_read = self.partly_read.len(),
             failed = self.count("failed"),
             transactions = self.transactions,
             conflicts = self.conflicts,
@@ -247,6 +274,7 @@ impl<S: CampaignStatsStore> StatsService<S> {
         let mut reports = Vec::with_capacity(records.len());
         let mut units: Vec<PlannedUnit> = Vec::new();
         let mut markers: HashSet<String> = HashSet::new();
+        let mut partly_read: Vec<(usize, PartlyRead)> = Vec::new();
         for (index, input) in records.into_iter().enumerate() {
             let (event_id, sequence_number, created_at, outcome) = match input {
                 StatsInput::Ignored {
@@ -273,7 +301,8 @@ impl<S: CampaignStatsStore> StatsService<S> {
                     (event_id, sequence_number, None, Some(outcome))
                 }
                 StatsInput::Change(change) => {
-                    let outcome = plan(index, &change, &mut units, &mut markers);
+                    let (outcome, partly) = plan(index, &change, &mut units, &mut markers);
+                    partly_read.extend(partly.map(|partly| (index, partly)));
                     (
                         Some(change.event_id),
                         Some(change.sequence_number),
@@ -309,6 +338,17 @@ impl<S: CampaignStatsStore> StatsService<S> {
                 slot.outcome = record_outcome(&units);
             }
         }
+        // Reported by the delivery that counts the change, once (a change
+        // that counts nothing writes no marker: a replay could not tell).
+        report.partly_read = partly_read
+            .into_iter()
+            .filter(|(index, _)| {
+                reports
+                    .get(*index)
+                    .is_some_and(|record| matches!(record.outcome, StatsOutcome::Applied { .. }))
+            })
+            .map(|(_, partly)| partly)
+            .collect();
         report.records = reports;
         report.log(started.elapsed().as_millis().try_into().unwrap_or(u64::MAX));
         report
@@ -457,29 +497,32 @@ fn set_all(units: &mut [PlannedUnit], pending: &[usize], state: UnitState) {
 }
 
 /// The deltas of one record, cut into units of at most
-/// [`MAX_UNIT_COUNTERS`] counters, each with its marker. `None` when the
-/// record's outcome is already known.
+/// [`MAX_UNIT_COUNTERS`] counters, each with its marker, and what of its
+/// new image could not be read. The outcome is `None` when it is decided
+/// by the units' writes.
 fn plan(
     record: usize,
     change: &ChangeRecord,
     units: &mut Vec<PlannedUnit>,
     markers: &mut HashSet<String>,
-) -> Option<StatsOutcome> {
+) -> (Option<StatsOutcome>, Option<PartlyRead>) {
     if change.event_id.is_empty() || change.event_id.len() > MAX_EVENT_ID_BYTES {
-        return Some(StatsOutcome::Failed(StatsFailure::Unusable(format!(
+        let failure = StatsFailure::Unusable(format!(
             "eventID is empty or longer than {MAX_EVENT_ID_BYTES} bytes"
-        ))));
+        ));
+        return (Some(StatsOutcome::Failed(failure)), None);
     }
-    let deltas = read_deltas(change);
-    let deltas = match deltas {
-        Err(problem) => return Some(StatsOutcome::NotCounted(problem)),
-        Ok(deltas) if deltas.is_empty() => return Some(StatsOutcome::NoChange),
-        Ok(deltas) => deltas,
+    let (deltas, partly) = match read_deltas(change) {
+        Err(problem) => return (Some(StatsOutcome::NotCounted(problem)), None),
+        Ok(read) => read,
     };
+    if deltas.is_empty() {
+        return (Some(StatsOutcome::NoChange), partly);
+    }
     let base = format!("{MARKER_PREFIX}{}", change.event_id);
     if !markers.insert(base.clone()) {
-        // The same record twice in one batch: the first counts.
-        return Some(StatsOutcome::Duplicate);
+        // The same record twice in one batch: the first counts (and reports).
+        return (Some(StatsOutcome::Duplicate), None);
     }
     let entries: Vec<(CounterKey, _)> = deltas.into_iter().collect();
     for (part, slice) in entries.chunks(MAX_UNIT_COUNTERS).enumerate() {
@@ -497,18 +540,28 @@ fn plan(
             state: UnitState::Pending,
         });
     }
-    None
+    (None, partly)
 }
 
-/// A record's deltas from its images.
-pub(super) fn read_deltas(change: &ChangeRecord) -> Result<Deltas, StatsProblem> {
+/// A record's deltas from its images, and what of its new image could not
+/// be read (the old image's was reported with the change that made it).
+pub(super) fn read_deltas(
+    change: &ChangeRecord,
+) -> Result<(Deltas, Option<PartlyRead>), StatsProblem> {
     let new = read_offer_image(&change.new_image)?;
     let old = change
         .old_image
         .as_ref()
         .map(read_offer_image)
         .transpose()?;
-    record_deltas(old.as_ref(), Some(&new))
+    let deltas = record_deltas(old.as_ref(), Some(&new))?;
+    let partly = (!new.unread.is_empty()).then(|| PartlyRead {
+        event_id: change.event_id.clone(),
+        offer_id: new.offer_id.clone(),
+        personalized_offer_id: new.personalized_offer_id.clone(),
+        problems: new.unread,
+    });
+    Ok((deltas, partly))
 }
 
 /// Packs units into transactions of at most [`MAX_TRANSACTION_ITEMS`]

@@ -5,7 +5,7 @@ use super::memory::MemoryStatsStore;
 use super::*;
 use crate::dispatch::IgnoredReason;
 use crate::error::StoreError;
-use offers_domain::campaign_stats::{Arm, CounterKey};
+use offers_domain::campaign_stats::{Arm, CounterKey, StatsProblem};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
@@ -199,6 +199,68 @@ async fn unreadable_images_are_not_counted_and_never_retried() {
     let outcomes: Vec<&str> = report.records.iter().map(|r| r.outcome.name()).collect();
     assert_eq!(outcomes, ["not_counted", "applied", "failed"]);
     assert_eq!(report.failed_sequence_numbers(), ["9"]);
+}
+
+#[tokio::test]
+async fn an_offer_read_in_part_counts_the_rest_and_is_reported_once_per_change() {
+    let service = service();
+    let mut used = offer("u1", "co-a");
+    used["redemptionCount"] = json!({"N": "1"});
+    used["redemptions"] = json!({"M": {"o1": {"M": {"totalCost": {"N": "1e30"},
+        "redeemedAt": {"S": "2026-01-02T00:00:00Z"}}}}});
+    let mut clicked = used.clone();
+    clicked["clickedAt"] = json!({"S": "2026-01-03T00:00:00Z"});
+    let mut ranked = clicked.clone();
+    ranked["rank"] = json!({"N": "2"});
+    let records = || {
+        vec![
+            change("e1", None, offer("u1", "co-a")),
+            change("e2", Some(offer("u1", "co-a")), used.clone()),
+            change("e3", Some(used.clone()), clicked.clone()),
+            change("e4", Some(clicked.clone()), ranked.clone()),
+        ]
+    };
+    let report = service.apply_batch(records(), None).await;
+    let outcomes: Vec<&str> = report.records.iter().map(|r| r.outcome.name()).collect();
+    assert_eq!(outcomes, ["applied", "applied", "applied", "no_change"]);
+    let reported: Vec<&str> = report
+        .partly_read
+        .iter()
+        .map(|partly| partly.event_id.as_str())
+        .collect();
+    assert_eq!(reported, ["e2", "e3"], "each change that counts, once");
+    assert_eq!(
+        report.partly_read[0].problems,
+        [StatsProblem::BadNumber("totalCost", "1e30".into())]
+    );
+    assert_eq!(
+        report.partly_read[0].personalized_offer_id.as_deref(),
+        Some("p-u1")
+    );
+    let counts = service.store().counters()[&all("co-a")];
+    assert_eq!(
+        (
+            counts.assigned,
+            counts.clicked,
+            counts.redeemed,
+            counts.redemptions
+        ),
+        (1, 1, 1, 1)
+    );
+    assert!(counts.order_value.is_zero());
+    let metrics = crate::metrics::stats_metrics(&report, chrono::Utc::now());
+    let partly = metrics
+        .metrics
+        .iter()
+        .find(|metric| metric.name == "PartlyRead")
+        .expect("the PartlyRead metric");
+    assert_eq!(partly.datadog_name, crate::metrics::stats::PARTLY_READ);
+    assert_eq!(partly.values, crate::metrics::Values::One(2));
+    // A second delivery counts nothing and reports nothing again.
+    let again = service.apply_batch(records(), None).await;
+    assert_eq!(again.count("duplicate"), 3);
+    assert!(again.partly_read.is_empty());
+    assert_eq!(service.store().counters()[&all("co-a")], counts);
 }
 
 #[tokio::test]

@@ -1,19 +1,18 @@
 //! The transactions stream: each transaction advances its user's active
 //! challenges, exactly once per (transaction, challenge) (contract section 8).
 //!
-//! The function's edge (`functions/challenge-progress/src/records.rs`) reads
-//! the Lambda event into [`TransactionInput`]s; [`ChallengeProgress`] decides
+//! The stream's edge (`crate::stream::transactions`) reads the Lambda event
+//! into [`TransactionInput`]s; [`ChallengeProgress`] decides
 //! each step with the pure `offers_domain::progress` and applies it through
 //! the [`crate::ports::ChallengeStore`] port; `memory` is the in-memory fake
 //! of that port for unit tests. Design: docs/design.md, "Frequency challenges".
 
-mod input;
 pub mod memory;
 mod report;
 mod service;
 #[cfg(test)]
 mod tests;
 
-pub use input::{TransactionInput, TransactionRecord, NO_USER_PARTITION};
+pub use crate::stream::transactions::{TransactionInput, TransactionRecord, NO_USER_PARTITION};
 pub use report::{ProgressFailure, ProgressKind, ProgressOutcome, ProgressReport, RecordProgress};
 pub use service::{ChallengeProgress, ProgressSettings};

@@ -4,8 +4,8 @@
 //! first. Records of different users run concurrently; records of one user
 //! run in stream order.
 
-use super::input::{TransactionInput, TransactionRecord};
 use super::report::{ProgressFailure, ProgressOutcome, ProgressReport, RecordProgress};
+use super::{TransactionInput, TransactionRecord};
 use crate::deadline::{within_deadline, Deadline};
 use crate::error::StoreError;
 use crate::ports::{

@@ -56,7 +56,7 @@ fn event(offer: &PersonalizedOffer) -> OfferEvent {
 fn redemption(offer: &PersonalizedOffer) -> Redemption {
     let body = json!({"orderId": "o-1", "totalCost": 5, "serviceMode": "pickup"});
     let request =
-        crate::domain::parse_redemption_request(body.as_object().expect("object")).expect("valid");
+        crate::domain::parse_redemption_request(body.to_string().as_bytes()).expect("valid");
     Redemption::of(offer.personalized_offer_id, &request, chrono::Utc::now())
 }
 

@@ -14,7 +14,7 @@ use super::transactions::{cancellation_error, cancelled, condition_failed};
 use super::{classify, DynamoStore};
 use crate::domain::campaign_stats::{
     campaign_report, parse_amount, Arm, CampaignReport, CounterKey, Counts, Deltas, COUNT_NAMES,
-    ORDER_VALUE,
+    DISCOUNT_VALUE, ORDER_VALUE,
 };
 use crate::error::StoreError;
 use crate::ports::{ApplyOutcome, CampaignStatsStore, StatsUnit};
@@ -113,14 +113,19 @@ pub fn counter_update(
                 );
         }
     }
-    if !counts.order_value.is_zero() {
-        adds.push("#ov :ov".to_owned());
-        update = update
-            .expression_attribute_names("#ov", ORDER_VALUE)
-            .expression_attribute_values(
-                ":ov",
-                AttributeValue::N(counts.order_value.normalize().to_string()),
-            );
+    for (alias, name, value) in [
+        ("ov", ORDER_VALUE, counts.order_value),
+        ("dv", DISCOUNT_VALUE, counts.discount_value),
+    ] {
+        if !value.is_zero() {
+            adds.push(format!("#{alias} :{alias}"));
+            update = update
+                .expression_attribute_names(format!("#{alias}"), name)
+                .expression_attribute_values(
+                    format!(":{alias}"),
+                    AttributeValue::N(value.normalize().to_string()),
+                );
+        }
     }
     for (index, (name, value)) in described.into_iter().enumerate() {
         sets.push(format!("#d{index} = :d{index}"));
@@ -183,12 +188,17 @@ fn counter_of(item: &Item) -> Result<Option<(CounterKey, Counts)>, StoreError> {
             counts.set(name, number);
         }
     }
-    if let Some(value) = item.get(ORDER_VALUE) {
-        counts.order_value = value
-            .as_n()
-            .ok()
-            .and_then(|n| parse_amount(n))
-            .ok_or_else(|| corrupt(ORDER_VALUE))?;
+    for (name, slot) in [
+        (ORDER_VALUE, &mut counts.order_value),
+        (DISCOUNT_VALUE, &mut counts.discount_value),
+    ] {
+        if let Some(value) = item.get(name) {
+            *slot = value
+                .as_n()
+                .ok()
+                .and_then(|n| parse_amount(n))
+                .ok_or_else(|| corrupt(name))?;
+        }
     }
     Ok(Some((key, counts)))
 }

@@ -8,7 +8,13 @@ const THROTTLING_CODES: [&str; 3] = [
     "ProvisionedThroughputExceededException",
     "RequestLimitExceeded",
 ];
-const TRANSIENT_CODES: [&str; 2] = ["InternalServerError", "ServiceUnavailable"];
+/// `InternalFailure` is the AWS-wide code of an HTTP 500 (DynamoDB Local
+/// answers it under load): a failure of the service, never of the request.
+const TRANSIENT_CODES: [&str; 3] = [
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+];
 /// Service error codes that mean "this item is busy, try again".
 const CONFLICT_CODES: [&str; 2] = [
     "TransactionConflictException",

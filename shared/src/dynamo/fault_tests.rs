@@ -390,9 +390,14 @@ fn sdk_errors_are_classified_for_retry() {
         SdkError::service_error(service_error("ValidationException"), ());
     let error = classify(&validation);
     assert!(matches!(error, StoreError::Refused(_)) && !error.is_transient());
-    let internal: SdkError<TransactWriteItemsError, ()> =
-        SdkError::service_error(service_error("InternalServerError"), ());
-    assert!(classify(&internal).is_transient() && classify(&internal).is_outage());
+    for code in ["InternalServerError", "InternalFailure"] {
+        let internal: SdkError<TransactWriteItemsError, ()> =
+            SdkError::service_error(service_error(code), ());
+        assert!(
+            classify(&internal).is_transient() && classify(&internal).is_outage(),
+            "{code}: retried, never a rejection"
+        );
+    }
     let conflict: SdkError<TransactWriteItemsError, ()> =
         SdkError::service_error(service_error("TransactionConflictException"), ());
     let error = classify(&conflict);

@@ -7,6 +7,7 @@
 mod activity;
 pub mod batch_write;
 mod campaign_stats;
+mod campaigns;
 mod catalog;
 mod challenges;
 mod client;
@@ -16,6 +17,7 @@ mod items;
 mod loyalty_transactions;
 mod offers;
 mod pending;
+mod profiles;
 mod rejected;
 mod selection_stats;
 mod support;
@@ -28,6 +30,7 @@ pub use activity::redemption_update;
 pub use campaign_stats::{
     campaign_partition, counter_update, CampaignStatsTable, MARKER_RETENTION_SECONDS,
 };
+pub use campaigns::{CampaignsError, CampaignsTable, PlanWrite, PutOutcome, StoredCampaign};
 pub use catalog::{CatalogTable, CATALOG_KEY};
 pub use challenges::{REJECTION_SOURCE, TRANSACTION_IMAGE, TRANSACTION_SOURCE};
 pub use client::{dynamodb_client, environment_endpoint, environment_sdk_config};
@@ -39,6 +42,7 @@ pub use items::{
 pub use loyalty_transactions::{LoyaltyTransactionsTable, PutTransaction};
 pub use offers::{LoyaltyOffersTable, OfferCounts};
 pub use pending::{PendingKey, PendingTable, RedriveError, Redriven, PENDING_KEY};
+pub use profiles::{mark_key, UserProfilesTable, MARK_RETENTION_SECONDS};
 pub use rejected::{
     RejectedCounts, RejectedTable, RejectionFilter, RetryOutcome, RetrySkip, Retryable,
     StoredRejection,

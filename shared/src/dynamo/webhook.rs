@@ -6,18 +6,29 @@
 //! `claimToken`, `leaseUntil` (epoch ms), `claimedAt`, `receipt` (the answer's
 //! JSON text), `writtenRows` (NS, positions written by an interrupted
 //! attempt), `completedAt`, `ttl` (epoch s).
+//!
+//! A used signature is an item of the same table: `deliveryId` is
+//! `signature <MAC hex>` (a space: never a delivery id, which is printable
+//! ASCII without spaces), `signatureOf` the delivery it is tied to, `ttl` a
+//! little after the signature's `t` leaves the 300 s window. It is put in one
+//! transaction with the delivery's claim, conditioned on being new or tied
+//! to the same delivery.
 
 use super::batch_write::{write_chunk, Backoff, Chunks, LineItem};
+use super::transactions::{cancellation_error, cancelled, condition_failed};
 use super::{classify, DynamoStore, PendingTable, PENDING_KEY};
 use crate::domain::dates::format_timestamp;
 use crate::domain::webhook::WebhookReceipt;
 use crate::error::StoreError;
 use crate::ports::{
-    ClaimOutcome, DeliveryClaim, DeliveryRecord, DeliveryState, RowsWritten, WebhookStore,
+    ClaimOutcome, DeliveryClaim, DeliveryRecord, DeliveryState, RowsWritten, SignatureClaim,
+    SignatureUse, WebhookStore,
 };
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::{Map, Value};
@@ -39,6 +50,36 @@ fn s(text: impl Into<String>) -> AttributeValue {
 
 fn n(number: impl ToString) -> AttributeValue {
     AttributeValue::N(number.to_string())
+}
+
+/// The key of a used signature's item (see the module's notes).
+fn signature_key(mac_hex: &str) -> String {
+    format!("signature {mac_hex}")
+}
+
+/// New, or tied to the same delivery already.
+const SIGNATURE_FREE: &str = "attribute_not_exists(deliveryId) OR signatureOf = :delivery";
+
+fn signature_put(table: &str, claim: &SignatureClaim) -> Result<Put, StoreError> {
+    Put::builder()
+        .table_name(table)
+        .item("deliveryId", s(signature_key(&claim.mac_hex)))
+        .item("signatureOf", s(&claim.delivery_id))
+        .item("ttl", n(claim.expires_at.timestamp()))
+        .condition_expression(SIGNATURE_FREE)
+        .expression_attribute_values(":delivery", s(&claim.delivery_id))
+        .build()
+        .map_err(|err| StoreError::Refused(err.to_string()))
+}
+
+/// Claims raced by other requests' transactions on the same items
+/// (`TransactionConflict`) are tried again: a few times, shortly.
+fn claim_backoff() -> Backoff {
+    Backoff {
+        base: Duration::from_millis(20),
+        cap: Duration::from_millis(400),
+        max_attempts: 6,
+    }
 }
 
 /// The backoff of the rows' batch writes: short, since a sender is waiting.
@@ -204,6 +245,7 @@ async fn write_rows_chunk(
 
 impl WebhookStore for DynamoStore {
     async fn claim_delivery(&self, claim: &DeliveryClaim) -> Result<ClaimOutcome, StoreError> {
+        let table = self.deliveries()?;
         let item: Item = HashMap::from([
             ("deliveryId".to_owned(), s(&claim.delivery_id)),
             ("fingerprint".to_owned(), s(&claim.fingerprint)),
@@ -220,21 +262,58 @@ impl WebhookStore for DynamoStore {
             ("receipt".to_owned(), receipt_text(&claim.receipt)?),
             ("ttl".to_owned(), n(claim.expires_at.timestamp())),
         ]);
+        let delivery = Put::builder()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(deliveryId)")
+            .build()
+            .map_err(|err| StoreError::Refused(err.to_string()))?;
+        let signature = signature_put(table, &claim.signature)?;
+        let backoff = claim_backoff();
+        let mut rng = fastrand::Rng::new();
+        let mut retry = 0;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().put(delivery.clone()).build())
+                .transact_items(TransactWriteItem::builder().put(signature.clone()).build())
+                .send()
+                .await;
+            let Some(reasons) = cancelled(result, classify)? else {
+                return Ok(ClaimOutcome::Claimed);
+            };
+            // A used signature first: the request is refused whatever the delivery.
+            if condition_failed(&reasons, 1) {
+                return Ok(ClaimOutcome::SignatureReused);
+            }
+            if condition_failed(&reasons, 0) {
+                return self.held(None, &claim.delivery_id).await;
+            }
+            let error = cancellation_error(&reasons);
+            retry += 1;
+            match backoff.pause(retry, &mut rng) {
+                Some(pause) if error.is_transient() => tokio::time::sleep(pause).await,
+                _ => return Err(error),
+            }
+        }
+    }
+
+    async fn claim_signature(&self, claim: &SignatureClaim) -> Result<SignatureUse, StoreError> {
+        let put = signature_put(self.deliveries()?, claim)?;
         let result = self
             .client
             .put_item()
-            .table_name(self.deliveries()?)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(deliveryId)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .table_name(put.table_name())
+            .set_item(Some(put.item().clone()))
+            .condition_expression(SIGNATURE_FREE)
+            .expression_attribute_values(":delivery", s(&claim.delivery_id))
             .send()
             .await;
         match result {
-            Ok(_) => Ok(ClaimOutcome::Claimed),
+            Ok(_) => Ok(SignatureUse::Claimed),
             Err(err) => match err.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(failed)) => {
-                    self.held(failed.item.as_ref(), &claim.delivery_id).await
-                }
+                Some(PutItemError::ConditionalCheckFailedException(_)) => Ok(SignatureUse::Reused),
                 _ => Err(classify(&err)),
             },
         }

@@ -10,12 +10,15 @@ pub const RECORDS: &str = "stats.records";
 pub const CONFLICTS: &str = "stats.conflicts";
 /// Milliseconds from a counted record's stream write to now.
 pub const LAG: &str = "stats.lag";
+/// Changes counted without the parts of their offer that could not be read.
+pub const PARTLY_READ: &str = "stats.partly_read";
 
 /// Per batch: `Applied`, `Duplicates`, `NoChange`, `Ignored`, `NotCounted`
 /// (images that cannot be counted and writes DynamoDB refused: never
-/// retried, so alarmed on), `Failed` (reported for retry), `Conflicts`; per
-/// counted record `StatsLag`. In Datadog `stats.records` tagged `outcome`,
-/// `stats.conflicts` and `stats.lag`.
+/// retried, so alarmed on), `Failed` (reported for retry), `Conflicts`,
+/// `PartlyRead` (changes counted without what of their offer could not be
+/// read); per counted record `StatsLag`. In Datadog `stats.records` tagged
+/// `outcome`, `stats.conflicts`, `stats.partly_read` and `stats.lag`.
 pub fn stats_metrics(report: &StatsBatchReport, now: DateTime<Utc>) -> MetricSet {
     let mut set = MetricSet::new(now);
     let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
@@ -41,6 +44,12 @@ pub fn stats_metrics(report: &StatsBatchReport, now: DateTime<Utc>) -> MetricSet
         );
     }
     set.count("Conflicts", CONFLICTS, count(report.conflicts), vec![]);
+    set.count(
+        "PartlyRead",
+        PARTLY_READ,
+        count(report.partly_read.len()),
+        vec![],
+    );
     let lags = report
         .records
         .iter()

@@ -4,7 +4,8 @@
 use crate::domain::webhook::WebhookReceipt;
 use crate::error::StoreError;
 use crate::ports::{
-    ClaimOutcome, DeliveryClaim, DeliveryRecord, DeliveryState, RowsWritten, WebhookStore,
+    ClaimOutcome, DeliveryClaim, DeliveryRecord, DeliveryState, RowsWritten, SignatureClaim,
+    SignatureUse, WebhookStore,
 };
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -14,6 +15,8 @@ use uuid::Uuid;
 #[derive(Debug, Default)]
 pub struct WebhookState {
     pub deliveries: HashMap<String, DeliveryRecord>,
+    /// Used signatures (MAC hex) and the delivery each is tied to.
+    pub signatures: HashMap<String, String>,
     /// Every row put, in order (a put of an existing key is a second entry).
     pub puts: Vec<Map<String, Value>>,
     /// Rows at these positions fail transiently (the rest are written).
@@ -37,12 +40,28 @@ impl MemoryWebhookStore {
     }
 }
 
+impl WebhookState {
+    fn signature_free_for(&self, claim: &SignatureClaim) -> bool {
+        self.signatures
+            .get(&claim.mac_hex)
+            .is_none_or(|owner| *owner == claim.delivery_id)
+    }
+}
+
 impl WebhookStore for MemoryWebhookStore {
     async fn claim_delivery(&self, claim: &DeliveryClaim) -> Result<ClaimOutcome, StoreError> {
         let mut state = self.state();
+        // As the adapter's transaction: a used signature wins over a held delivery.
+        if !state.signature_free_for(&claim.signature) {
+            return Ok(ClaimOutcome::SignatureReused);
+        }
         if let Some(existing) = state.deliveries.get(&claim.delivery_id) {
             return Ok(ClaimOutcome::Held(Box::new(existing.clone())));
         }
+        state.signatures.insert(
+            claim.signature.mac_hex.clone(),
+            claim.signature.delivery_id.clone(),
+        );
         state.deliveries.insert(
             claim.delivery_id.clone(),
             DeliveryRecord {
@@ -57,6 +76,17 @@ impl WebhookStore for MemoryWebhookStore {
             },
         );
         Ok(ClaimOutcome::Claimed)
+    }
+
+    async fn claim_signature(&self, claim: &SignatureClaim) -> Result<SignatureUse, StoreError> {
+        let mut state = self.state();
+        if !state.signature_free_for(claim) {
+            return Ok(SignatureUse::Reused);
+        }
+        state
+            .signatures
+            .insert(claim.mac_hex.clone(), claim.delivery_id.clone());
+        Ok(SignatureUse::Claimed)
     }
 
     async fn take_over(
@@ -152,6 +182,9 @@ impl WebhookStore for MemoryWebhookStore {
 impl<T: WebhookStore> WebhookStore for &T {
     async fn claim_delivery(&self, claim: &DeliveryClaim) -> Result<ClaimOutcome, StoreError> {
         (**self).claim_delivery(claim).await
+    }
+    async fn claim_signature(&self, claim: &SignatureClaim) -> Result<SignatureUse, StoreError> {
+        (**self).claim_signature(claim).await
     }
     async fn take_over(
         &self,

@@ -6,8 +6,12 @@
 //!    the catalog (`assign::load_catalog` and `CatalogSlice::offer_for`:
 //!    config offer, template, rules). Two assignments of one key in a
 //!    delivery would overwrite each other: the later one is refused.
+//!    Each row is written with its `assignmentId`, derived from the delivery
+//!    id and its index: a rewrite of it makes no second offer.
 //! 2. The delivery id is claimed with a conditional put that stores the
-//!    body's fingerprint and the answer. Only the claimant writes rows.
+//!    body's fingerprint and the answer, in one transaction with the claim
+//!    of the request's signature (a signature is good for one delivery).
+//!    Only the claimant writes rows.
 //! 3. The accepted rows are written with BatchWriteItem, then the record is
 //!    marked done. A redelivery finds the record: the same answer, nothing
 //!    written, whatever the dispatcher did with the rows meanwhile.
@@ -19,12 +23,14 @@ pub mod memory;
 mod tests;
 
 use crate::assign::load_catalog;
-use crate::domain::webhook::{body_fingerprint, RejectedAssignment, WebhookReceipt};
+use crate::domain::webhook::{
+    body_fingerprint, webhook_assignment_id, RejectedAssignment, VerifiedSignature, WebhookReceipt,
+};
 use crate::domain::{parse_pending_row, Assignment, ReasonCode, Rejection};
 use crate::error::StoreError;
 use crate::ports::{
     CatalogReader, ClaimOutcome, DeliveryClaim, DeliveryRecord, DeliveryState, RowsWritten,
-    WebhookStore,
+    SignatureClaim, SignatureUse, WebhookStore,
 };
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -47,6 +53,10 @@ pub struct WebhookSettings {
     pub retention: chrono::Duration,
     /// Retention of the offers the rows become (for the validation's offer build).
     pub offer_retention: chrono::Duration,
+    /// How long a used signature is remembered after it can no longer be
+    /// accepted (its `t` plus 300 s): clocks of DynamoDB's TTL and of this
+    /// function differ a little.
+    pub signature_margin: chrono::Duration,
 }
 
 impl Default for WebhookSettings {
@@ -57,16 +67,19 @@ impl Default for WebhookSettings {
             poll_interval: Duration::from_millis(100),
             retention: chrono::Duration::days(7),
             offer_retention: chrono::Duration::days(90),
+            signature_margin: chrono::Duration::seconds(60),
         }
     }
 }
 
-/// A verified delivery: its id, its raw body, its assignments (parsed).
+/// A verified delivery: its id, its raw body, its assignments (parsed), the
+/// signature it came with.
 #[derive(Debug, Clone, Copy)]
 pub struct Delivery<'a> {
     pub delivery_id: &'a str,
     pub body: &'a [u8],
     pub assignments: &'a [Value],
+    pub signature: &'a VerifiedSignature,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +94,9 @@ pub enum WebhookError {
     /// The delivery id was used before with another body (409).
     #[error("the delivery id was already used with a different body")]
     Conflict,
+    /// The signature was used by another delivery (409).
+    #[error("the signature was already used by another delivery")]
+    SignatureReused,
     /// Another request of the same delivery is still writing (503, retry).
     #[error("another request of this delivery is in progress")]
     InProgress,
@@ -120,7 +136,9 @@ impl<S: WebhookStore, C: CatalogReader> WebhookService<S, C> {
         delivery: Delivery<'_>,
         now: DateTime<Utc>,
     ) -> Result<Received, WebhookError> {
-        let validated = self.validate(delivery.assignments, now).await?;
+        let validated = self
+            .validate(delivery.delivery_id, delivery.assignments, now)
+            .await?;
         let claim = DeliveryClaim {
             delivery_id: delivery.delivery_id.to_owned(),
             fingerprint: body_fingerprint(delivery.body),
@@ -129,61 +147,80 @@ impl<S: WebhookStore, C: CatalogReader> WebhookService<S, C> {
             claimed_at: now,
             lease_until: now + self.settings.lease,
             expires_at: now + self.settings.retention,
+            signature: self.signature_claim(delivery, now),
         };
         let result = match self.store.claim_delivery(&claim).await? {
             ClaimOutcome::Claimed => self.write(&claim, validated.rows, validated.receipt).await,
             ClaimOutcome::Held(record) => self.redelivered(*record, claim, delivery).await,
+            ClaimOutcome::SignatureReused => Err(WebhookError::SignatureReused),
         };
         log_delivery(delivery, &result);
         result
     }
 
-    /// Each assignment through the dispatcher's validation; the rows of the
-    /// valid ones, the reasons of the others.
+    /// The use of the request's signature, remembered until a little after
+    /// it could be accepted at all.
+    fn signature_claim(&self, delivery: Delivery<'_>, now: DateTime<Utc>) -> SignatureClaim {
+        let acceptable_until =
+            DateTime::<Utc>::from_timestamp(delivery.signature.acceptable_until(), 0)
+                .unwrap_or(now + chrono::Duration::seconds(600));
+        SignatureClaim {
+            mac_hex: delivery.signature.mac_hex.clone(),
+            delivery_id: delivery.delivery_id.to_owned(),
+            expires_at: acceptable_until.max(now) + self.settings.signature_margin,
+        }
+    }
+
+    /// Each assignment through the dispatcher's validation, as it will be
+    /// written (with its `assignmentId`); the rows of the valid ones, the
+    /// reasons of the others.
     async fn validate(
         &self,
+        delivery_id: &str,
         assignments: &[Value],
         now: DateTime<Utc>,
     ) -> Result<Validated, StoreError> {
         let mut rejected = Vec::new();
-        let mut parsed: Vec<(usize, Assignment)> = Vec::with_capacity(assignments.len());
+        let mut parsed: Vec<(usize, Assignment, Map<String, Value>)> =
+            Vec::with_capacity(assignments.len());
         let mut first_of_key: HashMap<(&str, &str), usize> = HashMap::new();
         for (index, assignment) in assignments.iter().enumerate() {
             let outcome = match assignment {
-                Value::Object(row) => parse_pending_row(row, now).and_then(|parsed| {
-                    let key = key_of(row);
-                    match first_of_key.get(&key) {
-                        Some(first) => Err(Rejection::new(
-                            ReasonCode::InvalidRow,
-                            format!(
-                                "the same userId and sortKey as assignment {first} (one would overwrite the other)"
-                            ),
-                        )),
-                        None => {
-                            first_of_key.insert(key, index);
-                            Ok(parsed)
-                        }
-                    }
-                }),
+                Value::Object(sent) => {
+                    let row = row_to_write(delivery_id, index, sent);
+                    parse_pending_row(&row, now)
+                        .and_then(|parsed| {
+                            let key = key_of(sent);
+                            match first_of_key.get(&key) {
+                                Some(first) => Err(Rejection::new(
+                                    ReasonCode::InvalidRow,
+                                    format!(
+                                        "the same userId and sortKey as assignment {first} (one would overwrite the other)"
+                                    ),
+                                )),
+                                None => {
+                                    first_of_key.insert(key, index);
+                                    Ok(parsed)
+                                }
+                            }
+                        })
+                        .map(|parsed| (parsed, row))
+                }
                 _ => Err(Rejection::new(
                     ReasonCode::InvalidRow,
                     "an assignment must be a JSON object (a pending row)",
                 )),
             };
             match outcome {
-                Ok(assignment) => parsed.push((index, assignment)),
+                Ok((assignment, row)) => parsed.push((index, assignment, row)),
                 Err(rejection) => rejected.push(rejected_at(index, rejection)),
             }
         }
-        let catalog = load_catalog(&self.catalog, parsed.iter().map(|(_, a)| a)).await?;
+        let catalog = load_catalog(&self.catalog, parsed.iter().map(|(_, a, _)| a)).await?;
         let mut rows = Vec::with_capacity(parsed.len());
-        for (index, assignment) in parsed {
+        for (index, assignment, row) in parsed {
             match catalog.offer_for(&assignment, Uuid::nil(), now, self.settings.offer_retention) {
-                Ok(_) => {
-                    if let Some(Value::Object(row)) = assignments.get(index) {
-                        rows.push((index, row.clone()));
-                    }
-                }
+                Ok(_) => rows.push((index, row)),
                 Err(rejection) => rejected.push(rejected_at(index, rejection)),
             }
         }
@@ -199,7 +236,9 @@ impl<S: WebhookStore, C: CatalogReader> WebhookService<S, C> {
 
     /// The delivery id is already recorded: the same body gets the first
     /// answer (waiting for it if a holder is still writing, taking over from
-    /// a holder that was interrupted); another body is a conflict.
+    /// a holder that was interrupted); another body is a conflict. Its
+    /// signature (the first or a new one) is used up for this delivery
+    /// first: a signature that got a 202 cannot start another delivery.
     async fn redelivered(
         &self,
         mut record: DeliveryRecord,
@@ -208,6 +247,9 @@ impl<S: WebhookStore, C: CatalogReader> WebhookService<S, C> {
     ) -> Result<Received, WebhookError> {
         if record.fingerprint != claim.fingerprint {
             return Err(WebhookError::Conflict);
+        }
+        if self.store.claim_signature(&claim.signature).await? == SignatureUse::Reused {
+            return Err(WebhookError::SignatureReused);
         }
         let waited_since = std::time::Instant::now();
         loop {
@@ -235,6 +277,10 @@ impl<S: WebhookStore, C: CatalogReader> WebhookService<S, C> {
                             ClaimOutcome::Held(newer) => {
                                 record = *newer;
                                 continue;
+                            }
+                            // A takeover claims no signature (done above).
+                            ClaimOutcome::SignatureReused => {
+                                return Err(WebhookError::SignatureReused)
                             }
                         }
                     }
@@ -266,7 +312,12 @@ impl<S: WebhookStore, C: CatalogReader> WebhookService<S, C> {
             .iter()
             .enumerate()
             .filter(|(index, _)| record.receipt.accepts(*index) && !record.written.contains(index))
-            .filter_map(|(index, value)| Some((index, value.as_object()?.clone())))
+            .filter_map(|(index, value)| {
+                Some((
+                    index,
+                    row_to_write(delivery.delivery_id, index, value.as_object()?),
+                ))
+            })
             .collect();
         tracing::warn!(
             delivery_id = claim.delivery_id.as_str(),
@@ -350,6 +401,18 @@ impl<S: WebhookStore, C: CatalogReader> WebhookService<S, C> {
     }
 }
 
+/// The pending row of the assignment at `index`, as sent, with the
+/// `assignmentId` the webhook sets (any the sender gave is replaced: the
+/// delivery id and the index are what a rerun of the delivery repeats).
+fn row_to_write(delivery_id: &str, index: usize, sent: &Map<String, Value>) -> Map<String, Value> {
+    let mut row = sent.clone();
+    row.insert(
+        "assignmentId".to_owned(),
+        Value::String(webhook_assignment_id(delivery_id, index)),
+    );
+    row
+}
+
 fn key_of(row: &Map<String, Value>) -> (&str, &str) {
     let text = |name: &str| row.get(name).and_then(Value::as_str).unwrap_or_default();
     (text("userId"), text("sortKey"))
@@ -376,6 +439,7 @@ fn log_delivery(delivery: Delivery<'_>, result: &Result<Received, WebhookError>)
             received.receipt.rejected.len(),
         ),
         Err(WebhookError::Conflict) => ("conflict", 0, 0),
+        Err(WebhookError::SignatureReused) => ("signature_reused", 0, 0),
         Err(WebhookError::InProgress) => ("in_progress", 0, 0),
         Err(WebhookError::Store(error)) => (error.kind(), 0, 0),
     };

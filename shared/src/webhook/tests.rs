@@ -48,12 +48,62 @@ async fn receive(
     assignments: &[Value],
 ) -> Result<Received, WebhookError> {
     let body = body_of(assignments);
+    receive_signed(service, id, assignments, &signature_of(&body, 0)).await
+}
+
+/// The signature a sender makes of `body` at `t` (seconds from now).
+fn signature_of(body: &[u8], t: i64) -> VerifiedSignature {
+    let timestamp = Utc::now().timestamp() + t;
+    VerifiedSignature {
+        timestamp,
+        mac_hex: crate::domain::webhook::signature_hex(b"secret", timestamp, body),
+    }
+}
+
+/// The record a request left that claimed `d-1` with `body` and holds it
+/// (or died holding it) until `lease_until`.
+fn held_record(
+    body: &[u8],
+    lease_until: DateTime<Utc>,
+    receipt: WebhookReceipt,
+    written: BTreeSet<usize>,
+) -> DeliveryRecord {
+    DeliveryRecord {
+        delivery_id: "d-1".into(),
+        fingerprint: body_fingerprint(body),
+        state: DeliveryState::InProgress {
+            token: Uuid::new_v4(),
+            lease_until,
+        },
+        receipt,
+        written,
+    }
+}
+
+/// The `assignmentId` of each row put, in order.
+fn assignment_ids_put(store: &MemoryWebhookStore) -> Vec<Value> {
+    store
+        .state()
+        .puts
+        .iter()
+        .map(|row| row["assignmentId"].clone())
+        .collect()
+}
+
+async fn receive_signed(
+    service: &WebhookService<&MemoryWebhookStore, MemoryCatalog>,
+    id: &str,
+    assignments: &[Value],
+    signature: &VerifiedSignature,
+) -> Result<Received, WebhookError> {
+    let body = body_of(assignments);
     service
         .receive(
             Delivery {
                 delivery_id: id,
                 body: &body,
                 assignments,
+                signature,
             },
             Utc::now(),
         )
@@ -180,19 +230,15 @@ async fn a_holder_still_within_its_lease_is_waited_for_then_answered_503() {
     // A request that claimed the delivery and is still writing.
     store.state().deliveries.insert(
         "d-1".into(),
-        DeliveryRecord {
-            delivery_id: "d-1".into(),
-            fingerprint: body_fingerprint(&body),
-            state: DeliveryState::InProgress {
-                token: Uuid::new_v4(),
-                lease_until: Utc::now() + chrono::Duration::seconds(60),
-            },
-            receipt: WebhookReceipt {
+        held_record(
+            &body,
+            Utc::now() + chrono::Duration::seconds(60),
+            WebhookReceipt {
                 accepted: 1,
                 rejected: vec![],
             },
-            written: BTreeSet::new(),
-        },
+            BTreeSet::new(),
+        ),
     );
     assert_eq!(
         receive(&service(&store), "d-1", &assignments).await,
@@ -216,16 +262,12 @@ async fn an_interrupted_holder_is_taken_over_after_its_lease_with_the_first_answ
     };
     store.state().deliveries.insert(
         "d-1".into(),
-        DeliveryRecord {
-            delivery_id: "d-1".into(),
-            fingerprint: body_fingerprint(&body),
-            state: DeliveryState::InProgress {
-                token: Uuid::new_v4(),
-                lease_until: Utc::now() - chrono::Duration::seconds(1),
-            },
-            receipt: first_answer.clone(),
-            written: BTreeSet::from([0]),
-        },
+        held_record(
+            &body,
+            Utc::now() - chrono::Duration::seconds(1),
+            first_answer.clone(),
+            BTreeSet::from([0]),
+        ),
     );
     let received = receive(&service(&store), "d-1", &assignments)
         .await
@@ -282,6 +324,7 @@ async fn a_catalog_outage_is_transient_and_claims_nothing() {
                 delivery_id: "d-1",
                 body: &body,
                 assignments: &assignments,
+                signature: &signature_of(&body, 0),
             },
             Utc::now(),
         )
@@ -291,4 +334,133 @@ async fn a_catalog_outage_is_transient_and_claims_nothing() {
         Err(WebhookError::Store(StoreError::Unavailable(_)))
     ));
     assert!(store.state().deliveries.is_empty());
+}
+
+#[tokio::test]
+async fn a_signature_is_good_for_one_delivery_and_its_resends() {
+    let store = MemoryWebhookStore::default();
+    let service = service(&store);
+    let assignments = vec![row("u1", "a"), row("u1", "b")];
+    let body = body_of(&assignments);
+    let first_signature = signature_of(&body, -10);
+    let first = receive_signed(&service, "d-1", &assignments, &first_signature)
+        .await
+        .expect("accepted");
+    assert!(!first.replayed);
+    // The same delivery again, with its first signature or a new one: its answer.
+    let new_signature = signature_of(&body, 0);
+    for signature in [&first_signature, &new_signature] {
+        let again = receive_signed(&service, "d-1", &assignments, signature)
+            .await
+            .expect("the same delivery");
+        assert!(again.replayed);
+        assert_eq!(again.receipt, first.receipt);
+    }
+    // Either signature under another delivery id: refused, nothing written.
+    for signature in [&first_signature, &new_signature] {
+        assert_eq!(
+            receive_signed(&service, "d-2", &assignments, signature).await,
+            Err(WebhookError::SignatureReused)
+        );
+    }
+    let state = store.state();
+    assert_eq!(state.puts.len(), 2);
+    assert!(!state.deliveries.contains_key("d-2"), "nothing claimed");
+    assert_eq!(state.signatures.len(), 2);
+    assert!(state.signatures.values().all(|owner| owner == "d-1"));
+}
+
+#[tokio::test]
+async fn a_refused_request_uses_no_signature() {
+    let store = MemoryWebhookStore::default();
+    let service = service(&store);
+    receive(&service, "d-1", &[row("u1", "a")])
+        .await
+        .expect("accepted");
+    // Another body under a used delivery id: 409, its signature stays unused.
+    let other = vec![row("u2", "a")];
+    let signature = signature_of(&body_of(&other), 0);
+    assert_eq!(
+        receive_signed(&service, "d-1", &other, &signature).await,
+        Err(WebhookError::Conflict)
+    );
+    let accepted = receive_signed(&service, "d-2", &other, &signature)
+        .await
+        .expect("the signature was not used up by the 409");
+    assert!(!accepted.replayed);
+    assert_eq!(store.state().puts.len(), 2);
+}
+
+#[tokio::test]
+async fn one_signature_under_five_delivery_ids_at_once_is_accepted_once() {
+    let store = MemoryWebhookStore::default();
+    let service = service(&store);
+    let assignments: Vec<Value> = (0..20).map(|i| row("u1", &format!("s{i}"))).collect();
+    let signature = signature_of(&body_of(&assignments), 0);
+    let ids: Vec<String> = (0..5).map(|i| format!("d-{i}")).collect();
+    let answers = futures::future::join_all(
+        ids.iter()
+            .map(|id| receive_signed(&service, id, &assignments, &signature)),
+    )
+    .await;
+    assert_eq!(answers.iter().filter(|a| a.is_ok()).count(), 1);
+    assert_eq!(
+        answers
+            .iter()
+            .filter(|a| **a == Err(WebhookError::SignatureReused))
+            .count(),
+        4
+    );
+    let state = store.state();
+    assert_eq!(state.puts.len(), 20, "rows written once");
+    assert_eq!(state.deliveries.len(), 1);
+}
+
+#[tokio::test]
+async fn each_row_carries_the_assignment_id_of_its_delivery_and_index() {
+    let store = MemoryWebhookStore::default();
+    let mut given = row("u1", "b");
+    given["assignmentId"] = json!("the sender's own");
+    let assignments = vec![row("u1", "a"), json!("not a row"), given];
+    receive(&service(&store), "d-1", &assignments)
+        .await
+        .expect("accepted");
+    assert_eq!(
+        assignment_ids_put(&store),
+        vec![
+            json!(webhook_assignment_id("d-1", 0)),
+            json!(webhook_assignment_id("d-1", 2))
+        ],
+        "set by the webhook, by position in the body"
+    );
+}
+
+#[tokio::test]
+async fn a_takeover_writes_the_same_assignment_ids() {
+    let store = MemoryWebhookStore::default();
+    let assignments = vec![row("u1", "a"), row("u1", "b")];
+    let body = body_of(&assignments);
+    // A holder that died without a word: nothing known written.
+    store.state().deliveries.insert(
+        "d-1".into(),
+        held_record(
+            &body,
+            Utc::now() - chrono::Duration::seconds(1),
+            WebhookReceipt {
+                accepted: 2,
+                rejected: vec![],
+            },
+            BTreeSet::new(),
+        ),
+    );
+    receive(&service(&store), "d-1", &assignments)
+        .await
+        .expect("taken over");
+    assert_eq!(
+        assignment_ids_put(&store),
+        vec![
+            json!(webhook_assignment_id("d-1", 0)),
+            json!(webhook_assignment_id("d-1", 1))
+        ]
+    );
 }

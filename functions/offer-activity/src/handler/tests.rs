@@ -134,6 +134,7 @@ async fn a_redemption_is_201_then_200_with_the_same_redemption() {
     assert_eq!(status, 201, "{first}");
     assert_eq!(first["redemption"]["orderId"], "o-1");
     assert_eq!(first["redemption"]["totalCost"], 9.5);
+    assert_eq!(first["redemption"]["discount"], 0, "0 when absent");
     assert_eq!(first["offer"]["redemptionCount"], 1);
     assert_eq!(first["offer"]["remainingRedemptions"], 1);
     assert_eq!(first["offer"]["name"], "Free fries");

@@ -1,6 +1,10 @@
-//! What every stream function's edge does to a raw DynamoDB stream record
-//! before reading it: smooth over shapes that are harmless but that the
-//! event types refuse.
+//! The stream functions' common parts: what every edge does to a raw
+//! DynamoDB stream record before reading it (smooth over shapes that are
+//! harmless but that the event types refuse), the transactions stream's
+//! typed records (`transactions`) and the batch runner (`runner`).
+
+pub mod runner;
+pub mod transactions;
 
 use serde_json::{json, Value};
 
