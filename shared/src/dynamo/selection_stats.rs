@@ -176,7 +176,9 @@ mod tests {
         assert_eq!(attr.day, Some(1));
         assert!(matches!(attr.scope, Scope::Attribute { .. }));
         assert_eq!(
-            counter_of("co-1", &item("overall", &[])).expect("undated").day,
+            counter_of("co-1", &item("overall", &[]))
+                .expect("undated")
+                .day,
             None
         );
         assert!(counter_of("co-1", &item("day#2026-13-01#overall", &[])).is_none());

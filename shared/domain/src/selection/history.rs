@@ -578,7 +578,7 @@ pub fn check_config(config: &EngineConfig, pool: usize) -> Result<(), SelectionE
             config.prior_weight
         )));
     }
-    if !(config.half_life >= 0.1) {
+    if config.half_life.is_nan() || config.half_life < 0.1 {
         return Err(SelectionError::Setting(format!(
             "halfLife must be at least 0.1 days (infinite: never forget); got {}",
             config.half_life
