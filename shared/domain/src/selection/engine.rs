@@ -36,8 +36,9 @@ pub struct Engine {
     prior: Prior,
     cold: Vec<usize>,
     /// Every attribute name of the history with its interaction z score;
-    /// those at or above `interaction_z` rank offers, the others' values
-    /// are left out of every context.
+    /// those above `interaction_z` rank offers with a weight rising over
+    /// `interaction_ramp` ([`attribute_use`]), the others' values are left
+    /// out of every context.
     interaction: BTreeMap<String, f64>,
     /// By value id: how much its attribute takes part in ranking, in [0, 1].
     use_of: Vec<f64>,
