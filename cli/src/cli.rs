@@ -338,6 +338,23 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1_000))]
     pub days: u64,
 
+    /// The world: segments (each its own best offers), long-pool (48 sparse
+    /// offers, a few good ones) or shift (the best offers change halfway)
+    #[arg(long, default_value = "segments")]
+    pub world: String,
+
+    /// Override an engine setting for every Thompson-sampling policy, to
+    /// compare variants: NAME=VALUE (halfLife, z, ramp, confidence,
+    /// attributeWeight, priorWeight, exploration); repeatable
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub settings: Vec<String>,
+
+    /// Also write the world to FILE as JSON Lines (a header, then per user
+    /// its day, segment, tier and the offers it would redeem), so that
+    /// another learner (scripts/bench-vw.sh) plays the same users and draws
+    #[arg(long, value_name = "FILE")]
+    pub export: Option<PathBuf>,
+
     /// One JSON object instead of text
     #[arg(long)]
     pub json: bool,

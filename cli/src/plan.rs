@@ -29,6 +29,9 @@ struct PlanFile {
     reward: Option<String>,
     #[serde(default)]
     prior: Option<PriorFile>,
+    /// Days after which an outcome weighs half as much.
+    #[serde(default)]
+    half_life: Option<f64>,
     /// Section 14: read from the plan's `document` and checked as a campaign
     /// definition's budget (exit code 1); here only so that it is known.
     #[serde(default)]
@@ -139,6 +142,9 @@ impl Plan {
         config.holdout = holdout;
         config.reward = reward;
         config.prior = prior;
+        if let Some(half_life) = file.half_life {
+            config.half_life = half_life;
+        }
         if problems.is_empty() {
             if let Err(err) =
                 offers_shared::domain::selection::history::check_config(&config, file.pool.len())
@@ -318,6 +324,10 @@ mod tests {
         assert_eq!(plan.config.reward, Reward::Clicked);
         assert_eq!(plan.config.seed, 9);
         assert_eq!(plan.config.prior.map(|p| p.rate), Some(0.03));
+        let plan = self::plan(json!({"halfLife": 3.5})).expect("valid");
+        assert_eq!(plan.config.half_life, 3.5);
+        assert!(self::plan(json!({"halfLife": 0})).is_err());
+        assert!(self::plan(json!({"halfLife": -2})).is_err());
     }
 
     #[test]

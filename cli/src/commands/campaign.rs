@@ -18,6 +18,7 @@ use offers_shared::domain::assignment_ids::for_planned_rank;
 use offers_shared::domain::campaign::{
     planned_definition, CampaignDefinition, CampaignMode, Snapshot,
 };
+use offers_shared::domain::selection::history::{date_undated, utc_day};
 use offers_shared::domain::selection::LearningCounter;
 use offers_shared::domain::selection::{
     Engine, History, Pick, SelectionError, HOLDOUT_POLICY, POLICY,
@@ -149,7 +150,9 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
             },
         }
     }
-    let history = history_of(&plan, &snapshot.counters)?;
+    // Ages count from the snapshot's day: a rerun discounts as the first run did.
+    let today = utc_day(snapshot.taken_at.timestamp());
+    let history = history_of(&plan, &snapshot.counters, today)?;
 
     let engine =
         Engine::new(history, plan.config.clone()).map_err(|err| CliError::Plan(err.to_string()))?;
@@ -170,10 +173,13 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
             .interaction()
             .iter()
             .map(|(name, z)| {
-                let role = if *z >= engine.config().interaction_z {
-                    "ranks offers"
+                let used = engine.attribute_use(*z);
+                let role = if used >= 1.0 {
+                    "ranks offers".to_owned()
+                } else if used > 0.0 {
+                    format!("ranks offers at weight {used:.2}: the interaction is not yet certain")
                 } else {
-                    "left out: scales every offer alike, as far as the statistics show"
+                    "left out: scales every offer alike, as far as the statistics show".to_owned()
                 };
                 format!("{name} (z {z:.1}, {role})")
             })
@@ -304,7 +310,7 @@ pub async fn read_counters<S: SelectionStatsReader>(
                     read.unreadable
                 ));
             }
-            if history_of(plan, &read.counters)?.is_empty() {
+            if history_of(plan, &read.counters, 0)?.is_empty() {
                 if !allow_cold {
                     return Err(CliError::Plan(
                         "no statistics for any offer of the pool (a new pool?): pass --allow-cold to choose with priors only".into(),
@@ -324,12 +330,21 @@ pub async fn read_counters<S: SelectionStatsReader>(
     }
 }
 
-/// The history the engine chooses from: the counters of the pool's offers.
-pub fn history_of(plan: &Plan, counters: &[LearningCounter]) -> Result<History, CliError> {
+/// The history the engine chooses from: the counters of the pool's offers,
+/// each day's discounted by its age on `today` (a UTC day) under the plan's
+/// half-life; undated (all-time) counters, kept before counters were dated,
+/// as one bucket of the day before the offer's oldest dated one.
+pub fn history_of(
+    plan: &Plan,
+    counters: &[LearningCounter],
+    today: u32,
+) -> Result<History, CliError> {
     let mut history = History::new(plan.offer_ids())
         .map_err(|err: SelectionError| CliError::Plan(err.to_string()))?;
-    for counter in counters {
-        history.add(counter);
+    let mut counters = counters.to_vec();
+    date_undated(&mut counters);
+    for counter in &counters {
+        history.add_dated(counter, today, plan.config.half_life);
     }
     Ok(history)
 }
@@ -340,7 +355,8 @@ pub async fn read_history<S: SelectionStatsReader>(
     stats: Result<(&S, &str), String>,
     allow_cold: bool,
 ) -> Result<History, CliError> {
-    history_of(plan, &read_counters(plan, stats, allow_cold).await?)
+    let today = utc_day(Utc::now().timestamp());
+    history_of(plan, &read_counters(plan, stats, allow_cold).await?, today)
 }
 
 /// A rerun of a stored plan: the same plan (its budget aside) and the same
@@ -623,6 +639,7 @@ mod tests {
         LearningCounter {
             offer_id: offer.into(),
             scope: Scope::Overall,
+            day: None,
             counts: Counts {
                 assigned: 100,
                 clicked: 10,
@@ -640,8 +657,8 @@ mod tests {
         let history = read_history(&plan(), Ok((&stats, "stats")), false)
             .await
             .expect("history");
-        assert_eq!(history.overall(0).assigned, 100);
-        assert_eq!(history.overall(1).assigned, 0);
+        assert_eq!(history.overall(0).assigned, 100.0);
+        assert_eq!(history.overall(1).assigned, 0.0);
     }
 
     #[tokio::test]

@@ -6,56 +6,75 @@ use crate::cli::SimulateArgs;
 use crate::error::CliError;
 use crate::output::say;
 use offers_shared::domain::selection::simulate::{
-    learning_curve, simulate, SimPolicy, World, WorldConfig,
+    learning_curve, simulate, summary, write_world, SimPolicy, SimResult, Tuning, World,
+    WorldConfig, WorldKind,
 };
-use serde_json::json;
+use std::io::{BufWriter, Write};
 use std::time::Instant;
 
 pub fn run(args: SimulateArgs) -> Result<(), CliError> {
     let started = Instant::now();
+    let kind = WorldKind::parse(&args.world).ok_or_else(|| {
+        CliError::Usage(format!(
+            "--world must be segments, long-pool or shift; got {:?}",
+            args.world
+        ))
+    })?;
+    let mut tuning = Tuning::default();
+    for setting in &args.settings {
+        tuning.parse_setting(setting).map_err(CliError::Usage)?;
+    }
     let world = World::new(WorldConfig {
         users: args.users,
         days: args.days,
         seed: args.seed,
-        ..WorldConfig::default()
+        tuning,
+        ..WorldConfig::of(kind)
     });
     let config = world.config.clone();
     let results = simulate(&world);
-    let oracle = results
-        .iter()
-        .find(|result| result.policy == SimPolicy::Oracle)
-        .map_or(0, |result| result.reward)
-        .max(1) as f64;
-    if args.json {
-        let policies: Vec<_> = results
+    if let Some(path) = &args.export {
+        let io = CliError::Output;
+        let mut out = BufWriter::new(std::fs::File::create(path).map_err(io)?);
+        write_world(&world, &results, &mut out).map_err(io)?;
+        out.flush().map_err(io)?;
+    }
+    let reward_of = |policy: SimPolicy, from: u64| {
+        results
             .iter()
-            .map(|result| {
-                json!({"name": result.policy.name(), "reward": result.reward,
-                       "assigned": result.assigned, "vsOracle": result.reward as f64 / oracle,
-                       "daily": result.daily})
-            })
-            .collect();
-        return say(json!({
-            "world": {"offers": config.offers, "segments": config.segments, "users": config.users,
-                      "days": config.days, "slots": config.slots, "seed": config.seed},
-            "policies": policies
-        }));
+            .find(|result| result.policy == policy)
+            .map_or(0, |result| result.reward_from(from))
+            .max(1) as f64
+    };
+    let oracle = reward_of(SimPolicy::Oracle, 0);
+    let last_fifth = config.last_fifth();
+    let oracle_late = reward_of(SimPolicy::Oracle, last_fifth);
+    let late = |result: &SimResult| result.reward_from(last_fifth) as f64 / oracle_late;
+    if args.json {
+        return say(summary(&world, &results));
     }
     say(format!(
-        "world: {} offers, {} segments (each its own best offer), 3 tiers; {} users over {} days, k {}, seed {}",
-        config.offers, config.segments, config.users, config.days, config.slots, config.seed
+        "world {}: {} offers, {} segments, 3 tiers; {} users over {} days, k {}, seed {}",
+        kind.name(),
+        world.offers(),
+        config.segments,
+        config.users,
+        config.days,
+        config.slots,
+        config.seed
     ))?;
     say(format!(
-        "{:<24} {:>10} {:>16} {:>10}",
-        "policy", "reward", "per 1,000 offers", "vs oracle"
+        "{:<24} {:>10} {:>16} {:>10} {:>16}",
+        "policy", "reward", "per 1,000 offers", "vs oracle", "last fifth vs"
     ))?;
     for result in &results {
         say(format!(
-            "{:<24} {:>10} {:>16.2} {:>10.3}",
+            "{:<24} {:>10} {:>16.2} {:>10.3} {:>16.3}",
             result.policy.name(),
             result.reward,
             1000.0 * result.reward as f64 / result.assigned.max(1) as f64,
-            result.reward as f64 / oracle
+            result.reward as f64 / oracle,
+            late(result)
         ))?;
     }
     say(format!(

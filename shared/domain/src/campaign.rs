@@ -785,9 +785,13 @@ impl Snapshot {
         let counters = entries
             .iter()
             .map(|entry| {
-                let [offer, name, value, assigned, clicked, redeemed] =
-                    entry.as_array()?.as_slice()
-                else {
+                let (fields, day) = match entry.as_array()?.as_slice() {
+                    [fields @ .., day] if fields.len() == 6 => {
+                        (fields, Some(u32::try_from(day.as_u64()?).ok()?))
+                    }
+                    fields => (fields, None),
+                };
+                let [offer, name, value, assigned, clicked, redeemed] = fields else {
                     return None;
                 };
                 let scope = match (name, value) {
@@ -801,6 +805,7 @@ impl Snapshot {
                 Some(LearningCounter {
                     offer_id: offer.as_str()?.to_owned(),
                     scope,
+                    day,
                     counts: Counts {
                         assigned: assigned.as_u64()?,
                         clicked: clicked.as_u64()?,
@@ -832,14 +837,19 @@ fn counter_json(counter: &LearningCounter) -> Value {
         Scope::Overall => (Value::Null, Value::Null),
         Scope::Attribute { name, value } => (json!(name), json!(value)),
     };
-    json!([
+    let mut entry = json!([
         counter.offer_id,
         name,
         value,
         counter.counts.assigned,
         counter.counts.clicked,
         counter.counts.redeemed
-    ])
+    ]);
+    // A dated counter's UTC day, seventh (snapshots before: six, undated).
+    if let (Some(day), Value::Array(entry)) = (counter.day, &mut entry) {
+        entry.push(json!(day));
+    }
+    entry
 }
 
 #[cfg(test)]
@@ -1007,8 +1017,10 @@ mod tests {
 
     #[test]
     fn a_snapshot_round_trips_and_is_bounded() {
+        // Overall counters dated, attribute ones not: both round-trip.
         let counter = |offer: &str, scope: Scope, assigned| LearningCounter {
             offer_id: offer.into(),
+            day: matches!(scope, Scope::Overall).then_some(20_454),
             scope,
             counts: Counts {
                 assigned,
@@ -1036,6 +1048,8 @@ mod tests {
         let decoded =
             Snapshot::decode(&snapshot.encode(), &snapshot.taken_at_text()).expect("decoded");
         assert_eq!(decoded, snapshot);
+        assert_eq!(decoded.counters[0].day, Some(20_454));
+        assert_eq!(decoded.counters[1].day, None);
         let many: Vec<LearningCounter> = (0..20_000)
             .map(|i| {
                 counter(

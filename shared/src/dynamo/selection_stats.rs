@@ -72,10 +72,25 @@ impl SelectionStatsReader for SelectionStatsTable {
     }
 }
 
-/// One item as a counter: `sk` `overall` or `attr#<name>#<value>`, numbers
-/// `assigned`, `clicked`, `redeemed` (absent means 0). Anything else: `None`.
+/// One item as a counter: `sk` `overall` or `attr#<name>#<value>` (the
+/// all-time counters, undated), or either after `day#<yyyy-mm-dd>#` (the
+/// outcomes of offers assigned on that UTC day); numbers `assigned`,
+/// `clicked`, `redeemed` (absent means 0). Anything else: `None`. The
+/// engine discounts dated counters by age and reads undated ones as one old
+/// bucket (`selection::history::date_undated`), so a deployment that kept
+/// all-time counters moves to daily ones without losing its history.
 pub fn counter_of(offer_id: &str, item: &Item) -> Option<LearningCounter> {
     let sort_key = text_of(item, "sk")?;
+    let (day, sort_key) = match sort_key.strip_prefix("day#") {
+        Some(dated) => {
+            let (date, rest) = dated.split_once('#')?;
+            let date = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+            let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)?;
+            let day = u32::try_from((date - epoch).num_days()).ok()?;
+            (Some(day), rest)
+        }
+        None => (None, sort_key),
+    };
     let scope = if sort_key == "overall" {
         Scope::Overall
     } else {
@@ -98,6 +113,7 @@ pub fn counter_of(offer_id: &str, item: &Item) -> Option<LearningCounter> {
     Some(LearningCounter {
         offer_id: offer_id.to_owned(),
         scope,
+        day,
         counts: Counts {
             assigned: number("assigned")?,
             clicked: number("clicked")?,
@@ -141,6 +157,33 @@ mod tests {
                 value: "gold#plus".into()
             }
         );
+    }
+
+    #[test]
+    fn dated_items_are_counters_of_their_day() {
+        let overall = counter_of(
+            "co-1",
+            &item("day#2026-12-06#overall", &[("assigned", "4")]),
+        )
+        .expect("counter");
+        assert_eq!(overall.scope, Scope::Overall);
+        assert_eq!(overall.day, Some(20_793));
+        let attr = counter_of(
+            "co-1",
+            &item("day#1970-01-02#attr#tier#gold", &[("assigned", "3")]),
+        )
+        .expect("counter");
+        assert_eq!(attr.day, Some(1));
+        assert!(matches!(attr.scope, Scope::Attribute { .. }));
+        assert_eq!(
+            counter_of("co-1", &item("overall", &[]))
+                .expect("undated")
+                .day,
+            None
+        );
+        assert!(counter_of("co-1", &item("day#2026-13-01#overall", &[])).is_none());
+        assert!(counter_of("co-1", &item("day#1969-12-31#overall", &[])).is_none());
+        assert!(counter_of("co-1", &item("day#2026-12-06", &[])).is_none());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The per-user choice: holdout or the learned policy, and the ranking.
 
 use super::hash::{combine, fnv1a, unit, SplitMix};
-use super::history::{check_config, History, ValueId};
+use super::history::{attribute_use, check_config, History, ValueId};
 use super::policy::{ContextPolicy, PolicyInputs};
 use super::{EngineConfig, Prior, SelectionError};
 use std::collections::{BTreeMap, HashMap};
@@ -36,11 +36,12 @@ pub struct Engine {
     prior: Prior,
     cold: Vec<usize>,
     /// Every attribute name of the history with its interaction z score;
-    /// those at or above `interaction_z` rank offers, the others' values
-    /// are left out of every context.
+    /// those above `interaction_z` rank offers with a weight rising over
+    /// `interaction_ramp` ([`attribute_use`]), the others' values are left
+    /// out of every context.
     interaction: BTreeMap<String, f64>,
-    /// By value id: whether its attribute ranks offers.
-    ranks: Vec<bool>,
+    /// By value id: how much its attribute takes part in ranking, in [0, 1].
+    use_of: Vec<f64>,
     cache: HashMap<Vec<ValueId>, Arc<ContextPolicy>>,
     context: Vec<ValueId>,
 }
@@ -50,17 +51,15 @@ impl Engine {
         check_config(&config, history.pool().len())?;
         let prior = history.prior(&config);
         let cold = (0..history.pool().len())
-            .filter(|&offer| history.overall(offer).assigned < config.cold_below)
+            .filter(|&offer| history.overall(offer).undiscounted < config.cold_below as f64)
             .collect();
         let effects = history.value_effects(&config, prior);
         let interaction = history.interaction_z(&config, prior, &effects);
-        let mut ranks = Vec::new();
-        while let Some((name, _)) = history.value_name(ranks.len() as ValueId) {
-            ranks.push(
-                interaction
-                    .get(name)
-                    .is_some_and(|z| *z >= config.interaction_z),
-            );
+        let mut use_of = Vec::new();
+        while let Some((name, _)) = history.value_name(use_of.len() as ValueId) {
+            use_of.push(interaction.get(name).map_or(0.0, |z| {
+                attribute_use(*z, config.interaction_z, config.interaction_ramp)
+            }));
         }
         Ok(Self {
             history,
@@ -68,7 +67,7 @@ impl Engine {
             prior,
             cold,
             interaction,
-            ranks,
+            use_of,
             cache: HashMap::new(),
             context: Vec::new(),
         })
@@ -92,17 +91,23 @@ impl Engine {
         &self.interaction
     }
 
+    /// How much an attribute with this z score takes part in ranking, in
+    /// [0, 1] (0: left out).
+    pub fn attribute_use(&self, z: f64) -> f64 {
+        attribute_use(z, self.config.interaction_z, self.config.interaction_ramp)
+    }
+
     /// The attributes whose values rank offers, with their z scores.
     pub fn ranking_attributes(&self) -> BTreeMap<&str, f64> {
         self.interaction
             .iter()
-            .filter(|(_, z)| **z >= self.config.interaction_z)
+            .filter(|(_, z)| self.attribute_use(**z) > 0.0)
             .map(|(name, z)| (name.as_str(), *z))
             .collect()
     }
 
     fn ranks(&self, value: ValueId) -> bool {
-        self.ranks.get(value as usize).copied().unwrap_or(false)
+        self.use_of.get(value as usize).is_some_and(|w| *w > 0.0)
     }
 
     /// Offers with fewer than `cold_below` assignments.
@@ -202,7 +207,7 @@ impl Engine {
         let posteriors: Vec<(f64, f64)> = (0..self.history.pool().len())
             .map(|offer| {
                 self.history
-                    .posterior(offer, context, &self.config, self.prior)
+                    .posterior(offer, context, &self.use_of, &self.config, self.prior)
             })
             .collect();
         // Seeded by the context's names and values, not by its ids (which
@@ -250,6 +255,7 @@ mod tests {
             history.add(&LearningCounter {
                 offer_id: format!("offer-{offer}"),
                 scope: Scope::Overall,
+                day: None,
                 counts: Counts {
                     assigned: 2_000,
                     clicked: 0,
@@ -264,6 +270,7 @@ mod tests {
                 name: "tier".into(),
                 value: "gold".into(),
             },
+            day: None,
             counts: Counts {
                 assigned: 500,
                 clicked: 0,
@@ -321,6 +328,7 @@ mod tests {
         LearningCounter {
             offer_id: format!("offer-{offer}"),
             scope,
+            day: None,
             counts: Counts {
                 assigned,
                 clicked: 0,

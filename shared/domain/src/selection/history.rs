@@ -3,7 +3,9 @@
 //! and redeemed. And what the engine believes about an offer's reward rate
 //! in a context: the posterior Beta of [`History::posterior`].
 
-use super::{EngineConfig, Prior, SelectionError, DEFAULT_PRIOR_WEIGHT, FALLBACK_PRIOR_RATE};
+#[cfg(doc)]
+use super::DEFAULT_PRIOR_WEIGHT;
+use super::{EngineConfig, Prior, SelectionError, FALLBACK_PRIOR_RATE};
 use super::{MAX_POOL, MAX_SLOTS};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -50,11 +52,77 @@ impl Counts {
         };
         successes.min(self.assigned)
     }
+}
 
-    fn add(&mut self, other: &Counts) {
-        self.assigned = self.assigned.saturating_add(other.assigned);
-        self.clicked = self.clicked.saturating_add(other.clicked);
-        self.redeemed = self.redeemed.saturating_add(other.redeemed);
+/// Counts discounted by age: each day's counts weigh 2^(-age / half-life),
+/// so they are fractional.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Weighted {
+    pub assigned: f64,
+    pub clicked: f64,
+    pub redeemed: f64,
+    /// Assignments weighted by the square of their weight: the variance of
+    /// a discounted count of successes is rate x (1 - rate) x this, not x
+    /// `assigned` (the interaction test needs it; equal without discount).
+    pub assigned_squared: f64,
+    /// Assignments at full weight, whatever their age: whether an offer was
+    /// ever shown enough not to be cold.
+    pub undiscounted: f64,
+}
+
+impl Weighted {
+    /// Successes, never more than the assignments (see [`Counts::rewarded`]).
+    pub fn rewarded(&self, reward: Reward) -> f64 {
+        let successes = match reward {
+            Reward::Redeemed => self.redeemed,
+            Reward::Clicked => self.clicked,
+        };
+        successes.min(self.assigned)
+    }
+
+    fn add(&mut self, counts: &Counts, weight: f64) {
+        // Capped per bucket, as a whole counter would be.
+        self.assigned += counts.assigned as f64 * weight;
+        self.assigned_squared += counts.assigned as f64 * weight * weight;
+        self.undiscounted += counts.assigned as f64;
+        self.clicked += counts.clicked.min(counts.assigned) as f64 * weight;
+        self.redeemed += counts.redeemed.min(counts.assigned) as f64 * weight;
+    }
+}
+
+/// The weight of counts `age` whole UTC days old under a half-life in days:
+/// 2^(-age / half_life); counts of today (or dated in the future) weigh 1.
+pub fn age_weight(age_days: u32, half_life_days: f64) -> f64 {
+    if !(half_life_days.is_finite() && half_life_days > 0.0) {
+        return 1.0;
+    }
+    (-f64::from(age_days) / half_life_days).exp2()
+}
+
+/// The UTC day (days since 1970-01-01) of a Unix time in seconds.
+pub fn utc_day(unix_seconds: i64) -> u32 {
+    u32::try_from(unix_seconds.div_euclid(86_400)).unwrap_or(0)
+}
+
+/// Undated counters (the all-time counters a deployment kept before they
+/// were dated) read as one bucket of the day before the offer's oldest
+/// dated counter: at least that old, so they fade like any old day instead
+/// of weighing as much as today. An offer with no dated counter keeps its
+/// undated ones at today's weight (nothing dated yet: nothing is lost).
+pub fn date_undated(counters: &mut [LearningCounter]) {
+    let mut oldest: HashMap<String, u32> = HashMap::new();
+    for counter in counters.iter() {
+        if let Some(day) = counter.day {
+            let entry = oldest.entry(counter.offer_id.clone()).or_insert(day);
+            *entry = (*entry).min(day);
+        }
+    }
+    for counter in counters.iter_mut() {
+        if counter.day.is_none() {
+            if let Some(oldest) = oldest.get(&counter.offer_id) {
+                counter.day = Some(oldest.saturating_sub(1));
+            }
+        }
     }
 }
 
@@ -71,6 +139,10 @@ pub enum Scope {
 pub struct LearningCounter {
     pub offer_id: String,
     pub scope: Scope,
+    /// The UTC day (days since 1970-01-01) whose outcomes these are; `None`:
+    /// undated (all-time counters kept before counters were dated, see
+    /// [`date_undated`]).
+    pub day: Option<u32>,
     pub counts: Counts,
 }
 
@@ -82,12 +154,12 @@ pub type ValueId = u32;
 pub struct History {
     pool: Vec<String>,
     index: HashMap<String, usize>,
-    overall: Vec<Counts>,
+    overall: Vec<Weighted>,
     /// Attribute name -> value -> id.
     values: HashMap<String, HashMap<String, ValueId>>,
     /// Id -> (name, value), for a context's stable key.
     names: Vec<(String, String)>,
-    by_value: HashMap<(usize, ValueId), Counts>,
+    by_value: HashMap<(usize, ValueId), Weighted>,
 }
 
 impl History {
@@ -106,7 +178,7 @@ impl History {
             }
         }
         Ok(Self {
-            overall: vec![Counts::default(); pool.len()],
+            overall: vec![Weighted::default(); pool.len()],
             pool,
             index,
             values: HashMap::new(),
@@ -123,20 +195,31 @@ impl History {
         self.index.get(offer_id).copied()
     }
 
-    /// Adds a counter; counters of offers outside the pool are ignored.
-    /// Returns whether it was used.
+    /// Adds a counter at full weight; counters of offers outside the pool
+    /// are ignored. Returns whether it was used.
     pub fn add(&mut self, counter: &LearningCounter) -> bool {
+        self.add_weighted(counter, 1.0)
+    }
+
+    /// Adds a counter discounted by its age on `today` (a UTC day) under
+    /// `half_life` days ([`age_weight`]); undated counters weigh 1.
+    pub fn add_dated(&mut self, counter: &LearningCounter, today: u32, half_life: f64) -> bool {
+        let age = counter.day.map_or(0, |day| today.saturating_sub(day));
+        self.add_weighted(counter, age_weight(age, half_life))
+    }
+
+    fn add_weighted(&mut self, counter: &LearningCounter, weight: f64) -> bool {
         let Some(offer) = self.offer_index(&counter.offer_id) else {
             return false;
         };
         match &counter.scope {
-            Scope::Overall => self.overall[offer].add(&counter.counts),
+            Scope::Overall => self.overall[offer].add(&counter.counts, weight),
             Scope::Attribute { name, value } => {
                 let id = self.intern(name, value);
                 self.by_value
                     .entry((offer, id))
                     .or_default()
-                    .add(&counter.counts);
+                    .add(&counter.counts, weight);
             }
         }
         true
@@ -148,11 +231,51 @@ impl History {
         if offer >= self.pool.len() {
             return;
         }
-        self.overall[offer].add(&outcome);
+        self.overall[offer].add(&outcome, 1.0);
         for (name, value) in attributes {
             let id = self.intern(name, value);
-            self.by_value.entry((offer, id)).or_default().add(&outcome);
+            self.by_value
+                .entry((offer, id))
+                .or_default()
+                .add(&outcome, 1.0);
         }
+    }
+
+    /// The history as counters of one `day` (whole counts: a history built
+    /// from [`History::observe`] or undiscounted counters), in a stable order.
+    pub fn counters(&self, day: Option<u32>) -> Vec<LearningCounter> {
+        let whole = |weighted: &Weighted| Counts {
+            assigned: weighted.assigned.round() as u64,
+            clicked: weighted.clicked.round() as u64,
+            redeemed: weighted.redeemed.round() as u64,
+        };
+        let mut counters: Vec<LearningCounter> = self
+            .overall
+            .iter()
+            .enumerate()
+            .filter(|(_, counts)| counts.assigned > 0.0)
+            .map(|(offer, counts)| LearningCounter {
+                offer_id: self.pool[offer].clone(),
+                scope: Scope::Overall,
+                day,
+                counts: whole(counts),
+            })
+            .collect();
+        let mut cells: Vec<(&(usize, ValueId), &Weighted)> = self.by_value.iter().collect();
+        cells.sort_unstable_by_key(|(key, _)| **key);
+        counters.extend(cells.into_iter().filter_map(|(&(offer, value), counts)| {
+            let (name, value) = self.value_name(value)?;
+            Some(LearningCounter {
+                offer_id: self.pool[offer].clone(),
+                scope: Scope::Attribute {
+                    name: name.to_owned(),
+                    value: value.to_owned(),
+                },
+                day,
+                counts: whole(counts),
+            })
+        }));
+        counters
     }
 
     fn intern(&mut self, name: &str, value: &str) -> ValueId {
@@ -181,14 +304,15 @@ impl History {
 
     /// Whether no offer of the pool has any assignment counted.
     pub fn is_empty(&self) -> bool {
-        self.overall.iter().all(|counts| counts.assigned == 0)
+        self.overall.iter().all(|counts| counts.assigned <= 0.0)
     }
 
-    pub fn overall(&self, offer: usize) -> Counts {
+    /// The offer's overall counts, discounted by age.
+    pub fn overall(&self, offer: usize) -> Weighted {
         self.overall.get(offer).copied().unwrap_or_default()
     }
 
-    pub fn for_value(&self, offer: usize, value: ValueId) -> Counts {
+    pub fn for_value(&self, offer: usize, value: ValueId) -> Weighted {
         self.by_value
             .get(&(offer, value))
             .copied()
@@ -197,25 +321,22 @@ impl History {
 
     /// The pool's rate: all rewards over all assignments, if any.
     pub fn pool_rate(&self, reward: Reward) -> Option<f64> {
-        let (assigned, rewarded) = self.overall.iter().fold((0u64, 0u64), |(a, r), counts| {
-            (
-                a.saturating_add(counts.assigned),
-                r.saturating_add(counts.rewarded(reward)),
-            )
+        let (assigned, rewarded) = self.overall.iter().fold((0.0, 0.0), |(a, r), counts| {
+            (a + counts.assigned, r + counts.rewarded(reward))
         });
-        (assigned > 0).then(|| rewarded as f64 / assigned as f64)
+        (assigned > 0.0).then(|| rewarded / assigned)
     }
 
     /// The prior the plan gives, else the pool's rate (kept inside
     /// [0.001, 0.5] so that a pool with no reward yet still explores) with
-    /// [`DEFAULT_PRIOR_WEIGHT`].
+    /// the configured weight ([`DEFAULT_PRIOR_WEIGHT`] by default).
     pub fn prior(&self, config: &EngineConfig) -> Prior {
         config.prior.unwrap_or_else(|| Prior {
             rate: self
                 .pool_rate(config.reward)
                 .unwrap_or(FALLBACK_PRIOR_RATE)
                 .clamp(0.001, 0.5),
-            weight: DEFAULT_PRIOR_WEIGHT,
+            weight: config.prior_weight,
         })
     }
 
@@ -230,16 +351,22 @@ impl History {
     /// log-odds by its own deviation); the result is worth as many
     /// assignments as the best-informed value. With no counts for any of the
     /// user's values, the overall posterior as it is.
+    ///
+    /// `use_of[value]` (1 where missing) is how much of its deviation a
+    /// value moves the log-odds by, and how far the strength goes from the
+    /// overall one to the value's: an attribute's soft weight, rising with
+    /// the evidence that it ranks offers ([`attribute_use`]).
     pub fn posterior(
         &self,
         offer: usize,
         context: &[ValueId],
+        use_of: &[f64],
         config: &EngineConfig,
         prior: Prior,
     ) -> (f64, f64) {
         let overall = self.overall(offer);
-        let successes = overall.rewarded(config.reward) as f64;
-        let failures = (overall.assigned as f64) - successes;
+        let successes = overall.rewarded(config.reward);
+        let failures = overall.assigned - successes;
         let alpha0 = prior.rate * prior.weight + successes;
         let beta0 = (1.0 - prior.rate) * prior.weight + failures;
         let strength0 = alpha0 + beta0;
@@ -247,22 +374,26 @@ impl History {
         let shrink = config.attribute_weight.min(strength0);
         let mut log_odds = logit(mean0);
         let mut strength = 0.0f64;
+        let mut used = 0.0f64;
         for &value in context {
             let counts = self.for_value(offer, value);
-            if counts.assigned == 0 {
+            let weight = use_of.get(value as usize).copied().unwrap_or(1.0);
+            if counts.assigned <= 0.0 || weight <= 0.0 {
                 continue;
             }
-            let n = counts.assigned as f64;
-            let mean = (mean0 * shrink + counts.rewarded(config.reward) as f64) / (shrink + n);
-            log_odds += logit(mean) - logit(mean0);
+            let n = counts.assigned;
+            let mean = (mean0 * shrink + counts.rewarded(config.reward)) / (shrink + n);
+            log_odds += weight * (logit(mean) - logit(mean0));
             strength = strength.max(shrink + n);
+            used = used.max(weight);
         }
         if strength == 0.0 {
             return (alpha0, beta0);
         }
         let mean = sigmoid(log_odds);
-        // The attribute values' evidence, sharpened by `confidence`.
-        let strength = strength * config.confidence;
+        // The attribute values' evidence, sharpened by `confidence`, as far
+        // as the attributes are used.
+        let strength = (1.0 - used) * strength0 + used * strength * config.confidence;
         (mean * strength, (1.0 - mean) * strength)
     }
 
@@ -271,8 +402,8 @@ impl History {
         self.overall
             .iter()
             .map(|counts| {
-                let successes = counts.rewarded(config.reward) as f64;
-                (prior.rate * prior.weight + successes) / (prior.weight + counts.assigned as f64)
+                let successes = counts.rewarded(config.reward);
+                (prior.rate * prior.weight + successes) / (prior.weight + counts.assigned)
             })
             .collect()
     }
@@ -293,8 +424,8 @@ impl History {
                 expected.get_mut(index),
                 means.get(offer),
             ) {
-                *observed += counts.rewarded(config.reward) as f64;
-                *expected += counts.assigned as f64 * mean;
+                *observed += counts.rewarded(config.reward);
+                *expected += counts.assigned * mean;
             }
         }
         observed
@@ -307,8 +438,8 @@ impl History {
     /// Per attribute name, how strongly its values change offers' rates
     /// *differently* (an offer x value interaction, the only thing that can
     /// change a ranking): Pearson's X² of every (offer, value) cell's
-    /// rewards against the offer's overall mean times the value's effect,
-    /// as a z score against its degrees of freedom (the cells, less the
+    /// rewards against the offer's overall mean times the value's effect
+    /// (a cell's variance that of its discounted count), as a z score against its degrees of freedom (the cells, less the
     /// values and the offers, plus one). An attribute that changes every
     /// offer alike scores about 0; one where offers have their own best
     /// values grows with the data.
@@ -331,15 +462,16 @@ impl History {
             let (Some((name, _)), Some(mean)) = (self.value_name(value), means.get(offer)) else {
                 continue;
             };
-            if counts.assigned == 0 {
+            if counts.assigned <= 0.0 {
                 continue;
             }
             let effect = effects.get(value as usize).copied().unwrap_or(1.0);
             let rate = (mean * effect).clamp(1e-9, 1.0 - 1e-9);
-            let expected = counts.assigned as f64 * rate;
-            let observed = counts.rewarded(config.reward) as f64;
+            let expected = counts.assigned * rate;
+            let observed = counts.rewarded(config.reward);
+            let variance = counts.assigned_squared * rate * (1.0 - rate);
             let sums = by_name.entry(name).or_default();
-            sums.x2 += (observed - expected).powi(2) / (expected * (1.0 - rate));
+            sums.x2 += (observed - expected).powi(2) / variance;
             sums.cells += 1;
             sums.values.insert(value);
             sums.offers.insert(offer);
@@ -377,6 +509,21 @@ impl History {
             .map(|(name, value)| (name.to_owned(), value.to_owned()))
             .collect()
     }
+}
+
+/// How much an attribute with interaction score `z` takes part in ranking:
+/// 0 below `from`, 1 from `from + ramp` on, linear between. A soft weight
+/// instead of a cut, so that a score wandering around a threshold from one
+/// plan to the next moves the choice a little instead of switching the
+/// attribute on and off.
+pub fn attribute_use(z: f64, from: f64, ramp: f64) -> f64 {
+    if !z.is_finite() {
+        return 0.0;
+    }
+    if ramp <= 0.0 {
+        return f64::from(u8::from(z >= from));
+    }
+    ((z - from) / ramp).clamp(0.0, 1.0)
 }
 
 /// Checks a plan's settings against its pool.
@@ -425,6 +572,24 @@ pub fn check_config(config: &EngineConfig, pool: usize) -> Result<(), SelectionE
             config.interaction_z
         )));
     }
+    if !finite_in(config.prior_weight, 0.01, 1e6) {
+        return Err(SelectionError::Setting(format!(
+            "prior weight must be in [0.01, 1000000]; got {}",
+            config.prior_weight
+        )));
+    }
+    if config.half_life.is_nan() || config.half_life < 0.1 {
+        return Err(SelectionError::Setting(format!(
+            "halfLife must be at least 0.1 days (infinite: never forget); got {}",
+            config.half_life
+        )));
+    }
+    if !finite_in(config.interaction_ramp, 0.0, 1e6) {
+        return Err(SelectionError::Setting(format!(
+            "interaction ramp must be in [0, 1000000]; got {}",
+            config.interaction_ramp
+        )));
+    }
     if !(finite_in(config.confidence, 0.01, 100.0)) {
         return Err(SelectionError::Setting(format!(
             "confidence must be in [0.01, 100]; got {}",
@@ -461,6 +626,7 @@ mod tests {
         LearningCounter {
             offer_id: offer.into(),
             scope,
+            day: None,
             counts: Counts {
                 assigned,
                 clicked: 0,
@@ -515,27 +681,30 @@ mod tests {
             weight: 20.0,
         };
         // Nothing known: the prior.
-        let (a, b) = history.posterior(0, &[], &config, prior);
+        let (a, b) = history.posterior(0, &[], &[], &config, prior);
         assert!((a - 0.4).abs() < 1e-9 && (b - 19.6).abs() < 1e-9);
         // Overall counts only.
         history.add(&counter("a", Scope::Overall, 1_000, 50));
-        let (a, b) = history.posterior(0, &[], &config, prior);
+        let (a, b) = history.posterior(0, &[], &[], &config, prior);
         assert!((a / (a + b) - 50.4 / 1020.0).abs() < 1e-9);
         // A value with much data pulls towards its own rate.
         history.add(&counter("a", attr("segment", "s1"), 900, 90));
         history.add(&counter("a", attr("segment", "s2"), 100, 0));
         let s1 = history.value_id("segment", "s1").expect("known");
         let s2 = history.value_id("segment", "s2").expect("known");
-        let (a, b) = history.posterior(0, &[s1], &config, prior);
+        let (a, b) = history.posterior(0, &[s1], &[], &config, prior);
         let mean = a / (a + b);
         assert!(mean > 0.09 && mean < 0.1, "{mean}");
         // Strength: the confidence (2) times K (100) + n (900).
         assert!((a + b - 2.0 * 1_000.0).abs() < 1e-9, "{}", a + b);
-        let (a, b) = history.posterior(0, &[s2], &config, prior);
+        let (a, b) = history.posterior(0, &[s2], &[], &config, prior);
         // No redemption in 100: half the overall 4.9% (K = 100 of it).
         assert!(a / (a + b) < 0.03, "{}", a / (a + b));
         // An offer without data for the value: its overall posterior.
-        assert_eq!(history.posterior(1, &[s1], &config, prior), (0.4, 19.6));
+        assert_eq!(
+            history.posterior(1, &[s1], &[], &config, prior),
+            (0.4, 19.6)
+        );
     }
 
     #[test]

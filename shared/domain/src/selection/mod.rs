@@ -22,11 +22,11 @@ pub mod record;
 pub mod simulate;
 
 pub use engine::{Choice, Engine, Pick};
-pub use history::{Counts, History, LearningCounter, Reward, Scope};
+pub use history::{Counts, History, LearningCounter, Reward, Scope, Weighted};
 pub use record::SelectionRecord;
 
 /// The name and version of the learned policy, as `selection.policy` says it.
-pub const POLICY: &str = "thompson-backoff/2";
+pub const POLICY: &str = "thompson-backoff/3";
 /// The name and version of the holdout's policy: k offers uniformly at random.
 pub const HOLDOUT_POLICY: &str = "uniform/1";
 
@@ -58,14 +58,22 @@ pub struct EngineConfig {
     /// Share of users in the holdout, in [0, 1).
     pub holdout: f64,
     pub seed: u64,
-    /// `None`: the pool's overall rate with [`DEFAULT_PRIOR_WEIGHT`].
+    /// `None`: the pool's overall rate with `prior_weight`.
     pub prior: Option<Prior>,
+    /// The prior's weight when the plan gives no prior.
+    pub prior_weight: f64,
     /// The z score (of Pearson's X² against its degrees of freedom) an
     /// attribute's offer x value interaction must reach for the attribute
     /// to rank offers: below it, its values change every offer's rate alike
     /// as far as the counters show, and their per-offer deviations are
     /// noise ([`History::interaction_z`]).
     pub interaction_z: f64,
+    /// Above `interaction_z`, the z score over which an attribute's use
+    /// rises from 0 to 1 (0: all or nothing at `interaction_z`).
+    pub interaction_ramp: f64,
+    /// Days after which outcomes weigh half as much (ages in whole UTC
+    /// days); infinite: never forget.
+    pub half_life: f64,
     /// How many assignments' worth of the offer's overall rate an attribute
     /// value's estimate starts from (shrinkage towards overall).
     pub attribute_weight: f64,
@@ -81,6 +89,18 @@ pub struct EngineConfig {
     pub draws: u32,
 }
 
+/// The half-life of outcomes, in days, when the plan gives none: 14. A
+/// month-old outcome weighs a quarter, so a change of tastes over a season
+/// is followed within weeks, while a stable pool keeps about 20 days' worth
+/// of outcomes (14 / ln 2) and loses little (docs/selection.md: 7 days
+/// follows the shift world faster, at a larger cost in stable worlds).
+pub const DEFAULT_HALF_LIFE: f64 = 14.0;
+/// The z scores over which an attribute's use rises from 0 to 1 above
+/// `interaction_z`: a soft weight, so that a score wandering around the
+/// threshold from one plan to the next does not switch the attribute on
+/// and off.
+pub const DEFAULT_INTERACTION_RAMP: f64 = 3.0;
+
 /// The prior's weight when the plan gives none.
 pub const DEFAULT_PRIOR_WEIGHT: f64 = 20.0;
 /// The rate assumed when neither the plan nor the pool's history gives one.
@@ -94,7 +114,10 @@ impl EngineConfig {
             holdout: 0.1,
             seed,
             prior: None,
-            interaction_z: 2.5,
+            prior_weight: DEFAULT_PRIOR_WEIGHT,
+            interaction_z: 1.5,
+            interaction_ramp: DEFAULT_INTERACTION_RAMP,
+            half_life: DEFAULT_HALF_LIFE,
             attribute_weight: 5.0,
             confidence: 4.0,
             exploration: 0.05,
