@@ -442,6 +442,7 @@ mod tests {
         let counter = |offer: &str, scope: Scope, assigned: u64, redeemed: u64| LearningCounter {
             offer_id: offer.into(),
             scope,
+            day: None,
             counts: Counts {
                 assigned,
                 clicked: 0,
