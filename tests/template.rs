@@ -596,11 +596,14 @@ async fn record_the_calls_of_every_function() {
         409
     );
     let in_an_hour = chrono::Utc::now().timestamp_millis() + 3_600_000;
-    for (id, lease_until) in [("perm-2", 0), ("perm-3", in_an_hour)] {
+    // Each body made once: its rows' dates come from the clock, and a body
+    // made again a second later would be another body (409, not a resume).
+    let (perm_2, perm_3) = (body("perm-2"), body("perm-3"));
+    for (id, payload, lease_until) in [("perm-2", &perm_2, 0), ("perm-3", &perm_3, in_an_hour)] {
         bed.put(
             DELIVERIES,
             json!({"deliveryId": id,
-                   "fingerprint": offers_shared::domain::webhook::body_fingerprint(&body(id)),
+                   "fingerprint": offers_shared::domain::webhook::body_fingerprint(payload),
                    "state": "inProgress", "claimToken": uuid::Uuid::new_v4().to_string(),
                    "leaseUntil": lease_until, "claimedAt": "2026-01-01T00:00:00Z",
                    "receipt": json!({"accepted": 1, "rejected": []}).to_string(),
@@ -609,13 +612,13 @@ async fn record_the_calls_of_every_function() {
         .await;
     }
     assert_eq!(
-        call_webhook(&webhook, &signed_webhook_event(&body("perm-2"), "perm-2"))
+        call_webhook(&webhook, &signed_webhook_event(&perm_2, "perm-2"))
             .await
             .status,
         202
     );
     assert_eq!(
-        call_webhook(&webhook, &signed_webhook_event(&body("perm-3"), "perm-3"))
+        call_webhook(&webhook, &signed_webhook_event(&perm_3, "perm-3"))
             .await
             .status,
         503
