@@ -150,8 +150,7 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, String> {
                 .map_err(|err| fail("template.yaml", &err))?,
             // A process per batch a shard delivers at once (the
             // mapping's ParallelizationFactor).
-            instances: mapping
-                .map_or(options.api_instances, |m| m.parallelization_factor),
+            instances: mapping.map_or(options.api_instances, |m| m.parallelization_factor),
             log_file: Some(logs.join(format!("{binary}.log"))),
         };
         let function = LocalFunction::start(spec, stopped.clone())

@@ -187,8 +187,7 @@ impl Follower {
                 progressed = true;
                 let record = lambda_record_from_wire(record, &self.stream_arn);
                 let passes = passes_filter(&self.settings, &record);
-                if let Some(position) = cursor.push(record, passes, &self.settings.partition_key)
-                {
+                if let Some(position) = cursor.push(record, passes, &self.settings.partition_key) {
                     self.checkpoints.set(&shard_id, &position);
                 }
             }
@@ -261,7 +260,6 @@ impl Follower {
             .map(|output| output.shard_iterator().map(str::to_owned))
             .map_err(|err| DisplayErrorContext(err).to_string())
     }
-
 }
 
 impl<I: Invoke, F: OnFailure> Deliverer<I, F> {

@@ -224,7 +224,10 @@ mod tests {
         let first_b = due.iter().find(|d| sequences(d) == [2, 4]).expect("b");
         // B finishes first: record 1 is not done, the position stays.
         assert_eq!(shard.finished(first_b.slot, &first_b.positions), None);
-        assert!(shard.due_batches(2, Duration::ZERO).is_empty(), "B is empty");
+        assert!(
+            shard.due_batches(2, Duration::ZERO).is_empty(),
+            "B is empty"
+        );
         // A finishes: 1 to 4 are done.
         let position = shard.finished(first_a.slot, &first_a.positions);
         assert_eq!(position, Some(format!("{:021}", 4)));

@@ -172,7 +172,10 @@ mod tests {
         assert!(mapping.bisect_batch_on_function_error);
         assert!(mapping.report_batch_item_failures);
         assert_eq!(mapping.event_names, Some(vec!["INSERT".to_owned()]));
-        assert_eq!(mapping.parallelization_factor, 10, "the parameter's default");
+        assert_eq!(
+            mapping.parallelization_factor, 10,
+            "the parameter's default"
+        );
         assert_eq!(mapping.partition_key, "userId");
         let four = template
             .clone()
