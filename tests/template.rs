@@ -102,19 +102,7 @@ fn the_dispatchers_parallelization_factor_is_a_parameter() {
     assert_eq!(parameter["MaxValue"], 10);
     let template = template();
     let factor = |template: &SamTemplate, function: &str| {
-        let event = template
-            .properties(function)
-            .ok()
-            .and_then(|p| p.get("Events"))
-            .and_then(Value::as_mapping)
-            .and_then(|events| {
-                events
-                    .values()
-                    .find(|e| e["Type"].as_str() == Some("DynamoDB"))
-            })
-            .expect("the event")
-            .clone();
-        event["Properties"]["ParallelizationFactor"].clone()
+        dynamodb_event(template, function)["ParallelizationFactor"].clone()
     };
     assert_eq!(
         tagged(&factor(&template, DISPATCHER), "!Ref"),
@@ -217,9 +205,9 @@ fn stream_mapping_is_safe(
     );
 }
 
-/// The logical id of the SQS queue a function's stream mapping sends failures to.
-fn on_failure_queue(template: &SamTemplate, function: &str) -> String {
-    let event = template
+/// The `Properties` of a function's `DynamoDB` event, as the template has them.
+fn dynamodb_event(template: &SamTemplate, function: &str) -> Value {
+    template
         .properties(function)
         .ok()
         .and_then(|p| p.get("Events"))
@@ -232,7 +220,12 @@ fn on_failure_queue(template: &SamTemplate, function: &str) -> String {
         .expect("the event")
         .get("Properties")
         .expect("properties")
-        .clone();
+        .clone()
+}
+
+/// The logical id of the SQS queue a function's stream mapping sends failures to.
+fn on_failure_queue(template: &SamTemplate, function: &str) -> String {
+    let event = dynamodb_event(template, function);
     let on_failure = &event["DestinationConfig"]["OnFailure"];
     assert_eq!(on_failure["Type"].as_str(), Some("SQS"), "{function}");
     tagged(&on_failure["Destination"], "!GetAtt")

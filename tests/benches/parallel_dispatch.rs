@@ -18,12 +18,10 @@
 //! docs/benchmarks.md are of debug binaries):
 //! `cargo build --workspace --bins && cargo test -p offers-integration-tests --bench parallel_dispatch`
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use futures::stream::{self, StreamExt};
 use offers_integration_tests::*;
 use offers_local::conventions::LOCAL_TABLE_PREFIX;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const USERS: usize = 200;
@@ -48,47 +46,6 @@ fn row(run: &str, index: usize, expiry: &str) -> Value {
         "rules": {"minimumSpend": 3},
         "ttl": future_epoch(30),
     })
-}
-
-/// The rows written with BatchWriteItem, 25 a call, `IN_FLIGHT` at once.
-async fn write_rows(client: &aws_sdk_dynamodb::Client, table: &str, rows: &[Value]) {
-    let chunks: Vec<Vec<WriteRequest>> = rows
-        .chunks(25)
-        .map(|chunk| {
-            chunk
-                .iter()
-                .map(|row| {
-                    let item: HashMap<String, AttributeValue> =
-                        serde_dynamo::to_item(row).expect("row item");
-                    WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder()
-                                .set_item(Some(item))
-                                .build()
-                                .expect("put"),
-                        )
-                        .build()
-                })
-                .collect()
-        })
-        .collect();
-    stream::iter(chunks)
-        .for_each_concurrent(IN_FLIGHT, |mut chunk| async move {
-            while !chunk.is_empty() {
-                let output = client
-                    .batch_write_item()
-                    .request_items(table, chunk)
-                    .send()
-                    .await
-                    .expect("batch write");
-                chunk = output
-                    .unprocessed_items()
-                    .and_then(|items| items.get(table))
-                    .cloned()
-                    .unwrap_or_default();
-            }
-        })
-        .await;
 }
 
 /// Every item of a table, as JSON.
@@ -189,13 +146,13 @@ async fn measure(factor: usize, round: usize) -> Measurement {
 
     // Warm-up: DynamoDB Local's JVM, every dispatcher process, the catalog caches.
     let warm_up: Vec<Value> = (0..WARM_UP_ROWS).map(|i| row("warm", i, &expiry)).collect();
-    write_rows(&client, &pending, &warm_up).await;
+    batch_write(&client, &pending, put_request_chunks(&warm_up), IN_FLIGHT).await;
     wait_until_dispatched(&client, "warm", WARM_UP_ROWS).await;
 
     let run = format!("pf{factor}r{round}");
     let rows: Vec<Value> = (0..ROWS).map(|i| row(&run, i, &expiry)).collect();
     let started = Instant::now();
-    write_rows(&client, &pending, &rows).await;
+    batch_write(&client, &pending, put_request_chunks(&rows), IN_FLIGHT).await;
     let offers = wait_until_dispatched(&client, &run, ROWS).await;
     let elapsed = started.elapsed();
 
