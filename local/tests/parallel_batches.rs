@@ -1,8 +1,9 @@
 //! The local event source mapping with `ParallelizationFactor` 10, over the
 //! real stream of the pending table on DynamoDB Local: batches of different
 //! users are delivered at once, one user's records never are (they are in
-//! one slot) and arrive in the order they were written, and a mapping
-//! started again from the checkpoints delivers only what is new.
+//! one slot) and arrive in the order they were written (a partial batch
+//! failure retried in its slot included), and a mapping started again from
+//! the checkpoints delivers only what is new.
 
 use offers_local::event_source::{Checkpoints, FailedBatch, Invoke, OnFailure, StreamMapping};
 use offers_local::{local_sdk_config, DynamoDbLocal, SamTemplate, StartOptions};
@@ -13,6 +14,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 const USERS: usize = 20;
+/// The row whose first delivery fails (a partial batch response naming it
+/// and the rest of its batch, as the dispatcher names a key's later records).
+const FAILS_ONCE: (&str, u64) = ("user-3", 4);
 const ROWS_PER_USER: usize = 10;
 /// A bound on waits for what the mapping does in the background (a loaded
 /// machine is slow), not a timed assertion.
@@ -24,9 +28,11 @@ const SECOND_BATCH_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
 struct Log {
-    /// Each invocation's records as (user, row number), in the order the
-    /// invocations started.
+    /// Each invocation's records it processed, as (user, row number), in
+    /// the order the invocations started.
     invocations: Vec<Vec<(String, u64)>>,
+    /// Whether [`FAILS_ONCE`] has failed (its first delivery).
+    failed_once: bool,
     /// Users whose records are in a batch being delivered, and how many batches.
     users_in_flight: HashMap<String, usize>,
     /// Users seen in two batches in flight at once.
@@ -78,9 +84,26 @@ impl RecorderState {
             users.dedup();
             users
         };
-        let first = {
+        let sequences: Vec<String> = event["Records"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|record| {
+                record["dynamodb"]["SequenceNumber"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        let (first, failed) = {
             let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-            log.invocations.push(rows);
+            let failing = rows
+                .iter()
+                .position(|(user, n)| (user.as_str(), *n) == FAILS_ONCE)
+                .filter(|_| !log.failed_once);
+            let processed = failing.unwrap_or(rows.len());
+            log.failed_once |= failing.is_some();
+            log.invocations.push(rows[..processed].to_vec());
             for user in &users {
                 let batches = log.users_in_flight.entry(user.clone()).or_default();
                 *batches += 1;
@@ -90,7 +113,7 @@ impl RecorderState {
             }
             self.in_flight.send_modify(|n| *n += 1);
             log.most_in_flight = log.most_in_flight.max(*self.in_flight.borrow());
-            log.invocations.len() == 1
+            (log.invocations.len() == 1, sequences[processed..].to_vec())
         };
         if first {
             let mut watching = self.in_flight.subscribe();
@@ -106,7 +129,11 @@ impl RecorderState {
             }
         }
         self.in_flight.send_modify(|n| *n -= 1);
-        Ok(json!({"batchItemFailures": []}))
+        let failures: Vec<Value> = failed
+            .iter()
+            .map(|sequence| json!({"itemIdentifier": sequence}))
+            .collect();
+        Ok(json!({"batchItemFailures": failures}))
     }
 }
 
@@ -236,6 +263,7 @@ async fn batches_of_different_users_run_at_once_and_one_users_rows_in_order() {
     let _ = std::fs::remove_file(&checkpoints);
 
     let log = recorder.0.log.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(log.failed_once, "the partial batch failure happened");
     assert!(
         log.most_in_flight >= 2,
         "batches were delivered one at a time"
@@ -263,7 +291,7 @@ async fn batches_of_different_users_run_at_once_and_one_users_rows_in_order() {
         assert_eq!(
             rows,
             &(0..written as u64).collect::<Vec<_>>(),
-            "{user}: each row once, in order"
+            "{user}: each row processed once, in order"
         );
     }
     assert_eq!(*failures.0.lock().unwrap_or_else(|e| e.into_inner()), 0);
