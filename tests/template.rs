@@ -11,13 +11,12 @@ use offers_local::SamTemplate;
 use offers_shared::campaign_stats::{
     StatsBatchReport, StatsFailure, StatsOutcome, StatsRecordReport,
 };
-use offers_shared::challenge_progress::{
-    ProgressFailure, ProgressOutcome, ProgressReport, RecordProgress,
-};
+use offers_shared::challenge_progress::{ProgressOutcome, ProgressReport};
 use offers_shared::dispatch::{BatchReport, Outcome, RecordReport};
 use offers_shared::domain::campaign_stats::StatsProblem;
 use offers_shared::domain::ReasonCode;
 use offers_shared::profiles::{visit_metrics, VisitReport};
+use offers_shared::stream::runner;
 use serde_json::json;
 use std::collections::BTreeSet;
 use yaml_serde::Value;
@@ -1004,15 +1003,15 @@ fn alarms_watch_what_the_runbook_covers() {
     watches_the_progress_count(
         "TransactionRejectionsAlarm",
         &alarm("TransactionRejectionsAlarm"),
-        ProgressOutcome::Rejected {
+        runner::Outcome::Done(ProgressOutcome::Rejected {
             code: ReasonCode::InvalidTransaction,
             rejection_id: uuid::Uuid::nil(),
-        },
+        }),
     );
     watches_the_progress_count(
         "ChallengeProgressFailedRecordsAlarm",
         &alarm("ChallengeProgressFailedRecordsAlarm"),
-        ProgressOutcome::Failed(ProgressFailure::StoreDown),
+        runner::Outcome::Failed(runner::Failure::StoreDown),
     );
     // The same for user visits: its queue, its stream, its failed records.
     let queue = alarm("UserVisitsFailureQueueAlarm");
@@ -1026,17 +1025,13 @@ fn alarms_watch_what_the_runbook_covers() {
     let line = offers_shared::metrics::emf::emf_line(
         "f",
         &visit_metrics(
-            &VisitReport(offers_shared::stream::runner::BatchReport {
-                records: vec![offers_shared::stream::runner::RecordReport {
-                    event_id: None,
-                    sequence_number: None,
-                    key: None,
-                    outcome: offers_shared::stream::runner::Outcome::Failed(
-                        offers_shared::stream::runner::Failure::StoreDown,
-                    ),
-                }],
+            &VisitReport {
+                records: vec![runner::RecordReport::of_outcome(runner::Outcome::Failed(
+                    runner::Failure::StoreDown,
+                ))],
                 store_down: true,
-            }),
+                summary: (),
+            },
             chrono::Utc::now(),
         ),
     );
@@ -1078,16 +1073,10 @@ fn watches_the_stats_count(id: &str, alarm: &Value, outcome: StatsOutcome) {
 }
 
 /// [`watches_the_dispatchers_count`] for challenge progress's EMF line.
-fn watches_the_progress_count(id: &str, alarm: &Value, outcome: ProgressOutcome) {
+fn watches_the_progress_count(id: &str, alarm: &Value, outcome: runner::Outcome<ProgressOutcome>) {
     let report = ProgressReport {
-        records: vec![RecordProgress {
-            event_id: None,
-            sequence_number: None,
-            user_id: None,
-            transaction_id: None,
-            outcome,
-        }],
-        store_down: false,
+        records: vec![runner::RecordReport::of_outcome(outcome)],
+        ..ProgressReport::default()
     };
     let line = offers_shared::metrics::emf::emf_line(
         "f",
@@ -1389,23 +1378,11 @@ fn every_alarm_has_a_datadog_monitor_linking_the_same_runbook_section() {
         ),
         (
             "personalized_offers.challenge.",
-            offers_shared::metrics::challenge_metrics(
-                &ProgressReport {
-                    records: vec![],
-                    store_down: false,
-                },
-                now,
-            ),
+            offers_shared::metrics::challenge_metrics(&ProgressReport::default(), now),
         ),
         (
             "personalized_offers.visits.",
-            visit_metrics(
-                &VisitReport(offers_shared::stream::runner::BatchReport {
-                    records: vec![],
-                    store_down: false,
-                }),
-                now,
-            ),
+            visit_metrics(&VisitReport::default(), now),
         ),
         (
             "",
