@@ -8,9 +8,7 @@
 use offers_integration_tests::*;
 use offers_local::template::tagged;
 use offers_local::SamTemplate;
-use offers_shared::campaign_stats::{
-    StatsBatchReport, StatsFailure, StatsOutcome, StatsRecordReport,
-};
+use offers_shared::campaign_stats::{StatsBatchReport, StatsOutcome};
 use offers_shared::challenge_progress::{ProgressOutcome, ProgressReport};
 use offers_shared::dispatch::{BatchReport, Outcome, RecordReport};
 use offers_shared::domain::campaign_stats::StatsProblem;
@@ -979,17 +977,17 @@ fn alarms_watch_what_the_runbook_covers() {
     watches_the_stats_count(
         "CampaignStatsNotCountedAlarm",
         &alarm("CampaignStatsNotCountedAlarm"),
-        StatsOutcome::NotCounted(StatsProblem::NoOfferId),
+        runner::Outcome::Done(StatsOutcome::NotCounted(StatsProblem::NoOfferId)),
     );
     watches_the_stats_count(
         "CampaignStatsNotCountedAlarm",
         &alarm("CampaignStatsNotCountedAlarm"),
-        StatsOutcome::Refused("ValidationException".into()),
+        runner::Outcome::Done(StatsOutcome::Refused("ValidationException".into())),
     );
     watches_the_stats_count(
         "CampaignStatsFailedRecordsAlarm",
         &alarm("CampaignStatsFailedRecordsAlarm"),
-        StatsOutcome::Failed(StatsFailure::StoreDown),
+        runner::Outcome::Failed(runner::Failure::StoreDown),
     );
     // The same for challenge progress: its queue, its stream, its counts.
     let queue = alarm("ChallengeProgressFailureQueueAlarm");
@@ -1055,14 +1053,9 @@ fn alarms_watch_what_the_runbook_covers() {
 }
 
 /// [`watches_the_dispatchers_count`] for the statistics function's metrics.
-fn watches_the_stats_count(id: &str, alarm: &Value, outcome: StatsOutcome) {
+fn watches_the_stats_count(id: &str, alarm: &Value, outcome: runner::Outcome<StatsOutcome>) {
     let report = StatsBatchReport {
-        records: vec![StatsRecordReport {
-            event_id: None,
-            sequence_number: None,
-            created_at: None,
-            outcome,
-        }],
+        records: vec![runner::RecordReport::of_outcome(outcome)],
         ..StatsBatchReport::default()
     };
     let line = offers_shared::metrics::emf::emf_line(

@@ -444,7 +444,9 @@ where
 {
     let (mut reports, changes) = sort_out(records);
     let given: Vec<&R> = changes.iter().map(|(_, record)| *record).collect();
-    let (results, summary) = handler.apply_all(&given, run).await;
+    // Boxed: the handler's future, nested in the invocation's, is deeper
+    // than the compiler's layout limit allows.
+    let (results, summary) = Box::pin(handler.apply_all(&given, run)).await;
     let mut results = results.into_iter();
     for (index, record) in changes {
         // A result missing is a bug of the handler: the record is retried.
