@@ -10,7 +10,7 @@ use offers_local::template::tagged;
 use offers_local::SamTemplate;
 use offers_shared::campaign_stats::{StatsBatchReport, StatsOutcome};
 use offers_shared::challenge_progress::{ProgressOutcome, ProgressReport};
-use offers_shared::dispatch::{BatchReport, Outcome, RecordReport};
+use offers_shared::dispatch::{DispatchOutcome, DispatchReport, Outcome, RecordReport};
 use offers_shared::domain::campaign_stats::StatsProblem;
 use offers_shared::domain::ReasonCode;
 use offers_shared::profiles::{visit_metrics, VisitReport};
@@ -948,11 +948,11 @@ fn alarms_watch_what_the_runbook_covers() {
     watches_the_dispatchers_count(
         "RejectionsAlarm",
         &alarm("RejectionsAlarm"),
-        Outcome::Rejected {
+        Outcome::Done(DispatchOutcome::Rejected {
             code: ReasonCode::UnknownOffer,
             rejection_id: uuid::Uuid::nil(),
             pending_row_kept: false,
-        },
+        }),
     );
     // And the records that failed and were reported for retry.
     assert!(alarms.iter().any(|id| id == "DispatcherFailedRecordsAlarm"));
@@ -1109,9 +1109,9 @@ fn runbook_has_section(anchor: &str) -> bool {
 /// the EMF line the code writes for a batch of one such record (the one count
 /// that is 1), not from strings written here.
 fn watches_the_dispatchers_count(id: &str, alarm: &Value, outcome: Outcome) {
-    let report = BatchReport {
-        records: vec![RecordReport::of_other(None, None, outcome)],
-        ..BatchReport::default()
+    let report = DispatchReport {
+        records: vec![RecordReport::of_outcome(outcome)],
+        ..DispatchReport::default()
     };
     let line = offers_shared::metrics::emf::emf_line(
         "f",
@@ -1379,7 +1379,7 @@ fn every_alarm_has_a_datadog_monitor_linking_the_same_runbook_section() {
         ),
         (
             "",
-            offers_shared::metrics::dispatch_metrics(&BatchReport::default(), now),
+            offers_shared::metrics::dispatch_metrics(&DispatchReport::default(), now),
         ),
     ];
     for monitor in &monitors {

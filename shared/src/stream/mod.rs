@@ -217,7 +217,7 @@ pub enum EventError {
 }
 
 /// The raw records of a stream event (none when `Records` is absent or null).
-pub fn stream_records(event: Value) -> Result<Vec<Value>, EventError> {
+fn stream_records(event: Value) -> Result<Vec<Value>, EventError> {
     let Value::Object(mut event) = event else {
         return Err(EventError::NotAnObject);
     };
@@ -274,5 +274,18 @@ mod tests {
         assert_eq!(image["d"]["L"][0], json!({"M": {}}));
         assert_eq!(raw["dynamodb"]["SizeBytes"], 0);
         assert_eq!(raw["awsRegion"], "");
+    }
+
+    #[test]
+    fn ignored_reasons_have_stable_names() {
+        assert_eq!(IgnoredReason::of_event_name("REMOVE").to_string(), "remove");
+        assert_eq!(
+            IgnoredReason::of_event_name("UNKNOWN_TO_SDK_VERSION").to_string(),
+            "ttl_remove"
+        );
+        assert_eq!(
+            IgnoredReason::of_event_name("X").to_string(),
+            "unknown_event_name:X"
+        );
     }
 }

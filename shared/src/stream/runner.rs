@@ -108,6 +108,15 @@ impl Run {
         result
     }
 
+    /// A store call abandoned at the deadline whose failure does not stop
+    /// the batch (the caller has a way on without it).
+    pub async fn call_aside<T>(
+        &self,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        within_deadline(self.deadline, call).await
+    }
+
     pub fn store_down(&self) -> bool {
         self.store_down.load(Ordering::Relaxed)
     }
@@ -269,6 +278,15 @@ impl<O, S: Default> Default for BatchReport<O, S> {
 }
 
 impl<O, S> BatchReport<O, S> {
+    /// The same records with what the batch as a whole reports.
+    pub fn with_summary<T>(self, summary: T) -> BatchReport<O, T> {
+        BatchReport {
+            records: self.records,
+            store_down: self.store_down,
+            summary,
+        }
+    }
+
     /// Sequence numbers to report in `batchItemFailures`.
     pub fn failed_sequence_numbers(&self) -> Vec<String> {
         self.records
@@ -444,8 +462,8 @@ where
 {
     let (mut reports, changes) = sort_out(records);
     let given: Vec<&R> = changes.iter().map(|(_, record)| *record).collect();
-    // Boxed: the handler's future, nested in the invocation's, is deeper
-    // than the compiler's layout limit allows.
+    // Boxed: nested in the invocation's future, the handler's future is
+    // deeper than the compiler's layout limit allows.
     let (results, summary) = Box::pin(handler.apply_all(&given, run)).await;
     let mut results = results.into_iter();
     for (index, record) in changes {
