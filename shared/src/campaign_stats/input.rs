@@ -3,7 +3,7 @@
 //! (`{"N": "12.10"}`), so that amounts keep their exact text; DynamoDB
 //! Local's bare `{}` for an empty map is read as the empty map it is.
 
-use crate::stream::runner::StreamRecord;
+use crate::stream::runner::stream_record;
 use crate::stream::{Batch, Envelope, Input, ReadRecord};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -28,19 +28,7 @@ pub struct ChangeRecord {
     pub new_image: Map<String, Value>,
 }
 
-impl StreamRecord for ChangeRecord {
-    fn event_id(&self) -> &str {
-        &self.event_id
-    }
-
-    fn sequence_number(&self) -> &str {
-        &self.sequence_number
-    }
-
-    fn created_at(&self) -> Option<DateTime<Utc>> {
-        self.created_at
-    }
-}
+stream_record!(ChangeRecord, created_at);
 
 impl ReadRecord for ChangeRecord {
     /// INSERT and MODIFY are changes; REMOVE (the offer's TTL, or a delete)
@@ -92,6 +80,7 @@ pub fn read_record(raw: Value) -> StatsInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::test_events::without_sequence_number;
     use crate::stream::EventError;
     use serde_json::json;
 
@@ -143,10 +132,7 @@ mod tests {
             read_record(record("INSERT", None, None)),
             Input::Unusable { .. }
         ));
-        let mut no_sequence = record("INSERT", None, Some(json!({})));
-        no_sequence["dynamodb"]
-            .as_object_mut()
-            .map(|change| change.remove("SequenceNumber"));
+        let no_sequence = without_sequence_number(record("INSERT", None, Some(json!({}))));
         assert!(matches!(
             read_record(no_sequence),
             Input::Unusable {

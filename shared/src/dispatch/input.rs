@@ -4,7 +4,7 @@
 //! and the record's id derived once.
 
 use crate::ports::{PendingRef, RowCopy};
-use crate::stream::runner::{KeyedRecord, StreamRecord};
+use crate::stream::runner::{stream_record, KeyedRecord};
 use crate::stream::{normalise_record, Batch, Envelope, Input, ReadRecord};
 use aws_lambda_events::event::dynamodb::EventRecord;
 use chrono::{DateTime, Utc};
@@ -130,19 +130,7 @@ impl InsertRecord {
     }
 }
 
-impl StreamRecord for InsertRecord {
-    fn event_id(&self) -> &str {
-        &self.event_id
-    }
-
-    fn sequence_number(&self) -> &str {
-        &self.sequence_number
-    }
-
-    fn created_at(&self) -> Option<DateTime<Utc>> {
-        self.created_at
-    }
-}
+stream_record!(InsertRecord, created_at);
 
 impl KeyedRecord for InsertRecord {
     /// Rows of one user are independent: the pending row's whole key.
@@ -248,7 +236,20 @@ fn record_id(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::test_events::{insert_event, the_change, without_sequence_number};
     use crate::stream::{EventError, IgnoredReason};
+
+    fn insert(image: Value) -> Value {
+        insert_event(
+            json!({"userId": {"S": "u1"}, "sortKey": {"S": "k1"}}),
+            image,
+        )
+    }
+
+    fn read_insert(raw: Value) -> InsertRecord {
+        the_change(read_record(raw))
+    }
+
     use aws_sdk_dynamodb::types::AttributeValue;
     use serde_json::json;
     use std::collections::HashMap;
@@ -282,30 +283,6 @@ mod tests {
         assert_eq!(record.record_id, again.record_id);
         let other = InsertRecord::from_image("e2".into(), "101".into(), keys(), image(), None);
         assert_ne!(record.record_id, other.record_id);
-    }
-
-    fn insert(image: Value) -> Value {
-        json!({
-            "eventID": "e1",
-            "eventName": "INSERT",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": "ddblocal",
-            "dynamodb": {
-                "ApproximateCreationDateTime": 1_700_000_000,
-                "Keys": {"userId": {"S": "u1"}, "sortKey": {"S": "k1"}},
-                "NewImage": image,
-                "SequenceNumber": "100",
-                "SizeBytes": 10,
-                "StreamViewType": "NEW_IMAGE"
-            }
-        })
-    }
-
-    fn read_insert(raw: Value) -> InsertRecord {
-        match read_record(raw) {
-            Input::Change(record) => *record,
-            other => panic!("expected an insert: {other:?}"),
-        }
     }
 
     #[test]
@@ -368,10 +345,7 @@ mod tests {
         let mut no_keys = insert(json!({"offerId": {"S": "x"}}));
         no_keys["dynamodb"]["Keys"] = json!({});
         assert!(matches!(read_record(no_keys), Input::Unusable { .. }));
-        let mut no_sequence = insert(json!({}));
-        no_sequence["dynamodb"]
-            .as_object_mut()
-            .map(|change| change.remove("SequenceNumber"));
+        let no_sequence = without_sequence_number(insert(json!({})));
         assert!(matches!(
             read_record(no_sequence),
             Input::Unusable {

@@ -7,6 +7,8 @@
 //! (`runner`).
 
 pub mod runner;
+#[cfg(test)]
+pub(crate) mod test_events;
 pub mod transactions;
 
 use chrono::{DateTime, TimeZone, Utc};

@@ -35,6 +35,35 @@ pub trait StreamRecord: Sync {
     }
 }
 
+/// Implements [`StreamRecord`] for a record type whose fields say it all:
+/// `event_id` and `sequence_number` (Strings), and `created_at` when named.
+macro_rules! stream_record {
+    ($record:ty) => {
+        $crate::stream::runner::stream_record!(@impl $record, {});
+    };
+    ($record:ty, created_at) => {
+        $crate::stream::runner::stream_record!(@impl $record, {
+            fn created_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+                self.created_at
+            }
+        });
+    };
+    (@impl $record:ty, { $($created_at:tt)* }) => {
+        impl $crate::stream::runner::StreamRecord for $record {
+            fn event_id(&self) -> &str {
+                &self.event_id
+            }
+
+            fn sequence_number(&self) -> &str {
+                &self.sequence_number
+            }
+
+            $($created_at)*
+        }
+    };
+}
+pub(crate) use stream_record;
+
 /// A change whose records run in stream order per key.
 pub trait KeyedRecord: StreamRecord {
     /// The records of one key run in stream order: a user (and the row's
@@ -339,8 +368,11 @@ fn report_of<R: StreamRecord, O>(
     }
 }
 
+/// Each record's report, once known (in the batch's order).
+type Reports<O> = Vec<Option<RecordReport<O>>>;
+
 /// The batch's changes by position, the other records reported already.
-fn sort_out<R, O>(records: &[Input<R>]) -> (Vec<Option<RecordReport<O>>>, Vec<(usize, &R)>) {
+fn sort_out<R, O>(records: &[Input<R>]) -> (Reports<O>, Vec<(usize, &R)>) {
     let mut reports = Vec::with_capacity(records.len());
     let mut changes = Vec::with_capacity(records.len());
     for (index, input) in records.iter().enumerate() {

@@ -4,7 +4,7 @@
 //! A record whose image cannot be read becomes a rejection with its raw
 //! text; nothing in a record fails the batch.
 
-use super::runner::{KeyedRecord, StreamRecord};
+use super::runner::{stream_record, KeyedRecord};
 use super::{normalise_record, Batch, Envelope, Input, ReadRecord};
 use offers_domain::transaction::usable_user_id;
 use offers_domain::{parse_transaction, ReasonCode, Rejection, Transaction};
@@ -130,15 +130,7 @@ impl TransactionRecord {
     }
 }
 
-impl StreamRecord for TransactionRecord {
-    fn event_id(&self) -> &str {
-        &self.event_id
-    }
-
-    fn sequence_number(&self) -> &str {
-        &self.sequence_number
-    }
-}
+stream_record!(TransactionRecord);
 
 impl KeyedRecord for TransactionRecord {
     fn key(&self) -> (&str, &str) {
@@ -189,7 +181,17 @@ pub fn read_record(raw: Value) -> TransactionInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::test_events::{insert_event, the_change, without_sequence_number};
     use crate::stream::{EventError, IgnoredReason};
+
+    fn insert(image: Value) -> Value {
+        insert_event(json!({"transactionId": {"S": "t-1"}}), image)
+    }
+
+    fn read_insert(raw: Value) -> TransactionRecord {
+        the_change(read_record(raw))
+    }
+
     use serde_json::json;
 
     fn attributes(value: Value) -> Map<String, Value> {
@@ -215,30 +217,6 @@ mod tests {
         );
         assert_eq!(anonymous.partition, NO_USER_PARTITION);
         assert_eq!(anonymous.user_key(), NO_USER_PARTITION);
-    }
-
-    fn insert(image: Value) -> Value {
-        json!({
-            "eventID": "e1",
-            "eventName": "INSERT",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": "ddblocal",
-            "dynamodb": {
-                "ApproximateCreationDateTime": 1_700_000_000,
-                "Keys": {"transactionId": {"S": "t-1"}},
-                "NewImage": image,
-                "SequenceNumber": "100",
-                "SizeBytes": 10,
-                "StreamViewType": "NEW_IMAGE"
-            }
-        })
-    }
-
-    fn read_insert(raw: Value) -> TransactionRecord {
-        match read_record(raw) {
-            Input::Change(record) => *record,
-            other => panic!("expected an insert: {other:?}"),
-        }
     }
 
     #[test]
@@ -274,10 +252,7 @@ mod tests {
                 ..
             }
         ));
-        let mut no_sequence = insert(json!({}));
-        no_sequence["dynamodb"]
-            .as_object_mut()
-            .map(|change| change.remove("SequenceNumber"));
+        let no_sequence = without_sequence_number(insert(json!({})));
         // Never applied and never failing the batch (the runner reports it
         // ignored: it has no sequence number to be reported by).
         assert!(matches!(
