@@ -19,6 +19,7 @@ pub mod progress;
 mod properties;
 pub mod redemption;
 pub mod rejection;
+pub mod retry;
 pub mod rules;
 pub mod selection;
 pub mod transaction;
