@@ -6,7 +6,7 @@
 use offer_dispatcher::records;
 use offers_integration_tests::*;
 use offers_local::StreamReader;
-use offers_shared::dispatch::{Earlier, Outcome};
+use offers_shared::dispatch::{DispatchOutcome, Earlier, Outcome};
 use serde_json::{json, Map, Value};
 
 fn assigned(user_id: &str, sort_key: &str, assignment_id: &str) -> Value {
@@ -170,7 +170,7 @@ async fn a_stale_replay_never_consumes_a_newer_row_of_another_assignment() {
 async fn outcomes(bed: &TestBed, records: &[Value]) -> Vec<Outcome> {
     for _ in 0..MAX_DELIVERIES {
         let inputs = records.iter().cloned().map(records::read_record).collect();
-        let report = bed.dispatcher(&[]).dispatch_batch(inputs, None).await;
+        let report = bed.dispatcher(&[]).apply_batch(inputs, None).await;
         let outcomes: Vec<Outcome> = report.records.into_iter().map(|r| r.outcome).collect();
         if !outcomes.iter().any(|o| matches!(o, Outcome::Failed(_))) {
             return outcomes;
@@ -191,7 +191,10 @@ async fn a_record_rejected_before_its_assignment_became_an_offer_stays_rejected(
     let first = stream.read_new().await.expect("stream");
     let decided = outcomes(&bed, &first).await;
     assert!(
-        matches!(decided[..], [Outcome::Rejected { .. }]),
+        matches!(
+            decided[..],
+            [Outcome::Done(DispatchOutcome::Rejected { .. })]
+        ),
         "{decided:?}"
     );
     // Another row of the assignment makes its offer; then the offer is
@@ -207,10 +210,10 @@ async fn a_record_rejected_before_its_assignment_became_an_offer_stays_rejected(
     assert!(
         matches!(
             again[..],
-            [Outcome::Duplicate {
+            [Outcome::Done(DispatchOutcome::Duplicate {
                 earlier: Earlier::Rejected,
                 ..
-            }]
+            })]
         ),
         "its own outcome is the rejection: {again:?}"
     );

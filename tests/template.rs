@@ -8,16 +8,13 @@
 use offers_integration_tests::*;
 use offers_local::template::tagged;
 use offers_local::SamTemplate;
-use offers_shared::campaign_stats::{
-    StatsBatchReport, StatsFailure, StatsOutcome, StatsRecordReport,
-};
-use offers_shared::challenge_progress::{
-    ProgressFailure, ProgressOutcome, ProgressReport, RecordProgress,
-};
-use offers_shared::dispatch::{BatchReport, Outcome, RecordReport};
+use offers_shared::campaign_stats::{StatsBatchReport, StatsOutcome};
+use offers_shared::challenge_progress::{ProgressOutcome, ProgressReport};
+use offers_shared::dispatch::{DispatchOutcome, DispatchReport, Outcome, RecordReport};
 use offers_shared::domain::campaign_stats::StatsProblem;
 use offers_shared::domain::ReasonCode;
 use offers_shared::profiles::{visit_metrics, VisitReport};
+use offers_shared::stream::runner;
 use serde_json::json;
 use std::collections::BTreeSet;
 use yaml_serde::Value;
@@ -989,11 +986,11 @@ fn alarms_watch_what_the_runbook_covers() {
     watches_the_dispatchers_count(
         "RejectionsAlarm",
         &alarm("RejectionsAlarm"),
-        Outcome::Rejected {
+        Outcome::Done(DispatchOutcome::Rejected {
             code: ReasonCode::UnknownOffer,
             rejection_id: uuid::Uuid::nil(),
             pending_row_kept: false,
-        },
+        }),
     );
     // And the records that failed and were reported for retry.
     assert!(alarms.iter().any(|id| id == "DispatcherFailedRecordsAlarm"));
@@ -1018,17 +1015,17 @@ fn alarms_watch_what_the_runbook_covers() {
     watches_the_stats_count(
         "CampaignStatsNotCountedAlarm",
         &alarm("CampaignStatsNotCountedAlarm"),
-        StatsOutcome::NotCounted(StatsProblem::NoOfferId),
+        runner::Outcome::Done(StatsOutcome::NotCounted(StatsProblem::NoOfferId)),
     );
     watches_the_stats_count(
         "CampaignStatsNotCountedAlarm",
         &alarm("CampaignStatsNotCountedAlarm"),
-        StatsOutcome::Refused("ValidationException".into()),
+        runner::Outcome::Done(StatsOutcome::Refused("ValidationException".into())),
     );
     watches_the_stats_count(
         "CampaignStatsFailedRecordsAlarm",
         &alarm("CampaignStatsFailedRecordsAlarm"),
-        StatsOutcome::Failed(StatsFailure::StoreDown),
+        runner::Outcome::Failed(runner::Failure::StoreDown),
     );
     // The same for challenge progress: its queue, its stream, its counts.
     let queue = alarm("ChallengeProgressFailureQueueAlarm");
@@ -1042,15 +1039,15 @@ fn alarms_watch_what_the_runbook_covers() {
     watches_the_progress_count(
         "TransactionRejectionsAlarm",
         &alarm("TransactionRejectionsAlarm"),
-        ProgressOutcome::Rejected {
+        runner::Outcome::Done(ProgressOutcome::Rejected {
             code: ReasonCode::InvalidTransaction,
             rejection_id: uuid::Uuid::nil(),
-        },
+        }),
     );
     watches_the_progress_count(
         "ChallengeProgressFailedRecordsAlarm",
         &alarm("ChallengeProgressFailedRecordsAlarm"),
-        ProgressOutcome::Failed(ProgressFailure::StoreDown),
+        runner::Outcome::Failed(runner::Failure::StoreDown),
     );
     // The same for user visits: its queue, its stream, its failed records.
     let queue = alarm("UserVisitsFailureQueueAlarm");
@@ -1064,17 +1061,13 @@ fn alarms_watch_what_the_runbook_covers() {
     let line = offers_shared::metrics::emf::emf_line(
         "f",
         &visit_metrics(
-            &VisitReport(offers_shared::stream::runner::BatchReport {
-                records: vec![offers_shared::stream::runner::RecordReport {
-                    event_id: None,
-                    sequence_number: None,
-                    key: None,
-                    outcome: offers_shared::stream::runner::Outcome::Failed(
-                        offers_shared::stream::runner::Failure::StoreDown,
-                    ),
-                }],
+            &VisitReport {
+                records: vec![runner::RecordReport::of_outcome(runner::Outcome::Failed(
+                    runner::Failure::StoreDown,
+                ))],
                 store_down: true,
-            }),
+                summary: (),
+            },
             chrono::Utc::now(),
         ),
     );
@@ -1098,14 +1091,9 @@ fn alarms_watch_what_the_runbook_covers() {
 }
 
 /// [`watches_the_dispatchers_count`] for the statistics function's metrics.
-fn watches_the_stats_count(id: &str, alarm: &Value, outcome: StatsOutcome) {
+fn watches_the_stats_count(id: &str, alarm: &Value, outcome: runner::Outcome<StatsOutcome>) {
     let report = StatsBatchReport {
-        records: vec![StatsRecordReport {
-            event_id: None,
-            sequence_number: None,
-            created_at: None,
-            outcome,
-        }],
+        records: vec![runner::RecordReport::of_outcome(outcome)],
         ..StatsBatchReport::default()
     };
     let line = offers_shared::metrics::emf::emf_line(
@@ -1116,16 +1104,10 @@ fn watches_the_stats_count(id: &str, alarm: &Value, outcome: StatsOutcome) {
 }
 
 /// [`watches_the_dispatchers_count`] for challenge progress's EMF line.
-fn watches_the_progress_count(id: &str, alarm: &Value, outcome: ProgressOutcome) {
+fn watches_the_progress_count(id: &str, alarm: &Value, outcome: runner::Outcome<ProgressOutcome>) {
     let report = ProgressReport {
-        records: vec![RecordProgress {
-            event_id: None,
-            sequence_number: None,
-            user_id: None,
-            transaction_id: None,
-            outcome,
-        }],
-        store_down: false,
+        records: vec![runner::RecordReport::of_outcome(outcome)],
+        ..ProgressReport::default()
     };
     let line = offers_shared::metrics::emf::emf_line(
         "f",
@@ -1165,9 +1147,9 @@ fn runbook_has_section(anchor: &str) -> bool {
 /// the EMF line the code writes for a batch of one such record (the one count
 /// that is 1), not from strings written here.
 fn watches_the_dispatchers_count(id: &str, alarm: &Value, outcome: Outcome) {
-    let report = BatchReport {
-        records: vec![RecordReport::of_other(None, None, outcome)],
-        ..BatchReport::default()
+    let report = DispatchReport {
+        records: vec![RecordReport::of_outcome(outcome)],
+        ..DispatchReport::default()
     };
     let line = offers_shared::metrics::emf::emf_line(
         "f",
@@ -1427,27 +1409,15 @@ fn every_alarm_has_a_datadog_monitor_linking_the_same_runbook_section() {
         ),
         (
             "personalized_offers.challenge.",
-            offers_shared::metrics::challenge_metrics(
-                &ProgressReport {
-                    records: vec![],
-                    store_down: false,
-                },
-                now,
-            ),
+            offers_shared::metrics::challenge_metrics(&ProgressReport::default(), now),
         ),
         (
             "personalized_offers.visits.",
-            visit_metrics(
-                &VisitReport(offers_shared::stream::runner::BatchReport {
-                    records: vec![],
-                    store_down: false,
-                }),
-                now,
-            ),
+            visit_metrics(&VisitReport::default(), now),
         ),
         (
             "",
-            offers_shared::metrics::dispatch_metrics(&BatchReport::default(), now),
+            offers_shared::metrics::dispatch_metrics(&DispatchReport::default(), now),
         ),
     ];
     for monitor in &monitors {

@@ -58,9 +58,9 @@ async fn get_profile(bed: &TestBed, user: &str, agent: Agent<'_>) -> ApiResponse
 
 /// Runs the records through the service as the handler does, for its report.
 async fn process(visits: &user_visits::DynamoUserVisits, records: &[Value]) -> VisitReport {
-    let TransactionBatch(inputs) =
+    let offers_shared::stream::Batch(inputs) =
         TransactionBatch::try_from(lambda_event(records)).expect("a stream event");
-    visits.process_batch(inputs, None).await
+    visits.apply_batch(inputs, None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,7 +90,6 @@ async fn visits_make_the_profile_with_the_contracts_buckets() {
     .await;
     let report = process(&visits, &records).await;
     let contexts: Vec<_> = report
-        .0
         .records
         .iter()
         .map(|record| match &record.outcome {

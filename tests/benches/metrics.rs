@@ -17,11 +17,12 @@
 //! Run: `cargo bench -p offers-integration-tests --bench metrics`.
 
 use chrono::Utc;
-use offers_shared::dispatch::{BatchReport, Failure, IgnoredReason, Outcome, RecordReport};
+use offers_shared::dispatch::{DispatchOutcome, DispatchReport, Failure, Outcome, RecordReport};
 use offers_shared::domain::ReasonCode;
 use offers_shared::metrics::dogstatsd::DogStatsdMetrics;
 use offers_shared::metrics::emf::emf_line;
 use offers_shared::metrics::{dispatch_metrics, MetricsSink};
+use offers_shared::stream::IgnoredReason;
 use std::hint::black_box;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
@@ -29,7 +30,7 @@ use std::time::{Duration, Instant};
 const BATCHES: usize = 200;
 const ROUNDS: usize = 15;
 
-fn batch() -> BatchReport {
+fn batch() -> DispatchReport {
     let created = Utc::now() - chrono::Duration::milliseconds(1_500);
     let codes = [
         ReasonCode::Expired,
@@ -39,27 +40,27 @@ fn batch() -> BatchReport {
     let records = (0..100)
         .map(|i| {
             let outcome = match i % 10 {
-                0..=5 => Outcome::Dispatched {
+                0..=5 => Outcome::Done(DispatchOutcome::Dispatched {
                     personalized_offer_id: uuid::Uuid::new_v4(),
                     pending_row_kept: false,
-                },
-                6..=8 => Outcome::Rejected {
+                }),
+                6..=8 => Outcome::Done(DispatchOutcome::Rejected {
                     code: codes[i % 3],
                     rejection_id: uuid::Uuid::new_v4(),
                     pending_row_kept: false,
-                },
+                }),
                 _ if i % 20 == 9 => Outcome::Failed(Failure::StoreDown),
                 _ => Outcome::Ignored(IgnoredReason::Modify),
             };
             RecordReport {
                 created_at: Some(created),
-                ..RecordReport::of_other(None, None, outcome)
+                ..RecordReport::of_outcome(outcome)
             }
         })
         .collect();
-    BatchReport {
+    DispatchReport {
         records,
-        ..BatchReport::default()
+        ..DispatchReport::default()
     }
 }
 

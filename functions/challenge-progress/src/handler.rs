@@ -9,6 +9,7 @@ use offers_shared::deadline::invocation_deadline;
 use offers_shared::metrics::{challenge_metrics, MetricsSink};
 use offers_shared::ports::ChallengeStore;
 use offers_shared::stream::runner::partial_batch_response;
+use offers_shared::stream::Batch;
 use serde_json::Value;
 
 /// Handles one DynamoDB stream event of the transactions table. Each record
@@ -20,12 +21,12 @@ pub async fn handle<S: ChallengeStore>(
     event: LambdaEvent<Value>,
 ) -> Result<DynamoDbEventResponse, Error> {
     let (payload, context) = event.into_parts();
-    let TransactionBatch(records) = TransactionBatch::try_from(payload)?;
+    let Batch(records) = TransactionBatch::try_from(payload)?;
     let report = progress
-        .process_batch(records, invocation_deadline(context.deadline))
+        .apply_batch(records, invocation_deadline(context.deadline))
         .await;
     // Before the response: the set must be out before Lambda may freeze the process.
     metrics.emit(&challenge_metrics(&report, Utc::now()));
 
-    Ok(partial_batch_response(report.failed_sequence_numbers()))
+    Ok(partial_batch_response(&report))
 }

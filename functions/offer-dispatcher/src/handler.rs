@@ -1,13 +1,15 @@
 //! The Lambda handler: raw stream event in, partial batch response out.
 
 use crate::records::StreamBatch;
-use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
 use offers_shared::deadline::invocation_deadline;
 use offers_shared::dispatch::Dispatcher;
 use offers_shared::metrics::{dispatch_metrics, MetricsSink};
 use offers_shared::ports::{CatalogReader, DispatchStore};
+use offers_shared::stream::runner::partial_batch_response;
+use offers_shared::stream::Batch;
 use serde_json::Value;
 
 /// Handles one DynamoDB stream event.
@@ -22,18 +24,11 @@ pub async fn handle<S: DispatchStore, C: CatalogReader>(
     event: LambdaEvent<Value>,
 ) -> Result<DynamoDbEventResponse, Error> {
     let (payload, context) = event.into_parts();
-    let StreamBatch(records) = StreamBatch::try_from(payload)?;
+    let Batch(records) = StreamBatch::try_from(payload)?;
     let report = dispatcher
-        .dispatch_batch(records, invocation_deadline(context.deadline))
+        .apply_batch(records, invocation_deadline(context.deadline))
         .await;
     // Before the response: the set must be out before Lambda may freeze the process.
     metrics.emit(&dispatch_metrics(&report, Utc::now()));
-
-    let mut response = DynamoDbEventResponse::default();
-    for sequence_number in report.failed_sequence_numbers() {
-        let mut failure = DynamoDbBatchItemFailure::default();
-        failure.item_identifier = Some(sequence_number);
-        response.batch_item_failures.push(failure);
-    }
-    Ok(response)
+    Ok(partial_batch_response(&report))
 }

@@ -10,6 +10,7 @@ use offers_shared::ports::{CatalogReader, ProfileStore, SelectionStatsReader};
 use offers_shared::profiles::{visit_metrics, UserVisits};
 use offers_shared::stream::runner::partial_batch_response;
 use offers_shared::stream::transactions::TransactionBatch;
+use offers_shared::stream::Batch;
 use serde_json::Value;
 
 /// Handles one DynamoDB stream event of the transactions table. Each record
@@ -27,13 +28,13 @@ where
     C: CatalogReader,
 {
     let (payload, context) = event.into_parts();
-    let TransactionBatch(records) = TransactionBatch::try_from(payload)?;
+    let Batch(records) = TransactionBatch::try_from(payload)?;
     let report = visits
-        .process_batch(records, invocation_deadline(context.deadline))
+        .apply_batch(records, invocation_deadline(context.deadline))
         .await;
     // Before the response: the set must be out before Lambda may freeze the process.
     let now = Utc::now();
     metrics.emit(&visit_metrics(&report, now));
     metrics.emit(&visits.after().take_metrics(now));
-    Ok(partial_batch_response(report.failed_sequence_numbers()))
+    Ok(partial_batch_response(&report))
 }

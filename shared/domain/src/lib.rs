@@ -20,6 +20,7 @@ mod properties;
 pub mod redeem;
 pub mod redemption;
 pub mod rejection;
+pub mod retry;
 pub mod rules;
 pub mod selection;
 pub mod transaction;

@@ -2,9 +2,8 @@
 //! when that order is cancelled (contract section 7).
 //!
 //! Everything here is pure: the request parser, the redemption record as it
-//! is kept on the offer and the offer's rules checked against an order. The
-//! decision whether an offer as stored can take a new use is `crate::redeem`
-//! (it reads the offer, which keeps these records). The adapter makes
+//! is kept on the offer, the offer's rules checked against an order, and the
+//! decision whether an offer as stored can take a new use. The adapter makes
 //! the same decision hold at write time with a condition (the count and the
 //! revocation can race; time and rules cannot).
 
@@ -320,8 +319,14 @@ pub fn check_rules(rules: &Rules, request: &RedemptionRequest) -> Result<(), Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dates::parse_timestamp;
+    use crate::limits::{item_size, MAX_ITEM_BYTES, MAX_OFFER_BYTES};
     use serde_json::json;
     use std::collections::BTreeMap;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        parse_timestamp(text).expect("timestamp")
+    }
 
     fn body(value: Value) -> Map<String, Value> {
         value.as_object().cloned().expect("object")
@@ -466,5 +471,35 @@ mod tests {
         let broken: Rules =
             serde_json::from_value(json!({"serviceModes": "pickup"})).expect("rules");
         assert!(check_rules(&broken, &request("o", json!(9), "pickup")).is_err());
+    }
+
+    #[test]
+    fn the_records_bound_keeps_the_item_under_400_kb() {
+        // A record with every value at its bound, as DynamoDB sizes it: the
+        // map key (the order id) and the record.
+        let order_id = "😀".repeat(MAX_ORDER_ID_CHARS);
+        let record = Redemption {
+            redemption_id: Uuid::new_v4(),
+            order_id: order_id.clone(),
+            total_cost: Number::from_f64(-1.234_567_890_123_456_7e-100).expect("number"),
+            discount: Number::from_f64(-1.234_567_890_123_456_7e-100).expect("number"),
+            service_mode: "m".repeat(MAX_SERVICE_MODE_BYTES),
+            store_id: Some("s".repeat(MAX_STORE_ID_BYTES)),
+            redeemed_at: at("9999-12-31T23:59:59.999999999Z"),
+            voided_at: Some(at("9999-12-31T23:59:59.999999999Z")),
+            budget_use: Some(BudgetTaken {
+                redemptions: true,
+                discount_value: true,
+            }),
+        };
+        let entry = json!({ order_id: record });
+        let per_record = item_size(entry.as_object().expect("map"));
+        // Counters, first-seen dates and challenge progress.
+        const ROOM_FOR_THE_REST: usize = 16 * 1_024;
+        let worst = MAX_OFFER_BYTES + MAX_REDEMPTION_RECORDS * per_record + ROOM_FOR_THE_REST;
+        assert!(
+            worst < MAX_ITEM_BYTES,
+            "{per_record} bytes a record, {worst} in all"
+        );
     }
 }

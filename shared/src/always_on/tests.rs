@@ -70,7 +70,7 @@ fn visit(sequence: u32, id: &str, user: &str, at: DateTime<Utc>) -> TransactionI
     let image = json!({"transactionId": id, "userId": user, "totalCost": 12.5,
                        "occurredAt": format_timestamp(at), "serviceMode": "pickup"});
     let attributes = image.as_object().cloned().unwrap_or_default();
-    TransactionInput::Insert(Box::new(TransactionRecord::from_attributes(
+    TransactionInput::Change(Box::new(TransactionRecord::from_attributes(
         format!("e{sequence}"),
         sequence.to_string(),
         &attributes,
@@ -96,7 +96,7 @@ async fn a_visit_assigns_one_offer_with_its_selection_and_dates() {
     );
     let at = Utc::now() - Days::minutes(3);
     let report = visits
-        .process_batch(vec![visit(1, "t1", "u1", at)], None)
+        .apply_batch(vec![visit(1, "t1", "u1", at)], None)
         .await;
     assert_eq!(report.count(VisitKind::Counted), 1);
     let rows = rows(&visits);
@@ -135,19 +135,19 @@ async fn replays_and_deliveries_at_once_write_one_row() {
     let at = Utc::now() - Days::minutes(1);
     let batch = || vec![visit(1, "t1", "u1", at)];
     let (a, b, c) = tokio::join!(
-        visits.process_batch(batch(), None),
-        visits.process_batch(batch(), None),
-        visits.process_batch(batch(), None)
+        visits.apply_batch(batch(), None),
+        visits.apply_batch(batch(), None),
+        visits.apply_batch(batch(), None)
     );
     for report in [a, b, c] {
         assert!(report.failed_sequence_numbers().is_empty());
     }
-    visits.process_batch(batch(), None).await;
+    visits.apply_batch(batch(), None).await;
     assert_eq!(rows(&visits).len(), 1);
     // Another visit in the same window, after dispatch: nothing more.
     visits.after().store().dispatch_all();
     visits
-        .process_batch(vec![visit(2, "t2", "u1", at + Days::seconds(20))], None)
+        .apply_batch(vec![visit(2, "t2", "u1", at + Days::seconds(20))], None)
         .await;
     assert!(rows(&visits).is_empty());
 }
@@ -160,12 +160,12 @@ async fn each_window_brings_an_offer_until_the_slots_are_full() {
     );
     let today = Utc::now() - Days::minutes(2);
     visits
-        .process_batch(vec![visit(1, "t1", "u1", today - Days::hours(8))], None)
+        .apply_batch(vec![visit(1, "t1", "u1", today - Days::hours(8))], None)
         .await;
     let first = rows(&visits);
     visits.after().store().dispatch_all();
     visits
-        .process_batch(vec![visit(2, "t2", "u1", today)], None)
+        .apply_batch(vec![visit(2, "t2", "u1", today)], None)
         .await;
     let second = rows(&visits);
     assert_eq!((first.len(), second.len()), (1, 1));
@@ -176,7 +176,7 @@ async fn each_window_brings_an_offer_until_the_slots_are_full() {
     assert_ne!(first[0]["assignmentId"], second[0]["assignmentId"]);
     // A visit of the same window adds nothing.
     visits
-        .process_batch(vec![visit(3, "t3", "u1", today + Days::seconds(1))], None)
+        .apply_batch(vec![visit(3, "t3", "u1", today + Days::seconds(1))], None)
         .await;
     assert_eq!(rows(&visits).len(), 1);
     // Two live offers (one still pending): a visit of a third window (the
@@ -187,7 +187,7 @@ async fn each_window_brings_an_offer_until_the_slots_are_full() {
     shifted.version = 2;
     visits.after().store().state().campaigns = vec![shifted];
     visits
-        .process_batch(vec![visit(4, "t4", "u1", today + Days::seconds(60))], None)
+        .apply_batch(vec![visit(4, "t4", "u1", today + Days::seconds(60))], None)
         .await;
     assert!(rows(&visits).is_empty());
 }
@@ -199,13 +199,13 @@ async fn paused_old_and_deleted_give_nothing_or_skip() {
         &["co-a", "co-b", "co-c"],
     );
     paused
-        .process_batch(vec![visit(1, "t1", "u1", Utc::now())], None)
+        .apply_batch(vec![visit(1, "t1", "u1", Utc::now())], None)
         .await;
     assert!(rows(&paused).is_empty());
 
     let visits = visits(vec![campaign("always", 1, 0.0, false)], &["co-b"]);
     let old = visits
-        .process_batch(
+        .apply_batch(
             vec![visit(1, "t1", "u1", Utc::now() - Days::hours(25))],
             None,
         )
@@ -214,14 +214,14 @@ async fn paused_old_and_deleted_give_nothing_or_skip() {
     assert!(rows(&visits).is_empty());
     let ahead = Utc::now() + Days::minutes(10);
     visits
-        .process_batch(vec![visit(2, "t2", "u1", ahead)], None)
+        .apply_batch(vec![visit(2, "t2", "u1", ahead)], None)
         .await;
     assert!(rows(&visits).is_empty());
 
     // co-a and co-c are gone from the catalog: every user gets co-b.
     for user in 0..20 {
         visits
-            .process_batch(
+            .apply_batch(
                 vec![visit(
                     10 + user,
                     &format!("t-{user}"),
@@ -252,16 +252,16 @@ async fn definitions_are_kept_but_no_campaign_is_read_again() {
         Duration::from_secs(60),
     );
     visits
-        .process_batch(vec![visit(1, "t1", "u1", Utc::now())], None)
+        .apply_batch(vec![visit(1, "t1", "u1", Utc::now())], None)
         .await;
     assert!(rows(&visits).is_empty());
     visits.after().store().state().campaigns = vec![campaign("always", 1, 0.0, false)];
     visits
-        .process_batch(vec![visit(2, "t2", "u2", Utc::now())], None)
+        .apply_batch(vec![visit(2, "t2", "u2", Utc::now())], None)
         .await;
     assert_eq!(rows(&visits).len(), 1, "the first campaign applies at once");
     visits
-        .process_batch(vec![visit(3, "t3", "u3", Utc::now())], None)
+        .apply_batch(vec![visit(3, "t3", "u3", Utc::now())], None)
         .await;
     assert_eq!(rows(&visits).len(), 2);
     assert_eq!(
@@ -278,7 +278,7 @@ async fn holdout_users_get_a_uniform_offer_with_its_propensity() {
         &["co-a", "co-b", "co-c"],
     );
     visits
-        .process_batch(vec![visit(1, "t1", "u1", Utc::now())], None)
+        .apply_batch(vec![visit(1, "t1", "u1", Utc::now())], None)
         .await;
     let rows = rows(&visits);
     assert_eq!(rows[0]["selection"]["holdout"], true);
@@ -305,12 +305,12 @@ async fn an_outage_fails_the_record_and_its_retry_assigns() {
     visits.after().store().state().down = Some(StoreError::Unavailable("down".into()));
     let at = Utc::now();
     let failed = visits
-        .process_batch(vec![visit(1, "t1", "u1", at)], None)
+        .apply_batch(vec![visit(1, "t1", "u1", at)], None)
         .await;
     assert_eq!(failed.failed_sequence_numbers(), vec!["1".to_owned()]);
     visits.after().store().state().down = None;
     let retried = visits
-        .process_batch(vec![visit(1, "t1", "u1", at)], None)
+        .apply_batch(vec![visit(1, "t1", "u1", at)], None)
         .await;
     assert_eq!(retried.count(VisitKind::Duplicate), 1, "the profile had it");
     assert_eq!(rows(&visits).len(), 1, "the chooser ran on the retry");

@@ -1,7 +1,8 @@
 //! Campaign statistics from the loyalty offers table's stream, exactly once.
 //!
-//! The function's edge reads each stream record into a [`StatsInput`] (its
-//! old and new images); [`StatsService::apply_batch`] turns each INSERT or
+//! The stream's edge (`input`) reads each stream record into a [`StatsInput`]
+//! (its old and new images); the shared runner (`crate::stream::runner`)
+//! reports the records that are not changes; [`StatsService::apply_batch`] turns each INSERT or
 //! MODIFY into its deltas (`offers_domain::campaign_stats`), sums the batch's
 //! deltas per counter and writes them with one conditional marker per record
 //! in as few transactions as fit ([`crate::ports::CampaignStatsStore`]).
@@ -17,8 +18,8 @@ mod service;
 #[cfg(test)]
 mod tests;
 
-pub use input::{ChangeRecord, StatsInput};
+pub use input::{read_record, ChangeRecord, StatsBatch, StatsInput};
 pub use service::{
-    PartlyRead, StatsBatchReport, StatsFailure, StatsOutcome, StatsRecordReport, StatsService,
-    StatsSettings, MARKER_PREFIX, MAX_TRANSACTION_ITEMS, MAX_UNIT_COUNTERS,
+    PartlyRead, StatsBatchReport, StatsKind, StatsOutcome, StatsService, StatsSettings,
+    StatsSummary, MARKER_PREFIX, MAX_TRANSACTION_ITEMS, MAX_UNIT_COUNTERS,
 };

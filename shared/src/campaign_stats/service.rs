@@ -1,14 +1,16 @@
 //! The statistics service: each INSERT or MODIFY of an offer item ends as
 //! exactly one of applied, duplicate, no change, not counted, refused or
 //! failed; the batch's deltas are summed per counter and written with one
-//! marker per record in as few transactions as fit.
+//! marker per record in as few transactions as fit (the runner's per-batch
+//! hook, [`BatchHandler`]).
 
 use super::input::{ChangeRecord, StatsInput};
-use crate::deadline::Deadline;
-use crate::dispatch::IgnoredReason;
 use crate::error::StoreError;
 use crate::ports::{ApplyOutcome, CampaignStatsStore, StatsUnit};
-use chrono::{DateTime, Utc};
+use crate::stream::runner::{
+    run_whole_batch, BatchHandler, BatchReport, Classified, Failure, Outcome, OutcomeKind, Run,
+};
+use chrono::Utc;
 use offers_domain::campaign_stats::{
     aggregate, campaign_report, read_offer_image, record_deltas, CampaignReport, CounterKey,
     Deltas, StatsProblem,
@@ -49,75 +51,64 @@ impl Default for StatsSettings {
     }
 }
 
-/// Why a record is reported failed (to be retried by Lambda).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum StatsFailure {
-    #[error("{0} ({kind})", kind = .0.kind())]
-    Store(StoreError),
-    #[error("still conflicting after {0} tries")]
-    ConflictsExhausted(u32),
-    #[error("not started: the store was found down earlier in this batch")]
-    StoreDown,
-    #[error("not started: too close to the invocation deadline")]
-    DeadlineNear,
-    #[error("{0}")]
-    Unusable(String),
-}
-
-impl StatsFailure {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            StatsFailure::Store(error) => error.kind(),
-            StatsFailure::ConflictsExhausted(_) => "conflicts_exhausted",
-            StatsFailure::StoreDown => "store_down",
-            StatsFailure::DeadlineNear => "deadline",
-            StatsFailure::Unusable(_) => "unusable",
-        }
-    }
-}
-
-/// What became of one record.
+/// What became of one change (beside failed and ignored: the runner's).
 #[derive(Debug, Clone, PartialEq)]
 pub enum StatsOutcome {
     /// Its deltas were added to `counters` counters.
-    Applied {
-        counters: usize,
-    },
+    Applied { counters: usize },
     /// An earlier delivery counted it (its marker exists).
     Duplicate,
     /// Nothing that is counted changed: nothing written.
     NoChange,
-    Ignored(IgnoredReason),
     /// An image that cannot be counted: logged and counted in the
     /// `NotCounted` metric, never retried (it would never succeed).
     NotCounted(StatsProblem),
     /// DynamoDB refused its write permanently (e.g. a counter past what a
     /// number holds): logged, `NotCounted` metric, never retried.
     Refused(String),
-    /// Transient: reported in `batchItemFailures`.
-    Failed(StatsFailure),
 }
 
-impl StatsOutcome {
-    pub fn name(&self) -> &'static str {
+/// The kinds of outcome, for counting, metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatsKind {
+    Applied,
+    Duplicate,
+    NoChange,
+    Ignored,
+    NotCounted,
+    Refused,
+    Failed,
+}
+
+impl OutcomeKind for StatsKind {
+    const FAILED: Self = StatsKind::Failed;
+    const IGNORED: Self = StatsKind::Ignored;
+
+    fn name(self) -> &'static str {
         match self {
-            StatsOutcome::Applied { .. } => "applied",
-            StatsOutcome::Duplicate => "duplicate",
-            StatsOutcome::NoChange => "no_change",
-            StatsOutcome::Ignored(_) => "ignored",
-            StatsOutcome::NotCounted(_) => "not_counted",
-            StatsOutcome::Refused(_) => "refused",
-            StatsOutcome::Failed(_) => "failed",
+            StatsKind::Applied => "applied",
+            StatsKind::Duplicate => "duplicate",
+            StatsKind::NoChange => "no_change",
+            StatsKind::Ignored => "ignored",
+            StatsKind::NotCounted => "not_counted",
+            StatsKind::Refused => "refused",
+            StatsKind::Failed => "failed",
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct StatsRecordReport {
-    pub event_id: Option<String>,
-    pub sequence_number: Option<String>,
-    pub created_at: Option<DateTime<Utc>>,
-    pub outcome: StatsOutcome,
+impl Classified for StatsOutcome {
+    type Kind = StatsKind;
+
+    fn kind(&self) -> StatsKind {
+        match self {
+            StatsOutcome::Applied { .. } => StatsKind::Applied,
+            StatsOutcome::Duplicate => StatsKind::Duplicate,
+            StatsOutcome::NoChange => StatsKind::NoChange,
+            StatsOutcome::NotCounted(_) => StatsKind::NotCounted,
+            StatsOutcome::Refused(_) => StatsKind::Refused,
+        }
+    }
 }
 
 /// A change counted without the parts of its offer's image that could not
@@ -134,96 +125,82 @@ pub struct PartlyRead {
     pub problems: Vec<StatsProblem>,
 }
 
+/// What a batch reports beside its records.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct StatsBatchReport {
-    pub records: Vec<StatsRecordReport>,
+pub struct StatsSummary {
     /// The records counted now whose new image was read in part.
     pub partly_read: Vec<PartlyRead>,
     /// Transactions that went through.
     pub transactions: usize,
     /// Conflicts (or throttling) retried.
     pub conflicts: usize,
-    pub store_down: bool,
 }
 
-impl StatsBatchReport {
-    pub fn failed_sequence_numbers(&self) -> Vec<String> {
-        self.records
-            .iter()
-            .filter(|record| matches!(record.outcome, StatsOutcome::Failed(_)))
-            .filter_map(|record| record.sequence_number.clone())
-            .collect()
-    }
+/// One batch's outcomes.
+pub type StatsBatchReport = BatchReport<StatsOutcome, StatsSummary>;
 
-    /// How many records ended with the outcome named `name`.
-    pub fn count(&self, name: &str) -> usize {
-        self.records
-            .iter()
-            .filter(|record| record.outcome.name() == name)
-            .count()
-    }
-
-    pub fn log(&self, duration_ms: u64) {
-        for record in &self.records {
-            let event_id = record.event_id.as_deref().unwrap_or_default();
-            let sequence_number = record.sequence_number.as_deref().unwrap_or_default();
-            let outcome = record.outcome.name();
-            match &record.outcome {
-                StatsOutcome::Applied { counters } => {
-                    tracing::debug!(
-                        event_id,
-                        sequence_number,
-                        outcome,
-                        counters,
-                        "record counted"
-                    )
-                }
-                StatsOutcome::Duplicate | StatsOutcome::NoChange => {
-                    tracing::debug!(event_id, sequence_number, outcome, "nothing to count")
-                }
-                StatsOutcome::Ignored(reason) => {
-                    tracing::debug!(event_id, sequence_number, outcome, reason = %reason, "record ignored")
-                }
-                StatsOutcome::NotCounted(problem) => {
-                    tracing::error!(event_id, sequence_number, outcome, error = %problem,
-                        "offer image cannot be counted; not retried")
-                }
-                StatsOutcome::Refused(detail) => {
-                    tracing::error!(event_id, sequence_number, outcome, error = %detail,
-                        "statistics write refused by DynamoDB; not retried")
-                }
-                StatsOutcome::Failed(failure) => {
-                    tracing::warn!(event_id, sequence_number, outcome, failure = failure.kind(),
-                        error = %failure, "record failed; reported for retry")
-                }
+/// One line per record, one per change read in part, and one for the batch.
+fn log_batch(report: &StatsBatchReport, duration_ms: u64) {
+    for record in &report.records {
+        let event_id = record.event_id.as_deref().unwrap_or_default();
+        let sequence_number = record.sequence_number.as_deref().unwrap_or_default();
+        let outcome = record.outcome.name();
+        match &record.outcome {
+            Outcome::Done(StatsOutcome::Applied { counters }) => {
+                tracing::debug!(
+                    event_id,
+                    sequence_number,
+                    outcome,
+                    counters,
+                    "record counted"
+                )
+            }
+            Outcome::Done(StatsOutcome::Duplicate | StatsOutcome::NoChange) => {
+                tracing::debug!(event_id, sequence_number, outcome, "nothing to count")
+            }
+            Outcome::Ignored(reason) => {
+                tracing::debug!(event_id, sequence_number, outcome, reason = %reason, "record ignored")
+            }
+            Outcome::Done(StatsOutcome::NotCounted(problem)) => {
+                tracing::error!(event_id, sequence_number, outcome, error = %problem,
+                    "offer image cannot be counted; not retried")
+            }
+            Outcome::Done(StatsOutcome::Refused(detail)) => {
+                tracing::error!(event_id, sequence_number, outcome, error = %detail,
+                    "statistics write refused by DynamoDB; not retried")
+            }
+            Outcome::Failed(failure) => {
+                tracing::warn!(event_id, sequence_number, outcome, failure = failure.kind(),
+                    error = %failure, "record failed; reported for retry")
             }
         }
-        for partly in &self.partly_read {
-            tracing::error!(
-                event_id = partly.event_id.as_str(),
-                offer_id = partly.offer_id.as_str(),
-                personalized_offer_id = partly.personalized_offer_id.as_deref().unwrap_or_default(),
-                unread = partly.problems.len(),
-                error = %partly.problems.first().map(ToString::to_string).unwrap_or_default(),
-                "offer image read in part: the rest counted, what could not be read left out"
-            );
-        }
-        tracing::info!(
-            records = self.records.len(),
-            applied = self.count("applied"),
-            duplicates = self.count("duplicate"),
-            no_change = self.count("no_change"),
-            ignored = self.count("ignored"),
-            not_counted = self.count("not_counted") + self.count("refused"),
-            partly_read = self.partly_read.len(),
-            failed = self.count("failed"),
-            transactions = self.transactions,
-            conflicts = self.conflicts,
-            store_down = self.store_down,
-            duration_ms,
-            "batch done"
+    }
+    let summary = &report.summary;
+    for partly in &summary.partly_read {
+        tracing::error!(
+            event_id = partly.event_id.as_str(),
+            offer_id = partly.offer_id.as_str(),
+            personalized_offer_id = partly.personalized_offer_id.as_deref().unwrap_or_default(),
+            unread = partly.problems.len(),
+            error = %partly.problems.first().map(ToString::to_string).unwrap_or_default(),
+            "offer image read in part: the rest counted, what could not be read left out"
         );
     }
+    tracing::info!(
+        records = report.records.len(),
+        applied = report.count(StatsKind::Applied),
+        duplicates = report.count(StatsKind::Duplicate),
+        no_change = report.count(StatsKind::NoChange),
+        ignored = report.count(StatsKind::Ignored),
+        not_counted = report.count(StatsKind::NotCounted) + report.count(StatsKind::Refused),
+        partly_read = summary.partly_read.len(),
+        failed = report.count(StatsKind::Failed),
+        transactions = summary.transactions,
+        conflicts = summary.conflicts,
+        store_down = report.store_down,
+        duration_ms,
+        "batch done"
+    );
 }
 
 /// A unit of work: one record's part, and where it stands.
@@ -239,7 +216,7 @@ enum UnitState {
     Applied,
     Duplicate,
     Refused(String),
-    Failed(StatsFailure),
+    Failed(Failure),
 }
 
 pub struct StatsService<S> {
@@ -269,88 +246,9 @@ impl<S: CampaignStatsStore> StatsService<S> {
         records: Vec<StatsInput>,
         deadline: Option<Instant>,
     ) -> StatsBatchReport {
-        let started = Instant::now();
-        let deadline = deadline.map(|at| Deadline::new(at, self.settings.deadline_margin));
-        let mut reports = Vec::with_capacity(records.len());
-        let mut units: Vec<PlannedUnit> = Vec::new();
-        let mut markers: HashSet<String> = HashSet::new();
-        let mut partly_read: Vec<(usize, PartlyRead)> = Vec::new();
-        for (index, input) in records.into_iter().enumerate() {
-            let (event_id, sequence_number, created_at, outcome) = match input {
-                StatsInput::Ignored {
-                    event_id,
-                    sequence_number,
-                    reason,
-                } => (
-                    event_id,
-                    sequence_number,
-                    None,
-                    Some(StatsOutcome::Ignored(reason)),
-                ),
-                StatsInput::Unusable {
-                    event_id,
-                    sequence_number,
-                    error,
-                } => {
-                    let outcome = match sequence_number {
-                        Some(_) => StatsOutcome::Failed(StatsFailure::Unusable(error)),
-                        None => StatsOutcome::Ignored(
-                            IgnoredReason::UnreadableWithoutSequenceNumber(error),
-                        ),
-                    };
-                    (event_id, sequence_number, None, Some(outcome))
-                }
-                StatsInput::Change(change) => {
-                    let (outcome, partly) = plan(index, &change, &mut units, &mut markers);
-                    partly_read.extend(partly.map(|partly| (index, partly)));
-                    (
-                        Some(change.event_id),
-                        Some(change.sequence_number),
-                        change.created_at,
-                        outcome,
-                    )
-                }
-            };
-            reports.push(StatsRecordReport {
-                event_id,
-                sequence_number,
-                created_at,
-                // Decided below, from the record's units.
-                outcome: outcome.unwrap_or(StatsOutcome::NoChange),
-            });
-        }
-
-        let mut report = StatsBatchReport::default();
-        let mut work: VecDeque<Vec<usize>> = pack(&units).into();
-        while let Some(chunk) = work.pop_front() {
-            if let Some(singles) = self
-                .run_chunk(chunk, &mut units, deadline, &mut report)
-                .await
-            {
-                for single in singles.into_iter().rev() {
-                    work.push_front(vec![single]);
-                }
-            }
-        }
-
-        for (record, units) in group_units(&units) {
-            if let Some(slot) = reports.get_mut(record) {
-                slot.outcome = record_outcome(&units);
-            }
-        }
-        // Reported by the delivery that counts the change, once (a change
-        // that counts nothing writes no marker: a replay could not tell).
-        report.partly_read = partly_read
-            .into_iter()
-            .filter(|(index, _)| {
-                reports
-                    .get(*index)
-                    .is_some_and(|record| matches!(record.outcome, StatsOutcome::Applied { .. }))
-            })
-            .map(|(_, partly)| partly)
-            .collect();
-        report.records = reports;
-        report.log(started.elapsed().as_millis().try_into().unwrap_or(u64::MAX));
+        let run = Run::new(Utc::now(), deadline, self.settings.deadline_margin);
+        let report = run_whole_batch(self, &records, &run).await;
+        log_batch(&report, run.elapsed_ms());
         report
     }
 
@@ -361,22 +259,14 @@ impl<S: CampaignStatsStore> StatsService<S> {
         &self,
         chunk: Vec<usize>,
         units: &mut [PlannedUnit],
-        deadline: Option<Deadline>,
-        report: &mut StatsBatchReport,
+        run: &Run,
+        summary: &mut StatsSummary,
     ) -> Option<Vec<usize>> {
         let mut pending = chunk;
         let mut tries = 0u32;
         while !pending.is_empty() {
-            if report.store_down {
-                set_all(units, &pending, UnitState::Failed(StatsFailure::StoreDown));
-                return None;
-            }
-            if deadline.is_some_and(|deadline| deadline.is_near()) {
-                set_all(
-                    units,
-                    &pending,
-                    UnitState::Failed(StatsFailure::DeadlineNear),
-                );
+            if let Some(cut_off) = run.cut_off() {
+                set_all(units, &pending, UnitState::Failed(cut_off));
                 return None;
             }
             let sum = match aggregate(
@@ -400,12 +290,10 @@ impl<S: CampaignStatsStore> StatsService<S> {
                 .filter_map(|i| units.get(*i))
                 .map(|u| &u.unit)
                 .collect();
-            let result = self
-                .with_deadline(deadline, self.store.apply_units(&given, &sum))
-                .await;
+            let result = run.call(self.store.apply_units(&given, &sum)).await;
             match result {
                 Ok(ApplyOutcome::Applied) => {
-                    report.transactions += 1;
+                    summary.transactions += 1;
                     set_all(units, &pending, UnitState::Applied);
                     return None;
                 }
@@ -421,11 +309,7 @@ impl<S: CampaignStatsStore> StatsService<S> {
                 Ok(ApplyOutcome::AlreadyApplied(_)) => {
                     let error =
                         StoreError::Unavailable("transaction cancelled without a reason".into());
-                    set_all(
-                        units,
-                        &pending,
-                        UnitState::Failed(StatsFailure::Store(error)),
-                    );
+                    set_all(units, &pending, UnitState::Failed(Failure::Store(error)));
                     return None;
                 }
                 Err(StoreError::Refused(_)) if pending.len() > 1 => return Some(pending),
@@ -435,56 +319,81 @@ impl<S: CampaignStatsStore> StatsService<S> {
                 }
                 Err(error @ (StoreError::Conflict(_) | StoreError::Throttled(_))) => {
                     tries += 1;
-                    report.conflicts += 1;
+                    summary.conflicts += 1;
                     if tries >= self.settings.conflict_attempts.max(1) {
                         let failure = match error {
-                            StoreError::Conflict(_) => StatsFailure::ConflictsExhausted(tries),
-                            other => StatsFailure::Store(other),
+                            StoreError::Conflict(_) => Failure::ConflictsExhausted(tries),
+                            other => Failure::Store(other),
                         };
                         set_all(units, &pending, UnitState::Failed(failure));
                         return None;
                     }
                     tokio::time::sleep(backoff(self.settings.backoff, tries)).await;
                 }
+                // An outage is noted by the run: no new write starts.
                 Err(error) => {
-                    if error.is_outage() {
-                        report.store_down = true;
-                    }
-                    set_all(
-                        units,
-                        &pending,
-                        UnitState::Failed(StatsFailure::Store(error)),
-                    );
+                    set_all(units, &pending, UnitState::Failed(Failure::Store(error)));
                     return None;
                 }
             }
         }
         None
     }
+}
 
-    /// Abandons a store call that would run past the deadline (a write that
-    /// lands anyway makes the retry a duplicate).
-    async fn with_deadline<T>(
+impl<S: CampaignStatsStore> BatchHandler<ChangeRecord> for StatsService<S> {
+    type Outcome = StatsOutcome;
+    type Summary = StatsSummary;
+
+    /// Plans every change's units, packs them into transactions and writes
+    /// them; each change's outcome follows from its units'.
+    async fn apply_all(
         &self,
-        deadline: Option<Deadline>,
-        call: impl std::future::Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        match deadline {
-            None => call.await,
-            Some(deadline) => {
-                let cutoff = deadline
-                    .at
-                    .checked_sub(deadline.margin / 2)
-                    .unwrap_or(deadline.at);
-                tokio::time::timeout_at(cutoff, call)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(StoreError::Timeout(
-                            "abandoned at the invocation deadline".into(),
-                        ))
-                    })
+        changes: &[&ChangeRecord],
+        run: &Run,
+    ) -> (Vec<Result<StatsOutcome, Failure>>, StatsSummary) {
+        let mut units: Vec<PlannedUnit> = Vec::new();
+        let mut markers: HashSet<String> = HashSet::new();
+        let mut partly_read: Vec<(usize, PartlyRead)> = Vec::new();
+        let mut outcomes: Vec<Option<Result<StatsOutcome, Failure>>> = changes
+            .iter()
+            .enumerate()
+            .map(|(index, change)| {
+                let (outcome, partly) = plan(index, change, &mut units, &mut markers);
+                partly_read.extend(partly.map(|partly| (index, partly)));
+                outcome
+            })
+            .collect();
+
+        let mut summary = StatsSummary::default();
+        let mut work: VecDeque<Vec<usize>> = pack(&units).into();
+        while let Some(chunk) = work.pop_front() {
+            if let Some(singles) = self.run_chunk(chunk, &mut units, run, &mut summary).await {
+                for single in singles.into_iter().rev() {
+                    work.push_front(vec![single]);
+                }
             }
         }
+        for (record, units) in group_units(&units) {
+            if let Some(slot) = outcomes.get_mut(record) {
+                *slot = Some(record_outcome(&units));
+            }
+        }
+        // Decided without a write, or by the record's units.
+        let outcomes: Vec<Result<StatsOutcome, Failure>> = outcomes
+            .into_iter()
+            .map(|outcome| outcome.unwrap_or(Ok(StatsOutcome::NoChange)))
+            .collect();
+        // Reported by the delivery that counts the change, once (a change
+        // that counts nothing writes no marker: a replay could not tell).
+        summary.partly_read = partly_read
+            .into_iter()
+            .filter(|(index, _)| {
+                matches!(outcomes.get(*index), Some(Ok(StatsOutcome::Applied { .. })))
+            })
+            .map(|(_, partly)| partly)
+            .collect();
+        (outcomes, summary)
     }
 }
 
@@ -505,24 +414,24 @@ fn plan(
     change: &ChangeRecord,
     units: &mut Vec<PlannedUnit>,
     markers: &mut HashSet<String>,
-) -> (Option<StatsOutcome>, Option<PartlyRead>) {
+) -> (Option<Result<StatsOutcome, Failure>>, Option<PartlyRead>) {
     if change.event_id.is_empty() || change.event_id.len() > MAX_EVENT_ID_BYTES {
-        let failure = StatsFailure::Unusable(format!(
+        let failure = Failure::Unusable(format!(
             "eventID is empty or longer than {MAX_EVENT_ID_BYTES} bytes"
         ));
-        return (Some(StatsOutcome::Failed(failure)), None);
+        return (Some(Err(failure)), None);
     }
     let (deltas, partly) = match read_deltas(change) {
-        Err(problem) => return (Some(StatsOutcome::NotCounted(problem)), None),
+        Err(problem) => return (Some(Ok(StatsOutcome::NotCounted(problem))), None),
         Ok(read) => read,
     };
     if deltas.is_empty() {
-        return (Some(StatsOutcome::NoChange), partly);
+        return (Some(Ok(StatsOutcome::NoChange)), partly);
     }
     let base = format!("{MARKER_PREFIX}{}", change.event_id);
     if !markers.insert(base.clone()) {
         // The same record twice in one batch: the first counts (and reports).
-        return (Some(StatsOutcome::Duplicate), None);
+        return (Some(Ok(StatsOutcome::Duplicate)), None);
     }
     let entries: Vec<(CounterKey, _)> = deltas.into_iter().collect();
     for (part, slice) in entries.chunks(MAX_UNIT_COUNTERS).enumerate() {
@@ -622,32 +531,34 @@ fn group_units(units: &[PlannedUnit]) -> Vec<(usize, Vec<(&UnitState, usize)>)> 
 /// A record's outcome from its units': failed if any failed (the retry
 /// skips the parts already counted), refused if any was refused, applied if
 /// any was written now, else a duplicate.
-fn record_outcome(units: &[(&UnitState, usize)]) -> StatsOutcome {
+fn record_outcome(units: &[(&UnitState, usize)]) -> Result<StatsOutcome, Failure> {
     if let Some(failure) = units.iter().find_map(|(state, _)| match state {
         UnitState::Failed(failure) => Some(failure.clone()),
-        UnitState::Pending => Some(StatsFailure::Store(StoreError::Unavailable(
+        UnitState::Pending => Some(Failure::Store(StoreError::Unavailable(
             "not written".into(),
         ))),
         _ => None,
     }) {
-        return StatsOutcome::Failed(failure);
+        return Err(failure);
     }
     if let Some(detail) = units.iter().find_map(|(state, _)| match state {
         UnitState::Refused(detail) => Some(detail.clone()),
         _ => None,
     }) {
-        return StatsOutcome::Refused(detail);
+        return Ok(StatsOutcome::Refused(detail));
     }
     let applied: usize = units
         .iter()
         .filter(|(state, _)| **state == UnitState::Applied)
         .map(|(_, counters)| counters)
         .sum();
-    if units.iter().any(|(state, _)| **state == UnitState::Applied) {
-        StatsOutcome::Applied { counters: applied }
-    } else {
-        StatsOutcome::Duplicate
-    }
+    Ok(
+        if units.iter().any(|(state, _)| **state == UnitState::Applied) {
+            StatsOutcome::Applied { counters: applied }
+        } else {
+            StatsOutcome::Duplicate
+        },
+    )
 }
 
 /// `base` doubled per try, at most 1 s, with up to half of it as jitter so

@@ -3,8 +3,8 @@
 
 use super::memory::MemoryStatsStore;
 use super::*;
-use crate::dispatch::IgnoredReason;
 use crate::error::StoreError;
+use crate::stream::{IgnoredReason, Input};
 use offers_domain::campaign_stats::{Arm, CounterKey, StatsProblem};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
@@ -32,7 +32,7 @@ fn offer(user: &str, offer_id: &str) -> Value {
 }
 
 fn change(event: &str, old: Option<Value>, new: Value) -> StatsInput {
-    StatsInput::Change(Box::new(ChangeRecord {
+    Input::Change(Box::new(ChangeRecord {
         event_id: event.to_owned(),
         sequence_number: format!("{}", event.len() * 100),
         created_at: None,
@@ -59,7 +59,7 @@ fn batch() -> Vec<StatsInput> {
         change("e1", None, offer("u1", "co-a")),
         change("e2", None, offer("u2", "co-a")),
         change("e3", Some(offer("u1", "co-a")), viewed(offer("u1", "co-a"))),
-        StatsInput::Ignored {
+        Input::Ignored {
             event_id: Some("e4".into()),
             sequence_number: Some("4".into()),
             reason: IgnoredReason::Remove,
@@ -77,7 +77,7 @@ async fn a_batch_is_summed_into_one_transaction_and_counted_once_when_replayed()
         outcomes,
         ["applied", "applied", "applied", "ignored", "no_change"]
     );
-    assert_eq!(report.transactions, 1);
+    assert_eq!(report.summary.transactions, 1);
     // Markers for the three records that count; each counter once.
     assert_eq!(service.store().calls(), vec![(3, 2)]);
     let counters = service.store().counters();
@@ -137,15 +137,15 @@ async fn conflicts_are_retried_then_reported_failed_and_refusals_are_isolated() 
         StoreError::Conflict("TransactionConflict".into()),
     ]);
     let report = service.apply_batch(batch(), None).await;
-    assert_eq!(report.conflicts, 2);
-    assert_eq!(report.count("applied"), 3);
+    assert_eq!(report.summary.conflicts, 2);
+    assert_eq!(report.count(StatsKind::Applied), 3);
 
     let service = self::service();
     service
         .store()
         .fail_next((0..10).map(|_| StoreError::Conflict("busy".into())));
     let report = service.apply_batch(batch(), None).await;
-    assert_eq!(report.count("failed"), 3);
+    assert_eq!(report.count(StatsKind::Failed), 3);
     assert_eq!(report.failed_sequence_numbers().len(), 3);
     assert!(service.store().counters().is_empty());
 
@@ -175,7 +175,7 @@ async fn an_outage_fails_the_rest_without_new_writes() {
         .fail_next([StoreError::Timeout("no answer".into())]);
     let report = service.apply_batch(batch(), None).await;
     assert!(report.store_down);
-    assert_eq!(report.count("failed"), 3);
+    assert_eq!(report.count(StatsKind::Failed), 3);
     assert_eq!(service.store().calls().len(), 1);
 }
 
@@ -187,7 +187,7 @@ async fn unreadable_images_are_not_counted_and_never_retried() {
             vec![
                 change("e1", None, json!({"userId": {"S": "u"}})),
                 change("e2", None, offer("u2", "co-a")),
-                StatsInput::Unusable {
+                Input::Unusable {
                     event_id: None,
                     sequence_number: Some("9".into()),
                     error: "no new image".into(),
@@ -224,17 +224,20 @@ async fn an_offer_read_in_part_counts_the_rest_and_is_reported_once_per_change()
     let outcomes: Vec<&str> = report.records.iter().map(|r| r.outcome.name()).collect();
     assert_eq!(outcomes, ["applied", "applied", "applied", "no_change"]);
     let reported: Vec<&str> = report
+        .summary
         .partly_read
         .iter()
         .map(|partly| partly.event_id.as_str())
         .collect();
     assert_eq!(reported, ["e2", "e3"], "each change that counts, once");
     assert_eq!(
-        report.partly_read[0].problems,
+        report.summary.partly_read[0].problems,
         [StatsProblem::BadNumber("totalCost", "1e30".into())]
     );
     assert_eq!(
-        report.partly_read[0].personalized_offer_id.as_deref(),
+        report.summary.partly_read[0]
+            .personalized_offer_id
+            .as_deref(),
         Some("p-u1")
     );
     let counts = service.store().counters()[&all("co-a")];
@@ -258,8 +261,8 @@ async fn an_offer_read_in_part_counts_the_rest_and_is_reported_once_per_change()
     assert_eq!(partly.values, crate::metrics::Values::One(2));
     // A second delivery counts nothing and reports nothing again.
     let again = service.apply_batch(records(), None).await;
-    assert_eq!(again.count("duplicate"), 3);
-    assert!(again.partly_read.is_empty());
+    assert_eq!(again.count(StatsKind::Duplicate), 3);
+    assert!(again.summary.partly_read.is_empty());
     assert_eq!(service.store().counters()[&all("co-a")], counts);
 }
 
@@ -277,7 +280,7 @@ async fn many_counters_are_split_into_transactions_and_parts() {
         })
         .collect();
     let report = service.apply_batch(records, None).await;
-    assert_eq!(report.count("applied"), 60);
+    assert_eq!(report.count(StatsKind::Applied), 60);
     let calls = service.store().calls();
     assert!(calls.len() >= 2, "{calls:?}");
     assert!(calls
@@ -304,12 +307,12 @@ async fn many_counters_are_split_into_transactions_and_parts() {
     let report = service
         .apply_batch(vec![change("wide", None, wide.clone())], None)
         .await;
-    assert_eq!(report.count("applied"), 1);
+    assert_eq!(report.count(StatsKind::Applied), 1);
     assert_eq!(service.store().markers(), 2, "two parts, two markers");
     let replay = service
         .apply_batch(vec![change("wide", None, wide)], None)
         .await;
-    assert_eq!(replay.count("duplicate"), 1);
+    assert_eq!(replay.count(StatsKind::Duplicate), 1);
 }
 
 #[tokio::test]

@@ -4,40 +4,26 @@
 //! first. Records of different users run concurrently; records of one user
 //! run in stream order.
 
-use super::report::{ProgressFailure, ProgressOutcome, ProgressReport, RecordProgress};
+use super::report::{log_batch, ProgressOutcome, ProgressReport};
 use super::{TransactionInput, TransactionRecord};
-use crate::deadline::{within_deadline, Deadline};
 use crate::error::StoreError;
 use crate::ports::{
     ChallengeStore, Completion, GoalMet, ProgressWrite, RejectedTransaction, WriteOutcome,
 };
-use chrono::{DateTime, Utc};
-use futures::stream::{self, StreamExt};
+use crate::stream::runner::{run_batch, Failure, RecordHandler, Run, RunnerSettings};
+use chrono::Utc;
 use offers_domain::progress::{active_at, counted_key, next_step, Step};
 use offers_domain::{PersonalizedOffer, ReasonCode, Rejection, Transaction};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ProgressSettings {
-    /// How many users' records run at once.
-    pub concurrency: usize,
-    /// Time kept in hand before the invocation deadline.
-    pub deadline_margin: Duration,
-}
+/// How many users' records run at once, and the time kept in hand before
+/// the invocation deadline.
+pub type ProgressSettings = RunnerSettings;
 
 pub struct ChallengeProgress<S> {
     store: S,
     settings: ProgressSettings,
-}
-
-struct Run {
-    now: DateTime<Utc>,
-    deadline: Option<Deadline>,
-    store_down: AtomicBool,
 }
 
 /// What one transaction did to one challenge.
@@ -56,117 +42,17 @@ impl<S: ChallengeStore> ChallengeProgress<S> {
         &self.store
     }
 
-    /// Handles the records of one stream batch; every record ends in exactly
-    /// one outcome. After a failure, the user's later records fail too (they
-    /// are retried in order); once the store is found down, no new record starts.
-    pub async fn process_batch(
+    /// Handles the records of one stream batch; every record ends in
+    /// exactly one outcome (see `crate::stream::runner`).
+    pub async fn apply_batch(
         &self,
         records: Vec<TransactionInput>,
         deadline: Option<Instant>,
     ) -> ProgressReport {
-        let started = Instant::now();
-        let run = Run {
-            now: Utc::now(),
-            deadline: deadline.map(|at| Deadline::new(at, self.settings.deadline_margin)),
-            store_down: AtomicBool::new(false),
-        };
-        let mut reports: Vec<Option<RecordProgress>> = vec![None; records.len()];
-        let mut groups: Vec<Vec<(usize, &TransactionRecord)>> = Vec::new();
-        let mut group_of_user: HashMap<&str, usize> = HashMap::new();
-        for (index, input) in records.iter().enumerate() {
-            match input {
-                TransactionInput::Insert(record) => {
-                    let next = groups.len();
-                    let group = *group_of_user.entry(record.user_key()).or_insert(next);
-                    if group == next {
-                        groups.push(Vec::new());
-                    }
-                    if let Some(members) = groups.get_mut(group) {
-                        members.push((index, record));
-                    }
-                }
-                TransactionInput::Ignored {
-                    event_id,
-                    sequence_number,
-                    reason,
-                } => {
-                    reports[index] = Some(RecordProgress {
-                        event_id: event_id.clone(),
-                        sequence_number: sequence_number.clone(),
-                        user_id: None,
-                        transaction_id: None,
-                        outcome: ProgressOutcome::Ignored(reason.clone()),
-                    });
-                }
-            }
-        }
-        let results: Vec<Vec<(usize, RecordProgress)>> = stream::iter(groups)
-            .map(|group| self.run_group(group, &run))
-            .buffer_unordered(self.settings.concurrency.max(1))
-            .collect()
-            .await;
-        for (index, report) in results.into_iter().flatten() {
-            reports[index] = Some(report);
-        }
-        let report = ProgressReport {
-            records: reports.into_iter().flatten().collect(),
-            store_down: run.store_down.load(Ordering::Relaxed),
-        };
-        report.log(started.elapsed().as_millis().try_into().unwrap_or(u64::MAX));
+        let run = Run::new(Utc::now(), deadline, self.settings.deadline_margin);
+        let report = run_batch(self, &records, &run, self.settings.concurrency).await;
+        log_batch(&report, &records, run.elapsed_ms());
         report
-    }
-
-    async fn run_group(
-        &self,
-        group: Vec<(usize, &TransactionRecord)>,
-        run: &Run,
-    ) -> Vec<(usize, RecordProgress)> {
-        let mut reports = Vec::with_capacity(group.len());
-        let mut earlier_failure = false;
-        for (index, record) in group {
-            let outcome = if earlier_failure {
-                ProgressOutcome::Failed(ProgressFailure::EarlierRecordOfUser)
-            } else if run.store_down.load(Ordering::Relaxed) {
-                ProgressOutcome::Failed(ProgressFailure::StoreDown)
-            } else if run.deadline.is_some_and(|deadline| deadline.is_near()) {
-                ProgressOutcome::Failed(ProgressFailure::DeadlineNear)
-            } else {
-                self.apply(record, run).await
-            };
-            earlier_failure |= matches!(outcome, ProgressOutcome::Failed(_));
-            reports.push((
-                index,
-                RecordProgress {
-                    event_id: Some(record.event_id.clone()),
-                    sequence_number: Some(record.sequence_number.clone()),
-                    user_id: Some(record.user_key().to_owned()),
-                    transaction_id: record.transaction_id.clone(),
-                    outcome,
-                },
-            ));
-        }
-        reports
-    }
-
-    async fn apply(&self, record: &TransactionRecord, run: &Run) -> ProgressOutcome {
-        let transaction = match &record.transaction {
-            Ok(transaction) => transaction,
-            Err(rejection) => return self.reject(record, rejection.clone(), run).await,
-        };
-        match self.count(transaction, run).await {
-            Ok(outcome) => outcome,
-            // DynamoDB will never take this progress: the transaction is kept
-            // with its words, not retried (the challenges it did advance keep
-            // their progress; a redelivery finds them counted).
-            Err(StoreError::Refused(detail)) => {
-                let rejection = Rejection::new(
-                    ReasonCode::InvalidTransaction,
-                    format!("DynamoDB refused the progress: {detail}"),
-                );
-                self.reject(record, rejection, run).await
-            }
-            Err(error) => failed(error, run),
-        }
     }
 
     /// Applies the transaction to each of its user's challenges active at
@@ -176,11 +62,9 @@ impl<S: ChallengeStore> ChallengeProgress<S> {
         transaction: &Transaction,
         run: &Run,
     ) -> Result<ProgressOutcome, StoreError> {
-        let offers = within_deadline(
-            run.deadline,
-            self.store.challenge_offers(&transaction.user_id),
-        )
-        .await?;
+        let offers = run
+            .call(self.store.challenge_offers(&transaction.user_id))
+            .await?;
         let mut met = Vec::new();
         let mut completed = Vec::new();
         let mut already_counted = 0;
@@ -254,7 +138,7 @@ impl<S: ChallengeStore> ChallengeProgress<S> {
                     granted_at: run.now,
                 }),
             };
-            match within_deadline(run.deadline, self.store.record_goal(&write)).await? {
+            match run.call(self.store.record_goal(&write)).await? {
                 ProgressWrite::Written => {
                     return Ok(Applied::Met {
                         goal,
@@ -276,7 +160,7 @@ impl<S: ChallengeStore> ChallengeProgress<S> {
         record: &TransactionRecord,
         rejection: Rejection,
         run: &Run,
-    ) -> ProgressOutcome {
+    ) -> Result<ProgressOutcome, Failure> {
         let rejected = RejectedTransaction {
             rejection_id: record.record_id,
             user_id: record.partition.clone(),
@@ -289,22 +173,45 @@ impl<S: ChallengeStore> ChallengeProgress<S> {
             image: record.image.clone(),
         };
         let id: Uuid = rejected.rejection_id;
-        match within_deadline(run.deadline, self.store.reject_transaction(&rejected)).await {
-            Ok(WriteOutcome::AlreadyWritten) | Ok(WriteOutcome::OtherOutcomeWritten) => {
-                ProgressOutcome::DuplicateRejection { rejection_id: id }
-            }
-            Ok(_) => ProgressOutcome::Rejected {
-                code: rejected.code,
-                rejection_id: id,
+        Ok(
+            match run.call(self.store.reject_transaction(&rejected)).await? {
+                WriteOutcome::AlreadyWritten | WriteOutcome::OtherOutcomeWritten => {
+                    ProgressOutcome::DuplicateRejection { rejection_id: id }
+                }
+                _ => ProgressOutcome::Rejected {
+                    code: rejected.code,
+                    rejection_id: id,
+                },
             },
-            Err(error) => failed(error, run),
-        }
+        )
     }
 }
 
-fn failed(error: StoreError, run: &Run) -> ProgressOutcome {
-    if error.is_outage() {
-        run.store_down.store(true, Ordering::Relaxed);
+impl<S: ChallengeStore> RecordHandler<TransactionRecord> for ChallengeProgress<S> {
+    type Outcome = ProgressOutcome;
+
+    async fn apply(
+        &self,
+        record: &TransactionRecord,
+        run: &Run,
+    ) -> Result<ProgressOutcome, Failure> {
+        let transaction = match &record.transaction {
+            Ok(transaction) => transaction,
+            Err(rejection) => return self.reject(record, rejection.clone(), run).await,
+        };
+        match self.count(transaction, run).await {
+            Ok(outcome) => Ok(outcome),
+            // DynamoDB will never take this progress: the transaction is kept
+            // with its words, not retried (the challenges it did advance keep
+            // their progress; a redelivery finds them counted).
+            Err(StoreError::Refused(detail)) => {
+                let rejection = Rejection::new(
+                    ReasonCode::InvalidTransaction,
+                    format!("DynamoDB refused the progress: {detail}"),
+                );
+                self.reject(record, rejection, run).await
+            }
+            Err(error) => Err(error.into()),
+        }
     }
-    ProgressOutcome::Failed(ProgressFailure::Store(error))
 }

@@ -4,6 +4,7 @@ use super::memory::ChallengeMemoryStore;
 use super::report::ProgressKind;
 use super::*;
 use crate::error::StoreError;
+use crate::stream::runner::{Failure, Outcome};
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use offers_domain::challenge::{parse_challenge_status, ChallengeType};
@@ -65,7 +66,7 @@ fn challenge_offer(user: &str, goals: usize) -> PersonalizedOffer {
 
 fn record(sequence: u32, image: Value) -> TransactionInput {
     let attributes = image.as_object().cloned().unwrap_or_default();
-    TransactionInput::Insert(Box::new(TransactionRecord::from_attributes(
+    TransactionInput::Change(Box::new(TransactionRecord::from_attributes(
         format!("event-{sequence}"),
         format!("{sequence:021}"),
         &attributes,
@@ -117,7 +118,7 @@ async fn two_visits_complete_the_challenge_and_a_third_changes_nothing() {
     let offer = challenge_offer(USER, 2);
     let progress = with_offers(&[&offer]);
     let report = progress
-        .process_batch(
+        .apply_batch(
             vec![
                 transaction(1, "t-1", 5.0, "2024-06-01T10:00:00+02:00"),
                 transaction(2, "t-2", 1.0, "2024-06-02T10:00:00Z"),
@@ -134,7 +135,7 @@ async fn two_visits_complete_the_challenge_and_a_third_changes_nothing() {
             ProgressKind::Unchanged
         ]
     );
-    assert_eq!(report.goals_and_completions(), (2, 1));
+    assert_eq!(goals_and_completions(&report), (2, 1));
     let challenge = stored_challenge(&progress, offer.personalized_offer_id);
     assert_eq!(
         challenge.goals["visit1"].transaction_id.as_deref(),
@@ -158,7 +159,7 @@ async fn a_replayed_transaction_counts_once() {
     let offer = challenge_offer(USER, 3);
     let progress = with_offers(&[&offer]);
     let first = progress
-        .process_batch(
+        .apply_batch(
             vec![transaction(1, "t-1", 5.0, "2024-06-01T10:00:00Z")],
             None,
         )
@@ -167,7 +168,7 @@ async fn a_replayed_transaction_counts_once() {
     // The same transaction again: as a redelivery of the record, and as a
     // second record of the same transaction id (the backend wrote it twice).
     let again = progress
-        .process_batch(
+        .apply_batch(
             vec![
                 transaction(1, "t-1", 5.0, "2024-06-01T10:00:00Z"),
                 transaction(7, "t-1", 5.0, "2024-06-01T10:00:00Z"),
@@ -191,7 +192,7 @@ async fn the_same_transaction_delivered_at_once_counts_once() {
     let progress = with_offers(&[&offer]);
     progress.store().state().delay = Duration::from_millis(5);
     let deliveries = (0..8).map(|_| {
-        progress.process_batch(
+        progress.apply_batch(
             vec![transaction(1, "t-1", 5.0, "2024-06-01T10:00:00Z")],
             None,
         )
@@ -221,11 +222,11 @@ async fn two_transactions_of_one_user_at_once_both_count() {
     let progress = with_offers(&[&offer]);
     progress.store().state().delay = Duration::from_millis(5);
     let (one, two) = tokio::join!(
-        progress.process_batch(
+        progress.apply_batch(
             vec![transaction(1, "t-1", 5.0, "2024-06-01T10:00:00Z")],
             None
         ),
-        progress.process_batch(
+        progress.apply_batch(
             vec![transaction(2, "t-2", 5.0, "2024-06-01T11:00:00Z")],
             None
         ),
@@ -257,12 +258,12 @@ async fn only_challenges_active_at_the_transaction_move() {
     other_user.offer_id = "co-2".into();
     let progress = with_offers(&[&active, &revoked, &later, &expired, &other_user]);
     let report = progress
-        .process_batch(
+        .apply_batch(
             vec![transaction(1, "t-1", 5.0, "2024-06-01T10:00:00Z")],
             None,
         )
         .await;
-    assert_eq!(report.goals_and_completions(), (1, 0));
+    assert_eq!(goals_and_completions(&report), (1, 0));
     for (offer, moved) in [
         (&active, 1),
         (&revoked, 0),
@@ -282,7 +283,7 @@ async fn below_the_condition_or_without_a_challenge_nothing_counts() {
     let offer = challenge_offer(USER, 2);
     let progress = with_offers(&[&offer]);
     let report = progress
-        .process_batch(
+        .apply_batch(
             vec![
                 transaction(1, "t-1", 0.5, "2024-06-01T10:00:00Z"),
                 record(
@@ -320,7 +321,7 @@ async fn invalid_transactions_are_rejected_once_between_valid_neighbours() {
             transaction(4, "t-2", 5.0, "2024-06-01T12:00:00Z"),
         ]
     };
-    let report = progress.process_batch(batch(), None).await;
+    let report = progress.apply_batch(batch(), None).await;
     assert_eq!(
         kinds(&report),
         [
@@ -345,7 +346,7 @@ async fn invalid_transactions_are_rejected_once_between_valid_neighbours() {
             .values()
             .all(|r| r.code == ReasonCode::InvalidTransaction && !r.image.is_empty()));
     }
-    let again = progress.process_batch(batch(), None).await;
+    let again = progress.apply_batch(batch(), None).await;
     assert_eq!(
         kinds(&again),
         [
@@ -365,7 +366,7 @@ async fn an_outage_fails_the_records_and_a_refusal_is_a_rejection() {
     let progress = with_offers(&[&offer]);
     progress.store().state().down = Some(StoreError::Unavailable("down".into()));
     let report = progress
-        .process_batch(
+        .apply_batch(
             vec![
                 transaction(1, "t-1", 5.0, "2024-06-01T10:00:00Z"),
                 transaction(2, "t-2", 5.0, "2024-06-01T11:00:00Z"),
@@ -385,7 +386,7 @@ async fn an_outage_fails_the_records_and_a_refusal_is_a_rejection() {
     progress.store().state().down = None;
     progress.store().state().refused_users.insert(USER.into());
     let refused = progress
-        .process_batch(
+        .apply_batch(
             vec![transaction(1, "t-1", 5.0, "2024-06-01T10:00:00Z")],
             None,
         )
@@ -404,7 +405,7 @@ async fn after_a_failure_the_users_later_records_fail_in_order() {
         .failing_users
         .insert(USER.into(), StoreError::Throttled("hot".into()));
     let report = progress
-        .process_batch(
+        .apply_batch(
             vec![
                 transaction(1, "t-1", 5.0, "2024-06-01T10:00:00Z"),
                 transaction(2, "t-2", 5.0, "2024-06-01T11:00:00Z"),
@@ -427,6 +428,6 @@ async fn after_a_failure_the_users_later_records_fail_in_order() {
     );
     assert!(matches!(
         report.records[1].outcome,
-        ProgressOutcome::Failed(ProgressFailure::EarlierRecordOfUser)
+        Outcome::Failed(Failure::EarlierRecordOfKey)
     ));
 }

@@ -1,74 +1,28 @@
-//! The dispatcher's typed input: one stream record, already read from the
-//! wire by the function's handler (`functions/offer-dispatcher/src/records.rs`).
-//! The row's image is converted to plain JSON once, here, and the record's
-//! id derived once.
+//! The dispatcher's typed input: one record of the pending rows' stream,
+//! read from the wire (into `aws_lambda_events`' record type, its image with
+//! `serde_dynamo`). The row's image is converted to plain JSON once, here,
+//! and the record's id derived once.
 
 use crate::ports::{PendingRef, RowCopy};
+use crate::stream::runner::{stream_record, KeyedRecord};
+use crate::stream::{normalise_record, Batch, Envelope, Input, ReadRecord};
+use aws_lambda_events::event::dynamodb::EventRecord;
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 /// Namespace of the ids derived from stream records (offer and rejection ids).
 const RECORD_NAMESPACE: Uuid = Uuid::from_u128(0x6f1d_2c4e_8b3a_4f0e_9d57_1a2b_3c4d_5e6f);
 
-/// One record of a stream batch.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StreamInput {
-    Insert(Box<InsertRecord>),
-    /// REMOVE (TTL or our own delete), MODIFY, or an event name we do not know.
-    Ignored {
-        event_id: Option<String>,
-        sequence_number: Option<String>,
-        reason: IgnoredReason,
-    },
-    /// An INSERT without the keys or sequence number needed to act on it.
-    Unusable {
-        event_id: Option<String>,
-        sequence_number: Option<String>,
-        error: String,
-    },
-}
+/// One record of a stream batch: an INSERT of a pending row; REMOVE (TTL
+/// or our own delete), MODIFY or an event name we do not know are ignored;
+/// an INSERT without the keys or sequence number needed to act on it is
+/// unusable.
+pub type StreamInput = Input<InsertRecord>;
 
-/// Why a record needs no work.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IgnoredReason {
-    Remove,
-    Modify,
-    /// DynamoDB Local names TTL deletions so (`UNKNOWN_TO_SDK_VERSION`).
-    TtlRemove,
-    NoEventName,
-    UnknownEventName(String),
-    /// A record that cannot be read and has no sequence number to report
-    /// it by: nothing can be done with it (it never fails the batch).
-    UnreadableWithoutSequenceNumber(String),
-}
-
-impl IgnoredReason {
-    pub fn of_event_name(event_name: &str) -> Self {
-        match event_name {
-            "REMOVE" => IgnoredReason::Remove,
-            "MODIFY" => IgnoredReason::Modify,
-            "UNKNOWN_TO_SDK_VERSION" => IgnoredReason::TtlRemove,
-            "" => IgnoredReason::NoEventName,
-            other => IgnoredReason::UnknownEventName(other.chars().take(64).collect()),
-        }
-    }
-}
-
-impl std::fmt::Display for IgnoredReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            IgnoredReason::Remove => f.write_str("remove"),
-            IgnoredReason::Modify => f.write_str("modify"),
-            IgnoredReason::TtlRemove => f.write_str("ttl_remove"),
-            IgnoredReason::NoEventName => f.write_str("no_event_name"),
-            IgnoredReason::UnknownEventName(name) => write!(f, "unknown_event_name:{name}"),
-            IgnoredReason::UnreadableWithoutSequenceNumber(error) => {
-                write!(f, "unreadable record without sequence number: {error}")
-            }
-        }
-    }
-}
+/// The records of one stream event, typed.
+pub type StreamBatch = Batch<InsertRecord>;
 
 /// An INSERT of a pending row.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,6 +130,83 @@ impl InsertRecord {
     }
 }
 
+stream_record!(InsertRecord, created_at);
+
+impl KeyedRecord for InsertRecord {
+    /// Rows of one user are independent: the pending row's whole key.
+    fn key(&self) -> (&str, &str) {
+        (&self.user_id, &self.sort_key)
+    }
+}
+
+impl ReadRecord for InsertRecord {
+    fn read_record(mut raw: Value) -> StreamInput {
+        let envelope = match Envelope::read(&raw, &["INSERT"]) {
+            Ok(envelope) => envelope,
+            Err(other) => return other,
+        };
+        let event_id = match envelope.require_event_id() {
+            Ok(event_id) => event_id,
+            Err(unusable) => return unusable,
+        };
+        let sequence_number = envelope.sequence_number.clone();
+        normalise_record(&mut raw);
+        // Read from a reference: the raw record stays at hand for the error path.
+        match EventRecord::deserialize(&raw) {
+            Ok(record) => {
+                let change = record.change;
+                let image = if change.new_image.is_empty() {
+                    change.keys.clone()
+                } else {
+                    change.new_image
+                };
+                let key = |name: &str| match change.keys.get(name).or_else(|| image.get(name)) {
+                    Some(serde_dynamo::AttributeValue::S(value)) => Some(value.clone()),
+                    _ => None,
+                };
+                let (Some(user_id), Some(sort_key)) = (key("userId"), key("sortKey")) else {
+                    return envelope.unusable("record has no userId/sortKey key");
+                };
+                Input::Change(Box::new(InsertRecord::from_image(
+                    event_id,
+                    sequence_number,
+                    (user_id, sort_key),
+                    image,
+                    envelope.created_at,
+                )))
+            }
+            Err(err) => {
+                // The image is broken but the keys may still be readable: then the
+                // row is rejected (kept with its reason) rather than retried forever.
+                let raw_image = &raw["dynamodb"]["NewImage"];
+                let key = |name: &str| {
+                    raw["dynamodb"]["Keys"][name]["S"]
+                        .as_str()
+                        .or_else(|| raw_image[name]["S"].as_str())
+                        .map(str::to_owned)
+                };
+                match (key("userId"), key("sortKey")) {
+                    (Some(user_id), Some(sort_key)) => {
+                        Input::Change(Box::new(InsertRecord::unreadable(
+                            event_id,
+                            sequence_number,
+                            (user_id, sort_key),
+                            raw_image.to_string(),
+                            err.to_string(),
+                        )))
+                    }
+                    _ => envelope.unusable(format!("record cannot be read: {err}")),
+                }
+            }
+        }
+    }
+}
+
+/// Reads one record of the Lambda event for the pending rows' stream.
+pub fn read_record(raw: Value) -> StreamInput {
+    InsertRecord::read_record(raw)
+}
+
 /// A UUID v5 of the record's event id, sequence number, keys and image.
 /// Offers and rejections already stored carry ids made this way: the
 /// derivation must never change, or a replay after a deploy would make a
@@ -205,7 +236,22 @@ fn record_id(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::test_events::{insert_event, the_change, without_sequence_number};
+    use crate::stream::{EventError, IgnoredReason};
+
+    fn insert(image: Value) -> Value {
+        insert_event(
+            json!({"userId": {"S": "u1"}, "sortKey": {"S": "k1"}}),
+            image,
+        )
+    }
+
+    fn read_insert(raw: Value) -> InsertRecord {
+        the_change(read_record(raw))
+    }
+
     use aws_sdk_dynamodb::types::AttributeValue;
+    use serde_json::json;
     use std::collections::HashMap;
 
     fn image() -> serde_dynamo::Item {
@@ -240,15 +286,91 @@ mod tests {
     }
 
     #[test]
-    fn ignored_reasons_have_stable_names() {
-        assert_eq!(IgnoredReason::of_event_name("REMOVE").to_string(), "remove");
+    fn reads_an_insert_and_its_image_once() {
+        let record = read_insert(insert(
+            json!({"userId": {"S": "u1"}, "sortKey": {"S": "k1"}, "rank": {"N": "2"}}),
+        ));
         assert_eq!(
-            IgnoredReason::of_event_name("UNKNOWN_TO_SDK_VERSION").to_string(),
-            "ttl_remove"
+            (record.user_id.as_str(), record.sort_key.as_str()),
+            ("u1", "k1")
+        );
+        assert_eq!(record.sequence_number, "100");
+        assert!(matches!(record.row, RowCopy::Image(ref image) if image.contains_key("rank")));
+        assert_eq!(
+            record.attributes.as_ref().map(|a| a["rank"].clone()),
+            Ok(json!(2))
         );
         assert_eq!(
-            IgnoredReason::of_event_name("X").to_string(),
-            "unknown_event_name:X"
+            record.created_at.map(|at| at.timestamp()),
+            Some(1_700_000_000)
+        );
+    }
+
+    #[test]
+    fn accepts_dynamodb_local_bare_empty_maps() {
+        let record = read_insert(insert(
+            json!({"userId": {"S": "u1"}, "sortKey": {"S": "k1"}, "rules": {}}),
+        ));
+        assert!(record.attributes.is_ok());
+    }
+
+    #[test]
+    fn broken_image_with_readable_keys_is_an_unreadable_insert() {
+        let record = read_insert(insert(json!({
+            "userId": {"S": "u1"}, "sortKey": {"S": "k1"}, "offerId": {"Q": "?"}
+        })));
+        assert!(record.attributes.is_err());
+        assert!(matches!(record.row, RowCopy::Unreadable(ref text) if text.contains("offerId")));
+    }
+
+    #[test]
+    fn other_event_names_are_ignored() {
+        for (name, reason) in [
+            ("REMOVE", IgnoredReason::Remove),
+            ("MODIFY", IgnoredReason::Modify),
+            ("UNKNOWN_TO_SDK_VERSION", IgnoredReason::TtlRemove),
+            ("", IgnoredReason::NoEventName),
+        ] {
+            let mut record = insert(json!({}));
+            record["eventName"] = json!(name);
+            assert!(
+                matches!(read_record(record), Input::Ignored { reason: ref r, .. } if *r == reason),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn insert_without_keys_or_sequence_is_unusable() {
+        let mut no_keys = insert(json!({"offerId": {"S": "x"}}));
+        no_keys["dynamodb"]["Keys"] = json!({});
+        assert!(matches!(read_record(no_keys), Input::Unusable { .. }));
+        let no_sequence = without_sequence_number(insert(json!({})));
+        assert!(matches!(
+            read_record(no_sequence),
+            Input::Unusable {
+                sequence_number: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            read_record(json!("not an object")),
+            Input::Ignored { .. }
+        ));
+    }
+
+    #[test]
+    fn an_event_is_a_list_of_records_or_refused_whole() {
+        let batch = StreamBatch::try_from(json!({"Records": [insert(json!({})), "junk"]}));
+        assert_eq!(batch.map(|batch| batch.0.len()), Ok(2));
+        assert_eq!(StreamBatch::try_from(json!({})), Ok(Batch(Vec::new())));
+        assert_eq!(
+            StreamBatch::try_from(json!([])),
+            Err(EventError::NotAnObject)
+        );
+        assert_eq!(
+            StreamBatch::try_from(json!({"Records": 3})),
+            Err(EventError::RecordsNotAList)
         );
     }
 }

@@ -3,9 +3,9 @@
 //! offer or reject it. Pure apart from the catalog read done by the caller.
 
 use super::input::InsertRecord;
-use super::report::Failure;
 use crate::assign::CatalogSlice;
 use crate::error::StoreError;
+use crate::stream::runner::{Failure, KeyedRecord, StreamRecord};
 use chrono::{DateTime, Utc};
 use offers_domain::{parse_pending_row, Assignment, PersonalizedOffer, ReasonCode, Rejection};
 
@@ -17,49 +17,62 @@ pub(super) enum Plan {
     Fail(Failure),
 }
 
-/// Each INSERT with its parsed assignment (or why it can never be one).
-pub(super) type Parsed<'a> = Vec<(usize, &'a InsertRecord, Result<Assignment, Rejection>)>;
-
-/// Parses every INSERT's row.
-pub(super) fn parse_inserts<'a>(
-    inserts: &[(usize, &'a InsertRecord)],
-    now: DateTime<Utc>,
-) -> Parsed<'a> {
-    inserts
-        .iter()
-        .map(|(index, insert)| (*index, *insert, parse_insert(insert, now)))
-        .collect()
+/// An INSERT with what the dispatcher will do with it: what the runner runs.
+#[derive(Debug)]
+pub(super) struct Planned {
+    pub insert: InsertRecord,
+    pub plan: Plan,
 }
 
-/// The plan of every parsed INSERT, given the batch's catalog.
-pub(super) fn plan_batch<'a>(
-    parsed: Parsed<'a>,
-    catalog: &Result<CatalogSlice, StoreError>,
-    now: DateTime<Utc>,
-    retention: chrono::Duration,
-) -> Vec<(usize, &'a InsertRecord, Plan)> {
-    parsed
-        .into_iter()
-        .map(|(index, insert, assignment)| {
-            let plan = match (assignment, catalog) {
-                (Err(rejection), _) => Plan::Reject(rejection),
-                (Ok(_), Err(error)) => Plan::Fail(Failure::Catalog(error.clone())),
-                (Ok(assignment), Ok(catalog)) => {
-                    match catalog.offer_for(&assignment, insert.offer_id(), now, retention) {
-                        Ok(offer) => Plan::Dispatch(Box::new(offer)),
-                        Err(rejection) => Plan::Reject(rejection),
-                    }
-                }
-            };
-            (index, insert, plan)
-        })
-        .collect()
+impl StreamRecord for Planned {
+    fn event_id(&self) -> &str {
+        self.insert.event_id()
+    }
+
+    fn sequence_number(&self) -> &str {
+        self.insert.sequence_number()
+    }
+
+    fn created_at(&self) -> Option<DateTime<Utc>> {
+        self.insert.created_at()
+    }
 }
 
-fn parse_insert(insert: &InsertRecord, now: DateTime<Utc>) -> Result<Assignment, Rejection> {
+impl KeyedRecord for Planned {
+    fn key(&self) -> (&str, &str) {
+        self.insert.key()
+    }
+}
+
+/// The INSERT's row parsed into an assignment, or why it can never be one.
+pub(super) fn parse_insert(
+    insert: &InsertRecord,
+    now: DateTime<Utc>,
+) -> Result<Assignment, Rejection> {
     let attributes = insert
         .attributes
         .as_ref()
         .map_err(|problem| Rejection::new(ReasonCode::InvalidRow, problem.clone()))?;
     parse_pending_row(attributes, now)
+}
+
+/// The plan of a parsed INSERT, given the batch's catalog.
+pub(super) fn plan_insert(
+    insert: InsertRecord,
+    assignment: Result<Assignment, Rejection>,
+    catalog: &Result<CatalogSlice, StoreError>,
+    now: DateTime<Utc>,
+    retention: chrono::Duration,
+) -> Planned {
+    let plan = match (assignment, catalog) {
+        (Err(rejection), _) => Plan::Reject(rejection),
+        (Ok(_), Err(error)) => Plan::Fail(Failure::Catalog(error.clone())),
+        (Ok(assignment), Ok(catalog)) => {
+            match catalog.offer_for(&assignment, insert.offer_id(), now, retention) {
+                Ok(offer) => Plan::Dispatch(Box::new(offer)),
+                Err(rejection) => Plan::Reject(rejection),
+            }
+        }
+    };
+    Planned { insert, plan }
 }

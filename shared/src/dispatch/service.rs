@@ -1,21 +1,20 @@
 //! The dispatcher: each INSERT becomes exactly one of dispatched, rejected or
-//! failed. Records of different keys run concurrently; records of one key run
-//! in stream order.
+//! failed. The batch's rows are parsed and its catalog read once, then the
+//! shared runner (`crate::stream::runner`) runs the records: those of
+//! different keys concurrently, those of one key in stream order.
 
-use super::input::{IgnoredReason, InsertRecord, StreamInput};
-use super::plan::{parse_inserts, plan_batch, Plan};
-use super::report::{BatchReport, Earlier, Failure, Outcome, RecordReport};
+use super::input::{InsertRecord, StreamInput};
+use super::plan::{parse_insert, plan_insert, Plan, Planned};
+use super::report::{log_batch, DispatchOutcome, DispatchReport, DispatchSummary, Earlier};
 use crate::assign::load_catalog;
-use crate::deadline::{within_deadline, Deadline};
 use crate::error::StoreError;
 use crate::ports::{
     CatalogReader, DispatchStore, PendingRef, PriorRejection, RejectedRow, WriteOutcome,
 };
-use chrono::{DateTime, Utc};
-use futures::stream::{self, StreamExt};
+use crate::stream::runner::{run_batch, Failure, RecordHandler, Run};
+use chrono::Utc;
 use offers_domain::{ReasonCode, Rejection};
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::HashSet;
 use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -33,12 +32,9 @@ pub struct Dispatcher<S, C> {
     settings: DispatchSettings,
 }
 
-/// One batch's shared state while its groups run.
-struct Run {
-    now: DateTime<Utc>,
-    deadline: Option<Deadline>,
-    /// Set once a write finds the store down: no new write starts.
-    store_down: AtomicBool,
+/// One batch's run of the dispatcher: what it read before the writes.
+struct DispatchRun<'a, S, C> {
+    dispatcher: &'a Dispatcher<S, C>,
     /// Records whose rejection a read before the writes found absent: their
     /// offers take the two-item common path first.
     rejections_absent: HashSet<Uuid>,
@@ -65,105 +61,67 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
         &self.settings
     }
 
-    /// Handles the records of one stream batch. Records of different keys run
-    /// concurrently; records of the same key run in stream order, and after a
-    /// failure the key's later records fail too, so that they are retried in order.
-    ///
-    /// Once a write finds the store down (no answer, a server error), no new
-    /// write starts: the records not yet started are reported failed at once.
-    /// Lambda retries from the lowest failed sequence number anyway, so this
-    /// loses nothing, and an outage costs one timeout per concurrent write
-    /// instead of one per record, without piling load on a struggling table.
+    /// Handles the records of one stream batch (see `crate::stream::runner`
+    /// for the order, the failures and the cut-offs).
     ///
     /// `deadline` is when the invocation ends: no record starts within the
     /// configured margin of it, and a call still running at half the margin
     /// is abandoned (the record is reported failed).
-    pub async fn dispatch_batch(
+    pub async fn apply_batch(
         &self,
         records: Vec<StreamInput>,
         deadline: Option<Instant>,
-    ) -> BatchReport {
-        let started = Instant::now();
-        let mut run = Run {
-            now: Utc::now(),
-            deadline: deadline.map(|at| Deadline::new(at, self.settings.deadline_margin)),
-            store_down: AtomicBool::new(false),
-            rejections_absent: HashSet::new(),
-        };
-        let mut reports: Vec<Option<RecordReport>> = vec![None; records.len()];
-        let mut inserts: Vec<(usize, &InsertRecord)> = Vec::with_capacity(records.len());
-        for (index, input) in records.iter().enumerate() {
-            match input {
-                StreamInput::Insert(insert) => inserts.push((index, insert)),
-                StreamInput::Ignored {
-                    event_id,
-                    sequence_number,
-                    reason,
-                } => {
-                    reports[index] = Some(RecordReport::of_other(
-                        event_id.clone(),
-                        sequence_number.clone(),
-                        Outcome::Ignored(reason.clone()),
-                    ));
-                }
-                StreamInput::Unusable {
-                    event_id,
-                    sequence_number,
-                    error,
-                } => {
-                    // Without a sequence number it cannot even be reported.
-                    let outcome = match sequence_number {
-                        Some(_) => Outcome::Failed(Failure::Unusable(error.clone())),
-                        None => Outcome::Ignored(IgnoredReason::UnreadableWithoutSequenceNumber(
-                            error.clone(),
-                        )),
-                    };
-                    reports[index] = Some(RecordReport::of_other(
-                        event_id.clone(),
-                        sequence_number.clone(),
-                        outcome,
-                    ));
-                }
-            }
-        }
-
-        let parsed = parse_inserts(&inserts, run.now);
-        let wanted = parsed
-            .iter()
-            .filter_map(|(_, _, assignment)| assignment.as_ref().ok());
-        // Boxed: nested in the batch's future, the catalog read (with its
-        // per-id fallback and the SDK call) is deeper than the compiler's
-        // layout limit allows.
+    ) -> DispatchReport {
+        let run = Run::new(Utc::now(), deadline, self.settings.deadline_margin);
+        let parsed: Vec<_> = records
+            .into_iter()
+            .map(|input| {
+                input.map(|insert| {
+                    let assignment = parse_insert(&insert, run.now);
+                    (insert, assignment)
+                })
+            })
+            .collect();
+        let inserts = || parsed.iter().filter_map(|input| input.change());
+        let wanted = inserts().filter_map(|(_, assignment)| assignment.as_ref().ok());
         // The rejections of the valid rows are read at the same time (a row
         // the catalog then rejects costs one key read for nothing), so that
         // the read adds no round trip to the batch.
-        let valid: Vec<(&str, Uuid)> = parsed
-            .iter()
-            .filter(|(_, _, assignment)| assignment.is_ok())
-            .map(|(_, insert, _)| (insert.user_id.as_str(), insert.record_id))
+        let valid: Vec<(&str, Uuid)> = inserts()
+            .filter(|(_, assignment)| assignment.is_ok())
+            .map(|(insert, _)| (insert.user_id.as_str(), insert.record_id))
             .collect();
+        // Boxed: nested in the batch's future, the catalog read (with its
+        // per-id fallback and the SDK call) is deeper than the compiler's
+        // layout limit allows. Neither read stops the batch when it fails.
         let (catalog, rejections_absent) = futures::join!(
-            within_deadline(run.deadline, Box::pin(load_catalog(&self.catalog, wanted))),
-            self.rejections_absent(&valid, run.deadline)
+            run.call_aside(Box::pin(load_catalog(&self.catalog, wanted))),
+            Box::pin(self.rejections_absent(&valid, &run))
         );
-        run.rejections_absent = rejections_absent;
+        drop(valid);
         let catalog_ids = catalog.as_ref().map_or(0, |catalog| catalog.ids_requested);
-        let plans = plan_batch(parsed, &catalog, run.now, self.settings.retention);
-
-        let results: Vec<Vec<(usize, RecordReport)>> = stream::iter(group_by_key(plans))
-            .map(|group| self.run_group(group, &run))
-            .buffer_unordered(self.settings.concurrency.max(1))
-            .collect()
-            .await;
-        for (index, report) in results.into_iter().flatten() {
-            reports[index] = Some(report);
-        }
-        let report = BatchReport {
-            records: reports.into_iter().flatten().collect(),
-            catalog_ids,
-            store_down: run.store_down.load(Ordering::Relaxed),
+        let planned: Vec<_> = parsed
+            .into_iter()
+            .map(|input| {
+                input.map(|(insert, assignment)| {
+                    plan_insert(
+                        insert,
+                        assignment,
+                        &catalog,
+                        run.now,
+                        self.settings.retention,
+                    )
+                })
+            })
+            .collect();
+        let batch = DispatchRun {
+            dispatcher: self,
+            rejections_absent,
         };
-        report.log(started.elapsed().as_millis().try_into().unwrap_or(u64::MAX));
+        let report = run_batch(&batch, &planned, &run, self.settings.concurrency)
+            .await
+            .with_summary(DispatchSummary { catalog_ids });
+        log_batch(&report, &planned, run.elapsed_ms());
         report
     }
 
@@ -171,15 +129,11 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
     /// may become offers (at most 100 keys a call): those found absent may
     /// take the two-item common path. Should the read fail, every offer
     /// takes the checked path; the read is only a hint (docs/design.md).
-    async fn rejections_absent(
-        &self,
-        records: &[(&str, Uuid)],
-        deadline: Option<Deadline>,
-    ) -> HashSet<Uuid> {
+    async fn rejections_absent(&self, records: &[(&str, Uuid)], run: &Run) -> HashSet<Uuid> {
         if records.is_empty() {
             return HashSet::new();
         }
-        match within_deadline(deadline, self.store.rejections_absent(records)).await {
+        match run.call_aside(self.store.rejections_absent(records)).await {
             Ok(absent) => absent,
             Err(error) => {
                 tracing::warn!(error = %error, records = records.len(), "rejections not read: the checked path is used");
@@ -187,63 +141,45 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
             }
         }
     }
+}
 
-    async fn run_group(
+impl<S: DispatchStore, C: CatalogReader> DispatchRun<'_, S, C> {
+    async fn apply(
         &self,
-        group: Vec<(usize, &InsertRecord, Plan)>,
+        insert: &InsertRecord,
+        plan: &Plan,
         run: &Run,
-    ) -> Vec<(usize, RecordReport)> {
-        let mut reports = Vec::with_capacity(group.len());
-        let mut earlier_failure = false;
-        for (index, insert, plan) in group {
-            let outcome = if earlier_failure {
-                Outcome::Failed(Failure::EarlierRecordOfKey)
-            } else if run.store_down.load(Ordering::Relaxed) {
-                Outcome::Failed(Failure::StoreDown)
-            } else if run.deadline.is_some_and(|deadline| deadline.is_near()) {
-                Outcome::Failed(Failure::DeadlineNear)
-            } else {
-                self.apply(insert, plan, run).await
-            };
-            earlier_failure |= matches!(outcome, Outcome::Failed(_));
-            reports.push((index, RecordReport::of_insert(insert, outcome)));
-        }
-        reports
-    }
-
-    async fn apply(&self, insert: &InsertRecord, plan: Plan, run: &Run) -> Outcome {
+    ) -> Result<DispatchOutcome, Failure> {
         let pending = insert.pending();
         match plan {
-            Plan::Fail(failure) => Outcome::Failed(failure),
-            Plan::Reject(rejection) => self.reject(insert, &pending, rejection, run).await,
+            Plan::Fail(failure) => Err(failure.clone()),
+            Plan::Reject(rejection) => self.reject(insert, &pending, rejection.clone(), run).await,
             Plan::Dispatch(offer) => {
                 let id = offer.personalized_offer_id;
-                let prior = match run.rejections_absent.contains(&insert.record_id) {
+                let prior = match self.rejections_absent.contains(&insert.record_id) {
                     true => PriorRejection::NotFound,
                     false => PriorRejection::Unknown,
                 };
-                let written = within_deadline(
-                    run.deadline,
-                    self.store.dispatch_offer(&offer, &pending, prior),
-                )
-                .await;
+                let written = run
+                    .call(self.dispatcher.store.dispatch_offer(offer, &pending, prior))
+                    .await;
                 match written {
-                    Ok(WriteOutcome::Written) => Outcome::Dispatched {
+                    Ok(WriteOutcome::Written) => Ok(DispatchOutcome::Dispatched {
                         personalized_offer_id: id,
                         pending_row_kept: false,
-                    },
-                    Ok(WriteOutcome::WrittenPendingRowKept) => Outcome::Dispatched {
+                    }),
+                    Ok(WriteOutcome::WrittenPendingRowKept) => Ok(DispatchOutcome::Dispatched {
                         personalized_offer_id: id,
                         pending_row_kept: true,
-                    },
-                    Ok(WriteOutcome::AlreadyWritten) => Outcome::Duplicate {
+                    }),
+                    Ok(WriteOutcome::AlreadyWritten) => Ok(DispatchOutcome::Duplicate {
                         id,
                         earlier: Earlier::Dispatched,
-                    },
-                    Ok(WriteOutcome::OtherOutcomeWritten) => Outcome::Duplicate {
+                    }),
+                    Ok(WriteOutcome::OtherOutcomeWritten) => Ok(DispatchOutcome::Duplicate {
                         id,
                         earlier: Earlier::Rejected,
-                    },
+                    }),
                     // DynamoDB will never store this offer: the row is
                     // rejected with its words, not retried.
                     Err(StoreError::Refused(detail)) => {
@@ -253,7 +189,7 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
                         );
                         self.reject(insert, &pending, rejection, run).await
                     }
-                    Err(error) => failed(error, run),
+                    Err(error) => Err(error.into()),
                 }
             }
         }
@@ -265,7 +201,7 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
         pending: &PendingRef,
         rejection: Rejection,
         run: &Run,
-    ) -> Outcome {
+    ) -> Result<DispatchOutcome, Failure> {
         let rejected = RejectedRow {
             rejection_id: insert.record_id,
             code: rejection.code,
@@ -275,58 +211,36 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
             sequence_number: insert.sequence_number.clone(),
         };
         let id = rejected.rejection_id;
-        let written =
-            within_deadline(run.deadline, self.store.reject_row(&rejected, pending)).await;
-        match written {
-            Ok(WriteOutcome::Written) => Outcome::Rejected {
+        let written = run
+            .call(self.dispatcher.store.reject_row(&rejected, pending))
+            .await?;
+        Ok(match written {
+            WriteOutcome::Written => DispatchOutcome::Rejected {
                 code: rejected.code,
                 rejection_id: id,
                 pending_row_kept: false,
             },
-            Ok(WriteOutcome::WrittenPendingRowKept) => Outcome::Rejected {
+            WriteOutcome::WrittenPendingRowKept => DispatchOutcome::Rejected {
                 code: rejected.code,
                 rejection_id: id,
                 pending_row_kept: true,
             },
-            Ok(WriteOutcome::AlreadyWritten) => Outcome::Duplicate {
+            WriteOutcome::AlreadyWritten => DispatchOutcome::Duplicate {
                 id,
                 earlier: Earlier::Rejected,
             },
-            Ok(WriteOutcome::OtherOutcomeWritten) => Outcome::Duplicate {
+            WriteOutcome::OtherOutcomeWritten => DispatchOutcome::Duplicate {
                 id,
                 earlier: Earlier::Dispatched,
             },
-            Err(error) => failed(error, run),
-        }
+        })
     }
 }
 
-/// A store error that ends a record as failed (to be retried); an outage
-/// also stops the batch from starting new writes.
-fn failed(error: StoreError, run: &Run) -> Outcome {
-    if error.is_outage() {
-        run.store_down.store(true, Ordering::Relaxed);
-    }
-    Outcome::Failed(Failure::Store(error))
-}
+impl<S: DispatchStore, C: CatalogReader> RecordHandler<Planned> for DispatchRun<'_, S, C> {
+    type Outcome = DispatchOutcome;
 
-/// The planned records by pending-row key, in order of first appearance,
-/// keeping stream order inside each key.
-pub(super) fn group_by_key(
-    plans: Vec<(usize, &InsertRecord, Plan)>,
-) -> Vec<Vec<(usize, &InsertRecord, Plan)>> {
-    let mut groups: Vec<Vec<(usize, &InsertRecord, Plan)>> = Vec::new();
-    let mut group_of_key: HashMap<(&str, &str), usize> = HashMap::new();
-    for planned in plans {
-        let key = (planned.1.user_id.as_str(), planned.1.sort_key.as_str());
-        let next = groups.len();
-        let group = *group_of_key.entry(key).or_insert(next);
-        if group == next {
-            groups.push(Vec::new());
-        }
-        if let Some(members) = groups.get_mut(group) {
-            members.push(planned);
-        }
+    async fn apply(&self, planned: &Planned, run: &Run) -> Result<DispatchOutcome, Failure> {
+        DispatchRun::apply(self, &planned.insert, &planned.plan, run).await
     }
-    groups
 }

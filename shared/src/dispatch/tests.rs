@@ -7,6 +7,7 @@ use super::memory::MemoryStore;
 use super::*;
 use crate::error::StoreError;
 use crate::ports::{PriorRejection, RejectedRow};
+use crate::stream::{IgnoredReason, Input};
 use chrono::Utc;
 use offers_domain::{CatalogEntry, ReasonCode};
 use serde_json::{json, Map, Value};
@@ -63,10 +64,10 @@ fn insert(store: &MemoryStore, sequence: &str, row: Map<String, Value>) -> Strea
         .state()
         .pending
         .insert(("u1".into(), sort_key), record.row.clone());
-    StreamInput::Insert(Box::new(record))
+    Input::Change(Box::new(record))
 }
 
-fn outcomes(report: &BatchReport) -> Vec<(String, &'static str)> {
+fn outcomes(report: &DispatchReport) -> Vec<(String, &'static str)> {
     report
         .records
         .iter()
@@ -86,14 +87,14 @@ async fn records_of_one_key_run_in_stream_order_and_every_record_is_reported_in_
         insert(&store, "1", row("a", "co-1")),
         insert(&store, "2", row("b", "co-1")),
         insert(&store, "3", row("a", "co-nope")),
-        StreamInput::Ignored {
+        Input::Ignored {
             event_id: None,
             sequence_number: Some("4".into()),
             reason: IgnoredReason::Remove,
         },
     ];
     let dispatcher = Dispatcher::new(&store, &store, settings(4));
-    let report = dispatcher.dispatch_batch(records, None).await;
+    let report = dispatcher.apply_batch(records, None).await;
     assert_eq!(
         outcomes(&report),
         vec![
@@ -131,7 +132,7 @@ async fn a_failure_fails_the_later_records_of_its_key_only() {
         insert(&store, "3", row("a", "co-1")),
     ];
     let report = Dispatcher::new(&store, &store, settings(4))
-        .dispatch_batch(records, None)
+        .apply_batch(records, None)
         .await;
     assert_eq!(report.failed_sequence_numbers(), vec!["1", "3"]);
     assert!(matches!(
@@ -143,7 +144,7 @@ async fn a_failure_fails_the_later_records_of_its_key_only() {
         Outcome::Failed(Failure::EarlierRecordOfKey),
         "not attempted after the first failed"
     );
-    assert_eq!(report.records[1].outcome.kind(), OutcomeKind::Dispatched);
+    assert_eq!(report.records[1].outcome.kind(), DispatchKind::Dispatched);
     assert_eq!(
         store
             .state()
@@ -164,7 +165,7 @@ async fn once_the_store_is_found_down_no_new_write_starts() {
         .map(|n| insert(&store, &n.to_string(), row(&format!("k{n}"), "co-1")))
         .collect();
     let report = Dispatcher::new(&store, &store, settings(1))
-        .dispatch_batch(records, None)
+        .apply_batch(records, None)
         .await;
     assert_eq!(report.failed_sequence_numbers().len(), 6);
     assert_eq!(store.state().writes.len(), 1, "one write found it down");
@@ -182,7 +183,7 @@ async fn no_record_starts_near_the_deadline_and_a_slow_write_is_abandoned() {
     let store = store();
     let records = vec![insert(&store, "1", row("a", "co-1"))];
     let report = Dispatcher::new(&store, &store, settings(4))
-        .dispatch_batch(records, Some(Instant::now()))
+        .apply_batch(records, Some(Instant::now()))
         .await;
     assert_eq!(
         report.records[0].outcome,
@@ -194,7 +195,7 @@ async fn no_record_starts_near_the_deadline_and_a_slow_write_is_abandoned() {
     let records = vec![insert(&store, "2", row("b", "co-1"))];
     let started = Instant::now();
     let report = Dispatcher::new(&store, &store, settings(4))
-        .dispatch_batch(records, Some(Instant::now() + Duration::from_secs(2)))
+        .apply_batch(records, Some(Instant::now() + Duration::from_secs(2)))
         .await;
     assert!(
         matches!(
@@ -213,7 +214,7 @@ async fn no_record_starts_near_the_deadline_and_a_slow_write_is_abandoned() {
 #[tokio::test]
 async fn a_record_whose_other_outcome_is_stored_is_a_duplicate_naming_it() {
     let store = store();
-    let StreamInput::Insert(record) = insert(&store, "1", row("a", "co-1")) else {
+    let Input::Change(record) = insert(&store, "1", row("a", "co-1")) else {
         panic!("an insert")
     };
     // An earlier delivery rejected it (the catalog then lacked co-1).
@@ -229,14 +230,14 @@ async fn a_record_whose_other_outcome_is_stored_is_a_duplicate_naming_it() {
         },
     );
     let report = Dispatcher::new(&store, &store, settings(4))
-        .dispatch_batch(vec![StreamInput::Insert(record.clone())], None)
+        .apply_batch(vec![Input::Change(record.clone())], None)
         .await;
     assert_eq!(
         report.records[0].outcome,
-        Outcome::Duplicate {
+        Outcome::Done(DispatchOutcome::Duplicate {
             id: record.record_id,
             earlier: Earlier::Rejected
-        }
+        })
     );
     assert!(
         store.state().offers.is_empty(),
@@ -260,12 +261,12 @@ async fn the_rejections_of_a_batchs_valid_rows_are_read_once_before_the_writes()
     let ids: Vec<_> = records
         .iter()
         .filter_map(|record| match record {
-            StreamInput::Insert(insert) => Some(insert.record_id),
+            Input::Change(insert) => Some(insert.record_id),
             _ => None,
         })
         .collect();
     Dispatcher::new(&store, &store, settings(4))
-        .dispatch_batch(records, None)
+        .apply_batch(records, None)
         .await;
     let state = store.state();
     assert_eq!(
@@ -291,7 +292,7 @@ async fn offers_take_the_checked_path_when_the_rejections_cannot_be_read() {
     let record = insert(&store, "1", row("a", "co-1"));
     store.state().failing_reads = true;
     let report = Dispatcher::new(&store, &store, settings(4))
-        .dispatch_batch(vec![record], None)
+        .apply_batch(vec![record], None)
         .await;
     assert_eq!(outcomes(&report), vec![("1".to_owned(), "dispatched")]);
     assert_eq!(
@@ -306,14 +307,14 @@ async fn a_refused_offer_is_rejected_and_a_catalog_outage_fails_only_what_needs_
     store.state().refused_offers.insert("a".into());
     let records = vec![insert(&store, "1", row("a", "co-1"))];
     let report = Dispatcher::new(&store, &store, settings(4))
-        .dispatch_batch(records, None)
+        .apply_batch(records, None)
         .await;
     assert!(matches!(
         report.records[0].outcome,
-        Outcome::Rejected {
+        Outcome::Done(DispatchOutcome::Rejected {
             code: ReasonCode::InvalidRow,
             ..
-        }
+        })
     ));
     let message = store
         .state()
@@ -336,7 +337,7 @@ async fn a_refused_offer_is_rejected_and_a_catalog_outage_fails_only_what_needs_
     );
     let records = vec![insert(&store, "1", row("a", "co-1"))];
     let report = Dispatcher::new(&store, &store, settings(4))
-        .dispatch_batch(records, None)
+        .apply_batch(records, None)
         .await;
     assert!(matches!(
         report.records[0].outcome,
@@ -354,7 +355,7 @@ async fn a_refused_offer_is_rejected_and_a_catalog_outage_fails_only_what_needs_
         insert(&store, "2", expired),
     ];
     let report = Dispatcher::new(&store, &store, settings(4))
-        .dispatch_batch(records, None)
+        .apply_batch(records, None)
         .await;
     assert!(matches!(
         report.records[0].outcome,
@@ -362,10 +363,10 @@ async fn a_refused_offer_is_rejected_and_a_catalog_outage_fails_only_what_needs_
     ));
     assert!(matches!(
         report.records[1].outcome,
-        Outcome::Rejected {
+        Outcome::Done(DispatchOutcome::Rejected {
             code: ReasonCode::Expired,
             ..
-        }
+        })
     ));
 }
 
@@ -381,14 +382,14 @@ async fn a_row_replaced_before_its_insert_keeps_the_newer_row() {
         crate::ports::RowCopy::Image(newer_item),
     );
     let report = Dispatcher::new(&store, &store, settings(4))
-        .dispatch_batch(vec![record], None)
+        .apply_batch(vec![record], None)
         .await;
     assert!(matches!(
         report.records[0].outcome,
-        Outcome::Dispatched {
+        Outcome::Done(DispatchOutcome::Dispatched {
             pending_row_kept: true,
             ..
-        }
+        })
     ));
     assert_eq!(store.state().pending.len(), 1);
 }
@@ -399,7 +400,7 @@ fn assigned(sort_key: &str, offer_id: &str, assignment_id: &str) -> Map<String, 
     row
 }
 
-fn names(report: &BatchReport) -> Vec<&'static str> {
+fn names(report: &DispatchReport) -> Vec<&'static str> {
     report.records.iter().map(|r| r.outcome.name()).collect()
 }
 
@@ -412,7 +413,7 @@ async fn rows_of_one_assignment_make_one_offer_and_are_all_consumed() {
         insert(&store, "2", assigned("b", "co-1", "plan-1")),
         insert(&store, "3", assigned("c", "co-1", "plan-2")),
     ];
-    let report = dispatcher.dispatch_batch(records, None).await;
+    let report = dispatcher.apply_batch(records, None).await;
     let mut seen = names(&report);
     seen.sort_unstable();
     assert_eq!(seen, vec!["dispatched", "dispatched", "duplicate"]);
@@ -432,7 +433,7 @@ async fn a_row_rewritten_after_its_assignment_was_dispatched_is_a_duplicate_neve
     let store = store();
     let dispatcher = Dispatcher::new(&store, &store, settings(4));
     let first = dispatcher
-        .dispatch_batch(vec![insert(&store, "1", assigned("a", "co-1", "x"))], None)
+        .apply_batch(vec![insert(&store, "1", assigned("a", "co-1", "x"))], None)
         .await;
     assert_eq!(names(&first), vec!["dispatched"]);
     // The same key written again (a rerun), and another key that would now
@@ -441,7 +442,7 @@ async fn a_row_rewritten_after_its_assignment_was_dispatched_is_a_duplicate_neve
         insert(&store, "2", assigned("a", "co-1", "x")),
         insert(&store, "3", assigned("b", "co-nope", "x")),
     ];
-    let report = dispatcher.dispatch_batch(again, None).await;
+    let report = dispatcher.apply_batch(again, None).await;
     assert_eq!(names(&report), vec!["duplicate", "duplicate"]);
     let state = store.state();
     assert_eq!(state.offers.len(), 1);
@@ -454,18 +455,18 @@ async fn a_rejected_row_leaves_its_assignment_open_and_rows_without_one_keep_tod
     let store = store();
     let dispatcher = Dispatcher::new(&store, &store, settings(4));
     let records = vec![insert(&store, "1", assigned("a", "co-nope", "x"))];
-    let rejected = dispatcher.dispatch_batch(records, None).await;
+    let rejected = dispatcher.apply_batch(records, None).await;
     assert_eq!(names(&rejected), vec!["rejected"]);
     let fixed = vec![insert(&store, "2", assigned("a", "co-1", "x"))];
-    let report = dispatcher.dispatch_batch(fixed, None).await;
+    let report = dispatcher.apply_batch(fixed, None).await;
     assert_eq!(names(&report), vec!["dispatched"]);
     // The rejected record delivered again stays a rejection (its outcome).
     // Without an assignmentId, a key inserted again is a new assignment.
     let plain = vec![insert(&store, "3", row("p", "co-1"))];
-    dispatcher.dispatch_batch(plain, None).await;
+    dispatcher.apply_batch(plain, None).await;
     let plain = vec![insert(&store, "4", row("p", "co-1"))];
     assert_eq!(
-        names(&dispatcher.dispatch_batch(plain, None).await),
+        names(&dispatcher.apply_batch(plain, None).await),
         vec!["dispatched"]
     );
     assert_eq!(store.state().offers.len(), 3);
@@ -480,7 +481,7 @@ async fn an_assignment_id_of_0_or_129_characters_is_invalid_row() {
         insert(&store, "1", assigned("a", "co-1", "")),
         insert(&store, "2", assigned("b", "co-1", &"x".repeat(129))),
     ];
-    let report = dispatcher.dispatch_batch(records, None).await;
+    let report = dispatcher.apply_batch(records, None).await;
     assert_eq!(names(&report), vec!["rejected", "rejected"]);
     let state = store.state();
     assert!(state.offers.is_empty());

@@ -4,7 +4,9 @@
 use super::*;
 use crate::catalog_cache::CachedCatalog;
 use crate::config::TableNames;
-use crate::dispatch::{DispatchSettings, Dispatcher, Failure, InsertRecord, Outcome, StreamInput};
+use crate::dispatch::{
+    DispatchOutcome, DispatchSettings, Dispatcher, Failure, InsertRecord, Outcome, StreamInput,
+};
 use crate::error::StoreError;
 use aws_sdk_dynamodb::error::{ErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemError, BatchGetItemOutput};
@@ -55,7 +57,7 @@ fn inserts(rows: Vec<(String, serde_json::Value)>) -> Vec<StreamInput> {
         .map(|(sequence, row)| {
             let sort_key = row["sortKey"].as_str().unwrap_or_default().to_owned();
             let image: serde_dynamo::Item = serde_dynamo::to_item(row).unwrap_or_default();
-            StreamInput::Insert(Box::new(InsertRecord::from_image(
+            crate::stream::Input::Change(Box::new(InsertRecord::from_image(
                 format!("e-{sequence}"),
                 sequence,
                 ("u1".into(), sort_key),
@@ -118,7 +120,7 @@ async fn throttled_transactions_are_reported_failed_in_stream_order() {
         mock!(Client::transact_write_items).then_error(|| service_error("ThrottlingException"));
     let dispatcher = dispatcher(client(&[&catalog, &throttled]));
     let report = dispatcher
-        .dispatch_batch(
+        .apply_batch(
             inserts(vec![record("1", "a"), record("2", "b"), record("3", "a")]),
             None,
         )
@@ -157,7 +159,7 @@ async fn conflicts_are_transient_and_a_failed_condition_on_the_offer_is_a_duplic
         .then_error(|| cancelled(&["ConditionalCheckFailed", "None"]));
     let dispatcher = dispatcher(client(&[&catalog, &conflict, &duplicate]));
     let report = dispatcher
-        .dispatch_batch(inserts(vec![record("1", "a"), record("2", "b")]), None)
+        .apply_batch(inserts(vec![record("1", "a"), record("2", "b")]), None)
         .await;
     assert_eq!(report.failed_sequence_numbers(), vec!["1"]);
     assert!(matches!(
@@ -167,10 +169,10 @@ async fn conflicts_are_transient_and_a_failed_condition_on_the_offer_is_a_duplic
     assert!(
         matches!(
             report.records[1].outcome,
-            Outcome::Duplicate {
+            Outcome::Done(DispatchOutcome::Duplicate {
                 earlier: crate::dispatch::Earlier::Dispatched,
                 ..
-            }
+            })
         ),
         "a conflict on one item does not stop the others"
     );
@@ -185,7 +187,7 @@ async fn once_the_store_is_found_down_no_new_write_starts_and_every_record_is_re
     let records: Vec<(String, serde_json::Value)> = (1..=20)
         .map(|n| record(&n.to_string(), &format!("key-{n}")))
         .collect();
-    let report = dispatcher.dispatch_batch(inserts(records), None).await;
+    let report = dispatcher.apply_batch(inserts(records), None).await;
     assert_eq!(
         report.failed_sequence_numbers().len(),
         20,
@@ -216,15 +218,15 @@ async fn a_catalog_outage_fails_the_records_that_need_it_and_writes_nothing() {
     expired.1["startDate"] = json!("2019-01-01T00:00:00Z");
     expired.1["expiryDate"] = json!("2020-01-01T00:00:00Z");
     let report = dispatcher
-        .dispatch_batch(inserts(vec![record("1", "a"), expired]), None)
+        .apply_batch(inserts(vec![record("1", "a"), expired]), None)
         .await;
     assert_eq!(report.failed_sequence_numbers(), vec!["1"]);
     assert!(matches!(
         report.records[1].outcome,
-        Outcome::Rejected {
+        Outcome::Done(DispatchOutcome::Rejected {
             code: crate::domain::ReasonCode::Expired,
             ..
-        }
+        })
     ));
     assert_eq!(
         writes.num_calls(),
@@ -272,16 +274,16 @@ async fn an_offer_dynamodb_refuses_is_a_rejection_not_a_retry_nor_an_outage() {
         .iter()
         .map(|(sequence, key)| record(sequence, key))
         .collect();
-    let report = dispatcher.dispatch_batch(inserts(records), None).await;
+    let report = dispatcher.apply_batch(inserts(records), None).await;
     assert!(report.failed_sequence_numbers().is_empty(), "{report:?}");
     for record in &report.records {
         assert!(
             matches!(
                 record.outcome,
-                Outcome::Rejected {
+                Outcome::Done(DispatchOutcome::Rejected {
                     code: crate::domain::ReasonCode::InvalidRow,
                     ..
-                }
+                })
             ),
             "{:?}",
             record.outcome
@@ -315,16 +317,14 @@ async fn a_rejection_dynamodb_refuses_is_stored_again_as_a_summary() {
     let dispatcher = dispatcher(client(&[&catalog, &full, &summary]));
     let mut unknown = record("1", "a");
     unknown.1["offerId"] = json!("co-unknown");
-    let report = dispatcher
-        .dispatch_batch(inserts(vec![unknown]), None)
-        .await;
+    let report = dispatcher.apply_batch(inserts(vec![unknown]), None).await;
     assert!(
         matches!(
             report.records[0].outcome,
-            Outcome::Rejected {
+            Outcome::Done(DispatchOutcome::Rejected {
                 code: crate::domain::ReasonCode::UnknownOffer,
                 ..
-            }
+            })
         ),
         "{:?}",
         report.records[0].outcome
@@ -362,19 +362,19 @@ async fn a_refused_catalog_read_is_retried_id_by_id_and_rejects_only_its_rows() 
     let mut bad = record("2", "b");
     bad.1["offerId"] = json!("co-bad");
     let report = dispatcher
-        .dispatch_batch(inserts(vec![record("1", "a"), bad]), None)
+        .apply_batch(inserts(vec![record("1", "a"), bad]), None)
         .await;
     assert!(report.failed_sequence_numbers().is_empty(), "{report:?}");
     assert!(matches!(
         report.records[0].outcome,
-        Outcome::Dispatched { .. }
+        Outcome::Done(DispatchOutcome::Dispatched { .. })
     ));
     assert!(matches!(
         report.records[1].outcome,
-        Outcome::Rejected {
+        Outcome::Done(DispatchOutcome::Rejected {
             code: crate::domain::ReasonCode::UnknownOffer,
             ..
-        }
+        })
     ));
 }
 

@@ -13,7 +13,9 @@ use super::{
     classify, DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, REJECTION_SOURCE, TRANSACTION_SOURCE,
     UNREADABLE_ROW,
 };
-use crate::domain::{parse_pending_row, ReasonCode, Rejection};
+pub use crate::domain::retry::RetrySkip;
+use crate::domain::retry::{check_retry, RejectedItem};
+use crate::domain::ReasonCode;
 use crate::error::StoreError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem,
@@ -23,7 +25,6 @@ use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, StreamExt};
 use futures::TryStreamExt;
 use serde::Serialize;
-use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 use uuid::Uuid;
@@ -72,30 +73,25 @@ impl StoredRejection {
         self.0.contains_key(UNREADABLE_ROW)
     }
 
-    /// The pending row as it was, if it can be put back: the item without
-    /// what the dispatcher added, readable and valid on its own. Catalog
-    /// checks are left to the dispatcher, which sees the row again.
+    /// The pending row as it was, if it can be put back (the rule is the
+    /// domain's, `offers_domain::retry`): the item without what the
+    /// dispatcher added.
     pub fn retryable(&self, now: DateTime<Utc>) -> Result<Retryable, RetrySkip> {
-        if self.is_transaction() {
-            return Err(RetrySkip::NotAPendingRow);
-        }
-        if self.is_unreadable() {
-            return Err(RetrySkip::Unreadable);
-        }
-        if self.0.contains_key(DROPPED_ATTRIBUTES) {
-            return Err(RetrySkip::Incomplete);
-        }
+        let item = if self.is_transaction() {
+            RejectedItem::Transaction
+        } else if self.is_unreadable() {
+            RejectedItem::Unreadable
+        } else if self.0.contains_key(DROPPED_ATTRIBUTES) {
+            RejectedItem::Incomplete
+        } else {
+            RejectedItem::PendingRow
+        };
         let mut row = self.0.clone();
         for attribute in REJECTION_ATTRIBUTES {
             row.remove(attribute);
         }
-        let json: Map<String, Value> = serde_dynamo::from_item(row.clone()).map_err(|err| {
-            RetrySkip::StillInvalid(Rejection::new(
-                ReasonCode::InvalidRow,
-                format!("the stored row cannot be read: {err}"),
-            ))
-        })?;
-        parse_pending_row(&json, now).map_err(RetrySkip::StillInvalid)?;
+        let json = || serde_dynamo::from_item(row.clone()).map_err(|err| err.to_string());
+        check_retry(item, json, now)?;
         // The table's keys: a stored item has both.
         let key = |name: &str| {
             self.0
@@ -123,28 +119,6 @@ impl Retryable {
     pub fn row(&self) -> &Item {
         &self.row
     }
-}
-
-/// Why a rejection is not retried.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RetrySkip {
-    /// Stored as raw text: there is no row to put back.
-    Unreadable,
-    /// Fails on its own (e.g. `expired`): it would only be rejected again.
-    StillInvalid(Rejection),
-    /// A newer pending row has the key: never clobbered.
-    PendingRowExists,
-    /// Someone retried or removed it meanwhile.
-    RejectionGone,
-    /// The same stream record also made an offer (a rejection stored before
-    /// the dispatcher kept one outcome per record): retrying would make a
-    /// second offer.
-    AlreadyDispatched,
-    /// Stored without some of its attributes (it was too large to keep whole).
-    Incomplete,
-    /// A rejected transaction: there is no pending row to put back (the
-    /// transaction counts once it is written again, fixed, to its table).
-    NotAPendingRow,
 }
 
 /// What a retry made of one rejection.
@@ -418,7 +392,7 @@ fn rejection_ids<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn rejection(row: Value) -> StoredRejection {
         let mut value = row;

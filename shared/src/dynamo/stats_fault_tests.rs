@@ -4,7 +4,7 @@
 
 use super::fault_tests::cancelled;
 use super::*;
-use crate::campaign_stats::{ChangeRecord, StatsInput, StatsService, StatsSettings};
+use crate::campaign_stats::{ChangeRecord, StatsInput, StatsKind, StatsService, StatsSettings};
 use crate::config::TableNames;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsOutput;
 use aws_sdk_dynamodb::Client;
@@ -33,7 +33,7 @@ fn service(rules: &[&Rule]) -> StatsService<DynamoStore> {
 fn insert(event: &str, user: &str) -> StatsInput {
     let image = json!({"userId": {"S": user}, "personalizedOfferId": {"S": "p"},
                        "offerId": {"S": "co-a"}, "campaignId": {"S": "c1"}});
-    StatsInput::Change(Box::new(ChangeRecord {
+    crate::stream::Input::Change(Box::new(ChangeRecord {
         event_id: event.into(),
         sequence_number: event.into(),
         created_at: None,
@@ -58,8 +58,8 @@ async fn a_conflict_is_retried_and_counts_once() {
     let report = service
         .apply_batch(vec![insert("1", "u1"), insert("2", "u2")], None)
         .await;
-    assert_eq!(report.count("applied"), 2);
-    assert_eq!(report.conflicts, 1);
+    assert_eq!(report.count(StatsKind::Applied), 2);
+    assert_eq!(report.summary.conflicts, 1);
     assert_eq!((conflict.num_calls(), written.num_calls()), (1, 1));
 }
 
@@ -100,5 +100,5 @@ async fn a_failed_marker_beside_a_conflict_is_no_duplicate_and_throttling_ends_f
     let service = service(&[&mixed, &throttled, &again]);
     let report = service.apply_batch(vec![insert("1", "u1")], None).await;
     assert_eq!(report.failed_sequence_numbers(), ["1"]);
-    assert_eq!(report.conflicts, 3, "three tries, then given up");
+    assert_eq!(report.summary.conflicts, 3, "three tries, then given up");
 }

@@ -1,7 +1,7 @@
 //! The challenge progress function's metrics for one batch.
 
 use super::{MetricSet, Tag};
-use crate::challenge_progress::{ProgressKind, ProgressReport};
+use crate::challenge_progress::{goals_and_completions, ProgressKind, ProgressReport};
 use chrono::{DateTime, Utc};
 
 /// The Datadog name of the per-batch record counts (tag `outcome`).
@@ -33,7 +33,7 @@ pub fn challenge_metrics(report: &ProgressReport, now: DateTime<Utc>) -> MetricS
             vec![Tag::new("outcome", outcome)],
         );
     }
-    let (goals, completed) = report.goals_and_completions();
+    let (goals, completed) = goals_and_completions(report);
     set.count("GoalsMet", GOALS_MET, count(goals), vec![]);
     set.count("ChallengesCompleted", COMPLETED, count(completed), vec![]);
     set

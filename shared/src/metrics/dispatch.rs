@@ -1,7 +1,8 @@
 //! The dispatcher's metrics for one batch.
 
 use super::{MetricSet, Tag};
-use crate::dispatch::{BatchReport, Outcome, OutcomeKind};
+use crate::dispatch::{DispatchKind, DispatchOutcome, DispatchReport, Outcome};
+use crate::stream::runner::OutcomeKind;
 use chrono::{DateTime, Utc};
 
 /// The Datadog name of the per-batch record counts (tag `outcome`, and
@@ -20,15 +21,17 @@ pub const LAG: &str = "dispatch.lag";
 /// - per record, `DispatchLag` / `dispatch.lag`: milliseconds from each
 ///   INSERT's stream write to now, one value per record, so that both give
 ///   percentiles.
-pub fn dispatch_metrics(report: &BatchReport, now: DateTime<Utc>) -> MetricSet {
+pub fn dispatch_metrics(report: &DispatchReport, now: DateTime<Utc>) -> MetricSet {
     let mut set = MetricSet::new(now);
-    for kind in OutcomeKind::ALL {
+    for kind in DispatchKind::ALL {
         let outcome = || Tag::new("outcome", kind.name());
         // The records of this kind, grouped by their bounded detail.
         let mut groups: Vec<(Option<Tag>, u64)> = Vec::new();
         for record in report.records.iter().filter(|r| r.outcome.kind() == kind) {
             let detail = match &record.outcome {
-                Outcome::Rejected { code, .. } => Some(Tag::new("reason_code", code.as_str())),
+                Outcome::Done(DispatchOutcome::Rejected { code, .. }) => {
+                    Some(Tag::new("reason_code", code.as_str()))
+                }
                 Outcome::Failed(failure) => Some(Tag::new("failure", failure.kind())),
                 _ => None,
             };
@@ -56,23 +59,24 @@ pub fn dispatch_metrics(report: &BatchReport, now: DateTime<Utc>) -> MetricSet {
 }
 
 /// The CloudWatch count of an outcome (the names of the EMF line since the start).
-pub fn cloudwatch_name(kind: OutcomeKind) -> &'static str {
+pub fn cloudwatch_name(kind: DispatchKind) -> &'static str {
     match kind {
-        OutcomeKind::Dispatched => "Dispatched",
-        OutcomeKind::Rejected => "Rejected",
-        OutcomeKind::Duplicate => "Duplicates",
-        OutcomeKind::Failed => "Failed",
-        OutcomeKind::Ignored => "Ignored",
+        DispatchKind::Dispatched => "Dispatched",
+        DispatchKind::Rejected => "Rejected",
+        DispatchKind::Duplicate => "Duplicates",
+        DispatchKind::Failed => "Failed",
+        DispatchKind::Ignored => "Ignored",
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dispatch::{Failure, IgnoredReason, RecordReport};
+    use crate::dispatch::{DispatchSummary, Failure, RecordReport};
     use crate::domain::dates::parse_timestamp;
     use crate::domain::ReasonCode;
     use crate::metrics::emf::emf_line;
+    use crate::stream::IgnoredReason;
     use serde_json::json;
 
     fn at(text: &str) -> DateTime<Utc> {
@@ -82,26 +86,26 @@ mod tests {
     fn record(outcome: Outcome, created_at: Option<&str>) -> RecordReport {
         RecordReport {
             created_at: created_at.map(at),
-            ..RecordReport::of_other(None, None, outcome)
+            ..RecordReport::of_outcome(outcome)
         }
     }
 
     fn rejected(code: ReasonCode) -> Outcome {
-        Outcome::Rejected {
+        Outcome::Done(DispatchOutcome::Rejected {
             code,
             rejection_id: uuid::Uuid::nil(),
             pending_row_kept: false,
-        }
+        })
     }
 
-    fn batch() -> BatchReport {
-        BatchReport {
+    fn batch() -> DispatchReport {
+        DispatchReport {
             records: vec![
                 record(
-                    Outcome::Dispatched {
+                    Outcome::Done(DispatchOutcome::Dispatched {
                         personalized_offer_id: uuid::Uuid::nil(),
                         pending_row_kept: false,
-                    },
+                    }),
                     Some("2026-01-01T00:00:00Z"),
                 ),
                 record(
@@ -116,8 +120,8 @@ mod tests {
                 record(rejected(ReasonCode::Expired), Some("2026-01-01T00:00:01Z")),
                 record(Outcome::Ignored(IgnoredReason::Modify), None),
             ],
-            catalog_ids: 0,
             store_down: false,
+            summary: DispatchSummary::default(),
         }
     }
 
@@ -179,10 +183,10 @@ mod tests {
 
     #[test]
     fn without_inserts_no_lag_is_declared() {
-        let report = BatchReport {
+        let report = DispatchReport {
             records: vec![record(Outcome::Ignored(IgnoredReason::Modify), None)],
-            catalog_ids: 0,
             store_down: false,
+            summary: DispatchSummary::default(),
         };
         let line = emf_line("f", &dispatch_metrics(&report, Utc::now()));
         assert!(line.get("DispatchLag").is_none());

@@ -1,7 +1,7 @@
 //! The campaign statistics function's metrics for one batch.
 
 use super::{MetricSet, Tag};
-use crate::campaign_stats::StatsBatchReport;
+use crate::campaign_stats::{StatsBatchReport, StatsKind};
 use chrono::{DateTime, Utc};
 
 /// The Datadog name of the per-batch record counts (tag `outcome`).
@@ -23,18 +23,22 @@ pub fn stats_metrics(report: &StatsBatchReport, now: DateTime<Utc>) -> MetricSet
     let mut set = MetricSet::new(now);
     let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     for (cloudwatch, outcome, n) in [
-        ("Applied", "applied", report.count("applied")),
-        ("Duplicates", "duplicate", report.count("duplicate")),
-        ("NoChange", "no_change", report.count("no_change")),
-        ("Ignored", "ignored", report.count("ignored")),
+        ("Applied", "applied", report.count(StatsKind::Applied)),
+        (
+            "Duplicates",
+            "duplicate",
+            report.count(StatsKind::Duplicate),
+        ),
+        ("NoChange", "no_change", report.count(StatsKind::NoChange)),
+        ("Ignored", "ignored", report.count(StatsKind::Ignored)),
         (
             "NotCounted",
             "not_counted",
             report
-                .count("not_counted")
-                .saturating_add(report.count("refused")),
+                .count(StatsKind::NotCounted)
+                .saturating_add(report.count(StatsKind::Refused)),
         ),
-        ("Failed", "failed", report.count("failed")),
+        ("Failed", "failed", report.count(StatsKind::Failed)),
     ] {
         set.count(
             cloudwatch,
@@ -43,17 +47,22 @@ pub fn stats_metrics(report: &StatsBatchReport, now: DateTime<Utc>) -> MetricSet
             vec![Tag::new("outcome", outcome)],
         );
     }
-    set.count("Conflicts", CONFLICTS, count(report.conflicts), vec![]);
+    set.count(
+        "Conflicts",
+        CONFLICTS,
+        count(report.summary.conflicts),
+        vec![],
+    );
     set.count(
         "PartlyRead",
         PARTLY_READ,
-        count(report.partly_read.len()),
+        count(report.summary.partly_read.len()),
         vec![],
     );
     let lags = report
         .records
         .iter()
-        .filter(|record| record.outcome.name() == "applied")
+        .filter(|record| record.outcome.kind() == StatsKind::Applied)
         .filter_map(|record| record.created_at)
         .map(|created| u64::try_from((now - created).num_milliseconds()).unwrap_or(0))
         .collect();

@@ -22,7 +22,7 @@ pub use report::{visit_metrics, ProfileView, VisitKind, VisitOutcome, VisitRepor
 
 use crate::error::StoreError;
 use crate::ports::{ProfileStore, ProfileWrite, ProfileWriteOutcome, StoredProfile};
-use crate::stream::runner::{run_batch, RecordHandler, Run, RunnerSettings};
+use crate::stream::runner::{run_batch, Failure, RecordHandler, Run, RunnerSettings};
 use crate::stream::transactions::{TransactionInput, TransactionRecord};
 use chrono::Utc;
 use offers_domain::profile::{reserved_user_id, Profile, ProfileContext, Visit};
@@ -94,15 +94,14 @@ impl<S: ProfileStore, V: AfterVisit> UserVisits<S, V> {
 
     /// Handles the records of one stream batch; every record ends in
     /// exactly one outcome (see `crate::stream::runner`).
-    pub async fn process_batch(
+    pub async fn apply_batch(
         &self,
         records: Vec<TransactionInput>,
         deadline: Option<Instant>,
     ) -> VisitReport {
-        let started = Instant::now();
         let run = Run::new(Utc::now(), deadline, self.settings.deadline_margin);
-        let report = VisitReport(run_batch(self, &records, &run, self.settings.concurrency).await);
-        report.log(started.elapsed().as_millis().try_into().unwrap_or(u64::MAX));
+        let report = run_batch(self, &records, &run, self.settings.concurrency).await;
+        report::log_batch(&report, run.elapsed_ms());
         report
     }
 
@@ -188,13 +187,9 @@ pub async fn profile_view<S: ProfileStore>(
 impl<S: ProfileStore, V: AfterVisit> RecordHandler<TransactionRecord> for UserVisits<S, V> {
     type Outcome = VisitOutcome;
 
-    async fn apply(
-        &self,
-        record: &TransactionRecord,
-        run: &Run,
-    ) -> Result<VisitOutcome, StoreError> {
+    async fn apply(&self, record: &TransactionRecord, run: &Run) -> Result<VisitOutcome, Failure> {
         match &record.transaction {
-            Ok(transaction) => self.count(transaction, run).await,
+            Ok(transaction) => Ok(self.count(transaction, run).await?),
             Err(rejection) => Ok(VisitOutcome::Invalid {
                 code: rejection.code,
             }),

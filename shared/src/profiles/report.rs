@@ -3,7 +3,7 @@
 //! support API shows it.
 
 use crate::ports::StoredProfile;
-use crate::stream::runner::{BatchReport, Outcome};
+use crate::stream::runner::{BatchReport, Classified, Outcome, OutcomeKind};
 use chrono::{DateTime, Utc};
 use offers_domain::dates::rfc3339;
 use offers_domain::profile::{ProfileContext, Spend, Visits30, NO_MODE};
@@ -49,17 +49,6 @@ impl VisitKind {
         VisitKind::Ignored,
     ];
 
-    pub fn name(self) -> &'static str {
-        match self {
-            VisitKind::Counted => "counted",
-            VisitKind::Duplicate => "duplicate",
-            VisitKind::Invalid => "invalid",
-            VisitKind::Refused => "refused",
-            VisitKind::Failed => "failed",
-            VisitKind::Ignored => "ignored",
-        }
-    }
-
     /// The CloudWatch metric name of its count.
     pub fn metric(self) -> &'static str {
         match self {
@@ -71,103 +60,106 @@ impl VisitKind {
             VisitKind::Ignored => "Ignored",
         }
     }
+}
 
-    pub fn of(outcome: &Outcome<VisitOutcome>) -> Self {
-        match outcome {
-            Outcome::Done(VisitOutcome::Counted { .. }) => VisitKind::Counted,
-            Outcome::Done(VisitOutcome::AlreadyCounted) => VisitKind::Duplicate,
-            Outcome::Done(VisitOutcome::Invalid { .. }) => VisitKind::Invalid,
-            Outcome::Done(VisitOutcome::Refused { .. }) => VisitKind::Refused,
-            Outcome::Failed(_) => VisitKind::Failed,
-            Outcome::Ignored(_) => VisitKind::Ignored,
+impl OutcomeKind for VisitKind {
+    const FAILED: Self = VisitKind::Failed;
+    const IGNORED: Self = VisitKind::Ignored;
+
+    fn name(self) -> &'static str {
+        match self {
+            VisitKind::Counted => "counted",
+            VisitKind::Duplicate => "duplicate",
+            VisitKind::Invalid => "invalid",
+            VisitKind::Refused => "refused",
+            VisitKind::Failed => "failed",
+            VisitKind::Ignored => "ignored",
+        }
+    }
+}
+
+impl Classified for VisitOutcome {
+    type Kind = VisitKind;
+
+    fn kind(&self) -> VisitKind {
+        match self {
+            VisitOutcome::Counted { .. } => VisitKind::Counted,
+            VisitOutcome::AlreadyCounted => VisitKind::Duplicate,
+            VisitOutcome::Invalid { .. } => VisitKind::Invalid,
+            VisitOutcome::Refused { .. } => VisitKind::Refused,
         }
     }
 }
 
 /// One batch's outcomes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct VisitReport(pub BatchReport<VisitOutcome>);
+pub type VisitReport = BatchReport<VisitOutcome>;
 
-impl VisitReport {
-    pub fn count(&self, kind: VisitKind) -> usize {
-        self.0
-            .records
-            .iter()
-            .filter(|record| VisitKind::of(&record.outcome) == kind)
-            .count()
-    }
-
-    pub fn failed_sequence_numbers(&self) -> Vec<String> {
-        self.0.failed_sequence_numbers()
-    }
-
-    /// One line per record that is not plain (counted lines at debug), and
-    /// one for the batch.
-    pub fn log(&self, duration_ms: u64) {
-        for record in &self.0.records {
-            let event_id = record.event_id.as_deref().unwrap_or_default();
-            let sequence_number = record.sequence_number.as_deref().unwrap_or_default();
-            let user_id = record.key.as_deref().unwrap_or_default();
-            let outcome = VisitKind::of(&record.outcome).name();
-            match &record.outcome {
-                Outcome::Done(VisitOutcome::Counted { profile, context }) => tracing::debug!(
-                    event_id,
-                    sequence_number,
-                    user_id,
-                    outcome,
-                    version = profile.version,
-                    visits = profile.profile.visits,
-                    visits30 = context.visits30.as_str(),
-                    mode = context.mode.as_str(),
-                    spend = context.spend.as_str(),
-                    daypart = context.daypart.as_str(),
-                    "visit counted"
-                ),
-                Outcome::Done(VisitOutcome::AlreadyCounted) => tracing::info!(
-                    event_id,
-                    sequence_number,
-                    user_id,
-                    outcome,
-                    "visit counted before"
-                ),
-                Outcome::Done(VisitOutcome::Invalid { code }) => tracing::info!(
-                    event_id,
-                    sequence_number,
-                    user_id,
-                    outcome,
-                    reason_code = code.as_str(),
-                    "transaction not counted"
-                ),
-                Outcome::Done(VisitOutcome::Refused { detail }) => tracing::error!(
-                    event_id,
-                    sequence_number,
-                    user_id,
-                    outcome,
-                    error = detail.as_str(),
-                    "profile write refused; not retried"
-                ),
-                Outcome::Failed(failure) => tracing::warn!(
-                    event_id, sequence_number, user_id, outcome, failure = failure.kind(),
-                    error = %failure, "record failed; reported for retry"
-                ),
-                Outcome::Ignored(reason) => tracing::debug!(
-                    event_id, sequence_number, outcome, reason = %reason, "record ignored"
-                ),
-            }
+/// One line per record that is not plain (counted lines at debug), and
+/// one for the batch.
+pub(super) fn log_batch(report: &VisitReport, duration_ms: u64) {
+    for record in &report.records {
+        let event_id = record.event_id.as_deref().unwrap_or_default();
+        let sequence_number = record.sequence_number.as_deref().unwrap_or_default();
+        let user_id = record.key.as_deref().unwrap_or_default();
+        let outcome = record.outcome.name();
+        match &record.outcome {
+            Outcome::Done(VisitOutcome::Counted { profile, context }) => tracing::debug!(
+                event_id,
+                sequence_number,
+                user_id,
+                outcome,
+                version = profile.version,
+                visits = profile.profile.visits,
+                visits30 = context.visits30.as_str(),
+                mode = context.mode.as_str(),
+                spend = context.spend.as_str(),
+                daypart = context.daypart.as_str(),
+                "visit counted"
+            ),
+            Outcome::Done(VisitOutcome::AlreadyCounted) => tracing::info!(
+                event_id,
+                sequence_number,
+                user_id,
+                outcome,
+                "visit counted before"
+            ),
+            Outcome::Done(VisitOutcome::Invalid { code }) => tracing::info!(
+                event_id,
+                sequence_number,
+                user_id,
+                outcome,
+                reason_code = code.as_str(),
+                "transaction not counted"
+            ),
+            Outcome::Done(VisitOutcome::Refused { detail }) => tracing::error!(
+                event_id,
+                sequence_number,
+                user_id,
+                outcome,
+                error = detail.as_str(),
+                "profile write refused; not retried"
+            ),
+            Outcome::Failed(failure) => tracing::warn!(
+                event_id, sequence_number, user_id, outcome, failure = failure.kind(),
+                error = %failure, "record failed; reported for retry"
+            ),
+            Outcome::Ignored(reason) => tracing::debug!(
+                event_id, sequence_number, outcome, reason = %reason, "record ignored"
+            ),
         }
-        tracing::info!(
-            records = self.0.records.len(),
-            counted = self.count(VisitKind::Counted),
-            duplicates = self.count(VisitKind::Duplicate),
-            invalid = self.count(VisitKind::Invalid),
-            refused = self.count(VisitKind::Refused),
-            failed = self.count(VisitKind::Failed),
-            ignored = self.count(VisitKind::Ignored),
-            store_down = self.0.store_down,
-            duration_ms,
-            "batch done"
-        );
     }
+    tracing::info!(
+        records = report.records.len(),
+        counted = report.count(VisitKind::Counted),
+        duplicates = report.count(VisitKind::Duplicate),
+        invalid = report.count(VisitKind::Invalid),
+        refused = report.count(VisitKind::Refused),
+        failed = report.count(VisitKind::Failed),
+        ignored = report.count(VisitKind::Ignored),
+        store_down = report.store_down,
+        duration_ms,
+        "batch done"
+    );
 }
 
 /// Per batch: the records of each kind (`Counted`, `Duplicates`, `Invalid`,

@@ -16,7 +16,7 @@ fn settings() -> RunnerSettings {
 
 fn input(sequence: u32, image: Value) -> TransactionInput {
     let attributes: Map<String, Value> = image.as_object().cloned().unwrap_or_default();
-    TransactionInput::Insert(Box::new(TransactionRecord::from_attributes(
+    TransactionInput::Change(Box::new(TransactionRecord::from_attributes(
         format!("e{sequence}"),
         sequence.to_string(),
         &attributes,
@@ -54,11 +54,11 @@ fn batch() -> Vec<TransactionInput> {
 #[tokio::test]
 async fn each_transaction_counts_once_and_invalid_ones_never() {
     let visits = UserVisits::new(ProfileMemoryStore::new(), settings());
-    let report = visits.process_batch(batch(), None).await;
+    let report = visits.apply_batch(batch(), None).await;
     assert_eq!(report.count(VisitKind::Counted), 3);
     assert_eq!(report.count(VisitKind::Invalid), 1);
     assert!(report.failed_sequence_numbers().is_empty());
-    let again = visits.process_batch(batch(), None).await;
+    let again = visits.apply_batch(batch(), None).await;
     assert_eq!(again.count(VisitKind::Duplicate), 3);
     let view = visits
         .profile_view("u1")
@@ -81,7 +81,7 @@ async fn concurrent_deliveries_count_once_and_different_transactions_all_count()
     let visits = Arc::new(UserVisits::new(store, settings()));
     let deliveries = (0..8).map(|_| {
         let visits = Arc::clone(&visits);
-        async move { visits.process_batch(batch(), None).await }
+        async move { visits.apply_batch(batch(), None).await }
     });
     let reports = futures::future::join_all(deliveries).await;
     for report in &reports {
@@ -94,7 +94,7 @@ async fn concurrent_deliveries_count_once_and_different_transactions_all_count()
         async move {
             let id = format!("other-{n}");
             let record = transaction(n, &id, "u3", 1.0, "2026-05-03T10:00:00Z", "pickup");
-            visits.process_batch(vec![record], None).await
+            visits.apply_batch(vec![record], None).await
         }
     });
     for report in futures::future::join_all(others).await {
@@ -110,11 +110,11 @@ async fn an_outage_fails_the_rest_and_a_refusal_is_not_retried() {
     let store = ProfileMemoryStore::new();
     store.state().down = Some(StoreError::Unavailable("down".into()));
     let visits = UserVisits::new(store, settings());
-    let report = visits.process_batch(batch(), None).await;
-    assert!(report.0.store_down);
+    let report = visits.apply_batch(batch(), None).await;
+    assert!(report.store_down);
     // The invalid one follows u1's failed records: retried in order with them.
     assert_eq!(report.failed_sequence_numbers(), ["1", "2", "3", "4"]);
-    assert!(report.0.records.iter().any(|record| matches!(
+    assert!(report.records.iter().any(|record| matches!(
         record.outcome,
         Outcome::Failed(Failure::StoreDown) | Outcome::Failed(Failure::EarlierRecordOfKey)
     )));
@@ -123,7 +123,7 @@ async fn an_outage_fails_the_rest_and_a_refusal_is_not_retried() {
     store.state().refused_users.insert("u2".into());
     let visits = UserVisits::new(store, settings());
     let report = visits
-        .process_batch(
+        .apply_batch(
             vec![
                 transaction(1, "t1", "u2", 1.0, "2026-05-01T08:00:00Z", "pickup"),
                 transaction(2, "t2", "#reserved", 1.0, "2026-05-01T08:00:00Z", "pickup"),

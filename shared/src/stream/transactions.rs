@@ -4,9 +4,8 @@
 //! A record whose image cannot be read becomes a rejection with its raw
 //! text; nothing in a record fails the batch.
 
-use super::runner::KeyedRecord;
-use super::{normalise_record, stream_records, EventError};
-use crate::dispatch::IgnoredReason;
+use super::runner::{stream_record, KeyedRecord};
+use super::{normalise_record, Batch, Envelope, Input, ReadRecord};
 use offers_domain::transaction::usable_user_id;
 use offers_domain::{parse_transaction, ReasonCode, Rejection, Transaction};
 use serde::Deserialize;
@@ -20,18 +19,9 @@ const RECORD_NAMESPACE: Uuid = Uuid::from_u128(0x9a2e_0c71_5d4b_4e8f_a3c6_71d0_2
 /// `userId`: `#` starts no Cognito identity id, so it cannot be a user's.
 pub const NO_USER_PARTITION: &str = "#transactions-without-user";
 
-/// One record of a batch.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TransactionInput {
-    Insert(Box<TransactionRecord>),
-    /// REMOVE, MODIFY, an event name not known, or a record that cannot be
-    /// told apart from any other (no eventID and no sequence number).
-    Ignored {
-        event_id: Option<String>,
-        sequence_number: Option<String>,
-        reason: IgnoredReason,
-    },
-}
+/// One record of a batch: an INSERT of a transaction, or a record that
+/// needs no work (REMOVE, MODIFY, an event name not known, no sequence number).
+pub type TransactionInput = Input<TransactionRecord>;
 
 /// An INSERT of a transaction.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,96 +130,68 @@ impl TransactionRecord {
     }
 }
 
-impl KeyedRecord for TransactionInput {
-    type Applied = TransactionRecord;
+stream_record!(TransactionRecord);
 
-    fn event_id(&self) -> Option<&str> {
-        match self {
-            TransactionInput::Insert(record) => Some(&record.event_id),
-            TransactionInput::Ignored { event_id, .. } => event_id.as_deref(),
-        }
-    }
-
-    fn sequence_number(&self) -> Option<&str> {
-        match self {
-            TransactionInput::Insert(record) => Some(&record.sequence_number),
-            TransactionInput::Ignored {
-                sequence_number, ..
-            } => sequence_number.as_deref(),
-        }
-    }
-
-    fn entry(&self) -> Result<(&str, &TransactionRecord), &IgnoredReason> {
-        match self {
-            TransactionInput::Insert(record) => Ok((record.user_key(), record)),
-            TransactionInput::Ignored { reason, .. } => Err(reason),
-        }
+impl KeyedRecord for TransactionRecord {
+    fn key(&self) -> (&str, &str) {
+        (self.user_key(), "")
     }
 }
 
 /// The records of one stream event, typed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TransactionBatch(pub Vec<TransactionInput>);
+pub type TransactionBatch = Batch<TransactionRecord>;
 
-impl TryFrom<Value> for TransactionBatch {
-    type Error = EventError;
-
-    fn try_from(event: Value) -> Result<Self, Self::Error> {
-        Ok(TransactionBatch(
-            stream_records(event)?
-                .into_iter()
-                .map(read_record)
-                .collect(),
-        ))
+impl ReadRecord for TransactionRecord {
+    /// Reads one record of the Lambda event for the transactions stream.
+    fn read_record(mut raw: Value) -> TransactionInput {
+        let envelope = match Envelope::read(&raw, &["INSERT"]) {
+            Ok(envelope) => envelope,
+            Err(other) => return other,
+        };
+        let event_id = envelope.event_id.unwrap_or_default();
+        let sequence_number = envelope.sequence_number;
+        normalise_record(&mut raw);
+        let image = &raw["dynamodb"]["NewImage"];
+        let attributes = serde_dynamo::Item::deserialize(image)
+            .map_err(|err| err.to_string())
+            .and_then(|item| {
+                serde_dynamo::from_item::<_, Map<String, Value>>(item)
+                    .map_err(|err| err.to_string())
+            });
+        let record = match attributes {
+            Ok(attributes) => {
+                TransactionRecord::from_attributes(event_id, sequence_number, &attributes)
+            }
+            Err(problem) => TransactionRecord::unreadable(
+                event_id,
+                sequence_number,
+                image.to_string(),
+                &problem,
+            ),
+        };
+        Input::Change(Box::new(record))
     }
 }
 
-/// Reads one record of the Lambda event for a DynamoDB stream.
-pub fn read_record(mut raw: Value) -> TransactionInput {
-    let text = |value: &Value| value.as_str().map(str::to_owned);
-    let event_id = text(&raw["eventID"]);
-    let sequence_number = text(&raw["dynamodb"]["SequenceNumber"]);
-    let event_name = text(&raw["eventName"]).unwrap_or_default();
-    if event_name != "INSERT" {
-        return TransactionInput::Ignored {
-            event_id,
-            sequence_number,
-            reason: IgnoredReason::of_event_name(&event_name),
-        };
-    }
-    // Without a sequence number a record can be neither reported nor told
-    // apart from another; Lambda always sends one.
-    let Some(sequence_number) = sequence_number else {
-        return TransactionInput::Ignored {
-            event_id,
-            sequence_number: None,
-            reason: IgnoredReason::UnreadableWithoutSequenceNumber(
-                "record has no dynamodb.SequenceNumber".into(),
-            ),
-        };
-    };
-    let event_id = event_id.unwrap_or_default();
-    normalise_record(&mut raw);
-    let image = &raw["dynamodb"]["NewImage"];
-    let attributes = serde_dynamo::Item::deserialize(image)
-        .map_err(|err| err.to_string())
-        .and_then(|item| {
-            serde_dynamo::from_item::<_, Map<String, Value>>(item).map_err(|err| err.to_string())
-        });
-    let record = match attributes {
-        Ok(attributes) => {
-            TransactionRecord::from_attributes(event_id, sequence_number, &attributes)
-        }
-        Err(problem) => {
-            TransactionRecord::unreadable(event_id, sequence_number, image.to_string(), &problem)
-        }
-    };
-    TransactionInput::Insert(Box::new(record))
+/// Reads one record of the Lambda event for the transactions stream.
+pub fn read_record(raw: Value) -> TransactionInput {
+    TransactionRecord::read_record(raw)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::test_events::{insert_event, the_change, without_sequence_number};
+    use crate::stream::{EventError, IgnoredReason};
+
+    fn insert(image: Value) -> Value {
+        insert_event(json!({"transactionId": {"S": "t-1"}}), image)
+    }
+
+    fn read_insert(raw: Value) -> TransactionRecord {
+        the_change(read_record(raw))
+    }
+
     use serde_json::json;
 
     fn attributes(value: Value) -> Map<String, Value> {
@@ -255,30 +217,6 @@ mod tests {
         );
         assert_eq!(anonymous.partition, NO_USER_PARTITION);
         assert_eq!(anonymous.user_key(), NO_USER_PARTITION);
-    }
-
-    fn insert(image: Value) -> Value {
-        json!({
-            "eventID": "e1",
-            "eventName": "INSERT",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": "ddblocal",
-            "dynamodb": {
-                "ApproximateCreationDateTime": 1_700_000_000,
-                "Keys": {"transactionId": {"S": "t-1"}},
-                "NewImage": image,
-                "SequenceNumber": "100",
-                "SizeBytes": 10,
-                "StreamViewType": "NEW_IMAGE"
-            }
-        })
-    }
-
-    fn read_insert(raw: Value) -> TransactionRecord {
-        match read_record(raw) {
-            TransactionInput::Insert(record) => *record,
-            other => panic!("expected an insert: {other:?}"),
-        }
     }
 
     #[test]
@@ -309,18 +247,20 @@ mod tests {
         remove["eventName"] = json!("REMOVE");
         assert!(matches!(
             read_record(remove),
-            TransactionInput::Ignored {
+            Input::Ignored {
                 reason: IgnoredReason::Remove,
                 ..
             }
         ));
-        let mut no_sequence = insert(json!({}));
-        no_sequence["dynamodb"]
-            .as_object_mut()
-            .map(|change| change.remove("SequenceNumber"));
+        let no_sequence = without_sequence_number(insert(json!({})));
+        // Never applied and never failing the batch (the runner reports it
+        // ignored: it has no sequence number to be reported by).
         assert!(matches!(
             read_record(no_sequence),
-            TransactionInput::Ignored { .. }
+            Input::Unusable {
+                sequence_number: None,
+                ..
+            }
         ));
         let batch = TransactionBatch::try_from(json!({"Records": [insert(json!({})), "junk"]}));
         assert_eq!(batch.map(|batch| batch.0.len()), Ok(2));
