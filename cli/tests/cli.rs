@@ -1818,3 +1818,49 @@ async fn a_plan_killed_midway_dispatched_and_run_again_makes_k_offers_per_user()
     assert!(bed.scan(REJECTED).await.is_empty(), "no row rejected");
     assert!(bed.scan(PENDING).await.is_empty(), "every row consumed");
 }
+
+/// `campaign simulate --world behaviour`, small: a line per policy (the
+/// engine with profiles first) and the JSON summary's shape. The ordering
+/// itself needs a larger world: `behaviour_world`'s release test and
+/// docs/selection.md.
+#[test]
+fn the_behaviour_world_prints_every_policy() {
+    let small = [
+        "campaign",
+        "simulate",
+        "--world",
+        "behaviour",
+        "--users",
+        "150",
+        "--days",
+        "7",
+    ];
+    let run = run_offers(&small);
+    assert_eq!(run.code, 0, "{run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("world behaviour: 12 offers, 150 users"),
+        "{run:?}"
+    );
+    for (line, policy) in lines[2..7].iter().zip([
+        "engine with profiles",
+        "engine without profiles",
+        "context-free thompson",
+        "uniform random",
+        "oracle",
+    ]) {
+        assert!(line.starts_with(policy), "{line}");
+        assert_eq!(line[26..].split_whitespace().count(), 5, "{line}");
+    }
+    let run = run_offers(&[&small[..], &["--json"]].concat());
+    assert_eq!(run.code, 0, "{run:?}");
+    let summary: Value = serde_json::from_str(&run.stdout).expect("one JSON object");
+    assert_eq!(summary["world"]["kind"], "behaviour");
+    let policies = summary["policies"].as_array().expect("policies");
+    assert_eq!(policies.len(), 5);
+    let visits = summary["world"]["visits"].as_u64().expect("visits");
+    assert!(policies.iter().all(|p| p["visits"] == visits), "{summary}");
+    assert_eq!(policies[4]["vsOracle"], 1.0);
+    let export = run_offers(&[&small[..], &["--export", "/dev/null"]].concat());
+    assert_eq!(export.code, 2, "{export:?}");
+}

@@ -79,6 +79,16 @@ impl AlwaysOnCampaign {
     /// no counters at all chooses from the prior (cold start). The holdout
     /// is drawn here per (user, campaign) ([`in_holdout`]), not by the engine.
     pub fn engine(&self, counters: &[LearningCounter]) -> Result<Engine, SelectionError> {
+        self.engine_with(counters, |_| {})
+    }
+
+    /// The same, with settings changed after the campaign's own are set
+    /// (the behaviour world's fewer rankings per context and its variants).
+    pub fn engine_with(
+        &self,
+        counters: &[LearningCounter],
+        adjust: impl FnOnce(&mut EngineConfig),
+    ) -> Result<Engine, SelectionError> {
         let mut history = History::new(self.pool_ids())?;
         for counter in counters {
             history.add(counter);
@@ -90,6 +100,7 @@ impl AlwaysOnCampaign {
         let mut config = EngineConfig::new(slots, fnv1a(self.campaign_id.as_bytes()));
         config.holdout = 0.0;
         config.reward = Reward::parse(&self.settings.reward).unwrap_or_default();
+        adjust(&mut config);
         Engine::new(history, config)
     }
 }
