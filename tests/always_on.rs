@@ -20,26 +20,9 @@ const POOL: [&str; 3] = ["co-tea", "co-cake", "co-soup"];
 /// The bed with a catalog of three plain offers and the campaign stored.
 async fn bed_with_campaign(campaign_id: &str, slots: u64, start: DateTime<Utc>) -> TestBed {
     let bed = TestBed::new().await;
-    load_pool(&bed).await;
+    bed.load_plain_offers(&POOL).await;
     put_campaign(&bed, campaign_id, slots, start).await;
     bed
-}
-
-/// Three plain offers (no rules) and their templates.
-async fn load_pool(bed: &TestBed) {
-    for offer in POOL {
-        let template = format!("tpl-{offer}");
-        bed.put(
-            CATALOG,
-            json!({"id": offer, "kind": "configOffer", "name": offer, "templateId": template, "rules": {}}),
-        )
-        .await;
-        bed.put(
-            CATALOG,
-            json!({"id": template, "kind": "offerTemplate", "configOfferId": offer, "rules": []}),
-        )
-        .await;
-    }
 }
 
 fn campaigns(bed: &TestBed) -> CampaignsTable {
@@ -212,7 +195,7 @@ async fn two_visits_of_one_window_at_once_make_one_offer_and_other_windows_more_
     // Windows of 6 hours: the current one began an hour ago.
     let now = Utc::now();
     let bed = TestBed::new().await;
-    load_pool(&bed).await;
+    bed.load_plain_offers(&POOL).await;
     put_campaign_with(
         &bed,
         "always-3",

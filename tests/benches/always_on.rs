@@ -89,22 +89,6 @@ async fn put_campaign(bed: &TestBed, campaign_id: &str, paused: bool) -> AlwaysO
     AlwaysOnCampaign::of(parsed, 1, paused).expect("always-on")
 }
 
-async fn load_pool(bed: &TestBed) {
-    for offer in POOL {
-        let template = format!("tpl-{offer}");
-        bed.put(
-            CATALOG,
-            json!({"id": offer, "kind": "configOffer", "name": offer, "templateId": template, "rules": {}}),
-        )
-        .await;
-        bed.put(
-            CATALOG,
-            json!({"id": template, "kind": "offerTemplate", "configOfferId": offer, "rules": []}),
-        )
-        .await;
-    }
-}
-
 /// The profile context of visit `index`: every combination of the four
 /// buckets' values comes round (4 x 3 x 3 x 4 = 144).
 fn context(index: usize) -> BTreeMap<String, String> {
@@ -126,15 +110,6 @@ fn context(index: usize) -> BTreeMap<String, String> {
             ["morning", "midday", "evening", "night"][index / 36 % 4].to_owned(),
         ),
     ])
-}
-
-fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
-    let at = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
-    sorted[at.min(sorted.len() - 1)]
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1_000.0
 }
 
 type Chooser = AlwaysOnChooser<AlwaysOnTables, SelectionStatsTable, CatalogTable>;
@@ -421,17 +396,16 @@ async fn visit_to_listed() -> Vec<Duration> {
             .send()
             .await
             .expect("put transaction");
-        loop {
-            let (status, body) = stack.get("/rewards/offers", &user);
-            if status == 200 && body["offers"].as_array().is_some_and(|o| !o.is_empty()) {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "no offer listed: {body}"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        stack.poll_until(
+            "/rewards/offers",
+            &user,
+            "",
+            started,
+            Duration::from_secs(60),
+            |status, body| {
+                status == 200 && body["offers"].as_array().is_some_and(|o| !o.is_empty())
+            },
+        );
         if sample >= 3 {
             latencies.push(started.elapsed());
         }
@@ -450,7 +424,7 @@ async fn main() {
         .unwrap_or(2);
     let local = DynamoDbLocal::start(StartOptions::default()).expect("DynamoDB Local");
     let bed = TestBed::on(&local.endpoint()).await;
-    load_pool(&bed).await;
+    bed.load_plain_offers(&POOL).await;
     let campaign = put_campaign(&bed, "bench-always", false).await;
     let chooser = chooser(&bed);
 
@@ -486,7 +460,7 @@ async fn main() {
 
     // Profiles: the chooser has a paused campaign to read (and keep).
     let profiles = TestBed::on(&local.endpoint()).await;
-    load_pool(&profiles).await;
+    profiles.load_plain_offers(&POOL).await;
     put_campaign(&profiles, "bench-paused", true).await;
     profile_side(&profiles, "warm-pfn").await;
     profile_floor(&profiles, "warm-pfloor").await;
