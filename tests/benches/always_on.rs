@@ -5,7 +5,9 @@
 //!    `VISITS_CONCURRENCY`), each through `AlwaysOnChooser::on_visit` as
 //!    the function runs it after the profile (warm caches: campaigns,
 //!    statistics, catalog), profiles of 144 kinds (every value of the four
-//!    buckets); beside a floor: the chooser's own DynamoDB calls issued bare
+//!    buckets), learning counters in which every bucket changes the best
+//!    offer (so that each kind of profile has its own mixture, built on
+//!    its first visit after each 30 s refresh); beside a floor: the chooser's own DynamoDB calls issued bare
 //!    with the same concurrency (Query of the user's offers of the
 //!    campaign, Query of their pending rows, the conditional put of the
 //!    same pending row, built beforehand). Printed: the time ratio, and the
@@ -38,11 +40,12 @@ use offers_local::{DynamoDbLocal, StartOptions};
 use offers_shared::always_on::{AlwaysOnChooser, CampaignOutcome};
 use offers_shared::domain::always_on::{pending_row, AlwaysOnCampaign, AlwaysOnChoice};
 use offers_shared::domain::campaign::parse_definition;
+use offers_shared::domain::campaign_stats::{CounterKey, Counts};
 use offers_shared::domain::dates::format_timestamp;
 use offers_shared::domain::profile::{Profile, Visit};
 use offers_shared::domain::Transaction;
 use offers_shared::dynamo::{
-    mark_key, AlwaysOnTables, CampaignsTable, CatalogTable, SelectionStatsTable,
+    counter_update, mark_key, AlwaysOnTables, CampaignsTable, CatalogTable, SelectionStatsTable,
 };
 use offers_shared::stream::runner::Run;
 use serde_json::{json, Value};
@@ -87,6 +90,46 @@ async fn put_campaign(bed: &TestBed, campaign_id: &str, paused: bool) -> AlwaysO
             .expect("paused");
     }
     AlwaysOnCampaign::of(parsed, 1, paused).expect("always-on")
+}
+
+/// Learning counters in which each offer wins for some values of each of
+/// the four buckets, so that the engine ranks by all of them and every
+/// profile context has its own mixture, as in a campaign that has learnt.
+async fn seed_statistics(bed: &TestBed) {
+    let values: [(&str, &[&str]); 4] = [
+        ("visits30", &["1", "2-3", "4-9", "10+"]),
+        ("mode", &["pickup", "delivery", "dine-in"]),
+        ("spend", &["<10", "10-25", "25+"]),
+        ("daypart", &["morning", "midday", "evening", "night"]),
+    ];
+    for (offer_index, offer) in POOL.iter().enumerate() {
+        let mut counters = vec![(None, 20_000, 400)];
+        for (name, names) in values {
+            for (value_index, value) in names.iter().enumerate() {
+                let wins = (offer_index + value_index) % POOL.len() == 0;
+                let redeemed = if wins { 300 } else { 60 };
+                counters.push((Some((name.to_owned(), value.to_string())), 3_000, redeemed));
+            }
+        }
+        for (attribute, assigned, redeemed) in counters {
+            let key = CounterKey::Learning {
+                offer_id: offer.to_string(),
+                attribute,
+            };
+            let counts = Counts {
+                assigned,
+                redeemed,
+                ..Counts::default()
+            };
+            let update = counter_update(bed.table(STATS), &key, &counts).expect("an update");
+            bed.client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(update).build())
+                .send()
+                .await
+                .expect("a learning counter");
+        }
+    }
 }
 
 /// The profile context of visit `index`: every combination of the four
@@ -425,6 +468,7 @@ async fn main() {
     let local = DynamoDbLocal::start(StartOptions::default()).expect("DynamoDB Local");
     let bed = TestBed::on(&local.endpoint()).await;
     bed.load_plain_offers(&POOL).await;
+    seed_statistics(&bed).await;
     let campaign = put_campaign(&bed, "bench-always", false).await;
     let chooser = chooser(&bed);
 
