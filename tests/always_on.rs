@@ -20,26 +20,9 @@ const POOL: [&str; 3] = ["co-tea", "co-cake", "co-soup"];
 /// The bed with a catalog of three plain offers and the campaign stored.
 async fn bed_with_campaign(campaign_id: &str, slots: u64, start: DateTime<Utc>) -> TestBed {
     let bed = TestBed::new().await;
-    load_pool(&bed).await;
+    bed.load_plain_offers(&POOL).await;
     put_campaign(&bed, campaign_id, slots, start).await;
     bed
-}
-
-/// Three plain offers (no rules) and their templates.
-async fn load_pool(bed: &TestBed) {
-    for offer in POOL {
-        let template = format!("tpl-{offer}");
-        bed.put(
-            CATALOG,
-            json!({"id": offer, "kind": "configOffer", "name": offer, "templateId": template, "rules": {}}),
-        )
-        .await;
-        bed.put(
-            CATALOG,
-            json!({"id": template, "kind": "offerTemplate", "configOfferId": offer, "rules": []}),
-        )
-        .await;
-    }
 }
 
 fn campaigns(bed: &TestBed) -> CampaignsTable {
@@ -212,7 +195,7 @@ async fn two_visits_of_one_window_at_once_make_one_offer_and_other_windows_more_
     // Windows of 6 hours: the current one began an hour ago.
     let now = Utc::now();
     let bed = TestBed::new().await;
-    load_pool(&bed).await;
+    bed.load_plain_offers(&POOL).await;
     put_campaign_with(
         &bed,
         "always-3",
@@ -347,4 +330,33 @@ async fn a_pool_offer_deleted_from_the_catalog_is_skipped() {
     dispatch(&bed, &mut pending).await;
     assert_eq!(bed.count(OFFERS).await, 6);
     assert_eq!(bed.count(REJECTED).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_transactions_of_now_assign_nothing_and_fail_nothing() {
+    let bed = bed_with_campaign("always-6", 2, Utc::now() - Duration::days(1)).await;
+    let mut transactions = bed.transactions_stream().await;
+    let user = "us-east-1:hostile-now";
+    let now = format_timestamp(Utc::now());
+    // The fixture's invalid transactions, dated now where they have a date.
+    let invalid: Vec<Value> = invalid_transactions(user)
+        .into_iter()
+        .map(|mut item| {
+            if item["occurredAt"] == "2026-05-02T10:00:00Z" {
+                item["occurredAt"] = json!(now);
+            }
+            item
+        })
+        .collect();
+    let records = put_transactions(&bed, &mut transactions, &invalid).await;
+    let visits = visits(&bed);
+    for _delivery in 0..2 {
+        assert!(invoke_visits(&visits, &records).await.is_empty());
+    }
+    assert_eq!(bed.count(PENDING).await, 0);
+    assert_eq!(bed.count(PROFILES).await, 0, "nothing counted");
+    // The same user's valid visit: the campaign assigns.
+    let valid = put_transactions(&bed, &mut transactions, &[visit("ao-v", user, Utc::now())]).await;
+    deliver(&visits, &valid).await;
+    assert_eq!(pending_of(&bed, user).await.len(), 1);
 }

@@ -326,20 +326,24 @@ pub struct CampaignPlanArgs {
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// Users, arriving in daily batches
-    #[arg(long, default_value_t = 200_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
-    pub users: u64,
+    /// Users, arriving in daily batches [default: 200,000; behaviour: 20,000,
+    /// each visiting 2 to 6 times]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub users: Option<u64>,
 
     /// The world's and the policies' seed
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
 
-    /// Days the users arrive over (learning between days)
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1_000))]
-    pub days: u64,
+    /// Days the users arrive over (learning between days) [default: 20;
+    /// behaviour: 28, the span of the visits, learning every minute]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    pub days: Option<u64>,
 
     /// The world: segments (each its own best offers), long-pool (48 sparse
-    /// offers, a few good ones) or shift (the best offers change halfway)
+    /// offers, a few good ones), shift (the best offers change halfway) or
+    /// behaviour (an always-on campaign, visit by visit: the offer a user
+    /// redeems depends on their mode, spend and time of day)
     #[arg(long, default_value = "segments")]
     pub world: String,
 

@@ -3,7 +3,6 @@
 //! clicked, redeemed) and the redemptions over time, as inline SVG drawn by
 //! `plotters` (its SVG backend only: no script, no font file, no network).
 
-use crate::commands::report::lift_text;
 use chrono::NaiveDate;
 use offers_shared::domain::campaign_stats::{redemption_lift, CampaignReport, Counts};
 use plotters::coord::ranged1d::SegmentValue;
@@ -229,6 +228,32 @@ fn counts_row(out: &mut String, label: &str, counts: &Counts) {
     );
 }
 
+/// Each day's arms (the offers made that day) and the day's lift.
+fn arms_by_day_table(page: &mut String, report: &CampaignReport) {
+    page.push_str(
+        "<h2>Arms by day the offers were made</h2>\n<table class=\"arms-by-day\"><thead><tr>\
+         <th>day</th><th>selected</th><th>redeemed</th><th>holdout</th><th>redeemed</th>\
+         <th>lift</th></tr></thead><tbody>",
+    );
+    for day in &report.arm_days {
+        let lift = day
+            .lift()
+            .map_or_else(|| "-".to_owned(), |lift| lift.to_string());
+        let _ = write!(
+            page,
+            "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td></tr>",
+            escape(&day.day),
+            day.selected.assigned,
+            day.selected.redeemed,
+            day.holdout.assigned,
+            day.holdout.redeemed,
+            escape(&lift)
+        );
+    }
+    page.push_str("</tbody></table>\n");
+}
+
 /// The whole page.
 pub fn html_report(report: &CampaignReport) -> Result<String, ChartError> {
     let title = format!("Campaign {}", report.campaign_id);
@@ -262,7 +287,7 @@ pub fn html_report(report: &CampaignReport) -> Result<String, ChartError> {
     page.push_str("</tbody></table>\n");
     if report.uses_selection {
         let text = match redemption_lift(&report.totals.selected, &report.totals.holdout) {
-            Some(lift) => lift_text(&lift),
+            Some(lift) => lift.to_string(),
             None => "not computable (an arm has no offer assigned)".to_owned(),
         };
         let _ = writeln!(
@@ -271,6 +296,9 @@ pub fn html_report(report: &CampaignReport) -> Result<String, ChartError> {
              (Newcombe's hybrid score interval).</p>",
             escape(&text)
         );
+    }
+    if report.uses_selection && !report.arm_days.is_empty() {
+        arms_by_day_table(&mut page, report);
     }
     page.push_str("<h2>Funnel per offer</h2>\n<div class=\"funnels\">\n");
     for offer in &report.offers {
@@ -397,6 +425,55 @@ mod tests {
                 "{id} in the legend"
             );
         }
+    }
+
+    #[test]
+    fn with_selection_each_days_arms_and_lift_are_a_table() {
+        let arm_counts = |arm, assigned, redeemed| {
+            [
+                (
+                    CounterKey::Campaign {
+                        campaign_id: "c1".into(),
+                        offer_id: "co-a".into(),
+                        arm,
+                    },
+                    Counts {
+                        assigned,
+                        redeemed,
+                        ..Counts::default()
+                    },
+                ),
+                (
+                    CounterKey::ArmDay {
+                        campaign_id: "c1".into(),
+                        day: "2026-03-04".into(),
+                        arm,
+                    },
+                    Counts {
+                        assigned,
+                        redeemed,
+                        ..Counts::default()
+                    },
+                ),
+            ]
+        };
+        let mut rows = arm_counts(Arm::Selected, 80, 20).to_vec();
+        rows.extend(arm_counts(Arm::Holdout, 20, 1));
+        let page = html_report(&campaign_report("c1", rows).expect("report")).expect("page");
+        let table = page
+            .split("<table class=\"arms-by-day\">")
+            .nth(1)
+            .expect("the arms by day");
+        assert!(
+            table.contains(
+                "<th scope=\"row\">2026-03-04</th><td>80</td><td>20</td><td>20</td><td>1</td>"
+            ),
+            "{table}"
+        );
+        assert!(table.contains("+20.0 pp (95% CI"), "{table}");
+        assert!(!html_report(&report())
+            .expect("page")
+            .contains("arms-by-day"));
     }
 
     #[test]

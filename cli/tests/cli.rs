@@ -1818,3 +1818,191 @@ async fn a_plan_killed_midway_dispatched_and_run_again_makes_k_offers_per_user()
     assert!(bed.scan(REJECTED).await.is_empty(), "no row rejected");
     assert!(bed.scan(PENDING).await.is_empty(), "every row consumed");
 }
+
+/// `campaign simulate --world behaviour`, small: a line per policy (the
+/// engine with profiles first) and the JSON summary's shape. The ordering
+/// itself needs a larger world: `behaviour_world`'s release test and
+/// docs/selection.md.
+#[test]
+fn the_behaviour_world_prints_every_policy() {
+    let small = [
+        "campaign",
+        "simulate",
+        "--world",
+        "behaviour",
+        "--users",
+        "150",
+        "--days",
+        "7",
+    ];
+    let run = run_offers(&small);
+    assert_eq!(run.code, 0, "{run:?}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("world behaviour: 12 offers, 150 users"),
+        "{run:?}"
+    );
+    for (line, policy) in lines[2..7].iter().zip([
+        "engine with profiles",
+        "engine without profiles",
+        "context-free thompson",
+        "uniform random",
+        "oracle",
+    ]) {
+        assert!(line.starts_with(policy), "{line}");
+        assert_eq!(line[26..].split_whitespace().count(), 5, "{line}");
+    }
+    let run = run_offers(&[&small[..], &["--json"]].concat());
+    assert_eq!(run.code, 0, "{run:?}");
+    let summary: Value = serde_json::from_str(&run.stdout).expect("one JSON object");
+    assert_eq!(summary["world"]["kind"], "behaviour");
+    let policies = summary["policies"].as_array().expect("policies");
+    assert_eq!(policies.len(), 5);
+    let visits = summary["world"]["visits"].as_u64().expect("visits");
+    assert!(policies.iter().all(|p| p["visits"] == visits), "{summary}");
+    assert_eq!(policies[4]["vsOracle"], 1.0);
+    let export = run_offers(&[&small[..], &["--export", "/dev/null"]].concat());
+    assert_eq!(export.code, 2, "{export:?}");
+}
+
+/// `offers report` of an always-on campaign with a holdout: visits through
+/// UserVisitsFunction's handler, their pending rows through the
+/// dispatcher's, some offers redeemed, the offers table's stream through
+/// the statistics function's; the report shows both arms per offer, the
+/// lift, and each day's arms with that day's lift.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_always_on_campaign_reports_its_arms_lift_and_days() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    let definition = always_on_definition(json!({"campaignId": "camp-aor", "holdout": 0.5}));
+    let run = put_definition(&bed, "aor.json", &definition);
+    assert_eq!(run.code, 0, "{run:?}");
+
+    let mut transactions = bed.transactions_stream().await;
+    let mut pending = bed.stream().await;
+    let mut offers_stream = bed.offers_stream().await;
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    for user in 0..24 {
+        let id = format!("aor-{user}");
+        bed.put(
+            TRANSACTIONS,
+            transaction(&id, &format!("us-east-1:aor-{user}"), 14.0, &now),
+        )
+        .await;
+    }
+    let mut records = Vec::new();
+    while records.len() < 24 {
+        let new = transactions.read_new().await.expect("transactions stream");
+        assert!(!new.is_empty(), "every transaction on the stream");
+        records.extend(inserts(&new));
+    }
+    let visits = bed.visits(&[("ALWAYS_ON_CACHE_SECONDS", "0")]);
+    deliver_until_none_fail(&records, |batch| invoke_visits(&visits, batch)).await;
+    let rows = pending.read_new().await.expect("pending stream");
+    let dispatcher = bed.dispatcher(&[]);
+    deliver_until_none_fail(&rows, |batch| invoke(&dispatcher, batch)).await;
+
+    // Redeem every other selected offer and one held-out one.
+    let made = bed.scan(OFFERS).await;
+    assert_eq!(made.len(), 24, "one offer per visit");
+    let (mut selected, mut holdout) = (0, 0);
+    let (mut selected_redeemed, mut holdout_redeemed) = (0, 0);
+    for offer in &made {
+        let held_out = offer["selection"]["holdout"] == json!(true);
+        let redeem = if held_out {
+            holdout += 1;
+            holdout_redeemed == 0
+        } else {
+            selected += 1;
+            selected % 2 == 1
+        };
+        if !redeem {
+            continue;
+        }
+        if held_out {
+            holdout_redeemed += 1;
+        } else {
+            selected_redeemed += 1;
+        }
+        let redemption = AttributeValue::M(HashMap::from([
+            ("orderId".to_owned(), AttributeValue::S("o1".into())),
+            ("totalCost".to_owned(), AttributeValue::N("14".into())),
+            ("redeemedAt".to_owned(), AttributeValue::S(now.clone())),
+        ]));
+        bed.client
+            .update_item()
+            .table_name(bed.table(OFFERS))
+            .key(
+                "userId",
+                AttributeValue::S(offer["userId"].as_str().expect("user").into()),
+            )
+            .key(
+                "personalizedOfferId",
+                AttributeValue::S(offer["personalizedOfferId"].as_str().expect("id").into()),
+            )
+            .update_expression("SET redemptionCount = :one, redemptions = :uses")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(
+                ":uses",
+                AttributeValue::M(HashMap::from([("o1".to_owned(), redemption)])),
+            )
+            .send()
+            .await
+            .expect("redeemed");
+    }
+    assert!(
+        selected > 0 && holdout > 0,
+        "both arms: {selected}/{holdout}"
+    );
+    let mut changes = Vec::new();
+    while changes.len() < 24 + selected_redeemed + holdout_redeemed {
+        let new = offers_stream.read_new().await.expect("offers stream");
+        assert!(!new.is_empty(), "every insert and redemption on the stream");
+        changes.extend(new);
+    }
+    let stats = bed.stats(&[]);
+    deliver_until_none_fail(&changes, |batch| invoke_stats(&stats, batch)).await;
+
+    let day = made[0]["createdAt"].as_str().expect("createdAt")[..10].to_owned();
+    let run = offers(&bed, &["report", "camp-aor", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let body: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(body["totals"]["selected"]["assigned"], selected);
+    assert_eq!(body["totals"]["holdout"]["assigned"], holdout);
+    assert_eq!(body["totals"]["selected"]["redeemed"], selected_redeemed);
+    assert!(body["lift"]["totals"]["ci95"].is_array(), "{body}");
+    let days = body["armsByDay"].as_array().expect("armsByDay");
+    assert_eq!(days.len(), 1, "{body}");
+    assert_eq!(days[0]["day"], json!(day));
+    assert_eq!(days[0]["selected"]["assigned"], selected);
+    assert_eq!(days[0]["selected"]["redeemed"], selected_redeemed);
+    assert_eq!(days[0]["holdout"]["assigned"], holdout);
+    assert_eq!(days[0]["holdout"]["redeemed"], holdout_redeemed);
+    let expected =
+        selected_redeemed as f64 / selected as f64 - holdout_redeemed as f64 / holdout as f64;
+    let difference = days[0]["lift"]["difference"]
+        .as_f64()
+        .expect("the day's lift");
+    assert!((difference - expected).abs() < 1e-9, "{body}");
+
+    let table = offers(&bed, &["report", "camp-aor"]);
+    assert_eq!(table.code, 0, "{table:?}");
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    assert!(
+        lines.iter().any(|l| l.trim_start().starts_with("holdout")),
+        "{table:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("redemption-rate lift")),
+        "{table:?}"
+    );
+    let at = lines
+        .iter()
+        .position(|l| *l == "by day the offers were made, per arm:")
+        .expect("the days' table");
+    assert!(lines[at + 1].starts_with("made on"), "{table:?}");
+    assert!(
+        lines[at + 2].starts_with(&day) && lines[at + 2].contains("pp (95% CI"),
+        "{table:?}"
+    );
+}

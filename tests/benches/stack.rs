@@ -69,13 +69,9 @@ async fn wait_until_nothing_pending(client: &aws_sdk_dynamodb::Client, table: &s
     }
 }
 
-fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1_000.0
+/// Whether an app's list holds an offer.
+fn listed_offer(status: u16, body: &Value) -> bool {
+    status == 200 && body["offers"].as_array().is_some_and(|o| !o.is_empty())
 }
 
 #[tokio::main]
@@ -137,17 +133,14 @@ async fn main() {
             .send()
             .await
             .expect("put pending row");
-        loop {
-            let (status, body) = stack.get("/rewards/offers", &user);
-            if status == 200 && body["offers"].as_array().is_some_and(|o| !o.is_empty()) {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "offer never visible"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        stack.poll_until(
+            "/rewards/offers",
+            &user,
+            "",
+            started,
+            Duration::from_secs(30),
+            listed_offer,
+        );
         latencies.push(started.elapsed());
     }
     latencies.sort();

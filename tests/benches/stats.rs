@@ -227,15 +227,6 @@ async fn measure(side: Side) -> (Duration, usize, usize) {
     (elapsed, records.len(), written)
 }
 
-fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1_000.0
-}
-
 async fn event_to_visible() -> Vec<Duration> {
     let dir = std::env::temp_dir().join(format!("offers-stats-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -18,7 +18,7 @@ use offers_local::{
 };
 use offers_shared::config::Env;
 use offers_shared::dynamo::dynamodb_client;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -233,6 +233,23 @@ impl TestBed {
         StreamReader::open(&self.sdk, &self.client, self.table(TRANSACTIONS))
             .await
             .expect("transactions stream")
+    }
+
+    /// Plain offers (no rules) and their templates (`tpl-<id>`).
+    pub async fn load_plain_offers(&self, offer_ids: &[&str]) {
+        for offer in offer_ids {
+            let template = format!("tpl-{offer}");
+            self.put(
+                CATALOG,
+                json!({"id": offer, "kind": "configOffer", "name": offer, "templateId": template, "rules": {}}),
+            )
+            .await;
+            self.put(
+                CATALOG,
+                json!({"id": template, "kind": "offerTemplate", "configOfferId": offer, "rules": []}),
+            )
+            .await;
+        }
     }
 
     pub async fn load_sample_catalog(&self) {

@@ -89,6 +89,17 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The duration at `fraction` of sorted durations (0.5: the median).
+pub fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// A duration in milliseconds.
+pub fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1_000.0
+}
+
 /// User and system CPU time of a process (for the benches).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CpuTime {
@@ -283,6 +294,30 @@ impl LocalStack {
             String::from_utf8_lossy(&output.stdout).into_owned()
                 + &String::from_utf8_lossy(&output.stderr),
         )
+    }
+
+    /// Polls `GET path` as `user` (of `groups`) every 5 ms until `ready`
+    /// holds of its status and body; panics `limit` after `started`.
+    pub fn poll_until(
+        &self,
+        path: &str,
+        user: &str,
+        groups: &str,
+        started: Instant,
+        limit: Duration,
+        ready: impl Fn(u16, &Value) -> bool,
+    ) {
+        loop {
+            let (status, body) = self.get_as(path, user, groups);
+            if ready(status, &body) {
+                return;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{path} as {user}: not ready after {limit:?}: {status} {body}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// A GET over HTTP with the local identity header: status and JSON body.

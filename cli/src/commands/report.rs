@@ -7,7 +7,7 @@ use crate::cli::ReportArgs;
 use crate::error::CliError;
 use crate::output::say;
 use crate::report_html::html_report;
-use offers_shared::domain::campaign_stats::{redemption_lift, CampaignReport, Counts, Lift};
+use offers_shared::domain::campaign_stats::{redemption_lift, CampaignReport, Counts};
 use offers_shared::dynamo::CampaignStatsTable;
 use serde_json::{json, Value};
 
@@ -46,11 +46,22 @@ pub async fn run(args: ReportArgs, connection: &Connection) -> Result<(), CliErr
 }
 
 /// The support API's body, plus `redemptionsByDay` and, with selection,
-/// `lift` (of the totals and of each offer).
+/// `lift` (of the totals and of each offer) and `armsByDay` (per day the
+/// offers were made: each arm's counts and the day's lift).
 pub fn report_json(report: &CampaignReport) -> Value {
     let mut body = report.to_json();
     body["redemptionsByDay"] = json!(report.days);
     if report.uses_selection {
+        body["armsByDay"] = json!(report
+            .arm_days
+            .iter()
+            .map(|day| json!({
+                "day": day.day,
+                "selected": day.selected,
+                "holdout": day.holdout,
+                "lift": day.lift(),
+            }))
+            .collect::<Vec<_>>());
         body["lift"] = json!({
             "totals": redemption_lift(&report.totals.selected, &report.totals.holdout),
             "offers": report.offers.iter().map(|offer| json!({
@@ -93,19 +104,61 @@ fn row(label: &str, counts: &Counts) -> Vec<String> {
     ]
 }
 
-/// The lift as text: `+4.2 pp (95% CI -1.0 to +9.4 pp), relative +35%`.
-pub fn lift_text(lift: &Lift) -> String {
-    let pp = |value: f64| format!("{:+.1} pp", value * 100.0);
-    let relative = lift
-        .relative
-        .map(|relative| format!(", relative {:+.0}%", relative * 100.0))
-        .unwrap_or_default();
-    format!(
-        "{} (95% CI {} to {}){relative}",
-        pp(lift.difference),
-        pp(lift.ci95[0]),
-        pp(lift.ci95[1])
-    )
+/// Rows as lines, columns aligned: the first to the left, the others to
+/// the right.
+fn aligned(rows: &[Vec<String>]) -> Vec<String> {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|column| {
+            rows.iter()
+                .filter_map(|row| row.get(column))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    rows.iter()
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                .map(|(column, (cell, width))| {
+                    if column == 0 {
+                        format!("{cell:<width$}")
+                    } else {
+                        format!("{cell:>width$}")
+                    }
+                })
+                .collect();
+            cells.join("  ").trim_end().to_owned()
+        })
+        .collect()
+}
+
+/// Each day's arms (the offers made that day) and the day's lift.
+fn arms_by_day(report: &CampaignReport) -> Vec<String> {
+    let mut rows = vec![[
+        "made on", "selected", "redeemed", "rate", "holdout", "redeemed", "rate", "lift",
+    ]
+    .map(str::to_owned)
+    .to_vec()];
+    for day in &report.arm_days {
+        rows.push(vec![
+            day.day.clone(),
+            day.selected.assigned.to_string(),
+            day.selected.redeemed.to_string(),
+            rate(day.selected.redeemed, day.selected.assigned),
+            day.holdout.assigned.to_string(),
+            day.holdout.redeemed.to_string(),
+            rate(day.holdout.redeemed, day.holdout.assigned),
+            day.lift()
+                .map_or_else(|| "-".to_owned(), |lift| lift.to_string()),
+        ]);
+    }
+    let mut lines = vec!["by day the offers were made, per arm:".to_owned()];
+    lines.extend(aligned(&rows));
+    lines
 }
 
 /// The report as a table: one row per offer (and per arm with selection),
@@ -139,42 +192,22 @@ pub fn render(report: &CampaignReport) -> Vec<String> {
         add(&offer.offer_id, offer);
     }
     add("TOTAL", &report.totals);
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|column| {
-            rows.iter()
-                .map(|row| row[column].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
     let mut lines = vec![format!("campaign {}", report.campaign_id)];
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(column, (cell, width))| {
-                if column == 0 {
-                    format!("{cell:<width$}")
-                } else {
-                    format!("{cell:>width$}")
-                }
-            })
-            .collect();
-        lines.push(cells.join("  ").trim_end().to_owned());
-    }
+    lines.extend(aligned(&rows));
     if report.offers.is_empty() {
         lines.push("(no offer of this campaign has been counted)".to_owned());
     }
     if report.uses_selection {
         match redemption_lift(&report.totals.selected, &report.totals.holdout) {
             Some(lift) => lines.push(format!(
-                "redemption-rate lift of selected over holdout: {}",
-                lift_text(&lift)
+                "redemption-rate lift of selected over holdout: {lift}"
             )),
             None => lines.push(
                 "redemption-rate lift: not computable (an arm has no offer assigned)".to_owned(),
             ),
+        }
+        if !report.arm_days.is_empty() {
+            lines.extend(arms_by_day(report));
         }
     }
     lines
@@ -208,6 +241,22 @@ mod tests {
                 (key("co-a", Arm::All), counts(100, 20)),
                 (key("co-a", Arm::Selected), counts(90, 19)),
                 (key("co-a", Arm::Holdout), counts(10, 1)),
+                (
+                    CounterKey::ArmDay {
+                        campaign_id: "c1".into(),
+                        day: "2026-03-04".into(),
+                        arm: Arm::Selected,
+                    },
+                    counts(90, 19),
+                ),
+                (
+                    CounterKey::ArmDay {
+                        campaign_id: "c1".into(),
+                        day: "2026-03-04".into(),
+                        arm: Arm::Holdout,
+                    },
+                    counts(10, 1),
+                ),
             ],
         )
         .expect("report")
@@ -225,8 +274,15 @@ mod tests {
             "the discounts of 20 uses: {lines:?}"
         );
         assert!(lines.iter().any(|l| l.trim_start().starts_with("holdout")));
-        let lift = lines.last().expect("lift");
+        let lift = lines
+            .iter()
+            .find(|l| l.starts_with("redemption-rate lift"))
+            .expect("lift");
         assert!(lift.contains("+11.1 pp (95% CI"), "{lift}");
+        let day = lines.last().expect("a day");
+        assert!(day.starts_with("2026-03-04"), "{lines:?}");
+        assert!(day.contains("21.1%") && day.contains("10.0%"), "{day}");
+        assert!(day.contains("+11.1 pp (95% CI"), "{day}");
     }
 
     #[test]
@@ -237,5 +293,8 @@ mod tests {
         assert_eq!(json["totals"]["discountValue"], 15.0);
         assert!(json["lift"]["totals"]["ci95"].is_array());
         assert_eq!(json["redemptionsByDay"], json!([]));
+        assert_eq!(json["armsByDay"][0]["day"], "2026-03-04");
+        assert_eq!(json["armsByDay"][0]["holdout"]["assigned"], 10);
+        assert!(json["armsByDay"][0]["lift"]["ci95"].is_array());
     }
 }

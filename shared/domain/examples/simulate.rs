@@ -3,7 +3,12 @@
 //! SDK) in release. `cargo run --release -p offers-domain --example
 //! simulate -- WORLD SEED USERS DAYS [--export FILE] [NAME=VALUE...]`
 //! prints the summary as one JSON line (scripts/bench-vw.sh uses it).
+//! WORLD `behaviour` plays the always-on campaign visit by visit
+//! (`offers_domain::behaviour_world`; `--export` does not apply to it).
 
+use offers_domain::behaviour_world::{
+    behaviour_summary, simulate_behaviour, BehaviourConfig, BehaviourWorld,
+};
 use offers_domain::selection::simulate::{
     simulate, summary, write_world, Tuning, World, WorldConfig, WorldKind,
 };
@@ -14,7 +19,6 @@ fn main() -> Result<(), String> {
     let [kind, seed, users, days, rest @ ..] = args.as_slice() else {
         return Err("usage: simulate WORLD SEED USERS DAYS [--export FILE] [NAME=VALUE...]".into());
     };
-    let kind = WorldKind::parse(kind).ok_or(format!("unknown world {kind:?}"))?;
     let number = |text: &str| {
         text.parse::<u64>()
             .map_err(|err| format!("{text:?}: {err}"))
@@ -29,6 +33,18 @@ fn main() -> Result<(), String> {
             tuning.parse_setting(arg)?;
         }
     }
+    if kind == "behaviour" {
+        let world = BehaviourWorld::new(BehaviourConfig {
+            seed: number(seed)?,
+            users: number(users)?,
+            days: number(days)?,
+            tuning,
+            ..BehaviourConfig::default()
+        });
+        println!("{}", behaviour_summary(&world, &simulate_behaviour(&world)));
+        return Ok(());
+    }
+    let kind = WorldKind::parse(kind).ok_or(format!("unknown world {kind:?}"))?;
     let world = World::new(WorldConfig {
         seed: number(seed)?,
         users: number(users)?,

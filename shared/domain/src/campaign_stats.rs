@@ -200,6 +200,15 @@ pub enum CounterKey {
         offer_id: String,
         day: String,
     },
+    /// A campaign's counts of one arm (selected or holdout) for the offers
+    /// made on one day (UTC, `yyyy-mm-dd` of `createdAt`): each day's
+    /// cohort, whose later views and redemptions count on it, so that the
+    /// arms of a day compare offers of the same age.
+    ArmDay {
+        campaign_id: String,
+        day: String,
+        arm: Arm,
+    },
     /// What selection learns from, across campaigns: one offer overall, or
     /// the offers shown to users with one value of a context attribute.
     Learning {
@@ -262,6 +271,8 @@ pub struct OfferFacts {
     pub holdout: Option<bool>,
     /// The counted attributes of `selection.context`, by name.
     pub context: Vec<(String, String)>,
+    /// The UTC day (`yyyy-mm-dd`) the offer was made on (`createdAt`).
+    pub made_on: Option<String>,
     /// What could not be read and is not counted; everything else is.
     pub unread: Vec<StatsProblem>,
 }
@@ -448,6 +459,9 @@ pub fn read_offer_image(image: &Map<String, Value>) -> Result<OfferFacts, StatsP
         redemptions,
         holdout,
         context,
+        made_on: wire_text(image.get("createdAt"))
+            .and_then(parse_timestamp)
+            .map(|at| at.format("%Y-%m-%d").to_string()),
         unread,
     })
 }
@@ -496,10 +510,19 @@ pub fn contribution(offer: &OfferFacts) -> Result<Deltas, StatsProblem> {
             arm,
         };
         add_into(&mut deltas, campaign(Arm::All), &counts)?;
-        match offer.holdout {
-            Some(true) => add_into(&mut deltas, campaign(Arm::Holdout), &counts)?,
-            Some(false) => add_into(&mut deltas, campaign(Arm::Selected), &counts)?,
-            None => {}
+        let arm = offer
+            .holdout
+            .map(|holdout| if holdout { Arm::Holdout } else { Arm::Selected });
+        if let Some(arm) = arm {
+            add_into(&mut deltas, campaign(arm), &counts)?;
+            if let Some(day) = &offer.made_on {
+                let cohort = CounterKey::ArmDay {
+                    campaign_id: campaign_id.clone(),
+                    day: day.clone(),
+                    arm,
+                };
+                add_into(&mut deltas, cohort, &counts)?;
+            }
         }
         for redemption in counted.iter().filter(|r| r.day.is_some()) {
             let day = CounterKey::Day {
@@ -597,6 +620,21 @@ fn serialize_amount<S: Serializer>(value: &Decimal, serializer: S) -> Result<S::
     order_value_number(*value).serialize(serializer)
 }
 
+/// A campaign's arms on one day: the offers made that day, by arm.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ArmDayStats {
+    pub day: String,
+    pub selected: Counts,
+    pub holdout: Counts,
+}
+
+impl ArmDayStats {
+    /// The lift of the day's cohort; `None` when an arm has no offer.
+    pub fn lift(&self) -> Option<Lift> {
+        redemption_lift(&self.selected, &self.holdout)
+    }
+}
+
 /// A campaign's statistics, as the API and the CLI show them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CampaignReport {
@@ -608,6 +646,8 @@ pub struct CampaignReport {
     pub uses_selection: bool,
     /// By day, then offer.
     pub days: Vec<DayStats>,
+    /// With selection: by day the offers were made, each arm's counts.
+    pub arm_days: Vec<ArmDayStats>,
 }
 
 /// Builds the report from a campaign's stored counters (any order). Counters
@@ -618,6 +658,7 @@ pub fn campaign_report(
 ) -> Result<CampaignReport, StatsProblem> {
     let mut offers: BTreeMap<String, OfferStats> = BTreeMap::new();
     let mut days: BTreeMap<(String, String), Counts> = BTreeMap::new();
+    let mut arm_days: BTreeMap<String, ArmDayStats> = BTreeMap::new();
     let mut uses_selection = false;
     for (key, counts) in counters {
         match key {
@@ -646,6 +687,21 @@ pub fn campaign_report(
                 day,
             } if of == campaign_id => {
                 let slot = days.entry((day, offer_id)).or_default();
+                *slot = slot.checked_add(&counts).ok_or(StatsProblem::Overflow)?;
+            }
+            CounterKey::ArmDay {
+                campaign_id: of,
+                day,
+                arm,
+            } if of == campaign_id => {
+                let entry = arm_days.entry(day.clone()).or_insert_with(|| ArmDayStats {
+                    day,
+                    ..ArmDayStats::default()
+                });
+                let slot = match arm {
+                    Arm::Holdout => &mut entry.holdout,
+                    Arm::Selected | Arm::All => &mut entry.selected,
+                };
                 *slot = slot.checked_add(&counts).ok_or(StatsProblem::Overflow)?;
             }
             _ => {}
@@ -681,6 +737,10 @@ pub fn campaign_report(
                 order_value: counts.order_value,
                 discount_value: counts.discount_value,
             })
+            .collect(),
+        arm_days: arm_days
+            .into_values()
+            .filter(|day| !day.selected.is_zero() || !day.holdout.is_zero())
             .collect(),
     })
 }
@@ -733,6 +793,24 @@ pub struct Lift {
     pub ci95: [f64; 2],
     /// `selected_rate / holdout_rate - 1`, when the holdout rate is not 0.
     pub relative: Option<f64>,
+}
+
+/// `+4.2 pp (95% CI -1.0 to +9.4 pp), relative +35%`.
+impl std::fmt::Display for Lift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let pp = |value: f64| format!("{:+.1} pp", value * 100.0);
+        write!(
+            f,
+            "{} (95% CI {} to {})",
+            pp(self.difference),
+            pp(self.ci95[0]),
+            pp(self.ci95[1])
+        )?;
+        if let Some(relative) = self.relative {
+            write!(f, ", relative {:+.0}%", relative * 100.0)?;
+        }
+        Ok(())
+    }
 }
 
 /// z for a two-sided 95% interval.
@@ -892,6 +970,79 @@ mod tests {
         holdout["selection"]["M"]["holdout"] = json!({"BOOL": true});
         let deltas = record_deltas(None, Some(&facts(holdout))).expect("deltas");
         assert_eq!(deltas[&key(Arm::Holdout)].assigned, 1);
+    }
+
+    #[test]
+    fn selected_offers_count_in_their_arm_on_the_day_they_were_made() {
+        let mut made = assigned("c1");
+        made["createdAt"] = json!({"S": "2026-03-04T23:59:00Z"});
+        made["selection"] = json!({"M": {"holdout": {"BOOL": true}}});
+        let cohort = CounterKey::ArmDay {
+            campaign_id: "c1".into(),
+            day: "2026-03-04".into(),
+            arm: Arm::Holdout,
+        };
+        let deltas = record_deltas(None, Some(&facts(made.clone()))).expect("deltas");
+        assert_eq!(deltas[&cohort].assigned, 1);
+        // Redeemed two days later: on the day it was made, as a redemption
+        // of that day's cohort.
+        let mut redeemed = made.clone();
+        redeemed["redemptionCount"] = json!({"N": "1"});
+        redeemed["redemptions"] = json!({"M": {"o1": {"M": {"totalCost": {"N": "12.5"},
+            "redeemedAt": {"S": "2026-03-06T10:00:00Z"}}}}});
+        let deltas =
+            record_deltas(Some(&facts(made.clone())), Some(&facts(redeemed))).expect("deltas");
+        assert_eq!(deltas[&cohort].redeemed, 1);
+        assert_eq!(deltas[&cohort].assigned, 0);
+        // Without selection, or without a readable createdAt: no cohort.
+        let plain = assigned("c1");
+        let deltas = record_deltas(None, Some(&facts(plain))).expect("deltas");
+        assert!(!deltas
+            .keys()
+            .any(|k| matches!(k, CounterKey::ArmDay { .. })));
+        made["createdAt"] = json!({"S": "yesterday"});
+        let deltas = record_deltas(None, Some(&facts(made))).expect("deltas");
+        assert!(!deltas
+            .keys()
+            .any(|k| matches!(k, CounterKey::ArmDay { .. })));
+    }
+
+    #[test]
+    fn the_report_has_each_days_arms_and_their_lift() {
+        let cohort = |day: &str, arm| CounterKey::ArmDay {
+            campaign_id: "c1".into(),
+            day: day.into(),
+            arm,
+        };
+        let rate = |assigned, redeemed| Counts {
+            assigned,
+            redeemed,
+            ..Counts::default()
+        };
+        let report = campaign_report(
+            "c1",
+            vec![
+                (cohort("2026-03-05", Arm::Selected), rate(90, 18)),
+                (cohort("2026-03-04", Arm::Selected), rate(80, 20)),
+                (cohort("2026-03-04", Arm::Holdout), rate(20, 1)),
+                (
+                    CounterKey::ArmDay {
+                        campaign_id: "other".into(),
+                        day: "2026-03-04".into(),
+                        arm: Arm::Holdout,
+                    },
+                    rate(5, 5),
+                ),
+            ],
+        )
+        .expect("report");
+        let days: Vec<&str> = report.arm_days.iter().map(|d| d.day.as_str()).collect();
+        assert_eq!(days, ["2026-03-04", "2026-03-05"]);
+        assert_eq!(report.arm_days[0].holdout, rate(20, 1));
+        let lift = report.arm_days[0].lift().expect("both arms");
+        assert!((lift.difference - 0.2).abs() < 1e-9, "{lift:?}");
+        assert!(lift.to_string().starts_with("+20.0 pp (95% CI"), "{lift}");
+        assert_eq!(report.arm_days[1].lift(), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod always_on;
 pub mod amount;
 pub mod assignment;
 pub mod assignment_ids;
+pub mod behaviour_world;
 pub mod campaign;
 pub mod campaign_stats;
 pub mod canonical;

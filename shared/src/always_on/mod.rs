@@ -14,7 +14,8 @@
 //!   once when the campaign's version changes): the statistics a choice
 //!   uses are at most that old. The visit that finds an entry stale reads
 //!   it again (a plain TTL cache: Lambda freezes the process between
-//!   invocations, so a background refresh would not run when it should);
+//!   invocations, so a background refresh would not run when it should),
+//!   one at a time: visits in flight meanwhile keep the engine they have;
 //! - the pool's catalog entries (config offers) for [`CATALOG_TTL`]: an
 //!   offer deleted from the catalog is skipped and reported.
 //!
@@ -123,6 +124,9 @@ struct CachedEngine {
     read_at: Instant,
     version: u64,
     engine: Arc<Mutex<Engine>>,
+    /// A visit is reading the statistics again: the others keep this
+    /// engine meanwhile.
+    refreshing: bool,
 }
 
 /// The chooser with its caches: one per warm function.
@@ -297,21 +301,40 @@ impl<A: AlwaysOnStore, T: SelectionStatsReader, C: CatalogReader> AlwaysOnChoose
         campaign: &AlwaysOnCampaign,
         run: &Run,
     ) -> Result<Arc<Mutex<Engine>>, StoreError> {
-        if let Some(cached) = locked(&self.engines).get(&campaign.campaign_id) {
-            if cached.version == campaign.version && cached.read_at.elapsed() < self.statistics_ttl
-            {
-                return Ok(Arc::clone(&cached.engine));
+        if let Some(cached) = locked(&self.engines).get_mut(&campaign.campaign_id) {
+            if cached.version == campaign.version {
+                // One refresh at a time: the first visit that finds the
+                // engine stale reads the statistics again; the visits in
+                // flight meanwhile keep the engine they have (its
+                // statistics older by one read at most), rather than each
+                // reading and building an engine and its mixtures of its own.
+                if cached.read_at.elapsed() < self.statistics_ttl || cached.refreshing {
+                    return Ok(Arc::clone(&cached.engine));
+                }
+                cached.refreshing = true;
             }
         }
-        let read = run
+        let built = match run
             .call(self.stats.learning_counters(&campaign.pool_ids()))
-            .await?;
-        // The definition was checked when it was put: an engine error here
-        // is a stored campaign no engine can run, not a transient one.
-        let engine = campaign.engine(&read.counters).map_err(|err| {
-            StoreError::Corrupt(format!("campaign {}: {err}", campaign.campaign_id))
-        })?;
-        let engine = Arc::new(Mutex::new(engine));
+            .await
+        {
+            // The definition was checked when it was put: an engine error
+            // here is a stored campaign no engine can run, not a transient one.
+            Ok(read) => campaign.engine(&read.counters).map_err(|err| {
+                StoreError::Corrupt(format!("campaign {}: {err}", campaign.campaign_id))
+            }),
+            Err(error) => Err(error),
+        };
+        let engine = match built {
+            Ok(engine) => Arc::new(Mutex::new(engine)),
+            Err(error) => {
+                // The next visit tries again.
+                if let Some(cached) = locked(&self.engines).get_mut(&campaign.campaign_id) {
+                    cached.refreshing = false;
+                }
+                return Err(error);
+            }
+        };
         let mut engines = locked(&self.engines);
         // Campaigns come and go: drop engines of campaigns not seen for long.
         engines.retain(|_, cached| cached.read_at.elapsed() < self.statistics_ttl * 10);
@@ -321,6 +344,7 @@ impl<A: AlwaysOnStore, T: SelectionStatsReader, C: CatalogReader> AlwaysOnChoose
                 read_at: Instant::now(),
                 version: campaign.version,
                 engine: Arc::clone(&engine),
+                refreshing: false,
             },
         );
         Ok(engine)

@@ -315,3 +315,54 @@ async fn an_outage_fails_the_record_and_its_retry_assigns() {
     assert_eq!(retried.count(VisitKind::Duplicate), 1, "the profile had it");
     assert_eq!(rows(&visits).len(), 1, "the chooser ran on the retry");
 }
+
+/// Learning counters read slowly (a yield before the answer), counted.
+#[derive(Default)]
+struct SlowCountedStats {
+    reads: std::sync::atomic::AtomicUsize,
+}
+
+impl SelectionStatsReader for SlowCountedStats {
+    async fn learning_counters(
+        &self,
+        offer_ids: &[String],
+    ) -> Result<crate::ports::LearningCounters, StoreError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        tokio::task::yield_now().await;
+        MemorySelectionStats::default()
+            .learning_counters(offer_ids)
+            .await
+    }
+}
+
+#[tokio::test]
+async fn visits_in_flight_during_a_refresh_keep_the_engine_they_have() {
+    // Statistics stale at once: without one refresh at a time, each of the
+    // eight visits would read them.
+    let visits = UserVisits::with_after(
+        ProfileMemoryStore::new(),
+        AlwaysOnChooser::with_ttls(
+            AlwaysOnMemoryStore::new(vec![campaign("always", 1, 0.0, false)]),
+            SlowCountedStats::default(),
+            catalog(&["co-a", "co-b", "co-c"]),
+            Duration::from_secs(60),
+            Duration::ZERO,
+        ),
+        RunnerSettings {
+            concurrency: 8,
+            deadline_margin: Duration::from_millis(500),
+        },
+    );
+    visits
+        .process_batch(vec![visit(1, "t0", "u0", Utc::now())], None)
+        .await;
+    let reads = || visits.after().stats.reads.load(Ordering::SeqCst);
+    assert_eq!(reads(), 1);
+    let batch = (1..=8)
+        .map(|n| visit(1 + n, &format!("t{n}"), &format!("u{n}"), Utc::now()))
+        .collect();
+    let report = visits.process_batch(batch, None).await;
+    assert_eq!(report.count(VisitKind::Counted), 8);
+    assert_eq!(visits.after().store().state().pending.len(), 9);
+    assert!(reads() < 1 + 8, "one refresh at a time: {} reads", reads());
+}

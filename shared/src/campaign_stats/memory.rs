@@ -96,7 +96,8 @@ impl CampaignStatsStore for MemoryStatsStore {
             .iter()
             .filter(|(key, _)| match key {
                 CounterKey::Campaign { campaign_id: c, .. }
-                | CounterKey::Day { campaign_id: c, .. } => c == campaign_id,
+                | CounterKey::Day { campaign_id: c, .. }
+                | CounterKey::ArmDay { campaign_id: c, .. } => c == campaign_id,
                 CounterKey::Learning { .. } => false,
             })
             .map(|(key, counts)| (key.clone(), *counts))

@@ -4,6 +4,8 @@
 //!
 //! - campaign counters: `pk = campaign#<campaignId>`, `sk = offer#<offerId>#<arm>`;
 //! - redemptions by day: `pk = campaign#<campaignId>`, `sk = day#<yyyy-mm-dd>#<offerId>`;
+//! - each arm's offers made on a day (selection only): `pk = campaign#<campaignId>`,
+//!   `sk = cohort#<yyyy-mm-dd>#<arm>`;
 //! - learning counters: `pk = offer#<offerId>`, `sk = overall` or
 //!   `attr#<attribute>#<value>`;
 //! - markers: `pk = applied#<eventID>[#part]`, `sk = applied`, with a `ttl`.
@@ -63,6 +65,19 @@ fn counter_item(key: &CounterKey) -> (String, String, Vec<(&'static str, String)
                 ("campaignId", campaign_id.clone()),
                 ("offerId", offer_id.clone()),
                 ("day", day.clone()),
+            ],
+        ),
+        CounterKey::ArmDay {
+            campaign_id,
+            day,
+            arm,
+        } => (
+            campaign_partition(campaign_id),
+            format!("cohort#{day}#{}", arm.as_str()),
+            vec![
+                ("campaignId", campaign_id.clone()),
+                ("day", day.clone()),
+                ("arm", arm.as_str().to_owned()),
             ],
         ),
         CounterKey::Learning {
@@ -161,21 +176,30 @@ fn marker_put(table: &str, marker: &str, now: i64) -> Result<Put, StoreError> {
 fn counter_of(item: &Item) -> Result<Option<(CounterKey, Counts)>, StoreError> {
     let text_of = |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned();
     let corrupt = |what: &str| StoreError::Corrupt(format!("statistics item: {what}"));
-    let (Some(campaign_id), Some(offer_id)) = (text_of("campaignId"), text_of("offerId")) else {
+    let Some(campaign_id) = text_of("campaignId") else {
         return Ok(None);
     };
-    let key = match (text_of("arm"), text_of("day")) {
-        (Some(arm), _) => CounterKey::Campaign {
+    let arm = match text_of("arm") {
+        Some(arm) => Some(Arm::parse(&arm).ok_or_else(|| corrupt("unknown arm"))?),
+        None => None,
+    };
+    let key = match (text_of("offerId"), arm, text_of("day")) {
+        (Some(offer_id), Some(arm), _) => CounterKey::Campaign {
             campaign_id,
             offer_id,
-            arm: Arm::parse(&arm).ok_or_else(|| corrupt("unknown arm"))?,
+            arm,
         },
-        (None, Some(day)) => CounterKey::Day {
+        (Some(offer_id), None, Some(day)) => CounterKey::Day {
             campaign_id,
             offer_id,
             day,
         },
-        (None, None) => return Ok(None),
+        (None, Some(arm), Some(day)) => CounterKey::ArmDay {
+            campaign_id,
+            day,
+            arm,
+        },
+        _ => return Ok(None),
     };
     let mut counts = Counts::default();
     for name in COUNT_NAMES {

@@ -85,7 +85,8 @@ impl Tuning {
         self.set(name, value)
     }
 
-    fn apply(&self, config: &mut EngineConfig) {
+    /// Sets the overridden settings on `config`.
+    pub fn apply(&self, config: &mut EngineConfig) {
         let set = |slot: &mut f64, value: Option<f64>| {
             if let Some(value) = value {
                 *slot = value;
