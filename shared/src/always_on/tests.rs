@@ -354,14 +354,14 @@ async fn visits_in_flight_during_a_refresh_keep_the_engine_they_have() {
         },
     );
     visits
-        .process_batch(vec![visit(1, "t0", "u0", Utc::now())], None)
+        .apply_batch(vec![visit(1, "t0", "u0", Utc::now())], None)
         .await;
     let reads = || visits.after().stats.reads.load(Ordering::SeqCst);
     assert_eq!(reads(), 1);
     let batch = (1..=8)
         .map(|n| visit(1 + n, &format!("t{n}"), &format!("u{n}"), Utc::now()))
         .collect();
-    let report = visits.process_batch(batch, None).await;
+    let report = visits.apply_batch(batch, None).await;
     assert_eq!(report.count(VisitKind::Counted), 8);
     assert_eq!(visits.after().store().state().pending.len(), 9);
     assert!(reads() < 1 + 8, "one refresh at a time: {} reads", reads());
