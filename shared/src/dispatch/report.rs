@@ -62,6 +62,10 @@ pub enum Failure {
     StoreDown,
     #[error("not started: too close to the invocation deadline")]
     DeadlineNear,
+    /// The row has a campaign, and which campaigns have an offers budget
+    /// could not be read for the batch.
+    #[error("campaigns' offers budgets not read")]
+    Budgets,
     /// An INSERT without keys: nothing can be written; retrying lets it reach
     /// the on-failure destination instead of vanishing.
     #[error("{0}")]
@@ -77,6 +81,7 @@ impl Failure {
             Failure::EarlierRecordOfKey => "earlier_record_of_key",
             Failure::StoreDown => "store_down",
             Failure::DeadlineNear => "deadline",
+            Failure::Budgets => "budgets",
             Failure::Unusable(_) => "unusable",
         }
     }
@@ -176,6 +181,8 @@ pub struct BatchReport {
     pub catalog_ids: usize,
     /// Whether a write found the store down (the rest was not started).
     pub store_down: bool,
+    /// The offers budgets this batch used, as they stand after it.
+    pub budgets: Vec<(String, crate::ports::OffersBudgetUse)>,
 }
 
 impl BatchReport {

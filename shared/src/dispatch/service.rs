@@ -8,14 +8,17 @@ use super::report::{BatchReport, Earlier, Failure, Outcome, RecordReport};
 use crate::assign::load_catalog;
 use crate::deadline::{within_deadline, Deadline};
 use crate::error::StoreError;
+use crate::activity::NoBudgets;
 use crate::ports::{
-    CatalogReader, DispatchStore, PendingRef, PriorRejection, RejectedRow, WriteOutcome,
+    BudgetedWrite, CatalogReader, DispatchStore, OffersBudgetUse, OffersBudgets, PendingRef,
+    PriorRejection, RejectedRow, WriteOutcome,
 };
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
-use offers_domain::{ReasonCode, Rejection};
-use std::collections::{HashMap, HashSet};
+use offers_domain::{PersonalizedOffer, ReasonCode, Rejection};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -27,9 +30,11 @@ pub struct DispatchSettings {
     pub retention: chrono::Duration,
 }
 
-pub struct Dispatcher<S, C> {
+pub struct Dispatcher<S, C, B = NoBudgets> {
     store: S,
     catalog: C,
+    /// Which campaigns have an offers budget (contract section 14).
+    budgets: B,
     settings: DispatchSettings,
 }
 
@@ -42,15 +47,32 @@ struct Run {
     /// Records whose rejection a read before the writes found absent: their
     /// offers take the two-item common path first.
     rejections_absent: HashSet<Uuid>,
+    /// The campaigns with an offers budget, as the cache lists them; `None`
+    /// when they could not be read (only rows with a campaign need them).
+    offers_budgeted: Option<Arc<HashMap<String, OffersBudgetUse>>>,
+    /// Campaigns whose offers budget an offer of this batch used.
+    budgets_used: Mutex<BTreeSet<String>>,
 }
 
-impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
+impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C, NoBudgets> {
+    /// A dispatcher for which no campaign has an offers budget.
     pub fn new(store: S, catalog: C, settings: DispatchSettings) -> Self {
+        Self::with_budgets(store, catalog, NoBudgets, settings)
+    }
+}
+
+impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> Dispatcher<S, C, B> {
+    pub fn with_budgets(store: S, catalog: C, budgets: B, settings: DispatchSettings) -> Self {
         Self {
             store,
             catalog,
+            budgets,
             settings,
         }
+    }
+
+    pub fn budgets(&self) -> &B {
+        &self.budgets
     }
 
     pub fn store(&self) -> &S {
@@ -89,6 +111,8 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
             deadline: deadline.map(|at| Deadline::new(at, self.settings.deadline_margin)),
             store_down: AtomicBool::new(false),
             rejections_absent: HashSet::new(),
+            offers_budgeted: None,
+            budgets_used: Mutex::new(BTreeSet::new()),
         };
         let mut reports: Vec<Option<RecordReport>> = vec![None; records.len()];
         let mut inserts: Vec<(usize, &InsertRecord)> = Vec::with_capacity(records.len());
@@ -142,11 +166,18 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
             .filter(|(_, _, assignment)| assignment.is_ok())
             .map(|(_, insert, _)| (insert.user_id.as_str(), insert.record_id))
             .collect();
-        let (catalog, rejections_absent) = futures::join!(
+        let with_campaign = parsed.iter().any(|(_, _, assignment)| {
+            assignment
+                .as_ref()
+                .is_ok_and(|assignment| assignment.campaign_id.is_some())
+        });
+        let (catalog, rejections_absent, offers_budgeted) = futures::join!(
             within_deadline(run.deadline, Box::pin(load_catalog(&self.catalog, wanted))),
-            self.rejections_absent(&valid, run.deadline)
+            self.rejections_absent(&valid, run.deadline),
+            self.offers_budgeted(with_campaign, run.deadline)
         );
         run.rejections_absent = rejections_absent;
+        run.offers_budgeted = offers_budgeted;
         let catalog_ids = catalog.as_ref().map_or(0, |catalog| catalog.ids_requested);
         let plans = plan_batch(parsed, &catalog, run.now, self.settings.retention);
 
@@ -158,10 +189,13 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
         for (index, report) in results.into_iter().flatten() {
             reports[index] = Some(report);
         }
+        let budgets_used = std::mem::take(&mut *lock(&run.budgets_used));
+        let budgets = self.budgets_now(budgets_used, run.deadline).await;
         let report = BatchReport {
             records: reports.into_iter().flatten().collect(),
             catalog_ids,
             store_down: run.store_down.load(Ordering::Relaxed),
+            budgets,
         };
         report.log(started.elapsed().as_millis().try_into().unwrap_or(u64::MAX));
         report
@@ -186,6 +220,48 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
                 HashSet::new()
             }
         }
+    }
+
+    /// The campaigns with an offers budget (through the cache), when a row
+    /// of the batch names a campaign; `None` when they could not be read.
+    async fn offers_budgeted(
+        &self,
+        with_campaign: bool,
+        deadline: Option<Deadline>,
+    ) -> Option<Arc<HashMap<String, OffersBudgetUse>>> {
+        if !with_campaign {
+            return Some(Arc::default());
+        }
+        match within_deadline(deadline, self.budgets.offers_budgeted()).await {
+            Ok(budgeted) => Some(budgeted),
+            Err(error) => {
+                tracing::warn!(error = %error, "offers budgets not read: rows of campaigns fail");
+                None
+            }
+        }
+    }
+
+    /// The budgets used by the batch as they stand after it (for the use
+    /// metric); one read per campaign, a failed one left out.
+    async fn budgets_now(
+        &self,
+        campaigns: BTreeSet<String>,
+        deadline: Option<Deadline>,
+    ) -> Vec<(String, OffersBudgetUse)> {
+        let mut budgets = Vec::with_capacity(campaigns.len());
+        for campaign_id in campaigns {
+            if deadline.is_some_and(|deadline| deadline.is_near()) {
+                break;
+            }
+            match within_deadline(deadline, self.budgets.offers_budget_now(&campaign_id)).await {
+                Ok(Some(budget)) => budgets.push((campaign_id, budget)),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(error = %error, campaign_id = %campaign_id, "offers budget not read for its metric");
+                }
+            }
+        }
+        budgets
     }
 
     async fn run_group(
@@ -222,40 +298,137 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
                     true => PriorRejection::NotFound,
                     false => PriorRejection::Unknown,
                 };
+                match budgeted_campaign(&offer, run) {
+                    Err(()) => {
+                        return Outcome::Failed(Failure::Budgets);
+                    }
+                    Ok(Some(campaign_id)) => {
+                        return self
+                            .dispatch_within_budget(insert, &pending, &offer, campaign_id, prior, run)
+                            .await;
+                    }
+                    Ok(None) => {}
+                }
                 let written = within_deadline(
                     run.deadline,
                     self.store.dispatch_offer(&offer, &pending, prior),
                 )
                 .await;
                 match written {
-                    Ok(WriteOutcome::Written) => Outcome::Dispatched {
-                        personalized_offer_id: id,
-                        pending_row_kept: false,
-                    },
-                    Ok(WriteOutcome::WrittenPendingRowKept) => Outcome::Dispatched {
-                        personalized_offer_id: id,
-                        pending_row_kept: true,
-                    },
-                    Ok(WriteOutcome::AlreadyWritten) => Outcome::Duplicate {
-                        id,
-                        earlier: Earlier::Dispatched,
-                    },
-                    Ok(WriteOutcome::OtherOutcomeWritten) => Outcome::Duplicate {
-                        id,
-                        earlier: Earlier::Rejected,
-                    },
-                    // DynamoDB will never store this offer: the row is
-                    // rejected with its words, not retried.
-                    Err(StoreError::Refused(detail)) => {
-                        let rejection = Rejection::new(
-                            ReasonCode::InvalidRow,
-                            format!("DynamoDB refused the offer: {detail}"),
-                        );
-                        self.reject(insert, &pending, rejection, run).await
-                    }
-                    Err(error) => failed(error, run),
+                    Ok(written) => dispatched(written, id),
+                    Err(error) => self.offer_not_written(insert, &pending, error, run).await,
                 }
             }
+        }
+    }
+
+    /// A write of an offer that failed: DynamoDB will never store it (the
+    /// row is rejected with its words, not retried), or it is retried.
+    async fn offer_not_written(
+        &self,
+        insert: &InsertRecord,
+        pending: &PendingRef,
+        error: StoreError,
+        run: &Run,
+    ) -> Outcome {
+        match error {
+            StoreError::Refused(detail) => {
+                let rejection = Rejection::new(
+                    ReasonCode::InvalidRow,
+                    format!("DynamoDB refused the offer: {detail}"),
+                );
+                self.reject(insert, pending, rejection, run).await
+            }
+            error => failed(error, run),
+        }
+    }
+
+    /// The offer of a campaign with an offers budget: written with the
+    /// budget's use in one transaction (conditional on the limit the
+    /// campaign's item holds). Refused, the campaign is read again: past its
+    /// limit, the row is rejected `budget_exhausted`; a limit removed (or the
+    /// campaign deleted) since the list was read is no budget, and the offer
+    /// is written alone. Budget transactions of one campaign at once may
+    /// conflict: tried again a few times, then the record is retried.
+    async fn dispatch_within_budget(
+        &self,
+        insert: &InsertRecord,
+        pending: &PendingRef,
+        offer: &PersonalizedOffer,
+        campaign_id: &str,
+        prior: PriorRejection,
+        run: &Run,
+    ) -> Outcome {
+        let id = offer.personalized_offer_id;
+        let (mut conflicts, mut refusals) = (0, 0);
+        loop {
+            let written = within_deadline(
+                run.deadline,
+                self.store
+                    .dispatch_budgeted_offer(offer, pending, prior, campaign_id),
+            )
+            .await;
+            match written {
+                Ok(BudgetedWrite::Done(written)) => {
+                    if written == WriteOutcome::Written
+                        || written == WriteOutcome::WrittenPendingRowKept
+                    {
+                        lock(&run.budgets_used).insert(campaign_id.to_owned());
+                    }
+                    return dispatched(written, id);
+                }
+                Ok(BudgetedWrite::BudgetRefused) => {}
+                Err(StoreError::Conflict(_)) if conflicts < BUDGET_CONFLICT_ATTEMPTS => {
+                    conflicts += 1;
+                    tokio::time::sleep(conflict_pause(conflicts)).await;
+                    continue;
+                }
+                Err(error) => return self.offer_not_written(insert, pending, error, run).await,
+            }
+            refusals += 1;
+            let now =
+                within_deadline(run.deadline, self.budgets.offers_budget_now(campaign_id)).await;
+            match now {
+                // Room again (a limit raised meanwhile): tried once more.
+                Ok(Some(budget)) if !budget.exhausted() && refusals < 2 => continue,
+                now => return self.budget_refused(insert, pending, offer, now, prior, run).await,
+            }
+        }
+    }
+
+    /// A budgeted offer the budget refused, decided on the campaign as read
+    /// after the refusal.
+    async fn budget_refused(
+        &self,
+        insert: &InsertRecord,
+        pending: &PendingRef,
+        offer: &PersonalizedOffer,
+        now: Result<Option<OffersBudgetUse>, StoreError>,
+        prior: PriorRejection,
+        run: &Run,
+    ) -> Outcome {
+        let campaign_id = offer.campaign_id.as_deref().unwrap_or_default();
+        match now {
+            Ok(Some(budget)) => {
+                let rejection = Rejection::new(
+                    ReasonCode::BudgetExhausted,
+                    format!(
+                        "campaign {campaign_id} has used its offers budget ({} of {})",
+                        budget.used, budget.limit
+                    ),
+                );
+                self.reject(insert, pending, rejection, run).await
+            }
+            Ok(None) => {
+                let written =
+                    within_deadline(run.deadline, self.store.dispatch_offer(offer, pending, prior))
+                        .await;
+                match written {
+                    Ok(written) => dispatched(written, offer.personalized_offer_id),
+                    Err(error) => self.offer_not_written(insert, pending, error, run).await,
+                }
+            }
+            Err(error) => failed(error, run),
         }
     }
 
@@ -299,6 +472,56 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
             Err(error) => failed(error, run),
         }
     }
+}
+
+/// How often a budgeted offer's transaction is tried again after a
+/// conflict with another transaction on its campaign's item.
+const BUDGET_CONFLICT_ATTEMPTS: u32 = 4;
+
+/// A short, growing, jittered pause before a budget transaction is tried again.
+fn conflict_pause(attempt: u32) -> Duration {
+    let base = 10u64.saturating_mul(1 << attempt.min(6));
+    Duration::from_millis(base + u64::from(Uuid::new_v4().as_bytes()[0]) % base)
+}
+
+/// The campaign whose offers budget `offer` uses: `Ok(None)` without one;
+/// `Err` when the budgets could not be read and the offer has a campaign.
+fn budgeted_campaign<'a>(offer: &'a PersonalizedOffer, run: &Run) -> Result<Option<&'a str>, ()> {
+    let Some(campaign_id) = offer.campaign_id.as_deref() else {
+        return Ok(None);
+    };
+    match &run.offers_budgeted {
+        Some(budgeted) => Ok(budgeted.contains_key(campaign_id).then_some(campaign_id)),
+        None => Err(()),
+    }
+}
+
+/// The outcome of an offer's write.
+fn dispatched(written: WriteOutcome, id: Uuid) -> Outcome {
+    match written {
+        WriteOutcome::Written => Outcome::Dispatched {
+            personalized_offer_id: id,
+            pending_row_kept: false,
+        },
+        WriteOutcome::WrittenPendingRowKept => Outcome::Dispatched {
+            personalized_offer_id: id,
+            pending_row_kept: true,
+        },
+        WriteOutcome::AlreadyWritten => Outcome::Duplicate {
+            id,
+            earlier: Earlier::Dispatched,
+        },
+        WriteOutcome::OtherOutcomeWritten => Outcome::Duplicate {
+            id,
+            earlier: Earlier::Rejected,
+        },
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A store error that ends a record as failed (to be retried); an outage

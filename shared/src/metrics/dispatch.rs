@@ -52,6 +52,12 @@ pub fn dispatch_metrics(report: &BatchReport, now: DateTime<Utc>) -> MetricSet {
         .map(|created| u64::try_from((now - created).num_milliseconds()).unwrap_or(0))
         .collect();
     set.milliseconds("DispatchLag", LAG, lags, vec![]);
+    let budgets: Vec<(String, u64)> = report
+        .budgets
+        .iter()
+        .map(|(campaign_id, budget)| (campaign_id.clone(), budget.percent()))
+        .collect();
+    super::budget_use(&mut set, "offers", &budgets);
     set
 }
 
@@ -118,6 +124,7 @@ mod tests {
             ],
             catalog_ids: 0,
             store_down: false,
+            budgets: vec![],
         }
     }
 
@@ -183,6 +190,7 @@ mod tests {
             records: vec![record(Outcome::Ignored(IgnoredReason::Modify), None)],
             catalog_ids: 0,
             store_down: false,
+            budgets: vec![],
         };
         let line = emf_line("f", &dispatch_metrics(&report, Utc::now()));
         assert!(line.get("DispatchLag").is_none());
