@@ -397,6 +397,9 @@ async fn record_the_calls_of_every_function() {
 
     // Dispatcher: an offer and a rejection by transaction, then the same
     // again for rows replaced before their INSERT is handled (written alone).
+    // (A campaign with an offers budget, stored before the budgets are listed.)
+    bed.put_campaign(json!({"campaignId": "perm-dispatch-budget", "mode": "manual", "budget": {"offers": 1}}))
+        .await;
     let recorder = PermissionRecorder::default();
     let config = bed.dispatcher_config(&[]);
     let dispatcher =
@@ -423,6 +426,19 @@ async fn record_the_calls_of_every_function() {
         .is_empty());
     assert_eq!(bed.scan(OFFERS).await.len(), 2);
     assert_eq!(bed.scan(REJECTED).await.len(), 2);
+    // Rows of the campaign with an offers budget of 1: the list of budgets
+    // read, one offer counted, the next row refused (its campaign read again).
+    let budgeted = |sort_key: &str| {
+        let mut row = fries_row("perm-user", sort_key);
+        row["campaignId"] = json!("perm-dispatch-budget");
+        row
+    };
+    bed.put(PENDING, budgeted("e")).await;
+    bed.put(PENDING, budgeted("f")).await;
+    let budgeted_rows = stream.read_new().await.expect("stream");
+    assert!(invoke(&dispatcher, &budgeted_rows).await.is_empty());
+    assert_eq!(bed.scan(OFFERS).await.len(), 3);
+    assert_eq!(bed.scan(REJECTED).await.len(), 3);
     assert_eq!(
         needed(&bed, &recorder),
         granted(&template, DISPATCHER),
@@ -795,8 +811,8 @@ async fn record_the_calls_of_every_function() {
     assert!(one.is_empty() && two.is_empty());
     assert_eq!(
         bed.scan(REJECTED).await.len(),
-        3,
-        "two rows and a transaction"
+        4,
+        "three rows (one past its budget) and a transaction"
     );
     assert_eq!(
         needed(&bed, &recorder),
