@@ -164,13 +164,28 @@ async fn a_discount_budget_of_50_refuses_the_third_discount_of_20_until_a_void()
     let third = call_activity(&activity, &redeem(&ids[2], "order-1", 20)).await;
     assert_eq!(code(&third), (409, "budget_exhausted"), "{:?}", third.body);
     assert_eq!(raw_offer(&bed, &ids[2]).await, before);
-    assert_eq!(used(&bed).await.discount_value, 40.0);
+    assert_eq!(used(&bed).await.discount_value, 40.into());
     let voided = call_activity(&activity, &void(&ids[0], "order-1")).await;
     assert_eq!(voided.status, 200, "{:?}", voided.body);
-    assert_eq!(used(&bed).await.discount_value, 20.0);
+    assert_eq!(used(&bed).await.discount_value, 20.into());
     let third = call_activity(&activity, &redeem(&ids[2], "order-1", 20)).await;
     assert_eq!(third.status, 201, "{:?}", third.body);
-    assert_eq!(used(&bed).await.discount_value, 40.0);
+    assert_eq!(used(&bed).await.discount_value, 40.into());
+    // Money is shown as the amount: 40, not 40.0.
+    let stats = call_support(
+        &bed.support(&[]),
+        &support_event(
+            "GET",
+            &format!("/support/campaigns/{CAMPAIGN}/stats"),
+            "",
+            Agent::Support("agent-7"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        stats.body["budget"]["discountValue"].to_string(),
+        r#"{"limit":50,"used":40}"#
+    );
 
     // A campaign deleted while its offers are live: no budget any more.
     bed.client

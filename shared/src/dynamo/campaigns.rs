@@ -595,7 +595,7 @@ fn used_of(item: &Item) -> BudgetUse {
             .unwrap_or(0),
         discount_value: number(item, "usedDiscountValue")
             .and_then(|n| n.parse().ok())
-            .unwrap_or(0.0),
+            .unwrap_or_default(),
     }
 }
 
