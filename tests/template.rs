@@ -973,6 +973,8 @@ fn alarms_watch_what_the_runbook_covers() {
             pending_row_kept: false,
         },
     );
+    // A budget past 90%: the highest use the dispatcher emits.
+    watches_the_budget_use(&alarm("BudgetNearlyUsedAlarm"));
     // And the records that failed and were reported for retry.
     assert!(alarms.iter().any(|id| id == "DispatcherFailedRecordsAlarm"));
     watches_the_dispatchers_count(
@@ -1073,6 +1075,59 @@ fn alarms_watch_what_the_runbook_covers() {
             "{id}: no section #{anchor} in docs/runbook.md"
         );
     }
+}
+
+/// A batch that used one campaign's offers budget, 19 of 20.
+fn budget_batch() -> BatchReport {
+    BatchReport {
+        budgets: vec![(
+            "camp-b".to_owned(),
+            offers_shared::ports::OffersBudgetUse {
+                limit: 20,
+                used: 19,
+            },
+        )],
+        ..BatchReport::default()
+    }
+}
+
+/// Asserts that the budget alarm watches the use the dispatcher emits (its
+/// EMF line's name, namespace and dimensions), at its highest, above 90%.
+fn watches_the_budget_use(alarm: &Value) {
+    let line = offers_shared::metrics::emf::emf_line(
+        "f",
+        &offers_shared::metrics::dispatch_metrics(&budget_batch(), chrono::Utc::now()),
+    );
+    let declared = &line["_aws"]["CloudWatchMetrics"][0];
+    let metric = offers_shared::metrics::BUDGET_USED_METRIC;
+    assert!(
+        declared["Metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["Name"] == metric && m["Unit"] == "Percent"),
+        "{line}"
+    );
+    assert_eq!(line[metric], json!([95]), "{line}");
+    assert_eq!(alarm["MetricName"].as_str(), Some(metric));
+    assert_eq!(alarm["Namespace"].as_str(), declared["Namespace"].as_str());
+    assert_eq!(alarm["Statistic"].as_str(), Some("Maximum"));
+    assert_eq!(alarm["Threshold"].as_u64(), Some(90));
+    assert_eq!(
+        alarm["ComparisonOperator"].as_str(),
+        Some("GreaterThanThreshold")
+    );
+    let dimensions: Vec<&str> = alarm["Dimensions"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|dimension| dimension["Name"].as_str())
+        .collect();
+    assert_eq!(dimensions, ["FunctionName"]);
+    assert_eq!(
+        tagged(&alarm["Dimensions"][0]["Value"], "!Ref"),
+        Some(DISPATCHER)
+    );
 }
 
 /// [`watches_the_dispatchers_count`] for the statistics function's metrics.
@@ -1424,6 +1479,10 @@ fn every_alarm_has_a_datadog_monitor_linking_the_same_runbook_section() {
             ),
         ),
         (
+            "personalized_offers.budget.",
+            offers_shared::metrics::dispatch_metrics(&budget_batch(), now),
+        ),
+        (
             "",
             offers_shared::metrics::dispatch_metrics(&BatchReport::default(), now),
         ),
@@ -1465,6 +1524,11 @@ fn every_alarm_has_a_datadog_monitor_linking_the_same_runbook_section() {
                 );
                 assert!(query.contains(&name), "{metric}: {query} watches {name}");
                 for tag in &emitted.tags {
+                    // A campaign's budget alerts on its own: split, not filtered.
+                    if tag.key == "campaign_id" {
+                        assert!(query.contains("by {campaign_id}"), "{query}");
+                        continue;
+                    }
                     let tag = format!("{}:{}", tag.key, tag.value);
                     assert!(query.contains(&tag), "{metric}: {query} filters {tag}");
                 }
