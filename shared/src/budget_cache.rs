@@ -5,14 +5,16 @@
 //! write: every limit is enforced by the condition on the campaign's item.
 
 use crate::error::StoreError;
-use crate::ports::{OffersBudgetUse, OffersBudgets, RedemptionBudgets, RedemptionLimits};
+use crate::ports::{
+    CampaignOffersBudgets, OffersBudgetUse, OffersBudgets, RedemptionBudgets, RedemptionLimits,
+};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 type Budgeted = Arc<HashMap<String, RedemptionLimits>>;
-type OffersBudgeted = Arc<HashMap<String, OffersBudgetUse>>;
+type OffersBudgeted = Arc<CampaignOffersBudgets>;
 
 /// One list, kept for its time to live.
 struct Kept<T> {
@@ -70,7 +72,7 @@ impl<V: Clone + PartialEq> Kept<HashMap<String, V>> {
 pub struct CachedBudgets<S> {
     inner: S,
     redemptions: Kept<HashMap<String, RedemptionLimits>>,
-    offers: Kept<HashMap<String, OffersBudgetUse>>,
+    offers: Kept<CampaignOffersBudgets>,
 }
 
 impl<S> CachedBudgets<S> {
@@ -97,24 +99,26 @@ impl<S: RedemptionBudgets> RedemptionBudgets for CachedBudgets<S> {
 }
 
 impl<S: OffersBudgets> OffersBudgets for CachedBudgets<S> {
-    async fn offers_budgeted(&self) -> Result<OffersBudgeted, StoreError> {
-        self.offers.get(self.inner.offers_budgeted()).await
+    async fn offers_budgets(&self) -> Result<OffersBudgeted, StoreError> {
+        self.offers.get(self.inner.offers_budgets()).await
     }
 
-    /// Read through, and the cached list corrected with what was read.
+    /// Read through, and the cached list corrected with what was read (a
+    /// campaign without an offers limit kept as such: not read again
+    /// within the list's time).
     async fn offers_budget_now(
         &self,
         campaign_id: &str,
     ) -> Result<Option<OffersBudgetUse>, StoreError> {
         let current = self.inner.offers_budget_now(campaign_id).await?;
-        self.offers.correct(campaign_id, current.as_ref());
+        self.offers.correct(campaign_id, Some(&current));
         Ok(current)
     }
 }
 
 /// Without budgets, no campaign has an offers limit.
 impl OffersBudgets for crate::activity::NoBudgets {
-    async fn offers_budgeted(&self) -> Result<OffersBudgeted, StoreError> {
+    async fn offers_budgets(&self) -> Result<OffersBudgeted, StoreError> {
         Ok(Arc::default())
     }
 

@@ -171,14 +171,19 @@ impl OffersBudgetUse {
     }
 }
 
-/// Campaigns' offers budgets as the dispatcher (and always-on) read them.
+/// Campaigns by id, each with its `offers` limit and use (`None`: no such
+/// limit, or, for a campaign read on its own, no definition).
+pub type CampaignOffersBudgets = HashMap<String, Option<OffersBudgetUse>>;
+
+/// Campaigns' offers budgets as the dispatcher reads them.
 pub trait OffersBudgets: Send + Sync {
-    /// Every campaign with an `offers` limit, with what it had used when
-    /// read; a cache may answer it up to its time to live old. Only chooses
-    /// the write: the limit is enforced by the condition on the counter.
-    fn offers_budgeted(
+    /// Every campaign with a definition, with its `offers` limit and use
+    /// when read; a cache may answer it up to its time to live old (and
+    /// with the campaigns read on their own since). Only chooses the write:
+    /// the limit is enforced by the condition on the counter.
+    fn offers_budgets(
         &self,
-    ) -> impl Future<Output = Result<Arc<HashMap<String, OffersBudgetUse>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Arc<CampaignOffersBudgets>, StoreError>> + Send;
 
     /// One campaign's `offers` limit and use, read now (consistently);
     /// `None` without a definition or without that limit.

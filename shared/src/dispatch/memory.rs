@@ -5,7 +5,8 @@
 
 use crate::error::StoreError;
 use crate::ports::{
-    BudgetedWrite, CatalogReader, DispatchStore, OffersBudgetUse, OffersBudgets, PendingRef,
+    BudgetedWrite, CampaignOffersBudgets, CatalogReader, DispatchStore, OffersBudgetUse,
+    OffersBudgets, PendingRef,
     PriorRejection, RejectedRow, RowCopy, WriteOutcome,
 };
 use offers_domain::{CatalogEntry, PersonalizedOffer};
@@ -51,9 +52,9 @@ pub struct MemoryState {
     /// campaign deleted) and the count used, as the campaign's item holds them.
     pub offers_budgets: HashMap<String, (Option<u64>, u64)>,
     /// What the dispatcher reads of the budgets (cached by it, so possibly
-    /// behind `offers_budgets`): the limits as last listed. `None`: read
-    /// `offers_budgets` itself.
-    pub listed_offers_budgets: Option<HashMap<String, u64>>,
+    /// behind `offers_budgets`): the campaigns and limits as last listed.
+    /// `None`: read `offers_budgets` itself.
+    pub listed_offers_budgets: Option<HashMap<String, Option<u64>>>,
     /// Reads of the campaigns' budgets fail (throttled).
     pub budgets_down: bool,
     /// Consistent reads of one campaign's budget, in order.
@@ -272,33 +273,24 @@ fn store_offer(state: &mut MemoryState, offer: &PersonalizedOffer, pending: &Pen
 }
 
 impl OffersBudgets for MemoryStore {
-    async fn offers_budgeted(&self) -> Result<Arc<HashMap<String, OffersBudgetUse>>, StoreError> {
+    async fn offers_budgets(&self) -> Result<Arc<CampaignOffersBudgets>, StoreError> {
         let state = self.state();
         if state.budgets_down {
             return Err(StoreError::Throttled("campaigns not read".into()));
         }
         let used = |id: &str| state.offers_budgets.get(id).map_or(0, |(_, used)| *used);
-        let listed: HashMap<String, OffersBudgetUse> = match &state.listed_offers_budgets {
+        let budget = |limit: Option<u64>, used: u64| {
+            limit.map(|limit| OffersBudgetUse { limit, used })
+        };
+        let listed: CampaignOffersBudgets = match &state.listed_offers_budgets {
             Some(listed) => listed
                 .iter()
-                .map(|(id, limit)| {
-                    let budget = OffersBudgetUse {
-                        limit: *limit,
-                        used: used(id),
-                    };
-                    (id.clone(), budget)
-                })
+                .map(|(id, limit)| (id.clone(), budget(*limit, used(id))))
                 .collect(),
             None => state
                 .offers_budgets
                 .iter()
-                .filter_map(|(id, (limit, used))| {
-                    let budget = OffersBudgetUse {
-                        limit: (*limit)?,
-                        used: *used,
-                    };
-                    Some((id.clone(), budget))
-                })
+                .map(|(id, (limit, used))| (id.clone(), budget(*limit, *used)))
                 .collect(),
         };
         Ok(Arc::new(listed))
@@ -379,8 +371,8 @@ impl<T: DispatchStore> DispatchStore for &T {
 }
 
 impl<T: OffersBudgets> OffersBudgets for &T {
-    async fn offers_budgeted(&self) -> Result<Arc<HashMap<String, OffersBudgetUse>>, StoreError> {
-        (**self).offers_budgeted().await
+    async fn offers_budgets(&self) -> Result<Arc<CampaignOffersBudgets>, StoreError> {
+        (**self).offers_budgets().await
     }
 
     async fn offers_budget_now(

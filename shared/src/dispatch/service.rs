@@ -10,7 +10,8 @@ use crate::deadline::{within_deadline, Deadline};
 use crate::error::StoreError;
 use crate::activity::NoBudgets;
 use crate::ports::{
-    BudgetedWrite, CatalogReader, DispatchStore, OffersBudgetUse, OffersBudgets, PendingRef,
+    BudgetedWrite, CampaignOffersBudgets, CatalogReader, DispatchStore, OffersBudgetUse,
+    OffersBudgets, PendingRef,
     PriorRejection, RejectedRow, WriteOutcome,
 };
 use chrono::{DateTime, Utc};
@@ -47,9 +48,10 @@ struct Run {
     /// Records whose rejection a read before the writes found absent: their
     /// offers take the two-item common path first.
     rejections_absent: HashSet<Uuid>,
-    /// The campaigns with an offers budget, as the cache lists them; `None`
-    /// when they could not be read (only rows with a campaign need them).
-    offers_budgeted: Option<Arc<HashMap<String, OffersBudgetUse>>>,
+    /// The offers budgets of the batch's campaigns, as the cache lists them
+    /// (and the campaigns it did not know, read now); `None` when they could
+    /// not be read (only rows with a campaign need them).
+    offers_budgeted: Option<Arc<CampaignOffersBudgets>>,
     /// Campaigns whose offers budget an offer of this batch used.
     budgets_used: Mutex<BTreeSet<String>>,
 }
@@ -166,15 +168,14 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> Dispatcher<S, C, B> {
             .filter(|(_, _, assignment)| assignment.is_ok())
             .map(|(_, insert, _)| (insert.user_id.as_str(), insert.record_id))
             .collect();
-        let with_campaign = parsed.iter().any(|(_, _, assignment)| {
-            assignment
-                .as_ref()
-                .is_ok_and(|assignment| assignment.campaign_id.is_some())
-        });
+        let campaigns: BTreeSet<&str> = parsed
+            .iter()
+            .filter_map(|(_, _, assignment)| assignment.as_ref().ok()?.campaign_id.as_deref())
+            .collect();
         let (catalog, rejections_absent, offers_budgeted) = futures::join!(
             within_deadline(run.deadline, Box::pin(load_catalog(&self.catalog, wanted))),
             self.rejections_absent(&valid, run.deadline),
-            self.offers_budgeted(with_campaign, run.deadline)
+            self.offers_budgets(&campaigns, run.deadline)
         );
         run.rejections_absent = rejections_absent;
         run.offers_budgeted = offers_budgeted;
@@ -222,23 +223,50 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> Dispatcher<S, C, B> {
         }
     }
 
-    /// The campaigns with an offers budget (through the cache), when a row
-    /// of the batch names a campaign; `None` when they could not be read.
-    async fn offers_budgeted(
+    /// The offers budgets of the batch's `campaigns`: the cached list, and
+    /// each campaign it does not know read on its own (a campaign put since
+    /// the list was read has its budget at once; the cache keeps what was
+    /// read). `None` when the list could not be read; a campaign whose own
+    /// read failed is left out. Rows of campaigns left out fail (retried).
+    async fn offers_budgets(
         &self,
-        with_campaign: bool,
+        campaigns: &BTreeSet<&str>,
         deadline: Option<Deadline>,
-    ) -> Option<Arc<HashMap<String, OffersBudgetUse>>> {
-        if !with_campaign {
+    ) -> Option<Arc<CampaignOffersBudgets>> {
+        if campaigns.is_empty() {
             return Some(Arc::default());
         }
-        match within_deadline(deadline, self.budgets.offers_budgeted()).await {
-            Ok(budgeted) => Some(budgeted),
+        let listed = match within_deadline(deadline, self.budgets.offers_budgets()).await {
+            Ok(listed) => listed,
             Err(error) => {
                 tracing::warn!(error = %error, "offers budgets not read: rows of campaigns fail");
-                None
+                return None;
+            }
+        };
+        let unknown: Vec<&str> = campaigns
+            .iter()
+            .copied()
+            .filter(|campaign_id| !listed.contains_key(*campaign_id))
+            .collect();
+        if unknown.is_empty() {
+            return Some(listed);
+        }
+        let read = futures::future::join_all(unknown.iter().map(|campaign_id| {
+            within_deadline(deadline, self.budgets.offers_budget_now(campaign_id))
+        }))
+        .await;
+        let mut budgets = (*listed).clone();
+        for (campaign_id, read) in unknown.into_iter().zip(read) {
+            match read {
+                Ok(budget) => {
+                    budgets.insert(campaign_id.to_owned(), budget);
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, campaign_id = %campaign_id, "offers budget not read: the campaign's rows fail");
+                }
             }
         }
+        Some(Arc::new(budgets))
     }
 
     /// The budgets used by the batch as they stand after it (for the use
@@ -490,8 +518,13 @@ fn budgeted_campaign<'a>(offer: &'a PersonalizedOffer, run: &Run) -> Result<Opti
     let Some(campaign_id) = offer.campaign_id.as_deref() else {
         return Ok(None);
     };
-    match &run.offers_budgeted {
-        Some(budgeted) => Ok(budgeted.contains_key(campaign_id).then_some(campaign_id)),
+    match run
+        .offers_budgeted
+        .as_ref()
+        .and_then(|budgets| budgets.get(campaign_id))
+    {
+        Some(Some(_)) => Ok(Some(campaign_id)),
+        Some(None) => Ok(None),
         None => Err(()),
     }
 }

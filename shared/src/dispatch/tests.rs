@@ -570,7 +570,7 @@ mod offers_budgets {
     async fn a_limit_removed_since_the_list_was_read_is_no_budget() {
         let store = store();
         budgeted(&store, None);
-        store.state().listed_offers_budgets = Some([("camp-b".to_owned(), 5)].into());
+        store.state().listed_offers_budgets = Some([("camp-b".to_owned(), Some(5))].into());
         let dispatcher = Dispatcher::with_budgets(&store, &store, &store, settings(1));
         let report = dispatcher.dispatch_batch(inserts(&store, 1), None).await;
         assert_eq!(kinds(&report), vec!["dispatched"]);
@@ -578,6 +578,31 @@ mod offers_budgets {
         assert_eq!(writes, vec!["budgeted offer", "offer"]);
         assert_eq!(store.state().budget_reads, vec!["camp-b"]);
         assert_eq!(used(&store), 0);
+    }
+
+    #[tokio::test]
+    async fn a_campaign_put_after_the_list_was_read_has_its_budget_at_once() {
+        let store = store();
+        budgeted(&store, Some(1));
+        // The list (cached earlier) does not know the campaign: read on its own.
+        store.state().listed_offers_budgets = Some(std::collections::HashMap::new());
+        let dispatcher = Dispatcher::with_budgets(&store, &store, &store, settings(1));
+        let report = dispatcher.dispatch_batch(inserts(&store, 2), None).await;
+        assert_eq!(kinds(&report), vec!["dispatched", "rejected"]);
+        assert_eq!(used(&store), 1);
+        assert_eq!(
+            store.state().budget_reads.first().map(String::as_str),
+            Some("camp-b")
+        );
+        // A campaign without a definition is read too, and is no budget.
+        let plain = vec![insert(&store, "010", {
+            let mut row = row("k9", "co-1");
+            row.insert("campaignId".into(), json!("camp-none"));
+            row
+        })];
+        let report = dispatcher.dispatch_batch(plain, None).await;
+        assert_eq!(kinds(&report), vec!["dispatched"]);
+        assert!(store.state().budget_reads.contains(&"camp-none".to_owned()));
     }
 
     #[tokio::test]

@@ -25,7 +25,9 @@ use crate::domain::campaign::{
 };
 use crate::domain::dates::{format_timestamp, parse_timestamp};
 use crate::error::StoreError;
-use crate::ports::{OffersBudgetUse, OffersBudgets, RedemptionBudgets, RedemptionLimits};
+use crate::ports::{
+    CampaignOffersBudgets, OffersBudgetUse, OffersBudgets, RedemptionBudgets, RedemptionLimits,
+};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -634,11 +636,14 @@ fn offers_budget_of(item: &Item) -> Option<OffersBudgetUse> {
     })
 }
 
-/// The dispatcher's and always-on's view of the campaigns: which have an
-/// offers limit, and how much of it was used.
+/// The dispatcher's view of the campaigns: which have an offers limit, and
+/// how much of it was used.
 impl OffersBudgets for DynamoStore {
-    async fn offers_budgeted(&self) -> Result<Arc<HashMap<String, OffersBudgetUse>>, StoreError> {
-        Ok(Arc::new(self.campaigns_with(offers_budget_of).await?))
+    async fn offers_budgets(&self) -> Result<Arc<CampaignOffersBudgets>, StoreError> {
+        Ok(Arc::new(
+            self.campaigns_with(|item| Some(offers_budget_of(item)))
+                .await?,
+        ))
     }
 
     async fn offers_budget_now(
