@@ -5,8 +5,8 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::join_all;
 use offers_integration_tests::*;
-use offers_shared::domain::campaign::BudgetUse;
 use offers_local::StreamReader;
+use offers_shared::domain::campaign::BudgetUse;
 use offers_shared::dynamo::CampaignsTable;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -335,7 +335,9 @@ async fn thirty_rows_at_once_against_an_offers_budget_of_20_make_exactly_20_offe
         .map(|rejection| rejection["reasonMessage"].as_str().unwrap_or("").to_owned())
         .collect();
     assert!(
-        messages.iter().all(|m| m.contains(CAMPAIGN) && m.contains("20 of 20")),
+        messages
+            .iter()
+            .all(|m| m.contains(CAMPAIGN) && m.contains("20 of 20")),
         "{messages:?}"
     );
 
@@ -346,7 +348,13 @@ async fn thirty_rows_at_once_against_an_offers_budget_of_20_make_exactly_20_offe
     for _ in 0..2 {
         deliver(&dispatchers[0], &records).await;
     }
-    join_all(dispatchers.iter().chain([&dispatchers[0]]).map(|d| deliver(d, &records))).await;
+    join_all(
+        dispatchers
+            .iter()
+            .chain([&dispatchers[0]])
+            .map(|d| deliver(d, &records)),
+    )
+    .await;
     assert_eq!(
         dispatched_and_rejected(&bed).await,
         (20, rejected_for_budget),

@@ -272,7 +272,8 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
     let limited = dir.join("limited.json");
     std::fs::write(
         &limited,
-        json!({"campaignId": "camp-limited", "mode": "manual", "budget": {"offers": 2}}).to_string(),
+        json!({"campaignId": "camp-limited", "mode": "manual", "budget": {"offers": 2}})
+            .to_string(),
     )
     .expect("campaign file");
     let (code, output) = stack.offers(&["campaign", "put", &limited.to_string_lossy()]);
@@ -308,7 +309,10 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
         .flatten()
         .find(|campaign| campaign["campaignId"] == "camp-limited")
         .expect("listed");
-    assert_eq!(limited["budget"], json!({"offers": {"limit": 2, "used": 2}}));
+    assert_eq!(
+        limited["budget"],
+        json!({"offers": {"limit": 2, "used": 2}})
+    );
     let (code, output) = stack.offers(&["report", "camp-limited"]);
     assert_eq!(code, 0, "{output}");
     assert!(

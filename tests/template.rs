@@ -398,8 +398,10 @@ async fn record_the_calls_of_every_function() {
     // Dispatcher: an offer and a rejection by transaction, then the same
     // again for rows replaced before their INSERT is handled (written alone).
     // (A campaign with an offers budget, stored before the budgets are listed.)
-    bed.put_campaign(json!({"campaignId": "perm-dispatch-budget", "mode": "manual", "budget": {"offers": 1}}))
-        .await;
+    bed.put_campaign(
+        json!({"campaignId": "perm-dispatch-budget", "mode": "manual", "budget": {"offers": 1}}),
+    )
+    .await;
     let recorder = PermissionRecorder::default();
     let config = bed.dispatcher_config(&[]);
     let dispatcher =

@@ -61,8 +61,10 @@ async fn run() {
     let local = DynamoDbLocal::start(StartOptions::default()).unwrap_or_else(|err| panic!("{err}"));
     let bed = TestBed::on(&local.endpoint()).await;
     bed.load_sample_catalog().await;
-    bed.put_campaign(json!({"campaignId": CAMPAIGN, "mode": "manual", "budget": {"redemptions": LIMIT}}))
-        .await;
+    bed.put_campaign(
+        json!({"campaignId": CAMPAIGN, "mode": "manual", "budget": {"redemptions": LIMIT}}),
+    )
+    .await;
     let per_kind = REDEMPTIONS + WARM_UP;
     let budgeted = seed(&bed, 2 * per_kind, Some(CAMPAIGN)).await;
     let plain = seed(&bed, 2 * per_kind, None).await;
@@ -215,7 +217,13 @@ async fn run() {
             ms(percentile(&mut times[index], 99.0))
         );
     }
-    let verdict = |ratio: f64| if ratio <= TARGET_RATIO { "met" } else { "NOT met" };
+    let verdict = |ratio: f64| {
+        if ratio <= TARGET_RATIO {
+            "met"
+        } else {
+            "NOT met"
+        }
+    };
     let budgeted_ratio = p50[0].as_secs_f64() / p50[1].as_secs_f64();
     let plain_ratio = p50[2].as_secs_f64() / p50[3].as_secs_f64();
     println!(

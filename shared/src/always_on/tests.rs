@@ -335,7 +335,11 @@ async fn a_campaign_whose_offers_budget_is_used_up_chooses_nothing() {
         .iter()
         .map(|row| row["campaignId"].clone())
         .collect();
-    assert_eq!(campaigns, vec![json!("free")], "only the campaign with room");
+    assert_eq!(
+        campaigns,
+        vec![json!("free")],
+        "only the campaign with room"
+    );
     let metrics = visits.after().take_metrics(Utc::now());
     let exhausted = metrics
         .metrics

@@ -6,8 +6,7 @@
 use crate::error::StoreError;
 use crate::ports::{
     BudgetedWrite, CampaignOffersBudgets, CatalogReader, DispatchStore, OffersBudgetUse,
-    OffersBudgets, PendingRef,
-    PriorRejection, RejectedRow, RowCopy, WriteOutcome,
+    OffersBudgets, PendingRef, PriorRejection, RejectedRow, RowCopy, WriteOutcome,
 };
 use offers_domain::{CatalogEntry, PersonalizedOffer};
 use std::collections::{HashMap, HashSet};
@@ -279,9 +278,8 @@ impl OffersBudgets for MemoryStore {
             return Err(StoreError::Throttled("campaigns not read".into()));
         }
         let used = |id: &str| state.offers_budgets.get(id).map_or(0, |(_, used)| *used);
-        let budget = |limit: Option<u64>, used: u64| {
-            limit.map(|limit| OffersBudgetUse { limit, used })
-        };
+        let budget =
+            |limit: Option<u64>, used: u64| limit.map(|limit| OffersBudgetUse { limit, used });
         let listed: CampaignOffersBudgets = match &state.listed_offers_budgets {
             Some(listed) => listed
                 .iter()

@@ -5,14 +5,13 @@
 use super::input::{IgnoredReason, InsertRecord, StreamInput};
 use super::plan::{parse_inserts, plan_batch, Plan};
 use super::report::{BatchReport, Earlier, Failure, Outcome, RecordReport};
+use crate::activity::NoBudgets;
 use crate::assign::load_catalog;
 use crate::deadline::{within_deadline, Deadline};
 use crate::error::StoreError;
-use crate::activity::NoBudgets;
 use crate::ports::{
     BudgetedWrite, CampaignOffersBudgets, CatalogReader, DispatchStore, OffersBudgetUse,
-    OffersBudgets, PendingRef,
-    PriorRejection, RejectedRow, WriteOutcome,
+    OffersBudgets, PendingRef, PriorRejection, RejectedRow, WriteOutcome,
 };
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
@@ -332,7 +331,14 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> Dispatcher<S, C, B> {
                     }
                     Ok(Some(campaign_id)) => {
                         return self
-                            .dispatch_within_budget(insert, &pending, &offer, campaign_id, prior, run)
+                            .dispatch_within_budget(
+                                insert,
+                                &pending,
+                                &offer,
+                                campaign_id,
+                                prior,
+                                run,
+                            )
                             .await;
                     }
                     Ok(None) => {}
@@ -419,7 +425,11 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> Dispatcher<S, C, B> {
             match now {
                 // Room again (a limit raised meanwhile): tried once more.
                 Ok(Some(budget)) if !budget.exhausted() && refusals < 2 => continue,
-                now => return self.budget_refused(insert, pending, offer, now, prior, run).await,
+                now => {
+                    return self
+                        .budget_refused(insert, pending, offer, now, prior, run)
+                        .await
+                }
             }
         }
     }
@@ -448,9 +458,11 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> Dispatcher<S, C, B> {
                 self.reject(insert, pending, rejection, run).await
             }
             Ok(None) => {
-                let written =
-                    within_deadline(run.deadline, self.store.dispatch_offer(offer, pending, prior))
-                        .await;
+                let written = within_deadline(
+                    run.deadline,
+                    self.store.dispatch_offer(offer, pending, prior),
+                )
+                .await;
                 match written {
                     Ok(written) => dispatched(written, offer.personalized_offer_id),
                     Err(error) => self.offer_not_written(insert, pending, error, run).await,

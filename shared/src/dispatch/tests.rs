@@ -514,7 +514,13 @@ mod offers_budgets {
 
     fn inserts(store: &MemoryStore, count: usize) -> Vec<StreamInput> {
         (0..count)
-            .map(|n| insert(store, &format!("{:03}", n + 1), campaign_row(&format!("k{n}"))))
+            .map(|n| {
+                insert(
+                    store,
+                    &format!("{:03}", n + 1),
+                    campaign_row(&format!("k{n}")),
+                )
+            })
             .collect()
     }
 
@@ -537,12 +543,18 @@ mod offers_budgets {
         assert_eq!(rejected, vec![ReasonCode::BudgetExhausted]);
         assert_eq!(
             report.budgets,
-            vec![("camp-b".to_owned(), crate::ports::OffersBudgetUse { limit: 2, used: 2 })],
+            vec![(
+                "camp-b".to_owned(),
+                crate::ports::OffersBudgetUse { limit: 2, used: 2 }
+            )],
             "the budget as it stands, for the metric"
         );
 
         // Replayed with room made meanwhile: each record keeps its outcome.
-        store.state().offers_budgets.insert("camp-b".into(), (Some(10), 2));
+        store
+            .state()
+            .offers_budgets
+            .insert("camp-b".into(), (Some(10), 2));
         for _ in 0..2 {
             let again = dispatcher.dispatch_batch(records.clone(), None).await;
             assert_eq!(kinds(&again), vec!["duplicate"; 3]);

@@ -154,7 +154,11 @@ impl DispatchStore for DynamoStore {
 
 impl DynamoStore {
     /// The offer's put, conditional on its absence.
-    fn offer_put(&self, offer: &PersonalizedOffer, pending: &PendingRef) -> Result<Put, StoreError> {
+    fn offer_put(
+        &self,
+        offer: &PersonalizedOffer,
+        pending: &PendingRef,
+    ) -> Result<Put, StoreError> {
         let mut item = offer_to_item(offer)?;
         if let Some(assignment_id) = &pending.assignment_id {
             // Kept for support and audit: which assignment made the offer.
