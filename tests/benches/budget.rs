@@ -32,9 +32,7 @@ use chrono::Utc;
 use offers_integration_tests::*;
 use offers_local::{DynamoDbLocal, StartOptions};
 use offers_shared::domain::{parse_redemption_request, BudgetTaken, PersonalizedOffer, Redemption};
-use offers_shared::dynamo::{
-    budgeted_redemption_updates, dynamodb_client, offer_from_item, redemption_update,
-};
+use offers_shared::dynamo::{budgeted_redemption_updates, dynamodb_client, redemption_update};
 use offers_shared::ports::RedemptionLimits;
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -83,32 +81,6 @@ async fn run() {
         discount_value: None,
     };
 
-    let through_handler = |offer: &PersonalizedOffer| {
-        let activity = &activity;
-        let event = with_body(
-            api_event(
-                "POST",
-                &format!(
-                    "/rewards/offers/{}/redemptions",
-                    offer.personalized_offer_id
-                ),
-                "",
-                Identity::Jwt(&offer.user_id),
-            ),
-            &body,
-        )
-        .to_string();
-        async move {
-            let started = Instant::now();
-            let request = lambda_http::request::from_str(&event).expect("event");
-            let response = offer_activity::handler::handle(activity, request)
-                .await
-                .expect("response");
-            let elapsed = started.elapsed();
-            assert_eq!(response.status(), 201);
-            elapsed
-        }
-    };
     // The handler's transaction, with the offer as its first write returned it.
     let bare_transaction = |offer: &PersonalizedOffer| {
         let (bare, request, limits) = (&bare, &request, &limits);
@@ -169,9 +141,9 @@ async fn run() {
     };
 
     for index in 0..WARM_UP {
-        through_handler(&handler_budgeted[index]).await;
+        redeem_through_handler(&activity, &handler_budgeted[index], &body).await;
         bare_transaction(&bare_budgeted[index]).await;
-        through_handler(&handler_plain[index]).await;
+        redeem_through_handler(&activity, &handler_plain[index], &body).await;
         bare_update(&bare_plain[index]).await;
     }
     let mut times: [Vec<Duration>; 4] = Default::default();
@@ -179,9 +151,11 @@ async fn run() {
         // Rotate which goes first, so that none always follows another.
         for step in 0..4 {
             match (index + step) % 4 {
-                0 => times[0].push(through_handler(&handler_budgeted[index]).await),
+                0 => times[0]
+                    .push(redeem_through_handler(&activity, &handler_budgeted[index], &body).await),
                 1 => times[1].push(bare_transaction(&bare_budgeted[index]).await),
-                2 => times[2].push(through_handler(&handler_plain[index]).await),
+                2 => times[2]
+                    .push(redeem_through_handler(&activity, &handler_plain[index], &body).await),
                 _ => times[3].push(bare_update(&bare_plain[index]).await),
             }
         }
@@ -257,46 +231,17 @@ async fn seed(bed: &TestBed, count: usize, campaign: Option<&str>) -> Vec<Person
     for chunk in rows.chunks(100) {
         bed.dispatch_rows(&mut stream, chunk).await;
     }
-    let mut offers: Vec<PersonalizedOffer> = Vec::with_capacity(count);
-    let mut start = None;
-    loop {
-        let page = bed
-            .client
-            .scan()
-            .table_name(bed.table(OFFERS))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("scan");
-        for item in page.items() {
-            let offer = offer_from_item(item.clone()).expect("offer");
-            let ours = match campaign {
-                Some(campaign) => offer.campaign_id.as_deref() == Some(campaign),
-                None => offer
-                    .campaign_id
-                    .as_deref()
-                    .is_some_and(|id| id.starts_with("camp-plain-")),
-            };
-            if ours {
-                offers.push(offer);
-            }
-        }
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            break;
-        }
-    }
+    let offers: Vec<PersonalizedOffer> = stored_offers(bed)
+        .await
+        .into_iter()
+        .filter(|offer| match campaign {
+            Some(campaign) => offer.campaign_id.as_deref() == Some(campaign),
+            None => offer
+                .campaign_id
+                .as_deref()
+                .is_some_and(|id| id.starts_with("camp-plain-")),
+        })
+        .collect();
     assert_eq!(offers.len(), count);
     offers
-}
-
-/// Nearest-rank percentile.
-fn percentile(times: &mut [Duration], p: f64) -> Duration {
-    times.sort_unstable();
-    let rank = ((p / 100.0) * times.len() as f64).ceil() as usize;
-    times[rank.clamp(1, times.len()) - 1]
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1_000.0
 }

@@ -10,7 +10,9 @@
 //!   local stack;
 //! - `permissions`: the DynamoDB permissions a client's calls need;
 //! - `gate`: a relay that holds a process's calls of one operation after
-//!   the first few (to kill it midway).
+//!   the first few (to kill it midway);
+//! - `timing`: what the benches share (the redemption handler timed,
+//!   offers as stored, percentiles).
 //!
 //! Everything is re-exported here: a test needs `use offers_integration_tests::*;`.
 
@@ -20,6 +22,7 @@ mod fixtures;
 mod gate;
 mod permissions;
 mod processes;
+mod timing;
 
 pub use api::*;
 pub use bed::*;
@@ -27,3 +30,4 @@ pub use fixtures::*;
 pub use gate::*;
 pub use permissions::*;
 pub use processes::*;
+pub use timing::*;

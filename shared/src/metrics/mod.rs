@@ -152,11 +152,23 @@ impl MetricSet {
         values: Vec<u64>,
         tags: Vec<Tag>,
     ) -> &mut Self {
+        self.observations(name, datadog_name, Unit::Milliseconds, values, tags)
+    }
+
+    /// One value per observation in `unit`; nothing when there is none.
+    fn observations(
+        &mut self,
+        name: &'static str,
+        datadog_name: &'static str,
+        unit: Unit,
+        values: Vec<u64>,
+        tags: Vec<Tag>,
+    ) -> &mut Self {
         if !values.is_empty() {
             self.metrics.push(Metric {
                 name,
                 datadog_name,
-                unit: Unit::Milliseconds,
+                unit,
                 values: Values::Many(values),
                 tags,
             });
@@ -175,16 +187,7 @@ impl MetricSet {
         values: Vec<u64>,
         tags: Vec<Tag>,
     ) -> &mut Self {
-        if !values.is_empty() {
-            self.metrics.push(Metric {
-                name,
-                datadog_name,
-                unit: Unit::Percent,
-                values: Values::Many(values),
-                tags,
-            });
-        }
-        self
+        self.observations(name, datadog_name, Unit::Percent, values, tags)
     }
 }
 
