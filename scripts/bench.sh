@@ -30,6 +30,8 @@ step "budget benchmark (budgeted redemption vs a bare transaction of the same tw
 cargo bench --locked -p offers-integration-tests --bench budget
 step "local stack benchmark (offers assign vs bare BatchWriteItem; insert to visible over HTTP)"
 cargo bench --locked -p offers-integration-tests --bench stack
+step "parallel dispatch benchmark (the dispatcher's ParallelizationFactor 1 vs 4 on the local stack)"
+cargo bench --locked -p offers-integration-tests --bench parallel_dispatch
 step "campaign webhook benchmark (500-assignment requests vs bare BatchWriteItem of the same rows)"
 cargo bench --locked -p offers-integration-tests --bench webhook
 step "CLI memory benchmark (offers assign --dry-run on 100k and 1M rows)"

@@ -360,11 +360,12 @@ async fn every_api_binary_answers_an_undecodable_base64_body_with_a_400() {
     ];
     for (name, environment, valid, valid_status) in functions {
         let runtime = RuntimeApi::start().await.expect("runtime api");
-        let mut function = spawn_function(
+        let mut function = spawn_function_with(
             &function_binary(name),
             &environment,
             &shared_dynamodb().endpoint(),
             &runtime,
+            std::process::Stdio::piped(),
         );
         let timeout = Duration::from_secs(30);
         let refused = runtime
@@ -372,7 +373,34 @@ async fn every_api_binary_answers_an_undecodable_base64_body_with_a_400() {
             .await;
         let decoded = runtime.invoke(base64_body(valid), timeout).await;
         let _ = function.kill();
-        let _ = function.wait();
+        let stdout = tokio::task::spawn_blocking(move || {
+            let _ = function.wait();
+            let mut text = String::new();
+            if let Some(mut pipe) = function.stdout.take() {
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+            }
+            text
+        })
+        .await
+        .expect("stdout");
+        // Both requests went through the metrics port (CloudWatch EMF, the
+        // template's default): one line each, counted, timed, no server error.
+        let emf: Vec<serde_json::Value> = stdout
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|line| line.get("_aws").is_some())
+            .collect();
+        assert_eq!(emf.len(), 2, "{name}: {stdout}");
+        for line in &emf {
+            assert_eq!(line["FunctionName"], name, "{name}: {line}");
+            assert_eq!(line["ApiRequests"], json!(1), "{name}: {line}");
+            assert_eq!(line["ApiServerErrors"], json!(0), "{name}: {line}");
+            assert_eq!(
+                line["ApiLatency"].as_array().map(Vec::len),
+                Some(1),
+                "{name}: {line}"
+            );
+        }
 
         let (status, headers, body) = http_answer(refused);
         assert_eq!(status, 400, "{name}: {body}");

@@ -2,7 +2,8 @@
 //! binary started on free ports, 500 rows assigned with the `offers` CLI
 //! (some invalid), the dispatcher fed by the real stream, offers fetched over
 //! HTTP as their owners, a challenge completed by two orders written with
-//! `offers transactions add`, and nothing left running after Ctrl-C.
+//! `offers transactions add`, and nothing left running after Ctrl-C. The
+//! dispatcher's mapping runs with the template's ParallelizationFactor (10).
 
 use offers_integration_tests::*;
 use serde_json::{json, Value};
@@ -96,6 +97,17 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
     assert!(
         stack.pids.len() >= 4,
         "DynamoDB Local and the functions: {:?}",
+        stack.banner
+    );
+    // The dispatcher's mapping delivers batches as the template's default
+    // ParallelizationFactor has it: what follows is exactly once with 10
+    // batches per shard at once.
+    assert!(
+        stack
+            .banner
+            .iter()
+            .any(|line| line.contains("OfferDispatcherFunction x10")),
+        "{:?}",
         stack.banner
     );
 

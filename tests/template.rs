@@ -89,6 +89,39 @@ fn the_dispatchers_stream_mapping_is_safe() {
     );
 }
 
+/// The dispatcher's concurrent batches per shard are a parameter (AWS's 1
+/// to 10, default 10) wired to its mapping; the other stream functions keep
+/// one batch per shard (docs/design.md, "Parallel dispatch").
+#[test]
+fn the_dispatchers_parallelization_factor_is_a_parameter() {
+    let parameters = template_parameters();
+    let parameter = &parameters["DispatcherParallelizationFactor"];
+    assert_eq!(parameter["Type"], "Number");
+    assert_eq!(parameter["Default"], 10);
+    assert_eq!(parameter["MinValue"], 1);
+    assert_eq!(parameter["MaxValue"], 10);
+    let template = template();
+    let factor = |template: &SamTemplate, function: &str| {
+        dynamodb_event(template, function)["ParallelizationFactor"].clone()
+    };
+    assert_eq!(
+        tagged(&factor(&template, DISPATCHER), "!Ref"),
+        Some("DispatcherParallelizationFactor")
+    );
+    let mapping = template.stream_mapping(DISPATCHER).expect("mapping");
+    assert_eq!(mapping.parallelization_factor, 10);
+    let deployed_with_4 = template
+        .clone()
+        .with_parameters(&[("DispatcherParallelizationFactor", "4")]);
+    let mapping = deployed_with_4.stream_mapping(DISPATCHER).expect("mapping");
+    assert_eq!(mapping.parallelization_factor, 4);
+    // Per-user order needs one batch per shard where the table's partition
+    // key is not the user (transactions), or gains nothing (statistics).
+    for function in [PROGRESS, VISITS, STATS_FUNCTION] {
+        assert_eq!(factor(&template, function).as_u64(), Some(1), "{function}");
+    }
+}
+
 /// The statistics function reads the offers table's changes with both
 /// images, and never a REMOVE (an offer's TTL must not count anything down).
 #[test]
@@ -172,9 +205,9 @@ fn stream_mapping_is_safe(
     );
 }
 
-/// The logical id of the SQS queue a function's stream mapping sends failures to.
-fn on_failure_queue(template: &SamTemplate, function: &str) -> String {
-    let event = template
+/// The `Properties` of a function's `DynamoDB` event, as the template has them.
+fn dynamodb_event(template: &SamTemplate, function: &str) -> Value {
+    template
         .properties(function)
         .ok()
         .and_then(|p| p.get("Events"))
@@ -187,7 +220,12 @@ fn on_failure_queue(template: &SamTemplate, function: &str) -> String {
         .expect("the event")
         .get("Properties")
         .expect("properties")
-        .clone();
+        .clone()
+}
+
+/// The logical id of the SQS queue a function's stream mapping sends failures to.
+fn on_failure_queue(template: &SamTemplate, function: &str) -> String {
+    let event = dynamodb_event(template, function);
     let on_failure = &event["DestinationConfig"]["OnFailure"];
     assert_eq!(on_failure["Type"].as_str(), Some("SQS"), "{function}");
     tagged(&on_failure["Destination"], "!GetAtt")

@@ -8,8 +8,9 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{Credentials, ProvideCredentials};
 use aws_sdk_dynamodb::Client;
-use offers_local::conventions::{LOCAL_DYNAMODB_ENDPOINT, LOCAL_TABLE_PREFIX};
+use offers_shared::config;
 use offers_shared::dynamo::error_chain;
+use offers_shared::local_conventions::{LOCAL_DYNAMODB_ENDPOINT, LOCAL_TABLE_PREFIX};
 use std::time::Duration;
 
 /// The tables of template.yaml the CLI works on.
@@ -50,13 +51,13 @@ impl Table {
     /// The variable the functions read the name from (template.yaml sets it).
     pub fn variable(self) -> &'static str {
         match self {
-            Table::Pending => "PENDING_TABLE_NAME",
-            Table::LoyaltyOffers => "LOYALTY_OFFERS_TABLE_NAME",
-            Table::Catalog => "OFFER_CATALOG_TABLE_NAME",
-            Table::Rejected => "REJECTED_TABLE_NAME",
-            Table::CampaignStats => offers_shared::config::CAMPAIGN_STATS_TABLE_VARIABLE,
-            Table::Transactions => offers_shared::config::TRANSACTIONS_TABLE_VARIABLE,
-            Table::Campaigns => offers_shared::config::CAMPAIGNS_TABLE_VARIABLE,
+            Table::Pending => config::PENDING_TABLE_VARIABLE,
+            Table::LoyaltyOffers => config::LOYALTY_OFFERS_TABLE_VARIABLE,
+            Table::Catalog => config::CATALOG_TABLE_VARIABLE,
+            Table::Rejected => config::REJECTED_TABLE_VARIABLE,
+            Table::CampaignStats => config::CAMPAIGN_STATS_TABLE_VARIABLE,
+            Table::Transactions => config::TRANSACTIONS_TABLE_VARIABLE,
+            Table::Campaigns => config::CAMPAIGNS_TABLE_VARIABLE,
         }
     }
 }
@@ -189,7 +190,7 @@ mod tests {
     #[test]
     fn variables_win_over_the_prefix() {
         let names = TableNames::resolve(Some("dev-"), |name| {
-            (name == "REJECTED_TABLE_NAME").then(|| "my-rejections".to_owned())
+            (name == config::REJECTED_TABLE_VARIABLE).then(|| "my-rejections".to_owned())
         });
         assert_eq!(
             names.name(Table::Pending).expect("known"),
@@ -201,13 +202,13 @@ mod tests {
     #[test]
     fn an_unknown_name_is_a_usage_error_naming_the_variable() {
         let names = TableNames::resolve(None, |name| {
-            (name == "PENDING_TABLE_NAME").then(|| "pending".to_owned())
+            (name == config::PENDING_TABLE_VARIABLE).then(|| "pending".to_owned())
         });
         assert_eq!(names.name(Table::Pending).expect("known"), "pending");
         let err = names.name(Table::Catalog).expect_err("unknown");
         assert_eq!(err.exit_code(), 2);
         assert!(
-            err.to_string().contains("OFFER_CATALOG_TABLE_NAME"),
+            err.to_string().contains(config::CATALOG_TABLE_VARIABLE),
             "{err}"
         );
     }

@@ -1,46 +1,4 @@
-//! The local stack's conventions, shared with `offers --local`: the tables
-//! of template.yaml are created as `<LOCAL_TABLE_PREFIX><LogicalId>` on
-//! DynamoDB Local at `LOCAL_DYNAMODB_ENDPOINT`.
+//! The local stack's conventions: they live in `offers_shared::local_conventions`
+//! so that `offers --local` shares them without depending on this crate.
 
-pub const LOCAL_TABLE_PREFIX: &str = "offers-local-";
-pub const LOCAL_DYNAMODB_ENDPOINT: &str = "http://127.0.0.1:8000";
-/// The local stand-in for the dispatcher's SQS on-failure destination: a
-/// local-only table (HASH `id`) of the stream batches that exhausted their
-/// retries. Each item: `id` (S), `timestamp` (S, RFC 3339), `condition` (S,
-/// e.g. `RetryAttemptsExhausted`), `batchSize` (N: records in the batch),
-/// `message` (S: the JSON Lambda sends to an on-failure destination, with
-/// `DDBStreamBatchInfo`), `records` (S: JSON list of the batch's
-/// `{sequenceNumber, userId, sortKey}`).
-pub const LOCAL_ON_FAILURE_TABLE: &str = "offers-local-DispatcherOnFailure";
-
-/// The local stand-in for a stream function's on-failure queue: the
-/// dispatcher's is [`LOCAL_ON_FAILURE_TABLE`], any other function's
-/// `offers-local-<LogicalId without "Function">OnFailure` (challenge
-/// progress: `offers-local-ChallengeProgressOnFailure`). Same item layout;
-/// each record also carries its stream `keys`.
-pub fn local_on_failure_table(function_logical_id: &str) -> String {
-    match function_logical_id {
-        "OfferDispatcherFunction" => LOCAL_ON_FAILURE_TABLE.to_owned(),
-        other => format!(
-            "{LOCAL_TABLE_PREFIX}{}OnFailure",
-            other.strip_suffix("Function").unwrap_or(other)
-        ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_stream_function_has_its_own_failure_table() {
-        assert_eq!(
-            local_on_failure_table("OfferDispatcherFunction"),
-            LOCAL_ON_FAILURE_TABLE
-        );
-        assert_eq!(
-            local_on_failure_table("ChallengeProgressFunction"),
-            "offers-local-ChallengeProgressOnFailure"
-        );
-    }
-}
+pub use offers_shared::local_conventions::*;

@@ -19,9 +19,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// an endpoint (the SDKs' own name for it).
 pub const SECRETS_MANAGER_ENDPOINT_VARIABLE: &str = "AWS_ENDPOINT_URL_SECRETS_MANAGER";
 
-/// The signing secret of the local stack and the tests: an obviously fake
-/// value that exists only on this machine (moto's server keeps it in memory).
-pub const LOCAL_SIGNING_SECRET: &str = "whsec_local_only_not_a_real_secret";
+pub use offers_shared::local_conventions::LOCAL_SIGNING_SECRET;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MotoError {

@@ -39,6 +39,9 @@ pub struct StackOptions {
     pub bin_dir: PathBuf,
     /// Processes per API function (invocations served at once).
     pub api_instances: usize,
+    /// Template parameter values (`sam deploy --parameter-overrides`), e.g.
+    /// `DispatcherParallelizationFactor`; the others take their default.
+    pub parameters: Vec<(String, String)>,
 }
 
 /// A running stack. `stop` ends every process it started.
@@ -49,6 +52,8 @@ pub struct RunningStack {
     pub tables: TableSet,
     pub http_address: SocketAddr,
     pub functions: Vec<Arc<LocalFunction>>,
+    /// Each stream function and its mapping's batches per shard at once.
+    pub parallelization: Vec<(String, usize)>,
     pub catalog_items_loaded: usize,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -103,7 +108,14 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, String> {
     let endpoint = dynamodb.endpoint();
     let sdk = local_sdk_config(&endpoint).await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
-    let template = SamTemplate::project().map_err(|err| fail("template.yaml", &err))?;
+    let parameters: Vec<(&str, &str)> = options
+        .parameters
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let template = SamTemplate::project()
+        .map_err(|err| fail("template.yaml", &err))?
+        .with_parameters(&parameters);
     let tables = template
         .create_tables(&client, LOCAL_TABLE_PREFIX)
         .await
@@ -121,7 +133,9 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, String> {
         let binary = template
             .function_binary(logical_id)
             .map_err(|err| fail("template.yaml", &err))?;
-        let has_stream = template.stream_mapping(logical_id).is_ok();
+        let mapping = template
+            .stream_mapping_if_any(logical_id)
+            .map_err(|err| fail("template.yaml", &err))?;
         let mut variables = template
             .function_environment(logical_id, &tables)
             .map_err(|err| fail("template.yaml", &err))?;
@@ -134,8 +148,9 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, String> {
             timeout: template
                 .function_timeout(logical_id)
                 .map_err(|err| fail("template.yaml", &err))?,
-            // One poller per shard, as ParallelizationFactor 1 has it.
-            instances: if has_stream { 1 } else { options.api_instances },
+            // A process per batch a shard delivers at once (the
+            // mapping's ParallelizationFactor).
+            instances: mapping.map_or(options.api_instances, |m| m.parallelization_factor),
             log_file: Some(logs.join(format!("{binary}.log"))),
         };
         let function = LocalFunction::start(spec, stopped.clone())
@@ -155,10 +170,15 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, String> {
     }
 
     let mut tasks = Vec::new();
+    let mut parallelization = Vec::new();
     for logical_id in &mapped {
-        let Ok(settings) = template.stream_mapping(logical_id) else {
+        let Some(settings) = template
+            .stream_mapping_if_any(logical_id)
+            .map_err(|err| fail("template.yaml", &err))?
+        else {
             continue;
         };
+        parallelization.push((logical_id.clone(), settings.parallelization_factor));
         let table = tables.name(&settings.table).to_owned();
         let stream_arn = client
             .describe_table()
@@ -221,6 +241,7 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, String> {
         tables,
         http_address,
         functions: functions.into_values().collect(),
+        parallelization,
         catalog_items_loaded,
         stop,
         tasks,

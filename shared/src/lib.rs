@@ -17,6 +17,7 @@ pub mod dispatch;
 pub mod dynamo;
 pub mod error;
 pub mod fakes;
+pub mod local_conventions;
 pub mod metrics;
 pub mod ports;
 pub mod profiles;

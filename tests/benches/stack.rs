@@ -13,8 +13,7 @@
 //!
 //! Run: `cargo build --release --workspace --bins && cargo bench -p offers-integration-tests --bench stack`
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use futures::stream::{self, StreamExt};
+use aws_sdk_dynamodb::types::AttributeValue;
 use offers_integration_tests::*;
 use offers_local::conventions::LOCAL_TABLE_PREFIX;
 use serde_json::{json, Value};
@@ -42,40 +41,9 @@ fn row(run: &str, index: usize, expiry: &str) -> Value {
 
 /// Bare BatchWriteItem: chunks of 25, `IN_FLIGHT` at once, unprocessed items resent.
 async fn floor_write(client: &aws_sdk_dynamodb::Client, table: &str, rows: Vec<Value>) -> Duration {
-    let requests: Vec<WriteRequest> = rows
-        .into_iter()
-        .map(|row| {
-            let item: HashMap<String, AttributeValue> =
-                serde_dynamo::to_item(row).expect("row item");
-            WriteRequest::builder()
-                .put_request(
-                    PutRequest::builder()
-                        .set_item(Some(item))
-                        .build()
-                        .expect("put"),
-                )
-                .build()
-        })
-        .collect();
-    let chunks: Vec<Vec<WriteRequest>> = requests.chunks(25).map(<[_]>::to_vec).collect();
+    let chunks = put_request_chunks(&rows);
     let started = Instant::now();
-    stream::iter(chunks)
-        .for_each_concurrent(IN_FLIGHT, |mut chunk| async move {
-            while !chunk.is_empty() {
-                let output = client
-                    .batch_write_item()
-                    .request_items(table, chunk)
-                    .send()
-                    .await
-                    .expect("batch write");
-                chunk = output
-                    .unprocessed_items()
-                    .and_then(|items| items.get(table))
-                    .cloned()
-                    .unwrap_or_default();
-            }
-        })
-        .await;
+    batch_write(client, table, chunks, IN_FLIGHT).await;
     started.elapsed()
 }
 

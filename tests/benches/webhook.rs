@@ -13,7 +13,6 @@
 //! the totals and the median of the per-request ratios.
 //! Run: `bash scripts/bench.sh`.
 
-use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use futures::stream::{self, StreamExt};
 use offers_integration_tests::*;
 use offers_local::{DynamoDbLocal, StartOptions};
@@ -164,25 +163,7 @@ impl FloorSide {
 
     async fn request(&self, round: &str, request: usize) -> Duration {
         let table = self.bed.table(PENDING).to_owned();
-        let chunks: Vec<Vec<WriteRequest>> = assignments(round, request)
-            .chunks(25)
-            .map(|chunk| {
-                chunk
-                    .iter()
-                    .map(|row| {
-                        let item = serde_dynamo::to_item(row).expect("item");
-                        WriteRequest::builder()
-                            .put_request(
-                                PutRequest::builder()
-                                    .set_item(Some(item))
-                                    .build()
-                                    .expect("put"),
-                            )
-                            .build()
-                    })
-                    .collect()
-            })
-            .collect();
+        let chunks = put_request_chunks(&assignments(round, request));
         let started = Instant::now();
         stream::iter(chunks)
             .map(|chunk| {

@@ -9,6 +9,7 @@
 //! - `processes`: function binaries run as processes, their memory, the
 //!   local stack;
 //! - `permissions`: the DynamoDB permissions a client's calls need;
+//! - `bulk`: rows written with bare BatchWriteItem calls;
 //! - `gate`: a relay that holds a process's calls of one operation after
 //!   the first few (to kill it midway);
 //! - `timing`: what the benches share (the redemption handler timed,
@@ -18,6 +19,7 @@
 
 mod api;
 mod bed;
+mod bulk;
 mod fixtures;
 mod gate;
 mod permissions;
@@ -26,6 +28,7 @@ mod timing;
 
 pub use api::*;
 pub use bed::*;
+pub use bulk::*;
 pub use fixtures::*;
 pub use gate::*;
 pub use permissions::*;

@@ -197,8 +197,15 @@ pub struct LocalStack {
 impl LocalStack {
     /// Starts `local-stack` and waits (at most 120 s) for its "ready" banner.
     pub fn start(data_dir: &std::path::Path) -> LocalStack {
+        Self::start_with(data_dir, &[])
+    }
+
+    /// As [`Self::start`], with template parameter values (`NAME=VALUE`,
+    /// as `sam deploy --parameter-overrides` gives them).
+    pub fn start_with(data_dir: &std::path::Path, parameters: &[&str]) -> LocalStack {
         let (dynamodb_port, http_port) = (free_port(), free_port());
         let mut child = Command::new(function_binary("local-stack"))
+            .args(parameters.iter().flat_map(|p| ["--parameter", p]))
             .args(["--port", &dynamodb_port.to_string()])
             .args(["--http-port", &http_port.to_string()])
             .arg("--data-dir")

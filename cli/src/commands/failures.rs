@@ -8,8 +8,8 @@ use crate::error::CliError;
 use crate::output::say;
 use crate::writer::Item;
 use futures::TryStreamExt;
-use offers_local::conventions::LOCAL_ON_FAILURE_TABLE;
 use offers_shared::dynamo::{text_of as text, DynamoTable};
+use offers_shared::local_conventions::LOCAL_ON_FAILURE_TABLE;
 use serde_json::Value;
 
 pub async fn list(args: FailuresListArgs, connection: &Connection) -> Result<(), CliError> {

@@ -8,8 +8,8 @@ use crate::error::CliError;
 use crate::output::say;
 use aws_sdk_dynamodb::Client;
 use futures::TryStreamExt;
-use offers_local::conventions::LOCAL_ON_FAILURE_TABLE;
 use offers_shared::dynamo::{DynamoTable, LoyaltyOffersTable, PendingTable, RejectedTable};
+use offers_shared::local_conventions::LOCAL_ON_FAILURE_TABLE;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

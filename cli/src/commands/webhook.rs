@@ -5,8 +5,8 @@ use crate::aws::Connection;
 use crate::cli::WebhookSignArgs;
 use crate::error::CliError;
 use crate::output::say;
-use offers_local::moto::LOCAL_SIGNING_SECRET;
 use offers_shared::domain::webhook::{body_fingerprint, signature_header, MAX_WEBHOOK_BODY_BYTES};
+use offers_shared::local_conventions::LOCAL_SIGNING_SECRET;
 use std::path::Path;
 
 /// The local stack's webhook (scripts/local.sh, default HTTP port).

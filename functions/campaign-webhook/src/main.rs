@@ -26,8 +26,11 @@ async fn main() -> Result<(), Error> {
     .await?;
     let webhook = build_webhook(dynamodb_client(&sdk_config, &config.sdk), &config, secret);
     let webhook = &webhook;
-    run(service_fn(move |request: Request| {
-        handler::handle(webhook, request)
-    }))
+    let metrics = config.observability.sink_from_env()?;
+    let metrics = metrics.as_ref();
+    run(
+        metrics,
+        service_fn(move |request: Request| handler::handle(webhook, request)),
+    )
     .await
 }

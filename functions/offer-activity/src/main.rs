@@ -16,8 +16,11 @@ async fn main() -> Result<(), Error> {
     let sdk_config = environment_sdk_config();
     let activity = build_activity(dynamodb_client(&sdk_config, &config.sdk), &config);
     let activity = &activity;
-    run(service_fn(move |request: Request| {
-        handler::handle(activity, request)
-    }))
+    let metrics = config.observability.sink_from_env()?;
+    let metrics = metrics.as_ref();
+    run(
+        metrics,
+        service_fn(move |request: Request| handler::handle(activity, request)),
+    )
     .await
 }

@@ -18,8 +18,11 @@ async fn main() -> Result<(), Error> {
     let sdk_config = environment_sdk_config();
     let support = build_support(dynamodb_client(&sdk_config, &config.sdk), &config);
     let support = &support;
-    run(service_fn(move |request: Request| {
-        handler::handle(support, request)
-    }))
+    let metrics = config.observability.sink_from_env()?;
+    let metrics = metrics.as_ref();
+    run(
+        metrics,
+        service_fn(move |request: Request| handler::handle(support, request)),
+    )
     .await
 }

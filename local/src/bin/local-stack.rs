@@ -11,14 +11,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: local-stack [--port PORT] [--http-port PORT] [--data-dir DIR] [--fresh]
-                   [--api-instances N] [--bin-dir DIR]
+                   [--api-instances N] [--bin-dir DIR] [--parameter NAME=VALUE]...
 
   --port PORT         DynamoDB Local's port (default 8000)
   --http-port PORT    the HTTP APIs' port (default 3000)
   --data-dir DIR      DynamoDB Local's data, stream checkpoints, logs (default .local/data)
   --fresh             start from empty tables (data persists between runs otherwise)
   --api-instances N   processes per API function (default 2)
-  --bin-dir DIR       where the built function binaries are (default: beside this one)";
+  --bin-dir DIR       where the built function binaries are (default: beside this one)
+  --parameter NAME=VALUE
+                      a template parameter's value, as sam deploy --parameter-overrides
+                      gives it (e.g. DispatcherParallelizationFactor=4); repeatable";
 
 fn options() -> Result<StackOptions, String> {
     let exe_dir = std::env::current_exe()
@@ -32,6 +35,7 @@ fn options() -> Result<StackOptions, String> {
         fresh: false,
         bin_dir: exe_dir,
         api_instances: 2,
+        parameters: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -43,6 +47,13 @@ fn options() -> Result<StackOptions, String> {
             "--bin-dir" => options.bin_dir = PathBuf::from(value("--bin-dir")?),
             "--api-instances" => options.api_instances = number(&value("--api-instances")?)?,
             "--fresh" => options.fresh = true,
+            "--parameter" => {
+                let pair = value("--parameter")?;
+                let (name, value) = pair
+                    .split_once('=')
+                    .ok_or(format!("--parameter {pair:?} is not NAME=VALUE"))?;
+                options.parameters.push((name.to_owned(), value.to_owned()));
+            }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -113,6 +124,7 @@ local stack ready
   DynamoDB Local  {endpoint}  (data in {data}; --fresh starts empty)
   HTTP APIs       {http}  (the headers x-local-user and x-local-groups stand in for the JWT)
   functions       {functions}
+  stream batches  {parallelization}  (per shard at once: ParallelizationFactor)
   sample catalog  {catalog}
   logs            {logs}/*.log
   pids            {pids}
@@ -129,6 +141,7 @@ Try it from another terminal:
 Ctrl-C stops everything.",
         data = options.data_dir.display(),
         functions = functions.join(", "),
+        parallelization = parallelization(stack),
         catalog = if stack.catalog_items_loaded > 0 {
             format!("{} items loaded from events/sample-catalog.json", stack.catalog_items_loaded)
         } else {
@@ -142,4 +155,15 @@ Ctrl-C stops everything.",
             .collect::<Vec<_>>()
             .join(" "),
     );
+}
+
+/// `Function xN` for each stream function, sorted.
+fn parallelization(stack: &RunningStack) -> String {
+    let mut mappings: Vec<String> = stack
+        .parallelization
+        .iter()
+        .map(|(function, factor)| format!("{function} x{factor}"))
+        .collect();
+    mappings.sort();
+    mappings.join(", ")
 }

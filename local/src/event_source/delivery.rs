@@ -247,6 +247,8 @@ mod tests {
             bisect_batch_on_function_error: true,
             report_batch_item_failures: true,
             event_names: Some(vec!["INSERT".into()]),
+            parallelization_factor: 1,
+            partition_key: "userId".into(),
         }
     }
 

@@ -19,6 +19,11 @@ pub struct StreamMappingSettings {
     pub report_batch_item_failures: bool,
     /// Event names that pass the filter (`{"eventName": [...]}`); `None`: all pass.
     pub event_names: Option<Vec<String>>,
+    /// Batches of one shard in flight at once (AWS: 1 to 10).
+    pub parallelization_factor: usize,
+    /// The table's partition key attribute: records with the same value of
+    /// it go to the same concurrent batch slot, in order.
+    pub partition_key: String,
 }
 
 impl SamTemplate {
@@ -28,11 +33,23 @@ impl SamTemplate {
         &self,
         function_id: &str,
     ) -> Result<StreamMappingSettings, TemplateError> {
-        let (_, event) = self
+        self.stream_mapping_if_any(function_id)?
+            .ok_or_else(|| shape(format!("{function_id} has no DynamoDB event")))
+    }
+
+    /// As [`Self::stream_mapping`], `None` for a function without a
+    /// `DynamoDB` event.
+    pub fn stream_mapping_if_any(
+        &self,
+        function_id: &str,
+    ) -> Result<Option<StreamMappingSettings>, TemplateError> {
+        let Some((_, event)) = self
             .events(function_id)?
             .into_iter()
             .find(|(kind, _)| kind.as_str() == Some("DynamoDB"))
-            .ok_or_else(|| shape(format!("{function_id} has no DynamoDB event")))?;
+        else {
+            return Ok(None);
+        };
         let table = event
             .get("Stream")
             .and_then(|stream| tagged(stream, "!GetAtt"))
@@ -73,7 +90,14 @@ impl SamTemplate {
         }
         // AWS: -1 (or absent) is "retry until the record expires"; finite here.
         let retries = number("MaximumRetryAttempts", 10_000)?;
-        Ok(StreamMappingSettings {
+        let parallelization_factor = number("ParallelizationFactor", 1)?;
+        if !(1..=10).contains(&parallelization_factor) {
+            return Err(shape(format!(
+                "{function_id}: ParallelizationFactor {parallelization_factor} is not 1 to 10"
+            )));
+        }
+        let partition_key = self.partition_key(&table)?;
+        Ok(Some(StreamMappingSettings {
             table,
             batch_size: number("BatchSize", 100)? as usize,
             batching_window: std::time::Duration::from_secs(number(
@@ -88,7 +112,24 @@ impl SamTemplate {
             bisect_batch_on_function_error: flag("BisectBatchOnFunctionError"),
             report_batch_item_failures,
             event_names,
-        })
+            parallelization_factor: parallelization_factor as usize,
+            partition_key,
+        }))
+    }
+
+    /// The attribute of a table's `KeySchema` that is its `HASH` key.
+    fn partition_key(&self, table: &str) -> Result<String, TemplateError> {
+        self.properties(table)?
+            .get("KeySchema")
+            .and_then(Value::as_sequence)
+            .and_then(|schema| {
+                schema
+                    .iter()
+                    .find(|key| key.get("KeyType").and_then(Value::as_str) == Some("HASH"))
+            })
+            .and_then(|key| key.get("AttributeName").and_then(Value::as_str))
+            .map(str::to_owned)
+            .ok_or_else(|| shape(format!("{table} has no HASH key")))
     }
 }
 
@@ -131,6 +172,32 @@ mod tests {
         assert!(mapping.bisect_batch_on_function_error);
         assert!(mapping.report_batch_item_failures);
         assert_eq!(mapping.event_names, Some(vec!["INSERT".to_owned()]));
+        assert_eq!(
+            mapping.parallelization_factor, 10,
+            "the parameter's default"
+        );
+        assert_eq!(mapping.partition_key, "userId");
+        let four = template
+            .clone()
+            .with_parameters(&[("DispatcherParallelizationFactor", "4")]);
+        let mapping = four
+            .stream_mapping("OfferDispatcherFunction")
+            .expect("mapping");
+        assert_eq!(mapping.parallelization_factor, 4, "an override");
+        let eleven = template.with_parameters(&[("DispatcherParallelizationFactor", "11")]);
+        assert!(eleven.stream_mapping("OfferDispatcherFunction").is_err());
+    }
+
+    #[test]
+    fn the_transaction_functions_keep_one_batch_per_shard() {
+        // Their table's partition key is the transaction, not the user: a
+        // user's transactions would go to different slots (docs/design.md).
+        let template = SamTemplate::project().expect("template.yaml");
+        for function in ["ChallengeProgressFunction", "UserVisitsFunction"] {
+            let mapping = template.stream_mapping(function).expect("mapping");
+            assert_eq!(mapping.partition_key, "transactionId", "{function}");
+            assert_eq!(mapping.parallelization_factor, 1, "{function}");
+        }
     }
 
     #[test]

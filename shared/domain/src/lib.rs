@@ -17,6 +17,7 @@ pub mod profile;
 pub mod progress;
 #[cfg(test)]
 mod properties;
+pub mod redeem;
 pub mod redemption;
 pub mod rejection;
 pub mod rules;
@@ -35,10 +36,8 @@ pub use offer::{
     PersonalizedOffer,
 };
 pub use offer_event::{parse_offer_event, OfferEvent, OfferEventRequest, OfferEventType};
-pub use redemption::{
-    decide_redemption, parse_redemption_request, BudgetTaken, RedeemDecision, RedeemRefusal,
-    Redemption, RedemptionRequest,
-};
+pub use redeem::{decide_redemption, RedeemDecision, RedeemRefusal};
+pub use redemption::{parse_redemption_request, BudgetTaken, Redemption, RedemptionRequest};
 pub use rejection::{ReasonCode, Rejection};
 pub use rules::Rules;
 pub use transaction::{parse_transaction, Transaction};

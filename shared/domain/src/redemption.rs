@@ -2,15 +2,15 @@
 //! when that order is cancelled (contract section 7).
 //!
 //! Everything here is pure: the request parser, the redemption record as it
-//! is kept on the offer, the offer's rules checked against an order, and the
-//! decision whether an offer as stored can take a new use. The adapter makes
+//! is kept on the offer and the offer's rules checked against an order. The
+//! decision whether an offer as stored can take a new use is `crate::redeem`
+//! (it reads the offer, which keeps these records). The adapter makes
 //! the same decision hold at write time with a condition (the count and the
 //! revocation can race; time and rules cannot).
 
 use crate::amount::{Amount, AMOUNT_DECIMALS, AMOUNT_LIMIT};
 use crate::dates::rfc3339;
 use crate::limits::{quote, quote_names};
-use crate::offer::{OfferStatus, PersonalizedOffer};
 use crate::rules::Rules;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -267,93 +267,6 @@ pub fn redemption_limit(rules: &Rules) -> Option<u64> {
     Some(limit)
 }
 
-/// Why an order cannot use an offer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RedeemRefusal {
-    /// Scheduled, expired or revoked (409 `offer_not_active`).
-    #[error("the offer is {}, not active", status_name(*.0))]
-    NotActive(OfferStatus),
-    /// No use left (409 `redemption_limit_reached`).
-    #[error("the offer has no use left: its redemptionLimit of {limit} is reached")]
-    LimitReached { limit: u64 },
-    /// The offer keeps as many redemption records as one offer may
-    /// (409 `redemption_limit_reached`).
-    #[error("the offer has been redeemed and voided as often as one offer may ({MAX_REDEMPTION_RECORDS} orders)")]
-    RecordsFull,
-    /// The offer's campaign has no redemption or discount left in its
-    /// budget (409 `budget_exhausted`, section 14).
-    #[error("the campaign's budget is used up: {0}")]
-    BudgetExhausted(String),
-    /// The order does not meet one of the offer's rules (422 `rule_not_met`).
-    #[error("{0}")]
-    RuleNotMet(String),
-}
-
-impl RedeemRefusal {
-    /// The error code of the contract.
-    pub fn code(&self) -> &'static str {
-        match self {
-            RedeemRefusal::NotActive(_) => "offer_not_active",
-            RedeemRefusal::LimitReached { .. } | RedeemRefusal::RecordsFull => {
-                "redemption_limit_reached"
-            }
-            RedeemRefusal::RuleNotMet(_) => "rule_not_met",
-            RedeemRefusal::BudgetExhausted(_) => "budget_exhausted",
-        }
-    }
-}
-
-/// The status's name as the offer JSON spells it.
-pub fn status_name(status: OfferStatus) -> &'static str {
-    match status {
-        OfferStatus::Scheduled => "scheduled",
-        OfferStatus::Active => "active",
-        OfferStatus::Redeemed => "redeemed",
-        OfferStatus::Expired => "expired",
-        OfferStatus::Revoked => "revoked",
-    }
-}
-
-/// What an order on an offer as stored comes to.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RedeemDecision {
-    /// The order used this offer before (voided or not): that redemption,
-    /// and no second use.
-    Replay(Redemption),
-    /// A new use may be written.
-    Redeem,
-    Refused(RedeemRefusal),
-}
-
-/// Decides an order on `offer` at `now`: a known order replays its first
-/// redemption whatever the offer's state since; otherwise the offer must be
-/// active with a use left, and the order must meet its rules.
-pub fn decide_redemption(
-    offer: &PersonalizedOffer,
-    request: &RedemptionRequest,
-    now: DateTime<Utc>,
-) -> RedeemDecision {
-    if let Some(earlier) = offer.redemptions.get(&request.order_id) {
-        return RedeemDecision::Replay(earlier.clone());
-    }
-    match offer.status(now) {
-        OfferStatus::Active => {}
-        OfferStatus::Redeemed => {
-            return RedeemDecision::Refused(RedeemRefusal::LimitReached {
-                limit: redemption_limit(&offer.rules).unwrap_or_default(),
-            })
-        }
-        status => return RedeemDecision::Refused(RedeemRefusal::NotActive(status)),
-    }
-    if offer.redemptions.len() >= MAX_REDEMPTION_RECORDS {
-        return RedeemDecision::Refused(RedeemRefusal::RecordsFull);
-    }
-    match check_rules(&offer.rules, request) {
-        Ok(()) => RedeemDecision::Redeem,
-        Err(message) => RedeemDecision::Refused(RedeemRefusal::RuleNotMet(message)),
-    }
-}
-
 /// The offer's checkout rules against the order: `minimumSpend` and
 /// `serviceModes`; other rules are the point of sale's business. A rule the
 /// order cannot be checked against (a `minimumSpend` that is not a number,
@@ -407,15 +320,8 @@ pub fn check_rules(rules: &Rules, request: &RedemptionRequest) -> Result<(), Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dates::parse_timestamp;
-    use crate::limits::{item_size, MAX_ITEM_BYTES, MAX_OFFER_BYTES};
-    use crate::offer::OfferSource;
     use serde_json::json;
     use std::collections::BTreeMap;
-
-    fn at(text: &str) -> DateTime<Utc> {
-        parse_timestamp(text).expect("timestamp")
-    }
 
     fn body(value: Value) -> Map<String, Value> {
         value.as_object().cloned().expect("object")
@@ -430,39 +336,6 @@ mod tests {
             json!({"orderId": order, "totalCost": cost, "serviceMode": mode}),
         ))
         .expect("valid")
-    }
-
-    fn offer(rules: Value) -> PersonalizedOffer {
-        PersonalizedOffer {
-            personalized_offer_id: Uuid::nil(),
-            user_id: "user-1".into(),
-            offer_id: "co-1".into(),
-            template_id: "tpl-1".into(),
-            campaign_id: None,
-            rules: serde_json::from_value(rules).expect("rules"),
-            start_date: at("2026-01-01T00:00:00Z"),
-            expiry_date: at("2026-12-31T00:00:00Z"),
-            rank: 1,
-            challenge: None,
-            source: OfferSource::Campaign,
-            sort_key: None,
-            task_id: None,
-            assigned_by: None,
-            reason: None,
-            created_at: at("2026-01-01T00:00:00Z"),
-            ttl: 0,
-            revoked_at: None,
-            revoked_by: None,
-            audit: Vec::new(),
-            idempotency: None,
-            redemption_count: 0,
-            redemptions: BTreeMap::new(),
-            viewed_at: None,
-            clicked_at: None,
-            view_count: 0,
-            click_count: 0,
-            selection: None,
-        }
     }
 
     #[test]
@@ -593,116 +466,5 @@ mod tests {
         let broken: Rules =
             serde_json::from_value(json!({"serviceModes": "pickup"})).expect("rules");
         assert!(check_rules(&broken, &request("o", json!(9), "pickup")).is_err());
-    }
-
-    #[test]
-    fn decisions_follow_status_count_and_known_orders() {
-        let now = at("2026-06-01T00:00:00Z");
-        let mut offer = offer(json!({"redemptionLimit": 1, "minimumSpend": 5}));
-        let order = request("o-1", json!(10), "pickup");
-        assert_eq!(
-            decide_redemption(&offer, &order, now),
-            RedeemDecision::Redeem
-        );
-        assert_eq!(
-            decide_redemption(&offer, &request("o-1", json!(1), "pickup"), now),
-            RedeemDecision::Refused(RedeemRefusal::RuleNotMet(
-                "minimumSpend not met: totalCost 1 is below the offer's minimumSpend of 5".into()
-            ))
-        );
-        let record = Redemption::of(offer.personalized_offer_id, &order, now);
-        offer.redemptions.insert("o-1".into(), record.clone());
-        offer.redemption_count = 1;
-        assert_eq!(offer.status(now), OfferStatus::Redeemed);
-        assert_eq!(offer.remaining_redemptions(), Some(0));
-        assert_eq!(
-            decide_redemption(&offer, &order, now),
-            RedeemDecision::Replay(record.clone())
-        );
-        let refused = decide_redemption(&offer, &request("o-2", json!(10), "pickup"), now);
-        assert_eq!(
-            refused,
-            RedeemDecision::Refused(RedeemRefusal::LimitReached { limit: 1 })
-        );
-        // Voided: the use is back, and the order still replays.
-        offer.redemption_count = 0;
-        assert_eq!(offer.status(now), OfferStatus::Active);
-        assert_eq!(
-            decide_redemption(&offer, &request("o-2", json!(10), "pickup"), now),
-            RedeemDecision::Redeem
-        );
-        for (status, moment) in [
-            (OfferStatus::Scheduled, "2025-12-31T00:00:00Z"),
-            (OfferStatus::Expired, "2027-01-01T00:00:00Z"),
-        ] {
-            let refused =
-                decide_redemption(&offer, &request("o-3", json!(10), "pickup"), at(moment));
-            assert_eq!(
-                refused,
-                RedeemDecision::Refused(RedeemRefusal::NotActive(status))
-            );
-        }
-        offer.revoked_at = Some(now);
-        let refused = decide_redemption(&offer, &request("o-3", json!(10), "pickup"), now);
-        assert_eq!(
-            refused.clone(),
-            RedeemDecision::Refused(RedeemRefusal::NotActive(OfferStatus::Revoked))
-        );
-        let RedeemDecision::Refused(refusal) = refused else {
-            unreachable!()
-        };
-        assert_eq!(refusal.code(), "offer_not_active");
-        assert!(refusal.to_string().contains("revoked"));
-        assert_eq!(
-            decide_redemption(&offer, &order, now),
-            RedeemDecision::Replay(record),
-            "a known order replays even once the offer is revoked"
-        );
-    }
-
-    #[test]
-    fn an_unlimited_offer_stops_at_the_records_bound() {
-        let now = at("2026-06-01T00:00:00Z");
-        let mut offer = offer(json!({}));
-        assert_eq!(offer.remaining_redemptions(), None);
-        for n in 0..MAX_REDEMPTION_RECORDS {
-            let order = request(&format!("o-{n}"), json!(1), "pickup");
-            offer.redemptions.insert(
-                order.order_id.clone(),
-                Redemption::of(Uuid::nil(), &order, now),
-            );
-        }
-        let refused = decide_redemption(&offer, &request("one-more", json!(1), "pickup"), now);
-        assert_eq!(refused, RedeemDecision::Refused(RedeemRefusal::RecordsFull));
-    }
-
-    #[test]
-    fn the_records_bound_keeps_the_item_under_400_kb() {
-        // A record with every value at its bound, as DynamoDB sizes it: the
-        // map key (the order id) and the record.
-        let order_id = "😀".repeat(MAX_ORDER_ID_CHARS);
-        let record = Redemption {
-            redemption_id: Uuid::new_v4(),
-            order_id: order_id.clone(),
-            total_cost: Number::from_f64(-1.234_567_890_123_456_7e-100).expect("number"),
-            discount: Number::from_f64(-1.234_567_890_123_456_7e-100).expect("number"),
-            service_mode: "m".repeat(MAX_SERVICE_MODE_BYTES),
-            store_id: Some("s".repeat(MAX_STORE_ID_BYTES)),
-            redeemed_at: at("9999-12-31T23:59:59.999999999Z"),
-            voided_at: Some(at("9999-12-31T23:59:59.999999999Z")),
-            budget_use: Some(BudgetTaken {
-                redemptions: true,
-                discount_value: true,
-            }),
-        };
-        let entry = json!({ order_id: record });
-        let per_record = item_size(entry.as_object().expect("map"));
-        // Counters, first-seen dates and challenge progress.
-        const ROOM_FOR_THE_REST: usize = 16 * 1_024;
-        let worst = MAX_OFFER_BYTES + MAX_REDEMPTION_RECORDS * per_record + ROOM_FOR_THE_REST;
-        assert!(
-            worst < MAX_ITEM_BYTES,
-            "{per_record} bytes a record, {worst} in all"
-        );
     }
 }

@@ -2,16 +2,19 @@
 //! encoding checked first. API Gateway marks a body `isBase64Encoded`, and
 //! lambda_http decodes it with `expect` (a panic, then an invocation error
 //! and a bare 502): a body that is not base64 gets a 400
-//! `invalid_body_encoding` here instead, before lambda_http sees it.
+//! `invalid_body_encoding` here instead, before lambda_http sees it. Every
+//! answer, refusals included, is measured (`crate::metrics`).
 
 use crate::error::ApiError;
+use crate::metrics::{request_metrics, Measured, UNMATCHED_ROUTE};
 use crate::response::error_response;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse;
 use lambda_http::lambda_runtime::Diagnostic;
 use lambda_http::request::LambdaRequest;
-use lambda_http::{Adapter, Error, IntoResponse, LambdaEvent, Request, Service};
+use lambda_http::{Adapter, Body, Error, LambdaEvent, Request, Response, Service};
+use offers_shared::metrics::MetricsSink;
 use serde::Serialize;
 use std::fmt::Debug;
 use std::future::Future;
@@ -20,15 +23,15 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// Runs `handler` as `lambda_http::run` does, answering an undecodable body
-/// with a 400 of its own.
-pub async fn run<'a, R, S, E>(handler: S) -> Result<(), Error>
+/// with a 400 of its own, and every request measured into `metrics`.
+pub async fn run<'a, S, E>(metrics: &'a dyn MetricsSink, handler: S) -> Result<(), Error>
 where
-    S: Service<Request, Response = R, Error = E>,
+    S: Service<Request, Response = Response<Body>, Error = E>,
     S::Future: Send + 'a,
-    R: IntoResponse,
-    E: Debug + Into<Diagnostic>,
+    E: Debug + Into<Diagnostic> + 'a,
 {
-    lambda_http::lambda_runtime::run(CheckedBody::new(Adapter::from(handler))).await
+    let measured = Measured::new(handler, metrics);
+    lambda_http::lambda_runtime::run(CheckedBody::new(Adapter::from(measured), metrics)).await
 }
 
 /// What the function answers: lambda_http's response, or the refusal of a
@@ -44,13 +47,15 @@ pub enum Answer<R> {
 /// and hands every other event to `inner` (lambda_http's adapter).
 pub struct CheckedBody<'a, A> {
     inner: A,
+    metrics: &'a dyn MetricsSink,
     _future: PhantomData<&'a ()>,
 }
 
-impl<A> CheckedBody<'_, A> {
-    pub fn new(inner: A) -> Self {
+impl<'a, A> CheckedBody<'a, A> {
+    pub fn new(inner: A, metrics: &'a dyn MetricsSink) -> Self {
         Self {
             inner,
+            metrics,
             _future: PhantomData,
         }
     }
@@ -73,6 +78,15 @@ where
 
     fn call(&mut self, event: LambdaEvent<LambdaRequest>) -> Self::Future {
         if let Some(refusal) = undecodable_body(&event.payload) {
+            let route = match &event.payload {
+                LambdaRequest::ApiGatewayV2(request) => request.route_key.as_deref(),
+                _ => None,
+            };
+            self.metrics.emit(&request_metrics(
+                route.unwrap_or(UNMATCHED_ROUTE),
+                400,
+                std::time::Duration::ZERO,
+            ));
             return Box::pin(std::future::ready(Ok(Answer::Refused(Box::new(refusal)))));
         }
         let handled = self.inner.call(event);
