@@ -315,3 +315,41 @@ async fn an_outage_fails_the_record_and_its_retry_assigns() {
     assert_eq!(retried.count(VisitKind::Duplicate), 1, "the profile had it");
     assert_eq!(rows(&visits).len(), 1, "the chooser ran on the retry");
 }
+
+#[tokio::test]
+async fn a_campaign_whose_offers_budget_is_used_up_chooses_nothing() {
+    let with_budget = |used: u64| {
+        let mut campaign = campaign("budgeted", 2, 0.0, false);
+        campaign.offers_limit = Some(3);
+        campaign.with_offers_used(used)
+    };
+    let at = Utc::now() - Days::minutes(2);
+    let visits = visits(
+        vec![with_budget(3), campaign("free", 2, 0.0, false)],
+        &["co-a", "co-b", "co-c"],
+    );
+    visits
+        .apply_batch(vec![visit(1, "t1", "u1", at)], None)
+        .await;
+    let campaigns: Vec<Value> = rows(&visits)
+        .iter()
+        .map(|row| row["campaignId"].clone())
+        .collect();
+    assert_eq!(
+        campaigns,
+        vec![json!("free")],
+        "only the campaign with room"
+    );
+    let metrics = visits.after().take_metrics(Utc::now());
+    let exhausted = metrics
+        .metrics
+        .iter()
+        .find(|metric| metric.name == "AlwaysOnBudgetExhausted")
+        .expect("the budget_exhausted count");
+    assert_eq!(exhausted.values, crate::metrics::Values::One(1));
+
+    // Room left (2 of 3 used): it chooses as before.
+    let room = visits_kept(vec![with_budget(2)], &["co-a"], Duration::ZERO);
+    room.apply_batch(vec![visit(1, "t1", "u1", at)], None).await;
+    assert_eq!(rows(&room).len(), 1);
+}
