@@ -26,6 +26,8 @@ step "campaign statistics benchmark (function vs bare counter ADDs; event to vis
 cargo bench --locked -p offers-integration-tests --bench stats
 step "redemption benchmark (handler vs a bare conditional UpdateItem of the same shape)"
 cargo bench --locked -p offers-integration-tests --bench redemption
+step "budget benchmark (budgeted redemption vs a bare transaction of the same two writes; unbudgeted vs a bare UpdateItem)"
+cargo bench --locked -p offers-integration-tests --bench budget
 step "local stack benchmark (offers assign vs bare BatchWriteItem; insert to visible over HTTP)"
 cargo bench --locked -p offers-integration-tests --bench stack
 step "parallel dispatch benchmark (the dispatcher's ParallelizationFactor 1 vs 4 on the local stack)"

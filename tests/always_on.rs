@@ -360,3 +360,54 @@ async fn invalid_transactions_of_now_assign_nothing_and_fail_nothing() {
     deliver(&visits, &valid).await;
     assert_eq!(pending_of(&bed, user).await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_whose_offers_budget_is_used_up_assigns_nothing_more() {
+    let bed = TestBed::new().await;
+    bed.load_plain_offers(&POOL).await;
+    let start = Utc::now() - Duration::days(3);
+    let text = json!({
+        "campaignId": "always-budget", "mode": "alwaysOn",
+        "pool": POOL.iter().map(|offer| json!({"offerId": offer})).collect::<Vec<_>>(),
+        "startDate": format_timestamp(start),
+        "endDate": format_timestamp(start + Duration::days(90)),
+        "validDays": 14, "cadence": "P1D", "slots": 1, "holdout": 0.1,
+        "reward": "redeemed", "budget": {"offers": 2}
+    })
+    .to_string();
+    let definition = parse_definition(&text).expect("a valid definition");
+    campaigns(&bed)
+        .put_definition(&definition, Utc::now())
+        .await
+        .expect("stored");
+    let visits = visits(&bed);
+    let mut transactions = bed.transactions_stream().await;
+    let mut pending = bed.stream().await;
+    let at = Utc::now() - Duration::minutes(2);
+
+    // Two users: two offers, the budget used up by the dispatcher.
+    let first = [
+        visit("ab-1", "us-east-1:budget-a", at),
+        visit("ab-2", "us-east-1:budget-b", at),
+    ];
+    let records = put_transactions(&bed, &mut transactions, &first).await;
+    deliver(&visits, &records).await;
+    dispatch(&bed, &mut pending).await;
+    assert_eq!(bed.count(OFFERS).await, 2);
+    let used = campaigns(&bed)
+        .get("always-budget")
+        .await
+        .expect("read")
+        .expect("stored")
+        .used;
+    assert_eq!(used.offers, 2);
+
+    // A third user's visit: the campaign is exhausted, nothing is chosen
+    // (no pending row, so no rejection either).
+    let third = [visit("ab-3", "us-east-1:budget-c", at)];
+    let records = put_transactions(&bed, &mut transactions, &third).await;
+    deliver(&visits, &records).await;
+    assert!(pending_of(&bed, "us-east-1:budget-c").await.is_empty());
+    assert_eq!(bed.count(REJECTED).await, 0);
+    assert_eq!(bed.count(OFFERS).await, 2);
+}

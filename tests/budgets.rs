@@ -5,6 +5,7 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::join_all;
 use offers_integration_tests::*;
+use offers_local::StreamReader;
 use offers_shared::domain::campaign::BudgetUse;
 use offers_shared::dynamo::CampaignsTable;
 use serde_json::{json, Value};
@@ -163,13 +164,28 @@ async fn a_discount_budget_of_50_refuses_the_third_discount_of_20_until_a_void()
     let third = call_activity(&activity, &redeem(&ids[2], "order-1", 20)).await;
     assert_eq!(code(&third), (409, "budget_exhausted"), "{:?}", third.body);
     assert_eq!(raw_offer(&bed, &ids[2]).await, before);
-    assert_eq!(used(&bed).await.discount_value, 40.0);
+    assert_eq!(used(&bed).await.discount_value, 40.into());
     let voided = call_activity(&activity, &void(&ids[0], "order-1")).await;
     assert_eq!(voided.status, 200, "{:?}", voided.body);
-    assert_eq!(used(&bed).await.discount_value, 20.0);
+    assert_eq!(used(&bed).await.discount_value, 20.into());
     let third = call_activity(&activity, &redeem(&ids[2], "order-1", 20)).await;
     assert_eq!(third.status, 201, "{:?}", third.body);
-    assert_eq!(used(&bed).await.discount_value, 40.0);
+    assert_eq!(used(&bed).await.discount_value, 40.into());
+    // Money is shown as the amount: 40, not 40.0.
+    let stats = call_support(
+        &bed.support(&[]),
+        &support_event(
+            "GET",
+            &format!("/support/campaigns/{CAMPAIGN}/stats"),
+            "",
+            Agent::Support("agent-7"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        stats.body["budget"]["discountValue"].to_string(),
+        r#"{"limit":50,"used":40}"#
+    );
 
     // A campaign deleted while its offers are live: no budget any more.
     bed.client
@@ -257,4 +273,134 @@ async fn support_assignments_at_once_against_an_offers_budget_make_exactly_the_b
         stats.body["budget"],
         json!({"offers": {"limit": 21, "used": 21}})
     );
+}
+
+/// A pending row of the budgeted campaign, for `user_id`.
+fn budgeted_row(user_id: &str) -> Value {
+    let mut row = fries_row(user_id, &format!("{CAMPAIGN}+co-fries"));
+    row["campaignId"] = json!(CAMPAIGN);
+    row
+}
+
+/// The stored outcomes: offers of the campaign, and rejections by reason.
+async fn dispatched_and_rejected(bed: &TestBed) -> (usize, Vec<String>) {
+    let offers = bed
+        .scan(OFFERS)
+        .await
+        .iter()
+        .filter(|offer| offer["campaignId"] == CAMPAIGN)
+        .count();
+    let mut reasons: Vec<String> = bed
+        .scan(REJECTED)
+        .await
+        .iter()
+        .map(|rejection| rejection["reasonCode"].as_str().unwrap_or("?").to_owned())
+        .collect();
+    reasons.sort();
+    (offers, reasons)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_rows_at_once_against_an_offers_budget_of_20_make_exactly_20_offers_and_replays_use_nothing(
+) {
+    let bed = TestBed::with_sample_catalog().await;
+    put_budget(&bed, json!({"offers": 20})).await;
+    let mut stream = bed.stream().await;
+    join_all((0..30).map(|n| bed.put(PENDING, budgeted_row(&format!("user-{n}"))))).await;
+    let records = stream.read_new().await.expect("stream");
+    assert_eq!(records.len(), 30);
+
+    // Three invocations at once (each its own warm process and cache), ten
+    // records each, as three shards' batches would come.
+    let dispatchers: Vec<_> = (0..3).map(|_| bed.dispatcher(&PATIENT)).collect();
+    join_all(
+        records
+            .chunks(10)
+            .zip(&dispatchers)
+            .map(|(batch, dispatcher)| deliver(dispatcher, batch)),
+    )
+    .await;
+    let rejected_for_budget = vec!["budget_exhausted".to_owned(); 10];
+    assert_eq!(
+        dispatched_and_rejected(&bed).await,
+        (20, rejected_for_budget.clone()),
+        "exactly the budget; the others kept as budget_exhausted"
+    );
+    assert_eq!(used(&bed).await.offers, 20);
+    assert_eq!(bed.count(PENDING).await, 0, "every row consumed");
+    let messages: Vec<String> = bed
+        .scan(REJECTED)
+        .await
+        .iter()
+        .map(|rejection| rejection["reasonMessage"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.contains(CAMPAIGN) && m.contains("20 of 20")),
+        "{messages:?}"
+    );
+
+    // The same records again, twice in sequence, then four deliveries at
+    // once: each record keeps its outcome, and the budget is used no more.
+    // A raised limit makes room that a replay must not take either.
+    put_budget(&bed, json!({"offers": 25})).await;
+    for _ in 0..2 {
+        deliver(&dispatchers[0], &records).await;
+    }
+    join_all(
+        dispatchers
+            .iter()
+            .chain([&dispatchers[0]])
+            .map(|d| deliver(d, &records)),
+    )
+    .await;
+    assert_eq!(
+        dispatched_and_rejected(&bed).await,
+        (20, rejected_for_budget),
+        "replays change nothing"
+    );
+    assert_eq!(used(&bed).await.offers, 20);
+}
+
+/// A row of the budgeted campaign for each user, delivered to `dispatcher`.
+async fn rows_delivered(
+    bed: &TestBed,
+    stream: &mut StreamReader,
+    dispatcher: &offer_dispatcher::DynamoDispatcher,
+    users: &[&str],
+) {
+    for user in users {
+        bed.put(PENDING, budgeted_row(user)).await;
+    }
+    let records = stream.read_new().await.expect("stream");
+    deliver(dispatcher, &records).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offers_budget_set_lowered_or_removed_applies_to_the_dispatcher() {
+    let bed = TestBed::with_sample_catalog().await;
+    put_budget(&bed, json!({"offers": 2})).await;
+    let dispatcher = bed.dispatcher(&PATIENT);
+    let mut stream = bed.stream().await;
+    rows_delivered(&bed, &mut stream, &dispatcher, &["a", "b", "c"]).await;
+    assert_eq!(dispatched_and_rejected(&bed).await.0, 2);
+    assert_eq!(used(&bed).await.offers, 2);
+
+    // Lowered below what is used: accepted, nothing taken back, no more
+    // offers (the cached list still says 2: the item's limit decides).
+    put_budget(&bed, json!({"offers": 1})).await;
+    rows_delivered(&bed, &mut stream, &dispatcher, &["d"]).await;
+    assert_eq!(dispatched_and_rejected(&bed).await.0, 2);
+    assert_eq!(used(&bed).await.offers, 2);
+
+    // The limit removed (the budget is gone from the definition): the
+    // cached list still names the campaign, the refusal is read again, and
+    // the offer is made without a budget.
+    put_budget(&bed, json!({"redemptions": 100})).await;
+    rows_delivered(&bed, &mut stream, &dispatcher, &["e"]).await;
+    let (offers, reasons) = dispatched_and_rejected(&bed).await;
+    assert_eq!(offers, 3);
+    assert_eq!(reasons, vec!["budget_exhausted"; 2]);
+    assert_eq!(used(&bed).await.offers, 2, "no budget, nothing counted");
 }

@@ -13,7 +13,9 @@ use offers_shared::dispatch::{DispatchSettings, Dispatcher};
 use offers_shared::domain::PersonalizedOffer;
 use offers_shared::dynamo::{dynamodb_client, DynamoStore};
 use offers_shared::error::StoreError;
-use offers_shared::ports::{DispatchStore, PendingRef, PriorRejection, RejectedRow, WriteOutcome};
+use offers_shared::ports::{
+    BudgetedWrite, DispatchStore, PendingRef, PriorRejection, RejectedRow, WriteOutcome,
+};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -68,6 +70,21 @@ impl DispatchStore for CountingStore {
         pending: &PendingRef,
     ) -> Result<WriteOutcome, StoreError> {
         let result = self.inner.reject_row(rejection, pending).await;
+        self.count(&result);
+        result
+    }
+
+    async fn dispatch_budgeted_offer(
+        &self,
+        offer: &PersonalizedOffer,
+        pending: &PendingRef,
+        prior: PriorRejection,
+        campaign_id: &str,
+    ) -> Result<BudgetedWrite, StoreError> {
+        let result = self
+            .inner
+            .dispatch_budgeted_offer(offer, pending, prior, campaign_id)
+            .await;
         self.count(&result);
         result
     }

@@ -278,6 +278,60 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
     assert_eq!(profile["spend"], "<10", "(12.50 + 4.20) / 2");
     assert_eq!(profile["visits30"], "2-3");
 
+    // The README's budget walk-through: three rows of a campaign that may
+    // make two offers, assigned with the CLI: two offers, one rejection
+    // budget_exhausted, the budget's use in the list and the report.
+    let limited = dir.join("limited.json");
+    std::fs::write(
+        &limited,
+        json!({"campaignId": "camp-limited", "mode": "manual", "budget": {"offers": 2}})
+            .to_string(),
+    )
+    .expect("campaign file");
+    let (code, output) = stack.offers(&["campaign", "put", &limited.to_string_lossy()]);
+    assert_eq!(code, 0, "{output}");
+    let rows: Vec<String> = ["user-4", "user-5", "user-6"]
+        .iter()
+        .map(|user| {
+            json!({"userId": user, "sortKey": "camp-limited+co-coffee", "offerId": "co-coffee",
+                   "campaignId": "camp-limited", "startDate": "2026-01-01T00:00:00Z",
+                   "expiryDate": "2030-01-01T00:00:00Z"})
+            .to_string()
+        })
+        .collect();
+    let limited_rows = dir.join("limited.jsonl");
+    std::fs::write(&limited_rows, rows.join("\n") + "\n").expect("rows file");
+    let (code, output) = stack.offers(&["assign", &limited_rows.to_string_lossy()]);
+    assert_eq!(code, 0, "{output}");
+    let rejected = wait_for(Duration::from_millis(500), || {
+        let (code, output) = stack.offers(&["rejections", "list", "--reason", "budget_exhausted"]);
+        assert_eq!(code, 0, "{output}");
+        output
+            .contains("camp-limited has used its offers budget (2 of 2)")
+            .then_some(output.clone())
+            .ok_or(output)
+    });
+    assert!(!rejected.contains("co-missing"), "{rejected}");
+    let (code, output) = stack.offers(&["campaign", "list", "--json"]);
+    assert_eq!(code, 0, "{output}");
+    let campaigns: Value = serde_json::from_str(&output).expect("JSON");
+    let limited = campaigns
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|campaign| campaign["campaignId"] == "camp-limited")
+        .expect("listed");
+    assert_eq!(
+        limited["budget"],
+        json!({"offers": {"limit": 2, "used": 2}})
+    );
+    let (code, output) = stack.offers(&["report", "camp-limited"]);
+    assert_eq!(code, 0, "{output}");
+    assert!(
+        output.contains("budget offers: 2 of 2 used (100%)"),
+        "{output}"
+    );
+
     // The README's always-on walk-through: the sample campaign put, three
     // orders of a regular, one offer of it in the app's list (one window),
     // the profile through the support API.

@@ -10,7 +10,9 @@ use offers_local::template::tagged;
 use offers_local::SamTemplate;
 use offers_shared::campaign_stats::{StatsBatchReport, StatsOutcome};
 use offers_shared::challenge_progress::{ProgressOutcome, ProgressReport};
-use offers_shared::dispatch::{DispatchOutcome, DispatchReport, Outcome, RecordReport};
+use offers_shared::dispatch::{
+    DispatchOutcome, DispatchReport, DispatchSummary, Outcome, RecordReport,
+};
 use offers_shared::domain::campaign_stats::StatsProblem;
 use offers_shared::domain::ReasonCode;
 use offers_shared::profiles::{visit_metrics, VisitReport};
@@ -432,6 +434,11 @@ async fn record_the_calls_of_every_function() {
 
     // Dispatcher: an offer and a rejection by transaction, then the same
     // again for rows replaced before their INSERT is handled (written alone).
+    // (A campaign with an offers budget, stored before the budgets are listed.)
+    bed.put_campaign(
+        json!({"campaignId": "perm-dispatch-budget", "mode": "manual", "budget": {"offers": 1}}),
+    )
+    .await;
     let recorder = PermissionRecorder::default();
     let config = bed.dispatcher_config(&[]);
     let dispatcher =
@@ -458,6 +465,19 @@ async fn record_the_calls_of_every_function() {
         .is_empty());
     assert_eq!(bed.scan(OFFERS).await.len(), 2);
     assert_eq!(bed.scan(REJECTED).await.len(), 2);
+    // Rows of the campaign with an offers budget of 1: the list of budgets
+    // read, one offer counted, the next row refused (its campaign read again).
+    let budgeted = |sort_key: &str| {
+        let mut row = fries_row("perm-user", sort_key);
+        row["campaignId"] = json!("perm-dispatch-budget");
+        row
+    };
+    bed.put(PENDING, budgeted("e")).await;
+    bed.put(PENDING, budgeted("f")).await;
+    let budgeted_rows = stream.read_new().await.expect("stream");
+    assert!(invoke(&dispatcher, &budgeted_rows).await.is_empty());
+    assert_eq!(bed.scan(OFFERS).await.len(), 3);
+    assert_eq!(bed.scan(REJECTED).await.len(), 3);
     assert_eq!(
         needed(&bed, &recorder),
         granted(&template, DISPATCHER),
@@ -830,8 +850,8 @@ async fn record_the_calls_of_every_function() {
     assert!(one.is_empty() && two.is_empty());
     assert_eq!(
         bed.scan(REJECTED).await.len(),
-        3,
-        "two rows and a transaction"
+        4,
+        "three rows (one past its budget) and a transaction"
     );
     assert_eq!(
         needed(&bed, &recorder),
@@ -992,6 +1012,8 @@ fn alarms_watch_what_the_runbook_covers() {
             pending_row_kept: false,
         }),
     );
+    // A budget past 90%: the highest use the dispatcher emits.
+    watches_the_budget_use(&alarm("BudgetNearlyUsedAlarm"));
     // And the records that failed and were reported for retry.
     assert!(alarms.iter().any(|id| id == "DispatcherFailedRecordsAlarm"));
     watches_the_dispatchers_count(
@@ -1088,6 +1110,62 @@ fn alarms_watch_what_the_runbook_covers() {
             "{id}: no section #{anchor} in docs/runbook.md"
         );
     }
+}
+
+/// A batch that used one campaign's offers budget, 19 of 20.
+fn budget_batch() -> DispatchReport {
+    DispatchReport {
+        summary: DispatchSummary {
+            budgets: vec![(
+                "camp-b".to_owned(),
+                offers_shared::ports::OffersBudgetUse {
+                    limit: 20,
+                    used: 19,
+                },
+            )],
+            ..DispatchSummary::default()
+        },
+        ..DispatchReport::default()
+    }
+}
+
+/// Asserts that the budget alarm watches the use the dispatcher emits (its
+/// EMF line's name, namespace and dimensions), at its highest, above 90%.
+fn watches_the_budget_use(alarm: &Value) {
+    let line = offers_shared::metrics::emf::emf_line(
+        "f",
+        &offers_shared::metrics::dispatch_metrics(&budget_batch(), chrono::Utc::now()),
+    );
+    let declared = &line["_aws"]["CloudWatchMetrics"][0];
+    let metric = offers_shared::metrics::BUDGET_USED_METRIC;
+    assert!(
+        declared["Metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["Name"] == metric && m["Unit"] == "Percent"),
+        "{line}"
+    );
+    assert_eq!(line[metric], json!([95]), "{line}");
+    assert_eq!(alarm["MetricName"].as_str(), Some(metric));
+    assert_eq!(alarm["Namespace"].as_str(), declared["Namespace"].as_str());
+    assert_eq!(alarm["Statistic"].as_str(), Some("Maximum"));
+    assert_eq!(alarm["Threshold"].as_u64(), Some(90));
+    assert_eq!(
+        alarm["ComparisonOperator"].as_str(),
+        Some("GreaterThanThreshold")
+    );
+    let dimensions: Vec<&str> = alarm["Dimensions"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|dimension| dimension["Name"].as_str())
+        .collect();
+    assert_eq!(dimensions, ["FunctionName"]);
+    assert_eq!(
+        tagged(&alarm["Dimensions"][0]["Value"], "!Ref"),
+        Some(DISPATCHER)
+    );
 }
 
 /// [`watches_the_dispatchers_count`] for the statistics function's metrics.
@@ -1416,6 +1494,10 @@ fn every_alarm_has_a_datadog_monitor_linking_the_same_runbook_section() {
             visit_metrics(&VisitReport::default(), now),
         ),
         (
+            "personalized_offers.budget.",
+            offers_shared::metrics::dispatch_metrics(&budget_batch(), now),
+        ),
+        (
             "",
             offers_shared::metrics::dispatch_metrics(&DispatchReport::default(), now),
         ),
@@ -1457,6 +1539,11 @@ fn every_alarm_has_a_datadog_monitor_linking_the_same_runbook_section() {
                 );
                 assert!(query.contains(&name), "{metric}: {query} watches {name}");
                 for tag in &emitted.tags {
+                    // A campaign's budget alerts on its own: split, not filtered.
+                    if tag.key == "campaign_id" {
+                        assert!(query.contains("by {campaign_id}"), "{query}");
+                        continue;
+                    }
                     let tag = format!("{}:{}", tag.key, tag.value);
                     assert!(query.contains(&tag), "{metric}: {query} filters {tag}");
                 }

@@ -1,65 +1,132 @@
-//! Which campaigns have redemption budgets, kept in the warm process for a
+//! Which campaigns have redemption budgets (the activity) and offers
+//! budgets (the dispatcher, always-on), kept in the warm process for a
 //! short time (contract section 14: a limit set or changed by `campaign
 //! put` applies within the time to live). The cached copy only chooses the
 //! write: every limit is enforced by the condition on the campaign's item.
 
 use crate::error::StoreError;
-use crate::ports::{RedemptionBudgets, RedemptionLimits};
+use crate::ports::{
+    CampaignOffersBudgets, OffersBudgetUse, OffersBudgets, RedemptionBudgets, RedemptionLimits,
+};
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 type Budgeted = Arc<HashMap<String, RedemptionLimits>>;
+type OffersBudgeted = Arc<CampaignOffersBudgets>;
 
-pub struct CachedBudgets<S> {
-    inner: S,
+/// One list, kept for its time to live.
+struct Kept<T> {
     ttl: Duration,
-    cached: Mutex<Option<(Instant, Budgeted)>>,
+    cached: Mutex<Option<(Instant, Arc<T>)>>,
 }
 
-impl<S: RedemptionBudgets> CachedBudgets<S> {
-    pub fn new(inner: S, ttl: Duration) -> Self {
+impl<T> Kept<T> {
+    fn new(ttl: Duration) -> Self {
         Self {
-            inner,
             ttl,
             cached: Mutex::new(None),
         }
     }
 
-    fn cached(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Budgeted)>> {
+    fn cached(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Arc<T>)>> {
         self.cached
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The kept list while it is young enough, else `fetch`'s (kept).
+    async fn get(
+        &self,
+        fetch: impl Future<Output = Result<Arc<T>, StoreError>>,
+    ) -> Result<Arc<T>, StoreError> {
+        if let Some((fetched_at, kept)) = &*self.cached() {
+            if fetched_at.elapsed() < self.ttl {
+                return Ok(kept.clone());
+            }
+        }
+        let fetched = fetch.await?;
+        if !self.ttl.is_zero() {
+            *self.cached() = Some((Instant::now(), fetched.clone()));
+        }
+        Ok(fetched)
+    }
+}
+
+impl<V: Clone + PartialEq> Kept<HashMap<String, V>> {
+    /// The kept list corrected with one campaign read now.
+    fn correct(&self, campaign_id: &str, current: Option<&V>) {
+        if let Some((_, kept)) = &mut *self.cached() {
+            if kept.get(campaign_id) != current {
+                let map = Arc::make_mut(kept);
+                match current {
+                    Some(value) => map.insert(campaign_id.to_owned(), value.clone()),
+                    None => map.remove(campaign_id),
+                };
+            }
+        }
+    }
+}
+
+pub struct CachedBudgets<S> {
+    inner: S,
+    redemptions: Kept<HashMap<String, RedemptionLimits>>,
+    offers: Kept<CampaignOffersBudgets>,
+}
+
+impl<S> CachedBudgets<S> {
+    pub fn new(inner: S, ttl: Duration) -> Self {
+        Self {
+            inner,
+            redemptions: Kept::new(ttl),
+            offers: Kept::new(ttl),
+        }
     }
 }
 
 impl<S: RedemptionBudgets> RedemptionBudgets for CachedBudgets<S> {
     async fn budgeted(&self) -> Result<Budgeted, StoreError> {
-        if let Some((fetched_at, budgeted)) = &*self.cached() {
-            if fetched_at.elapsed() < self.ttl {
-                return Ok(budgeted.clone());
-            }
-        }
-        let budgeted = self.inner.budgeted().await?;
-        if !self.ttl.is_zero() {
-            *self.cached() = Some((Instant::now(), budgeted.clone()));
-        }
-        Ok(budgeted)
+        self.redemptions.get(self.inner.budgeted()).await
     }
 
     /// Read through, and the cached list corrected with what was read.
     async fn current(&self, campaign_id: &str) -> Result<Option<RedemptionLimits>, StoreError> {
         let current = self.inner.current(campaign_id).await?;
-        if let Some((_, budgeted)) = &mut *self.cached() {
-            if budgeted.get(campaign_id) != current.as_ref() {
-                let map = Arc::make_mut(budgeted);
-                match &current {
-                    Some(limits) => map.insert(campaign_id.to_owned(), limits.clone()),
-                    None => map.remove(campaign_id),
-                };
-            }
-        }
+        self.redemptions.correct(campaign_id, current.as_ref());
         Ok(current)
+    }
+}
+
+impl<S: OffersBudgets> OffersBudgets for CachedBudgets<S> {
+    async fn offers_budgets(&self) -> Result<OffersBudgeted, StoreError> {
+        self.offers.get(self.inner.offers_budgets()).await
+    }
+
+    /// Read through, and the cached list corrected with what was read (a
+    /// campaign without an offers limit kept as such: not read again
+    /// within the list's time).
+    async fn offers_budget_now(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Option<OffersBudgetUse>, StoreError> {
+        let current = self.inner.offers_budget_now(campaign_id).await?;
+        self.offers.correct(campaign_id, Some(&current));
+        Ok(current)
+    }
+}
+
+/// Without budgets, no campaign has an offers limit.
+impl OffersBudgets for crate::activity::NoBudgets {
+    async fn offers_budgets(&self) -> Result<OffersBudgeted, StoreError> {
+        Ok(Arc::default())
+    }
+
+    async fn offers_budget_now(
+        &self,
+        _campaign_id: &str,
+    ) -> Result<Option<OffersBudgetUse>, StoreError> {
+        Ok(None)
     }
 }
 

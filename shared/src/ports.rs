@@ -124,6 +124,73 @@ pub trait DispatchStore: Send + Sync {
         rejection: &RejectedRow,
         pending: &PendingRef,
     ) -> impl Future<Output = Result<WriteOutcome, StoreError>> + Send;
+
+    /// As [`DispatchStore::dispatch_offer`], with one more item in the same
+    /// transaction: the offer counted in `campaign_id`'s `usedOffers`, on
+    /// condition that the `offers` limit the campaign's item holds has room.
+    /// An offer already there wins over the budget (a replay after success
+    /// is `Done(AlreadyWritten)`, never a refusal), so an offer is counted
+    /// once whatever the deliveries.
+    fn dispatch_budgeted_offer(
+        &self,
+        offer: &PersonalizedOffer,
+        pending: &PendingRef,
+        prior: PriorRejection,
+        campaign_id: &str,
+    ) -> impl Future<Output = Result<BudgetedWrite, StoreError>> + Send;
+}
+
+/// The result of an offer's write with its campaign's offers budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetedWrite {
+    /// As the write without a budget would have ended (written: counted).
+    Done(WriteOutcome),
+    /// The budget refused it (used up, its limit lowered or removed, or the
+    /// campaign deleted): nothing was written.
+    BudgetRefused,
+}
+
+/// A campaign's `offers` limit and what it used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffersBudgetUse {
+    pub limit: u64,
+    pub used: u64,
+}
+
+impl OffersBudgetUse {
+    /// Used over limit, in percent (a limit of 0 is used up: 100).
+    pub fn percent(&self) -> u64 {
+        match self.limit {
+            0 => 100,
+            limit => self.used.saturating_mul(100) / limit,
+        }
+    }
+
+    pub fn exhausted(&self) -> bool {
+        self.used >= self.limit
+    }
+}
+
+/// Campaigns by id, each with its `offers` limit and use (`None`: no such
+/// limit, or, for a campaign read on its own, no definition).
+pub type CampaignOffersBudgets = HashMap<String, Option<OffersBudgetUse>>;
+
+/// Campaigns' offers budgets as the dispatcher reads them.
+pub trait OffersBudgets: Send + Sync {
+    /// Every campaign with a definition, with its `offers` limit and use
+    /// when read; a cache may answer it up to its time to live old (and
+    /// with the campaigns read on their own since). Only chooses the write:
+    /// the limit is enforced by the condition on the counter.
+    fn offers_budgets(
+        &self,
+    ) -> impl Future<Output = Result<Arc<CampaignOffersBudgets>, StoreError>> + Send;
+
+    /// One campaign's `offers` limit and use, read now (consistently);
+    /// `None` without a definition or without that limit.
+    fn offers_budget_now(
+        &self,
+        campaign_id: &str,
+    ) -> impl Future<Output = Result<Option<OffersBudgetUse>, StoreError>> + Send;
 }
 
 /// Reads config offers and templates. Ids not in the result do not exist.

@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use offers_integration_tests::*;
 use offers_local::{DynamoDbLocal, StartOptions};
 use offers_shared::dynamo::dynamodb_client;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const USERS: usize = 20;
 const OFFERS_PER_USER: usize = 10;
@@ -112,12 +112,12 @@ async fn run() {
     }
 
     let (handler_p50, handler_p99) = (
-        percentile(&mut handler_times, 50.0),
-        percentile(&mut handler_times, 99.0),
+        nearest_rank(&mut handler_times, 50.0),
+        nearest_rank(&mut handler_times, 99.0),
     );
     let (bare_p50, bare_p99) = (
-        percentile(&mut bare_times, 50.0),
-        percentile(&mut bare_times, 99.0),
+        nearest_rank(&mut bare_times, 50.0),
+        nearest_rank(&mut bare_times, 99.0),
     );
     let ratio = handler_p50.as_secs_f64() / bare_p50.as_secs_f64();
     println!("lookup bench: {LOOKUPS} lookups of existing offers ({} offers, {USERS} users), warm-up {WARM_UP} each, not counted", targets.len());
@@ -172,15 +172,4 @@ async fn seed(bed: &TestBed) -> Vec<Target> {
         }
     }
     targets
-}
-
-/// Nearest-rank percentile.
-fn percentile(times: &mut [Duration], p: f64) -> Duration {
-    times.sort_unstable();
-    let rank = ((p / 100.0) * times.len() as f64).ceil() as usize;
-    times[rank.clamp(1, times.len()) - 1]
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1_000.0
 }

@@ -23,9 +23,9 @@ use chrono::Utc;
 use offers_integration_tests::*;
 use offers_local::{DynamoDbLocal, StartOptions};
 use offers_shared::domain::{parse_redemption_request, PersonalizedOffer, Redemption};
-use offers_shared::dynamo::{dynamodb_client, offer_from_item, redemption_update};
+use offers_shared::dynamo::{dynamodb_client, redemption_update};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const REDEMPTIONS: usize = 500;
 const WARM_UP: usize = 100;
@@ -64,32 +64,6 @@ async fn run() {
     let body = json!({"orderId": "order-1", "totalCost": 12.5, "serviceMode": "pickup"});
     let request = parse_redemption_request(body.to_string().as_bytes()).expect("valid");
 
-    let through_handler = |offer: &PersonalizedOffer| {
-        let activity = &activity;
-        let event = with_body(
-            api_event(
-                "POST",
-                &format!(
-                    "/rewards/offers/{}/redemptions",
-                    offer.personalized_offer_id
-                ),
-                "",
-                Identity::Jwt(&offer.user_id),
-            ),
-            &body,
-        )
-        .to_string();
-        async move {
-            let started = Instant::now();
-            let request = lambda_http::request::from_str(&event).expect("event");
-            let response = offer_activity::handler::handle(activity, request)
-                .await
-                .expect("response");
-            let elapsed = started.elapsed();
-            assert_eq!(response.status(), 201);
-            elapsed
-        }
-    };
     // `known`: the offer as read (the read-then-write design), or none (the
     // handler's first write, which needs no read).
     let bare_update = |offer: &PersonalizedOffer, known: bool| {
@@ -144,7 +118,7 @@ async fn run() {
     };
 
     for index in 0..WARM_UP {
-        through_handler(&handler_offers[index]).await;
+        redeem_through_handler(&activity, &handler_offers[index], &body).await;
         bare_update(&bare_offers[index], false).await;
         bare_get_then_update(&pair_offers[index]).await;
     }
@@ -155,43 +129,46 @@ async fn run() {
         // Rotate which goes first, so that none always follows another.
         match index % 3 {
             0 => {
-                handler_times.push(through_handler(&handler_offers[index]).await);
+                handler_times
+                    .push(redeem_through_handler(&activity, &handler_offers[index], &body).await);
                 bare_times.push(bare_update(&bare_offers[index], false).await);
                 pair_times.push(bare_get_then_update(&pair_offers[index]).await);
             }
             1 => {
                 bare_times.push(bare_update(&bare_offers[index], false).await);
                 pair_times.push(bare_get_then_update(&pair_offers[index]).await);
-                handler_times.push(through_handler(&handler_offers[index]).await);
+                handler_times
+                    .push(redeem_through_handler(&activity, &handler_offers[index], &body).await);
             }
             _ => {
                 pair_times.push(bare_get_then_update(&pair_offers[index]).await);
-                handler_times.push(through_handler(&handler_offers[index]).await);
+                handler_times
+                    .push(redeem_through_handler(&activity, &handler_offers[index], &body).await);
                 bare_times.push(bare_update(&bare_offers[index], false).await);
             }
         }
     }
 
-    let handler_p50 = percentile(&mut handler_times, 50.0);
-    let bare_p50 = percentile(&mut bare_times, 50.0);
-    let pair_p50 = percentile(&mut pair_times, 50.0);
+    let handler_p50 = nearest_rank(&mut handler_times, 50.0);
+    let bare_p50 = nearest_rank(&mut bare_times, 50.0);
+    let pair_p50 = nearest_rank(&mut pair_times, 50.0);
     let ratio = handler_p50.as_secs_f64() / bare_p50.as_secs_f64();
     let pair_ratio = handler_p50.as_secs_f64() / pair_p50.as_secs_f64();
     println!("redemption bench: {REDEMPTIONS} first redemptions of distinct offers each, warm-up {WARM_UP} each, not counted");
     println!(
         "  handler (event JSON -> POST .../redemptions -> 201 JSON):     p50 {:>8.3} ms  p99 {:>8.3} ms",
         ms(handler_p50),
-        ms(percentile(&mut handler_times, 99.0))
+        ms(nearest_rank(&mut handler_times, 99.0))
     );
     println!(
         "  bare conditional UpdateItem (same shape):                     p50 {:>8.3} ms  p99 {:>8.3} ms",
         ms(bare_p50),
-        ms(percentile(&mut bare_times, 99.0))
+        ms(nearest_rank(&mut bare_times, 99.0))
     );
     println!(
         "  bare GetItem + UpdateItem (a read-then-write design):          p50 {:>8.3} ms  p99 {:>8.3} ms",
         ms(pair_p50),
-        ms(percentile(&mut pair_times, 99.0))
+        ms(nearest_rank(&mut pair_times, 99.0))
     );
     println!(
         "  ratio of p50s, handler / bare UpdateItem: {ratio:.3}  (target <= {TARGET_RATIO:.2}: {})",
@@ -219,36 +196,7 @@ async fn seed(bed: &TestBed, count: usize) -> Vec<PersonalizedOffer> {
     for chunk in rows.chunks(100) {
         bed.dispatch_rows(&mut stream, chunk).await;
     }
-    let mut offers: Vec<PersonalizedOffer> = Vec::with_capacity(count);
-    let mut start = None;
-    loop {
-        let page = bed
-            .client
-            .scan()
-            .table_name(bed.table(OFFERS))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("scan");
-        for item in page.items() {
-            offers.push(offer_from_item(item.clone()).expect("offer"));
-        }
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            break;
-        }
-    }
+    let offers = stored_offers(bed).await;
     assert_eq!(offers.len(), count);
     offers
-}
-
-/// Nearest-rank percentile.
-fn percentile(times: &mut [Duration], p: f64) -> Duration {
-    times.sort_unstable();
-    let rank = ((p / 100.0) * times.len() as f64).ceil() as usize;
-    times[rank.clamp(1, times.len()) - 1]
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1_000.0
 }

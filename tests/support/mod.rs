@@ -11,7 +11,9 @@
 //! - `permissions`: the DynamoDB permissions a client's calls need;
 //! - `bulk`: rows written with bare BatchWriteItem calls;
 //! - `gate`: a relay that holds a process's calls of one operation after
-//!   the first few (to kill it midway).
+//!   the first few (to kill it midway);
+//! - `timing`: what the benches share (the redemption handler timed,
+//!   offers as stored, percentiles).
 //!
 //! Everything is re-exported here: a test needs `use offers_integration_tests::*;`.
 
@@ -22,6 +24,7 @@ mod fixtures;
 mod gate;
 mod permissions;
 mod processes;
+mod timing;
 
 pub use api::*;
 pub use bed::*;
@@ -30,3 +33,4 @@ pub use fixtures::*;
 pub use gate::*;
 pub use permissions::*;
 pub use processes::*;
+pub use timing::*;

@@ -7,8 +7,10 @@ use crate::cli::ReportArgs;
 use crate::error::CliError;
 use crate::output::say;
 use crate::report_html::html_report;
+use offers_shared::domain::campaign::percent_used;
 use offers_shared::domain::campaign_stats::{redemption_lift, CampaignReport, Counts};
-use offers_shared::dynamo::CampaignStatsTable;
+use offers_shared::dynamo::{CampaignStatsTable, CampaignsTable};
+use rust_decimal::Decimal;
 use serde_json::{json, Value};
 
 pub async fn run(args: ReportArgs, connection: &Connection) -> Result<(), CliError> {
@@ -35,14 +37,50 @@ pub async fn run(args: ReportArgs, connection: &Connection) -> Result<(), CliErr
         })?;
         eprintln!("offers: wrote {}", path.display());
     }
+    let budget = budget_use(&args.campaign, connection).await?;
     if args.json {
-        say(report_json(&report))
+        let mut body = report_json(&report);
+        if let Some(budget) = budget {
+            body["budget"] = budget;
+        }
+        say(body)
     } else {
-        for line in render(&report) {
+        for line in render(&report)
+            .into_iter()
+            .chain(budget.iter().flat_map(budget_lines))
+        {
             say(line)?;
         }
         Ok(())
     }
+}
+
+/// The campaign's budget (contract section 14) as its definition and
+/// counters stand: `{ offers|redemptions|discountValue: { limit, used } }`
+/// for the limits set; `None` without a definition or a budget.
+async fn budget_use(campaign: &str, connection: &Connection) -> Result<Option<Value>, CliError> {
+    let name = connection.table_names().name(Table::Campaigns)?.to_owned();
+    let table = CampaignsTable::new(connection.client().await?, name);
+    let stored = table.get(campaign).await?;
+    Ok(stored.and_then(|stored| Some(stored.budget?.view(&stored.used))))
+}
+
+/// One line per limit: `budget offers: 18 of 20 used (90%)`.
+pub fn budget_lines(budget: &Value) -> Vec<String> {
+    let Some(limits) = budget.as_object() else {
+        return Vec::new();
+    };
+    let decimal = |value: &Value| value.to_string().parse::<Decimal>().unwrap_or_default();
+    limits
+        .iter()
+        .map(|(name, limit)| {
+            let percent = percent_used(decimal(&limit["used"]), decimal(&limit["limit"]));
+            format!(
+                "budget {name}: {} of {} used ({percent}%)",
+                limit["used"], limit["limit"]
+            )
+        })
+        .collect()
 }
 
 /// The support API's body, plus `redemptionsByDay` and, with selection,
@@ -217,6 +255,20 @@ pub fn render(report: &CampaignReport) -> Vec<String> {
 mod tests {
     use super::*;
     use offers_shared::domain::campaign_stats::{Arm, CounterKey, Counts};
+
+    #[test]
+    fn each_budget_limit_is_a_line_with_its_share_used() {
+        let budget = json!({"offers": {"limit": 20, "used": 18},
+                            "discountValue": {"limit": 50.5, "used": 40}});
+        assert_eq!(
+            budget_lines(&budget),
+            vec![
+                "budget offers: 18 of 20 used (90%)",
+                "budget discountValue: 40 of 50.5 used (79%)",
+            ]
+        );
+        assert!(budget_lines(&Value::Null).is_empty());
+    }
 
     fn report() -> CampaignReport {
         let key = |offer: &str, arm| CounterKey::Campaign {

@@ -2,8 +2,8 @@
 //! that template.yaml gives it.
 
 use offers_shared::config::{
-    Env, SdkSettings, TableNames, CATALOG_TABLE_VARIABLE, LOYALTY_OFFERS_TABLE_VARIABLE,
-    PENDING_TABLE_VARIABLE, REJECTED_TABLE_VARIABLE,
+    Env, SdkSettings, TableNames, CAMPAIGNS_TABLE_VARIABLE, CATALOG_TABLE_VARIABLE,
+    LOYALTY_OFFERS_TABLE_VARIABLE, PENDING_TABLE_VARIABLE, REJECTED_TABLE_VARIABLE,
 };
 use offers_shared::error::ConfigError;
 use offers_shared::metrics::Observability;
@@ -11,12 +11,14 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DispatcherConfig {
-    /// All four tables: pending (deleted), offers and rejections (written,
-    /// each checked against the other), catalog (read).
+    /// Pending (deleted), offers and rejections (written, each checked
+    /// against the other), catalog (read), campaigns (offers budgets).
     pub tables: TableNames,
     pub sdk: SdkSettings,
     /// How long a config offer or template stays cached in a warm process.
     pub catalog_cache_ttl: Duration,
+    /// How long the list of campaigns with offers budgets is cached.
+    pub campaign_cache_ttl: Duration,
     /// How many pending-row keys are dispatched at once.
     pub concurrency: usize,
     /// Time kept in hand before the invocation deadline: records not started
@@ -30,15 +32,18 @@ pub struct DispatcherConfig {
 
 impl DispatcherConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
+        let mut tables = TableNames::all(
+            &env.table(PENDING_TABLE_VARIABLE)?,
+            &env.table(LOYALTY_OFFERS_TABLE_VARIABLE)?,
+            &env.table(CATALOG_TABLE_VARIABLE)?,
+            &env.table(REJECTED_TABLE_VARIABLE)?,
+        );
+        tables.campaigns = Some(env.table(CAMPAIGNS_TABLE_VARIABLE)?);
         Ok(Self {
-            tables: TableNames::all(
-                &env.table(PENDING_TABLE_VARIABLE)?,
-                &env.table(LOYALTY_OFFERS_TABLE_VARIABLE)?,
-                &env.table(CATALOG_TABLE_VARIABLE)?,
-                &env.table(REJECTED_TABLE_VARIABLE)?,
-            ),
+            tables,
             sdk: env.sdk()?,
             catalog_cache_ttl: env.catalog_cache_ttl()?,
+            campaign_cache_ttl: env.campaign_cache_ttl()?,
             concurrency: usize::try_from(env.number_or("DISPATCH_CONCURRENCY", 16, 1..=256)?)
                 .unwrap_or(16),
             deadline_margin: Duration::from_millis(env.number_or(
@@ -57,10 +62,11 @@ mod tests {
     use super::*;
     use offers_shared::config::env_of;
 
-    const TABLES: [(&str, &str); 4] = [
+    const TABLES: [(&str, &str); 5] = [
         ("PENDING_TABLE_NAME", "p"),
         ("LOYALTY_OFFERS_TABLE_NAME", "o"),
         ("OFFER_CATALOG_TABLE_NAME", "c"),
+        ("CAMPAIGNS_TABLE_NAME", "k"),
         ("REJECTED_TABLE_NAME", "r"),
     ];
 
@@ -69,6 +75,8 @@ mod tests {
         let config = DispatcherConfig::from_env(&env_of(&TABLES)).expect("valid");
         assert_eq!(config.tables.loyalty_offers(), Ok("o"));
         assert_eq!(config.tables.rejected(), Ok("r"));
+        assert_eq!(config.tables.campaigns(), Ok("k"));
+        assert_eq!(config.campaign_cache_ttl, Duration::from_secs(60));
         assert_eq!(config.concurrency, 16);
         assert_eq!(config.sdk, SdkSettings::default());
         assert_eq!(config.catalog_cache_ttl, Duration::from_secs(60));
@@ -78,7 +86,7 @@ mod tests {
     #[test]
     fn missing_table_and_bad_numbers_fail_at_init() {
         assert_eq!(
-            DispatcherConfig::from_env(&env_of(&TABLES[..3])).unwrap_err(),
+            DispatcherConfig::from_env(&env_of(&TABLES[..4])).unwrap_err(),
             ConfigError::Missing("REJECTED_TABLE_NAME")
         );
         let mut pairs = TABLES.to_vec();

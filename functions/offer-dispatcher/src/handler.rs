@@ -7,7 +7,7 @@ use lambda_runtime::{Error, LambdaEvent};
 use offers_shared::deadline::invocation_deadline;
 use offers_shared::dispatch::Dispatcher;
 use offers_shared::metrics::{dispatch_metrics, MetricsSink};
-use offers_shared::ports::{CatalogReader, DispatchStore};
+use offers_shared::ports::{CatalogReader, DispatchStore, OffersBudgets};
 use offers_shared::stream::runner::partial_batch_response;
 use offers_shared::stream::Batch;
 use serde_json::Value;
@@ -18,8 +18,8 @@ use serde_json::Value;
 /// one bad record never fails the batch. Transient failures are reported by
 /// sequence number in `batchItemFailures`; the handler itself only errors on
 /// an event that is not a stream event at all.
-pub async fn handle<S: DispatchStore, C: CatalogReader>(
-    dispatcher: &Dispatcher<S, C>,
+pub async fn handle<S: DispatchStore, C: CatalogReader, B: OffersBudgets>(
+    dispatcher: &Dispatcher<S, C, B>,
     metrics: &dyn MetricsSink,
     event: LambdaEvent<Value>,
 ) -> Result<DynamoDbEventResponse, Error> {

@@ -45,6 +45,10 @@ pub struct AlwaysOnCampaign {
     pub end: Option<DateTime<Utc>>,
     pub paused: bool,
     pub settings: AlwaysOn,
+    /// The `offers` limit of its budget (section 14), if it has one.
+    pub offers_limit: Option<u64>,
+    /// Its offers counted against that limit, as last read.
+    pub offers_used: u64,
 }
 
 impl AlwaysOnCampaign {
@@ -60,7 +64,22 @@ impl AlwaysOnCampaign {
             end: definition.end,
             paused,
             settings: definition.always_on?,
+            offers_limit: definition.budget.and_then(|budget| budget.offers),
+            offers_used: 0,
         })
+    }
+
+    /// With its offers counted so far (the campaign item's `usedOffers`).
+    pub fn with_offers_used(mut self, used: u64) -> Self {
+        self.offers_used = used;
+        self
+    }
+
+    /// Whether its offers budget is used up (as last read): it stops
+    /// choosing; the dispatcher's condition on the counter stays the limit.
+    pub fn offers_budget_exhausted(&self) -> bool {
+        self.offers_limit
+            .is_some_and(|limit| self.offers_used >= limit)
     }
 
     /// Whether it assigns on a visit at `at`: started, not ended, not paused.
@@ -138,6 +157,8 @@ pub enum Skip {
     WindowUsed,
     /// Every offer of the pool is held or gone from the catalog.
     NothingEligible,
+    /// Its offers budget is used up.
+    BudgetExhausted,
 }
 
 impl Skip {
@@ -147,6 +168,7 @@ impl Skip {
             Skip::SlotsFull => "slots_full",
             Skip::WindowUsed => "window_used",
             Skip::NothingEligible => "nothing_eligible",
+            Skip::BudgetExhausted => "budget_exhausted",
         }
     }
 }
@@ -160,6 +182,9 @@ pub fn eligibility(
 ) -> Result<(u64, Vec<usize>), Skip> {
     if !campaign.active_at(occurred_at) {
         return Err(Skip::NotActive);
+    }
+    if campaign.offers_budget_exhausted() {
+        return Err(Skip::BudgetExhausted);
     }
     let window = campaign.window_of(occurred_at).ok_or(Skip::NotActive)?;
     let live = held.iter().filter(|offer| offer.live).count();
@@ -412,6 +437,21 @@ mod tests {
         assert_eq!(eligibility(&campaign, &[], after), Err(Skip::NotActive));
         campaign.paused = true;
         assert_eq!(eligibility(&campaign, &[], at(3, 5)), Err(Skip::NotActive));
+    }
+
+    #[test]
+    fn an_offers_budget_used_up_stops_the_choice_and_room_left_does_not() {
+        let mut campaign = campaign(1, 0.0);
+        assert!(!campaign.offers_budget_exhausted(), "no budget, no limit");
+        campaign.offers_limit = Some(5);
+        let campaign = campaign.with_offers_used(4);
+        assert!(eligibility(&campaign, &[], at(3, 5)).is_ok());
+        // A limit lowered below what was used stops it too.
+        let campaign = campaign.with_offers_used(7);
+        assert_eq!(
+            eligibility(&campaign, &[], at(3, 5)),
+            Err(Skip::BudgetExhausted)
+        );
     }
 
     #[test]

@@ -288,6 +288,9 @@ impl BehaviourWorld {
                 holdout,
                 reward: "redeemed".to_owned(),
             },
+            // No budget: the world measures choosing, not spending.
+            offers_limit: None,
+            offers_used: 0,
         }
     }
 

@@ -9,6 +9,8 @@ use crate::limits::{
 };
 use crate::selection::{Counts, LearningCounter, Scope, MAX_POOL};
 use chrono::{DateTime, Utc};
+use rust_decimal::prelude::ToPrimitive;
+use rust_decimal::Decimal;
 use serde_json::{json, Map, Number, Value};
 use std::collections::HashSet;
 use std::fmt;
@@ -113,7 +115,37 @@ pub struct Budget {
 pub struct BudgetUse {
     pub offers: u64,
     pub redemptions: u64,
-    pub discount_value: f64,
+    /// Money: the exact sum of the discounts counted (never a binary float).
+    pub discount_value: Decimal,
+}
+
+/// A money amount as a JSON number: a whole amount as an integer (`40`,
+/// never `40.0`), else its decimal digits as the nearest double, which
+/// prints them back exactly (at most 4 decimals, below 10^12: within a
+/// double's 15 significant digits but for the largest budgets).
+pub fn money_number(value: Decimal) -> Value {
+    let value = value.normalize();
+    if value.fract().is_zero() {
+        if let Some(whole) = value.to_u64() {
+            return json!(whole);
+        }
+    }
+    value
+        .to_f64()
+        .and_then(Number::from_f64)
+        .map(Value::Number)
+        .unwrap_or(Value::Null)
+}
+
+/// The percentage of `limit` that `used` is (a limit of 0: 100), rounded down.
+pub fn percent_used(used: Decimal, limit: Decimal) -> u64 {
+    if limit <= Decimal::ZERO {
+        return 100;
+    }
+    (used * Decimal::ONE_HUNDRED / limit)
+        .floor()
+        .to_u64()
+        .unwrap_or(0)
 }
 
 impl Budget {
@@ -151,7 +183,7 @@ impl Budget {
         if let Some(limit) = &self.discount_value {
             view.insert(
                 "discountValue".into(),
-                json!({"limit": limit, "used": used.discount_value}),
+                json!({"limit": limit, "used": money_number(used.discount_value)}),
             );
         }
         Value::Object(view)
@@ -962,8 +994,30 @@ mod tests {
         assert_eq!(budget.offers, Some(20));
         assert_eq!(
             budget.view(&BudgetUse::default()),
-            json!({"offers": {"limit": 20, "used": 0}, "discountValue": {"limit": 50.25, "used": 0.0}})
+            json!({"offers": {"limit": 20, "used": 0}, "discountValue": {"limit": 50.25, "used": 0}})
         );
+        let used = BudgetUse {
+            offers: 3,
+            redemptions: 0,
+            discount_value: "40.0000".parse().expect("decimal"),
+        };
+        assert_eq!(
+            budget.view(&used)["discountValue"]["used"].to_string(),
+            "40",
+            "money is shown as the amount, not a float"
+        );
+        let used = BudgetUse {
+            discount_value: "0.1".parse::<Decimal>().expect("decimal")
+                + "0.2".parse::<Decimal>().expect("decimal"),
+            ..used
+        };
+        assert_eq!(
+            budget.view(&used)["discountValue"]["used"].to_string(),
+            "0.3"
+        );
+        let dec = |text: &str| text.parse::<Decimal>().expect("decimal");
+        assert_eq!(percent_used(dec("45.5"), dec("50.25")), 90);
+        assert_eq!(percent_used(dec("1"), Decimal::ZERO), 100);
         assert!(definition.start.is_none());
         let named = fields(parse_definition(
             &json!({"campaignId": "m", "mode": "manual", "pool": []}).to_string(),

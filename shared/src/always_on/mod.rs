@@ -118,6 +118,8 @@ struct Counters {
     refused: AtomicU64,
     missing_offers: AtomicU64,
     not_visits: AtomicU64,
+    /// Campaign visits skipped because the campaign's offers budget is used up.
+    budget_exhausted: AtomicU64,
 }
 
 struct CachedEngine {
@@ -201,6 +203,10 @@ impl<A: AlwaysOnStore, T: SelectionStatsReader, C: CatalogReader> AlwaysOnChoose
             let counter = match &outcome {
                 CampaignOutcome::Assigned { written: true, .. } => &self.counters.assigned,
                 CampaignOutcome::Assigned { written: false, .. } => &self.counters.existing,
+                CampaignOutcome::Skipped {
+                    skip: Skip::BudgetExhausted,
+                    ..
+                } => &self.counters.budget_exhausted,
                 CampaignOutcome::Skipped { .. } => &self.counters.skipped,
                 CampaignOutcome::Refused { .. } => &self.counters.refused,
             };
@@ -359,6 +365,11 @@ impl<A: AlwaysOnStore, T: SelectionStatsReader, C: CatalogReader> AlwaysOnChoose
             ("existing", "AlwaysOnExisting", &counters.existing),
             ("skipped", "AlwaysOnSkipped", &counters.skipped),
             ("refused", "AlwaysOnRefused", &counters.refused),
+            (
+                "budget_exhausted",
+                "AlwaysOnBudgetExhausted",
+                &counters.budget_exhausted,
+            ),
             ("not_a_visit", "AlwaysOnNotVisits", &counters.not_visits),
         ] {
             set.count(
@@ -408,6 +419,17 @@ impl CampaignOutcome {
                 transaction_id = %transaction_id,
                 written = *written,
                 "always-on offer assigned"
+            ),
+            // Worth seeing: a campaign that stopped choosing for its budget.
+            CampaignOutcome::Skipped {
+                campaign_id,
+                skip: Skip::BudgetExhausted,
+            } => tracing::info!(
+                event = "always_on_budget_exhausted",
+                campaign_id = %campaign_id,
+                user_id = %user_id,
+                transaction_id = %transaction_id,
+                "always-on campaign has used its offers budget: nothing chosen"
             ),
             CampaignOutcome::Skipped { campaign_id, skip } => tracing::debug!(
                 event = "always_on_skipped",

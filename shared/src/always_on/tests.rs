@@ -366,3 +366,41 @@ async fn visits_in_flight_during_a_refresh_keep_the_engine_they_have() {
     assert_eq!(visits.after().store().state().pending.len(), 9);
     assert!(reads() < 1 + 8, "one refresh at a time: {} reads", reads());
 }
+
+#[tokio::test]
+async fn a_campaign_whose_offers_budget_is_used_up_chooses_nothing() {
+    let with_budget = |used: u64| {
+        let mut campaign = campaign("budgeted", 2, 0.0, false);
+        campaign.offers_limit = Some(3);
+        campaign.with_offers_used(used)
+    };
+    let at = Utc::now() - Days::minutes(2);
+    let visits = visits(
+        vec![with_budget(3), campaign("free", 2, 0.0, false)],
+        &["co-a", "co-b", "co-c"],
+    );
+    visits
+        .apply_batch(vec![visit(1, "t1", "u1", at)], None)
+        .await;
+    let campaigns: Vec<Value> = rows(&visits)
+        .iter()
+        .map(|row| row["campaignId"].clone())
+        .collect();
+    assert_eq!(
+        campaigns,
+        vec![json!("free")],
+        "only the campaign with room"
+    );
+    let metrics = visits.after().take_metrics(Utc::now());
+    let exhausted = metrics
+        .metrics
+        .iter()
+        .find(|metric| metric.name == "AlwaysOnBudgetExhausted")
+        .expect("the budget_exhausted count");
+    assert_eq!(exhausted.values, crate::metrics::Values::One(1));
+
+    // Room left (2 of 3 used): it chooses as before.
+    let room = visits_kept(vec![with_budget(2)], &["co-a"], Duration::ZERO);
+    room.apply_batch(vec![visit(1, "t1", "u1", at)], None).await;
+    assert_eq!(rows(&room).len(), 1);
+}

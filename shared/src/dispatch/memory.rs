@@ -5,11 +5,12 @@
 
 use crate::error::StoreError;
 use crate::ports::{
-    CatalogReader, DispatchStore, PendingRef, PriorRejection, RejectedRow, RowCopy, WriteOutcome,
+    BudgetedWrite, CampaignOffersBudgets, CatalogReader, DispatchStore, OffersBudgetUse,
+    OffersBudgets, PendingRef, PriorRejection, RejectedRow, RowCopy, WriteOutcome,
 };
 use offers_domain::{CatalogEntry, PersonalizedOffer};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -23,7 +24,8 @@ pub struct MemoryState {
     pub assignment_ids: HashMap<Uuid, String>,
     pub rejections: HashMap<Uuid, RejectedRow>,
     pub catalog: HashMap<String, CatalogEntry>,
-    /// Every write attempted, in order: (sortKey, "offer" | "rejection").
+    /// Every write attempted, in order: (sortKey, "offer" | "budgeted offer"
+    /// | "rejection").
     pub writes: Vec<(String, &'static str)>,
     /// What each offer write was told of the record's rejection, in order
     /// (by sortKey). The fake decides atomically either way.
@@ -45,6 +47,17 @@ pub struct MemoryState {
     pub catalog_down: Option<StoreError>,
     /// Each write takes this long.
     pub write_delay: Duration,
+    /// Campaigns' offers budgets: the limit (`None`: removed, or the
+    /// campaign deleted) and the count used, as the campaign's item holds them.
+    pub offers_budgets: HashMap<String, (Option<u64>, u64)>,
+    /// What the dispatcher reads of the budgets (cached by it, so possibly
+    /// behind `offers_budgets`): the campaigns and limits as last listed.
+    /// `None`: read `offers_budgets` itself.
+    pub listed_offers_budgets: Option<HashMap<String, Option<u64>>>,
+    /// Reads of the campaigns' budgets fail (throttled).
+    pub budgets_down: bool,
+    /// Consistent reads of one campaign's budget, in order.
+    pub budget_reads: Vec<String>,
 }
 
 /// A store and catalog in memory. Cheap to share by reference.
@@ -75,6 +88,27 @@ impl MemoryStore {
         existing: impl FnOnce(&MemoryState) -> Option<WriteOutcome>,
         store: impl FnOnce(&mut MemoryState),
     ) -> Result<WriteOutcome, StoreError> {
+        let written = self
+            .write_if(pending, kind, existing, |state| {
+                store(state);
+                true
+            })
+            .await?;
+        match written {
+            BudgetedWrite::Done(outcome) => Ok(outcome),
+            BudgetedWrite::BudgetRefused => unreachable!("an unconditional store is never refused"),
+        }
+    }
+
+    /// As `write`, where `store` may refuse (a budget): then nothing is
+    /// written and the pending row stays.
+    async fn write_if(
+        &self,
+        pending: &PendingRef,
+        kind: &'static str,
+        existing: impl FnOnce(&MemoryState) -> Option<WriteOutcome>,
+        store: impl FnOnce(&mut MemoryState) -> bool,
+    ) -> Result<BudgetedWrite, StoreError> {
         let delay = {
             let mut state = self.state();
             state.writes.push((pending.sort_key.clone(), kind));
@@ -85,7 +119,7 @@ impl MemoryStore {
             {
                 return Err(error);
             }
-            if kind == "offer" && state.refused_offers.contains(&pending.sort_key) {
+            if kind != "rejection" && state.refused_offers.contains(&pending.sort_key) {
                 return Err(StoreError::Refused(
                     "Item size has exceeded the maximum".into(),
                 ));
@@ -100,19 +134,23 @@ impl MemoryStore {
             let assignment_done =
                 pending.assignment_id.is_some() && state.offers.contains_key(&pending.offer_id());
             let found = match kind {
-                "offer" => WriteOutcome::AlreadyWritten,
+                "offer" | "budgeted offer" => WriteOutcome::AlreadyWritten,
                 _ => WriteOutcome::OtherOutcomeWritten,
             };
             if earlier == found && assignment_done {
                 state.delete_pending_as_seen(pending);
             }
-            return Ok(earlier);
+            return Ok(BudgetedWrite::Done(earlier));
         }
-        store(&mut state);
-        Ok(match state.delete_pending_as_seen(pending) {
-            true => WriteOutcome::Written,
-            false => WriteOutcome::WrittenPendingRowKept,
-        })
+        if !store(&mut state) {
+            return Ok(BudgetedWrite::BudgetRefused);
+        }
+        Ok(BudgetedWrite::Done(
+            match state.delete_pending_as_seen(pending) {
+                true => WriteOutcome::Written,
+                false => WriteOutcome::WrittenPendingRowKept,
+            },
+        ))
     }
 }
 
@@ -160,21 +198,30 @@ impl DispatchStore for MemoryStore {
         prior: PriorRejection,
     ) -> Result<WriteOutcome, StoreError> {
         self.state().priors.push((pending.sort_key.clone(), prior));
-        let id = offer.personalized_offer_id;
-        let existing = |state: &MemoryState| {
-            if state.rejections.contains_key(&pending.record_id) {
-                Some(WriteOutcome::OtherOutcomeWritten)
-            } else if state.offers.contains_key(&id) {
-                Some(WriteOutcome::AlreadyWritten)
-            } else {
-                None
-            }
-        };
+        let existing = |state: &MemoryState| offer_existing(state, offer, pending);
         self.write(pending, "offer", existing, |state| {
-            state.offers.insert(id, offer.clone());
-            if let Some(assignment_id) = &pending.assignment_id {
-                state.assignment_ids.insert(id, assignment_id.clone());
+            store_offer(state, offer, pending)
+        })
+        .await
+    }
+
+    async fn dispatch_budgeted_offer(
+        &self,
+        offer: &PersonalizedOffer,
+        pending: &PendingRef,
+        prior: PriorRejection,
+        campaign_id: &str,
+    ) -> Result<BudgetedWrite, StoreError> {
+        self.state().priors.push((pending.sort_key.clone(), prior));
+        let existing = |state: &MemoryState| offer_existing(state, offer, pending);
+        self.write_if(pending, "budgeted offer", existing, |state| {
+            // The limit as the campaign's item holds it now.
+            match state.offers_budgets.get_mut(campaign_id) {
+                Some((Some(limit), used)) if *used < *limit => *used += 1,
+                _ => return false,
             }
+            store_offer(state, offer, pending);
+            true
         })
         .await
     }
@@ -198,6 +245,71 @@ impl DispatchStore for MemoryStore {
             state.rejections.insert(id, rejection.clone());
         })
         .await
+    }
+}
+
+/// The record's outcome stored earlier, if any (the offer's write's view).
+fn offer_existing(
+    state: &MemoryState,
+    offer: &PersonalizedOffer,
+    pending: &PendingRef,
+) -> Option<WriteOutcome> {
+    if state.rejections.contains_key(&pending.record_id) {
+        Some(WriteOutcome::OtherOutcomeWritten)
+    } else if state.offers.contains_key(&offer.personalized_offer_id) {
+        Some(WriteOutcome::AlreadyWritten)
+    } else {
+        None
+    }
+}
+
+fn store_offer(state: &mut MemoryState, offer: &PersonalizedOffer, pending: &PendingRef) {
+    let id = offer.personalized_offer_id;
+    state.offers.insert(id, offer.clone());
+    if let Some(assignment_id) = &pending.assignment_id {
+        state.assignment_ids.insert(id, assignment_id.clone());
+    }
+}
+
+impl OffersBudgets for MemoryStore {
+    async fn offers_budgets(&self) -> Result<Arc<CampaignOffersBudgets>, StoreError> {
+        let state = self.state();
+        if state.budgets_down {
+            return Err(StoreError::Throttled("campaigns not read".into()));
+        }
+        let used = |id: &str| state.offers_budgets.get(id).map_or(0, |(_, used)| *used);
+        let budget =
+            |limit: Option<u64>, used: u64| limit.map(|limit| OffersBudgetUse { limit, used });
+        let listed: CampaignOffersBudgets = match &state.listed_offers_budgets {
+            Some(listed) => listed
+                .iter()
+                .map(|(id, limit)| (id.clone(), budget(*limit, used(id))))
+                .collect(),
+            None => state
+                .offers_budgets
+                .iter()
+                .map(|(id, (limit, used))| (id.clone(), budget(*limit, *used)))
+                .collect(),
+        };
+        Ok(Arc::new(listed))
+    }
+
+    async fn offers_budget_now(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Option<OffersBudgetUse>, StoreError> {
+        let mut state = self.state();
+        state.budget_reads.push(campaign_id.to_owned());
+        if state.budgets_down {
+            return Err(StoreError::Throttled("campaign not read".into()));
+        }
+        Ok(match state.offers_budgets.get(campaign_id) {
+            Some((Some(limit), used)) => Some(OffersBudgetUse {
+                limit: *limit,
+                used: *used,
+            }),
+            _ => None,
+        })
     }
 }
 
@@ -241,6 +353,31 @@ impl<T: DispatchStore> DispatchStore for &T {
         pending: &PendingRef,
     ) -> Result<WriteOutcome, StoreError> {
         (**self).reject_row(rejection, pending).await
+    }
+
+    async fn dispatch_budgeted_offer(
+        &self,
+        offer: &PersonalizedOffer,
+        pending: &PendingRef,
+        prior: PriorRejection,
+        campaign_id: &str,
+    ) -> Result<BudgetedWrite, StoreError> {
+        (**self)
+            .dispatch_budgeted_offer(offer, pending, prior, campaign_id)
+            .await
+    }
+}
+
+impl<T: OffersBudgets> OffersBudgets for &T {
+    async fn offers_budgets(&self) -> Result<Arc<CampaignOffersBudgets>, StoreError> {
+        (**self).offers_budgets().await
+    }
+
+    async fn offers_budget_now(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Option<OffersBudgetUse>, StoreError> {
+        (**self).offers_budget_now(campaign_id).await
     }
 }
 

@@ -30,10 +30,12 @@ pub type Outcome = runner::Outcome<DispatchOutcome>;
 pub type RecordReport = runner::RecordReport<DispatchOutcome>;
 
 /// What a batch reports beside its records.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DispatchSummary {
     /// Distinct catalog ids this batch needed.
     pub catalog_ids: usize,
+    /// The offers budgets this batch used, as they stand after it.
+    pub budgets: Vec<(String, crate::ports::OffersBudgetUse)>,
 }
 
 /// One batch's outcomes.

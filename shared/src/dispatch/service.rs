@@ -6,15 +6,18 @@
 use super::input::{InsertRecord, StreamInput};
 use super::plan::{parse_insert, plan_insert, Plan, Planned};
 use super::report::{log_batch, DispatchOutcome, DispatchReport, DispatchSummary, Earlier};
+use crate::activity::NoBudgets;
 use crate::assign::load_catalog;
 use crate::error::StoreError;
 use crate::ports::{
-    CatalogReader, DispatchStore, PendingRef, PriorRejection, RejectedRow, WriteOutcome,
+    BudgetedWrite, CampaignOffersBudgets, CatalogReader, DispatchStore, OffersBudgetUse,
+    OffersBudgets, PendingRef, PriorRejection, RejectedRow, WriteOutcome,
 };
 use crate::stream::runner::{run_batch, Failure, RecordHandler, Run};
 use chrono::Utc;
-use offers_domain::{ReasonCode, Rejection};
-use std::collections::HashSet;
+use offers_domain::{PersonalizedOffer, ReasonCode, Rejection};
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -26,27 +29,48 @@ pub struct DispatchSettings {
     pub retention: chrono::Duration,
 }
 
-pub struct Dispatcher<S, C> {
+pub struct Dispatcher<S, C, B = NoBudgets> {
     store: S,
     catalog: C,
+    /// Which campaigns have an offers budget (contract section 14).
+    budgets: B,
     settings: DispatchSettings,
 }
 
-/// One batch's run of the dispatcher: what it read before the writes.
-struct DispatchRun<'a, S, C> {
-    dispatcher: &'a Dispatcher<S, C>,
+/// One batch's run of the dispatcher: what it read before the writes, and
+/// the offers budgets its writes used.
+struct DispatchRun<'a, S, C, B> {
+    dispatcher: &'a Dispatcher<S, C, B>,
     /// Records whose rejection a read before the writes found absent: their
     /// offers take the two-item common path first.
     rejections_absent: HashSet<Uuid>,
+    /// The offers budgets of the batch's campaigns, as the cache lists them
+    /// (and the campaigns it did not know, read now); `None` when they could
+    /// not be read (only rows with a campaign need them).
+    offers_budgeted: Option<Arc<CampaignOffersBudgets>>,
+    /// Campaigns whose offers budget an offer of this batch used.
+    budgets_used: Mutex<BTreeSet<String>>,
 }
 
-impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
+impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C, NoBudgets> {
+    /// A dispatcher for which no campaign has an offers budget.
     pub fn new(store: S, catalog: C, settings: DispatchSettings) -> Self {
+        Self::with_budgets(store, catalog, NoBudgets, settings)
+    }
+}
+
+impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> Dispatcher<S, C, B> {
+    pub fn with_budgets(store: S, catalog: C, budgets: B, settings: DispatchSettings) -> Self {
         Self {
             store,
             catalog,
+            budgets,
             settings,
         }
+    }
+
+    pub fn budgets(&self) -> &B {
+        &self.budgets
     }
 
     pub fn store(&self) -> &S {
@@ -91,14 +115,19 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
             .filter(|(_, assignment)| assignment.is_ok())
             .map(|(insert, _)| (insert.user_id.as_str(), insert.record_id))
             .collect();
+        let campaigns: BTreeSet<&str> = inserts()
+            .filter_map(|(_, assignment)| assignment.as_ref().ok()?.campaign_id.as_deref())
+            .collect();
         // Boxed: nested in the batch's future, the catalog read (with its
         // per-id fallback and the SDK call) is deeper than the compiler's
-        // layout limit allows. Neither read stops the batch when it fails.
-        let (catalog, rejections_absent) = futures::join!(
+        // layout limit allows. No read stops the batch when it fails.
+        let (catalog, rejections_absent, offers_budgeted) = futures::join!(
             run.call_aside(Box::pin(load_catalog(&self.catalog, wanted))),
-            Box::pin(self.rejections_absent(&valid, &run))
+            Box::pin(self.rejections_absent(&valid, &run)),
+            Box::pin(self.offers_budgets(&campaigns, &run))
         );
         drop(valid);
+        drop(campaigns);
         let catalog_ids = catalog.as_ref().map_or(0, |catalog| catalog.ids_requested);
         let planned: Vec<_> = parsed
             .into_iter()
@@ -117,10 +146,18 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
         let batch = DispatchRun {
             dispatcher: self,
             rejections_absent,
+            offers_budgeted,
+            budgets_used: Mutex::new(BTreeSet::new()),
         };
-        let report = run_batch(&batch, &planned, &run, self.settings.concurrency)
-            .await
-            .with_summary(DispatchSummary { catalog_ids });
+        let report = run_batch(&batch, &planned, &run, self.settings.concurrency).await;
+        let budgets_used = std::mem::take(&mut *lock(&batch.budgets_used));
+        // Boxed: nested in the batch's future, the cached read (with the
+        // SDK call behind it) is deeper than the compiler's layout limit allows.
+        let budgets = Box::pin(self.budgets_now(budgets_used, &run)).await;
+        let report = report.with_summary(DispatchSummary {
+            catalog_ids,
+            budgets,
+        });
         log_batch(&report, &planned, run.elapsed_ms());
         report
     }
@@ -141,9 +178,83 @@ impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C> {
             }
         }
     }
+
+    /// The offers budgets of the batch's `campaigns`: the cached list, and
+    /// each campaign it does not know read on its own (a campaign put since
+    /// the list was read has its budget at once; the cache keeps what was
+    /// read). `None` when the list could not be read; a campaign whose own
+    /// read failed is left out. Rows of campaigns left out fail (retried).
+    async fn offers_budgets(
+        &self,
+        campaigns: &BTreeSet<&str>,
+        run: &Run,
+    ) -> Option<Arc<CampaignOffersBudgets>> {
+        if campaigns.is_empty() {
+            return Some(Arc::default());
+        }
+        let listed = match run.call_aside(self.budgets.offers_budgets()).await {
+            Ok(listed) => listed,
+            Err(error) => {
+                tracing::warn!(error = %error, "offers budgets not read: rows of campaigns fail");
+                return None;
+            }
+        };
+        let unknown: Vec<&str> = campaigns
+            .iter()
+            .copied()
+            .filter(|campaign_id| !listed.contains_key(*campaign_id))
+            .collect();
+        if unknown.is_empty() {
+            return Some(listed);
+        }
+        let read = futures::future::join_all(
+            unknown
+                .iter()
+                .map(|campaign_id| run.call_aside(self.budgets.offers_budget_now(campaign_id))),
+        )
+        .await;
+        let mut budgets = (*listed).clone();
+        for (campaign_id, read) in unknown.into_iter().zip(read) {
+            match read {
+                Ok(budget) => {
+                    budgets.insert(campaign_id.to_owned(), budget);
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, campaign_id = %campaign_id, "offers budget not read: the campaign's rows fail");
+                }
+            }
+        }
+        Some(Arc::new(budgets))
+    }
+
+    /// The budgets used by the batch as they stand after it (for the use
+    /// metric); one read per campaign, a failed one left out.
+    async fn budgets_now(
+        &self,
+        campaigns: BTreeSet<String>,
+        run: &Run,
+    ) -> Vec<(String, OffersBudgetUse)> {
+        let mut budgets = Vec::with_capacity(campaigns.len());
+        for campaign_id in campaigns {
+            if run.deadline_near() {
+                break;
+            }
+            match run
+                .call_aside(self.budgets.offers_budget_now(&campaign_id))
+                .await
+            {
+                Ok(Some(budget)) => budgets.push((campaign_id, budget)),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(error = %error, campaign_id = %campaign_id, "offers budget not read for its metric");
+                }
+            }
+        }
+        budgets
+    }
 }
 
-impl<S: DispatchStore, C: CatalogReader> DispatchRun<'_, S, C> {
+impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> DispatchRun<'_, S, C, B> {
     async fn apply(
         &self,
         insert: &InsertRecord,
@@ -160,36 +271,154 @@ impl<S: DispatchStore, C: CatalogReader> DispatchRun<'_, S, C> {
                     true => PriorRejection::NotFound,
                     false => PriorRejection::Unknown,
                 };
+                if let Some(campaign_id) = self.budgeted_campaign(offer)? {
+                    return self
+                        .dispatch_within_budget(insert, &pending, offer, campaign_id, prior, run)
+                        .await;
+                }
                 let written = run
                     .call(self.dispatcher.store.dispatch_offer(offer, &pending, prior))
                     .await;
                 match written {
-                    Ok(WriteOutcome::Written) => Ok(DispatchOutcome::Dispatched {
-                        personalized_offer_id: id,
-                        pending_row_kept: false,
-                    }),
-                    Ok(WriteOutcome::WrittenPendingRowKept) => Ok(DispatchOutcome::Dispatched {
-                        personalized_offer_id: id,
-                        pending_row_kept: true,
-                    }),
-                    Ok(WriteOutcome::AlreadyWritten) => Ok(DispatchOutcome::Duplicate {
-                        id,
-                        earlier: Earlier::Dispatched,
-                    }),
-                    Ok(WriteOutcome::OtherOutcomeWritten) => Ok(DispatchOutcome::Duplicate {
-                        id,
-                        earlier: Earlier::Rejected,
-                    }),
-                    // DynamoDB will never store this offer: the row is
-                    // rejected with its words, not retried.
-                    Err(StoreError::Refused(detail)) => {
-                        let rejection = Rejection::new(
-                            ReasonCode::InvalidRow,
-                            format!("DynamoDB refused the offer: {detail}"),
-                        );
-                        self.reject(insert, &pending, rejection, run).await
+                    Ok(written) => Ok(dispatched(written, id)),
+                    Err(error) => self.offer_not_written(insert, &pending, error, run).await,
+                }
+            }
+        }
+    }
+
+    /// The campaign whose offers budget `offer` uses: `Ok(None)` without
+    /// one; a failure when the budgets could not be read and the offer has
+    /// a campaign.
+    fn budgeted_campaign<'o>(
+        &self,
+        offer: &'o PersonalizedOffer,
+    ) -> Result<Option<&'o str>, Failure> {
+        let Some(campaign_id) = offer.campaign_id.as_deref() else {
+            return Ok(None);
+        };
+        match self
+            .offers_budgeted
+            .as_ref()
+            .and_then(|budgets| budgets.get(campaign_id))
+        {
+            Some(Some(_)) => Ok(Some(campaign_id)),
+            Some(None) => Ok(None),
+            None => Err(Failure::Budgets),
+        }
+    }
+
+    /// A write of an offer that failed: DynamoDB will never store it (the
+    /// row is rejected with its words, not retried), or it is retried.
+    async fn offer_not_written(
+        &self,
+        insert: &InsertRecord,
+        pending: &PendingRef,
+        error: StoreError,
+        run: &Run,
+    ) -> Result<DispatchOutcome, Failure> {
+        match error {
+            StoreError::Refused(detail) => {
+                let rejection = Rejection::new(
+                    ReasonCode::InvalidRow,
+                    format!("DynamoDB refused the offer: {detail}"),
+                );
+                self.reject(insert, pending, rejection, run).await
+            }
+            error => Err(error.into()),
+        }
+    }
+
+    /// The offer of a campaign with an offers budget: written with the
+    /// budget's use in one transaction (conditional on the limit the
+    /// campaign's item holds). Refused, the campaign is read again: past its
+    /// limit, the row is rejected `budget_exhausted`; a limit removed (or the
+    /// campaign deleted) since the list was read is no budget, and the offer
+    /// is written alone. Budget transactions of one campaign at once may
+    /// conflict: tried again a few times, then the record is retried.
+    async fn dispatch_within_budget(
+        &self,
+        insert: &InsertRecord,
+        pending: &PendingRef,
+        offer: &PersonalizedOffer,
+        campaign_id: &str,
+        prior: PriorRejection,
+        run: &Run,
+    ) -> Result<DispatchOutcome, Failure> {
+        let id = offer.personalized_offer_id;
+        let (mut conflicts, mut refusals) = (0, 0);
+        loop {
+            let written = run
+                .call(self.dispatcher.store.dispatch_budgeted_offer(
+                    offer,
+                    pending,
+                    prior,
+                    campaign_id,
+                ))
+                .await;
+            match written {
+                Ok(BudgetedWrite::Done(written)) => {
+                    if written == WriteOutcome::Written
+                        || written == WriteOutcome::WrittenPendingRowKept
+                    {
+                        lock(&self.budgets_used).insert(campaign_id.to_owned());
                     }
-                    Err(error) => Err(error.into()),
+                    return Ok(dispatched(written, id));
+                }
+                Ok(BudgetedWrite::BudgetRefused) => {}
+                Err(StoreError::Conflict(_)) if conflicts < BUDGET_CONFLICT_ATTEMPTS => {
+                    conflicts += 1;
+                    tokio::time::sleep(conflict_pause(conflicts)).await;
+                    continue;
+                }
+                Err(error) => return self.offer_not_written(insert, pending, error, run).await,
+            }
+            refusals += 1;
+            let now = run
+                .call(self.dispatcher.budgets.offers_budget_now(campaign_id))
+                .await;
+            match now {
+                // Room again (a limit raised meanwhile): tried once more.
+                Ok(Some(budget)) if !budget.exhausted() && refusals < 2 => continue,
+                now => {
+                    return self
+                        .budget_refused(insert, pending, offer, now, prior, run)
+                        .await
+                }
+            }
+        }
+    }
+
+    /// A budgeted offer the budget refused, decided on the campaign as read
+    /// after the refusal.
+    async fn budget_refused(
+        &self,
+        insert: &InsertRecord,
+        pending: &PendingRef,
+        offer: &PersonalizedOffer,
+        now: Result<Option<OffersBudgetUse>, StoreError>,
+        prior: PriorRejection,
+        run: &Run,
+    ) -> Result<DispatchOutcome, Failure> {
+        let campaign_id = offer.campaign_id.as_deref().unwrap_or_default();
+        match now? {
+            Some(budget) => {
+                let rejection = Rejection::new(
+                    ReasonCode::BudgetExhausted,
+                    format!(
+                        "campaign {campaign_id} has used its offers budget ({} of {})",
+                        budget.used, budget.limit
+                    ),
+                );
+                self.reject(insert, pending, rejection, run).await
+            }
+            None => {
+                let written = run
+                    .call(self.dispatcher.store.dispatch_offer(offer, pending, prior))
+                    .await;
+                match written {
+                    Ok(written) => Ok(dispatched(written, offer.personalized_offer_id)),
+                    Err(error) => self.offer_not_written(insert, pending, error, run).await,
                 }
             }
         }
@@ -237,10 +466,50 @@ impl<S: DispatchStore, C: CatalogReader> DispatchRun<'_, S, C> {
     }
 }
 
-impl<S: DispatchStore, C: CatalogReader> RecordHandler<Planned> for DispatchRun<'_, S, C> {
+impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> RecordHandler<Planned>
+    for DispatchRun<'_, S, C, B>
+{
     type Outcome = DispatchOutcome;
 
     async fn apply(&self, planned: &Planned, run: &Run) -> Result<DispatchOutcome, Failure> {
         DispatchRun::apply(self, &planned.insert, &planned.plan, run).await
     }
+}
+
+/// How often a budgeted offer's transaction is tried again after a
+/// conflict with another transaction on its campaign's item.
+const BUDGET_CONFLICT_ATTEMPTS: u32 = 4;
+
+/// A short, growing, jittered pause before a budget transaction is tried again.
+fn conflict_pause(attempt: u32) -> Duration {
+    let base = 10u64.saturating_mul(1 << attempt.min(6));
+    Duration::from_millis(base + u64::from(Uuid::new_v4().as_bytes()[0]) % base)
+}
+
+/// The outcome of an offer's write.
+fn dispatched(written: WriteOutcome, id: Uuid) -> DispatchOutcome {
+    match written {
+        WriteOutcome::Written => DispatchOutcome::Dispatched {
+            personalized_offer_id: id,
+            pending_row_kept: false,
+        },
+        WriteOutcome::WrittenPendingRowKept => DispatchOutcome::Dispatched {
+            personalized_offer_id: id,
+            pending_row_kept: true,
+        },
+        WriteOutcome::AlreadyWritten => DispatchOutcome::Duplicate {
+            id,
+            earlier: Earlier::Dispatched,
+        },
+        WriteOutcome::OtherOutcomeWritten => DispatchOutcome::Duplicate {
+            id,
+            earlier: Earlier::Rejected,
+        },
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -491,3 +491,146 @@ async fn an_assignment_id_of_0_or_129_characters_is_invalid_row() {
         .all(|rejection| rejection.code == ReasonCode::InvalidRow
             && rejection.message.contains("assignmentId")));
 }
+
+mod offers_budgets {
+    use super::*;
+
+    /// A row of campaign `camp-b`.
+    fn campaign_row(sort_key: &str) -> Map<String, Value> {
+        let mut row = row(sort_key, "co-1");
+        row.insert("campaignId".into(), json!("camp-b"));
+        row
+    }
+
+    fn budgeted(store: &MemoryStore, limit: Option<u64>) {
+        store
+            .state()
+            .offers_budgets
+            .insert("camp-b".into(), (limit, 0));
+    }
+
+    fn used(store: &MemoryStore) -> u64 {
+        store.state().offers_budgets["camp-b"].1
+    }
+
+    fn inserts(store: &MemoryStore, count: usize) -> Vec<StreamInput> {
+        (0..count)
+            .map(|n| {
+                insert(
+                    store,
+                    &format!("{:03}", n + 1),
+                    campaign_row(&format!("k{n}")),
+                )
+            })
+            .collect()
+    }
+
+    fn kinds(report: &DispatchReport) -> Vec<&'static str> {
+        outcomes(report).into_iter().map(|(_, kind)| kind).collect()
+    }
+
+    #[tokio::test]
+    async fn rows_past_the_limit_are_rejected_and_replays_use_nothing() {
+        let store = store();
+        budgeted(&store, Some(2));
+        let records = inserts(&store, 3);
+        let dispatcher = Dispatcher::with_budgets(&store, &store, &store, settings(4));
+        let report = dispatcher.apply_batch(records.clone(), None).await;
+        let mut got = kinds(&report);
+        got.sort();
+        assert_eq!(got, vec!["dispatched", "dispatched", "rejected"]);
+        assert_eq!(used(&store), 2);
+        let rejected: Vec<ReasonCode> = store.state().rejections.values().map(|r| r.code).collect();
+        assert_eq!(rejected, vec![ReasonCode::BudgetExhausted]);
+        assert_eq!(
+            report.summary.budgets,
+            vec![(
+                "camp-b".to_owned(),
+                crate::ports::OffersBudgetUse { limit: 2, used: 2 }
+            )],
+            "the budget as it stands, for the metric"
+        );
+
+        // Replayed with room made meanwhile: each record keeps its outcome.
+        store
+            .state()
+            .offers_budgets
+            .insert("camp-b".into(), (Some(10), 2));
+        for _ in 0..2 {
+            let again = dispatcher.apply_batch(records.clone(), None).await;
+            assert_eq!(kinds(&again), vec!["duplicate"; 3]);
+            assert!(again.summary.budgets.is_empty(), "nothing used");
+        }
+        assert_eq!(used(&store), 2);
+        assert_eq!(store.state().offers.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn rows_without_a_budget_keep_the_plain_write() {
+        let store = store();
+        let records = vec![
+            insert(&store, "001", campaign_row("k1")),
+            insert(&store, "002", row("k2", "co-1")),
+        ];
+        let dispatcher = Dispatcher::with_budgets(&store, &store, &store, settings(2));
+        let report = dispatcher.apply_batch(records, None).await;
+        assert_eq!(kinds(&report), vec!["dispatched"; 2]);
+        let writes: Vec<&str> = store.state().writes.iter().map(|(_, kind)| *kind).collect();
+        assert_eq!(writes, vec!["offer"; 2]);
+    }
+
+    #[tokio::test]
+    async fn a_limit_removed_since_the_list_was_read_is_no_budget() {
+        let store = store();
+        budgeted(&store, None);
+        store.state().listed_offers_budgets = Some([("camp-b".to_owned(), Some(5))].into());
+        let dispatcher = Dispatcher::with_budgets(&store, &store, &store, settings(1));
+        let report = dispatcher.apply_batch(inserts(&store, 1), None).await;
+        assert_eq!(kinds(&report), vec!["dispatched"]);
+        let writes: Vec<&str> = store.state().writes.iter().map(|(_, kind)| *kind).collect();
+        assert_eq!(writes, vec!["budgeted offer", "offer"]);
+        assert_eq!(store.state().budget_reads, vec!["camp-b"]);
+        assert_eq!(used(&store), 0);
+    }
+
+    #[tokio::test]
+    async fn a_campaign_put_after_the_list_was_read_has_its_budget_at_once() {
+        let store = store();
+        budgeted(&store, Some(1));
+        // The list (cached earlier) does not know the campaign: read on its own.
+        store.state().listed_offers_budgets = Some(std::collections::HashMap::new());
+        let dispatcher = Dispatcher::with_budgets(&store, &store, &store, settings(1));
+        let report = dispatcher.apply_batch(inserts(&store, 2), None).await;
+        assert_eq!(kinds(&report), vec!["dispatched", "rejected"]);
+        assert_eq!(used(&store), 1);
+        assert_eq!(
+            store.state().budget_reads.first().map(String::as_str),
+            Some("camp-b")
+        );
+        // A campaign without a definition is read too, and is no budget.
+        let plain = vec![insert(&store, "010", {
+            let mut row = row("k9", "co-1");
+            row.insert("campaignId".into(), json!("camp-none"));
+            row
+        })];
+        let report = dispatcher.apply_batch(plain, None).await;
+        assert_eq!(kinds(&report), vec!["dispatched"]);
+        assert!(store.state().budget_reads.contains(&"camp-none".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn unreadable_budgets_fail_only_the_rows_of_campaigns() {
+        let store = store();
+        budgeted(&store, Some(5));
+        store.state().budgets_down = true;
+        let records = vec![
+            insert(&store, "001", campaign_row("k1")),
+            insert(&store, "002", row("k2", "co-1")),
+        ];
+        let dispatcher = Dispatcher::with_budgets(&store, &store, &store, settings(2));
+        let report = dispatcher.apply_batch(records, None).await;
+        assert_eq!(kinds(&report), vec!["failed", "dispatched"]);
+        assert_eq!(report.failed_sequence_numbers(), vec!["001".to_owned()]);
+        assert_eq!(used(&store), 0);
+    }
+}

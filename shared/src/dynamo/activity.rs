@@ -58,6 +58,50 @@ fn second_bound(at: DateTime<Utc>, offset: i64) -> String {
 /// With `known` (its time window and rules already decided): the map is
 /// created or the record set beside the others as `known` shows, and the
 /// limit is `known`'s rule. A stale `known` fails the condition either way.
+/// The two writes of a budgeted redemption's transaction: the offer's
+/// conditional Update (as without a budget, keeping nothing out) and the
+/// campaign's use of its limits (`tables`: offers, campaigns; `offer`: the
+/// user and the offer's id; `budget`: the campaign and its limits).
+pub fn budgeted_redemption_updates(
+    tables: (&str, &str),
+    offer: (&str, Uuid),
+    known: Option<&PersonalizedOffer>,
+    redemption: &Redemption,
+    record: AttributeValue,
+    budget: (&str, &RedemptionLimits),
+) -> Result<(Update, Update), StoreError> {
+    let refused = |err: aws_sdk_dynamodb::error::BuildError| {
+        StoreError::Refused(format!("redemption transaction: {err}"))
+    };
+    let taken = redemption.budget_use.clone().unwrap_or(BudgetTaken {
+        redemptions: false,
+        discount_value: false,
+    });
+    let offer_update = redemption_parts(
+        Update::builder()
+            .table_name(tables.0)
+            .key("userId", text(offer.0))
+            .key("personalizedOfferId", text(offer.1.to_string())),
+        known,
+        redemption,
+        record,
+        &[],
+    )
+    .build()
+    .map_err(refused)?;
+    let campaign = budget_use(
+        Update::builder()
+            .table_name(tables.1)
+            .key("campaignId", text(budget.0)),
+        budget.1,
+        &taken,
+        discount_of(redemption),
+    )
+    .build()
+    .map_err(refused)?;
+    Ok((offer_update, campaign))
+}
+
 pub fn redemption_update(
     update: UpdateItemFluentBuilder,
     known: Option<&PersonalizedOffer>,
@@ -323,38 +367,14 @@ impl ActivityStore for DynamoStore {
                 limits,
             } => (campaign_id, limits),
         };
-        let refused = |err: aws_sdk_dynamodb::error::BuildError| {
-            StoreError::Refused(format!("redemption transaction: {err}"))
-        };
-        let taken = redemption.budget_use.clone().unwrap_or(BudgetTaken {
-            redemptions: false,
-            discount_value: false,
-        });
-        let offer = redemption_parts(
-            Update::builder()
-                .table_name(self.tables.loyalty_offers()?)
-                .key("userId", text(user_id))
-                .key(
-                    "personalizedOfferId",
-                    text(personalized_offer_id.to_string()),
-                ),
+        let (offer, campaign) = budgeted_redemption_updates(
+            (self.tables.loyalty_offers()?, self.tables.campaigns()?),
+            (user_id, personalized_offer_id),
             known,
             redemption,
             record,
-            &[],
-        )
-        .build()
-        .map_err(refused)?;
-        let campaign = budget_use(
-            Update::builder()
-                .table_name(self.tables.campaigns()?)
-                .key("campaignId", text(campaign_id)),
-            limits,
-            &taken,
-            discount_of(redemption),
-        )
-        .build()
-        .map_err(refused)?;
+            (campaign_id, limits),
+        )?;
         let result = self
             .client
             .transact_write_items()

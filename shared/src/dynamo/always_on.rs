@@ -94,11 +94,10 @@ impl AlwaysOnStore for AlwaysOnTables {
         {
             let text = Value::Object(campaign.definition).to_string();
             match parse_definition(&text) {
-                Ok(definition) => campaigns.extend(AlwaysOnCampaign::of(
-                    definition,
-                    campaign.version,
-                    campaign.paused,
-                )),
+                Ok(definition) => campaigns.extend(
+                    AlwaysOnCampaign::of(definition, campaign.version, campaign.paused)
+                        .map(|always_on| always_on.with_offers_used(campaign.used.offers)),
+                ),
                 Err(problems) => tracing::warn!(
                     event = "campaign_unreadable",
                     campaign_id = %campaign.campaign_id,

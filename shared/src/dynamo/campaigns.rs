@@ -25,7 +25,9 @@ use crate::domain::campaign::{
 };
 use crate::domain::dates::{format_timestamp, parse_timestamp};
 use crate::error::StoreError;
-use crate::ports::{RedemptionBudgets, RedemptionLimits};
+use crate::ports::{
+    CampaignOffersBudgets, OffersBudgetUse, OffersBudgets, RedemptionBudgets, RedemptionLimits,
+};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
@@ -595,7 +597,7 @@ fn used_of(item: &Item) -> BudgetUse {
             .unwrap_or(0),
         discount_value: number(item, "usedDiscountValue")
             .and_then(|n| n.parse().ok())
-            .unwrap_or(0.0),
+            .unwrap_or_default(),
     }
 }
 
@@ -606,21 +608,64 @@ fn budget_of(item: &Item) -> Option<Budget> {
     parse_budget(definition.get("budget")?, &mut Vec::new())
 }
 
+impl DynamoStore {
+    /// Every campaign (a Scan of its id, definition and counters) for which
+    /// `of` finds something, by id.
+    async fn campaigns_with<T>(
+        &self,
+        of: impl Fn(&Item) -> Option<T>,
+    ) -> Result<HashMap<String, T>, StoreError> {
+        let table = DynamoTable::new(self.client().clone(), self.tables().campaigns()?);
+        let mut items = table.scan(&["campaignId", "definition", "usedOffers"]);
+        let mut found = HashMap::new();
+        while let Some(item) = items.next().await {
+            let item = item.map_err(|err| err.error)?;
+            if let (Some(id), Some(value)) = (text(&item, "campaignId"), of(&item)) {
+                found.insert(id.to_owned(), value);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A definition's `offers` limit with what the item counted, if it has one.
+fn offers_budget_of(item: &Item) -> Option<OffersBudgetUse> {
+    Some(OffersBudgetUse {
+        limit: budget_of(item)?.offers?,
+        used: used_of(item).offers,
+    })
+}
+
+/// The dispatcher's view of the campaigns: which have an offers limit, and
+/// how much of it was used.
+impl OffersBudgets for DynamoStore {
+    async fn offers_budgets(&self) -> Result<Arc<CampaignOffersBudgets>, StoreError> {
+        Ok(Arc::new(
+            self.campaigns_with(|item| Some(offers_budget_of(item)))
+                .await?,
+        ))
+    }
+
+    async fn offers_budget_now(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Option<OffersBudgetUse>, StoreError> {
+        Ok(self
+            .campaign_budget_use(campaign_id)
+            .await?
+            .and_then(|(budget, used)| {
+                Some(OffersBudgetUse {
+                    limit: budget.offers?,
+                    used: used.offers,
+                })
+            }))
+    }
+}
+
 /// The activity's view of the campaigns: which have redemption limits.
 impl RedemptionBudgets for DynamoStore {
     async fn budgeted(&self) -> Result<Arc<HashMap<String, RedemptionLimits>>, StoreError> {
-        let table = DynamoTable::new(self.client().clone(), self.tables().campaigns()?);
-        let mut items = table.scan(&["campaignId", "definition"]);
-        let mut budgeted = HashMap::new();
-        while let Some(item) = items.next().await {
-            let item = item.map_err(|err| err.error)?;
-            if let (Some(id), Some(limits)) =
-                (text(&item, "campaignId"), redemption_limits_of(&item))
-            {
-                budgeted.insert(id.to_owned(), limits);
-            }
-        }
-        Ok(Arc::new(budgeted))
+        Ok(Arc::new(self.campaigns_with(redemption_limits_of).await?))
     }
 
     async fn current(&self, campaign_id: &str) -> Result<Option<RedemptionLimits>, StoreError> {

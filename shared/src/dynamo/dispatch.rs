@@ -6,8 +6,12 @@ use crate::domain::dates::format_timestamp;
 use crate::domain::limits::{quote, MAX_ITEM_BYTES, MAX_ROW_ATTRIBUTES};
 use crate::domain::PersonalizedOffer;
 use crate::error::StoreError;
-use crate::ports::{DispatchStore, PendingRef, PriorRejection, RejectedRow, RowCopy, WriteOutcome};
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
+use crate::ports::{
+    BudgetedWrite, DispatchStore, PendingRef, PriorRejection, RejectedRow, RowCopy, WriteOutcome,
+};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
+};
 use aws_sdk_dynamodb::Client;
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -48,24 +52,7 @@ impl DispatchStore for DynamoStore {
         pending: &PendingRef,
         prior: PriorRejection,
     ) -> Result<WriteOutcome, StoreError> {
-        let put = || -> Result<Put, StoreError> {
-            let mut item = offer_to_item(offer)?;
-            if let Some(assignment_id) = &pending.assignment_id {
-                // Kept for support and audit: which assignment made the offer.
-                item.insert(
-                    ASSIGNMENT_ID.to_owned(),
-                    AttributeValue::S(assignment_id.clone()),
-                );
-            }
-            // Of an assignment, the id is the assignment's: a second row of it
-            // fails this condition, under replay and concurrency alike.
-            Put::builder()
-                .table_name(self.tables.loyalty_offers()?)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(personalizedOfferId)")
-                .build()
-                .map_err(|err| StoreError::Refused(err.to_string()))
-        };
+        let put = || self.offer_put(offer, pending);
         // The common path, two items: no rejection of the record was found
         // a moment ago, and the pending row is still there as the stream saw
         // it. Whatever cancels it (the offer there, the row gone or changed)
@@ -104,6 +91,25 @@ impl DispatchStore for DynamoStore {
         let outcome = self.put_and_delete_pending(put, other, pending).await?;
         self.consume_if_assigned(outcome, WriteOutcome::AlreadyWritten, pending)
             .await
+    }
+
+    async fn dispatch_budgeted_offer(
+        &self,
+        offer: &PersonalizedOffer,
+        pending: &PendingRef,
+        prior: PriorRejection,
+        campaign_id: &str,
+    ) -> Result<BudgetedWrite, StoreError> {
+        let written = self
+            .budgeted_offer_write(offer, pending, prior, campaign_id)
+            .await?;
+        Ok(match written {
+            BudgetedWrite::Done(outcome) => BudgetedWrite::Done(
+                self.consume_if_assigned(outcome, WriteOutcome::AlreadyWritten, pending)
+                    .await?,
+            ),
+            refused => refused,
+        })
     }
 
     async fn reject_row(
@@ -146,6 +152,115 @@ impl DispatchStore for DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// The offer's put, conditional on its absence.
+    fn offer_put(
+        &self,
+        offer: &PersonalizedOffer,
+        pending: &PendingRef,
+    ) -> Result<Put, StoreError> {
+        let mut item = offer_to_item(offer)?;
+        if let Some(assignment_id) = &pending.assignment_id {
+            // Kept for support and audit: which assignment made the offer.
+            item.insert(
+                ASSIGNMENT_ID.to_owned(),
+                AttributeValue::S(assignment_id.clone()),
+            );
+        }
+        // Of an assignment, the id is the assignment's: a second row of it
+        // fails this condition, under replay and concurrency alike.
+        Put::builder()
+            .table_name(self.tables.loyalty_offers()?)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(personalizedOfferId)")
+            .build()
+            .map_err(|err| StoreError::Refused(err.to_string()))
+    }
+
+    /// The offer's transactions of `dispatch_offer` with the budget's use as
+    /// one more item. Whatever else failed is read first: an offer already
+    /// there (a replay after success) or the record's rejection is the
+    /// record's outcome, never a budget refusal; the budget alone refuses.
+    async fn budgeted_offer_write(
+        &self,
+        offer: &PersonalizedOffer,
+        pending: &PendingRef,
+        prior: PriorRejection,
+        campaign_id: &str,
+    ) -> Result<BudgetedWrite, StoreError> {
+        let budget = self.offers_budget_use(campaign_id)?;
+        // The common path, three items (see dispatch_offer).
+        if prior == PriorRejection::NotFound {
+            if let Some(delete) = pending_delete_if_present(self.tables.pending()?, pending)? {
+                match OutcomeTransaction::new(self.offer_put(offer, pending)?)
+                    .with(Role::PendingDelete, delete)
+                    .with(Role::Budget, budget.clone())
+                    .send(&self.client)
+                    .await?
+                {
+                    None => return Ok(BudgetedWrite::Done(WriteOutcome::Written)),
+                    Some(cancelled) if cancelled.failed(Role::Outcome) => {
+                        if pending.assignment_id.is_none() {
+                            return Ok(BudgetedWrite::Done(WriteOutcome::AlreadyWritten));
+                        }
+                    }
+                    // No rejection a moment ago, no offer now: the budget's refusal.
+                    Some(cancelled) if cancelled.failed(Role::Budget) => {
+                        return Ok(BudgetedWrite::BudgetRefused)
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let other = absent(
+            self.tables.rejected()?,
+            pending,
+            "rejectionId",
+            pending.record_id.to_string(),
+        )?;
+        let delete = pending_delete(self.tables.pending()?, pending)?;
+        let with_delete = OutcomeTransaction::new(self.offer_put(offer, pending)?)
+            .with(Role::PendingDelete, delete)
+            .with(Role::OtherOutcomeAbsent, other.clone())
+            .with(Role::Budget, budget.clone())
+            .send(&self.client)
+            .await?;
+        let Some(cancelled) = with_delete else {
+            return Ok(BudgetedWrite::Done(WriteOutcome::Written));
+        };
+        if let Some(decided) = budgeted_decision(&cancelled) {
+            return Ok(decided);
+        }
+        // The pending row was replaced by a newer write: this record's
+        // offer without touching the newer row.
+        let alone = OutcomeTransaction::new(self.offer_put(offer, pending)?)
+            .with(Role::OtherOutcomeAbsent, other)
+            .with(Role::Budget, budget)
+            .send(&self.client)
+            .await?;
+        Ok(match alone {
+            None => BudgetedWrite::Done(WriteOutcome::WrittenPendingRowKept),
+            Some(cancelled) => budgeted_decision(&cancelled)
+                .unwrap_or(BudgetedWrite::Done(WriteOutcome::AlreadyWritten)),
+        })
+    }
+}
+
+/// What a cancelled budgeted transaction means, in order: the other outcome,
+/// the offer already there, the budget; `None` when only the pending row's
+/// delete failed.
+fn budgeted_decision(cancelled: &Cancelled) -> Option<BudgetedWrite> {
+    if cancelled.failed(Role::OtherOutcomeAbsent) {
+        Some(BudgetedWrite::Done(WriteOutcome::OtherOutcomeWritten))
+    } else if cancelled.failed(Role::Outcome) {
+        Some(BudgetedWrite::Done(WriteOutcome::AlreadyWritten))
+    } else if cancelled.failed(Role::Budget) {
+        Some(BudgetedWrite::BudgetRefused)
+    } else {
+        None
+    }
+}
+
 /// What each item of an outcome's transaction is for. Cancellation reasons
 /// are read by role, not by position, so that an item added later (a
 /// campaign's budget, say) changes no other item's reading.
@@ -157,6 +272,8 @@ enum Role {
     PendingDelete,
     /// The record's other outcome, checked to be absent.
     OtherOutcomeAbsent,
+    /// The campaign's `usedOffers`, added to on condition of its limit.
+    Budget,
 }
 
 /// One `TransactWriteItems` of an outcome: its put, and what goes with it.
@@ -202,6 +319,7 @@ impl OutcomeTransaction {
             TransactItem::Check(check) => {
                 TransactWriteItem::builder().condition_check(check).build()
             }
+            TransactItem::Update(update) => TransactWriteItem::builder().update(update).build(),
         };
         self.items.push((role, item));
         self
@@ -231,6 +349,13 @@ impl OutcomeTransaction {
 enum TransactItem {
     Delete(Delete),
     Check(ConditionCheck),
+    Update(Update),
+}
+
+impl From<Update> for TransactItem {
+    fn from(update: Update) -> Self {
+        Self::Update(update)
+    }
 }
 
 impl From<Delete> for TransactItem {

@@ -27,7 +27,7 @@ mod transactions;
 mod webhook;
 pub use webhook::ROW_WRITE_CONCURRENCY as WEBHOOK_ROW_WRITE_CONCURRENCY;
 
-pub use activity::redemption_update;
+pub use activity::{budgeted_redemption_updates, redemption_update};
 pub use always_on::AlwaysOnTables;
 pub use campaign_stats::{
     campaign_partition, counter_update, CampaignStatsTable, MARKER_RETENTION_SECONDS,

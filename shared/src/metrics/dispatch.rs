@@ -55,6 +55,13 @@ pub fn dispatch_metrics(report: &DispatchReport, now: DateTime<Utc>) -> MetricSe
         .map(|created| u64::try_from((now - created).num_milliseconds()).unwrap_or(0))
         .collect();
     set.milliseconds("DispatchLag", LAG, lags, vec![]);
+    let budgets: Vec<(String, u64)> = report
+        .summary
+        .budgets
+        .iter()
+        .map(|(campaign_id, budget)| (campaign_id.clone(), budget.percent()))
+        .collect();
+    super::budget_use(&mut set, "offers", &budgets);
     set
 }
 

@@ -125,7 +125,9 @@ pub(crate) mod tests {
                 };
                 assert!(numbers, "{name} has a numeric value at the root");
                 if let Some(unit) = metric.get("Unit") {
-                    assert!(["Count", "Milliseconds"].contains(&unit.as_str().unwrap_or("")));
+                    assert!(
+                        ["Count", "Milliseconds", "Percent"].contains(&unit.as_str().unwrap_or(""))
+                    );
                 }
             }
         }

@@ -53,6 +53,7 @@ pub type Metrics = Arc<dyn MetricsSink>;
 pub enum Unit {
     Count,
     Milliseconds,
+    Percent,
 }
 
 impl Unit {
@@ -60,6 +61,7 @@ impl Unit {
         match self {
             Unit::Count => "Count",
             Unit::Milliseconds => "Milliseconds",
+            Unit::Percent => "Percent",
         }
     }
 }
@@ -150,16 +152,63 @@ impl MetricSet {
         values: Vec<u64>,
         tags: Vec<Tag>,
     ) -> &mut Self {
+        self.observations(name, datadog_name, Unit::Milliseconds, values, tags)
+    }
+
+    /// One value per observation in `unit`; nothing when there is none.
+    fn observations(
+        &mut self,
+        name: &'static str,
+        datadog_name: &'static str,
+        unit: Unit,
+        values: Vec<u64>,
+        tags: Vec<Tag>,
+    ) -> &mut Self {
         if !values.is_empty() {
             self.metrics.push(Metric {
                 name,
                 datadog_name,
-                unit: Unit::Milliseconds,
+                unit,
                 values: Values::Many(values),
                 tags,
             });
         }
         self
+    }
+}
+
+impl MetricSet {
+    /// Adds one percentage per observation (a budget's use); nothing when
+    /// there is none.
+    pub fn percents(
+        &mut self,
+        name: &'static str,
+        datadog_name: &'static str,
+        values: Vec<u64>,
+        tags: Vec<Tag>,
+    ) -> &mut Self {
+        self.observations(name, datadog_name, Unit::Percent, values, tags)
+    }
+}
+
+/// The metric of a budget's use, in percent of its limit: the alarm
+/// (`BudgetNearlyUsedAlarm`) and the Datadog monitor fire above 90.
+pub const BUDGET_USED_METRIC: &str = "BudgetUsedPercent";
+/// Its Datadog name, tagged `campaign_id` and `budget` (`offers`, ...).
+pub const BUDGET_USED_DATADOG: &str = "budget.used_percent";
+
+/// Adds the use of each budget in `budgets` (campaign id, percent).
+pub fn budget_use(set: &mut MetricSet, budget: &'static str, budgets: &[(String, u64)]) {
+    for (campaign_id, percent) in budgets {
+        set.percents(
+            BUDGET_USED_METRIC,
+            BUDGET_USED_DATADOG,
+            vec![*percent],
+            vec![
+                Tag::new("campaign_id", campaign_id.clone()),
+                Tag::new("budget", budget),
+            ],
+        );
     }
 }
 

@@ -150,6 +150,11 @@ impl Run {
         self.store_down.load(Ordering::Relaxed)
     }
 
+    /// Whether the invocation deadline is within the margin.
+    pub fn deadline_near(&self) -> bool {
+        self.deadline.is_some_and(|deadline| deadline.is_near())
+    }
+
     /// How long the batch has run, for its log line.
     pub fn elapsed_ms(&self) -> u64 {
         self.started
@@ -169,7 +174,7 @@ impl Run {
     pub fn cut_off(&self) -> Option<Failure> {
         if self.store_down() {
             Some(Failure::StoreDown)
-        } else if self.deadline.is_some_and(|deadline| deadline.is_near()) {
+        } else if self.deadline_near() {
             Some(Failure::DeadlineNear)
         } else {
             None
@@ -196,6 +201,10 @@ pub enum Failure {
     StoreDown,
     #[error("not started: too close to the invocation deadline")]
     DeadlineNear,
+    /// The row has a campaign, and which campaigns have an offers budget
+    /// could not be read for the batch (the dispatcher).
+    #[error("campaigns' offers budgets not read")]
+    Budgets,
     /// A change without what is needed to act on it: nothing can be
     /// written; retrying lets it reach the on-failure destination.
     #[error("{0}")]
@@ -212,6 +221,7 @@ impl Failure {
             Failure::EarlierRecordOfKey => "earlier_record_of_key",
             Failure::StoreDown => "store_down",
             Failure::DeadlineNear => "deadline",
+            Failure::Budgets => "budgets",
             Failure::Unusable(_) => "unusable",
         }
     }
