@@ -69,25 +69,26 @@ async fn visits_make_the_profile_with_the_contracts_buckets() {
     let user = "us-east-1:profile-user";
     let visits = bed.visits(&[]);
     let mut stream = bed.transactions_stream().await;
-    let records = put_transactions(
-        &bed,
-        &mut stream,
-        &[
-            with_mode(
-                transaction("p-1", user, 30.0, "2026-04-01T08:00:00Z"),
-                Some("pickup"),
-            ),
-            with_mode(
-                transaction("p-2", user, 12.0, "2026-04-20T12:30:00+02:00"),
-                Some("delivery"),
-            ),
-            with_mode(
-                transaction("p-3", user, 6.0, "2026-05-02T16:00:00Z"),
-                Some("delivery"),
-            ),
-        ],
-    )
-    .await;
+    // One after the other, as one user's orders happen: the contexts below
+    // are those of this stream order (concurrent puts may reach the stream
+    // in any order).
+    let mut records = Vec::new();
+    for transaction in [
+        with_mode(
+            transaction("p-1", user, 30.0, "2026-04-01T08:00:00Z"),
+            Some("pickup"),
+        ),
+        with_mode(
+            transaction("p-2", user, 12.0, "2026-04-20T12:30:00+02:00"),
+            Some("delivery"),
+        ),
+        with_mode(
+            transaction("p-3", user, 6.0, "2026-05-02T16:00:00Z"),
+            Some("delivery"),
+        ),
+    ] {
+        records.extend(put_transactions(&bed, &mut stream, &[transaction]).await);
+    }
     let report = process(&visits, &records).await;
     let contexts: Vec<_> = report
         .records

@@ -465,6 +465,10 @@ async fn main() {
         .ok()
         .and_then(|rounds| rounds.parse().ok())
         .unwrap_or(2);
+    // `ALWAYS_ON_BENCH_PARTS=profiles`: part 2 alone (for a profiler).
+    let profiles_only =
+        std::env::var("ALWAYS_ON_BENCH_PARTS").is_ok_and(|parts| parts == "profiles");
+    let chooser_rounds = if profiles_only { 0 } else { rounds };
     let local = DynamoDbLocal::start(StartOptions::default()).expect("DynamoDB Local");
     let bed = TestBed::on(&local.endpoint()).await;
     bed.load_plain_offers(&POOL).await;
@@ -472,11 +476,13 @@ async fn main() {
     let campaign = put_campaign(&bed, "bench-always", false).await;
     let chooser = chooser(&bed);
 
-    chooser_side(&chooser, "warm-fn", WARM_UP_VISITS).await;
-    chooser_floor(&bed, &campaign, "warm-floor", WARM_UP_VISITS).await;
+    if !profiles_only {
+        chooser_side(&chooser, "warm-fn", WARM_UP_VISITS).await;
+        chooser_floor(&bed, &campaign, "warm-floor", WARM_UP_VISITS).await;
+    }
     let (mut chooser_time, mut chooser_cpu) = (Duration::ZERO, Duration::ZERO);
     let (mut floor_time, mut floor_cpu) = (Duration::ZERO, Duration::ZERO);
-    for round in 0..rounds {
+    for round in 0..chooser_rounds {
         let (function_run, floor_run) = (format!("fn{round}"), format!("floor{round}"));
         let function = || chooser_side(&chooser, &function_run, VISITS);
         let floor = || chooser_floor(&bed, &campaign, &floor_run, VISITS);
@@ -553,6 +559,9 @@ async fn main() {
         pfloor_cpu.as_secs_f64() * 1_000.0 / transactions as f64
     );
 
+    if profiles_only {
+        return;
+    }
     let latencies = visit_to_listed().await;
     println!(
         "  visit -> offer listed: p50 {:.0} ms, p99 {:.0} ms over {} visits (target p99 <= 5 s; batching windows 1 s)",
