@@ -7,8 +7,11 @@
 //! what they need through ports and caches:
 //!
 //! - campaign definitions ([`AlwaysOnStore::always_on_campaigns`]) for
-//!   [`CAMPAIGNS_TTL`] (none at all is not kept: the first campaign put
-//!   applies from the next visit);
+//!   [`CAMPAIGNS_TTL`]; none at all only for [`NO_CAMPAIGNS_TTL`], so that
+//!   the first campaign put applies within a second, and a deployment
+//!   without always-on campaigns reads the campaigns table at most once a
+//!   second per warm instance, not on every visit (the table also holds
+//!   every planned and manual campaign's definition);
 //! - each campaign's engine, built from the learning counters of its pool
 //!   ([`SelectionStatsReader`]), for [`STATISTICS_TTL`] (and rebuilt at
 //!   once when the campaign's version changes): the statistics a choice
@@ -51,6 +54,10 @@ use std::time::{Duration, Instant};
 
 /// How long campaign definitions are kept (a pause applies within it).
 pub const CAMPAIGNS_TTL: Duration = Duration::from_secs(30);
+/// How long "no always-on campaign" is kept: shorter than the stream's
+/// 1 s batching window, so a visit made after a first campaign is put is
+/// almost always chosen for.
+pub const NO_CAMPAIGNS_TTL: Duration = Duration::from_secs(1);
 /// How long a campaign's engine (its learning statistics) is kept: the
 /// contract's "within 60 seconds", with room for the counters' own delay.
 pub const STATISTICS_TTL: Duration = Duration::from_secs(30);
@@ -291,9 +298,14 @@ impl<A: AlwaysOnStore, T: SelectionStatsReader, C: CatalogReader> AlwaysOnChoose
 
     async fn campaigns(&self, run: &Run) -> Result<Arc<Vec<AlwaysOnCampaign>>, StoreError> {
         if let Some((read_at, campaigns)) = locked(&self.campaigns).as_ref() {
-            // No campaign is not kept: reading an empty table costs next to
-            // nothing, and the first campaign put applies from the next visit.
-            if read_at.elapsed() < self.campaigns_ttl && !campaigns.is_empty() {
+            // No campaign is kept briefly: the first campaign put applies
+            // within a second, and visits do not each read the table.
+            let ttl = if campaigns.is_empty() {
+                self.campaigns_ttl.min(NO_CAMPAIGNS_TTL)
+            } else {
+                self.campaigns_ttl
+            };
+            if read_at.elapsed() < ttl {
                 return Ok(Arc::clone(campaigns));
             }
         }

@@ -245,7 +245,7 @@ async fn paused_old_and_deleted_give_nothing_or_skip() {
 }
 
 #[tokio::test]
-async fn definitions_are_kept_but_no_campaign_is_read_again() {
+async fn definitions_are_kept_and_no_campaign_only_a_second() {
     let visits = visits_kept(
         Vec::new(),
         &["co-a", "co-b", "co-c"],
@@ -259,9 +259,19 @@ async fn definitions_are_kept_but_no_campaign_is_read_again() {
     visits
         .apply_batch(vec![visit(2, "t2", "u2", Utc::now())], None)
         .await;
-    assert_eq!(rows(&visits).len(), 1, "the first campaign applies at once");
+    assert!(rows(&visits).is_empty(), "no campaign is kept a moment");
+    assert_eq!(visits.after().store().state().campaign_reads, 1);
+    tokio::time::sleep(NO_CAMPAIGNS_TTL + Duration::from_millis(100)).await;
     visits
-        .apply_batch(vec![visit(3, "t3", "u3", Utc::now())], None)
+        .apply_batch(vec![visit(3, "t2b", "u2", Utc::now())], None)
+        .await;
+    assert_eq!(
+        rows(&visits).len(),
+        1,
+        "the first campaign applies within a second"
+    );
+    visits
+        .apply_batch(vec![visit(4, "t3", "u3", Utc::now())], None)
         .await;
     assert_eq!(rows(&visits).len(), 2);
     assert_eq!(
