@@ -141,6 +141,7 @@ mod tests {
                 "LoyaltyOffersTable",
                 "OfferCatalogTable",
                 "RejectedPersonalizedOffersTable",
+                "CampaignsTable",
             ]
             .into_iter()
             .map(|id| (id.to_owned(), format!("t-{id}")))
