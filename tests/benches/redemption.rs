@@ -32,15 +32,7 @@ const WARM_UP: usize = 100;
 const TARGET_RATIO: f64 = 1.15;
 
 fn main() {
-    if std::env::var_os("RUST_LOG").is_none() {
-        std::env::set_var("RUST_LOG", "warn");
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    runtime.block_on(run());
+    run_bench(run());
 }
 
 async fn run() {

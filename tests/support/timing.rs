@@ -70,3 +70,17 @@ pub fn nearest_rank(times: &mut [Duration], p: f64) -> Duration {
 pub fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1_000.0
 }
+
+/// Runs a bench's body on two worker threads (the Lambda-like runtime the
+/// handler benches share), its logs at `warn` unless `RUST_LOG` says otherwise.
+pub fn run_bench<F: std::future::Future>(bench: F) -> F::Output {
+    if std::env::var_os("RUST_LOG").is_none() {
+        std::env::set_var("RUST_LOG", "warn");
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(bench)
+}
