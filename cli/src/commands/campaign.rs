@@ -21,7 +21,7 @@ use offers_shared::domain::campaign::{
 use offers_shared::domain::selection::history::{date_undated, utc_day};
 use offers_shared::domain::selection::LearningCounter;
 use offers_shared::domain::selection::{
-    Engine, History, Pick, SelectionError, HOLDOUT_POLICY, POLICY,
+    Engine, History, Pick, SelectionError, SelectionRecord, HOLDOUT_POLICY, POLICY,
 };
 use offers_shared::domain::CatalogEntry;
 use offers_shared::dynamo::{
@@ -504,12 +504,16 @@ impl Choices {
             &mut self.picks,
         );
         self.tally.count(holdout, &self.picks);
-        let context: HashMap<String, AttributeValue> = user
-            .attributes
-            .iter()
-            .map(|(name, value)| ((*name).to_owned(), AttributeValue::S((*value).to_owned())))
-            .collect();
-        let policy = if holdout { HOLDOUT_POLICY } else { POLICY };
+        let mut selection = SelectionRecord {
+            policy: if holdout { HOLDOUT_POLICY } else { POLICY }.to_owned(),
+            propensity: 1.0,
+            holdout,
+            context: user
+                .attributes
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
+        };
         Some(
             self.picks
                 .iter()
@@ -525,18 +529,11 @@ impl Choices {
                             pick.rank,
                         )),
                     );
-                    item.insert(
-                        "selection".into(),
-                        AttributeValue::M(HashMap::from([
-                            ("policy".to_owned(), AttributeValue::S(policy.to_owned())),
-                            (
-                                "propensity".to_owned(),
-                                AttributeValue::N(pick.propensity.to_string()),
-                            ),
-                            ("holdout".to_owned(), AttributeValue::Bool(holdout)),
-                            ("context".to_owned(), AttributeValue::M(context.clone())),
-                        ])),
-                    );
+                    selection.propensity = pick.propensity;
+                    // Texts, a number and a bool: serde_dynamo cannot fail on them.
+                    if let Ok(record) = serde_dynamo::to_attribute_value(&selection) {
+                        item.insert("selection".into(), record);
+                    }
                     LineItem {
                         line: row.line,
                         item,

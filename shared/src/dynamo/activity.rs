@@ -2,13 +2,16 @@
 //! UpdateItem on the caller's offer item; an offer event is one transaction
 //! of its id in the offer events table and the offer's counters.
 
-use super::offers::{owned_offer, text};
+use super::items::text;
+use super::offer_item::{
+    event_counter_parts, key, number, offer_update, owned_offer, redemption_parts,
+    void_condition, void_parts, UpdateParts,
+};
 use super::transactions::{cancelled, condition_failed};
 use super::{cancellation_error, classify, DynamoStore};
 use crate::activity::discount_of;
 use crate::domain::amount::{decimal_text, Amount};
 use crate::domain::dates::format_timestamp;
-use crate::domain::redemption::{redemption_limit, MAX_REDEMPTION_RECORDS};
 use crate::domain::{BudgetTaken, OfferEvent, PersonalizedOffer, Redemption};
 use crate::error::StoreError;
 use crate::ports::{
@@ -22,42 +25,8 @@ use aws_sdk_dynamodb::types::{
     Update,
 };
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
 use uuid::Uuid;
 
-fn number(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-/// Whole-second UTC text, `offset` seconds from `at`'s second: a bound that
-/// stored dates (RFC 3339 UTC, fractions or not) compare with as text.
-fn second_bound(at: DateTime<Utc>, offset: i64) -> String {
-    let second = at.timestamp().saturating_add(offset);
-    DateTime::<Utc>::from_timestamp(second, 0)
-        .unwrap_or(at)
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
-/// The condition and update of a redemption (see [`ActivityStore::redeem`]).
-///
-/// Always: the offer exists, is not revoked, has not seen the order, keeps
-/// fewer than `MAX_REDEMPTION_RECORDS` records and has a use left.
-///
-/// Without `known` (no read): the `redemptions` map is created (DynamoDB
-/// cannot set a member of a map that does not exist, and most offers are
-/// used once), the limit is the stored rule's, and the offer must be active
-/// and the order within its rules, in DynamoDB's terms: `startDate` at
-/// least a second before `at`'s second, `expiryDate` at least two after
-/// (text comparison of RFC 3339 UTC is time order only to the second, so
-/// the bounds are a second wide on the safe side; an order at the edge is
-/// decided on the returned item), `minimumSpend <= totalCost`,
-/// `serviceModes` a list containing the mode. A rule of another type
-/// compares false: not met, as `check_rules` has it.
-///
-/// With `known` (its time window and rules already decided): the map is
-/// created or the record set beside the others as `known` shows, and the
-/// limit is `known`'s rule. A stale `known` fails the condition either way.
 /// The two writes of a budgeted redemption's transaction: the offer's
 /// conditional Update (as without a budget, keeping nothing out) and the
 /// campaign's use of its limits (`tables`: offers, campaigns; `offer`: the
@@ -78,10 +47,7 @@ pub fn budgeted_redemption_updates(
         discount_value: false,
     });
     let offer_update = redemption_parts(
-        Update::builder()
-            .table_name(tables.0)
-            .key("userId", text(offer.0))
-            .key("personalizedOfferId", text(offer.1.to_string())),
+        offer_update(tables.0, offer.0, offer.1),
         known,
         redemption,
         record,
@@ -102,6 +68,8 @@ pub fn budgeted_redemption_updates(
     Ok((offer_update, campaign))
 }
 
+/// The condition and update of a redemption without a budget
+/// ([`redemption_parts`], nothing kept out).
 pub fn redemption_update(
     update: UpdateItemFluentBuilder,
     known: Option<&PersonalizedOffer>,
@@ -110,129 +78,6 @@ pub fn redemption_update(
 ) -> UpdateItemFluentBuilder {
     redemption_parts(update, known, redemption, record, &[])
 }
-
-/// [`redemption_update`] on either builder, its condition also keeping the
-/// offer out of `kept_out` campaigns (those with a redemption budget).
-fn redemption_parts<U: UpdateParts>(
-    update: U,
-    known: Option<&PersonalizedOffer>,
-    redemption: &Redemption,
-    record: AttributeValue,
-    kept_out: &[String],
-) -> U {
-    let mut condition =
-        String::from("attribute_exists(personalizedOfferId) AND attribute_not_exists(revokedAt)");
-    let first = known.is_none_or(|offer| offer.redemptions.is_empty());
-    let update = if first {
-        // Absent, or (never written so, but harmless) an empty map.
-        condition.push_str(" AND (attribute_not_exists(redemptions) OR size(redemptions) = :zero)");
-        update
-            .update(
-                "SET redemptions = :records, \
-                 redemptionCount = if_not_exists(redemptionCount, :zero) + :one",
-            )
-            .value(
-                ":records",
-                AttributeValue::M(HashMap::from([(redemption.order_id.clone(), record)])),
-            )
-    } else {
-        condition.push_str(
-            " AND attribute_not_exists(redemptions.#order) AND size(redemptions) < :maxRecords",
-        );
-        update
-            .update(
-                "SET redemptions.#order = :record, \
-                 redemptionCount = if_not_exists(redemptionCount, :zero) + :one",
-            )
-            .name("#order", redemption.order_id.clone())
-            .value(":record", record)
-            .value(":maxRecords", number(MAX_REDEMPTION_RECORDS))
-    };
-    let update = match known {
-        Some(offer) => match redemption_limit(&offer.rules) {
-            Some(limit) => {
-                condition.push_str(
-                    " AND (attribute_not_exists(redemptionCount) OR redemptionCount < :limit)",
-                );
-                update.value(":limit", number(limit))
-            }
-            None => update,
-        },
-        None => {
-            condition.push_str(
-                " AND startDate <= :startBound AND expiryDate > :expiryBound \
-                 AND (attribute_not_exists(#rules.redemptionLimit) \
-                      OR (attribute_not_exists(redemptionCount) AND #rules.redemptionLimit > :zero) \
-                      OR redemptionCount < #rules.redemptionLimit) \
-                 AND (attribute_not_exists(#rules.minimumSpend) OR #rules.minimumSpend <= :cost) \
-                 AND (attribute_not_exists(#rules.serviceModes) \
-                      OR (attribute_type(#rules.serviceModes, :list) \
-                          AND contains(#rules.serviceModes, :mode)))",
-            );
-            update
-                .value(
-                    ":startBound",
-                    text(second_bound(redemption.redeemed_at, -1)),
-                )
-                .value(
-                    ":expiryBound",
-                    text(second_bound(redemption.redeemed_at, 1)),
-                )
-                .value(":cost", number(&redemption.total_cost))
-                .value(":mode", text(redemption.service_mode.clone()))
-                .value(":list", text("L"))
-                // A reserved word in expressions.
-                .name("#rules", "rules")
-        }
-    };
-    let mut update = update;
-    if !kept_out.is_empty() {
-        let names: Vec<String> = (0..kept_out.len())
-            .map(|n| format!(":keptOut{n}"))
-            .collect();
-        condition.push_str(&format!(
-            " AND (attribute_not_exists(campaignId) OR NOT (campaignId IN ({})))",
-            names.join(", ")
-        ));
-        for (name, campaign) in names.into_iter().zip(kept_out) {
-            update = update.value(name, text(campaign.clone()));
-        }
-    }
-    update
-        .condition(condition)
-        .value(":zero", number(0))
-        .value(":one", number(1))
-}
-
-/// The expression parts an UpdateItem and a transaction's Update share.
-pub trait UpdateParts: Sized {
-    fn condition(self, expression: String) -> Self;
-    fn update(self, expression: &str) -> Self;
-    fn name(self, placeholder: impl Into<String>, name: impl Into<String>) -> Self;
-    fn value(self, placeholder: impl Into<String>, value: AttributeValue) -> Self;
-}
-
-macro_rules! update_parts {
-    ($builder:ty) => {
-        impl UpdateParts for $builder {
-            fn condition(self, expression: String) -> Self {
-                self.condition_expression(expression)
-            }
-            fn update(self, expression: &str) -> Self {
-                self.update_expression(expression)
-            }
-            fn name(self, placeholder: impl Into<String>, name: impl Into<String>) -> Self {
-                self.expression_attribute_names(placeholder, name)
-            }
-            fn value(self, placeholder: impl Into<String>, value: AttributeValue) -> Self {
-                self.expression_attribute_values(placeholder, value)
-            }
-        }
-    };
-}
-
-update_parts!(UpdateItemFluentBuilder);
-update_parts!(UpdateBuilder);
 
 /// The campaign's side of a budgeted redemption: its counters take what
 /// the record says, on condition that the item still holds the limits the
@@ -290,8 +135,7 @@ impl DynamoStore {
             .client
             .update_item()
             .table_name(self.tables.loyalty_offers()?)
-            .key("userId", text(user_id))
-            .key("personalizedOfferId", text(id.to_string()))
+            .set_key(Some(key(user_id, id)))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld))
     }
@@ -324,18 +168,6 @@ impl DynamoStore {
         };
         Ok(ActivityWrite::NotWritten(current.map(Box::new)))
     }
-}
-
-/// A void's update: the record's `voidedAt`, and the use given back.
-fn void_parts<U: UpdateParts>(update: U, order_id: &str, at: DateTime<Utc>) -> U {
-    update
-        .update(
-            "SET redemptions.#order.voidedAt = :at, \
-             redemptionCount = if_not_exists(redemptionCount, :one) - :one",
-        )
-        .name("#order", order_id)
-        .value(":at", text(format_timestamp(at)))
-        .value(":one", number(1))
 }
 
 impl ActivityStore for DynamoStore {
@@ -422,19 +254,15 @@ impl ActivityStore for DynamoStore {
         at: DateTime<Utc>,
         budget: VoidBudget<'_>,
     ) -> Result<ActivityWrite, StoreError> {
-        let mut condition = String::from(
-            "attribute_exists(redemptions.#order) \
-             AND attribute_not_exists(redemptions.#order.voidedAt)",
-        );
+        let condition = void_condition(false);
         let (campaign_id, taken, discount) = match budget {
             VoidBudget::Untouched => {
-                condition.push_str(" AND attribute_not_exists(redemptions.#order.budget)");
                 let builder = void_parts(
                     self.offer_update(user_id, personalized_offer_id)?,
                     order_id,
                     at,
                 )
-                .condition(condition);
+                .condition(void_condition(true));
                 return self
                     .offer_update_answer(user_id, personalized_offer_id, builder)
                     .await;
@@ -460,13 +288,11 @@ impl ActivityStore for DynamoStore {
             StoreError::Refused(format!("void transaction: {err}"))
         };
         let offer = void_parts(
-            Update::builder()
-                .table_name(self.tables.loyalty_offers()?)
-                .key("userId", text(user_id))
-                .key(
-                    "personalizedOfferId",
-                    text(personalized_offer_id.to_string()),
-                ),
+            offer_update(
+                self.tables.loyalty_offers()?,
+                user_id,
+                personalized_offer_id,
+            ),
             order_id,
             at,
         )
@@ -541,18 +367,16 @@ impl ActivityStore for DynamoStore {
             .condition_expression("attribute_not_exists(eventId)")
             .build()
             .map_err(refused)?;
-        let update = Update::builder()
-            .table_name(self.tables.loyalty_offers()?)
-            .key("userId", text(user_id))
-            .key("personalizedOfferId", text(id))
-            .condition_expression("attribute_exists(personalizedOfferId)")
-            .update_expression("SET #first = if_not_exists(#first, :at) ADD #count :one")
-            .expression_attribute_names("#first", event.event_type.first_at_attribute())
-            .expression_attribute_names("#count", event.event_type.count_attribute())
-            .expression_attribute_values(":at", text(format_timestamp(event.received_at)))
-            .expression_attribute_values(":one", number(1))
-            .build()
-            .map_err(refused)?;
+        let update = event_counter_parts(
+            offer_update(
+                self.tables.loyalty_offers()?,
+                user_id,
+                event.personalized_offer_id,
+            ),
+            event,
+        )
+        .build()
+        .map_err(refused)?;
         let result = self
             .client
             .transact_write_items()

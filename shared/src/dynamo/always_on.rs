@@ -6,7 +6,8 @@
 
 use super::campaigns::CampaignsTable;
 use super::classify;
-use super::items::{offer_from_item, text_of, Item};
+use super::items::{text_of, Item};
+use super::offer_item::offer_from_item;
 use super::pending::put_if_absent;
 use super::table::{paged, DynamoTable};
 use crate::always_on::{AlwaysOnStore, PendingPut};

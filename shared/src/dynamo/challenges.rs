@@ -4,10 +4,11 @@
 //! PutItem in the rejected table). Design: docs/design.md, "Frequency challenges".
 
 use super::dispatch::{prefix, REJECTION_ATTRIBUTES};
-use super::items::offer_from_item;
-use super::offers::{owned_offer, text};
+use super::items::text;
+use super::offer_item::{
+    challenge_filter, goal_expressions, key, offer_from_item, owned_offer, partition_condition,
+};
 use super::{classify, DynamoStore};
-use crate::domain::challenge::REWARD_GRANTED_AT;
 use crate::domain::dates::format_timestamp;
 use crate::domain::limits::{bounded_message, quote};
 use crate::domain::PersonalizedOffer;
@@ -39,8 +40,8 @@ impl ChallengeStore for DynamoStore {
                 .client
                 .query()
                 .table_name(table)
-                .key_condition_expression("userId = :user")
-                .filter_expression("attribute_exists(challenge)")
+                .key_condition_expression(partition_condition())
+                .filter_expression(challenge_filter())
                 .expression_attribute_values(":user", text(user_id))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
@@ -75,8 +76,7 @@ impl ChallengeStore for DynamoStore {
             .client
             .update_item()
             .table_name(self.tables.loyalty_offers()?)
-            .key("userId", text(write.user_id.clone()))
-            .key("personalizedOfferId", text(id.to_string()))
+            .set_key(Some(key(&write.user_id, id)))
             .update_expression(update)
             .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
@@ -150,90 +150,6 @@ impl DynamoStore {
             },
         }
     }
-}
-
-type Expressions = (
-    String,
-    String,
-    HashMap<String, String>,
-    HashMap<String, AttributeValue>,
-);
-
-/// The update and its condition: the goal still unmet, the transaction not
-/// yet counted (the counted map as it was read), the offer not revoked; and
-/// when it completes the challenge, every other goal met and the challenge
-/// not completed. Goal names are at most 255 bytes and goals at most 100,
-/// so the expressions stay within DynamoDB's 4 KB.
-pub(super) fn goal_expressions(write: &GoalMet) -> Expressions {
-    let mut names: HashMap<String, String> = [
-        ("#id", "personalizedOfferId"),
-        ("#rv", "revokedAt"),
-        ("#c", "challenge"),
-        ("#g", "goals"),
-        ("#m", "metAt"),
-        ("#t", "transactionId"),
-        ("#ct", "countedTransactions"),
-    ]
-    .into_iter()
-    .map(|(placeholder, name)| (placeholder.to_owned(), name.to_owned()))
-    .collect();
-    names.insert("#goal".into(), write.goal.clone());
-    let met_at = format_timestamp(write.met_at);
-    let mut values: HashMap<String, AttributeValue> = HashMap::from([
-        (":at".to_owned(), text(met_at)),
-        (":tx".to_owned(), text(write.transaction_id.clone())),
-    ]);
-    let mut sets = vec![
-        "#c.#g.#goal.#m = :at".to_owned(),
-        "#c.#g.#goal.#t = :tx".to_owned(),
-    ];
-    let mut conditions = vec![
-        "attribute_exists(#id)".to_owned(),
-        "attribute_not_exists(#rv)".to_owned(),
-        "attribute_exists(#c.#g.#goal)".to_owned(),
-        "attribute_not_exists(#c.#g.#goal.#m)".to_owned(),
-    ];
-    // DynamoDB refuses a placeholder the expressions do not use.
-    if write.counted_map_exists {
-        names.insert("#k".into(), write.counted_key.clone());
-        sets.push("#c.#ct.#k = :goal".into());
-        values.insert(":goal".into(), text(write.goal.clone()));
-        conditions.push("attribute_exists(#c.#ct)".into());
-        conditions.push("attribute_not_exists(#c.#ct.#k)".into());
-    } else {
-        sets.push("#c.#ct = :counted".into());
-        values.insert(
-            ":counted".into(),
-            AttributeValue::M(HashMap::from([(
-                write.counted_key.clone(),
-                text(write.goal.clone()),
-            )])),
-        );
-        conditions.push("attribute_not_exists(#c.#ct)".into());
-    }
-    if let Some(completion) = &write.completion {
-        names.insert("#done".into(), "completedAt".into());
-        names.insert("#r".into(), "reward".into());
-        names.insert("#ga".into(), REWARD_GRANTED_AT.into());
-        values.insert(
-            ":granted".into(),
-            text(format_timestamp(completion.granted_at)),
-        );
-        sets.push("#c.#done = :at".into());
-        sets.push("#c.#r.#ga = :granted".into());
-        conditions.push("attribute_not_exists(#c.#done)".into());
-        for (index, other) in completion.other_goals.iter().enumerate() {
-            let placeholder = format!("#o{index}");
-            conditions.push(format!("attribute_exists(#c.#g.{placeholder}.#m)"));
-            names.insert(placeholder, other.clone());
-        }
-    }
-    (
-        format!("SET {}", sets.join(", ")),
-        conditions.join(" AND "),
-        names,
-        values,
-    )
 }
 
 /// The rejected transaction: its reason, where it came from, and (when

@@ -1,4 +1,5 @@
 use super::items::attribute_size;
+use super::offer_item::{key, new_offer_put, presence_check, ASSIGNMENT_ID};
 use super::rejected::rejections_absent;
 use super::transactions::{cancellation_error, cancelled, CONDITIONAL_CHECK_FAILED};
 use super::{classify, offer_to_item, DynamoStore};
@@ -35,8 +36,6 @@ const CONTRACT_ATTRIBUTES: [&str; 14] = [
     ASSIGNMENT_ID,
 ];
 
-/// The pending row's (and the offer item's) assignment identity (contract section 2).
-pub const ASSIGNMENT_ID: &str = "assignmentId";
 
 impl DispatchStore for DynamoStore {
     async fn rejections_absent(
@@ -120,11 +119,10 @@ impl DispatchStore for DynamoStore {
         // One outcome per record: no offer of the same record may exist; of
         // an assignment, no offer of the assignment (a row whose assignment
         // became an offer is a duplicate, never a rejection).
-        let other = absent(
+        let other = presence_check(
             self.tables.loyalty_offers()?,
-            pending,
-            "personalizedOfferId",
-            pending.offer_id().to_string(),
+            key(&pending.user_id, pending.offer_id()),
+            false,
         )?;
         let put = |item| {
             Put::builder()
@@ -167,14 +165,7 @@ impl DynamoStore {
                 AttributeValue::S(assignment_id.clone()),
             );
         }
-        // Of an assignment, the id is the assignment's: a second row of it
-        // fails this condition, under replay and concurrency alike.
-        Put::builder()
-            .table_name(self.tables.loyalty_offers()?)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(personalizedOfferId)")
-            .build()
-            .map_err(|err| StoreError::Refused(err.to_string()))
+        new_offer_put(self.tables.loyalty_offers()?, item)
     }
 
     /// The offer's transactions of `dispatch_offer` with the budget's use as
@@ -430,16 +421,11 @@ impl DynamoStore {
         if outcome != found || pending.assignment_id.is_none() {
             return Ok(outcome);
         }
-        let offer_exists = ConditionCheck::builder()
-            .table_name(self.tables.loyalty_offers()?)
-            .key("userId", AttributeValue::S(pending.user_id.clone()))
-            .key(
-                "personalizedOfferId",
-                AttributeValue::S(pending.offer_id().to_string()),
-            )
-            .condition_expression("attribute_exists(personalizedOfferId)")
-            .build()
-            .map_err(|err| StoreError::Refused(err.to_string()))?;
+        let offer_exists = presence_check(
+            self.tables.loyalty_offers()?,
+            key(&pending.user_id, pending.offer_id()),
+            true,
+        )?;
         let delete = pending_delete(self.tables.pending()?, pending)?;
         let result = self
             .client

@@ -8,7 +8,8 @@
 //! `PROPTEST_CASES=20000 cargo test -p offers-shared --lib hostile`.
 
 use super::dispatch::rejected_item;
-use super::items::{attribute_size, offer_to_item};
+use super::items::attribute_size;
+use super::offer_item::offer_to_item;
 use crate::domain::limits::{MAX_ITEM_BYTES, MAX_MESSAGE_CHARS};
 use crate::domain::{
     build_offer, parse_pending_row, resolve_catalog, CatalogEntry, ReasonCode, Rejection,

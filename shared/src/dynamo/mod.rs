@@ -1,8 +1,10 @@
 //! The DynamoDB adapter: items, conditional transactions, error
 //! classification. One module per table for what the functions and the
 //! `offers` CLI do to it (`pending`, `rejected`, `catalog`, `offers`,
-//! `loyalty_transactions`); the functions' writes are `dispatch`, `support`
-//! and `challenges`.
+//! `loyalty_transactions`); the functions' writes are `dispatch`, `support`,
+//! `activity` and `challenges`. The loyalty offers item, which several of
+//! them write, has one owner: `offer_item` (its attribute names, key,
+//! reader and every condition and update expression on it).
 
 mod activity;
 mod always_on;
@@ -16,6 +18,7 @@ mod dispatch;
 mod errors;
 mod items;
 mod loyalty_transactions;
+pub mod offer_item;
 mod offers;
 mod pending;
 mod profiles;
@@ -38,9 +41,8 @@ pub use challenges::{REJECTION_SOURCE, TRANSACTION_IMAGE, TRANSACTION_SOURCE};
 pub use client::{dynamodb_client, environment_endpoint, environment_sdk_config};
 pub use dispatch::{pending_delete, DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, UNREADABLE_ROW};
 pub use errors::{classify, error_chain, CallError, Fault};
-pub use items::{
-    attribute_size, offer_from_item, offer_to_item, text_of, Item, CREATED_INDEX, RANK_INDEX,
-};
+pub use items::{attribute_size, text_of, Item};
+pub use offer_item::{offer_from_item, offer_to_item, CREATED_INDEX, RANK_INDEX};
 pub use loyalty_transactions::{LoyaltyTransactionsTable, PutTransaction};
 pub use offers::{LoyaltyOffersTable, OfferCounts};
 pub use pending::{PendingKey, PendingTable, RedriveError, Redriven, PENDING_KEY};

@@ -2,7 +2,11 @@
 //! and the operators' count of the whole table.
 
 use super::errors::CallError;
-use super::items::{offer_from_item, rank_key, text_of, RANK_INDEX};
+use super::items::{text, text_of};
+use super::offer_item::{
+    self, current_filter, offer_from_item, partition_condition, rank_key, start_key, RANK_INDEX,
+    RANK_KEY,
+};
 use super::table::DynamoTable;
 use super::{classify, DynamoStore};
 use crate::domain::{OfferStatus, PersonalizedOffer};
@@ -32,76 +36,11 @@ fn expiry_cutoff(now: DateTime<Utc>) -> String {
         .to_string()
 }
 
-pub(super) fn text(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-/// The primary key plus the index's sort key (`index_key_name`): where a
-/// Query on that index resumes. The user is the caller, never taken from
-/// the position.
-pub(super) fn start_key(
-    user_id: &str,
-    index_key_name: &str,
-    position: &ListPosition,
-) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("userId".to_owned(), text(user_id)),
-        (
-            "personalizedOfferId".to_owned(),
-            text(position.personalized_offer_id.to_string()),
-        ),
-        (index_key_name.to_owned(), text(position.index_key.clone())),
-    ])
-}
-
-/// The offer of a loyalty-table item that must be `user_id`'s `id`.
-pub(super) fn owned_offer(
-    item: HashMap<String, AttributeValue>,
-    user_id: &str,
-    personalized_offer_id: Uuid,
-) -> Result<PersonalizedOffer, StoreError> {
-    let offer = offer_from_item(item)?;
-    if offer.user_id != user_id || offer.personalized_offer_id != personalized_offer_id {
-        return Err(StoreError::Corrupt(format!(
-            "item under key {personalized_offer_id} holds another offer"
-        )));
-    }
-    Ok(offer)
-}
-
 fn is_current(offer: &PersonalizedOffer, now: DateTime<Utc>) -> bool {
     matches!(
         offer.status(now),
         OfferStatus::Active | OfferStatus::Scheduled
     )
-}
-
-impl DynamoStore {
-    /// One GetItem on the user's own key.
-    pub(super) async fn read_offer(
-        &self,
-        user_id: &str,
-        personalized_offer_id: Uuid,
-        consistent: bool,
-    ) -> Result<Option<PersonalizedOffer>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(self.tables.loyalty_offers()?)
-            .key("userId", text(user_id))
-            .key(
-                "personalizedOfferId",
-                text(personalized_offer_id.to_string()),
-            )
-            .consistent_read(consistent)
-            .send()
-            .await
-            .map_err(|err| classify(&err))?;
-        output
-            .item
-            .map(|item| owned_offer(item, user_id, personalized_offer_id))
-            .transpose()
-    }
 }
 
 impl OfferReader for DynamoStore {
@@ -124,14 +63,11 @@ impl OfferReader for DynamoStore {
             page,
             IndexQuery {
                 index: RANK_INDEX,
-                key_name: "rankKey",
+                key_name: RANK_KEY,
                 key_of: rank_key,
                 newest_first: false,
                 // Expired and revoked offers stay until their TTL: skip them.
-                filter: Some((
-                    "attribute_not_exists(revokedAt) AND expiryDate > :cutoff",
-                    text(expiry_cutoff(now)),
-                )),
+                filter: Some((current_filter(), text(expiry_cutoff(now)))),
             },
             |offer| is_current(offer, now),
         )
@@ -147,7 +83,7 @@ pub(super) struct IndexQuery {
     pub key_of: fn(&PersonalizedOffer) -> String,
     pub newest_first: bool,
     /// A filter expression and the value of its `:cutoff`.
-    pub filter: Option<(&'static str, AttributeValue)>,
+    pub filter: Option<(String, AttributeValue)>,
 }
 
 impl DynamoStore {
@@ -176,7 +112,7 @@ impl DynamoStore {
             let mut values = HashMap::from([(":user".to_owned(), text(user_id))]);
             let filter = query.filter.as_ref().map(|(expression, cutoff)| {
                 values.insert(":cutoff".to_owned(), cutoff.clone());
-                *expression
+                expression.clone()
             });
             // Filtered-out items count toward Limit: ask for more then.
             let asked = if filter.is_some() {
@@ -189,8 +125,8 @@ impl DynamoStore {
                 .query()
                 .table_name(self.tables.loyalty_offers()?)
                 .index_name(query.index)
-                .key_condition_expression("userId = :user")
-                .set_filter_expression(filter.map(str::to_owned))
+                .key_condition_expression(partition_condition())
+                .set_filter_expression(filter)
                 .set_expression_attribute_values(Some(values))
                 .scan_index_forward(!query.newest_first)
                 .limit(i32::try_from(asked).unwrap_or(i32::MAX))
@@ -271,12 +207,16 @@ impl LoyaltyOffersTable {
     /// Counts every offer (Scan of `source` and `revokedAt`, every page).
     pub async fn counts(&self) -> Result<OfferCounts, CallError> {
         let mut counts = OfferCounts::default();
-        let mut items = self.table.scan(&["source", "revokedAt"]);
+        let mut items = self
+            .table
+            .scan(&[offer_item::SOURCE, offer_item::REVOKED_AT]);
         while let Some(item) = items.try_next().await? {
             counts.total += 1;
-            let source = text_of(&item, "source").unwrap_or("unknown").to_owned();
+            let source = text_of(&item, offer_item::SOURCE)
+                .unwrap_or("unknown")
+                .to_owned();
             *counts.by_source.entry(source).or_default() += 1;
-            if item.contains_key("revokedAt") {
+            if item.contains_key(offer_item::REVOKED_AT) {
                 counts.revoked += 1;
             }
         }

@@ -5,6 +5,7 @@
 
 use super::errors::CallError;
 use super::items::{text_of, Item};
+use super::offer_item;
 use super::offers::LoyaltyOffersTable;
 use super::pending::PendingTable;
 use super::table::{paged, with_retries, DynamoTable};
@@ -18,7 +19,7 @@ use crate::domain::retry::{check_retry, RejectedItem};
 use crate::domain::ReasonCode;
 use crate::error::StoreError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, TransactWriteItem,
+    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
@@ -267,13 +268,13 @@ impl RejectedTable {
             .condition_expression("attribute_exists(rejectionId)")
             .build()
             .map_err(&refused)?;
-        let no_offer = ConditionCheck::builder()
-            .table_name(offers.name())
-            .key("userId", rejection.user_id.clone())
-            .key("personalizedOfferId", rejection.rejection_id.clone())
-            .condition_expression("attribute_not_exists(personalizedOfferId)")
-            .build()
-            .map_err(&refused)?;
+        // A retried row must not make a second outcome of its record.
+        let no_offer = offer_item::presence_check(
+            offers.name(),
+            offer_item::key_of(rejection.user_id.clone(), rejection.rejection_id.clone()),
+            false,
+        )
+        .map_err(|err| CallError::of(doing.clone(), err))?;
         let attempt = || async {
             let result = self
                 .table

@@ -1,11 +1,13 @@
 //! The support tool's writes, and its reads of offers of any status.
 
-use super::items::{created_key, offer_to_item, CREATED_INDEX};
-use super::offers::{owned_offer, text, IndexQuery};
+use super::offer_item::{
+    absent, created_key, key, new_offer_put, offer_to_item, owned_offer, revocation_parts,
+    CREATED_INDEX, CREATED_KEY,
+};
+use super::offers::IndexQuery;
 use super::transactions::{cancelled, condition_failed};
 use super::{cancellation_error, classify, DynamoStore};
 use crate::domain::campaign::{Budget, BudgetUse};
-use crate::domain::dates::format_timestamp;
 use crate::domain::{AuditEntry, PersonalizedOffer};
 use crate::error::StoreError;
 use crate::ports::{
@@ -14,7 +16,7 @@ use crate::ports::{
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use uuid::Uuid;
 
@@ -25,7 +27,7 @@ impl SupportStore for DynamoStore {
             .put_item()
             .table_name(self.tables.loyalty_offers()?)
             .set_item(Some(offer_to_item(offer)?))
-            .condition_expression("attribute_not_exists(personalizedOfferId)")
+            .condition_expression(absent())
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -56,15 +58,7 @@ impl SupportStore for DynamoStore {
         offer: &PersonalizedOffer,
         campaign_id: &str,
     ) -> Result<CreateOutcome, StoreError> {
-        let refused = |err: aws_sdk_dynamodb::error::BuildError| {
-            StoreError::Refused(format!("offer transaction: {err}"))
-        };
-        let put = Put::builder()
-            .table_name(self.tables.loyalty_offers()?)
-            .set_item(Some(offer_to_item(offer)?))
-            .condition_expression("attribute_not_exists(personalizedOfferId)")
-            .build()
-            .map_err(refused)?;
+        let put = new_offer_put(self.tables.loyalty_offers()?, offer_to_item(offer)?)?;
         let budget = self.offers_budget_use(campaign_id)?;
         let result = self
             .client
@@ -123,29 +117,12 @@ impl SupportStore for DynamoStore {
             at: revocation.at,
             reason: revocation.reason.clone(),
         };
-        let entry = serde_dynamo::to_attribute_value(&entry)
-            .map_err(|err| StoreError::Refused(format!("audit entry not serializable: {err}")))?;
-        let result = self
+        let update = self
             .client
             .update_item()
             .table_name(self.tables.loyalty_offers()?)
-            .key("userId", text(user_id))
-            .key(
-                "personalizedOfferId",
-                text(personalized_offer_id.to_string()),
-            )
-            // The first revocation stands: a second changes nothing.
-            .condition_expression(
-                "attribute_exists(personalizedOfferId) AND attribute_not_exists(revokedAt)",
-            )
-            .update_expression(
-                "SET revokedAt = :at, revokedBy = :by, \
-                 audit = list_append(if_not_exists(audit, :none), :entry)",
-            )
-            .expression_attribute_values(":at", text(format_timestamp(revocation.at)))
-            .expression_attribute_values(":by", text(revocation.by.clone()))
-            .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
-            .expression_attribute_values(":entry", AttributeValue::L(vec![entry]))
+            .set_key(Some(key(user_id, personalized_offer_id)));
+        let result = revocation_parts(update, &entry)?
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -192,7 +169,7 @@ impl SupportStore for DynamoStore {
             page,
             IndexQuery {
                 index: CREATED_INDEX,
-                key_name: "createdKey",
+                key_name: CREATED_KEY,
                 key_of: created_key,
                 newest_first: true,
                 filter: None,
