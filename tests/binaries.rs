@@ -3,7 +3,7 @@
 
 use offers_integration_tests::*;
 use offers_local::streams::lambda_event;
-use offers_local::{Answer, RuntimeApi};
+use offers_local::{Answer, InvokeError, RuntimeApi};
 use serde_json::json;
 use std::collections::HashMap;
 use std::net::UdpSocket;
@@ -83,7 +83,7 @@ async fn run_dispatcher(
     bed: &TestBed,
     records: &[serde_json::Value],
     overrides: &[(&str, &str)],
-) -> (Result<Answer, String>, String) {
+) -> (Result<Answer, InvokeError>, String) {
     let runtime = RuntimeApi::start().await.expect("runtime api");
     let mut function = spawn_function_with(
         &function_binary("offer-dispatcher"),

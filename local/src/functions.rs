@@ -2,6 +2,7 @@
 //! polling its function's local Runtime API, with the environment
 //! template.yaml declares; an instance that exits is started again.
 
+use crate::error::InvokeError;
 use crate::dynamodb_local::spawn_from_lasting_thread;
 use crate::invoke::Invoke;
 use crate::runtime_api::{Answer, RuntimeApi};
@@ -141,10 +142,10 @@ impl LocalFunction {
 impl Invoke for LocalFunction {
     /// The function's response, or its error (an error response, a crash or
     /// a timeout) as a function error.
-    async fn invoke(&self, event: Value) -> Result<Value, String> {
+    async fn invoke(&self, event: Value) -> Result<Value, InvokeError> {
         match self.runtime.invoke(event, self.timeout).await {
             Ok(Answer::Response(response)) => Ok(response),
-            Ok(Answer::Error(error)) => Err(error.to_string()),
+            Ok(Answer::Error(error)) => Err(InvokeError::Function(error)),
             Err(error) => Err(error),
         }
     }

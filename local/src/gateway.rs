@@ -12,6 +12,7 @@
 //! headers exist only here: the gateway serves on loopback only, inside the
 //! local stack, and the functions themselves never read them.
 
+use crate::error::{BedError, InvokeError};
 use crate::invoke::Invoke;
 use crate::template::HttpRoute;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -54,11 +55,14 @@ pub struct Matched<'a> {
 
 impl<F: Invoke + 'static> Gateway<F> {
     /// `functions` by logical id; every route's function must be there.
-    pub fn new(routes: Vec<HttpRoute>, functions: HashMap<String, Arc<F>>) -> Result<Self, String> {
+    pub fn new(
+        routes: Vec<HttpRoute>,
+        functions: HashMap<String, Arc<F>>,
+    ) -> Result<Self, BedError> {
         if let Some(route) = routes.iter().find(|r| !functions.contains_key(&r.function)) {
-            return Err(format!(
-                "{} {} needs {}, which is not running",
-                route.method, route.path, route.function
+            return Err(BedError::setup(
+                format!("{} {}", route.method, route.path),
+                format!("needs {}, which is not running", route.function),
             ));
         }
         Ok(Self { routes, functions })
@@ -385,7 +389,7 @@ mod tests {
     struct Echo;
 
     impl Invoke for Echo {
-        async fn invoke(&self, event: Value) -> Result<Value, String> {
+        async fn invoke(&self, event: Value) -> Result<Value, InvokeError> {
             Ok(event)
         }
     }

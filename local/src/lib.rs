@@ -3,6 +3,7 @@
 
 pub mod conventions;
 pub mod dynamodb_local;
+pub mod error;
 pub mod event_source;
 pub mod functions;
 pub mod gateway;
@@ -15,6 +16,7 @@ pub mod streams;
 pub mod template;
 
 pub use dynamodb_local::{DynamoDbLocal, LocalError, StartOptions};
+pub use error::{BedError, InvokeError};
 pub use runtime_api::{Answer, RuntimeApi};
 pub use streams::StreamReader;
 pub use template::{SamTemplate, TableSet};

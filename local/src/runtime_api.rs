@@ -1,6 +1,7 @@
 //! A minimal Lambda Runtime API on localhost: runs a real function binary the
 //! way Lambda does (`AWS_LAMBDA_RUNTIME_API`), one invocation at a time.
 
+use crate::error::InvokeError;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -100,7 +101,7 @@ impl RuntimeApi {
     }
 
     /// Invokes the function with `event`, giving it `timeout` (its deadline).
-    pub async fn invoke(&self, event: Value, timeout: Duration) -> Result<Answer, String> {
+    pub async fn invoke(&self, event: Value, timeout: Duration) -> Result<Answer, InvokeError> {
         let id = self
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -114,11 +115,11 @@ impl RuntimeApi {
         self.queue
             .send(pending)
             .await
-            .map_err(|_| "runtime API stopped".to_owned())?;
+            .map_err(|_| InvokeError::RuntimeStopped)?;
         match tokio::time::timeout(timeout + Duration::from_secs(5), answer).await {
             Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(_)) => Err("the invocation was dropped".into()),
-            Err(_) => Err(format!("no answer within {timeout:?}")),
+            Ok(Err(_)) => Err(InvokeError::InvocationDropped),
+            Err(_) => Err(InvokeError::NoAnswer(timeout)),
         }
     }
 }

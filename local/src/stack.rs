@@ -8,6 +8,7 @@
 //! where the secret is created with the local-only value
 //! [`crate::moto::LOCAL_SIGNING_SECRET`].
 
+use crate::error::{BedError, InvokeError};
 use crate::conventions::{local_on_failure_table, LOCAL_TABLE_PREFIX};
 use crate::event_source::{Checkpoints, FailedBatch, OnFailure, StreamMapping};
 use crate::functions::{FunctionSpec, LocalFunction};
@@ -80,7 +81,7 @@ impl RunningStack {
 
     /// Stops the mapping (after the batch in hand), the gateway, the
     /// functions, then DynamoDB Local (gracefully, so its data is kept).
-    pub async fn stop(mut self) -> Result<(), String> {
+    pub async fn stop(mut self) -> Result<(), BedError> {
         let _ = self.stop.send(true);
         for task in self.tasks.drain(..) {
             let _ = task.await;
@@ -88,13 +89,13 @@ impl RunningStack {
         for function in &self.functions {
             function.stopped().await;
         }
-        self.dynamodb.stop().map_err(|err| err.to_string())
+        Ok(self.dynamodb.stop()?)
     }
 }
 
 /// Starts everything and returns once every function has finished its init.
-pub async fn start(options: &StackOptions) -> Result<RunningStack, String> {
-    let fail = |what: &str, err: &dyn std::fmt::Display| format!("{what}: {err}");
+pub async fn start(options: &StackOptions) -> Result<RunningStack, BedError> {
+    let fail = |what: &str, err: &dyn std::fmt::Display| BedError::setup(what, err);
     if options.fresh {
         let _ = std::fs::remove_dir_all(&options.data_dir);
     }
@@ -161,10 +162,9 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, String> {
     for function in functions.values() {
         if !function.ready(Duration::from_secs(30)).await {
             let _ = stop.send(true);
-            return Err(format!(
-                "{} did not start: see its log in {}",
-                function.logical_id,
-                logs.display()
+            return Err(BedError::setup(
+                function.logical_id.as_str(),
+                format!("did not start: see its log in {}", logs.display()),
             ));
         }
     }
@@ -189,7 +189,7 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, String> {
             .table()
             .and_then(|t| t.latest_stream_arn())
             .map(str::to_owned)
-            .ok_or_else(|| format!("{table} has no stream"))?;
+            .ok_or_else(|| fail(&table, &"it has no stream"))?;
         let Some(function) = functions.get(logical_id).cloned() else {
             continue;
         };
@@ -255,7 +255,7 @@ async fn with_local_secrets(
     variables: &mut HashMap<String, String>,
     logical_id: &str,
     moto: &mut Option<MotoServer>,
-) -> Result<(), String> {
+) -> Result<(), BedError> {
     let secret_variables: Vec<String> = variables
         .keys()
         .filter(|name| name.ends_with("_SECRET_ARN"))
@@ -263,7 +263,7 @@ async fn with_local_secrets(
         .collect();
     for variable in secret_variables {
         if moto.is_none() {
-            *moto = Some(MotoServer::start().map_err(|err| err.to_string())?);
+            *moto = Some(MotoServer::start()?);
         }
         let Some(server) = moto.as_ref() else {
             continue;
@@ -273,8 +273,7 @@ async fn with_local_secrets(
                 &format!("offers-local/{logical_id}/{variable}"),
                 LOCAL_SIGNING_SECRET,
             )
-            .await
-            .map_err(|err| err.to_string())?;
+            .await?;
         variables.insert(variable, arn);
         variables.insert(
             SECRETS_MANAGER_ENDPOINT_VARIABLE.to_owned(),
@@ -288,7 +287,7 @@ async fn with_local_secrets(
 struct SharedFunction(Arc<LocalFunction>);
 
 impl crate::invoke::Invoke for SharedFunction {
-    async fn invoke(&self, event: Value) -> Result<Value, String> {
+    async fn invoke(&self, event: Value) -> Result<Value, InvokeError> {
         self.0.invoke(event).await
     }
 }
@@ -301,7 +300,7 @@ struct FailureTable {
 }
 
 impl OnFailure for FailureTable {
-    async fn send(&self, failed: &FailedBatch, message: Value) -> Result<(), String> {
+    async fn send(&self, failed: &FailedBatch, message: Value) -> Result<(), BedError> {
         let records: Vec<Value> = failed
             .records
             .iter()
@@ -333,24 +332,27 @@ impl OnFailure for FailureTable {
             .send()
             .await
             .map(|_| ())
-            .map_err(|err| DisplayErrorContext(err).to_string())
+            .map_err(BedError::aws)
     }
 }
 
 async fn create_on_failure_table(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
-) -> Result<(), String> {
+) -> Result<(), BedError> {
+    let on_failure_table = |err: &dyn std::fmt::Display| {
+        BedError::setup(format!("on-failure table {table}"), err)
+    };
     let definition = AttributeDefinition::builder()
         .attribute_name("id")
         .attribute_type(ScalarAttributeType::S)
         .build()
-        .map_err(|err| err.to_string())?;
+        .map_err(|err| on_failure_table(&err))?;
     let key = KeySchemaElement::builder()
         .attribute_name("id")
         .key_type(KeyType::Hash)
         .build()
-        .map_err(|err| err.to_string())?;
+        .map_err(|err| on_failure_table(&err))?;
     match client
         .create_table()
         .table_name(table)
@@ -368,10 +370,7 @@ async fn create_on_failure_table(
         {
             Ok(())
         }
-        Err(err) => Err(format!(
-            "on-failure table {table}: {}",
-            DisplayErrorContext(err)
-        )),
+        Err(err) => Err(on_failure_table(&DisplayErrorContext(err))),
     }
 }
 
@@ -380,32 +379,32 @@ async fn create_on_failure_table(
 async fn load_sample_catalog_if_empty(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
-) -> Result<usize, String> {
+) -> Result<usize, BedError> {
     let scanned = client
         .scan()
         .table_name(table)
         .limit(1)
         .send()
         .await
-        .map_err(|err| DisplayErrorContext(err).to_string())?;
+        .map_err(BedError::aws)?;
     if scanned.count() > 0 {
         return Ok(0);
     }
     let path = workspace_root().join("events").join("sample-catalog.json");
     let text =
-        std::fs::read_to_string(&path).map_err(|err| format!("{}: {err}", path.display()))?;
+        std::fs::read_to_string(&path).map_err(|err| BedError::setup(path.display().to_string(), err))?;
     let items: Vec<Value> =
-        serde_json::from_str(&text).map_err(|err| format!("{}: {err}", path.display()))?;
+        serde_json::from_str(&text).map_err(|err| BedError::setup(path.display().to_string(), err))?;
     for item in &items {
         let item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(item).map_err(|err| err.to_string())?;
+            serde_dynamo::to_item(item).map_err(|err| BedError::setup("sample catalog item", err))?;
         client
             .put_item()
             .table_name(table)
             .set_item(Some(item))
             .send()
             .await
-            .map_err(|err| DisplayErrorContext(err).to_string())?;
+            .map_err(BedError::aws)?;
     }
     Ok(items.len())
 }

@@ -1,6 +1,7 @@
 //! Reads a table's real stream from DynamoDB Local and shapes its records as
 //! Lambda receives them from an event source mapping.
 
+use crate::error::BedError;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_dynamodbstreams::Client;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -23,21 +24,23 @@ impl StreamReader {
         sdk_config: &aws_config::SdkConfig,
         dynamodb: &aws_sdk_dynamodb::Client,
         table: &str,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, BedError> {
         let described = dynamodb
             .describe_table()
             .table_name(table)
             .send()
             .await
-            .map_err(|err| DisplayErrorContext(err).to_string())?;
+            .map_err(BedError::aws)?;
         let stream_arn = described
             .table()
             .and_then(|table| table.latest_stream_arn())
-            .ok_or_else(|| format!("table {table} has no stream"))?
+            .ok_or_else(|| BedError::setup(format!("table {table}"), "it has no stream"))?
             .to_owned();
         let endpoint = sdk_config
             .endpoint_url()
-            .ok_or("the stream reader needs DynamoDB Local's endpoint")?
+            .ok_or_else(|| {
+                BedError::setup("the stream reader", "it needs DynamoDB Local's endpoint")
+            })?
             .to_owned();
         Ok(Self {
             client: Client::new(sdk_config),
@@ -52,8 +55,7 @@ impl StreamReader {
     }
 
     /// Every record written since the last call, in shard order, as Lambda event records.
-    pub async fn read_new(&mut self) -> Result<Vec<Value>, String> {
-        let error = |err: &dyn std::fmt::Display| err.to_string();
+    pub async fn read_new(&mut self) -> Result<Vec<Value>, BedError> {
         for shard_id in shard_ids(&self.client, &self.stream_arn).await? {
             let shard_id = shard_id.as_str();
             if !self.iterators.contains_key(shard_id) {
@@ -65,7 +67,7 @@ impl StreamReader {
                     .shard_iterator_type(ShardIteratorType::TrimHorizon)
                     .send()
                     .await
-                    .map_err(|err| error(&DisplayErrorContext(err)))?;
+                    .map_err(BedError::aws)?;
                 self.iterators.insert(
                     shard_id.to_owned(),
                     iterator.shard_iterator().map(str::to_owned),
@@ -93,13 +95,13 @@ impl StreamReader {
 }
 
 /// The ids of a stream's shards, oldest first.
-pub async fn shard_ids(client: &Client, stream_arn: &str) -> Result<Vec<String>, String> {
+pub async fn shard_ids(client: &Client, stream_arn: &str) -> Result<Vec<String>, BedError> {
     let described = client
         .describe_stream()
         .stream_arn(stream_arn)
         .send()
         .await
-        .map_err(|err| DisplayErrorContext(err).to_string())?;
+        .map_err(BedError::aws)?;
     Ok(described
         .stream_description()
         .map(|d| d.shards())
@@ -131,18 +133,18 @@ pub async fn get_records(
     endpoint: &str,
     shard_iterator: &str,
     limit: u32,
-) -> Result<RecordsPage, String> {
+) -> Result<RecordsPage, BedError> {
     let authority = endpoint
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_owned();
     let stream = tokio::net::TcpStream::connect(&authority)
         .await
-        .map_err(|err| format!("{endpoint}: {err}"))?;
+        .map_err(|err| BedError::GetRecords(format!("{endpoint}: {err}")))?;
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
             .await
-            .map_err(|err| err.to_string())?;
+            .map_err(get_records_failed)?;
     tokio::spawn(connection);
     let body = json!({"ShardIterator": shard_iterator, "Limit": limit}).to_string();
     let request = hyper::Request::post("/")
@@ -155,24 +157,26 @@ pub async fn get_records(
              SignedHeaders=host, Signature=0",
         )
         .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-        .map_err(|err| err.to_string())?;
+        .map_err(get_records_failed)?;
     let response = sender
         .send_request(request)
         .await
-        .map_err(|err| err.to_string())?;
+        .map_err(get_records_failed)?;
     let status = response.status();
     let body = http_body_util::BodyExt::collect(response.into_body())
         .await
-        .map_err(|err| err.to_string())?
+        .map_err(get_records_failed)?
         .to_bytes();
     let mut page: Value = serde_json::from_slice(&body)
-        .map_err(|err| format!("GetRecords answered {status} with no JSON: {err}"))?;
+        .map_err(|err| {
+            BedError::GetRecords(format!("GetRecords answered {status} with no JSON: {err}"))
+        })?;
     if !status.is_success() {
-        return Err(format!(
+        return Err(BedError::GetRecords(format!(
             "GetRecords: {} {}",
             page["__type"].as_str().unwrap_or_default(),
             page["message"].as_str().unwrap_or_default()
-        ));
+        )));
     }
     let mut records = match page.get_mut("Records").map(Value::take) {
         Some(Value::Array(records)) => records,
@@ -241,4 +245,8 @@ mod wire_tests {
         assert_eq!(record["eventSourceARN"], "arn:s");
         assert_eq!(record["eventSource"], "aws:dynamodb");
     }
+}
+
+fn get_records_failed(err: impl std::fmt::Display) -> BedError {
+    BedError::GetRecords(err.to_string())
 }

@@ -73,6 +73,53 @@ fn given<'a>(name: &'a Option<String>, table: &'static str) -> Result<&'a str, S
     name.as_deref().ok_or(StoreError::Unconfigured(table))
 }
 
+/// A table a function can be given, by the variable its name comes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Pending,
+    LoyaltyOffers,
+    Catalog,
+    Rejected,
+    CampaignStats,
+    OfferEvents,
+    WebhookDeliveries,
+    Campaigns,
+}
+
+impl Table {
+    /// The environment variable of its name (template.yaml sets it with `!Ref`).
+    pub const fn variable(self) -> &'static str {
+        match self {
+            Table::Pending => PENDING_TABLE_VARIABLE,
+            Table::LoyaltyOffers => LOYALTY_OFFERS_TABLE_VARIABLE,
+            Table::Catalog => CATALOG_TABLE_VARIABLE,
+            Table::Rejected => REJECTED_TABLE_VARIABLE,
+            Table::CampaignStats => CAMPAIGN_STATS_TABLE_VARIABLE,
+            Table::OfferEvents => OFFER_EVENTS_TABLE_VARIABLE,
+            Table::WebhookDeliveries => WEBHOOK_DELIVERIES_TABLE_VARIABLE,
+            Table::Campaigns => CAMPAIGNS_TABLE_VARIABLE,
+        }
+    }
+}
+
+impl TableNames {
+    fn slot(&mut self, table: Table) -> &mut Option<String> {
+        match table {
+            Table::Pending => &mut self.pending,
+            Table::LoyaltyOffers => &mut self.loyalty_offers,
+            Table::Catalog => &mut self.catalog,
+            Table::Rejected => &mut self.rejected,
+            Table::CampaignStats => &mut self.campaign_stats,
+            Table::OfferEvents => &mut self.offer_events,
+            Table::WebhookDeliveries => &mut self.webhook_deliveries,
+            Table::Campaigns => &mut self.campaigns,
+        }
+    }
+}
+
+/// The tables of an API function that reads offers: the loyalty offers and the catalog.
+pub const API_TABLES: [Table; 2] = [Table::LoyaltyOffers, Table::Catalog];
+
 /// Timeouts and retries of the DynamoDB client: they must end well inside
 /// the function timeout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,24 +182,32 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         self.required(variable)
     }
 
+    /// Exactly the tables a function needs, read in the order given, each
+    /// required: a missing one fails at init, naming its variable; the
+    /// adapter refuses any table not named here.
+    pub fn tables(&self, needed: &[Table]) -> Result<TableNames, ConfigError> {
+        let mut names = TableNames::default();
+        for &table in needed {
+            *names.slot(table) = Some(self.table(table.variable())?);
+        }
+        Ok(names)
+    }
+
     /// The tables of an API function: the loyalty offers and the catalog,
     /// no other (any other is refused by the adapter).
     pub fn api_tables(&self) -> Result<TableNames, ConfigError> {
-        Ok(TableNames {
-            loyalty_offers: Some(self.table(LOYALTY_OFFERS_TABLE_VARIABLE)?),
-            catalog: Some(self.table(CATALOG_TABLE_VARIABLE)?),
-            ..TableNames::default()
-        })
+        self.tables(&API_TABLES)
     }
 
-    /// The tables of the app's activity function: the API tables and the
-    /// offer events.
+    /// The tables of the app's activity function: the API tables, the
+    /// offer events and the campaigns (redemption budgets).
     pub fn activity_tables(&self) -> Result<TableNames, ConfigError> {
-        Ok(TableNames {
-            offer_events: Some(self.table(OFFER_EVENTS_TABLE_VARIABLE)?),
-            campaigns: Some(self.table(CAMPAIGNS_TABLE_VARIABLE)?),
-            ..self.api_tables()?
-        })
+        self.tables(&[
+            Table::OfferEvents,
+            Table::Campaigns,
+            Table::LoyaltyOffers,
+            Table::Catalog,
+        ])
     }
 
     /// How long an offer event's id is kept for deduplication
@@ -288,6 +343,29 @@ mod tests {
         assert_eq!(
             env_of(&[("LOYALTY_OFFERS_TABLE_NAME", "o")]).api_tables(),
             Err(ConfigError::Missing("OFFER_CATALOG_TABLE_NAME"))
+        );
+    }
+
+    #[test]
+    fn a_function_gets_exactly_the_tables_it_names_and_fails_at_init_without_one() {
+        let env = env_of(&[
+            ("PENDING_TABLE_NAME", "p"),
+            ("REJECTED_TABLE_NAME", "r"),
+            ("CAMPAIGNS_TABLE_NAME", "k"),
+        ]);
+        let tables = env
+            .tables(&[Table::Pending, Table::Rejected])
+            .expect("both given");
+        assert_eq!(tables.pending(), Ok("p"));
+        assert_eq!(tables.rejected(), Ok("r"));
+        assert_eq!(
+            tables.campaigns(),
+            Err(StoreError::Unconfigured("campaigns")),
+            "in the environment, but not named"
+        );
+        assert_eq!(
+            env.tables(&[Table::Pending, Table::LoyaltyOffers]),
+            Err(ConfigError::Missing("LOYALTY_OFFERS_TABLE_NAME"))
         );
     }
 

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use futures::stream::{self, StreamExt};
 use offers_integration_tests::*;
 use offers_local::streams::lambda_event;
-use offers_local::{Answer, DynamoDbLocal, RuntimeApi, StartOptions};
+use offers_local::{Answer, DynamoDbLocal, InvokeError, RuntimeApi, StartOptions};
 use offers_shared::domain::PersonalizedOffer;
 use offers_shared::dynamo::offer_to_item;
 use serde_json::{json, Value};
@@ -227,7 +227,7 @@ async fn measure_binary(local: &DynamoDbLocal) -> BinaryRun {
         &local.endpoint(),
         &runtime,
     );
-    let no_failures = |answer: Result<Answer, String>| {
+    let no_failures = |answer: Result<Answer, InvokeError>| {
         assert_eq!(
             answer,
             Ok(Answer::Response(json!({"batchItemFailures": []})))

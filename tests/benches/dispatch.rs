@@ -25,7 +25,7 @@ use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem};
 use futures::stream::{self, StreamExt};
 use offers_integration_tests::*;
 use offers_local::streams::lambda_event;
-use offers_local::{Answer, DynamoDbLocal, RuntimeApi, StartOptions};
+use offers_local::{Answer, DynamoDbLocal, InvokeError, RuntimeApi, StartOptions};
 use offers_shared::domain::PersonalizedOffer;
 use offers_shared::dynamo::{offer_to_item, pending_delete};
 use offers_shared::ports::{PendingRef, RowCopy};
@@ -374,7 +374,7 @@ async fn measure_binary(local: &DynamoDbLocal, concurrency: usize) -> (Side, u64
     )
 }
 
-fn assert_no_failures(answer: Result<Answer, String>) {
+fn assert_no_failures(answer: Result<Answer, InvokeError>) {
     assert_eq!(
         answer,
         Ok(Answer::Response(

@@ -3,7 +3,7 @@
 //! offers come in the stream's images).
 
 use offers_shared::campaign_stats::StatsSettings;
-use offers_shared::config::{Env, SdkSettings, TableNames, CAMPAIGN_STATS_TABLE_VARIABLE};
+use offers_shared::config::{Env, SdkSettings, Table, TableNames};
 use offers_shared::error::ConfigError;
 use offers_shared::metrics::Observability;
 use std::time::Duration;
@@ -21,10 +21,7 @@ impl StatsConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let defaults = StatsSettings::default();
         Ok(Self {
-            tables: TableNames {
-                campaign_stats: Some(env.table(CAMPAIGN_STATS_TABLE_VARIABLE)?),
-                ..TableNames::default()
-            },
+            tables: env.tables(&[Table::CampaignStats])?,
             sdk: env.sdk()?,
             observability: env.observability()?,
             settings: StatsSettings {

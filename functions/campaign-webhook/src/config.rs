@@ -3,8 +3,7 @@
 //! table, and the ARN of its signing secret (never the secret itself).
 
 use offers_shared::config::{
-    Env, SdkSettings, TableNames, CATALOG_TABLE_VARIABLE, PENDING_TABLE_VARIABLE,
-    WEBHOOK_DELIVERIES_TABLE_VARIABLE,
+    Env, SdkSettings, Table, TableNames,
 };
 use offers_shared::error::ConfigError;
 use offers_shared::metrics::Observability;
@@ -31,12 +30,7 @@ impl WebhookConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let defaults = WebhookSettings::default();
         Ok(Self {
-            tables: TableNames {
-                pending: Some(env.table(PENDING_TABLE_VARIABLE)?),
-                catalog: Some(env.table(CATALOG_TABLE_VARIABLE)?),
-                webhook_deliveries: Some(env.table(WEBHOOK_DELIVERIES_TABLE_VARIABLE)?),
-                ..TableNames::default()
-            },
+            tables: env.tables(&[Table::Pending, Table::Catalog, Table::WebhookDeliveries])?,
             sdk: env.sdk()?,
             observability: env.observability()?,
             catalog_cache_ttl: env.catalog_cache_ttl()?,

@@ -1,9 +1,7 @@
 //! The challenge progress function's configuration, read once at init from
 //! the environment that template.yaml gives it.
 
-use offers_shared::config::{
-    Env, SdkSettings, TableNames, LOYALTY_OFFERS_TABLE_VARIABLE, REJECTED_TABLE_VARIABLE,
-};
+use offers_shared::config::{Env, SdkSettings, Table, TableNames};
 use offers_shared::error::ConfigError;
 use offers_shared::metrics::Observability;
 use std::time::Duration;
@@ -26,11 +24,7 @@ impl ProgressConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let runner = env.runner_settings("PROGRESS_CONCURRENCY")?;
         Ok(Self {
-            tables: TableNames {
-                loyalty_offers: Some(env.table(LOYALTY_OFFERS_TABLE_VARIABLE)?),
-                rejected: Some(env.table(REJECTED_TABLE_VARIABLE)?),
-                ..TableNames::default()
-            },
+            tables: env.tables(&[Table::LoyaltyOffers, Table::Rejected])?,
             sdk: env.sdk()?,
             observability: env.observability()?,
             concurrency: runner.concurrency,

@@ -1,10 +1,7 @@
 //! The dispatcher's configuration, read once at init from the environment
 //! that template.yaml gives it.
 
-use offers_shared::config::{
-    Env, SdkSettings, TableNames, CAMPAIGNS_TABLE_VARIABLE, CATALOG_TABLE_VARIABLE,
-    LOYALTY_OFFERS_TABLE_VARIABLE, PENDING_TABLE_VARIABLE, REJECTED_TABLE_VARIABLE,
-};
+use offers_shared::config::{Env, SdkSettings, Table, TableNames};
 use offers_shared::error::ConfigError;
 use offers_shared::metrics::Observability;
 use std::time::Duration;
@@ -32,15 +29,14 @@ pub struct DispatcherConfig {
 
 impl DispatcherConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let mut tables = TableNames::all(
-            &env.table(PENDING_TABLE_VARIABLE)?,
-            &env.table(LOYALTY_OFFERS_TABLE_VARIABLE)?,
-            &env.table(CATALOG_TABLE_VARIABLE)?,
-            &env.table(REJECTED_TABLE_VARIABLE)?,
-        );
-        tables.campaigns = Some(env.table(CAMPAIGNS_TABLE_VARIABLE)?);
         Ok(Self {
-            tables,
+            tables: env.tables(&[
+                Table::Pending,
+                Table::LoyaltyOffers,
+                Table::Catalog,
+                Table::Rejected,
+                Table::Campaigns,
+            ])?,
             sdk: env.sdk()?,
             catalog_cache_ttl: env.catalog_cache_ttl()?,
             campaign_cache_ttl: env.campaign_cache_ttl()?,

@@ -3,10 +3,7 @@
 //! statistics and the user profiles (read) and the campaigns (their
 //! budgets), no other table.
 
-use offers_shared::config::{
-    Env, SdkSettings, TableNames, CAMPAIGNS_TABLE_VARIABLE, CAMPAIGN_STATS_TABLE_VARIABLE,
-    USER_PROFILES_TABLE_VARIABLE,
-};
+use offers_shared::config::{Env, SdkSettings, Table, TableNames, USER_PROFILES_TABLE_VARIABLE};
 use offers_shared::error::ConfigError;
 use offers_shared::metrics::Observability;
 use std::time::Duration;
@@ -31,13 +28,13 @@ pub struct SupportConfig {
 
 impl SupportConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
-        let api_tables = env.api_tables()?;
         Ok(Self {
-            tables: TableNames {
-                campaign_stats: Some(env.table(CAMPAIGN_STATS_TABLE_VARIABLE)?),
-                campaigns: Some(env.table(CAMPAIGNS_TABLE_VARIABLE)?),
-                ..api_tables
-            },
+            tables: env.tables(&[
+                Table::LoyaltyOffers,
+                Table::Catalog,
+                Table::CampaignStats,
+                Table::Campaigns,
+            ])?,
             profiles_table: env.table(USER_PROFILES_TABLE_VARIABLE)?,
             sdk: env.sdk()?,
             catalog_cache_ttl: env.catalog_cache_ttl()?,

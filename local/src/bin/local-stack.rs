@@ -6,7 +6,7 @@
 
 use offers_local::conventions::LOCAL_DYNAMODB_ENDPOINT;
 use offers_local::stack::{start, RunningStack, StackOptions};
-use offers_local::workspace_root;
+use offers_local::{workspace_root, BedError};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -23,7 +23,7 @@ const USAGE: &str = "usage: local-stack [--port PORT] [--http-port PORT] [--data
                       a template parameter's value, as sam deploy --parameter-overrides
                       gives it (e.g. DispatcherParallelizationFactor=4); repeatable";
 
-fn options() -> Result<StackOptions, String> {
+fn options() -> Result<StackOptions, BedError> {
     let exe_dir = std::env::current_exe()
         .ok()
         .and_then(|exe| exe.parent().map(PathBuf::from))
@@ -39,7 +39,8 @@ fn options() -> Result<StackOptions, String> {
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        let mut value =
+            |name: &str| args.next().ok_or_else(|| BedError::Usage(format!("{name} needs a value")));
         match arg.as_str() {
             "--port" => options.dynamodb_port = number(&value("--port")?)?,
             "--http-port" => options.http_port = number(&value("--http-port")?)?,
@@ -51,22 +52,28 @@ fn options() -> Result<StackOptions, String> {
                 let pair = value("--parameter")?;
                 let (name, value) = pair
                     .split_once('=')
-                    .ok_or(format!("--parameter {pair:?} is not NAME=VALUE"))?;
+                    .ok_or_else(|| {
+                        BedError::Usage(format!("--parameter {pair:?} is not NAME=VALUE"))
+                    })?;
                 options.parameters.push((name.to_owned(), value.to_owned()));
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
             }
-            other => return Err(format!("unknown argument {other}\n{USAGE}")),
+            other => {
+                return Err(BedError::Usage(format!(
+                    "unknown argument {other}\n{USAGE}"
+                )))
+            }
         }
     }
     Ok(options)
 }
 
-fn number<T: std::str::FromStr>(text: &str) -> Result<T, String> {
+fn number<T: std::str::FromStr>(text: &str) -> Result<T, BedError> {
     text.parse()
-        .map_err(|_| format!("{text:?} is not a valid number"))
+        .map_err(|_| BedError::Usage(format!("{text:?} is not a valid number")))
 }
 
 #[tokio::main]
@@ -81,7 +88,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<(), String> {
+async fn run() -> Result<(), BedError> {
     let options = options()?;
     println!("starting the local stack...");
     let stack = start(&options).await?;
@@ -93,9 +100,9 @@ async fn run() -> Result<(), String> {
     Ok(())
 }
 
-async fn wait_for_stop_signal() -> Result<(), String> {
+async fn wait_for_stop_signal() -> Result<(), BedError> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|err| err.to_string())?;
+        .map_err(|err| BedError::setup("signal handler", err))?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}

@@ -2,6 +2,7 @@
 //! batch responses, bounded retries, bisect on function error, maximum record
 //! age; and the message for the on-failure destination of what exhausts them.
 
+use crate::error::{BedError, InvokeError};
 use crate::invoke::Invoke;
 use crate::streams::lambda_event;
 use crate::template::StreamMappingSettings;
@@ -114,7 +115,7 @@ pub async fn deliver<I: Invoke>(
                         pieces.push_front((batch, retries, invocations));
                         break;
                     }
-                    Some(error)
+                    Some(error.to_string())
                 }
             };
             retries += 1;
@@ -229,7 +230,7 @@ pub trait OnFailure: Send + Sync {
         &self,
         failed: &FailedBatch,
         message: Value,
-    ) -> impl Future<Output = Result<(), String>> + Send;
+    ) -> impl Future<Output = Result<(), BedError>> + Send;
 }
 
 #[cfg(test)]
@@ -279,7 +280,7 @@ mod tests {
     }
 
     impl Invoke for Scripted {
-        async fn invoke(&self, event: Value) -> Result<Value, String> {
+        async fn invoke(&self, event: Value) -> Result<Value, InvokeError> {
             let batch = sequences(
                 event["Records"]
                     .as_array()
@@ -290,7 +291,8 @@ mod tests {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(batch.clone());
-            let failures = (self.answer)(&batch)?;
+            // A scripted error is the function's.
+            let failures = (self.answer)(&batch).map_err(|err| InvokeError::Function(err.into()))?;
             Ok(json!({"batchItemFailures": failures.iter()
                 .map(|s| json!({"itemIdentifier": format!("{s:021}")})).collect::<Vec<_>>()}))
         }

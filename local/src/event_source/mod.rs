@@ -23,6 +23,7 @@ pub use delivery::{
     FailureCondition, OnFailure,
 };
 
+use crate::error::BedError;
 use crate::stop::stopping;
 use crate::streams::{get_records, lambda_record_from_wire, shard_ids};
 use crate::template::StreamMappingSettings;
@@ -137,7 +138,7 @@ impl<I: Invoke + 'static, F: OnFailure + 'static> StreamMapping<I, F> {
 impl Follower {
     /// Reads new records of every shard into their slots. True when
     /// anything was read.
-    async fn poll(&mut self) -> Result<bool, String> {
+    async fn poll(&mut self) -> Result<bool, BedError> {
         for shard_id in shard_ids(&self.streams, &self.stream_arn).await? {
             if !self.shards.contains_key(&shard_id) {
                 let after = self.checkpoints.get(&shard_id).cloned();
@@ -236,7 +237,7 @@ impl Follower {
         &self,
         shard_id: &str,
         after: Option<String>,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, BedError> {
         let request = |kind: ShardIteratorType, after: Option<&String>| {
             self.streams
                 .get_shard_iterator()
@@ -258,7 +259,7 @@ impl Follower {
         request(ShardIteratorType::TrimHorizon, None)
             .await
             .map(|output| output.shard_iterator().map(str::to_owned))
-            .map_err(|err| DisplayErrorContext(err).to_string())
+            .map_err(BedError::aws)
     }
 }
 
