@@ -2,8 +2,8 @@
 //! polling its function's local Runtime API, with the environment
 //! template.yaml declares; an instance that exits is started again.
 
-use crate::error::InvokeError;
 use crate::dynamodb_local::spawn_from_lasting_thread;
+use crate::error::InvokeError;
 use crate::invoke::Invoke;
 use crate::runtime_api::{Answer, RuntimeApi};
 use crate::stop::stopping;

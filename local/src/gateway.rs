@@ -12,7 +12,7 @@
 //! headers exist only here: the gateway serves on loopback only, inside the
 //! local stack, and the functions themselves never read them.
 
-use crate::error::{BedError, InvokeError};
+use crate::error::BedError;
 use crate::invoke::Invoke;
 use crate::template::HttpRoute;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -385,6 +385,7 @@ fn message(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::InvokeError;
 
     struct Echo;
 

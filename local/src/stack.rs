@@ -8,8 +8,8 @@
 //! where the secret is created with the local-only value
 //! [`crate::moto::LOCAL_SIGNING_SECRET`].
 
-use crate::error::{BedError, InvokeError};
 use crate::conventions::{local_on_failure_table, LOCAL_TABLE_PREFIX};
+use crate::error::{BedError, InvokeError};
 use crate::event_source::{Checkpoints, FailedBatch, OnFailure, StreamMapping};
 use crate::functions::{FunctionSpec, LocalFunction};
 use crate::gateway::Gateway;
@@ -340,9 +340,8 @@ async fn create_on_failure_table(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
 ) -> Result<(), BedError> {
-    let on_failure_table = |err: &dyn std::fmt::Display| {
-        BedError::setup(format!("on-failure table {table}"), err)
-    };
+    let on_failure_table =
+        |err: &dyn std::fmt::Display| BedError::setup(format!("on-failure table {table}"), err);
     let definition = AttributeDefinition::builder()
         .attribute_name("id")
         .attribute_type(ScalarAttributeType::S)
@@ -391,13 +390,13 @@ async fn load_sample_catalog_if_empty(
         return Ok(0);
     }
     let path = workspace_root().join("events").join("sample-catalog.json");
-    let text =
-        std::fs::read_to_string(&path).map_err(|err| BedError::setup(path.display().to_string(), err))?;
-    let items: Vec<Value> =
-        serde_json::from_str(&text).map_err(|err| BedError::setup(path.display().to_string(), err))?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|err| BedError::setup(path.display().to_string(), err))?;
+    let items: Vec<Value> = serde_json::from_str(&text)
+        .map_err(|err| BedError::setup(path.display().to_string(), err))?;
     for item in &items {
-        let item: HashMap<String, AttributeValue> =
-            serde_dynamo::to_item(item).map_err(|err| BedError::setup("sample catalog item", err))?;
+        let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(item)
+            .map_err(|err| BedError::setup("sample catalog item", err))?;
         client
             .put_item()
             .table_name(table)

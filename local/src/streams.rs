@@ -4,7 +4,6 @@
 use crate::error::BedError;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_dynamodbstreams::Client;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -167,10 +166,9 @@ pub async fn get_records(
         .await
         .map_err(get_records_failed)?
         .to_bytes();
-    let mut page: Value = serde_json::from_slice(&body)
-        .map_err(|err| {
-            BedError::GetRecords(format!("GetRecords answered {status} with no JSON: {err}"))
-        })?;
+    let mut page: Value = serde_json::from_slice(&body).map_err(|err| {
+        BedError::GetRecords(format!("GetRecords answered {status} with no JSON: {err}"))
+    })?;
     if !status.is_success() {
         return Err(BedError::GetRecords(format!(
             "GetRecords: {} {}",

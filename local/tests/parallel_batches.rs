@@ -6,7 +6,9 @@
 //! the checkpoints delivers only what is new.
 
 use offers_local::event_source::{Checkpoints, FailedBatch, Invoke, OnFailure, StreamMapping};
-use offers_local::{local_sdk_config, DynamoDbLocal, SamTemplate, StartOptions};
+use offers_local::{
+    local_sdk_config, BedError, DynamoDbLocal, InvokeError, SamTemplate, StartOptions,
+};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -70,13 +72,13 @@ fn rows_of(event: &Value) -> Vec<(String, u64)> {
 }
 
 impl Invoke for Recorder {
-    async fn invoke(&self, event: Value) -> Result<Value, String> {
+    async fn invoke(&self, event: Value) -> Result<Value, InvokeError> {
         self.0.invoke(event).await
     }
 }
 
 impl RecorderState {
-    async fn invoke(&self, event: Value) -> Result<Value, String> {
+    async fn invoke(&self, event: Value) -> Result<Value, InvokeError> {
         let rows = rows_of(&event);
         let users: Vec<String> = {
             let mut users: Vec<String> = rows.iter().map(|(user, _)| user.clone()).collect();
@@ -142,7 +144,7 @@ impl RecorderState {
 struct Failures(Arc<Mutex<usize>>);
 
 impl OnFailure for Failures {
-    async fn send(&self, failed: &FailedBatch, _message: Value) -> Result<(), String> {
+    async fn send(&self, failed: &FailedBatch, _message: Value) -> Result<(), BedError> {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) += failed.records.len();
         Ok(())
     }

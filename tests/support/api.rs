@@ -191,7 +191,9 @@ pub fn with_header(mut event: Value, name: &str, value: &str) -> Value {
 
 /// The API Gateway v2 response a binary sent through the Runtime API:
 /// status, headers, JSON body.
-pub fn http_answer(answer: Result<offers_local::Answer, offers_local::InvokeError>) -> (u64, Value, Value) {
+pub fn http_answer(
+    answer: Result<offers_local::Answer, offers_local::InvokeError>,
+) -> (u64, Value, Value) {
     match answer {
         Ok(offers_local::Answer::Response(response)) => {
             let body = response["body"]

@@ -2,9 +2,7 @@
 //! template.yaml gives it: the pending table, the catalog, its deliveries
 //! table, and the ARN of its signing secret (never the secret itself).
 
-use offers_shared::config::{
-    Env, SdkSettings, Table, TableNames,
-};
+use offers_shared::config::{Env, SdkSettings, Table, TableNames};
 use offers_shared::error::ConfigError;
 use offers_shared::metrics::Observability;
 use offers_shared::webhook::WebhookSettings;

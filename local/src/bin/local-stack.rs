@@ -39,8 +39,10 @@ fn options() -> Result<StackOptions, BedError> {
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value =
-            |name: &str| args.next().ok_or_else(|| BedError::Usage(format!("{name} needs a value")));
+        let mut value = |name: &str| {
+            args.next()
+                .ok_or_else(|| BedError::Usage(format!("{name} needs a value")))
+        };
         match arg.as_str() {
             "--port" => options.dynamodb_port = number(&value("--port")?)?,
             "--http-port" => options.http_port = number(&value("--http-port")?)?,
@@ -50,11 +52,9 @@ fn options() -> Result<StackOptions, BedError> {
             "--fresh" => options.fresh = true,
             "--parameter" => {
                 let pair = value("--parameter")?;
-                let (name, value) = pair
-                    .split_once('=')
-                    .ok_or_else(|| {
-                        BedError::Usage(format!("--parameter {pair:?} is not NAME=VALUE"))
-                    })?;
+                let (name, value) = pair.split_once('=').ok_or_else(|| {
+                    BedError::Usage(format!("--parameter {pair:?} is not NAME=VALUE"))
+                })?;
                 options.parameters.push((name.to_owned(), value.to_owned()));
             }
             "-h" | "--help" => {

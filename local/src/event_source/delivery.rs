@@ -2,7 +2,7 @@
 //! batch responses, bounded retries, bisect on function error, maximum record
 //! age; and the message for the on-failure destination of what exhausts them.
 
-use crate::error::{BedError, InvokeError};
+use crate::error::BedError;
 use crate::invoke::Invoke;
 use crate::streams::lambda_event;
 use crate::template::StreamMappingSettings;
@@ -236,6 +236,7 @@ pub trait OnFailure: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::InvokeError;
     use std::sync::Mutex;
 
     fn settings() -> StreamMappingSettings {
@@ -292,7 +293,8 @@ mod tests {
                 .unwrap_or_else(|e| e.into_inner())
                 .push(batch.clone());
             // A scripted error is the function's.
-            let failures = (self.answer)(&batch).map_err(|err| InvokeError::Function(err.into()))?;
+            let failures =
+                (self.answer)(&batch).map_err(|err| InvokeError::Function(err.into()))?;
             Ok(json!({"batchItemFailures": failures.iter()
                 .map(|s| json!({"itemIdentifier": format!("{s:021}")})).collect::<Vec<_>>()}))
         }

@@ -4,8 +4,8 @@
 
 use super::items::text;
 use super::offer_item::{
-    event_counter_parts, key, number, offer_update, owned_offer, redemption_parts,
-    void_condition, void_parts, UpdateParts,
+    event_counter_parts, key, number, offer_update, owned_offer, redemption_parts, void_condition,
+    void_parts, UpdateParts,
 };
 use super::transactions::{cancelled, condition_failed};
 use super::{cancellation_error, classify, DynamoStore};

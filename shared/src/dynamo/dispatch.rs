@@ -36,7 +36,6 @@ const CONTRACT_ATTRIBUTES: [&str; 14] = [
     ASSIGNMENT_ID,
 ];
 
-
 impl DispatchStore for DynamoStore {
     async fn rejections_absent(
         &self,

@@ -438,10 +438,7 @@ pub fn void_parts<U: UpdateParts>(update: U, order_id: &str, at: DateTime<Utc>) 
 
 /// A revocation: the first one stands (a second changes nothing); its
 /// audit entry is appended.
-pub fn revocation_parts<U: UpdateParts>(
-    update: U,
-    entry: &AuditEntry,
-) -> Result<U, StoreError> {
+pub fn revocation_parts<U: UpdateParts>(update: U, entry: &AuditEntry) -> Result<U, StoreError> {
     let audit = serde_dynamo::to_attribute_value(entry)
         .map_err(|err| StoreError::Refused(format!("audit entry not serializable: {err}")))?;
     Ok(update
@@ -610,7 +607,10 @@ mod tests {
             RANK_KEY,
             CREATED_KEY,
         ] {
-            assert!(item.contains_key(name), "{name} is not an attribute of the item");
+            assert!(
+                item.contains_key(name),
+                "{name} is not an attribute of the item"
+            );
         }
         assert_eq!(key(&offer.user_id, offer.personalized_offer_id).len(), 2);
         assert!(offer_from_item(item).is_ok());

@@ -18,9 +18,7 @@ pub use crate::domain::retry::RetrySkip;
 use crate::domain::retry::{check_retry, RejectedItem};
 use crate::domain::ReasonCode;
 use crate::error::StoreError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, StreamExt};
