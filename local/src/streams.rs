@@ -219,6 +219,10 @@ pub fn lambda_record_from_wire(mut record: Value, stream_arn: &str) -> Value {
     record
 }
 
+fn get_records_failed(err: impl std::fmt::Display) -> BedError {
+    BedError::GetRecords(err.to_string())
+}
+
 #[cfg(test)]
 mod wire_tests {
     use super::*;
@@ -243,8 +247,4 @@ mod wire_tests {
         assert_eq!(record["eventSourceARN"], "arn:s");
         assert_eq!(record["eventSource"], "aws:dynamodb");
     }
-}
-
-fn get_records_failed(err: impl std::fmt::Display) -> BedError {
-    BedError::GetRecords(err.to_string())
 }
