@@ -9,7 +9,7 @@ use crate::ports::{
 use chrono::{DateTime, Utc};
 use offers_domain::campaign::{Budget, BudgetUse};
 use offers_domain::selection::LearningCounter;
-use offers_domain::{AuditEntry, CatalogEntry, OfferSource, PersonalizedOffer};
+use offers_domain::{AuditEntry, CatalogEntry, OfferSource, PersonalizedOffer, UserId};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -191,21 +191,21 @@ impl MemoryOffers {
 impl OfferReader for MemoryOffers {
     async fn get_offer(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
     ) -> Result<Option<PersonalizedOffer>, StoreError> {
         self.record(format!("get {user_id} {personalized_offer_id}"));
-        let found = self.find(user_id, personalized_offer_id);
+        let found = self.find(user_id.as_str(), personalized_offer_id);
         self.answer(found).await
     }
 
     async fn list_offers(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         page: &PageRequest,
     ) -> Result<OfferPage, StoreError> {
-        self.record_list("list", user_id, page);
-        let listed = self.page(user_id, page, |offer| {
+        self.record_list("list", user_id.as_str(), page);
+        let listed = self.page(user_id.as_str(), page, |offer| {
             offer.revoked_at.is_none() && offer.expiry_date > page.now
         });
         self.answer(listed).await
@@ -253,23 +253,23 @@ impl SupportStore for MemoryOffers {
 
     async fn find_offer(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
     ) -> Result<Option<PersonalizedOffer>, StoreError> {
-        let found = self.find(user_id, personalized_offer_id);
+        let found = self.find(user_id.as_str(), personalized_offer_id);
         self.answer(found).await
     }
 
     async fn revoke_offer(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
         revocation: &Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
         let outcome = {
             let mut offers = locked(&self.offers);
             match offers.iter_mut().find(|offer| {
-                offer.user_id == user_id && offer.personalized_offer_id == personalized_offer_id
+                offer.user_id == *user_id && offer.personalized_offer_id == personalized_offer_id
             }) {
                 None => RevokeOutcome::NotFound,
                 Some(offer) if offer.revoked_at.is_some() => {
@@ -293,11 +293,11 @@ impl SupportStore for MemoryOffers {
 
     async fn list_all_offers(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         page: &PageRequest,
     ) -> Result<OfferPage, StoreError> {
-        self.record_list("list_all", user_id, page);
-        let listed = self.page(user_id, page, |_| true);
+        self.record_list("list_all", user_id.as_str(), page);
+        let listed = self.page(user_id.as_str(), page, |_| true);
         self.answer(listed).await
     }
 }

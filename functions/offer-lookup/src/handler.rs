@@ -14,10 +14,9 @@ use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use offers_http::{
-    caller, decode_cursor, encode_cursor, int_param, log_request, offer_views, parse_uuid,
+    caller_id, decode_cursor, encode_cursor, int_param, log_request, offer_views, parse_uuid,
     path_segments, query_param, raw_path, respond, within_deadline, ApiError, OfferView,
 };
-use offers_shared::domain::UserId;
 use offers_shared::lookup::{
     LookedUp, LookupError, LookupRequest, LookupService, DEFAULT_LIMIT, MAX_LIMIT,
 };
@@ -53,8 +52,7 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> 
 /// order: route (404, 405), caller (401), then input (400).
 pub fn lookup_request(request: &Request) -> Result<LookupRequest, ApiError> {
     let route = route(request.method(), raw_path(request))?;
-    // An id no key can hold is no caller of this system.
-    let user_id = UserId::try_from(caller(request)?.user_id).map_err(|_| ApiError::Unauthorized)?;
+    let user_id = caller_id(request)?;
     Ok(match route {
         Route::Get(id) => LookupRequest::Offer {
             user_id,

@@ -9,7 +9,7 @@ use crate::activity::discount_of;
 use crate::domain::amount::{decimal_text, Amount};
 use crate::domain::dates::format_timestamp;
 use crate::domain::redemption::{redemption_limit, MAX_REDEMPTION_RECORDS};
-use crate::domain::{BudgetTaken, OfferEvent, PersonalizedOffer, Redemption};
+use crate::domain::{BudgetTaken, OfferEvent, PersonalizedOffer, Redemption, UserId};
 use crate::error::StoreError;
 use crate::ports::{
     ActivityStore, ActivityWrite, EventWrite, RedeemBudget, RedemptionLimits, VoidBudget,
@@ -341,12 +341,13 @@ fn void_parts<U: UpdateParts>(update: U, order_id: &str, at: DateTime<Utc>) -> U
 impl ActivityStore for DynamoStore {
     async fn redeem(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
         known: Option<&PersonalizedOffer>,
         redemption: &Redemption,
         budget: RedeemBudget<'_>,
     ) -> Result<ActivityWrite, StoreError> {
+        let user_id = user_id.as_str();
         let record = serde_dynamo::to_attribute_value(redemption)
             .map_err(|err| StoreError::Refused(format!("redemption not serializable: {err}")))?;
         let (campaign_id, limits) = match budget {
@@ -416,12 +417,13 @@ impl ActivityStore for DynamoStore {
 
     async fn void_redemption(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
         order_id: &str,
         at: DateTime<Utc>,
         budget: VoidBudget<'_>,
     ) -> Result<ActivityWrite, StoreError> {
+        let user_id = user_id.as_str();
         let mut condition = String::from(
             "attribute_exists(redemptions.#order) \
              AND attribute_not_exists(redemptions.#order.voidedAt)",
@@ -522,10 +524,11 @@ impl ActivityStore for DynamoStore {
 
     async fn record_event(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         event: &OfferEvent,
         ttl: i64,
     ) -> Result<EventWrite, StoreError> {
+        let user_id = user_id.as_str();
         let refused = |err: aws_sdk_dynamodb::error::BuildError| {
             StoreError::Refused(format!("event transaction: {err}"))
         };

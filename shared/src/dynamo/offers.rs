@@ -5,7 +5,7 @@ use super::errors::CallError;
 use super::items::{offer_from_item, rank_key, text_of, RANK_INDEX};
 use super::table::DynamoTable;
 use super::{classify, DynamoStore};
-use crate::domain::{OfferStatus, PersonalizedOffer};
+use crate::domain::{OfferStatus, PersonalizedOffer, UserId};
 use crate::error::StoreError;
 use crate::ports::{ListPosition, OfferPage, OfferReader, PageRequest};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -107,17 +107,19 @@ impl DynamoStore {
 impl OfferReader for DynamoStore {
     async fn get_offer(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
     ) -> Result<Option<PersonalizedOffer>, StoreError> {
+        let user_id = user_id.as_str();
         self.read_offer(user_id, personalized_offer_id, false).await
     }
 
     async fn list_offers(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         page: &PageRequest,
     ) -> Result<OfferPage, StoreError> {
+        let user_id = user_id.as_str();
         let now = page.now;
         self.query_page(
             user_id,
@@ -367,7 +369,7 @@ mod tests {
             });
         let store = store(&[&get]);
         let offer = store
-            .get_offer("caller", id)
+            .get_offer(&UserId::try_from("caller").expect("user id"), id)
             .await
             .expect("ok")
             .expect("found");
@@ -406,7 +408,7 @@ mod tests {
         };
         let page = store
             .list_offers(
-                "caller",
+                &UserId::try_from("caller").expect("user id"),
                 &PageRequest {
                     limit: 2,
                     after: Some(after),
@@ -466,7 +468,7 @@ mod tests {
         let store = store(&[&first, &second]);
         let page = store
             .list_offers(
-                "caller",
+                &UserId::try_from("caller").expect("user id"),
                 &PageRequest {
                     limit: 5,
                     after: None,

@@ -78,12 +78,12 @@ impl<R: OfferReader, C: CatalogReader> LookupService<R, C> {
                 personalized_offer_id,
             } => self
                 .offers
-                .get_offer(user_id.as_str(), *personalized_offer_id)
+                .get_offer(user_id, *personalized_offer_id)
                 .await?
                 .map(|offer| LookedUp::Offer(Box::new(offer)))
                 .ok_or(LookupError::NotFound),
             LookupRequest::Page { user_id, page } => {
-                let page = self.offers.list_offers(user_id.as_str(), page).await?;
+                let page = self.offers.list_offers(user_id, page).await?;
                 Ok(LookedUp::Page {
                     offers: page.offers,
                     next: page.next,

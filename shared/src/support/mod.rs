@@ -135,7 +135,7 @@ impl<S: SupportStore, C: CatalogReader> SupportService<S, C> {
                 // even if the same body would no longer pass (it may have
                 // expired since, or the catalog changed).
                 let earlier = match &stamp {
-                    Some(_) => self.store.find_offer(request.user_id.as_str(), id).await?,
+                    Some(_) => self.store.find_offer(&request.user_id, id).await?,
                     None => None,
                 };
                 match earlier {
@@ -204,7 +204,7 @@ impl<S: SupportStore, C: CatalogReader> SupportService<S, C> {
         }
         let revoked = self
             .store
-            .revoke_offer(user_id.as_str(), personalized_offer_id, &revocation)
+            .revoke_offer(user_id, personalized_offer_id, &revocation)
             .await?;
         let outcome = match &revoked {
             RevokeOutcome::Revoked(_) => "revoked",
@@ -228,7 +228,7 @@ impl<S: SupportStore, C: CatalogReader> SupportService<S, C> {
         user_id: &UserId,
         page: &PageRequest,
     ) -> Result<OfferPage, StoreError> {
-        self.store.list_all_offers(user_id.as_str(), page).await
+        self.store.list_all_offers(user_id, page).await
     }
 
     /// The campaign's budget (contract section 14): the limits set and what
