@@ -18,6 +18,7 @@ pub mod dynamo;
 pub mod error;
 pub mod fakes;
 pub mod local_conventions;
+pub mod lookup;
 pub mod metrics;
 pub mod ports;
 pub mod profiles;

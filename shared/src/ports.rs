@@ -6,7 +6,7 @@
 use crate::domain::campaign::{Budget, BudgetUse};
 use crate::domain::webhook::WebhookReceipt;
 use crate::domain::{
-    BudgetTaken, CatalogEntry, OfferEvent, PersonalizedOffer, ReasonCode, Redemption,
+    BudgetTaken, CatalogEntry, OfferEvent, PersonalizedOffer, ReasonCode, Redemption, UserId,
 };
 use crate::error::StoreError;
 use chrono::{DateTime, Utc};
@@ -235,7 +235,7 @@ pub trait OfferReader: Send + Sync {
     /// user has no such offer.
     fn get_offer(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
     ) -> impl Future<Output = Result<Option<PersonalizedOffer>, StoreError>> + Send;
 
@@ -243,7 +243,7 @@ pub trait OfferReader: Send + Sync {
     /// by rank, then start date, then id.
     fn list_offers(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         page: &PageRequest,
     ) -> impl Future<Output = Result<OfferPage, StoreError>> + Send;
 }
@@ -312,7 +312,7 @@ pub trait SupportStore: Send + Sync {
     /// The user's offer with this id, read strongly consistently.
     fn find_offer(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
     ) -> impl Future<Output = Result<Option<PersonalizedOffer>, StoreError>> + Send;
 
@@ -321,7 +321,7 @@ pub trait SupportStore: Send + Sync {
     /// revocation stands.
     fn revoke_offer(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
         revocation: &Revocation,
     ) -> impl Future<Output = Result<RevokeOutcome, StoreError>> + Send;
@@ -329,7 +329,7 @@ pub trait SupportStore: Send + Sync {
     /// The user's offers of any status, newest first (by `createdAt`, then id).
     fn list_all_offers(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         page: &PageRequest,
     ) -> impl Future<Output = Result<OfferPage, StoreError>> + Send;
 }
@@ -486,7 +486,7 @@ pub trait ActivityStore: OfferReader {
     /// `decide_redemption` would allow it.
     fn redeem(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
         known: Option<&PersonalizedOffer>,
         redemption: &Redemption,
@@ -497,7 +497,7 @@ pub trait ActivityStore: OfferReader {
     /// condition that it exists and is not voided yet.
     fn void_redemption(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
         order_id: &str,
         at: DateTime<Utc>,
@@ -509,7 +509,7 @@ pub trait ActivityStore: OfferReader {
     /// seconds).
     fn record_event(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         event: &OfferEvent,
         ttl: i64,
     ) -> impl Future<Output = Result<EventWrite, StoreError>> + Send;

@@ -17,8 +17,8 @@ use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use offers_http::{
-    caller, decode_segment, log_request, offer_views, parse_uuid, path_segments, raw_path, respond,
-    within_deadline, ApiError, OfferView, RedemptionView,
+    caller_id, decode_segment, log_request, offer_views, parse_uuid, path_segments, raw_path,
+    respond, within_deadline, ApiError, OfferView, RedemptionView,
 };
 use offers_shared::activity::{ActivityError, ActivityService, Redeemed};
 use offers_shared::domain::redemption::{parse_order_id, BodyProblem};
@@ -110,8 +110,7 @@ async fn answer<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets>(
     request: &Request,
 ) -> Result<(StatusCode, Answer), ApiError> {
     let route = route(request.method(), raw_path(request))?;
-    let caller = caller(request)?;
-    let user_id = caller.user_id.as_str();
+    let user_id = &caller_id(request)?;
     let now = Utc::now();
     match route {
         Route::Redeem { id } => {

@@ -14,37 +14,15 @@ use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use offers_http::{
-    caller, decode_cursor, encode_cursor, int_param, log_request, offer_views, parse_uuid,
-    path_segments, query_param, raw_path, respond, within_deadline, ApiError, Caller, OfferView,
+    caller_id, decode_cursor, encode_cursor, int_param, log_request, offer_views, parse_uuid,
+    path_segments, query_param, raw_path, respond, within_deadline, ApiError, OfferView,
+};
+use offers_shared::lookup::{
+    LookedUp, LookupError, LookupRequest, LookupService, DEFAULT_LIMIT, MAX_LIMIT,
 };
 use offers_shared::ports::{CatalogReader, OfferReader, PageRequest};
 use serde::Serialize;
 use std::time::Instant;
-
-/// Page size when the request gives no `limit`.
-pub const DEFAULT_LIMIT: usize = 50;
-/// The largest `limit` accepted.
-pub const MAX_LIMIT: usize = 100;
-
-/// The lookup's dependencies: the offers and the catalog (for names and images).
-pub struct Lookup<R, C> {
-    offers: R,
-    catalog: C,
-}
-
-impl<R: OfferReader, C: CatalogReader> Lookup<R, C> {
-    pub fn new(offers: R, catalog: C) -> Self {
-        Self { offers, catalog }
-    }
-
-    pub fn offers(&self) -> &R {
-        &self.offers
-    }
-
-    pub fn catalog(&self) -> &C {
-        &self.catalog
-    }
-}
 
 /// What a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +48,29 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> 
     Ok(route)
 }
 
+/// The lookup request of an API Gateway request, checked in the contract's
+/// order: route (404, 405), caller (401), then input (400).
+pub fn lookup_request(request: &Request) -> Result<LookupRequest, ApiError> {
+    let route = route(request.method(), raw_path(request))?;
+    let user_id = caller_id(request)?;
+    Ok(match route {
+        Route::Get(id) => LookupRequest::Offer {
+            user_id,
+            personalized_offer_id: parse_uuid(id, "personalizedOfferId")?,
+        },
+        Route::List => LookupRequest::Page {
+            user_id,
+            page: PageRequest {
+                limit: int_param(request, "limit", 1..=MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT),
+                after: query_param(request, "cursor")
+                    .map(decode_cursor)
+                    .transpose()?,
+                now: Utc::now(),
+            },
+        },
+    })
+}
+
 /// The list's body: a page of offers and, when more remain, the cursor of the next.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -89,7 +90,7 @@ enum Answer {
 /// Handles one request. Every failure is an error response, so this never
 /// returns `Err` (the runtime would turn that into a bare 500).
 pub async fn handle<R: OfferReader, C: CatalogReader>(
-    lookup: &Lookup<R, C>,
+    lookup: &LookupService<R, C>,
     request: Request,
 ) -> Result<Response<Body>, Error> {
     let started = Instant::now();
@@ -100,153 +101,61 @@ pub async fn handle<R: OfferReader, C: CatalogReader>(
 }
 
 async fn answer<R: OfferReader, C: CatalogReader>(
-    lookup: &Lookup<R, C>,
+    lookup: &LookupService<R, C>,
     request: &Request,
 ) -> Result<(StatusCode, Answer), ApiError> {
-    let route = route(request.method(), raw_path(request))?;
-    let caller = caller(request)?;
-    match route {
-        Route::Get(id) => get_offer(lookup, &caller, id)
-            .await
-            .map(|view| (StatusCode::OK, Answer::One(Box::new(view)))),
-        Route::List => list_offers(lookup, &caller, request)
-            .await
-            .map(|page| (StatusCode::OK, Answer::Page(page))),
+    let request = lookup_request(request)?;
+    // A page's statuses are those of the time its read was asked for.
+    let now = match &request {
+        LookupRequest::Page { page, .. } => page.now,
+        LookupRequest::Offer { .. } => Utc::now(),
+    };
+    let answer = match lookup.look_up(&request).await.map_err(lookup_error)? {
+        LookedUp::Offer(offer) => {
+            let view = offer_views(lookup.catalog(), std::slice::from_ref(&*offer), now)
+                .await?
+                .pop()
+                .ok_or_else(|| lookup_error(LookupError::NotFound))?;
+            Answer::One(Box::new(view))
+        }
+        LookedUp::Page { offers, next } => Answer::Page(OfferList {
+            offers: offer_views(lookup.catalog(), &offers, now).await?,
+            next_cursor: next.as_ref().map(encode_cursor),
+        }),
+    };
+    Ok((StatusCode::OK, answer))
+}
+
+/// Missing and someone else's are the same 404; a store error is answered
+/// as any store error (503 when retrying can help).
+fn lookup_error(error: LookupError) -> ApiError {
+    match error {
+        LookupError::NotFound => ApiError::NotFound("no such offer".into()),
+        LookupError::Store(error) => error.into(),
     }
-}
-
-/// Missing and someone else's are the same 404: the read is keyed by the
-/// caller, so another user's offer is never even read.
-fn not_found() -> ApiError {
-    ApiError::NotFound("no such offer".into())
-}
-
-async fn get_offer<R: OfferReader, C: CatalogReader>(
-    lookup: &Lookup<R, C>,
-    caller: &Caller,
-    id: &str,
-) -> Result<OfferView, ApiError> {
-    let id = parse_uuid(id, "personalizedOfferId")?;
-    let offer = lookup
-        .offers
-        .get_offer(&caller.user_id, id)
-        .await?
-        .ok_or_else(not_found)?;
-    offer_views(&lookup.catalog, std::slice::from_ref(&offer), Utc::now())
-        .await?
-        .pop()
-        .ok_or_else(not_found)
-}
-
-async fn list_offers<R: OfferReader, C: CatalogReader>(
-    lookup: &Lookup<R, C>,
-    caller: &Caller,
-    request: &Request,
-) -> Result<OfferList, ApiError> {
-    let limit = int_param(request, "limit", 1..=MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
-    let after = query_param(request, "cursor")
-        .map(decode_cursor)
-        .transpose()?;
-    let now = Utc::now();
-    let page = lookup
-        .offers
-        .list_offers(&caller.user_id, &PageRequest { limit, after, now })
-        .await?;
-    Ok(OfferList {
-        offers: offer_views(&lookup.catalog, &page.offers, now).await?,
-        next_cursor: page.next.as_ref().map(encode_cursor),
-    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::Duration;
     use lambda_http::http::header::RETRY_AFTER;
     use lambda_http::{Context, RequestExt};
-    use offers_shared::domain::{OfferSource, PersonalizedOffer};
+    use offers_shared::domain::PersonalizedOffer;
     use offers_shared::error::StoreError;
-    use offers_shared::fakes::MemoryCatalog;
-    use offers_shared::ports::{ListPosition, OfferPage};
+    use offers_shared::fakes::{active_offer, MemoryCatalog, MemoryOffers};
     use serde_json::{json, Value};
-    use std::collections::BTreeMap;
-    use std::sync::Mutex;
     use std::time::{Duration as StdDuration, SystemTime};
     use uuid::Uuid;
 
     const ID: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
 
-    /// Offers by owner; records every read it is asked for, and takes
-    /// `delay` to answer it (a slow DynamoDB).
-    #[derive(Default)]
-    struct FakeOffers {
-        offers: Vec<PersonalizedOffer>,
-        fail: Option<StoreError>,
-        delay: Option<StdDuration>,
-        reads: Mutex<Vec<String>>,
-    }
-
-    impl FakeOffers {
-        async fn answer_after_delay(&self) {
-            if let Some(delay) = self.delay {
-                tokio::time::sleep(delay).await;
-            }
+    /// The owner's offer with id `id` (any other text: a new id).
+    fn offer(user_id: &str, id: &str) -> PersonalizedOffer {
+        let mut offer = active_offer(user_id, Utc::now());
+        if let Ok(id) = Uuid::parse_str(id) {
+            offer.personalized_offer_id = id;
         }
-    }
-
-    impl OfferReader for FakeOffers {
-        async fn get_offer(
-            &self,
-            user_id: &str,
-            id: Uuid,
-        ) -> Result<Option<PersonalizedOffer>, StoreError> {
-            self.reads
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(format!("get {user_id} {id}"));
-            self.answer_after_delay().await;
-            if let Some(err) = &self.fail {
-                return Err(err.clone());
-            }
-            Ok(self
-                .offers
-                .iter()
-                .find(|o| o.user_id == user_id && o.personalized_offer_id == id)
-                .cloned())
-        }
-
-        async fn list_offers(
-            &self,
-            user_id: &str,
-            page: &PageRequest,
-        ) -> Result<OfferPage, StoreError> {
-            self.reads
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(format!(
-                    "list {user_id} {} {:?}",
-                    page.limit,
-                    page.after.as_ref().map(|p| p.personalized_offer_id)
-                ));
-            self.answer_after_delay().await;
-            if let Some(err) = &self.fail {
-                return Err(err.clone());
-            }
-            let mine: Vec<PersonalizedOffer> = self
-                .offers
-                .iter()
-                .filter(|o| o.user_id == user_id)
-                .cloned()
-                .collect();
-            let next = (mine.len() > page.limit).then(|| ListPosition {
-                index_key: format!("k#{}", mine[page.limit - 1].personalized_offer_id),
-                personalized_offer_id: mine[page.limit - 1].personalized_offer_id,
-            });
-            Ok(OfferPage {
-                offers: mine.into_iter().take(page.limit).collect(),
-                next,
-            })
-        }
+        offer
     }
 
     /// A config offer `co-1` (no template: the lookup reads only its texts).
@@ -254,42 +163,8 @@ mod tests {
         MemoryCatalog::of([json!({"id": "co-1", "kind": "configOffer", "name": "Free fries"})])
     }
 
-    fn offer(user_id: &str, id: &str) -> PersonalizedOffer {
-        let now = Utc::now();
-        PersonalizedOffer {
-            personalized_offer_id: Uuid::parse_str(id).unwrap_or_else(|_| Uuid::new_v4()),
-            user_id: user_id.into(),
-            offer_id: "co-1".into(),
-            template_id: "tpl-1".into(),
-            campaign_id: Some("camp-1".into()),
-            rules: BTreeMap::new(),
-            start_date: now - Duration::days(1),
-            expiry_date: now + Duration::days(1),
-            rank: 1,
-            challenge: None,
-            source: OfferSource::Campaign,
-            sort_key: None,
-            task_id: None,
-            assigned_by: None,
-            reason: None,
-            created_at: now,
-            ttl: 0,
-            revoked_at: None,
-            revoked_by: None,
-            audit: Vec::new(),
-            idempotency: None,
-            redemption_count: 0,
-            redemptions: BTreeMap::new(),
-            viewed_at: None,
-            clicked_at: None,
-            view_count: 0,
-            click_count: 0,
-            selection: None,
-        }
-    }
-
-    fn lookup(offers: FakeOffers) -> Lookup<FakeOffers, MemoryCatalog> {
-        Lookup::new(offers, catalog())
+    fn lookup(offers: MemoryOffers) -> LookupService<MemoryOffers, MemoryCatalog> {
+        LookupService::new(offers, catalog())
     }
 
     fn event(method: &str, path: &str, query: &str, sub: Option<&str>) -> Request {
@@ -322,7 +197,10 @@ mod tests {
             .unwrap_or_default()
     }
 
-    async fn call(lookup: &Lookup<FakeOffers, MemoryCatalog>, request: Request) -> (u16, Value) {
+    async fn call(
+        lookup: &LookupService<MemoryOffers, MemoryCatalog>,
+        request: Request,
+    ) -> (u16, Value) {
         let response = handle(lookup, request).await.expect("never Err");
         let body = match response.body() {
             Body::Text(text) => serde_json::from_str(text).expect("JSON"),
@@ -333,13 +211,8 @@ mod tests {
         (response.status().as_u16(), body)
     }
 
-    fn reads(lookup: &Lookup<FakeOffers, MemoryCatalog>) -> Vec<String> {
-        lookup
-            .offers()
-            .reads
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    fn reads(lookup: &LookupService<MemoryOffers, MemoryCatalog>) -> Vec<String> {
+        lookup.offers().reads()
     }
 
     #[test]
@@ -386,10 +259,7 @@ mod tests {
 
     #[tokio::test]
     async fn owner_gets_the_offer_and_others_the_same_404_as_missing() {
-        let lookup = lookup(FakeOffers {
-            offers: vec![offer("owner", ID)],
-            ..Default::default()
-        });
+        let lookup = lookup(MemoryOffers::of([offer("owner", ID)]));
         let (status, body) = call(
             &lookup,
             event("GET", &format!("/rewards/offers/{ID}"), "", Some("owner")),
@@ -428,7 +298,7 @@ mod tests {
 
     #[tokio::test]
     async fn malformed_ids_limits_and_cursors_are_400_before_any_read() {
-        let lookup = lookup(FakeOffers::default());
+        let lookup = lookup(MemoryOffers::default());
         for (path, query, code) in [
             ("/rewards/offers/not-a-uuid", "", "invalid_id"),
             (
@@ -454,7 +324,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_caller_is_401_and_a_user_id_elsewhere_is_ignored() {
-        let lookup = lookup(FakeOffers::default());
+        let lookup = lookup(MemoryOffers::default());
         for path in ["/rewards/offers", "/rewards/offers/not-a-uuid"] {
             let (status, body) = call(&lookup, event("GET", path, "userId=owner", None)).await;
             assert_eq!(status, 401);
@@ -479,13 +349,11 @@ mod tests {
 
     #[tokio::test]
     async fn the_list_pages_with_a_cursor() {
-        let lookup = lookup(FakeOffers {
-            offers: (0..3)
+        let lookup = lookup(MemoryOffers::of(
+            (0..3)
                 .map(|_| offer("owner", "new"))
-                .chain([offer("other", "new")])
-                .collect(),
-            ..Default::default()
-        });
+                .chain([offer("other", "new")]),
+        ));
         let (status, body) = call(
             &lookup,
             event("GET", "/rewards/offers", "limit=2", Some("owner")),
@@ -526,10 +394,8 @@ mod tests {
             ),
             (StoreError::Corrupt("c".into()), 500, "internal_error"),
         ] {
-            let lookup = lookup(FakeOffers {
-                fail: Some(fail),
-                ..Default::default()
-            });
+            let lookup = lookup(MemoryOffers::default());
+            lookup.offers().set_failure(Some(fail));
             for path in [
                 format!("/rewards/offers/{ID}"),
                 "/rewards/offers".to_owned(),
@@ -555,11 +421,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_store_slower_than_the_deadline_is_abandoned_with_a_503_and_retry_after() {
-        let lookup = lookup(FakeOffers {
-            offers: vec![offer("owner", ID)],
-            delay: Some(StdDuration::from_secs(60)),
-            ..Default::default()
-        });
+        let lookup = lookup(MemoryOffers::of([offer("owner", ID)]));
+        lookup.offers().set_delay(Some(StdDuration::from_secs(60)));
         let deadline = in_ms(LEFT);
         let started = Instant::now();
         let get = event("GET", &format!("/rewards/offers/{ID}"), "", Some("owner"));
@@ -589,11 +452,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_fast_store_answers_normally_under_the_same_deadline() {
-        let lookup = lookup(FakeOffers {
-            offers: vec![offer("owner", ID)],
-            delay: Some(StdDuration::from_millis(20)),
-            ..Default::default()
-        });
+        let lookup = lookup(MemoryOffers::of([offer("owner", ID)]));
+        lookup
+            .offers()
+            .set_delay(Some(StdDuration::from_millis(20)));
         let request = event("GET", &format!("/rewards/offers/{ID}"), "", Some("owner"));
         let (status, body) = call(&lookup, with_deadline(request, in_ms(LEFT))).await;
         assert_eq!(status, 200);
@@ -606,11 +468,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_context_without_a_real_deadline_runs_unguarded() {
-        let lookup = lookup(FakeOffers {
-            offers: vec![offer("owner", ID)],
-            delay: Some(StdDuration::from_millis(20)),
-            ..Default::default()
-        });
+        let lookup = lookup(MemoryOffers::of([offer("owner", ID)]));
+        lookup
+            .offers()
+            .set_delay(Some(StdDuration::from_millis(20)));
         // None at all (a default context), and cargo lambda watch's relative
         // 600000: taken as epoch milliseconds, both are long past and every
         // request would be a 503.
@@ -623,7 +484,7 @@ mod tests {
 
     #[tokio::test]
     async fn wrong_method_and_unknown_route() {
-        let lookup = lookup(FakeOffers::default());
+        let lookup = lookup(MemoryOffers::default());
         let (status, body) =
             call(&lookup, event("POST", "/rewards/offers", "", Some("owner"))).await;
         assert_eq!(
@@ -666,7 +527,7 @@ mod tests {
             let Ok(Ok(request)) = std::panic::catch_unwind(|| lambda_http::request::from_str(&text)) else {
                 return Ok(());
             };
-            let lookup = lookup(FakeOffers::default());
+            let lookup = lookup(MemoryOffers::default());
             let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
             let response = runtime.block_on(handle(&lookup, request)).expect("never Err");
             let status = response.status().as_u16();

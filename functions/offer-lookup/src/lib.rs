@@ -4,16 +4,16 @@ pub mod config;
 pub mod handler;
 
 pub use config::LookupConfig;
-use handler::Lookup;
 use offers_shared::catalog_cache::CachedCatalog;
 use offers_shared::dynamo::DynamoStore;
+use offers_shared::lookup::LookupService;
 
 /// The lookup as deployed: DynamoDB behind a warm-process catalog cache.
-pub type DynamoLookup = Lookup<DynamoStore, CachedCatalog<DynamoStore>>;
+pub type DynamoLookup = LookupService<DynamoStore, CachedCatalog<DynamoStore>>;
 
 /// Wires the lookup from its configuration and one DynamoDB client.
 pub fn build_lookup(client: aws_sdk_dynamodb::Client, config: &LookupConfig) -> DynamoLookup {
     let store = DynamoStore::new(client, config.tables.clone());
     let catalog = CachedCatalog::new(store.clone(), config.catalog_cache_ttl);
-    Lookup::new(store, catalog)
+    LookupService::new(store, catalog)
 }

@@ -29,7 +29,7 @@ use offers_http::{
 };
 use offers_shared::domain::campaign_stats::MAX_STATS_ID_BYTES;
 use offers_shared::domain::dates::rfc3339;
-use offers_shared::domain::{AuditEntry, OfferSource, PersonalizedOffer};
+use offers_shared::domain::{AuditEntry, OfferSource, PersonalizedOffer, SupportRequest, UserId};
 use offers_shared::ports::ProfileStore;
 use offers_shared::ports::{
     CampaignStatsStore, CatalogReader, PageRequest, Revocation, RevokeOutcome, SupportStore,
@@ -152,7 +152,7 @@ async fn answer<S: SupportStore, C: CatalogReader, T: CampaignStatsStore, P: Pro
             let report = api.stats.campaign_report(&campaign_id).await?;
             let mut body = report.to_json();
             // Section 14: the limits set, and what each has used.
-            if let Some((budget, used)) = support.store().campaign_budget(&campaign_id).await? {
+            if let Some((budget, used)) = support.campaign_budget(&campaign_id).await? {
                 let view = budget.view(&used);
                 if view.as_object().is_some_and(|limits| !limits.is_empty()) {
                     body["budget"] = view;
@@ -162,14 +162,14 @@ async fn answer<S: SupportStore, C: CatalogReader, T: CampaignStatsStore, P: Pro
         }
         Route::Profile { user } => {
             let user_id = user_id(user)?;
-            match profile_view(&api.profiles, &user_id).await? {
+            match profile_view(&api.profiles, user_id.as_str()).await? {
                 Some(view) => Ok(json_response(StatusCode::OK, &view)),
                 None => Err(ApiError::NotFound(format!(
                     "user {user_id:?} has no counted visits"
                 ))),
             }
         }
-        Route::Assign { user } => assign(support, request, &user_id(user)?, &agent).await,
+        Route::Assign { user } => assign(support, request, user_id(user)?, agent).await,
         Route::List { user } => list(support, request, &user_id(user)?).await,
         Route::Revoke { user, id } => {
             let id = parse_uuid(id, "personalizedOfferId")?;
@@ -196,7 +196,7 @@ pub fn agent(request: &Request) -> Result<String, ApiError> {
 }
 
 /// The user id of the path, percent-decoded (`us-east-1%3A…` is `us-east-1:…`).
-fn user_id(segment: &str) -> Result<String, ApiError> {
+fn user_id(segment: &str) -> Result<UserId, ApiError> {
     let invalid = || {
         ApiError::bad_request(
             "invalid_user_id",
@@ -207,7 +207,7 @@ fn user_id(segment: &str) -> Result<String, ApiError> {
     if id.trim().is_empty() || id.len() > MAX_USER_ID_BYTES {
         return Err(invalid());
     }
-    Ok(id)
+    UserId::try_from(id).map_err(|_| invalid())
 }
 
 /// The campaign id of the path, percent-decoded: 1 to
@@ -275,28 +275,35 @@ fn idempotency_key(request: &Request) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
+/// The assignment a request asks for: the key (400), the body as JSON (400),
+/// then its shape (422, a reason code of the contract).
+fn assign_request(
+    request: &Request,
+    user_id: UserId,
+    agent: String,
+) -> Result<AssignRequest, ApiError> {
+    let idempotency_key = idempotency_key(request)?;
+    let body = json_body(request)?
+        .ok_or_else(|| ApiError::bad_request("invalid_body", "a JSON object body is required"))?;
+    let offer = SupportRequest::parse(&body)
+        .map_err(|rejection| support_error(SupportError::Rejected(rejection)))?;
+    Ok(AssignRequest {
+        user_id,
+        agent,
+        offer,
+        idempotency_key,
+    })
+}
+
 async fn assign<S: SupportStore, C: CatalogReader>(
     support: &SupportService<S, C>,
     request: &Request,
-    user_id: &str,
-    agent: &str,
+    user_id: UserId,
+    agent: String,
 ) -> Result<Response<Body>, ApiError> {
-    let key = idempotency_key(request)?;
-    let body = json_body(request)?
-        .ok_or_else(|| ApiError::bad_request("invalid_body", "a JSON object body is required"))?;
+    let request = assign_request(request, user_id, agent)?;
     let now = Utc::now();
-    let assigned = support
-        .assign(
-            AssignRequest {
-                user_id,
-                agent,
-                body: &body,
-                idempotency_key: key.as_deref(),
-            },
-            now,
-        )
-        .await
-        .map_err(support_error)?;
+    let assigned = support.assign(&request, now).await.map_err(support_error)?;
     let view = one_view(support.catalog(), assigned.offer, now).await?;
     let mut response = json_response(StatusCode::CREATED, &view);
     if assigned.replayed {
@@ -310,7 +317,7 @@ async fn assign<S: SupportStore, C: CatalogReader>(
 async fn list<S: SupportStore, C: CatalogReader>(
     support: &SupportService<S, C>,
     request: &Request,
-    user_id: &str,
+    user_id: &UserId,
 ) -> Result<Response<Body>, ApiError> {
     let limit = int_param(request, "limit", 1..=MAX_LIMIT)?.unwrap_or(DEFAULT_LIMIT);
     let after = query_param(request, "cursor")
@@ -330,7 +337,7 @@ async fn list<S: SupportStore, C: CatalogReader>(
 async fn revoke<S: SupportStore, C: CatalogReader>(
     support: &SupportService<S, C>,
     request: &Request,
-    user_id: &str,
+    user_id: &UserId,
     id: uuid::Uuid,
     agent: &str,
 ) -> Result<Response<Body>, ApiError> {
@@ -435,125 +442,10 @@ mod tests {
     use lambda_http::{Context, RequestExt};
     use offers_shared::campaign_stats::memory::MemoryStatsStore;
     use offers_shared::campaign_stats::{StatsService, StatsSettings};
-    use offers_shared::error::StoreError;
-    use offers_shared::fakes::MemoryCatalog;
-    use offers_shared::ports::{CreateOutcome, OfferPage};
+    use offers_shared::fakes::{MemoryCatalog, MemoryOffers};
     use offers_shared::profiles::memory::ProfileMemoryStore;
     use serde_json::json;
-    use std::collections::HashMap;
-    use std::sync::Mutex;
     use std::time::{Duration, SystemTime};
-    use uuid::Uuid;
-
-    /// The offers table in memory. A write lands at once, but its answer
-    /// takes `write_delay`: DynamoDB applied it, the response is slow.
-    #[derive(Default)]
-    struct FakeStore {
-        offers: Mutex<HashMap<Uuid, PersonalizedOffer>>,
-        write_delay: Mutex<Option<Duration>>,
-    }
-
-    impl FakeStore {
-        fn offers(&self) -> Vec<PersonalizedOffer> {
-            self.offers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .values()
-                .cloned()
-                .collect()
-        }
-
-        fn set_write_delay(&self, delay: Option<Duration>) {
-            *self.write_delay.lock().unwrap_or_else(|e| e.into_inner()) = delay;
-        }
-    }
-
-    impl SupportStore for FakeStore {
-        // No campaign of these tests has a budget.
-        async fn create_budgeted_offer(
-            &self,
-            offer: &PersonalizedOffer,
-            _campaign_id: &str,
-        ) -> Result<CreateOutcome, StoreError> {
-            self.create_offer(offer).await
-        }
-
-        async fn offers_limit(&self, _campaign_id: &str) -> Result<Option<u64>, StoreError> {
-            Ok(None)
-        }
-
-        async fn campaign_budget(
-            &self,
-            _campaign_id: &str,
-        ) -> Result<
-            Option<(
-                offers_shared::domain::campaign::Budget,
-                offers_shared::domain::campaign::BudgetUse,
-            )>,
-            StoreError,
-        > {
-            Ok(None)
-        }
-
-        async fn create_offer(
-            &self,
-            offer: &PersonalizedOffer,
-        ) -> Result<CreateOutcome, StoreError> {
-            let existing = {
-                let mut offers = self.offers.lock().unwrap_or_else(|e| e.into_inner());
-                match offers.get(&offer.personalized_offer_id) {
-                    Some(existing) => Some(existing.clone()),
-                    None => {
-                        offers.insert(offer.personalized_offer_id, offer.clone());
-                        None
-                    }
-                }
-            };
-            let delay = *self.write_delay.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(delay) = delay {
-                tokio::time::sleep(delay).await;
-            }
-            Ok(match existing {
-                Some(existing) => CreateOutcome::AlreadyExists(Box::new(existing)),
-                None => CreateOutcome::Created,
-            })
-        }
-
-        async fn find_offer(
-            &self,
-            user_id: &str,
-            id: Uuid,
-        ) -> Result<Option<PersonalizedOffer>, StoreError> {
-            Ok(self
-                .offers()
-                .into_iter()
-                .find(|o| o.user_id == user_id && o.personalized_offer_id == id))
-        }
-
-        async fn revoke_offer(
-            &self,
-            _user_id: &str,
-            _id: Uuid,
-            _revocation: &Revocation,
-        ) -> Result<RevokeOutcome, StoreError> {
-            Err(StoreError::Refused("not used by these tests".into()))
-        }
-
-        async fn list_all_offers(
-            &self,
-            user_id: &str,
-            _page: &PageRequest,
-        ) -> Result<OfferPage, StoreError> {
-            Ok(OfferPage {
-                offers: self
-                    .offers()
-                    .into_iter()
-                    .filter(|o| o.user_id == user_id)
-                    .collect(),
-                next: None,
-            })
-        }
-    }
 
     /// A config offer `co-1` whose template `tpl-1` needs no rules.
     fn catalog() -> MemoryCatalog {
@@ -565,10 +457,10 @@ mod tests {
         ])
     }
 
-    fn service() -> SupportApi<FakeStore, MemoryCatalog, MemoryStatsStore, ProfileMemoryStore> {
+    fn service() -> SupportApi<MemoryOffers, MemoryCatalog, MemoryStatsStore, ProfileMemoryStore> {
         SupportApi {
             assignment: SupportService::new(
-                FakeStore::default(),
+                MemoryOffers::default(),
                 catalog(),
                 chrono::Duration::days(90),
             ),
@@ -612,7 +504,7 @@ mod tests {
         support
             .assignment
             .store()
-            .set_write_delay(Some(Duration::from_secs(60)));
+            .set_delay(Some(Duration::from_secs(60)));
         let started = std::time::Instant::now();
         let response = handle(&support, assignment("ticket-1", LEFT))
             .await
@@ -630,7 +522,7 @@ mod tests {
         let first = support.assignment.store().offers();
         assert_eq!(first.len(), 1);
 
-        support.assignment.store().set_write_delay(None);
+        support.assignment.store().set_delay(None);
         let retry = handle(&support, assignment("ticket-1", LEFT))
             .await
             .expect("never Err");
@@ -653,7 +545,7 @@ mod tests {
         support
             .assignment
             .store()
-            .set_write_delay(Some(Duration::from_millis(20)));
+            .set_delay(Some(Duration::from_millis(20)));
         let response = handle(&support, assignment("ticket-2", LEFT))
             .await
             .expect("never Err");

@@ -1,8 +1,10 @@
 //! An assignment: one user, one config offer, its dates, rank and rule values.
 //! Pending rows (campaign tools) and support requests both become one.
 
+use crate::canonical::canonical_json;
 use crate::challenge::{parse_challenge, Challenge, ChallengeFields};
 use crate::dates::parse_timestamp;
+use crate::ids::UserId;
 use crate::limits::{
     item_problem, key_problem, quote, MAX_ID_BYTES, MAX_PARTITION_KEY_BYTES, MAX_ROW_ATTRIBUTES,
     MAX_SORT_KEY_BYTES,
@@ -74,7 +76,7 @@ pub fn parse_pending_row(
     };
     let source = AssignmentSource::Campaign {
         sort_key: sort_key.to_owned(),
-        task_id: fields.task_id.map(str::to_owned),
+        task_id: fields.task_id.clone(),
     };
     let mut assignment = fields.assemble(user_id, challenge_status, source, now)?;
     assignment.selection = selection;
@@ -136,86 +138,140 @@ pub const SUPPORT_REQUEST_FIELDS: [&str; 12] = [
 /// The longest `reason` a support agent may give, in characters.
 pub const MAX_REASON_CHARS: usize = 2_000;
 
-/// Reads a support agent's request (the JSON body of
-/// `POST /support/users/{userId}/offers`) into an assignment for `user_id`.
-///
-/// The checks and their order are those of a pending row: shape
-/// (`invalid_row`, which here includes a missing `reason` or an unknown
-/// field), dates (`invalid_dates`, `expired`; a missing `startDate` means
-/// now), then the challenge. Catalog checks come later, as for a row.
+/// Namespace of support request fingerprints.
+const FINGERPRINT_NAMESPACE: Uuid = Uuid::from_u128(0x9a4c_e2f1_7b3d_4e58_a6c0_1d2e_3f4a_5b6c);
+
+/// A support agent's request (the JSON body of
+/// `POST /support/users/{userId}/offers`), read at the edge: its shape is
+/// checked (`invalid_row`, which here includes a missing `reason` or an
+/// unknown field); its dates (against the clock) and challenge are checked
+/// when it becomes an assignment, then the catalog, as for a row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SupportRequest {
+    fields: AssignmentFields,
+    challenge_status: Option<String>,
+    reason: String,
+    fingerprint: String,
+}
+
+impl SupportRequest {
+    /// Reads the body's shape. The checks and their order are those of a
+    /// pending row.
+    pub fn parse(body: &Map<String, Value>) -> Result<Self, Rejection> {
+        if let Some(unknown) = body
+            .keys()
+            .find(|name| !SUPPORT_REQUEST_FIELDS.contains(&name.as_str()))
+        {
+            return Err(invalid_row(format!(
+                "unknown field {}; accepted: {}",
+                quote(unknown),
+                SUPPORT_REQUEST_FIELDS.join(", ")
+            )));
+        }
+        check_storable(body, "the request")?;
+        let fields = AssignmentFields::read(body, false)?;
+        // An agent may send the challenge as JSON or, like a campaign tool, as text.
+        let challenge_status = match body.get("challengeStatus") {
+            Some(status @ Value::Object(_)) => Some(status.to_string()),
+            _ => RowFields(body)
+                .optional_string("challengeStatus")?
+                .map(str::to_owned),
+        };
+        let reason = RowFields(body).required_string("reason")?;
+        if reason.chars().count() > MAX_REASON_CHARS {
+            return Err(invalid_row(format!(
+                "reason is longer than {MAX_REASON_CHARS} characters"
+            )));
+        }
+        Ok(Self {
+            fields,
+            challenge_status,
+            reason: reason.trim().to_owned(),
+            fingerprint: request_fingerprint(body),
+        })
+    }
+
+    /// Equal for equal bodies, whatever their key order or spacing: what an
+    /// idempotent request's offer keeps, to tell a retry from another
+    /// request with the same key. Offers already stored carry fingerprints
+    /// made this way: the derivation must never change.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The dates (a missing `startDate` means now), then the challenge
+    /// (`invalid_dates`, `expired`, `invalid_challenge`,
+    /// `frequency_mismatch`): the assignment of the offer to `user_id`.
+    pub fn assignment(
+        &self,
+        user_id: &UserId,
+        agent: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Assignment, Rejection> {
+        let source = AssignmentSource::Support {
+            agent: agent.to_owned(),
+            reason: self.reason.clone(),
+        };
+        self.fields.clone().assemble(
+            user_id.as_str(),
+            self.challenge_status.as_deref(),
+            source,
+            now,
+        )
+    }
+}
+
+/// The fingerprint of a request body (see [`SupportRequest::fingerprint`]).
+fn request_fingerprint(body: &Map<String, Value>) -> String {
+    let text = canonical_json(&Value::Object(body.clone()));
+    Uuid::new_v5(&FINGERPRINT_NAMESPACE, text.as_bytes()).to_string()
+}
+
+/// [`SupportRequest::parse`], then its assignment to `user_id` at `now`.
 pub fn parse_support_request(
     user_id: &str,
     body: &Map<String, Value>,
     agent: &str,
     now: DateTime<Utc>,
 ) -> Result<Assignment, Rejection> {
-    if let Some(unknown) = body
-        .keys()
-        .find(|name| !SUPPORT_REQUEST_FIELDS.contains(&name.as_str()))
-    {
-        return Err(invalid_row(format!(
-            "unknown field {}; accepted: {}",
-            quote(unknown),
-            SUPPORT_REQUEST_FIELDS.join(", ")
-        )));
-    }
-    if let Some(problem) = key_problem("userId", user_id, MAX_PARTITION_KEY_BYTES) {
-        return Err(invalid_row(problem));
-    }
-    check_storable(body, "the request")?;
-    let fields = AssignmentFields::read(body, false)?;
-    // An agent may send the challenge as JSON or, like a campaign tool, as text.
-    let challenge_status = match body.get("challengeStatus") {
-        Some(status @ Value::Object(_)) => Some(status.to_string()),
-        _ => RowFields(body)
-            .optional_string("challengeStatus")?
-            .map(str::to_owned),
-    };
-    let reason = RowFields(body).required_string("reason")?;
-    if reason.chars().count() > MAX_REASON_CHARS {
-        return Err(invalid_row(format!(
-            "reason is longer than {MAX_REASON_CHARS} characters"
-        )));
-    }
-    let source = AssignmentSource::Support {
-        agent: agent.to_owned(),
-        reason: reason.trim().to_owned(),
-    };
-    fields.assemble(user_id, challenge_status.as_deref(), source, now)
+    let user_id = UserId::try_from(user_id).map_err(|invalid| invalid_row(invalid.0))?;
+    SupportRequest::parse(body)?.assignment(&user_id, agent, now)
 }
 
 /// What rows and support requests have in common, read but not yet checked
 /// against each other (dates) or parsed (challenge).
-struct AssignmentFields<'a> {
-    offer_id: &'a str,
-    template_id: Option<&'a str>,
-    campaign_id: Option<&'a str>,
-    task_id: Option<&'a str>,
-    challenge_type: Option<&'a str>,
-    frequency: Option<&'a str>,
-    start: Option<&'a str>,
-    expiry: &'a str,
+#[derive(Debug, Clone, PartialEq)]
+struct AssignmentFields {
+    offer_id: String,
+    template_id: Option<String>,
+    campaign_id: Option<String>,
+    task_id: Option<String>,
+    challenge_type: Option<String>,
+    frequency: Option<String>,
+    start: Option<String>,
+    expiry: String,
     rank: i64,
     rules: Rules,
 }
 
-impl<'a> AssignmentFields<'a> {
+impl AssignmentFields {
     /// Reads the fields' shapes (`invalid_row`); a row must give `startDate`.
-    fn read(map: &'a Map<String, Value>, start_required: bool) -> Result<Self, Rejection> {
+    fn read(map: &Map<String, Value>, start_required: bool) -> Result<Self, Rejection> {
         let fields = RowFields(map);
+        let owned = |text: Option<&str>| text.map(str::to_owned);
         Ok(Self {
-            offer_id: fields.required_key("offerId", MAX_ID_BYTES)?,
-            campaign_id: fields.optional_key("campaignId")?,
-            task_id: fields.optional_key("taskId")?,
-            template_id: fields.optional_key("templateId")?,
-            challenge_type: fields.optional_key("challengeType")?,
-            frequency: fields.optional_key("frequency")?,
+            offer_id: fields.required_key("offerId", MAX_ID_BYTES)?.to_owned(),
+            campaign_id: owned(fields.optional_key("campaignId")?),
+            task_id: owned(fields.optional_key("taskId")?),
+            template_id: owned(fields.optional_key("templateId")?),
+            challenge_type: owned(fields.optional_key("challengeType")?),
+            frequency: owned(fields.optional_key("frequency")?),
             start: if start_required {
-                Some(fields.required_string("startDate")?)
+                Some(fields.required_string("startDate")?.to_owned())
             } else {
-                fields.optional_string("startDate")?
+                owned(fields.optional_string("startDate")?)
             },
-            expiry: fields.required_string("expiryDate")?,
+            expiry: fields.required_string("expiryDate")?.to_owned(),
             rank: parse_rank(map.get("rank"))?,
             rules: parse_rules(map.get("rules"))?,
         })
@@ -229,21 +285,21 @@ impl<'a> AssignmentFields<'a> {
         source: AssignmentSource,
         now: DateTime<Utc>,
     ) -> Result<Assignment, Rejection> {
-        let (start_date, expiry_date) = parse_validity(self.start, self.expiry, now)?;
+        let (start_date, expiry_date) = parse_validity(self.start.as_deref(), &self.expiry, now)?;
         let challenge = parse_challenge(
             ChallengeFields {
-                challenge_type: self.challenge_type,
+                challenge_type: self.challenge_type.as_deref(),
                 challenge_status,
-                frequency: self.frequency,
-                task_id: self.task_id,
+                frequency: self.frequency.as_deref(),
+                task_id: self.task_id.as_deref(),
             },
-            self.offer_id,
+            &self.offer_id,
         )?;
         Ok(Assignment {
             user_id: user_id.to_owned(),
-            offer_id: self.offer_id.to_owned(),
-            template_id: self.template_id.map(str::to_owned),
-            campaign_id: self.campaign_id.map(str::to_owned),
+            offer_id: self.offer_id,
+            template_id: self.template_id,
+            campaign_id: self.campaign_id,
             start_date,
             expiry_date,
             rank: self.rank,

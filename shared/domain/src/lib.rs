@@ -11,6 +11,7 @@ pub mod canonical;
 pub mod catalog;
 pub mod challenge;
 pub mod dates;
+pub mod ids;
 pub mod limits;
 pub mod offer;
 pub mod offer_event;
@@ -29,10 +30,11 @@ pub mod webhook;
 
 pub use assignment::{
     assignment_offer_id, parse_pending_row, parse_support_request, read_assignment_id, Assignment,
-    AssignmentSource,
+    AssignmentSource, SupportRequest,
 };
 pub use catalog::{CatalogEntry, ConfigOffer, OfferTemplate, RuleDeclaration, RuleType};
 pub use challenge::Challenge;
+pub use ids::{InvalidId, UserId};
 pub use offer::{
     build_offer, resolve_catalog, AuditEntry, IdempotencyStamp, OfferSource, OfferStatus,
     PersonalizedOffer,

@@ -4,6 +4,7 @@
 use super::error::ApiError;
 use lambda_http::request::RequestContext;
 use lambda_http::{Request, RequestExt};
+use offers_domain::UserId;
 use std::collections::HashMap;
 
 /// Longer ids are not ids an authorizer issues (and DynamoDB keys are bounded).
@@ -76,6 +77,12 @@ pub struct Caller {
 /// The caller of `request`, or 401.
 pub fn caller(request: &Request) -> Result<Caller, ApiError> {
     caller_from_context(request.request_context_ref()).ok_or(ApiError::Unauthorized)
+}
+
+/// The user id of the caller of `request`; 401 without one, or for an id
+/// no key can hold (no caller of this system).
+pub fn caller_id(request: &Request) -> Result<UserId, ApiError> {
+    UserId::try_from(caller(request)?.user_id).map_err(|_| ApiError::Unauthorized)
 }
 
 /// The Cognito identity id when present, else the JWT `sub`; `None` when

@@ -5,7 +5,7 @@ use crate::activity::discount_of;
 use crate::domain::redemption::{redemption_limit, MAX_REDEMPTION_RECORDS};
 use crate::domain::{
     decide_redemption, OfferEvent, OfferEventType, PersonalizedOffer, RedeemDecision, Redemption,
-    RedemptionRequest,
+    RedemptionRequest, UserId,
 };
 use crate::error::StoreError;
 use crate::ports::{
@@ -108,9 +108,10 @@ impl MemoryActivity {
 impl OfferReader for MemoryActivity {
     async fn get_offer(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
     ) -> Result<Option<PersonalizedOffer>, StoreError> {
+        let user_id = user_id.as_str();
         let state = self.state();
         if let Some(err) = &state.down {
             return Err(err.clone());
@@ -123,9 +124,10 @@ impl OfferReader for MemoryActivity {
 
     async fn list_offers(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         page: &PageRequest,
     ) -> Result<OfferPage, StoreError> {
+        let user_id = user_id.as_str();
         let state = self.state();
         let mut offers: Vec<PersonalizedOffer> = state
             .offers
@@ -142,12 +144,13 @@ impl OfferReader for MemoryActivity {
 impl ActivityStore for MemoryActivity {
     async fn redeem(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
         known: Option<&PersonalizedOffer>,
         redemption: &Redemption,
         budget: RedeemBudget<'_>,
     ) -> Result<ActivityWrite, StoreError> {
+        let user_id = user_id.as_str();
         let mut state = self.for_write()?;
         let state = &mut *state;
         let Some(offer) = state
@@ -227,12 +230,13 @@ impl ActivityStore for MemoryActivity {
 
     async fn void_redemption(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
         order_id: &str,
         at: DateTime<Utc>,
         budget: VoidBudget<'_>,
     ) -> Result<ActivityWrite, StoreError> {
+        let user_id = user_id.as_str();
         let mut state = self.for_write()?;
         let state = &mut *state;
         let Some(offer) = state
@@ -272,10 +276,11 @@ impl ActivityStore for MemoryActivity {
 
     async fn record_event(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         event: &OfferEvent,
         _ttl: i64,
     ) -> Result<EventWrite, StoreError> {
+        let user_id = user_id.as_str();
         let mut state = self.for_write()?;
         let state = &mut *state;
         let Some(offer) = state

@@ -26,7 +26,7 @@ mod tests;
 use crate::domain::amount::Amount;
 use crate::domain::{
     decide_redemption, BudgetTaken, OfferEvent, OfferEventRequest, PersonalizedOffer,
-    RedeemDecision, RedeemRefusal, Redemption, RedemptionRequest,
+    RedeemDecision, RedeemRefusal, Redemption, RedemptionRequest, UserId,
 };
 use crate::error::StoreError;
 use crate::ports::{
@@ -139,7 +139,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
     /// the first redemption, voided or not, with no second use.
     pub async fn redeem(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
         request: &RedemptionRequest,
         now: DateTime<Utc>,
@@ -156,7 +156,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
         };
         tracing::info!(
             action = "redeem",
-            user_id,
+            user_id = user_id.as_str(),
             personalized_offer_id = %personalized_offer_id,
             order_id = request.order_id.as_str(),
             outcome = outcome_name,
@@ -168,7 +168,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
 
     async fn try_redeem(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
         request: &RedemptionRequest,
         now: DateTime<Utc>,
@@ -328,7 +328,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
     /// changes nothing.
     pub async fn void(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
         order_id: &str,
         now: DateTime<Utc>,
@@ -352,7 +352,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
         };
         tracing::info!(
             action = "void",
-            user_id,
+            user_id = user_id.as_str(),
             personalized_offer_id = %personalized_offer_id,
             order_id,
             outcome = if new { "voided" } else { "already_voided" },
@@ -370,7 +370,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
     /// transaction; without the campaign any more, the void alone.
     async fn void_once(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
         order_id: &str,
         now: DateTime<Utc>,
@@ -410,7 +410,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
     /// and changes nothing.
     pub async fn record_event(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
         request: OfferEventRequest,
         now: DateTime<Utc>,
@@ -428,7 +428,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
         let written = self.store.record_event(user_id, &event, ttl).await?;
         tracing::info!(
             action = "event",
-            user_id,
+            user_id = user_id.as_str(),
             personalized_offer_id = %personalized_offer_id,
             event_id = %request.event_id,
             event_type = request.event_type.as_str(),

@@ -17,6 +17,10 @@ fn now() -> DateTime<Utc> {
     at("2026-06-01T00:00:00Z")
 }
 
+fn user(id: &str) -> UserId {
+    UserId::try_from(id).expect("user id")
+}
+
 fn offer(rules: Value) -> PersonalizedOffer {
     PersonalizedOffer {
         personalized_offer_id: Uuid::new_v4(),
@@ -76,14 +80,19 @@ async fn an_order_uses_the_offer_once_and_a_retry_replays_it() {
     let id = offer.personalized_offer_id;
     let service = service(vec![offer]);
     let first = service
-        .redeem(USER, id, &order("o-1", 9.0), now())
+        .redeem(&user(USER), id, &order("o-1", 9.0), now())
         .await
         .expect("redeemed");
     assert!(first.new);
     assert_eq!(first.offer.redemption_count, 1);
     assert_eq!(first.offer.remaining_redemptions(), Some(1));
     let again = service
-        .redeem(USER, id, &order("o-1", 9.0), now() + Duration::minutes(1))
+        .redeem(
+            &user(USER),
+            id,
+            &order("o-1", 9.0),
+            now() + Duration::minutes(1),
+        )
         .await
         .expect("replayed");
     assert!(!again.new);
@@ -92,14 +101,16 @@ async fn an_order_uses_the_offer_once_and_a_retry_replays_it() {
         "the first redemption, its time included"
     );
     assert_eq!(stored(&service, id).redemption_count, 1);
-    let low = service.redeem(USER, id, &order("o-2", 1.0), now()).await;
+    let low = service
+        .redeem(&user(USER), id, &order("o-2", 1.0), now())
+        .await;
     assert!(matches!(
         low,
         Err(ActivityError::Refused(RedeemRefusal::RuleNotMet(_)))
     ));
     assert_eq!(
         service
-            .redeem("someone-else", id, &order("o-3", 9.0), now())
+            .redeem(&user("someone-else"), id, &order("o-3", 9.0), now())
             .await,
         Err(ActivityError::NotFound("no such offer"))
     );
@@ -113,10 +124,11 @@ async fn concurrent_orders_take_exactly_the_uses_left() {
         let service = service(vec![offer]);
         let requests: Vec<RedemptionRequest> =
             (0..orders).map(|n| order(&format!("o-{n}"), 1.0)).collect();
+        let owner = user(USER);
         let results = join_all(
             requests
                 .iter()
-                .map(|request| service.redeem(USER, id, request, now())),
+                .map(|request| service.redeem(&owner, id, request, now())),
         )
         .await;
         let won = results
@@ -150,16 +162,19 @@ async fn a_void_gives_the_use_back_once_and_the_order_stays_used() {
     let id = offer.personalized_offer_id;
     let service = service(vec![offer]);
     service
-        .redeem(USER, id, &order("o-1", 1.0), now())
+        .redeem(&user(USER), id, &order("o-1", 1.0), now())
         .await
         .expect("redeemed");
     assert_eq!(stored(&service, id).status(now()), OfferStatus::Redeemed);
-    let voided = service.void(USER, id, "o-1", now()).await.expect("voided");
+    let voided = service
+        .void(&user(USER), id, "o-1", now())
+        .await
+        .expect("voided");
     assert!(voided.new);
     assert_eq!(voided.redemption.voided_at, Some(now()));
     assert_eq!(voided.offer.status(now()), OfferStatus::Active);
     let again = service
-        .void(USER, id, "o-1", now() + Duration::hours(1))
+        .void(&user(USER), id, "o-1", now() + Duration::hours(1))
         .await
         .expect("no change");
     assert!(!again.new);
@@ -171,25 +186,27 @@ async fn a_void_gives_the_use_back_once_and_the_order_stays_used() {
     assert_eq!(stored(&service, id).redemption_count, 0);
     // The voided order replays voided; a new order takes the use back.
     let replay = service
-        .redeem(USER, id, &order("o-1", 1.0), now())
+        .redeem(&user(USER), id, &order("o-1", 1.0), now())
         .await
         .expect("replay");
     assert!(!replay.new && replay.redemption.voided_at.is_some());
     assert!(
         service
-            .redeem(USER, id, &order("o-2", 1.0), now())
+            .redeem(&user(USER), id, &order("o-2", 1.0), now())
             .await
             .expect("new")
             .new
     );
     assert_eq!(
-        service.void(USER, id, "o-unknown", now()).await,
+        service.void(&user(USER), id, "o-unknown", now()).await,
         Err(ActivityError::NotFound(
             "no redemption of this offer for that order"
         ))
     );
     assert_eq!(
-        service.void(USER, Uuid::new_v4(), "o-1", now()).await,
+        service
+            .void(&user(USER), Uuid::new_v4(), "o-1", now())
+            .await,
         Err(ActivityError::NotFound("no such offer"))
     );
 }
@@ -203,7 +220,8 @@ async fn events_count_once_by_id_and_only_on_the_callers_offer() {
         event_id: Uuid::new_v4(),
         event_type: OfferEventType::Viewed,
     };
-    let results = join_all((0..10).map(|_| service.record_event(USER, id, viewed, now()))).await;
+    let owner = user(USER);
+    let results = join_all((0..10).map(|_| service.record_event(&owner, id, viewed, now()))).await;
     let recorded = results
         .iter()
         .filter(|r| **r == Ok(EventWrite::Recorded))
@@ -219,7 +237,7 @@ async fn events_count_once_by_id_and_only_on_the_callers_offer() {
         ..viewed
     };
     service
-        .record_event(USER, id, second, later)
+        .record_event(&user(USER), id, second, later)
         .await
         .expect("recorded");
     let offer = stored(&service, id);
@@ -227,7 +245,7 @@ async fn events_count_once_by_id_and_only_on_the_callers_offer() {
     assert_eq!((offer.click_count, offer.clicked_at), (0, None));
     assert_eq!(
         service
-            .record_event("someone-else", id, viewed, now())
+            .record_event(&user("someone-else"), id, viewed, now())
             .await,
         Err(ActivityError::NotFound("no such offer"))
     );
@@ -240,11 +258,13 @@ async fn store_failures_are_passed_on_not_decided() {
     let service = service(vec![offer]);
     service.store().state().down = Some(StoreError::Throttled("slow down".into()));
     assert!(matches!(
-        service.redeem(USER, id, &order("o-1", 1.0), now()).await,
+        service
+            .redeem(&user(USER), id, &order("o-1", 1.0), now())
+            .await,
         Err(ActivityError::Store(StoreError::Throttled(_)))
     ));
     assert!(matches!(
-        service.void(USER, id, "o-1", now()).await,
+        service.void(&user(USER), id, "o-1", now()).await,
         Err(ActivityError::Store(StoreError::Throttled(_)))
     ));
 }
@@ -301,9 +321,10 @@ mod budgets {
             },
         );
         let order = order("o-1", 9.0);
+        let owner = user(USER);
         let results = join_all(
             ids.iter()
-                .map(|id| service.redeem(USER, *id, &order, now())),
+                .map(|id| service.redeem(&owner, *id, &order, now())),
         )
         .await;
         assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 10);
@@ -332,42 +353,42 @@ mod budgets {
         );
         for id in &ids[..2] {
             service
-                .redeem(USER, *id, &discounted("o-1", 20), now())
+                .redeem(&user(USER), *id, &discounted("o-1", 20), now())
                 .await
                 .expect("within the budget");
         }
         // The same order again replays: no second use.
         let again = service
-            .redeem(USER, ids[0], &discounted("o-1", 20), now())
+            .redeem(&user(USER), ids[0], &discounted("o-1", 20), now())
             .await
             .expect("replayed");
         assert!(!again.new);
         assert_eq!(used(&service).used_discount, 40 * 10_000);
         assert!(exhausted(
             service
-                .redeem(USER, ids[2], &discounted("o-1", 20), now())
+                .redeem(&user(USER), ids[2], &discounted("o-1", 20), now())
                 .await
         ));
         assert_eq!(stored(&service, ids[2]).redemption_count, 0);
         // A smaller one still fits.
         service
-            .redeem(USER, ids[3], &discounted("o-1", 10), now())
+            .redeem(&user(USER), ids[3], &discounted("o-1", 10), now())
             .await
             .expect("10 of 50 left");
         let voided = service
-            .void(USER, ids[0], "o-1", now())
+            .void(&user(USER), ids[0], "o-1", now())
             .await
             .expect("void");
         assert!(voided.new);
         assert_eq!(used(&service).used_discount, 30 * 10_000);
         let again = service
-            .void(USER, ids[0], "o-1", now())
+            .void(&user(USER), ids[0], "o-1", now())
             .await
             .expect("void");
         assert!(!again.new);
         assert_eq!(used(&service).used_discount, 30 * 10_000, "given back once");
         service
-            .redeem(USER, ids[2], &discounted("o-2", 20), now())
+            .redeem(&user(USER), ids[2], &discounted("o-2", 20), now())
             .await
             .expect("the void made room");
     }
@@ -382,26 +403,26 @@ mod budgets {
         };
         let service = budgeted(offers, limits(5));
         service
-            .redeem(USER, ids[0], &order("o-1", 9.0), now())
+            .redeem(&user(USER), ids[0], &order("o-1", 9.0), now())
             .await
             .expect("1 of 5");
         service.budgets().put(CAMPAIGN, limits(1));
         assert!(exhausted(
             service
-                .redeem(USER, ids[1], &order("o-1", 9.0), now())
+                .redeem(&user(USER), ids[1], &order("o-1", 9.0), now())
                 .await
         ));
         assert_eq!(used(&service).used_redemptions, 1, "nothing taken back");
         service.budgets().lock().remove(CAMPAIGN);
         let redeemed = service
-            .redeem(USER, ids[1], &order("o-1", 9.0), now())
+            .redeem(&user(USER), ids[1], &order("o-1", 9.0), now())
             .await
             .expect("no budget any more");
         assert_eq!(redeemed.redemption.budget_use, None);
         // The first redemption's void finds no campaign: it is voided alone.
         assert!(
             service
-                .void(USER, ids[0], "o-1", now())
+                .void(&user(USER), ids[0], "o-1", now())
                 .await
                 .expect("void")
                 .new

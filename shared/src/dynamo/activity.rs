@@ -12,7 +12,7 @@ use super::{cancellation_error, classify, DynamoStore};
 use crate::activity::discount_of;
 use crate::domain::amount::{decimal_text, Amount};
 use crate::domain::dates::format_timestamp;
-use crate::domain::{BudgetTaken, OfferEvent, PersonalizedOffer, Redemption};
+use crate::domain::{BudgetTaken, OfferEvent, PersonalizedOffer, Redemption, UserId};
 use crate::error::StoreError;
 use crate::ports::{
     ActivityStore, ActivityWrite, EventWrite, RedeemBudget, RedemptionLimits, VoidBudget,
@@ -173,12 +173,13 @@ impl DynamoStore {
 impl ActivityStore for DynamoStore {
     async fn redeem(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
         known: Option<&PersonalizedOffer>,
         redemption: &Redemption,
         budget: RedeemBudget<'_>,
     ) -> Result<ActivityWrite, StoreError> {
+        let user_id = user_id.as_str();
         let record = serde_dynamo::to_attribute_value(redemption)
             .map_err(|err| StoreError::Refused(format!("redemption not serializable: {err}")))?;
         let (campaign_id, limits) = match budget {
@@ -248,12 +249,13 @@ impl ActivityStore for DynamoStore {
 
     async fn void_redemption(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
         order_id: &str,
         at: DateTime<Utc>,
         budget: VoidBudget<'_>,
     ) -> Result<ActivityWrite, StoreError> {
+        let user_id = user_id.as_str();
         let condition = void_condition(false);
         let (campaign_id, taken, discount) = match budget {
             VoidBudget::Untouched => {
@@ -348,10 +350,11 @@ impl ActivityStore for DynamoStore {
 
     async fn record_event(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         event: &OfferEvent,
         ttl: i64,
     ) -> Result<EventWrite, StoreError> {
+        let user_id = user_id.as_str();
         let refused = |err: aws_sdk_dynamodb::error::BuildError| {
             StoreError::Refused(format!("event transaction: {err}"))
         };

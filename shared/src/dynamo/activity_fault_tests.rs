@@ -8,7 +8,7 @@ use super::fault_tests::cancelled;
 use super::*;
 use crate::config::TableNames;
 use crate::domain::dates::parse_timestamp;
-use crate::domain::{OfferEvent, OfferEventType, PersonalizedOffer, Redemption};
+use crate::domain::{OfferEvent, OfferEventType, PersonalizedOffer, Redemption, UserId};
 use crate::error::StoreError;
 use crate::ports::{ActivityStore, ActivityWrite, EventWrite, RedeemBudget};
 use aws_sdk_dynamodb::error::ErrorMetadata;
@@ -79,7 +79,9 @@ async fn event_cancellations_name_the_outcome_and_the_offer_first() {
         ),
     ] {
         let rule = mock!(Client::transact_write_items).then_error(move || cancelled(reasons));
-        let got = store(&[&rule]).record_event("u1", &event(&offer), 0).await;
+        let got = store(&[&rule])
+            .record_event(&UserId::try_from("u1").expect("user id"), &event(&offer), 0)
+            .await;
         assert_eq!(got, expected, "{reasons:?}");
     }
     for (reasons, transient) in [
@@ -88,7 +90,9 @@ async fn event_cancellations_name_the_outcome_and_the_offer_first() {
         (&["ValidationError", "None"], false),
     ] {
         let rule = mock!(Client::transact_write_items).then_error(move || cancelled(reasons));
-        let got = store(&[&rule]).record_event("u1", &event(&offer), 0).await;
+        let got = store(&[&rule])
+            .record_event(&UserId::try_from("u1").expect("user id"), &event(&offer), 0)
+            .await;
         let err = got.expect_err("an error");
         assert_eq!(err.is_transient(), transient, "{reasons:?}: {err:?}");
         if !transient {
@@ -115,7 +119,7 @@ async fn a_throttled_redemption_is_transient_and_a_refused_one_is_not() {
         });
         let got = store(&[&rule])
             .redeem(
-                "u1",
+                &UserId::try_from("u1").expect("user id"),
                 offer.personalized_offer_id,
                 None,
                 &redemption(&offer),
@@ -154,7 +158,7 @@ async fn a_failed_condition_without_the_old_item_reads_the_offer_again() {
     let known = offer_with_id(&current);
     let got = store
         .redeem(
-            "u1",
+            &UserId::try_from("u1").expect("user id"),
             current.personalized_offer_id,
             Some(&known),
             &record,

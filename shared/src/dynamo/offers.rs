@@ -9,7 +9,7 @@ use super::offer_item::{
 };
 use super::table::DynamoTable;
 use super::{classify, DynamoStore};
-use crate::domain::{OfferStatus, PersonalizedOffer};
+use crate::domain::{OfferStatus, PersonalizedOffer, UserId};
 use crate::error::StoreError;
 use crate::ports::{ListPosition, OfferPage, OfferReader, PageRequest};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -46,17 +46,19 @@ fn is_current(offer: &PersonalizedOffer, now: DateTime<Utc>) -> bool {
 impl OfferReader for DynamoStore {
     async fn get_offer(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
     ) -> Result<Option<PersonalizedOffer>, StoreError> {
+        let user_id = user_id.as_str();
         self.read_offer(user_id, personalized_offer_id, false).await
     }
 
     async fn list_offers(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         page: &PageRequest,
     ) -> Result<OfferPage, StoreError> {
+        let user_id = user_id.as_str();
         let now = page.now;
         self.query_page(
             user_id,
@@ -307,7 +309,7 @@ mod tests {
             });
         let store = store(&[&get]);
         let offer = store
-            .get_offer("caller", id)
+            .get_offer(&UserId::try_from("caller").expect("user id"), id)
             .await
             .expect("ok")
             .expect("found");
@@ -346,7 +348,7 @@ mod tests {
         };
         let page = store
             .list_offers(
-                "caller",
+                &UserId::try_from("caller").expect("user id"),
                 &PageRequest {
                     limit: 2,
                     after: Some(after),
@@ -406,7 +408,7 @@ mod tests {
         let store = store(&[&first, &second]);
         let page = store
             .list_offers(
-                "caller",
+                &UserId::try_from("caller").expect("user id"),
                 &PageRequest {
                     limit: 5,
                     after: None,

@@ -8,7 +8,7 @@ use super::offers::IndexQuery;
 use super::transactions::{cancelled, condition_failed};
 use super::{cancellation_error, classify, DynamoStore};
 use crate::domain::campaign::{Budget, BudgetUse};
-use crate::domain::{AuditEntry, PersonalizedOffer};
+use crate::domain::{AuditEntry, PersonalizedOffer, UserId};
 use crate::error::StoreError;
 use crate::ports::{
     CreateOutcome, OfferPage, PageRequest, Revocation, RevokeOutcome, SupportStore,
@@ -99,18 +99,20 @@ impl SupportStore for DynamoStore {
 
     async fn find_offer(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
     ) -> Result<Option<PersonalizedOffer>, StoreError> {
+        let user_id = user_id.as_str();
         self.read_offer(user_id, personalized_offer_id, true).await
     }
 
     async fn revoke_offer(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
         revocation: &Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
+        let user_id = user_id.as_str();
         let entry = AuditEntry {
             action: "revoked".into(),
             by: revocation.by.clone(),
@@ -161,9 +163,10 @@ impl SupportStore for DynamoStore {
 
     async fn list_all_offers(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         page: &PageRequest,
     ) -> Result<OfferPage, StoreError> {
+        let user_id = user_id.as_str();
         self.query_page(
             user_id,
             page,

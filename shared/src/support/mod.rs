@@ -1,24 +1,28 @@
 //! The support tool's service: agents assign offers (validated and merged by
-//! the dispatcher's own code), list a user's offers and revoke them.
+//! the dispatcher's own code), list a user's offers and revoke them. The
+//! handler reads the request into an [`AssignRequest`] (the body's shape
+//! checked, the user id bounded); the checks that depend on the clock or the
+//! catalog are the service's, so that a retry of a request that succeeded
+//! gets its offer back even when its body would no longer pass.
+
+#[cfg(test)]
+mod tests;
 
 use crate::assign::load_catalog;
 use crate::domain::assignment::MAX_REASON_CHARS;
-use crate::domain::canonical::canonical_json;
+use crate::domain::campaign::{Budget, BudgetUse};
 use crate::domain::{
-    parse_support_request, IdempotencyStamp, PersonalizedOffer, ReasonCode, Rejection,
+    IdempotencyStamp, PersonalizedOffer, ReasonCode, Rejection, SupportRequest, UserId,
 };
 use crate::error::StoreError;
 use crate::ports::{
     CatalogReader, CreateOutcome, OfferPage, PageRequest, Revocation, RevokeOutcome, SupportStore,
 };
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
 use uuid::Uuid;
 
 /// Namespace of offer ids derived from `(userId, Idempotency-Key)`.
 const IDEMPOTENT_OFFER_NAMESPACE: Uuid = Uuid::from_u128(0x2b7e_41c9_5d0a_4c6b_8e13_f4a5_06b7_c8d9);
-/// Namespace of request fingerprints.
-const FINGERPRINT_NAMESPACE: Uuid = Uuid::from_u128(0x9a4c_e2f1_7b3d_4e58_a6c0_1d2e_3f4a_5b6c);
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SupportError {
@@ -33,15 +37,16 @@ pub enum SupportError {
 }
 
 /// A support agent's request to assign an offer.
-#[derive(Debug, Clone, Copy)]
-pub struct AssignRequest<'a> {
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssignRequest {
     /// The user who gets the offer (from the path).
-    pub user_id: &'a str,
+    pub user_id: UserId,
     /// The agent (the caller's `sub`).
-    pub agent: &'a str,
-    /// The request body, a JSON object.
-    pub body: &'a Map<String, Value>,
-    pub idempotency_key: Option<&'a str>,
+    pub agent: String,
+    /// The request body, its shape read.
+    pub offer: SupportRequest,
+    /// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,18 +86,21 @@ impl<S: SupportStore, C: CatalogReader> SupportService<S, C> {
     /// instead of writing a second.
     pub async fn assign(
         &self,
-        request: AssignRequest<'_>,
+        request: &AssignRequest,
         now: DateTime<Utc>,
     ) -> Result<Assigned, SupportError> {
-        let stamp = request.idempotency_key.map(|key| IdempotencyStamp {
-            key: key.to_owned(),
-            fingerprint: request_fingerprint(request.body),
-        });
+        let stamp = request
+            .idempotency_key
+            .as_ref()
+            .map(|key| IdempotencyStamp {
+                key: key.clone(),
+                fingerprint: request.offer.fingerprint().to_owned(),
+            });
         let id = match &stamp {
-            Some(stamp) => idempotent_offer_id(request.user_id, &stamp.key),
+            Some(stamp) => idempotent_offer_id(&request.user_id, &stamp.key),
             None => Uuid::new_v4(),
         };
-        let result = self.build(&request, id, now).await;
+        let result = self.build(request, id, now).await;
         let outcome = match result {
             Ok(mut offer) => {
                 offer.idempotency = stamp.clone();
@@ -127,7 +135,7 @@ impl<S: SupportStore, C: CatalogReader> SupportService<S, C> {
                 // even if the same body would no longer pass (it may have
                 // expired since, or the catalog changed).
                 let earlier = match &stamp {
-                    Some(_) => self.store.find_offer(request.user_id, id).await?,
+                    Some(_) => self.store.find_offer(&request.user_id, id).await?,
                     None => None,
                 };
                 match earlier {
@@ -137,7 +145,7 @@ impl<S: SupportStore, C: CatalogReader> SupportService<S, C> {
             }
             Err(other) => Err(other),
         };
-        log_assign(&request, &outcome);
+        log_assign(request, &outcome);
         outcome
     }
 
@@ -164,11 +172,13 @@ impl<S: SupportStore, C: CatalogReader> SupportService<S, C> {
 
     async fn build(
         &self,
-        request: &AssignRequest<'_>,
+        request: &AssignRequest,
         id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<PersonalizedOffer, SupportError> {
-        let assignment = parse_support_request(request.user_id, request.body, request.agent, now)
+        let assignment = request
+            .offer
+            .assignment(&request.user_id, &request.agent, now)
             .map_err(SupportError::Rejected)?;
         let catalog = load_catalog(&self.catalog, [&assignment]).await?;
         catalog
@@ -180,7 +190,7 @@ impl<S: SupportStore, C: CatalogReader> SupportService<S, C> {
     /// nothing.
     pub async fn revoke(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         personalized_offer_id: Uuid,
         revocation: Revocation,
     ) -> Result<RevokeOutcome, SupportError> {
@@ -203,7 +213,7 @@ impl<S: SupportStore, C: CatalogReader> SupportService<S, C> {
         };
         tracing::info!(
             action = "revoke",
-            user_id,
+            user_id = user_id.as_str(),
             personalized_offer_id = %personalized_offer_id,
             agent = revocation.by.as_str(),
             outcome,
@@ -213,8 +223,21 @@ impl<S: SupportStore, C: CatalogReader> SupportService<S, C> {
     }
 
     /// The user's offers of any status, newest first.
-    pub async fn list(&self, user_id: &str, page: &PageRequest) -> Result<OfferPage, StoreError> {
+    pub async fn list(
+        &self,
+        user_id: &UserId,
+        page: &PageRequest,
+    ) -> Result<OfferPage, StoreError> {
         self.store.list_all_offers(user_id, page).await
+    }
+
+    /// The campaign's budget (contract section 14): the limits set and what
+    /// each has used; `None` for a campaign without one.
+    pub async fn campaign_budget(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Option<(Budget, BudgetUse)>, StoreError> {
+        self.store.campaign_budget(campaign_id).await
     }
 }
 
@@ -238,18 +261,12 @@ fn replay(
 }
 
 /// The offer id of an idempotent request: one per user and key.
-pub fn idempotent_offer_id(user_id: &str, key: &str) -> Uuid {
+pub fn idempotent_offer_id(user_id: &UserId, key: &str) -> Uuid {
     let name = format!("{user_id}\u{1f}{key}");
     Uuid::new_v5(&IDEMPOTENT_OFFER_NAMESPACE, name.as_bytes())
 }
 
-/// Equal for equal bodies, whatever their key order or spacing.
-pub fn request_fingerprint(body: &Map<String, Value>) -> String {
-    let text = canonical_json(&Value::Object(body.clone()));
-    Uuid::new_v5(&FINGERPRINT_NAMESPACE, text.as_bytes()).to_string()
-}
-
-fn log_assign(request: &AssignRequest<'_>, outcome: &Result<Assigned, SupportError>) {
+fn log_assign(request: &AssignRequest, outcome: &Result<Assigned, SupportError>) {
     let (outcome, personalized_offer_id, reason_code) = match outcome {
         Ok(assigned) if assigned.replayed => {
             ("replayed", Some(assigned.offer.personalized_offer_id), None)
@@ -261,8 +278,8 @@ fn log_assign(request: &AssignRequest<'_>, outcome: &Result<Assigned, SupportErr
     };
     tracing::info!(
         action = "assign",
-        user_id = request.user_id,
-        agent = request.agent,
+        user_id = request.user_id.as_str(),
+        agent = request.agent.as_str(),
         outcome,
         personalized_offer_id = personalized_offer_id.map(|id| id.to_string()),
         reason_code,

@@ -1,0 +1,152 @@
+//! Ids that name things in the tables, parsed once at the edge (a handler,
+//! a stream record's parsing) so that a service is never handed an id
+//! DynamoDB would refuse as a key. Each constructor enforces the bounds of
+//! [`crate::limits`]; adapters write `as_str()`.
+
+use crate::limits::{key_problem, MAX_PARTITION_KEY_BYTES};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Why a text is not an id: what a reason message or a 400 quotes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidId(pub String);
+
+/// Declares a string id: non-empty, at most `$max` bytes.
+macro_rules! bounded_id {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $max:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// The largest id accepted, in bytes.
+            pub const MAX_BYTES: usize = $max;
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+
+            fn try_from(text: String) -> Result<Self, InvalidId> {
+                match key_problem($field, &text, Self::MAX_BYTES) {
+                    Some(problem) => Err(InvalidId(problem)),
+                    None => Ok(Self(text)),
+                }
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = InvalidId;
+
+            fn try_from(text: &str) -> Result<Self, InvalidId> {
+                match key_problem($field, text, Self::MAX_BYTES) {
+                    Some(problem) => Err(InvalidId(problem)),
+                    None => Ok(Self(text.to_owned())),
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidId;
+
+            fn from_str(text: &str) -> Result<Self, InvalidId> {
+                Self::try_from(text)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        /// As the text it is: messages quote ids the same typed or not.
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.0, f)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for str {
+            fn eq(&self, other: &$name) -> bool {
+                self == other.0
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+    };
+}
+
+bounded_id!(
+    /// A user: the partition key of the offers, profiles and pending tables.
+    UserId,
+    "userId",
+    MAX_PARTITION_KEY_BYTES
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_id_is_a_non_empty_partition_key() {
+        let id: UserId = "us-east-1:abc".parse().expect("valid");
+        assert_eq!(id.as_str(), "us-east-1:abc");
+        assert_eq!(id.to_string(), "us-east-1:abc");
+        assert_eq!(format!("{id:?}"), "\"us-east-1:abc\"");
+        assert_eq!(id, *"us-east-1:abc");
+        let longest = "u".repeat(MAX_PARTITION_KEY_BYTES);
+        assert!(UserId::try_from(longest.clone()).is_ok());
+        assert_eq!(
+            UserId::try_from(String::new()),
+            Err(InvalidId("userId is empty".into()))
+        );
+        let error = UserId::try_from(longest + "u").expect_err("too long");
+        assert!(error.0.starts_with("userId is 2049 bytes"), "{error}");
+    }
+
+    #[test]
+    fn ids_parse_from_json_with_their_bounds() {
+        let id: UserId = serde_json::from_str("\"u-1\"").expect("valid");
+        assert_eq!(serde_json::to_string(&id).ok().as_deref(), Some("\"u-1\""));
+        assert!(serde_json::from_str::<UserId>("\"\"").is_err());
+    }
+}
