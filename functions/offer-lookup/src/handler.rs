@@ -164,12 +164,11 @@ mod tests {
     use chrono::Duration;
     use lambda_http::http::header::RETRY_AFTER;
     use lambda_http::{Context, RequestExt};
-    use offers_shared::domain::{OfferSource, PersonalizedOffer};
+    use offers_shared::domain::PersonalizedOffer;
     use offers_shared::error::StoreError;
     use offers_shared::fakes::MemoryCatalog;
     use offers_shared::ports::{ListPosition, OfferPage};
     use serde_json::{json, Value};
-    use std::collections::BTreeMap;
     use std::sync::Mutex;
     use std::time::{Duration as StdDuration, SystemTime};
     use uuid::Uuid;
@@ -256,36 +255,13 @@ mod tests {
 
     fn offer(user_id: &str, id: &str) -> PersonalizedOffer {
         let now = Utc::now();
-        PersonalizedOffer {
-            personalized_offer_id: Uuid::parse_str(id).unwrap_or_else(|_| Uuid::new_v4()),
-            user_id: user_id.into(),
-            offer_id: "co-1".into(),
-            template_id: "tpl-1".into(),
-            campaign_id: Some("camp-1".into()),
-            rules: BTreeMap::new(),
-            start_date: now - Duration::days(1),
-            expiry_date: now + Duration::days(1),
-            rank: 1,
-            challenge: None,
-            source: OfferSource::Campaign,
-            sort_key: None,
-            task_id: None,
-            assigned_by: None,
-            reason: None,
-            created_at: now,
-            ttl: 0,
-            revoked_at: None,
-            revoked_by: None,
-            audit: Vec::new(),
-            idempotency: None,
-            redemption_count: 0,
-            redemptions: BTreeMap::new(),
-            viewed_at: None,
-            clicked_at: None,
-            view_count: 0,
-            click_count: 0,
-            selection: None,
-        }
+        PersonalizedOffer::builder()
+            .id(Uuid::parse_str(id).unwrap_or_else(|_| Uuid::new_v4()))
+            .user(user_id)
+            .campaign("camp-1")
+            .valid(now - Duration::days(1), now + Duration::days(1))
+            .created_at(now)
+            .build()
     }
 
     fn lookup(offers: FakeOffers) -> Lookup<FakeOffers, MemoryCatalog> {
