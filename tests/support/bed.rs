@@ -260,7 +260,7 @@ impl TestBed {
 }
 
 /// The SDK timeouts the tests give the functions in place of template.yaml's
-/// (1-2 s per attempt, 3-5 s per operation, tested in tests/template.rs):
+/// (1-2 s per attempt, 3-5 s per operation, tested in tests/it/template.rs):
 /// DynamoDB Local on a machine whose cores other processes keep busy can
 /// take seconds to answer, and tests assert outcomes, not latency. The
 /// outage tests set their own, short ones.
@@ -489,7 +489,7 @@ pub async fn invoke_with(
     records: &[Value],
     context: Context,
 ) -> Vec<String> {
-    // The metrics are the unit tests' and the binaries' concern (tests/binaries.rs).
+    // The metrics are the unit tests' and the binaries' concern (tests/it/binaries.rs).
     let metrics = offers_shared::metrics::memory::MemoryMetrics::default();
     let response = handler::handle(
         dispatcher,
