@@ -6,7 +6,9 @@
 //! it: tests share one DynamoDB Local (`shared_dynamodb`), each on tables of
 //! its own; the outage tests freeze a DynamoDB Local they start themselves;
 //! no test sets environment variables of the process (functions run as
-//! processes get theirs on their command).
+//! processes get theirs on their command). The tests that had a binary to
+//! themselves (the local stack, schemathesis, the two outages) take turns
+//! (`HEAVY_TESTS`).
 
 mod activity;
 mod always_on;

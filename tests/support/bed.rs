@@ -23,6 +23,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
+/// Taken by the tests that each had a test binary to themselves before the
+/// one binary: the whole local stack, schemathesis on a stack, and the two
+/// outages freezing a DynamoDB Local of their own. They take turns, so that
+/// two of them never share the machine's two cores: two stacks at once on a
+/// busy machine trip the stack's own SDK timeouts, and the outage tests
+/// must see their store answer before they freeze it.
+pub static HEAVY_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// One DynamoDB Local per test binary, started on first use. It fails loudly
 /// when it cannot start: no test skips itself.
 pub fn shared_dynamodb() -> &'static DynamoDbLocal {
