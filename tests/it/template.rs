@@ -426,56 +426,45 @@ async fn permission_bed() -> TestBed {
     bed
 }
 
+/// The calls a function's walk made are exactly what its policy grants.
+fn assert_calls_match_policy(needed: BTreeSet<Permission>, function: &str, label: &str) {
+    assert_eq!(
+        needed,
+        granted(&template(), function),
+        "{label}: calls made vs policy"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dispatcher_may_make_exactly_the_dynamodb_calls_it_makes() {
     let bed = permission_bed().await;
-    assert_eq!(
-        walk(dispatcher_calls(&bed)).await,
-        granted(&template(), DISPATCHER),
-        "dispatcher: calls made vs policy"
-    );
+    assert_calls_match_policy(walk(dispatcher_calls(&bed)).await, DISPATCHER, "dispatcher");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookup_may_make_exactly_the_dynamodb_calls_it_makes() {
     let bed = permission_bed().await;
     walk(dispatcher_calls(&bed)).await;
-    assert_eq!(
-        walk(lookup_calls(&bed)).await,
-        granted(&template(), LOOKUP),
-        "lookup: calls made vs policy"
-    );
+    assert_calls_match_policy(walk(lookup_calls(&bed)).await, LOOKUP, "lookup");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn support_may_make_exactly_the_dynamodb_calls_it_makes() {
     let bed = permission_bed().await;
-    assert_eq!(
-        walk(support_calls(&bed)).await,
-        granted(&template(), SUPPORT),
-        "support: calls made vs policy"
-    );
+    assert_calls_match_policy(walk(support_calls(&bed)).await, SUPPORT, "support");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_may_make_exactly_the_dynamodb_calls_it_makes() {
     let bed = permission_bed().await;
-    assert_eq!(
-        walk(webhook_calls(&bed)).await,
-        granted(&template(), WEBHOOK),
-        "webhook: calls made vs policy"
-    );
+    assert_calls_match_policy(walk(webhook_calls(&bed)).await, WEBHOOK, "webhook");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn activity_may_make_exactly_the_dynamodb_calls_it_makes() {
     let bed = permission_bed().await;
     walk(dispatcher_calls(&bed)).await;
-    assert_eq!(
-        walk(activity_calls(&bed)).await,
-        granted(&template(), ACTIVITY),
-        "activity: calls made vs policy"
-    );
+    assert_calls_match_policy(walk(activity_calls(&bed)).await, ACTIVITY, "activity");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -486,11 +475,7 @@ async fn statistics_may_make_exactly_the_dynamodb_calls_it_makes() {
     walk(dispatcher_calls(&bed)).await;
     walk(support_calls(&bed)).await;
     walk(activity_calls(&bed)).await;
-    assert_eq!(
-        walk(stats_calls(&bed)).await,
-        granted(&template(), STATS_FUNCTION),
-        "statistics: calls made vs policy"
-    );
+    assert_calls_match_policy(walk(stats_calls(&bed)).await, STATS_FUNCTION, "statistics");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -498,11 +483,7 @@ async fn challenge_progress_may_make_exactly_the_dynamodb_calls_it_makes() {
     let bed = permission_bed().await;
     walk(dispatcher_calls(&bed)).await;
     let (needed, _, _) = walk(progress_calls(&bed)).await;
-    assert_eq!(
-        needed,
-        granted(&template(), PROGRESS),
-        "challenge progress: calls made vs policy"
-    );
+    assert_calls_match_policy(needed, PROGRESS, "challenge progress");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -510,10 +491,10 @@ async fn user_visits_may_make_exactly_the_dynamodb_calls_it_makes() {
     let bed = permission_bed().await;
     walk(dispatcher_calls(&bed)).await;
     let (_, transactions, records) = walk(progress_calls(&bed)).await;
-    assert_eq!(
+    assert_calls_match_policy(
         walk(visits_calls(&bed, transactions, &records)).await,
-        granted(&template(), VISITS),
-        "user visits: calls made vs policy"
+        VISITS,
+        "user visits",
     );
 }
 
