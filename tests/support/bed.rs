@@ -23,6 +23,14 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
+/// Taken by the tests that each had a test binary to themselves before the
+/// one binary: the whole local stack, schemathesis on a stack, and the two
+/// outages freezing a DynamoDB Local of their own. They take turns, so that
+/// two of them never share the machine's two cores: two stacks at once on a
+/// busy machine trip the stack's own SDK timeouts, and the outage tests
+/// must see their store answer before they freeze it.
+pub static HEAVY_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// One DynamoDB Local per test binary, started on first use. It fails loudly
 /// when it cannot start: no test skips itself.
 pub fn shared_dynamodb() -> &'static DynamoDbLocal {
@@ -260,7 +268,7 @@ impl TestBed {
 }
 
 /// The SDK timeouts the tests give the functions in place of template.yaml's
-/// (1-2 s per attempt, 3-5 s per operation, tested in tests/template.rs):
+/// (1-2 s per attempt, 3-5 s per operation, tested in tests/it/template.rs):
 /// DynamoDB Local on a machine whose cores other processes keep busy can
 /// take seconds to answer, and tests assert outcomes, not latency. The
 /// outage tests set their own, short ones.
@@ -489,7 +497,7 @@ pub async fn invoke_with(
     records: &[Value],
     context: Context,
 ) -> Vec<String> {
-    // The metrics are the unit tests' and the binaries' concern (tests/binaries.rs).
+    // The metrics are the unit tests' and the binaries' concern (tests/it/binaries.rs).
     let metrics = offers_shared::metrics::memory::MemoryMetrics::default();
     let response = handler::handle(
         dispatcher,

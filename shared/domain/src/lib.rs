@@ -25,6 +25,8 @@ pub mod rejection;
 pub mod retry;
 pub mod rules;
 pub mod selection;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod transaction;
 pub mod webhook;
 

@@ -101,10 +101,8 @@ pub fn decide_redemption(
 mod tests {
     use super::*;
     use crate::dates::parse_timestamp;
-    use crate::offer::OfferSource;
     use crate::redemption::parse_redemption_request;
     use serde_json::{json, Value};
-    use std::collections::BTreeMap;
     use uuid::Uuid;
 
     fn at(text: &str) -> DateTime<Utc> {
@@ -117,36 +115,10 @@ mod tests {
     }
 
     fn offer(rules: Value) -> PersonalizedOffer {
-        PersonalizedOffer {
-            personalized_offer_id: Uuid::nil(),
-            user_id: "user-1".into(),
-            offer_id: "co-1".into(),
-            template_id: "tpl-1".into(),
-            campaign_id: None,
-            rules: serde_json::from_value(rules).expect("rules"),
-            start_date: at("2026-01-01T00:00:00Z"),
-            expiry_date: at("2026-12-31T00:00:00Z"),
-            rank: 1,
-            challenge: None,
-            source: OfferSource::Campaign,
-            sort_key: None,
-            task_id: None,
-            assigned_by: None,
-            reason: None,
-            created_at: at("2026-01-01T00:00:00Z"),
-            ttl: 0,
-            revoked_at: None,
-            revoked_by: None,
-            audit: Vec::new(),
-            idempotency: None,
-            redemption_count: 0,
-            redemptions: BTreeMap::new(),
-            viewed_at: None,
-            clicked_at: None,
-            view_count: 0,
-            click_count: 0,
-            selection: None,
-        }
+        PersonalizedOffer::builder()
+            .id(Uuid::nil())
+            .rules(rules)
+            .build()
     }
 
     #[test]

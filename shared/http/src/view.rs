@@ -198,7 +198,6 @@ pub async fn offer_views<C: CatalogReader>(
 mod tests {
     use super::*;
     use offers_domain::dates::parse_timestamp;
-    use offers_domain::OfferSource;
     use serde_json::json;
     use std::collections::BTreeMap;
 
@@ -207,36 +206,13 @@ mod tests {
     }
 
     fn offer() -> PersonalizedOffer {
-        PersonalizedOffer {
-            personalized_offer_id: Uuid::new_v4(),
-            user_id: "user-1".into(),
-            offer_id: "co-1".into(),
-            template_id: "tpl-1".into(),
-            campaign_id: None,
-            rules: BTreeMap::from([("minimumSpend".into(), json!(5))]),
-            start_date: at("2024-01-01T00:00:00Z"),
-            expiry_date: at("2024-12-31T00:00:00Z"),
-            rank: 3,
-            challenge: None,
-            source: OfferSource::Campaign,
-            sort_key: Some("camp+co-1".into()),
-            task_id: None,
-            assigned_by: None,
-            reason: None,
-            created_at: at("2023-12-01T00:00:00Z"),
-            ttl: 0,
-            revoked_at: None,
-            revoked_by: None,
-            audit: Vec::new(),
-            idempotency: None,
-            redemption_count: 0,
-            redemptions: BTreeMap::new(),
-            viewed_at: None,
-            clicked_at: None,
-            view_count: 0,
-            click_count: 0,
-            selection: None,
-        }
+        PersonalizedOffer::builder()
+            .rules(json!({"minimumSpend": 5}))
+            .valid(at("2024-01-01T00:00:00Z"), at("2024-12-31T00:00:00Z"))
+            .rank(3)
+            .sort_key("camp+co-1")
+            .created_at(at("2023-12-01T00:00:00Z"))
+            .build()
     }
 
     fn config() -> ConfigOffer {

@@ -1,11 +1,10 @@
 use super::memory::MemoryActivity;
 use super::*;
 use crate::domain::dates::parse_timestamp;
-use crate::domain::{OfferEventType, OfferSource, OfferStatus};
+use crate::domain::{OfferEventType, OfferStatus};
 use crate::fakes::MemoryCatalog;
 use futures::future::join_all;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 
 const USER: &str = "user-1";
 
@@ -22,36 +21,12 @@ fn user(id: &str) -> UserId {
 }
 
 fn offer(rules: Value) -> PersonalizedOffer {
-    PersonalizedOffer {
-        personalized_offer_id: Uuid::new_v4(),
-        user_id: USER.into(),
-        offer_id: "co-1".into(),
-        template_id: "tpl-1".into(),
-        campaign_id: None,
-        rules: serde_json::from_value(rules).expect("rules"),
-        start_date: at("2026-01-01T00:00:00Z"),
-        expiry_date: at("2026-12-31T00:00:00Z"),
-        rank: 1,
-        challenge: None,
-        source: OfferSource::Campaign,
-        sort_key: None,
-        task_id: None,
-        assigned_by: None,
-        reason: None,
-        created_at: at("2026-01-01T00:00:00Z"),
-        ttl: 0,
-        revoked_at: None,
-        revoked_by: None,
-        audit: Vec::new(),
-        idempotency: None,
-        redemption_count: 0,
-        redemptions: BTreeMap::new(),
-        viewed_at: None,
-        clicked_at: None,
-        view_count: 0,
-        click_count: 0,
-        selection: None,
-    }
+    PersonalizedOffer::builder()
+        .user(USER)
+        .rules(rules)
+        .valid(at("2026-01-01T00:00:00Z"), at("2026-12-31T00:00:00Z"))
+        .created_at(at("2026-01-01T00:00:00Z"))
+        .build()
 }
 
 fn order(id: &str, cost: f64) -> RedemptionRequest {

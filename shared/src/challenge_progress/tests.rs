@@ -9,9 +9,8 @@ use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use offers_domain::challenge::{parse_challenge_status, ChallengeType};
 use offers_domain::dates::parse_timestamp;
-use offers_domain::{Challenge, OfferSource, PersonalizedOffer, ReasonCode};
+use offers_domain::{Challenge, PersonalizedOffer, ReasonCode};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -32,36 +31,13 @@ fn challenge_offer(user: &str, goals: usize) -> PersonalizedOffer {
         .collect();
     let status = json!({"reward": {"value": "100"}, "goals": goals}).to_string();
     let parsed = parse_challenge_status(&status).expect("valid challenge");
-    PersonalizedOffer {
-        personalized_offer_id: Uuid::new_v4(),
-        user_id: user.into(),
-        offer_id: "co-1".into(),
-        template_id: "tpl-1".into(),
-        campaign_id: None,
-        rules: BTreeMap::new(),
-        start_date: at("2024-01-01T00:00:00Z"),
-        expiry_date: at("2099-01-01T00:00:00Z"),
-        rank: 0,
-        challenge: Some(Challenge::new(ChallengeType::Frequency, None, parsed)),
-        source: OfferSource::Campaign,
-        sort_key: None,
-        task_id: None,
-        assigned_by: None,
-        reason: None,
-        created_at: at("2024-01-01T00:00:00Z"),
-        ttl: 0,
-        revoked_at: None,
-        revoked_by: None,
-        audit: Vec::new(),
-        idempotency: None,
-        redemption_count: 0,
-        redemptions: BTreeMap::new(),
-        viewed_at: None,
-        clicked_at: None,
-        view_count: 0,
-        click_count: 0,
-        selection: None,
-    }
+    PersonalizedOffer::builder()
+        .user(user)
+        .valid(at("2024-01-01T00:00:00Z"), at("2099-01-01T00:00:00Z"))
+        .rank(0)
+        .challenge(Challenge::new(ChallengeType::Frequency, None, parsed))
+        .created_at(at("2024-01-01T00:00:00Z"))
+        .build()
 }
 
 fn record(sequence: u32, image: Value) -> TransactionInput {

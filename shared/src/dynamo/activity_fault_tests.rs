@@ -35,13 +35,13 @@ fn store(rules: &[&Rule]) -> DynamoStore {
 }
 
 fn offer() -> PersonalizedOffer {
-    serde_json::from_value(json!({
-        "personalizedOfferId": Uuid::new_v4(), "userId": "u1", "offerId": "co-1",
-        "templateId": "tpl-1", "rules": {"redemptionLimit": 1},
-        "startDate": "2024-01-01T00:00:00Z", "expiryDate": "2099-01-01T00:00:00Z", "rank": 1,
-        "source": "campaign", "createdAt": "2024-01-01T00:00:00Z", "ttl": 0
-    }))
-    .expect("offer")
+    let at = |text| parse_timestamp(text).unwrap_or_default();
+    PersonalizedOffer::builder()
+        .user("u1")
+        .rules(json!({"redemptionLimit": 1}))
+        .valid(at("2024-01-01T00:00:00Z"), at("2099-01-01T00:00:00Z"))
+        .created_at(at("2024-01-01T00:00:00Z"))
+        .build()
 }
 
 fn event(offer: &PersonalizedOffer) -> OfferEvent {

@@ -1,46 +1,20 @@
 use super::*;
 use chrono::Duration;
 use offers_shared::activity::memory::MemoryActivity;
-use offers_shared::domain::OfferSource;
 use offers_shared::error::StoreError;
 use offers_shared::fakes::MemoryCatalog;
 use serde_json::json;
-use std::collections::BTreeMap;
 
 type Service = ActivityService<MemoryActivity, MemoryCatalog>;
 
 fn offer(user_id: &str, rules: Value) -> PersonalizedOffer {
     let now = Utc::now();
-    PersonalizedOffer {
-        personalized_offer_id: Uuid::new_v4(),
-        user_id: user_id.into(),
-        offer_id: "co-1".into(),
-        template_id: "tpl-1".into(),
-        campaign_id: None,
-        rules: serde_json::from_value(rules).expect("rules"),
-        start_date: now - Duration::days(1),
-        expiry_date: now + Duration::days(1),
-        rank: 1,
-        challenge: None,
-        source: OfferSource::Campaign,
-        sort_key: None,
-        task_id: None,
-        assigned_by: None,
-        reason: None,
-        created_at: now,
-        ttl: 0,
-        revoked_at: None,
-        revoked_by: None,
-        audit: Vec::new(),
-        idempotency: None,
-        redemption_count: 0,
-        redemptions: BTreeMap::new(),
-        viewed_at: None,
-        clicked_at: None,
-        view_count: 0,
-        click_count: 0,
-        selection: None,
-    }
+    PersonalizedOffer::builder()
+        .user(user_id)
+        .rules(rules)
+        .valid(now - Duration::days(1), now + Duration::days(1))
+        .created_at(now)
+        .build()
 }
 
 fn service(offers: Vec<PersonalizedOffer>) -> Service {

@@ -56,6 +56,7 @@ impl ChallengeStore for CountingStore {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_stopping_mid_batch_half_writes_nothing_and_the_retry_counts_each_transaction_once(
 ) {
+    let _turn = HEAVY_TESTS.lock().await;
     // Frozen, not killed (see dispatcher_outage.rs).
     let local = Arc::new(
         DynamoDbLocal::start(StartOptions::default()).unwrap_or_else(|err| panic!("{err}")),

@@ -90,6 +90,7 @@ fn count(status: &Value, path: &[&str]) -> u64 {
 
 #[test]
 fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
+    let _turn = HEAVY_TESTS.blocking_lock();
     let dir = std::env::temp_dir().join(format!("offers-stack-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");

@@ -7,7 +7,7 @@
 
 use offers_integration_tests::*;
 use offers_local::template::tagged;
-use offers_local::SamTemplate;
+use offers_local::{SamTemplate, StreamReader};
 use offers_shared::campaign_stats::{StatsBatchReport, StatsOutcome};
 use offers_shared::challenge_progress::{ProgressOutcome, ProgressReport};
 use offers_shared::dispatch::{
@@ -407,31 +407,98 @@ fn needed(bed: &TestBed, recorder: &PermissionRecorder) -> BTreeSet<Permission> 
         .collect()
 }
 
-#[test]
-fn each_function_may_make_exactly_the_dynamodb_calls_it_makes() {
-    // One long walk through every function: its future outgrows a test
-    // thread's stack in a debug build, so it runs boxed on a roomier thread.
-    let walk = std::thread::Builder::new()
-        .stack_size(64 << 20)
-        .spawn(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(Box::pin(record_the_calls_of_every_function()))
-        })
-        .expect("thread");
-    if let Err(panic) = walk.join() {
-        std::panic::resume_unwind(panic);
-    }
+// Each function's DynamoDB permissions equal, both ways, the calls it makes:
+// one test per function, each on a bed of its own, so that one function's
+// failure hides none of the others'. A function whose walk needs what
+// another one writes (an offer, the offers stream so far, a challenge) first
+// runs that one's walk; only its own calls are compared with its policy.
+
+/// A function's walk, boxed: the walks' futures are large in a debug build,
+/// and a test thread's stack is small.
+async fn walk<T>(walk: impl std::future::Future<Output = T>) -> T {
+    Box::pin(walk).await
 }
 
-async fn record_the_calls_of_every_function() {
-    let template = template();
+/// A bed of its own, with the sample catalog.
+async fn permission_bed() -> TestBed {
     let bed = TestBed::new().await;
     bed.load_sample_catalog().await;
+    bed
+}
 
+/// The calls a function's walk made are exactly what its policy grants.
+fn assert_calls_match_policy(needed: BTreeSet<Permission>, function: &str, label: &str) {
+    assert_eq!(
+        needed,
+        granted(&template(), function),
+        "{label}: calls made vs policy"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dispatcher_may_make_exactly_the_dynamodb_calls_it_makes() {
+    let bed = permission_bed().await;
+    assert_calls_match_policy(walk(dispatcher_calls(&bed)).await, DISPATCHER, "dispatcher");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookup_may_make_exactly_the_dynamodb_calls_it_makes() {
+    let bed = permission_bed().await;
+    walk(dispatcher_calls(&bed)).await;
+    assert_calls_match_policy(walk(lookup_calls(&bed)).await, LOOKUP, "lookup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn support_may_make_exactly_the_dynamodb_calls_it_makes() {
+    let bed = permission_bed().await;
+    assert_calls_match_policy(walk(support_calls(&bed)).await, SUPPORT, "support");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_may_make_exactly_the_dynamodb_calls_it_makes() {
+    let bed = permission_bed().await;
+    assert_calls_match_policy(walk(webhook_calls(&bed)).await, WEBHOOK, "webhook");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn activity_may_make_exactly_the_dynamodb_calls_it_makes() {
+    let bed = permission_bed().await;
+    walk(dispatcher_calls(&bed)).await;
+    assert_calls_match_policy(walk(activity_calls(&bed)).await, ACTIVITY, "activity");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_may_make_exactly_the_dynamodb_calls_it_makes() {
+    // The offers stream holds what the dispatcher, support and activity
+    // wrote: INSERTs, revocations, redemptions, voids and events.
+    let bed = permission_bed().await;
+    walk(dispatcher_calls(&bed)).await;
+    walk(support_calls(&bed)).await;
+    walk(activity_calls(&bed)).await;
+    assert_calls_match_policy(walk(stats_calls(&bed)).await, STATS_FUNCTION, "statistics");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn challenge_progress_may_make_exactly_the_dynamodb_calls_it_makes() {
+    let bed = permission_bed().await;
+    walk(dispatcher_calls(&bed)).await;
+    let (needed, _, _) = walk(progress_calls(&bed)).await;
+    assert_calls_match_policy(needed, PROGRESS, "challenge progress");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_visits_may_make_exactly_the_dynamodb_calls_it_makes() {
+    let bed = permission_bed().await;
+    walk(dispatcher_calls(&bed)).await;
+    let (_, transactions, records) = walk(progress_calls(&bed)).await;
+    assert_calls_match_policy(
+        walk(visits_calls(&bed, transactions, &records)).await,
+        VISITS,
+        "user visits",
+    );
+}
+
+async fn dispatcher_calls(bed: &TestBed) -> BTreeSet<Permission> {
     // Dispatcher: an offer and a rejection by transaction, then the same
     // again for rows replaced before their INSERT is handled (written alone).
     // (A campaign with an offers budget, stored before the budgets are listed.)
@@ -478,12 +545,10 @@ async fn record_the_calls_of_every_function() {
     assert!(invoke(&dispatcher, &budgeted_rows).await.is_empty());
     assert_eq!(bed.scan(OFFERS).await.len(), 3);
     assert_eq!(bed.scan(REJECTED).await.len(), 3);
-    assert_eq!(
-        needed(&bed, &recorder),
-        granted(&template, DISPATCHER),
-        "dispatcher: calls made vs policy"
-    );
+    needed(bed, &recorder)
+}
 
+async fn lookup_calls(bed: &TestBed) -> BTreeSet<Permission> {
     // Lookup: one offer and the list.
     let recorder = PermissionRecorder::default();
     let config = bed.lookup_config(&[]);
@@ -509,12 +574,10 @@ async fn record_the_calls_of_every_function() {
     )
     .await;
     assert_eq!(list.status, 200);
-    assert_eq!(
-        needed(&bed, &recorder),
-        granted(&template, LOOKUP),
-        "lookup: calls made vs policy"
-    );
+    needed(bed, &recorder)
+}
 
+async fn support_calls(bed: &TestBed) -> BTreeSet<Permission> {
     // Support: assign, a keyed retry, a keyed request refused (the earlier
     // offer is looked for), revoke twice and an unknown id, the list.
     let recorder = PermissionRecorder::default();
@@ -610,12 +673,10 @@ async fn record_the_calls_of_every_function() {
         .status,
         404
     );
-    assert_eq!(
-        needed(&bed, &recorder),
-        granted(&template, SUPPORT),
-        "support: calls made vs policy"
-    );
+    needed(bed, &recorder)
+}
 
+async fn webhook_calls(bed: &TestBed) -> BTreeSet<Permission> {
     // Webhook: a delivery (catalog, claim, rows, completion), its replay,
     // a conflict, a failed chunk released, an interrupted delivery taken
     // over, and a redelivery that waits for a holder (consistent reads).
@@ -678,12 +739,10 @@ async fn record_the_calls_of_every_function() {
             .status,
         503
     );
-    assert_eq!(
-        needed(&bed, &recorder),
-        granted(&template, WEBHOOK),
-        "webhook: calls made vs policy"
-    );
+    needed(bed, &recorder)
+}
 
+async fn activity_calls(bed: &TestBed) -> BTreeSet<Permission> {
     // Activity: a redemption (the read, the first record, then one beside
     // it), a replay, a refusal, a void twice, an event and its duplicate.
     let recorder = PermissionRecorder::default();
@@ -797,12 +856,10 @@ async fn record_the_calls_of_every_function() {
     for _ in 0..2 {
         assert_eq!(call_activity(&activity, &event).await.status, 202);
     }
-    assert_eq!(
-        needed(&bed, &recorder),
-        granted(&template, ACTIVITY),
-        "activity: calls made vs policy"
-    );
+    needed(bed, &recorder)
+}
 
+async fn stats_calls(bed: &TestBed) -> BTreeSet<Permission> {
     // Statistics: the offers table's stream so far (INSERTs and the
     // revocations' MODIFYs), counted, then delivered again (a replay).
     let recorder = PermissionRecorder::default();
@@ -817,12 +874,14 @@ async fn record_the_calls_of_every_function() {
     assert!(!records.is_empty());
     assert!(invoke_stats(&stats, &records).await.is_empty());
     assert!(invoke_stats(&stats, &records).await.is_empty());
-    assert_eq!(
-        needed(&bed, &recorder),
-        granted(&template, STATS_FUNCTION),
-        "statistics: calls made vs policy"
-    );
+    needed(bed, &recorder)
+}
 
+/// Also the transactions stream and the records it read, which the user
+/// visits walk delivers again.
+async fn progress_calls(
+    bed: &TestBed,
+) -> (BTreeSet<Permission>, StreamReader, Vec<serde_json::Value>) {
     // Challenge progress: a challenge offer, two transactions racing for its
     // first goal (a failed condition), an invalid transaction.
     let recorder = PermissionRecorder::default();
@@ -853,12 +912,14 @@ async fn record_the_calls_of_every_function() {
         4,
         "three rows (one past its budget) and a transaction"
     );
-    assert_eq!(
-        needed(&bed, &recorder),
-        granted(&template, PROGRESS),
-        "challenge progress: calls made vs policy"
-    );
+    (needed(bed, &recorder), transactions, records)
+}
 
+async fn visits_calls(
+    bed: &TestBed,
+    mut transactions: StreamReader,
+    records: &[serde_json::Value],
+) -> BTreeSet<Permission> {
     // User visits: the same transactions (two racing for one profile, an
     // invalid one), delivered twice; then the support API reads a profile.
     // With an always-on campaign, two visits of now: the chooser reads the
@@ -901,11 +962,7 @@ async fn record_the_calls_of_every_function() {
         1,
         "one always-on row for the two visits of one window"
     );
-    assert_eq!(
-        needed(&bed, &recorder),
-        granted(&template, VISITS),
-        "user visits: calls made vs policy"
-    );
+    needed(bed, &recorder)
 }
 
 #[test]

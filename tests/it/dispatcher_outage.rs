@@ -93,6 +93,7 @@ impl DispatchStore for CountingStore {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_stopping_to_answer_mid_batch_loses_nothing_and_the_retry_dispatches_each_row_once(
 ) {
+    let _turn = HEAVY_TESTS.lock().await;
     // Frozen, not killed: a DynamoDB Local stopped in the middle of a request
     // can lose a transaction it already acknowledged (AWS never does), which
     // would be a fault of the test bed, not of the code under test.

@@ -9,6 +9,7 @@ use std::process::Command;
 
 #[test]
 fn the_apis_answer_as_their_openapi_document_says() {
+    let _turn = HEAVY_TESTS.blocking_lock();
     let root = offers_local::workspace_root();
     let schemathesis = root.join(".local/venv/bin/st");
     assert!(
