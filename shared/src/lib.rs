@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod ports;
 pub mod profiles;
 pub mod stream;
+pub mod plan;
 pub mod support;
 pub mod telemetry;
 pub mod webhook;
