@@ -33,7 +33,7 @@ fn path_str(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
 }
 
-fn plan(campaign_id: &str) -> String {
+fn plan_text(campaign_id: &str) -> String {
     json!({
         "campaignId": campaign_id,
         "pool": [
@@ -122,7 +122,7 @@ async fn an_s3_audience_is_planned_chunk_by_chunk_into_the_cli_rows() {
     put_learning_counters(&bed).await;
     let endpoint = shared_dynamodb().endpoint();
     let harness = PlanStack::start(&bed, &[("PlanChunkUsers", "7"), ("PlanMaxConcurrency", "3")], &endpoint, "8").await;
-    let plan = write_file(&format!("{}-plan.json", bed.table(PENDING)), &plan("camp-dist"));
+    let plan = write_file(&format!("{}-plan.json", bed.table(PENDING)), &plan_text("camp-dist"));
     let users = audience(60);
     let expected = in_process_rows(&harness, &bed, &plan, &users);
     assert_eq!(expected.len(), 120);
@@ -162,7 +162,7 @@ async fn an_s3_audience_is_planned_chunk_by_chunk_into_the_cli_rows() {
     assert!((1..=3).contains(&most), "MaxConcurrency 3: {most} chunks at once");
 
     // Malformed lines: reported by number, the other users planned.
-    let bad_plan = write_file(&format!("{}-bad-plan.json", bed.table(PENDING)), &plan("camp-dist-bad"));
+    let bad_plan = write_file(&format!("{}-bad-plan.json", bed.table(PENDING)), &plan_text("camp-dist-bad"));
     let mut lines: Vec<String> = audience(10).lines().map(str::to_owned).collect();
     lines[1] = r#"{"tier":"gold"}"#.to_owned();
     lines[4] = r#"["user-4"]"#.to_owned();
@@ -191,7 +191,7 @@ async fn a_chunk_killed_midway_and_run_again_converges_on_the_same_rows() {
     let gate = OperationGate::start(&endpoint, "BatchWriteItem", 3).await;
     let parameters = [("PlanChunkUsers", "100"), ("PlanMaxConcurrency", "1")];
     let first = PlanStack::start(&bed, &parameters, &gate.endpoint(), "1").await;
-    let plan = write_file(&format!("{}-plan.json", bed.table(PENDING)), &plan("camp-dist-kill"));
+    let plan = write_file(&format!("{}-plan.json", bed.table(PENDING)), &plan_text("camp-dist-kill"));
     let users = audience(200);
     let expected = in_process_rows(&first, &bed, &plan, &users);
     let url = first.put_audience("audiences/two-hundred.jsonl", &users).await;
@@ -218,7 +218,7 @@ async fn a_chunk_killed_midway_and_run_again_converges_on_the_same_rows() {
     // The same command again (a new execution, the stored snapshot): every row, once.
     let again = PlanStack::start(&bed, &parameters, &endpoint, "8").await;
     again.put_audience("audiences/two-hundred.jsonl", &users).await;
-    let (code, _, stderr) = run(again.offers(env!("CARGO_BIN_EXE_offers"), env!("CARGO_BIN_EXE_offers"), &bed, &["campaign", "plan", path_str(&plan), "--audience", &url]));
+    let (code, _, stderr) = run(again.offers(env!("CARGO_BIN_EXE_offers"), &bed, &["campaign", "plan", path_str(&plan), "--audience", &url]));
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("planned before"), "a rerun of the stored plan: {stderr}");
     assert_eq!(pending_rows(&bed).await, expected);

@@ -33,7 +33,7 @@ pub struct Recording {
     pub most_in_flight: AtomicUsize,
 }
 
-impl Lambdas for Arc<Recording> {
+impl Lambdas for Recording {
     async fn invoke(&self, function_arn: &str, payload: Value) -> Result<Value, String> {
         assert_eq!(function_arn, local_function_arn(PLAN_CHUNK));
         let lines = payload["Items"]
@@ -94,7 +94,7 @@ impl PlanStack {
         assert!(function.ready(Duration::from_secs(60)).await, "plan-chunk ready");
         let recording = Arc::new(Recording {
             function: Arc::new(function),
-            pub batches: Mutex::new(Vec::new()),
+            batches: Mutex::new(Vec::new()),
             in_flight: AtomicUsize::new(0),
             most_in_flight: AtomicUsize::new(0),
         });

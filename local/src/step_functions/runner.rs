@@ -27,6 +27,17 @@ pub trait Lambdas: Send + Sync {
     ) -> impl Future<Output = Result<Value, String>> + Send;
 }
 
+/// Shared, e.g. with a test that looks at what was invoked.
+impl<L: Lambdas> Lambdas for Arc<L> {
+    fn invoke(
+        &self,
+        function_arn: &str,
+        payload: Value,
+    ) -> impl Future<Output = Result<Value, String>> + Send {
+        L::invoke(self, function_arn, payload)
+    }
+}
+
 /// What a definition's states call.
 pub struct Services<L> {
     pub dynamodb: aws_sdk_dynamodb::Client,
