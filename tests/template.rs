@@ -1628,10 +1628,11 @@ async fn the_plan_chunk_may_make_exactly_the_dynamodb_calls_it_makes() {
     let bed = TestBed::new().await;
     let recorder = PermissionRecorder::default();
     let environment = bed.environment(PLAN_CHUNK, &[]);
-    let config = plan_chunk::PlanChunkConfig::from_env(&offers_shared::config::Env(
-        move |name: &str| environment.get(name).cloned(),
-    ))
-    .expect("plan-chunk config");
+    let config =
+        plan_chunk::PlanChunkConfig::from_env(&offers_shared::config::Env(move |name: &str| {
+            environment.get(name).cloned()
+        }))
+        .expect("plan-chunk config");
     let pending = PendingTable::new(
         bed.recording_client(&config.sdk, &recorder),
         config.tables.pending().expect("pending"),
@@ -1675,7 +1676,9 @@ async fn the_plan_chunk_may_make_exactly_the_dynamodb_calls_it_makes() {
 #[test]
 fn the_plan_state_machine_may_do_exactly_what_its_states_need() {
     let template = template();
-    let properties = template.properties("PlanStateMachine").expect("state machine");
+    let properties = template
+        .properties("PlanStateMachine")
+        .expect("state machine");
     let substitution = |text: &str| -> String {
         let name = text
             .strip_prefix("${")
@@ -1724,12 +1727,18 @@ fn the_plan_state_machine_may_do_exactly_what_its_states_need() {
         if state["Type"] != "Map" {
             continue;
         }
-        assert_eq!(state["ItemProcessor"]["ProcessorConfig"]["Mode"], "DISTRIBUTED");
+        assert_eq!(
+            state["ItemProcessor"]["ProcessorConfig"]["Mode"],
+            "DISTRIBUTED"
+        );
         need("states:StartExecution", myself.to_owned());
         for action in ["states:DescribeExecution", "states:StopExecution"] {
             need(action, "execution:offers-plan-${Stage}/*".to_owned());
         }
-        assert_eq!(state["ItemReader"]["Resource"], "arn:aws:states:::s3:getObject");
+        assert_eq!(
+            state["ItemReader"]["Resource"],
+            "arn:aws:states:::s3:getObject"
+        );
         need("s3:GetObject", "PlanBucket.Arn/audiences/*".to_owned());
         let writer = &state["ResultWriter"];
         assert_eq!(writer["Resource"], "arn:aws:states:::s3:putObject");
@@ -1767,7 +1776,10 @@ fn the_plan_state_machine_may_do_exactly_what_its_states_need() {
                 action => vec![action.clone()],
             };
             for action in actions {
-                granted.insert((action.as_str().expect("action").to_owned(), resource.clone()));
+                granted.insert((
+                    action.as_str().expect("action").to_owned(),
+                    resource.clone(),
+                ));
             }
         }
     }

@@ -10,8 +10,8 @@ use crate::error::CliError;
 use crate::input::{open_rows, read_error, ReadError, RowFormat};
 use crate::progress::Progress;
 use crate::validate::{ProblemCode, Problems, RowProblem};
-pub use offers_shared::plan::audience::{read_user, AudienceUser};
 use offers_shared::domain::ReasonCode;
+pub use offers_shared::plan::audience::{read_user, AudienceUser};
 use std::path::Path;
 
 pub fn user_hash(user_id: &str) -> KeyHash {

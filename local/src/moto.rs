@@ -117,15 +117,20 @@ impl MotoServer {
         self.child.as_ref().map(Child::id)
     }
 
-    /// An S3 client for this server (fake keys, us-east-1, path-style
-    /// addressing: moto serves every bucket on its one address).
-    pub async fn s3_client(&self) -> aws_sdk_s3::Client {
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
+    /// The SDK's settings for this server: its endpoint, us-east-1, fake keys.
+    async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(self.endpoint())
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("local", "local", None, None, "moto"))
             .load()
-            .await;
+            .await
+    }
+
+    /// An S3 client for this server (fake keys, us-east-1, path-style
+    /// addressing: moto serves every bucket on its one address).
+    pub async fn s3_client(&self) -> aws_sdk_s3::Client {
+        let sdk = self.sdk_config().await;
         let config = aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(true)
             .build();
@@ -134,7 +139,14 @@ impl MotoServer {
 
     /// Creates `bucket` (already there: fine).
     pub async fn create_bucket(&self, bucket: &str) -> Result<(), MotoError> {
-        match self.s3_client().await.create_bucket().bucket(bucket).send().await {
+        match self
+            .s3_client()
+            .await
+            .create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(err)
                 if err.as_service_error().is_some_and(|e| {
@@ -152,13 +164,7 @@ impl MotoServer {
 
     /// A Secrets Manager client for this server (fake keys, us-east-1).
     pub async fn client(&self) -> aws_sdk_secretsmanager::Client {
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(self.endpoint())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("local", "local", None, None, "moto"))
-            .load()
-            .await;
-        aws_sdk_secretsmanager::Client::new(&sdk)
+        aws_sdk_secretsmanager::Client::new(&self.sdk_config().await)
     }
 
     /// Creates a secret whose SecretString is `value`; returns its ARN.

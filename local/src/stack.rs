@@ -13,19 +13,19 @@ use crate::event_source::{Checkpoints, FailedBatch, OnFailure, StreamMapping};
 use crate::functions::{FunctionSpec, LocalFunction};
 use crate::gateway::Gateway;
 use crate::invoke::Invoke;
+use crate::moto::{MotoServer, LOCAL_SIGNING_SECRET, SECRETS_MANAGER_ENDPOINT_VARIABLE};
 use crate::step_functions::api::StepFunctions;
 use crate::step_functions::runner::Lambdas;
 use crate::step_functions::{Services, StateMachineDefinition};
-use offers_shared::local_conventions::{
-    local_function_arn, local_state_machine_arn, LOCAL_PLAN_BUCKET,
-};
-use crate::moto::{MotoServer, LOCAL_SIGNING_SECRET, SECRETS_MANAGER_ENDPOINT_VARIABLE};
 use crate::{local_sdk_config, workspace_root, DynamoDbLocal, SamTemplate, StartOptions, TableSet};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType,
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
+use offers_shared::local_conventions::{
+    local_function_arn, local_state_machine_arn, LOCAL_PLAN_BUCKET,
+};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -152,7 +152,8 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, String> {
         .function_ids()
         .map_err(|err| fail("template.yaml", &err))?;
     // moto: S3 for the distributed plan's bucket, Secrets Manager for secrets.
-    let moto_server = MotoServer::start_on(Some(options.s3_port)).map_err(|err| fail("moto", &err))?;
+    let moto_server =
+        MotoServer::start_on(Some(options.s3_port)).map_err(|err| fail("moto", &err))?;
     moto_server
         .create_bucket(LOCAL_PLAN_BUCKET)
         .await
@@ -254,7 +255,12 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, String> {
     let step_functions = Arc::new(StepFunctions::new(
         state_machines
             .iter()
-            .map(|machine| (local_state_machine_arn(&machine.logical_id), machine.clone()))
+            .map(|machine| {
+                (
+                    local_state_machine_arn(&machine.logical_id),
+                    machine.clone(),
+                )
+            })
             .collect(),
         Services {
             dynamodb: client.clone(),

@@ -51,7 +51,9 @@ fn audience(users: u64) -> String {
     let mut text = String::with_capacity(users as usize * 48);
     for i in 0..users {
         let tier = ["gold", "silver", "bronze"][(i % 3) as usize];
-        text.push_str(&format!("{{\"userId\":\"bench-user-{i}\",\"tier\":\"{tier}\"}}\n"));
+        text.push_str(&format!(
+            "{{\"userId\":\"bench-user-{i}\",\"tier\":\"{tier}\"}}\n"
+        ));
     }
     text
 }

@@ -69,12 +69,20 @@ pub struct PlanStack {
 
 impl PlanStack {
     /// `dynamodb`: the endpoint the plan-chunk function writes to.
-    pub async fn start(bed: &TestBed, parameters: &[(&str, &str)], dynamodb: &str, write_concurrency: &str) -> PlanStack {
+    pub async fn start(
+        bed: &TestBed,
+        parameters: &[(&str, &str)],
+        dynamodb: &str,
+        write_concurrency: &str,
+    ) -> PlanStack {
         let moto = MotoServer::start().expect("moto");
         moto.create_bucket(LOCAL_PLAN_BUCKET).await.expect("bucket");
         let s3 = moto.s3_client().await;
         let (stop, stopped) = watch::channel(false);
-        let mut variables = bed.environment(PLAN_CHUNK, &[("PLAN_CHUNK_WRITE_CONCURRENCY", write_concurrency)]);
+        let mut variables = bed.environment(
+            PLAN_CHUNK,
+            &[("PLAN_CHUNK_WRITE_CONCURRENCY", write_concurrency)],
+        );
         variables.insert("AWS_LAMBDA_LOG_LEVEL".into(), "WARN".into());
         let template = bed.template.clone().with_parameters(parameters);
         let function = LocalFunction::start(
@@ -91,7 +99,10 @@ impl PlanStack {
         )
         .await
         .expect("plan-chunk starts");
-        assert!(function.ready(Duration::from_secs(60)).await, "plan-chunk ready");
+        assert!(
+            function.ready(Duration::from_secs(60)).await,
+            "plan-chunk ready"
+        );
         let recording = Arc::new(Recording {
             function: Arc::new(function),
             batches: Mutex::new(Vec::new()),
@@ -140,20 +151,36 @@ impl PlanStack {
             .expect("prefix")
             .to_owned();
         let mut command = Command::new(offers);
-        for variable in ["AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "CAMPAIGNS_TABLE_NAME", "PENDING_TABLE_NAME"] {
+        for variable in [
+            "AWS_PROFILE",
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_DYNAMODB",
+            "CAMPAIGNS_TABLE_NAME",
+            "PENDING_TABLE_NAME",
+        ] {
             command.env_remove(variable);
         }
         command
-            .args(["--endpoint-url", &shared_dynamodb().endpoint(), "--region", "us-east-1"])
+            .args([
+                "--endpoint-url",
+                &shared_dynamodb().endpoint(),
+                "--region",
+                "us-east-1",
+            ])
             .args(["--table-prefix", &prefix])
             .args(args)
             .env("AWS_ACCESS_KEY_ID", "fake")
             .env("AWS_SECRET_ACCESS_KEY", "fake")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_ENDPOINT_URL_S3", self.moto.endpoint())
-            .env("AWS_ENDPOINT_URL_SFN", format!("http://{}", self.step_functions))
-            .env("OFFERS_PLAN_STATE_MACHINE_ARN", local_state_machine_arn(PLAN_STATE_MACHINE));
+            .env(
+                "AWS_ENDPOINT_URL_SFN",
+                format!("http://{}", self.step_functions),
+            )
+            .env(
+                "OFFERS_PLAN_STATE_MACHINE_ARN",
+                local_state_machine_arn(PLAN_STATE_MACHINE),
+            );
         command
     }
 }
-

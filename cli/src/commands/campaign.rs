@@ -22,8 +22,8 @@ use offers_shared::domain::selection::LearningCounter;
 use offers_shared::domain::selection::{Engine, History, SelectionError};
 use offers_shared::domain::CatalogEntry;
 use offers_shared::dynamo::{
-    CampaignsTable, CatalogTable, PendingTable, PlanWrite, SelectionStatsTable,
-    StoredCampaign, PENDING_KEY,
+    CampaignsTable, CatalogTable, PendingTable, PlanWrite, SelectionStatsTable, StoredCampaign,
+    PENDING_KEY,
 };
 use offers_shared::plan::rows::{Chooser, PlanRows, Tally};
 use offers_shared::ports::SelectionStatsReader;

@@ -95,9 +95,7 @@ pub async fn plan(
         .send()
         .await
         .map_err(|err| {
-            let missing = err
-                .as_service_error()
-                .is_some_and(|e| e.is_not_found());
+            let missing = err.as_service_error().is_some_and(|e| e.is_not_found());
             CliError::Plan(format!(
                 "the audience {} {}: nothing written",
                 audience.url(),
@@ -238,15 +236,12 @@ fn state_machine_arn(connection: &Connection) -> Result<String, CliError> {
 /// AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_SFN win, as for any SDK. An S3
 /// endpoint of one's own (moto, MinIO) is addressed path-style: it serves
 /// every bucket on its one address.
-fn clients(
-    sdk: &aws_config::SdkConfig,
-    local: bool,
-) -> (aws_sdk_s3::Client, aws_sdk_sfn::Client) {
+fn clients(sdk: &aws_config::SdkConfig, local: bool) -> (aws_sdk_s3::Client, aws_sdk_sfn::Client) {
     let variable = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
     let mut s3 = aws_sdk_s3::config::Builder::from(sdk);
     let mut sfn = aws_sdk_sfn::config::Builder::from(sdk);
-    let s3_endpoint = variable("AWS_ENDPOINT_URL_S3")
-        .or_else(|| local.then(|| LOCAL_S3_ENDPOINT.to_owned()));
+    let s3_endpoint =
+        variable("AWS_ENDPOINT_URL_S3").or_else(|| local.then(|| LOCAL_S3_ENDPOINT.to_owned()));
     if let Some(endpoint) = s3_endpoint {
         s3 = s3.endpoint_url(endpoint).force_path_style(true);
     }
@@ -338,7 +333,12 @@ async fn chunk_reports(
         let Some(key) = file["Key"].as_str() else {
             continue;
         };
-        for entry in read_json(s3, bucket, key).await?.as_array().into_iter().flatten() {
+        for entry in read_json(s3, bucket, key)
+            .await?
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let report = entry["Output"]
                 .as_str()
                 .and_then(|text| serde_json::from_str::<ChunkReport>(text).ok())

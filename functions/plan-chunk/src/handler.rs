@@ -18,7 +18,14 @@ pub async fn handle<W: BatchPut>(
     let event: ChunkEvent = serde_json::from_value(payload)
         .map_err(|err| ChunkError::InvalidBatch(format!("not a batch of the plan's map: {err}")))?;
     let items = event.items.len();
-    match plan_chunk(pending, event, &Backoff::default(), config.write_concurrency).await {
+    match plan_chunk(
+        pending,
+        event,
+        &Backoff::default(),
+        config.write_concurrency,
+    )
+    .await
+    {
         Ok(report) => {
             tracing::info!(
                 items,

@@ -44,7 +44,8 @@ impl<L: Lambdas + 'static> StepFunctions<L> {
 
     /// Starts an execution of the machine `arn`; returns the execution's ARN.
     pub fn start_execution(self: &Arc<Self>, arn: &str, input: Value) -> Result<String, String> {
-        self.start(arn, input, None).map_err(|ApiError(_, message)| message)
+        self.start(arn, input, None)
+            .map_err(|ApiError(_, message)| message)
     }
 
     /// The execution as it is now.
@@ -54,12 +55,23 @@ impl<L: Lambdas + 'static> StepFunctions<L> {
         Some(execution.clone())
     }
 
-    fn start(self: &Arc<Self>, arn: &str, input: Value, name: Option<String>) -> Result<String, ApiError> {
+    fn start(
+        self: &Arc<Self>,
+        arn: &str,
+        input: Value,
+        name: Option<String>,
+    ) -> Result<String, ApiError> {
         let machine = self.machines.get(arn).ok_or_else(|| {
-            ApiError("StateMachineDoesNotExist", format!("State Machine Does Not Exist: '{arn}'"))
+            ApiError(
+                "StateMachineDoesNotExist",
+                format!("State Machine Does Not Exist: '{arn}'"),
+            )
         })?;
         let name = name.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let execution_arn = format!("{}:{name}", arn.replacen(":stateMachine:", ":execution:", 1));
+        let execution_arn = format!(
+            "{}:{name}",
+            arn.replacen(":stateMachine:", ":execution:", 1)
+        );
         let execution = Arc::new(Mutex::new(Execution::new(
             execution_arn.clone(),
             arn.to_owned(),
@@ -71,7 +83,10 @@ impl<L: Lambdas + 'static> StepFunctions<L> {
                 .lock()
                 .map_err(|_| ApiError("InternalFailure", "poisoned".into()))?;
             if executions.contains_key(&execution_arn) {
-                return Err(ApiError("ExecutionAlreadyExists", format!("Execution Already Exists: '{execution_arn}'")));
+                return Err(ApiError(
+                    "ExecutionAlreadyExists",
+                    format!("Execution Already Exists: '{execution_arn}'"),
+                ));
             }
             executions.insert(execution_arn.clone(), execution.clone());
         }
@@ -84,7 +99,11 @@ impl<L: Lambdas + 'static> StepFunctions<L> {
     }
 
     /// Serves the API on `address` (loopback only) until `stop`.
-    pub async fn serve(self: Arc<Self>, address: SocketAddr, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
+    pub async fn serve(
+        self: Arc<Self>,
+        address: SocketAddr,
+        mut stop: watch::Receiver<bool>,
+    ) -> std::io::Result<()> {
         if !address.ip().is_loopback() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
@@ -157,11 +176,18 @@ impl<L: Lambdas + 'static> StepFunctions<L> {
         Ok(json!({"executionArn": execution_arn, "startDate": epoch(Utc::now())}))
     }
 
-    fn with_execution(&self, body: &Value, answer: fn(&Execution) -> Value) -> Result<Value, ApiError> {
+    fn with_execution(
+        &self,
+        body: &Value,
+        answer: fn(&Execution) -> Value,
+    ) -> Result<Value, ApiError> {
         let arn = field(body, "executionArn")?;
-        let execution = self
-            .execution(&arn)
-            .ok_or_else(|| ApiError("ExecutionDoesNotExist", format!("Execution Does Not Exist: '{arn}'")))?;
+        let execution = self.execution(&arn).ok_or_else(|| {
+            ApiError(
+                "ExecutionDoesNotExist",
+                format!("Execution Does Not Exist: '{arn}'"),
+            )
+        })?;
         Ok(answer(&execution))
     }
 
@@ -173,7 +199,9 @@ impl<L: Lambdas + 'static> StepFunctions<L> {
             .map(|e| e.values().cloned().collect())
             .unwrap_or_default();
         for execution in executions {
-            let Ok(execution) = execution.lock() else { continue };
+            let Ok(execution) = execution.lock() else {
+                continue;
+            };
             if let Some(run) = execution.map_runs.iter().find(|run| run.arn == arn) {
                 let mut answer = json!({
                     "mapRunArn": run.arn,
@@ -192,7 +220,10 @@ impl<L: Lambdas + 'static> StepFunctions<L> {
                 return Ok(answer);
             }
         }
-        Err(ApiError("ResourceNotFound", format!("Map Run Does Not Exist: '{arn}'")))
+        Err(ApiError(
+            "ResourceNotFound",
+            format!("Map Run Does Not Exist: '{arn}'"),
+        ))
     }
 }
 
@@ -276,5 +307,8 @@ fn respond(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
 }
 
 fn error(ApiError(kind, message): ApiError) -> Response<Full<Bytes>> {
-    respond(StatusCode::BAD_REQUEST, &json!({"__type": kind, "message": message}))
+    respond(
+        StatusCode::BAD_REQUEST,
+        &json!({"__type": kind, "message": message}),
+    )
 }

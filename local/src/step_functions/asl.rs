@@ -67,7 +67,10 @@ impl SamTemplate {
         if let Some(target) = tagged(value, "!GetAtt") {
             let function = target
                 .strip_suffix(".Arn")
-                .filter(|id| self.function_ids().is_ok_and(|ids| ids.iter().any(|f| f == id)))
+                .filter(|id| {
+                    self.function_ids()
+                        .is_ok_and(|ids| ids.iter().any(|f| f == id))
+                })
                 .ok_or_else(|| shape(format!("cannot resolve !GetAtt {target} locally")))?;
             return Ok(local_function_arn(function));
         }

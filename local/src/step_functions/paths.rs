@@ -18,13 +18,11 @@ pub fn select(path: &str, input: &Value, context: &Value) -> Result<Value, Strin
     let mut value = root;
     for name in rest.split('.').skip(1) {
         if name.is_empty() || name.contains(['[', '*', '?', '@']) {
-            return Err(format!(
-                "{path:?}: the local stand-in follows names only"
-            ));
+            return Err(format!("{path:?}: the local stand-in follows names only"));
         }
-        value = value.get(name).ok_or_else(|| {
-            format!("the JSONPath {path:?} could not be found in the input")
-        })?;
+        value = value
+            .get(name)
+            .ok_or_else(|| format!("the JSONPath {path:?} could not be found in the input"))?;
     }
     Ok(value.clone())
 }
@@ -64,7 +62,10 @@ fn evaluate(expression: &str, input: &Value, context: &Value) -> Result<Value, S
         .strip_prefix("States.StringToJson(")
         .and_then(|rest| rest.strip_suffix(')'))
     {
-        let text = match argument.strip_prefix('\'').and_then(|a| a.strip_suffix('\'')) {
+        let text = match argument
+            .strip_prefix('\'')
+            .and_then(|a| a.strip_suffix('\''))
+        {
             Some(literal) => literal.to_owned(),
             None => select(argument, input, context)?
                 .as_str()
@@ -75,14 +76,20 @@ fn evaluate(expression: &str, input: &Value, context: &Value) -> Result<Value, S
             .map_err(|err| format!("{expression}: not JSON text: {err}"));
     }
     if expression.starts_with("States.") {
-        return Err(format!("{expression}: an intrinsic the local stand-in does not run"));
+        return Err(format!(
+            "{expression}: an intrinsic the local stand-in does not run"
+        ));
     }
     select(expression, input, context)
 }
 
 /// `ResultPath`: where a state's result goes in its input (`$` replaces
 /// it, `$.a.b` sets a field, `null` drops the result).
-pub fn place_result(input: Value, result_path: Option<&Value>, result: Value) -> Result<Value, String> {
+pub fn place_result(
+    input: Value,
+    result_path: Option<&Value>,
+    result: Value,
+) -> Result<Value, String> {
     let path = match result_path {
         None => return Ok(result),
         Some(Value::Null) => return Ok(input),
@@ -151,7 +158,13 @@ mod tests {
             place_result(input.clone(), Some(&json!("$.r.s")), json!(2)).expect("placed"),
             json!({"a": 1, "r": {"s": 2}})
         );
-        assert_eq!(place_result(input.clone(), None, json!(2)).expect("placed"), json!(2));
-        assert_eq!(place_result(input.clone(), Some(&Value::Null), json!(2)).expect("placed"), input);
+        assert_eq!(
+            place_result(input.clone(), None, json!(2)).expect("placed"),
+            json!(2)
+        );
+        assert_eq!(
+            place_result(input.clone(), Some(&Value::Null), json!(2)).expect("placed"),
+            input
+        );
     }
 }

@@ -213,7 +213,9 @@ async fn run_state<L: Lambdas>(
     let input = filter(state.get("InputPath"), input, &context).map_err(runtime)?;
     let result = match state.get("Type").and_then(Value::as_str) {
         Some("Pass") => match (state.get("Parameters"), state.get("Result")) {
-            (Some(parameters), _) => apply_template(parameters, &input, &context).map_err(runtime)?,
+            (Some(parameters), _) => {
+                apply_template(parameters, &input, &context).map_err(runtime)?
+            }
             (None, Some(result)) => result.clone(),
             (None, None) => input.clone(),
         },
@@ -222,8 +224,14 @@ async fn run_state<L: Lambdas>(
         Some("Succeed") => return Ok(input),
         Some("Fail") => {
             return Err(failure(
-                state.get("Error").and_then(Value::as_str).unwrap_or("States.Fail"),
-                state.get("Cause").and_then(Value::as_str).unwrap_or_default(),
+                state
+                    .get("Error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("States.Fail"),
+                state
+                    .get("Cause")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
             ))
         }
         other => {
@@ -275,15 +283,29 @@ async fn run_task_with_retries<L: Lambdas>(
             return Err(failed);
         };
         let retrier = retriers[index];
-        let max_attempts = retrier.get("MaxAttempts").and_then(Value::as_u64).unwrap_or(3);
+        let max_attempts = retrier
+            .get("MaxAttempts")
+            .and_then(Value::as_u64)
+            .unwrap_or(3);
         if attempts[index] >= max_attempts {
             return Err(failed);
         }
-        let interval = retrier.get("IntervalSeconds").and_then(Value::as_f64).unwrap_or(1.0);
-        let rate = retrier.get("BackoffRate").and_then(Value::as_f64).unwrap_or(2.0);
+        let interval = retrier
+            .get("IntervalSeconds")
+            .and_then(Value::as_f64)
+            .unwrap_or(1.0);
+        let rate = retrier
+            .get("BackoffRate")
+            .and_then(Value::as_f64)
+            .unwrap_or(2.0);
         let wait = interval * rate.powi(attempts[index].min(30) as i32);
         attempts[index] += 1;
-        tracing::warn!(state = name, error = failed.error.as_str(), attempt = attempts[index], "task retried");
+        tracing::warn!(
+            state = name,
+            error = failed.error.as_str(),
+            attempt = attempts[index],
+            "task retried"
+        );
         tokio::time::sleep(Duration::from_secs_f64(wait.clamp(0.0, 3_600.0))).await;
     }
 }
@@ -328,7 +350,10 @@ async fn run_task<L: Lambdas>(
                 .send()
                 .await
                 .map_err(|err| {
-                    failure("DynamoDB.AmazonDynamoDBException", DisplayErrorContext(err).to_string())
+                    failure(
+                        "DynamoDB.AmazonDynamoDBException",
+                        DisplayErrorContext(err).to_string(),
+                    )
                 })?;
             let mut result = Map::new();
             if let Some(item) = answer.item {
@@ -360,7 +385,12 @@ async fn run_task<L: Lambdas>(
 fn function_error(error: &str) -> Failure {
     let error_type = serde_json::from_str::<Value>(error)
         .ok()
-        .and_then(|value| value.get("errorType").and_then(Value::as_str).map(str::to_owned))
+        .and_then(|value| {
+            value
+                .get("errorType")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| "Lambda.Unknown".to_owned());
     failure(&error_type, error)
 }
@@ -370,11 +400,7 @@ fn item_context(index: usize, value: &Value) -> Value {
     json!({"Map": {"Item": {"Index": index, "Value": value}}})
 }
 
-fn number_or_path(
-    config: &Value,
-    field: &str,
-    input: &Value,
-) -> Result<Option<u64>, Failure> {
+fn number_or_path(config: &Value, field: &str, input: &Value) -> Result<Option<u64>, Failure> {
     if let Some(number) = config.get(field) {
         return number
             .as_u64()
@@ -401,7 +427,9 @@ async fn run_distributed_map<L: Lambdas>(
     let processor = state
         .get("ItemProcessor")
         .ok_or_else(|| runtime(format!("map {name}: no ItemProcessor")))?;
-    let mode = processor.pointer("/ProcessorConfig/Mode").and_then(Value::as_str);
+    let mode = processor
+        .pointer("/ProcessorConfig/Mode")
+        .and_then(Value::as_str);
     if mode != Some("DISTRIBUTED") {
         return Err(runtime(format!(
             "map {name}: only a DISTRIBUTED map is run by the local stand-in"
@@ -487,7 +515,11 @@ async fn run_distributed_map<L: Lambdas>(
         }
     };
     // MaxConcurrency 0 is "as many as Step Functions allows" (10,000 child executions).
-    let concurrency = if max_concurrency == 0 { 10_000 } else { max_concurrency as usize };
+    let concurrency = if max_concurrency == 0 {
+        10_000
+    } else {
+        max_concurrency as usize
+    };
     let mut results: Vec<(usize, u64, DateTime<Utc>, Result<Value, Failure>)> =
         futures::stream::iter(batches.into_iter().enumerate())
             .map(|(index, (size, batch))| {
@@ -574,13 +606,19 @@ async fn read_items<L: Lambdas>(
     input: &Value,
     services: &Services<L>,
 ) -> Result<Vec<Value>, Failure> {
-    let reader = state
-        .get("ItemReader")
-        .ok_or_else(|| runtime(format!("map {name}: the local stand-in needs an ItemReader")))?;
+    let reader = state.get("ItemReader").ok_or_else(|| {
+        runtime(format!(
+            "map {name}: the local stand-in needs an ItemReader"
+        ))
+    })?;
     if reader.get("Resource").and_then(Value::as_str) != Some("arn:aws:states:::s3:getObject") {
-        return Err(runtime(format!("map {name}: only an s3:getObject ItemReader is run locally")));
+        return Err(runtime(format!(
+            "map {name}: only an s3:getObject ItemReader is run locally"
+        )));
     }
-    let input_type = reader.pointer("/ReaderConfig/InputType").and_then(Value::as_str);
+    let input_type = reader
+        .pointer("/ReaderConfig/InputType")
+        .and_then(Value::as_str);
     if input_type != Some("JSONL") {
         return Err(runtime(format!(
             "map {name}: ItemReader InputType {input_type:?}: the local stand-in reads JSONL"
@@ -608,7 +646,9 @@ async fn read_items<L: Lambdas>(
         .key(&key)
         .send()
         .await
-        .map_err(|err| reader_failed(format!("s3://{bucket}/{key}: {}", DisplayErrorContext(err))))?;
+        .map_err(|err| {
+            reader_failed(format!("s3://{bucket}/{key}: {}", DisplayErrorContext(err)))
+        })?;
     let bytes = object
         .body
         .collect()
@@ -623,7 +663,10 @@ async fn read_items<L: Lambdas>(
             continue;
         }
         let item = serde_json::from_str(line).map_err(|err| {
-            reader_failed(format!("s3://{bucket}/{key} line {}: not JSON: {err}", index + 1))
+            reader_failed(format!(
+                "s3://{bucket}/{key} line {}: not JSON: {err}",
+                index + 1
+            ))
         })?;
         items.push(item);
     }
@@ -643,7 +686,9 @@ async fn write_results<L: Lambdas>(
     services: &Services<L>,
 ) -> Result<Value, Failure> {
     if writer.get("Resource").and_then(Value::as_str) != Some("arn:aws:states:::s3:putObject") {
-        return Err(runtime(format!("map {name}: only an s3:putObject ResultWriter is run locally")));
+        return Err(runtime(format!(
+            "map {name}: only an s3:putObject ResultWriter is run locally"
+        )));
     }
     let parameters = apply_template(
         writer.get("Parameters").unwrap_or(&Value::Null),
@@ -654,11 +699,21 @@ async fn write_results<L: Lambdas>(
     let bucket = parameters
         .get("Bucket")
         .and_then(Value::as_str)
-        .ok_or_else(|| runtime(format!("map {name}: ResultWriter.Parameters.Bucket is required")))?
+        .ok_or_else(|| {
+            runtime(format!(
+                "map {name}: ResultWriter.Parameters.Bucket is required"
+            ))
+        })?
         .to_owned();
-    let prefix = parameters.get("Prefix").and_then(Value::as_str).unwrap_or_default();
+    let prefix = parameters
+        .get("Prefix")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let run_id = map_run_arn.rsplit(':').next().unwrap_or("run");
-    let run_id = format!("{}-{run_id}", map_run_arn.rsplit(':').nth(2).unwrap_or("execution"));
+    let run_id = format!(
+        "{}-{run_id}",
+        map_run_arn.rsplit(':').nth(2).unwrap_or("execution")
+    );
     let base = if prefix.is_empty() {
         run_id
     } else {

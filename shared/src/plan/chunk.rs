@@ -173,7 +173,10 @@ pub async fn plan_chunk<W: BatchPut>(
         };
         if let Some(first) = first_line_of.insert(user.user_id, line) {
             first_line_of.insert(user.user_id, first);
-            malformed(line, format!("user {} is also on line {first}", user.user_id));
+            malformed(
+                line,
+                format!("user {} is also on line {first}", user.user_id),
+            );
             continue;
         }
         items.extend(chooser.items(&planner.rows, &user, line));
@@ -208,8 +211,8 @@ pub async fn plan_chunk<W: BatchPut>(
 mod tests {
     use super::*;
     use crate::domain::selection::{Counts, LearningCounter, Scope};
-    use crate::fakes::MemoryPending;
     use crate::dynamo::Item;
+    use crate::fakes::MemoryPending;
     use serde_json::json;
     use std::collections::BTreeMap;
 
@@ -295,7 +298,10 @@ mod tests {
         let users = audience(600);
         let (whole, whole_tally) = run(vec![users.clone()]).await;
         assert_eq!(whole.len(), 600 * 2, "k = 2 rows a user");
-        assert!(whole_tally.holdout > 60 && whole_tally.holdout < 200, "{whole_tally:?}");
+        assert!(
+            whole_tally.holdout > 60 && whole_tally.holdout < 200,
+            "{whole_tally:?}"
+        );
         // Uneven chunks, taken last first, each chunk's users reversed.
         let mut chunks: Vec<Vec<Value>> = users.chunks(37).map(<[Value]>::to_vec).collect();
         chunks.reverse();

@@ -2,11 +2,11 @@
 //! against the catalog with the dispatcher's own code (`parse_pending_row`,
 //! `resolve_catalog`, `build_offer`) before anything is chosen or written.
 
-use chrono::{DateTime, Duration, Utc};
 pub use crate::domain::campaign::PoolOffer;
 use crate::domain::limits::{key_problem, quote, MAX_ID_BYTES, MAX_SORT_KEY_BYTES};
 use crate::domain::selection::{EngineConfig, Prior, Reward, MAX_POOL};
 use crate::domain::{build_offer, parse_pending_row, resolve_catalog, CatalogEntry};
+use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};

@@ -112,11 +112,7 @@ impl Chooser {
                 item.insert("rank".into(), AttributeValue::N(pick.rank.to_string()));
                 item.insert(
                     "assignmentId".into(),
-                    AttributeValue::S(for_planned_rank(
-                        &rows.campaign_id,
-                        user.user_id,
-                        pick.rank,
-                    )),
+                    AttributeValue::S(for_planned_rank(&rows.campaign_id, user.user_id, pick.rank)),
                 );
                 item.insert(
                     "selection".into(),
