@@ -289,6 +289,10 @@ async fn a_chunk_killed_midway_and_run_again_converges_on_the_same_rows() {
         .spawn()
         .expect("offers starts");
     while gate.held() == 0 {
+        // A run that ended before its writes were held cannot be killed midway.
+        if let Some(status) = running.try_wait().expect("offers") {
+            panic!("the first run ended ({status}) before its fourth write");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Midway through the first chunk: 3 calls of 25 rows written, the 4th held.
