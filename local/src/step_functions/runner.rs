@@ -347,6 +347,17 @@ async fn run_task<L: Lambdas>(
                         .map(str::to_owned),
                 )
                 .set_consistent_read(parameters.get("ConsistentRead").and_then(Value::as_bool))
+                .set_expression_attribute_names(
+                    parameters
+                        .get("ExpressionAttributeNames")
+                        .and_then(Value::as_object)
+                        .map(|names| {
+                            names
+                                .iter()
+                                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                                .collect()
+                        }),
+                )
                 .send()
                 .await
                 .map_err(|err| {
