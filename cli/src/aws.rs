@@ -127,15 +127,11 @@ impl Connection {
         }
     }
 
-    /// A DynamoDB client. Loading the AWS configuration reads no table, so a
-    /// command still fails on a missing table name before any call.
-    pub async fn client(&self) -> Result<Client, CliError> {
+    /// The AWS configuration: the local stack's (fixed region, fake keys)
+    /// with --local, else the standard chain (--region, --profile), with
+    /// its region and credentials checked once, up front.
+    pub async fn sdk_config(&self) -> Result<aws_config::SdkConfig, CliError> {
         let args = &self.args;
-        let endpoint = match (args.local, &args.endpoint_url) {
-            (_, Some(url)) => Some(url.clone()),
-            (true, None) => Some(LOCAL_DYNAMODB_ENDPOINT.to_owned()),
-            (false, None) => None,
-        };
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if args.local {
             loader = loader
@@ -165,6 +161,19 @@ impl Connection {
                 ))
             })?;
         }
+        Ok(sdk)
+    }
+
+    /// A DynamoDB client. Loading the AWS configuration reads no table, so a
+    /// command still fails on a missing table name before any call.
+    pub async fn client(&self) -> Result<Client, CliError> {
+        let args = &self.args;
+        let endpoint = match (args.local, &args.endpoint_url) {
+            (_, Some(url)) => Some(url.clone()),
+            (true, None) => Some(LOCAL_DYNAMODB_ENDPOINT.to_owned()),
+            (false, None) => None,
+        };
+        let sdk = self.sdk_config().await?;
         let mut config = aws_sdk_dynamodb::config::Builder::from(&sdk)
             // Longer than the functions' limits: a Scan page of a big table may take a while.
             .timeout_config(

@@ -11,6 +11,7 @@ pub mod invoke;
 pub mod moto;
 pub mod runtime_api;
 pub mod stack;
+pub mod step_functions;
 mod stop;
 pub mod streams;
 pub mod template;

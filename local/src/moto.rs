@@ -29,6 +29,8 @@ pub enum MotoError {
     Start(String),
     #[error("creating a secret in moto failed: {0}")]
     Secret(String),
+    #[error("moto's S3: {0}")]
+    S3(String),
 }
 
 /// A running moto server; dropping it kills the process.
@@ -53,11 +55,19 @@ pub fn moto_server_path() -> PathBuf {
 impl MotoServer {
     /// Starts moto_server on a free port of the loopback interface.
     pub fn start() -> Result<Self, MotoError> {
+        Self::start_on(None)
+    }
+
+    /// Starts moto_server on `port` of the loopback interface (a free one if `None`).
+    pub fn start_on(port: Option<u16>) -> Result<Self, MotoError> {
         let path = moto_server_path();
         if !path.is_file() {
             return Err(MotoError::NotInstalled(path.display().to_string()));
         }
-        let port = free_port().map_err(|err| MotoError::Start(err.to_string()))?;
+        let port = match port {
+            Some(port) => port,
+            None => free_port().map_err(|err| MotoError::Start(err.to_string()))?,
+        };
         let mut command = Command::new(&path);
         command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -107,15 +117,54 @@ impl MotoServer {
         self.child.as_ref().map(Child::id)
     }
 
-    /// A Secrets Manager client for this server (fake keys, us-east-1).
-    pub async fn client(&self) -> aws_sdk_secretsmanager::Client {
-        let sdk = aws_config::defaults(BehaviorVersion::latest())
+    /// The SDK's settings for this server: its endpoint, us-east-1, fake keys.
+    async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(self.endpoint())
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("local", "local", None, None, "moto"))
             .load()
-            .await;
-        aws_sdk_secretsmanager::Client::new(&sdk)
+            .await
+    }
+
+    /// An S3 client for this server (fake keys, us-east-1, path-style
+    /// addressing: moto serves every bucket on its one address).
+    pub async fn s3_client(&self) -> aws_sdk_s3::Client {
+        let sdk = self.sdk_config().await;
+        let config = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// Creates `bucket` (already there: fine).
+    pub async fn create_bucket(&self, bucket: &str) -> Result<(), MotoError> {
+        match self
+            .s3_client()
+            .await
+            .create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err.as_service_error().is_some_and(|e| {
+                    e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
+                }) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(MotoError::S3(format!(
+                "creating bucket {bucket}: {}",
+                aws_smithy_types::error::display::DisplayErrorContext(err)
+            ))),
+        }
+    }
+
+    /// A Secrets Manager client for this server (fake keys, us-east-1).
+    pub async fn client(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.sdk_config().await)
     }
 
     /// Creates a secret whose SecretString is `value`; returns its ARN.

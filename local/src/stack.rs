@@ -13,13 +13,20 @@ use crate::error::{BedError, InvokeError};
 use crate::event_source::{Checkpoints, FailedBatch, OnFailure, StreamMapping};
 use crate::functions::{FunctionSpec, LocalFunction};
 use crate::gateway::Gateway;
+use crate::invoke::Invoke;
 use crate::moto::{MotoServer, LOCAL_SIGNING_SECRET, SECRETS_MANAGER_ENDPOINT_VARIABLE};
+use crate::step_functions::api::StepFunctions;
+use crate::step_functions::runner::Lambdas;
+use crate::step_functions::{Services, StateMachineDefinition};
 use crate::{local_sdk_config, workspace_root, DynamoDbLocal, SamTemplate, StartOptions, TableSet};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType,
 };
 use aws_smithy_types::error::display::DisplayErrorContext;
+use offers_shared::local_conventions::{
+    local_function_arn, local_state_machine_arn, LOCAL_PLAN_BUCKET,
+};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -43,13 +50,24 @@ pub struct StackOptions {
     /// Template parameter values (`sam deploy --parameter-overrides`), e.g.
     /// `DispatcherParallelizationFactor`; the others take their default.
     pub parameters: Vec<(String, String)>,
+    /// moto's port: S3 (the plan bucket) and Secrets Manager.
+    pub s3_port: u16,
+    /// The Step Functions stand-in's port.
+    pub step_functions_port: u16,
+    /// Processes per function a state machine's map invokes (chunks that
+    /// run at once, at most; Lambda would scale out).
+    pub map_instances: usize,
 }
 
 /// A running stack. `stop` ends every process it started.
 pub struct RunningStack {
     dynamodb: DynamoDbLocal,
-    /// moto's Secrets Manager, when a function reads a secret.
+    /// moto's server: S3 (the plan bucket) and Secrets Manager.
     moto: Option<MotoServer>,
+    /// The Step Functions stand-in's address.
+    pub step_functions_address: SocketAddr,
+    /// Each state machine of the template: logical id and local ARN.
+    pub state_machines: Vec<(String, String)>,
     pub tables: TableSet,
     pub http_address: SocketAddr,
     pub functions: Vec<Arc<LocalFunction>>,
@@ -63,6 +81,11 @@ pub struct RunningStack {
 impl RunningStack {
     pub fn dynamodb_endpoint(&self) -> String {
         self.dynamodb.endpoint()
+    }
+
+    /// moto's endpoint (S3 for the plan bucket).
+    pub fn s3_endpoint(&self) -> Option<String> {
+        self.moto.as_ref().map(MotoServer::endpoint)
     }
 
     pub fn logs_dir(data_dir: &std::path::Path) -> PathBuf {
@@ -129,7 +152,16 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, BedError> {
     let mapped: Vec<String> = template
         .function_ids()
         .map_err(|err| fail("template.yaml", &err))?;
-    let mut moto = None;
+    // moto: S3 for the distributed plan's bucket, Secrets Manager for secrets.
+    let moto_server =
+        MotoServer::start_on(Some(options.s3_port)).map_err(|err| fail("moto", &err))?;
+    moto_server
+        .create_bucket(LOCAL_PLAN_BUCKET)
+        .await
+        .map_err(|err| fail("moto", &err))?;
+    let s3 = moto_server.s3_client().await;
+    let mut moto = Some(moto_server);
+    let state_machines = local_state_machines(&template, &tables)?;
     for logical_id in &mapped {
         let binary = template
             .function_binary(logical_id)
@@ -150,8 +182,12 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, BedError> {
                 .function_timeout(logical_id)
                 .map_err(|err| fail("template.yaml", &err))?,
             // A process per batch a shard delivers at once (the
-            // mapping's ParallelizationFactor).
-            instances: mapping.map_or(options.api_instances, |m| m.parallelization_factor),
+            // mapping's ParallelizationFactor); per chunk a map runs at once.
+            instances: match mapping {
+                Some(mapping) => mapping.parallelization_factor,
+                None if invoked_by_a_map(&state_machines, logical_id) => options.map_instances,
+                None => options.api_instances,
+            },
             log_file: Some(logs.join(format!("{binary}.log"))),
         };
         let function = LocalFunction::start(spec, stopped.clone())
@@ -216,6 +252,41 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, BedError> {
         tasks.push(tokio::spawn(mapping.run(stopped.clone())));
     }
 
+    let step_functions = Arc::new(StepFunctions::new(
+        state_machines
+            .iter()
+            .map(|machine| {
+                (
+                    local_state_machine_arn(&machine.logical_id),
+                    machine.clone(),
+                )
+            })
+            .collect(),
+        Services {
+            dynamodb: client.clone(),
+            s3,
+            lambdas: FunctionsByArn(
+                functions
+                    .iter()
+                    .map(|(id, function)| (local_function_arn(id), function.clone()))
+                    .collect(),
+            ),
+        },
+    ));
+    let step_functions_address = SocketAddr::from(([127, 0, 0, 1], options.step_functions_port));
+    let probe = std::net::TcpListener::bind(step_functions_address)
+        .map_err(|err| fail("Step Functions port", &err))?;
+    drop(probe);
+    let step_functions_stop = stopped.clone();
+    tasks.push(tokio::spawn(async move {
+        if let Err(err) = step_functions
+            .serve(step_functions_address, step_functions_stop)
+            .await
+        {
+            tracing::error!(error = %err, "the Step Functions stand-in stopped");
+        }
+    }));
+
     let routes = template
         .http_routes()
         .map_err(|err| fail("template.yaml", &err))?;
@@ -238,6 +309,16 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, BedError> {
     Ok(RunningStack {
         dynamodb,
         moto,
+        step_functions_address,
+        state_machines: state_machines
+            .iter()
+            .map(|machine| {
+                (
+                    machine.logical_id.clone(),
+                    local_state_machine_arn(&machine.logical_id),
+                )
+            })
+            .collect(),
         tables,
         http_address,
         functions: functions.into_values().collect(),
@@ -281,6 +362,51 @@ async fn with_local_secrets(
         );
     }
     Ok(())
+}
+
+/// Every state machine of the template, its definition resolved locally.
+fn local_state_machines(
+    template: &SamTemplate,
+    tables: &TableSet,
+) -> Result<Vec<StateMachineDefinition>, BedError> {
+    let fail = |err: crate::template::TemplateError| BedError::setup("template.yaml", err);
+    template
+        .state_machine_ids()
+        .map_err(fail)?
+        .iter()
+        .map(|id| template.state_machine_definition(id, tables).map_err(fail))
+        .collect()
+}
+
+/// Whether a state machine invokes the function (its local ARN is in the definition).
+fn invoked_by_a_map(machines: &[StateMachineDefinition], function_id: &str) -> bool {
+    let arn = Value::String(local_function_arn(function_id));
+    fn contains(value: &Value, wanted: &Value) -> bool {
+        value == wanted
+            || match value {
+                Value::Array(items) => items.iter().any(|item| contains(item, wanted)),
+                Value::Object(fields) => fields.values().any(|item| contains(item, wanted)),
+                _ => false,
+            }
+    }
+    machines
+        .iter()
+        .any(|machine| contains(&machine.definition, &arn))
+}
+
+/// The local functions by the ARN a definition names them by.
+struct FunctionsByArn(HashMap<String, Arc<LocalFunction>>);
+
+impl Lambdas for FunctionsByArn {
+    async fn invoke(&self, function_arn: &str, payload: Value) -> Result<Value, String> {
+        match self.0.get(function_arn) {
+            Some(function) => function
+                .invoke(payload)
+                .await
+                .map_err(|err| err.to_string()),
+            None => Err(format!("no local function {function_arn}")),
+        }
+    }
 }
 
 /// A function shared by the mapping and the gateway.

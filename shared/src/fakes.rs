@@ -336,3 +336,21 @@ pub fn active_offer(user_id: &str, now: DateTime<Utc>) -> PersonalizedOffer {
         selection: None,
     }
 }
+
+/// A pending table in memory for the batch writer: every item put, in order.
+#[derive(Debug, Default)]
+pub struct MemoryPending {
+    pub items: std::sync::Mutex<Vec<crate::dynamo::Item>>,
+}
+
+impl crate::dynamo::batch_write::BatchPut for MemoryPending {
+    async fn put_batch(
+        &self,
+        items: Vec<crate::dynamo::Item>,
+    ) -> Result<Vec<crate::dynamo::Item>, StoreError> {
+        if let Ok(mut kept) = self.items.lock() {
+            kept.extend(items);
+        }
+        Ok(Vec::new())
+    }
+}

@@ -20,6 +20,7 @@ pub mod fakes;
 pub mod local_conventions;
 pub mod lookup;
 pub mod metrics;
+pub mod plan;
 pub mod ports;
 pub mod profiles;
 pub mod stream;

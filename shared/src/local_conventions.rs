@@ -33,6 +33,24 @@ pub fn local_on_failure_table(function_logical_id: &str) -> String {
     }
 }
 
+/// moto's server in the local stack: S3 (the distributed plan's audiences
+/// and results) and Secrets Manager.
+pub const LOCAL_S3_ENDPOINT: &str = "http://127.0.0.1:8084";
+/// The local stack's stand-in for Step Functions (the distributed plan).
+pub const LOCAL_STEP_FUNCTIONS_ENDPOINT: &str = "http://127.0.0.1:8083";
+/// The local bucket of template.yaml's `PlanBucket` (audiences/, plan-results/).
+pub const LOCAL_PLAN_BUCKET: &str = "offers-local-plans";
+/// The ARN the local stand-in gives a state machine of template.yaml.
+pub fn local_state_machine_arn(logical_id: &str) -> String {
+    format!("arn:aws:states:us-east-1:local:stateMachine:{LOCAL_TABLE_PREFIX}{logical_id}")
+}
+/// The ARN the local stand-in gives a function of template.yaml (`!GetAtt X.Arn`).
+pub fn local_function_arn(logical_id: &str) -> String {
+    format!("arn:aws:lambda:us-east-1:local:function:{LOCAL_TABLE_PREFIX}{logical_id}")
+}
+/// The local distributed plan's state machine (template.yaml `PlanStateMachine`).
+pub const PLAN_STATE_MACHINE: &str = "PlanStateMachine";
+
 #[cfg(test)]
 mod tests {
     use super::*;

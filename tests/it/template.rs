@@ -1671,3 +1671,174 @@ fn the_monitors_apply_script_fills_every_placeholder() {
     );
     assert_eq!(rejections["options"]["thresholds"]["critical"], 250.0);
 }
+
+/// The plan-chunk function's calls: one batch of the map planned and
+/// written as main.rs wires it (the pending table only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plan_chunk_may_make_exactly_the_dynamodb_calls_it_makes() {
+    use offers_shared::domain::campaign::Snapshot;
+    use offers_shared::dynamo::batch_write::Backoff;
+    use offers_shared::dynamo::PendingTable;
+    use offers_shared::plan::chunk::{plan_chunk, BatchInput, ChunkEvent};
+
+    let template = template();
+    let bed = TestBed::new().await;
+    let recorder = PermissionRecorder::default();
+    let environment = bed.environment(PLAN_CHUNK, &[]);
+    let config =
+        plan_chunk::PlanChunkConfig::from_env(&offers_shared::config::Env(move |name: &str| {
+            environment.get(name).cloned()
+        }))
+        .expect("plan-chunk config");
+    let pending = PendingTable::new(
+        bed.recording_client(&config.sdk, &recorder),
+        config.tables.pending().expect("pending"),
+    );
+    let serde_json::Value::Object(plan) =
+        serde_json::from_str(include_str!("../../events/sample-plan.json")).expect("plan")
+    else {
+        panic!("a plan is an object");
+    };
+    let snapshot = Snapshot {
+        counters: Vec::new(),
+        taken_at: chrono::Utc::now(),
+    };
+    let event = ChunkEvent {
+        items: (0..30)
+            .map(|index| json!({"index": index, "user": {"userId": format!("perm-{index}")}}))
+            .collect(),
+        batch_input: BatchInput {
+            plan,
+            ttl: future_epoch(30),
+            snapshot: snapshot.encode(),
+            snapshot_at: snapshot.taken_at_text(),
+        },
+    };
+    let report = plan_chunk(&pending, event, &Backoff::default(), 4)
+        .await
+        .expect("planned");
+    assert_eq!(report.written, 60);
+    assert_eq!(
+        needed(&bed, &recorder),
+        granted(&template, PLAN_CHUNK),
+        "plan chunk: calls made vs policy"
+    );
+}
+
+/// The plan's state machine may do exactly what its definition's states
+/// need: each Task's integration on the table or function its
+/// substitutions name, the map's reader and writer on the plan bucket's two
+/// prefixes, the map's child executions of itself only; no wildcard
+/// resource but an object prefix.
+#[test]
+fn the_plan_state_machine_may_do_exactly_what_its_states_need() {
+    let template = template();
+    let properties = template
+        .properties("PlanStateMachine")
+        .expect("state machine");
+    let substitution = |text: &str| -> String {
+        let name = text
+            .strip_prefix("${")
+            .and_then(|rest| rest.strip_suffix('}'))
+            .unwrap_or_else(|| panic!("{text} is a substitution"));
+        let value = &properties["DefinitionSubstitutions"][name];
+        tagged(value, "!Ref")
+            .or_else(|| tagged(value, "!GetAtt").and_then(|arn| arn.strip_suffix(".Arn")))
+            .unwrap_or_else(|| panic!("{name}: a !Ref or a !GetAtt X.Arn"))
+            .to_owned()
+    };
+    let name = properties["Name"].clone();
+    assert_eq!(tagged(&name, "!Sub"), Some("offers-plan-${Stage}"));
+    let myself = "stateMachine:offers-plan-${Stage}";
+    let mut needed: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut need = |action: &str, resource: String| {
+        needed.insert((action.to_owned(), resource));
+    };
+    fn states(machine: &Value) -> Vec<&Value> {
+        let mut all = Vec::new();
+        for (_, state) in machine["States"].as_mapping().expect("States") {
+            all.push(state);
+            if state["ItemProcessor"] != Value::Null {
+                all.extend(states(&state["ItemProcessor"]));
+            }
+        }
+        all
+    }
+    for state in states(&properties["Definition"]) {
+        match state["Resource"].as_str() {
+            Some("arn:aws:states:::dynamodb:getItem") => need(
+                "dynamodb:GetItem",
+                substitution(state["Parameters"]["TableName"].as_str().expect("table")),
+            ),
+            Some("arn:aws:states:::lambda:invoke") => need(
+                "lambda:InvokeFunction",
+                substitution(
+                    state["Parameters"]["FunctionName"]
+                        .as_str()
+                        .expect("function"),
+                ),
+            ),
+            Some(other) if state["Type"] == "Task" => panic!("a Task of {other}"),
+            _ => {}
+        }
+        if state["Type"] != "Map" {
+            continue;
+        }
+        assert_eq!(
+            state["ItemProcessor"]["ProcessorConfig"]["Mode"],
+            "DISTRIBUTED"
+        );
+        need("states:StartExecution", myself.to_owned());
+        for action in ["states:DescribeExecution", "states:StopExecution"] {
+            need(action, "execution:offers-plan-${Stage}/*".to_owned());
+        }
+        assert_eq!(
+            state["ItemReader"]["Resource"],
+            "arn:aws:states:::s3:getObject"
+        );
+        need("s3:GetObject", "PlanBucket.Arn/audiences/*".to_owned());
+        let writer = &state["ResultWriter"];
+        assert_eq!(writer["Resource"], "arn:aws:states:::s3:putObject");
+        let bucket = substitution(writer["Parameters"]["Bucket"].as_str().expect("bucket"));
+        let prefix = writer["Parameters"]["Prefix"].as_str().expect("prefix");
+        for action in [
+            "s3:PutObject",
+            "s3:GetObject",
+            "s3:ListMultipartUploadParts",
+            "s3:AbortMultipartUpload",
+        ] {
+            need(action, format!("{bucket}.Arn/{prefix}/*"));
+        }
+    }
+    let mut granted: BTreeSet<(String, String)> = BTreeSet::new();
+    for policy in properties["Policies"].as_sequence().expect("Policies") {
+        for statement in policy["Statement"].as_sequence().expect("statements") {
+            assert_eq!(statement["Effect"].as_str(), Some("Allow"));
+            let resource = &statement["Resource"];
+            let resource = if let Some(arn) = tagged(resource, "!GetAtt") {
+                arn.strip_suffix(".Arn").expect("X.Arn").to_owned()
+            } else if let Some(sub) = tagged(resource, "!Sub") {
+                sub.strip_prefix("${")
+                    .map(|rest| rest.replacen('}', "", 1))
+                    .or_else(|| {
+                        sub.split_once(":states:${AWS::Region}:${AWS::AccountId}:")
+                            .map(|(_, own)| own.to_owned())
+                    })
+                    .unwrap_or_else(|| panic!("an unexpected resource {sub}"))
+            } else {
+                panic!("a resource that is not the stack's own: {resource:?}")
+            };
+            let actions = match &statement["Action"] {
+                Value::Sequence(actions) => actions.clone(),
+                action => vec![action.clone()],
+            };
+            for action in actions {
+                granted.insert((
+                    action.as_str().expect("action").to_owned(),
+                    resource.clone(),
+                ));
+            }
+        }
+    }
+    assert_eq!(granted, needed, "the state machine's policy vs its states");
+}

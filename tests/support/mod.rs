@@ -9,6 +9,8 @@
 //! - `processes`: function binaries run as processes, their memory, the
 //!   local stack;
 //! - `permissions`: the DynamoDB permissions a client's calls need;
+//! - `plan_stack`: the distributed plan's parts (moto, plan-chunk, the
+//!   Step Functions stand-in) for `offers campaign plan --audience s3://...`;
 //! - `bulk`: rows written with bare BatchWriteItem calls;
 //! - `gate`: a relay that holds a process's calls of one operation after
 //!   the first few (to kill it midway);
@@ -23,6 +25,7 @@ mod bulk;
 mod fixtures;
 mod gate;
 mod permissions;
+mod plan_stack;
 mod processes;
 mod timing;
 
@@ -32,5 +35,6 @@ pub use bulk::*;
 pub use fixtures::*;
 pub use gate::*;
 pub use permissions::*;
+pub use plan_stack::*;
 pub use processes::*;
 pub use timing::*;

@@ -14,20 +14,18 @@ use crate::progress::Progress;
 use crate::writer::{write_all, Backoff, Chunks, LineItem, WriteReport};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
-use offers_shared::domain::assignment_ids::for_planned_rank;
 use offers_shared::domain::campaign::{
     planned_definition, CampaignDefinition, CampaignMode, Snapshot,
 };
-use offers_shared::domain::selection::history::{date_undated, utc_day};
+use offers_shared::domain::selection::history::utc_day;
 use offers_shared::domain::selection::LearningCounter;
-use offers_shared::domain::selection::{
-    Engine, History, Pick, SelectionError, SelectionRecord, HOLDOUT_POLICY, POLICY,
-};
+use offers_shared::domain::selection::{Engine, History, SelectionError};
 use offers_shared::domain::CatalogEntry;
 use offers_shared::dynamo::{
-    CampaignsTable, CatalogTable, Item, PendingTable, PlanWrite, SelectionStatsTable,
-    StoredCampaign, PENDING_KEY,
+    CampaignsTable, CatalogTable, PendingTable, PlanWrite, SelectionStatsTable, StoredCampaign,
+    PENDING_KEY,
 };
+use offers_shared::plan::rows::{Chooser, PlanRows, Tally};
 use offers_shared::ports::SelectionStatsReader;
 use serde_json::Map;
 use serde_json::Value;
@@ -57,24 +55,19 @@ fn refuse(what: &str, problems: &[String]) -> CliError {
 }
 
 pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(), CliError> {
+    if let Some(audience) = crate::commands::distributed_plan::S3Audience::parse(&args.audience)? {
+        return crate::commands::distributed_plan::plan(args, audience, connection).await;
+    }
     let started = Instant::now();
-    let text = std::fs::read_to_string(&args.plan).map_err(|err| read_error(&args.plan, err))?;
-    let plan = Plan::parse(&text).map_err(|problems| refuse("the plan is not valid", &problems))?;
     let format = RowFormat::for_file(&args.audience, args.format)
         .map_err(|err| CliError::Plan(err.to_string()))?;
-
     let names = connection.table_names();
     let client = connection.client().await?;
-    let catalog = CatalogTable::new(client.clone(), names.name(Table::Catalog)?);
-    let entries = read_pool_catalog(&catalog, &plan.catalog_ids()).await?;
-    let expiry = plan
-        .check_against_catalog(&entries, Utc::now())
-        .map_err(|problems| refuse("the pool does not pass the catalog's checks", &problems))?;
-
-    // A planned campaign's definition (section 13): its budget is checked
-    // as any definition's (exit code 1).
-    let definition = planned_definition(&plan.campaign_id, &plan.document)
-        .map_err(|problems| refuse_definition(&args.plan.display().to_string(), &problems))?;
+    let CheckedPlan {
+        plan,
+        expiry,
+        definition,
+    } = check_plan(&args, &client, &names).await?;
     let writing = !(args.dry_run || args.out.is_some());
     // Without --dry-run or --out the definition is stored: its table is required.
     let campaigns = match names.name(Table::Campaigns) {
@@ -87,28 +80,15 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
         Some(table) => table.get(&plan.campaign_id).await?,
         None => None,
     };
-    let mut snapshot = match &stored {
-        Some(stored) => rerun_snapshot(stored, &definition, &fingerprint)?,
-        None => {
-            let stats_table = names
-                .name(Table::CampaignStats)
-                .map(|name| SelectionStatsTable::new(client.clone(), name))
-                .map_err(|err| err.to_string());
-            let stats = match &stats_table {
-                Ok(table) => Ok((table, table.name())),
-                Err(why) => Err(why.clone()),
-            };
-            let counters = read_counters(&plan, stats, args.allow_cold).await?;
-            let (bounded, dropped) = Snapshot::bounded(counters, Utc::now());
-            if dropped > 0 {
-                note(format!(
-                    "warning: {dropped} attribute counters of the least assigned values left out of the statistics snapshot (bounded to {} KiB)",
-                    offers_shared::domain::campaign::MAX_SNAPSHOT_BYTES / 1_024
-                ));
-            }
-            bounded
-        }
-    };
+    let mut snapshot = plan_snapshot(
+        &plan,
+        &definition,
+        stored.as_ref(),
+        (&client, &names),
+        &fingerprint,
+        args.allow_cold,
+    )
+    .await?;
 
     let checked = check_audience(&args.audience, format, SHOWN_PROBLEMS)?;
     if checked.problems.count() > 0 {
@@ -126,29 +106,7 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
     // The first write: the definition with the snapshot, before any row. A
     // rerun found it above; a run that raced this one finds it here.
     if let (true, Some(table)) = (writing, &campaigns) {
-        match stored {
-            Some(stored) if stored.budget != definition.budget => {
-                let outcome = table.put_definition(&definition, Utc::now()).await?;
-                note(format!(
-                    "campaign {}: budget changed, definition version {}",
-                    plan.campaign_id, outcome.version
-                ));
-            }
-            Some(_) => {}
-            None => match table
-                .create_plan(&definition, &snapshot, &fingerprint, Utc::now())
-                .await?
-            {
-                PlanWrite::Created => note(format!(
-                    "campaign {}: definition and statistics snapshot stored in {}",
-                    plan.campaign_id,
-                    table.name()
-                )),
-                PlanWrite::Existing(stored) => {
-                    snapshot = rerun_snapshot(&stored, &definition, &fingerprint)?;
-                }
-            },
-        }
+        snapshot = store_plan(table, stored, &definition, snapshot, &fingerprint).await?;
     }
     // Ages count from the snapshot's day: a rerun discounts as the first run did.
     let today = utc_day(snapshot.taken_at.timestamp());
@@ -189,9 +147,7 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
     let rows = PlanRows::new(&plan, expiry);
     let mut choices = Choices {
         reader: open_rows(&args.audience, format)?,
-        engine,
-        picks: Vec::with_capacity(plan.config.slots),
-        tally: Tally::new(plan.pool.len()),
+        chooser: Chooser::new(engine),
         read_failure: None,
     };
 
@@ -218,11 +174,11 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
             .map_or("stdout".to_owned(), |path: &Path| {
                 path.display().to_string()
             });
-        choices.tally.report(&plan);
+        report_tally(&choices.chooser.tally, &plan);
         note(format!(
             "{} rows for {} users to {whereto}; {:.1} s; nothing written to the pending table",
-            choices.tally.rows,
-            choices.tally.users,
+            choices.chooser.tally.rows,
+            choices.chooser.tally.users,
             started.elapsed().as_secs_f64()
         ));
         return Ok(());
@@ -241,11 +197,11 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
     )
     .await;
     progress.finish();
-    choices.tally.report(&plan);
+    report_tally(&choices.chooser.tally, &plan);
     note(format!(
         "{} users, {} rows chosen, written {}, retried {}, failed {}; {:.1} s",
-        choices.tally.users,
-        choices.tally.rows,
+        choices.chooser.tally.users,
+        choices.chooser.tally.rows,
         report.written,
         report.retried,
         report.failed.len(),
@@ -262,6 +218,107 @@ pub async fn plan(args: CampaignPlanArgs, connection: &Connection) -> Result<(),
         )));
     }
     Ok(())
+}
+
+/// A plan read, checked against the catalog, with its campaign definition.
+pub(crate) struct CheckedPlan {
+    pub plan: Plan,
+    /// The rows' expiry (epoch seconds).
+    pub expiry: i64,
+    pub definition: CampaignDefinition,
+}
+
+/// Reads the plan and checks it: its own checks, the catalog's, and its
+/// budget as any definition's (exit code 1).
+pub(crate) async fn check_plan(
+    args: &CampaignPlanArgs,
+    client: &aws_sdk_dynamodb::Client,
+    names: &crate::aws::TableNames,
+) -> Result<CheckedPlan, CliError> {
+    let text = std::fs::read_to_string(&args.plan).map_err(|err| read_error(&args.plan, err))?;
+    let plan = Plan::parse(&text).map_err(|problems| refuse("the plan is not valid", &problems))?;
+    let catalog = CatalogTable::new(client.clone(), names.name(Table::Catalog)?);
+    let entries = read_pool_catalog(&catalog, &plan.catalog_ids()).await?;
+    let expiry = plan
+        .check_against_catalog(&entries, Utc::now())
+        .map_err(|problems| refuse("the pool does not pass the catalog's checks", &problems))?;
+    // A planned campaign's definition (section 13).
+    let definition = planned_definition(&plan.campaign_id, &plan.document)
+        .map_err(|problems| refuse_definition(&args.plan.display().to_string(), &problems))?;
+    Ok(CheckedPlan {
+        plan,
+        expiry,
+        definition,
+    })
+}
+
+/// The statistics the plan chooses from: a rerun's stored snapshot (the
+/// same plan and audience only), else the statistics read now, bounded.
+pub(crate) async fn plan_snapshot(
+    plan: &Plan,
+    definition: &CampaignDefinition,
+    stored: Option<&StoredCampaign>,
+    (client, names): (&aws_sdk_dynamodb::Client, &crate::aws::TableNames),
+    fingerprint: &str,
+    allow_cold: bool,
+) -> Result<Snapshot, CliError> {
+    if let Some(stored) = stored {
+        return rerun_snapshot(stored, definition, fingerprint);
+    }
+    let stats_table = names
+        .name(Table::CampaignStats)
+        .map(|name| SelectionStatsTable::new(client.clone(), name))
+        .map_err(|err| err.to_string());
+    let stats = match &stats_table {
+        Ok(table) => Ok((table, table.name())),
+        Err(why) => Err(why.clone()),
+    };
+    let counters = read_counters(plan, stats, allow_cold).await?;
+    let (bounded, dropped) = Snapshot::bounded(counters, Utc::now());
+    if dropped > 0 {
+        note(format!(
+            "warning: {dropped} attribute counters of the least assigned values left out of the statistics snapshot (bounded to {} KiB)",
+            offers_shared::domain::campaign::MAX_SNAPSHOT_BYTES / 1_024
+        ));
+    }
+    Ok(bounded)
+}
+
+/// The plan's first write: its definition with the snapshot, before any
+/// row (a changed budget of a stored plan: its next version). Returns the
+/// snapshot to choose from: a run that raced this one stored its own first.
+pub(crate) async fn store_plan(
+    table: &CampaignsTable,
+    stored: Option<StoredCampaign>,
+    definition: &CampaignDefinition,
+    snapshot: Snapshot,
+    fingerprint: &str,
+) -> Result<Snapshot, CliError> {
+    let id = &definition.campaign_id;
+    match stored {
+        Some(stored) if stored.budget != definition.budget => {
+            let outcome = table.put_definition(definition, Utc::now()).await?;
+            note(format!(
+                "campaign {id}: budget changed, definition version {}",
+                outcome.version
+            ));
+            Ok(snapshot)
+        }
+        Some(_) => Ok(snapshot),
+        None => match table
+            .create_plan(definition, &snapshot, fingerprint, Utc::now())
+            .await?
+        {
+            PlanWrite::Created => {
+                note(format!(
+                    "campaign {id}: definition and statistics snapshot stored in {}",
+                    table.name()
+                ));
+                Ok(snapshot)
+            }
+            PlanWrite::Existing(stored) => rerun_snapshot(&stored, definition, fingerprint),
+        },
+    }
 }
 
 /// The catalog items a pool names, and the templates its config offers
@@ -330,23 +387,14 @@ pub async fn read_counters<S: SelectionStatsReader>(
     }
 }
 
-/// The history the engine chooses from: the counters of the pool's offers,
-/// each day's discounted by its age on `today` (a UTC day) under the plan's
-/// half-life; undated (all-time) counters, kept before counters were dated,
-/// as one bucket of the day before the offer's oldest dated one.
+/// The history the engine chooses from (`offers_shared::plan::history_of`).
 pub fn history_of(
     plan: &Plan,
     counters: &[LearningCounter],
     today: u32,
 ) -> Result<History, CliError> {
-    let mut history = History::new(plan.offer_ids())
-        .map_err(|err: SelectionError| CliError::Plan(err.to_string()))?;
-    let mut counters = counters.to_vec();
-    date_undated(&mut counters);
-    for counter in &counters {
-        history.add_dated(counter, today, plan.config.half_life);
-    }
-    Ok(history)
+    offers_shared::plan::history_of(plan, counters, today)
+        .map_err(|err: SelectionError| CliError::Plan(err.to_string()))
 }
 
 /// Both reads, for callers that choose from what the table holds now.
@@ -422,43 +470,10 @@ fn audience_fingerprint(path: &Path) -> Result<String, CliError> {
     }
 }
 
-/// What each row of an offer has in common, prepared once.
-struct PlanRows {
-    /// The row's JSON after `userId`, `rank` and `selection`: `,"sortKey":...}\n`.
-    json_tails: Vec<String>,
-    items: Vec<Item>,
-    /// Each row's assignmentId is of (campaign, user, rank) (section 2).
-    campaign_id: String,
-}
-
-impl PlanRows {
-    fn new(plan: &Plan, ttl: i64) -> Self {
-        let mut json_tails = Vec::with_capacity(plan.pool.len());
-        let mut items = Vec::with_capacity(plan.pool.len());
-        for offer in &plan.pool {
-            let mut row = plan.sample_row(offer, "");
-            row.remove("userId");
-            row.insert("ttl".into(), Value::from(ttl));
-            let text = Value::Object(row.clone()).to_string();
-            // `{...}` without its opening brace, after a comma.
-            json_tails.push(format!(",{}\n", &text[1..]));
-            let item: Item = serde_dynamo::to_item(&row).unwrap_or_default();
-            items.push(item);
-        }
-        Self {
-            json_tails,
-            items,
-            campaign_id: plan.campaign_id.clone(),
-        }
-    }
-}
-
 /// Pass 2: each user of the audience, chosen for.
 struct Choices {
     reader: RowReader,
-    engine: Engine,
-    picks: Vec<Pick>,
-    tally: Tally,
+    chooser: Chooser,
     read_failure: Option<std::io::Error>,
 }
 
@@ -467,27 +482,8 @@ impl Choices {
     fn next_user(&mut self, buffer: &mut Vec<u8>, rows: &PlanRows) -> Option<u64> {
         buffer.clear();
         let row = self.next_row()?;
-        let Ok(user) = read_user(&row.row) else {
-            return Some(row.line);
-        };
-        let holdout = self.engine.choose_into(
-            user.user_id,
-            user.attributes.iter().copied(),
-            &mut self.picks,
-        );
-        self.tally.count(holdout, &self.picks);
-        let user_id = serde_json::to_string(user.user_id).unwrap_or_default();
-        let context = context_json(&user.attributes);
-        let policy = if holdout { HOLDOUT_POLICY } else { POLICY };
-        for pick in &self.picks {
-            let _ = write!(
-                buffer,
-                "{{\"userId\":{user_id},\"rank\":{},\"assignmentId\":\"{}\",\"selection\":{{\"policy\":\"{policy}\",\"propensity\":{},\"holdout\":{holdout},\"context\":{context}}}",
-                pick.rank,
-                for_planned_rank(&rows.campaign_id, user.user_id, pick.rank),
-                serde_json::Number::from_f64(pick.propensity).map_or("1".into(), |n| n.to_string()),
-            );
-            buffer.extend_from_slice(rows.json_tails[pick.offer].as_bytes());
+        if let Ok(user) = read_user(&row.row) {
+            self.chooser.json_lines(rows, &user, buffer);
         }
         Some(row.line)
     }
@@ -498,49 +494,7 @@ impl Choices {
         let Ok(user) = read_user(&row.row) else {
             return Some(Vec::new());
         };
-        let holdout = self.engine.choose_into(
-            user.user_id,
-            user.attributes.iter().copied(),
-            &mut self.picks,
-        );
-        self.tally.count(holdout, &self.picks);
-        let mut selection = SelectionRecord {
-            policy: if holdout { HOLDOUT_POLICY } else { POLICY }.to_owned(),
-            propensity: 1.0,
-            holdout,
-            context: user
-                .attributes
-                .iter()
-                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
-                .collect(),
-        };
-        Some(
-            self.picks
-                .iter()
-                .map(|pick| {
-                    let mut item = rows.items[pick.offer].clone();
-                    item.insert("userId".into(), AttributeValue::S(user.user_id.to_owned()));
-                    item.insert("rank".into(), AttributeValue::N(pick.rank.to_string()));
-                    item.insert(
-                        "assignmentId".into(),
-                        AttributeValue::S(for_planned_rank(
-                            &rows.campaign_id,
-                            user.user_id,
-                            pick.rank,
-                        )),
-                    );
-                    selection.propensity = pick.propensity;
-                    // Texts, a number and a bool: serde_dynamo cannot fail on them.
-                    if let Ok(record) = serde_dynamo::to_attribute_value(&selection) {
-                        item.insert("selection".into(), record);
-                    }
-                    LineItem {
-                        line: row.line,
-                        item,
-                    }
-                })
-                .collect(),
-        )
+        Some(self.chooser.items(rows, &user, row.line))
     }
 
     fn next_row(&mut self) -> Option<crate::input::InputRow> {
@@ -558,66 +512,10 @@ impl Choices {
     }
 }
 
-/// `{"name":"value",...}` of sorted attributes.
-fn context_json(attributes: &[(&str, &str)]) -> String {
-    let mut text = String::with_capacity(16 + attributes.len() * 24);
-    text.push('{');
-    for (index, (name, value)) in attributes.iter().enumerate() {
-        if index > 0 {
-            text.push(',');
-        }
-        text.push_str(&serde_json::to_string(name).unwrap_or_default());
-        text.push(':');
-        text.push_str(&serde_json::to_string(value).unwrap_or_default());
-    }
-    text.push('}');
-    text
-}
-
-/// What the plan chose, for its summary.
-struct Tally {
-    users: u64,
-    holdout: u64,
-    rows: u64,
-    first: Vec<u64>,
-}
-
-impl Tally {
-    fn new(pool: usize) -> Self {
-        Self {
-            users: 0,
-            holdout: 0,
-            rows: 0,
-            first: vec![0; pool],
-        }
-    }
-
-    fn count(&mut self, holdout: bool, picks: &[Pick]) {
-        self.users += 1;
-        self.holdout += u64::from(holdout);
-        self.rows += picks.len() as u64;
-        if let Some(first) = picks.first() {
-            self.first[first.offer] += 1;
-        }
-    }
-
-    fn report(&self, plan: &Plan) {
-        note(format!(
-            "users {}, holdout {} ({:.1}%), rows {}",
-            self.users,
-            self.holdout,
-            100.0 * self.holdout as f64 / self.users.max(1) as f64,
-            self.rows
-        ));
-        let mut top: Vec<(usize, u64)> = self.first.iter().copied().enumerate().collect();
-        top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        let shown: Vec<String> = top
-            .iter()
-            .take(5)
-            .filter(|(_, count)| *count > 0)
-            .map(|(offer, count)| format!("{} {count}", plan.pool[*offer].offer_id))
-            .collect();
-        note(format!("most often first: {}", shown.join(", ")));
+/// The plan's summary on stderr.
+fn report_tally(tally: &Tally, plan: &Plan) {
+    for line in tally.summary(plan) {
+        note(line);
     }
 }
 

@@ -4,6 +4,7 @@ pub mod assign;
 pub mod campaign;
 pub mod catalog;
 pub mod definitions;
+pub mod distributed_plan;
 pub mod evaluate;
 pub mod failures;
 pub mod pending;

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: local-stack [--port PORT] [--http-port PORT] [--data-dir DIR] [--fresh]
                    [--api-instances N] [--bin-dir DIR] [--parameter NAME=VALUE]...
+                   [--s3-port PORT] [--step-functions-port PORT] [--map-instances N]
 
   --port PORT         DynamoDB Local's port (default 8000)
   --http-port PORT    the HTTP APIs' port (default 3000)
@@ -21,7 +22,11 @@ const USAGE: &str = "usage: local-stack [--port PORT] [--http-port PORT] [--data
   --bin-dir DIR       where the built function binaries are (default: beside this one)
   --parameter NAME=VALUE
                       a template parameter's value, as sam deploy --parameter-overrides
-                      gives it (e.g. DispatcherParallelizationFactor=4); repeatable";
+                      gives it (e.g. DispatcherParallelizationFactor=4); repeatable
+  --s3-port PORT      moto's port: S3 (the plan bucket) and Secrets Manager (default 8084)
+  --step-functions-port PORT
+                      the Step Functions stand-in's port (default 8083)
+  --map-instances N   processes of a function a state machine's map invokes (default 4)";
 
 fn options() -> Result<StackOptions, BedError> {
     let exe_dir = std::env::current_exe()
@@ -36,6 +41,9 @@ fn options() -> Result<StackOptions, BedError> {
         bin_dir: exe_dir,
         api_instances: 2,
         parameters: Vec::new(),
+        s3_port: 8084,
+        step_functions_port: 8083,
+        map_instances: 4,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -50,6 +58,11 @@ fn options() -> Result<StackOptions, BedError> {
             "--bin-dir" => options.bin_dir = PathBuf::from(value("--bin-dir")?),
             "--api-instances" => options.api_instances = number(&value("--api-instances")?)?,
             "--fresh" => options.fresh = true,
+            "--s3-port" => options.s3_port = number(&value("--s3-port")?)?,
+            "--step-functions-port" => {
+                options.step_functions_port = number(&value("--step-functions-port")?)?
+            }
+            "--map-instances" => options.map_instances = number(&value("--map-instances")?)?,
             "--parameter" => {
                 let pair = value("--parameter")?;
                 let (name, value) = pair.split_once('=').ok_or_else(|| {
@@ -132,6 +145,8 @@ local stack ready
   HTTP APIs       {http}  (the headers x-local-user and x-local-groups stand in for the JWT)
   functions       {functions}
   stream batches  {parallelization}  (per shard at once: ParallelizationFactor)
+  S3 (moto)       {s3}  (bucket {bucket}: audiences/ for distributed plans)
+  Step Functions  http://{step_functions}  (local stand-in: {machines})
   sample catalog  {catalog}
   logs            {logs}/*.log
   pids            {pids}
@@ -147,6 +162,15 @@ Try it from another terminal:
 
 Ctrl-C stops everything.",
         data = options.data_dir.display(),
+        s3 = stack.s3_endpoint().unwrap_or_default(),
+        bucket = offers_shared::local_conventions::LOCAL_PLAN_BUCKET,
+        step_functions = stack.step_functions_address,
+        machines = stack
+            .state_machines
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         functions = functions.join(", "),
         parallelization = parallelization(stack),
         catalog = if stack.catalog_items_loaded > 0 {
