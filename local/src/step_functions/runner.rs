@@ -531,37 +531,36 @@ async fn run_distributed_map<L: Lambdas>(
     } else {
         max_concurrency as usize
     };
-    let mut results: Vec<(usize, u64, DateTime<Utc>, Result<Value, Failure>)> =
-        futures::stream::iter(batches.into_iter().enumerate())
-            .map(|(index, (size, batch))| {
-                let count = &count;
-                async move {
-                    count(&|run| {
-                        run.items.pending -= size;
-                        run.items.running += size;
-                        run.executions.pending -= 1;
-                        run.executions.running += 1;
-                    });
-                    let started = Utc::now();
-                    let result = run_states(processor, batch, services, execution).await;
-                    let ok = result.is_ok();
-                    count(&|run| {
-                        run.items.running -= size;
-                        run.executions.running -= 1;
-                        if ok {
-                            run.items.succeeded += size;
-                            run.executions.succeeded += 1;
-                        } else {
-                            run.items.failed += size;
-                            run.executions.failed += 1;
-                        }
-                    });
-                    (index, size, started, result)
-                }
-            })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
+    let mut results: Vec<ChildResult> = futures::stream::iter(batches.into_iter().enumerate())
+        .map(|(index, (size, batch))| {
+            let count = &count;
+            async move {
+                count(&|run| {
+                    run.items.pending -= size;
+                    run.items.running += size;
+                    run.executions.pending -= 1;
+                    run.executions.running += 1;
+                });
+                let started = Utc::now();
+                let result = run_states(processor, batch, services, execution).await;
+                let ok = result.is_ok();
+                count(&|run| {
+                    run.items.running -= size;
+                    run.executions.running -= 1;
+                    if ok {
+                        run.items.succeeded += size;
+                        run.executions.succeeded += 1;
+                    } else {
+                        run.items.failed += size;
+                        run.executions.failed += 1;
+                    }
+                });
+                (index, size, started, result)
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
     results.sort_by_key(|(index, ..)| *index);
     let failed_items: u64 = results
         .iter()
@@ -684,6 +683,10 @@ async fn read_items<L: Lambdas>(
     Ok(items)
 }
 
+/// One child execution of a map: its batch's index, its item count, when it
+/// started, and what it returned.
+type ChildResult = (usize, u64, DateTime<Utc>, Result<Value, Failure>);
+
 /// Writes the map run's results as Step Functions does: the child
 /// executions' results in `SUCCEEDED_0.json` and `FAILED_0.json` under
 /// `<Prefix>/<map run id>/`, and `manifest.json` listing them. Returns the
@@ -693,7 +696,7 @@ async fn write_results<L: Lambdas>(
     writer: &Value,
     input: &Value,
     map_run_arn: &str,
-    results: &[(usize, u64, DateTime<Utc>, Result<Value, Failure>)],
+    results: &[ChildResult],
     services: &Services<L>,
 ) -> Result<Value, Failure> {
     if writer.get("Resource").and_then(Value::as_str) != Some("arn:aws:states:::s3:putObject") {
