@@ -26,23 +26,29 @@ use crate::domain::campaign::{
 use crate::domain::dates::{format_timestamp, parse_timestamp};
 use crate::error::StoreError;
 use crate::ports::{
-    CampaignOffersBudgets, OffersBudgetUse, OffersBudgets, RedemptionBudgets, RedemptionLimits,
+    CampaignBudgetUse, CampaignBudgetsReader, CampaignOffersBudgets, OffersBudgetUse,
+    OffersBudgets, RedemptionBudgets, RedemptionLimits,
 };
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Update};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 type Item = HashMap<String, AttributeValue>;
 
 /// How often a put reads again after another put took the version it read.
 const PUT_ATTEMPTS: u32 = 8;
+/// DynamoDB's limit on the keys of one BatchGetItem.
+const BATCH_GET_LIMIT: usize = 100;
+/// Rounds of a BatchGetItem's unprocessed keys asked again before giving up.
+const MAX_UNPROCESSED_ROUNDS: u32 = 5;
 
 /// A campaign as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -673,5 +679,75 @@ impl RedemptionBudgets for DynamoStore {
             .campaign_budget(campaign_id)
             .await?
             .and_then(redemption_limits))
+    }
+}
+
+/// The statistics function's view of the campaigns: the budgets of those a
+/// batch touched.
+impl CampaignBudgetsReader for DynamoStore {
+    /// BatchGetItem (consistent, projected on the budget and its counters)
+    /// in chunks of 100 keys; unprocessed keys are asked again a bounded
+    /// number of rounds, then the read fails as throttled.
+    async fn budgets_used(
+        &self,
+        campaign_ids: &[String],
+    ) -> Result<Vec<CampaignBudgetUse>, StoreError> {
+        let table = self.tables().campaigns()?;
+        let mut budgets = Vec::new();
+        for chunk in campaign_ids.chunks(BATCH_GET_LIMIT) {
+            let keys = chunk
+                .iter()
+                .map(|id| HashMap::from([("campaignId".to_owned(), AttributeValue::S(id.clone()))]))
+                .collect();
+            let mut request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .projection_expression(
+                    "campaignId, #definition.#budget, usedOffers, usedRedemptions, usedDiscountValue",
+                )
+                .expression_attribute_names("#definition", "definition")
+                .expression_attribute_names("#budget", "budget")
+                .build()
+                .map_err(|err| StoreError::Refused(err.to_string()))?;
+            let mut round = 0;
+            loop {
+                let output = self
+                    .client()
+                    .batch_get_item()
+                    .request_items(table, request)
+                    .send()
+                    .await
+                    .map_err(|err| super::classify(&err))?;
+                let items = output
+                    .responses
+                    .unwrap_or_default()
+                    .remove(table)
+                    .unwrap_or_default();
+                budgets.extend(items.iter().filter_map(|item| {
+                    Some(CampaignBudgetUse {
+                        campaign_id: text(item, "campaignId")?.to_owned(),
+                        budget: budget_of(item)?,
+                        used: used_of(item),
+                    })
+                }));
+                match output
+                    .unprocessed_keys
+                    .and_then(|mut keys| keys.remove(table))
+                {
+                    Some(rest) if !rest.keys.is_empty() => {
+                        round += 1;
+                        if round >= MAX_UNPROCESSED_ROUNDS {
+                            return Err(StoreError::Throttled(
+                                "campaign keys left unprocessed".into(),
+                            ));
+                        }
+                        tokio::time::sleep(Duration::from_millis(25 << round)).await;
+                        request = rest;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(budgets)
     }
 }
