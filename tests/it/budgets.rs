@@ -408,8 +408,8 @@ async fn an_offers_budget_set_lowered_or_removed_applies_to_the_dispatcher() {
 /// A redemption of `id` for `order_id` with the exact `discount` given.
 fn redeem_exactly(id: &str, order_id: &str, discount: Value) -> Value {
     let mut event = redeem(id, order_id, 0);
-    let mut body: Value = serde_json::from_str(event["body"].as_str().unwrap_or_default())
-        .expect("a JSON body");
+    let mut body: Value =
+        serde_json::from_str(event["body"].as_str().unwrap_or_default()).expect("a JSON body");
     body["discount"] = discount;
     event["body"] = Value::String(body.to_string());
     event
@@ -476,7 +476,10 @@ async fn the_statistics_function_emits_the_use_of_every_budget_limit_its_batch_c
         let answer = call_activity(&activity, &redeem_exactly(id, "order-1", discount)).await;
         assert_eq!(answer.status, 201, "{:?}", answer.body);
     }
-    assert_eq!(used(&bed).await.discount_value, "45.5".parse().expect("decimal"));
+    assert_eq!(
+        used(&bed).await.discount_value,
+        "45.5".parse().expect("decimal")
+    );
 
     // The offers table's stream as Lambda delivers it: the copies' and the
     // assignments' INSERTs, the redemptions' MODIFYs.
@@ -520,7 +523,11 @@ async fn the_statistics_function_emits_the_use_of_every_budget_limit_its_batch_c
         statistics_binary(&bed, &records, &[("CAMPAIGNS_TABLE_NAME", "no-such-table")]).await;
     assert_eq!(line["BudgetsUnread"], json!(1), "{line}");
     assert!(line.get(metric).is_none(), "{line}");
-    assert_eq!((&line["Applied"], &line["Failed"]), (&json!(1), &json!(0)), "{line}");
+    assert_eq!(
+        (&line["Applied"], &line["Failed"]),
+        (&json!(1), &json!(0)),
+        "{line}"
+    );
     assert!(
         warnings
             .iter()

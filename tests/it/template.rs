@@ -1244,7 +1244,10 @@ fn watches_the_budget_use(alarm: &Value) {
         assert_eq!(
             alarm_metric(alarm),
             (
-                declared["Namespace"].as_str().unwrap_or_default().to_owned(),
+                declared["Namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
                 metric.to_owned()
             )
         );
@@ -1254,7 +1257,11 @@ fn watches_the_budget_use(alarm: &Value) {
         alarm["ComparisonOperator"].as_str(),
         Some("GreaterThanThreshold")
     );
-    let queries: Vec<&Value> = alarm["Metrics"].as_sequence().into_iter().flatten().collect();
+    let queries: Vec<&Value> = alarm["Metrics"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .collect();
     // Each function's highest value in the period, by its one dimension.
     let mut watched: Vec<(String, &str)> = queries
         .iter()

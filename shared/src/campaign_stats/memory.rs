@@ -3,8 +3,8 @@
 //! inject: conflicts, refusals, outages; and the campaigns' budgets, as
 //! the campaigns table would hold them.
 
-use crate::error::StoreError;
 use crate::domain::campaign::{Budget, BudgetUse};
+use crate::error::StoreError;
 use crate::ports::{
     ApplyOutcome, CampaignBudgetUse, CampaignBudgetsReader, CampaignStatsStore, StatsUnit,
 };

@@ -22,6 +22,6 @@ mod tests;
 
 pub use input::{read_record, ChangeRecord, StatsBatch, StatsInput};
 pub use service::{
-    BudgetPercent, PartlyRead, StatsBatchReport, StatsKind, StatsOutcome, StatsService, StatsSettings,
-    StatsSummary, MARKER_PREFIX, MAX_TRANSACTION_ITEMS, MAX_UNIT_COUNTERS,
+    BudgetPercent, PartlyRead, StatsBatchReport, StatsKind, StatsOutcome, StatsService,
+    StatsSettings, StatsSummary, MARKER_PREFIX, MAX_TRANSACTION_ITEMS, MAX_UNIT_COUNTERS,
 };

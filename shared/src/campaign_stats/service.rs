@@ -8,10 +8,10 @@
 use super::input::{ChangeRecord, StatsInput};
 use crate::error::StoreError;
 use crate::ports::{ApplyOutcome, CampaignBudgetsReader, CampaignStatsStore, StatsUnit};
-use crate::stream::Input;
 use crate::stream::runner::{
     run_whole_batch, BatchHandler, BatchReport, Classified, Failure, Outcome, OutcomeKind, Run,
 };
+use crate::stream::Input;
 use chrono::Utc;
 use offers_domain::campaign::BudgetLimit;
 use offers_domain::campaign_stats::{
@@ -261,7 +261,6 @@ impl<S: CampaignStatsStore> StatsService<S> {
             .map_err(|problem| StoreError::Corrupt(format!("campaign counters: {problem}")))
     }
 
-
     /// Writes one chunk, retrying without the units already counted and
     /// after conflicts. Returns the units to try one by one when DynamoDB
     /// refused the chunk (so that one bad unit does not sink the others).
@@ -372,12 +371,7 @@ impl<S: CampaignStatsStore + CampaignBudgetsReader> StatsService<S> {
     /// percent used per limit. A failure is logged and counted, never a
     /// failed record: the batch's counters are applied, exactly once, and a
     /// retry would read the budgets only to count nothing again.
-    async fn read_budgets(
-        &self,
-        campaigns: Vec<String>,
-        run: &Run,
-        summary: &mut StatsSummary,
-    ) {
+    async fn read_budgets(&self, campaigns: Vec<String>, run: &Run, summary: &mut StatsSummary) {
         if campaigns.is_empty() {
             return;
         }

@@ -392,12 +392,20 @@ async fn a_batch_reports_each_budget_limit_of_the_campaigns_it_changed_in_percen
     let money = in_campaign(offer("u2", "co-a"), "money");
     let records = vec![
         change("e1", None, budgeted.clone()),
-        change("e2", Some(budgeted.clone()), redeemed(&budgeted, "o1", "12.5")),
+        change(
+            "e2",
+            Some(budgeted.clone()),
+            redeemed(&budgeted, "o1", "12.5"),
+        ),
         change("e3", Some(money.clone()), redeemed(&money, "o2", "20")),
         // A campaign without a budget (no definition in the table).
         change("e4", None, in_campaign(offer("u3", "co-a"), "plain")),
         // A change that counts nothing: its campaign is not read.
-        change("e5", None, json!({"userId": {"S": "u4"}, "campaignId": {"S": "broken"}})),
+        change(
+            "e5",
+            None,
+            json!({"userId": {"S": "u4"}, "campaignId": {"S": "broken"}}),
+        ),
     ];
     let report = service.apply_batch(records, None).await;
     assert_eq!(
@@ -450,7 +458,11 @@ async fn a_batch_reports_each_budget_limit_of_the_campaigns_it_changed_in_percen
     // as they stand now; a definition deleted since is left out.
     store.delete_budget("money");
     let records = vec![
-        change("e2", Some(budgeted.clone()), redeemed(&budgeted, "o1", "12.5")),
+        change(
+            "e2",
+            Some(budgeted.clone()),
+            redeemed(&budgeted, "o1", "12.5"),
+        ),
         change("e3", Some(money.clone()), redeemed(&money, "o2", "20")),
     ];
     let report = service.apply_batch(records, None).await;
@@ -479,7 +491,10 @@ async fn budgets_not_read_never_fail_the_batch_and_are_counted() {
         .apply_batch(vec![change("e1", None, image.clone())], None)
         .await;
     assert_eq!(report.records[0].outcome.name(), "applied");
-    assert!(report.failed_sequence_numbers().is_empty(), "nothing retried");
+    assert!(
+        report.failed_sequence_numbers().is_empty(),
+        "nothing retried"
+    );
     assert!(report.summary.budgets_unread);
     assert!(report.summary.budgets.is_empty());
     let set = crate::metrics::stats_metrics(&report, chrono::Utc::now());
@@ -489,7 +504,11 @@ async fn budgets_not_read_never_fail_the_batch_and_are_counted() {
         .find(|metric| metric.name == "BudgetsUnread")
         .map(|metric| metric.values.clone());
     assert_eq!(unread, Some(crate::metrics::Values::One(1)));
-    assert_eq!(store.counters().len(), 2, "the counters applied all the same");
+    assert_eq!(
+        store.counters().len(),
+        2,
+        "the counters applied all the same"
+    );
     // A batch without changes counted reads nothing.
     let report = service
         .apply_batch(vec![change("e1", None, image)], None)
