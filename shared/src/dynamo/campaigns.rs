@@ -17,6 +17,7 @@
 //! (concurrent puts each get their own version, none lost), a plan's first
 //! write on the item's absence, a pause on the item's existence.
 
+use super::catalog::{batch_get, BATCH_GET_LIMIT};
 use super::errors::CallError;
 use super::table::DynamoTable;
 use super::DynamoStore;
@@ -39,16 +40,11 @@ use futures::StreamExt;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 type Item = HashMap<String, AttributeValue>;
 
 /// How often a put reads again after another put took the version it read.
 const PUT_ATTEMPTS: u32 = 8;
-/// DynamoDB's limit on the keys of one BatchGetItem.
-const BATCH_GET_LIMIT: usize = 100;
-/// Rounds of a BatchGetItem's unprocessed keys asked again before giving up.
-const MAX_UNPROCESSED_ROUNDS: u32 = 5;
 
 /// A campaign as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -699,7 +695,7 @@ impl CampaignBudgetsReader for DynamoStore {
                 .iter()
                 .map(|id| HashMap::from([("campaignId".to_owned(), AttributeValue::S(id.clone()))]))
                 .collect();
-            let mut request = KeysAndAttributes::builder()
+            let request = KeysAndAttributes::builder()
                 .set_keys(Some(keys))
                 .consistent_read(true)
                 .projection_expression(
@@ -709,45 +705,20 @@ impl CampaignBudgetsReader for DynamoStore {
                 .expression_attribute_names("#budget", "budget")
                 .build()
                 .map_err(|err| StoreError::Refused(err.to_string()))?;
-            let mut round = 0;
-            loop {
-                let output = self
-                    .client()
-                    .batch_get_item()
-                    .request_items(table, request)
-                    .send()
-                    .await
-                    .map_err(|err| super::classify(&err))?;
-                let items = output
-                    .responses
-                    .unwrap_or_default()
-                    .remove(table)
-                    .unwrap_or_default();
-                budgets.extend(items.iter().filter_map(|item| {
-                    Some(CampaignBudgetUse {
-                        campaign_id: text(item, "campaignId")?.to_owned(),
-                        budget: budget_of(item)?,
-                        used: used_of(item),
-                    })
-                }));
-                match output
-                    .unprocessed_keys
-                    .and_then(|mut keys| keys.remove(table))
-                {
-                    Some(rest) if !rest.keys.is_empty() => {
-                        round += 1;
-                        if round >= MAX_UNPROCESSED_ROUNDS {
-                            return Err(StoreError::Throttled(
-                                "campaign keys left unprocessed".into(),
-                            ));
-                        }
-                        tokio::time::sleep(Duration::from_millis(25 << round)).await;
-                        request = rest;
-                    }
-                    _ => break,
-                }
-            }
+            batch_get(self.client(), table, request, "campaign", |item| {
+                budgets.extend(budget_in(&item));
+            })
+            .await?;
         }
         Ok(budgets)
     }
+}
+
+/// The budget and use an item holds, if its definition has a budget.
+fn budget_in(item: &Item) -> Option<CampaignBudgetUse> {
+    Some(CampaignBudgetUse {
+        campaign_id: text(item, "campaignId")?.to_owned(),
+        budget: budget_of(item)?,
+        used: used_of(item),
+    })
 }
