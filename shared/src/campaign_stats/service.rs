@@ -361,8 +361,9 @@ impl<S: CampaignStatsStore + CampaignBudgetsReader> StatsService<S> {
         let run = Run::new(Utc::now(), deadline, self.settings.deadline_margin);
         let mut report = run_whole_batch(self, &records, &run).await;
         let campaigns = changed_campaigns(&records, &report);
-        self.read_budgets(campaigns, &run, &mut report.summary)
-            .await;
+        // Boxed, like the runner's batch: the invocation's future stays
+        // within the compiler's layout depth.
+        Box::pin(self.read_budgets(campaigns, &run, &mut report.summary)).await;
         log_batch(&report, run.elapsed_ms());
         report
     }
