@@ -379,6 +379,26 @@ pub trait CampaignStatsStore: Send + Sync {
     > + Send;
 }
 
+/// A campaign's budget and what it used, as its item holds them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignBudgetUse {
+    pub campaign_id: String,
+    pub budget: Budget,
+    pub used: BudgetUse,
+}
+
+/// Campaigns' budgets as the statistics function reads them, for the
+/// budget alarm's metric.
+pub trait CampaignBudgetsReader: Send + Sync {
+    /// The budgets of those of `campaign_ids` whose definition carries one,
+    /// read now (consistently); the others (no definition, no budget) are
+    /// left out.
+    fn budgets_used(
+        &self,
+        campaign_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<CampaignBudgetUse>, StoreError>> + Send;
+}
+
 /// The result of a conditional write of one use (or its voiding) on an offer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ActivityWrite {

@@ -84,29 +84,13 @@ async fn run_dispatcher(
     records: &[serde_json::Value],
     overrides: &[(&str, &str)],
 ) -> (Result<Answer, InvokeError>, String) {
-    let runtime = RuntimeApi::start().await.expect("runtime api");
-    let mut function = spawn_function_with(
-        &function_binary("offer-dispatcher"),
+    invoke_binary_once(
+        "offer-dispatcher",
         &bed.environment(DISPATCHER, overrides),
         &shared_dynamodb().endpoint(),
-        &runtime,
-        std::process::Stdio::piped(),
-    );
-    let answer = runtime
-        .invoke(lambda_event(records), Duration::from_secs(30))
-        .await;
-    let _ = function.kill();
-    let stdout = tokio::task::spawn_blocking(move || {
-        let _ = function.wait();
-        let mut text = String::new();
-        if let Some(mut pipe) = function.stdout.take() {
-            let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
-        }
-        text
-    })
+        lambda_event(records),
+    )
     .await
-    .expect("stdout");
-    (answer, stdout)
 }
 
 /// A UDP listener on a free port, as the Datadog extension listens.

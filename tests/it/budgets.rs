@@ -404,3 +404,134 @@ async fn an_offers_budget_set_lowered_or_removed_applies_to_the_dispatcher() {
     assert_eq!(reasons, vec!["budget_exhausted"; 2]);
     assert_eq!(used(&bed).await.offers, 2, "no budget, nothing counted");
 }
+
+/// A redemption of `id` for `order_id` with the exact `discount` given.
+fn redeem_exactly(id: &str, order_id: &str, discount: Value) -> Value {
+    let mut event = redeem(id, order_id, 0);
+    let mut body: Value =
+        serde_json::from_str(event["body"].as_str().unwrap_or_default()).expect("a JSON body");
+    body["discount"] = discount;
+    event["body"] = Value::String(body.to_string());
+    event
+}
+
+/// The statistics function's binary on `records`: its EMF line and its
+/// warning lines (the level the function logs at, WARN).
+async fn statistics_binary(
+    bed: &TestBed,
+    records: &[Value],
+    overrides: &[(&str, &str)],
+) -> (Value, Vec<Value>) {
+    let (answer, stdout) = invoke_binary_once(
+        "campaign-stats",
+        &bed.environment(STATS_FUNCTION, overrides),
+        &shared_dynamodb().endpoint(),
+        offers_local::streams::lambda_event(records),
+    )
+    .await;
+    assert_eq!(
+        answer,
+        Ok(offers_local::Answer::Response(
+            json!({"batchItemFailures": []})
+        )),
+        "{stdout}"
+    );
+    let lines: Vec<Value> = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    let emf: Vec<&Value> = lines.iter().filter(|l| l.get("_aws").is_some()).collect();
+    let [line] = &emf[..] else {
+        panic!("one EMF line: {stdout}");
+    };
+    let warnings = lines
+        .iter()
+        .filter(|l| l["level"] == "WARN")
+        .cloned()
+        .collect();
+    ((*line).clone(), warnings)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_statistics_function_emits_the_use_of_every_budget_limit_its_batch_changed() {
+    let (bed, ids) = campaign_offers(2).await;
+    put_budget(
+        &bed,
+        json!({"offers": 4, "redemptions": 10, "discountValue": 50.25}),
+    )
+    .await;
+    // Three support assignments use the offers budget (3 of 4); two
+    // redemptions the others (2 of 10; 45.5 of 50.25, 90.5...%).
+    let support = bed.support(&[]);
+    for n in 0..3 {
+        let answer = call_support(
+            &support,
+            &support_assign(&format!("user-{n}"), &format!("key-{n}")),
+        )
+        .await;
+        assert_eq!(answer.status, 201, "{:?}", answer.body);
+    }
+    let activity = bed.activity(&[]);
+    for (id, discount) in ids.iter().zip([json!(20), json!(25.5)]) {
+        let answer = call_activity(&activity, &redeem_exactly(id, "order-1", discount)).await;
+        assert_eq!(answer.status, 201, "{:?}", answer.body);
+    }
+    assert_eq!(
+        used(&bed).await.discount_value,
+        "45.5".parse().expect("decimal")
+    );
+
+    // The offers table's stream as Lambda delivers it: the copies' and the
+    // assignments' INSERTs, the redemptions' MODIFYs.
+    let mut stream = bed.offers_stream().await;
+    let records = stream.read_new().await.expect("offers stream");
+    let metric = offers_shared::metrics::BUDGET_USED_METRIC;
+    let (line, warnings) = statistics_binary(&bed, &records, &[]).await;
+    assert_eq!(line["FunctionName"], "campaign-stats");
+    assert!(
+        line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["Name"] == metric && m["Unit"] == "Percent"),
+        "{line}"
+    );
+    // Offers, redemptions, discountValue (rounded down from the exact sum).
+    assert_eq!(line[metric], json!([75, 20, 90]), "{line}");
+    assert_eq!(line["BudgetsUnread"], json!(0), "{line}");
+    assert_eq!(
+        (&line["Failed"], &line["NotCounted"]),
+        (&json!(0), &json!(0)),
+        "{line}"
+    );
+    let applied = line["Applied"].clone();
+    assert!(applied.as_u64() >= Some(5), "{line}");
+    assert!(warnings.is_empty(), "{warnings:?}");
+
+    // Delivered again (a replay): nothing counted twice, the budgets as they
+    // stand reported all the same.
+    let (line, _) = statistics_binary(&bed, &records, &[]).await;
+    assert_eq!(line["Duplicates"], applied, "{line}");
+    assert_eq!(line[metric], json!([75, 20, 90]), "{line}");
+
+    // A budget read that fails (here: no such table) fails nothing: the
+    // records are counted, the failure logged and counted.
+    let third = call_activity(&activity, &redeem_exactly(&ids[0], "order-2", json!(1))).await;
+    assert_eq!(third.status, 201, "{:?}", third.body);
+    let records = stream.read_new().await.expect("offers stream");
+    let (line, warnings) =
+        statistics_binary(&bed, &records, &[("CAMPAIGNS_TABLE_NAME", "no-such-table")]).await;
+    assert_eq!(line["BudgetsUnread"], json!(1), "{line}");
+    assert!(line.get(metric).is_none(), "{line}");
+    assert_eq!(
+        (&line["Applied"], &line["Failed"]),
+        (&json!(1), &json!(0)),
+        "{line}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w["budgets_unread"] == json!(true) && w["campaigns"] == json!(1)),
+        "{warnings:?}"
+    );
+}

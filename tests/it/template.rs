@@ -1186,42 +1186,117 @@ fn budget_batch() -> DispatchReport {
     }
 }
 
-/// Asserts that the budget alarm watches the use the dispatcher emits (its
-/// EMF line's name, namespace and dimensions), at its highest, above 90%.
+/// The namespace and metric an alarm watches: its own, or those of every
+/// metric its expression combines (all the same).
+fn alarm_metric(alarm: &Value) -> (String, String) {
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
+    if alarm["Metrics"].is_null() {
+        return (text(&alarm["Namespace"]), text(&alarm["MetricName"]));
+    }
+    let watched: BTreeSet<(String, String)> = alarm["Metrics"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter(|query| !query["MetricStat"].is_null())
+        .map(|query| {
+            let metric = &query["MetricStat"]["Metric"];
+            (text(&metric["Namespace"]), text(&metric["MetricName"]))
+        })
+        .collect();
+    assert_eq!(watched.len(), 1, "one metric: {watched:?}");
+    watched.into_iter().next().unwrap_or_default()
+}
+
+/// Asserts that the budget alarm watches the use both the dispatcher and
+/// the statistics function emit (their EMF lines' name, namespace and
+/// dimension), at its highest of both, above 90%.
 fn watches_the_budget_use(alarm: &Value) {
-    let line = offers_shared::metrics::emf::emf_line(
-        "f",
-        &offers_shared::metrics::dispatch_metrics(&budget_batch(), chrono::Utc::now()),
-    );
-    let declared = &line["_aws"]["CloudWatchMetrics"][0];
     let metric = offers_shared::metrics::BUDGET_USED_METRIC;
-    assert!(
-        declared["Metrics"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|m| m["Name"] == metric && m["Unit"] == "Percent"),
-        "{line}"
-    );
-    assert_eq!(line[metric], json!([95]), "{line}");
-    assert_eq!(alarm["MetricName"].as_str(), Some(metric));
-    assert_eq!(alarm["Namespace"].as_str(), declared["Namespace"].as_str());
-    assert_eq!(alarm["Statistic"].as_str(), Some("Maximum"));
+    let now = chrono::Utc::now();
+    let statistics_batch = StatsBatchReport {
+        summary: offers_shared::campaign_stats::StatsSummary {
+            budgets: vec![offers_shared::campaign_stats::BudgetPercent {
+                campaign_id: "c".into(),
+                limit: offers_shared::domain::campaign::BudgetLimit::DiscountValue,
+                percent: 95,
+            }],
+            ..Default::default()
+        },
+        ..StatsBatchReport::default()
+    };
+    let lines = [
+        offers_shared::metrics::dispatch_metrics(&budget_batch(), now),
+        offers_shared::metrics::stats_metrics(&statistics_batch, now),
+    ]
+    .map(|set| offers_shared::metrics::emf::emf_line("f", &set));
+    for line in &lines {
+        let declared = &line["_aws"]["CloudWatchMetrics"][0];
+        assert!(
+            declared["Metrics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|m| m["Name"] == metric && m["Unit"] == "Percent"),
+            "{line}"
+        );
+        assert_eq!(line[metric], json!([95]), "{line}");
+        assert_eq!(declared["Dimensions"], json!([["FunctionName"]]), "{line}");
+        assert_eq!(
+            alarm_metric(alarm),
+            (
+                declared["Namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                metric.to_owned()
+            )
+        );
+    }
     assert_eq!(alarm["Threshold"].as_u64(), Some(90));
     assert_eq!(
         alarm["ComparisonOperator"].as_str(),
         Some("GreaterThanThreshold")
     );
-    let dimensions: Vec<&str> = alarm["Dimensions"]
+    let queries: Vec<&Value> = alarm["Metrics"]
         .as_sequence()
         .into_iter()
         .flatten()
-        .filter_map(|dimension| dimension["Name"].as_str())
         .collect();
-    assert_eq!(dimensions, ["FunctionName"]);
+    // Each function's highest value in the period, by its one dimension.
+    let mut watched: Vec<(String, &str)> = queries
+        .iter()
+        .filter(|query| !query["MetricStat"].is_null())
+        .map(|query| {
+            let stat = &query["MetricStat"];
+            assert_eq!(stat["Stat"].as_str(), Some("Maximum"));
+            assert_eq!(query["ReturnData"].as_bool(), Some(false));
+            let dimensions = &stat["Metric"]["Dimensions"];
+            assert_eq!(dimensions[0]["Name"].as_str(), Some("FunctionName"));
+            assert!(dimensions[1].is_null());
+            (
+                query["Id"].as_str().unwrap_or_default().to_owned(),
+                tagged(&dimensions[0]["Value"], "!Ref").unwrap_or_default(),
+            )
+        })
+        .collect();
+    watched.sort();
     assert_eq!(
-        tagged(&alarm["Dimensions"][0]["Value"], "!Ref"),
-        Some(DISPATCHER)
+        watched,
+        [
+            ("dispatcher".to_owned(), DISPATCHER),
+            ("statistics".to_owned(), STATS_FUNCTION)
+        ]
+    );
+    // The alarm's value: the higher of both (a function without a value in
+    // the period counts as 0: below the threshold, like no data).
+    let expressions: Vec<&str> = queries
+        .iter()
+        .filter(|query| query["ReturnData"].as_bool() == Some(true))
+        .filter_map(|query| query["Expression"].as_str())
+        .collect();
+    assert_eq!(
+        expressions,
+        ["MAX([FILL(dispatcher, 0), FILL(statistics, 0)])"]
     );
 }
 
@@ -1523,10 +1598,8 @@ fn every_alarm_has_a_datadog_monitor_linking_the_same_runbook_section() {
     };
     for id in &alarms {
         let alarm = template.properties(id).expect("alarm");
-        let (namespace, metric) = (
-            alarm["Namespace"].as_str().expect("namespace"),
-            alarm["MetricName"].as_str().expect("metric"),
-        );
+        let (namespace, metric) = alarm_metric(alarm);
+        let (namespace, metric) = (namespace.as_str(), metric.as_str());
         let monitor = counterpart(id, namespace, metric)
             .unwrap_or_else(|| panic!("{id}: no Datadog monitor for {namespace} {metric}"));
         assert_eq!(
@@ -1581,7 +1654,7 @@ fn every_alarm_has_a_datadog_monitor_linking_the_same_runbook_section() {
         assert!(
             alarms.iter().any(|id| {
                 let alarm = template.properties(id).expect("alarm");
-                alarm["Namespace"] == namespace && alarm["MetricName"] == metric
+                alarm_metric(alarm) == (namespace.to_owned(), metric.to_owned())
             }),
             "a monitor mirrors no alarm: {namespace} {metric}"
         );
@@ -1596,9 +1669,10 @@ fn every_alarm_has_a_datadog_monitor_linking_the_same_runbook_section() {
                 );
                 assert!(query.contains(&name), "{metric}: {query} watches {name}");
                 for tag in &emitted.tags {
-                    // A campaign's budget alerts on its own: split, not filtered.
-                    if tag.key == "campaign_id" {
-                        assert!(query.contains("by {campaign_id}"), "{query}");
+                    // Each limit of a campaign's budget alerts on its own:
+                    // split, not filtered.
+                    if tag.key == "campaign_id" || tag.key == "budget" {
+                        assert!(query.contains("by {campaign_id,budget}"), "{query}");
                         continue;
                     }
                     let tag = format!("{}:{}", tag.key, tag.value);

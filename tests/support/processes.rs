@@ -75,6 +75,43 @@ pub fn spawn_function_with(
     command.spawn().expect("spawn function binary")
 }
 
+/// Runs the function binary `name` for one invocation with `event` (through
+/// a Runtime API of its own), then stops it: its answer and its stdout (its
+/// log and EMF lines).
+pub async fn invoke_binary_once(
+    name: &str,
+    environment: &HashMap<String, String>,
+    endpoint: &str,
+    event: Value,
+) -> (
+    Result<offers_local::Answer, offers_local::InvokeError>,
+    String,
+) {
+    let runtime = offers_local::RuntimeApi::start()
+        .await
+        .expect("runtime api");
+    let mut function = spawn_function_with(
+        &function_binary(name),
+        environment,
+        endpoint,
+        &runtime,
+        Stdio::piped(),
+    );
+    let answer = runtime.invoke(event, Duration::from_secs(30)).await;
+    let _ = function.kill();
+    let stdout = tokio::task::spawn_blocking(move || {
+        let _ = function.wait();
+        let mut text = String::new();
+        if let Some(mut pipe) = function.stdout.take() {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        text
+    })
+    .await
+    .expect("stdout");
+    (answer, stdout)
+}
+
 /// The peak resident set (VmHWM) of a process, in KiB.
 pub fn peak_rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

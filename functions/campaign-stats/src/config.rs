@@ -1,6 +1,7 @@
 //! The statistics function's configuration, read once at init from the
-//! environment that template.yaml gives it: the statistics table only (the
-//! offers come in the stream's images).
+//! environment that template.yaml gives it: the statistics table, and the
+//! campaigns table whose budgets it reads for their metric (the offers come
+//! in the stream's images).
 
 use offers_shared::campaign_stats::StatsSettings;
 use offers_shared::config::{Env, SdkSettings, Table, TableNames};
@@ -21,7 +22,7 @@ impl StatsConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let defaults = StatsSettings::default();
         Ok(Self {
-            tables: env.tables(&[Table::CampaignStats])?,
+            tables: env.tables(&[Table::CampaignStats, Table::Campaigns])?,
             sdk: env.sdk()?,
             observability: env.observability()?,
             settings: StatsSettings {
@@ -51,18 +52,28 @@ mod tests {
     use offers_shared::config::env_of;
 
     #[test]
-    fn it_needs_its_table_and_bounds_its_settings() {
-        let config =
-            StatsConfig::from_env(&env_of(&[("CAMPAIGN_STATS_TABLE", "s")])).expect("valid");
+    fn it_needs_its_tables_and_bounds_its_settings() {
+        let config = StatsConfig::from_env(&env_of(&[
+            ("CAMPAIGN_STATS_TABLE", "s"),
+            ("CAMPAIGNS_TABLE_NAME", "c"),
+        ]))
+        .expect("valid");
         assert_eq!(config.tables.campaign_stats(), Ok("s"));
+        assert_eq!(config.tables.campaigns(), Ok("c"));
         assert!(config.tables.loyalty_offers().is_err());
         assert_eq!(config.settings, StatsSettings::default());
         assert_eq!(
             StatsConfig::from_env(&env_of(&[])),
             Err(ConfigError::Missing("CAMPAIGN_STATS_TABLE"))
         );
+        assert_eq!(
+            StatsConfig::from_env(&env_of(&[("CAMPAIGN_STATS_TABLE", "s")])),
+            Err(ConfigError::Missing("CAMPAIGNS_TABLE_NAME")),
+            "the budgets' table is needed at init"
+        );
         assert!(StatsConfig::from_env(&env_of(&[
             ("CAMPAIGN_STATS_TABLE", "s"),
+            ("CAMPAIGNS_TABLE_NAME", "c"),
             ("STATS_CONFLICT_ATTEMPTS", "0")
         ]))
         .is_err());

@@ -7,7 +7,7 @@ use lambda_runtime::{Error, LambdaEvent};
 use offers_shared::campaign_stats::StatsService;
 use offers_shared::deadline::invocation_deadline;
 use offers_shared::metrics::{stats_metrics, MetricsSink};
-use offers_shared::ports::CampaignStatsStore;
+use offers_shared::ports::{CampaignBudgetsReader, CampaignStatsStore};
 use offers_shared::stream::runner::partial_batch_response;
 use offers_shared::stream::Batch;
 use serde_json::Value;
@@ -15,7 +15,7 @@ use serde_json::Value;
 /// Handles one stream event of the loyalty offers table. Each record is read
 /// on its own (one bad record never fails the batch); transient failures are
 /// reported by sequence number in `batchItemFailures`.
-pub async fn handle<S: CampaignStatsStore>(
+pub async fn handle<S: CampaignStatsStore + CampaignBudgetsReader>(
     stats: &StatsService<S>,
     metrics: &dyn MetricsSink,
     event: LambdaEvent<Value>,

@@ -148,6 +148,26 @@ pub fn percent_used(used: Decimal, limit: Decimal) -> u64 {
         .unwrap_or(0)
 }
 
+/// A budget's kinds of limit (contract section 14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BudgetLimit {
+    Offers,
+    Redemptions,
+    DiscountValue,
+}
+
+impl BudgetLimit {
+    /// The name metrics carry (the Datadog tag `budget`, lower case since
+    /// Datadog lowercases tags).
+    pub fn metric_name(self) -> &'static str {
+        match self {
+            BudgetLimit::Offers => "offers",
+            BudgetLimit::Redemptions => "redemptions",
+            BudgetLimit::DiscountValue => "discount_value",
+        }
+    }
+}
+
 impl Budget {
     /// The `discountValue` limit in ten-thousandths (as validated: at most
     /// 4 decimal places, at most 10^12).
@@ -163,6 +183,29 @@ impl Budget {
             .ok()?
             .checked_mul(10_000)?
             .checked_add(fraction)
+    }
+
+    /// Each limit that is set, with the percentage of it used (rounded
+    /// down; a limit of 0 is 100): counts and money compared as exact
+    /// decimals, never through a binary float.
+    pub fn percents_used(&self, used: &BudgetUse) -> Vec<(BudgetLimit, u64)> {
+        let mut percents = Vec::new();
+        if let Some(limit) = self.offers {
+            let percent = percent_used(Decimal::from(used.offers), Decimal::from(limit));
+            percents.push((BudgetLimit::Offers, percent));
+        }
+        if let Some(limit) = self.redemptions {
+            let percent = percent_used(Decimal::from(used.redemptions), Decimal::from(limit));
+            percents.push((BudgetLimit::Redemptions, percent));
+        }
+        if let Some(limit) = self.discount_ten_thousandths() {
+            // At most 10^16 ten-thousandths: well within an i64.
+            if let Ok(limit) = i64::try_from(limit) {
+                let percent = percent_used(used.discount_value, Decimal::new(limit, 4));
+                percents.push((BudgetLimit::DiscountValue, percent));
+            }
+        }
+        percents
     }
 
     /// `{ offers: { limit, used }, ... }` for the limits that are set.
@@ -1018,6 +1061,26 @@ mod tests {
         let dec = |text: &str| text.parse::<Decimal>().expect("decimal");
         assert_eq!(percent_used(dec("45.5"), dec("50.25")), 90);
         assert_eq!(percent_used(dec("1"), Decimal::ZERO), 100);
+        let budget = Budget {
+            offers: Some(0),
+            redemptions: Some(3),
+            discount_value: Some(Number::from_f64(50.25).expect("number")),
+        };
+        let used = BudgetUse {
+            offers: 0,
+            redemptions: 2,
+            discount_value: dec("45.2249"),
+        };
+        assert_eq!(
+            budget.percents_used(&used),
+            [
+                (BudgetLimit::Offers, 100),
+                (BudgetLimit::Redemptions, 66),
+                (BudgetLimit::DiscountValue, 89),
+            ],
+            "rounded down, from the exact amounts (45.2249 / 50.25 = 89.99...)"
+        );
+        assert_eq!(Budget::default().percents_used(&used), []);
         assert!(definition.start.is_none());
         let named = fields(parse_definition(
             &json!({"campaignId": "m", "mode": "manual", "pool": []}).to_string(),

@@ -1,11 +1,15 @@
 //! An in-memory statistics table, with the transaction semantics of the
 //! DynamoDB adapter (markers conditional, all or nothing), and faults to
-//! inject: conflicts, refusals, outages.
+//! inject: conflicts, refusals, outages; and the campaigns' budgets, as
+//! the campaigns table would hold them.
 
+use crate::domain::campaign::{Budget, BudgetUse};
 use crate::error::StoreError;
-use crate::ports::{ApplyOutcome, CampaignStatsStore, StatsUnit};
+use crate::ports::{
+    ApplyOutcome, CampaignBudgetUse, CampaignBudgetsReader, CampaignStatsStore, StatsUnit,
+};
 use offers_domain::campaign_stats::{CounterKey, Counts, Deltas};
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
 #[derive(Debug, Default)]
@@ -21,6 +25,12 @@ struct State {
     faults: VecDeque<StoreError>,
     /// Every transaction tried: how many units and counters it held.
     calls: Vec<(usize, usize)>,
+    /// The campaigns' budgets and uses, by campaign id.
+    budgets: HashMap<String, (Budget, BudgetUse)>,
+    /// Errors the next budget reads return, in order.
+    budget_faults: VecDeque<StoreError>,
+    /// The campaign ids of every budget read asked for.
+    budget_reads: Vec<Vec<String>>,
 }
 
 impl MemoryStatsStore {
@@ -44,6 +54,52 @@ impl MemoryStatsStore {
     /// (units, counters) of every transaction tried.
     pub fn calls(&self) -> Vec<(usize, usize)> {
         self.state().calls.clone()
+    }
+
+    /// The campaign's budget and use, as its item would hold them.
+    pub fn set_budget(&self, campaign_id: &str, budget: Budget, used: BudgetUse) {
+        self.state()
+            .budgets
+            .insert(campaign_id.to_owned(), (budget, used));
+    }
+
+    /// The campaign's definition deleted (its budget with it).
+    pub fn delete_budget(&self, campaign_id: &str) {
+        self.state().budgets.remove(campaign_id);
+    }
+
+    /// The next budget reads fail with these errors, in order.
+    pub fn fail_budget_reads(&self, errors: impl IntoIterator<Item = StoreError>) {
+        self.state().budget_faults.extend(errors);
+    }
+
+    /// The campaign ids each budget read asked for.
+    pub fn budget_reads(&self) -> Vec<Vec<String>> {
+        self.state().budget_reads.clone()
+    }
+}
+
+impl CampaignBudgetsReader for MemoryStatsStore {
+    async fn budgets_used(
+        &self,
+        campaign_ids: &[String],
+    ) -> Result<Vec<CampaignBudgetUse>, StoreError> {
+        let mut state = self.state();
+        state.budget_reads.push(campaign_ids.to_vec());
+        if let Some(fault) = state.budget_faults.pop_front() {
+            return Err(fault);
+        }
+        Ok(campaign_ids
+            .iter()
+            .filter_map(|id| {
+                let (budget, used) = state.budgets.get(id)?;
+                Some(CampaignBudgetUse {
+                    campaign_id: id.clone(),
+                    budget: budget.clone(),
+                    used: used.clone(),
+                })
+            })
+            .collect())
     }
 }
 

@@ -10,7 +10,9 @@
 //! which is retried without it; a concurrent invocation's conflict is retried
 //! with backoff, a bounded number of times. `memory` is an in-memory fake of
 //! the port; [`StatsService::campaign_report`] reads a campaign's counters
-//! for the API and the CLI.
+//! for the API and the CLI. After each batch the budgets of the campaigns
+//! it changed are read once ([`crate::ports::CampaignBudgetsReader`]) for
+//! the `BudgetUsedPercent` metric of every kind of limit.
 
 mod input;
 pub mod memory;
@@ -20,6 +22,6 @@ mod tests;
 
 pub use input::{read_record, ChangeRecord, StatsBatch, StatsInput};
 pub use service::{
-    PartlyRead, StatsBatchReport, StatsKind, StatsOutcome, StatsService, StatsSettings,
-    StatsSummary, MARKER_PREFIX, MAX_TRANSACTION_ITEMS, MAX_UNIT_COUNTERS,
+    BudgetPercent, PartlyRead, StatsBatchReport, StatsKind, StatsOutcome, StatsService,
+    StatsSettings, StatsSummary, MARKER_PREFIX, MAX_TRANSACTION_ITEMS, MAX_UNIT_COUNTERS,
 };

@@ -2,18 +2,21 @@
 //! exactly one of applied, duplicate, no change, not counted, refused or
 //! failed; the batch's deltas are summed per counter and written with one
 //! marker per record in as few transactions as fit (the runner's per-batch
-//! hook, [`BatchHandler`]).
+//! hook, [`BatchHandler`]). After the batch, the budgets of the campaigns
+//! whose offers it changed are read once, for the budget alarm's metric.
 
 use super::input::{ChangeRecord, StatsInput};
 use crate::error::StoreError;
-use crate::ports::{ApplyOutcome, CampaignStatsStore, StatsUnit};
+use crate::ports::{ApplyOutcome, CampaignBudgetsReader, CampaignStatsStore, StatsUnit};
 use crate::stream::runner::{
     run_whole_batch, BatchHandler, BatchReport, Classified, Failure, Outcome, OutcomeKind, Run,
 };
+use crate::stream::Input;
 use chrono::Utc;
+use offers_domain::campaign::BudgetLimit;
 use offers_domain::campaign_stats::{
     aggregate, campaign_report, read_offer_image, record_deltas, CampaignReport, CounterKey,
-    Deltas, StatsProblem,
+    Deltas, StatsProblem, MAX_STATS_ID_BYTES,
 };
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::time::Duration;
@@ -134,6 +137,22 @@ pub struct StatsSummary {
     pub transactions: usize,
     /// Conflicts (or throttling) retried.
     pub conflicts: usize,
+    /// The budgets of the campaigns whose offers the batch changed (counted
+    /// now or before), as read after it: each limit set, in percent used.
+    pub budgets: Vec<BudgetPercent>,
+    /// The batch's campaigns had budgets to read, and they could not be
+    /// read (logged `budgets_unread`, counted `BudgetsUnread`); the counters
+    /// are applied all the same.
+    pub budgets_unread: bool,
+}
+
+/// One limit of a campaign's budget and how much of it is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetPercent {
+    pub campaign_id: String,
+    pub limit: BudgetLimit,
+    /// Rounded down (a limit of 0: 100).
+    pub percent: u64,
 }
 
 /// One batch's outcomes.
@@ -197,6 +216,8 @@ fn log_batch(report: &StatsBatchReport, duration_ms: u64) {
         failed = report.count(StatsKind::Failed),
         transactions = summary.transactions,
         conflicts = summary.conflicts,
+        budgets = summary.budgets.len(),
+        budgets_unread = summary.budgets_unread,
         store_down = report.store_down,
         duration_ms,
         "batch done"
@@ -238,18 +259,6 @@ impl<S: CampaignStatsStore> StatsService<S> {
         let counters = self.store.campaign_counters(campaign_id).await?;
         campaign_report(campaign_id, counters)
             .map_err(|problem| StoreError::Corrupt(format!("campaign counters: {problem}")))
-    }
-
-    /// Counts the records of one stream batch, each exactly once.
-    pub async fn apply_batch(
-        &self,
-        records: Vec<StatsInput>,
-        deadline: Option<Instant>,
-    ) -> StatsBatchReport {
-        let run = Run::new(Utc::now(), deadline, self.settings.deadline_margin);
-        let report = run_whole_batch(self, &records, &run).await;
-        log_batch(&report, run.elapsed_ms());
-        report
     }
 
     /// Writes one chunk, retrying without the units already counted and
@@ -339,6 +348,93 @@ impl<S: CampaignStatsStore> StatsService<S> {
         }
         None
     }
+}
+
+impl<S: CampaignStatsStore + CampaignBudgetsReader> StatsService<S> {
+    /// Counts the records of one stream batch, each exactly once, then reads
+    /// the budgets of the campaigns whose offers it changed.
+    pub async fn apply_batch(
+        &self,
+        records: Vec<StatsInput>,
+        deadline: Option<Instant>,
+    ) -> StatsBatchReport {
+        let run = Run::new(Utc::now(), deadline, self.settings.deadline_margin);
+        let mut report = run_whole_batch(self, &records, &run).await;
+        let campaigns = changed_campaigns(&records, &report);
+        // Boxed, like the runner's batch: the invocation's future stays
+        // within the compiler's layout depth.
+        Box::pin(self.read_budgets(campaigns, &run, &mut report.summary)).await;
+        log_batch(&report, run.elapsed_ms());
+        report
+    }
+
+    /// The budgets of `campaigns` (one read of their definitions), in
+    /// percent used per limit. A failure is logged and counted, never a
+    /// failed record: the batch's counters are applied, exactly once, and a
+    /// retry would read the budgets only to count nothing again.
+    async fn read_budgets(&self, campaigns: Vec<String>, run: &Run, summary: &mut StatsSummary) {
+        if campaigns.is_empty() {
+            return;
+        }
+        let read = match run.cut_off() {
+            Some(cut_off) => Err(StoreError::Unavailable(cut_off.to_string())),
+            None => run.call_aside(self.store.budgets_used(&campaigns)).await,
+        };
+        match read {
+            Ok(budgets) => {
+                summary.budgets = budgets
+                    .iter()
+                    .flat_map(|campaign| {
+                        campaign
+                            .budget
+                            .percents_used(&campaign.used)
+                            .into_iter()
+                            .map(|(limit, percent)| BudgetPercent {
+                                campaign_id: campaign.campaign_id.clone(),
+                                limit,
+                                percent,
+                            })
+                    })
+                    .collect();
+            }
+            Err(error) => {
+                summary.budgets_unread = true;
+                tracing::warn!(
+                    budgets_unread = true,
+                    campaigns = campaigns.len(),
+                    failure = error.kind(),
+                    error = %error,
+                    "campaign budgets not read for their metric; the statistics are counted"
+                );
+            }
+        }
+    }
+}
+
+/// The campaigns of the changes counted now or before (a replay: the
+/// budget may have moved since), each once.
+fn changed_campaigns(records: &[StatsInput], report: &StatsBatchReport) -> Vec<String> {
+    let mut campaigns = BTreeSet::new();
+    // One report per input, in its order (the runner's).
+    for (input, record) in records.iter().zip(&report.records) {
+        let Input::Change(change) = input else {
+            continue;
+        };
+        if !matches!(
+            record.outcome,
+            Outcome::Done(StatsOutcome::Applied { .. } | StatsOutcome::Duplicate)
+        ) {
+            continue;
+        }
+        let campaign_id = change
+            .new_image
+            .get("campaignId")
+            .and_then(|value| value.get("S"))
+            .and_then(|value| value.as_str())
+            .filter(|id| !id.is_empty() && id.len() <= MAX_STATS_ID_BYTES);
+        campaigns.extend(campaign_id.map(str::to_owned));
+    }
+    campaigns.into_iter().collect()
 }
 
 impl<S: CampaignStatsStore> BatchHandler<ChangeRecord> for StatsService<S> {

@@ -325,3 +325,199 @@ async fn the_report_of_an_unknown_campaign_is_zeros() {
     let c1 = service.campaign_report("c1").await.expect("report");
     assert_eq!(c1.totals.all.assigned, 2);
 }
+
+fn in_campaign(mut image: Value, campaign_id: &str) -> Value {
+    image["campaignId"] = json!({"S": campaign_id});
+    image
+}
+
+fn redeemed(image: &Value, order: &str, cost: &str) -> Value {
+    let mut used = image.clone();
+    used["redemptionCount"] = json!({"N": "1"});
+    used["redemptions"] = json!({"M": {order: {"M": {"totalCost": {"N": cost},
+        "redeemedAt": {"S": "2026-01-02T00:00:00Z"}}}}});
+    used
+}
+
+/// The batch's budgets by (campaign, limit), in percent.
+fn percents(report: &StatsBatchReport) -> Vec<(String, &'static str, u64)> {
+    let mut found: Vec<(String, &'static str, u64)> = report
+        .summary
+        .budgets
+        .iter()
+        .map(|budget| {
+            (
+                budget.campaign_id.clone(),
+                budget.limit.metric_name(),
+                budget.percent,
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+#[tokio::test]
+async fn a_batch_reports_each_budget_limit_of_the_campaigns_it_changed_in_percent() {
+    use crate::domain::campaign::{Budget, BudgetUse};
+    let service = service();
+    let store = service.store();
+    // Every kind: 19 of 20 offers, 2 of 3 redemptions, 45.2249 of 50.25.
+    store.set_budget(
+        "budgeted",
+        Budget {
+            offers: Some(20),
+            redemptions: Some(3),
+            discount_value: Some(serde_json::Number::from_f64(50.25).expect("number")),
+        },
+        BudgetUse {
+            offers: 19,
+            redemptions: 2,
+            discount_value: "45.2249".parse().expect("decimal"),
+        },
+    );
+    // Only a discount limit, used up exactly.
+    store.set_budget(
+        "money",
+        Budget {
+            discount_value: Some(serde_json::Number::from(40)),
+            ..Budget::default()
+        },
+        BudgetUse {
+            discount_value: "40.0000".parse().expect("decimal"),
+            ..BudgetUse::default()
+        },
+    );
+    let budgeted = in_campaign(offer("u1", "co-a"), "budgeted");
+    let money = in_campaign(offer("u2", "co-a"), "money");
+    let records = vec![
+        change("e1", None, budgeted.clone()),
+        change(
+            "e2",
+            Some(budgeted.clone()),
+            redeemed(&budgeted, "o1", "12.5"),
+        ),
+        change("e3", Some(money.clone()), redeemed(&money, "o2", "20")),
+        // A campaign without a budget (no definition in the table).
+        change("e4", None, in_campaign(offer("u3", "co-a"), "plain")),
+        // A change that counts nothing: its campaign is not read.
+        change(
+            "e5",
+            None,
+            json!({"userId": {"S": "u4"}, "campaignId": {"S": "broken"}}),
+        ),
+    ];
+    let report = service.apply_batch(records, None).await;
+    assert_eq!(
+        percents(&report),
+        [
+            ("budgeted".to_owned(), "discount_value", 89),
+            ("budgeted".to_owned(), "offers", 95),
+            ("budgeted".to_owned(), "redemptions", 66),
+            ("money".to_owned(), "discount_value", 100),
+        ],
+        "rounded down from the exact amounts; campaigns without a budget left out"
+    );
+    assert!(!report.summary.budgets_unread);
+    assert_eq!(
+        store.budget_reads(),
+        [vec!["budgeted".to_owned(), "money".into(), "plain".into()]],
+        "one read per batch, each campaign once, only those of changes counted"
+    );
+
+    // The metric: one value per campaign and limit, tagged with both.
+    let set = crate::metrics::stats_metrics(&report, chrono::Utc::now());
+    let used: Vec<(u64, Vec<String>)> = set
+        .metrics
+        .iter()
+        .filter(|metric| metric.name == crate::metrics::BUDGET_USED_METRIC)
+        .map(|metric| {
+            let value = match &metric.values {
+                crate::metrics::Values::Many(values) => values.iter().sum(),
+                crate::metrics::Values::One(value) => *value,
+            };
+            let tags = metric
+                .tags
+                .iter()
+                .map(|tag| format!("{}:{}", tag.key, tag.value))
+                .collect();
+            (value, tags)
+        })
+        .collect();
+    assert_eq!(used.len(), 4, "{used:?}");
+    assert!(used.contains(&(
+        66,
+        vec!["campaign_id:budgeted".into(), "budget:redemptions".into()]
+    )));
+    assert!(used.contains(&(
+        100,
+        vec!["campaign_id:money".into(), "budget:discount_value".into()]
+    )));
+
+    // A replay of the same records (duplicates) still reports the budgets
+    // as they stand now; a definition deleted since is left out.
+    store.delete_budget("money");
+    let records = vec![
+        change(
+            "e2",
+            Some(budgeted.clone()),
+            redeemed(&budgeted, "o1", "12.5"),
+        ),
+        change("e3", Some(money.clone()), redeemed(&money, "o2", "20")),
+    ];
+    let report = service.apply_batch(records, None).await;
+    let outcomes: Vec<&str> = report.records.iter().map(|r| r.outcome.name()).collect();
+    assert_eq!(outcomes, ["duplicate", "duplicate"]);
+    let campaigns: Vec<String> = percents(&report).into_iter().map(|(c, _, _)| c).collect();
+    assert_eq!(campaigns, ["budgeted", "budgeted", "budgeted"]);
+}
+
+#[tokio::test]
+async fn budgets_not_read_never_fail_the_batch_and_are_counted() {
+    use crate::domain::campaign::{Budget, BudgetUse};
+    let service = service();
+    let store = service.store();
+    store.set_budget(
+        "budgeted",
+        Budget {
+            offers: Some(10),
+            ..Budget::default()
+        },
+        BudgetUse::default(),
+    );
+    store.fail_budget_reads([StoreError::Unavailable("down".into())]);
+    let image = in_campaign(offer("u1", "co-a"), "budgeted");
+    let report = service
+        .apply_batch(vec![change("e1", None, image.clone())], None)
+        .await;
+    assert_eq!(report.records[0].outcome.name(), "applied");
+    assert!(
+        report.failed_sequence_numbers().is_empty(),
+        "nothing retried"
+    );
+    assert!(report.summary.budgets_unread);
+    assert!(report.summary.budgets.is_empty());
+    let set = crate::metrics::stats_metrics(&report, chrono::Utc::now());
+    let unread = set
+        .metrics
+        .iter()
+        .find(|metric| metric.name == "BudgetsUnread")
+        .map(|metric| metric.values.clone());
+    assert_eq!(unread, Some(crate::metrics::Values::One(1)));
+    assert_eq!(
+        store.counters().len(),
+        2,
+        "the counters applied all the same"
+    );
+    // A batch without changes counted reads nothing.
+    let report = service
+        .apply_batch(vec![change("e1", None, image)], None)
+        .await;
+    assert_eq!(report.records[0].outcome.name(), "duplicate");
+    assert_eq!(store.budget_reads().len(), 2);
+    assert!(!report.summary.budgets_unread);
+    assert_eq!(
+        report.summary.budgets[0].percent, 0,
+        "a replay reads the budget"
+    );
+}

@@ -17,6 +17,7 @@
 //! (concurrent puts each get their own version, none lost), a plan's first
 //! write on the item's absence, a pause on the item's existence.
 
+use super::catalog::{batch_get, BATCH_GET_LIMIT};
 use super::errors::CallError;
 use super::table::DynamoTable;
 use super::DynamoStore;
@@ -26,12 +27,13 @@ use crate::domain::campaign::{
 use crate::domain::dates::{format_timestamp, parse_timestamp};
 use crate::error::StoreError;
 use crate::ports::{
-    CampaignOffersBudgets, OffersBudgetUse, OffersBudgets, RedemptionBudgets, RedemptionLimits,
+    CampaignBudgetUse, CampaignBudgetsReader, CampaignOffersBudgets, OffersBudgetUse,
+    OffersBudgets, RedemptionBudgets, RedemptionLimits,
 };
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Update};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -674,4 +676,49 @@ impl RedemptionBudgets for DynamoStore {
             .await?
             .and_then(redemption_limits))
     }
+}
+
+/// The statistics function's view of the campaigns: the budgets of those a
+/// batch touched.
+impl CampaignBudgetsReader for DynamoStore {
+    /// BatchGetItem (consistent, projected on the budget and its counters)
+    /// in chunks of 100 keys; unprocessed keys are asked again a bounded
+    /// number of rounds, then the read fails as throttled.
+    async fn budgets_used(
+        &self,
+        campaign_ids: &[String],
+    ) -> Result<Vec<CampaignBudgetUse>, StoreError> {
+        let table = self.tables().campaigns()?;
+        let mut budgets = Vec::new();
+        for chunk in campaign_ids.chunks(BATCH_GET_LIMIT) {
+            let keys = chunk
+                .iter()
+                .map(|id| HashMap::from([("campaignId".to_owned(), AttributeValue::S(id.clone()))]))
+                .collect();
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .projection_expression(
+                    "campaignId, #definition.#budget, usedOffers, usedRedemptions, usedDiscountValue",
+                )
+                .expression_attribute_names("#definition", "definition")
+                .expression_attribute_names("#budget", "budget")
+                .build()
+                .map_err(|err| StoreError::Refused(err.to_string()))?;
+            batch_get(self.client(), table, request, "campaign", |item| {
+                budgets.extend(budget_in(&item));
+            })
+            .await?;
+        }
+        Ok(budgets)
+    }
+}
+
+/// The budget and use an item holds, if its definition has a budget.
+fn budget_in(item: &Item) -> Option<CampaignBudgetUse> {
+    Some(CampaignBudgetUse {
+        campaign_id: text(item, "campaignId")?.to_owned(),
+        budget: budget_of(item)?,
+        used: used_of(item),
+    })
 }

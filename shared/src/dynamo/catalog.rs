@@ -17,7 +17,7 @@ use std::time::Duration;
 /// The catalog table's key.
 pub const CATALOG_KEY: [&str; 1] = ["id"];
 /// BatchGetItem takes at most 100 keys.
-const BATCH_GET_LIMIT: usize = 100;
+pub(super) const BATCH_GET_LIMIT: usize = 100;
 /// Rounds of UnprocessedKeys before giving up (the record is then retried by Lambda).
 const MAX_UNPROCESSED_ROUNDS: u32 = 5;
 
@@ -94,51 +94,67 @@ async fn read_entries(
             .iter()
             .map(|id| HashMap::from([("id".to_owned(), AttributeValue::S(id.clone()))]))
             .collect();
-        let mut request = KeysAndAttributes::builder()
+        let request = KeysAndAttributes::builder()
             .set_keys(Some(keys))
             .build()
             .map_err(|err| StoreError::Refused(err.to_string()))?;
-        let mut round = 0;
-        loop {
-            let output = client
-                .batch_get_item()
-                .request_items(table, request)
-                .send()
-                .await
-                .map_err(|err| classify(&err))?;
-            for item in output
-                .responses
-                .unwrap_or_default()
-                .remove(table)
-                .unwrap_or_default()
-            {
-                let Some(AttributeValue::S(id)) = item.get("id").cloned() else {
-                    continue;
-                };
-                // One item the CMS got wrong concerns only the rows that need it.
-                let entry = match serde_dynamo::from_item::<_, Map<String, Value>>(item) {
-                    Ok(json) => CatalogEntry::from_json(&id, json),
-                    Err(err) => CatalogEntry::unreadable(&id, err),
-                };
-                entries.insert(id, entry);
-            }
-            match output
-                .unprocessed_keys
-                .and_then(|mut keys| keys.remove(table))
-            {
-                Some(rest) if !rest.keys.is_empty() => {
-                    round += 1;
-                    if round >= MAX_UNPROCESSED_ROUNDS {
-                        return Err(StoreError::Throttled(
-                            "catalog keys left unprocessed".into(),
-                        ));
-                    }
-                    tokio::time::sleep(Duration::from_millis(25 << round)).await;
-                    request = rest;
-                }
-                _ => break,
-            }
-        }
+        batch_get(client, table, request, "catalog", |item| {
+            let Some(AttributeValue::S(id)) = item.get("id").cloned() else {
+                return;
+            };
+            // One item the CMS got wrong concerns only the rows that need it.
+            let entry = match serde_dynamo::from_item::<_, Map<String, Value>>(item) {
+                Ok(json) => CatalogEntry::from_json(&id, json),
+                Err(err) => CatalogEntry::unreadable(&id, err),
+            };
+            entries.insert(id, entry);
+        })
+        .await?;
     }
     Ok(entries)
+}
+
+/// One BatchGetItem of `request` (at most [`BATCH_GET_LIMIT`] keys) on
+/// `table`, its UnprocessedKeys asked again a bounded number of rounds
+/// (then `Throttled`, naming `what`); each item found goes to `found`.
+pub(super) async fn batch_get(
+    client: &Client,
+    table: &str,
+    mut request: KeysAndAttributes,
+    what: &str,
+    mut found: impl FnMut(Item),
+) -> Result<(), StoreError> {
+    let mut round = 0;
+    loop {
+        let output = client
+            .batch_get_item()
+            .request_items(table, request)
+            .send()
+            .await
+            .map_err(|err| classify(&err))?;
+        for item in output
+            .responses
+            .unwrap_or_default()
+            .remove(table)
+            .unwrap_or_default()
+        {
+            found(item);
+        }
+        match output
+            .unprocessed_keys
+            .and_then(|mut keys| keys.remove(table))
+        {
+            Some(rest) if !rest.keys.is_empty() => {
+                round += 1;
+                if round >= MAX_UNPROCESSED_ROUNDS {
+                    return Err(StoreError::Throttled(format!(
+                        "{what} keys left unprocessed"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(25 << round)).await;
+                request = rest;
+            }
+            _ => return Ok(()),
+        }
+    }
 }
