@@ -8,64 +8,17 @@ use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{Credentials, ProvideCredentials};
 use aws_sdk_dynamodb::Client;
-use offers_shared::config;
 use offers_shared::dynamo::error_chain;
 use offers_shared::local_conventions::{LOCAL_DYNAMODB_ENDPOINT, LOCAL_TABLE_PREFIX};
 use std::time::Duration;
 
-/// The tables of template.yaml the CLI works on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
-    Pending,
-    LoyaltyOffers,
-    Catalog,
-    Rejected,
-    CampaignStats,
-    Transactions,
-    Campaigns,
-}
-
-impl Table {
-    pub const ALL: [Table; 7] = [
-        Table::Pending,
-        Table::LoyaltyOffers,
-        Table::Catalog,
-        Table::Rejected,
-        Table::CampaignStats,
-        Table::Transactions,
-        Table::Campaigns,
-    ];
-
-    pub fn logical_id(self) -> &'static str {
-        match self {
-            Table::Pending => "PendingPersonalizedOffersTable",
-            Table::LoyaltyOffers => "LoyaltyOffersTable",
-            Table::Catalog => "OfferCatalogTable",
-            Table::Rejected => "RejectedPersonalizedOffersTable",
-            Table::CampaignStats => "CampaignStatsTable",
-            Table::Transactions => "LoyaltyTransactionsTable",
-            Table::Campaigns => "CampaignsTable",
-        }
-    }
-
-    /// The variable the functions read the name from (template.yaml sets it).
-    pub fn variable(self) -> &'static str {
-        match self {
-            Table::Pending => config::PENDING_TABLE_VARIABLE,
-            Table::LoyaltyOffers => config::LOYALTY_OFFERS_TABLE_VARIABLE,
-            Table::Catalog => config::CATALOG_TABLE_VARIABLE,
-            Table::Rejected => config::REJECTED_TABLE_VARIABLE,
-            Table::CampaignStats => config::CAMPAIGN_STATS_TABLE_VARIABLE,
-            Table::Transactions => config::TRANSACTIONS_TABLE_VARIABLE,
-            Table::Campaigns => config::CAMPAIGNS_TABLE_VARIABLE,
-        }
-    }
-}
+/// The tables of template.yaml, as the functions know them (one list).
+pub use offers_shared::config::Table;
 
 /// Physical table names, as far as they are known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableNames {
-    names: [Option<String>; 7],
+    names: [Option<String>; Table::ALL.len()],
 }
 
 impl TableNames {
@@ -195,6 +148,7 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use offers_shared::config;
 
     #[test]
     fn variables_win_over_the_prefix() {

@@ -1,5 +1,6 @@
 //! Typed configuration read once from the environment, at init.
 
+use crate::dynamo::Adapter;
 use crate::error::{ConfigError, StoreError};
 use std::time::Duration;
 
@@ -19,6 +20,9 @@ pub struct TableNames {
     pub webhook_deliveries: Option<String>,
     /// Campaign definitions and their budgets' counters (`CampaignsTable`).
     pub campaigns: Option<String>,
+    /// `LoyaltyTransactionsTable`: no function is given it (challenge
+    /// progress reads its stream); the CLI writes it.
+    pub transactions: Option<String>,
 }
 
 impl TableNames {
@@ -33,6 +37,7 @@ impl TableNames {
             offer_events: None,
             webhook_deliveries: None,
             campaigns: None,
+            transactions: None,
         }
     }
 
@@ -73,7 +78,8 @@ fn given<'a>(name: &'a Option<String>, table: &'static str) -> Result<&'a str, S
     name.as_deref().ok_or(StoreError::Unconfigured(table))
 }
 
-/// A table a function can be given, by the variable its name comes in.
+/// A table of template.yaml a function (or the CLI) can be given, by the
+/// variable its name comes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
     Pending,
@@ -84,9 +90,38 @@ pub enum Table {
     OfferEvents,
     WebhookDeliveries,
     Campaigns,
+    Transactions,
 }
 
 impl Table {
+    /// Every table, in declaration order (so `table as usize` indexes it).
+    pub const ALL: [Table; 9] = [
+        Table::Pending,
+        Table::LoyaltyOffers,
+        Table::Catalog,
+        Table::Rejected,
+        Table::CampaignStats,
+        Table::OfferEvents,
+        Table::WebhookDeliveries,
+        Table::Campaigns,
+        Table::Transactions,
+    ];
+
+    /// Its logical id in template.yaml (a stack output is `<LogicalId>Name`).
+    pub const fn logical_id(self) -> &'static str {
+        match self {
+            Table::Pending => "PendingPersonalizedOffersTable",
+            Table::LoyaltyOffers => "LoyaltyOffersTable",
+            Table::Catalog => "OfferCatalogTable",
+            Table::Rejected => "RejectedPersonalizedOffersTable",
+            Table::CampaignStats => "CampaignStatsTable",
+            Table::OfferEvents => "OfferEventsTable",
+            Table::WebhookDeliveries => "WebhookDeliveriesTable",
+            Table::Campaigns => "CampaignsTable",
+            Table::Transactions => "LoyaltyTransactionsTable",
+        }
+    }
+
     /// The environment variable of its name (template.yaml sets it with `!Ref`).
     pub const fn variable(self) -> &'static str {
         match self {
@@ -98,6 +133,7 @@ impl Table {
             Table::OfferEvents => OFFER_EVENTS_TABLE_VARIABLE,
             Table::WebhookDeliveries => WEBHOOK_DELIVERIES_TABLE_VARIABLE,
             Table::Campaigns => CAMPAIGNS_TABLE_VARIABLE,
+            Table::Transactions => TRANSACTIONS_TABLE_VARIABLE,
         }
     }
 }
@@ -113,12 +149,16 @@ impl TableNames {
             Table::OfferEvents => &mut self.offer_events,
             Table::WebhookDeliveries => &mut self.webhook_deliveries,
             Table::Campaigns => &mut self.campaigns,
+            Table::Transactions => &mut self.transactions,
         }
     }
 }
 
 /// The tables of an API function that reads offers: the loyalty offers and the catalog.
 pub const API_TABLES: [Table; 2] = [Table::LoyaltyOffers, Table::Catalog];
+
+/// What an API function that reads offers builds: the offers' reader and the catalog's.
+pub const API_ADAPTERS: [Adapter; 2] = [Adapter::OfferReader, Adapter::Catalog];
 
 /// Timeouts and retries of the DynamoDB client: they must end well inside
 /// the function timeout.
@@ -193,20 +233,33 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         Ok(names)
     }
 
+    /// Exactly the tables of the adapters a function builds (each once, in
+    /// the order of the adapters): a table any of them reaches is missing
+    /// at init or never.
+    pub fn tables_for(&self, adapters: &[Adapter]) -> Result<TableNames, ConfigError> {
+        let mut needed: Vec<Table> = Vec::new();
+        for table in adapters.iter().flat_map(|adapter| adapter.tables()) {
+            if !needed.contains(table) {
+                needed.push(*table);
+            }
+        }
+        self.tables(&needed)
+    }
+
     /// The tables of an API function: the loyalty offers and the catalog,
     /// no other (any other is refused by the adapter).
     pub fn api_tables(&self) -> Result<TableNames, ConfigError> {
-        self.tables(&API_TABLES)
+        self.tables_for(&API_ADAPTERS)
     }
 
     /// The tables of the app's activity function: the API tables, the
     /// offer events and the campaigns (redemption budgets).
     pub fn activity_tables(&self) -> Result<TableNames, ConfigError> {
-        self.tables(&[
-            Table::OfferEvents,
-            Table::Campaigns,
-            Table::LoyaltyOffers,
-            Table::Catalog,
+        self.tables_for(&[
+            Adapter::Activity,
+            Adapter::RedemptionBudgets,
+            Adapter::OfferReader,
+            Adapter::Catalog,
         ])
     }
 
@@ -367,6 +420,39 @@ mod tests {
             env.tables(&[Table::Pending, Table::LoyaltyOffers]),
             Err(ConfigError::Missing("LOYALTY_OFFERS_TABLE_NAME"))
         );
+    }
+
+    #[test]
+    fn a_function_gets_the_tables_of_its_adapters_each_once_in_order() {
+        let env = env_of(&[
+            ("PENDING_TABLE_NAME", "p"),
+            ("LOYALTY_OFFERS_TABLE_NAME", "o"),
+            ("REJECTED_TABLE_NAME", "r"),
+            ("OFFER_CATALOG_TABLE_NAME", "c"),
+            ("CAMPAIGNS_TABLE_NAME", "k"),
+        ]);
+        let tables = env
+            .tables_for(&[Adapter::Challenges, Adapter::Support])
+            .expect("all given");
+        assert_eq!(tables.loyalty_offers(), Ok("o"));
+        assert_eq!(tables.rejected(), Ok("r"));
+        assert_eq!(tables.campaigns(), Ok("k"));
+        assert_eq!(tables.pending(), Err(StoreError::Unconfigured("pending")));
+        assert_eq!(tables.catalog(), Err(StoreError::Unconfigured("catalog")));
+        assert_eq!(
+            env_of(&[("CAMPAIGNS_TABLE_NAME", "k")]).tables_for(&[Adapter::Dispatch]),
+            Err(ConfigError::Missing("PENDING_TABLE_NAME")),
+            "the first table of the first adapter"
+        );
+    }
+
+    #[test]
+    fn every_table_has_its_variable_and_logical_id_in_declaration_order() {
+        for (index, table) in Table::ALL.into_iter().enumerate() {
+            assert_eq!(table as usize, index);
+            assert!(table.variable().ends_with("_TABLE_NAME") || table == Table::CampaignStats);
+            assert!(table.logical_id().ends_with("Table"));
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@
 use crate::domain::campaign::{Budget, BudgetUse};
 use crate::domain::webhook::WebhookReceipt;
 use crate::domain::{
-    BudgetTaken, CatalogEntry, OfferEvent, PersonalizedOffer, ReasonCode, Redemption, UserId,
+    BudgetTaken, CatalogEntry, OfferEvent, OrderId, PersonalizedOffer, ReasonCode, Redemption,
+    UserId,
 };
 use crate::error::StoreError;
 use chrono::{DateTime, Utc};
@@ -519,7 +520,7 @@ pub trait ActivityStore: OfferReader {
         &self,
         user_id: &UserId,
         personalized_offer_id: Uuid,
-        order_id: &str,
+        order_id: &OrderId,
         at: DateTime<Utc>,
         budget: VoidBudget<'_>,
     ) -> impl Future<Output = Result<ActivityWrite, StoreError>> + Send;

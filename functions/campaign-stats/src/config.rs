@@ -4,7 +4,8 @@
 //! in the stream's images).
 
 use offers_shared::campaign_stats::StatsSettings;
-use offers_shared::config::{Env, SdkSettings, Table, TableNames};
+use offers_shared::config::{Env, SdkSettings, TableNames};
+use offers_shared::dynamo::Adapter;
 use offers_shared::error::ConfigError;
 use offers_shared::metrics::Observability;
 use std::time::Duration;
@@ -22,7 +23,7 @@ impl StatsConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let defaults = StatsSettings::default();
         Ok(Self {
-            tables: env.tables(&[Table::CampaignStats, Table::Campaigns])?,
+            tables: env.tables_for(&[Adapter::CampaignStats, Adapter::CampaignBudgets])?,
             sdk: env.sdk()?,
             observability: env.observability()?,
             settings: StatsSettings {

@@ -2,7 +2,8 @@
 //! template.yaml gives it: the pending table, the catalog, its deliveries
 //! table, and the ARN of its signing secret (never the secret itself).
 
-use offers_shared::config::{Env, SdkSettings, Table, TableNames};
+use offers_shared::config::{Env, SdkSettings, TableNames};
+use offers_shared::dynamo::Adapter;
 use offers_shared::error::ConfigError;
 use offers_shared::metrics::Observability;
 use offers_shared::webhook::WebhookSettings;
@@ -28,7 +29,7 @@ impl WebhookConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let defaults = WebhookSettings::default();
         Ok(Self {
-            tables: env.tables(&[Table::Pending, Table::Catalog, Table::WebhookDeliveries])?,
+            tables: env.tables_for(&[Adapter::Webhook, Adapter::Catalog])?,
             sdk: env.sdk()?,
             observability: env.observability()?,
             catalog_cache_ttl: env.catalog_cache_ttl()?,

@@ -1,7 +1,8 @@
 //! The challenge progress function's configuration, read once at init from
 //! the environment that template.yaml gives it.
 
-use offers_shared::config::{Env, SdkSettings, Table, TableNames};
+use offers_shared::config::{Env, SdkSettings, TableNames};
+use offers_shared::dynamo::Adapter;
 use offers_shared::error::ConfigError;
 use offers_shared::metrics::Observability;
 use std::time::Duration;
@@ -24,7 +25,7 @@ impl ProgressConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let runner = env.runner_settings("PROGRESS_CONCURRENCY")?;
         Ok(Self {
-            tables: env.tables(&[Table::LoyaltyOffers, Table::Rejected])?,
+            tables: env.tables_for(&[Adapter::Challenges])?,
             sdk: env.sdk()?,
             observability: env.observability()?,
             concurrency: runner.concurrency,

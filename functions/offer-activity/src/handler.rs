@@ -21,7 +21,8 @@ use offers_http::{
     respond, within_deadline, ApiError, OfferView, RedemptionView,
 };
 use offers_shared::activity::{ActivityError, ActivityService, Redeemed};
-use offers_shared::domain::redemption::{parse_order_id, BodyProblem};
+use offers_shared::domain::redemption::BodyProblem;
+use offers_shared::domain::OrderId;
 use offers_shared::domain::{
     parse_offer_event, parse_redemption_request, OfferEventType, PersonalizedOffer,
 };
@@ -136,7 +137,9 @@ async fn answer<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets>(
             let id = parse_uuid(id, "personalizedOfferId")?;
             let order = decode_segment(order)
                 .ok_or_else(|| BodyProblem::new("orderId is not UTF-8 text"))
-                .and_then(|order| parse_order_id(&order))
+                .and_then(|order| {
+                    OrderId::try_from(order).map_err(|invalid| BodyProblem::new(invalid.0))
+                })
                 .map_err(|problem| ApiError::bad_request("invalid_order_id", problem.message))?;
             let voided = activity
                 .void(user_id, id, &order, now)

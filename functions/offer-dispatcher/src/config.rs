@@ -1,7 +1,8 @@
 //! The dispatcher's configuration, read once at init from the environment
 //! that template.yaml gives it.
 
-use offers_shared::config::{Env, SdkSettings, Table, TableNames};
+use offers_shared::config::{Env, SdkSettings, TableNames};
+use offers_shared::dynamo::Adapter;
 use offers_shared::error::ConfigError;
 use offers_shared::metrics::Observability;
 use std::time::Duration;
@@ -30,12 +31,10 @@ pub struct DispatcherConfig {
 impl DispatcherConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(Self {
-            tables: env.tables(&[
-                Table::Pending,
-                Table::LoyaltyOffers,
-                Table::Catalog,
-                Table::Rejected,
-                Table::Campaigns,
+            tables: env.tables_for(&[
+                Adapter::Dispatch,
+                Adapter::Catalog,
+                Adapter::OffersBudgets,
             ])?,
             sdk: env.sdk()?,
             catalog_cache_ttl: env.catalog_cache_ttl()?,

@@ -3,7 +3,8 @@
 //! statistics and the user profiles (read) and the campaigns (their
 //! budgets), no other table.
 
-use offers_shared::config::{Env, SdkSettings, Table, TableNames, USER_PROFILES_TABLE_VARIABLE};
+use offers_shared::config::{Env, SdkSettings, TableNames, USER_PROFILES_TABLE_VARIABLE};
+use offers_shared::dynamo::Adapter;
 use offers_shared::error::ConfigError;
 use offers_shared::metrics::Observability;
 use std::time::Duration;
@@ -29,11 +30,11 @@ pub struct SupportConfig {
 impl SupportConfig {
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         Ok(Self {
-            tables: env.tables(&[
-                Table::LoyaltyOffers,
-                Table::Catalog,
-                Table::CampaignStats,
-                Table::Campaigns,
+            tables: env.tables_for(&[
+                Adapter::Support,
+                Adapter::OfferReader,
+                Adapter::Catalog,
+                Adapter::CampaignStats,
             ])?,
             profiles_table: env.table(USER_PROFILES_TABLE_VARIABLE)?,
             sdk: env.sdk()?,

@@ -162,7 +162,7 @@ async fn answer<S: SupportStore, C: CatalogReader, T: CampaignStatsStore, P: Pro
         }
         Route::Profile { user } => {
             let user_id = user_id(user)?;
-            match profile_view(&api.profiles, user_id.as_str()).await? {
+            match profile_view(&api.profiles, &user_id).await? {
                 Some(view) => Ok(json_response(StatusCode::OK, &view)),
                 None => Err(ApiError::NotFound(format!(
                     "user {user_id:?} has no counted visits"

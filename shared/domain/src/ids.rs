@@ -3,7 +3,8 @@
 //! DynamoDB would refuse as a key. Each constructor enforces the bounds of
 //! [`crate::limits`]; adapters write `as_str()`.
 
-use crate::limits::{key_problem, MAX_PARTITION_KEY_BYTES};
+use crate::limits::{key_problem, MAX_ID_BYTES, MAX_PARTITION_KEY_BYTES};
+use crate::redemption::MAX_ORDER_ID_CHARS;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -13,17 +14,34 @@ use std::str::FromStr;
 #[error("{0}")]
 pub struct InvalidId(pub String);
 
-/// Declares a string id: non-empty, at most `$max` bytes.
+/// Declares a string id: non-empty, at most `$max` bytes (a key's bounds).
 macro_rules! bounded_id {
     ($(#[$doc:meta])* $name:ident, $field:literal, $max:expr) => {
+        checked_id!(
+            $(#[$doc])* $name,
+            |text: &str| key_problem($field, text, $max)
+        );
+
+        impl $name {
+            /// The largest id accepted, in bytes.
+            pub const MAX_BYTES: usize = $max;
+        }
+    };
+}
+
+/// Declares a string id accepted when `$problem(text)` finds nothing wrong.
+macro_rules! checked_id {
+    ($(#[$doc:meta])* $name:ident, $problem:expr) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
-            /// The largest id accepted, in bytes.
-            pub const MAX_BYTES: usize = $max;
+            fn problem(text: &str) -> Option<String> {
+                let problem: fn(&str) -> Option<String> = $problem;
+                problem(text)
+            }
 
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -38,7 +56,7 @@ macro_rules! bounded_id {
             type Error = InvalidId;
 
             fn try_from(text: String) -> Result<Self, InvalidId> {
-                match key_problem($field, &text, Self::MAX_BYTES) {
+                match Self::problem(&text) {
                     Some(problem) => Err(InvalidId(problem)),
                     None => Ok(Self(text)),
                 }
@@ -49,7 +67,7 @@ macro_rules! bounded_id {
             type Error = InvalidId;
 
             fn try_from(text: &str) -> Result<Self, InvalidId> {
-                match key_problem($field, text, Self::MAX_BYTES) {
+                match Self::problem(text) {
                     Some(problem) => Err(InvalidId(problem)),
                     None => Ok(Self(text.to_owned())),
                 }
@@ -122,6 +140,42 @@ bounded_id!(
     MAX_PARTITION_KEY_BYTES
 );
 
+bounded_id!(
+    /// A catalog offer (a config offer or a template's config offer): the
+    /// `offerId` of an assignment and of a personalized offer.
+    OfferId,
+    "offerId",
+    MAX_ID_BYTES
+);
+
+bounded_id!(
+    /// A campaign: the partition key of its definition and statistics.
+    CampaignId,
+    "campaignId",
+    MAX_ID_BYTES
+);
+
+checked_id!(
+    /// An order at checkout: what a redemption is kept by on its offer
+    /// (the contract: 1 to 128 characters, not blank, no control character).
+    OrderId,
+    order_id_problem
+);
+
+/// Why a text is not an order id (the contract's bound), if it is not.
+pub fn order_id_problem(text: &str) -> Option<String> {
+    let count = text.chars().count();
+    (count == 0
+        || count > MAX_ORDER_ID_CHARS
+        || text.trim().is_empty()
+        || text.chars().any(char::is_control))
+    .then(|| {
+        format!(
+            "orderId must be 1 to {MAX_ORDER_ID_CHARS} characters, not blank, without control characters"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +195,31 @@ mod tests {
         );
         let error = UserId::try_from(longest + "u").expect_err("too long");
         assert!(error.0.starts_with("userId is 2049 bytes"), "{error}");
+    }
+
+    #[test]
+    fn offer_and_campaign_ids_are_bounded_like_sort_keys() {
+        assert_eq!(OfferId::MAX_BYTES, MAX_ID_BYTES);
+        assert!(OfferId::try_from("o".repeat(MAX_ID_BYTES)).is_ok());
+        let error = OfferId::try_from("o".repeat(MAX_ID_BYTES + 1)).expect_err("too long");
+        assert!(error.0.starts_with("offerId is 1025 bytes"), "{error}");
+        assert_eq!(
+            CampaignId::try_from(""),
+            Err(InvalidId("campaignId is empty".into()))
+        );
+        let campaign: CampaignId = "spring".parse().expect("valid");
+        assert_eq!(campaign, *"spring");
+    }
+
+    #[test]
+    fn an_order_id_has_the_contracts_bounds() {
+        let order: OrderId = "order-1".parse().expect("valid");
+        assert_eq!(order.as_str(), "order-1");
+        assert!(OrderId::try_from("é".repeat(MAX_ORDER_ID_CHARS)).is_ok());
+        for bad in [String::new(), "   ".into(), "a\nb".into(), "o".repeat(129)] {
+            assert!(OrderId::try_from(bad.as_str()).is_err(), "{bad:?}");
+        }
+        assert!(serde_json::from_str::<OrderId>("\"\"").is_err());
     }
 
     #[test]

@@ -146,17 +146,10 @@ pub fn redemption_id(personalized_offer_id: Uuid, order_id: &str) -> Uuid {
 /// An order id: 1 to 128 characters, no control characters, not blank
 /// (also the order id of a DELETE path).
 pub fn parse_order_id(text: &str) -> Result<String, BodyProblem> {
-    let count = text.chars().count();
-    if count == 0
-        || count > MAX_ORDER_ID_CHARS
-        || text.trim().is_empty()
-        || text.chars().any(char::is_control)
-    {
-        return Err(BodyProblem::new(format!(
-            "orderId must be 1 to {MAX_ORDER_ID_CHARS} characters, not blank, without control characters"
-        )));
+    match crate::ids::order_id_problem(text) {
+        Some(problem) => Err(BodyProblem::new(problem)),
+        None => Ok(text.to_owned()),
     }
-    Ok(text.to_owned())
 }
 
 fn bounded_text(

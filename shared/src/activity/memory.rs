@@ -4,8 +4,8 @@
 use crate::activity::discount_of;
 use crate::domain::redemption::{redemption_limit, MAX_REDEMPTION_RECORDS};
 use crate::domain::{
-    decide_redemption, OfferEvent, OfferEventType, PersonalizedOffer, RedeemDecision, Redemption,
-    RedemptionRequest, UserId,
+    decide_redemption, OfferEvent, OfferEventType, OrderId, PersonalizedOffer, RedeemDecision,
+    Redemption, RedemptionRequest, UserId,
 };
 use crate::error::StoreError;
 use crate::ports::{
@@ -232,11 +232,12 @@ impl ActivityStore for MemoryActivity {
         &self,
         user_id: &UserId,
         personalized_offer_id: Uuid,
-        order_id: &str,
+        order_id: &OrderId,
         at: DateTime<Utc>,
         budget: VoidBudget<'_>,
     ) -> Result<ActivityWrite, StoreError> {
         let user_id = user_id.as_str();
+        let order_id = order_id.as_str();
         let mut state = self.for_write()?;
         let state = &mut *state;
         let Some(offer) = state

@@ -25,7 +25,7 @@ mod tests;
 
 use crate::domain::amount::Amount;
 use crate::domain::{
-    decide_redemption, BudgetTaken, OfferEvent, OfferEventRequest, PersonalizedOffer,
+    decide_redemption, BudgetTaken, OfferEvent, OfferEventRequest, OrderId, PersonalizedOffer,
     RedeemDecision, RedeemRefusal, Redemption, RedemptionRequest, UserId,
 };
 use crate::error::StoreError;
@@ -330,13 +330,13 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
         &self,
         user_id: &UserId,
         personalized_offer_id: Uuid,
-        order_id: &str,
+        order_id: &OrderId,
         now: DateTime<Utc>,
     ) -> Result<Redeemed, ActivityError> {
         let (offer, new) = self
             .void_once(user_id, personalized_offer_id, order_id, now)
             .await?;
-        let redemption = match offer.redemptions.get(order_id) {
+        let redemption = match offer.redemptions.get(order_id.as_str()) {
             Some(redemption) if redemption.voided_at.is_some() => redemption.clone(),
             Some(_) => {
                 return Err(StoreError::Conflict(format!(
@@ -354,7 +354,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
             action = "void",
             user_id = user_id.as_str(),
             personalized_offer_id = %personalized_offer_id,
-            order_id,
+            order_id = order_id.as_str(),
             outcome = if new { "voided" } else { "already_voided" },
             "offer activity"
         );
@@ -372,7 +372,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
         &self,
         user_id: &UserId,
         personalized_offer_id: Uuid,
-        order_id: &str,
+        order_id: &OrderId,
         now: DateTime<Utc>,
     ) -> Result<(PersonalizedOffer, bool), ActivityError> {
         let void = |budget| {
@@ -385,7 +385,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
         };
         let record = offer
             .redemptions
-            .get(order_id)
+            .get(order_id.as_str())
             .filter(|record| record.voided_at.is_none());
         let (Some(campaign_id), Some(record)) = (&offer.campaign_id, record) else {
             return Ok((*offer, false));

@@ -20,6 +20,10 @@ fn user(id: &str) -> UserId {
     UserId::try_from(id).expect("user id")
 }
 
+fn order_id(id: &str) -> OrderId {
+    OrderId::try_from(id).expect("order id")
+}
+
 fn offer(rules: Value) -> PersonalizedOffer {
     PersonalizedOffer::builder()
         .user(USER)
@@ -142,14 +146,19 @@ async fn a_void_gives_the_use_back_once_and_the_order_stays_used() {
         .expect("redeemed");
     assert_eq!(stored(&service, id).status(now()), OfferStatus::Redeemed);
     let voided = service
-        .void(&user(USER), id, "o-1", now())
+        .void(&user(USER), id, &order_id("o-1"), now())
         .await
         .expect("voided");
     assert!(voided.new);
     assert_eq!(voided.redemption.voided_at, Some(now()));
     assert_eq!(voided.offer.status(now()), OfferStatus::Active);
     let again = service
-        .void(&user(USER), id, "o-1", now() + Duration::hours(1))
+        .void(
+            &user(USER),
+            id,
+            &order_id("o-1"),
+            now() + Duration::hours(1),
+        )
         .await
         .expect("no change");
     assert!(!again.new);
@@ -173,14 +182,16 @@ async fn a_void_gives_the_use_back_once_and_the_order_stays_used() {
             .new
     );
     assert_eq!(
-        service.void(&user(USER), id, "o-unknown", now()).await,
+        service
+            .void(&user(USER), id, &order_id("o-unknown"), now())
+            .await,
         Err(ActivityError::NotFound(
             "no redemption of this offer for that order"
         ))
     );
     assert_eq!(
         service
-            .void(&user(USER), Uuid::new_v4(), "o-1", now())
+            .void(&user(USER), Uuid::new_v4(), &order_id("o-1"), now())
             .await,
         Err(ActivityError::NotFound("no such offer"))
     );
@@ -239,7 +250,7 @@ async fn store_failures_are_passed_on_not_decided() {
         Err(ActivityError::Store(StoreError::Throttled(_)))
     ));
     assert!(matches!(
-        service.void(&user(USER), id, "o-1", now()).await,
+        service.void(&user(USER), id, &order_id("o-1"), now()).await,
         Err(ActivityError::Store(StoreError::Throttled(_)))
     ));
 }
@@ -351,13 +362,13 @@ mod budgets {
             .await
             .expect("10 of 50 left");
         let voided = service
-            .void(&user(USER), ids[0], "o-1", now())
+            .void(&user(USER), ids[0], &order_id("o-1"), now())
             .await
             .expect("void");
         assert!(voided.new);
         assert_eq!(used(&service).used_discount, 30 * 10_000);
         let again = service
-            .void(&user(USER), ids[0], "o-1", now())
+            .void(&user(USER), ids[0], &order_id("o-1"), now())
             .await
             .expect("void");
         assert!(!again.new);
@@ -397,7 +408,7 @@ mod budgets {
         // The first redemption's void finds no campaign: it is voided alone.
         assert!(
             service
-                .void(&user(USER), ids[0], "o-1", now())
+                .void(&user(USER), ids[0], &order_id("o-1"), now())
                 .await
                 .expect("void")
                 .new

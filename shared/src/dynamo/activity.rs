@@ -12,7 +12,7 @@ use super::{cancellation_error, classify, DynamoStore};
 use crate::activity::discount_of;
 use crate::domain::amount::{decimal_text, Amount};
 use crate::domain::dates::format_timestamp;
-use crate::domain::{BudgetTaken, OfferEvent, PersonalizedOffer, Redemption, UserId};
+use crate::domain::{BudgetTaken, OfferEvent, OrderId, PersonalizedOffer, Redemption, UserId};
 use crate::error::StoreError;
 use crate::ports::{
     ActivityStore, ActivityWrite, EventWrite, RedeemBudget, RedemptionLimits, VoidBudget,
@@ -251,11 +251,12 @@ impl ActivityStore for DynamoStore {
         &self,
         user_id: &UserId,
         personalized_offer_id: Uuid,
-        order_id: &str,
+        order_id: &OrderId,
         at: DateTime<Utc>,
         budget: VoidBudget<'_>,
     ) -> Result<ActivityWrite, StoreError> {
         let user_id = user_id.as_str();
+        let order_id = order_id.as_str();
         let condition = void_condition(false);
         let (campaign_id, taken, discount) = match budget {
             VoidBudget::Untouched => {

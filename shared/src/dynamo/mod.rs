@@ -55,10 +55,61 @@ pub use selection_stats::{counter_of, learning_partition, SelectionStatsTable};
 pub use table::DynamoTable;
 pub use transactions::{cancellation_codes, cancellation_error};
 
-use crate::config::TableNames;
+use crate::config::{Table, TableNames};
 use aws_sdk_dynamodb::Client;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// What a function builds on a [`DynamoStore`]: each port's adapter, with
+/// the tables it reaches. A function's config asks
+/// [`crate::config::Env::tables_for`] for exactly the tables of the adapters
+/// it builds, so a table one of them needs is missing at init or never: the
+/// `Unconfigured` refusal of [`TableNames`]' accessors is then unreachable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adapter {
+    /// `OfferReader`: the user's offers, by key and by index.
+    OfferReader,
+    /// `CatalogReader`: config offers and templates.
+    Catalog,
+    /// `SupportStore`: assign (with the campaign's offers budget), list, revoke.
+    Support,
+    /// `ActivityStore`: events (deduplicated), redemptions against their budgets.
+    Activity,
+    /// `ChallengeStore`: challenge offers' progress and its rejections.
+    Challenges,
+    /// `OffersBudgets`: the campaigns' offers budgets (the dispatcher).
+    OffersBudgets,
+    /// `RedemptionBudgets`: the campaigns' redemption limits.
+    RedemptionBudgets,
+    /// `WebhookStore`: deliveries and the pending rows they write.
+    Webhook,
+    /// `DispatchStore`: pending rows into offers or rejections.
+    Dispatch,
+    /// `CampaignStatsStore`: the statistics' counters.
+    CampaignStats,
+    /// `CampaignBudgetsReader`: the budgets of the campaigns a statistics
+    /// batch changed, read for their use metric.
+    CampaignBudgets,
+}
+
+impl Adapter {
+    /// The tables the adapter reaches, in the order a function reads them.
+    pub const fn tables(self) -> &'static [Table] {
+        match self {
+            Adapter::OfferReader => &[Table::LoyaltyOffers],
+            Adapter::Catalog => &[Table::Catalog],
+            Adapter::Support => &[Table::LoyaltyOffers, Table::Campaigns],
+            Adapter::Activity => &[Table::OfferEvents, Table::Campaigns, Table::LoyaltyOffers],
+            Adapter::Challenges => &[Table::LoyaltyOffers, Table::Rejected],
+            Adapter::OffersBudgets | Adapter::RedemptionBudgets | Adapter::CampaignBudgets => {
+                &[Table::Campaigns]
+            }
+            Adapter::Webhook => &[Table::Pending, Table::WebhookDeliveries],
+            Adapter::Dispatch => &[Table::Pending, Table::LoyaltyOffers, Table::Rejected],
+            Adapter::CampaignStats => &[Table::CampaignStats],
+        }
+    }
+}
 
 /// All tables behind one client. Cheap to clone.
 #[derive(Debug, Clone)]

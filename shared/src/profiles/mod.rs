@@ -26,7 +26,7 @@ use crate::stream::runner::{run_batch, Failure, RecordHandler, Run, RunnerSettin
 use crate::stream::transactions::{TransactionInput, TransactionRecord};
 use chrono::Utc;
 use offers_domain::profile::{reserved_user_id, Profile, ProfileContext, Visit};
-use offers_domain::Transaction;
+use offers_domain::{Transaction, UserId};
 use std::future::Future;
 use tokio::time::Instant;
 
@@ -107,7 +107,7 @@ impl<S: ProfileStore, V: AfterVisit> UserVisits<S, V> {
 
     /// A user's profile as the support API shows it; `None` for a user
     /// without counted visits.
-    pub async fn profile_view(&self, user_id: &str) -> Result<Option<ProfileView>, StoreError> {
+    pub async fn profile_view(&self, user_id: &UserId) -> Result<Option<ProfileView>, StoreError> {
         profile_view(&self.store, user_id).await
     }
 
@@ -173,8 +173,9 @@ impl<S: ProfileStore, V: AfterVisit> UserVisits<S, V> {
 /// counted visits (and for the table's own `#` keys).
 pub async fn profile_view<S: ProfileStore>(
     store: &S,
-    user_id: &str,
+    user_id: &UserId,
 ) -> Result<Option<ProfileView>, StoreError> {
+    let user_id = user_id.as_str();
     if reserved_user_id(user_id) {
         return Ok(None);
     }

@@ -3,9 +3,14 @@ use super::*;
 use crate::stream::runner::{Failure, Outcome};
 use crate::stream::transactions::TransactionRecord;
 use offers_domain::profile::{Spend, Visits30};
+use offers_domain::UserId;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
+
+fn user(id: &str) -> UserId {
+    UserId::try_from(id).expect("user id")
+}
 
 fn settings() -> RunnerSettings {
     RunnerSettings {
@@ -61,7 +66,7 @@ async fn each_transaction_counts_once_and_invalid_ones_never() {
     let again = visits.apply_batch(batch(), None).await;
     assert_eq!(again.count(VisitKind::Duplicate), 3);
     let view = visits
-        .profile_view("u1")
+        .profile_view(&user("u1"))
         .await
         .ok()
         .flatten()
@@ -70,8 +75,8 @@ async fn each_transaction_counts_once_and_invalid_ones_never() {
     assert_eq!(view.visits30, Visits30::TwoToThree);
     assert_eq!(view.mode, "delivery", "one each: the latest");
     assert_eq!(view.spend, Spend::From10To25);
-    assert_eq!(visits.profile_view("nobody").await, Ok(None));
-    assert_eq!(visits.profile_view("#counted#x").await, Ok(None));
+    assert_eq!(visits.profile_view(&user("nobody")).await, Ok(None));
+    assert_eq!(visits.profile_view(&user("#counted#x")).await, Ok(None));
 }
 
 #[tokio::test]
