@@ -325,3 +325,106 @@ async fn a_chunk_killed_midway_and_run_again_converges_on_the_same_rows() {
     );
     assert_eq!(pending_rows(&bed).await, expected);
 }
+
+/// An S3 endpoint that refuses every request as S3 does an identity
+/// without permission (403 Forbidden): a fault moto does not make.
+fn forbidding_s3() -> String {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a port");
+    let address = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match std::io::Read::read(&mut stream, &mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buffer[..n]),
+                }
+            }
+            let _ = std::io::Write::write_all(
+                &mut stream,
+                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    format!("http://{address}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audiences_and_plans_step_functions_cannot_take_are_refused_before_anything_is_written() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    let endpoint = shared_dynamodb().endpoint();
+    let harness = PlanStack::start(&bed, &[("PlanChunkUsers", "10")], &endpoint, "8").await;
+    let plan = write_file(
+        &format!("{}-refused-plan.json", bed.table(PENDING)),
+        &plan_text("camp-dist-refused"),
+    );
+    let nothing_written = |stderr: &str| {
+        assert!(stderr.contains("nothing written"), "{stderr}");
+    };
+    let plan_from = |url: &str| {
+        harness.offers(
+            env!("CARGO_BIN_EXE_offers"),
+            &bed,
+            &[
+                "campaign",
+                "plan",
+                path_str(&plan),
+                "--audience",
+                url,
+                "--allow-cold",
+            ],
+        )
+    };
+
+    // An identity that may not read the audience.
+    let url = harness
+        .put_audience("audiences/ten.jsonl", &audience(10))
+        .await;
+    let mut forbidden = plan_from(&url);
+    forbidden.env("AWS_ENDPOINT_URL_S3", forbidding_s3());
+    let (code, _, stderr) = run(forbidden);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("403 Forbidden"), "{stderr}");
+    nothing_written(&stderr);
+
+    // An empty object (what `curl --data-binary` without a Content-Type leaves in moto).
+    let empty = harness.put_audience("audiences/empty.jsonl", "").await;
+    let (code, _, stderr) = run(plan_from(&empty));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is empty (0 bytes)"), "{stderr}");
+    nothing_written(&stderr);
+
+    // Statistics within the snapshot's own bound (192 KiB) but more than a
+    // chunk's input can carry besides its users: 680 values of an attribute.
+    for n in 0..680 {
+        let value = format!("{n:0>250}");
+        bed.put(
+            STATS,
+            json!({"pk": "offer#co-coffee", "sk": format!("attr#note#{value}"), "offerId": "co-coffee",
+            "attribute": "note", "value": value, "assigned": 10, "clicked": 0, "redeemed": 1}),
+        )
+        .await;
+    }
+    let (code, _, stderr) = run(plan_from(&url));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("Step Functions carries at most 256 KiB a chunk"),
+        "{stderr}"
+    );
+    nothing_written(&stderr);
+
+    assert!(bed.scan(CAMPAIGNS).await.is_empty(), "no definition stored");
+    assert!(bed.scan(PENDING).await.is_empty(), "no row written");
+    assert!(
+        harness
+            .recording
+            .batches
+            .lock()
+            .expect("batches")
+            .is_empty(),
+        "no chunk ran"
+    );
+}

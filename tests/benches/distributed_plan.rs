@@ -18,7 +18,9 @@ use offers_shared::local_conventions::LOCAL_PLAN_BUCKET;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 const ROWS_PER_USER: u64 = 2;
 
@@ -58,16 +60,86 @@ fn audience(users: u64) -> String {
     text
 }
 
-fn run(mut command: Command) -> f64 {
+/// CPU time of this process's waited-for children (getrusage
+/// RUSAGE_CHILDREN): the CLI's, once it has ended.
+fn children_cpu() -> CpuTime {
+    // SAFETY: getrusage writes the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        usage
+    };
+    let time = |value: libc::timeval| {
+        Duration::from_secs(value.tv_sec as u64) + Duration::from_micros(value.tv_usec as u64)
+    };
+    CpuTime {
+        user: time(usage.ru_utime),
+        system: time(usage.ru_stime),
+    }
+}
+
+fn seconds(cpu: CpuTime) -> f64 {
+    (cpu.user + cpu.system).as_secs_f64()
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
+/// One run: its wall time, DynamoDB Local's CPU and the command's own CPU;
+/// progress (elapsed, DynamoDB Local's CPU so far, load) every 30 s.
+struct Run {
+    seconds: f64,
+    dynamodb_cpu: CpuTime,
+    command_cpu: CpuTime,
+}
+
+fn run(label: &str, mut command: Command, dynamodb_pid: u32) -> Run {
+    let dynamodb_before = CpuTime::of_process(dynamodb_pid);
+    let children_before = children_cpu();
     let started = Instant::now();
+    let done = Arc::new(AtomicBool::new(false));
+    let reporter = {
+        let done = done.clone();
+        let label = label.to_owned();
+        std::thread::spawn(move || {
+            let mut next = Duration::from_secs(30);
+            while !done.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(200));
+                if started.elapsed() >= next {
+                    next += Duration::from_secs(30);
+                    let cpu = CpuTime::of_process(dynamodb_pid).since(dynamodb_before);
+                    println!(
+                        "    {label}: {:.0} s, DynamoDB Local {:.0} CPU-s so far, load {}",
+                        started.elapsed().as_secs_f64(),
+                        seconds(cpu),
+                        load_average()
+                    );
+                }
+            }
+        })
+    };
     let output = command.output().expect("offers runs");
     let seconds = started.elapsed().as_secs_f64();
+    done.store(true, Ordering::SeqCst);
+    let _ = reporter.join();
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    seconds
+    Run {
+        seconds,
+        dynamodb_cpu: CpuTime::of_process(dynamodb_pid).since(dynamodb_before),
+        command_cpu: children_cpu().since(children_before),
+    }
 }
 
 fn main() {
@@ -80,9 +152,13 @@ fn main() {
         let text = audience(users);
         let file = write_file("audience.jsonl", &text);
         let endpoint = shared_dynamodb().endpoint();
+        let dynamodb_pid = shared_dynamodb().pid().expect("DynamoDB Local runs");
         let offers = function_binary("offers");
         let offers = offers.to_str().expect("UTF-8 path");
-        println!("distributed plan vs in-process plan: {users} users, {rows} rows");
+        println!(
+            "distributed plan vs in-process plan: {users} users, {rows} rows (load {})",
+            load_average()
+        );
 
         // The CLI's own process.
         let bed = TestBed::new().await;
@@ -95,18 +171,23 @@ fn main() {
         )
         .await;
         let plan_file = plan("bench-in-process");
-        let in_process = run(stack.offers(
-            offers,
-            &bed,
-            &[
-                "campaign",
-                "plan",
-                plan_file.to_str().expect("path"),
-                "--audience",
-                file.to_str().expect("path"),
-                "--allow-cold",
-            ],
-        ));
+        println!("  in-process plan started");
+        let in_process = run(
+            "in-process",
+            stack.offers(
+                offers,
+                &bed,
+                &[
+                    "campaign",
+                    "plan",
+                    plan_file.to_str().expect("path"),
+                    "--audience",
+                    file.to_str().expect("path"),
+                    "--allow-cold",
+                ],
+            ),
+            dynamodb_pid,
+        );
         assert_eq!(bed.count(PENDING).await, rows);
         drop(stack);
 
@@ -122,18 +203,36 @@ fn main() {
         .await;
         let url = stack.put_audience("audiences/bench.jsonl", &text).await;
         let plan_file = plan("bench-distributed");
-        let distributed = run(stack.offers(
-            offers,
-            &bed,
-            &[
-                "campaign",
-                "plan",
-                plan_file.to_str().expect("path"),
-                "--audience",
-                &url,
-                "--allow-cold",
-            ],
-        ));
+        let chunk_pids = stack.recording.function.pids();
+        let chunks_before: Vec<CpuTime> = chunk_pids
+            .iter()
+            .map(|pid| CpuTime::of_process(*pid))
+            .collect();
+        println!("  plan-chunk path started");
+        let distributed = run(
+            "plan-chunk",
+            stack.offers(
+                offers,
+                &bed,
+                &[
+                    "campaign",
+                    "plan",
+                    plan_file.to_str().expect("path"),
+                    "--audience",
+                    &url,
+                    "--allow-cold",
+                ],
+            ),
+            dynamodb_pid,
+        );
+        let chunks_cpu = chunk_pids
+            .iter()
+            .zip(&chunks_before)
+            .map(|(pid, before)| CpuTime::of_process(*pid).since(*before))
+            .fold(CpuTime::default(), |sum, cpu| CpuTime {
+                user: sum.user + cpu.user,
+                system: sum.system + cpu.system,
+            });
         assert_eq!(bed.count(PENDING).await, rows);
         let most = stack
             .recording
@@ -141,18 +240,35 @@ fn main() {
             .load(std::sync::atomic::Ordering::SeqCst);
         assert!(url.starts_with(&format!("s3://{LOCAL_PLAN_BUCKET}/")));
 
-        let rate = |seconds: f64| rows as f64 / seconds;
+        let rate = |run: &Run| rows as f64 / run.seconds;
+        let per_row_us = |cpu: CpuTime| seconds(cpu) * 1e6 / rows as f64;
+        let describe = |run: &Run| {
+            format!(
+                "{:.1} s, {:.0} rows/s; DynamoDB Local {:.0} CPU-s ({:.0} us a row, {:.2} cores)",
+                run.seconds,
+                rate(run),
+                seconds(run.dynamodb_cpu),
+                per_row_us(run.dynamodb_cpu),
+                seconds(run.dynamodb_cpu) / run.seconds
+            )
+        };
         println!(
-            "  in-process (one process, 8 calls in flight): {in_process:.1} s, {:.0} rows/s",
-            rate(in_process)
+            "  in-process (one process, 8 calls in flight): {}; the CLI {:.1} CPU-s ({:.0} us a row)",
+            describe(&in_process),
+            seconds(in_process.command_cpu),
+            per_row_us(in_process.command_cpu)
         );
         println!(
-            "  plan-chunk (chunks of 1,000 users, {most} of 4 at once, 8 calls in flight each): {distributed:.1} s, {:.0} rows/s",
-            rate(distributed)
+            "  plan-chunk (chunks of 1,000 users, {most} of 4 at once, 8 calls in flight each): {}; plan-chunk {:.1} CPU-s ({:.0} us a row), the CLI following it {:.1} CPU-s",
+            describe(&distributed),
+            seconds(chunks_cpu),
+            per_row_us(chunks_cpu),
+            seconds(distributed.command_cpu)
         );
         println!(
-            "  ratio plan-chunk / in-process: {:.2}x",
-            in_process / distributed
+            "  ratio plan-chunk / in-process: {:.2}x (load {})",
+            in_process.seconds / distributed.seconds,
+            load_average()
         );
     });
 }

@@ -1071,6 +1071,35 @@ fn alarms_watch_what_the_runbook_covers() {
     );
     // A budget past 90%: the highest use the dispatcher emits.
     watches_the_budget_use(&alarm("BudgetNearlyUsedAlarm"));
+    // A distributed plan's failed executions (a chunk failed after its
+    // retries fails the map run, which fails the execution).
+    let plan = alarm("PlanExecutionsFailedAlarm");
+    assert_eq!(plan["Namespace"].as_str(), Some("AWS/States"));
+    assert_eq!(plan["MetricName"].as_str(), Some("ExecutionsFailed"));
+    assert_eq!(plan["Statistic"].as_str(), Some("Sum"));
+    assert_eq!(plan["Threshold"].as_u64(), Some(0));
+    assert_eq!(
+        plan["Dimensions"][0]["Name"].as_str(),
+        Some("StateMachineArn")
+    );
+    assert_eq!(
+        tagged(&plan["Dimensions"][0]["Value"], "!Ref"),
+        Some("PlanStateMachine")
+    );
+    let map = template
+        .properties("PlanStateMachine")
+        .expect("state machine")["Definition"]["States"]["PlanChunks"]
+        .clone();
+    assert_eq!(
+        map["ToleratedFailurePercentage"].as_u64(),
+        Some(0),
+        "a failed chunk fails the execution the alarm counts"
+    );
+    // The users' share of a chunk's input, as the CLI bounds the rest.
+    assert_eq!(
+        map["ItemBatcher"]["MaxInputBytesPerBatch"].as_u64(),
+        Some(offers_shared::plan::chunk::MAX_CHUNK_ITEMS_BYTES as u64)
+    );
     // And the records that failed and were reported for retry.
     assert!(alarms.iter().any(|id| id == "DispatcherFailedRecordsAlarm"));
     watches_the_dispatchers_count(
