@@ -3,89 +3,19 @@
 //! Step Functions stand-in over the real plan-chunk binary (run as Lambda
 //! runs it), compared with the CLI's in-process plan of the same audience.
 
+mod support;
+
 use offers_integration_tests::*;
 use offers_shared::local_conventions::LOCAL_PLAN_BUCKET;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-fn run(mut command: Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command.output().expect("offers runs");
-    (
-        status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    )
-}
-
-fn write_file(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("offers-distributed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write");
-    path
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 path")
-}
+use support::{audience, campaign_plan, path_str, put_learning_counters, run, write_file};
 
 fn plan_text(campaign_id: &str) -> String {
-    json!({
-        "campaignId": campaign_id,
-        "pool": [
-            {"offerId": "co-fries", "rules": {"minimumSpend": 4}},
-            {"offerId": "co-coffee"},
-            {"offerId": "290fb746-9850-4994-b7d7-5630046792e1"}
-        ],
-        "slots": 2,
-        "startDate": "2024-01-01T00:00:00Z",
-        "expiryDate": future_date(30),
-        "holdout": 0.25,
-        "seed": 5
-    })
-    .to_string()
-}
-
-fn audience(users: usize) -> String {
-    (0..users)
-        .map(|i| {
-            let tier = ["gold", "silver"][i % 2];
-            format!(
-                "{{\"userId\":\"user-{i}\",\"tier\":\"{tier}\",\"region\":\"r{}\"}}\n",
-                i % 3
-            )
-        })
-        .collect()
-}
-
-/// Gold users redeem coffee: learning counters for the engine to rank by.
-async fn put_learning_counters(bed: &TestBed) {
-    for (offer, redeemed, gold) in [
-        ("co-fries", 8, 2),
-        ("co-coffee", 20, 18),
-        ("290fb746-9850-4994-b7d7-5630046792e1", 4, 1),
-    ] {
-        bed.put(
-            STATS,
-            json!({"pk": format!("offer#{offer}"), "sk": "overall", "offerId": offer,
-            "assigned": 400, "clicked": 0, "redeemed": redeemed}),
-        )
-        .await;
-        bed.put(
-            STATS,
-            json!({"pk": format!("offer#{offer}"), "sk": "attr#tier#gold", "offerId": offer,
-            "attribute": "tier", "value": "gold", "assigned": 200, "clicked": 0, "redeemed": gold}),
-        )
-        .await;
-    }
+    campaign_plan(json!({"campaignId": campaign_id})).to_string()
 }
 
 /// What identifies a row's choice, by (userId, sortKey).

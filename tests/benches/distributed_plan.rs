@@ -8,7 +8,11 @@
 //! every write of both, so it is what bounds them on one machine.
 //!
 //! `PLAN_BENCH_USERS` users (default 1,000,000; docs/benchmarks.md says
-//! what was run on the 2-core machine).
+//! what was run on the 2-core machine). `PLAN_BENCH_CHUNKS` (4) chunks at
+//! once and `PLAN_BENCH_CHUNK_WRITES` (8) calls in flight each vary the
+//! plan-chunk path, to tell DynamoDB Local's contention from the path's
+//! own cost. Progress every 30 s; DynamoDB Local's CPU from
+//! `/proc/<pid>/stat`, as tests/benches/dispatch.rs measures it.
 //!
 //! Run (the binaries of the profile it is built with):
 //! `cargo build --workspace --bins && PLAN_BENCH_USERS=1000000 cargo test -p offers-integration-tests --bench distributed_plan`
@@ -149,6 +153,14 @@ fn main() {
             .and_then(|n| n.parse().ok())
             .unwrap_or(1_000_000);
         let rows = users * ROWS_PER_USER;
+        let setting = |name: &str, default: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|value| value.parse::<u32>().is_ok_and(|n| n > 0))
+                .unwrap_or_else(|| default.to_owned())
+        };
+        let chunks = setting("PLAN_BENCH_CHUNKS", "4");
+        let chunk_writes = setting("PLAN_BENCH_CHUNK_WRITES", "8");
         let text = audience(users);
         let file = write_file("audience.jsonl", &text);
         let endpoint = shared_dynamodb().endpoint();
@@ -196,9 +208,9 @@ fn main() {
         bed.load_sample_catalog().await;
         let stack = PlanStack::start(
             &bed,
-            &[("PlanChunkUsers", "1000"), ("PlanMaxConcurrency", "4")],
+            &[("PlanChunkUsers", "1000"), ("PlanMaxConcurrency", &chunks)],
             &endpoint,
-            "8",
+            &chunk_writes,
         )
         .await;
         let url = stack.put_audience("audiences/bench.jsonl", &text).await;
@@ -259,7 +271,7 @@ fn main() {
             per_row_us(in_process.command_cpu)
         );
         println!(
-            "  plan-chunk (chunks of 1,000 users, {most} of 4 at once, 8 calls in flight each): {}; plan-chunk {:.1} CPU-s ({:.0} us a row), the CLI following it {:.1} CPU-s",
+            "  plan-chunk (chunks of 1,000 users, {most} of {chunks} at once, {chunk_writes} calls in flight each): {}; plan-chunk {:.1} CPU-s ({:.0} us a row), the CLI following it {:.1} CPU-s",
             describe(&distributed),
             seconds(chunks_cpu),
             per_row_us(chunks_cpu),
