@@ -20,7 +20,7 @@
 use offers_integration_tests::*;
 use offers_shared::local_conventions::LOCAL_PLAN_BUCKET;
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -64,37 +64,25 @@ fn audience(users: u64) -> String {
     text
 }
 
-/// CPU time of this process's waited-for children (getrusage
-/// RUSAGE_CHILDREN): the CLI's, once it has ended.
-fn children_cpu() -> CpuTime {
-    // SAFETY: getrusage writes the struct it is given.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
-        usage
-    };
-    let time = |value: libc::timeval| {
-        Duration::from_secs(value.tv_sec as u64) + Duration::from_micros(value.tv_usec as u64)
-    };
-    CpuTime {
-        user: time(usage.ru_utime),
-        system: time(usage.ru_stime),
-    }
+/// `offers campaign plan PLAN --audience AUDIENCE --allow-cold` on `stack`.
+fn plan_command(stack: &PlanStack, bed: &TestBed, plan: &Path, audience: &str) -> Command {
+    let offers = function_binary("offers");
+    stack.offers(
+        offers.to_str().expect("UTF-8 path"),
+        bed,
+        &[
+            "campaign",
+            "plan",
+            plan.to_str().expect("path"),
+            "--audience",
+            audience,
+            "--allow-cold",
+        ],
+    )
 }
 
 fn seconds(cpu: CpuTime) -> f64 {
     (cpu.user + cpu.system).as_secs_f64()
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
 }
 
 /// One run: its wall time, DynamoDB Local's CPU and the command's own CPU;
@@ -107,7 +95,7 @@ struct Run {
 
 fn run(label: &str, mut command: Command, dynamodb_pid: u32) -> Run {
     let dynamodb_before = CpuTime::of_process(dynamodb_pid);
-    let children_before = children_cpu();
+    let children_before = CpuTime::of_ended_children();
     let started = Instant::now();
     let done = Arc::new(AtomicBool::new(false));
     let reporter = {
@@ -142,7 +130,7 @@ fn run(label: &str, mut command: Command, dynamodb_pid: u32) -> Run {
     Run {
         seconds,
         dynamodb_cpu: CpuTime::of_process(dynamodb_pid).since(dynamodb_before),
-        command_cpu: children_cpu().since(children_before),
+        command_cpu: CpuTime::of_ended_children().since(children_before),
     }
 }
 
@@ -165,8 +153,6 @@ fn main() {
         let file = write_file("audience.jsonl", &text);
         let endpoint = shared_dynamodb().endpoint();
         let dynamodb_pid = shared_dynamodb().pid().expect("DynamoDB Local runs");
-        let offers = function_binary("offers");
-        let offers = offers.to_str().expect("UTF-8 path");
         println!(
             "distributed plan vs in-process plan: {users} users, {rows} rows (load {})",
             load_average()
@@ -186,18 +172,7 @@ fn main() {
         println!("  in-process plan started");
         let in_process = run(
             "in-process",
-            stack.offers(
-                offers,
-                &bed,
-                &[
-                    "campaign",
-                    "plan",
-                    plan_file.to_str().expect("path"),
-                    "--audience",
-                    file.to_str().expect("path"),
-                    "--allow-cold",
-                ],
-            ),
+            plan_command(&stack, &bed, &plan_file, file.to_str().expect("path")),
             dynamodb_pid,
         );
         assert_eq!(bed.count(PENDING).await, rows);
@@ -223,18 +198,7 @@ fn main() {
         println!("  plan-chunk path started");
         let distributed = run(
             "plan-chunk",
-            stack.offers(
-                offers,
-                &bed,
-                &[
-                    "campaign",
-                    "plan",
-                    plan_file.to_str().expect("path"),
-                    "--audience",
-                    &url,
-                    "--allow-cold",
-                ],
-            ),
+            plan_command(&stack, &bed, &plan_file, &url),
             dynamodb_pid,
         );
         let chunks_cpu = chunk_pids

@@ -129,10 +129,20 @@ impl CpuTime {
 
     /// The CPU time of this process so far (getrusage, microseconds).
     pub fn of_self() -> CpuTime {
+        Self::of_usage(libc::RUSAGE_SELF)
+    }
+
+    /// The CPU time of this process's children that have ended and been
+    /// waited for (getrusage RUSAGE_CHILDREN): a command's, once it is done.
+    pub fn of_ended_children() -> CpuTime {
+        Self::of_usage(libc::RUSAGE_CHILDREN)
+    }
+
+    fn of_usage(who: libc::c_int) -> CpuTime {
         // SAFETY: getrusage writes the struct it is given.
         let usage = unsafe {
             let mut usage: libc::rusage = std::mem::zeroed();
-            libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+            libc::getrusage(who, &mut usage);
             usage
         };
         let time = |value: libc::timeval| {
