@@ -1662,6 +1662,10 @@ fn the_monitors_apply_script_fills_every_placeholder() {
         .env("PROGRESS_FAILURE_QUEUE", "offers-prod-ProgressFailure-XyZ")
         .env("VISITS_FUNCTION", "offers-prod-UserVisitsFunction-AbC")
         .env("VISITS_FAILURE_QUEUE", "offers-prod-VisitsFailure-XyZ")
+        .env(
+            "PLAN_STATE_MACHINE",
+            "arn:aws:states:us-east-1:000000000000:stateMachine:offers-plan-prod",
+        )
         .env("RUNBOOK_URL", "https://wiki.example/runbook")
         .env("REJECTIONS_THRESHOLD", "250")
         .env_remove("DD_API_KEY")
@@ -1694,6 +1698,9 @@ fn the_monitors_apply_script_fills_every_placeholder() {
                 .is_some_and(|q| q.contains("outcome:rejected"))
         })
         .expect("the rejections monitor");
+    // The plan's failed executions, by the state machine's ARN (Datadog's lowercased tag).
+    assert!(monitors.iter().any(|m| m["query"]
+        == "sum(last_5m):sum:aws.states.executions_failed{statemachinearn:arn:aws:states:us-east-1:000000000000:statemachine:offers-plan-prod}.as_count() > 0"));
     assert_eq!(
         rejections["query"],
         "sum(last_15m):sum:personalized_offers.dispatch.records{function:offers-prod-offerdispatcherfunction-abc,outcome:rejected}.as_count() > 250"
