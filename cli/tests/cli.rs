@@ -5,12 +5,15 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType,
 };
+mod support;
+
 use offers_integration_tests::*;
 use offers_local::conventions::{LOCAL_ON_FAILURE_TABLE, LOCAL_TABLE_PREFIX};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use support::{audience, campaign_plan, path_str, put_learning_counters, run, write_file};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -25,11 +28,11 @@ struct Run {
 /// Runs `offers` with the standard AWS settings pointing at DynamoDB Local,
 /// none of the caller's AWS or table variables, and fake keys.
 fn run_offers(args: &[&str]) -> Run {
-    let output = offers_command(args).output().expect("run offers");
+    let (code, stdout, stderr) = run(offers_command(args));
     Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code,
+        stdout,
+        stderr,
     }
 }
 
@@ -88,19 +91,6 @@ fn bed_args(bed: &TestBed, args: &[&str]) -> Vec<String> {
     ];
     all.extend_from_slice(args);
     all.into_iter().map(str::to_owned).collect()
-}
-
-/// A file of this test run's own.
-fn write_file(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("offers-cli-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write file");
-    path
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 temp path")
 }
 
 fn jsonl(rows: &[Value]) -> String {
@@ -909,62 +899,6 @@ async fn report_shows_a_campaigns_counts_and_charts_every_offer() {
 }
 
 // ------------------------------------------------------ campaign plan --
-
-const STATS: &str = "CampaignStatsTable";
-
-fn campaign_plan(extra: Value) -> Value {
-    let mut plan = json!({
-        "campaignId": "camp-sel",
-        "pool": [
-            {"offerId": "co-fries", "rules": {"minimumSpend": 4}},
-            {"offerId": "co-coffee"},
-            {"offerId": "290fb746-9850-4994-b7d7-5630046792e1"}
-        ],
-        "slots": 2,
-        "startDate": "2024-01-01T00:00:00Z",
-        "expiryDate": future_date(30),
-        "holdout": 0.25,
-        "seed": 5
-    });
-    if let (Value::Object(plan), Value::Object(extra)) = (&mut plan, extra) {
-        plan.extend(extra);
-    }
-    plan
-}
-
-fn audience(users: usize) -> String {
-    (0..users)
-        .map(|i| {
-            let tier = ["gold", "silver"][i % 2];
-            format!(
-                "{{\"userId\":\"user-{i}\",\"tier\":\"{tier}\",\"region\":\"r{}\"}}\n",
-                i % 3
-            )
-        })
-        .collect()
-}
-
-/// Gold users redeem coffee: the learning counters the statistics function keeps.
-async fn put_learning_counters(bed: &TestBed) {
-    for (offer, assigned, redeemed, gold) in [
-        ("co-fries", 400, 8, 2),
-        ("co-coffee", 400, 20, 18),
-        ("290fb746-9850-4994-b7d7-5630046792e1", 400, 4, 1),
-    ] {
-        bed.put(
-            STATS,
-            json!({"pk": format!("offer#{offer}"), "sk": "overall", "offerId": offer,
-            "assigned": assigned, "clicked": 0, "redeemed": redeemed}),
-        )
-        .await;
-        bed.put(
-            STATS,
-            json!({"pk": format!("offer#{offer}"), "sk": "attr#tier#gold", "offerId": offer,
-            "attribute": "tier", "value": "gold", "assigned": 200, "clicked": 0, "redeemed": gold}),
-        )
-        .await;
-    }
-}
 
 fn rows_of(stdout: &str) -> Vec<Value> {
     stdout

@@ -3,89 +3,19 @@
 //! Step Functions stand-in over the real plan-chunk binary (run as Lambda
 //! runs it), compared with the CLI's in-process plan of the same audience.
 
+mod support;
+
 use offers_integration_tests::*;
 use offers_shared::local_conventions::LOCAL_PLAN_BUCKET;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-fn run(mut command: Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = command.output().expect("offers runs");
-    (
-        status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    )
-}
-
-fn write_file(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("offers-distributed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write");
-    path
-}
-
-fn path_str(path: &Path) -> &str {
-    path.to_str().expect("UTF-8 path")
-}
+use support::{audience, campaign_plan, path_str, put_learning_counters, run, write_file};
 
 fn plan_text(campaign_id: &str) -> String {
-    json!({
-        "campaignId": campaign_id,
-        "pool": [
-            {"offerId": "co-fries", "rules": {"minimumSpend": 4}},
-            {"offerId": "co-coffee"},
-            {"offerId": "290fb746-9850-4994-b7d7-5630046792e1"}
-        ],
-        "slots": 2,
-        "startDate": "2024-01-01T00:00:00Z",
-        "expiryDate": future_date(30),
-        "holdout": 0.25,
-        "seed": 5
-    })
-    .to_string()
-}
-
-fn audience(users: usize) -> String {
-    (0..users)
-        .map(|i| {
-            let tier = ["gold", "silver"][i % 2];
-            format!(
-                "{{\"userId\":\"user-{i}\",\"tier\":\"{tier}\",\"region\":\"r{}\"}}\n",
-                i % 3
-            )
-        })
-        .collect()
-}
-
-/// Gold users redeem coffee: learning counters for the engine to rank by.
-async fn put_learning_counters(bed: &TestBed) {
-    for (offer, redeemed, gold) in [
-        ("co-fries", 8, 2),
-        ("co-coffee", 20, 18),
-        ("290fb746-9850-4994-b7d7-5630046792e1", 4, 1),
-    ] {
-        bed.put(
-            STATS,
-            json!({"pk": format!("offer#{offer}"), "sk": "overall", "offerId": offer,
-            "assigned": 400, "clicked": 0, "redeemed": redeemed}),
-        )
-        .await;
-        bed.put(
-            STATS,
-            json!({"pk": format!("offer#{offer}"), "sk": "attr#tier#gold", "offerId": offer,
-            "attribute": "tier", "value": "gold", "assigned": 200, "clicked": 0, "redeemed": gold}),
-        )
-        .await;
-    }
+    campaign_plan(json!({"campaignId": campaign_id})).to_string()
 }
 
 /// What identifies a row's choice, by (userId, sortKey).
@@ -324,4 +254,107 @@ async fn a_chunk_killed_midway_and_run_again_converges_on_the_same_rows() {
         "a rerun of the stored plan: {stderr}"
     );
     assert_eq!(pending_rows(&bed).await, expected);
+}
+
+/// An S3 endpoint that refuses every request as S3 does an identity
+/// without permission (403 Forbidden): a fault moto does not make.
+fn forbidding_s3() -> String {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a port");
+    let address = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match std::io::Read::read(&mut stream, &mut buffer) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buffer[..n]),
+                }
+            }
+            let _ = std::io::Write::write_all(
+                &mut stream,
+                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    format!("http://{address}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audiences_and_plans_step_functions_cannot_take_are_refused_before_anything_is_written() {
+    let bed = TestBed::new().await;
+    bed.load_sample_catalog().await;
+    let endpoint = shared_dynamodb().endpoint();
+    let harness = PlanStack::start(&bed, &[("PlanChunkUsers", "10")], &endpoint, "8").await;
+    let plan = write_file(
+        &format!("{}-refused-plan.json", bed.table(PENDING)),
+        &plan_text("camp-dist-refused"),
+    );
+    let nothing_written = |stderr: &str| {
+        assert!(stderr.contains("nothing written"), "{stderr}");
+    };
+    let plan_from = |url: &str| {
+        harness.offers(
+            env!("CARGO_BIN_EXE_offers"),
+            &bed,
+            &[
+                "campaign",
+                "plan",
+                path_str(&plan),
+                "--audience",
+                url,
+                "--allow-cold",
+            ],
+        )
+    };
+
+    // An identity that may not read the audience.
+    let url = harness
+        .put_audience("audiences/ten.jsonl", &audience(10))
+        .await;
+    let mut forbidden = plan_from(&url);
+    forbidden.env("AWS_ENDPOINT_URL_S3", forbidding_s3());
+    let (code, _, stderr) = run(forbidden);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("403 Forbidden"), "{stderr}");
+    nothing_written(&stderr);
+
+    // An empty object (what `curl --data-binary` without a Content-Type leaves in moto).
+    let empty = harness.put_audience("audiences/empty.jsonl", "").await;
+    let (code, _, stderr) = run(plan_from(&empty));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is empty (0 bytes)"), "{stderr}");
+    nothing_written(&stderr);
+
+    // Statistics within the snapshot's own bound (192 KiB) but more than a
+    // chunk's input can carry besides its users: 680 values of an attribute.
+    for n in 0..680 {
+        let value = format!("{n:0>250}");
+        bed.put(
+            STATS,
+            json!({"pk": "offer#co-coffee", "sk": format!("attr#note#{value}"), "offerId": "co-coffee",
+            "attribute": "note", "value": value, "assigned": 10, "clicked": 0, "redeemed": 1}),
+        )
+        .await;
+    }
+    let (code, _, stderr) = run(plan_from(&url));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("Step Functions carries at most 256 KiB a chunk"),
+        "{stderr}"
+    );
+    nothing_written(&stderr);
+
+    assert!(bed.scan(CAMPAIGNS).await.is_empty(), "no definition stored");
+    assert!(bed.scan(PENDING).await.is_empty(), "no row written");
+    assert!(
+        harness
+            .recording
+            .batches
+            .lock()
+            .expect("batches")
+            .is_empty(),
+        "no chunk ran"
+    );
 }

@@ -64,7 +64,9 @@ def values(args):
                              ("PROGRESS_FUNCTION", "ChallengeProgressFunction"),
                              ("PROGRESS_FAILURE_QUEUE", "ChallengeProgressFailureQueue"),
                              ("VISITS_FUNCTION", "UserVisitsFunction"),
-                             ("VISITS_FAILURE_QUEUE", "UserVisitsFailureQueue")]:
+                             ("VISITS_FAILURE_QUEUE", "UserVisitsFailureQueue"),
+                             # The physical id of a state machine is its ARN (statemachinearn).
+                             ("PLAN_STATE_MACHINE", "PlanStateMachine")]:
         value = os.environ.get(name)
         if not value and args.stack:
             value = stack_resource(args.stack, logical_id)

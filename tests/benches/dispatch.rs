@@ -87,17 +87,6 @@ fn item_size(item: &std::collections::HashMap<String, AttributeValue>) -> usize 
         .sum()
 }
 
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
-}
-
 fn env_list(name: &str, default: &str) -> Vec<usize> {
     std::env::var(name)
         .unwrap_or_else(|_| default.to_owned())
@@ -133,7 +122,7 @@ async fn main() {
     println!(
         "dispatch bench: {ROWS} rows in {} batches of {BATCH}; the template's concurrency {concurrency}; load average {}",
         ROWS / BATCH,
-        load()
+        load_average()
     );
 
     // The sweep: plain floor and binary alternating at each concurrency.
@@ -150,7 +139,7 @@ async fn main() {
     let best = best_plain.0;
     println!(
         "  plain floor's best concurrency in the sweep: {best}; load average {}",
-        load()
+        load_average()
     );
     // Where DynamoDB Local's work per row goes: the delete's condition, the second item.
     for (floor, name) in [
@@ -196,7 +185,7 @@ async fn main() {
         ) else {
             panic!("every side measured");
         };
-        println!("round {round} (load average {}):", load());
+        println!("round {round} (load average {}):", load_average());
         println!(
             "{}",
             binary.line(&format!("release binary at {concurrency}"))

@@ -381,6 +381,55 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
     assert_eq!(offers[0]["campaignId"], "always-welcome-back");
     assert!(["co-fries", "co-coffee"].contains(&offers[0]["offerId"].as_str().unwrap_or_default()));
 
+    // The README's distributed plan: the sample audience PUT into moto's
+    // plan bucket as `curl -T` does, the plan started from S3 and followed
+    // by the CLI through the Step Functions stand-in to its summary; the
+    // dispatcher makes the rows into offers. Run again: the same rows.
+    let root = offers_local::workspace_root();
+    let audience = std::fs::read(root.join("events/sample-audience.jsonl")).expect("audience");
+    let status = stack.put_object(
+        "offers-local-plans",
+        "audiences/sample-audience.jsonl",
+        &audience,
+    );
+    assert_eq!(status, 200);
+    let plan = root.join("events/sample-distributed-plan.json");
+    let plan_args = [
+        "campaign",
+        "plan",
+        &plan.to_string_lossy(),
+        "--audience",
+        "s3://offers-local-plans/audiences/sample-audience.jsonl",
+        "--allow-cold",
+    ];
+    for run in ["first", "again"] {
+        let (code, output) = stack.offers(&plan_args);
+        assert_eq!(code, 0, "{run}: {output}");
+        assert!(output.contains("execution arn:aws:states:"), "{output}");
+        assert!(
+            output.contains("5 users in 1 chunks, 10 rows written"),
+            "{run}: {output}"
+        );
+    }
+    for user in ["user-1", "user-2", "user-3", "user-4", "user-5"] {
+        let offers = wait_for(Duration::from_millis(500), || {
+            let (status, body) = stack.get("/rewards/offers?limit=100", user);
+            assert_eq!(status, 200, "{body}");
+            let planned: Vec<Value> = body["offers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|offer| offer["campaignId"] == "sample-distributed")
+                .cloned()
+                .collect();
+            assert!(planned.len() <= 2, "{user}: {body}");
+            (planned.len() == 2)
+                .then_some(planned)
+                .ok_or_else(|| format!("{user}: {body}"))
+        });
+        assert_ne!(offers[0]["offerId"], offers[1]["offerId"], "{offers:?}");
+    }
+
     // Ctrl-C stops the stack and everything it started.
     let mut stack = stack;
     let pids = stack.pids.clone();

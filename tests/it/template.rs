@@ -1071,6 +1071,35 @@ fn alarms_watch_what_the_runbook_covers() {
     );
     // A budget past 90%: the highest use the dispatcher emits.
     watches_the_budget_use(&alarm("BudgetNearlyUsedAlarm"));
+    // A distributed plan's failed executions (a chunk failed after its
+    // retries fails the map run, which fails the execution).
+    let plan = alarm("PlanExecutionsFailedAlarm");
+    assert_eq!(plan["Namespace"].as_str(), Some("AWS/States"));
+    assert_eq!(plan["MetricName"].as_str(), Some("ExecutionsFailed"));
+    assert_eq!(plan["Statistic"].as_str(), Some("Sum"));
+    assert_eq!(plan["Threshold"].as_u64(), Some(0));
+    assert_eq!(
+        plan["Dimensions"][0]["Name"].as_str(),
+        Some("StateMachineArn")
+    );
+    assert_eq!(
+        tagged(&plan["Dimensions"][0]["Value"], "!Ref"),
+        Some("PlanStateMachine")
+    );
+    let map = template
+        .properties("PlanStateMachine")
+        .expect("state machine")["Definition"]["States"]["PlanChunks"]
+        .clone();
+    assert_eq!(
+        map["ToleratedFailurePercentage"].as_u64(),
+        Some(0),
+        "a failed chunk fails the execution the alarm counts"
+    );
+    // The users' share of a chunk's input, as the CLI bounds the rest.
+    assert_eq!(
+        map["ItemBatcher"]["MaxInputBytesPerBatch"].as_u64(),
+        Some(offers_shared::plan::chunk::MAX_CHUNK_ITEMS_BYTES as u64)
+    );
     // And the records that failed and were reported for retry.
     assert!(alarms.iter().any(|id| id == "DispatcherFailedRecordsAlarm"));
     watches_the_dispatchers_count(
@@ -1707,6 +1736,10 @@ fn the_monitors_apply_script_fills_every_placeholder() {
         .env("PROGRESS_FAILURE_QUEUE", "offers-prod-ProgressFailure-XyZ")
         .env("VISITS_FUNCTION", "offers-prod-UserVisitsFunction-AbC")
         .env("VISITS_FAILURE_QUEUE", "offers-prod-VisitsFailure-XyZ")
+        .env(
+            "PLAN_STATE_MACHINE",
+            "arn:aws:states:us-east-1:000000000000:stateMachine:offers-plan-prod",
+        )
         .env("RUNBOOK_URL", "https://wiki.example/runbook")
         .env("REJECTIONS_THRESHOLD", "250")
         .env_remove("DD_API_KEY")
@@ -1739,6 +1772,9 @@ fn the_monitors_apply_script_fills_every_placeholder() {
                 .is_some_and(|q| q.contains("outcome:rejected"))
         })
         .expect("the rejections monitor");
+    // The plan's failed executions, by the state machine's ARN (Datadog's lowercased tag).
+    assert!(monitors.iter().any(|m| m["query"]
+        == "sum(last_5m):sum:aws.states.executions_failed{statemachinearn:arn:aws:states:us-east-1:000000000000:statemachine:offers-plan-prod}.as_count() > 0"));
     assert_eq!(
         rejections["query"],
         "sum(last_15m):sum:personalized_offers.dispatch.records{function:offers-prod-offerdispatcherfunction-abc,outcome:rejected}.as_count() > 250"

@@ -166,10 +166,20 @@ impl CpuTime {
 
     /// The CPU time of this process so far (getrusage, microseconds).
     pub fn of_self() -> CpuTime {
+        Self::of_usage(libc::RUSAGE_SELF)
+    }
+
+    /// The CPU time of this process's children that have ended and been
+    /// waited for (getrusage RUSAGE_CHILDREN): a command's, once it is done.
+    pub fn of_ended_children() -> CpuTime {
+        Self::of_usage(libc::RUSAGE_CHILDREN)
+    }
+
+    fn of_usage(who: libc::c_int) -> CpuTime {
         // SAFETY: getrusage writes the struct it is given.
         let usage = unsafe {
             let mut usage: libc::rusage = std::mem::zeroed();
-            libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+            libc::getrusage(who, &mut usage);
             usage
         };
         let time = |value: libc::timeval| {
@@ -240,6 +250,10 @@ pub struct LocalStack {
     pub pids: Vec<u32>,
     pub dynamodb: String,
     pub http_port: u16,
+    /// moto's port: S3 with the plan bucket.
+    pub s3_port: u16,
+    /// The Step Functions stand-in's.
+    pub step_functions_port: u16,
 }
 
 impl LocalStack {
@@ -252,10 +266,13 @@ impl LocalStack {
     /// as `sam deploy --parameter-overrides` gives them).
     pub fn start_with(data_dir: &std::path::Path, parameters: &[&str]) -> LocalStack {
         let (dynamodb_port, http_port) = (free_port(), free_port());
+        let (s3_port, step_functions_port) = (free_port(), free_port());
         let mut child = Command::new(function_binary("local-stack"))
             .args(parameters.iter().flat_map(|p| ["--parameter", p]))
             .args(["--port", &dynamodb_port.to_string()])
             .args(["--http-port", &http_port.to_string()])
+            .args(["--s3-port", &s3_port.to_string()])
+            .args(["--step-functions-port", &step_functions_port.to_string()])
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--fresh")
@@ -316,13 +333,24 @@ impl LocalStack {
             pids,
             dynamodb: format!("http://127.0.0.1:{dynamodb_port}"),
             http_port,
+            s3_port,
+            step_functions_port,
         }
     }
 
-    /// `offers --local --endpoint-url <this stack> ARGS`: exit code and stdout.
+    /// `offers --local --endpoint-url <this stack> ARGS` (S3 and Step
+    /// Functions on this stack's ports): exit code and stdout.
     pub fn offers(&self, args: &[&str]) -> (i32, String) {
         let output = Command::new(function_binary("offers"))
             .args(["--local", "--endpoint-url", &self.dynamodb])
+            .env(
+                "AWS_ENDPOINT_URL_S3",
+                format!("http://127.0.0.1:{}", self.s3_port),
+            )
+            .env(
+                "AWS_ENDPOINT_URL_SFN",
+                format!("http://127.0.0.1:{}", self.step_functions_port),
+            )
             .args(args)
             .output()
             .expect("offers runs");
@@ -417,22 +445,21 @@ impl LocalStack {
         self.exchange(&bytes)
     }
 
+    /// PUT `body` as the object `bucket/key` of the stack's S3 (moto), as
+    /// `curl -T FILE URL` does (no Content-Type): the status.
+    pub fn put_object(&self, bucket: &str, key: &str, body: &[u8]) -> u16 {
+        let mut request = format!(
+            "PUT /{bucket}/{key} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.s3_port,
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        exchange(self.s3_port, &request).0
+    }
+
     fn exchange(&self, request: &[u8]) -> (u16, Value) {
-        let mut stream =
-            TcpStream::connect(("127.0.0.1", self.http_port)).expect("HTTP API answers");
-        stream.write_all(request).expect("request sent");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("response read");
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .unwrap_or(0);
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, body)| body)
-            .unwrap_or_default();
-        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+        exchange(self.http_port, request)
     }
 
     /// Ctrl-C, as a person would press it; waits at most 300 s for the exit.
@@ -451,6 +478,25 @@ impl LocalStack {
         }
         None
     }
+}
+
+/// One HTTP/1.1 exchange with a server on 127.0.0.1: the status and the
+/// body as JSON (`Null` when it is not).
+fn exchange(port: u16, request: &[u8]) -> (u16, Value) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("the server answers");
+    stream.write_all(request).expect("request sent");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response read");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 /// A failing test still stops the stack and what it started.

@@ -73,6 +73,18 @@ pub fn ms(duration: Duration) -> f64 {
 
 /// Runs a bench's body on two worker threads (the Lambda-like runtime the
 /// handler benches share), its logs at `warn` unless `RUST_LOG` says otherwise.
+/// The machine's load averages (1, 5, 15 minutes), for a bench's figures.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default()
+}
+
 pub fn run_bench<F: std::future::Future>(bench: F) -> F::Output {
     if std::env::var_os("RUST_LOG").is_none() {
         std::env::set_var("RUST_LOG", "warn");

@@ -21,7 +21,7 @@ use offers_shared::dynamo::CampaignsTable;
 use offers_shared::local_conventions::{
     local_state_machine_arn, LOCAL_S3_ENDPOINT, LOCAL_STEP_FUNCTIONS_ENDPOINT, PLAN_STATE_MACHINE,
 };
-use offers_shared::plan::chunk::{ChunkReport, Malformed};
+use offers_shared::plan::chunk::{map_input, map_input_problem, ChunkReport, Malformed};
 use offers_shared::plan::rows::Tally;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -96,16 +96,27 @@ pub async fn plan(
         .await
         .map_err(|err| {
             let missing = err.as_service_error().is_some_and(|e| e.is_not_found());
+            let forbidden = err
+                .raw_response()
+                .is_some_and(|response| response.status().as_u16() == 403);
             CliError::Plan(format!(
                 "the audience {} {}: nothing written",
                 audience.url(),
                 if missing {
                     "does not exist (or this identity may not read it)".to_owned()
+                } else if forbidden {
+                    "may not be read by this identity (403 Forbidden: it needs s3:GetObject on the object, and the state machine's role on audiences/)".to_owned()
                 } else {
                     format!("cannot be read: {}", DisplayErrorContext(err))
                 }
             ))
         })?;
+    if head.content_length() == Some(0) {
+        return Err(CliError::Plan(format!(
+            "the audience {} is empty (0 bytes): nothing written",
+            audience.url()
+        )));
+    }
     // A rerun must be of the same object: its ETag and size stand in for the file's SHA-256.
     let fingerprint = format!(
         "s3 etag {} size {}",
@@ -129,14 +140,20 @@ pub async fn plan(
         args.allow_cold,
     )
     .await?;
-    store_plan(&campaigns, stored, &definition, snapshot, &fingerprint).await?;
-
     let input = json!({
         "campaignId": plan.campaign_id,
         "plan": plan.document,
         "ttl": expiry,
         "audience": {"bucket": audience.bucket, "key": audience.key},
     });
+    // Every chunk is handed the plan and the snapshot: refused while nothing is written.
+    if let Some(problem) = map_input_problem(&map_input(&input, &snapshot)) {
+        return Err(CliError::Plan(format!(
+            "campaign {}: {problem}: nothing written",
+            plan.campaign_id
+        )));
+    }
+    store_plan(&campaigns, stored, &definition, snapshot, &fingerprint).await?;
     let execution = sfn
         .start_execution()
         .state_machine_arn(&state_machine)

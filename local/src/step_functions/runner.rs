@@ -428,6 +428,27 @@ fn number_or_path(config: &Value, field: &str, input: &Value) -> Result<Option<u
     }
 }
 
+/// The map's batches, in order: at most `items` items and, as Step
+/// Functions' `MaxInputBytesPerBatch` has it, at most `bytes` bytes of
+/// items as JSON (an item larger on its own is a batch of one).
+fn batch_ranges(selected: &[Value], items: usize, bytes: usize) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    let (mut start, mut size) = (0, 2);
+    for (index, item) in selected.iter().enumerate() {
+        let item_bytes = item.to_string().len() + 1;
+        let full = index - start >= items || size + item_bytes > bytes;
+        if index > start && full {
+            ranges.push(start..index);
+            (start, size) = (index, 2);
+        }
+        size += item_bytes;
+    }
+    if start < selected.len() {
+        ranges.push(start..selected.len());
+    }
+    ranges
+}
+
 async fn run_distributed_map<L: Lambdas>(
     name: &str,
     state: &Value,
@@ -472,11 +493,19 @@ async fn run_distributed_map<L: Lambdas>(
         .get("ToleratedFailurePercentage")
         .and_then(Value::as_f64)
         .unwrap_or(0.0);
+    let batch_bytes = match batcher {
+        Some(batcher) => number_or_path(batcher, "MaxInputBytesPerBatch", input)?,
+        None => None,
+    };
     let total = selected.len() as u64;
     let chunk = usize::try_from(batch_size).unwrap_or(usize::MAX);
+    let batch_bytes = batch_bytes.map_or(usize::MAX, |bytes| {
+        usize::try_from(bytes).unwrap_or(usize::MAX)
+    });
     let batches: Vec<(u64, Value)> = if batcher.is_some() {
-        selected
-            .chunks(chunk)
+        batch_ranges(&selected, chunk, batch_bytes)
+            .into_iter()
+            .map(|range| &selected[range])
             .map(|items| {
                 let mut batch = Map::new();
                 batch.insert("Items".into(), Value::Array(items.to_vec()));
@@ -806,4 +835,27 @@ async fn put_object<L: Lambdas>(
                 format!("s3://{bucket}/{key}: {}", DisplayErrorContext(err)),
             )
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_hold_at_most_the_items_and_the_bytes_given() {
+        let items: Vec<Value> = (0..10).map(|n| json!({"index": n})).collect();
+        // Each item is 11 bytes as JSON, 12 with its comma.
+        assert_eq!(batch_ranges(&items, 4, usize::MAX), [0..4, 4..8, 8..10]);
+        assert_eq!(
+            batch_ranges(&items, 100, 2 + 3 * 12),
+            [0..3, 3..6, 6..9, 9..10]
+        );
+        assert_eq!(
+            batch_ranges(&items, 2, 2 + 3 * 12),
+            [0..2, 2..4, 4..6, 6..8, 8..10]
+        );
+        // An item over the bytes on its own: a batch of one, as Step Functions makes it.
+        assert_eq!(batch_ranges(&items[..2], 100, 5), [0..1, 1..2]);
+        assert!(batch_ranges(&[], 4, 100).is_empty());
+    }
 }

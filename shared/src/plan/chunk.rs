@@ -29,6 +29,62 @@ pub const MAX_CHUNK_USERS: usize = 10_000;
 /// Malformed lines listed one by one in a chunk's report; the rest counted.
 pub const LISTED_MALFORMED: usize = 100;
 
+/// Step Functions' limit on a state's input and output and on a child
+/// execution's input: 256 KiB of UTF-8 JSON.
+pub const STEP_FUNCTIONS_PAYLOAD_BYTES: usize = 256 * 1_024;
+
+/// The users' share of a chunk's input: the template's ItemBatcher
+/// `MaxInputBytesPerBatch` (Step Functions makes a batch smaller rather
+/// than larger than this).
+pub const MAX_CHUNK_ITEMS_BYTES: usize = 64 * 1_024;
+
+/// Room for the batch's own envelope (`{"Items": [...], "BatchInput": ...}`,
+/// the processor's `$` wrapping it in the Lambda payload).
+const CHUNK_ENVELOPE_BYTES: usize = 4 * 1_024;
+
+/// The map state's input (the execution's input with the snapshot read by
+/// the first state) at most: it holds everything of a chunk's BatchInput,
+/// which with a full batch of users and the envelope must stay within
+/// [`STEP_FUNCTIONS_PAYLOAD_BYTES`].
+pub const MAX_MAP_INPUT_BYTES: usize =
+    STEP_FUNCTIONS_PAYLOAD_BYTES - MAX_CHUNK_ITEMS_BYTES - CHUNK_ENVELOPE_BYTES;
+
+/// What the state machine's map state gets: the execution's input
+/// (`campaignId`, `plan`, `ttl`, `audience`) with `run` (the snapshot as
+/// the campaigns table holds it, and the map's settings) as its first
+/// state adds it. The chunks' BatchInput is part of it.
+pub fn map_input(execution_input: &Value, snapshot: &Snapshot) -> Value {
+    let mut input = execution_input.clone();
+    if let Value::Object(fields) = &mut input {
+        fields.insert(
+            "run".into(),
+            serde_json::json!({
+                "snapshot": snapshot.encode(),
+                "snapshotAt": snapshot.taken_at_text(),
+                "maxConcurrency": 0,
+                "chunkUsers": MAX_CHUNK_USERS,
+            }),
+        );
+    }
+    input
+}
+
+/// Why a plan cannot be handed to its chunks, if it cannot: the map
+/// state's input (see [`map_input`]) over [`MAX_MAP_INPUT_BYTES`] would
+/// make Step Functions fail the execution (States.DataLimitExceeded) after
+/// the definition is stored; refused before anything is written instead.
+pub fn map_input_problem(map_input: &Value) -> Option<String> {
+    let bytes = map_input.to_string().len();
+    (bytes > MAX_MAP_INPUT_BYTES).then(|| {
+        format!(
+            "the plan with its statistics snapshot is {} KiB as every chunk is handed it; Step Functions carries at most {} KiB a chunk, {} KiB of it kept for the chunk's users: plan this audience from a file (--audience FILE) or with fewer attribute values in the statistics",
+            bytes.div_ceil(1_024),
+            STEP_FUNCTIONS_PAYLOAD_BYTES / 1_024,
+            (MAX_CHUNK_ITEMS_BYTES + CHUNK_ENVELOPE_BYTES) / 1_024
+        )
+    })
+}
+
 /// One batch of the Distributed Map.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -251,6 +307,51 @@ mod tests {
             snapshot: snapshot.encode(),
             snapshot_at: snapshot.taken_at_text(),
         }
+    }
+
+    /// A snapshot of `values` counters of one attribute, each value 250 bytes.
+    fn wide_snapshot(values: usize) -> Snapshot {
+        Snapshot {
+            counters: (0..values)
+                .map(|n| LearningCounter {
+                    offer_id: "co-coffee".into(),
+                    scope: Scope::Attribute {
+                        name: "note".into(),
+                        value: format!("{n:0>250}"),
+                    },
+                    day: None,
+                    counts: Counts {
+                        assigned: 10,
+                        clicked: 0,
+                        redeemed: 1,
+                    },
+                })
+                .collect(),
+            taken_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_map_input_over_the_chunks_share_of_step_functions_limit_is_refused() {
+        let input = json!({"campaignId": "camp", "plan": batch_input().plan, "ttl": 1,
+            "audience": {"bucket": "b", "key": "audiences/a.jsonl"}});
+        let small = map_input(&input, &wide_snapshot(10));
+        assert_eq!(map_input_problem(&small), None);
+        assert_eq!(
+            small["run"]["snapshot"].as_str().map(str::len),
+            Some(wide_snapshot(10).encode().len())
+        );
+        // Within the snapshot's own bound (192 KiB), over what a chunk can carry.
+        let wide = wide_snapshot(680);
+        assert!(wide.encode().len() <= crate::domain::campaign::MAX_SNAPSHOT_BYTES);
+        let problem = map_input_problem(&map_input(&input, &wide)).expect("refused");
+        assert!(problem.contains("at most 256 KiB a chunk"), "{problem}");
+        assert!(problem.contains("--audience FILE"), "{problem}");
+        // The bound leaves room for a full batch of users and its envelope.
+        assert_eq!(
+            MAX_MAP_INPUT_BYTES + MAX_CHUNK_ITEMS_BYTES + 4 * 1_024,
+            STEP_FUNCTIONS_PAYLOAD_BYTES
+        );
     }
 
     fn audience(users: u64) -> Vec<Value> {
