@@ -24,3 +24,4 @@ pub fn history_of(
     today: u32,
 ) -> Result<History, SelectionError> {
     History::discounted(plan.offer_ids(), counters, today, plan.config.half_life)
+}
