@@ -567,8 +567,15 @@ mod tests {
             let mut engine = campaign.engine(&counters, 1_060).expect("engine");
             (0..200)
                 .filter(|user| {
-                    choose(&mut engine, &campaign, &format!("u{user}"), 0, &BTreeMap::new(), &[])
-                        .is_some_and(|choice| choice.offer == 1)
+                    choose(
+                        &mut engine,
+                        &campaign,
+                        &format!("u{user}"),
+                        0,
+                        &BTreeMap::new(),
+                        &[],
+                    )
+                    .is_some_and(|choice| choice.offer == 1)
                 })
                 .count()
         };

@@ -27,8 +27,8 @@ use crate::always_on::{choose, eligibility, AlwaysOnCampaign, HeldOffer};
 use crate::campaign::{AlwaysOn, PoolOffer};
 use crate::profile::{Daypart, Profile, Visit};
 use crate::selection::hash::{combine, unit, SplitMix};
-use crate::selection::simulate::{Tuning, TIERS};
 use crate::selection::history::utc_day;
+use crate::selection::simulate::{Tuning, TIERS};
 use crate::selection::{Counts, LearningCounter, Scope, DEFAULT_HALF_LIFE};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
@@ -467,7 +467,9 @@ fn run_policy(world: &BehaviourWorld, policy: BehaviourPolicy) -> BehaviourResul
         if read_minute != Some(minute) {
             read_minute = Some(minute);
             result.refreshes += 1;
-            if let Ok(fresh) = campaign.engine_with(&statistics.counters(&pool), utc_day(at.timestamp()), adjust) {
+            if let Ok(fresh) =
+                campaign.engine_with(&statistics.counters(&pool), utc_day(at.timestamp()), adjust)
+            {
                 engine = fresh;
             }
         }

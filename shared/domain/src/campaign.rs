@@ -946,8 +946,8 @@ mod tests {
         assert_eq!(always_on.pool.len(), 2);
         assert_eq!(always_on.half_life, DEFAULT_HALF_LIFE);
         assert!(definition.budget.is_none());
-        let definition =
-            parse_definition(&self::always_on(json!({"halfLife": 3.5})).to_string()).expect("valid");
+        let definition = parse_definition(&self::always_on(json!({"halfLife": 3.5})).to_string())
+            .expect("valid");
         assert_eq!(definition.always_on.expect("always-on").half_life, 3.5);
         assert_eq!(definition.document["halfLife"], json!(3.5));
     }

@@ -1001,10 +1001,9 @@ mod tests {
         assert_eq!(deltas[&learning(None)].assigned, 1);
         assert_eq!(deltas[&learning(Some(("tier", "gold")))].assigned, 1);
         // No undated learning counter is written for a dated offer.
-        assert!(!deltas.keys().any(|key| matches!(
-            key,
-            CounterKey::Learning { day: None, .. }
-        )));
+        assert!(!deltas
+            .keys()
+            .any(|key| matches!(key, CounterKey::Learning { day: None, .. })));
         // Clicked and redeemed days later: on the day it was made, beside
         // its assignment, so that a day's rate is its own offers' rate.
         let mut redeemed = made.clone();

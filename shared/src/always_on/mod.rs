@@ -342,8 +342,8 @@ impl<A: AlwaysOnStore, T: SelectionStatsReader, C: CatalogReader> AlwaysOnChoose
             Ok(read) => campaign
                 .engine(&read.counters, utc_day(run.now.timestamp()))
                 .map_err(|err| {
-                StoreError::Corrupt(format!("campaign {}: {err}", campaign.campaign_id))
-            }),
+                    StoreError::Corrupt(format!("campaign {}: {err}", campaign.campaign_id))
+                }),
             Err(error) => Err(error),
         };
         let engine = match built {

@@ -13,8 +13,8 @@
 //! - markers: `pk = applied#<eventID>[#part]`, `sk = applied`, with a `ttl`.
 
 use super::errors::CallError;
-use super::selection_stats::learning_partition;
 use super::items::Item;
+use super::selection_stats::learning_partition;
 use super::transactions::{cancellation_error, cancelled, condition_failed};
 use super::{classify, DynamoStore};
 use crate::domain::campaign_stats::{

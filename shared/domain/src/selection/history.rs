@@ -705,13 +705,8 @@ mod tests {
             dated(counter("a", Scope::Overall, 100, 10), 110),
             counter("b", Scope::Overall, 1_000, 50),
         ];
-        let history = History::discounted(
-            vec!["a".into(), "b".into()],
-            &counters,
-            114,
-            14.0,
-        )
-        .expect("history");
+        let history = History::discounted(vec!["a".into(), "b".into()], &counters, 114, 14.0)
+            .expect("history");
         // a: the old bucket on day 99 (15 days old), day 100 (14), day 110 (4).
         let expected = 1_000.0 * age_weight(15, 14.0)
             + 100.0 * age_weight(14, 14.0)
