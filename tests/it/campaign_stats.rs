@@ -308,17 +308,23 @@ async fn fries_learning(bed: &TestBed) -> (Value, Value, Value) {
     (sum("assigned"), sum("clicked"), sum("redeemed"))
 }
 
+/// The records delivered by `invocations` statistics functions at once,
+/// each until none of its records fails.
+async fn deliver_at_once(bed: &TestBed, records: &[Value], invocations: usize) {
+    let invocations: Vec<_> = (0..invocations).map(|_| bed.stats(&[])).collect();
+    join_all(
+        invocations
+            .iter()
+            .map(|stats| deliver_until_none_fail(records, |batch| invoke_stats(stats, batch))),
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_and_concurrent_deliveries_change_nothing() {
     let (bed, _ids, records) = campaign_lived().await;
     // First delivery: the batch in N concurrent invocations at once.
-    let invocations: Vec<_> = (0..6).map(|_| bed.stats(&[])).collect();
-    join_all(
-        invocations
-            .iter()
-            .map(|stats| deliver_until_none_fail(&records, |batch| invoke_stats(stats, batch))),
-    )
-    .await;
+    deliver_at_once(&bed, &records, 6).await;
     check_counts(&stats_of(&bed, CAMPAIGN).await.body, &expected_fries());
     let items_after_first = bed.scan(STATS).await;
 
@@ -790,13 +796,7 @@ async fn dated_learning_counters_count_once_and_steer_the_choices() {
     let stats = bed.stats(&[]);
     deliver_stats(&stats, &records).await;
     deliver_stats(&stats, &records).await;
-    let invocations: Vec<_> = (0..6).map(|_| bed.stats(&[])).collect();
-    join_all(
-        invocations
-            .iter()
-            .map(|stats| deliver_until_none_fail(&records, |batch| invoke_stats(stats, batch))),
-    )
-    .await;
+    deliver_at_once(&bed, &records, 6).await;
 
     let counter = |items: &[serde_json::Map<String, Value>], pk: &str, sk: &str| {
         items
