@@ -116,6 +116,7 @@ async fn seed_statistics(bed: &TestBed) {
         for (attribute, assigned, redeemed) in counters {
             let key = CounterKey::Learning {
                 offer_id: offer.to_string(),
+                day: None,
                 attribute,
             };
             let counts = Counts {

@@ -264,7 +264,10 @@ async fn the_stats_api_shows_exact_counts_after_the_offers_life() {
         .scan(STATS)
         .await
         .into_iter()
-        .filter(|item| item["sk"].as_str().is_some_and(|sk| sk.starts_with("day#")))
+        .filter(|item| {
+            item["pk"] == format!("campaign#{CAMPAIGN}")
+                && item["sk"].as_str().is_some_and(|sk| sk.starts_with("day#"))
+        })
         .map(|item| {
             (
                 item["day"].as_str().unwrap_or_default().to_owned(),
@@ -280,32 +283,48 @@ async fn the_stats_api_shows_exact_counts_after_the_offers_life() {
     assert_eq!(fries_learning(&bed).await, (json!(4), json!(2), json!(2)));
 }
 
-/// What selection learns of `co-fries` overall: assigned, clicked, redeemed.
+/// What selection learns of `co-fries` overall: assigned, clicked, redeemed,
+/// summed over its dated counters (the days its offers were made: today,
+/// or yesterday too if the test ran over midnight UTC). No undated counter
+/// is written any more.
 async fn fries_learning(bed: &TestBed) -> (Value, Value, Value) {
-    let learning = bed
-        .scan(STATS)
-        .await
-        .into_iter()
-        .find(|item| item["pk"] == "offer#co-fries" && item["sk"] == "overall")
-        .expect("learning counter");
-    (
-        learning["assigned"].clone(),
-        learning["clicked"].clone(),
-        learning["redeemed"].clone(),
+    let items = bed.scan(STATS).await;
+    let learning: Vec<_> = items
+        .iter()
+        .filter(|item| item["pk"] == "offer#co-fries")
+        .collect();
+    assert!(
+        learning.iter().all(|item| item["sk"]
+            .as_str()
+            .is_some_and(|sk| sk.starts_with("day#") && sk.ends_with("#overall"))),
+        "only dated overall counters: {learning:?}"
+    );
+    let sum = |name: &str| {
+        json!(learning
+            .iter()
+            .map(|item| item.get(name).and_then(Value::as_i64).unwrap_or(0))
+            .sum::<i64>())
+    };
+    (sum("assigned"), sum("clicked"), sum("redeemed"))
+}
+
+/// The records delivered by `invocations` statistics functions at once,
+/// each until none of its records fails.
+async fn deliver_at_once(bed: &TestBed, records: &[Value], invocations: usize) {
+    let invocations: Vec<_> = (0..invocations).map(|_| bed.stats(&[])).collect();
+    join_all(
+        invocations
+            .iter()
+            .map(|stats| deliver_until_none_fail(records, |batch| invoke_stats(stats, batch))),
     )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replayed_and_concurrent_deliveries_change_nothing() {
     let (bed, _ids, records) = campaign_lived().await;
     // First delivery: the batch in N concurrent invocations at once.
-    let invocations: Vec<_> = (0..6).map(|_| bed.stats(&[])).collect();
-    join_all(
-        invocations
-            .iter()
-            .map(|stats| deliver_until_none_fail(&records, |batch| invoke_stats(stats, batch))),
-    )
-    .await;
+    deliver_at_once(&bed, &records, 6).await;
     check_counts(&stats_of(&bed, CAMPAIGN).await.body, &expected_fries());
     let items_after_first = bed.scan(STATS).await;
 
@@ -329,6 +348,8 @@ async fn replayed_and_concurrent_deliveries_change_nothing() {
     let before = by_key(items_after_first);
     let after = by_key(bed.scan(STATS).await);
     assert_eq!(before, after, "not one item changed");
+    // The dated learning counters among them counted each offer once.
+    assert_eq!(fries_learning(&bed).await, (json!(4), json!(2), json!(2)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -412,10 +433,15 @@ async fn selection_splits_counts_into_selected_and_holdout() {
             )
         })
         .collect();
-    assert_eq!(learning["overall"], (json!(3), json!(1)));
-    assert_eq!(learning["attr#tier#gold"], (json!(2), json!(1)));
-    assert_eq!(learning["attr#tier#blue"].0, json!(1));
-    assert_eq!(learning["attr#region#north"].0, json!(3));
+    // Dated by the day the offers were made (createdAt), whenever redeemed.
+    assert_eq!(learning["day#2026-01-01#overall"], (json!(3), json!(1)));
+    assert_eq!(
+        learning["day#2026-01-01#attr#tier#gold"],
+        (json!(2), json!(1))
+    );
+    assert_eq!(learning["day#2026-01-01#attr#tier#blue"].0, json!(1));
+    assert_eq!(learning["day#2026-01-01#attr#region#north"].0, json!(3));
+    assert_eq!(learning.len(), 4, "no undated counter: {learning:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -717,4 +743,150 @@ async fn an_offer_read_in_part_still_counts_its_later_changes() {
         (json!(1), json!(1), json!(1)),
         "selection learns from the offer too"
     );
+}
+
+/// Offers of two campaigns made yesterday, a deployment's old all-time
+/// counters beside them, the stream delivered twice and six times at once:
+/// the dated counters count each offer once, and the reader gives planned
+/// and always-on choices the dated days and the old bucket behind them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dated_learning_counters_count_once_and_steer_the_choices() {
+    use offers_shared::domain::always_on::AlwaysOnCampaign;
+    use offers_shared::domain::campaign::parse_definition;
+    use offers_shared::domain::selection::history::utc_day;
+    use offers_shared::dynamo::SelectionStatsTable;
+    use offers_shared::ports::SelectionStatsReader;
+
+    let bed = TestBed::with_sample_catalog().await;
+    let yesterday = chrono::Utc::now() - chrono::Duration::days(1);
+    let made_at = yesterday.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let day = yesterday.format("%Y-%m-%d").to_string();
+    // Kept before counters were dated: fries once did well.
+    bed.put(
+        STATS,
+        json!({"pk": "offer#co-fries", "sk": "overall", "offerId": "co-fries",
+               "assigned": 500, "redeemed": 100}),
+    )
+    .await;
+    let mut stream = bed.offers_stream().await;
+    // 30 coffee offers (15 redeemed) and 30 fries offers (none), gold users.
+    for index in 0..60 {
+        let (offer, redeemed) = if index < 30 {
+            ("co-coffee", index % 2 == 0)
+        } else {
+            ("co-fries", false)
+        };
+        let campaign = if index % 3 == 0 { "camp-a" } else { "camp-b" };
+        let mut item = json!({
+            "userId": format!("d-{index}"),
+            "personalizedOfferId": format!("00000000-0000-4000-8000-{index:012}"),
+            "offerId": offer, "templateId": "tpl", "campaignId": campaign,
+            "rules": {}, "startDate": made_at, "expiryDate": "2099-01-01T00:00:00Z",
+            "rank": 1, "source": "campaign", "createdAt": made_at, "ttl": future_epoch(400),
+            "selection": {"policy": "thompson-backoff/3", "propensity": 0.5, "holdout": false,
+                          "context": {"tier": "gold"}}
+        });
+        if redeemed {
+            item["redemptionCount"] = json!(1);
+        }
+        bed.put(OFFERS, item).await;
+    }
+    let records = stream.read_new().await.expect("stream");
+    assert_eq!(records.len(), 60);
+    let stats = bed.stats(&[]);
+    deliver_stats(&stats, &records).await;
+    deliver_stats(&stats, &records).await;
+    deliver_at_once(&bed, &records, 6).await;
+
+    let counter = |items: &[serde_json::Map<String, Value>], pk: &str, sk: &str| {
+        items
+            .iter()
+            .find(|item| item["pk"] == pk && item["sk"] == sk)
+            .map(|item| {
+                (
+                    item.get("assigned").and_then(Value::as_i64).unwrap_or(0),
+                    item.get("redeemed").and_then(Value::as_i64).unwrap_or(0),
+                )
+            })
+    };
+    let items = bed.scan(STATS).await;
+    let dated = |scope: &str| format!("day#{day}#{scope}");
+    assert_eq!(
+        counter(&items, "offer#co-coffee", &dated("overall")),
+        Some((30, 15))
+    );
+    assert_eq!(
+        counter(&items, "offer#co-coffee", &dated("attr#tier#gold")),
+        Some((30, 15))
+    );
+    assert_eq!(
+        counter(&items, "offer#co-fries", &dated("overall")),
+        Some((30, 0))
+    );
+    assert_eq!(
+        counter(&items, "offer#co-fries", "overall"),
+        Some((500, 100)),
+        "the old counter is left as it was"
+    );
+    assert_eq!(counter(&items, "offer#co-coffee", "overall"), None);
+
+    // The reader: dated counters with their day, the old one undated.
+    let reader = SelectionStatsTable::new(bed.client.clone(), bed.table(STATS));
+    let pool = vec!["co-coffee".to_owned(), "co-fries".to_owned()];
+    let read = reader.learning_counters(&pool).await.expect("counters");
+    assert_eq!(read.unreadable, 0);
+    let today = utc_day(chrono::Utc::now().timestamp());
+    let days: Vec<Option<u32>> = read.counters.iter().map(|c| c.day).collect();
+    assert!(days.contains(&None), "{days:?}");
+    assert!(days.contains(&Some(today - 1)), "{days:?}");
+    // A plan's history: yesterday at 2^(-1/14), the old bucket a day older.
+    let history = offers_shared::domain::selection::History::discounted(
+        pool.clone(),
+        &read.counters,
+        today,
+        14.0,
+    )
+    .expect("history");
+    let weight = |age: u32| offers_shared::domain::selection::history::age_weight(age, 14.0);
+    let coffee = history.overall(0);
+    assert!(
+        (coffee.assigned - 30.0 * weight(1)).abs() < 1e-9,
+        "{coffee:?}"
+    );
+    assert!(
+        (coffee.redeemed - 15.0 * weight(1)).abs() < 1e-9,
+        "{coffee:?}"
+    );
+    let fries = history.overall(1);
+    let expected = 30.0 * weight(1) + 500.0 * weight(2);
+    assert!((fries.assigned - expected).abs() < 1e-9, "{fries:?}");
+    assert_eq!(fries.undiscounted, 530.0);
+
+    // An always-on campaign's choices: coffee (50% lately) over fries (19%).
+    let definition = parse_definition(
+        &json!({"campaignId": "camp-ao", "mode": "alwaysOn",
+                "pool": [{"offerId": "co-coffee"}, {"offerId": "co-fries"}],
+                "startDate": "2026-01-01T00:00:00Z", "endDate": "2099-01-01T00:00:00Z",
+                "validDays": 7, "cadence": "P1D",
+                "slots": 1, "holdout": 0, "reward": "redeemed", "halfLife": 7})
+        .to_string(),
+    )
+    .expect("a definition");
+    let campaign = AlwaysOnCampaign::of(definition, 1, false).expect("always-on");
+    let mut engine = campaign.engine(&read.counters, today).expect("engine");
+    let context = std::collections::BTreeMap::from([("tier".to_owned(), "gold".to_owned())]);
+    let coffee_first = (0..200)
+        .filter(|user| {
+            offers_shared::domain::always_on::choose(
+                &mut engine,
+                &campaign,
+                &format!("u{user}"),
+                0,
+                &context,
+                &[],
+            )
+            .is_some_and(|choice| choice.offer == 0)
+        })
+        .count();
+    assert!(coffee_first > 180, "{coffee_first}");
 }

@@ -103,11 +103,17 @@ impl AlwaysOnCampaign {
             .collect()
     }
 
-    /// The engine of this campaign's pool, from the learning counters read:
-    /// no counters at all chooses from the prior (cold start). The holdout
-    /// is drawn here per (user, campaign) ([`in_holdout`]), not by the engine.
-    pub fn engine(&self, counters: &[LearningCounter]) -> Result<Engine, SelectionError> {
-        self.engine_with(counters, |_| {})
+    /// The engine of this campaign's pool, from the learning counters read,
+    /// each day's discounted by its age on `today` (a UTC day, days since
+    /// 1970) under the campaign's `halfLife`, as a plan's are: no counters
+    /// at all chooses from the prior (cold start). The holdout is drawn
+    /// here per (user, campaign) ([`in_holdout`]), not by the engine.
+    pub fn engine(
+        &self,
+        counters: &[LearningCounter],
+        today: u32,
+    ) -> Result<Engine, SelectionError> {
+        self.engine_with(counters, today, |_| {})
     }
 
     /// The same, with settings changed after the campaign's own are set
@@ -115,12 +121,11 @@ impl AlwaysOnCampaign {
     pub fn engine_with(
         &self,
         counters: &[LearningCounter],
+        today: u32,
         adjust: impl FnOnce(&mut EngineConfig),
     ) -> Result<Engine, SelectionError> {
-        let mut history = History::new(self.pool_ids())?;
-        for counter in counters {
-            history.add(counter);
-        }
+        let history =
+            History::discounted(self.pool_ids(), counters, today, self.settings.half_life)?;
         let pool = self.settings.pool.len();
         let slots = usize::try_from(self.settings.slots)
             .unwrap_or(1)
@@ -129,6 +134,7 @@ impl AlwaysOnCampaign {
         config.holdout = 0.0;
         config.reward = Reward::parse(&self.settings.reward).unwrap_or_default();
         config.draws = ALWAYS_ON_DRAWS;
+        config.half_life = self.settings.half_life;
         adjust(&mut config);
         Engine::new(history, config)
     }
@@ -475,7 +481,7 @@ mod tests {
     #[test]
     fn cold_pools_choose_from_the_prior_and_never_a_held_offer() {
         let campaign = campaign(2, 0.0);
-        let mut engine = campaign.engine(&[]).expect("engine");
+        let mut engine = campaign.engine(&[], 0).expect("engine");
         let context = BTreeMap::from([("mode".to_owned(), "pickup".to_owned())]);
         let mut seen = [0u32; 3];
         for user in 0..600 {
@@ -520,7 +526,7 @@ mod tests {
             counters.push(counter(offer, mode("pickup"), 2_000, pickup));
             counters.push(counter(offer, mode("delivery"), 2_000, delivery));
         }
-        let mut engine = campaign.engine(&counters).expect("engine");
+        let mut engine = campaign.engine(&counters, 0).expect("engine");
         let pickup = BTreeMap::from([("mode".to_owned(), "pickup".to_owned())]);
         let delivery = BTreeMap::from([("mode".to_owned(), "delivery".to_owned())]);
         let mut wins = (0, 0);
@@ -536,9 +542,52 @@ mod tests {
     }
 
     #[test]
+    fn old_outcomes_fade_under_the_campaigns_half_life() {
+        // Two months ago offer a won; the last days offer b wins.
+        let counter = |offer: &str, day: u32, assigned: u64, redeemed: u64| LearningCounter {
+            offer_id: offer.into(),
+            scope: Scope::Overall,
+            day: Some(day),
+            counts: Counts {
+                assigned,
+                clicked: 0,
+                redeemed,
+            },
+        };
+        let counters = [
+            counter("a", 1_000, 20_000, 2_000),
+            counter("b", 1_000, 20_000, 200),
+            counter("a", 1_058, 1_000, 20),
+            counter("b", 1_058, 1_000, 60),
+            counter("c", 1_058, 1_000, 10),
+        ];
+        let b_wins = |half_life: f64| {
+            let mut campaign = campaign(1, 0.0);
+            campaign.settings.half_life = half_life;
+            let mut engine = campaign.engine(&counters, 1_060).expect("engine");
+            (0..200)
+                .filter(|user| {
+                    choose(
+                        &mut engine,
+                        &campaign,
+                        &format!("u{user}"),
+                        0,
+                        &BTreeMap::new(),
+                        &[],
+                    )
+                    .is_some_and(|choice| choice.offer == 1)
+                })
+                .count()
+        };
+        assert!(b_wins(7.0) > 180, "{}", b_wins(7.0));
+        // Ten years' half-life: the old winner's weight of evidence holds.
+        assert!(b_wins(3_650.0) < 20, "{}", b_wins(3_650.0));
+    }
+
+    #[test]
     fn holdout_users_draw_uniformly_among_what_they_may_get() {
         let campaign = campaign(1, 0.999_999);
-        let mut engine = campaign.engine(&[]).expect("engine");
+        let mut engine = campaign.engine(&[], 0).expect("engine");
         let mut seen = [0u32; 3];
         for user in 0..3_000 {
             let choice = choose(

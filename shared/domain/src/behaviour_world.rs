@@ -27,8 +27,9 @@ use crate::always_on::{choose, eligibility, AlwaysOnCampaign, HeldOffer};
 use crate::campaign::{AlwaysOn, PoolOffer};
 use crate::profile::{Daypart, Profile, Visit};
 use crate::selection::hash::{combine, unit, SplitMix};
+use crate::selection::history::utc_day;
 use crate::selection::simulate::{Tuning, TIERS};
-use crate::selection::{Counts, LearningCounter, Scope};
+use crate::selection::{Counts, LearningCounter, Scope, DEFAULT_HALF_LIFE};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
 use std::cmp::Reverse;
@@ -287,6 +288,7 @@ impl BehaviourWorld {
                 slots: 2,
                 holdout,
                 reward: "redeemed".to_owned(),
+                half_life: DEFAULT_HALF_LIFE,
             },
             // No budget: the world measures choosing, not spending.
             offers_limit: None,
@@ -437,7 +439,7 @@ fn run_policy(world: &BehaviourWorld, policy: BehaviourPolicy) -> BehaviourResul
         weekly: vec![0; weeks],
         refreshes: 0,
     };
-    let Ok(mut engine) = campaign.engine_with(&[], adjust) else {
+    let Ok(mut engine) = campaign.engine_with(&[], utc_day(world.start.timestamp()), adjust) else {
         return result;
     };
     let mut statistics = Statistics::default();
@@ -465,7 +467,9 @@ fn run_policy(world: &BehaviourWorld, policy: BehaviourPolicy) -> BehaviourResul
         if read_minute != Some(minute) {
             read_minute = Some(minute);
             result.refreshes += 1;
-            if let Ok(fresh) = campaign.engine_with(&statistics.counters(&pool), adjust) {
+            if let Ok(fresh) =
+                campaign.engine_with(&statistics.counters(&pool), utc_day(at.timestamp()), adjust)
+            {
                 engine = fresh;
             }
         }

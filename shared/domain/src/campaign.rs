@@ -7,7 +7,7 @@ use crate::dates::{format_timestamp, parse_timestamp};
 use crate::limits::{
     item_problem, key_problem, quote, value_size, MAX_ID_BYTES, MAX_SORT_KEY_BYTES,
 };
-use crate::selection::{Counts, LearningCounter, Scope, MAX_POOL};
+use crate::selection::{Counts, LearningCounter, Scope, DEFAULT_HALF_LIFE, MAX_POOL};
 use chrono::{DateTime, Utc};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
@@ -250,7 +250,16 @@ pub struct AlwaysOn {
     pub slots: u64,
     pub holdout: f64,
     pub reward: String,
+    /// Days after which an outcome weighs half as much in its choices
+    /// (`halfLife`, default [`DEFAULT_HALF_LIFE`]).
+    pub half_life: f64,
 }
+
+/// The smallest and largest `halfLife` of an always-on campaign, in days:
+/// below a tenth of a day nothing is remembered; ten years is never
+/// forgetting in a programme's life.
+pub const MIN_HALF_LIFE_DAYS: f64 = 0.1;
+pub const MAX_HALF_LIFE_DAYS: f64 = 3_650.0;
 
 /// A definition that passed its own checks (not yet the catalog's).
 #[derive(Debug, Clone, PartialEq)]
@@ -285,7 +294,7 @@ fn problem(field: impl Into<String>, message: impl Into<String>) -> FieldProblem
     }
 }
 
-const ALWAYS_ON_FIELDS: [&str; 12] = [
+const ALWAYS_ON_FIELDS: [&str; 13] = [
     "campaignId",
     "mode",
     "pool",
@@ -296,6 +305,7 @@ const ALWAYS_ON_FIELDS: [&str; 12] = [
     "slots",
     "holdout",
     "reward",
+    "halfLife",
     "budget",
     "description",
 ];
@@ -586,6 +596,21 @@ fn parse_always_on(
             None
         }
     };
+    let half_life = match document.get("halfLife") {
+        None => Some(DEFAULT_HALF_LIFE),
+        Some(value) => match value.as_f64() {
+            Some(days) if (MIN_HALF_LIFE_DAYS..=MAX_HALF_LIFE_DAYS).contains(&days) => Some(days),
+            _ => {
+                problems.push(problem(
+                    "halfLife",
+                    format!(
+                        "must be a number of days in [{MIN_HALF_LIFE_DAYS}, {MAX_HALF_LIFE_DAYS}]; got {value}"
+                    ),
+                ));
+                None
+            }
+        },
+    };
     if problems.len() != before {
         return None;
     }
@@ -596,6 +621,7 @@ fn parse_always_on(
         slots: slots?,
         holdout: holdout?,
         reward: reward?,
+        half_life: half_life?,
     })
 }
 
@@ -961,7 +987,12 @@ mod tests {
         assert_eq!(always_on.holdout, DEFAULT_HOLDOUT);
         assert_eq!(definition.document["holdout"], json!(0.1));
         assert_eq!(always_on.pool.len(), 2);
+        assert_eq!(always_on.half_life, DEFAULT_HALF_LIFE);
         assert!(definition.budget.is_none());
+        let definition = parse_definition(&self::always_on(json!({"halfLife": 3.5})).to_string())
+            .expect("valid");
+        assert_eq!(definition.always_on.expect("always-on").half_life, 3.5);
+        assert_eq!(definition.document["halfLife"], json!(3.5));
     }
 
     #[test]
@@ -976,6 +1007,10 @@ mod tests {
             (json!({"cadence": "1 day"}), "cadence"),
             (json!({"holdout": 1}), "holdout"),
             (json!({"reward": "liked"}), "reward"),
+            (json!({"halfLife": 0}), "halfLife"),
+            (json!({"halfLife": -7}), "halfLife"),
+            (json!({"halfLife": 4_000}), "halfLife"),
+            (json!({"halfLife": "14"}), "halfLife"),
             (json!({"endDate": "2029-01-01T00:00:00Z"}), "endDate"),
             (json!({"startDate": "tomorrow"}), "startDate"),
             (json!({"pool": []}), "pool"),

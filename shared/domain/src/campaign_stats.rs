@@ -210,9 +210,15 @@ pub enum CounterKey {
         arm: Arm,
     },
     /// What selection learns from, across campaigns: one offer overall, or
-    /// the offers shown to users with one value of a context attribute.
+    /// the offers shown to users with one value of a context attribute, for
+    /// the offers made on one UTC day (`yyyy-mm-dd` of `createdAt`: its later
+    /// clicks and redemptions count on that day, so the engine can discount
+    /// outcomes by their age). `day: None` is the all-time counter kept
+    /// before counters were dated; only an offer without a readable
+    /// `createdAt` still counts there.
     Learning {
         offer_id: String,
+        day: Option<String>,
         attribute: Option<(String, String)>,
     },
 }
@@ -546,8 +552,14 @@ pub fn contribution(offer: &OfferFacts) -> Result<Deltas, StatsProblem> {
         redeemed,
         ..Counts::default()
     };
+    // A day the reader takes (days since 1970); otherwise undated.
+    let day = offer
+        .made_on
+        .clone()
+        .filter(|day| day.len() == 10 && day.as_str() >= "1970-01-01");
     let learning_key = |attribute| CounterKey::Learning {
         offer_id: offer.offer_id.clone(),
+        day: day.clone(),
         attribute,
     };
     add_into(&mut deltas, learning_key(None), &learning)?;
@@ -896,6 +908,7 @@ mod tests {
         );
         let overall = CounterKey::Learning {
             offer_id: "co-fries".into(),
+            day: None,
             attribute: None,
         };
         assert_eq!(deltas[&overall].assigned, 1);
@@ -962,6 +975,7 @@ mod tests {
         assert!(!deltas.contains_key(&key(Arm::Holdout)));
         let tier = CounterKey::Learning {
             offer_id: "co-fries".into(),
+            day: None,
             attribute: Some(("tier".into(), "gold".into())),
         };
         assert_eq!(deltas[&tier].assigned, 1);
@@ -970,6 +984,46 @@ mod tests {
         holdout["selection"]["M"]["holdout"] = json!({"BOOL": true});
         let deltas = record_deltas(None, Some(&facts(holdout))).expect("deltas");
         assert_eq!(deltas[&key(Arm::Holdout)].assigned, 1);
+    }
+
+    #[test]
+    fn learning_counters_are_dated_by_the_day_the_offer_was_made() {
+        let mut made = assigned("c1");
+        made["createdAt"] = json!({"S": "2026-03-04T23:59:00Z"});
+        made["selection"] = json!({"M": {"holdout": {"BOOL": false},
+            "context": {"M": {"tier": {"S": "gold"}}}}});
+        let learning = |attribute: Option<(&str, &str)>| CounterKey::Learning {
+            offer_id: "co-fries".into(),
+            day: Some("2026-03-04".into()),
+            attribute: attribute.map(|(name, value)| (name.into(), value.into())),
+        };
+        let deltas = record_deltas(None, Some(&facts(made.clone()))).expect("deltas");
+        assert_eq!(deltas[&learning(None)].assigned, 1);
+        assert_eq!(deltas[&learning(Some(("tier", "gold")))].assigned, 1);
+        // No undated learning counter is written for a dated offer.
+        assert!(!deltas
+            .keys()
+            .any(|key| matches!(key, CounterKey::Learning { day: None, .. })));
+        // Clicked and redeemed days later: on the day it was made, beside
+        // its assignment, so that a day's rate is its own offers' rate.
+        let mut redeemed = made.clone();
+        redeemed["clickedAt"] = json!({"S": "2026-03-06T10:00:00Z"});
+        redeemed["redemptionCount"] = json!({"N": "1"});
+        let deltas = record_deltas(Some(&facts(made)), Some(&facts(redeemed))).expect("deltas");
+        for attribute in [None, Some(("tier", "gold"))] {
+            let counts = deltas[&learning(attribute)];
+            assert_eq!(
+                (counts.assigned, counts.clicked, counts.redeemed),
+                (0, 1, 1)
+            );
+        }
+        assert_eq!(
+            deltas
+                .keys()
+                .filter(|key| matches!(key, CounterKey::Learning { .. }))
+                .count(),
+            2
+        );
     }
 
     #[test]

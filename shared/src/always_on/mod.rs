@@ -43,6 +43,7 @@ use offers_domain::always_on::{
     bounded_context, choose, eligibility, is_visit, pending_row, AlwaysOnCampaign, HeldOffer, Skip,
 };
 use offers_domain::profile::ProfileContext;
+use offers_domain::selection::history::utc_day;
 use offers_domain::selection::Engine;
 use offers_domain::Transaction;
 use serde_json::{Map, Value};
@@ -338,9 +339,11 @@ impl<A: AlwaysOnStore, T: SelectionStatsReader, C: CatalogReader> AlwaysOnChoose
         {
             // The definition was checked when it was put: an engine error
             // here is a stored campaign no engine can run, not a transient one.
-            Ok(read) => campaign.engine(&read.counters).map_err(|err| {
-                StoreError::Corrupt(format!("campaign {}: {err}", campaign.campaign_id))
-            }),
+            Ok(read) => campaign
+                .engine(&read.counters, utc_day(run.now.timestamp()))
+                .map_err(|err| {
+                    StoreError::Corrupt(format!("campaign {}: {err}", campaign.campaign_id))
+                }),
             Err(error) => Err(error),
         };
         let engine = match built {

@@ -520,4 +520,60 @@ async fn budgets_not_read_never_fail_the_batch_and_are_counted() {
         report.summary.budgets[0].percent, 0,
         "a replay reads the budget"
     );
+
+fn made_on(mut image: Value, created_at: &str, tier: &str) -> Value {
+    image["createdAt"] = json!({"S": created_at});
+    image["selection"] = json!({"M": {"holdout": {"BOOL": false},
+        "context": {"M": {"tier": {"S": tier}}}}});
+    image
+}
+
+fn learning(offer_id: &str, day: &str, attribute: Option<(&str, &str)>) -> CounterKey {
+    CounterKey::Learning {
+        offer_id: offer_id.into(),
+        day: Some(day.into()),
+        attribute: attribute.map(|(name, value)| (name.into(), value.into())),
+    }
+}
+
+#[tokio::test]
+async fn learning_counters_count_on_the_day_the_offer_was_made_once_under_replay() {
+    let first = made_on(offer("u1", "co-a"), "2026-12-01T23:59:59Z", "gold");
+    let second = made_on(offer("u2", "co-a"), "2026-12-02T00:00:00Z", "gold");
+    let mut redeemed = first.clone();
+    redeemed["redemptionCount"] = json!({"N": "1"});
+    let records = vec![
+        change("e1", None, first.clone()),
+        change("e2", None, second),
+        // Redeemed on the 3rd: it counts on the 1st, its offer's day.
+        change("e3", Some(first), redeemed),
+    ];
+    let service = service();
+    // Delivered at once by two invocations, then again.
+    let (one, two) = tokio::join!(
+        service.apply_batch(records.clone(), None),
+        service.apply_batch(records.clone(), None)
+    );
+    let applied = |report: &StatsBatchReport| report.count(StatsKind::Applied);
+    assert_eq!(applied(&one) + applied(&two), 3, "each record counted once");
+    let counters = service.store().counters();
+    let counts = |key: CounterKey| {
+        let counts = counters.get(&key).copied().unwrap_or_default();
+        (counts.assigned, counts.redeemed)
+    };
+    assert_eq!(counts(learning("co-a", "2026-12-01", None)), (1, 1));
+    assert_eq!(
+        counts(learning("co-a", "2026-12-01", Some(("tier", "gold")))),
+        (1, 1)
+    );
+    assert_eq!(counts(learning("co-a", "2026-12-02", None)), (1, 0));
+    assert!(
+        !counters
+            .keys()
+            .any(|key| matches!(key, CounterKey::Learning { day: None, .. })),
+        "no undated learning counter: {counters:?}"
+    );
+    let again = service.apply_batch(records, None).await;
+    assert_eq!(again.count(StatsKind::Duplicate), 3);
+    assert_eq!(service.store().counters(), counters);
 }

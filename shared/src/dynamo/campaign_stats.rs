@@ -6,12 +6,15 @@
 //! - redemptions by day: `pk = campaign#<campaignId>`, `sk = day#<yyyy-mm-dd>#<offerId>`;
 //! - each arm's offers made on a day (selection only): `pk = campaign#<campaignId>`,
 //!   `sk = cohort#<yyyy-mm-dd>#<arm>`;
-//! - learning counters: `pk = offer#<offerId>`, `sk = overall` or
-//!   `attr#<attribute>#<value>`;
+//! - learning counters: `pk = offer#<offerId>`, `sk = day#<yyyy-mm-dd>#overall`
+//!   or `day#<yyyy-mm-dd>#attr#<attribute>#<value>` (the offers made that UTC
+//!   day); `overall` / `attr#...` undated, the all-time counters kept before
+//!   counters were dated (docs/selection.md, "Forgetting");
 //! - markers: `pk = applied#<eventID>[#part]`, `sk = applied`, with a `ttl`.
 
 use super::errors::CallError;
 use super::items::Item;
+use super::selection_stats::learning_partition;
 use super::transactions::{cancellation_error, cancelled, condition_failed};
 use super::{classify, DynamoStore};
 use crate::domain::campaign_stats::{
@@ -82,24 +85,27 @@ fn counter_item(key: &CounterKey) -> (String, String, Vec<(&'static str, String)
         ),
         CounterKey::Learning {
             offer_id,
-            attribute: None,
-        } => (
-            format!("offer#{offer_id}"),
-            "overall".to_owned(),
-            vec![("offerId", offer_id.clone())],
-        ),
-        CounterKey::Learning {
-            offer_id,
-            attribute: Some((name, value)),
-        } => (
-            format!("offer#{offer_id}"),
-            format!("attr#{name}#{value}"),
-            vec![
-                ("offerId", offer_id.clone()),
-                ("attribute", name.clone()),
-                ("value", value.clone()),
-            ],
-        ),
+            day,
+            attribute,
+        } => {
+            let mut described = vec![("offerId", offer_id.clone())];
+            let scope = match attribute {
+                None => "overall".to_owned(),
+                Some((name, value)) => {
+                    described.push(("attribute", name.clone()));
+                    described.push(("value", value.clone()));
+                    format!("attr#{name}#{value}")
+                }
+            };
+            let sort_key = match day {
+                None => scope,
+                Some(day) => {
+                    described.push(("day", day.clone()));
+                    format!("day#{day}#{scope}")
+                }
+            };
+            (learning_partition(offer_id), sort_key, described)
+        }
     }
 }
 

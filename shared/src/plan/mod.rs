@@ -12,7 +12,6 @@ pub mod rows;
 
 pub use file::*;
 
-use crate::domain::selection::history::date_undated;
 use crate::domain::selection::{History, LearningCounter, SelectionError};
 
 /// The history the engine chooses from: the counters of the pool's offers,
@@ -24,11 +23,5 @@ pub fn history_of(
     counters: &[LearningCounter],
     today: u32,
 ) -> Result<History, SelectionError> {
-    let mut history = History::new(plan.offer_ids())?;
-    let mut counters = counters.to_vec();
-    date_undated(&mut counters);
-    for counter in &counters {
-        history.add_dated(counter, today, plan.config.half_life);
-    }
-    Ok(history)
+    History::discounted(plan.offer_ids(), counters, today, plan.config.half_life)
 }

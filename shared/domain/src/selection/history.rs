@@ -109,16 +109,43 @@ pub fn utc_day(unix_seconds: i64) -> u32 {
 /// dated counter: at least that old, so they fade like any old day instead
 /// of weighing as much as today. An offer with no dated counter keeps its
 /// undated ones at today's weight (nothing dated yet: nothing is lost).
+///
+/// An offer made before the statistics function dated its counters and
+/// clicked or redeemed after it counts its outcome on its own day's dated
+/// counter, whose assignment was counted undated: a dated counter with more
+/// successes than assignments. That excess is handed to the undated counter
+/// of the same offer and scope (when there is one), where its assignment
+/// is, instead of being capped away.
 pub fn date_undated(counters: &mut [LearningCounter]) {
     let mut oldest: HashMap<String, u32> = HashMap::new();
-    for counter in counters.iter() {
+    // Per (offer, scope): the excess clicks and redemptions of dated counters.
+    let mut excess: HashMap<(String, Scope), (u64, u64)> = HashMap::new();
+    for counter in counters.iter_mut() {
         if let Some(day) = counter.day {
             let entry = oldest.entry(counter.offer_id.clone()).or_insert(day);
             *entry = (*entry).min(day);
+            let counts = &mut counter.counts;
+            let clicked = counts.clicked.saturating_sub(counts.assigned);
+            let redeemed = counts.redeemed.saturating_sub(counts.assigned);
+            if clicked > 0 || redeemed > 0 {
+                counts.clicked -= clicked;
+                counts.redeemed -= redeemed;
+                let slot = excess
+                    .entry((counter.offer_id.clone(), counter.scope.clone()))
+                    .or_default();
+                slot.0 = slot.0.saturating_add(clicked);
+                slot.1 = slot.1.saturating_add(redeemed);
+            }
         }
     }
     for counter in counters.iter_mut() {
         if counter.day.is_none() {
+            if let Some((clicked, redeemed)) =
+                excess.remove(&(counter.offer_id.clone(), counter.scope.clone()))
+            {
+                counter.counts.clicked = counter.counts.clicked.saturating_add(clicked);
+                counter.counts.redeemed = counter.counts.redeemed.saturating_add(redeemed);
+            }
             if let Some(oldest) = oldest.get(&counter.offer_id) {
                 counter.day = Some(oldest.saturating_sub(1));
             }
@@ -126,8 +153,29 @@ pub fn date_undated(counters: &mut [LearningCounter]) {
     }
 }
 
+impl History {
+    /// The history of `pool` from the stored counters, as planned and
+    /// always-on choices both read it: undated counters placed by
+    /// [`date_undated`], each day's counts weighed by their age on `today`
+    /// (a UTC day) under `half_life` days.
+    pub fn discounted(
+        pool: Vec<String>,
+        counters: &[LearningCounter],
+        today: u32,
+        half_life: f64,
+    ) -> Result<Self, SelectionError> {
+        let mut history = History::new(pool)?;
+        let mut counters = counters.to_vec();
+        date_undated(&mut counters);
+        for counter in &counters {
+            history.add_dated(counter, today, half_life);
+        }
+        Ok(history)
+    }
+}
+
 /// Which counter of an offer: overall, or for one attribute value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
     Overall,
     Attribute { name: String, value: String },
@@ -640,6 +688,54 @@ mod tests {
             name: name.into(),
             value: value.into(),
         }
+    }
+
+    fn dated(counter: LearningCounter, day: u32) -> LearningCounter {
+        LearningCounter {
+            day: Some(day),
+            ..counter
+        }
+    }
+
+    #[test]
+    fn undated_counters_are_one_bucket_before_the_oldest_dated_day() {
+        let counters = [
+            counter("a", Scope::Overall, 1_000, 50),
+            dated(counter("a", Scope::Overall, 100, 10), 100),
+            dated(counter("a", Scope::Overall, 100, 10), 110),
+            counter("b", Scope::Overall, 1_000, 50),
+        ];
+        let history = History::discounted(vec!["a".into(), "b".into()], &counters, 114, 14.0)
+            .expect("history");
+        // a: the old bucket on day 99 (15 days old), day 100 (14), day 110 (4).
+        let expected = 1_000.0 * age_weight(15, 14.0)
+            + 100.0 * age_weight(14, 14.0)
+            + 100.0 * age_weight(4, 14.0);
+        assert!((history.overall(0).assigned - expected).abs() < 1e-9);
+        assert_eq!(history.overall(0).undiscounted, 1_200.0);
+        // b has nothing dated: its all-time counts at full weight.
+        assert_eq!(history.overall(1).assigned, 1_000.0);
+    }
+
+    #[test]
+    fn outcomes_of_offers_made_before_dating_go_to_the_old_bucket() {
+        // Made (and counted as assigned) before the counters were dated,
+        // redeemed after: day 100's counter has redemptions, no assignment.
+        let mut counters = vec![
+            counter("a", Scope::Overall, 1_000, 20),
+            dated(counter("a", Scope::Overall, 0, 30), 100),
+            dated(counter("a", Scope::Overall, 200, 10), 101),
+            dated(counter("a", attr("tier", "gold"), 0, 5), 100),
+            // b has no undated counter: its excess is capped away.
+            dated(counter("b", Scope::Overall, 10, 15), 100),
+        ];
+        date_undated(&mut counters);
+        assert_eq!(counters[0].counts.redeemed, 50);
+        assert_eq!(counters[0].day, Some(99));
+        assert_eq!(counters[1].counts.redeemed, 0);
+        assert_eq!(counters[2].counts.redeemed, 10, "within its assignments");
+        assert_eq!(counters[3].counts.redeemed, 0);
+        assert_eq!(counters[4].counts.redeemed, 10);
     }
 
     #[test]
