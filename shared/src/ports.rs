@@ -93,7 +93,8 @@ pub enum WriteOutcome {
 /// record's rejection (its other outcome).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PriorRejection {
-    /// A strongly consistent read earlier in this invocation found none: the
+    /// A strongly consistent read earlier in this invocation found none, or
+    /// the record was created after the rejections mark: the
     /// offer is tried first with the plain two-item transaction (put the
     /// offer, delete the pending row only if it is still there exactly as the
     /// stream saw it); anything else falls back to the checked transaction.
@@ -112,6 +113,29 @@ pub trait DispatchStore: Send + Sync {
         &self,
         records: &[(&str, Uuid)],
     ) -> impl Future<Output = Result<HashSet<Uuid>, StoreError>> + Send;
+
+    /// The rejections mark, read strongly consistent: no record created
+    /// after it (its stream `ApproximateCreationDateTime`) has a rejection,
+    /// because every rejection raises it first (docs/design.md, "The common
+    /// path"). `None` while it is not set: every record may have one. The
+    /// default (a store without a mark) is `None`.
+    fn rejections_mark(
+        &self,
+    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send {
+        async { Ok(None) }
+    }
+
+    /// Raises the rejections mark to at least `at_least`, or, while it is not
+    /// set, sets it to `when_unset`. A mark already higher is left as it is.
+    /// The default (a store without a mark) does nothing: its mark stays unset.
+    fn raise_rejections_mark(
+        &self,
+        at_least: DateTime<Utc>,
+        when_unset: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (at_least, when_unset);
+        async { Ok(()) }
+    }
 
     fn dispatch_offer(
         &self,

@@ -9,8 +9,18 @@
 //!   stream saw it (two items): what any exactly-once dispatcher must ask of
 //!   DynamoDB, and what a plain implementation does. Swept over concurrency
 //!   first; the rounds use its best;
+//! - **plain + read**: the plain floor preceded, batch by batch, by one
+//!   strongly consistent BatchGetItem of the batch's rejection keys (the
+//!   read the dispatcher made before its common path until issue 26): what
+//!   that read costs in time and in DynamoDB Local's CPU;
 //! - **three-item**: the same plus the check that no rejection of the record
 //!   exists (the dispatcher's transaction before the common path).
+//!
+//! The dispatcher's sides start as on a system deployed a while ago: the
+//! rejections mark long past (docs/design.md, "The common path"), so that
+//! first deliveries take the two-item path without a read of their own.
+//! `DISPATCH_BENCH_BEFORE`, the path of another build of the dispatcher
+//! (an earlier commit's), adds it as one more side of the rounds.
 //!
 //! Every side gets a fresh DynamoDB Local and an uncounted warm-up of 300
 //! rows (its JVM settles on the first workload it serves); DynamoDB Local's
@@ -73,6 +83,9 @@ impl Side {
 enum Floor {
     /// Put + conditional delete.
     Plain,
+    /// Put + conditional delete, after one consistent read of the batch's
+    /// rejection keys.
+    PlainWithRead,
     /// Put + conditional delete + check that the record's rejection is absent.
     ThreeItem,
     /// What the delete's condition costs: put + delete without a condition.
@@ -102,6 +115,8 @@ async fn main() {
         .copied()
         .unwrap_or(2);
     let sweep = env_list("DISPATCH_BENCH_SWEEP", "8,16,32,64");
+    let after_binary = function_binary("offer-dispatcher");
+    let before_binary = std::env::var_os("DISPATCH_BENCH_BEFORE").map(std::path::PathBuf::from);
     let concurrency = {
         let local = fresh_dynamodb();
         let bed = TestBed::on(&local.endpoint()).await;
@@ -133,7 +148,7 @@ async fn main() {
         if plain.time.as_secs_f64() < best_plain.1 {
             best_plain = (width, plain.time.as_secs_f64());
         }
-        let (binary, _) = measure_binary(&fresh_dynamodb(), width).await;
+        let (binary, _) = measure_binary(&fresh_dynamodb(), &after_binary, width).await;
         println!("{}", binary.line(&format!("sweep: binary at {width}")));
     }
     let best = best_plain.0;
@@ -151,36 +166,50 @@ async fn main() {
     }
 
     let mut ratios = Vec::new();
+    let mut names = vec!["binary", "handler", "plain", "read", "three"];
+    if before_binary.is_some() {
+        names.insert(1, "before");
+    }
     for round in 1..=rounds {
         // Alternating order: the first side of one round is the last of the next.
+        let mut order = names.clone();
+        if round % 2 == 0 {
+            order.reverse();
+        }
         let mut sides: Vec<(&str, Side)> = Vec::new();
-        let order: [u8; 4] = match round % 2 {
-            1 => [0, 1, 2, 3],
-            _ => [3, 2, 1, 0],
-        };
-        let mut binary_rss = 0;
+        let (mut binary_rss, mut before_rss) = (0, 0);
         let mut handler = None;
         for which in order {
-            match which {
-                0 => {
-                    let (side, rss) = measure_binary(&fresh_dynamodb(), concurrency).await;
+            let side = match which {
+                "binary" => {
+                    let (side, rss) =
+                        measure_binary(&fresh_dynamodb(), &after_binary, concurrency).await;
                     binary_rss = rss;
-                    sides.push(("binary", side));
+                    side
                 }
-                1 => sides.push(("plain", measure_floor(Floor::Plain, best).await)),
-                2 => sides.push(("three", measure_floor(Floor::ThreeItem, best).await)),
+                "before" => {
+                    let path = before_binary.as_deref().expect("a before binary");
+                    let (side, rss) = measure_binary(&fresh_dynamodb(), path, concurrency).await;
+                    before_rss = rss;
+                    side
+                }
+                "plain" => measure_floor(Floor::Plain, best).await,
+                "three" => measure_floor(Floor::ThreeItem, best).await,
+                "read" => measure_floor(Floor::PlainWithRead, best).await,
                 _ => {
                     let run = measure_handler(&fresh_dynamodb()).await;
                     handler = Some(run.cold_reads);
-                    sides.push(("handler", run.side));
+                    run.side
                 }
-            }
+            };
+            sides.push((which, side));
         }
         let side = |name: &str| sides.iter().find(|(n, _)| *n == name).map(|(_, s)| *s);
-        let (Some(binary), Some(plain), Some(three), Some(handler_side)) = (
+        let (Some(binary), Some(plain), Some(three), Some(read), Some(handler_side)) = (
             side("binary"),
             side("plain"),
             side("three"),
+            side("read"),
             side("handler"),
         ) else {
             panic!("every side measured");
@@ -190,6 +219,12 @@ async fn main() {
             "{}",
             binary.line(&format!("release binary at {concurrency}"))
         );
+        if let Some(before) = side("before") {
+            println!(
+                "{}",
+                before.line(&format!("before binary at {concurrency}"))
+            );
+        }
         println!(
             "{}",
             handler_side.line(&format!("handler in process at {concurrency}"))
@@ -198,6 +233,7 @@ async fn main() {
             "{}",
             plain.line(&format!("plain floor (2 items) at {best}"))
         );
+        println!("{}", read.line(&format!("plain + batch's read at {best}")));
         println!("{}", three.line(&format!("three-item floor at {best}")));
         let time = |a: Side, b: Side| a.time.as_secs_f64() / b.time.as_secs_f64();
         let local = |a: Side, b: Side| {
@@ -214,6 +250,21 @@ async fn main() {
             local(binary, three),
             time(handler_side, plain),
         );
+        if let Some(before) = side("before") {
+            println!(
+                "  before/plain: time {:.3}, DynamoDB Local CPU {:.3}; peak RSS of the before binary {:.1} MiB",
+                time(before, plain),
+                local(before, plain),
+                before_rss as f64 / 1024.0,
+            );
+        }
+        println!(
+            "  (plain + read)/plain: time {:.3}, DynamoDB Local CPU {:.3}; three-item/plain: time {:.3}, DynamoDB Local CPU {:.3}",
+            time(read, plain),
+            local(read, plain),
+            time(three, plain),
+            local(three, plain),
+        );
         println!(
             "  peak RSS of the binary {:.1} MiB; catalog items read by the handler's cold batch {}",
             binary_rss as f64 / 1024.0,
@@ -222,6 +273,18 @@ async fn main() {
         ratios.push((time(binary, plain), local(binary, plain)));
     }
     println!("binary/plain per round (time, DynamoDB Local CPU): {ratios:.3?}");
+}
+
+/// As on a dispatcher deployed a while ago: the rejections mark long past
+/// (no rejection since).
+async fn mark_long_past(bed: &TestBed) {
+    use offers_shared::ports::DispatchStore;
+    let epoch = chrono::DateTime::UNIX_EPOCH;
+    bed.dispatcher(&[])
+        .store()
+        .raise_rejections_mark(epoch, epoch)
+        .await
+        .expect("mark set");
 }
 
 struct HandlerRun {
@@ -262,6 +325,7 @@ fn local_cpu(local: &DynamoDbLocal) -> CpuTime {
 async fn measure_handler(local: &DynamoDbLocal) -> HandlerRun {
     let bed = TestBed::on(&local.endpoint()).await;
     bed.load_sample_catalog().await;
+    mark_long_past(&bed).await;
     let dispatcher = bed.dispatcher(&[]);
     let mut stream = bed.stream().await;
 
@@ -310,9 +374,14 @@ fn fresh_dynamodb() -> DynamoDbLocal {
 
 /// The release binary at `concurrency`, through a local Runtime API, after
 /// its own warm-up; its peak RSS (KiB) beside.
-async fn measure_binary(local: &DynamoDbLocal, concurrency: usize) -> (Side, u64) {
+async fn measure_binary(
+    local: &DynamoDbLocal,
+    binary: &std::path::Path,
+    concurrency: usize,
+) -> (Side, u64) {
     let bed = TestBed::on(&local.endpoint()).await;
     bed.load_sample_catalog().await;
+    mark_long_past(&bed).await;
     let mut stream = bed.stream().await;
     put_rows(&bed, &bench_rows("warm", WARM_UP_ROWS)).await;
     let warm_up = stream.read_new().await.expect("stream");
@@ -321,7 +390,7 @@ async fn measure_binary(local: &DynamoDbLocal, concurrency: usize) -> (Side, u64
     let runtime = RuntimeApi::start().await.expect("runtime api");
     let width = concurrency.to_string();
     let mut function = spawn_function(
-        &function_binary("offer-dispatcher"),
+        binary,
         &bed.environment(
             "OfferDispatcherFunction",
             &[("DISPATCH_CONCURRENCY", width.as_str())],
@@ -432,11 +501,15 @@ async fn bare_transactions(
     concurrency: usize,
 ) {
     for batch in rows.chunks(BATCH) {
-        stream::iter(batch)
-            .for_each_concurrent(concurrency, |row| async move {
+        let ids: Vec<uuid::Uuid> = batch.iter().map(|_| uuid::Uuid::new_v4()).collect();
+        if floor == Floor::PlainWithRead {
+            read_rejections(bed, batch, &ids).await;
+        }
+        stream::iter(batch.iter().zip(&ids))
+            .for_each_concurrent(concurrency, |(row, id)| async move {
                 let text = |name: &str| row[name].as_str().unwrap_or_default().to_owned();
                 let mut offer = model.clone();
-                offer.personalized_offer_id = uuid::Uuid::new_v4();
+                offer.personalized_offer_id = *id;
                 offer.user_id = text("userId");
                 offer.sort_key = Some(text("sortKey"));
                 let put = Put::builder()
@@ -489,4 +562,40 @@ async fn bare_transactions(
             })
             .await;
     }
+}
+
+/// The read of the dispatcher before its common path (until issue 26): one
+/// strongly consistent BatchGetItem of the batch's rejection keys, only
+/// `rejectionId` projected.
+async fn read_rejections(bed: &TestBed, batch: &[Value], ids: &[uuid::Uuid]) {
+    let keys = batch
+        .iter()
+        .zip(ids)
+        .map(|(row, id)| {
+            std::collections::HashMap::from([
+                (
+                    "userId".to_owned(),
+                    AttributeValue::S(row["userId"].as_str().unwrap_or_default().to_owned()),
+                ),
+                ("rejectionId".to_owned(), AttributeValue::S(id.to_string())),
+            ])
+        })
+        .collect();
+    let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+        .set_keys(Some(keys))
+        .consistent_read(true)
+        .projection_expression("rejectionId")
+        .build()
+        .expect("keys");
+    let output = bed
+        .client
+        .batch_get_item()
+        .request_items(bed.table(REJECTED), request)
+        .send()
+        .await
+        .expect("batch read");
+    assert!(
+        output.unprocessed_keys().is_none_or(|keys| keys.is_empty()),
+        "every key read"
+    );
 }

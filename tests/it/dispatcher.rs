@@ -505,3 +505,145 @@ async fn a_stale_replay_of_a_rejected_record_after_an_identical_reinsert_stays_r
     assert_eq!(bed.scan(OFFERS).await.len(), 1, "its own offer");
     assert!(bed.scan(PENDING).await.is_empty());
 }
+
+/// A dispatcher deployed a while ago: its rejections mark long past (no
+/// rejection since), so that the records of a test take the common path
+/// without reading their rejections, as on a running system.
+async fn mark_long_past(bed: &TestBed) {
+    use offers_shared::ports::DispatchStore;
+    let epoch = chrono::DateTime::UNIX_EPOCH;
+    let store = bed.dispatcher(&[]);
+    store
+        .store()
+        .raise_rejections_mark(epoch, epoch)
+        .await
+        .expect("mark set");
+    assert_eq!(
+        store.store().rejections_mark().await.expect("mark read"),
+        Some(epoch)
+    );
+}
+
+/// The rejections mark as stored, and the latest creation time of `records`.
+async fn mark_and_latest(
+    bed: &TestBed,
+    records: &[&Value],
+) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
+    use offers_shared::ports::DispatchStore;
+    let mark = bed
+        .dispatcher(&[])
+        .store()
+        .rejections_mark()
+        .await
+        .expect("mark read")
+        .expect("mark set");
+    let latest = records
+        .iter()
+        .filter_map(|record| record["dynamodb"]["ApproximateCreationDateTime"].as_f64())
+        .map(|seconds| {
+            chrono::DateTime::from_timestamp_millis((seconds * 1_000.0) as i64)
+                .expect("a creation time")
+        })
+        .max()
+        .expect("records with a creation time");
+    (mark, latest)
+}
+
+/// The stale replay above on a running system (the mark long past): the
+/// rejection raised the mark to its record's creation time first, so the
+/// replay reads its rejection; the offer of the same batch took the common
+/// path and its replay is a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_mark_set_a_stale_replay_of_a_rejected_record_after_an_identical_reinsert_stays_rejected(
+) {
+    let bed = TestBed::with_sample_catalog().await;
+    mark_long_past(&bed).await;
+    let mut row = fries_row("user-m", "camp-1+co-later");
+    row["offerId"] = json!("co-later");
+    row.as_object_mut().map(|row| row.remove("rules"));
+    bed.put(PENDING, row.clone()).await;
+    bed.put(PENDING, fries_row("user-n", "camp-1+fries")).await;
+    let mut stream = bed.stream().await;
+    let first_batch = stream.read_new().await.expect("stream");
+    assert!(invoke(&bed.dispatcher(&[]), &first_batch).await.is_empty());
+    assert_eq!(bed.scan(REJECTED).await.len(), 1, "unknown_offer");
+    assert_eq!(bed.scan(OFFERS).await.len(), 1, "co-fries");
+    assert!(bed.scan(PENDING).await.is_empty());
+    let rejected: Vec<&Value> = first_batch
+        .iter()
+        .filter(|record| record["dynamodb"]["Keys"]["userId"]["S"] == "user-m")
+        .collect();
+    let (mark, created) = mark_and_latest(&bed, &rejected).await;
+    assert!(mark >= created, "raised to {created} first: {mark}");
+
+    for item in [
+        json!({"id": "co-later", "kind": "configOffer", "name": "Later", "templateId": "tpl-later", "rules": {}}),
+        json!({"id": "tpl-later", "kind": "offerTemplate", "configOfferId": "co-later", "rules": []}),
+    ] {
+        bed.put(CATALOG, item).await;
+    }
+    bed.put(PENDING, row.clone()).await;
+    assert!(
+        invoke(&bed.dispatcher(&[]), &first_batch).await.is_empty(),
+        "stale replay, to a fresh process"
+    );
+    assert_eq!(bed.scan(OFFERS).await.len(), 1, "the replay made no offer");
+    assert_eq!(bed.scan(REJECTED).await.len(), 1, "the rejection stays");
+    assert_eq!(bed.scan(PENDING).await.len(), 1, "the newer row is kept");
+
+    let second_batch = stream.read_new().await.expect("stream");
+    assert_eq!(inserts(&second_batch).len(), 1, "the re-insert");
+    assert!(invoke(&bed.dispatcher(&[]), &second_batch).await.is_empty());
+    assert_eq!(bed.scan(OFFERS).await.len(), 2, "its own offer");
+    assert!(bed.scan(PENDING).await.is_empty());
+}
+
+/// On a running system (the mark long past), one batch of offers and
+/// rejections delivered by eight fresh processes at once, then once more:
+/// one outcome per record, and the mark raised past every rejected record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_mark_set_a_batch_delivered_eight_times_at_once_then_again_has_one_outcome_per_record(
+) {
+    let bed = TestBed::with_sample_catalog().await;
+    mark_long_past(&bed).await;
+    for index in 0..24 {
+        let mut row = fries_row(&format!("user-{}", index % 6), &format!("m+{index}"));
+        if index % 6 == 5 {
+            row["offerId"] = json!("co-nope");
+        }
+        bed.put(PENDING, row).await;
+    }
+    let records = bed.stream().await.read_new().await.expect("stream");
+    let dispatchers: Vec<_> = (0..8).map(|_| bed.dispatcher(&[])).collect();
+    futures::future::join_all(
+        dispatchers
+            .iter()
+            .map(|dispatcher| deliver_until_none_fail(&records, |batch| invoke(dispatcher, batch))),
+    )
+    .await;
+    deliver(&bed.dispatcher(&[]), &records).await;
+
+    let offers = bed.scan(OFFERS).await;
+    let rejections = bed.scan(REJECTED).await;
+    assert_eq!(offers.len(), 20);
+    assert_eq!(rejections.len(), 4);
+    let offered: HashSet<Value> = offers.iter().map(|o| o["sortKey"].clone()).collect();
+    let rejected: HashSet<Value> = rejections.iter().map(|r| r["sortKey"].clone()).collect();
+    assert_eq!(offered.len() + rejected.len(), 24, "one outcome per row");
+    assert!(offered.is_disjoint(&rejected));
+    let offer_ids: HashSet<Value> = offers
+        .iter()
+        .map(|o| o["personalizedOfferId"].clone())
+        .collect();
+    assert!(rejections
+        .iter()
+        .all(|r| !offer_ids.contains(&r["rejectionId"])));
+    assert!(bed.scan(PENDING).await.is_empty());
+    let rejected_records: Vec<&Value> = records
+        .iter()
+        .filter(|record| record["dynamodb"]["NewImage"]["offerId"]["S"] == "co-nope")
+        .collect();
+    assert_eq!(rejected_records.len(), 4);
+    let (mark, latest) = mark_and_latest(&bed, &rejected_records).await;
+    assert!(mark >= latest, "{mark} covers {latest}");
+}

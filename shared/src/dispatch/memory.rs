@@ -8,6 +8,7 @@ use crate::ports::{
     BudgetedWrite, CampaignOffersBudgets, CatalogReader, DispatchStore, OffersBudgetUse,
     OffersBudgets, PendingRef, PriorRejection, RejectedRow, RowCopy, WriteOutcome,
 };
+use chrono::{DateTime, Utc};
 use offers_domain::{CatalogEntry, PersonalizedOffer};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,6 +33,15 @@ pub struct MemoryState {
     pub priors: Vec<(String, PriorRejection)>,
     /// Record ids whose rejection was read before the writes, in order.
     pub rejection_reads: Vec<Uuid>,
+    /// The rejections mark (`None`: not set).
+    pub rejections_mark: Option<DateTime<Utc>>,
+    /// How often the mark was read.
+    pub mark_reads: usize,
+    /// Raising the mark fails (throttled).
+    pub mark_down: bool,
+    /// Each raise of the mark (or its setting where there was none): how
+    /// many writes had been attempted before it.
+    pub mark_raises: Vec<usize>,
     /// Catalog ids asked for, in order.
     pub catalog_reads: Vec<String>,
     /// Writes for these sort keys fail with the error.
@@ -170,6 +180,39 @@ impl MemoryState {
 }
 
 impl DispatchStore for MemoryStore {
+    async fn rejections_mark(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let mut state = self.state();
+        state.mark_reads += 1;
+        if let Some(error) = state.down.clone() {
+            return Err(error);
+        }
+        if state.failing_reads {
+            return Err(StoreError::Throttled("mark not read".into()));
+        }
+        Ok(state.rejections_mark)
+    }
+
+    async fn raise_rejections_mark(
+        &self,
+        at_least: DateTime<Utc>,
+        when_unset: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        let writes = state.writes.len();
+        state.mark_raises.push(writes);
+        if let Some(error) = state.down.clone() {
+            return Err(error);
+        }
+        if state.mark_down {
+            return Err(StoreError::Throttled("mark not raised".into()));
+        }
+        state.rejections_mark = Some(match state.rejections_mark {
+            Some(mark) => mark.max(at_least),
+            None => when_unset.max(at_least),
+        });
+        Ok(())
+    }
+
     async fn rejections_absent(
         &self,
         records: &[(&str, Uuid)],
@@ -331,6 +374,18 @@ impl CatalogReader for MemoryStore {
 }
 
 impl<T: DispatchStore> DispatchStore for &T {
+    async fn rejections_mark(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        (**self).rejections_mark().await
+    }
+
+    async fn raise_rejections_mark(
+        &self,
+        at_least: DateTime<Utc>,
+        when_unset: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        (**self).raise_rejections_mark(at_least, when_unset).await
+    }
+
     async fn rejections_absent(
         &self,
         records: &[(&str, Uuid)],

@@ -20,4 +20,4 @@ pub use input::{read_record, InsertRecord, StreamBatch, StreamInput};
 pub use report::{
     DispatchKind, DispatchOutcome, DispatchReport, DispatchSummary, Earlier, Outcome, RecordReport,
 };
-pub use service::{DispatchSettings, Dispatcher};
+pub use service::{DispatchSettings, Dispatcher, REJECTIONS_MARK_MARGIN};

@@ -14,7 +14,7 @@ use crate::ports::{
     OffersBudgets, PendingRef, PriorRejection, RejectedRow, WriteOutcome,
 };
 use crate::stream::runner::{run_batch, Failure, RecordHandler, Run};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use offers_domain::{PersonalizedOffer, ReasonCode, Rejection};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
@@ -37,13 +37,26 @@ pub struct Dispatcher<S, C, B = NoBudgets> {
     settings: DispatchSettings,
 }
 
+/// How far past the moment it is first set the rejections mark starts: no
+/// record created before it is taken for one without a rejection. It covers
+/// the clocks of DynamoDB and of Lambda, and a dispatcher of an older version
+/// (which does not raise the mark) still running for a moment after a
+/// deployment (docs/design.md, "The common path").
+pub const REJECTIONS_MARK_MARGIN: Duration = Duration::from_secs(300);
+
 /// One batch's run of the dispatcher: what it read before the writes, and
 /// the offers budgets its writes used.
 struct DispatchRun<'a, S, C, B> {
     dispatcher: &'a Dispatcher<S, C, B>,
-    /// Records whose rejection a read before the writes found absent: their
-    /// offers take the two-item common path first.
+    /// Records whose rejection cannot exist (created after the rejections
+    /// mark) or a read before the writes found absent: their offers take the
+    /// two-item common path first.
     rejections_absent: HashSet<Uuid>,
+    /// The latest creation time of the records this batch plans to reject:
+    /// the first rejection raises the mark to it for all of them at once.
+    rejections_planned_until: Option<DateTime<Utc>>,
+    /// How far this batch has raised the rejections mark.
+    mark_raised: tokio::sync::Mutex<Option<DateTime<Utc>>>,
     /// The offers budgets of the batch's campaigns, as the cache lists them
     /// (and the campaigns it did not know, read now); `None` when they could
     /// not be read (only rows with a campaign need them).
@@ -108,12 +121,12 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> Dispatcher<S, C, B> {
             .collect();
         let inserts = || parsed.iter().filter_map(|input| input.change());
         let wanted = inserts().filter_map(|(_, assignment)| assignment.as_ref().ok());
-        // The rejections of the valid rows are read at the same time (a row
-        // the catalog then rejects costs one key read for nothing), so that
-        // the read adds no round trip to the batch.
-        let valid: Vec<(&str, Uuid)> = inserts()
+        // Which valid rows cannot have a rejection is read at the same time
+        // (the rejections mark; a row the catalog then rejects costs nothing
+        // more), so that the read adds no round trip to a cold batch.
+        let valid: Vec<&InsertRecord> = inserts()
             .filter(|(_, assignment)| assignment.is_ok())
-            .map(|(insert, _)| (insert.user_id.as_str(), insert.record_id))
+            .map(|(insert, _)| insert)
             .collect();
         let campaigns: BTreeSet<&str> = inserts()
             .filter_map(|(_, assignment)| assignment.as_ref().ok()?.campaign_id.as_deref())
@@ -143,9 +156,17 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> Dispatcher<S, C, B> {
                 })
             })
             .collect();
+        let rejections_planned_until = planned
+            .iter()
+            .filter_map(|input| input.change())
+            .filter(|planned| matches!(planned.plan, Plan::Reject(_)))
+            .filter_map(|planned| planned.insert.created_at)
+            .max();
         let batch = DispatchRun {
             dispatcher: self,
             rejections_absent,
+            rejections_planned_until,
+            mark_raised: tokio::sync::Mutex::new(None),
             offers_budgeted,
             budgets_used: Mutex::new(BTreeSet::new()),
         };
@@ -162,20 +183,62 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> Dispatcher<S, C, B> {
         report
     }
 
-    /// One strongly consistent read of the rejections of the records that
-    /// may become offers (at most 100 keys a call): those found absent may
-    /// take the two-item common path. Should the read fail, every offer
-    /// takes the checked path; the read is only a hint (docs/design.md).
-    async fn rejections_absent(&self, records: &[(&str, Uuid)], run: &Run) -> HashSet<Uuid> {
+    /// The records that may become offers and cannot have a rejection: those
+    /// created after the rejections mark (one strongly consistent read of one
+    /// item), and of the others (a replay, a record of a moment ago, one
+    /// without a creation time), those a strongly consistent read of their
+    /// rejections (at most 100 keys a call) finds absent. They may take the
+    /// two-item common path. Should a read fail, the records it would have
+    /// cleared take the checked path: the reads are only a hint
+    /// (docs/design.md, "The common path").
+    async fn rejections_absent(&self, records: &[&InsertRecord], run: &Run) -> HashSet<Uuid> {
         if records.is_empty() {
             return HashSet::new();
         }
-        match run.call_aside(self.store.rejections_absent(records)).await {
-            Ok(absent) => absent,
-            Err(error) => {
-                tracing::warn!(error = %error, records = records.len(), "rejections not read: the checked path is used");
-                HashSet::new()
+        let mark = match run.call_aside(self.store.rejections_mark()).await {
+            Ok(Some(mark)) => Some(mark),
+            Ok(None) => {
+                self.set_rejections_mark(run).await;
+                None
             }
+            Err(error) => {
+                tracing::warn!(error = %error, "rejections mark not read: every rejection is read");
+                None
+            }
+        };
+        let (cleared, uncleared): (Vec<&InsertRecord>, Vec<&InsertRecord>) = records
+            .iter()
+            .copied()
+            .partition(|record| created_after(record.created_at, mark));
+        let mut absent: HashSet<Uuid> = cleared.iter().map(|record| record.record_id).collect();
+        let to_read: Vec<(&str, Uuid)> = uncleared
+            .iter()
+            .map(|record| (record.user_id.as_str(), record.record_id))
+            .collect();
+        if to_read.is_empty() {
+            return absent;
+        }
+        match run.call_aside(self.store.rejections_absent(&to_read)).await {
+            Ok(found_absent) => absent.extend(found_absent),
+            Err(error) => {
+                tracing::warn!(error = %error, records = to_read.len(), "rejections not read: the checked path is used");
+            }
+        }
+        absent
+    }
+
+    /// Sets the rejections mark where there is none (a first deployment, or
+    /// the item deleted): to a moment past now, since every record rejected
+    /// so far was created before now. This batch reads every rejection.
+    async fn set_rejections_mark(&self, run: &Run) {
+        let set = run
+            .call_aside(
+                self.store
+                    .raise_rejections_mark(DateTime::UNIX_EPOCH, mark_when_unset(run.now)),
+            )
+            .await;
+        if let Err(error) = set {
+            tracing::warn!(error = %error, "rejections mark not set: the next batch tries again");
         }
     }
 
@@ -424,6 +487,37 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> DispatchRun<'_, S, C,
         }
     }
 
+    /// Raises the rejections mark to at least the creation time of a record
+    /// about to be rejected, before its rejection is written: a later
+    /// delivery of the record must then read its rejection. The batch's
+    /// first rejection raises it for all its planned ones; a record without
+    /// a creation time is never cleared by the mark and needs none. A mark
+    /// that cannot be raised fails the record (retried), never skipped.
+    async fn raise_mark_for(
+        &self,
+        created_at: Option<DateTime<Utc>>,
+        run: &Run,
+    ) -> Result<(), Failure> {
+        let Some(created_at) = created_at else {
+            return Ok(());
+        };
+        let mut raised = self.mark_raised.lock().await;
+        if raised.is_some_and(|raised| raised >= created_at) {
+            return Ok(());
+        }
+        let at_least = self
+            .rejections_planned_until
+            .map_or(created_at, |planned| planned.max(created_at));
+        run.call(
+            self.dispatcher
+                .store
+                .raise_rejections_mark(at_least, mark_when_unset(run.now)),
+        )
+        .await?;
+        *raised = Some(at_least);
+        Ok(())
+    }
+
     async fn reject(
         &self,
         insert: &InsertRecord,
@@ -431,6 +525,7 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> DispatchRun<'_, S, C,
         rejection: Rejection,
         run: &Run,
     ) -> Result<DispatchOutcome, Failure> {
+        self.raise_mark_for(insert.created_at, run).await?;
         let rejected = RejectedRow {
             rejection_id: insert.record_id,
             code: rejection.code,
@@ -484,6 +579,21 @@ const BUDGET_CONFLICT_ATTEMPTS: u32 = 4;
 fn conflict_pause(attempt: u32) -> Duration {
     let base = 10u64.saturating_mul(1 << attempt.min(6));
     Duration::from_millis(base + u64::from(Uuid::new_v4().as_bytes()[0]) % base)
+}
+
+/// The rejections mark set where there is none: past every record created
+/// until now.
+fn mark_when_unset(now: DateTime<Utc>) -> DateTime<Utc> {
+    let margin =
+        chrono::Duration::from_std(REJECTIONS_MARK_MARGIN).unwrap_or(chrono::Duration::MAX);
+    now.checked_add_signed(margin)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Whether a record was created after the rejections mark (so that no
+/// rejection of it can exist); `false` without a mark or a creation time.
+fn created_after(created_at: Option<DateTime<Utc>>, mark: Option<DateTime<Utc>>) -> bool {
+    matches!((created_at, mark), (Some(created_at), Some(mark)) if created_at > mark)
 }
 
 /// The outcome of an offer's write.

@@ -634,3 +634,207 @@ mod offers_budgets {
         assert_eq!(used(&store), 0);
     }
 }
+
+/// An INSERT as `insert` makes it, created at `created_at`.
+fn insert_created(
+    store: &MemoryStore,
+    sequence: &str,
+    row: Map<String, Value>,
+    created_at: chrono::DateTime<Utc>,
+) -> StreamInput {
+    match insert(store, sequence, row) {
+        Input::Change(mut record) => {
+            record.created_at = Some(created_at);
+            Input::Change(record)
+        }
+        other => other,
+    }
+}
+
+#[tokio::test]
+async fn without_a_mark_every_rejection_is_read_and_the_mark_is_set_past_now() {
+    let store = store();
+    let records = vec![
+        insert(&store, "1", row("a", "co-1")),
+        insert(&store, "2", row("b", "co-1")),
+    ];
+    let before = Utc::now();
+    Dispatcher::new(&store, &store, settings(4))
+        .apply_batch(records, None)
+        .await;
+    let state = store.state();
+    assert_eq!(state.rejection_reads.len(), 2, "both read");
+    let mark = state.rejections_mark.expect("the mark is set");
+    assert!(
+        mark >= before + chrono::Duration::from_std(REJECTIONS_MARK_MARGIN).unwrap_or_default(),
+        "past every record created until now: {mark}"
+    );
+}
+
+#[tokio::test]
+async fn offers_created_after_the_mark_take_the_common_path_without_a_read() {
+    let store = store();
+    let mark = Utc::now() - chrono::Duration::hours(1);
+    store.state().rejections_mark = Some(mark);
+    let records = vec![
+        insert_created(
+            &store,
+            "1",
+            row("a", "co-1"),
+            mark + chrono::Duration::seconds(1),
+        ),
+        // Created at the mark itself: it may have a rejection, so it is read.
+        insert_created(&store, "2", row("b", "co-1"), mark),
+        insert_created(
+            &store,
+            "3",
+            row("c", "co-1"),
+            mark - chrono::Duration::seconds(1),
+        ),
+    ];
+    let Some(Input::Change(b)) = records.get(1).cloned() else {
+        panic!("an insert")
+    };
+    let Some(Input::Change(c)) = records.get(2).cloned() else {
+        panic!("an insert")
+    };
+    let report = Dispatcher::new(&store, &store, settings(4))
+        .apply_batch(records, None)
+        .await;
+    assert_eq!(
+        outcomes(&report),
+        vec![
+            ("1".to_owned(), "dispatched"),
+            ("2".to_owned(), "dispatched"),
+            ("3".to_owned(), "dispatched")
+        ]
+    );
+    let state = store.state();
+    assert_eq!(state.mark_reads, 1, "one read of the mark");
+    assert_eq!(
+        state.rejection_reads,
+        vec![b.record_id, c.record_id],
+        "only the records not created after the mark"
+    );
+    let mut priors = state.priors.clone();
+    priors.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(priors
+        .iter()
+        .all(|(_, prior)| *prior == PriorRejection::NotFound));
+    assert_eq!(state.rejections_mark, Some(mark), "offers leave the mark");
+}
+
+#[tokio::test]
+async fn a_rejection_raises_the_mark_first_and_its_replay_reads_it_after_a_catalog_change() {
+    let store = store();
+    let mark = Utc::now() - chrono::Duration::hours(1);
+    store.state().rejections_mark = Some(mark);
+    let created = |seconds| mark + chrono::Duration::seconds(seconds);
+    let records = vec![
+        insert_created(&store, "1", row("a", "co-later"), created(10)),
+        insert_created(&store, "2", row("b", "co-1"), created(20)),
+        insert_created(&store, "3", row("c", "co-later"), created(30)),
+        insert_created(&store, "4", row("d", "co-1"), created(40)),
+    ];
+    let dispatcher = Dispatcher::new(&store, &store, settings(4));
+    let report = dispatcher.apply_batch(records.clone(), None).await;
+    assert_eq!(
+        outcomes(&report),
+        vec![
+            ("1".to_owned(), "rejected"),
+            ("2".to_owned(), "dispatched"),
+            ("3".to_owned(), "rejected"),
+            ("4".to_owned(), "dispatched")
+        ]
+    );
+    {
+        let state = store.state();
+        assert_eq!(
+            state.mark_raises.len(),
+            1,
+            "one raise for the batch's rejections"
+        );
+        let first_rejection = state
+            .writes
+            .iter()
+            .position(|(_, kind)| *kind == "rejection")
+            .expect("rejections written");
+        assert!(
+            state.mark_raises[0] <= first_rejection,
+            "raised before any rejection is written: {:?}, {:?}",
+            state.mark_raises,
+            state.writes
+        );
+        assert_eq!(
+            state.rejections_mark,
+            Some(created(30)),
+            "up to the latest rejected record"
+        );
+    }
+
+    // The offer published; the batch delivered again: the rejected records
+    // were created at or before the mark, so their rejections are read.
+    for item in [
+        json!({"id": "co-later", "kind": "configOffer", "name": "Later", "templateId": "tpl-later", "rules": {}}),
+        json!({"id": "tpl-later", "kind": "offerTemplate", "configOfferId": "co-later", "rules": []}),
+    ] {
+        if let Value::Object(map) = item {
+            let id = map["id"].as_str().unwrap_or_default().to_owned();
+            let entry = CatalogEntry::from_json(&id, map);
+            store.state().catalog.insert(id, entry);
+        }
+    }
+    store.state().rejection_reads.clear();
+    let again = Dispatcher::new(&store, &store, settings(4))
+        .apply_batch(records, None)
+        .await;
+    assert_eq!(
+        outcomes(&again),
+        vec![
+            ("1".to_owned(), "duplicate"),
+            ("2".to_owned(), "duplicate"),
+            ("3".to_owned(), "duplicate"),
+            ("4".to_owned(), "duplicate")
+        ]
+    );
+    for record in [&again.records[0], &again.records[2]] {
+        assert!(
+            matches!(
+                record.outcome,
+                Outcome::Done(DispatchOutcome::Duplicate {
+                    earlier: Earlier::Rejected,
+                    ..
+                })
+            ),
+            "{:?}",
+            record.outcome
+        );
+    }
+    let state = store.state();
+    assert_eq!(state.offers.len(), 2, "no offer of a rejected record");
+    assert_eq!(state.rejections.len(), 2);
+    assert_eq!(
+        state.rejection_reads.len(),
+        3,
+        "the two rejected records and b (created before c, the mark), not d"
+    );
+}
+
+#[tokio::test]
+async fn a_mark_that_cannot_be_raised_fails_the_rejection_and_writes_nothing_of_it() {
+    let store = store();
+    store.state().rejections_mark = Some(Utc::now() - chrono::Duration::hours(1));
+    store.state().mark_down = true;
+    let records = vec![
+        insert(&store, "1", row("a", "co-nope")),
+        insert(&store, "2", row("b", "co-1")),
+    ];
+    let report = Dispatcher::new(&store, &store, settings(4))
+        .apply_batch(records, None)
+        .await;
+    assert_eq!(report.failed_sequence_numbers(), vec!["1"]);
+    assert_eq!(outcomes(&report)[1], ("2".to_owned(), "dispatched"));
+    let state = store.state();
+    assert!(state.rejections.is_empty(), "no rejection without the mark");
+    assert_eq!(state.pending.len(), 1, "its row left for the retry");
+}

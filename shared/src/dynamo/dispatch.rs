@@ -1,6 +1,6 @@
 use super::items::attribute_size;
 use super::offer_item::{key, new_offer_put, presence_check, ASSIGNMENT_ID};
-use super::rejected::rejections_absent;
+use super::rejected::{raise_rejections_mark, rejections_absent, rejections_mark};
 use super::transactions::{cancellation_error, cancelled, CONDITIONAL_CHECK_FAILED};
 use super::{classify, offer_to_item, DynamoStore};
 use crate::domain::dates::format_timestamp;
@@ -14,6 +14,7 @@ use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
@@ -37,6 +38,18 @@ const CONTRACT_ATTRIBUTES: [&str; 14] = [
 ];
 
 impl DispatchStore for DynamoStore {
+    async fn rejections_mark(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        rejections_mark(&self.client, self.tables.rejected()?).await
+    }
+
+    async fn raise_rejections_mark(
+        &self,
+        at_least: DateTime<Utc>,
+        when_unset: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        raise_rejections_mark(&self.client, self.tables.rejected()?, at_least, when_unset).await
+    }
+
     async fn rejections_absent(
         &self,
         records: &[(&str, Uuid)],

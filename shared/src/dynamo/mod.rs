@@ -48,8 +48,8 @@ pub use offers::{LoyaltyOffersTable, OfferCounts};
 pub use pending::{PendingKey, PendingTable, RedriveError, Redriven, PENDING_KEY};
 pub use profiles::{mark_key, UserProfilesTable, MARK_RETENTION_SECONDS};
 pub use rejected::{
-    RejectedCounts, RejectedTable, RejectionFilter, RetryOutcome, RetrySkip, Retryable,
-    StoredRejection,
+    is_rejections_mark, RejectedCounts, RejectedTable, RejectionFilter, RetryOutcome, RetrySkip,
+    Retryable, StoredRejection, REJECTIONS_MARK_ID, REJECTIONS_MARK_USER,
 };
 pub use selection_stats::{counter_of, learning_partition, SelectionStatsTable};
 pub use table::DynamoTable;

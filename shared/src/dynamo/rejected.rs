@@ -18,7 +18,11 @@ pub use crate::domain::retry::RetrySkip;
 use crate::domain::retry::{check_retry, RejectedItem};
 use crate::domain::ReasonCode;
 use crate::error::StoreError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem,
+};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, StreamExt};
@@ -209,6 +213,7 @@ impl RejectedTable {
                 page.map(|items| {
                     items
                         .into_iter()
+                        .filter(|item| !is_rejections_mark(item))
                         .filter(|item| {
                             ids.is_empty()
                                 || text_of(item, "rejectionId").is_some_and(|id| ids.contains(id))
@@ -223,8 +228,11 @@ impl RejectedTable {
     /// How many rejections, by reason (Scan of `reasonCode`, every page).
     pub async fn counts(&self) -> Result<RejectedCounts, CallError> {
         let mut counts = RejectedCounts::default();
-        let mut items = self.table.scan(&["reasonCode"]);
+        let mut items = self.table.scan(&["reasonCode", "rejectionId"]);
         while let Some(item) = items.try_next().await? {
+            if is_rejections_mark(&item) {
+                continue;
+            }
             counts.total += 1;
             let reason = text_of(&item, "reasonCode").unwrap_or("unknown").to_owned();
             *counts.by_reason.entry(reason).or_default() += 1;
@@ -305,6 +313,149 @@ impl RejectedTable {
         };
         with_retries(pause, attempt).await
     }
+}
+
+/// The dispatcher's rejections mark is an item of the rejected table under a
+/// key no rejection has (rejection ids are UUIDs); the readers of the table
+/// skip it (docs/design.md, "The common path").
+pub const REJECTIONS_MARK_USER: &str = "#dispatcher";
+pub const REJECTIONS_MARK_ID: &str = "#rejections-mark";
+/// The mark: epoch milliseconds; no record created after it has a rejection.
+const MARK_MILLIS: &str = "recordsCreatedUntil";
+
+/// Whether a rejected table item is the dispatcher's rejections mark.
+pub fn is_rejections_mark(item: &HashMap<String, AttributeValue>) -> bool {
+    text_of(item, "rejectionId") == Some(REJECTIONS_MARK_ID)
+}
+
+fn rejections_mark_key() -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (
+            "userId".to_owned(),
+            AttributeValue::S(REJECTIONS_MARK_USER.to_owned()),
+        ),
+        (
+            "rejectionId".to_owned(),
+            AttributeValue::S(REJECTIONS_MARK_ID.to_owned()),
+        ),
+    ])
+}
+
+fn mark_item(mark: DateTime<Utc>) -> HashMap<String, AttributeValue> {
+    let mut item = rejections_mark_key();
+    item.insert(
+        MARK_MILLIS.to_owned(),
+        AttributeValue::N(mark.timestamp_millis().to_string()),
+    );
+    item
+}
+
+/// The rejections mark, read strongly consistent (a BatchGetItem of its one
+/// key: the action the dispatcher already has on the table). A mark that is
+/// not a number of milliseconds is an error: the dispatcher then reads
+/// every record's rejection.
+pub(super) async fn rejections_mark(
+    client: &Client,
+    table: &str,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let request = KeysAndAttributes::builder()
+        .keys(rejections_mark_key())
+        .consistent_read(true)
+        .projection_expression("#mark")
+        .expression_attribute_names("#mark", MARK_MILLIS)
+        .build()
+        .map_err(|err| StoreError::Refused(err.to_string()))?;
+    let output = client
+        .batch_get_item()
+        .request_items(table, request)
+        .send()
+        .await
+        .map_err(|err| classify(&err))?;
+    if output
+        .unprocessed_keys
+        .as_ref()
+        .is_some_and(|keys| keys.contains_key(table))
+    {
+        return Err(StoreError::Throttled(
+            "the rejections mark was left unprocessed".into(),
+        ));
+    }
+    let Some(item) = output
+        .responses
+        .unwrap_or_default()
+        .remove(table)
+        .and_then(|items| items.into_iter().next())
+    else {
+        return Ok(None);
+    };
+    match item.get(MARK_MILLIS) {
+        Some(AttributeValue::N(millis)) => millis
+            .parse::<i64>()
+            .ok()
+            .and_then(DateTime::from_timestamp_millis)
+            .map(Some)
+            .ok_or_else(|| StoreError::Refused(format!("rejections mark {millis:?} unreadable"))),
+        _ => Err(StoreError::Refused(format!(
+            "rejections mark without {MARK_MILLIS}"
+        ))),
+    }
+}
+
+/// Raises the rejections mark to at least `at_least` (a conditional put: a
+/// higher mark stays); where there is none, sets it to the later of the two
+/// (a put if absent). Two tries each way against a mark deleted or created
+/// meanwhile, then a conflict (the record is retried).
+pub(super) async fn raise_rejections_mark(
+    client: &Client,
+    table: &str,
+    at_least: DateTime<Utc>,
+    when_unset: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for _ in 0..2 {
+        let raised = client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(mark_item(at_least)))
+            .condition_expression("#mark < :mark")
+            .expression_attribute_names("#mark", MARK_MILLIS)
+            .expression_attribute_values(
+                ":mark",
+                AttributeValue::N(at_least.timestamp_millis().to_string()),
+            )
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match raised {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        let Some(PutItemError::ConditionalCheckFailedException(failed)) = err.as_service_error()
+        else {
+            return Err(classify(&err));
+        };
+        if failed.item().is_some() {
+            // Already at or past `at_least`.
+            return Ok(());
+        }
+        let set = client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(mark_item(at_least.max(when_unset))))
+            .condition_expression("attribute_not_exists(rejectionId)")
+            .send()
+            .await;
+        match set {
+            Ok(_) => return Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(PutItemError::is_conditional_check_failed_exception) => {}
+            Err(err) => return Err(classify(&err)),
+        }
+    }
+    Err(StoreError::Conflict(
+        "the rejections mark was deleted and set again meanwhile".into(),
+    ))
 }
 
 /// BatchGetItem takes at most 100 keys.
