@@ -520,6 +520,7 @@ async fn budgets_not_read_never_fail_the_batch_and_are_counted() {
         report.summary.budgets[0].percent, 0,
         "a replay reads the budget"
     );
+}
 
 fn made_on(mut image: Value, created_at: &str, tier: &str) -> Value {
     image["createdAt"] = json!({"S": created_at});

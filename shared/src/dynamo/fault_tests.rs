@@ -10,6 +10,7 @@ use crate::dispatch::{
 use crate::error::StoreError;
 use aws_sdk_dynamodb::error::{ErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemError, BatchGetItemOutput};
+use aws_sdk_dynamodb::operation::put_item::PutItemOutput;
 use aws_sdk_dynamodb::operation::transact_write_items::{
     TransactWriteItemsError, TransactWriteItemsOutput,
 };
@@ -83,8 +84,13 @@ fn dispatcher(client: Client) -> Dispatcher<DynamoStore, CachedCatalog<DynamoSto
 }
 
 pub(super) fn client(rules: &[&Rule]) -> Client {
+    // The rejections mark's raise (a conditional PutItem before a batch's
+    // first rejection) succeeds unless a test says otherwise: these tests are
+    // about the transactions' faults.
+    let mark = mock!(Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let rules: Vec<&Rule> = rules.iter().copied().chain([&mark]).collect();
     // No SDK retries: each mocked answer is seen by the code under test.
-    mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, rules, |config| config
+    mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &rules, |config| config
         .retry_config(
             aws_sdk_dynamodb::config::retry::RetryConfig::disabled()
         ))
