@@ -90,10 +90,9 @@ pub(super) fn client(rules: &[&Rule]) -> Client {
     let mark = mock!(Client::put_item).then_output(|| PutItemOutput::builder().build());
     let rules: Vec<&Rule> = rules.iter().copied().chain([&mark]).collect();
     // No SDK retries: each mocked answer is seen by the code under test.
-    mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &rules, |config| config
-        .retry_config(
-            aws_sdk_dynamodb::config::retry::RetryConfig::disabled()
-        ))
+    mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &rules, |config| {
+        config.retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+    })
 }
 
 fn service_error(code: &str) -> TransactWriteItemsError {
