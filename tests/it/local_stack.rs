@@ -411,7 +411,14 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
             "{run}: {output}"
         );
     }
-    for user in ["user-1", "user-2", "user-3", "user-4", "user-5"] {
+    // Every user of the sample audience (the last one a Cognito identity id).
+    let users: Vec<String> = String::from_utf8_lossy(&audience)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|row| row["userId"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(users.len(), 5, "{users:?}");
+    for user in &users {
         let offers = wait_for(Duration::from_millis(500), || {
             let (status, body) = stack.get("/rewards/offers?limit=100", user);
             assert_eq!(status, 200, "{body}");
