@@ -163,7 +163,10 @@ impl PlanStack {
         command
             .args([
                 "--endpoint-url",
-                &shared_dynamodb().endpoint(),
+                // The bed's DynamoDB Local (a bench gives each side its own).
+                &bed.sdk
+                    .endpoint_url()
+                    .map_or_else(|| shared_dynamodb().endpoint(), str::to_owned),
                 "--region",
                 "us-east-1",
             ])
