@@ -173,6 +173,7 @@ pub async fn start(options: &StackOptions) -> Result<RunningStack, BedError> {
             .function_environment(logical_id, &tables)
             .map_err(|err| fail("template.yaml", &err))?;
         with_local_secrets(&mut variables, logical_id, &mut moto).await?;
+        with_local_sdk_timeouts(&mut variables);
         let spec = FunctionSpec {
             logical_id: logical_id.clone(),
             binary: options.bin_dir.join(&binary),
@@ -418,6 +419,27 @@ impl crate::invoke::Invoke for SharedFunction {
     }
 }
 
+/// The SDK timeouts the local stack gives its functions in place of
+/// template.yaml's (1-3 s per attempt, tuned to DynamoDB's latency on AWS):
+/// DynamoDB Local on a laptop or a busy 2-core machine can take seconds to
+/// answer, and a batch whose attempts all time out goes, after the mapping's
+/// retries, to the on-failure table instead of becoming offers. The same
+/// values as the test beds' (`LOADED_MACHINE_SDK` in tests/support/bed.rs);
+/// only variables the template sets are replaced.
+pub const LOCAL_SDK_TIMEOUTS: &[(&str, &str)] = &[
+    ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "10000"),
+    ("DYNAMODB_OPERATION_TIMEOUT_MS", "30000"),
+    ("DYNAMODB_CONNECT_TIMEOUT_MS", "5000"),
+];
+
+fn with_local_sdk_timeouts(variables: &mut HashMap<String, String>) {
+    for (name, value) in LOCAL_SDK_TIMEOUTS {
+        if let Some(current) = variables.get_mut(*name) {
+            *current = (*value).to_owned();
+        }
+    }
+}
+
 /// The local stand-in for a mapping's on-failure SQS queue (see
 /// `local_on_failure_table`).
 struct FailureTable {
@@ -532,4 +554,26 @@ async fn load_sample_catalog_if_empty(
             .map_err(BedError::aws)?;
     }
     Ok(items.len())
+}
+
+#[cfg(test)]
+mod sdk_timeout_tests {
+    use super::*;
+
+    #[test]
+    fn the_local_timeouts_replace_only_what_the_template_sets() {
+        let mut variables: HashMap<String, String> = [
+            ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "2000"),
+            ("DYNAMODB_OPERATION_TIMEOUT_MS", "5000"),
+            ("PENDING_TABLE_NAME", "p"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+        with_local_sdk_timeouts(&mut variables);
+        assert_eq!(variables["DYNAMODB_ATTEMPT_TIMEOUT_MS"], "10000");
+        assert_eq!(variables["DYNAMODB_OPERATION_TIMEOUT_MS"], "30000");
+        assert_eq!(variables["PENDING_TABLE_NAME"], "p");
+        assert!(!variables.contains_key("DYNAMODB_CONNECT_TIMEOUT_MS"));
+    }
 }
