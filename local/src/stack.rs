@@ -423,9 +423,9 @@ impl crate::invoke::Invoke for SharedFunction {
 /// template.yaml's (1-3 s per attempt, tuned to DynamoDB's latency on AWS):
 /// DynamoDB Local on a laptop or a busy 2-core machine can take seconds to
 /// answer, and a batch whose attempts all time out goes, after the mapping's
-/// retries, to the on-failure table instead of becoming offers. The same
-/// values as the test beds' (`LOADED_MACHINE_SDK` in tests/support/bed.rs);
-/// only variables the template sets are replaced.
+/// retries, to the on-failure table instead of becoming offers. The test
+/// beds use them too (`LOADED_MACHINE_SDK` in tests/support/bed.rs); only
+/// variables the template sets are replaced.
 pub const LOCAL_SDK_TIMEOUTS: &[(&str, &str)] = &[
     ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "10000"),
     ("DYNAMODB_OPERATION_TIMEOUT_MS", "30000"),

@@ -281,11 +281,8 @@ impl TestBed {
 /// DynamoDB Local on a machine whose cores other processes keep busy can
 /// take seconds to answer, and tests assert outcomes, not latency. The
 /// outage tests set their own, short ones.
-pub const LOADED_MACHINE_SDK: &[(&str, &str)] = &[
-    ("DYNAMODB_ATTEMPT_TIMEOUT_MS", "10000"),
-    ("DYNAMODB_OPERATION_TIMEOUT_MS", "30000"),
-    ("DYNAMODB_CONNECT_TIMEOUT_MS", "5000"),
-];
+/// The local stack's own values, so that tests and the stack agree.
+pub const LOADED_MACHINE_SDK: &[(&str, &str)] = offers_local::stack::LOCAL_SDK_TIMEOUTS;
 
 /// The functions as their main.rs wires them, configured from template.yaml.
 impl TestBed {
