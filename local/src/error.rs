@@ -24,6 +24,9 @@ pub enum InvokeError {
     /// `errorMessage`, as Lambda reports them; shown as JSON, a bare text as it is).
     #[error("{}", text_of(.0))]
     Function(Value),
+    /// No local function has the ARN a state machine invokes.
+    #[error("no local function {0}")]
+    NoSuchFunction(String),
 }
 
 /// What setting up and running the local stack and its streams fails with.

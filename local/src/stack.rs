@@ -399,13 +399,10 @@ fn invoked_by_a_map(machines: &[StateMachineDefinition], function_id: &str) -> b
 struct FunctionsByArn(HashMap<String, Arc<LocalFunction>>);
 
 impl Lambdas for FunctionsByArn {
-    async fn invoke(&self, function_arn: &str, payload: Value) -> Result<Value, String> {
+    async fn invoke(&self, function_arn: &str, payload: Value) -> Result<Value, InvokeError> {
         match self.0.get(function_arn) {
-            Some(function) => function
-                .invoke(payload)
-                .await
-                .map_err(|err| err.to_string()),
-            None => Err(format!("no local function {function_arn}")),
+            Some(function) => function.invoke(payload).await,
+            None => Err(InvokeError::NoSuchFunction(function_arn.to_owned())),
         }
     }
 }

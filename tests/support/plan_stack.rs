@@ -34,7 +34,11 @@ pub struct Recording {
 }
 
 impl Lambdas for Recording {
-    async fn invoke(&self, function_arn: &str, payload: Value) -> Result<Value, String> {
+    async fn invoke(
+        &self,
+        function_arn: &str,
+        payload: Value,
+    ) -> Result<Value, offers_local::InvokeError> {
         assert_eq!(function_arn, local_function_arn(PLAN_CHUNK));
         let lines = payload["Items"]
             .as_array()
@@ -53,7 +57,7 @@ impl Lambdas for Recording {
         self.most_in_flight.fetch_max(now, Ordering::SeqCst);
         let answer = self.function.invoke(payload).await;
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        answer.map_err(|err| err.to_string())
+        answer
     }
 }
 

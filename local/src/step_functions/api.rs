@@ -29,8 +29,10 @@ pub struct StepFunctions<L> {
     executions: Mutex<HashMap<String, Arc<Mutex<Execution>>>>,
 }
 
-/// An API error: its `__type` and message, with status 400.
-struct ApiError(&'static str, String);
+/// An API error: its `__type` and message (answered with status 400).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}: {1}")]
+pub struct ApiError(pub &'static str, pub String);
 
 impl<L: Lambdas + 'static> StepFunctions<L> {
     /// `machines`: each state machine's definition by its (local) ARN.
@@ -43,9 +45,8 @@ impl<L: Lambdas + 'static> StepFunctions<L> {
     }
 
     /// Starts an execution of the machine `arn`; returns the execution's ARN.
-    pub fn start_execution(self: &Arc<Self>, arn: &str, input: Value) -> Result<String, String> {
+    pub fn start_execution(self: &Arc<Self>, arn: &str, input: Value) -> Result<String, ApiError> {
         self.start(arn, input, None)
-            .map_err(|ApiError(_, message)| message)
     }
 
     /// The execution as it is now.

@@ -6,30 +6,54 @@
 
 use serde_json::{Map, Value};
 
+/// Why a path, template or `ResultPath` could not be applied: the cause of
+/// the `States.Runtime` failure the state then ends in.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PathError {
+    #[error("{0} is not a path")]
+    NotAPath(String),
+    #[error("{0}: the local stand-in follows names only")]
+    Unsupported(String),
+    #[error("the JSONPath {0} could not be found in the input")]
+    NotFound(String),
+    #[error("{0}: not a string")]
+    NotAString(String),
+    #[error("{expression}: not JSON text: {detail}")]
+    NotJson { expression: String, detail: String },
+    #[error("{0}: an intrinsic the local stand-in does not run")]
+    UnknownIntrinsic(String),
+    #[error("ResultPath {path}: not an object at {name}")]
+    NotAnObject { path: String, name: String },
+}
+
 /// The value at `path` in `input` (`$...`) or in `context` (`$$...`).
-pub fn select(path: &str, input: &Value, context: &Value) -> Result<Value, String> {
+pub fn select(path: &str, input: &Value, context: &Value) -> Result<Value, PathError> {
     let (root, rest) = if let Some(rest) = path.strip_prefix("$$") {
         (context, rest)
     } else if let Some(rest) = path.strip_prefix('$') {
         (input, rest)
     } else {
-        return Err(format!("{path:?} is not a path"));
+        return Err(PathError::NotAPath(format!("{path:?}")));
     };
     let mut value = root;
     for name in rest.split('.').skip(1) {
         if name.is_empty() || name.contains(['[', '*', '?', '@']) {
-            return Err(format!("{path:?}: the local stand-in follows names only"));
+            return Err(PathError::Unsupported(format!("{path:?}")));
         }
         value = value
             .get(name)
-            .ok_or_else(|| format!("the JSONPath {path:?} could not be found in the input"))?;
+            .ok_or_else(|| PathError::NotFound(format!("{path:?}")))?;
     }
     Ok(value.clone())
 }
 
 /// A payload template evaluated: each `"name.$"` field becomes `"name"`
 /// with the value of its path or intrinsic function; other fields as given.
-pub fn apply_template(template: &Value, input: &Value, context: &Value) -> Result<Value, String> {
+pub fn apply_template(
+    template: &Value,
+    input: &Value,
+    context: &Value,
+) -> Result<Value, PathError> {
     match template {
         Value::Object(fields) => {
             let mut out = Map::with_capacity(fields.len());
@@ -38,7 +62,7 @@ pub fn apply_template(template: &Value, input: &Value, context: &Value) -> Resul
                     Some(name) => {
                         let expression = value
                             .as_str()
-                            .ok_or_else(|| format!("{name}.$ is not a path"))?;
+                            .ok_or_else(|| PathError::NotAPath(format!("{name}.$")))?;
                         out.insert(name.to_owned(), evaluate(expression, input, context)?);
                     }
                     None => {
@@ -57,7 +81,7 @@ pub fn apply_template(template: &Value, input: &Value, context: &Value) -> Resul
     }
 }
 
-fn evaluate(expression: &str, input: &Value, context: &Value) -> Result<Value, String> {
+fn evaluate(expression: &str, input: &Value, context: &Value) -> Result<Value, PathError> {
     if let Some(argument) = expression
         .strip_prefix("States.StringToJson(")
         .and_then(|rest| rest.strip_suffix(')'))
@@ -70,15 +94,15 @@ fn evaluate(expression: &str, input: &Value, context: &Value) -> Result<Value, S
             None => select(argument, input, context)?
                 .as_str()
                 .map(str::to_owned)
-                .ok_or_else(|| format!("{expression}: not a string"))?,
+                .ok_or_else(|| PathError::NotAString(expression.to_owned()))?,
         };
-        return serde_json::from_str(&text)
-            .map_err(|err| format!("{expression}: not JSON text: {err}"));
+        return serde_json::from_str(&text).map_err(|err| PathError::NotJson {
+            expression: expression.to_owned(),
+            detail: err.to_string(),
+        });
     }
     if expression.starts_with("States.") {
-        return Err(format!(
-            "{expression}: an intrinsic the local stand-in does not run"
-        ));
+        return Err(PathError::UnknownIntrinsic(expression.to_owned()));
     }
     select(expression, input, context)
 }
@@ -89,26 +113,29 @@ pub fn place_result(
     input: Value,
     result_path: Option<&Value>,
     result: Value,
-) -> Result<Value, String> {
+) -> Result<Value, PathError> {
     let path = match result_path {
         None => return Ok(result),
         Some(Value::Null) => return Ok(input),
         Some(Value::String(path)) => path.as_str(),
-        Some(other) => return Err(format!("ResultPath {other} is not a path")),
+        Some(other) => return Err(PathError::NotAPath(format!("ResultPath {other}"))),
     };
     if path == "$" {
         return Ok(result);
     }
     let names: Vec<&str> = path
         .strip_prefix("$.")
-        .ok_or_else(|| format!("ResultPath {path:?}: the local stand-in follows names only"))?
+        .ok_or_else(|| PathError::Unsupported(format!("ResultPath {path:?}")))?
         .split('.')
         .collect();
     let mut output = input;
     let mut at = &mut output;
     for (index, name) in names.iter().enumerate() {
         let Value::Object(fields) = at else {
-            return Err(format!("ResultPath {path:?}: not an object at {name}"));
+            return Err(PathError::NotAnObject {
+                path: format!("{path:?}"),
+                name: (*name).to_owned(),
+            });
         };
         if index + 1 == names.len() {
             fields.insert((*name).to_owned(), result);
@@ -122,12 +149,12 @@ pub fn place_result(
 }
 
 /// `InputPath` / `OutputPath`: absent is `$`, `null` is `{}`.
-pub fn filter(path: Option<&Value>, value: Value, context: &Value) -> Result<Value, String> {
+pub fn filter(path: Option<&Value>, value: Value, context: &Value) -> Result<Value, PathError> {
     match path {
         None => Ok(value),
         Some(Value::Null) => Ok(Value::Object(Map::new())),
         Some(Value::String(path)) => select(path, &value, context),
-        Some(other) => Err(format!("{other} is not a path")),
+        Some(other) => Err(PathError::NotAPath(other.to_string())),
     }
 }
 
@@ -146,9 +173,27 @@ mod tests {
             apply_template(&template, &input, &context).expect("applied"),
             json!({"x": 3, "i": 7, "k": {"n": 40}, "j": [1], "c": "plain"})
         );
-        assert!(select("$.missing", &input, &context).is_err());
-        assert!(select("$.a[0]", &input, &context).is_err());
-        assert!(apply_template(&json!({"f.$": "States.Format('x')"}), &input, &context).is_err());
+        assert_eq!(
+            select("$.missing", &input, &context),
+            Err(PathError::NotFound("\"$.missing\"".into()))
+        );
+        assert!(matches!(
+            select("$.a[0]", &input, &context),
+            Err(PathError::Unsupported(_))
+        ));
+        assert_eq!(
+            apply_template(&json!({"f.$": "States.Format('x')"}), &input, &context),
+            Err(PathError::UnknownIntrinsic("States.Format('x')".into()))
+        );
+        let not_json = apply_template(
+            &json!({"j.$": "States.StringToJson('{')"}),
+            &input,
+            &context,
+        );
+        assert!(
+            matches!(not_json, Err(PathError::NotJson { .. })),
+            "{not_json:?}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! payload is the batch, the function's response the task's `Payload`.
 
 use super::paths::{apply_template, filter, place_result, select};
+use crate::InvokeError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use chrono::{DateTime, Utc};
@@ -24,7 +25,7 @@ pub trait Lambdas: Send + Sync {
         &self,
         function_arn: &str,
         payload: Value,
-    ) -> impl Future<Output = Result<Value, String>> + Send;
+    ) -> impl Future<Output = Result<Value, InvokeError>> + Send;
 }
 
 /// Shared, e.g. with a test that looks at what was invoked.
@@ -33,7 +34,7 @@ impl<L: Lambdas> Lambdas for Arc<L> {
         &self,
         function_arn: &str,
         payload: Value,
-    ) -> impl Future<Output = Result<Value, String>> + Send {
+    ) -> impl Future<Output = Result<Value, InvokeError>> + Send {
         L::invoke(self, function_arn, payload)
     }
 }
@@ -130,8 +131,8 @@ fn failure(error: &str, cause: impl Into<String>) -> Failure {
     }
 }
 
-fn runtime(cause: String) -> Failure {
-    failure("States.Runtime", cause)
+fn runtime(cause: impl std::fmt::Display) -> Failure {
+    failure("States.Runtime", cause.to_string())
 }
 
 type Step<'a> = Pin<Box<dyn Future<Output = Result<Value, Failure>> + Send + 'a>>;
@@ -173,11 +174,11 @@ fn run_states<'a, L: Lambdas>(
         let states = machine
             .get("States")
             .and_then(Value::as_object)
-            .ok_or_else(|| runtime("a definition without States".into()))?;
+            .ok_or_else(|| runtime("a definition without States"))?;
         let mut name = machine
             .get("StartAt")
             .and_then(Value::as_str)
-            .ok_or_else(|| runtime("a definition without StartAt".into()))?
+            .ok_or_else(|| runtime("a definition without StartAt"))?
             .to_owned();
         let mut input = input;
         loop {
@@ -370,10 +371,7 @@ async fn run_task<L: Lambdas>(
             if let Some(item) = answer.item {
                 let item: HashMap<String, serde_dynamo::AttributeValue> =
                     item.into_iter().map(|(k, v)| (k, v.into())).collect();
-                result.insert(
-                    "Item".into(),
-                    serde_json::to_value(item).map_err(|err| runtime(err.to_string()))?,
-                );
+                result.insert("Item".into(), serde_json::to_value(item).map_err(runtime)?);
             }
             Ok(Value::Object(result))
         }
@@ -392,18 +390,19 @@ async fn run_task<L: Lambdas>(
 }
 
 /// A function error as Step Functions names it: its `errorType`, with the
-/// error as the cause.
-fn function_error(error: &str) -> Failure {
-    let error_type = serde_json::from_str::<Value>(error)
-        .ok()
-        .and_then(|value| {
-            value
-                .get("errorType")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| "Lambda.Unknown".to_owned());
-    failure(&error_type, error)
+/// error as the cause; an invocation that got no answer is `Lambda.Unknown`.
+fn function_error(error: &InvokeError) -> Failure {
+    let error_type = match error {
+        InvokeError::Function(payload) => payload
+            .get("errorType")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        _ => None,
+    };
+    failure(
+        error_type.as_deref().unwrap_or("Lambda.Unknown"),
+        error.to_string(),
+    )
 }
 
 /// The `$$.Map.Item` context of each item: index and value.
@@ -521,7 +520,7 @@ async fn run_distributed_map<L: Lambdas>(
     let map_run_arn = {
         let mut execution = execution
             .lock()
-            .map_err(|_| runtime("the execution's record is poisoned".into()))?;
+            .map_err(|_| runtime("the execution's record is poisoned"))?;
         let arn = format!(
             "{}:{name}:{}",
             execution.arn.replacen(":execution:", ":mapRun:", 1),
