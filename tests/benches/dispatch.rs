@@ -101,6 +101,9 @@ enum Floor {
     UnconditionalDelete,
     /// What one item costs: the put alone (the pending row left).
     PutOnly,
+    /// The plain floor's two items from the Node.js dispatcher of issue 26
+    /// (`tests/benches/node-dispatcher/dispatch.js`, the AWS SDK v3).
+    NodeJs,
 }
 
 fn item_size(item: &std::collections::HashMap<String, AttributeValue>) -> usize {
@@ -178,7 +181,7 @@ async fn main() {
     }
 
     let mut ratios = Vec::new();
-    let mut names = vec!["binary", "handler", "plain", "read", "three"];
+    let mut names = vec!["binary", "handler", "plain", "read", "three", "node"];
     if before_binary.is_some() {
         names.insert(1, "before");
     }
@@ -208,6 +211,7 @@ async fn main() {
                 "plain" => measure_floor(Floor::Plain, best).await,
                 "three" => measure_floor(Floor::ThreeItem, best).await,
                 "read" => measure_floor(Floor::PlainWithRead, best).await,
+                "node" => measure_floor(Floor::NodeJs, best).await,
                 _ => {
                     let run = measure_handler(&fresh_dynamodb()).await;
                     handler = Some(run.cold_reads);
@@ -247,6 +251,8 @@ async fn main() {
         );
         println!("{}", read.line(&format!("plain + batch's read at {best}")));
         println!("{}", three.line(&format!("three-item floor at {best}")));
+        let node = side("node").expect("the Node.js side");
+        println!("{}", node.line(&format!("Node.js dispatcher at {best}")));
         let time = |a: Side, b: Side| a.time.as_secs_f64() / b.time.as_secs_f64();
         let local = |a: Side, b: Side| {
             (a.local_cpu.user + a.local_cpu.system).as_secs_f64()
@@ -281,6 +287,12 @@ async fn main() {
             "  peak RSS of the binary {:.1} MiB; catalog items read by the handler's cold batch {}",
             binary_rss as f64 / 1024.0,
             handler.unwrap_or(0)
+        );
+        println!(
+            "  binary/Node.js: time {:.3} (target < 1), DynamoDB Local CPU {:.3}; Node.js/plain: time {:.3}",
+            time(binary, node),
+            local(binary, node),
+            time(node, plain),
         );
         ratios.push((time(binary, plain), local(binary, plain)));
     }
@@ -470,6 +482,7 @@ async fn measure_floor(floor: Floor, concurrency: usize) -> Side {
     bed.load_sample_catalog().await;
     let warm_up = bench_rows("warm", WARM_UP_ROWS);
     let rows = bench_rows("run", ROWS);
+    let model = sample_offer(&bed).await;
     let spec = serde_json::json!({
         "endpoint": local.endpoint(),
         "offers": bed.table(OFFERS),
@@ -477,9 +490,13 @@ async fn measure_floor(floor: Floor, concurrency: usize) -> Side {
         "rejected": bed.table(REJECTED),
         "floor": format!("{floor:?}"),
         "concurrency": concurrency,
-        "model": sample_offer(&bed).await,
+        "model": model,
         "warmUp": warm_up,
         "rows": rows,
+        // The same in DynamoDB's wire JSON, for the Node.js dispatcher.
+        "modelItem": wire_item(offer_to_item(&model).expect("model item")),
+        "warmUpItems": warm_up.iter().map(row_item).collect::<Vec<_>>(),
+        "rowItems": rows.iter().map(row_item).collect::<Vec<_>>(),
     });
     let spec_file = std::env::temp_dir().join(format!(
         "dispatch-floor-{}-{}.json",
@@ -488,7 +505,16 @@ async fn measure_floor(floor: Floor, concurrency: usize) -> Side {
     ));
     std::fs::write(&spec_file, spec.to_string()).expect("spec written");
     put_rows(&bed, &warm_up).await;
-    let mut child = std::process::Command::new(std::env::current_exe().expect("this bench"))
+    let mut command = match floor {
+        Floor::NodeJs => {
+            let mut node = std::process::Command::new("node");
+            node.arg(repo_root().join("tests/benches/node-dispatcher/dispatch.js"))
+                .env("NODE_PATH", node_dispatcher_modules());
+            node
+        }
+        _ => std::process::Command::new(std::env::current_exe().expect("this bench")),
+    };
+    let mut child = command
         .env(FLOOR_PROCESS, &spec_file)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -512,9 +538,16 @@ async fn measure_floor(floor: Floor, concurrency: usize) -> Side {
     let time = started.elapsed();
     let local_cpu = local_cpu(&local).since(local_before);
     let cpu = CpuTime::of_process(child.id()).since(cpu_before);
+    let peak_rss = peak_rss_kib(child.id());
     drop(to_child);
     assert!(child.wait().expect("floor process ends").success());
     let _ = std::fs::remove_file(&spec_file);
+    if floor == Floor::NodeJs {
+        println!(
+            "  (Node.js dispatcher: peak RSS {:.1} MiB)",
+            peak_rss as f64 / 1024.0
+        );
+    }
     if floor != Floor::PutOnly {
         assert!(
             bed.scan(PENDING).await.is_empty(),
@@ -526,6 +559,54 @@ async fn measure_floor(floor: Floor, concurrency: usize) -> Side {
         local_cpu,
         own_cpu: Some(cpu),
     }
+}
+
+/// A pending row's item in DynamoDB's wire JSON.
+fn row_item(row: &Value) -> Value {
+    let item: serde_dynamo::Item = serde_dynamo::to_item(row).expect("row item");
+    serde_json::to_value(item).expect("wire JSON")
+}
+
+fn wire_item(item: std::collections::HashMap<String, AttributeValue>) -> Value {
+    let item: std::collections::HashMap<String, serde_dynamo::AttributeValue> = item
+        .into_iter()
+        .map(|(name, value)| (name, value.into()))
+        .collect();
+    serde_json::to_value(item).expect("wire JSON")
+}
+
+fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the repository")
+        .to_path_buf()
+}
+
+/// The Node.js dispatcher's `node_modules` (git-ignored `.local/`), its
+/// one dependency installed by npm on first use.
+fn node_dispatcher_modules() -> std::path::PathBuf {
+    let prefix = repo_root().join(".local/node-dispatcher");
+    let modules = prefix.join("node_modules");
+    if !modules.join("@aws-sdk/client-dynamodb").is_dir() {
+        let status = std::process::Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                "--loglevel=error",
+            ])
+            .arg("--prefix")
+            .arg(&prefix)
+            .arg("@aws-sdk/client-dynamodb@3.1178.0")
+            .status()
+            .expect("npm runs (Node.js is a prerequisite of DynamoDB Local's package)");
+        assert!(
+            status.success(),
+            "npm install of the Node.js dispatcher's SDK"
+        );
+    }
+    modules
 }
 
 /// The variable that makes this bench a floor process, naming its spec file.
