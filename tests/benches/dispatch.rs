@@ -582,12 +582,22 @@ fn repo_root() -> std::path::PathBuf {
         .to_path_buf()
 }
 
-/// The Node.js dispatcher's `node_modules` (git-ignored `.local/`), its
-/// one dependency installed by npm on first use.
+/// The Node.js dispatcher's `node_modules` (git-ignored `.local/`), the
+/// dependencies of its package.json installed by npm on first use.
 fn node_dispatcher_modules() -> std::path::PathBuf {
     let prefix = repo_root().join(".local/node-dispatcher");
     let modules = prefix.join("node_modules");
     if !modules.join("@aws-sdk/client-dynamodb").is_dir() {
+        let package = repo_root().join("tests/benches/node-dispatcher/package.json");
+        let package: Value =
+            serde_json::from_str(&std::fs::read_to_string(package).expect("package.json"))
+                .expect("package.json is JSON");
+        let dependencies: Vec<String> = package["dependencies"]
+            .as_object()
+            .expect("its dependencies")
+            .iter()
+            .map(|(name, version)| format!("{name}@{}", version.as_str().unwrap_or("latest")))
+            .collect();
         let status = std::process::Command::new("npm")
             .args([
                 "install",
@@ -598,7 +608,7 @@ fn node_dispatcher_modules() -> std::path::PathBuf {
             ])
             .arg("--prefix")
             .arg(&prefix)
-            .arg("@aws-sdk/client-dynamodb@3.1178.0")
+            .args(&dependencies)
             .status()
             .expect("npm runs (Node.js is a prerequisite of DynamoDB Local's package)");
         assert!(
