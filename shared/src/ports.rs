@@ -23,7 +23,7 @@ pub struct PendingRef {
     pub user_id: String,
     pub sort_key: String,
     pub row: RowCopy,
-    /// The stream record's id: the id of its rejection, and of its offer
+    /// The stream record's id: the id of its offer and of its rejection
     /// unless the row names an assignment.
     pub record_id: Uuid,
     /// The row's `assignmentId` (contract section 2), when it has a valid one.
@@ -31,10 +31,31 @@ pub struct PendingRef {
 }
 
 impl PendingRef {
-    /// The id of the offer this row makes (see [`offer_id_of`]).
+    /// The id of the offer this row makes (see [`offer_id_of`]), and of its
+    /// rejection: an assignment has at most one of each.
     pub fn offer_id(&self) -> Uuid {
         offer_id_of(&self.user_id, self.assignment_id.as_deref(), self.record_id)
     }
+
+    /// Where this record's own rejection would be filed.
+    pub fn rejection_key(&self) -> RejectionKey<'_> {
+        RejectionKey {
+            user_id: &self.user_id,
+            rejection_id: self.offer_id(),
+            record_id: self.record_id,
+        }
+    }
+}
+
+/// A record's rejection as the dispatcher looks it up: filed under the user
+/// and the rejection id (the assignment's, else the record's own), and
+/// stored with the id of the record it rejected. The rows of one
+/// assignment share one rejection: the first record rejected keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RejectionKey<'a> {
+    pub user_id: &'a str,
+    pub rejection_id: Uuid,
+    pub record_id: Uuid,
 }
 
 /// The `personalizedOfferId` of a pending row's offer: derived from the
@@ -60,7 +81,11 @@ pub enum RowCopy {
 /// What a rejected row is stored with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RejectedRow {
+    /// The row's offer id (see [`PendingRef::offer_id`]).
     pub rejection_id: Uuid,
+    /// The stream record rejected: a later record of the same assignment
+    /// finds the rejection another record's, not its own.
+    pub record_id: Uuid,
     pub code: ReasonCode,
     pub message: String,
     pub rejected_at: DateTime<Utc>,
@@ -77,9 +102,10 @@ pub enum WriteOutcome {
     /// the same key since this record, so it was left alone.
     WrittenPendingRowKept,
     /// An earlier delivery of the same record already wrote it: nothing done.
-    /// For an offer of an assignment: the assignment's offer exists (made by
-    /// this record or another row of it), and the pending row was deleted
-    /// (as the stream saw it), since its assignment is done.
+    /// Of an assignment: the assignment's offer (or, for a rejection, its
+    /// rejection) exists, made by this record or another row of it, and the
+    /// pending row was deleted (as the stream saw it), since its
+    /// assignment is done.
     AlreadyWritten,
     /// An earlier delivery of the same record ended the other way (an offer
     /// where this one would reject, or the reverse): nothing done, since a
@@ -106,12 +132,13 @@ pub enum PriorRejection {
 
 /// The dispatcher's writes: each one atomic with the delete of its pending row.
 pub trait DispatchStore: Send + Sync {
-    /// Of `records` (user id, record id), those whose rejection a strongly
-    /// consistent read finds absent. A record left out (found, or not
-    /// processed) is [`PriorRejection::Unknown`].
+    /// The record ids of `records` whose own rejection a strongly
+    /// consistent read finds absent (none under their key, or another
+    /// record's). A record left out (found, or not processed) is
+    /// [`PriorRejection::Unknown`].
     fn rejections_absent(
         &self,
-        records: &[(&str, Uuid)],
+        records: &[RejectionKey<'_>],
     ) -> impl Future<Output = Result<HashSet<Uuid>, StoreError>> + Send;
 
     /// The rejections mark, read strongly consistent: no record created

@@ -1,7 +1,8 @@
 //! `assignmentId` end to end on DynamoDB Local (contract section 2): the rows
 //! of one user with one assignment make one offer, in one batch, in two, and
 //! in concurrent invocations; a row whose assignment became an offer is
-//! consumed as a duplicate, never a rejection; bounds are `invalid_row`.
+//! consumed as a duplicate, never a rejection; the rows of an assignment
+//! rejected again keep its one rejection; bounds are `invalid_row`.
 
 use offer_dispatcher::records;
 use offers_integration_tests::*;
@@ -36,6 +37,22 @@ async fn dispatch(bed: &TestBed, stream: &mut StreamReader, rows: &[Value]) -> V
 async fn deliver_fresh(bed: &TestBed, records: &[Value]) {
     let dispatcher = bed.dispatcher(&[]);
     deliver_until_none_fail(records, |batch| invoke(&dispatcher, batch)).await;
+}
+
+/// Delivers `records` by 8 concurrent invocations until none fails, then
+/// once more whole. Half the invocations see the batch from its second half
+/// on first, so that the rows of one assignment really race.
+async fn deliver_racing(bed: &TestBed, records: &[Value]) {
+    let dispatchers: Vec<_> = (0..8).map(|_| bed.dispatcher(&[])).collect();
+    futures::future::join_all(dispatchers.iter().enumerate().map(|(index, dispatcher)| {
+        let batch = match index % 2 {
+            0 => records,
+            _ => &records[records.len() / 2..],
+        };
+        deliver_until_none_fail(batch, |batch| invoke(dispatcher, batch))
+    }))
+    .await;
+    deliver_until_none_fail(records, |batch| invoke(&dispatchers[1], batch)).await;
 }
 
 /// One offer, of `assignment_id`, with the id derived from it; no
@@ -104,21 +121,68 @@ async fn eight_concurrent_invocations_make_one_offer_per_assignment() {
     }
     let records = stream.read_new().await.expect("stream");
     assert_eq!(inserts(&records).len(), 12);
-    let dispatchers: Vec<_> = (0..8).map(|_| bed.dispatcher(&[])).collect();
-    // Half the invocations see the batch from its second half on first, so
-    // that the rows of one assignment really race.
-    futures::future::join_all(dispatchers.iter().enumerate().map(|(index, dispatcher)| {
-        let batch = match index % 2 {
-            0 => &records[..],
-            _ => &records[records.len() / 2..],
-        };
-        deliver_until_none_fail(batch, |batch| invoke(dispatcher, batch))
-    }))
-    .await;
-    deliver_until_none_fail(&records, |batch| invoke(&dispatchers[1], batch)).await;
+    deliver_racing(&bed, &records).await;
     assert_eq!(bed.scan(OFFERS).await.len(), 6, "one offer per user");
     for user in 0..6 {
         assert_one_offer(&bed, &format!("user-c{user}"), "slot-0").await;
+    }
+}
+
+/// A row of `assignment_id` whose config offer is not in the catalog.
+fn unknown_offer(user_id: &str, sort_key: &str, assignment_id: &str) -> Value {
+    let mut row = assigned(user_id, sort_key, assignment_id);
+    row["offerId"] = json!("co-nope");
+    row
+}
+
+/// The assignment's one rejection, filed under its offer id; no offer and no
+/// pending row left.
+async fn assert_one_rejection(bed: &TestBed, user_id: &str, assignment_id: &str) -> String {
+    let rejected = bed.scan(REJECTED).await;
+    let rejected = of_user(&rejected, user_id);
+    assert_eq!(
+        rejected.len(),
+        1,
+        "one rejection for {user_id}: {rejected:?}"
+    );
+    let expected = offers_shared::domain::assignment_offer_id(user_id, assignment_id);
+    assert_eq!(rejected[0]["rejectionId"], expected.to_string());
+    assert_eq!(rejected[0]["reasonCode"], "unknown_offer");
+    assert!(of_user(&bed.scan(OFFERS).await, user_id).is_empty());
+    assert!(of_user(&bed.scan(PENDING).await, user_id).is_empty());
+    rejected[0]["sourceRecordId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_of_a_rejected_assignment_written_again_keep_its_one_rejection() {
+    let bed = TestBed::with_sample_catalog().await;
+    let mut stream = bed.stream().await;
+    // Twice: the row, and the same row written again once it was rejected
+    // (a writer's retry of a call DynamoDB had applied, or a rerun).
+    let first = dispatch(&bed, &mut stream, &[unknown_offer("user-g", "k", "a")]).await;
+    let source = assert_one_rejection(&bed, "user-g", "a").await;
+    assert!(!source.is_empty(), "the rejected record is named");
+    dispatch(&bed, &mut stream, &[unknown_offer("user-g", "k", "a")]).await;
+    deliver_fresh(&bed, &first).await;
+    let kept = assert_one_rejection(&bed, "user-g", "a").await;
+    assert_eq!(kept, source, "the first record keeps the rejection");
+
+    // N at once: three rows of each of six assignments, eight concurrent
+    // invocations.
+    for user in 0..6 {
+        for copy in 0..3 {
+            let row = unknown_offer(&format!("user-h{user}"), &format!("run-{copy}"), "slot-0");
+            bed.put(PENDING, row).await;
+        }
+    }
+    let records = stream.read_new().await.expect("stream");
+    assert_eq!(inserts(&records).len(), 18);
+    deliver_racing(&bed, &records).await;
+    for user in 0..6 {
+        assert_one_rejection(&bed, &format!("user-h{user}"), "slot-0").await;
     }
 }
 

@@ -14,7 +14,8 @@ use offers_shared::domain::PersonalizedOffer;
 use offers_shared::dynamo::{dynamodb_client, DynamoStore};
 use offers_shared::error::StoreError;
 use offers_shared::ports::{
-    BudgetedWrite, DispatchStore, PendingRef, PriorRejection, RejectedRow, WriteOutcome,
+    BudgetedWrite, DispatchStore, PendingRef, PriorRejection, RejectedRow, RejectionKey,
+    WriteOutcome,
 };
 use serde_json::Value;
 use std::collections::HashSet;
@@ -48,7 +49,7 @@ impl CountingStore {
 impl DispatchStore for CountingStore {
     async fn rejections_absent(
         &self,
-        records: &[(&str, Uuid)],
+        records: &[RejectionKey<'_>],
     ) -> Result<HashSet<Uuid>, StoreError> {
         self.inner.rejections_absent(records).await
     }

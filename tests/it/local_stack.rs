@@ -118,8 +118,8 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
     let (code, output) = stack.offers(&["assign", &rows]);
     assert_eq!(code, 1, "{output}");
     assert!(output.contains("invalid_dates"), "{output}");
-    let (code, output) = stack.offers(&["assign", &rows, "--skip-invalid"]);
-    assert_eq!(code, 0, "{output}");
+    let (code, assigned) = stack.offers(&["assign", &rows, "--skip-invalid"]);
+    assert_eq!(code, 0, "{assigned}");
 
     // The stream mapping dispatches everything written: none stays pending.
     let status = wait_for(Duration::from_millis(500), || {
@@ -129,7 +129,7 @@ fn the_local_stack_dispatches_assigned_rows_and_serves_them_over_http() {
         let done = count(&status, &["pendingRows"]) == 0
             && count(&status, &["rejectedRows", "total"]) == UNKNOWN_OFFER_ROWS as u64;
         done.then_some(status)
-            .ok_or_else(|| format!("still pending: {output}"))
+            .ok_or_else(|| format!("still pending: {output}; the assignment: {assigned}"))
     });
     assert_eq!(
         count(&status, &["offers", "bySource", "campaign"]),

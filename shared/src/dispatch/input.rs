@@ -3,7 +3,7 @@
 //! `serde_dynamo`). The row's image is converted to plain JSON once, here,
 //! and the record's id derived once.
 
-use crate::ports::{PendingRef, RowCopy};
+use crate::ports::{PendingRef, RejectionKey, RowCopy};
 use crate::stream::runner::{stream_record, KeyedRecord};
 use crate::stream::{normalise_record, Batch, Envelope, Input, ReadRecord};
 use aws_lambda_events::event::dynamodb::EventRecord;
@@ -113,9 +113,19 @@ impl InsertRecord {
         }
     }
 
-    /// The id of the offer this record makes: its assignment's, else its own.
+    /// The id of the offer this record makes, and of its rejection: its
+    /// assignment's, else its own.
     pub fn offer_id(&self) -> Uuid {
         crate::ports::offer_id_of(&self.user_id, self.assignment_id.as_deref(), self.record_id)
+    }
+
+    /// Where this record's own rejection would be filed.
+    pub fn rejection_key(&self) -> RejectionKey<'_> {
+        RejectionKey {
+            user_id: &self.user_id,
+            rejection_id: self.offer_id(),
+            record_id: self.record_id,
+        }
     }
 
     /// The pending row this record is about.

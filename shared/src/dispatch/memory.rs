@@ -6,7 +6,7 @@
 use crate::error::StoreError;
 use crate::ports::{
     BudgetedWrite, CampaignOffersBudgets, CatalogReader, DispatchStore, OffersBudgetUse,
-    OffersBudgets, PendingRef, PriorRejection, RejectedRow, RowCopy, WriteOutcome,
+    OffersBudgets, PendingRef, PriorRejection, RejectedRow, RejectionKey, RowCopy, WriteOutcome,
 };
 use chrono::{DateTime, Utc};
 use offers_domain::{CatalogEntry, PersonalizedOffer};
@@ -141,13 +141,18 @@ impl MemoryStore {
         }
         let mut state = self.state();
         if let Some(earlier) = existing(&state) {
-            let assignment_done =
-                pending.assignment_id.is_some() && state.offers.contains_key(&pending.offer_id());
-            let found = match kind {
-                "offer" | "budgeted offer" => WriteOutcome::AlreadyWritten,
-                _ => WriteOutcome::OtherOutcomeWritten,
-            };
-            if earlier == found && assignment_done {
+            // The assignment's offer, or (for a rejection) its rejection.
+            let id = pending.offer_id();
+            let assignment_done = pending.assignment_id.is_some()
+                && match (kind, earlier) {
+                    ("rejection", WriteOutcome::AlreadyWritten) => {
+                        state.rejections.contains_key(&id)
+                    }
+                    ("rejection", WriteOutcome::OtherOutcomeWritten)
+                    | (_, WriteOutcome::AlreadyWritten) => state.offers.contains_key(&id),
+                    _ => false,
+                };
+            if assignment_done {
                 state.delete_pending_as_seen(pending);
             }
             return Ok(BudgetedWrite::Done(earlier));
@@ -215,12 +220,12 @@ impl DispatchStore for MemoryStore {
 
     async fn rejections_absent(
         &self,
-        records: &[(&str, Uuid)],
+        records: &[RejectionKey<'_>],
     ) -> Result<HashSet<Uuid>, StoreError> {
         let mut state = self.state();
         state
             .rejection_reads
-            .extend(records.iter().map(|(_, id)| *id));
+            .extend(records.iter().map(|key| key.record_id));
         if let Some(error) = state.down.clone() {
             return Err(error);
         }
@@ -229,8 +234,8 @@ impl DispatchStore for MemoryStore {
         }
         Ok(records
             .iter()
-            .map(|(_, id)| *id)
-            .filter(|id| !state.rejections.contains_key(id))
+            .filter(|key| !has_own_rejection(&state, key))
+            .map(|key| key.record_id)
             .collect())
     }
 
@@ -291,13 +296,22 @@ impl DispatchStore for MemoryStore {
     }
 }
 
+/// Whether the record of `key` was rejected (a rejection of its assignment
+/// from another record is not its own).
+fn has_own_rejection(state: &MemoryState, key: &RejectionKey<'_>) -> bool {
+    state
+        .rejections
+        .get(&key.rejection_id)
+        .is_some_and(|rejection| rejection.record_id == key.record_id)
+}
+
 /// The record's outcome stored earlier, if any (the offer's write's view).
 fn offer_existing(
     state: &MemoryState,
     offer: &PersonalizedOffer,
     pending: &PendingRef,
 ) -> Option<WriteOutcome> {
-    if state.rejections.contains_key(&pending.record_id) {
+    if has_own_rejection(state, &pending.rejection_key()) {
         Some(WriteOutcome::OtherOutcomeWritten)
     } else if state.offers.contains_key(&offer.personalized_offer_id) {
         Some(WriteOutcome::AlreadyWritten)
@@ -388,7 +402,7 @@ impl<T: DispatchStore> DispatchStore for &T {
 
     async fn rejections_absent(
         &self,
-        records: &[(&str, Uuid)],
+        records: &[RejectionKey<'_>],
     ) -> Result<HashSet<Uuid>, StoreError> {
         (**self).rejections_absent(records).await
     }

@@ -11,7 +11,7 @@ use crate::assign::load_catalog;
 use crate::error::StoreError;
 use crate::ports::{
     BudgetedWrite, CampaignOffersBudgets, CatalogReader, DispatchStore, OffersBudgetUse,
-    OffersBudgets, PendingRef, PriorRejection, RejectedRow, WriteOutcome,
+    OffersBudgets, PendingRef, PriorRejection, RejectedRow, RejectionKey, WriteOutcome,
 };
 use crate::stream::runner::{run_batch, Failure, RecordHandler, Run};
 use chrono::{DateTime, Utc};
@@ -211,9 +211,9 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> Dispatcher<S, C, B> {
             .copied()
             .partition(|record| created_after(record.created_at, mark));
         let mut absent: HashSet<Uuid> = cleared.iter().map(|record| record.record_id).collect();
-        let to_read: Vec<(&str, Uuid)> = uncleared
+        let to_read: Vec<RejectionKey> = uncleared
             .iter()
-            .map(|record| (record.user_id.as_str(), record.record_id))
+            .map(|record| record.rejection_key())
             .collect();
         if to_read.is_empty() {
             return absent;
@@ -527,7 +527,8 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> DispatchRun<'_, S, C,
     ) -> Result<DispatchOutcome, Failure> {
         self.raise_mark_for(insert.created_at, run).await?;
         let rejected = RejectedRow {
-            rejection_id: insert.record_id,
+            rejection_id: insert.offer_id(),
+            record_id: insert.record_id,
             code: rejection.code,
             message: rejection.message,
             rejected_at: run.now,

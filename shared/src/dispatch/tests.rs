@@ -222,6 +222,7 @@ async fn a_record_whose_other_outcome_is_stored_is_a_duplicate_naming_it() {
         record.record_id,
         RejectedRow {
             rejection_id: record.record_id,
+            record_id: record.record_id,
             code: ReasonCode::UnknownOffer,
             message: "no config offer".into(),
             rejected_at: Utc::now(),
@@ -471,6 +472,43 @@ async fn a_rejected_row_leaves_its_assignment_open_and_rows_without_one_keep_tod
     );
     assert_eq!(store.state().offers.len(), 3);
     assert_eq!(store.state().rejections.len(), 1);
+}
+
+#[tokio::test]
+async fn rows_of_one_assignment_rejected_again_keep_one_rejection_and_are_consumed() {
+    let store = store();
+    let dispatcher = Dispatcher::new(&store, &store, settings(4));
+    let first = insert(&store, "1", assigned("a", "co-nope", "x"));
+    let Input::Change(first_record) = &first else {
+        panic!("an insert")
+    };
+    let first_record = first_record.clone();
+    let rejected = dispatcher.apply_batch(vec![first], None).await;
+    assert_eq!(names(&rejected), vec!["rejected"]);
+    // The same row written again (a writer's retry, a rerun), and another
+    // key of the assignment, both invalid too: consumed as duplicates of the
+    // assignment's rejection, in one batch as in two.
+    let again = vec![
+        insert(&store, "2", assigned("a", "co-nope", "x")),
+        insert(&store, "3", assigned("b", "co-nope", "x")),
+    ];
+    let report = dispatcher.apply_batch(again, None).await;
+    assert_eq!(names(&report), vec!["duplicate", "duplicate"]);
+    {
+        let state = store.state();
+        assert_eq!(state.rejections.len(), 1, "one rejection per assignment");
+        let id = offers_domain::assignment_offer_id("u1", "x");
+        let kept = state.rejections.get(&id).map(|r| r.record_id);
+        assert_eq!(kept, Some(first_record.record_id), "the first record's");
+        assert!(state.pending.is_empty(), "the rewritten rows are consumed");
+    }
+    // The first record delivered again after the catalog gained its offer:
+    // still its rejection, no offer.
+    let report = dispatcher
+        .apply_batch(vec![Input::Change(first_record.clone())], None)
+        .await;
+    assert_eq!(names(&report), vec!["duplicate"]);
+    assert!(store.state().offers.is_empty());
 }
 
 #[tokio::test]

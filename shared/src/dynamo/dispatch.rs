@@ -8,7 +8,8 @@ use crate::domain::limits::{quote, MAX_ITEM_BYTES, MAX_ROW_ATTRIBUTES};
 use crate::domain::PersonalizedOffer;
 use crate::error::StoreError;
 use crate::ports::{
-    BudgetedWrite, DispatchStore, PendingRef, PriorRejection, RejectedRow, RowCopy, WriteOutcome,
+    BudgetedWrite, DispatchStore, PendingRef, PriorRejection, RejectedRow, RejectionKey, RowCopy,
+    WriteOutcome,
 };
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update,
@@ -52,7 +53,7 @@ impl DispatchStore for DynamoStore {
 
     async fn rejections_absent(
         &self,
-        records: &[(&str, Uuid)],
+        records: &[RejectionKey<'_>],
     ) -> Result<HashSet<Uuid>, StoreError> {
         rejections_absent(&self.client, self.tables.rejected()?, records).await
     }
@@ -92,13 +93,9 @@ impl DispatchStore for DynamoStore {
             }
         }
         let put = put()?;
-        // One outcome per record: no rejection of the same record may exist.
-        let other = absent(
-            self.tables.rejected()?,
-            pending,
-            "rejectionId",
-            pending.record_id.to_string(),
-        )?;
+        // One outcome per record: no rejection of the same record may exist
+        // (under the assignment's key, another record's rejection may).
+        let other = no_own_rejection(self.tables.rejected()?, pending)?;
         let outcome = self.put_and_delete_pending(put, other, pending).await?;
         self.consume_if_assigned(outcome, WriteOutcome::AlreadyWritten, pending)
             .await
@@ -157,8 +154,23 @@ impl DispatchStore for DynamoStore {
             }
             outcome => outcome,
         }?;
-        self.consume_if_assigned(outcome, WriteOutcome::OtherOutcomeWritten, pending)
-            .await
+        match outcome {
+            // The assignment's rejection is there (this record's, or another
+            // row's of the assignment): the row is consumed as a duplicate.
+            WriteOutcome::AlreadyWritten if pending.assignment_id.is_some() => {
+                let rejection = ConditionCheck::builder()
+                    .table_name(self.tables.rejected()?)
+                    .set_key(Some(rejection_key(&pending.user_id, pending.offer_id())))
+                    .condition_expression("attribute_exists(rejectionId)")
+                    .build()
+                    .map_err(|err| StoreError::Refused(err.to_string()))?;
+                self.consume(outcome, rejection, pending).await
+            }
+            outcome => {
+                self.consume_if_assigned(outcome, WriteOutcome::OtherOutcomeWritten, pending)
+                    .await
+            }
+        }
     }
 }
 
@@ -215,12 +227,7 @@ impl DynamoStore {
                 }
             }
         }
-        let other = absent(
-            self.tables.rejected()?,
-            pending,
-            "rejectionId",
-            pending.record_id.to_string(),
-        )?;
+        let other = no_own_rejection(self.tables.rejected()?, pending)?;
         let delete = pending_delete(self.tables.pending()?, pending)?;
         let with_delete = OutcomeTransaction::new(self.offer_put(offer, pending)?)
             .with(Role::PendingDelete, delete)
@@ -438,25 +445,34 @@ impl DynamoStore {
             key(&pending.user_id, pending.offer_id()),
             true,
         )?;
+        self.consume(outcome, offer_exists, pending).await
+    }
+
+    /// Deletes the pending row as the stream saw it (a newer write of the key
+    /// is kept: its own INSERT decides), on the condition that the
+    /// assignment's outcome (`exists`) still exists.
+    async fn consume(
+        &self,
+        outcome: WriteOutcome,
+        exists: ConditionCheck,
+        pending: &PendingRef,
+    ) -> Result<WriteOutcome, StoreError> {
         let delete = pending_delete(self.tables.pending()?, pending)?;
         let result = self
             .client
             .transact_write_items()
-            .transact_items(
-                TransactWriteItem::builder()
-                    .condition_check(offer_exists)
-                    .build(),
-            )
+            .transact_items(TransactWriteItem::builder().condition_check(exists).build())
             .transact_items(TransactWriteItem::builder().delete(delete).build())
             .send()
             .await;
         match cancelled(result, classify)? {
             None => Ok(outcome),
             Some(reasons) => match reasons.as_slice() {
-                // Its ttl removed the offer meanwhile: the row may make a new
-                // one, so the record is retried.
+                // Its ttl removed the offer (or an operator the rejection)
+                // meanwhile: the row may end otherwise now, so the record is
+                // retried.
                 [check, ..] if check == CONDITIONAL_CHECK_FAILED => Err(StoreError::Conflict(
-                    "the assignment's offer was removed while its row was consumed".into(),
+                    "the assignment's outcome was removed while its row was consumed".into(),
                 )),
                 [_, delete, ..] if delete == CONDITIONAL_CHECK_FAILED => Ok(outcome),
                 _ => Err(cancellation_error(&reasons)),
@@ -479,18 +495,26 @@ fn pending_key(pending: &PendingRef) -> HashMap<String, AttributeValue> {
 }
 
 /// A condition that the user's item `range_name = id` of `table` does not exist.
-fn absent(
-    table: &str,
-    pending: &PendingRef,
-    range_name: &str,
-    id: String,
-) -> Result<ConditionCheck, StoreError> {
+/// The rejected table's key of a rejection.
+fn rejection_key(user_id: &str, rejection_id: Uuid) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("userId".to_owned(), AttributeValue::S(user_id.to_owned())),
+        (
+            "rejectionId".to_owned(),
+            AttributeValue::S(rejection_id.to_string()),
+        ),
+    ])
+}
+
+/// No rejection of this record: none under its key, or another record's
+/// (of its assignment). A rejection without a record id is taken as its own.
+fn no_own_rejection(table: &str, pending: &PendingRef) -> Result<ConditionCheck, StoreError> {
     ConditionCheck::builder()
         .table_name(table)
-        .key("userId", AttributeValue::S(pending.user_id.clone()))
-        .key(range_name, AttributeValue::S(id))
-        .condition_expression("attribute_not_exists(#range)")
-        .expression_attribute_names("#range", range_name)
+        .set_key(Some(rejection_key(&pending.user_id, pending.offer_id())))
+        .condition_expression("attribute_not_exists(rejectionId) OR #record <> :record")
+        .expression_attribute_names("#record", SOURCE_RECORD_ID)
+        .expression_attribute_values(":record", AttributeValue::S(pending.record_id.to_string()))
         .build()
         .map_err(|err| StoreError::Refused(err.to_string()))
 }
@@ -630,6 +654,9 @@ pub const REJECTION_ATTRIBUTES: [&str; 6] = [
     "sourceEventId",
     "sourceSequenceNumber",
 ];
+/// A pending row's rejection names the stream record it rejected: the rows
+/// of one assignment share a rejection, and a record finds its own by it.
+pub const SOURCE_RECORD_ID: &str = "sourceRecordId";
 /// Holds the raw stream image of a row that could not be read as attributes
 /// (or, should DynamoDB refuse the row as it was, the start of its text).
 pub const UNREADABLE_ROW: &str = "unreadableRow";
@@ -701,6 +728,7 @@ fn rejection_attributes(
     REJECTION_ATTRIBUTES
         .iter()
         .zip(values)
+        .chain([(&SOURCE_RECORD_ID, rejection.record_id.to_string())])
         .map(|(name, value)| ((*name).to_owned(), AttributeValue::S(value)))
 }
 
@@ -717,7 +745,7 @@ fn fit_item(item: &mut HashMap<String, AttributeValue>) {
     let mut droppable: Vec<(usize, String)> = item
         .iter()
         .filter(|(name, _)| {
-            !matches!(name.as_str(), "userId" | "sortKey")
+            !matches!(name.as_str(), "userId" | "sortKey" | SOURCE_RECORD_ID)
                 && !REJECTION_ATTRIBUTES.contains(&name.as_str())
         })
         .map(|(name, value)| (size(name, value), name.clone()))
@@ -757,6 +785,7 @@ mod tests {
     fn rejection() -> RejectedRow {
         RejectedRow {
             rejection_id: Uuid::nil(),
+            record_id: Uuid::nil(),
             code: ReasonCode::InvalidRow,
             message: "m".repeat(1_000),
             rejected_at: Utc::now(),

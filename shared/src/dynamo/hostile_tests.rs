@@ -301,6 +301,7 @@ proptest! {
                 };
                 let rejected = RejectedRow {
                     rejection_id: Uuid::nil(),
+                    record_id: Uuid::nil(),
                     code: rejection.code,
                     message: rejection.message.clone(),
                     rejected_at: now(),

@@ -39,7 +39,9 @@ pub use campaigns::{CampaignsError, CampaignsTable, PlanWrite, PutOutcome, Store
 pub use catalog::{CatalogTable, CATALOG_KEY};
 pub use challenges::{REJECTION_SOURCE, TRANSACTION_IMAGE, TRANSACTION_SOURCE};
 pub use client::{dynamodb_client, environment_endpoint, environment_sdk_config};
-pub use dispatch::{pending_delete, DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, UNREADABLE_ROW};
+pub use dispatch::{
+    pending_delete, DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, SOURCE_RECORD_ID, UNREADABLE_ROW,
+};
 pub use errors::{classify, error_chain, CallError, Fault};
 pub use items::{attribute_size, text_of, Item};
 pub use loyalty_transactions::{LoyaltyTransactionsTable, PutTransaction};

@@ -11,13 +11,14 @@ use super::pending::PendingTable;
 use super::table::{paged, with_retries, DynamoTable};
 use super::transactions::{cancellation_error, cancelled, condition_failed};
 use super::{
-    classify, DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, REJECTION_SOURCE, TRANSACTION_SOURCE,
-    UNREADABLE_ROW,
+    classify, DROPPED_ATTRIBUTES, REJECTION_ATTRIBUTES, REJECTION_SOURCE, SOURCE_RECORD_ID,
+    TRANSACTION_SOURCE, UNREADABLE_ROW,
 };
 pub use crate::domain::retry::RetrySkip;
 use crate::domain::retry::{check_retry, RejectedItem};
 use crate::domain::ReasonCode;
 use crate::error::StoreError;
+use crate::ports::RejectionKey;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure,
@@ -90,7 +91,7 @@ impl StoredRejection {
             RejectedItem::PendingRow
         };
         let mut row = self.0.clone();
-        for attribute in REJECTION_ATTRIBUTES {
+        for attribute in REJECTION_ATTRIBUTES.into_iter().chain([SOURCE_RECORD_ID]) {
             row.remove(attribute);
         }
         let json = || serde_dynamo::from_item(row.clone()).map_err(|err| err.to_string());
@@ -461,23 +462,27 @@ pub(super) async fn raise_rejections_mark(
 /// BatchGetItem takes at most 100 keys.
 const BATCH_GET_LIMIT: usize = 100;
 
-/// Of `records` (user id, rejection id), those whose rejection a strongly
-/// consistent read finds absent: the dispatcher's hint for its common path.
-/// Keys DynamoDB leaves unprocessed are not asked again: they are simply not
-/// in the answer (the checked path decides those records).
+/// The record ids of `records` whose own rejection a strongly consistent
+/// read finds absent: no rejection under their key, or the rejection of
+/// another record of their assignment (its `sourceRecordId`; a rejection
+/// without one is taken as the record's own). The dispatcher's hint for its
+/// common path. Keys DynamoDB leaves unprocessed are not asked again: they
+/// are simply not in the answer (the checked path decides those records).
 pub(super) async fn rejections_absent(
     client: &Client,
     table: &str,
-    records: &[(&str, Uuid)],
+    records: &[RejectionKey<'_>],
 ) -> Result<HashSet<Uuid>, StoreError> {
-    // BatchGetItem refuses a request that names one key twice.
+    // BatchGetItem refuses a request that names one key twice (two records
+    // of one assignment in a batch).
     let mut asked: HashSet<(&str, Uuid)> = HashSet::with_capacity(records.len());
     let distinct: Vec<(&str, Uuid)> = records
         .iter()
-        .filter(|record| asked.insert(**record))
-        .copied()
+        .map(|key| (key.user_id, key.rejection_id))
+        .filter(|key| asked.insert(*key))
         .collect();
-    let mut absent = HashSet::with_capacity(distinct.len());
+    let mut found: HashMap<String, Option<String>> = HashMap::new();
+    let mut unprocessed: HashSet<String> = HashSet::new();
     for chunk in distinct.chunks(BATCH_GET_LIMIT) {
         let keys = chunk
             .iter()
@@ -494,7 +499,8 @@ pub(super) async fn rejections_absent(
         let request = KeysAndAttributes::builder()
             .set_keys(Some(keys))
             .consistent_read(true)
-            .projection_expression("rejectionId")
+            .projection_expression("rejectionId, #record")
+            .expression_attribute_names("#record", SOURCE_RECORD_ID)
             .build()
             .map_err(|err| StoreError::Refused(err.to_string()))?;
         let output = client
@@ -503,28 +509,44 @@ pub(super) async fn rejections_absent(
             .send()
             .await
             .map_err(|err| classify(&err))?;
-        let found = rejection_ids(
-            output
-                .responses
-                .unwrap_or_default()
-                .remove(table)
-                .unwrap_or_default()
-                .iter(),
-        );
-        let unprocessed = rejection_ids(
+        for item in output
+            .responses
+            .unwrap_or_default()
+            .remove(table)
+            .unwrap_or_default()
+        {
+            if let Some(AttributeValue::S(id)) = item.get("rejectionId") {
+                let record = match item.get(SOURCE_RECORD_ID) {
+                    Some(AttributeValue::S(record)) => Some(record.clone()),
+                    _ => None,
+                };
+                found.insert(id.clone(), record);
+            }
+        }
+        unprocessed.extend(rejection_ids(
             output
                 .unprocessed_keys
                 .and_then(|mut keys| keys.remove(table))
                 .map(|rest| rest.keys)
                 .unwrap_or_default()
                 .iter(),
-        );
-        absent.extend(chunk.iter().map(|(_, id)| *id).filter(|id| {
-            let id = id.to_string();
-            !found.contains(&id) && !unprocessed.contains(&id)
-        }));
+        ));
     }
-    Ok(absent)
+    Ok(records
+        .iter()
+        .filter(|key| {
+            let id = key.rejection_id.to_string();
+            if unprocessed.contains(&id) {
+                return false;
+            }
+            match found.get(&id) {
+                None => true,
+                Some(Some(record)) => *record != key.record_id.to_string(),
+                Some(None) => false,
+            }
+        })
+        .map(|key| key.record_id)
+        .collect())
 }
 
 /// The `rejectionId`s of items or keys.
