@@ -649,7 +649,7 @@ pub trait ChallengeStore: Send + Sync {
     /// consistently.
     fn challenge_offers(
         &self,
-        user_id: &str,
+        user_id: &UserId,
     ) -> impl Future<Output = Result<Vec<PersonalizedOffer>, StoreError>> + Send;
 
     /// Meets one goal, on the conditions [`GoalMet`] describes.
@@ -868,7 +868,7 @@ pub trait ProfileStore: Send + Sync {
     /// The user's profile (strongly consistent), `None` before their first visit.
     fn profile(
         &self,
-        user_id: &str,
+        user_id: &UserId,
     ) -> impl Future<Output = Result<Option<StoredProfile>, StoreError>> + Send;
 
     /// Writes the profile and marks the transaction counted, both or neither.

@@ -177,9 +177,14 @@ fn chooser(bed: &TestBed) -> Chooser {
 async fn chooser_side(chooser: &Chooser, run_name: &str, count: usize) -> (Duration, CpuTime) {
     let now = Utc::now();
     let transactions: Vec<Transaction> = (0..count)
-        .map(|index| Transaction {
+        .filter_map(|index| {
+            let user_id =
+                offers_shared::domain::UserId::try_from(format!("{run_name}-u{index}")).ok()?;
+            Some((index, user_id))
+        })
+        .map(|(index, user_id)| Transaction {
             transaction_id: format!("{run_name}-t{index}"),
-            user_id: format!("{run_name}-u{index}"),
+            user_id,
             total_cost: 12.0,
             occurred_at: now,
             store_id: None,

@@ -33,7 +33,10 @@ struct CountingStore {
 }
 
 impl ChallengeStore for CountingStore {
-    async fn challenge_offers(&self, user_id: &str) -> Result<Vec<PersonalizedOffer>, StoreError> {
+    async fn challenge_offers(
+        &self,
+        user_id: &offers_shared::domain::UserId,
+    ) -> Result<Vec<PersonalizedOffer>, StoreError> {
         self.inner.challenge_offers(user_id).await
     }
 

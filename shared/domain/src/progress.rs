@@ -168,6 +168,7 @@ mod tests {
     use super::*;
     use crate::challenge::{parse_challenge_status, ChallengeType};
     use crate::dates::parse_timestamp;
+    use crate::ids::UserId;
     use proptest::prelude::*;
     use serde_json::json;
 
@@ -180,7 +181,7 @@ mod tests {
     fn transaction(id: &str, cost: f64) -> Transaction {
         Transaction {
             transaction_id: id.into(),
-            user_id: "u".into(),
+            user_id: UserId::try_from("u").expect("a user id"),
             total_cost: cost,
             occurred_at: parse_timestamp("2024-05-01T00:00:00Z").unwrap_or_default(),
             store_id: None,

@@ -203,7 +203,7 @@ proptest! {
         match super::transaction::parse_transaction(&row) {
             Ok(transaction) => {
                 prop_assert!(transaction.total_cost >= 0.0 && transaction.total_cost.is_finite());
-                prop_assert!(!transaction.user_id.trim().is_empty());
+                prop_assert!(!transaction.user_id.as_str().trim().is_empty());
                 let text = format_timestamp(transaction.occurred_at);
                 prop_assert_eq!(parse_timestamp(&text), Some(transaction.occurred_at));
             }

@@ -4,6 +4,7 @@
 //! or refused with `invalid_transaction`.
 
 use crate::dates::{parse_timestamp, rfc3339};
+use crate::ids::UserId;
 use crate::limits::{quote, storable_number, MAX_ID_BYTES, MAX_PARTITION_KEY_BYTES};
 use crate::rejection::{ReasonCode, Rejection};
 use chrono::{DateTime, Utc};
@@ -17,7 +18,7 @@ use serde_json::{Map, Value};
 #[serde(rename_all = "camelCase")]
 pub struct Transaction {
     pub transaction_id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub total_cost: f64,
     #[serde(with = "rfc3339")]
     pub occurred_at: DateTime<Utc>,
@@ -33,7 +34,9 @@ pub fn parse_transaction(attributes: &Map<String, Value>) -> Result<Transaction,
     let invalid = |message: String| Rejection::new(ReasonCode::InvalidTransaction, message);
     let transaction_id =
         required_text(attributes, "transactionId", MAX_PARTITION_KEY_BYTES).map_err(invalid)?;
-    let user_id = required_text(attributes, "userId", MAX_PARTITION_KEY_BYTES).map_err(invalid)?;
+    let user_id = required_text(attributes, "userId", MAX_PARTITION_KEY_BYTES)
+        .and_then(|text| UserId::try_from(text).map_err(|problem| problem.0))
+        .map_err(invalid)?;
     let total_cost = match attributes.get("totalCost") {
         Some(Value::Number(number)) if !storable_number(number) => {
             return Err(invalid(format!(

@@ -7,6 +7,7 @@ use crate::error::StoreError;
 use chrono::{DateTime, Utc};
 use offers_domain::always_on::{AlwaysOnCampaign, HeldOffer};
 use offers_domain::dates::parse_timestamp;
+use offers_domain::UserId;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
@@ -76,10 +77,11 @@ impl AlwaysOnStore for AlwaysOnMemoryStore {
 
     async fn held_offers(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         campaign_id: &str,
         _now: DateTime<Utc>,
     ) -> Result<Vec<HeldOffer>, StoreError> {
+        let user_id = user_id.as_str();
         let state = self.check()?;
         let mut held: Vec<HeldOffer> = state
             .offers

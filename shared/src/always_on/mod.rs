@@ -46,6 +46,7 @@ use offers_domain::profile::ProfileContext;
 use offers_domain::selection::history::utc_day;
 use offers_domain::selection::Engine;
 use offers_domain::Transaction;
+use offers_domain::UserId;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -85,7 +86,7 @@ pub trait AlwaysOnStore: Send + Sync {
     /// status, with whether they are live) and pending rows (live).
     fn held_offers(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         campaign_id: &str,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<HeldOffer>, StoreError>> + Send;
@@ -207,7 +208,7 @@ impl<A: AlwaysOnStore, T: SelectionStatsReader, C: CatalogReader> AlwaysOnChoose
             .filter(|campaign| campaign.active_at(transaction.occurred_at))
         {
             let outcome = self.assign(campaign, transaction, &context, run).await?;
-            outcome.log(&transaction.user_id, &transaction.transaction_id);
+            outcome.log(transaction.user_id.as_str(), &transaction.transaction_id);
             let counter = match &outcome {
                 CampaignOutcome::Assigned { written: true, .. } => &self.counters.assigned,
                 CampaignOutcome::Assigned { written: false, .. } => &self.counters.existing,
@@ -259,7 +260,14 @@ impl<A: AlwaysOnStore, T: SelectionStatsReader, C: CatalogReader> AlwaysOnChoose
         let engine = self.engine(campaign, run).await?;
         let choice = {
             let mut engine = locked(&engine);
-            choose(&mut engine, campaign, user_id, window, context, &excluded)
+            choose(
+                &mut engine,
+                campaign,
+                user_id.as_str(),
+                window,
+                context,
+                &excluded,
+            )
         };
         let Some(choice) = choice else {
             return Ok(CampaignOutcome::Skipped {
@@ -276,7 +284,7 @@ impl<A: AlwaysOnStore, T: SelectionStatsReader, C: CatalogReader> AlwaysOnChoose
         let row = pending_row(
             campaign,
             offer,
-            user_id,
+            user_id.as_str(),
             transaction.occurred_at,
             window,
             &choice,

@@ -7,6 +7,7 @@ use crate::ports::{ChallengeStore, GoalMet, ProgressWrite, RejectedTransaction, 
 use offers_domain::challenge::REWARD_GRANTED_AT;
 use offers_domain::dates::format_timestamp;
 use offers_domain::PersonalizedOffer;
+use offers_domain::UserId;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -93,7 +94,11 @@ fn holds(offer: &PersonalizedOffer, write: &GoalMet) -> bool {
 }
 
 impl ChallengeStore for ChallengeMemoryStore {
-    async fn challenge_offers(&self, user_id: &str) -> Result<Vec<PersonalizedOffer>, StoreError> {
+    async fn challenge_offers(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Vec<PersonalizedOffer>, StoreError> {
+        let user_id = user_id.as_str();
         self.enter(user_id).await?;
         let mut offers: Vec<PersonalizedOffer> = self
             .state()

@@ -20,6 +20,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use offers_domain::UserId;
 use serde_json::{Map, Value};
 
 /// The tables, each by the name the template gives. Cheap to clone.
@@ -112,10 +113,11 @@ impl AlwaysOnStore for AlwaysOnTables {
 
     async fn held_offers(
         &self,
-        user_id: &str,
+        user_id: &UserId,
         campaign_id: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<HeldOffer>, StoreError> {
+        let user_id = user_id.as_str();
         let mut held = Vec::new();
         for item in self
             .campaign_items(&self.offers, user_id, campaign_id)

@@ -17,6 +17,7 @@ use crate::ports::{ChallengeStore, GoalMet, ProgressWrite, RejectedTransaction, 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use offers_domain::UserId;
 use std::collections::HashMap;
 
 /// The rejected item's attribute that says where it came from; a pending
@@ -31,7 +32,11 @@ pub const TRANSACTION_IMAGE: &str = "transaction";
 const IMAGE_BYTES: usize = 64 * 1_024;
 
 impl ChallengeStore for DynamoStore {
-    async fn challenge_offers(&self, user_id: &str) -> Result<Vec<PersonalizedOffer>, StoreError> {
+    async fn challenge_offers(
+        &self,
+        user_id: &UserId,
+    ) -> Result<Vec<PersonalizedOffer>, StoreError> {
+        let user_id = user_id.as_str();
         let table = self.tables.loyalty_offers()?;
         let mut offers = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;

@@ -76,7 +76,7 @@ pub fn transaction_item(transaction: &Transaction) -> HashMap<String, AttributeV
             "transactionId".to_owned(),
             text(&transaction.transaction_id),
         ),
-        ("userId".to_owned(), text(&transaction.user_id)),
+        ("userId".to_owned(), text(transaction.user_id.as_str())),
         (
             "totalCost".to_owned(),
             AttributeValue::N(transaction.total_cost.to_string()),
@@ -104,7 +104,7 @@ mod tests {
     fn the_item_reads_back_as_the_same_transaction() {
         let transaction = Transaction {
             transaction_id: "t-1".into(),
-            user_id: "u".into(),
+            user_id: offers_domain::UserId::try_from("u").expect("a user id"),
             total_cost: 12.5,
             occurred_at: parse_timestamp("2024-06-01T10:00:00+02:00").unwrap_or_default(),
             store_id: Some("s-1".into()),

@@ -21,6 +21,7 @@ use crate::error::StoreError;
 use crate::ports::{ProfileStore, ProfileWrite, ProfileWriteOutcome, StoredProfile};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
+use offers_domain::UserId;
 use uuid::Uuid;
 
 /// How long a counted transaction's mark is kept: far beyond the 24 hours
@@ -98,7 +99,8 @@ fn stored_profile(user_id: &str, mut item: Item) -> Result<StoredProfile, StoreE
 }
 
 impl ProfileStore for UserProfilesTable {
-    async fn profile(&self, user_id: &str) -> Result<Option<StoredProfile>, StoreError> {
+    async fn profile(&self, user_id: &UserId) -> Result<Option<StoredProfile>, StoreError> {
+        let user_id = user_id.as_str();
         let output = self
             .table
             .client()

@@ -4,6 +4,7 @@
 
 use crate::error::StoreError;
 use crate::ports::{ProfileStore, ProfileWrite, ProfileWriteOutcome, StoredProfile};
+use offers_domain::UserId;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -56,7 +57,8 @@ impl ProfileMemoryStore {
 }
 
 impl ProfileStore for ProfileMemoryStore {
-    async fn profile(&self, user_id: &str) -> Result<Option<StoredProfile>, StoreError> {
+    async fn profile(&self, user_id: &UserId) -> Result<Option<StoredProfile>, StoreError> {
+        let user_id = user_id.as_str();
         self.enter().await?;
         Ok(self.state().profiles.get(user_id).cloned())
     }

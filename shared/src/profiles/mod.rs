@@ -117,7 +117,7 @@ impl<S: ProfileStore, V: AfterVisit> UserVisits<S, V> {
         transaction: &Transaction,
         run: &Run,
     ) -> Result<VisitOutcome, StoreError> {
-        if reserved_user_id(&transaction.user_id) {
+        if reserved_user_id(transaction.user_id.as_str()) {
             return Ok(VisitOutcome::Refused {
                 detail: "user ids starting with # are reserved for the table's own items".into(),
             });
@@ -130,7 +130,7 @@ impl<S: ProfileStore, V: AfterVisit> UserVisits<S, V> {
             });
             let profile = before.counted(&visit);
             let write = ProfileWrite {
-                user_id: transaction.user_id.clone(),
+                user_id: transaction.user_id.as_str().to_owned(),
                 transaction_id: transaction.transaction_id.clone(),
                 expected_version,
                 profile,
@@ -175,8 +175,7 @@ pub async fn profile_view<S: ProfileStore>(
     store: &S,
     user_id: &UserId,
 ) -> Result<Option<ProfileView>, StoreError> {
-    let user_id = user_id.as_str();
-    if reserved_user_id(user_id) {
+    if reserved_user_id(user_id.as_str()) {
         return Ok(None);
     }
     Ok(store

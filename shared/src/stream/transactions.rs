@@ -124,7 +124,7 @@ impl TransactionRecord {
     /// rejection) the partition it is filed under.
     pub fn user_key(&self) -> &str {
         match &self.transaction {
-            Ok(transaction) => &transaction.user_id,
+            Ok(transaction) => transaction.user_id.as_str(),
             Err(_) => &self.partition,
         }
     }
