@@ -158,12 +158,7 @@ impl DispatchStore for DynamoStore {
             // The assignment's rejection is there (this record's, or another
             // row's of the assignment): the row is consumed as a duplicate.
             WriteOutcome::AlreadyWritten if pending.assignment_id.is_some() => {
-                let rejection = ConditionCheck::builder()
-                    .table_name(self.tables.rejected()?)
-                    .set_key(Some(rejection_key(&pending.user_id, pending.offer_id())))
-                    .condition_expression("attribute_exists(rejectionId)")
-                    .build()
-                    .map_err(|err| StoreError::Refused(err.to_string()))?;
+                let rejection = rejection_exists(self.tables.rejected()?, pending)?;
                 self.consume(outcome, rejection, pending).await
             }
             outcome => {
@@ -494,7 +489,6 @@ fn pending_key(pending: &PendingRef) -> HashMap<String, AttributeValue> {
     ])
 }
 
-/// A condition that the user's item `range_name = id` of `table` does not exist.
 /// The rejected table's key of a rejection.
 fn rejection_key(user_id: &str, rejection_id: Uuid) -> HashMap<String, AttributeValue> {
     HashMap::from([
@@ -504,6 +498,16 @@ fn rejection_key(user_id: &str, rejection_id: Uuid) -> HashMap<String, Attribute
             AttributeValue::S(rejection_id.to_string()),
         ),
     ])
+}
+
+/// The rejection of the row's assignment exists.
+fn rejection_exists(table: &str, pending: &PendingRef) -> Result<ConditionCheck, StoreError> {
+    ConditionCheck::builder()
+        .table_name(table)
+        .set_key(Some(rejection_key(&pending.user_id, pending.offer_id())))
+        .condition_expression("attribute_exists(rejectionId)")
+        .build()
+        .map_err(|err| StoreError::Refused(err.to_string()))
 }
 
 /// No rejection of this record: none under its key, or another record's
