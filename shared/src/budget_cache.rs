@@ -4,6 +4,7 @@
 //! put` applies within the time to live). The cached copy only chooses the
 //! write: every limit is enforced by the condition on the campaign's item.
 
+use crate::domain::CampaignId;
 use crate::error::StoreError;
 use crate::ports::{
     CampaignOffersBudgets, OffersBudgetUse, OffersBudgets, RedemptionBudgets, RedemptionLimits,
@@ -13,7 +14,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-type Budgeted = Arc<HashMap<String, RedemptionLimits>>;
+type Budgeted = Arc<HashMap<CampaignId, RedemptionLimits>>;
 type OffersBudgeted = Arc<CampaignOffersBudgets>;
 
 /// One list, kept for its time to live.
@@ -54,14 +55,14 @@ impl<T> Kept<T> {
     }
 }
 
-impl<V: Clone + PartialEq> Kept<HashMap<String, V>> {
+impl<V: Clone + PartialEq> Kept<HashMap<CampaignId, V>> {
     /// The kept list corrected with one campaign read now.
-    fn correct(&self, campaign_id: &str, current: Option<&V>) {
+    fn correct(&self, campaign_id: &CampaignId, current: Option<&V>) {
         if let Some((_, kept)) = &mut *self.cached() {
             if kept.get(campaign_id) != current {
                 let map = Arc::make_mut(kept);
                 match current {
-                    Some(value) => map.insert(campaign_id.to_owned(), value.clone()),
+                    Some(value) => map.insert(campaign_id.clone(), value.clone()),
                     None => map.remove(campaign_id),
                 };
             }
@@ -71,7 +72,7 @@ impl<V: Clone + PartialEq> Kept<HashMap<String, V>> {
 
 pub struct CachedBudgets<S> {
     inner: S,
-    redemptions: Kept<HashMap<String, RedemptionLimits>>,
+    redemptions: Kept<HashMap<CampaignId, RedemptionLimits>>,
     offers: Kept<CampaignOffersBudgets>,
 }
 
@@ -91,7 +92,10 @@ impl<S: RedemptionBudgets> RedemptionBudgets for CachedBudgets<S> {
     }
 
     /// Read through, and the cached list corrected with what was read.
-    async fn current(&self, campaign_id: &str) -> Result<Option<RedemptionLimits>, StoreError> {
+    async fn current(
+        &self,
+        campaign_id: &CampaignId,
+    ) -> Result<Option<RedemptionLimits>, StoreError> {
         let current = self.inner.current(campaign_id).await?;
         self.redemptions.correct(campaign_id, current.as_ref());
         Ok(current)
@@ -108,7 +112,7 @@ impl<S: OffersBudgets> OffersBudgets for CachedBudgets<S> {
     /// within the list's time).
     async fn offers_budget_now(
         &self,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> Result<Option<OffersBudgetUse>, StoreError> {
         let current = self.inner.offers_budget_now(campaign_id).await?;
         self.offers.correct(campaign_id, Some(&current));
@@ -124,7 +128,7 @@ impl OffersBudgets for crate::activity::NoBudgets {
 
     async fn offers_budget_now(
         &self,
-        _campaign_id: &str,
+        _campaign_id: &CampaignId,
     ) -> Result<Option<OffersBudgetUse>, StoreError> {
         Ok(None)
     }
@@ -134,6 +138,10 @@ impl OffersBudgets for crate::activity::NoBudgets {
 mod tests {
     use super::*;
     use crate::activity::memory::MemoryBudgets;
+
+    fn id(text: &'static str) -> CampaignId {
+        CampaignId::literal(text)
+    }
 
     fn limits(redemptions: u64) -> RedemptionLimits {
         RedemptionLimits {
@@ -145,11 +153,11 @@ mod tests {
     #[tokio::test]
     async fn the_list_is_kept_for_its_time_and_a_fresh_read_corrects_it() {
         let source = MemoryBudgets::default();
-        source.put("c-1", limits(5));
+        source.put(&id("c-1"), limits(5));
         let cache = CachedBudgets::new(source.clone(), Duration::from_secs(60));
         assert_eq!(cache.budgeted().await.expect("read")["c-1"], limits(5));
-        source.put("c-1", limits(2));
-        source.put("c-2", limits(1));
+        source.put(&id("c-1"), limits(2));
+        source.put(&id("c-2"), limits(1));
         let cached = cache.budgeted().await.expect("cached");
         assert_eq!(
             cached.len(),
@@ -157,7 +165,10 @@ mod tests {
             "within its time, the list is the cached one"
         );
         assert_eq!(cached["c-1"], limits(5));
-        assert_eq!(cache.current("c-1").await.expect("read"), Some(limits(2)));
+        assert_eq!(
+            cache.current(&id("c-1")).await.expect("read"),
+            Some(limits(2))
+        );
         assert_eq!(cache.budgeted().await.expect("cached")["c-1"], limits(2));
         let uncached = CachedBudgets::new(source, Duration::ZERO);
         assert_eq!(uncached.budgeted().await.expect("read").len(), 2);

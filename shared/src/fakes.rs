@@ -1,6 +1,7 @@
 //! In-memory fakes of ports that several services share, for unit tests.
 //! (The dispatcher's own store fake is `dispatch::memory`.)
 
+use crate::domain::CampaignId;
 use crate::error::StoreError;
 use crate::ports::{
     CatalogReader, CreateOutcome, LearningCounters, ListPosition, OfferPage, OfferReader,
@@ -235,18 +236,18 @@ impl SupportStore for MemoryOffers {
     async fn create_budgeted_offer(
         &self,
         offer: &PersonalizedOffer,
-        _campaign_id: &str,
+        _campaign_id: &CampaignId,
     ) -> Result<CreateOutcome, StoreError> {
         self.create_offer(offer).await
     }
 
-    async fn offers_limit(&self, _campaign_id: &str) -> Result<Option<u64>, StoreError> {
+    async fn offers_limit(&self, _campaign_id: &CampaignId) -> Result<Option<u64>, StoreError> {
         self.answer(None).await
     }
 
     async fn campaign_budget(
         &self,
-        _campaign_id: &str,
+        _campaign_id: &CampaignId,
     ) -> Result<Option<(Budget, BudgetUse)>, StoreError> {
         self.answer(None).await
     }
@@ -310,7 +311,7 @@ pub fn active_offer(user_id: &str, now: DateTime<Utc>) -> PersonalizedOffer {
         user_id: user_id.into(),
         offer_id: "co-1".into(),
         template_id: "tpl-1".into(),
-        campaign_id: Some("camp-1".into()),
+        campaign_id: Some(CampaignId::literal("camp-1")),
         rules: BTreeMap::new(),
         start_date: now - chrono::Duration::days(1),
         expiry_date: now + chrono::Duration::days(1),

@@ -6,8 +6,8 @@
 use crate::domain::campaign::{Budget, BudgetUse};
 use crate::domain::webhook::WebhookReceipt;
 use crate::domain::{
-    BudgetTaken, CatalogEntry, OfferEvent, OrderId, PersonalizedOffer, ReasonCode, Redemption,
-    UserId,
+    BudgetTaken, CampaignId, CatalogEntry, OfferEvent, OrderId, PersonalizedOffer, ReasonCode,
+    Redemption, UserId,
 };
 use crate::error::StoreError;
 use chrono::{DateTime, Utc};
@@ -188,7 +188,7 @@ pub trait DispatchStore: Send + Sync {
         offer: &PersonalizedOffer,
         pending: &PendingRef,
         prior: PriorRejection,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> impl Future<Output = Result<BudgetedWrite, StoreError>> + Send;
 }
 
@@ -225,7 +225,7 @@ impl OffersBudgetUse {
 
 /// Campaigns by id, each with its `offers` limit and use (`None`: no such
 /// limit, or, for a campaign read on its own, no definition).
-pub type CampaignOffersBudgets = HashMap<String, Option<OffersBudgetUse>>;
+pub type CampaignOffersBudgets = HashMap<CampaignId, Option<OffersBudgetUse>>;
 
 /// Campaigns' offers budgets as the dispatcher reads them.
 pub trait OffersBudgets: Send + Sync {
@@ -241,7 +241,7 @@ pub trait OffersBudgets: Send + Sync {
     /// `None` without a definition or without that limit.
     fn offers_budget_now(
         &self,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> impl Future<Output = Result<Option<OffersBudgetUse>, StoreError>> + Send;
 }
 
@@ -344,21 +344,21 @@ pub trait SupportStore: Send + Sync {
     fn create_budgeted_offer(
         &self,
         offer: &PersonalizedOffer,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
 
     /// The campaign's `offers` limit (section 14), read now; `None` without
     /// a definition or without that limit.
     fn offers_limit(
         &self,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
     /// The campaign's budget and what it used (section 14), read now;
     /// `None` without a definition or a budget.
     fn campaign_budget(
         &self,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> impl Future<Output = Result<Option<(Budget, BudgetUse)>, StoreError>> + Send;
 
     /// The user's offer with this id, read strongly consistently.
@@ -419,7 +419,7 @@ pub trait CampaignStatsStore: Send + Sync {
     /// Every counter of a campaign (offers by arm, and days).
     fn campaign_counters(
         &self,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> impl Future<
         Output = Result<
             Vec<(
@@ -434,7 +434,7 @@ pub trait CampaignStatsStore: Send + Sync {
 /// A campaign's budget and what it used, as its item holds them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CampaignBudgetUse {
-    pub campaign_id: String,
+    pub campaign_id: CampaignId,
     pub budget: Budget,
     pub used: BudgetUse,
 }
@@ -447,7 +447,7 @@ pub trait CampaignBudgetsReader: Send + Sync {
     /// left out.
     fn budgets_used(
         &self,
-        campaign_ids: &[String],
+        campaign_ids: &[CampaignId],
     ) -> impl Future<Output = Result<Vec<CampaignBudgetUse>, StoreError>> + Send;
 }
 
@@ -481,7 +481,7 @@ pub enum RedeemBudget<'a> {
     /// also holds the offer outside these campaigns (those with a budget,
     /// as last seen; at most [`MAX_GUARDED_CAMPAIGNS`]). A refusal for that
     /// reason is `NotWritten` with the offer, its `campaignId` telling why.
-    NoneOf(&'a [String]),
+    NoneOf(&'a [CampaignId]),
     /// The offer's write and its campaign's use of `limits` (1 redemption,
     /// the discount), in one transaction, conditional on the limits as the
     /// campaign's item holds them: `BudgetRefused` when the item does not
@@ -522,13 +522,13 @@ pub trait RedemptionBudgets: Send + Sync {
     /// a cache may answer it up to its time to live old.
     fn budgeted(
         &self,
-    ) -> impl Future<Output = Result<Arc<HashMap<String, RedemptionLimits>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Arc<HashMap<CampaignId, RedemptionLimits>>, StoreError>> + Send;
 
     /// One campaign's limits, read now (consistently); `None` without a
     /// definition or without such a limit.
     fn current(
         &self,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> impl Future<Output = Result<Option<RedemptionLimits>, StoreError>> + Send;
 }
 

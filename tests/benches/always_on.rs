@@ -246,7 +246,7 @@ async fn chooser_floor(
         .collect();
     let client = &bed.client;
     let (offers, pending) = (bed.table(OFFERS), bed.table(PENDING));
-    let campaign_id = AttributeValue::S(campaign.campaign_id.clone());
+    let campaign_id = AttributeValue::S(campaign.campaign_id.to_string());
     let cpu = CpuTime::of_self();
     let started = Instant::now();
     stream::iter(rows)

@@ -7,6 +7,7 @@ use futures::future::join_all;
 use offers_integration_tests::*;
 use offers_local::StreamReader;
 use offers_shared::domain::campaign::BudgetUse;
+use offers_shared::domain::CampaignId;
 use offers_shared::dynamo::CampaignsTable;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -46,7 +47,7 @@ async fn campaign_offers(count: usize) -> (TestBed, Vec<String>) {
     for _ in 0..count {
         let copy = bed
             .copy_offer(OWNER, model, |offer| {
-                offer.campaign_id = Some(CAMPAIGN.into());
+                offer.campaign_id = Some(CampaignId::literal(CAMPAIGN));
                 offer.rules = serde_json::from_value(json!({})).expect("rules");
             })
             .await;

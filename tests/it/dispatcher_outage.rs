@@ -10,7 +10,7 @@ use offers_local::streams::lambda_event;
 use offers_local::{DynamoDbLocal, StartOptions};
 use offers_shared::catalog_cache::CachedCatalog;
 use offers_shared::dispatch::{DispatchSettings, Dispatcher};
-use offers_shared::domain::PersonalizedOffer;
+use offers_shared::domain::{CampaignId, PersonalizedOffer};
 use offers_shared::dynamo::{dynamodb_client, DynamoStore};
 use offers_shared::error::StoreError;
 use offers_shared::ports::{
@@ -80,7 +80,7 @@ impl DispatchStore for CountingStore {
         offer: &PersonalizedOffer,
         pending: &PendingRef,
         prior: PriorRejection,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> Result<BudgetedWrite, StoreError> {
         let result = self
             .inner

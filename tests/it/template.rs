@@ -14,7 +14,7 @@ use offers_shared::dispatch::{
     DispatchOutcome, DispatchReport, DispatchSummary, Outcome, RecordReport,
 };
 use offers_shared::domain::campaign_stats::StatsProblem;
-use offers_shared::domain::ReasonCode;
+use offers_shared::domain::{CampaignId, ReasonCode};
 use offers_shared::profiles::{visit_metrics, VisitReport};
 use offers_shared::stream::runner;
 use serde_json::json;
@@ -768,7 +768,7 @@ async fn activity_calls(bed: &TestBed) -> BTreeSet<Permission> {
     for _ in 0..2 {
         let copy = bed
             .copy_offer(user, &id, |offer| {
-                offer.campaign_id = Some("perm-redeem".into());
+                offer.campaign_id = Some(CampaignId::literal("perm-redeem"));
             })
             .await;
         budgeted.push(copy);
@@ -1203,7 +1203,7 @@ fn budget_batch() -> DispatchReport {
     DispatchReport {
         summary: DispatchSummary {
             budgets: vec![(
-                "camp-b".to_owned(),
+                CampaignId::literal("camp-b"),
                 offers_shared::ports::OffersBudgetUse {
                     limit: 20,
                     used: 19,
@@ -1245,7 +1245,7 @@ fn watches_the_budget_use(alarm: &Value) {
     let statistics_batch = StatsBatchReport {
         summary: offers_shared::campaign_stats::StatsSummary {
             budgets: vec![offers_shared::campaign_stats::BudgetPercent {
-                campaign_id: "c".into(),
+                campaign_id: CampaignId::literal("c"),
                 limit: offers_shared::domain::campaign::BudgetLimit::DiscountValue,
                 percent: 95,
             }],

@@ -29,7 +29,9 @@ use offers_http::{
 };
 use offers_shared::domain::campaign_stats::MAX_STATS_ID_BYTES;
 use offers_shared::domain::dates::rfc3339;
-use offers_shared::domain::{AuditEntry, OfferSource, PersonalizedOffer, SupportRequest, UserId};
+use offers_shared::domain::{
+    AuditEntry, CampaignId, OfferSource, PersonalizedOffer, SupportRequest, UserId,
+};
 use offers_shared::ports::ProfileStore;
 use offers_shared::ports::{
     CampaignStatsStore, CatalogReader, PageRequest, Revocation, RevokeOutcome, SupportStore,
@@ -212,7 +214,7 @@ fn user_id(segment: &str) -> Result<UserId, ApiError> {
 
 /// The campaign id of the path, percent-decoded: 1 to
 /// [`MAX_STATS_ID_BYTES`] bytes (no longer id is counted).
-fn campaign_id(segment: &str) -> Result<String, ApiError> {
+fn campaign_id(segment: &str) -> Result<CampaignId, ApiError> {
     let invalid = || {
         ApiError::bad_request(
             "invalid_campaign_id",
@@ -220,10 +222,10 @@ fn campaign_id(segment: &str) -> Result<String, ApiError> {
         )
     };
     let id = decode_segment(segment).ok_or_else(invalid)?;
-    if id.is_empty() || id.len() > MAX_STATS_ID_BYTES {
+    if id.len() > MAX_STATS_ID_BYTES {
         return Err(invalid());
     }
-    Ok(id)
+    CampaignId::try_from(id).map_err(|_| invalid())
 }
 
 /// The request body as a JSON object; `None` when there is none. Too large,

@@ -7,6 +7,7 @@
 use crate::assignment_ids::for_always_on_window;
 use crate::campaign::{AlwaysOn, CampaignDefinition, CampaignMode, CampaignStatus, PoolOffer};
 use crate::dates::format_timestamp;
+use crate::ids::CampaignId;
 use crate::selection::hash::{combine, fnv1a, unit};
 use crate::selection::record::{context_problem, MAX_CONTEXT_ATTRIBUTES};
 use crate::selection::{
@@ -39,7 +40,7 @@ pub fn is_visit(occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
 /// An always-on campaign as the chooser reads it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlwaysOnCampaign {
-    pub campaign_id: String,
+    pub campaign_id: CampaignId,
     pub version: u64,
     pub start: DateTime<Utc>,
     pub end: Option<DateTime<Utc>>,

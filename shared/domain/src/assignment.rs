@@ -4,7 +4,7 @@
 use crate::canonical::canonical_json;
 use crate::challenge::{parse_challenge, Challenge, ChallengeFields};
 use crate::dates::parse_timestamp;
-use crate::ids::UserId;
+use crate::ids::{CampaignId, InvalidId, UserId};
 use crate::limits::{
     item_problem, key_problem, quote, MAX_ID_BYTES, MAX_PARTITION_KEY_BYTES, MAX_ROW_ATTRIBUTES,
     MAX_SORT_KEY_BYTES,
@@ -36,7 +36,7 @@ pub struct Assignment {
     pub user_id: String,
     pub offer_id: String,
     pub template_id: Option<String>,
-    pub campaign_id: Option<String>,
+    pub campaign_id: Option<CampaignId>,
     pub start_date: DateTime<Utc>,
     pub expiry_date: DateTime<Utc>,
     pub rank: i64,
@@ -244,7 +244,7 @@ pub fn parse_support_request(
 struct AssignmentFields {
     offer_id: String,
     template_id: Option<String>,
-    campaign_id: Option<String>,
+    campaign_id: Option<CampaignId>,
     task_id: Option<String>,
     challenge_type: Option<String>,
     frequency: Option<String>,
@@ -261,7 +261,7 @@ impl AssignmentFields {
         let owned = |text: Option<&str>| text.map(str::to_owned);
         Ok(Self {
             offer_id: fields.required_key("offerId", MAX_ID_BYTES)?.to_owned(),
-            campaign_id: owned(fields.optional_key("campaignId")?),
+            campaign_id: fields.optional_id("campaignId")?,
             task_id: owned(fields.optional_key("taskId")?),
             template_id: owned(fields.optional_key("templateId")?),
             challenge_type: owned(fields.optional_key("challengeType")?),
@@ -417,6 +417,17 @@ impl<'a> RowFields<'a> {
             Some(problem) => Err(invalid_row(problem)),
             None => Ok(text),
         }
+    }
+
+    /// An optional typed id: absent, or what its constructor accepts.
+    fn optional_id<Id>(&self, name: &str) -> Result<Option<Id>, Rejection>
+    where
+        Id: for<'t> TryFrom<&'t str, Error = InvalidId>,
+    {
+        self.optional_string(name)?
+            .map(Id::try_from)
+            .transpose()
+            .map_err(|InvalidId(problem)| invalid_row(problem))
     }
 
     /// An optional id: absent, or within [`MAX_ID_BYTES`].

@@ -25,6 +25,7 @@
 
 use crate::always_on::{choose, eligibility, AlwaysOnCampaign, HeldOffer};
 use crate::campaign::{AlwaysOn, PoolOffer};
+use crate::ids::CampaignId;
 use crate::profile::{Daypart, Profile, Visit};
 use crate::selection::hash::{combine, unit, SplitMix};
 use crate::selection::history::utc_day;
@@ -270,7 +271,7 @@ impl BehaviourWorld {
     /// week, no holdout (the uniform policy is the holdout's draw).
     pub fn campaign(&self, holdout: f64) -> AlwaysOnCampaign {
         AlwaysOnCampaign {
-            campaign_id: "behaviour".to_owned(),
+            campaign_id: CampaignId::literal("behaviour"),
             version: 1,
             start: self.start,
             end: Some(self.start + Duration::days(self.config.days.max(1) as i64 + 1)),

@@ -4,6 +4,7 @@
 //! AWS here: the `CampaignsTable` adapter stores what this module validates.
 
 use crate::dates::{format_timestamp, parse_timestamp};
+use crate::ids::CampaignId;
 use crate::limits::{
     item_problem, key_problem, quote, value_size, MAX_ID_BYTES, MAX_SORT_KEY_BYTES,
 };
@@ -264,7 +265,7 @@ pub const MAX_HALF_LIFE_DAYS: f64 = 3_650.0;
 /// A definition that passed its own checks (not yet the catalog's).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CampaignDefinition {
-    pub campaign_id: String,
+    pub campaign_id: CampaignId,
     pub mode: CampaignMode,
     pub start: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
@@ -334,7 +335,7 @@ pub fn parse_definition(text: &str) -> Result<CampaignDefinition, Vec<FieldProbl
         Err(err) => return Err(vec![problem("definition", format!("not JSON: {err}"))]),
     };
     let mut problems = Vec::new();
-    let campaign_id = required_id(&document, "campaignId", &mut problems);
+    let campaign_id = required_campaign_id(&document, &mut problems);
     let mode = match document.get("mode") {
         Some(Value::String(mode)) => match CampaignMode::parse(mode) {
             Some(CampaignMode::Planned) => {
@@ -416,21 +417,22 @@ pub fn parse_definition(text: &str) -> Result<CampaignDefinition, Vec<FieldProbl
     }
 }
 
-fn required_id(
+/// The definition's `campaignId`, parsed into its id type.
+fn required_campaign_id(
     document: &Map<String, Value>,
-    field: &str,
     problems: &mut Vec<FieldProblem>,
-) -> Option<String> {
-    match document.get(field) {
-        Some(Value::String(id)) => match key_problem(field, id, MAX_ID_BYTES) {
-            Some(message) => {
-                problems.push(problem(field, message));
+) -> Option<CampaignId> {
+    const FIELD: &str = "campaignId";
+    match document.get(FIELD) {
+        Some(Value::String(id)) => match CampaignId::try_from(id.as_str()) {
+            Ok(id) => Some(id),
+            Err(invalid) => {
+                problems.push(problem(FIELD, invalid.0));
                 None
             }
-            None => Some(id.clone()),
         },
         _ => {
-            problems.push(problem(field, "is required: a non-empty string"));
+            problems.push(problem(FIELD, "is required: a non-empty string"));
             None
         }
     }
@@ -803,7 +805,7 @@ pub fn parse_duration(text: &str) -> Result<u64, String> {
 /// A planned campaign's definition: the PLAN as given (section 12), with
 /// `mode: "planned"`; its dates give the status (`expiryDate` ends it).
 pub fn planned_definition(
-    campaign_id: &str,
+    campaign_id: &CampaignId,
     plan: &Map<String, Value>,
 ) -> Result<CampaignDefinition, Vec<FieldProblem>> {
     let mut problems = Vec::new();
@@ -828,7 +830,7 @@ pub fn planned_definition(
         return Err(problems);
     }
     Ok(CampaignDefinition {
-        campaign_id: campaign_id.to_owned(),
+        campaign_id: campaign_id.clone(),
         mode: CampaignMode::Planned,
         start,
         end,

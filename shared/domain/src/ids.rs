@@ -47,6 +47,16 @@ macro_rules! checked_id {
                 &self.0
             }
 
+            /// An id written in the code itself (a simulation's campaign, a
+            /// test's): never input. An invalid literal is a programming
+            /// error, and panics where the code runs first.
+            pub fn literal(text: &'static str) -> Self {
+                match Self::problem(text) {
+                    Some(problem) => panic!("invalid id literal {text:?}: {problem}"),
+                    None => Self(text.to_owned()),
+                }
+            }
+
             pub fn into_string(self) -> String {
                 self.0
             }
@@ -88,6 +98,23 @@ macro_rules! checked_id {
             }
         }
 
+        /// Read-only: the text of a checked id is read like any text
+        /// (`len`, `as_bytes`, `&str` arguments) without a way to change it.
+        impl std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        /// Maps keyed by an id are looked up by its text (the same hash).
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 &self.0
@@ -116,6 +143,12 @@ macro_rules! checked_id {
         impl PartialEq<$name> for str {
             fn eq(&self, other: &$name) -> bool {
                 self == other.0
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
             }
         }
 
@@ -209,6 +242,22 @@ mod tests {
         );
         let campaign: CampaignId = "spring".parse().expect("valid");
         assert_eq!(campaign, *"spring");
+    }
+
+    #[test]
+    fn maps_keyed_by_an_id_are_read_by_its_text() {
+        let mut budgets = std::collections::HashMap::new();
+        budgets.insert(CampaignId::literal("spring"), 20);
+        assert_eq!(budgets.get("spring"), Some(&20));
+        assert_eq!(budgets.get("summer"), None);
+        let campaign = CampaignId::literal("spring");
+        assert_eq!(campaign.len(), 6, "read like the text it is");
+    }
+
+    #[test]
+    #[should_panic(expected = "invalid id literal")]
+    fn an_invalid_literal_is_a_programming_error() {
+        CampaignId::literal("");
     }
 
     #[test]

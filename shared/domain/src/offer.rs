@@ -4,6 +4,7 @@ use crate::assignment::{Assignment, AssignmentSource};
 use crate::catalog::{CatalogEntry, ConfigOffer, OfferTemplate};
 use crate::challenge::Challenge;
 use crate::dates::rfc3339;
+use crate::ids::CampaignId;
 use crate::limits::{item_size, map_problem, quote, MAX_DYNAMO_DEPTH, MAX_OFFER_BYTES};
 use crate::redemption::{redemption_limit, Redemption};
 use crate::rejection::{ReasonCode, Rejection};
@@ -66,7 +67,7 @@ pub struct PersonalizedOffer {
     pub offer_id: String,
     pub template_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub campaign_id: Option<String>,
+    pub campaign_id: Option<CampaignId>,
     pub rules: Rules,
     #[serde(with = "rfc3339")]
     pub start_date: DateTime<Utc>,
@@ -416,7 +417,7 @@ mod tests {
             user_id: "user-1".into(),
             offer_id: offer_id.into(),
             template_id: template_id.map(Into::into),
-            campaign_id: Some("camp-1".into()),
+            campaign_id: Some(CampaignId::literal("camp-1")),
             start_date: at("2024-01-01T00:00:00Z"),
             expiry_date: at("2024-12-31T00:00:00Z"),
             rank: 2,

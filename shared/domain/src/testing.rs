@@ -3,6 +3,7 @@
 //! defaults, instead of its whole literal in every test module.
 
 use crate::challenge::Challenge;
+use crate::ids::CampaignId;
 use crate::offer::{OfferSource, PersonalizedOffer};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
@@ -69,7 +70,7 @@ impl OfferBuilder {
     }
 
     pub fn campaign(mut self, campaign_id: &str) -> Self {
-        self.0.campaign_id = Some(campaign_id.into());
+        self.0.campaign_id = Some(CampaignId::try_from(campaign_id).expect("a test's campaign id"));
         self
     }
 

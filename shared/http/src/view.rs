@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use offers_domain::challenge::{ChallengeType, Goal};
 use offers_domain::dates::rfc3339;
 use offers_domain::{
-    CatalogEntry, Challenge, ConfigOffer, OfferStatus, PersonalizedOffer, Redemption, Rules,
+    CampaignId, CatalogEntry, Challenge, ConfigOffer, OfferStatus, PersonalizedOffer, Redemption,
+    Rules,
 };
 use offers_shared::error::StoreError;
 use offers_shared::ports::CatalogReader;
@@ -26,7 +27,7 @@ pub struct OfferView {
     pub personalized_offer_id: Uuid,
     pub offer_id: String,
     pub template_id: String,
-    pub campaign_id: Option<String>,
+    pub campaign_id: Option<CampaignId>,
     pub name: Option<String>,
     pub description: Option<String>,
     pub image_url: Option<String>,

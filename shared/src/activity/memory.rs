@@ -3,6 +3,7 @@
 
 use crate::activity::discount_of;
 use crate::domain::redemption::{redemption_limit, MAX_REDEMPTION_RECORDS};
+use crate::domain::CampaignId;
 use crate::domain::{
     decide_redemption, OfferEvent, OfferEventType, OrderId, PersonalizedOffer, RedeemDecision,
     Redemption, RedemptionRequest, UserId,
@@ -44,20 +45,20 @@ pub struct MemoryBudget {
 /// service's budgets read.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryBudgets {
-    campaigns: Arc<Mutex<HashMap<String, MemoryBudget>>>,
+    campaigns: Arc<Mutex<HashMap<CampaignId, MemoryBudget>>>,
 }
 
 impl MemoryBudgets {
-    pub fn lock(&self) -> MutexGuard<'_, HashMap<String, MemoryBudget>> {
+    pub fn lock(&self) -> MutexGuard<'_, HashMap<CampaignId, MemoryBudget>> {
         self.campaigns
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Sets a campaign's limits, keeping what it used (as `campaign put`).
-    pub fn put(&self, campaign_id: &str, limits: RedemptionLimits) {
+    pub fn put(&self, campaign_id: &CampaignId, limits: RedemptionLimits) {
         self.lock()
-            .entry(campaign_id.to_owned())
+            .entry(campaign_id.clone())
             .and_modify(|budget| budget.limits = limits.clone())
             .or_insert(MemoryBudget {
                 limits,
@@ -307,7 +308,7 @@ impl ActivityStore for MemoryActivity {
 }
 
 impl RedemptionBudgets for MemoryBudgets {
-    async fn budgeted(&self) -> Result<Arc<HashMap<String, RedemptionLimits>>, StoreError> {
+    async fn budgeted(&self) -> Result<Arc<HashMap<CampaignId, RedemptionLimits>>, StoreError> {
         Ok(Arc::new(
             self.lock()
                 .iter()
@@ -316,7 +317,10 @@ impl RedemptionBudgets for MemoryBudgets {
         ))
     }
 
-    async fn current(&self, campaign_id: &str) -> Result<Option<RedemptionLimits>, StoreError> {
+    async fn current(
+        &self,
+        campaign_id: &CampaignId,
+    ) -> Result<Option<RedemptionLimits>, StoreError> {
         Ok(self
             .lock()
             .get(campaign_id)

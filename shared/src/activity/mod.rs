@@ -25,8 +25,8 @@ mod tests;
 
 use crate::domain::amount::Amount;
 use crate::domain::{
-    decide_redemption, BudgetTaken, OfferEvent, OfferEventRequest, OrderId, PersonalizedOffer,
-    RedeemDecision, RedeemRefusal, Redemption, RedemptionRequest, UserId,
+    decide_redemption, BudgetTaken, CampaignId, OfferEvent, OfferEventRequest, OrderId,
+    PersonalizedOffer, RedeemDecision, RedeemRefusal, Redemption, RedemptionRequest, UserId,
 };
 use crate::error::StoreError;
 use crate::ports::{
@@ -74,11 +74,14 @@ pub struct Redeemed {
 pub struct NoBudgets;
 
 impl RedemptionBudgets for NoBudgets {
-    async fn budgeted(&self) -> Result<Arc<HashMap<String, RedemptionLimits>>, StoreError> {
+    async fn budgeted(&self) -> Result<Arc<HashMap<CampaignId, RedemptionLimits>>, StoreError> {
         Ok(Arc::default())
     }
 
-    async fn current(&self, _campaign_id: &str) -> Result<Option<RedemptionLimits>, StoreError> {
+    async fn current(
+        &self,
+        _campaign_id: &CampaignId,
+    ) -> Result<Option<RedemptionLimits>, StoreError> {
         Ok(None)
     }
 }
@@ -105,7 +108,7 @@ enum OfferBudget {
     Unknown,
     /// The offer's campaign's limits, as cached (`fresh`: read just now).
     Limits {
-        campaign_id: String,
+        campaign_id: CampaignId,
         limits: RedemptionLimits,
         fresh: bool,
     },
@@ -175,7 +178,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
     ) -> Result<Redeemed, ActivityError> {
         let redemption = Redemption::of(personalized_offer_id, request, now);
         let budgeted = self.budgets.budgeted().await?;
-        let mut guarded: Vec<String> = budgeted.keys().cloned().collect();
+        let mut guarded: Vec<CampaignId> = budgeted.keys().cloned().collect();
         guarded.sort();
         // First without a read: the write's condition holds everything the
         // decision needs. When it fails, the offer as it was decides. With

@@ -258,15 +258,20 @@ async fn store_failures_are_passed_on_not_decided() {
 mod budgets {
     use super::*;
     use crate::activity::memory::{MemoryBudget, MemoryBudgets};
+    use crate::domain::CampaignId;
     use crate::ports::RedemptionLimits;
 
     const CAMPAIGN: &str = "camp-budget";
+
+    fn campaign() -> CampaignId {
+        CampaignId::literal(CAMPAIGN)
+    }
 
     type Budgeted = ActivityService<MemoryActivity, MemoryCatalog, MemoryBudgets>;
 
     fn campaign_offer() -> PersonalizedOffer {
         PersonalizedOffer {
-            campaign_id: Some(CAMPAIGN.into()),
+            campaign_id: Some(campaign()),
             ..offer(json!({}))
         }
     }
@@ -274,7 +279,7 @@ mod budgets {
     fn budgeted(offers: Vec<PersonalizedOffer>, limits: RedemptionLimits) -> Budgeted {
         let store = MemoryActivity::with_offers(offers);
         let budgets = store.budgets();
-        budgets.put(CAMPAIGN, limits);
+        budgets.put(&campaign(), limits);
         ActivityService::with_budgets(store, MemoryCatalog::default(), budgets, Duration::days(30))
     }
 
@@ -392,7 +397,7 @@ mod budgets {
             .redeem(&user(USER), ids[0], &order("o-1", 9.0), now())
             .await
             .expect("1 of 5");
-        service.budgets().put(CAMPAIGN, limits(1));
+        service.budgets().put(&campaign(), limits(1));
         assert!(exhausted(
             service
                 .redeem(&user(USER), ids[1], &order("o-1", 9.0), now())

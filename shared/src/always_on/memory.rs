@@ -3,6 +3,7 @@
 //! same condition as the DynamoDB adapter's (never over a row of the key).
 
 use super::{AlwaysOnStore, PendingPut};
+use crate::domain::CampaignId;
 use crate::error::StoreError;
 use chrono::{DateTime, Utc};
 use offers_domain::always_on::{AlwaysOnCampaign, HeldOffer};
@@ -78,7 +79,7 @@ impl AlwaysOnStore for AlwaysOnMemoryStore {
     async fn held_offers(
         &self,
         user_id: &UserId,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
         _now: DateTime<Utc>,
     ) -> Result<Vec<HeldOffer>, StoreError> {
         let user_id = user_id.as_str();

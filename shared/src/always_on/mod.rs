@@ -46,7 +46,7 @@ use offers_domain::profile::ProfileContext;
 use offers_domain::selection::history::utc_day;
 use offers_domain::selection::Engine;
 use offers_domain::Transaction;
-use offers_domain::UserId;
+use offers_domain::{CampaignId, UserId};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -87,7 +87,7 @@ pub trait AlwaysOnStore: Send + Sync {
     fn held_offers(
         &self,
         user_id: &UserId,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<HeldOffer>, StoreError>> + Send;
 
@@ -103,17 +103,17 @@ pub trait AlwaysOnStore: Send + Sync {
 pub enum CampaignOutcome {
     /// A pending row written, or found written by an earlier delivery.
     Assigned {
-        campaign_id: String,
+        campaign_id: CampaignId,
         offer_id: String,
         written: bool,
     },
     Skipped {
-        campaign_id: String,
+        campaign_id: CampaignId,
         skip: Skip,
     },
     /// DynamoDB refused the row for good: logged, never retried.
     Refused {
-        campaign_id: String,
+        campaign_id: CampaignId,
         detail: String,
     },
 }
@@ -146,7 +146,7 @@ pub struct AlwaysOnChooser<A, T, C> {
     stats: T,
     catalog: CachedCatalog<C>,
     campaigns: Mutex<Option<(Instant, Arc<Vec<AlwaysOnCampaign>>)>>,
-    engines: Mutex<HashMap<String, CachedEngine>>,
+    engines: Mutex<HashMap<CampaignId, CachedEngine>>,
     counters: Counters,
     statistics_ttl: Duration,
     campaigns_ttl: Duration,

@@ -4,6 +4,7 @@
 //! the campaigns table would hold them.
 
 use crate::domain::campaign::{Budget, BudgetUse};
+use crate::domain::CampaignId;
 use crate::error::StoreError;
 use crate::ports::{
     ApplyOutcome, CampaignBudgetUse, CampaignBudgetsReader, CampaignStatsStore, StatsUnit,
@@ -26,11 +27,11 @@ struct State {
     /// Every transaction tried: how many units and counters it held.
     calls: Vec<(usize, usize)>,
     /// The campaigns' budgets and uses, by campaign id.
-    budgets: HashMap<String, (Budget, BudgetUse)>,
+    budgets: HashMap<CampaignId, (Budget, BudgetUse)>,
     /// Errors the next budget reads return, in order.
     budget_faults: VecDeque<StoreError>,
     /// The campaign ids of every budget read asked for.
-    budget_reads: Vec<Vec<String>>,
+    budget_reads: Vec<Vec<CampaignId>>,
 }
 
 impl MemoryStatsStore {
@@ -57,14 +58,14 @@ impl MemoryStatsStore {
     }
 
     /// The campaign's budget and use, as its item would hold them.
-    pub fn set_budget(&self, campaign_id: &str, budget: Budget, used: BudgetUse) {
+    pub fn set_budget(&self, campaign_id: &CampaignId, budget: Budget, used: BudgetUse) {
         self.state()
             .budgets
-            .insert(campaign_id.to_owned(), (budget, used));
+            .insert(campaign_id.clone(), (budget, used));
     }
 
     /// The campaign's definition deleted (its budget with it).
-    pub fn delete_budget(&self, campaign_id: &str) {
+    pub fn delete_budget(&self, campaign_id: &CampaignId) {
         self.state().budgets.remove(campaign_id);
     }
 
@@ -74,7 +75,7 @@ impl MemoryStatsStore {
     }
 
     /// The campaign ids each budget read asked for.
-    pub fn budget_reads(&self) -> Vec<Vec<String>> {
+    pub fn budget_reads(&self) -> Vec<Vec<CampaignId>> {
         self.state().budget_reads.clone()
     }
 }
@@ -82,7 +83,7 @@ impl MemoryStatsStore {
 impl CampaignBudgetsReader for MemoryStatsStore {
     async fn budgets_used(
         &self,
-        campaign_ids: &[String],
+        campaign_ids: &[CampaignId],
     ) -> Result<Vec<CampaignBudgetUse>, StoreError> {
         let mut state = self.state();
         state.budget_reads.push(campaign_ids.to_vec());
@@ -144,7 +145,7 @@ impl CampaignStatsStore for MemoryStatsStore {
 
     async fn campaign_counters(
         &self,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> Result<Vec<(CounterKey, Counts)>, StoreError> {
         Ok(self
             .state()

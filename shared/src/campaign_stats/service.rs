@@ -18,6 +18,7 @@ use offers_domain::campaign_stats::{
     aggregate, campaign_report, read_offer_image, record_deltas, CampaignReport, CounterKey,
     Deltas, StatsProblem, MAX_STATS_ID_BYTES,
 };
+use offers_domain::CampaignId;
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -149,7 +150,7 @@ pub struct StatsSummary {
 /// One limit of a campaign's budget and how much of it is used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BudgetPercent {
-    pub campaign_id: String,
+    pub campaign_id: CampaignId,
     pub limit: BudgetLimit,
     /// Rounded down (a limit of 0: 100).
     pub percent: u64,
@@ -255,7 +256,10 @@ impl<S: CampaignStatsStore> StatsService<S> {
     }
 
     /// A campaign's statistics; a campaign nobody counted has zero counts.
-    pub async fn campaign_report(&self, campaign_id: &str) -> Result<CampaignReport, StoreError> {
+    pub async fn campaign_report(
+        &self,
+        campaign_id: &CampaignId,
+    ) -> Result<CampaignReport, StoreError> {
         let counters = self.store.campaign_counters(campaign_id).await?;
         campaign_report(campaign_id, counters)
             .map_err(|problem| StoreError::Corrupt(format!("campaign counters: {problem}")))
@@ -372,7 +376,12 @@ impl<S: CampaignStatsStore + CampaignBudgetsReader> StatsService<S> {
     /// percent used per limit. A failure is logged and counted, never a
     /// failed record: the batch's counters are applied, exactly once, and a
     /// retry would read the budgets only to count nothing again.
-    async fn read_budgets(&self, campaigns: Vec<String>, run: &Run, summary: &mut StatsSummary) {
+    async fn read_budgets(
+        &self,
+        campaigns: Vec<CampaignId>,
+        run: &Run,
+        summary: &mut StatsSummary,
+    ) {
         if campaigns.is_empty() {
             return;
         }
@@ -413,7 +422,7 @@ impl<S: CampaignStatsStore + CampaignBudgetsReader> StatsService<S> {
 
 /// The campaigns of the changes counted now or before (a replay: the
 /// budget may have moved since), each once.
-fn changed_campaigns(records: &[StatsInput], report: &StatsBatchReport) -> Vec<String> {
+fn changed_campaigns(records: &[StatsInput], report: &StatsBatchReport) -> Vec<CampaignId> {
     let mut campaigns = BTreeSet::new();
     // One report per input, in its order (the runner's).
     for (input, record) in records.iter().zip(&report.records) {
@@ -431,8 +440,9 @@ fn changed_campaigns(records: &[StatsInput], report: &StatsBatchReport) -> Vec<S
             .get("campaignId")
             .and_then(|value| value.get("S"))
             .and_then(|value| value.as_str())
-            .filter(|id| !id.is_empty() && id.len() <= MAX_STATS_ID_BYTES);
-        campaigns.extend(campaign_id.map(str::to_owned));
+            .filter(|id| id.len() <= MAX_STATS_ID_BYTES)
+            .and_then(|id| CampaignId::try_from(id).ok());
+        campaigns.extend(campaign_id);
     }
     campaigns.into_iter().collect()
 }

@@ -6,6 +6,7 @@ use super::*;
 use crate::error::StoreError;
 use crate::stream::{IgnoredReason, Input};
 use offers_domain::campaign_stats::{Arm, CounterKey, StatsProblem};
+use offers_domain::CampaignId;
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
@@ -319,10 +320,16 @@ async fn many_counters_are_split_into_transactions_and_parts() {
 async fn the_report_of_an_unknown_campaign_is_zeros() {
     let service = service();
     service.apply_batch(batch(), None).await;
-    let report = service.campaign_report("nobody").await.expect("report");
+    let report = service
+        .campaign_report(&CampaignId::literal("nobody"))
+        .await
+        .expect("report");
     assert!(report.offers.is_empty());
     assert_eq!(report.totals.all.assigned, 0);
-    let c1 = service.campaign_report("c1").await.expect("report");
+    let c1 = service
+        .campaign_report(&CampaignId::literal("c1"))
+        .await
+        .expect("report");
     assert_eq!(c1.totals.all.assigned, 2);
 }
 
@@ -347,7 +354,7 @@ fn percents(report: &StatsBatchReport) -> Vec<(String, &'static str, u64)> {
         .iter()
         .map(|budget| {
             (
-                budget.campaign_id.clone(),
+                budget.campaign_id.to_string(),
                 budget.limit.metric_name(),
                 budget.percent,
             )
@@ -364,7 +371,7 @@ async fn a_batch_reports_each_budget_limit_of_the_campaigns_it_changed_in_percen
     let store = service.store();
     // Every kind: 19 of 20 offers, 2 of 3 redemptions, 45.2249 of 50.25.
     store.set_budget(
-        "budgeted",
+        &CampaignId::literal("budgeted"),
         Budget {
             offers: Some(20),
             redemptions: Some(3),
@@ -378,7 +385,7 @@ async fn a_batch_reports_each_budget_limit_of_the_campaigns_it_changed_in_percen
     );
     // Only a discount limit, used up exactly.
     store.set_budget(
-        "money",
+        &CampaignId::literal("money"),
         Budget {
             discount_value: Some(serde_json::Number::from(40)),
             ..Budget::default()
@@ -456,7 +463,7 @@ async fn a_batch_reports_each_budget_limit_of_the_campaigns_it_changed_in_percen
 
     // A replay of the same records (duplicates) still reports the budgets
     // as they stand now; a definition deleted since is left out.
-    store.delete_budget("money");
+    store.delete_budget(&CampaignId::literal("money"));
     let records = vec![
         change(
             "e2",
@@ -478,7 +485,7 @@ async fn budgets_not_read_never_fail_the_batch_and_are_counted() {
     let service = service();
     let store = service.store();
     store.set_budget(
-        "budgeted",
+        &CampaignId::literal("budgeted"),
         Budget {
             offers: Some(10),
             ..Budget::default()

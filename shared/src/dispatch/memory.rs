@@ -3,6 +3,7 @@
 //! (conditional writes, one outcome per record, the pending row deleted only
 //! as the stream saw it), with faults that can be scripted per key.
 
+use crate::domain::CampaignId;
 use crate::error::StoreError;
 use crate::ports::{
     BudgetedWrite, CampaignOffersBudgets, CatalogReader, DispatchStore, OffersBudgetUse,
@@ -59,11 +60,11 @@ pub struct MemoryState {
     pub write_delay: Duration,
     /// Campaigns' offers budgets: the limit (`None`: removed, or the
     /// campaign deleted) and the count used, as the campaign's item holds them.
-    pub offers_budgets: HashMap<String, (Option<u64>, u64)>,
+    pub offers_budgets: HashMap<CampaignId, (Option<u64>, u64)>,
     /// What the dispatcher reads of the budgets (cached by it, so possibly
     /// behind `offers_budgets`): the campaigns and limits as last listed.
     /// `None`: read `offers_budgets` itself.
-    pub listed_offers_budgets: Option<HashMap<String, Option<u64>>>,
+    pub listed_offers_budgets: Option<HashMap<CampaignId, Option<u64>>>,
     /// Reads of the campaigns' budgets fail (throttled).
     pub budgets_down: bool,
     /// Consistent reads of one campaign's budget, in order.
@@ -258,7 +259,7 @@ impl DispatchStore for MemoryStore {
         offer: &PersonalizedOffer,
         pending: &PendingRef,
         prior: PriorRejection,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> Result<BudgetedWrite, StoreError> {
         self.state().priors.push((pending.sort_key.clone(), prior));
         let existing = |state: &MemoryState| offer_existing(state, offer, pending);
@@ -353,10 +354,10 @@ impl OffersBudgets for MemoryStore {
 
     async fn offers_budget_now(
         &self,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> Result<Option<OffersBudgetUse>, StoreError> {
         let mut state = self.state();
-        state.budget_reads.push(campaign_id.to_owned());
+        state.budget_reads.push(campaign_id.to_string());
         if state.budgets_down {
             return Err(StoreError::Throttled("campaign not read".into()));
         }
@@ -429,7 +430,7 @@ impl<T: DispatchStore> DispatchStore for &T {
         offer: &PersonalizedOffer,
         pending: &PendingRef,
         prior: PriorRejection,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> Result<BudgetedWrite, StoreError> {
         (**self)
             .dispatch_budgeted_offer(offer, pending, prior, campaign_id)
@@ -444,7 +445,7 @@ impl<T: OffersBudgets> OffersBudgets for &T {
 
     async fn offers_budget_now(
         &self,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> Result<Option<OffersBudgetUse>, StoreError> {
         (**self).offers_budget_now(campaign_id).await
     }

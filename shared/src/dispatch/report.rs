@@ -4,7 +4,7 @@
 use super::plan::Planned;
 use crate::stream::runner::{self, Classified, OutcomeKind};
 use crate::stream::Input;
-use offers_domain::ReasonCode;
+use offers_domain::{CampaignId, ReasonCode};
 use uuid::Uuid;
 
 /// What the dispatcher did with one INSERT (beside failed and ignored: the
@@ -35,7 +35,7 @@ pub struct DispatchSummary {
     /// Distinct catalog ids this batch needed.
     pub catalog_ids: usize,
     /// The offers budgets this batch used, as they stand after it.
-    pub budgets: Vec<(String, crate::ports::OffersBudgetUse)>,
+    pub budgets: Vec<(CampaignId, crate::ports::OffersBudgetUse)>,
 }
 
 /// One batch's outcomes.

@@ -15,7 +15,7 @@ use crate::ports::{
 };
 use crate::stream::runner::{run_batch, Failure, RecordHandler, Run};
 use chrono::{DateTime, Utc};
-use offers_domain::{PersonalizedOffer, ReasonCode, Rejection};
+use offers_domain::{CampaignId, PersonalizedOffer, ReasonCode, Rejection};
 use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -62,7 +62,7 @@ struct DispatchRun<'a, S, C, B> {
     /// not be read (only rows with a campaign need them).
     offers_budgeted: Option<Arc<CampaignOffersBudgets>>,
     /// Campaigns whose offers budget an offer of this batch used.
-    budgets_used: Mutex<BTreeSet<String>>,
+    budgets_used: Mutex<BTreeSet<CampaignId>>,
 }
 
 impl<S: DispatchStore, C: CatalogReader> Dispatcher<S, C, NoBudgets> {
@@ -128,8 +128,8 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> Dispatcher<S, C, B> {
             .filter(|(_, assignment)| assignment.is_ok())
             .map(|(insert, _)| insert)
             .collect();
-        let campaigns: BTreeSet<&str> = inserts()
-            .filter_map(|(_, assignment)| assignment.as_ref().ok()?.campaign_id.as_deref())
+        let campaigns: BTreeSet<&CampaignId> = inserts()
+            .filter_map(|(_, assignment)| assignment.as_ref().ok()?.campaign_id.as_ref())
             .collect();
         // Boxed: nested in the batch's future, the catalog read (with its
         // per-id fallback and the SDK call) is deeper than the compiler's
@@ -249,7 +249,7 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> Dispatcher<S, C, B> {
     /// read failed is left out. Rows of campaigns left out fail (retried).
     async fn offers_budgets(
         &self,
-        campaigns: &BTreeSet<&str>,
+        campaigns: &BTreeSet<&CampaignId>,
         run: &Run,
     ) -> Option<Arc<CampaignOffersBudgets>> {
         if campaigns.is_empty() {
@@ -262,7 +262,7 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> Dispatcher<S, C, B> {
                 return None;
             }
         };
-        let unknown: Vec<&str> = campaigns
+        let unknown: Vec<&CampaignId> = campaigns
             .iter()
             .copied()
             .filter(|campaign_id| !listed.contains_key(*campaign_id))
@@ -280,7 +280,7 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> Dispatcher<S, C, B> {
         for (campaign_id, read) in unknown.into_iter().zip(read) {
             match read {
                 Ok(budget) => {
-                    budgets.insert(campaign_id.to_owned(), budget);
+                    budgets.insert(campaign_id.clone(), budget);
                 }
                 Err(error) => {
                     tracing::warn!(error = %error, campaign_id = %campaign_id, "offers budget not read: the campaign's rows fail");
@@ -294,9 +294,9 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> Dispatcher<S, C, B> {
     /// metric); one read per campaign, a failed one left out.
     async fn budgets_now(
         &self,
-        campaigns: BTreeSet<String>,
+        campaigns: BTreeSet<CampaignId>,
         run: &Run,
-    ) -> Vec<(String, OffersBudgetUse)> {
+    ) -> Vec<(CampaignId, OffersBudgetUse)> {
         let mut budgets = Vec::with_capacity(campaigns.len());
         for campaign_id in campaigns {
             if run.deadline_near() {
@@ -356,8 +356,8 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> DispatchRun<'_, S, C,
     fn budgeted_campaign<'o>(
         &self,
         offer: &'o PersonalizedOffer,
-    ) -> Result<Option<&'o str>, Failure> {
-        let Some(campaign_id) = offer.campaign_id.as_deref() else {
+    ) -> Result<Option<&'o CampaignId>, Failure> {
+        let Some(campaign_id) = offer.campaign_id.as_ref() else {
             return Ok(None);
         };
         match self
@@ -404,7 +404,7 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> DispatchRun<'_, S, C,
         insert: &InsertRecord,
         pending: &PendingRef,
         offer: &PersonalizedOffer,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
         prior: PriorRejection,
         run: &Run,
     ) -> Result<DispatchOutcome, Failure> {
@@ -424,7 +424,7 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> DispatchRun<'_, S, C,
                     if written == WriteOutcome::Written
                         || written == WriteOutcome::WrittenPendingRowKept
                     {
-                        lock(&self.budgets_used).insert(campaign_id.to_owned());
+                        lock(&self.budgets_used).insert(campaign_id.clone());
                     }
                     return Ok(dispatched(written, id));
                 }

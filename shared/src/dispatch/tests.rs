@@ -9,7 +9,7 @@ use crate::error::StoreError;
 use crate::ports::{PriorRejection, RejectedRow};
 use crate::stream::{IgnoredReason, Input};
 use chrono::Utc;
-use offers_domain::{CatalogEntry, ReasonCode};
+use offers_domain::{CampaignId, CatalogEntry, ReasonCode};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -544,7 +544,7 @@ mod offers_budgets {
         store
             .state()
             .offers_budgets
-            .insert("camp-b".into(), (limit, 0));
+            .insert(CampaignId::literal("camp-b"), (limit, 0));
     }
 
     fn used(store: &MemoryStore) -> u64 {
@@ -583,7 +583,7 @@ mod offers_budgets {
         assert_eq!(
             report.summary.budgets,
             vec![(
-                "camp-b".to_owned(),
+                CampaignId::literal("camp-b"),
                 crate::ports::OffersBudgetUse { limit: 2, used: 2 }
             )],
             "the budget as it stands, for the metric"
@@ -593,7 +593,7 @@ mod offers_budgets {
         store
             .state()
             .offers_budgets
-            .insert("camp-b".into(), (Some(10), 2));
+            .insert(CampaignId::literal("camp-b"), (Some(10), 2));
         for _ in 0..2 {
             let again = dispatcher.apply_batch(records.clone(), None).await;
             assert_eq!(kinds(&again), vec!["duplicate"; 3]);
@@ -621,7 +621,8 @@ mod offers_budgets {
     async fn a_limit_removed_since_the_list_was_read_is_no_budget() {
         let store = store();
         budgeted(&store, None);
-        store.state().listed_offers_budgets = Some([("camp-b".to_owned(), Some(5))].into());
+        store.state().listed_offers_budgets =
+            Some([(CampaignId::literal("camp-b"), Some(5))].into());
         let dispatcher = Dispatcher::with_budgets(&store, &store, &store, settings(1));
         let report = dispatcher.apply_batch(inserts(&store, 1), None).await;
         assert_eq!(kinds(&report), vec!["dispatched"]);

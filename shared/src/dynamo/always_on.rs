@@ -14,6 +14,7 @@ use crate::always_on::{AlwaysOnStore, PendingPut};
 use crate::domain::always_on::{AlwaysOnCampaign, HeldOffer};
 use crate::domain::campaign::{parse_definition, CampaignMode};
 use crate::domain::dates::parse_timestamp;
+use crate::domain::CampaignId;
 use crate::domain::OfferStatus;
 use crate::error::StoreError;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -114,7 +115,7 @@ impl AlwaysOnStore for AlwaysOnTables {
     async fn held_offers(
         &self,
         user_id: &UserId,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
         now: DateTime<Utc>,
     ) -> Result<Vec<HeldOffer>, StoreError> {
         let user_id = user_id.as_str();

@@ -21,6 +21,7 @@ use crate::domain::campaign_stats::{
     campaign_report, parse_amount, Arm, CampaignReport, CounterKey, Counts, Deltas, COUNT_NAMES,
     DISCOUNT_VALUE, ORDER_VALUE,
 };
+use crate::domain::CampaignId;
 use crate::error::StoreError;
 use crate::ports::{ApplyOutcome, CampaignStatsStore, StatsUnit};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
@@ -308,7 +309,7 @@ impl CampaignStatsStore for DynamoStore {
 
     async fn campaign_counters(
         &self,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> Result<Vec<(CounterKey, Counts)>, StoreError> {
         let items = query_campaign(&self.client, self.tables.campaign_stats()?, campaign_id)
             .await

@@ -25,6 +25,7 @@ use crate::domain::campaign::{
     parse_budget, Budget, BudgetUse, CampaignDefinition, CampaignMode, Snapshot, KEPT_VERSIONS,
 };
 use crate::domain::dates::{format_timestamp, parse_timestamp};
+use crate::domain::CampaignId;
 use crate::error::StoreError;
 use crate::ports::{
     CampaignBudgetUse, CampaignBudgetsReader, CampaignOffersBudgets, OffersBudgetUse,
@@ -168,7 +169,7 @@ impl CampaignsTable {
                     if current.mode == CampaignMode::Planned
                         && definition.mode != CampaignMode::Planned =>
                 {
-                    return Err(CampaignsError::Planned(id.clone()))
+                    return Err(CampaignsError::Planned(id.to_string()))
                 }
                 Some(current) => self.replace(definition, current, now).await?,
             };
@@ -179,7 +180,7 @@ impl CampaignsTable {
                 });
             }
         }
-        Err(CampaignsError::Contended(id.clone()))
+        Err(CampaignsError::Contended(id.to_string()))
     }
 
     /// A plan's first write: its definition with the snapshot it chooses
@@ -201,7 +202,9 @@ impl CampaignsTable {
         match self.get(&definition.campaign_id).await? {
             Some(stored) => Ok(PlanWrite::Existing(Box::new(stored))),
             // Deleted between the two calls: nothing to compare with.
-            None => Err(CampaignsError::Contended(definition.campaign_id.clone())),
+            None => Err(CampaignsError::Contended(
+                definition.campaign_id.to_string(),
+            )),
         }
     }
 
@@ -246,7 +249,7 @@ impl CampaignsTable {
         let mut item = definition_attributes(definition)?;
         item.insert(
             "campaignId".into(),
-            AttributeValue::S(definition.campaign_id.clone()),
+            AttributeValue::S(definition.campaign_id.to_string()),
         );
         item.insert("version".into(), AttributeValue::N("1".into()));
         item.insert("paused".into(), AttributeValue::Bool(false));
@@ -337,7 +340,7 @@ impl CampaignsTable {
             .table_name(self.name())
             .key(
                 "campaignId",
-                AttributeValue::S(definition.campaign_id.clone()),
+                AttributeValue::S(definition.campaign_id.to_string()),
             )
             .condition_expression("#version = :current")
             // Placeholders: some of these names are reserved words.
@@ -616,14 +619,26 @@ impl DynamoStore {
     async fn campaigns_with<T>(
         &self,
         of: impl Fn(&Item) -> Option<T>,
-    ) -> Result<HashMap<String, T>, StoreError> {
+    ) -> Result<HashMap<CampaignId, T>, StoreError> {
         let table = DynamoTable::new(self.client().clone(), self.tables().campaigns()?);
         let mut items = table.scan(&["campaignId", "definition", "usedOffers"]);
         let mut found = HashMap::new();
         while let Some(item) = items.next().await {
             let item = item.map_err(|err| err.error)?;
-            if let (Some(id), Some(value)) = (text(&item, "campaignId"), of(&item)) {
-                found.insert(id.to_owned(), value);
+            let Some(id) = text(&item, "campaignId") else {
+                continue;
+            };
+            // Only `campaign put` and `campaign plan` write here, through
+            // the id's type; an item written around them is not a campaign.
+            let Ok(id) = CampaignId::try_from(id) else {
+                tracing::warn!(
+                    event = "campaign_id_invalid",
+                    "a campaign item's id is not a campaign id: left out"
+                );
+                continue;
+            };
+            if let Some(value) = of(&item) {
+                found.insert(id, value);
             }
         }
         Ok(found)
@@ -650,7 +665,7 @@ impl OffersBudgets for DynamoStore {
 
     async fn offers_budget_now(
         &self,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> Result<Option<OffersBudgetUse>, StoreError> {
         Ok(self
             .campaign_budget_use(campaign_id)
@@ -666,11 +681,14 @@ impl OffersBudgets for DynamoStore {
 
 /// The activity's view of the campaigns: which have redemption limits.
 impl RedemptionBudgets for DynamoStore {
-    async fn budgeted(&self) -> Result<Arc<HashMap<String, RedemptionLimits>>, StoreError> {
+    async fn budgeted(&self) -> Result<Arc<HashMap<CampaignId, RedemptionLimits>>, StoreError> {
         Ok(Arc::new(self.campaigns_with(redemption_limits_of).await?))
     }
 
-    async fn current(&self, campaign_id: &str) -> Result<Option<RedemptionLimits>, StoreError> {
+    async fn current(
+        &self,
+        campaign_id: &CampaignId,
+    ) -> Result<Option<RedemptionLimits>, StoreError> {
         Ok(self
             .campaign_budget(campaign_id)
             .await?
@@ -686,14 +704,16 @@ impl CampaignBudgetsReader for DynamoStore {
     /// number of rounds, then the read fails as throttled.
     async fn budgets_used(
         &self,
-        campaign_ids: &[String],
+        campaign_ids: &[CampaignId],
     ) -> Result<Vec<CampaignBudgetUse>, StoreError> {
         let table = self.tables().campaigns()?;
         let mut budgets = Vec::new();
         for chunk in campaign_ids.chunks(BATCH_GET_LIMIT) {
             let keys = chunk
                 .iter()
-                .map(|id| HashMap::from([("campaignId".to_owned(), AttributeValue::S(id.clone()))]))
+                .map(|id| {
+                    HashMap::from([("campaignId".to_owned(), AttributeValue::S(id.to_string()))])
+                })
                 .collect();
             let request = KeysAndAttributes::builder()
                 .set_keys(Some(keys))
@@ -717,7 +737,7 @@ impl CampaignBudgetsReader for DynamoStore {
 /// The budget and use an item holds, if its definition has a budget.
 fn budget_in(item: &Item) -> Option<CampaignBudgetUse> {
     Some(CampaignBudgetUse {
-        campaign_id: text(item, "campaignId")?.to_owned(),
+        campaign_id: CampaignId::try_from(text(item, "campaignId")?).ok()?,
         budget: budget_of(item)?,
         used: used_of(item),
     })

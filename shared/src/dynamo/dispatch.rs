@@ -5,6 +5,7 @@ use super::transactions::{cancellation_error, cancelled, CONDITIONAL_CHECK_FAILE
 use super::{classify, offer_to_item, DynamoStore};
 use crate::domain::dates::format_timestamp;
 use crate::domain::limits::{quote, MAX_ITEM_BYTES, MAX_ROW_ATTRIBUTES};
+use crate::domain::CampaignId;
 use crate::domain::PersonalizedOffer;
 use crate::error::StoreError;
 use crate::ports::{
@@ -106,7 +107,7 @@ impl DispatchStore for DynamoStore {
         offer: &PersonalizedOffer,
         pending: &PendingRef,
         prior: PriorRejection,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> Result<BudgetedWrite, StoreError> {
         let written = self
             .budgeted_offer_write(offer, pending, prior, campaign_id)

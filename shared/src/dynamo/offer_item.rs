@@ -12,6 +12,7 @@ use crate::domain::assignment::MAX_ABS_RANK;
 use crate::domain::challenge::REWARD_GRANTED_AT;
 use crate::domain::dates::format_timestamp;
 use crate::domain::redemption::{redemption_limit, MAX_REDEMPTION_RECORDS};
+use crate::domain::CampaignId;
 use crate::domain::{AuditEntry, OfferEvent, PersonalizedOffer, Redemption};
 use crate::error::StoreError;
 use crate::ports::{GoalMet, ListPosition};
@@ -318,7 +319,7 @@ pub fn redemption_parts<U: UpdateParts>(
     known: Option<&PersonalizedOffer>,
     redemption: &Redemption,
     record: AttributeValue,
-    kept_out: &[String],
+    kept_out: &[CampaignId],
 ) -> U {
     let mut condition = live();
     let first = known.is_none_or(|offer| offer.redemptions.is_empty());

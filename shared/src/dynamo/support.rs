@@ -8,6 +8,7 @@ use super::offers::IndexQuery;
 use super::transactions::{cancelled, condition_failed};
 use super::{cancellation_error, classify, DynamoStore};
 use crate::domain::campaign::{Budget, BudgetUse};
+use crate::domain::CampaignId;
 use crate::domain::{AuditEntry, PersonalizedOffer, UserId};
 use crate::error::StoreError;
 use crate::ports::{
@@ -56,7 +57,7 @@ impl SupportStore for DynamoStore {
     async fn create_budgeted_offer(
         &self,
         offer: &PersonalizedOffer,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> Result<CreateOutcome, StoreError> {
         let put = new_offer_put(self.tables.loyalty_offers()?, offer_to_item(offer)?)?;
         let budget = self.offers_budget_use(campaign_id)?;
@@ -85,12 +86,12 @@ impl SupportStore for DynamoStore {
 
     async fn campaign_budget(
         &self,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> Result<Option<(Budget, BudgetUse)>, StoreError> {
         self.campaign_budget_use(campaign_id).await
     }
 
-    async fn offers_limit(&self, campaign_id: &str) -> Result<Option<u64>, StoreError> {
+    async fn offers_limit(&self, campaign_id: &CampaignId) -> Result<Option<u64>, StoreError> {
         Ok(self
             .campaign_budget(campaign_id)
             .await?

@@ -2,6 +2,7 @@
 
 use super::{MetricSet, Tag};
 use crate::dispatch::{DispatchKind, DispatchOutcome, DispatchReport, Outcome};
+use crate::domain::CampaignId;
 use crate::stream::runner::OutcomeKind;
 use chrono::{DateTime, Utc};
 
@@ -55,7 +56,7 @@ pub fn dispatch_metrics(report: &DispatchReport, now: DateTime<Utc>) -> MetricSe
         .map(|created| u64::try_from((now - created).num_milliseconds()).unwrap_or(0))
         .collect();
     set.milliseconds("DispatchLag", LAG, lags, vec![]);
-    let budgets: Vec<(String, u64)> = report
+    let budgets: Vec<(CampaignId, u64)> = report
         .summary
         .budgets
         .iter()

@@ -28,6 +28,7 @@ pub use dispatch::dispatch_metrics;
 pub use stats::stats_metrics;
 
 use crate::config::Env;
+use crate::domain::CampaignId;
 use crate::error::ConfigError;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -198,14 +199,14 @@ pub const BUDGET_USED_METRIC: &str = "BudgetUsedPercent";
 pub const BUDGET_USED_DATADOG: &str = "budget.used_percent";
 
 /// Adds the use of each budget in `budgets` (campaign id, percent).
-pub fn budget_use(set: &mut MetricSet, budget: &'static str, budgets: &[(String, u64)]) {
+pub fn budget_use(set: &mut MetricSet, budget: &'static str, budgets: &[(CampaignId, u64)]) {
     for (campaign_id, percent) in budgets {
         set.percents(
             BUDGET_USED_METRIC,
             BUDGET_USED_DATADOG,
             vec![*percent],
             vec![
-                Tag::new("campaign_id", campaign_id.clone()),
+                Tag::new("campaign_id", campaign_id.to_string()),
                 Tag::new("budget", budget),
             ],
         );

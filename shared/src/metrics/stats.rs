@@ -3,6 +3,7 @@
 use super::{MetricSet, Tag};
 use crate::campaign_stats::{StatsBatchReport, StatsKind};
 use crate::domain::campaign::BudgetLimit;
+use crate::domain::CampaignId;
 use chrono::{DateTime, Utc};
 
 /// The Datadog name of the per-batch record counts (tag `outcome`).
@@ -85,7 +86,7 @@ pub fn stats_metrics(report: &StatsBatchReport, now: DateTime<Utc>) -> MetricSet
         BudgetLimit::Redemptions,
         BudgetLimit::DiscountValue,
     ] {
-        let budgets: Vec<(String, u64)> = report
+        let budgets: Vec<(CampaignId, u64)> = report
             .summary
             .budgets
             .iter()

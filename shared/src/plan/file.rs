@@ -3,9 +3,11 @@
 //! `resolve_catalog`, `build_offer`) before anything is chosen or written.
 
 pub use crate::domain::campaign::PoolOffer;
-use crate::domain::limits::{key_problem, quote, MAX_ID_BYTES, MAX_SORT_KEY_BYTES};
+use crate::domain::limits::{quote, MAX_SORT_KEY_BYTES};
 use crate::domain::selection::{EngineConfig, Prior, Reward, MAX_POOL};
-use crate::domain::{build_offer, parse_pending_row, resolve_catalog, CatalogEntry};
+use crate::domain::{
+    build_offer, parse_pending_row, resolve_catalog, CampaignId, CatalogEntry, InvalidId,
+};
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -60,7 +62,7 @@ struct PriorFile {
 /// A plan that passed its own checks (not yet the catalog's).
 #[derive(Debug, Clone)]
 pub struct Plan {
-    pub campaign_id: String,
+    pub campaign_id: CampaignId,
     pub pool: Vec<PoolOffer>,
     pub start_date: String,
     pub expiry_date: String,
@@ -80,9 +82,9 @@ impl Plan {
         let document: Map<String, Value> = serde_json::from_str(text)
             .map_err(|err| vec![format!("the plan is not valid: {err}")])?;
         let mut problems = Vec::new();
-        if let Some(problem) = key_problem("campaignId", &file.campaign_id, MAX_ID_BYTES) {
-            problems.push(problem);
-        }
+        let campaign_id = CampaignId::try_from(file.campaign_id.as_str())
+            .map_err(|InvalidId(problem)| problems.push(problem))
+            .ok();
         if file.pool.is_empty() {
             problems.push("pool is empty".to_owned());
         }
@@ -152,11 +154,11 @@ impl Plan {
                 problems.push(err.to_string());
             }
         }
-        if !problems.is_empty() {
+        let Some(campaign_id) = campaign_id.filter(|_| problems.is_empty()) else {
             return Err(problems);
-        }
+        };
         Ok(Plan {
-            campaign_id: file.campaign_id,
+            campaign_id,
             pool: file
                 .pool
                 .into_iter()

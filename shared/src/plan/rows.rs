@@ -6,6 +6,7 @@ use super::audience::AudienceUser;
 use super::Plan;
 use crate::domain::assignment_ids::for_planned_rank;
 use crate::domain::selection::{Engine, Pick, SelectionRecord, HOLDOUT_POLICY, POLICY};
+use crate::domain::CampaignId;
 use crate::dynamo::batch_write::LineItem;
 use crate::dynamo::Item;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -18,7 +19,7 @@ pub struct PlanRows {
     json_tails: Vec<String>,
     items: Vec<Item>,
     /// Each row's assignmentId is of (campaign, user, rank) (section 2).
-    campaign_id: String,
+    campaign_id: CampaignId,
 }
 
 impl PlanRows {

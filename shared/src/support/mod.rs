@@ -11,6 +11,7 @@ mod tests;
 use crate::assign::load_catalog;
 use crate::domain::assignment::MAX_REASON_CHARS;
 use crate::domain::campaign::{Budget, BudgetUse};
+use crate::domain::CampaignId;
 use crate::domain::{
     IdempotencyStamp, PersonalizedOffer, ReasonCode, Rejection, SupportRequest, UserId,
 };
@@ -235,7 +236,7 @@ impl<S: SupportStore, C: CatalogReader> SupportService<S, C> {
     /// each has used; `None` for a campaign without one.
     pub async fn campaign_budget(
         &self,
-        campaign_id: &str,
+        campaign_id: &CampaignId,
     ) -> Result<Option<(Budget, BudgetUse)>, StoreError> {
         self.store.campaign_budget(campaign_id).await
     }
