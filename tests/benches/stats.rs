@@ -19,9 +19,8 @@ use futures::stream::{self, StreamExt};
 use offers_integration_tests::*;
 use offers_local::conventions::LOCAL_TABLE_PREFIX;
 use offers_local::{DynamoDbLocal, StartOptions};
-use offers_shared::domain::campaign_stats::{
-    aggregate, read_offer_image, record_deltas, CounterKey, Counts, Deltas,
-};
+use offers_shared::campaign_stats::read_offer_image;
+use offers_shared::domain::campaign_stats::{aggregate, record_deltas, CounterKey, Counts, Deltas};
 use offers_shared::dynamo::counter_update;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;

@@ -14,12 +14,14 @@
 //! it changed are read once ([`crate::ports::CampaignBudgetsReader`]) for
 //! the `BudgetUsedPercent` metric of every kind of limit.
 
+mod image;
 mod input;
 pub mod memory;
 mod service;
 #[cfg(test)]
 mod tests;
 
+pub use image::read_offer_image;
 pub use input::{read_record, ChangeRecord, StatsBatch, StatsInput};
 pub use service::{
     BudgetPercent, PartlyRead, StatsBatchReport, StatsKind, StatsOutcome, StatsService,

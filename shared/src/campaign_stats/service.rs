@@ -5,6 +5,7 @@
 //! hook, [`BatchHandler`]). After the batch, the budgets of the campaigns
 //! whose offers it changed are read once, for the budget alarm's metric.
 
+use super::image::{image_campaign_id, read_offer_image};
 use super::input::{ChangeRecord, StatsInput};
 use crate::error::StoreError;
 use crate::ports::{ApplyOutcome, CampaignBudgetsReader, CampaignStatsStore, StatsUnit};
@@ -15,8 +16,8 @@ use crate::stream::Input;
 use chrono::Utc;
 use offers_domain::campaign::BudgetLimit;
 use offers_domain::campaign_stats::{
-    aggregate, campaign_report, read_offer_image, record_deltas, CampaignReport, CounterKey,
-    Deltas, StatsProblem, MAX_STATS_ID_BYTES,
+    aggregate, campaign_report, record_deltas, CampaignReport, CounterKey, Deltas, StatsProblem,
+    MAX_STATS_ID_BYTES,
 };
 use offers_domain::CampaignId;
 use std::collections::{BTreeSet, HashSet, VecDeque};
@@ -435,11 +436,7 @@ fn changed_campaigns(records: &[StatsInput], report: &StatsBatchReport) -> Vec<C
         ) {
             continue;
         }
-        let campaign_id = change
-            .new_image
-            .get("campaignId")
-            .and_then(|value| value.get("S"))
-            .and_then(|value| value.as_str())
+        let campaign_id = image_campaign_id(&change.new_image)
             .filter(|id| id.len() <= MAX_STATS_ID_BYTES)
             .and_then(|id| CampaignId::try_from(id).ok());
         campaigns.extend(campaign_id);
