@@ -2,13 +2,13 @@
 //! rows) and the support tool (agents' requests) share, so that both validate
 //! and merge exactly alike.
 
+use crate::domain::PersonalizedOfferId;
 use crate::domain::Rejection;
 use crate::domain::{build_offer, resolve_catalog, Assignment, CatalogEntry, PersonalizedOffer};
 use crate::error::StoreError;
 use crate::ports::CatalogReader;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::{HashMap, HashSet};
-use uuid::Uuid;
 
 /// The catalog entries a set of assignments needs.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -25,7 +25,7 @@ impl CatalogSlice {
     pub fn offer_for(
         &self,
         assignment: &Assignment,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
         now: DateTime<Utc>,
         retention: Duration,
     ) -> Result<PersonalizedOffer, Rejection> {

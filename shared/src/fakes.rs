@@ -2,6 +2,7 @@
 //! (The dispatcher's own store fake is `dispatch::memory`.)
 
 use crate::domain::CampaignId;
+use crate::domain::PersonalizedOfferId;
 use crate::error::StoreError;
 use crate::ports::{
     CatalogReader, CreateOutcome, LearningCounters, ListPosition, OfferPage, OfferReader,
@@ -15,7 +16,6 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
-use uuid::Uuid;
 
 /// A catalog of fixed items, given as the JSON the CMS writes.
 #[derive(Debug, Clone, Default)]
@@ -142,7 +142,7 @@ impl MemoryOffers {
         }
     }
 
-    fn find(&self, user_id: &str, id: Uuid) -> Option<PersonalizedOffer> {
+    fn find(&self, user_id: &str, id: PersonalizedOfferId) -> Option<PersonalizedOffer> {
         locked(&self.offers)
             .iter()
             .find(|offer| offer.user_id == user_id && offer.personalized_offer_id == id)
@@ -193,7 +193,7 @@ impl OfferReader for MemoryOffers {
     async fn get_offer(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
     ) -> Result<Option<PersonalizedOffer>, StoreError> {
         self.record(format!("get {user_id} {personalized_offer_id}"));
         let found = self.find(user_id.as_str(), personalized_offer_id);
@@ -255,7 +255,7 @@ impl SupportStore for MemoryOffers {
     async fn find_offer(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
     ) -> Result<Option<PersonalizedOffer>, StoreError> {
         let found = self.find(user_id.as_str(), personalized_offer_id);
         self.answer(found).await
@@ -264,7 +264,7 @@ impl SupportStore for MemoryOffers {
     async fn revoke_offer(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
         revocation: &Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
         let outcome = {
@@ -307,7 +307,7 @@ impl SupportStore for MemoryOffers {
 /// `camp-1`) for `user_id`, valid from a day before `now` to a day after.
 pub fn active_offer(user_id: &str, now: DateTime<Utc>) -> PersonalizedOffer {
     PersonalizedOffer {
-        personalized_offer_id: Uuid::new_v4(),
+        personalized_offer_id: PersonalizedOfferId::random(),
         user_id: user_id.into(),
         offer_id: "co-1".into(),
         template_id: "tpl-1".into(),

@@ -5,6 +5,7 @@
 
 use crate::domain::campaign::{Budget, BudgetUse};
 use crate::domain::webhook::WebhookReceipt;
+use crate::domain::PersonalizedOfferId;
 use crate::domain::{
     BudgetTaken, CampaignId, CatalogEntry, OfferEvent, OrderId, PersonalizedOffer, ReasonCode,
     Redemption, UserId,
@@ -33,7 +34,7 @@ pub struct PendingRef {
 impl PendingRef {
     /// The id of the offer this row makes (see [`offer_id_of`]), and of its
     /// rejection: an assignment has at most one of each.
-    pub fn offer_id(&self) -> Uuid {
+    pub fn offer_id(&self) -> PersonalizedOfferId {
         offer_id_of(&self.user_id, self.assignment_id.as_deref(), self.record_id)
     }
 
@@ -41,7 +42,7 @@ impl PendingRef {
     pub fn rejection_key(&self) -> RejectionKey<'_> {
         RejectionKey {
             user_id: &self.user_id,
-            rejection_id: self.offer_id(),
+            rejection_id: *self.offer_id().as_uuid(),
             record_id: self.record_id,
         }
     }
@@ -62,10 +63,14 @@ pub struct RejectionKey<'a> {
 /// user and the row's `assignmentId` when it has one (one offer per
 /// assignment, whichever rows and records carry it), else from the stream
 /// record (one offer per INSERT).
-pub fn offer_id_of(user_id: &str, assignment_id: Option<&str>, record_id: Uuid) -> Uuid {
+pub fn offer_id_of(
+    user_id: &str,
+    assignment_id: Option<&str>,
+    record_id: Uuid,
+) -> PersonalizedOfferId {
     match assignment_id {
         Some(assignment_id) => crate::domain::assignment_offer_id(user_id, assignment_id),
-        None => record_id,
+        None => PersonalizedOfferId::from_uuid(record_id),
     }
 }
 
@@ -259,7 +264,7 @@ pub trait CatalogReader: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListPosition {
     pub index_key: String,
-    pub personalized_offer_id: Uuid,
+    pub personalized_offer_id: PersonalizedOfferId,
 }
 
 /// One page of a user's list of offers.
@@ -288,7 +293,7 @@ pub trait OfferReader: Send + Sync {
     fn get_offer(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
     ) -> impl Future<Output = Result<Option<PersonalizedOffer>, StoreError>> + Send;
 
     /// The user's offers that are neither expired nor revoked at `page.now`,
@@ -365,7 +370,7 @@ pub trait SupportStore: Send + Sync {
     fn find_offer(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
     ) -> impl Future<Output = Result<Option<PersonalizedOffer>, StoreError>> + Send;
 
     /// Marks the user's offer revoked and adds the revocation to its audit
@@ -374,7 +379,7 @@ pub trait SupportStore: Send + Sync {
     fn revoke_offer(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
         revocation: &Revocation,
     ) -> impl Future<Output = Result<RevokeOutcome, StoreError>> + Send;
 
@@ -559,7 +564,7 @@ pub trait ActivityStore: OfferReader {
     fn redeem(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
         known: Option<&PersonalizedOffer>,
         redemption: &Redemption,
         budget: RedeemBudget<'_>,
@@ -570,7 +575,7 @@ pub trait ActivityStore: OfferReader {
     fn void_redemption(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
         order_id: &OrderId,
         at: DateTime<Utc>,
         budget: VoidBudget<'_>,
@@ -595,7 +600,7 @@ pub trait ActivityStore: OfferReader {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GoalMet {
     pub user_id: String,
-    pub personalized_offer_id: Uuid,
+    pub personalized_offer_id: PersonalizedOfferId,
     pub goal: String,
     pub transaction_id: String,
     /// The transaction's key in the challenge's counted transactions.

@@ -127,7 +127,7 @@ async fn bed_with_challenges(local: &DynamoDbLocal, rounds: &[&[String]]) -> Tes
         .flat_map(|users| users.iter())
         .map(|user| {
             let mut offer = model.clone();
-            offer.personalized_offer_id = uuid::Uuid::new_v4();
+            offer.personalized_offer_id = offers_shared::domain::PersonalizedOfferId::random();
             offer.user_id = user.clone();
             offer
         })

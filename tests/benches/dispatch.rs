@@ -703,7 +703,7 @@ async fn bare_transactions(
             .for_each_concurrent(concurrency, |(row, id)| async move {
                 let text = |name: &str| row[name].as_str().unwrap_or_default().to_owned();
                 let mut offer = model.clone();
-                offer.personalized_offer_id = *id;
+                offer.personalized_offer_id = (*id).into();
                 offer.user_id = text("userId");
                 offer.sort_key = Some(text("sortKey"));
                 let put = Put::builder()
@@ -717,7 +717,7 @@ async fn bare_transactions(
                     user_id: text("userId"),
                     sort_key: text("sortKey"),
                     row: RowCopy::Image(serde_dynamo::to_item(row).expect("row image")),
-                    record_id: offer.personalized_offer_id,
+                    record_id: *id,
                     assignment_id: None,
                 };
                 let delete = match floor {

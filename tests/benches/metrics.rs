@@ -41,7 +41,7 @@ fn batch() -> DispatchReport {
         .map(|i| {
             let outcome = match i % 10 {
                 0..=5 => Outcome::Done(DispatchOutcome::Dispatched {
-                    personalized_offer_id: uuid::Uuid::new_v4(),
+                    personalized_offer_id: offers_shared::domain::PersonalizedOfferId::random(),
                     pending_row_kept: false,
                 }),
                 6..=8 => Outcome::Done(DispatchOutcome::Rejected {

@@ -56,7 +56,7 @@ async fn put_copy(
     edit: impl FnOnce(&mut PersonalizedOffer),
 ) -> String {
     let mut offer = model.clone();
-    offer.personalized_offer_id = Uuid::new_v4();
+    offer.personalized_offer_id = offers_shared::domain::PersonalizedOfferId::random();
     edit(&mut offer);
     bed.client
         .put_item()
@@ -124,7 +124,7 @@ async fn a_redemption_within_the_rules_is_201_and_the_offer_shows_it_everywhere(
     assert_eq!(answer.status, 201, "{:?}", answer.body);
     assert_eq!(answer.content_type.as_deref(), Some("application/json"));
     let redemption = &answer.body["redemption"];
-    let offer_id = Uuid::parse_str(&id).expect("uuid");
+    let offer_id = id.parse().expect("uuid");
     assert_eq!(
         redemption["redemptionId"],
         redemption_id(offer_id, "order-1").to_string()

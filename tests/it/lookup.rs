@@ -81,7 +81,7 @@ async fn put_copy(
     edit: impl FnOnce(&mut PersonalizedOffer),
 ) -> String {
     let mut offer = model.clone();
-    offer.personalized_offer_id = uuid::Uuid::new_v4();
+    offer.personalized_offer_id = offers_shared::domain::PersonalizedOfferId::random();
     edit(&mut offer);
     bed.client
         .put_item()

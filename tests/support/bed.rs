@@ -164,7 +164,7 @@ impl TestBed {
     ) -> String {
         let item = self.raw_offer(user_id, id).await;
         let mut offer = offers_shared::dynamo::offer_from_item(item).expect("offer");
-        offer.personalized_offer_id = uuid::Uuid::new_v4();
+        offer.personalized_offer_id = offers_shared::domain::PersonalizedOfferId::random();
         edit(&mut offer);
         self.client
             .put_item()

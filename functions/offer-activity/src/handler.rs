@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use offers_http::{
-    caller_id, decode_segment, log_request, offer_views, parse_uuid, path_segments, raw_path,
+    caller_id, decode_segment, log_request, offer_views, parse_offer_id, path_segments, raw_path,
     respond, within_deadline, ApiError, OfferView, RedemptionView,
 };
 use offers_shared::activity::{ActivityError, ActivityService, Redeemed};
@@ -115,7 +115,7 @@ async fn answer<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets>(
     let now = Utc::now();
     match route {
         Route::Redeem { id } => {
-            let id = parse_uuid(id, "personalizedOfferId")?;
+            let id = parse_offer_id(id)?;
             // 413 and 400 for what is not a JSON object first; the amounts
             // are then read from the body's own text (exact decimals).
             json_body(request)?;
@@ -134,7 +134,7 @@ async fn answer<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets>(
                 .map(|answer| (status, answer))
         }
         Route::Void { id, order } => {
-            let id = parse_uuid(id, "personalizedOfferId")?;
+            let id = parse_offer_id(id)?;
             let order = decode_segment(order)
                 .ok_or_else(|| BodyProblem::new("orderId is not UTF-8 text"))
                 .and_then(|order| {
@@ -150,7 +150,7 @@ async fn answer<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets>(
                 .map(|answer| (StatusCode::OK, answer))
         }
         Route::Event { id } => {
-            let id = parse_uuid(id, "personalizedOfferId")?;
+            let id = parse_offer_id(id)?;
             let body = json_body(request)?;
             let event = parse_offer_event(&body).map_err(invalid_body)?;
             activity

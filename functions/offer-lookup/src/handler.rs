@@ -14,7 +14,7 @@ use chrono::Utc;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use offers_http::{
-    caller_id, decode_cursor, encode_cursor, int_param, log_request, offer_views, parse_uuid,
+    caller_id, decode_cursor, encode_cursor, int_param, log_request, offer_views, parse_offer_id,
     path_segments, query_param, raw_path, respond, within_deadline, ApiError, OfferView,
 };
 use offers_shared::lookup::{
@@ -56,7 +56,7 @@ pub fn lookup_request(request: &Request) -> Result<LookupRequest, ApiError> {
     Ok(match route {
         Route::Get(id) => LookupRequest::Offer {
             user_id,
-            personalized_offer_id: parse_uuid(id, "personalizedOfferId")?,
+            personalized_offer_id: parse_offer_id(id)?,
         },
         Route::List => LookupRequest::Page {
             user_id,
@@ -152,7 +152,7 @@ mod tests {
     /// The owner's offer with id `id` (any other text: a new id).
     fn offer(user_id: &str, id: &str) -> PersonalizedOffer {
         let mut offer = active_offer(user_id, Utc::now());
-        if let Ok(id) = Uuid::parse_str(id) {
+        if let Ok(id) = id.parse() {
             offer.personalized_offer_id = id;
         }
         offer

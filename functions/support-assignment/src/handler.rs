@@ -24,13 +24,14 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use offers_http::{
     caller, decode_cursor, decode_segment, encode_cursor, error_response, int_param, json_response,
-    log_request, offer_views, parse_uuid, path_segments, query_param, raw_path, within_deadline,
-    ApiError, OfferView, RedemptionView,
+    log_request, offer_views, parse_offer_id, path_segments, query_param, raw_path,
+    within_deadline, ApiError, OfferView, RedemptionView,
 };
 use offers_shared::domain::campaign_stats::MAX_STATS_ID_BYTES;
 use offers_shared::domain::dates::rfc3339;
 use offers_shared::domain::{
-    AuditEntry, CampaignId, OfferSource, PersonalizedOffer, SupportRequest, UserId,
+    AuditEntry, CampaignId, OfferSource, PersonalizedOffer, PersonalizedOfferId, SupportRequest,
+    UserId,
 };
 use offers_shared::ports::ProfileStore;
 use offers_shared::ports::{
@@ -174,7 +175,7 @@ async fn answer<S: SupportStore, C: CatalogReader, T: CampaignStatsStore, P: Pro
         Route::Assign { user } => assign(support, request, user_id(user)?, agent).await,
         Route::List { user } => list(support, request, &user_id(user)?).await,
         Route::Revoke { user, id } => {
-            let id = parse_uuid(id, "personalizedOfferId")?;
+            let id = parse_offer_id(id)?;
             revoke(support, request, &user_id(user)?, id, &agent).await
         }
     }
@@ -340,7 +341,7 @@ async fn revoke<S: SupportStore, C: CatalogReader>(
     support: &SupportService<S, C>,
     request: &Request,
     user_id: &UserId,
-    id: uuid::Uuid,
+    id: PersonalizedOfferId,
     agent: &str,
 ) -> Result<Response<Body>, ApiError> {
     let reason = revocation_reason(request)?;

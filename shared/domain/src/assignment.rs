@@ -4,7 +4,7 @@
 use crate::canonical::canonical_json;
 use crate::challenge::{parse_challenge, Challenge, ChallengeFields};
 use crate::dates::parse_timestamp;
-use crate::ids::{CampaignId, InvalidId, UserId};
+use crate::ids::{CampaignId, InvalidId, PersonalizedOfferId, UserId};
 use crate::limits::{
     item_problem, key_problem, quote, MAX_ID_BYTES, MAX_PARTITION_KEY_BYTES, MAX_ROW_ATTRIBUTES,
     MAX_SORT_KEY_BYTES,
@@ -111,10 +111,10 @@ pub fn read_assignment_id(row: &Map<String, Value>) -> Result<Option<&str>, Reje
 /// put's `attribute_not_exists` condition lets only one of them make it.
 /// Offers already stored carry ids made this way: the derivation must never
 /// change.
-pub fn assignment_offer_id(user_id: &str, assignment_id: &str) -> Uuid {
+pub fn assignment_offer_id(user_id: &str, assignment_id: &str) -> PersonalizedOfferId {
     // The user id's length first: no two (user, assignment) pairs share a name.
     let name = format!("{}:{user_id}{assignment_id}", user_id.len());
-    Uuid::new_v5(&ASSIGNMENT_NAMESPACE, name.as_bytes())
+    PersonalizedOfferId::from_uuid(Uuid::new_v5(&ASSIGNMENT_NAMESPACE, name.as_bytes()))
 }
 
 /// The fields a support tool request body may carry: the contract's, plus

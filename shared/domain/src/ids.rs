@@ -8,6 +8,7 @@ use crate::redemption::MAX_ORDER_ID_CHARS;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
+use uuid::Uuid;
 
 /// Why a text is not an id: what a reason message or a 400 quotes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -209,6 +210,64 @@ pub fn order_id_problem(text: &str) -> Option<String> {
     })
 }
 
+/// A personalized offer: the sort key of the offers table, a UUID (derived
+/// from its assignment, or new). Its own type so that it is never mixed up
+/// with the other UUIDs around it (stream records, redemptions, rejections).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PersonalizedOfferId(Uuid);
+
+impl PersonalizedOfferId {
+    pub const fn from_uuid(id: Uuid) -> Self {
+        Self(id)
+    }
+
+    /// A new random id (support's and tests' offers; the dispatcher's are
+    /// derived from their assignment).
+    pub fn random() -> Self {
+        Self(Uuid::new_v4())
+    }
+
+    pub const fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+}
+
+impl From<Uuid> for PersonalizedOfferId {
+    fn from(id: Uuid) -> Self {
+        Self(id)
+    }
+}
+
+impl FromStr for PersonalizedOfferId {
+    type Err = InvalidId;
+
+    /// A path segment or a field: any UUID form `uuid` reads.
+    fn from_str(text: &str) -> Result<Self, InvalidId> {
+        Uuid::parse_str(text)
+            .map(Self)
+            .map_err(|_| InvalidId("personalizedOfferId must be a UUID".into()))
+    }
+}
+
+impl fmt::Debug for PersonalizedOfferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for PersonalizedOfferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl PartialEq<Uuid> for PersonalizedOfferId {
+    fn eq(&self, other: &Uuid) -> bool {
+        self.0 == *other
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +301,25 @@ mod tests {
         );
         let campaign: CampaignId = "spring".parse().expect("valid");
         assert_eq!(campaign, *"spring");
+    }
+
+    #[test]
+    fn a_personalized_offer_id_is_a_uuid_kept_apart() {
+        let id: PersonalizedOfferId = "6f1c3c1e-1c1a-4f3e-9d51-0c6a0e3e8f10"
+            .parse()
+            .expect("a UUID");
+        assert_eq!(id.to_string(), "6f1c3c1e-1c1a-4f3e-9d51-0c6a0e3e8f10");
+        assert_eq!(
+            serde_json::to_string(&id).ok().as_deref(),
+            Some("\"6f1c3c1e-1c1a-4f3e-9d51-0c6a0e3e8f10\"")
+        );
+        assert_eq!(id, *id.as_uuid());
+        for bad in ["", "not-a-uuid", "6f1c3c1e"] {
+            assert_eq!(
+                bad.parse::<PersonalizedOfferId>(),
+                Err(InvalidId("personalizedOfferId must be a UUID".into()))
+            );
+        }
     }
 
     #[test]

@@ -36,7 +36,7 @@ pub use assignment::{
 };
 pub use catalog::{CatalogEntry, ConfigOffer, OfferTemplate, RuleDeclaration, RuleType};
 pub use challenge::Challenge;
-pub use ids::{CampaignId, InvalidId, OfferId, OrderId, UserId};
+pub use ids::{CampaignId, InvalidId, OfferId, OrderId, PersonalizedOfferId, UserId};
 pub use offer::{
     build_offer, resolve_catalog, AuditEntry, IdempotencyStamp, OfferSource, OfferStatus,
     PersonalizedOffer,

@@ -5,6 +5,7 @@ use crate::catalog::{CatalogEntry, ConfigOffer, OfferTemplate};
 use crate::challenge::Challenge;
 use crate::dates::rfc3339;
 use crate::ids::CampaignId;
+use crate::ids::PersonalizedOfferId;
 use crate::limits::{item_size, map_problem, quote, MAX_DYNAMO_DEPTH, MAX_OFFER_BYTES};
 use crate::redemption::{redemption_limit, Redemption};
 use crate::rejection::{ReasonCode, Rejection};
@@ -14,7 +15,6 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use uuid::Uuid;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -61,7 +61,7 @@ pub struct IdempotencyStamp {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PersonalizedOffer {
-    pub personalized_offer_id: Uuid,
+    pub personalized_offer_id: PersonalizedOfferId,
     pub user_id: String,
     /// The config offer's id.
     pub offer_id: String,
@@ -252,7 +252,7 @@ pub fn build_offer(
     assignment: &Assignment,
     config: &ConfigOffer,
     template: &OfferTemplate,
-    personalized_offer_id: Uuid,
+    personalized_offer_id: PersonalizedOfferId,
     now: DateTime<Utc>,
     retention: Duration,
 ) -> Result<PersonalizedOffer, Rejection> {
@@ -444,7 +444,7 @@ mod tests {
         let assignment = assignment("co-1", None);
         let (config, template) =
             resolve_catalog(&assignment, |id| catalog.get(id)).expect("resolves");
-        let id = Uuid::new_v4();
+        let id = PersonalizedOfferId::random();
         let now = at("2024-02-01T00:00:00Z");
         let offer =
             build_offer(&assignment, config, template, id, now, Duration::days(30)).expect("valid");
@@ -506,7 +506,7 @@ mod tests {
             &assignment,
             config,
             template,
-            Uuid::new_v4(),
+            PersonalizedOfferId::random(),
             at("2023-12-01T00:00:00Z"),
             Duration::days(1),
         )
@@ -540,7 +540,7 @@ mod tests {
             &assignment,
             config,
             template,
-            Uuid::new_v4(),
+            PersonalizedOfferId::random(),
             at("2024-02-01T00:00:00Z"),
             Duration::days(1),
         )

@@ -2,6 +2,7 @@
 //! user opened it (`clicked`), each counted once by its `eventId`
 //! (contract section 9).
 
+use crate::ids::PersonalizedOfferId;
 use crate::redemption::BodyProblem;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -50,7 +51,7 @@ pub struct OfferEventRequest {
 /// An event of one offer, as it is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OfferEvent {
-    pub personalized_offer_id: Uuid,
+    pub personalized_offer_id: PersonalizedOfferId,
     pub event_id: Uuid,
     pub event_type: OfferEventType,
     pub received_at: DateTime<Utc>,

@@ -101,6 +101,7 @@ pub fn decide_redemption(
 mod tests {
     use super::*;
     use crate::dates::parse_timestamp;
+    use crate::ids::PersonalizedOfferId;
     use crate::redemption::parse_redemption_request;
     use serde_json::{json, Value};
     use uuid::Uuid;
@@ -195,7 +196,7 @@ mod tests {
             let order = request(&format!("o-{n}"), json!(1), "pickup");
             offer.redemptions.insert(
                 order.order_id.clone(),
-                Redemption::of(Uuid::nil(), &order, now),
+                Redemption::of(PersonalizedOfferId::from_uuid(Uuid::nil()), &order, now),
             );
         }
         let refused = decide_redemption(&offer, &request("one-more", json!(1), "pickup"), now);

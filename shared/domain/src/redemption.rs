@@ -9,6 +9,7 @@
 
 use crate::amount::{Amount, AMOUNT_DECIMALS, AMOUNT_LIMIT};
 use crate::dates::rfc3339;
+use crate::ids::PersonalizedOfferId;
 use crate::limits::{quote, quote_names};
 use crate::rules::Rules;
 use chrono::{DateTime, Utc};
@@ -115,7 +116,7 @@ pub struct BudgetTaken {
 impl Redemption {
     /// The record of `request` on offer `personalized_offer_id`, at `now`.
     pub fn of(
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
         request: &RedemptionRequest,
         now: DateTime<Utc>,
     ) -> Self {
@@ -138,7 +139,7 @@ fn zero() -> Number {
 }
 
 /// The redemption id of an order on an offer: the same for every retry.
-pub fn redemption_id(personalized_offer_id: Uuid, order_id: &str) -> Uuid {
+pub fn redemption_id(personalized_offer_id: PersonalizedOfferId, order_id: &str) -> Uuid {
     let name = format!("{personalized_offer_id}\u{1f}{order_id}");
     Uuid::new_v5(&REDEMPTION_NAMESPACE, name.as_bytes())
 }
@@ -419,7 +420,7 @@ mod tests {
 
     #[test]
     fn redemption_ids_are_one_per_offer_and_order() {
-        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let (a, b) = (PersonalizedOfferId::random(), PersonalizedOfferId::random());
         assert_eq!(redemption_id(a, "o-1"), redemption_id(a, "o-1"));
         assert_ne!(redemption_id(a, "o-1"), redemption_id(a, "o-2"));
         assert_ne!(redemption_id(a, "o-1"), redemption_id(b, "o-1"));

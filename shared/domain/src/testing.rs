@@ -4,11 +4,11 @@
 
 use crate::challenge::Challenge;
 use crate::ids::CampaignId;
+use crate::ids::PersonalizedOfferId;
 use crate::offer::{OfferSource, PersonalizedOffer};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use uuid::Uuid;
 
 /// Builds a [`PersonalizedOffer`]: by default a campaign offer of config
 /// offer `co-1` (template `tpl-1`) for `user-1`, rank 1, without rules,
@@ -26,7 +26,7 @@ fn day(year: i32, month: u32, day: u32) -> DateTime<Utc> {
 impl Default for OfferBuilder {
     fn default() -> Self {
         OfferBuilder(PersonalizedOffer {
-            personalized_offer_id: Uuid::new_v4(),
+            personalized_offer_id: PersonalizedOfferId::random(),
             user_id: "user-1".into(),
             offer_id: "co-1".into(),
             template_id: "tpl-1".into(),
@@ -59,8 +59,8 @@ impl Default for OfferBuilder {
 }
 
 impl OfferBuilder {
-    pub fn id(mut self, id: Uuid) -> Self {
-        self.0.personalized_offer_id = id;
+    pub fn id(mut self, id: impl Into<PersonalizedOfferId>) -> Self {
+        self.0.personalized_offer_id = id.into();
         self
     }
 

@@ -8,9 +8,9 @@
 use super::error::ApiError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use offers_domain::PersonalizedOfferId;
 use offers_shared::ports::ListPosition;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 /// Longer text is not a cursor this API issued.
 const MAX_CURSOR_CHARS: usize = 1024;
@@ -20,7 +20,7 @@ const MAX_CURSOR_CHARS: usize = 1024;
 struct Wire {
     /// The index sort key (e.g. `rankKey`); it ends with `#<id>`.
     k: String,
-    id: Uuid,
+    id: PersonalizedOfferId,
 }
 
 pub fn encode_cursor(position: &ListPosition) -> String {
@@ -56,7 +56,9 @@ mod tests {
     use super::*;
 
     fn position() -> ListPosition {
-        let id = Uuid::parse_str("0f8fad5b-d9cb-469f-a165-70867728950e").expect("uuid");
+        let id: PersonalizedOfferId = "0f8fad5b-d9cb-469f-a165-70867728950e"
+            .parse()
+            .expect("uuid");
         ListPosition {
             index_key: format!("1000000000#2024-01-01T00:00:00Z#{id}"),
             personalized_offer_id: id,
@@ -87,7 +89,7 @@ mod tests {
     fn anything_else_is_invalid() {
         let encode = |json: &str| URL_SAFE_NO_PAD.encode(json);
         let id = position().personalized_offer_id;
-        let other = Uuid::new_v4();
+        let other = PersonalizedOfferId::random();
         for text in [
             String::new(),
             "not base64!".to_owned(),

@@ -18,7 +18,9 @@ pub use deadline::{within_deadline, Deadline, DEADLINE_MARGIN};
 pub use error::ApiError;
 pub use identity::{caller, caller_from_context, caller_id, Caller, Claims, IdentitySource};
 pub use metrics::{request_metrics, route_key, Measured, UNMATCHED_ROUTE};
-pub use request::{decode_segment, int_param, parse_uuid, path_segments, query_param, raw_path};
+pub use request::{
+    decode_segment, int_param, parse_offer_id, parse_uuid, path_segments, query_param, raw_path,
+};
 pub use response::{error_response, json_response, log_request, respond, JSON, NO_STORE};
 pub use runtime::{run, undecodable_body, Answer, CheckedBody};
 

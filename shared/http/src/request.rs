@@ -2,6 +2,7 @@
 
 use super::error::ApiError;
 use lambda_http::{Request, RequestExt};
+use offers_domain::PersonalizedOfferId;
 use uuid::Uuid;
 
 /// The request's path as the client sent it (API Gateway's `rawPath`). The
@@ -47,6 +48,11 @@ pub fn parse_uuid(text: &str, what: &str) -> Result<Uuid, ApiError> {
         return Err(invalid());
     }
     Uuid::try_parse(text).map_err(|_| invalid())
+}
+
+/// A personalized offer's id in a path (`{id}`), else 400 `invalid_id`.
+pub fn parse_offer_id(text: &str) -> Result<PersonalizedOfferId, ApiError> {
+    parse_uuid(text, "personalizedOfferId").map(PersonalizedOfferId::from_uuid)
 }
 
 /// An optional integer query parameter within `range`, else 400 `invalid_{name}`.

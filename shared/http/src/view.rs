@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use offers_domain::challenge::{ChallengeType, Goal};
 use offers_domain::dates::rfc3339;
+use offers_domain::PersonalizedOfferId;
 use offers_domain::{
     CampaignId, CatalogEntry, Challenge, ConfigOffer, OfferStatus, PersonalizedOffer, Redemption,
     Rules,
@@ -13,7 +14,6 @@ use offers_shared::ports::CatalogReader;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
-use uuid::Uuid;
 
 /// The offer JSON of the contract. Every field is always present; `name`,
 /// `description` and `imageUrl` are `null` when the config offer is no longer
@@ -24,7 +24,7 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OfferView {
-    pub personalized_offer_id: Uuid,
+    pub personalized_offer_id: PersonalizedOfferId,
     pub offer_id: String,
     pub template_id: String,
     pub campaign_id: Option<CampaignId>,
@@ -138,13 +138,13 @@ pub const OFFER_VIEW_FIELDS: [&str; 16] = [
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RedemptionView {
-    pub personalized_offer_id: Uuid,
+    pub personalized_offer_id: PersonalizedOfferId,
     #[serde(flatten)]
     pub redemption: Redemption,
 }
 
 impl RedemptionView {
-    pub fn new(personalized_offer_id: Uuid, redemption: &Redemption) -> Self {
+    pub fn new(personalized_offer_id: PersonalizedOfferId, redemption: &Redemption) -> Self {
         Self {
             personalized_offer_id,
             redemption: redemption.clone(),

@@ -4,6 +4,7 @@
 use crate::activity::discount_of;
 use crate::domain::redemption::{redemption_limit, MAX_REDEMPTION_RECORDS};
 use crate::domain::CampaignId;
+use crate::domain::PersonalizedOfferId;
 use crate::domain::{
     decide_redemption, OfferEvent, OfferEventType, OrderId, PersonalizedOffer, RedeemDecision,
     Redemption, RedemptionRequest, UserId,
@@ -22,9 +23,9 @@ use uuid::Uuid;
 #[derive(Debug, Default)]
 pub struct MemoryActivityState {
     /// Offers by (userId, personalizedOfferId).
-    pub offers: HashMap<(String, Uuid), PersonalizedOffer>,
+    pub offers: HashMap<(String, PersonalizedOfferId), PersonalizedOffer>,
     /// Recorded events: (personalizedOfferId, eventId).
-    pub events: HashSet<(Uuid, Uuid)>,
+    pub events: HashSet<(PersonalizedOfferId, Uuid)>,
     /// Writes (not reads) attempted.
     pub writes: usize,
     /// Every call fails with this error.
@@ -110,7 +111,7 @@ impl OfferReader for MemoryActivity {
     async fn get_offer(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
     ) -> Result<Option<PersonalizedOffer>, StoreError> {
         let user_id = user_id.as_str();
         let state = self.state();
@@ -146,7 +147,7 @@ impl ActivityStore for MemoryActivity {
     async fn redeem(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
         known: Option<&PersonalizedOffer>,
         redemption: &Redemption,
         budget: RedeemBudget<'_>,
@@ -232,7 +233,7 @@ impl ActivityStore for MemoryActivity {
     async fn void_redemption(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
         order_id: &OrderId,
         at: DateTime<Utc>,
         budget: VoidBudget<'_>,

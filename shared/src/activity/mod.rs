@@ -24,6 +24,7 @@ pub mod memory;
 mod tests;
 
 use crate::domain::amount::Amount;
+use crate::domain::PersonalizedOfferId;
 use crate::domain::{
     decide_redemption, BudgetTaken, CampaignId, OfferEvent, OfferEventRequest, OrderId,
     PersonalizedOffer, RedeemDecision, RedeemRefusal, Redemption, RedemptionRequest, UserId,
@@ -36,7 +37,6 @@ use crate::ports::{
 use chrono::{DateTime, Duration, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
-use uuid::Uuid;
 
 /// Writes of one redemption tried before giving up with a 503: the first,
 /// without a read, fails whenever the offer is not as it expects (records
@@ -143,7 +143,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
     pub async fn redeem(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
         request: &RedemptionRequest,
         now: DateTime<Utc>,
     ) -> Result<Redeemed, ActivityError> {
@@ -172,7 +172,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
     async fn try_redeem(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
         request: &RedemptionRequest,
         now: DateTime<Utc>,
     ) -> Result<Redeemed, ActivityError> {
@@ -332,7 +332,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
     pub async fn void(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
         order_id: &OrderId,
         now: DateTime<Utc>,
     ) -> Result<Redeemed, ActivityError> {
@@ -374,7 +374,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
     async fn void_once(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
         order_id: &OrderId,
         now: DateTime<Utc>,
     ) -> Result<(PersonalizedOffer, bool), ActivityError> {
@@ -414,7 +414,7 @@ impl<S: ActivityStore, C: CatalogReader, B: RedemptionBudgets> ActivityService<S
     pub async fn record_event(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
         request: OfferEventRequest,
         now: DateTime<Utc>,
     ) -> Result<EventWrite, ActivityError> {

@@ -48,7 +48,7 @@ fn service(offers: Vec<PersonalizedOffer>) -> ActivityService<MemoryActivity, Me
 
 fn stored<B: crate::ports::RedemptionBudgets>(
     service: &ActivityService<MemoryActivity, MemoryCatalog, B>,
-    id: Uuid,
+    id: PersonalizedOfferId,
 ) -> PersonalizedOffer {
     service.store().state().offers[&(USER.to_owned(), id)].clone()
 }
@@ -191,7 +191,12 @@ async fn a_void_gives_the_use_back_once_and_the_order_stays_used() {
     );
     assert_eq!(
         service
-            .void(&user(USER), Uuid::new_v4(), &order_id("o-1"), now())
+            .void(
+                &user(USER),
+                PersonalizedOfferId::random(),
+                &order_id("o-1"),
+                now()
+            )
             .await,
         Err(ActivityError::NotFound("no such offer"))
     );
@@ -203,7 +208,7 @@ async fn events_count_once_by_id_and_only_on_the_callers_offer() {
     let id = offer.personalized_offer_id;
     let service = service(vec![offer]);
     let viewed = OfferEventRequest {
-        event_id: Uuid::new_v4(),
+        event_id: uuid::Uuid::new_v4(),
         event_type: OfferEventType::Viewed,
     };
     let owner = user(USER);
@@ -219,7 +224,7 @@ async fn events_count_once_by_id_and_only_on_the_callers_offer() {
     assert_eq!((recorded, duplicates), (1, 9));
     let later = now() + Duration::hours(1);
     let second = OfferEventRequest {
-        event_id: Uuid::new_v4(),
+        event_id: uuid::Uuid::new_v4(),
         ..viewed
     };
     service
@@ -303,7 +308,8 @@ mod budgets {
     #[tokio::test]
     async fn redemptions_at_once_on_different_offers_use_exactly_the_budget() {
         let offers: Vec<PersonalizedOffer> = (0..40).map(|_| campaign_offer()).collect();
-        let ids: Vec<Uuid> = offers.iter().map(|o| o.personalized_offer_id).collect();
+        let ids: Vec<PersonalizedOfferId> =
+            offers.iter().map(|o| o.personalized_offer_id).collect();
         let service = budgeted(
             offers,
             RedemptionLimits {
@@ -334,7 +340,8 @@ mod budgets {
     #[tokio::test]
     async fn a_discount_budget_refuses_what_would_pass_it_and_a_void_gives_back() {
         let offers: Vec<PersonalizedOffer> = (0..4).map(|_| campaign_offer()).collect();
-        let ids: Vec<Uuid> = offers.iter().map(|o| o.personalized_offer_id).collect();
+        let ids: Vec<PersonalizedOfferId> =
+            offers.iter().map(|o| o.personalized_offer_id).collect();
         let service = budgeted(
             offers,
             RedemptionLimits {
@@ -387,7 +394,8 @@ mod budgets {
     #[tokio::test]
     async fn a_lowered_limit_stops_use_at_once_and_a_deleted_campaign_has_no_budget() {
         let offers: Vec<PersonalizedOffer> = (0..3).map(|_| campaign_offer()).collect();
-        let ids: Vec<Uuid> = offers.iter().map(|o| o.personalized_offer_id).collect();
+        let ids: Vec<PersonalizedOfferId> =
+            offers.iter().map(|o| o.personalized_offer_id).collect();
         let limits = |n| RedemptionLimits {
             redemptions: Some(n),
             discount_value: None,

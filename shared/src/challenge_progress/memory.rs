@@ -2,6 +2,7 @@
 //! service: the same conditions as the DynamoDB adapter's progress write,
 //! with faults that can be scripted.
 
+use crate::domain::PersonalizedOfferId;
 use crate::error::StoreError;
 use crate::ports::{ChallengeStore, GoalMet, ProgressWrite, RejectedTransaction, WriteOutcome};
 use offers_domain::challenge::REWARD_GRANTED_AT;
@@ -16,7 +17,7 @@ use uuid::Uuid;
 
 #[derive(Debug, Default)]
 pub struct ChallengeMemoryState {
-    pub offers: HashMap<Uuid, PersonalizedOffer>,
+    pub offers: HashMap<PersonalizedOfferId, PersonalizedOffer>,
     pub rejections: HashMap<Uuid, RejectedTransaction>,
     /// Progress writes attempted, and how many of them failed their condition.
     pub goal_writes: usize,
@@ -47,7 +48,7 @@ impl ChallengeMemoryStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn offer(&self, id: Uuid) -> Option<PersonalizedOffer> {
+    pub fn offer(&self, id: PersonalizedOfferId) -> Option<PersonalizedOffer> {
         self.state().offers.get(&id).cloned()
     }
 

@@ -2,6 +2,7 @@
 //! report (for the partial batch response and the metrics) and its logs.
 
 use super::TransactionInput;
+use crate::domain::PersonalizedOfferId;
 use crate::stream::runner::{BatchReport, Classified, Outcome, OutcomeKind, RecordReport};
 use offers_domain::ReasonCode;
 use uuid::Uuid;
@@ -13,8 +14,8 @@ pub enum ProgressOutcome {
     /// the goals it met now (offer, goal), the challenges that completed, and
     /// on how many challenges it had been counted already (a redelivery).
     Applied {
-        met: Vec<(Uuid, String)>,
-        completed: Vec<Uuid>,
+        met: Vec<(PersonalizedOfferId, String)>,
+        completed: Vec<PersonalizedOfferId>,
         already_counted: usize,
     },
     /// It can never count: kept in the rejected table with its reason.

@@ -3,6 +3,7 @@
 use super::memory::ChallengeMemoryStore;
 use super::report::ProgressKind;
 use super::*;
+use crate::domain::PersonalizedOfferId;
 use crate::error::StoreError;
 use crate::stream::runner::{Failure, Outcome};
 use chrono::{DateTime, Utc};
@@ -12,7 +13,6 @@ use offers_domain::dates::parse_timestamp;
 use offers_domain::{Challenge, PersonalizedOffer, ReasonCode};
 use serde_json::{json, Value};
 use std::time::Duration;
-use uuid::Uuid;
 
 const USER: &str = "us-east-1:user-1";
 
@@ -77,7 +77,10 @@ fn with_offers(offers: &[&PersonalizedOffer]) -> ChallengeProgress<ChallengeMemo
     service(store)
 }
 
-fn stored_challenge(progress: &ChallengeProgress<ChallengeMemoryStore>, id: Uuid) -> Challenge {
+fn stored_challenge(
+    progress: &ChallengeProgress<ChallengeMemoryStore>,
+    id: PersonalizedOfferId,
+) -> Challenge {
     progress
         .store()
         .offer(id)

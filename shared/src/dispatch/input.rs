@@ -3,6 +3,7 @@
 //! `serde_dynamo`). The row's image is converted to plain JSON once, here,
 //! and the record's id derived once.
 
+use crate::domain::PersonalizedOfferId;
 use crate::ports::{PendingRef, RejectionKey, RowCopy};
 use crate::stream::runner::{stream_record, KeyedRecord};
 use crate::stream::{normalise_record, Batch, Envelope, Input, ReadRecord};
@@ -115,7 +116,7 @@ impl InsertRecord {
 
     /// The id of the offer this record makes, and of its rejection: its
     /// assignment's, else its own.
-    pub fn offer_id(&self) -> Uuid {
+    pub fn offer_id(&self) -> PersonalizedOfferId {
         crate::ports::offer_id_of(&self.user_id, self.assignment_id.as_deref(), self.record_id)
     }
 
@@ -123,7 +124,7 @@ impl InsertRecord {
     pub fn rejection_key(&self) -> RejectionKey<'_> {
         RejectionKey {
             user_id: &self.user_id,
-            rejection_id: self.offer_id(),
+            rejection_id: *self.offer_id().as_uuid(),
             record_id: self.record_id,
         }
     }

@@ -4,6 +4,7 @@
 //! as the stream saw it), with faults that can be scripted per key.
 
 use crate::domain::CampaignId;
+use crate::domain::PersonalizedOfferId;
 use crate::error::StoreError;
 use crate::ports::{
     BudgetedWrite, CampaignOffersBudgets, CatalogReader, DispatchStore, OffersBudgetUse,
@@ -21,9 +22,9 @@ use uuid::Uuid;
 pub struct MemoryState {
     /// Pending rows by (userId, sortKey), as stored.
     pub pending: HashMap<(String, String), RowCopy>,
-    pub offers: HashMap<Uuid, PersonalizedOffer>,
+    pub offers: HashMap<PersonalizedOfferId, PersonalizedOffer>,
     /// The `assignmentId` stored with an offer, by offer id.
-    pub assignment_ids: HashMap<Uuid, String>,
+    pub assignment_ids: HashMap<PersonalizedOfferId, String>,
     pub rejections: HashMap<Uuid, RejectedRow>,
     pub catalog: HashMap<String, CatalogEntry>,
     /// Every write attempted, in order: (sortKey, "offer" | "budgeted offer"
@@ -147,7 +148,7 @@ impl MemoryStore {
             let assignment_done = pending.assignment_id.is_some()
                 && match (kind, earlier) {
                     ("rejection", WriteOutcome::AlreadyWritten) => {
-                        state.rejections.contains_key(&id)
+                        state.rejections.contains_key(id.as_uuid())
                     }
                     ("rejection", WriteOutcome::OtherOutcomeWritten)
                     | (_, WriteOutcome::AlreadyWritten) => state.offers.contains_key(&id),

@@ -2,6 +2,7 @@
 //! report (for the partial batch response and the metrics) and its logs.
 
 use super::plan::Planned;
+use crate::domain::PersonalizedOfferId;
 use crate::stream::runner::{self, Classified, OutcomeKind};
 use crate::stream::Input;
 use offers_domain::{CampaignId, ReasonCode};
@@ -12,7 +13,7 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq)]
 pub enum DispatchOutcome {
     Dispatched {
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
         pending_row_kept: bool,
     },
     Rejected {

@@ -8,6 +8,7 @@ use super::plan::{parse_insert, plan_insert, Plan, Planned};
 use super::report::{log_batch, DispatchOutcome, DispatchReport, DispatchSummary, Earlier};
 use crate::activity::NoBudgets;
 use crate::assign::load_catalog;
+use crate::domain::PersonalizedOfferId;
 use crate::error::StoreError;
 use crate::ports::{
     BudgetedWrite, CampaignOffersBudgets, CatalogReader, DispatchStore, OffersBudgetUse,
@@ -527,7 +528,7 @@ impl<S: DispatchStore, C: CatalogReader, B: OffersBudgets> DispatchRun<'_, S, C,
     ) -> Result<DispatchOutcome, Failure> {
         self.raise_mark_for(insert.created_at, run).await?;
         let rejected = RejectedRow {
-            rejection_id: insert.offer_id(),
+            rejection_id: *insert.offer_id().as_uuid(),
             record_id: insert.record_id,
             code: rejection.code,
             message: rejection.message,
@@ -598,7 +599,7 @@ fn created_after(created_at: Option<DateTime<Utc>>, mark: Option<DateTime<Utc>>)
 }
 
 /// The outcome of an offer's write.
-fn dispatched(written: WriteOutcome, id: Uuid) -> DispatchOutcome {
+fn dispatched(written: WriteOutcome, id: PersonalizedOfferId) -> DispatchOutcome {
     match written {
         WriteOutcome::Written => DispatchOutcome::Dispatched {
             personalized_offer_id: id,
@@ -609,11 +610,11 @@ fn dispatched(written: WriteOutcome, id: Uuid) -> DispatchOutcome {
             pending_row_kept: true,
         },
         WriteOutcome::AlreadyWritten => DispatchOutcome::Duplicate {
-            id,
+            id: *id.as_uuid(),
             earlier: Earlier::Dispatched,
         },
         WriteOutcome::OtherOutcomeWritten => DispatchOutcome::Duplicate {
-            id,
+            id: *id.as_uuid(),
             earlier: Earlier::Rejected,
         },
     }

@@ -498,7 +498,7 @@ async fn rows_of_one_assignment_rejected_again_keep_one_rejection_and_are_consum
         let state = store.state();
         assert_eq!(state.rejections.len(), 1, "one rejection per assignment");
         let id = offers_domain::assignment_offer_id("u1", "x");
-        let kept = state.rejections.get(&id).map(|r| r.record_id);
+        let kept = state.rejections.get(id.as_uuid()).map(|r| r.record_id);
         assert_eq!(kept, Some(first_record.record_id), "the first record's");
         assert!(state.pending.is_empty(), "the rewritten rows are consumed");
     }

@@ -12,6 +12,7 @@ use super::{cancellation_error, classify, DynamoStore};
 use crate::activity::discount_of;
 use crate::domain::amount::{decimal_text, Amount};
 use crate::domain::dates::format_timestamp;
+use crate::domain::PersonalizedOfferId;
 use crate::domain::{BudgetTaken, OfferEvent, OrderId, PersonalizedOffer, Redemption, UserId};
 use crate::error::StoreError;
 use crate::ports::{
@@ -25,7 +26,6 @@ use aws_sdk_dynamodb::types::{
     Update,
 };
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 /// The two writes of a budgeted redemption's transaction: the offer's
 /// conditional Update (as without a budget, keeping nothing out) and the
@@ -33,7 +33,7 @@ use uuid::Uuid;
 /// user and the offer's id; `budget`: the campaign and its limits).
 pub fn budgeted_redemption_updates(
     tables: (&str, &str),
-    offer: (&str, Uuid),
+    offer: (&str, PersonalizedOfferId),
     known: Option<&PersonalizedOffer>,
     redemption: &Redemption,
     record: AttributeValue,
@@ -130,7 +130,11 @@ fn budget_use(
 }
 
 impl DynamoStore {
-    fn offer_update(&self, user_id: &str, id: Uuid) -> Result<UpdateItemFluentBuilder, StoreError> {
+    fn offer_update(
+        &self,
+        user_id: &str,
+        id: PersonalizedOfferId,
+    ) -> Result<UpdateItemFluentBuilder, StoreError> {
         Ok(self
             .client
             .update_item()
@@ -146,7 +150,7 @@ impl DynamoStore {
     async fn offer_update_answer(
         &self,
         user_id: &str,
-        id: Uuid,
+        id: PersonalizedOfferId,
         builder: UpdateItemFluentBuilder,
     ) -> Result<ActivityWrite, StoreError> {
         let err = match builder.send().await {
@@ -174,7 +178,7 @@ impl ActivityStore for DynamoStore {
     async fn redeem(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
         known: Option<&PersonalizedOffer>,
         redemption: &Redemption,
         budget: RedeemBudget<'_>,
@@ -250,7 +254,7 @@ impl ActivityStore for DynamoStore {
     async fn void_redemption(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
         order_id: &OrderId,
         at: DateTime<Utc>,
         budget: VoidBudget<'_>,

@@ -201,7 +201,7 @@ mod tests {
         let at = parse_timestamp("2024-06-01T10:00:00Z").unwrap_or_default();
         GoalMet {
             user_id: "u".into(),
-            personalized_offer_id: Uuid::nil(),
+            personalized_offer_id: crate::domain::PersonalizedOfferId::from_uuid(uuid::Uuid::nil()),
             goal: "visit1".into(),
             transaction_id: "t-1".into(),
             counted_key: "k".into(),

@@ -505,7 +505,10 @@ fn rejection_key(user_id: &str, rejection_id: Uuid) -> HashMap<String, Attribute
 fn rejection_exists(table: &str, pending: &PendingRef) -> Result<ConditionCheck, StoreError> {
     ConditionCheck::builder()
         .table_name(table)
-        .set_key(Some(rejection_key(&pending.user_id, pending.offer_id())))
+        .set_key(Some(rejection_key(
+            &pending.user_id,
+            *pending.offer_id().as_uuid(),
+        )))
         .condition_expression("attribute_exists(rejectionId)")
         .build()
         .map_err(|err| StoreError::Refused(err.to_string()))
@@ -516,7 +519,10 @@ fn rejection_exists(table: &str, pending: &PendingRef) -> Result<ConditionCheck,
 fn no_own_rejection(table: &str, pending: &PendingRef) -> Result<ConditionCheck, StoreError> {
     ConditionCheck::builder()
         .table_name(table)
-        .set_key(Some(rejection_key(&pending.user_id, pending.offer_id())))
+        .set_key(Some(rejection_key(
+            &pending.user_id,
+            *pending.offer_id().as_uuid(),
+        )))
         .condition_expression("attribute_not_exists(rejectionId) OR #record <> :record")
         .expression_attribute_names("#record", SOURCE_RECORD_ID)
         .expression_attribute_values(":record", AttributeValue::S(pending.record_id.to_string()))

@@ -11,6 +11,7 @@ use super::dispatch::rejected_item;
 use super::items::attribute_size;
 use super::offer_item::offer_to_item;
 use crate::domain::limits::{MAX_ITEM_BYTES, MAX_MESSAGE_CHARS};
+use crate::domain::PersonalizedOfferId;
 use crate::domain::{
     build_offer, parse_pending_row, resolve_catalog, CatalogEntry, ReasonCode, Rejection,
 };
@@ -216,7 +217,7 @@ fn decide(image: &Item) -> Result<Item, Rejection> {
         &assignment,
         config,
         template,
-        Uuid::nil(),
+        PersonalizedOfferId::from_uuid(Uuid::nil()),
         now(),
         Duration::days(90),
     )?;

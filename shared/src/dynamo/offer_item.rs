@@ -13,6 +13,7 @@ use crate::domain::challenge::REWARD_GRANTED_AT;
 use crate::domain::dates::format_timestamp;
 use crate::domain::redemption::{redemption_limit, MAX_REDEMPTION_RECORDS};
 use crate::domain::CampaignId;
+use crate::domain::PersonalizedOfferId;
 use crate::domain::{AuditEntry, OfferEvent, PersonalizedOffer, Redemption};
 use crate::error::StoreError;
 use crate::ports::{GoalMet, ListPosition};
@@ -21,7 +22,6 @@ use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
-use uuid::Uuid;
 
 // The item's attributes: `PersonalizedOffer`'s serde names (a test checks
 // each against a serialized offer), and the index keys written beside them.
@@ -43,6 +43,13 @@ pub const AUDIT: &str = "audit";
 pub const REDEMPTION_COUNT: &str = "redemptionCount";
 /// The redemption records, by order id.
 pub const REDEMPTIONS: &str = "redemptions";
+/// When the offer was first viewed and clicked (section 10's events).
+pub const VIEWED_AT: &str = "viewedAt";
+pub const CLICKED_AT: &str = "clickedAt";
+/// A redemption record's order total, discount and time (section 7).
+pub const TOTAL_COST: &str = "totalCost";
+pub const DISCOUNT: &str = "discount";
+pub const REDEEMED_AT: &str = "redeemedAt";
 pub const CHALLENGE: &str = "challenge";
 pub const SELECTION: &str = "selection";
 /// The assignment that made the offer (kept for support and audit); the
@@ -57,7 +64,7 @@ pub const CREATED_KEY: &str = "createdKey";
 const REDEMPTION_LIMIT: &str = "redemptionLimit";
 const MINIMUM_SPEND: &str = "minimumSpend";
 const SERVICE_MODES: &str = "serviceModes";
-const VOIDED_AT: &str = "voidedAt";
+pub const VOIDED_AT: &str = "voidedAt";
 const RECORD_BUDGET: &str = "budget";
 const GOALS: &str = "goals";
 const MET_AT: &str = "metAt";
@@ -72,7 +79,10 @@ pub const RANK_INDEX: &str = "byRank";
 pub const CREATED_INDEX: &str = "byCreatedAt";
 
 /// The item's key: the user's partition, the offer's id.
-pub fn key(user_id: &str, personalized_offer_id: Uuid) -> HashMap<String, AttributeValue> {
+pub fn key(
+    user_id: &str,
+    personalized_offer_id: PersonalizedOfferId,
+) -> HashMap<String, AttributeValue> {
     key_of(text(user_id), text(personalized_offer_id.to_string()))
 }
 
@@ -139,7 +149,7 @@ pub fn offer_from_item(
 pub fn owned_offer(
     item: HashMap<String, AttributeValue>,
     user_id: &str,
-    personalized_offer_id: Uuid,
+    personalized_offer_id: PersonalizedOfferId,
 ) -> Result<PersonalizedOffer, StoreError> {
     let offer = offer_from_item(item)?;
     if offer.user_id != user_id || offer.personalized_offer_id != personalized_offer_id {
@@ -222,7 +232,7 @@ impl DynamoStore {
     pub(super) async fn read_offer(
         &self,
         user_id: &str,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
         consistent: bool,
     ) -> Result<Option<PersonalizedOffer>, StoreError> {
         let output = self
@@ -272,7 +282,11 @@ update_parts!(UpdateItemFluentBuilder);
 update_parts!(UpdateBuilder);
 
 /// An Update of the offer item in a transaction, on its key.
-pub fn offer_update(table: &str, user_id: &str, personalized_offer_id: Uuid) -> UpdateBuilder {
+pub fn offer_update(
+    table: &str,
+    user_id: &str,
+    personalized_offer_id: PersonalizedOfferId,
+) -> UpdateBuilder {
     aws_sdk_dynamodb::types::Update::builder()
         .table_name(table)
         .set_key(Some(key(user_id, personalized_offer_id)))
@@ -577,7 +591,7 @@ mod tests {
     #[test]
     fn the_attribute_names_are_those_the_offer_is_stored_under() {
         let mut offer: PersonalizedOffer = serde_json::from_value(serde_json::json!({
-            "personalizedOfferId": Uuid::nil(), "userId": "u", "offerId": "co-1",
+            "personalizedOfferId": uuid::Uuid::nil(), "userId": "u", "offerId": "co-1",
             "templateId": "tpl-1", "campaignId": "c-1", "rules": {"minimumSpend": "5"},
             "startDate": "2026-01-01T00:00:00Z", "expiryDate": "2026-02-01T00:00:00Z",
             "rank": 1, "source": "support", "createdAt": "2026-01-01T00:00:00Z", "ttl": 0,

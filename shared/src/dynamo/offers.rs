@@ -9,6 +9,7 @@ use super::offer_item::{
 };
 use super::table::DynamoTable;
 use super::{classify, DynamoStore};
+use crate::domain::PersonalizedOfferId;
 use crate::domain::{OfferStatus, PersonalizedOffer, UserId};
 use crate::error::StoreError;
 use crate::ports::{ListPosition, OfferPage, OfferReader, PageRequest};
@@ -18,7 +19,6 @@ use chrono::{DateTime, Duration, Utc};
 use futures::TryStreamExt;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
-use uuid::Uuid;
 
 /// Each Query asks for at least this many items. Expired and revoked offers
 /// (kept until their TTL) are dropped by the filter after they count toward
@@ -47,7 +47,7 @@ impl OfferReader for DynamoStore {
     async fn get_offer(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
     ) -> Result<Option<PersonalizedOffer>, StoreError> {
         let user_id = user_id.as_str();
         self.read_offer(user_id, personalized_offer_id, false).await
@@ -257,7 +257,7 @@ mod tests {
 
     fn offer_item(
         user_id: &str,
-        id: Uuid,
+        id: PersonalizedOfferId,
         rank: i64,
         expiry: &str,
     ) -> HashMap<String, AttributeValue> {
@@ -293,7 +293,7 @@ mod tests {
 
     #[tokio::test]
     async fn get_reads_one_key_of_the_caller() {
-        let id = Uuid::new_v4();
+        let id = PersonalizedOfferId::random();
         let get = mock!(Client::get_item)
             .match_requests(move |request| {
                 request.table_name() == Some("offers")
@@ -320,7 +320,7 @@ mod tests {
     #[tokio::test]
     async fn a_list_page_resumes_in_the_callers_partition_whatever_the_cursor() {
         let now = at("2030-01-01T00:00:00Z");
-        let ids: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+        let ids: Vec<PersonalizedOfferId> = (0..3).map(|_| PersonalizedOfferId::random()).collect();
         let items: Vec<_> = ids
             .iter()
             .enumerate()
@@ -362,7 +362,7 @@ mod tests {
             1,
             "one query: three items for a limit of two"
         );
-        let got: Vec<Uuid> = page
+        let got: Vec<PersonalizedOfferId> = page
             .offers
             .iter()
             .map(|o| o.personalized_offer_id)
@@ -376,14 +376,14 @@ mod tests {
     #[tokio::test]
     async fn expired_items_are_dropped_and_pages_followed_to_the_end() {
         let now = at("2030-01-01T00:00:00Z");
-        let live = Uuid::new_v4();
+        let live = PersonalizedOfferId::random();
         let first = mock!(Client::query)
             .match_requests(|request| request.exclusive_start_key().is_none())
             .then_output(|| {
                 QueryOutput::builder()
                     .set_items(Some(vec![offer_item(
                         "caller",
-                        Uuid::new_v4(),
+                        PersonalizedOfferId::random(),
                         1,
                         "2030-01-01T00:00:00Z",
                     )]))

@@ -9,6 +9,7 @@ use super::transactions::{cancelled, condition_failed};
 use super::{cancellation_error, classify, DynamoStore};
 use crate::domain::campaign::{Budget, BudgetUse};
 use crate::domain::CampaignId;
+use crate::domain::PersonalizedOfferId;
 use crate::domain::{AuditEntry, PersonalizedOffer, UserId};
 use crate::error::StoreError;
 use crate::ports::{
@@ -19,7 +20,6 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
-use uuid::Uuid;
 
 impl SupportStore for DynamoStore {
     async fn create_offer(&self, offer: &PersonalizedOffer) -> Result<CreateOutcome, StoreError> {
@@ -101,7 +101,7 @@ impl SupportStore for DynamoStore {
     async fn find_offer(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
     ) -> Result<Option<PersonalizedOffer>, StoreError> {
         let user_id = user_id.as_str();
         self.read_offer(user_id, personalized_offer_id, true).await
@@ -110,7 +110,7 @@ impl SupportStore for DynamoStore {
     async fn revoke_offer(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
         revocation: &Revocation,
     ) -> Result<RevokeOutcome, StoreError> {
         let user_id = user_id.as_str();

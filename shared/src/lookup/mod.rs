@@ -8,10 +8,10 @@
 #[cfg(test)]
 mod tests;
 
+use crate::domain::PersonalizedOfferId;
 use crate::domain::{PersonalizedOffer, UserId};
 use crate::error::StoreError;
 use crate::ports::{CatalogReader, ListPosition, OfferReader, PageRequest};
-use uuid::Uuid;
 
 /// Page size when the request gives no `limit`.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -24,7 +24,7 @@ pub enum LookupRequest {
     /// One of the caller's offers.
     Offer {
         user_id: UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
     },
     /// A page of the caller's current offers.
     Page { user_id: UserId, page: PageRequest },

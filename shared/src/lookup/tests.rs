@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::PersonalizedOfferId;
 use crate::fakes::{active_offer, MemoryCatalog, MemoryOffers};
 use chrono::{Duration, Utc};
 
@@ -32,7 +33,9 @@ async fn the_owner_gets_the_offer_and_others_the_same_not_found_as_missing() {
         Ok(LookedUp::Offer(Box::new(offer)))
     );
     let other = lookup.look_up(&get("other", id)).await;
-    let missing = lookup.look_up(&get("owner", Uuid::new_v4())).await;
+    let missing = lookup
+        .look_up(&get("owner", PersonalizedOfferId::random()))
+        .await;
     assert_eq!(other, Err(LookupError::NotFound));
     assert_eq!(other, missing);
     assert_eq!(
@@ -81,7 +84,7 @@ async fn a_store_failure_is_the_stores_error() {
     for request in [
         LookupRequest::Offer {
             user_id: user("owner"),
-            personalized_offer_id: Uuid::new_v4(),
+            personalized_offer_id: PersonalizedOfferId::random(),
         },
         LookupRequest::Page {
             user_id: user("owner"),

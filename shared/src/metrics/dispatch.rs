@@ -111,7 +111,9 @@ mod tests {
             records: vec![
                 record(
                     Outcome::Done(DispatchOutcome::Dispatched {
-                        personalized_offer_id: uuid::Uuid::nil(),
+                        personalized_offer_id: crate::domain::PersonalizedOfferId::from_uuid(
+                            uuid::Uuid::nil(),
+                        ),
                         pending_row_kept: false,
                     }),
                     Some("2026-01-01T00:00:00Z"),

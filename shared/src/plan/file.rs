@@ -5,6 +5,7 @@
 pub use crate::domain::campaign::PoolOffer;
 use crate::domain::limits::{quote, MAX_SORT_KEY_BYTES};
 use crate::domain::selection::{EngineConfig, Prior, Reward, MAX_POOL};
+use crate::domain::PersonalizedOfferId;
 use crate::domain::{
     build_offer, parse_pending_row, resolve_catalog, CampaignId, CatalogEntry, InvalidId,
 };
@@ -273,7 +274,7 @@ pub fn check_pool(
                 &assignment,
                 config,
                 template,
-                Uuid::nil(),
+                PersonalizedOfferId::from_uuid(Uuid::nil()),
                 now,
                 Duration::zero(),
             )?;

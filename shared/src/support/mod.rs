@@ -12,6 +12,7 @@ use crate::assign::load_catalog;
 use crate::domain::assignment::MAX_REASON_CHARS;
 use crate::domain::campaign::{Budget, BudgetUse};
 use crate::domain::CampaignId;
+use crate::domain::PersonalizedOfferId;
 use crate::domain::{
     IdempotencyStamp, PersonalizedOffer, ReasonCode, Rejection, SupportRequest, UserId,
 };
@@ -99,7 +100,7 @@ impl<S: SupportStore, C: CatalogReader> SupportService<S, C> {
             });
         let id = match &stamp {
             Some(stamp) => idempotent_offer_id(&request.user_id, &stamp.key),
-            None => Uuid::new_v4(),
+            None => PersonalizedOfferId::random(),
         };
         let result = self.build(request, id, now).await;
         let outcome = match result {
@@ -174,7 +175,7 @@ impl<S: SupportStore, C: CatalogReader> SupportService<S, C> {
     async fn build(
         &self,
         request: &AssignRequest,
-        id: Uuid,
+        id: PersonalizedOfferId,
         now: DateTime<Utc>,
     ) -> Result<PersonalizedOffer, SupportError> {
         let assignment = request
@@ -192,7 +193,7 @@ impl<S: SupportStore, C: CatalogReader> SupportService<S, C> {
     pub async fn revoke(
         &self,
         user_id: &UserId,
-        personalized_offer_id: Uuid,
+        personalized_offer_id: PersonalizedOfferId,
         revocation: Revocation,
     ) -> Result<RevokeOutcome, SupportError> {
         if let Some(reason) = &revocation.reason {
@@ -262,9 +263,9 @@ fn replay(
 }
 
 /// The offer id of an idempotent request: one per user and key.
-pub fn idempotent_offer_id(user_id: &UserId, key: &str) -> Uuid {
+pub fn idempotent_offer_id(user_id: &UserId, key: &str) -> PersonalizedOfferId {
     let name = format!("{user_id}\u{1f}{key}");
-    Uuid::new_v5(&IDEMPOTENT_OFFER_NAMESPACE, name.as_bytes())
+    PersonalizedOfferId::from_uuid(Uuid::new_v5(&IDEMPOTENT_OFFER_NAMESPACE, name.as_bytes()))
 }
 
 fn log_assign(request: &AssignRequest, outcome: &Result<Assigned, SupportError>) {

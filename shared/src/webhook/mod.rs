@@ -26,6 +26,7 @@ use crate::assign::load_catalog;
 use crate::domain::webhook::{
     body_fingerprint, webhook_assignment_id, RejectedAssignment, VerifiedSignature, WebhookReceipt,
 };
+use crate::domain::PersonalizedOfferId;
 use crate::domain::{parse_pending_row, Assignment, ReasonCode, Rejection};
 use crate::error::StoreError;
 use crate::ports::{
@@ -219,7 +220,12 @@ impl<S: WebhookStore, C: CatalogReader> WebhookService<S, C> {
         let catalog = load_catalog(&self.catalog, parsed.iter().map(|(_, a, _)| a)).await?;
         let mut rows = Vec::with_capacity(parsed.len());
         for (index, assignment, row) in parsed {
-            match catalog.offer_for(&assignment, Uuid::nil(), now, self.settings.offer_retention) {
+            match catalog.offer_for(
+                &assignment,
+                PersonalizedOfferId::from_uuid(Uuid::nil()),
+                now,
+                self.settings.offer_retention,
+            ) {
                 Ok(_) => rows.push((index, row)),
                 Err(rejection) => rejected.push(rejected_at(index, rejection)),
             }
