@@ -93,7 +93,9 @@ async fn check_always_on_pool(
     let mut ids: Vec<String> = always_on
         .pool
         .iter()
-        .flat_map(|offer| std::iter::once(offer.offer_id.clone()).chain(offer.template_id.clone()))
+        .flat_map(|offer| {
+            std::iter::once(offer.offer_id.to_string()).chain(offer.template_id.clone())
+        })
         .collect();
     ids.sort();
     ids.dedup();

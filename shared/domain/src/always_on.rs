@@ -100,7 +100,7 @@ impl AlwaysOnCampaign {
         self.settings
             .pool
             .iter()
-            .map(|offer| offer.offer_id.clone())
+            .map(|offer| offer.offer_id.to_string())
             .collect()
     }
 

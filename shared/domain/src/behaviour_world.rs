@@ -25,7 +25,7 @@
 
 use crate::always_on::{choose, eligibility, AlwaysOnCampaign, HeldOffer};
 use crate::campaign::{AlwaysOn, PoolOffer};
-use crate::ids::CampaignId;
+use crate::ids::{CampaignId, OfferId};
 use crate::profile::{Daypart, Profile, Visit};
 use crate::selection::hash::{combine, unit, SplitMix};
 use crate::selection::history::utc_day;
@@ -279,7 +279,7 @@ impl BehaviourWorld {
             settings: AlwaysOn {
                 pool: (0..OFFERS)
                     .map(|offer| PoolOffer {
-                        offer_id: format!("offer-{offer}"),
+                        offer_id: OfferId::literal(format!("offer-{offer}")),
                         template_id: None,
                         rules: None,
                     })

@@ -4,7 +4,7 @@
 //! AWS here: the `CampaignsTable` adapter stores what this module validates.
 
 use crate::dates::{format_timestamp, parse_timestamp};
-use crate::ids::CampaignId;
+use crate::ids::{CampaignId, OfferId};
 use crate::limits::{
     item_problem, key_problem, quote, value_size, MAX_ID_BYTES, MAX_SORT_KEY_BYTES,
 };
@@ -237,7 +237,7 @@ impl Budget {
 /// One offer of a pool.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolOffer {
-    pub offer_id: String,
+    pub offer_id: OfferId,
     pub template_id: Option<String>,
     pub rules: Option<Map<String, Value>>,
 }
@@ -687,12 +687,12 @@ pub fn parse_pool(
             }
         }
         let offer_id = match entry.get("offerId") {
-            Some(Value::String(id)) => match key_problem("offerId", id, MAX_ID_BYTES) {
-                Some(message) => {
-                    problems.push(problem(field("offerId"), message));
+            Some(Value::String(id)) => match OfferId::try_from(id.as_str()) {
+                Ok(id) => id,
+                Err(invalid) => {
+                    problems.push(problem(field("offerId"), invalid.0));
                     continue;
                 }
-                None => id.clone(),
             },
             _ => {
                 problems.push(problem(field("offerId"), "is required: a non-empty string"));

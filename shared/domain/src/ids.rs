@@ -51,10 +51,11 @@ macro_rules! checked_id {
             /// An id written in the code itself (a simulation's campaign, a
             /// test's): never input. An invalid literal is a programming
             /// error, and panics where the code runs first.
-            pub fn literal(text: &'static str) -> Self {
-                match Self::problem(text) {
+            pub fn literal(text: impl Into<String>) -> Self {
+                let text = text.into();
+                match Self::problem(&text) {
                     Some(problem) => panic!("invalid id literal {text:?}: {problem}"),
-                    None => Self(text.to_owned()),
+                    None => Self(text),
                 }
             }
 

@@ -46,7 +46,7 @@ use offers_domain::profile::ProfileContext;
 use offers_domain::selection::history::utc_day;
 use offers_domain::selection::Engine;
 use offers_domain::Transaction;
-use offers_domain::{CampaignId, UserId};
+use offers_domain::{CampaignId, OfferId, UserId};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -104,7 +104,7 @@ pub enum CampaignOutcome {
     /// A pending row written, or found written by an earlier delivery.
     Assigned {
         campaign_id: CampaignId,
-        offer_id: String,
+        offer_id: OfferId,
         written: bool,
     },
     Skipped {

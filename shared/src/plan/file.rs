@@ -7,7 +7,7 @@ use crate::domain::limits::{quote, MAX_SORT_KEY_BYTES};
 use crate::domain::selection::{EngineConfig, Prior, Reward, MAX_POOL};
 use crate::domain::PersonalizedOfferId;
 use crate::domain::{
-    build_offer, parse_pending_row, resolve_catalog, CampaignId, CatalogEntry, InvalidId,
+    build_offer, parse_pending_row, resolve_catalog, CampaignId, CatalogEntry, InvalidId, OfferId,
 };
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
@@ -96,7 +96,12 @@ impl Plan {
             ));
         }
         let mut seen = HashSet::new();
+        let mut offer_ids = Vec::with_capacity(file.pool.len());
         for (index, offer) in file.pool.iter().enumerate() {
+            match OfferId::try_from(offer.offer_id.as_str()) {
+                Ok(id) => offer_ids.push(id),
+                Err(InvalidId(problem)) => problems.push(format!("pool[{index}]: {problem}")),
+            }
             if !seen.insert(offer.offer_id.as_str()) {
                 problems.push(format!(
                     "pool[{index}]: offer {} is in the pool twice",
@@ -163,8 +168,9 @@ impl Plan {
             pool: file
                 .pool
                 .into_iter()
-                .map(|offer| PoolOffer {
-                    offer_id: offer.offer_id,
+                .zip(offer_ids)
+                .map(|(offer, offer_id)| PoolOffer {
+                    offer_id,
                     template_id: offer.template_id,
                     rules: offer.rules,
                 })
@@ -179,7 +185,7 @@ impl Plan {
     pub fn offer_ids(&self) -> Vec<String> {
         self.pool
             .iter()
-            .map(|offer| offer.offer_id.clone())
+            .map(|offer| offer.offer_id.to_string())
             .collect()
     }
 
@@ -351,6 +357,17 @@ mod tests {
         assert!(plan(json!({"colour": "red"})).is_err(), "unknown field");
         assert!(plan(json!({"holdout": -0.1})).is_err());
         assert!(plan(json!({"prior": {"rate": 2}})).is_err());
+        // Ids are parsed into their types with the rest, each problem listed.
+        let problems =
+            plan(json!({"campaignId": "", "pool": [{"offerId": ""}, {"offerId": "ok"}]}))
+                .expect_err("bad ids");
+        assert_eq!(
+            problems,
+            vec![
+                "campaignId is empty".to_owned(),
+                "pool[0]: offerId is empty".to_owned()
+            ]
+        );
     }
 
     #[test]
