@@ -42,12 +42,15 @@ pub struct Engine {
     interaction: BTreeMap<String, f64>,
     /// By value id: how much its attribute takes part in ranking, in [0, 1].
     use_of: Vec<f64>,
+    /// How many (offer, value) cells change detection cut to their latest
+    /// days ([`History::forget_changes`]).
+    changed_cells: usize,
     cache: HashMap<Vec<ValueId>, Arc<ContextPolicy>>,
     context: Vec<ValueId>,
 }
 
 impl Engine {
-    pub fn new(history: History, config: EngineConfig) -> Result<Self, SelectionError> {
+    pub fn new(mut history: History, config: EngineConfig) -> Result<Self, SelectionError> {
         check_config(&config, history.pool().len())?;
         let prior = history.prior(&config);
         let cold = (0..history.pool().len())
@@ -61,6 +64,9 @@ impl Engine {
                 attribute_use(*z, config.interaction_z, config.interaction_ramp)
             }));
         }
+        // After the interaction test: which attributes rank offers is judged
+        // on all the evidence, and only their cells are tested for a change.
+        let changed_cells = history.forget_changes(&config, &use_of);
         Ok(Self {
             history,
             config,
@@ -68,6 +74,7 @@ impl Engine {
             cold,
             interaction,
             use_of,
+            changed_cells,
             cache: HashMap::new(),
             context: Vec::new(),
         })
@@ -104,6 +111,12 @@ impl Engine {
             .filter(|(_, z)| self.attribute_use(**z) > 0.0)
             .map(|(name, z)| (name.as_str(), *z))
             .collect()
+    }
+
+    /// How many (offer, value) cells kept only their latest days because
+    /// their rate changed ([`History::forget_changes`]).
+    pub fn changed_cells(&self) -> usize {
+        self.changed_cells
     }
 
     fn ranks(&self, value: ValueId) -> bool {
@@ -243,7 +256,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::selection::{Counts, LearningCounter, Scope};
+    use crate::selection::{Counts, LearningCounter, Scope, DEFAULT_CHANGE_Z};
 
     fn pool(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("offer-{i}")).collect()
@@ -423,5 +436,78 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Two offers and two segments, a counter per offer, segment and day
+    /// (plus the offer's overall one) from day 0 to `today - 1`: in s1,
+    /// offer-1 at 6% and offer-0 at 2% throughout; in s0 the reverse until
+    /// `shift`, then as in s1. Each segment's first favourite is shown
+    /// 1,000 times a day there, the other offer 100 (a little exploration),
+    /// before and after the shift alike (the allocation has not caught up).
+    fn shifting(shift: u32, today: u32) -> Vec<LearningCounter> {
+        let mut counters = Vec::new();
+        for day in 0..today {
+            for offer in 0..2u64 {
+                let mut overall = Counts::default();
+                for segment in 0..2u64 {
+                    // Shown as the engine believed before the shift.
+                    let shown = if segment == 0 { 0 } else { 1 };
+                    let favourite = if segment == 0 && day < shift { 0 } else { 1 };
+                    let assigned = if offer == shown { 1_000 } else { 100 };
+                    let percent = if offer == favourite { 6 } else { 2 };
+                    let counts = Counts {
+                        assigned,
+                        clicked: 0,
+                        redeemed: assigned * percent / 100,
+                    };
+                    overall.assigned += counts.assigned;
+                    overall.redeemed += counts.redeemed;
+                    counters.push(LearningCounter {
+                        offer_id: format!("offer-{offer}"),
+                        scope: Scope::Attribute {
+                            name: "segment".into(),
+                            value: format!("s{segment}"),
+                        },
+                        day: Some(day),
+                        counts,
+                    });
+                }
+                counters.push(LearningCounter {
+                    offer_id: format!("offer-{offer}"),
+                    scope: Scope::Overall,
+                    day: Some(day),
+                    counts: overall,
+                });
+            }
+        }
+        counters
+    }
+
+    /// P(offer-1 first) for a user of s0, `days` after the shift on day 20.
+    fn newcomer_first(days: u32, change_z: f64) -> f64 {
+        let today = 20 + days;
+        let history =
+            History::discounted(pool(2), &shifting(20, today), today, 14.0).expect("history");
+        let mut config = EngineConfig::new(1, 7);
+        config.draws = 4_000;
+        config.change_z = change_z;
+        let mut engine = Engine::new(history, config).expect("engine");
+        let context = engine.context_of([("segment", "s0")]);
+        assert!(!context.is_empty(), "the segment ranks offers");
+        engine.policy(&context).marginal(0, 1)
+    }
+
+    #[test]
+    fn the_ranking_follows_a_change_of_favourite_within_days() {
+        // Before the shift, offer-0 leads in s0 either way.
+        assert!(newcomer_first(0, DEFAULT_CHANGE_Z) < 0.01);
+        // Two days of the new tastes: change detection drops the old counts
+        // of both cells, and offer-1 leads.
+        let detected = newcomer_first(2, DEFAULT_CHANGE_Z);
+        assert!(detected > 0.9, "{detected}");
+        // Without it, twenty days of discounted evidence still favour the
+        // old favourite.
+        let discounted = newcomer_first(2, 0.0);
+        assert!(discounted < 0.1, "{discounted}");
     }
 }
