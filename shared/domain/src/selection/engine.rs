@@ -42,6 +42,10 @@ pub struct Engine {
     interaction: BTreeMap<String, f64>,
     /// By value id: how much its attribute takes part in ranking, in [0, 1].
     use_of: Vec<f64>,
+    /// Per offer, by value id: the larger of `use_of` and the use its own
+    /// interaction test gives the value's attribute for it
+    /// ([`History::offer_interaction_z`]); empty when that test is off.
+    offer_use_of: Vec<Vec<f64>>,
     /// How many (offer, value) cells change detection cut to their latest
     /// days ([`History::forget_changes`]).
     changed_cells: usize,
@@ -67,6 +71,32 @@ impl Engine {
         // After the interaction test: which attributes rank offers is judged
         // on all the evidence, and only their cells are tested for a change.
         let changed_cells = history.forget_changes(&config, &use_of);
+        let offer_use_of = if config.offer_interaction_z > 0.0 {
+            let by_offer = history.offer_interaction_z(&config, prior, &effects);
+            (0..history.pool().len())
+                .map(|offer| {
+                    let own = |value: usize| {
+                        history
+                            .value_name(value as ValueId)
+                            .and_then(|(name, _)| by_offer.get(&(offer, name.to_owned())))
+                            .map_or(0.0, |z| {
+                                attribute_use(
+                                    *z,
+                                    config.offer_interaction_z,
+                                    config.interaction_ramp,
+                                )
+                            })
+                    };
+                    use_of
+                        .iter()
+                        .enumerate()
+                        .map(|(value, attribute)| attribute.max(own(value)))
+                        .collect()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             history,
             config,
@@ -74,6 +104,7 @@ impl Engine {
             cold,
             interaction,
             use_of,
+            offer_use_of,
             changed_cells,
             cache: HashMap::new(),
             context: Vec::new(),
@@ -120,7 +151,12 @@ impl Engine {
     }
 
     fn ranks(&self, value: ValueId) -> bool {
+        // In the context when its attribute ranks offers, or ranks one.
         self.use_of.get(value as usize).is_some_and(|w| *w > 0.0)
+            || self
+                .offer_use_of
+                .iter()
+                .any(|row| row.get(value as usize).is_some_and(|w| *w > 0.0))
     }
 
     /// Offers with fewer than `cold_below` assignments.
@@ -219,8 +255,13 @@ impl Engine {
         }
         let posteriors: Vec<(f64, f64)> = (0..self.history.pool().len())
             .map(|offer| {
-                self.history
-                    .posterior(offer, context, &self.use_of, &self.config, self.prior)
+                self.history.posterior(
+                    offer,
+                    context,
+                    self.offer_use_of.get(offer).unwrap_or(&self.use_of),
+                    &self.config,
+                    self.prior,
+                )
             })
             .collect();
         // Seeded by the context's names and values, not by its ids (which
@@ -509,5 +550,69 @@ mod tests {
         // old favourite.
         let discounted = newcomer_first(2, 0.0);
         assert!(discounted < 0.1, "{discounted}");
+    }
+
+    /// 30 offers and 4 segments, 1,000 assignments per offer and segment:
+    /// every offer at 2% in every segment but offer-0, at 5% in s0 and
+    /// 0.5% elsewhere (below the others overall).
+    fn one_offer_of_its_own() -> History {
+        let mut history = History::new(pool(30)).expect("pool");
+        for offer in 0..30 {
+            let mut overall = Counts::default();
+            for segment in 0..4 {
+                let redeemed = match (offer, segment) {
+                    (0, 0) => 50,
+                    (0, _) => 5,
+                    _ => 20,
+                };
+                let counts = Counts {
+                    assigned: 1_000,
+                    clicked: 0,
+                    redeemed,
+                };
+                overall.assigned += counts.assigned;
+                overall.redeemed += counts.redeemed;
+                history.add(&LearningCounter {
+                    offer_id: format!("offer-{offer}"),
+                    scope: Scope::Attribute {
+                        name: "segment".into(),
+                        value: format!("s{segment}"),
+                    },
+                    day: None,
+                    counts,
+                });
+            }
+            history.add(&LearningCounter {
+                offer_id: format!("offer-{offer}"),
+                scope: Scope::Overall,
+                day: None,
+                counts: overall,
+            });
+        }
+        history
+    }
+
+    #[test]
+    fn an_attribute_that_ranks_one_offer_ranks_it_for_that_offer() {
+        let first_in_s0 = |offer_interaction_z: f64| {
+            let mut config = config();
+            config.slots = 1;
+            config.offer_interaction_z = offer_interaction_z;
+            let mut engine = Engine::new(one_offer_of_its_own(), config).expect("engine");
+            // Diluted by the 29 offers it does not change, the segment's
+            // own test leaves it out.
+            assert!(
+                engine.ranking_attributes().is_empty(),
+                "{:?}",
+                engine.interaction()
+            );
+            let context = engine.context_of([("segment", "s0")]);
+            engine.policy(&context).marginal(0, 0)
+        };
+        let own = first_in_s0(4.0);
+        assert!(own > 0.9, "{own}");
+        // Without the offer's own test, offer-0 is below the others overall.
+        let attribute_only = first_in_s0(0.0);
+        assert!(attribute_only < 0.1, "{attribute_only}");
     }
 }

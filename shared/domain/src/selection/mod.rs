@@ -91,6 +91,14 @@ pub struct EngineConfig {
     /// latest days are taken to differ from its older ones, which it then
     /// forgets ([`History::forget_changes`]); 0: never.
     pub change_z: f64,
+    /// The z score of an offer's own interaction test
+    /// ([`History::offer_interaction_z`]) from which an attribute ranks that
+    /// offer even when the attribute's test leaves it out (its use rising
+    /// over `interaction_ramp` as the attribute's does); 0 (the default):
+    /// never. Not on by default: from 4 it lifted the long pool at 100,000
+    /// users above context-free Thompson sampling but cost the behaviour
+    /// world up to 4.5 points (docs/selection.md, "Variants tried").
+    pub offer_interaction_z: f64,
 }
 
 /// The half-life of outcomes, in days, when the plan gives none: 14. A
@@ -137,6 +145,7 @@ impl EngineConfig {
             cold_below: 100,
             draws: DEFAULT_DRAWS,
             change_z: DEFAULT_CHANGE_Z,
+            offer_interaction_z: 0.0,
         }
     }
 }
