@@ -349,7 +349,7 @@ pub struct SimulateArgs {
 
     /// Override an engine setting for every Thompson-sampling policy, to
     /// compare variants: NAME=VALUE (halfLife, z, ramp, confidence,
-    /// attributeWeight, priorWeight, exploration); repeatable
+    /// attributeWeight, priorWeight, exploration, changeZ, offerZ); repeatable
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub settings: Vec<String>,
 

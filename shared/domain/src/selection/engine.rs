@@ -42,12 +42,19 @@ pub struct Engine {
     interaction: BTreeMap<String, f64>,
     /// By value id: how much its attribute takes part in ranking, in [0, 1].
     use_of: Vec<f64>,
+    /// Per offer, by value id: the larger of `use_of` and the use its own
+    /// interaction test gives the value's attribute for it
+    /// ([`History::offer_interaction_z`]); empty when that test is off.
+    offer_use_of: Vec<Vec<f64>>,
+    /// How many (offer, value) cells change detection cut to their latest
+    /// days ([`History::forget_changes`]).
+    changed_cells: usize,
     cache: HashMap<Vec<ValueId>, Arc<ContextPolicy>>,
     context: Vec<ValueId>,
 }
 
 impl Engine {
-    pub fn new(history: History, config: EngineConfig) -> Result<Self, SelectionError> {
+    pub fn new(mut history: History, config: EngineConfig) -> Result<Self, SelectionError> {
         check_config(&config, history.pool().len())?;
         let prior = history.prior(&config);
         let cold = (0..history.pool().len())
@@ -61,6 +68,35 @@ impl Engine {
                 attribute_use(*z, config.interaction_z, config.interaction_ramp)
             }));
         }
+        // After the interaction test: which attributes rank offers is judged
+        // on all the evidence, and only their cells are tested for a change.
+        let changed_cells = history.forget_changes(&config, &use_of);
+        let offer_use_of = if config.offer_interaction_z > 0.0 {
+            let by_offer = history.offer_interaction_z(&config, prior, &effects);
+            (0..history.pool().len())
+                .map(|offer| {
+                    let own = |value: usize| {
+                        history
+                            .value_name(value as ValueId)
+                            .and_then(|(name, _)| by_offer.get(&(offer, name.to_owned())))
+                            .map_or(0.0, |z| {
+                                attribute_use(
+                                    *z,
+                                    config.offer_interaction_z,
+                                    config.interaction_ramp,
+                                )
+                            })
+                    };
+                    use_of
+                        .iter()
+                        .enumerate()
+                        .map(|(value, attribute)| attribute.max(own(value)))
+                        .collect()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             history,
             config,
@@ -68,6 +104,8 @@ impl Engine {
             cold,
             interaction,
             use_of,
+            offer_use_of,
+            changed_cells,
             cache: HashMap::new(),
             context: Vec::new(),
         })
@@ -106,8 +144,19 @@ impl Engine {
             .collect()
     }
 
+    /// How many (offer, value) cells kept only their latest days because
+    /// their rate changed ([`History::forget_changes`]).
+    pub fn changed_cells(&self) -> usize {
+        self.changed_cells
+    }
+
     fn ranks(&self, value: ValueId) -> bool {
+        // In the context when its attribute ranks offers, or ranks one.
         self.use_of.get(value as usize).is_some_and(|w| *w > 0.0)
+            || self
+                .offer_use_of
+                .iter()
+                .any(|row| row.get(value as usize).is_some_and(|w| *w > 0.0))
     }
 
     /// Offers with fewer than `cold_below` assignments.
@@ -206,8 +255,13 @@ impl Engine {
         }
         let posteriors: Vec<(f64, f64)> = (0..self.history.pool().len())
             .map(|offer| {
-                self.history
-                    .posterior(offer, context, &self.use_of, &self.config, self.prior)
+                self.history.posterior(
+                    offer,
+                    context,
+                    self.offer_use_of.get(offer).unwrap_or(&self.use_of),
+                    &self.config,
+                    self.prior,
+                )
             })
             .collect();
         // Seeded by the context's names and values, not by its ids (which
@@ -243,7 +297,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::selection::{Counts, LearningCounter, Scope};
+    use crate::selection::{Counts, LearningCounter, Scope, DEFAULT_CHANGE_Z};
 
     fn pool(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("offer-{i}")).collect()
@@ -423,5 +477,142 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Two offers and two segments, a counter per offer, segment and day
+    /// (plus the offer's overall one) from day 0 to `today - 1`: in s1,
+    /// offer-1 at 6% and offer-0 at 2% throughout; in s0 the reverse until
+    /// `shift`, then as in s1. Each segment's first favourite is shown
+    /// 1,000 times a day there, the other offer 100 (a little exploration),
+    /// before and after the shift alike (the allocation has not caught up).
+    fn shifting(shift: u32, today: u32) -> Vec<LearningCounter> {
+        let mut counters = Vec::new();
+        for day in 0..today {
+            for offer in 0..2u64 {
+                let mut overall = Counts::default();
+                for segment in 0..2u64 {
+                    // Shown as the engine believed before the shift.
+                    let shown = if segment == 0 { 0 } else { 1 };
+                    let favourite = if segment == 0 && day < shift { 0 } else { 1 };
+                    let assigned = if offer == shown { 1_000 } else { 100 };
+                    let percent = if offer == favourite { 6 } else { 2 };
+                    let counts = Counts {
+                        assigned,
+                        clicked: 0,
+                        redeemed: assigned * percent / 100,
+                    };
+                    overall.assigned += counts.assigned;
+                    overall.redeemed += counts.redeemed;
+                    counters.push(LearningCounter {
+                        offer_id: format!("offer-{offer}"),
+                        scope: Scope::Attribute {
+                            name: "segment".into(),
+                            value: format!("s{segment}"),
+                        },
+                        day: Some(day),
+                        counts,
+                    });
+                }
+                counters.push(LearningCounter {
+                    offer_id: format!("offer-{offer}"),
+                    scope: Scope::Overall,
+                    day: Some(day),
+                    counts: overall,
+                });
+            }
+        }
+        counters
+    }
+
+    /// P(offer-1 first) for a user of s0, `days` after the shift on day 20.
+    fn newcomer_first(days: u32, change_z: f64) -> f64 {
+        let today = 20 + days;
+        let history =
+            History::discounted(pool(2), &shifting(20, today), today, 14.0).expect("history");
+        let mut config = EngineConfig::new(1, 7);
+        config.draws = 4_000;
+        config.change_z = change_z;
+        let mut engine = Engine::new(history, config).expect("engine");
+        let context = engine.context_of([("segment", "s0")]);
+        assert!(!context.is_empty(), "the segment ranks offers");
+        engine.policy(&context).marginal(0, 1)
+    }
+
+    #[test]
+    fn the_ranking_follows_a_change_of_favourite_within_days() {
+        // Before the shift, offer-0 leads in s0 either way.
+        assert!(newcomer_first(0, DEFAULT_CHANGE_Z) < 0.01);
+        // Two days of the new tastes: change detection drops the old counts
+        // of both cells, and offer-1 leads.
+        let detected = newcomer_first(2, DEFAULT_CHANGE_Z);
+        assert!(detected > 0.9, "{detected}");
+        // Without it, twenty days of discounted evidence still favour the
+        // old favourite.
+        let discounted = newcomer_first(2, 0.0);
+        assert!(discounted < 0.1, "{discounted}");
+    }
+
+    /// 30 offers and 4 segments, 1,000 assignments per offer and segment:
+    /// every offer at 2% in every segment but offer-0, at 5% in s0 and
+    /// 0.5% elsewhere (below the others overall).
+    fn one_offer_of_its_own() -> History {
+        let mut history = History::new(pool(30)).expect("pool");
+        for offer in 0..30 {
+            let mut overall = Counts::default();
+            for segment in 0..4 {
+                let redeemed = match (offer, segment) {
+                    (0, 0) => 50,
+                    (0, _) => 5,
+                    _ => 20,
+                };
+                let counts = Counts {
+                    assigned: 1_000,
+                    clicked: 0,
+                    redeemed,
+                };
+                overall.assigned += counts.assigned;
+                overall.redeemed += counts.redeemed;
+                history.add(&LearningCounter {
+                    offer_id: format!("offer-{offer}"),
+                    scope: Scope::Attribute {
+                        name: "segment".into(),
+                        value: format!("s{segment}"),
+                    },
+                    day: None,
+                    counts,
+                });
+            }
+            history.add(&LearningCounter {
+                offer_id: format!("offer-{offer}"),
+                scope: Scope::Overall,
+                day: None,
+                counts: overall,
+            });
+        }
+        history
+    }
+
+    #[test]
+    fn an_attribute_that_ranks_one_offer_ranks_it_for_that_offer() {
+        let first_in_s0 = |offer_interaction_z: f64| {
+            let mut config = config();
+            config.slots = 1;
+            config.offer_interaction_z = offer_interaction_z;
+            let mut engine = Engine::new(one_offer_of_its_own(), config).expect("engine");
+            // Diluted by the 29 offers it does not change, the segment's
+            // own test leaves it out.
+            assert!(
+                engine.ranking_attributes().is_empty(),
+                "{:?}",
+                engine.interaction()
+            );
+            let context = engine.context_of([("segment", "s0")]);
+            engine.policy(&context).marginal(0, 0)
+        };
+        let own = first_in_s0(4.0);
+        assert!(own > 0.9, "{own}");
+        // Without the offer's own test, offer-0 is below the others overall.
+        let attribute_only = first_in_s0(0.0);
+        assert!(attribute_only < 0.1, "{attribute_only}");
     }
 }

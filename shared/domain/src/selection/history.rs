@@ -80,6 +80,18 @@ impl Weighted {
         successes.min(self.assigned)
     }
 
+    /// `self + factor x other`, field by field (the squared weights by
+    /// factor², the undiscounted count by the factor's sign).
+    fn plus_scaled(&self, other: &Weighted, factor: f64) -> Weighted {
+        Weighted {
+            assigned: self.assigned + factor * other.assigned,
+            clicked: self.clicked + factor * other.clicked,
+            redeemed: self.redeemed + factor * other.redeemed,
+            assigned_squared: self.assigned_squared + factor * factor * other.assigned_squared,
+            undiscounted: self.undiscounted + factor.signum() * other.undiscounted,
+        }
+    }
+
     fn add(&mut self, counts: &Counts, weight: f64) {
         // Capped per bucket, as a whole counter would be.
         self.assigned += counts.assigned as f64 * weight;
@@ -208,7 +220,22 @@ pub struct History {
     /// Id -> (name, value), for a context's stable key.
     names: Vec<(String, String)>,
     by_value: HashMap<(usize, ValueId), Weighted>,
+    /// Per (offer, value) cell, the counts of its days younger than
+    /// [`CHANGE_SCAN_DAYS`], each as (age in days, discounted counts): where
+    /// change detection ([`History::forget_changes`]) may split its history.
+    /// Only dated counters go here (undated ones have no age).
+    recent: HashMap<(usize, ValueId), Vec<(u32, Weighted)>>,
 }
+
+/// How far back (in days) change detection looks for the day a cell's rate
+/// changed: two weeks, the default half-life. A change older than that has
+/// mostly been discounted away, and a split with only a few old days on
+/// its far side tests little.
+pub const CHANGE_SCAN_DAYS: u32 = 14;
+/// The least discounted assignments on each side of a split for it to be
+/// tested: below that, a rate differs from another by chance alone (a
+/// 5% offer has 2.5 redemptions in 50).
+pub const CHANGE_MIN_ASSIGNED: f64 = 50.0;
 
 impl History {
     /// An empty history of `pool` (offer ids, in the plan's order).
@@ -232,6 +259,7 @@ impl History {
             values: HashMap::new(),
             names: Vec::new(),
             by_value: HashMap::new(),
+            recent: HashMap::new(),
         })
     }
 
@@ -246,17 +274,17 @@ impl History {
     /// Adds a counter at full weight; counters of offers outside the pool
     /// are ignored. Returns whether it was used.
     pub fn add(&mut self, counter: &LearningCounter) -> bool {
-        self.add_weighted(counter, 1.0)
+        self.add_weighted(counter, 1.0, None)
     }
 
     /// Adds a counter discounted by its age on `today` (a UTC day) under
     /// `half_life` days ([`age_weight`]); undated counters weigh 1.
     pub fn add_dated(&mut self, counter: &LearningCounter, today: u32, half_life: f64) -> bool {
-        let age = counter.day.map_or(0, |day| today.saturating_sub(day));
-        self.add_weighted(counter, age_weight(age, half_life))
+        let age = counter.day.map(|day| today.saturating_sub(day));
+        self.add_weighted(counter, age_weight(age.unwrap_or(0), half_life), age)
     }
 
-    fn add_weighted(&mut self, counter: &LearningCounter, weight: f64) -> bool {
+    fn add_weighted(&mut self, counter: &LearningCounter, weight: f64, age: Option<u32>) -> bool {
         let Some(offer) = self.offer_index(&counter.offer_id) else {
             return false;
         };
@@ -268,9 +296,56 @@ impl History {
                     .entry((offer, id))
                     .or_default()
                     .add(&counter.counts, weight);
+                if let Some(age) = age.filter(|&age| age < CHANGE_SCAN_DAYS) {
+                    let mut counts = Weighted::default();
+                    counts.add(&counter.counts, weight);
+                    self.recent
+                        .entry((offer, id))
+                        .or_default()
+                        .push((age, counts));
+                }
             }
         }
         true
+    }
+
+    /// Change detection: drops a cell's old counts when its latest days'
+    /// rate differs significantly from them (tastes changed), so that the
+    /// engine follows the change at once instead of waiting for the
+    /// half-life to discount the old rate away.
+    ///
+    /// Each (offer, value) cell of an attribute that ranks offers
+    /// (`use_of[value] > 0`) with counts younger than [`CHANGE_SCAN_DAYS`]
+    /// is split, at each such day, into the days up to that age and the
+    /// older ones (both with at least [`CHANGE_MIN_ASSIGNED`] discounted
+    /// assignments); the split whose two rates differ most (a two-sample z
+    /// score of the discounted counts, the pooled rate's variance with each
+    /// side's Σ weight² x assignments) is taken. When its |z| reaches
+    /// `config.change_z`, the cell keeps only the counts after the split:
+    /// its estimate restarts from the recent days (backed off to the
+    /// offer's overall rate as any little-seen cell is). Deterministic: a
+    /// function of the counters alone, tested afresh at every plan.
+    /// Offers' overall counts are not tested: they mix the values in
+    /// proportions the engine itself changes as it learns. Returns how many
+    /// cells were cut.
+    pub fn forget_changes(&mut self, config: &EngineConfig, use_of: &[f64]) -> usize {
+        if !(config.change_z.is_finite() && config.change_z > 0.0) {
+            return 0;
+        }
+        let mut cut: Vec<((usize, ValueId), Weighted)> = Vec::new();
+        for (&(offer, value), days) in &self.recent {
+            if !use_of.get(value as usize).is_some_and(|use_| *use_ > 0.0) {
+                continue;
+            }
+            let total = self.for_value(offer, value);
+            if let Some(newer) = significant_change(total, days, config) {
+                cut.push(((offer, value), newer));
+            }
+        }
+        for (cell, newer) in &cut {
+            self.by_value.insert(*cell, *newer);
+        }
+        cut.len()
     }
 
     /// One more assignment of `offer` to a user with `attributes`, and its
@@ -535,6 +610,45 @@ impl History {
             .collect()
     }
 
+    /// Per (offer, attribute name), the interaction test of
+    /// [`History::interaction_z`] on the offer's own cells alone: X² of its
+    /// values' rewards against its overall mean times each value's effect,
+    /// as a z score against its degrees of freedom (its values less one).
+    /// An attribute that changes few offers' ranks (4 of 48 offers with
+    /// segments of their own) is diluted in the attribute's test by the
+    /// offers it does not change; an offer's own test sees it sooner.
+    pub fn offer_interaction_z(
+        &self,
+        config: &EngineConfig,
+        prior: Prior,
+        effects: &[f64],
+    ) -> HashMap<(usize, String), f64> {
+        let means = self.overall_means(config, prior);
+        let mut sums: HashMap<(usize, &str), (f64, u64)> = HashMap::new();
+        for (&(offer, value), counts) in &self.by_value {
+            let (Some((name, _)), Some(mean)) = (self.value_name(value), means.get(offer)) else {
+                continue;
+            };
+            if counts.assigned <= 0.0 {
+                continue;
+            }
+            let effect = effects.get(value as usize).copied().unwrap_or(1.0);
+            let rate = (mean * effect).clamp(1e-9, 1.0 - 1e-9);
+            let expected = counts.assigned * rate;
+            let observed = counts.rewarded(config.reward);
+            let variance = counts.assigned_squared * rate * (1.0 - rate);
+            let entry = sums.entry((offer, name)).or_default();
+            entry.0 += (observed - expected).powi(2) / variance;
+            entry.1 += 1;
+        }
+        sums.into_iter()
+            .map(|((offer, name), (x2, cells))| {
+                let df = (cells as f64 - 1.0).max(1.0);
+                ((offer, name.to_owned()), (x2 - df) / (2.0 * df).sqrt())
+            })
+            .collect()
+    }
+
     /// The context's key: its value ids, sorted, without duplicates.
     pub fn context_of<'a>(
         &self,
@@ -557,6 +671,48 @@ impl History {
             .map(|(name, value)| (name.to_owned(), value.to_owned()))
             .collect()
     }
+}
+
+/// The counts after a cell's most significant split, when its |z| reaches
+/// `config.change_z` (see [`History::forget_changes`]); `days` are the
+/// cell's recent (age, counts), `total` all its counts.
+fn significant_change(
+    total: Weighted,
+    days: &[(u32, Weighted)],
+    config: &EngineConfig,
+) -> Option<Weighted> {
+    let mut by_age: BTreeMap<u32, Weighted> = BTreeMap::new();
+    for (age, counts) in days {
+        let day = by_age.entry(*age).or_default();
+        *day = day.plus_scaled(counts, 1.0);
+    }
+    let pooled = (total.rewarded(config.reward) + 1.0) / (total.assigned + 2.0);
+    let mut newer = Weighted::default();
+    let mut best: Option<(f64, Weighted)> = None;
+    for counts in by_age.values() {
+        newer = newer.plus_scaled(counts, 1.0);
+        let older = total.plus_scaled(&newer, -1.0);
+        if newer.assigned < CHANGE_MIN_ASSIGNED || older.assigned < CHANGE_MIN_ASSIGNED {
+            continue;
+        }
+        let gap = newer.rewarded(config.reward) / newer.assigned
+            - older.rewarded(config.reward) / older.assigned;
+        let variance = pooled
+            * (1.0 - pooled)
+            * (newer.assigned_squared / newer.assigned.powi(2)
+                + older.assigned_squared / older.assigned.powi(2));
+        let z = gap.abs() / variance.sqrt();
+        if z.is_finite() && best.is_none_or(|(most, _)| z > most) {
+            best = Some((z, newer));
+        }
+    }
+    let (z, mut newer) = best?;
+    if z < config.change_z {
+        return None;
+    }
+    // Still an offer that was shown: cold or not by all its assignments.
+    newer.undiscounted = total.undiscounted;
+    Some(newer)
 }
 
 /// How much an attribute with interaction score `z` takes part in ranking:
@@ -630,6 +786,18 @@ pub fn check_config(config: &EngineConfig, pool: usize) -> Result<(), SelectionE
         return Err(SelectionError::Setting(format!(
             "halfLife must be at least 0.1 days (infinite: never forget); got {}",
             config.half_life
+        )));
+    }
+    if !finite_in(config.offer_interaction_z, 0.0, 1e6) {
+        return Err(SelectionError::Setting(format!(
+            "offer interaction z must be in [0, 1000000] (0: the attribute's test only); got {}",
+            config.offer_interaction_z
+        )));
+    }
+    if !finite_in(config.change_z, 0.0, 1e6) {
+        return Err(SelectionError::Setting(format!(
+            "change z must be in [0, 1000000] (0: no change detection); got {}",
+            config.change_z
         )));
     }
     if !finite_in(config.interaction_ramp, 0.0, 1e6) {
@@ -886,5 +1054,66 @@ mod tests {
         // Without the effects, the tier's scaling would look like an interaction.
         let ignored = history.interaction_z(&config, prior, &[]);
         assert!(ignored["tier"] > z["tier"] + 5.0, "{ignored:?}");
+    }
+
+    /// One offer's counters in s0 over days 0..today, 1,000 a day at 5%,
+    /// then at `after` (per thousand) from day `shift` on.
+    fn one_cell(shift: u32, after: u64, today: u32) -> History {
+        let counters: Vec<LearningCounter> = (0..today)
+            .map(|day| {
+                let redeemed = if day < shift { 50 } else { after };
+                dated(counter("a", attr("segment", "s0"), 1_000, redeemed), day)
+            })
+            .collect();
+        History::discounted(vec!["a".into(), "b".into()], &counters, today, 14.0).expect("history")
+    }
+
+    #[test]
+    fn a_cell_whose_rate_changed_keeps_only_its_days_since() {
+        let config = EngineConfig::new(1, 1);
+        let mut history = one_cell(20, 20, 23);
+        let s0 = history.value_id("segment", "s0").expect("s0");
+        let before = history.for_value(0, s0);
+        assert_eq!(history.forget_changes(&config, &[1.0]), 1);
+        let after = history.for_value(0, s0);
+        // Days 20-22 (ages 1-3) at 2%: 60 redemptions, discounted.
+        let expected: f64 = (1..=3).map(|age| 1_000.0 * age_weight(age, 14.0)).sum();
+        assert!((after.assigned - expected).abs() < 1e-6, "{after:?}");
+        assert!((after.redeemed / after.assigned - 0.02).abs() < 1e-9);
+        // Still not a cold offer: it was shown.
+        assert_eq!(after.undiscounted, before.undiscounted);
+    }
+
+    #[test]
+    fn a_stable_cell_or_one_of_an_attribute_left_out_keeps_everything() {
+        let config = EngineConfig::new(1, 1);
+        let mut stable = one_cell(20, 50, 23);
+        let s0 = stable.value_id("segment", "s0").expect("s0");
+        let before = stable.for_value(0, s0);
+        assert_eq!(stable.forget_changes(&config, &[1.0]), 0);
+        assert_eq!(stable.for_value(0, s0), before);
+        // A change, but the segment ranks no offer (weight 0): not tested.
+        let mut ignored = one_cell(20, 20, 23);
+        assert_eq!(ignored.forget_changes(&config, &[0.0]), 0);
+        // A change, with detection off.
+        let off = EngineConfig {
+            change_z: 0.0,
+            ..EngineConfig::new(1, 1)
+        };
+        assert_eq!(one_cell(20, 20, 23).forget_changes(&off, &[1.0]), 0);
+    }
+
+    #[test]
+    fn a_change_older_than_the_scan_keeps_the_scanned_days() {
+        // 25 days since the change: the split is at most 13 days back, and
+        // those days are all at the new rate.
+        let mut history = one_cell(20, 20, 45);
+        assert_eq!(history.forget_changes(&EngineConfig::new(1, 1), &[1.0]), 1);
+        let s0 = history.value_id("segment", "s0").expect("s0");
+        let after = history.for_value(0, s0);
+        assert!((after.redeemed / after.assigned - 0.02).abs() < 1e-9);
+        let ages = 1..CHANGE_SCAN_DAYS;
+        let expected: f64 = ages.map(|age| 1_000.0 * age_weight(age, 14.0)).sum();
+        assert!((after.assigned - expected).abs() < 1e-6, "{after:?}");
     }
 }

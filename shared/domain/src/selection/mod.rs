@@ -26,7 +26,7 @@ pub use history::{Counts, History, LearningCounter, Reward, Scope, Weighted};
 pub use record::SelectionRecord;
 
 /// The name and version of the learned policy, as `selection.policy` says it.
-pub const POLICY: &str = "thompson-backoff/3";
+pub const POLICY: &str = "thompson-backoff/4";
 /// The name and version of the holdout's policy: k offers uniformly at random.
 pub const HOLDOUT_POLICY: &str = "uniform/1";
 
@@ -87,6 +87,18 @@ pub struct EngineConfig {
     pub cold_below: u64,
     /// Rankings precomputed per context.
     pub draws: u32,
+    /// Change detection: the z score at which an (offer, value) cell's
+    /// latest days are taken to differ from its older ones, which it then
+    /// forgets ([`History::forget_changes`]); 0: never.
+    pub change_z: f64,
+    /// The z score of an offer's own interaction test
+    /// ([`History::offer_interaction_z`]) from which an attribute ranks that
+    /// offer even when the attribute's test leaves it out (its use rising
+    /// over `interaction_ramp` as the attribute's does); 0 (the default):
+    /// never. Not on by default: from 4 it lifted the long pool at 100,000
+    /// users above context-free Thompson sampling but cost the behaviour
+    /// world up to 4.5 points (docs/selection.md, "Variants tried").
+    pub offer_interaction_z: f64,
 }
 
 /// The half-life of outcomes, in days, when the plan gives none: 14. A
@@ -100,6 +112,15 @@ pub const DEFAULT_HALF_LIFE: f64 = 14.0;
 /// threshold from one plan to the next does not switch the attribute on
 /// and off.
 pub const DEFAULT_INTERACTION_RAMP: f64 = 3.0;
+
+/// The z score of a change in an (offer, value) cell's rate at which its
+/// older counts are dropped: 2.5. A cell's split is tested at each of its
+/// last 14 days, so a stable cell crosses it more often than once in 80
+/// (the nominal two-sided 1.2%); a false alarm costs that cell its old
+/// counts, which it learns again within days (the stable worlds lost no
+/// measurable reward, docs/selection.md), while 3 and 4 followed the
+/// shift world less well.
+pub const DEFAULT_CHANGE_Z: f64 = 2.5;
 
 /// The prior's weight when the plan gives none.
 pub const DEFAULT_PRIOR_WEIGHT: f64 = 20.0;
@@ -123,6 +144,8 @@ impl EngineConfig {
             exploration: 0.05,
             cold_below: 100,
             draws: DEFAULT_DRAWS,
+            change_z: DEFAULT_CHANGE_Z,
+            offer_interaction_z: 0.0,
         }
     }
 }

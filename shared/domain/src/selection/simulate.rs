@@ -54,11 +54,13 @@ pub struct Tuning {
     pub attribute_weight: Option<f64>,
     pub prior_weight: Option<f64>,
     pub exploration: Option<f64>,
+    pub change_z: Option<f64>,
+    pub offer_interaction_z: Option<f64>,
 }
 
 impl Tuning {
     /// Sets one setting by name (`halfLife`, `z`, `ramp`, `confidence`,
-    /// `attributeWeight`, `priorWeight`, `exploration`).
+    /// `attributeWeight`, `priorWeight`, `exploration`, `changeZ`, `offerZ`).
     pub fn set(&mut self, name: &str, value: f64) -> Result<(), String> {
         let slot = match name {
             "halfLife" => &mut self.half_life,
@@ -68,6 +70,8 @@ impl Tuning {
             "attributeWeight" => &mut self.attribute_weight,
             "priorWeight" => &mut self.prior_weight,
             "exploration" => &mut self.exploration,
+            "changeZ" => &mut self.change_z,
+            "offerZ" => &mut self.offer_interaction_z,
             _ => return Err(format!("unknown setting {name:?}")),
         };
         *slot = Some(value);
@@ -99,6 +103,8 @@ impl Tuning {
         set(&mut config.attribute_weight, self.attribute_weight);
         set(&mut config.exploration, self.exploration);
         set(&mut config.prior_weight, self.prior_weight);
+        set(&mut config.change_z, self.change_z);
+        set(&mut config.offer_interaction_z, self.offer_interaction_z);
     }
 }
 
