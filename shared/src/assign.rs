@@ -51,9 +51,10 @@ pub async fn load_catalog<'a, C: CatalogReader>(
     let mut wanted: Vec<String> = Vec::new();
     let mut seen = HashSet::new();
     for assignment in assignments {
-        for id in std::iter::once(&assignment.offer_id).chain(assignment.template_id.as_ref()) {
-            if seen.insert(id.clone()) {
-                wanted.push(id.clone());
+        let offer_id = assignment.offer_id.as_str();
+        for id in std::iter::once(offer_id).chain(assignment.template_id.as_deref()) {
+            if seen.insert(id.to_owned()) {
+                wanted.push(id.to_owned());
             }
         }
     }

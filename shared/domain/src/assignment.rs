@@ -4,10 +4,9 @@
 use crate::canonical::canonical_json;
 use crate::challenge::{parse_challenge, Challenge, ChallengeFields};
 use crate::dates::parse_timestamp;
-use crate::ids::{CampaignId, InvalidId, PersonalizedOfferId, UserId};
+use crate::ids::{CampaignId, InvalidId, OfferId, PersonalizedOfferId, UserId};
 use crate::limits::{
-    item_problem, key_problem, quote, MAX_ID_BYTES, MAX_PARTITION_KEY_BYTES, MAX_ROW_ATTRIBUTES,
-    MAX_SORT_KEY_BYTES,
+    item_problem, key_problem, quote, MAX_ID_BYTES, MAX_ROW_ATTRIBUTES, MAX_SORT_KEY_BYTES,
 };
 use crate::rejection::{ReasonCode, Rejection};
 use crate::rules::Rules;
@@ -33,8 +32,8 @@ pub enum AssignmentSource {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment {
-    pub user_id: String,
-    pub offer_id: String,
+    pub user_id: UserId,
+    pub offer_id: OfferId,
     pub template_id: Option<String>,
     pub campaign_id: Option<CampaignId>,
     pub start_date: DateTime<Utc>,
@@ -59,7 +58,7 @@ pub fn parse_pending_row(
     now: DateTime<Utc>,
 ) -> Result<Assignment, Rejection> {
     let row_fields = RowFields(row);
-    let user_id = row_fields.required_key("userId", MAX_PARTITION_KEY_BYTES)?;
+    let user_id: UserId = row_fields.required_id("userId")?;
     let sort_key = row_fields.required_key("sortKey", MAX_SORT_KEY_BYTES)?;
     check_storable(row, "the row")?;
     read_assignment_id(row)?;
@@ -78,7 +77,7 @@ pub fn parse_pending_row(
         sort_key: sort_key.to_owned(),
         task_id: fields.task_id.clone(),
     };
-    let mut assignment = fields.assemble(user_id, challenge_status, source, now)?;
+    let mut assignment = fields.assemble(&user_id, challenge_status, source, now)?;
     assignment.selection = selection;
     Ok(assignment)
 }
@@ -212,12 +211,9 @@ impl SupportRequest {
             agent: agent.to_owned(),
             reason: self.reason.clone(),
         };
-        self.fields.clone().assemble(
-            user_id.as_str(),
-            self.challenge_status.as_deref(),
-            source,
-            now,
-        )
+        self.fields
+            .clone()
+            .assemble(user_id, self.challenge_status.as_deref(), source, now)
     }
 }
 
@@ -242,7 +238,7 @@ pub fn parse_support_request(
 /// against each other (dates) or parsed (challenge).
 #[derive(Debug, Clone, PartialEq)]
 struct AssignmentFields {
-    offer_id: String,
+    offer_id: OfferId,
     template_id: Option<String>,
     campaign_id: Option<CampaignId>,
     task_id: Option<String>,
@@ -260,7 +256,7 @@ impl AssignmentFields {
         let fields = RowFields(map);
         let owned = |text: Option<&str>| text.map(str::to_owned);
         Ok(Self {
-            offer_id: fields.required_key("offerId", MAX_ID_BYTES)?.to_owned(),
+            offer_id: fields.required_id("offerId")?,
             campaign_id: fields.optional_id("campaignId")?,
             task_id: owned(fields.optional_key("taskId")?),
             template_id: owned(fields.optional_key("templateId")?),
@@ -280,7 +276,7 @@ impl AssignmentFields {
     /// Checks the dates, then the challenge, and makes the assignment.
     fn assemble(
         self,
-        user_id: &str,
+        user_id: &UserId,
         challenge_status: Option<&str>,
         source: AssignmentSource,
         now: DateTime<Utc>,
@@ -296,7 +292,7 @@ impl AssignmentFields {
             &self.offer_id,
         )?;
         Ok(Assignment {
-            user_id: user_id.to_owned(),
+            user_id: user_id.clone(),
             offer_id: self.offer_id,
             template_id: self.template_id,
             campaign_id: self.campaign_id,
@@ -417,6 +413,14 @@ impl<'a> RowFields<'a> {
             Some(problem) => Err(invalid_row(problem)),
             None => Ok(text),
         }
+    }
+
+    /// A typed id that must be given: what its constructor accepts.
+    fn required_id<Id>(&self, name: &str) -> Result<Id, Rejection>
+    where
+        Id: for<'t> TryFrom<&'t str, Error = InvalidId>,
+    {
+        Id::try_from(self.required_string(name)?).map_err(|InvalidId(problem)| invalid_row(problem))
     }
 
     /// An optional typed id: absent, or what its constructor accepts.

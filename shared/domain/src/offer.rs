@@ -294,7 +294,7 @@ pub fn build_offer(
         })?;
     let offer = PersonalizedOffer {
         personalized_offer_id,
-        user_id: assignment.user_id.clone(),
+        user_id: assignment.user_id.to_string(),
         offer_id: config.id.clone(),
         template_id: template.id.clone(),
         campaign_id: assignment.campaign_id.clone(),
@@ -414,8 +414,8 @@ mod tests {
 
     fn assignment(offer_id: &str, template_id: Option<&str>) -> Assignment {
         Assignment {
-            user_id: "user-1".into(),
-            offer_id: offer_id.into(),
+            user_id: crate::ids::UserId::literal("user-1"),
+            offer_id: crate::ids::OfferId::literal(offer_id),
             template_id: template_id.map(Into::into),
             campaign_id: Some(CampaignId::literal("camp-1")),
             start_date: at("2024-01-01T00:00:00Z"),
