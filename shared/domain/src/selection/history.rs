@@ -579,25 +579,13 @@ impl History {
             values: BTreeSet<ValueId>,
             offers: BTreeSet<usize>,
         }
-        let means = self.overall_means(config, prior);
         let mut by_name: BTreeMap<&str, Sums> = BTreeMap::new();
-        for (&(offer, value), counts) in &self.by_value {
-            let (Some((name, _)), Some(mean)) = (self.value_name(value), means.get(offer)) else {
-                continue;
-            };
-            if counts.assigned <= 0.0 {
-                continue;
-            }
-            let effect = effects.get(value as usize).copied().unwrap_or(1.0);
-            let rate = (mean * effect).clamp(1e-9, 1.0 - 1e-9);
-            let expected = counts.assigned * rate;
-            let observed = counts.rewarded(config.reward);
-            let variance = counts.assigned_squared * rate * (1.0 - rate);
-            let sums = by_name.entry(name).or_default();
-            sums.x2 += (observed - expected).powi(2) / variance;
+        for cell in self.interaction_cells(config, prior, effects) {
+            let sums = by_name.entry(cell.name).or_default();
+            sums.x2 += cell.x2;
             sums.cells += 1;
-            sums.values.insert(value);
-            sums.offers.insert(offer);
+            sums.values.insert(cell.value);
+            sums.offers.insert(cell.offer);
         }
         by_name
             .into_iter()
@@ -623,22 +611,10 @@ impl History {
         prior: Prior,
         effects: &[f64],
     ) -> HashMap<(usize, String), f64> {
-        let means = self.overall_means(config, prior);
         let mut sums: HashMap<(usize, &str), (f64, u64)> = HashMap::new();
-        for (&(offer, value), counts) in &self.by_value {
-            let (Some((name, _)), Some(mean)) = (self.value_name(value), means.get(offer)) else {
-                continue;
-            };
-            if counts.assigned <= 0.0 {
-                continue;
-            }
-            let effect = effects.get(value as usize).copied().unwrap_or(1.0);
-            let rate = (mean * effect).clamp(1e-9, 1.0 - 1e-9);
-            let expected = counts.assigned * rate;
-            let observed = counts.rewarded(config.reward);
-            let variance = counts.assigned_squared * rate * (1.0 - rate);
-            let entry = sums.entry((offer, name)).or_default();
-            entry.0 += (observed - expected).powi(2) / variance;
+        for cell in self.interaction_cells(config, prior, effects) {
+            let entry = sums.entry((cell.offer, cell.name)).or_default();
+            entry.0 += cell.x2;
             entry.1 += 1;
         }
         sums.into_iter()
@@ -647,6 +623,39 @@ impl History {
                 ((offer, name.to_owned()), (x2 - df) / (2.0 * df).sqrt())
             })
             .collect()
+    }
+
+    /// Every (offer, value) cell with assignments and its term of Pearson's
+    /// X²: its rewards against the offer's overall mean times the value's
+    /// effect, the cell's variance that of its discounted count. Both
+    /// interaction tests sum these terms, by attribute or by offer.
+    fn interaction_cells<'a>(
+        &'a self,
+        config: &'a EngineConfig,
+        prior: Prior,
+        effects: &'a [f64],
+    ) -> impl Iterator<Item = InteractionCell<'a>> + 'a {
+        let means = self.overall_means(config, prior);
+        self.by_value
+            .iter()
+            .filter_map(move |(&(offer, value), counts)| {
+                let (name, _) = self.value_name(value)?;
+                let mean = *means.get(offer)?;
+                if counts.assigned <= 0.0 {
+                    return None;
+                }
+                let effect = effects.get(value as usize).copied().unwrap_or(1.0);
+                let rate = (mean * effect).clamp(1e-9, 1.0 - 1e-9);
+                let expected = counts.assigned * rate;
+                let observed = counts.rewarded(config.reward);
+                let variance = counts.assigned_squared * rate * (1.0 - rate);
+                Some(InteractionCell {
+                    offer,
+                    value,
+                    name,
+                    x2: (observed - expected).powi(2) / variance,
+                })
+            })
     }
 
     /// The context's key: its value ids, sorted, without duplicates.
@@ -671,6 +680,14 @@ impl History {
             .map(|(name, value)| (name.to_owned(), value.to_owned()))
             .collect()
     }
+}
+
+/// One (offer, value) cell's part in an interaction test.
+struct InteractionCell<'a> {
+    offer: usize,
+    value: ValueId,
+    name: &'a str,
+    x2: f64,
 }
 
 /// The counts after a cell's most significant split, when its |z| reaches
