@@ -10,6 +10,9 @@
 #
 #   scripts/bench-vw.sh [SEEDS] [USERS] [WORLDS]
 #   e.g. scripts/bench-vw.sh "1 2 3 4 5" 100000 "segments long-pool shift"
+# WORLDS may include `sanity`: a check of the driver itself on a world with a
+# strong signal (scripts/vw_sanity_world.py; SANITY_RATES="HIGH LOW", default
+# "0.3 0.03"), Vowpal Wabbit only.
 # Extra Vowpal Wabbit settings: VW_SETTINGS="name=--args ..." (space-free
 # names; one per line).
 set -euo pipefail
@@ -41,6 +44,14 @@ SETTINGS="${VW_SETTINGS:-$DEFAULT_SETTINGS}"
 mapfile -t SETTING_LIST <<<"$SETTINGS"
 
 for world in $WORLDS; do
+  if [ "$world" = sanity ]; then
+    file="$OUT/sanity.jsonl"
+    # shellcheck disable=SC2086 # two numbers
+    python3 scripts/vw_sanity_world.py "$file" ${SANITY_RATES:-0.3 0.03}
+    "$VENV/bin/python" scripts/bench_vw.py "$file" "${SETTING_LIST[@]}"
+    rm -f "$file"
+    continue
+  fi
   for seed in $SEEDS; do
     file="$OUT/$world-$seed-$USERS.jsonl"
     # The engine's and the baselines' figures, one JSON line.
